@@ -1,0 +1,3 @@
+module github.com/muckwatch/muckwatch
+
+go 1.26

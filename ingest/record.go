@@ -1,0 +1,106 @@
+// Package ingest owns muckwatch's wire contract and its Kafka input: it decodes and validates GPS
+// fixes, camera/sensor events and officer positions from JSON records, rejects bad input with a
+// named, counted reason (bound for the dead-letter topic), and runs the kafka-go consumer group that
+// hands batches downstream and commits their offsets only after the downstream handler has
+// durably written them.
+package ingest
+
+import "time"
+
+// Source says where a record came from in Kafka; it travels with every decoded record so that a
+// downstream reject or a stored row can point back at the exact offset.
+type Source struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// Fix is one GPS fix from a truck terminal, decoded and validated. Coordinates are WGS-84.
+type Fix struct {
+	FixID      string // event_id from the wire, else derived from vehicle and device time
+	VehicleID  string // normalised plate, e.g. 粤B12345
+	Time       time.Time
+	Lat, Lon   float64
+	SpeedKmh   float32 // valid only if HasSpeed
+	HasSpeed   bool
+	Heading    float32 // degrees clockwise from north, valid only if HasHeading
+	HasHeading bool
+	ACC        bool   // ignition on
+	Lifted     bool   // dump body raised
+	Alarm      uint32 // terminal alarm bits (JT/T 808)
+	Src        Source
+}
+
+// EventKind is the kind of a camera- or sensor-derived event.
+type EventKind uint8
+
+// The event kinds of the wire contract.
+const (
+	KindUnknown EventKind = iota
+	KindGateEntry
+	KindGateExit
+	KindWeigh
+	KindCoverOpen
+	KindSpillage
+	KindPlateCapture
+	KindMuddyWheels
+)
+
+var eventKindNames = [...]string{"unknown", "gate_entry", "gate_exit", "weigh", "cover_open", "spillage", "plate_capture", "muddy_wheels"}
+
+// String returns the wire name of k.
+func (k EventKind) String() string {
+	if int(k) < len(eventKindNames) {
+		return eventKindNames[k]
+	}
+	return "unknown"
+}
+
+// ParseEventKind returns the kind with wire name s, or KindUnknown.
+func ParseEventKind(s string) EventKind {
+	for i, n := range eventKindNames {
+		if i > 0 && n == s {
+			return EventKind(i)
+		}
+	}
+	return KindUnknown
+}
+
+// Event is a camera- or sensor-derived event: a gate camera seeing a truck enter or exit a site,
+// a weigh station or load sensor reading, a road camera seeing an open cover or spillage.
+type Event struct {
+	EventID     string
+	VehicleID   string
+	Time        time.Time
+	Kind        EventKind
+	Source      string // camera or station id
+	SiteID      string // optional
+	Lat, Lon    float64
+	HasPos      bool
+	LoadKg      float64
+	HasLoad     bool
+	CoverClosed bool
+	HasCover    bool
+	Confidence  float32 // 0..1; 1 when absent
+	Src         Source
+}
+
+// OfficerPosition is an enforcement officer's position from a handheld.
+type OfficerPosition struct {
+	OfficerID string
+	Time      time.Time
+	Lat, Lon  float64
+	Available bool
+	Src       Source
+}
+
+// Reject is a record that could not be accepted, with its original bytes and the reason. It is
+// what the dead-letter topic and the rejects table receive.
+type Reject struct {
+	Src      Source
+	Key      []byte
+	Value    []byte
+	Reason   Reason
+	Detail   string // what exactly was wrong and where, e.g. `field "lat": 123.4 is out of range [-90, 90]`
+	Received time.Time
+}
