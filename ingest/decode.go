@@ -1,0 +1,480 @@
+package ingest
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// DecodeConfig bounds what a valid record looks like.
+type DecodeConfig struct {
+	// MaxFuture is how far a record's device time may be ahead of the time it reached Kafka.
+	MaxFuture time.Duration `yaml:"max_future"`
+	// MaxAge is how far a record's device time may be behind the time it reached Kafka.
+	MaxAge time.Duration `yaml:"max_age"`
+	// MaxRecordBytes is the largest record accepted.
+	MaxRecordBytes int `yaml:"max_record_bytes"`
+	// MaxSpeedKmh is the highest reported speed accepted.
+	MaxSpeedKmh float64 `yaml:"max_speed_kmh"`
+	// MaxLoadKg is the highest weighed load accepted.
+	MaxLoadKg float64 `yaml:"max_load_kg"`
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c DecodeConfig) WithDefaults() DecodeConfig {
+	if c.MaxFuture == 0 {
+		c.MaxFuture = 5 * time.Minute
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = 7 * 24 * time.Hour
+	}
+	if c.MaxRecordBytes == 0 {
+		c.MaxRecordBytes = 64 << 10
+	}
+	if c.MaxSpeedKmh == 0 {
+		c.MaxSpeedKmh = 200
+	}
+	if c.MaxLoadKg == 0 {
+		c.MaxLoadKg = 200_000
+	}
+	return c
+}
+
+// Validate reports the first invalid field.
+func (c DecodeConfig) Validate() error {
+	switch {
+	case c.MaxFuture < 0:
+		return fmt.Errorf("decode.max_future must not be negative, got %s", c.MaxFuture)
+	case c.MaxAge <= 0:
+		return fmt.Errorf("decode.max_age must be positive, got %s", c.MaxAge)
+	case c.MaxRecordBytes < 256 || c.MaxRecordBytes > 16<<20:
+		return fmt.Errorf("decode.max_record_bytes must be within [256, 16 MiB], got %d", c.MaxRecordBytes)
+	case c.MaxSpeedKmh <= 0:
+		return fmt.Errorf("decode.max_speed_kmh must be positive, got %g", c.MaxSpeedKmh)
+	case c.MaxLoadKg <= 0:
+		return fmt.Errorf("decode.max_load_kg must be positive, got %g", c.MaxLoadKg)
+	}
+	return nil
+}
+
+// Decoder decodes and validates wire records. It keeps a scratch buffer between calls and does
+// not keep the caller's bytes; a Decoder is not safe for concurrent use.
+type Decoder struct {
+	cfg       DecodeConfig
+	normalize func(string) string
+	sc        objectScanner
+}
+
+// NewDecoder returns a decoder for cfg (defaults applied). normalize turns a plate as sent into its
+// canonical form (see city.NormalizePlate); nil keeps plates as sent.
+func NewDecoder(cfg DecodeConfig, normalize func(string) string) *Decoder {
+	return &Decoder{cfg: cfg.WithDefaults(), normalize: normalize}
+}
+
+// The longest id accepted, in bytes. Chinese plates are 7–8 runes (up to 24 bytes).
+const maxIDBytes = 64
+
+func reject(r Reason, format string, args ...any) error {
+	return &RejectError{Reason: r, Detail: fmt.Sprintf(format, args...)}
+}
+
+// fields collects which members were present.
+type fields uint32
+
+func (f *fields) set(bit fields)     { *f |= bit }
+func (f fields) has(bit fields) bool { return f&bit != 0 }
+
+const (
+	fVehicle fields = 1 << iota
+	fTS
+	fLat
+	fLon
+	fSpeed
+	fHeading
+	fEventID
+	fKind
+	fSource
+	fLoad
+	fCover
+	fConfidence
+	fOfficer
+	fAvailable
+)
+
+func typeError(key string, want valueKind, got *jsonValue) error {
+	return reject(ReasonMalformed, "field %q must be a %s, got %s", key, want, got.kind)
+}
+
+func (d *Decoder) str(key string, v *jsonValue) (string, error) {
+	if v.kind != kindString {
+		return "", typeError(key, kindString, v)
+	}
+	return string(v.str), nil
+}
+
+func (d *Decoder) id(key string, v *jsonValue) (string, error) {
+	if v.kind != kindString {
+		return "", typeError(key, kindString, v)
+	}
+	if len(v.str) > maxIDBytes {
+		return "", reject(ReasonInvalidID, "field %q is %d bytes long, the limit is %d", key, len(v.str), maxIDBytes)
+	}
+	for i := 0; i < len(v.str); {
+		r, n := utf8.DecodeRune(v.str[i:])
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			return "", reject(ReasonInvalidID, "field %q has an invalid or control character at byte %d", key, i)
+		}
+		i += n
+	}
+	return string(v.str), nil
+}
+
+func float(key string, v *jsonValue) (float64, error) {
+	if v.kind != kindNumber {
+		return 0, typeError(key, kindNumber, v)
+	}
+	f, err := strconv.ParseFloat(string(v.raw), 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, reject(ReasonInvalidNumber, "field %q: %.40s is not a finite number", key, v.raw)
+	}
+	return f, nil
+}
+
+func integer(key string, v *jsonValue) (int64, error) {
+	if v.kind != kindNumber {
+		return 0, typeError(key, kindNumber, v)
+	}
+	n, err := strconv.ParseInt(string(v.raw), 10, 64)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(string(v.raw), 64)
+		if ferr != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+			return 0, reject(ReasonInvalidNumber, "field %q: %.40s is not an integer", key, v.raw)
+		}
+		n = int64(f)
+	}
+	return n, nil
+}
+
+func boolean(key string, v *jsonValue) (bool, error) {
+	switch v.kind {
+	case kindBool:
+		return v.b, nil
+	case kindNumber: // terminals often send 0/1
+		if len(v.raw) == 1 && (v.raw[0] == '0' || v.raw[0] == '1') {
+			return v.raw[0] == '1', nil
+		}
+	}
+	return false, typeError(key, kindBool, v)
+}
+
+func inRange(key string, x, lo, hi float64) error {
+	if x < lo || x > hi {
+		return reject(ReasonOutOfRange, "field %q: %g is out of range [%g, %g]", key, x, lo, hi)
+	}
+	return nil
+}
+
+// checkTime validates a device time in Unix milliseconds against ref, the time the record
+// reached Kafka.
+func (d *Decoder) checkTime(ms int64, ref time.Time) (time.Time, error) {
+	if ms < 100_000_000_000 && ms > -100_000_000_000 {
+		return time.Time{}, reject(ReasonStaleTimestamp, "field \"ts\": %d looks like Unix seconds or is near 1970; the contract is Unix epoch milliseconds", ms)
+	}
+	t := time.UnixMilli(ms).UTC()
+	if t.After(ref.Add(d.cfg.MaxFuture)) {
+		return t, reject(ReasonFutureTimestamp, "field \"ts\": %s is %s ahead of the record's arrival at %s (limit %s)",
+			t.Format(time.RFC3339Nano), t.Sub(ref).Round(time.Second), ref.UTC().Format(time.RFC3339), d.cfg.MaxFuture)
+	}
+	if t.Before(ref.Add(-d.cfg.MaxAge)) {
+		return t, reject(ReasonStaleTimestamp, "field \"ts\": %s is %s older than the record's arrival at %s (limit %s)",
+			t.Format(time.RFC3339Nano), ref.Sub(t).Round(time.Second), ref.UTC().Format(time.RFC3339), d.cfg.MaxAge)
+	}
+	return t, nil
+}
+
+func checkPosition(lat, lon float64) error {
+	if err := inRange("lat", lat, -90, 90); err != nil {
+		return err
+	}
+	if err := inRange("lon", lon, -180, 180); err != nil {
+		return err
+	}
+	if lat == 0 && lon == 0 {
+		return reject(ReasonOutOfRange, "fields \"lat\", \"lon\": 0,0 is a terminal's no-fix value, not a position")
+	}
+	return nil
+}
+
+// required names a field that must be present.
+type required struct {
+	bit  fields
+	name string
+}
+
+// The required fields of each record type, in the order they are reported when missing.
+var (
+	fixRequired     = [...]required{{fVehicle, "vehicle_id"}, {fTS, "ts"}, {fLat, "lat"}, {fLon, "lon"}}
+	eventRequired   = [...]required{{fEventID, "event_id"}, {fVehicle, "vehicle_id"}, {fTS, "ts"}, {fKind, "kind"}, {fSource, "source"}}
+	officerRequired = [...]required{{fOfficer, "officer_id"}, {fTS, "ts"}, {fLat, "lat"}, {fLon, "lon"}}
+)
+
+func missing(have fields, req []required) error {
+	for _, r := range req {
+		if !have.has(r.bit) {
+			return reject(ReasonMissingField, "required field %q is missing", r.name)
+		}
+	}
+	return nil
+}
+
+func (d *Decoder) size(value []byte) error {
+	if len(value) > d.cfg.MaxRecordBytes {
+		return reject(ReasonTooLarge, "record is %d bytes, the limit is %d", len(value), d.cfg.MaxRecordBytes)
+	}
+	if len(value) == 0 {
+		return reject(ReasonMalformed, "record is empty")
+	}
+	return nil
+}
+
+func (d *Decoder) plate(s string) (string, error) {
+	if d.normalize != nil {
+		s = d.normalize(s)
+	}
+	if s == "" {
+		return "", reject(ReasonMissingField, "required field \"vehicle_id\" is empty")
+	}
+	return s, nil
+}
+
+// DecodeFix decodes a muck.gps record into f. ref is when the record reached Kafka (its
+// timestamp), against which device time is judged.
+func (d *Decoder) DecodeFix(value []byte, ref time.Time, f *Fix) error {
+	if err := d.size(value); err != nil {
+		return err
+	}
+	*f = Fix{}
+	var have fields
+	var ms int64
+	d.sc.reset(value)
+	err := d.sc.each(func(key []byte, v *jsonValue) error {
+		if v.kind == kindNull {
+			return nil // null means absent
+		}
+		var err error
+		switch string(key) {
+		case "vehicle_id":
+			f.VehicleID, err = d.id("vehicle_id", v)
+			have.set(fVehicle)
+		case "ts":
+			ms, err = integer("ts", v)
+			have.set(fTS)
+		case "lat":
+			f.Lat, err = float("lat", v)
+			have.set(fLat)
+		case "lon":
+			f.Lon, err = float("lon", v)
+			have.set(fLon)
+		case "speed_kmh":
+			var s float64
+			if s, err = float("speed_kmh", v); err == nil {
+				if err = inRange("speed_kmh", s, 0, d.cfg.MaxSpeedKmh); err == nil {
+					f.SpeedKmh, f.HasSpeed = float32(s), true
+				}
+			}
+		case "heading":
+			var h float64
+			if h, err = float("heading", v); err == nil {
+				if err = inRange("heading", h, 0, 360); err == nil {
+					f.Heading, f.HasHeading = float32(h), true
+				}
+			}
+		case "acc":
+			f.ACC, err = boolean("acc", v)
+		case "lifted":
+			f.Lifted, err = boolean("lifted", v)
+		case "alarm":
+			var a int64
+			if a, err = integer("alarm", v); err == nil {
+				if a < 0 || a > math.MaxUint32 {
+					err = reject(ReasonOutOfRange, "field \"alarm\": %d is not a 32-bit set of alarm flags", a)
+				}
+				f.Alarm = uint32(a)
+			}
+		case "event_id":
+			f.FixID, err = d.id("event_id", v)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := missing(have, fixRequired[:]); err != nil {
+		return err
+	}
+	if f.VehicleID, err = d.plate(f.VehicleID); err != nil {
+		return err
+	}
+	if err := checkPosition(f.Lat, f.Lon); err != nil {
+		return err
+	}
+	if f.Time, err = d.checkTime(ms, ref); err != nil {
+		return err
+	}
+	if f.FixID == "" {
+		f.FixID = DeriveFixID(f.VehicleID, ms)
+	}
+	return nil
+}
+
+// DeriveFixID is the id of a fix sent without event_id: the vehicle and its device time, so that
+// a re-sent fix gets the same id and is stored once.
+func DeriveFixID(vehicle string, ms int64) string {
+	b := make([]byte, 0, len(vehicle)+21)
+	b = append(b, vehicle...)
+	b = append(b, '@')
+	b = strconv.AppendInt(b, ms, 10)
+	return string(b)
+}
+
+// DecodeEvent decodes a muck.events record into e.
+func (d *Decoder) DecodeEvent(value []byte, ref time.Time, e *Event) error {
+	if err := d.size(value); err != nil {
+		return err
+	}
+	*e = Event{Confidence: 1}
+	var have fields
+	var ms int64
+	var kind string
+	d.sc.reset(value)
+	err := d.sc.each(func(key []byte, v *jsonValue) error {
+		if v.kind == kindNull {
+			return nil
+		}
+		var err error
+		switch string(key) {
+		case "event_id":
+			e.EventID, err = d.id("event_id", v)
+			have.set(fEventID)
+		case "vehicle_id":
+			e.VehicleID, err = d.id("vehicle_id", v)
+			have.set(fVehicle)
+		case "ts":
+			ms, err = integer("ts", v)
+			have.set(fTS)
+		case "kind":
+			kind, err = d.str("kind", v)
+			have.set(fKind)
+		case "source":
+			e.Source, err = d.id("source", v)
+			have.set(fSource)
+		case "site_id":
+			e.SiteID, err = d.id("site_id", v)
+		case "lat":
+			e.Lat, err = float("lat", v)
+			have.set(fLat)
+		case "lon":
+			e.Lon, err = float("lon", v)
+			have.set(fLon)
+		case "load_kg":
+			if e.LoadKg, err = float("load_kg", v); err == nil {
+				err = inRange("load_kg", e.LoadKg, 0, d.cfg.MaxLoadKg)
+				e.HasLoad = true
+			}
+		case "cover_closed":
+			e.CoverClosed, err = boolean("cover_closed", v)
+			e.HasCover = true
+		case "confidence":
+			var c float64
+			if c, err = float("confidence", v); err == nil {
+				err = inRange("confidence", c, 0, 1)
+				e.Confidence = float32(c)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := missing(have, eventRequired[:]); err != nil {
+		return err
+	}
+	if e.EventID == "" {
+		return reject(ReasonMissingField, "required field \"event_id\" is empty")
+	}
+	if e.Kind = ParseEventKind(kind); e.Kind == KindUnknown {
+		return reject(ReasonUnknownKind, "field \"kind\": %.40q is not one of gate_entry, gate_exit, weigh, cover_open, spillage, plate_capture, muddy_wheels", kind)
+	}
+	if e.VehicleID, err = d.plate(e.VehicleID); err != nil {
+		return err
+	}
+	switch {
+	case have.has(fLat) != have.has(fLon):
+		return reject(ReasonMissingField, "fields \"lat\" and \"lon\" must come together")
+	case have.has(fLat):
+		if err := checkPosition(e.Lat, e.Lon); err != nil {
+			return err
+		}
+		e.HasPos = true
+	}
+	if e.Kind == KindWeigh && !e.HasLoad {
+		return reject(ReasonMissingField, "a weigh event needs field \"load_kg\"")
+	}
+	if e.Time, err = d.checkTime(ms, ref); err != nil {
+		return err
+	}
+	return nil
+}
+
+// DecodeOfficer decodes a muck.officers record into o.
+func (d *Decoder) DecodeOfficer(value []byte, ref time.Time, o *OfficerPosition) error {
+	if err := d.size(value); err != nil {
+		return err
+	}
+	*o = OfficerPosition{Available: true}
+	var have fields
+	var ms int64
+	d.sc.reset(value)
+	err := d.sc.each(func(key []byte, v *jsonValue) error {
+		if v.kind == kindNull {
+			return nil
+		}
+		var err error
+		switch string(key) {
+		case "officer_id":
+			o.OfficerID, err = d.id("officer_id", v)
+			have.set(fOfficer)
+		case "ts":
+			ms, err = integer("ts", v)
+			have.set(fTS)
+		case "lat":
+			o.Lat, err = float("lat", v)
+			have.set(fLat)
+		case "lon":
+			o.Lon, err = float("lon", v)
+			have.set(fLon)
+		case "available":
+			o.Available, err = boolean("available", v)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := missing(have, officerRequired[:]); err != nil {
+		return err
+	}
+	if o.OfficerID == "" {
+		return reject(ReasonMissingField, "required field \"officer_id\" is empty")
+	}
+	if err := checkPosition(o.Lat, o.Lon); err != nil {
+		return err
+	}
+	if o.Time, err = d.checkTime(ms, ref); err != nil {
+		return err
+	}
+	return nil
+}
