@@ -1,0 +1,338 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/muckwatch/muckwatch/detectors"
+	"github.com/muckwatch/muckwatch/ingest"
+)
+
+// Batch is what one ClickHouse.Write stores. Reuse it: Reset empties it and keeps the capacity.
+type Batch struct {
+	Fixes    []ingest.Fix
+	Events   []ingest.Event
+	Officers []ingest.OfficerPosition
+	Changes  []detectors.Change
+	Rejects  []ingest.Reject
+}
+
+// Reset empties b, keeping its slices' capacity. It clears the elements so that the batch does
+// not keep the last records' strings and byte slices alive.
+func (b *Batch) Reset() {
+	clear(b.Fixes)
+	clear(b.Events)
+	clear(b.Officers)
+	clear(b.Changes)
+	clear(b.Rejects)
+	b.Fixes, b.Events, b.Officers, b.Changes, b.Rejects = b.Fixes[:0], b.Events[:0], b.Officers[:0], b.Changes[:0], b.Rejects[:0]
+}
+
+// Len returns the number of records in b.
+func (b *Batch) Len() int {
+	return len(b.Fixes) + len(b.Events) + len(b.Officers) + len(b.Changes) + len(b.Rejects)
+}
+
+// colSpec is one column of a table: its name, and how to build the column's values from the
+// rows, in a buffer that is reused from insert to insert.
+type colSpec[T any] struct {
+	name  string
+	build func(rows []T, now int64, buf any) any // returns a []E for E the column's Go type
+	clear func(buf any)                          // drops references held by the buffer
+}
+
+// col is a column whose value is get(row).
+func col[T, E any](name string, get func(r *T) E) colSpec[T] {
+	return colSpec[T]{
+		name: name,
+		build: func(rows []T, _ int64, buf any) any {
+			out, _ := buf.([]E)
+			out = out[:0]
+			for i := range rows {
+				out = append(out, get(&rows[i]))
+			}
+			return out
+		},
+		clear: clearBuf[E],
+	}
+}
+
+// nowCol is a column holding the time of the insert in Unix seconds (ingested_at).
+func nowCol[T any](name string) colSpec[T] {
+	return colSpec[T]{
+		name: name,
+		build: func(rows []T, now int64, buf any) any {
+			out, _ := buf.([]int64)
+			out = out[:0]
+			for range rows {
+				out = append(out, now)
+			}
+			return out
+		},
+		clear: clearBuf[int64],
+	}
+}
+
+func clearBuf[E any](buf any) {
+	b, _ := buf.([]E)
+	clear(b)
+}
+
+// inserter inserts rows of type T into one table.
+type inserter[T any] struct {
+	c     *ClickHouse
+	table string
+	query string // INSERT INTO db.table (col, …): ClickHouse 18.16 needs the explicit list
+	cols  []colSpec[T]
+	bufs  sync.Pool // of *[]any, one buffer per column
+
+	rows, errors, retries prometheus.Counter
+	batchRows, seconds    prometheus.Observer
+}
+
+func newInserter[T any](c *ClickHouse, table string, cols []colSpec[T]) *inserter[T] {
+	names := make([]string, len(cols))
+	for i, cs := range cols {
+		names[i] = cs.name
+	}
+	return &inserter[T]{
+		c:         c,
+		table:     table,
+		query:     "INSERT INTO " + c.cfg.Database + "." + table + " (" + strings.Join(names, ", ") + ")",
+		cols:      cols,
+		rows:      c.m.rows.WithLabelValues(table),
+		errors:    c.m.errors.WithLabelValues(table),
+		retries:   c.m.retries.WithLabelValues(table),
+		batchRows: c.m.batchRows.WithLabelValues(table),
+		seconds:   c.m.seconds.WithLabelValues(table),
+	}
+}
+
+func (in *inserter[T]) getBufs() *[]any {
+	if v, ok := in.bufs.Get().(*[]any); ok {
+		return v
+	}
+	b := make([]any, len(in.cols))
+	return &b
+}
+
+func (in *inserter[T]) putBufs(b *[]any) {
+	for i, cs := range in.cols {
+		cs.clear((*b)[i])
+	}
+	in.bufs.Put(b)
+}
+
+// insert inserts rows (nothing when empty), retrying transient failures with exponential
+// back-off, and returns when ClickHouse acknowledged them.
+func (in *inserter[T]) insert(ctx context.Context, rows []T, now int64) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	bufs := in.getBufs()
+	defer in.putBufs(bufs)
+	for i, cs := range in.cols {
+		(*bufs)[i] = cs.build(rows, now, (*bufs)[i])
+	}
+	cfg := &in.c.cfg
+	backoff := cfg.RetryBackoff
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		err := in.send(ctx, *bufs)
+		if err == nil {
+			in.seconds.Observe(time.Since(start).Seconds())
+			in.rows.Add(float64(len(rows)))
+			in.batchRows.Observe(float64(len(rows)))
+			in.c.m.up.Set(1)
+			return nil
+		}
+		in.errors.Inc()
+		retry := transient(err)
+		if retry {
+			in.c.m.up.Set(0)
+		}
+		if ctx.Err() != nil || !retry || attempt >= cfg.WriteAttempts {
+			return fmt.Errorf("cannot insert %d rows into %s after %d attempts: %w", len(rows), in.table, attempt, err)
+		}
+		in.c.log.Warn("ClickHouse insert failed, retrying", "table", in.table, "rows", len(rows),
+			"attempt", attempt, "backoff", backoff, "err", err)
+		if !sleepCtx(ctx, backoff) {
+			return fmt.Errorf("cannot insert %d rows into %s: %w (last error: %w)", len(rows), in.table, ctx.Err(), err)
+		}
+		in.retries.Inc()
+		backoff = min(2*backoff, cfg.MaxRetryBackoff)
+	}
+}
+
+// send makes one attempt: prepare the insert, append the columns, send and wait for the
+// server's acknowledgement.
+func (in *inserter[T]) send(ctx context.Context, bufs []any) error {
+	bt, err := in.c.conn.PrepareBatch(ctx, in.query)
+	if err != nil {
+		return err
+	}
+	defer bt.Close()
+	for i, b := range bufs {
+		if err := bt.Column(i).Append(b); err != nil {
+			_ = bt.Abort()
+			return fmt.Errorf("column %s: %w", in.cols[i].name, err)
+		}
+	}
+	return bt.Send()
+}
+
+// clampUnix returns t in Unix seconds within the range of ClickHouse's DateTime (UInt32): the
+// zero time (an open alert's end) and anything before 1970 become 0.
+func clampUnix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return min(max(t.Unix(), 0), 1<<32-1)
+}
+
+// unixMilli returns t in Unix milliseconds, and 0 for the zero time.
+func unixMilli(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func u8(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func positionColumns() []colSpec[ingest.Fix] {
+	type r = ingest.Fix
+	return []colSpec[r]{
+		col("fix_id", func(f *r) string { return f.FixID }),
+		col("vehicle_id", func(f *r) string { return f.VehicleID }),
+		col("ts", func(f *r) int64 { return clampUnix(f.Time) }),
+		col("ts_ms", func(f *r) int64 { return unixMilli(f.Time) }),
+		col("lat", func(f *r) float64 { return f.Lat }),
+		col("lon", func(f *r) float64 { return f.Lon }),
+		col("speed_kmh", func(f *r) float32 { return f.SpeedKmh }),
+		col("has_speed", func(f *r) uint8 { return u8(f.HasSpeed) }),
+		col("heading", func(f *r) float32 { return f.Heading }),
+		col("has_heading", func(f *r) uint8 { return u8(f.HasHeading) }),
+		col("acc", func(f *r) uint8 { return u8(f.ACC) }),
+		col("lifted", func(f *r) uint8 { return u8(f.Lifted) }),
+		col("alarm", func(f *r) uint32 { return f.Alarm }),
+		col("topic", func(f *r) string { return f.Src.Topic }),
+		col("kafka_partition", func(f *r) int32 { return f.Src.Partition }),
+		col("kafka_offset", func(f *r) int64 { return f.Src.Offset }),
+		nowCol[r]("ingested_at"),
+	}
+}
+
+func eventColumns() []colSpec[ingest.Event] {
+	type r = ingest.Event
+	return []colSpec[r]{
+		col("event_id", func(e *r) string { return e.EventID }),
+		col("vehicle_id", func(e *r) string { return e.VehicleID }),
+		col("ts", func(e *r) int64 { return clampUnix(e.Time) }),
+		col("ts_ms", func(e *r) int64 { return unixMilli(e.Time) }),
+		col("kind", func(e *r) string { return e.Kind.String() }),
+		col("source", func(e *r) string { return e.Source }),
+		col("site_id", func(e *r) string { return e.SiteID }),
+		col("lat", func(e *r) float64 { return e.Lat }),
+		col("lon", func(e *r) float64 { return e.Lon }),
+		col("has_pos", func(e *r) uint8 { return u8(e.HasPos) }),
+		col("load_kg", func(e *r) float64 { return e.LoadKg }),
+		col("has_load", func(e *r) uint8 { return u8(e.HasLoad) }),
+		col("cover_closed", func(e *r) uint8 { return u8(e.CoverClosed) }),
+		col("has_cover", func(e *r) uint8 { return u8(e.HasCover) }),
+		col("confidence", func(e *r) float32 { return e.Confidence }),
+		col("topic", func(e *r) string { return e.Src.Topic }),
+		col("kafka_partition", func(e *r) int32 { return e.Src.Partition }),
+		col("kafka_offset", func(e *r) int64 { return e.Src.Offset }),
+		nowCol[r]("ingested_at"),
+	}
+}
+
+func officerColumns() []colSpec[ingest.OfficerPosition] {
+	type r = ingest.OfficerPosition
+	return []colSpec[r]{
+		col("officer_id", func(o *r) string { return o.OfficerID }),
+		col("ts", func(o *r) int64 { return clampUnix(o.Time) }),
+		col("ts_ms", func(o *r) int64 { return unixMilli(o.Time) }),
+		col("lat", func(o *r) float64 { return o.Lat }),
+		col("lon", func(o *r) float64 { return o.Lon }),
+		col("available", func(o *r) uint8 { return u8(o.Available) }),
+		col("topic", func(o *r) string { return o.Src.Topic }),
+		col("kafka_partition", func(o *r) int32 { return o.Src.Partition }),
+		col("kafka_offset", func(o *r) int64 { return o.Src.Offset }),
+		nowCol[r]("ingested_at"),
+	}
+}
+
+func rejectColumns() []colSpec[ingest.Reject] {
+	type r = ingest.Reject
+	return []colSpec[r]{
+		col("topic", func(j *r) string { return j.Src.Topic }),
+		col("kafka_partition", func(j *r) int32 { return j.Src.Partition }),
+		col("kafka_offset", func(j *r) int64 { return j.Src.Offset }),
+		col("reason", func(j *r) string { return string(j.Reason) }),
+		col("detail", func(j *r) string { return j.Detail }),
+		col("key", func(j *r) string { return string(j.Key) }),
+		col("value", func(j *r) string { return string(j.Value) }),
+		col("received_at", func(j *r) int64 { return clampUnix(j.Received) }),
+		col("received_ms", func(j *r) int64 { return unixMilli(j.Received) }),
+	}
+}
+
+// alertSnapshotColumns are the columns of the alert snapshot that alerts and alert_changes share.
+func alertSnapshotColumns() []colSpec[detectors.Change] {
+	type r = detectors.Change
+	return []colSpec[r]{
+		col("rule", func(c *r) string { return string(c.Alert.Rule) }),
+		col("severity", func(c *r) string { return string(c.Alert.Severity) }),
+		col("phase", func(c *r) string { return string(c.Alert.Phase) }),
+		col("status", func(c *r) string { return string(c.Alert.Status) }),
+		col("vehicle_id", func(c *r) string { return c.Alert.VehicleID }),
+		col("company", func(c *r) string { return c.Alert.Company }),
+		col("permit_id", func(c *r) string { return c.Alert.PermitID }),
+		col("place", func(c *r) string { return c.Alert.Place }),
+		col("district", func(c *r) string { return c.Alert.District }),
+		col("start_time", func(c *r) int64 { return clampUnix(c.Alert.Start) }),
+		col("start_ms", func(c *r) int64 { return unixMilli(c.Alert.Start) }),
+		col("end_time", func(c *r) int64 { return clampUnix(c.Alert.End) }),
+		col("end_ms", func(c *r) int64 { return unixMilli(c.Alert.End) }),
+		col("lat", func(c *r) float64 { return c.Alert.Lat }),
+		col("lon", func(c *r) float64 { return c.Alert.Lon }),
+		col("value", func(c *r) float64 { return c.Alert.Value }),
+		col("limit_value", func(c *r) float64 { return c.Alert.Limit }),
+		col("evidence", func(c *r) string { return c.Alert.Evidence }),
+	}
+}
+
+func alertColumns() []colSpec[detectors.Change] {
+	type r = detectors.Change
+	cols := []colSpec[r]{col("id", func(c *r) string { return c.Alert.ID })}
+	cols = append(cols, alertSnapshotColumns()...)
+	return append(cols,
+		col("version", func(c *r) uint64 { return c.Alert.Version }),
+		col("updated_at", func(c *r) int64 { return clampUnix(c.Alert.Updated) }),
+		col("updated_ms", func(c *r) int64 { return unixMilli(c.Alert.Updated) }),
+	)
+}
+
+func changeColumns() []colSpec[detectors.Change] {
+	type r = detectors.Change
+	cols := []colSpec[r]{
+		col("alert_id", func(c *r) string { return c.Alert.ID }),
+		col("version", func(c *r) uint64 { return c.Alert.Version }),
+		col("kind", func(c *r) string { return string(c.Kind) }),
+		col("changed_at", func(c *r) int64 { return clampUnix(c.Alert.Updated) }),
+		col("changed_ms", func(c *r) int64 { return unixMilli(c.Alert.Updated) }),
+	}
+	return append(cols, alertSnapshotColumns()...)
+}

@@ -1,0 +1,448 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/muckwatch/muckwatch/detectors"
+)
+
+func count(t *testing.T, c *ClickHouse, query string, args ...any) uint64 {
+	t.Helper()
+	var n uint64
+	if err := c.Conn().QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+func TestOpenClickHouse(t *testing.T) {
+	c := openTestDB(t, nil, nil)
+	if v := c.ServerVersion(); !regexpVersion.MatchString(v) {
+		t.Errorf("ServerVersion() = %q", v)
+	}
+	t.Logf("ClickHouse %s", c.ServerVersion())
+	if err := c.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenClickHouseFails(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry() // shared: a failed open registers nothing, so it can be retried
+	f := func(cfg ClickHouseConfig, want string) {
+		t.Helper()
+		_, err := OpenClickHouse(ctx, cfg, nil, reg)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("OpenClickHouse(%+v) = %v, want an error with %q", cfg, err, want)
+		}
+	}
+	f(ClickHouseConfig{}, "addr: at least one")
+	f(ClickHouseConfig{Addr: []string{chAddr}, PasswordEnv: "MUCKWATCH_TEST_UNSET_PASSWORD"}, "MUCKWATCH_TEST_UNSET_PASSWORD")
+	// nothing listens there
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	f(ClickHouseConfig{Addr: []string{addr}, DialTimeout: time.Second}, "cannot ping ClickHouse")
+	f(ClickHouseConfig{Addr: []string{addr}, DialTimeout: time.Second}, "cannot ping ClickHouse")
+	c, err := OpenClickHouse(ctx, ClickHouseConfig{Addr: []string{chAddr}}, nil, reg)
+	if err != nil {
+		t.Fatalf("OpenClickHouse after failed attempts: %v", err)
+	}
+	c.Close()
+}
+
+func TestMigrateIdempotent(t *testing.T) {
+	ctx := context.Background()
+	c := openTestDB(t, nil, nil) // migrated once
+	if err := c.Migrate(ctx); err != nil {
+		t.Fatalf("second Migrate: %v", err)
+	}
+	got, err := c.AppliedMigrations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := Migrations(c.Database())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []int
+	for _, m := range ms[1:] {
+		want = append(want, m.Version)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("applied migrations = %v, want %v", got, want)
+	}
+	if n := count(t, c, "SELECT count() FROM "+c.Database()+".schema_migrations FINAL"); n != uint64(len(want)) {
+		t.Errorf("schema_migrations has %d rows, want %d", n, len(want))
+	}
+	rows, err := c.Conn().Query(ctx, "SELECT name, engine FROM system.tables WHERE database = ? ORDER BY name", c.Database())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	tables := map[string]string{}
+	for rows.Next() {
+		var name, engine string
+		if err := rows.Scan(&name, &engine); err != nil {
+			t.Fatal(err)
+		}
+		tables[name] = engine
+	}
+	wantTables := map[string]string{
+		"schema_migrations":   "ReplacingMergeTree",
+		"positions":           "ReplacingMergeTree",
+		"events":              "ReplacingMergeTree",
+		"officer_positions":   "ReplacingMergeTree",
+		"rejects":             "ReplacingMergeTree",
+		"alerts":              "ReplacingMergeTree",
+		"alert_changes":       "ReplacingMergeTree",
+		"violations_daily":    "AggregatingMergeTree",
+		"violations_daily_mv": "MaterializedView",
+	}
+	if !reflect.DeepEqual(tables, wantTables) {
+		t.Errorf("tables = %v, want %v", tables, wantTables)
+	}
+}
+
+func TestWriteReadBack(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	c := openTestDB(t, reg, nil)
+	db := c.Database()
+	b := testBatch()
+	if err := c.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	wantCounts := map[string]uint64{"positions": 6, "events": 1, "officer_positions": 1, "alerts": 1, "alert_changes": 1, "rejects": 1}
+	for table, want := range wantCounts {
+		if n := count(t, c, "SELECT count() FROM "+db+"."+table); n != want {
+			t.Errorf("%s has %d rows, want %d", table, n, want)
+		}
+		if got := metricValue(t, c.m.rows.WithLabelValues(table)); got != float64(want) {
+			t.Errorf("muckwatch_clickhouse_rows_total{table=%q} = %v, want %d", table, got, want)
+		}
+	}
+	if up := metricValue(t, c.m.up); up != 1 {
+		t.Errorf("muckwatch_clickhouse_up = %v", up)
+	}
+
+	// a fix, exactly, with its millisecond device time
+	f := b.Fixes[3]
+	var (
+		fixID, vehicle, topic             string
+		ts, ingested                      time.Time
+		tsMs, offset                      int64
+		lat, lon                          float64
+		speed, heading                    float32
+		hasSpeed, hasHeading, acc, lifted uint8
+		alarm                             uint32
+		partition                         int32
+	)
+	err := c.Conn().QueryRow(ctx, `SELECT fix_id, vehicle_id, ts, ts_ms, lat, lon, speed_kmh, has_speed, heading,
+		has_heading, acc, lifted, alarm, topic, kafka_partition, kafka_offset, ingested_at
+		FROM `+db+`.positions FINAL WHERE vehicle_id = ? AND fix_id = ?`, f.VehicleID, f.FixID).
+		Scan(&fixID, &vehicle, &ts, &tsMs, &lat, &lon, &speed, &hasSpeed, &heading, &hasHeading, &acc, &lifted,
+			&alarm, &topic, &partition, &offset, &ingested)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []any{fixID, vehicle, ts.Unix(), time.UnixMilli(tsMs).UTC(), lat, lon, speed, hasSpeed, heading, hasHeading, acc, lifted, alarm, topic, partition, offset}
+	want := []any{f.FixID, f.VehicleID, f.Time.Unix(), f.Time, f.Lat, f.Lon, f.SpeedKmh, uint8(1), f.Heading, uint8(0), uint8(1), uint8(0), f.Alarm, f.Src.Topic, f.Src.Partition, f.Src.Offset}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("positions row\n got %v\nwant %v", got, want)
+	}
+	if d := time.Since(ingested); d < -time.Minute || d > time.Minute {
+		t.Errorf("ingested_at = %v, not now", ingested)
+	}
+
+	// the event, the officer position and the reject's original bytes
+	var kind, site string
+	var loadKg float64
+	var conf float32
+	var evMs int64
+	if err := c.Conn().QueryRow(ctx, "SELECT kind, site_id, load_kg, confidence, ts_ms FROM "+db+".events FINAL").
+		Scan(&kind, &site, &loadKg, &conf, &evMs); err != nil {
+		t.Fatal(err)
+	}
+	if e := b.Events[0]; kind != "weigh" || site != e.SiteID || loadKg != e.LoadKg || conf != e.Confidence || evMs != e.Time.UnixMilli() {
+		t.Errorf("events row = %q %q %v %v %v", kind, site, loadKg, conf, evMs)
+	}
+	var officer string
+	var available uint8
+	var offMs int64
+	if err := c.Conn().QueryRow(ctx, "SELECT officer_id, available, ts_ms FROM "+db+".officer_positions FINAL").
+		Scan(&officer, &available, &offMs); err != nil {
+		t.Fatal(err)
+	}
+	if o := b.Officers[0]; officer != o.OfficerID || available != 1 || offMs != o.Time.UnixMilli() {
+		t.Errorf("officer_positions row = %q %v %v", officer, available, offMs)
+	}
+	var key, value, reason string
+	if err := c.Conn().QueryRow(ctx, "SELECT key, value, reason FROM "+db+".rejects FINAL").Scan(&key, &value, &reason); err != nil {
+		t.Fatal(err)
+	}
+	if r := b.Rejects[0]; key != string(r.Key) || value != string(r.Value) || reason != string(r.Reason) {
+		t.Errorf("rejects row = %q %q %q", key, value, reason)
+	}
+	var endTime time.Time
+	var endMs, startMs int64
+	var company string
+	if err := c.Conn().QueryRow(ctx, "SELECT end_time, end_ms, start_ms, company FROM "+db+".alerts FINAL").
+		Scan(&endTime, &endMs, &startMs, &company); err != nil {
+		t.Fatal(err)
+	}
+	if endTime.Unix() != 0 || endMs != 0 || startMs != base.UnixMilli() || company != b.Changes[0].Alert.Company {
+		t.Errorf("alerts row of an open alert = end %v %d start %d %q", endTime, endMs, startMs, company)
+	}
+
+	// A replay of the same batch collapses: exact counts with FINAL now, plain counts after the
+	// merge that OPTIMIZE … FINAL forces (ClickHouse runs it in the background on its own).
+	if err := c.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	for table, want := range wantCounts {
+		if n := count(t, c, "SELECT count() FROM "+db+"."+table+" FINAL"); n != want {
+			t.Errorf("after a replay %s FINAL has %d rows, want %d", table, n, want)
+		}
+		if err := c.Conn().Exec(ctx, "OPTIMIZE TABLE "+db+"."+table+" FINAL"); err != nil {
+			t.Fatal(err)
+		}
+		if n := count(t, c, "SELECT count() FROM "+db+"."+table); n != want {
+			t.Errorf("after a replay and OPTIMIZE FINAL %s has %d rows, want %d", table, n, want)
+		}
+	}
+	if n := count(t, c, "SELECT uniqExact(fix_id) FROM "+db+".positions"); n != 6 {
+		t.Errorf("uniqExact(fix_id) = %d", n)
+	}
+}
+
+func TestWriteAlertVersions(t *testing.T) {
+	ctx := context.Background()
+	c := openTestDB(t, nil, nil)
+	db := c.Database()
+	opened := testAlert("a-1", 1, detectors.ChangeOpened)
+	escalated := testAlert("a-1", 2, detectors.ChangeEscalated)
+	escalated.Alert.Severity = detectors.SeveritySevere
+	resolved := testAlert("a-1", 3, detectors.ChangeResolved)
+	resolved.Alert.Severity = detectors.SeveritySevere
+	other := testAlert("a-2", 1, detectors.ChangeOpened)
+	other.Alert.VehicleID = "粤BD7788"
+	// the opened change is written twice, as after a replay
+	for _, changes := range [][]detectors.Change{{opened}, {opened, escalated}, {resolved, other}} {
+		if err := c.Write(ctx, &Batch{Changes: changes}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var status, severity string
+	var version uint64
+	var endMs int64
+	if err := c.Conn().QueryRow(ctx, `SELECT argMax(status, version), argMax(severity, version), max(version),
+		argMax(end_ms, version) FROM `+db+`.alerts WHERE id = ?`, "a-1").Scan(&status, &severity, &version, &endMs); err != nil {
+		t.Fatal(err)
+	}
+	if status != "resolved" || severity != "severe" || version != 3 || endMs != resolved.Alert.End.UnixMilli() {
+		t.Errorf("latest version of a-1 = %s %s v%d end %d", status, severity, version, endMs)
+	}
+	if n := count(t, c, "SELECT count() FROM "+db+".alerts FINAL"); n != 2 {
+		t.Errorf("alerts FINAL has %d rows, want 2", n)
+	}
+	if n := count(t, c, "SELECT count() FROM "+db+".alert_changes FINAL"); n != 4 {
+		t.Errorf("alert_changes FINAL has %d rows, want 4", n)
+	}
+	var day time.Time
+	var n uint64
+	if err := c.Conn().QueryRow(ctx, `SELECT day, uniqExactMerge(alerts) FROM `+db+`.violations_daily
+		WHERE rule = 'speeding' GROUP BY day`).Scan(&day, &n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 || day.Format(time.DateOnly) != base.Format(time.DateOnly) {
+		t.Errorf("violations_daily = %v: %d alerts, want %s: 2", day, n, base.Format(time.DateOnly))
+	}
+	if n := count(t, c, `SELECT uniqExactMerge(alerts) FROM `+db+`.violations_daily WHERE company = ? AND district = ?`,
+		opened.Alert.Company, opened.Alert.District); n != 2 {
+		t.Errorf("violations_daily by company and district = %d, want 2", n)
+	}
+}
+
+func TestWriteEmptyBatch(t *testing.T) {
+	c := openTestDB(t, nil, nil)
+	if err := c.Write(context.Background(), &Batch{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// flakyProxy forwards TCP connections to ClickHouse, except that it can cut every open
+// connection and refuse the next ones, as a restarting server or a broken network would.
+type flakyProxy struct {
+	l       net.Listener
+	target  string
+	refuse  atomic.Int64 // connections still to refuse
+	mu      sync.Mutex
+	conns   []net.Conn
+	wg      sync.WaitGroup
+	accepts atomic.Int64
+}
+
+func newFlakyProxy(t *testing.T, target string) *flakyProxy {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &flakyProxy{l: l, target: target}
+	p.wg.Add(1)
+	go p.serve()
+	t.Cleanup(func() {
+		l.Close()
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *flakyProxy) serve() {
+	defer p.wg.Done()
+	for {
+		in, err := p.l.Accept()
+		if err != nil {
+			return
+		}
+		p.accepts.Add(1)
+		if p.refuse.Add(-1) >= 0 {
+			in.Close()
+			continue
+		}
+		out, err := net.Dial("tcp", p.target)
+		if err != nil {
+			in.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, in, out)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go func() { defer p.wg.Done(); io.Copy(out, in); out.Close() }()
+		go func() { defer p.wg.Done(); io.Copy(in, out); in.Close() }()
+	}
+}
+
+// cut closes every open connection.
+func (p *flakyProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func TestWriteRetriesThroughOutage(t *testing.T) {
+	ctx := context.Background()
+	p := newFlakyProxy(t, chAddr)
+	reg := prometheus.NewRegistry()
+	c := openTestDB(t, reg, func(cfg *ClickHouseConfig) {
+		cfg.Addr = []string{p.l.Addr().String()}
+		cfg.RetryBackoff = 20 * time.Millisecond
+		cfg.WriteAttempts = 6
+	})
+	// cut the pooled connections and refuse the next two: the first attempts fail, a later one
+	// gets through
+	p.cut()
+	p.refuse.Store(2)
+	b := testBatch()
+	if err := c.Write(ctx, b); err != nil {
+		t.Fatalf("Write through an outage: %v", err)
+	}
+	if n := count(t, c, "SELECT count() FROM "+c.Database()+".positions FINAL"); n != uint64(len(b.Fixes)) {
+		t.Errorf("positions has %d rows, want %d", n, len(b.Fixes))
+	}
+	retries := metricValue(t, c.m.retries.WithLabelValues("positions"))
+	errs := metricValue(t, c.m.errors.WithLabelValues("positions"))
+	if retries < 1 || errs != retries {
+		t.Errorf("positions: %v retries, %v errors; want at least 1 retry and one error per retry", retries, errs)
+	}
+	if up := metricValue(t, c.m.up); up != 1 {
+		t.Errorf("muckwatch_clickhouse_up = %v after recovery", up)
+	}
+
+	// An outage longer than the attempts: Write gives up with the table and the row count.
+	p.cut()
+	p.refuse.Store(1 << 40)
+	err := c.Write(ctx, b)
+	if err == nil || !strings.Contains(err.Error(), "cannot insert 6 rows into positions after 6 attempts") {
+		t.Errorf("Write during an outage = %v", err)
+	}
+	if up := metricValue(t, c.m.up); up != 0 {
+		t.Errorf("muckwatch_clickhouse_up = %v during an outage", up)
+	}
+
+	// The caller's context ends the back-off.
+	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = c.Write(cctx, b)
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Write with an expiring context = %v, want context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Write took %v after its context expired", d)
+	}
+	p.refuse.Store(0)
+}
+
+func TestWriteDoesNotRetryBadData(t *testing.T) {
+	ctx := context.Background()
+	c := openTestDB(t, nil, func(cfg *ClickHouseConfig) { cfg.RetryBackoff = time.Millisecond })
+	if err := c.Conn().Exec(ctx, "ALTER TABLE "+c.Database()+".events DROP COLUMN site_id"); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Write(ctx, testBatch())
+	if err == nil || !strings.Contains(err.Error(), "cannot insert 1 rows into events after 1 attempts") {
+		t.Errorf("Write into a table without one of the columns = %v", err)
+	}
+	if r := metricValue(t, c.m.retries.WithLabelValues("events")); r != 0 {
+		t.Errorf("%v retries of a schema error", r)
+	}
+}
+
+func TestTransient(t *testing.T) {
+	f := func(err error, want bool) {
+		t.Helper()
+		if got := transient(err); got != want {
+			t.Errorf("transient(%v) = %v, want %v", err, got, want)
+		}
+	}
+	f(&clickhouse.Exception{Code: 252, Name: "DB::Exception", Message: "Too many parts"}, true)
+	f(&clickhouse.Exception{Code: 241, Message: "Memory limit exceeded"}, true)
+	f(&clickhouse.Exception{Code: 60, Message: "Table doesn't exist"}, false)
+	f(&clickhouse.Exception{Code: 16, Message: "No such column"}, false)
+	f(io.EOF, true)
+	f(&net.OpError{Op: "dial", Err: errors.New("connection refused")}, true)
+	f(clickhouse.ErrBatchInvalid, false)
+}
+
+func TestBatchReset(t *testing.T) {
+	b := testBatch()
+	fixes := cap(b.Fixes)
+	b.Reset()
+	if b.Len() != 0 || cap(b.Fixes) != fixes {
+		t.Errorf("after Reset: len %d, cap %d, want 0 and %d", b.Len(), cap(b.Fixes), fixes)
+	}
+	if full := b.Fixes[:1]; full[0].VehicleID != "" {
+		t.Errorf("Reset kept the old records alive: %+v", full[0])
+	}
+}

@@ -1,0 +1,217 @@
+package sink
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// ClickHouseConfig configures the ClickHouse connection and writes. Call ApplyDefaults, then
+// Validate; OpenClickHouse does both on its own copy.
+type ClickHouseConfig struct {
+	// Addr lists the servers' native-protocol addresses as host:port (9000, or 9440 with TLS).
+	// Connections are spread over them; at least one is required.
+	Addr []string `yaml:"addr"`
+	// Database holds muckwatch's tables; it is created by Migrate. Default "muckwatch". Letters,
+	// digits and underscores only, not starting with a digit.
+	Database string `yaml:"database"`
+	// Username to log in as. Default "default".
+	Username string `yaml:"username"`
+	// PasswordEnv names the environment variable that holds the password, e.g.
+	// MUCKWATCH_CLICKHOUSE_PASSWORD. Empty means no password. The password itself never goes into
+	// a config file.
+	PasswordEnv string `yaml:"password_env"`
+	// TLS connects with TLS (the server's secure native port, usually 9440).
+	TLS bool `yaml:"tls"`
+	// InsecureSkipVerify accepts any server certificate. For tests only; needs TLS.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	// DialTimeout bounds connecting and logging in to one server. Default 10s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// MaxOpenConns bounds the connections open at once. Default 4.
+	MaxOpenConns int `yaml:"max_open_conns"`
+	// Cluster is reserved for the cluster name of ON CLUSTER DDL; it is not supported yet and
+	// must be empty.
+	Cluster string `yaml:"cluster"`
+	// Compression compresses the native protocol with LZ4; worth it when ClickHouse is across a
+	// network, not on the same machine. Default off.
+	Compression bool `yaml:"compression"`
+	// WriteAttempts bounds the attempts of one insert when ClickHouse fails transiently
+	// (connection lost, too many parts, memory limit, …). Default 5. Write then returns the error
+	// and the caller keeps its offsets uncommitted.
+	WriteAttempts int `yaml:"write_attempts"`
+	// RetryBackoff is the wait before the first retry; it doubles with every retry up to
+	// MaxRetryBackoff. Defaults 200ms and 5s.
+	RetryBackoff    time.Duration `yaml:"retry_backoff"`
+	MaxRetryBackoff time.Duration `yaml:"max_retry_backoff"`
+}
+
+// Defaults of ClickHouseConfig.
+const (
+	DefaultDatabase        = "muckwatch"
+	DefaultUsername        = "default"
+	DefaultDialTimeout     = 10 * time.Second
+	DefaultMaxOpenConns    = 4
+	DefaultWriteAttempts   = 5
+	DefaultRetryBackoff    = 200 * time.Millisecond
+	DefaultMaxRetryBackoff = 5 * time.Second
+)
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// ApplyDefaults fills the fields left at their zero value with their defaults.
+func (c *ClickHouseConfig) ApplyDefaults() {
+	if c.Database == "" {
+		c.Database = DefaultDatabase
+	}
+	if c.Username == "" {
+		c.Username = DefaultUsername
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.MaxOpenConns == 0 {
+		c.MaxOpenConns = DefaultMaxOpenConns
+	}
+	if c.WriteAttempts == 0 {
+		c.WriteAttempts = DefaultWriteAttempts
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = DefaultRetryBackoff
+	}
+	if c.MaxRetryBackoff == 0 {
+		c.MaxRetryBackoff = DefaultMaxRetryBackoff
+	}
+}
+
+// Validate reports every invalid field of a config that had its defaults applied.
+func (c *ClickHouseConfig) Validate() error {
+	var errs []error
+	if len(c.Addr) == 0 {
+		errs = append(errs, errors.New("addr: at least one host:port is required"))
+	}
+	for _, a := range c.Addr {
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+			errs = append(errs, fmt.Errorf("addr: %q is not host:port", a))
+		}
+	}
+	if !identRE.MatchString(c.Database) {
+		errs = append(errs, fmt.Errorf("database: %q must match %s", c.Database, identRE))
+	}
+	if c.Username == "" {
+		errs = append(errs, errors.New("username: must not be empty"))
+	}
+	if c.PasswordEnv != "" && !identRE.MatchString(c.PasswordEnv) {
+		errs = append(errs, fmt.Errorf("password_env: %q is not an environment variable name (it names the variable that holds the password, not the password)", c.PasswordEnv))
+	}
+	if c.InsecureSkipVerify && !c.TLS {
+		errs = append(errs, errors.New("insecure_skip_verify: needs tls: true"))
+	}
+	if c.DialTimeout < 0 {
+		errs = append(errs, fmt.Errorf("dial_timeout: %s must be positive", c.DialTimeout))
+	}
+	if c.MaxOpenConns < 1 {
+		errs = append(errs, fmt.Errorf("max_open_conns: %d must be at least 1", c.MaxOpenConns))
+	}
+	if c.Cluster != "" {
+		errs = append(errs, fmt.Errorf("cluster: %q: ON CLUSTER DDL is not supported yet; leave cluster empty and run the migrations on each server", c.Cluster))
+	}
+	if c.WriteAttempts < 1 {
+		errs = append(errs, fmt.Errorf("write_attempts: %d must be at least 1", c.WriteAttempts))
+	}
+	if c.RetryBackoff < 0 || c.MaxRetryBackoff < c.RetryBackoff {
+		errs = append(errs, fmt.Errorf("retry_backoff: %s and max_retry_backoff: %s must be positive, max at least the first", c.RetryBackoff, c.MaxRetryBackoff))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid clickhouse config: %w", err)
+	}
+	return nil
+}
+
+// KafkaOutputConfig configures the Kafka outputs: the alert feed and the dead-letter topic.
+type KafkaOutputConfig struct {
+	// Brokers lists bootstrap brokers as host:port; at least one is required.
+	Brokers []string `yaml:"brokers"`
+	// AlertsTopic receives one JSON AlertMessage per alert change, keyed by vehicle id.
+	// Default "muck.alerts".
+	AlertsTopic string `yaml:"alerts_topic"`
+	// DLQTopic receives one JSON DeadLetterMessage per rejected record, keyed by the record's
+	// original key, with a muckwatch-reason header. Default "muck.dlq".
+	DLQTopic string `yaml:"dlq_topic"`
+	// BatchTimeout is how long the producer waits to fill a batch before sending it. Default 5ms
+	// (kafka-go's own default of 1s would delay every alert by up to a second).
+	BatchTimeout time.Duration `yaml:"batch_timeout"`
+	// RequiredAcks is "all" (default: every in-sync replica has the record) or "one" (the leader
+	// has it). "none" is refused: the input offsets are committed after these writes return.
+	RequiredAcks string `yaml:"required_acks"`
+}
+
+// Defaults of KafkaOutputConfig.
+const (
+	DefaultAlertsTopic  = "muck.alerts"
+	DefaultDLQTopic     = "muck.dlq"
+	DefaultBatchTimeout = 5 * time.Millisecond
+	DefaultRequiredAcks = "all"
+)
+
+// ApplyDefaults fills the fields left at their zero value with their defaults.
+func (c *KafkaOutputConfig) ApplyDefaults() {
+	if c.AlertsTopic == "" {
+		c.AlertsTopic = DefaultAlertsTopic
+	}
+	if c.DLQTopic == "" {
+		c.DLQTopic = DefaultDLQTopic
+	}
+	if c.BatchTimeout == 0 {
+		c.BatchTimeout = DefaultBatchTimeout
+	}
+	if c.RequiredAcks == "" {
+		c.RequiredAcks = DefaultRequiredAcks
+	}
+}
+
+// Validate reports every invalid field of a config that had its defaults applied.
+func (c *KafkaOutputConfig) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("brokers: at least one host:port is required"))
+	}
+	for _, b := range c.Brokers {
+		if host, port, err := net.SplitHostPort(b); err != nil || host == "" || port == "" {
+			errs = append(errs, fmt.Errorf("brokers: %q is not host:port", b))
+		}
+	}
+	for _, t := range []struct{ field, topic string }{{"alerts_topic", c.AlertsTopic}, {"dlq_topic", c.DLQTopic}} {
+		if err := validTopic(t.topic); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", t.field, err))
+		}
+	}
+	if c.AlertsTopic != "" && c.AlertsTopic == c.DLQTopic {
+		errs = append(errs, fmt.Errorf("dlq_topic: %q must differ from alerts_topic", c.DLQTopic))
+	}
+	if c.BatchTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("batch_timeout: %s must be positive", c.BatchTimeout))
+	}
+	if _, err := requiredAcks(c.RequiredAcks); err != nil {
+		errs = append(errs, fmt.Errorf("required_acks: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid kafka output config: %w", err)
+	}
+	return nil
+}
+
+// validTopic checks a Kafka topic name: 1–249 characters of [a-zA-Z0-9._-], not "." or "..".
+func validTopic(t string) error {
+	if t == "" || len(t) > 249 || t == "." || t == ".." {
+		return fmt.Errorf("%q is not a valid topic name", t)
+	}
+	if i := strings.IndexFunc(t, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
+	}); i >= 0 {
+		return fmt.Errorf("%q is not a valid topic name: only letters, digits, '.', '_' and '-'", t)
+	}
+	return nil
+}

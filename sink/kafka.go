@@ -1,0 +1,134 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/muckwatch/muckwatch/detectors"
+	"github.com/muckwatch/muckwatch/ingest"
+)
+
+// ReasonHeader is the header of dead-letter records that holds the reject reason.
+const ReasonHeader = "muckwatch-reason"
+
+// KafkaOutput produces alert changes to the alerts topic and rejects to the dead-letter topic.
+// It is safe for concurrent use.
+type KafkaOutput struct {
+	cfg       KafkaOutputConfig
+	w         *kafka.Writer
+	transport *kafka.Transport
+	log       *slog.Logger
+	m         *kafkaMetrics
+}
+
+// NewKafkaOutput returns an output producing to cfg's brokers with kafka-go; it connects on the
+// first Write. SASL and TLS are not supported yet.
+func NewKafkaOutput(cfg KafkaOutputConfig, log *slog.Logger, reg prometheus.Registerer) (*KafkaOutput, error) {
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	acks, _ := requiredAcks(cfg.RequiredAcks)
+	// An own transport, not kafka.DefaultTransport, so that Close closes its connections.
+	transport := &kafka.Transport{ClientID: "muckwatch", IdleTimeout: 30 * time.Second}
+	w := &kafka.Writer{
+		Addr:                   kafka.TCP(cfg.Brokers...),
+		Balancer:               &kafka.Hash{}, // same key (vehicle), same partition: one vehicle's changes stay in order
+		BatchTimeout:           cfg.BatchTimeout,
+		RequiredAcks:           acks,
+		AllowAutoTopicCreation: true,
+		Transport:              transport,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			log.Warn("kafka producer: " + fmt.Sprintf(msg, args...))
+		}),
+	}
+	return &KafkaOutput{cfg: cfg, w: w, transport: transport, log: log,
+		m: newKafkaMetrics(reg, cfg.AlertsTopic, cfg.DLQTopic)}, nil
+}
+
+func requiredAcks(s string) (kafka.RequiredAcks, error) {
+	switch s {
+	case "all":
+		return kafka.RequireAll, nil
+	case "one":
+		return kafka.RequireOne, nil
+	}
+	return 0, fmt.Errorf("%q must be \"all\" or \"one\"", s)
+}
+
+// Write produces one AlertMessage per change (key: vehicle id) and one DeadLetterMessage per
+// reject (key: the original key; header muckwatch-reason), and returns when the broker
+// acknowledged every record, or with the error of the records it did not.
+func (o *KafkaOutput) Write(ctx context.Context, changes []detectors.Change, rejects []ingest.Reject) error {
+	n := len(changes) + len(rejects)
+	if n == 0 {
+		return nil
+	}
+	msgs := make([]kafka.Message, 0, n)
+	for _, c := range changes {
+		msgs = append(msgs, kafka.Message{
+			Topic: o.cfg.AlertsTopic,
+			Key:   []byte(c.Alert.VehicleID),
+			Value: EncodeChange(c),
+		})
+	}
+	for _, r := range rejects {
+		msgs = append(msgs, kafka.Message{
+			Topic:   o.cfg.DLQTopic,
+			Key:     r.Key,
+			Value:   EncodeReject(r),
+			Headers: []kafka.Header{{Key: ReasonHeader, Value: []byte(r.Reason)}},
+		})
+	}
+	err := o.w.WriteMessages(ctx, msgs...)
+	if err == nil {
+		o.count(len(changes), len(rejects), o.m.produced)
+		return nil
+	}
+	var werrs kafka.WriteErrors
+	if errors.As(err, &werrs) && len(werrs) == len(msgs) {
+		failed := map[string]int{}
+		for i, e := range werrs {
+			if e != nil {
+				failed[msgs[i].Topic]++
+			} else {
+				o.m.produced.WithLabelValues(msgs[i].Topic).Inc()
+			}
+		}
+		for topic, k := range failed {
+			o.m.errors.WithLabelValues(topic).Add(float64(k))
+		}
+		return fmt.Errorf("cannot produce %d of %d records to Kafka: %w", werrs.Count(), n, err)
+	}
+	o.count(len(changes), len(rejects), o.m.errors)
+	return fmt.Errorf("cannot produce %d records to Kafka: %w", n, err)
+}
+
+func (o *KafkaOutput) count(changes, rejects int, c *prometheus.CounterVec) {
+	if changes > 0 {
+		c.WithLabelValues(o.cfg.AlertsTopic).Add(float64(changes))
+	}
+	if rejects > 0 {
+		c.WithLabelValues(o.cfg.DLQTopic).Add(float64(rejects))
+	}
+}
+
+// Close flushes nothing (every Write is synchronous), stops the producer and closes its
+// connections.
+func (o *KafkaOutput) Close() error {
+	err := o.w.Close()
+	o.transport.CloseIdleConnections()
+	if err != nil {
+		return fmt.Errorf("cannot close the Kafka producer: %w", err)
+	}
+	return nil
+}
