@@ -107,3 +107,30 @@ func AlertID(rule Rule, vehicle string, start time.Time) string {
 	var sum [sha1.Size]byte
 	return hex.EncodeToString(h.Sum(sum[:0])[:12])
 }
+
+// Action is what a supervisor should do with an alert of severity s.
+func (s Severity) Action() string {
+	if s == SeveritySevere {
+		return "dispatch_enforcement"
+	}
+	return "notify_grid_staff"
+}
+
+func (s Severity) rank() int {
+	switch s {
+	case SeveritySevere:
+		return 2
+	case SeverityWarning:
+		return 1
+	}
+	return 0
+}
+
+// ParseSeverity parses a severity name.
+func ParseSeverity(s string) (Severity, bool) {
+	switch Severity(s) {
+	case SeverityInfo, SeverityWarning, SeveritySevere:
+		return Severity(s), true
+	}
+	return "", false
+}

@@ -1,0 +1,425 @@
+// Package detectors owns detection: one Engine keeps explicit per-vehicle state (a Track) and runs
+// every rule over each GPS fix and each camera/sensor event, in event time. A rule is one small
+// type behind FixRule or EventRule, registered in one place (rules.go) with its own config
+// section; the Engine's shared episode state machine (pending → firing → resolved, like
+// Prometheus' alerting rules) turns a rule's per-observation verdicts into alerts with stable ids,
+// so one episode gives one alert whose changes (opened, escalated, updated, resolved) are emitted.
+package detectors
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/paulmach/orb"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/muckwatch/muckwatch/city"
+	"github.com/muckwatch/muckwatch/ingest"
+)
+
+// Observation is what the engine knows about a vehicle at one fix. It is computed once per fix
+// (spatial lookups included) and shared by every rule. Slices alias engine scratch space and are
+// valid only during the call that receives them.
+type Observation struct {
+	Time     time.Time
+	LL       orb.Point // lon/lat, WGS-84
+	XY       orb.Point // projected metres
+	SpeedKmh float64   // from the terminal, else derived from the previous fix
+	Lifted   bool
+	ACC      bool
+	Vehicle  *city.Vehicle // nil for an unregistered plate
+	Permit   *city.Permit  // the permit valid now, nil if none
+	Sites    []int32       // indices of sites containing XY
+	Zones    []int32       // indices of zones containing XY
+}
+
+// InSite reports whether the observation is inside any site of kind k ("" for any kind).
+func (o *Observation) InSite(c *city.City, k city.SiteKind) bool {
+	for _, i := range o.Sites {
+		if k == "" || c.SiteAt(i).Kind == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Verdict is a rule's judgement of one observation.
+type Verdict struct {
+	Active   bool     // the violation condition holds now
+	Clear    bool     // the condition is clearly over (hysteresis: !Active && !Clear keeps the episode as it is)
+	Severity Severity // severity if it fires now
+	Value    float64  // measured value
+	Limit    float64  // limit it was judged against
+	Place    string   // zone, site or route id
+	// Immediate fires at once, without waiting for the rule's For and MinFixes.
+	Immediate bool
+}
+
+// FixRule judges a vehicle at each GPS fix. prev is the previous accepted observation (nil at
+// the first fix of a vehicle); ep is this rule's episode state for the vehicle, which the rule may
+// use for its own bookkeeping (Anchor, Mark).
+type FixRule interface {
+	Name() Rule
+	Judge(c *city.City, prev, cur *Observation, ep *Episode) Verdict
+	Describe(a *Alert) string
+}
+
+// EventRule judges a vehicle at each camera or sensor event.
+type EventRule interface {
+	Name() Rule
+	JudgeEvent(c *city.City, tr *Track, ev *ingest.Event) Verdict
+	Describe(a *Alert) string
+}
+
+// Timing is how an episode turns verdicts into an alert.
+type Timing struct {
+	// For is how long the condition must hold before the alert fires (0: at once).
+	For time.Duration `yaml:"for"`
+	// MinFixes is how many consecutive observations must show the condition before it fires.
+	MinFixes int `yaml:"min_fixes"`
+	// EscalateAfter escalates a firing alert to severe after this long (0: never).
+	EscalateAfter time.Duration `yaml:"escalate_after"`
+	// Window keeps an event rule's episode open this long after its last evidence; repeats within it
+	// update the alert instead of opening another.
+	Window time.Duration `yaml:"window"`
+}
+
+// Episode is one rule's state for one vehicle.
+type Episode struct {
+	Since    time.Time // when the condition started to hold (pending or firing)
+	SinceLL  orb.Point
+	Last     time.Time // last observation with the condition holding
+	Fixes    int       // consecutive observations with the condition holding
+	alert    *Alert    // the open alert, nil unless firing
+	Anchor   orb.Point // rule bookkeeping (e.g. where a dwell started), projected metres
+	Mark     time.Time // rule bookkeeping (e.g. since when stopped)
+	Anchored bool
+}
+
+// Firing reports whether the episode has an open alert.
+func (ep *Episode) Firing() bool { return ep.alert != nil }
+
+// Track is the engine's state for one vehicle.
+type Track struct {
+	VehicleID string
+	last      Observation
+	hasLast   bool
+	jumps     int
+	episodes  []Episode // one per registered rule, fix rules first
+}
+
+// Last returns the last accepted observation, if any. Its slices are not kept.
+func (t *Track) Last() (Observation, bool) { return t.last, t.hasLast }
+
+// Config configures the engine and every rule.
+type Config struct {
+	// MaxSpeedKmh is the highest speed a truck can really have; a fix implying more is a GPS jump.
+	MaxSpeedKmh float64     `yaml:"max_speed_kmh"`
+	Rules       RulesConfig `yaml:"rules"`
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.MaxSpeedKmh == 0 {
+		c.MaxSpeedKmh = 150
+	}
+	c.Rules = c.Rules.withDefaults()
+	return c
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	if c.MaxSpeedKmh <= 0 || c.MaxSpeedKmh > 400 {
+		return fmt.Errorf("detectors.max_speed_kmh must be within (0, 400], got %g", c.MaxSpeedKmh)
+	}
+	return c.Rules.validate()
+}
+
+type fixEntry struct {
+	rule   FixRule
+	timing Timing
+	phase  Phase
+}
+
+type eventEntry struct {
+	rule   EventRule
+	timing Timing
+	phase  func(c *city.City, ev *ingest.Event) Phase
+}
+
+// Engine runs the rules. It is driven by one goroutine (the consumer's); the city may be swapped
+// from another goroutine with SetCity.
+type Engine struct {
+	cfg     Config
+	city    atomic.Pointer[city.City]
+	log     *slog.Logger
+	tracks  map[string]*Track
+	fixes   []fixEntry
+	events  []eventEntry
+	out     []Change
+	sites   []int32
+	zones   []int32
+	metrics *engineMetrics
+	tracked atomic.Int64
+}
+
+// NewEngine returns an engine for cfg (defaults applied, then validated) over city c.
+func NewEngine(cfg Config, c *city.City, log *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("cannot create the detection engine: %w", err)
+	}
+	e := &Engine{cfg: cfg, log: log, tracks: make(map[string]*Track)}
+	e.city.Store(c)
+	e.fixes, e.events = registerRules(cfg.Rules)
+	e.metrics = newEngineMetrics(reg, e.ruleNames())
+	return e, nil
+}
+
+func (e *Engine) ruleNames() []Rule {
+	var names []Rule
+	for _, f := range e.fixes {
+		names = append(names, f.rule.Name())
+	}
+	for _, ev := range e.events {
+		names = append(names, ev.rule.Name())
+	}
+	return names
+}
+
+// SetCity swaps the reference data. Vehicle state is kept.
+func (e *Engine) SetCity(c *city.City) { e.city.Store(c) }
+
+// City returns the reference data in force.
+func (e *Engine) City() *city.City { return e.city.Load() }
+
+// Tracks returns the number of vehicles tracked. It is safe to call from any goroutine.
+func (e *Engine) Tracks() int { return int(e.tracked.Load()) }
+
+func (e *Engine) track(id string) *Track {
+	tr := e.tracks[id]
+	if tr == nil {
+		tr = &Track{VehicleID: id, episodes: make([]Episode, len(e.fixes)+len(e.events))}
+		e.tracks[id] = tr
+		e.tracked.Store(int64(len(e.tracks)))
+		e.metrics.tracked.Set(float64(len(e.tracks)))
+	}
+	return tr
+}
+
+// Changes returns the alert changes emitted since the last Reset. The slice is reused.
+func (e *Engine) Changes() []Change { return e.out }
+
+// Reset forgets the emitted changes, keeping capacity.
+func (e *Engine) Reset() {
+	clear(e.out)
+	e.out = e.out[:0]
+}
+
+// ProcessFix runs the fix rules over f.
+func (e *Engine) ProcessFix(f *ingest.Fix) {
+	c := e.city.Load()
+	tr := e.track(f.VehicleID)
+	cur := Observation{Time: f.Time, LL: orb.Point{f.Lon, f.Lat}, Lifted: f.Lifted, ACC: f.ACC}
+	cur.XY = c.Proj.Forward(cur.LL)
+	var prev *Observation
+	if tr.hasLast {
+		prev = &tr.last
+		if !f.Time.After(prev.Time) {
+			e.metrics.skipped.WithLabelValues("out_of_order").Inc()
+			return
+		}
+		dt := f.Time.Sub(prev.Time).Seconds()
+		implied := planarDist(prev.XY, cur.XY) / dt * 3.6
+		if implied > e.cfg.MaxSpeedKmh && tr.jumps < 3 {
+			tr.jumps++
+			e.metrics.skipped.WithLabelValues("jump").Inc()
+			return
+		}
+		if f.HasSpeed {
+			cur.SpeedKmh = float64(f.SpeedKmh)
+		} else {
+			cur.SpeedKmh = implied
+		}
+	} else if f.HasSpeed {
+		cur.SpeedKmh = float64(f.SpeedKmh)
+	}
+	tr.jumps = 0
+	cur.Vehicle = c.Vehicle(f.VehicleID)
+	cur.Permit = c.ActivePermit(f.VehicleID, f.Time)
+	e.sites = c.SitesAt(cur.XY, e.sites[:0])
+	e.zones = c.ZonesAt(cur.XY, e.zones[:0])
+	cur.Sites, cur.Zones = e.sites, e.zones
+
+	for i := range e.fixes {
+		fe := &e.fixes[i]
+		ep := &tr.episodes[i]
+		v := fe.rule.Judge(c, prev, &cur, ep)
+		e.step(tr, ep, fe.rule.Name(), fe.rule, fe.timing, fe.phase, &cur, v)
+	}
+	// Event-rule episodes end once their window has passed.
+	for i := range e.events {
+		ee := &e.events[i]
+		ep := &tr.episodes[len(e.fixes)+i]
+		if ep.alert != nil && f.Time.Sub(ep.Last) > ee.timing.Window {
+			e.resolve(ep, ee.rule, ep.Last.Add(ee.timing.Window))
+		}
+	}
+	cur.Sites, cur.Zones = nil, nil
+	tr.last, tr.hasLast = cur, true
+}
+
+// ProcessEvent runs the event rules over ev.
+func (e *Engine) ProcessEvent(ev *ingest.Event) {
+	c := e.city.Load()
+	tr := e.track(ev.VehicleID)
+	obs := Observation{Time: ev.Time}
+	switch {
+	case ev.HasPos:
+		obs.LL = orb.Point{ev.Lon, ev.Lat}
+	case ev.SiteID != "" && c.Site(ev.SiteID) != nil:
+		obs.LL = c.Proj.Inverse(c.Site(ev.SiteID).Area.Bound.Center())
+	case tr.hasLast:
+		obs.LL = tr.last.LL
+	}
+	for i := range e.events {
+		ee := &e.events[i]
+		ep := &tr.episodes[len(e.fixes)+i]
+		v := ee.rule.JudgeEvent(c, tr, ev)
+		if ep.alert != nil && ev.Time.Sub(ep.Last) > ee.timing.Window {
+			e.resolve(ep, ee.rule, ep.Last.Add(ee.timing.Window))
+		}
+		if !v.Active {
+			continue
+		}
+		e.step(tr, ep, ee.rule.Name(), ee.rule, ee.timing, ee.phase(c, ev), &obs, v)
+	}
+}
+
+type describer interface{ Describe(a *Alert) string }
+
+// step advances one episode by one verdict: the shared state machine of every rule.
+func (e *Engine) step(tr *Track, ep *Episode, rule Rule, d describer, t Timing, phase Phase, cur *Observation, v Verdict) {
+	switch {
+	case v.Active:
+		if ep.Fixes == 0 && ep.alert == nil {
+			ep.Since, ep.SinceLL = cur.Time, cur.LL
+		}
+		ep.Fixes++
+		ep.Last = cur.Time
+		if ep.alert == nil {
+			if v.Immediate || (cur.Time.Sub(ep.Since) >= t.For && ep.Fixes >= t.MinFixes) {
+				e.open(tr, ep, rule, d, phase, cur, v)
+			}
+			return
+		}
+		// The peak value is kept; it reaches the feed with the next change, so repeats within an
+		// episode do not flood it.
+		a := ep.alert
+		if v.Value > a.Value {
+			a.Value = v.Value
+		}
+		if v.Severity.rank() > a.Severity.rank() {
+			a.Severity = v.Severity
+			e.emit(ChangeEscalated, a, d, cur.Time)
+			return
+		}
+		if t.EscalateAfter > 0 && a.Severity != SeveritySevere && cur.Time.Sub(a.Start) >= t.EscalateAfter {
+			a.Severity = SeveritySevere
+			e.emit(ChangeEscalated, a, d, cur.Time)
+		}
+	case v.Clear:
+		if ep.alert != nil {
+			e.resolve(ep, d, cur.Time)
+		}
+		ep.Fixes = 0
+	}
+}
+
+func (e *Engine) open(tr *Track, ep *Episode, rule Rule, d describer, phase Phase, cur *Observation, v Verdict) {
+	c := e.city.Load()
+	a := &Alert{
+		ID:        AlertID(rule, tr.VehicleID, ep.Since),
+		Rule:      rule,
+		Severity:  v.Severity,
+		Phase:     phase,
+		Status:    StatusOpen,
+		VehicleID: tr.VehicleID,
+		Place:     v.Place,
+		Start:     ep.Since,
+		Lat:       ep.SinceLL[1],
+		Lon:       ep.SinceLL[0],
+		Value:     v.Value,
+		Limit:     v.Limit,
+	}
+	if veh := c.Vehicle(tr.VehicleID); veh != nil {
+		a.Company = veh.Company
+	}
+	if p := c.ActivePermit(tr.VehicleID, cur.Time); p != nil {
+		a.PermitID = p.ID
+	}
+	if dist := c.DistrictAt(c.Proj.Forward(ep.SinceLL)); dist != nil {
+		a.District = dist.ID
+	}
+	ep.alert = a
+	e.emit(ChangeOpened, a, d, cur.Time)
+}
+
+func (e *Engine) resolve(ep *Episode, d describer, at time.Time) {
+	a := ep.alert
+	a.Status = StatusResolved
+	a.End = at
+	e.emit(ChangeResolved, a, d, at)
+	ep.alert = nil
+	ep.Fixes = 0
+}
+
+func (e *Engine) emit(kind ChangeKind, a *Alert, d describer, at time.Time) {
+	a.Version++
+	a.Updated = at
+	a.Evidence = d.Describe(a)
+	e.out = append(e.out, Change{Kind: kind, Alert: *a})
+	e.metrics.alerts.WithLabelValues(string(a.Rule), string(a.Severity), string(kind)).Inc()
+}
+
+// OpenAlerts returns a copy of every open alert, for tests and shutdown logs.
+func (e *Engine) OpenAlerts() []Alert {
+	var out []Alert
+	for _, tr := range e.tracks {
+		for i := range tr.episodes {
+			if a := tr.episodes[i].alert; a != nil {
+				out = append(out, *a)
+			}
+		}
+	}
+	return out
+}
+
+func planarDist(a, b orb.Point) float64 { return math.Hypot(a[0]-b[0], a[1]-b[1]) }
+
+type engineMetrics struct {
+	alerts  *prometheus.CounterVec
+	skipped *prometheus.CounterVec
+	tracked prometheus.Gauge
+}
+
+func newEngineMetrics(reg prometheus.Registerer, rules []Rule) *engineMetrics {
+	m := &engineMetrics{
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "muckwatch_alert_changes_total",
+			Help: "Alert changes emitted, by rule, severity and change (opened, escalated, resolved)."}, []string{"rule", "severity", "change"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "muckwatch_detector_skipped_fixes_total",
+			Help: "Fixes stored but not judged, by reason (out_of_order, jump)."}, []string{"reason"}),
+		tracked: prometheus.NewGauge(prometheus.GaugeOpts{Name: "muckwatch_tracked_vehicles",
+			Help: "Vehicles with detector state."}),
+	}
+	for _, r := range rules {
+		m.alerts.WithLabelValues(string(r), string(SeverityWarning), string(ChangeOpened))
+	}
+	if reg != nil {
+		reg.MustRegister(m.alerts, m.skipped, m.tracked)
+	}
+	return m
+}

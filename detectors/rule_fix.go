@@ -1,0 +1,294 @@
+package detectors
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/muckwatch/muckwatch/city"
+)
+
+// RouteDeviationConfig configures route_deviation.
+type RouteDeviationConfig struct {
+	Disabled bool `yaml:"disabled"`
+	// ReturnFactor is the hysteresis: an episode ends only once the truck is back within
+	// ReturnFactor × the corridor's half-width (it starts beyond the half-width).
+	ReturnFactor float64 `yaml:"return_factor"`
+	Timing       `yaml:",inline"`
+}
+
+func (c RouteDeviationConfig) withDefaults() RouteDeviationConfig {
+	if c.ReturnFactor == 0 {
+		c.ReturnFactor = 0.8
+	}
+	c.Timing = defaultTiming(c.Timing, Timing{For: 60 * time.Second, MinFixes: 2, EscalateAfter: 10 * time.Minute})
+	return c
+}
+
+func (c RouteDeviationConfig) validate() error {
+	if c.ReturnFactor <= 0 || c.ReturnFactor > 1 {
+		return fmt.Errorf("return_factor must be within (0, 1], got %g", c.ReturnFactor)
+	}
+	return validateTiming(c.Timing)
+}
+
+// RouteDeviation flags a truck on a permit that leaves its approved route's corridor. Inside a
+// site (loading, unloading) a truck is never off route.
+type RouteDeviation struct{ cfg RouteDeviationConfig }
+
+// Name implements FixRule.
+func (r *RouteDeviation) Name() Rule { return RuleRouteDeviation }
+
+// Judge implements FixRule.
+func (r *RouteDeviation) Judge(c *city.City, prev, cur *Observation, ep *Episode) Verdict {
+	if cur.Permit == nil || len(cur.Sites) > 0 {
+		return Verdict{Clear: true}
+	}
+	route := c.Route(cur.Permit.RouteID)
+	if route == nil {
+		return Verdict{Clear: true}
+	}
+	d := route.Corridor.Distance(cur.XY)
+	half := route.Corridor.HalfWidthM
+	switch {
+	case d > half:
+		sev := SeverityWarning
+		if d > 5*half {
+			sev = SeveritySevere
+		}
+		return Verdict{Active: true, Severity: sev, Value: d, Limit: half, Place: route.ID}
+	case d <= half*r.cfg.ReturnFactor:
+		return Verdict{Clear: true}
+	}
+	return Verdict{} // in the hysteresis band: the episode stays as it is
+}
+
+// Describe implements FixRule.
+func (r *RouteDeviation) Describe(a *Alert) string {
+	return fmt.Sprintf("left approved route %s: up to %.0f m from its centreline (corridor %.0f m)", a.Place, a.Value, a.Limit)
+}
+
+// SpeedingConfig configures speeding.
+type SpeedingConfig struct {
+	Disabled bool `yaml:"disabled"`
+	// Tolerance: a truck is speeding above limit × (1 + Tolerance); the episode ends once it is at
+	// or below the limit again.
+	Tolerance float64 `yaml:"tolerance"`
+	// SevereFactor: above limit × SevereFactor the alert is severe.
+	SevereFactor float64 `yaml:"severe_factor"`
+	Timing       `yaml:",inline"`
+}
+
+func (c SpeedingConfig) withDefaults() SpeedingConfig {
+	if c.Tolerance == 0 {
+		c.Tolerance = 0.10
+	}
+	if c.SevereFactor == 0 {
+		c.SevereFactor = 1.5
+	}
+	c.Timing = defaultTiming(c.Timing, Timing{For: 15 * time.Second, MinFixes: 2})
+	return c
+}
+
+func (c SpeedingConfig) validate() error {
+	if c.Tolerance < 0 || c.Tolerance > 1 {
+		return fmt.Errorf("tolerance must be within [0, 1], got %g", c.Tolerance)
+	}
+	if c.SevereFactor <= 1+c.Tolerance {
+		return fmt.Errorf("severe_factor must exceed 1 + tolerance, got %g", c.SevereFactor)
+	}
+	return validateTiming(c.Timing)
+}
+
+// Speeding flags sustained speed above the lowest limit of the speed zones a truck is in, or the
+// city's muck-truck default outside them.
+type Speeding struct{ cfg SpeedingConfig }
+
+// Name implements FixRule.
+func (r *Speeding) Name() Rule { return RuleSpeeding }
+
+// Judge implements FixRule.
+func (r *Speeding) Judge(c *city.City, prev, cur *Observation, ep *Episode) Verdict {
+	limit, place := c.DefaultSpeedLimitKmh, ""
+	for _, i := range cur.Zones {
+		z := c.ZoneAt(i)
+		if z.Kind == city.ZoneSpeed && z.SpeedLimitKmh < limit {
+			limit, place = z.SpeedLimitKmh, z.ID
+		}
+	}
+	switch {
+	case cur.SpeedKmh > limit*(1+r.cfg.Tolerance):
+		sev := SeverityWarning
+		if cur.SpeedKmh > limit*r.cfg.SevereFactor {
+			sev = SeveritySevere
+		}
+		return Verdict{Active: true, Severity: sev, Value: cur.SpeedKmh, Limit: limit, Place: place}
+	case cur.SpeedKmh <= limit:
+		return Verdict{Clear: true}
+	}
+	return Verdict{}
+}
+
+// Describe implements FixRule.
+func (r *Speeding) Describe(a *Alert) string {
+	where := "on a road with the city's muck-truck limit"
+	if a.Place != "" {
+		where = "in speed zone " + a.Place
+	}
+	return fmt.Sprintf("speeding: up to %.0f km/h %s of %.0f km/h", a.Value, where, a.Limit)
+}
+
+// RestrictedZoneConfig configures restricted_zone.
+type RestrictedZoneConfig struct {
+	Disabled bool `yaml:"disabled"`
+	Timing   `yaml:",inline"`
+}
+
+func (c RestrictedZoneConfig) withDefaults() RestrictedZoneConfig {
+	c.Timing = defaultTiming(c.Timing, Timing{MinFixes: 1, EscalateAfter: 5 * time.Minute})
+	return c
+}
+
+func (c RestrictedZoneConfig) validate() error { return validateTiming(c.Timing) }
+
+// RestrictedZone flags a truck inside a restricted zone during the zone's closed hours.
+type RestrictedZone struct{ cfg RestrictedZoneConfig }
+
+// Name implements FixRule.
+func (r *RestrictedZone) Name() Rule { return RuleRestrictedZone }
+
+// Judge implements FixRule.
+func (r *RestrictedZone) Judge(c *city.City, prev, cur *Observation, ep *Episode) Verdict {
+	for _, i := range cur.Zones {
+		z := c.ZoneAt(i)
+		if z.Kind == city.ZoneRestricted && z.ClosedAt(cur.Time, c.Location) {
+			return Verdict{Active: true, Severity: SeverityWarning, Place: z.ID, Value: cur.SpeedKmh}
+		}
+	}
+	return Verdict{Clear: true}
+}
+
+// Describe implements FixRule.
+func (r *RestrictedZone) Describe(a *Alert) string {
+	return fmt.Sprintf("inside restricted zone %s during its closed hours", a.Place)
+}
+
+// DwellConfig configures dwell.
+type DwellConfig struct {
+	Disabled bool `yaml:"disabled"`
+	// StopSpeedKmh: below this speed a truck counts as stopped.
+	StopSpeedKmh float64 `yaml:"stop_speed_kmh"`
+	// StopRadiusM: a stopped truck that stays within this distance of where it stopped is still
+	// stopped (GPS drift while parked is tolerated).
+	StopRadiusM float64 `yaml:"stop_radius_m"`
+	Timing      `yaml:",inline"`
+}
+
+func (c DwellConfig) withDefaults() DwellConfig {
+	if c.StopSpeedKmh == 0 {
+		c.StopSpeedKmh = 5
+	}
+	if c.StopRadiusM == 0 {
+		c.StopRadiusM = 60
+	}
+	c.Timing = defaultTiming(c.Timing, Timing{For: 10 * time.Minute, MinFixes: 2, EscalateAfter: 30 * time.Minute})
+	return c
+}
+
+func (c DwellConfig) validate() error {
+	if c.StopSpeedKmh <= 0 || c.StopRadiusM <= 0 {
+		return errors.New("stop_speed_kmh and stop_radius_m must be positive")
+	}
+	return validateTiming(c.Timing)
+}
+
+// DwellDetector flags a truck stopped too long outside any authorised site (suspected illegal
+// dumping, 偷倒). A dump body raised outside a disposal site is severe at once.
+type DwellDetector struct{ cfg DwellConfig }
+
+// Name implements FixRule.
+func (r *DwellDetector) Name() Rule { return RuleDwell }
+
+// Judge implements FixRule.
+func (r *DwellDetector) Judge(c *city.City, prev, cur *Observation, ep *Episode) Verdict {
+	if cur.Lifted && !cur.InSite(c, city.SiteDisposal) && !cur.InSite(c, city.SiteConstruction) {
+		if !ep.Anchored {
+			ep.Anchor, ep.Mark, ep.Anchored = cur.XY, cur.Time, true
+		}
+		return Verdict{Active: true, Immediate: true, Severity: SeveritySevere, Value: cur.Time.Sub(ep.Mark).Seconds(), Place: "lifted"}
+	}
+	moving := cur.SpeedKmh > r.cfg.StopSpeedKmh || (ep.Anchored && planarDist(ep.Anchor, cur.XY) > r.cfg.StopRadiusM)
+	if moving {
+		ep.Anchored = false
+		return Verdict{Clear: true}
+	}
+	if !ep.Anchored {
+		ep.Anchor, ep.Mark, ep.Anchored = cur.XY, cur.Time, true
+	}
+	if len(cur.Sites) > 0 {
+		return Verdict{Clear: true}
+	}
+	return Verdict{Active: true, Severity: SeverityWarning, Value: cur.Time.Sub(ep.Mark).Seconds(), Limit: r.cfg.For.Seconds()}
+}
+
+// Describe implements FixRule.
+func (r *DwellDetector) Describe(a *Alert) string {
+	if a.Place == "lifted" {
+		return "dump body raised outside any disposal site: suspected illegal dumping"
+	}
+	return fmt.Sprintf("stopped %s outside any authorised site (limit %s): suspected illegal dumping",
+		(time.Duration(a.Value) * time.Second).String(), (time.Duration(a.Limit) * time.Second).String())
+}
+
+// UnlicensedConfig configures unlicensed.
+type UnlicensedConfig struct {
+	Disabled bool `yaml:"disabled"`
+	// MovingSpeedKmh: a truck above this speed is moving.
+	MovingSpeedKmh float64 `yaml:"moving_speed_kmh"`
+	Timing         `yaml:",inline"`
+}
+
+func (c UnlicensedConfig) withDefaults() UnlicensedConfig {
+	if c.MovingSpeedKmh == 0 {
+		c.MovingSpeedKmh = 10
+	}
+	c.Timing = defaultTiming(c.Timing, Timing{For: 60 * time.Second, MinFixes: 2, EscalateAfter: 15 * time.Minute})
+	return c
+}
+
+func (c UnlicensedConfig) validate() error {
+	if c.MovingSpeedKmh <= 0 {
+		return fmt.Errorf("moving_speed_kmh must be positive, got %g", c.MovingSpeedKmh)
+	}
+	return validateTiming(c.Timing)
+}
+
+// Unlicensed flags a truck moving with no permit valid now; an unregistered plate on the move is
+// severe.
+type Unlicensed struct{ cfg UnlicensedConfig }
+
+// Name implements FixRule.
+func (r *Unlicensed) Name() Rule { return RuleUnlicensed }
+
+// Judge implements FixRule.
+func (r *Unlicensed) Judge(c *city.City, prev, cur *Observation, ep *Episode) Verdict {
+	if cur.Permit != nil {
+		return Verdict{Clear: true}
+	}
+	if cur.SpeedKmh <= r.cfg.MovingSpeedKmh {
+		return Verdict{} // a stopped truck neither starts nor ends an episode
+	}
+	sev, place := SeverityWarning, "no_valid_permit"
+	if cur.Vehicle == nil {
+		sev, place = SeveritySevere, "unregistered"
+	}
+	return Verdict{Active: true, Severity: sev, Value: cur.SpeedKmh, Place: place}
+}
+
+// Describe implements FixRule.
+func (r *Unlicensed) Describe(a *Alert) string {
+	if a.Place == "unregistered" {
+		return "unregistered truck moving (no vehicle record, no permit)"
+	}
+	return "moving with no muck-transport permit (准运证) valid now"
+}

@@ -1,0 +1,182 @@
+package detectors
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/muckwatch/muckwatch/city"
+	"github.com/muckwatch/muckwatch/ingest"
+)
+
+// Scenario files (testdata/*.test) drive the engine over the test city in testdata/city and
+// list every alert change expected, in order. Lines:
+//
+//	start 2026-11-23T10:00:00+08:00         the time offsets below count from here
+//	fix   OFFSET PLATE X Y [speed=KMH] [lifted]   a fix at X,Y metres east/north of the city origin
+//	fixes FROM TO STEP PLATE X0 Y0 X1 Y1 [speed=KMH] [lifted]   fixes every STEP, moving linearly
+//	event OFFSET PLATE KIND [site=ID] [load=KG] [cover=open|closed] [conf=C] [source=ID]
+//	expect OFFSET CHANGE RULE PLATE SEVERITY   a change with this event time
+//
+// Offsets are Go durations (0s, 90s, 10m). Adding a case is adding a file.
+
+func loadTestCity(t testing.TB) *city.City {
+	t.Helper()
+	c, err := city.Load("testdata/city")
+	if err != nil {
+		t.Fatalf("cannot load the scenario city: %v", err)
+	}
+	return c
+}
+
+type expectation struct {
+	at       time.Time
+	kind     ChangeKind
+	rule     Rule
+	plate    string
+	severity Severity
+}
+
+func (e expectation) String() string {
+	return fmt.Sprintf("%s %s %s %s %s", e.at.Format("15:04:05"), e.kind, e.rule, e.plate, e.severity)
+}
+
+func runScenario(t *testing.T, path string, c *city.City) {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	eng, err := NewEngine(Config{}, c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var start time.Time
+	var got, want []expectation
+	collect := func() {
+		for _, ch := range eng.Changes() {
+			got = append(got, expectation{ch.Alert.Updated, ch.Kind, ch.Alert.Rule, ch.Alert.VehicleID, ch.Alert.Severity})
+		}
+		eng.Reset()
+	}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Fields(line)
+		where := fmt.Sprintf("%s:%d", path, n)
+		offset := func(s string) time.Time {
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				t.Fatalf("%s: bad offset %q: %v", where, s, err)
+			}
+			return start.Add(d)
+		}
+		num := func(s string) float64 {
+			x, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				t.Fatalf("%s: bad number %q", where, s)
+			}
+			return x
+		}
+		fix := func(at time.Time, plate string, x, y float64, opts []string) {
+			ll := c.Proj.Inverse([2]float64{x, y})
+			fx := ingest.Fix{FixID: plate + at.String(), VehicleID: plate, Time: at, Lat: ll[1], Lon: ll[0]}
+			for _, o := range opts {
+				k, v, _ := strings.Cut(o, "=")
+				switch k {
+				case "speed":
+					fx.SpeedKmh, fx.HasSpeed = float32(num(v)), true
+				case "lifted":
+					fx.Lifted = true
+				default:
+					t.Fatalf("%s: unknown fix option %q", where, o)
+				}
+			}
+			eng.ProcessFix(&fx)
+			collect()
+		}
+		switch fields[0] {
+		case "start":
+			if start, err = time.Parse(time.RFC3339, fields[1]); err != nil {
+				t.Fatalf("%s: %v", where, err)
+			}
+		case "fix":
+			fix(offset(fields[1]), fields[2], num(fields[3]), num(fields[4]), fields[5:])
+		case "fixes":
+			from, to := offset(fields[1]), offset(fields[2])
+			step, err := time.ParseDuration(fields[3])
+			if err != nil || step <= 0 {
+				t.Fatalf("%s: bad step %q", where, fields[3])
+			}
+			x0, y0, x1, y1 := num(fields[5]), num(fields[6]), num(fields[7]), num(fields[8])
+			span := to.Sub(from).Seconds()
+			for at := from; !at.After(to); at = at.Add(step) {
+				k := 0.0
+				if span > 0 {
+					k = at.Sub(from).Seconds() / span
+				}
+				fix(at, fields[4], x0+(x1-x0)*k, y0+(y1-y0)*k, fields[9:])
+			}
+		case "event":
+			ev := ingest.Event{EventID: where, VehicleID: fields[2], Time: offset(fields[1]), Kind: ingest.ParseEventKind(fields[3]), Source: "cam", Confidence: 1}
+			if ev.Kind == ingest.KindUnknown {
+				t.Fatalf("%s: unknown event kind %q", where, fields[3])
+			}
+			for _, o := range fields[4:] {
+				k, v, _ := strings.Cut(o, "=")
+				switch k {
+				case "site":
+					ev.SiteID = v
+				case "load":
+					ev.LoadKg, ev.HasLoad = num(v), true
+				case "cover":
+					ev.HasCover, ev.CoverClosed = true, v == "closed"
+				case "conf":
+					ev.Confidence = float32(num(v))
+				case "source":
+					ev.Source = v
+				default:
+					t.Fatalf("%s: unknown event option %q", where, o)
+				}
+			}
+			eng.ProcessEvent(&ev)
+			collect()
+		case "expect":
+			if len(fields) != 6 {
+				t.Fatalf("%s: expect needs OFFSET CHANGE RULE PLATE SEVERITY", where)
+			}
+			want = append(want, expectation{offset(fields[1]), ChangeKind(fields[2]), Rule(fields[3]), fields[4], Severity(fields[5])})
+		default:
+			t.Fatalf("%s: unknown directive %q", where, fields[0])
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%s: %d changes, want %d\n got: %v\nwant: %v", path, len(got), len(want), got, want)
+		return
+	}
+	for i := range want {
+		if !got[i].at.Equal(want[i].at) || got[i].kind != want[i].kind || got[i].rule != want[i].rule ||
+			got[i].plate != want[i].plate || got[i].severity != want[i].severity {
+			t.Errorf("%s: change %d:\n got %v\nwant %v", path, i+1, got[i], want[i])
+		}
+	}
+}
+
+func TestScenarios(t *testing.T) {
+	c := loadTestCity(t)
+	files, err := filepath.Glob("testdata/*.test")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenario files: %v", err)
+	}
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".test"), func(t *testing.T) { runScenario(t, f, c) })
+	}
+}

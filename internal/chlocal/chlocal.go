@@ -1,0 +1,76 @@
+// Package chlocal starts a throwaway local ClickHouse server for the demo, the tests and the benchmark, using the project's own
+// deploy/clickhouse-local.sh (which installs Debian's clickhouse-server when it is missing).
+// It never skips: a test that needs ClickHouse fails loudly when the server cannot be started.
+package chlocal
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+)
+
+// Server is a running throwaway ClickHouse server.
+type Server struct {
+	Dir      string
+	TCPAddr  string // host:port of the native protocol
+	HTTPAddr string // host:port of the HTTP interface
+	script   string
+}
+
+// Script returns the path of deploy/clickhouse-local.sh in this checkout.
+func Script() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "deploy", "clickhouse-local.sh")
+}
+
+// Start starts a server with its data under a new temporary folder.
+func Start() (*Server, error) {
+	dir, err := os.MkdirTemp("", "muckwatch-ch-")
+	if err != nil {
+		return nil, fmt.Errorf("cannot create a folder for ClickHouse: %w", err)
+	}
+	return StartIn(dir)
+}
+
+// StartIn starts (or finds running) a server with its data under dir.
+func StartIn(dir string) (*Server, error) {
+	s := &Server{Dir: dir, script: Script()}
+	var stderr bytes.Buffer
+	cmd := exec.Command("bash", s.script, "start", dir)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("cannot start ClickHouse with %s in %s: %w\n%s", s.script, dir, err, stderr.String())
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "CLICKHOUSE_TCP":
+			s.TCPAddr = "127.0.0.1:" + v
+		case "CLICKHOUSE_HTTP":
+			s.HTTPAddr = "127.0.0.1:" + v
+		}
+	}
+	if s.TCPAddr == "" {
+		return nil, fmt.Errorf("cannot read the ClickHouse ports from %s output %q", s.script, out)
+	}
+	return s, nil
+}
+
+// Stop stops the server and removes its data.
+func (s *Server) Stop() error {
+	err := exec.Command("bash", s.script, "stop", s.Dir).Run()
+	if rmErr := os.RemoveAll(s.Dir); err == nil {
+		err = rmErr
+	}
+	return err
+}
