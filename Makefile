@@ -1,0 +1,35 @@
+# muckwatch — the two commands a new user needs:
+#   make demo   everything on this machine: embedded Kafka-protocol broker, local ClickHouse,
+#               a simulated city and the pipeline, with live counts (Ctrl-C stops it all)
+#   make test   every test, integration tests against a real ClickHouse server and the broker
+GO ?= go
+
+.PHONY: demo test deps build fuzz vet
+
+demo: deps
+	$(GO) run ./cmd/muckwatch demo
+
+test: deps vet
+	$(GO) test -race -count=1 -timeout 30m ./...
+	$(MAKE) fuzz
+
+# Every decoder's fuzz test, for a bounded time each, seeded from its testdata corpus.
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFix$$' -fuzztime $(FUZZTIME) ./ingest
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEvent$$' -fuzztime $(FUZZTIME) ./ingest
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeOfficer$$' -fuzztime $(FUZZTIME) ./ingest
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+# Installs what the tests and the demo need: Debian's clickhouse-server (when missing) and the Go
+# modules. Idempotent.
+deps:
+	bash deploy/clickhouse-local.sh install
+	$(GO) mod download
+
+build:
+	$(GO) build -o bin/muckwatch ./cmd/muckwatch

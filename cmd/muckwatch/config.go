@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/muckwatch/muckwatch/configs"
+	"github.com/muckwatch/muckwatch/detectors"
+	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/sink"
+)
+
+// Config is the whole of muckwatch.yaml. It is parsed and validated once at start; nothing reads
+// raw config at run time.
+type Config struct {
+	City               string                 `yaml:"city"`
+	CityReloadInterval time.Duration          `yaml:"city_reload_interval"`
+	Kafka              ingest.ConsumerConfig  `yaml:"kafka"`
+	Outputs            sink.KafkaOutputConfig `yaml:"outputs"`
+	ClickHouse         sink.ClickHouseConfig  `yaml:"clickhouse"`
+	Detectors          detectors.Config       `yaml:"detectors"`
+	Metrics            MetricsConfig          `yaml:"metrics"`
+	Log                LogConfig              `yaml:"log"`
+}
+
+// MetricsConfig configures the Prometheus endpoint.
+type MetricsConfig struct {
+	// Listen is the address of the HTTP server serving /metrics; empty disables it.
+	Listen string `yaml:"listen"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+// loadConfig reads the config at path, or the embedded default config when path is empty.
+// Unknown fields are errors, so a typo does not silently fall back to a default.
+func loadConfig(path string) (Config, error) {
+	var data []byte
+	var err error
+	if path == "" {
+		data, err = configs.FS.ReadFile(configs.DefaultConfig)
+		path = "(embedded) configs/" + configs.DefaultConfig
+	} else {
+		data, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return Config{}, fmt.Errorf("cannot read config: %w", err)
+	}
+	return parseConfig(path, data)
+}
+
+func parseConfig(path string, data []byte) (Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file is an empty config
+		return Config{}, fmt.Errorf("cannot parse config %s: %w", path, err)
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("invalid config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.City == "" {
+		c.City = "configs/cities/shenzhen"
+	}
+	c.Kafka = c.Kafka.WithDefaults()
+	if len(c.Outputs.Brokers) == 0 {
+		c.Outputs.Brokers = c.Kafka.Brokers
+	}
+	c.Outputs.ApplyDefaults()
+	c.ClickHouse.ApplyDefaults()
+	c.Detectors = c.Detectors.WithDefaults()
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+}
+
+// Validate reports the first invalid section.
+func (c *Config) Validate() error {
+	if c.CityReloadInterval < 0 {
+		return fmt.Errorf("city_reload_interval must not be negative, got %s", c.CityReloadInterval)
+	}
+	if err := c.Kafka.Validate(); err != nil {
+		return err
+	}
+	if err := c.Outputs.Validate(); err != nil {
+		return fmt.Errorf("outputs: %w", err)
+	}
+	for _, t := range []string{c.Outputs.AlertsTopic, c.Outputs.DLQTopic} {
+		if t == c.Kafka.Topics.GPS || t == c.Kafka.Topics.Events || t == c.Kafka.Topics.Officers {
+			return fmt.Errorf("outputs: topic %q is also an input topic", t)
+		}
+	}
+	if err := c.ClickHouse.Validate(); err != nil {
+		return fmt.Errorf("clickhouse: %w", err)
+	}
+	if err := c.Detectors.Validate(); err != nil {
+		return err
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			return fmt.Errorf("metrics.listen: %q is not host:port", c.Metrics.Listen)
+		}
+	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		return err
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		return fmt.Errorf("log.format must be text or json, got %q", c.Log.Format)
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(s))); err != nil {
+		return 0, fmt.Errorf("log.level must be debug, info, warn or error, got %q", s)
+	}
+	return l, nil
+}
+
+func newLogger(c LogConfig) *slog.Logger {
+	level, _ := parseLevel(c.Level)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

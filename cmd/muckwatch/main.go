@@ -1,0 +1,69 @@
+// Command muckwatch is the real-time supervision pipeline for urban muck trucks: one binary with
+// subcommands.
+//
+//	muckwatch run --config FILE      the pipeline against the Kafka and ClickHouse in FILE
+//	muckwatch demo                   everything on one machine: embedded broker, local ClickHouse,
+//	                                 city simulator and the pipeline, with live counts
+//	muckwatch broker --listen ADDR   the embedded Kafka-protocol broker alone
+//	muckwatch simulate               city traffic with injected violations into any Kafka
+//	muckwatch migrate --config FILE  create or upgrade the ClickHouse schema
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `muckwatch — real-time supervision of urban muck trucks
+
+Usage:
+  muckwatch run      [--config FILE]    run the pipeline (Kafka → detectors → ClickHouse + alerts)
+  muckwatch demo     [flags]            run everything on this machine with a simulated city
+  muckwatch broker   [--listen ADDR]    run the embedded Kafka-protocol broker alone
+  muckwatch simulate [flags]            produce simulated city traffic into Kafka
+  muckwatch migrate  [--config FILE]    create or upgrade the ClickHouse schema
+
+Run 'muckwatch COMMAND -h' for a command's flags. Without --config, the embedded default
+configuration (configs/muckwatch.yaml) is used.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	name, args := os.Args[1], os.Args[2:]
+	var err error
+	switch name {
+	case "run":
+		err = cmdRun(ctx, args)
+	case "demo":
+		err = cmdDemo(ctx, args)
+	case "broker":
+		err = cmdBroker(ctx, args)
+	case "simulate":
+		err = cmdSimulate(ctx, args)
+	case "migrate":
+		err = cmdMigrate(ctx, args)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "muckwatch: unknown command %q\n\n%s", name, usage)
+		os.Exit(2)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "muckwatch %s: %v\n", name, err)
+		os.Exit(1)
+	}
+}

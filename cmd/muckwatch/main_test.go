@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/muckwatch/muckwatch/internal/chlocal"
+)
+
+// chServer is the real ClickHouse server the integration tests share.
+var chServer *chlocal.Server
+
+func TestMain(m *testing.M) {
+	srv, err := chlocal.Start()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "integration tests need a ClickHouse server and could not start one: %v\n", err)
+		os.Exit(1)
+	}
+	chServer = srv
+	code := m.Run()
+	if err := srv.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "cannot stop the test ClickHouse server: %v\n", err)
+	}
+	os.Exit(code)
+}
+
+var dbSeq atomic.Int32
+
+// testEnv is one pipeline with its own broker, database and consumer group.
+type testEnv struct {
+	t       *testing.T
+	cfg     Config
+	broker  string
+	conn    driver.Conn
+	started started
+	stop    func() error
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// startEnv starts a broker and a pipeline on the shared ClickHouse server, with a fresh database.
+func startEnv(t *testing.T, edit func(*Config)) *testEnv {
+	t.Helper()
+	cfg, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	broker, addr, err := startBroker(brokerOptions{Listen: "127.0.0.1:0", Partitions: 4, Topics: defaultTopics(cfg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(broker.Close)
+	cfg.City = "../../configs/cities/shenzhen"
+	cfg.CityReloadInterval = 0
+	cfg.Kafka.Brokers = []string{addr}
+	cfg.Outputs.Brokers = []string{addr}
+	cfg.ClickHouse.Addr = []string{chServer.TCPAddr}
+	cfg.ClickHouse.Database = fmt.Sprintf("mw_test_%d_%d", os.Getpid(), dbSeq.Add(1))
+	cfg.Metrics.Listen = "127.0.0.1:0"
+	if edit != nil {
+		edit(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan started, 1)
+	done := make(chan error, 1)
+	go func() { done <- runPipeline(ctx, cfg, testLogger(t), newRegistry(), ready) }()
+	var st started
+	select {
+	case st = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("pipeline did not start: %v", err)
+	}
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chServer.TCPAddr}, Auth: clickhouse.Auth{Database: cfg.ClickHouse.Database}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &testEnv{t: t, cfg: cfg, broker: addr, conn: conn, started: st}
+	stopped := false
+	env.stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		return <-done
+	}
+	t.Cleanup(func() {
+		if err := env.stop(); err != nil {
+			t.Errorf("pipeline stopped with an error: %v", err)
+		}
+		conn.Close()
+	})
+	return env
+}
+
+func (e *testEnv) count(query string, args ...any) uint64 {
+	e.t.Helper()
+	var n uint64
+	if err := e.conn.QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+		e.t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// waitFor polls ClickHouse until cond holds, failing after the deadline. The pipeline is another
+// system; polling its observable outcome is the synchronisation, not a fixed sleep.
+func (e *testEnv) waitFor(what string, timeout time.Duration, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/muckwatch/muckwatch/detectors"
+	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/sink"
+)
+
+// historyWriter is what the pipeline needs from ClickHouse.
+type historyWriter interface {
+	Write(ctx context.Context, b *sink.Batch) error
+}
+
+// feedWriter is what the pipeline needs from the Kafka outputs.
+type feedWriter interface {
+	Write(ctx context.Context, changes []detectors.Change, rejects []ingest.Reject) error
+}
+
+// pipeline is the ingest.Handler that joins detection and the sinks: it runs the detectors over a
+// batch, then writes history to ClickHouse and alert changes and rejects to Kafka, retrying until
+// both succeeded. Only then does the consumer commit the batch's offsets.
+type pipeline struct {
+	engine  *detectors.Engine
+	history historyWriter
+	feed    feedWriter
+	log     *slog.Logger
+	batch   sink.Batch
+	metrics pipelineMetrics
+	// retry backoff while a sink is down
+	backoffMin, backoffMax time.Duration
+}
+
+type pipelineMetrics struct {
+	detectSeconds  prometheus.Histogram
+	latencySeconds prometheus.Histogram
+	writeFailures  prometheus.Counter
+	holding        prometheus.Gauge
+}
+
+func newPipeline(engine *detectors.Engine, history historyWriter, feed feedWriter, log *slog.Logger, reg prometheus.Registerer) *pipeline {
+	p := &pipeline{engine: engine, history: history, feed: feed, log: log, backoffMin: 200 * time.Millisecond, backoffMax: 10 * time.Second}
+	p.metrics = pipelineMetrics{
+		detectSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_detector_batch_seconds",
+			Help: "Time the detectors take over one batch.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		latencySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_detection_latency_seconds",
+			Help: "From a batch's first record fetched from Kafka to its alert changes produced to muck.alerts.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
+		writeFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "muckwatch_pipeline_write_failures_total",
+			Help: "Batch writes that failed and were retried (the batch's offsets stay uncommitted meanwhile)."}),
+		holding: prometheus.NewGauge(prometheus.GaugeOpts{Name: "muckwatch_pipeline_holding",
+			Help: "1 while the pipeline holds back because a sink is failing."}),
+	}
+	if reg != nil {
+		reg.MustRegister(p.metrics.detectSeconds, p.metrics.latencySeconds, p.metrics.writeFailures, p.metrics.holding)
+	}
+	return p
+}
+
+// Handle implements ingest.Handler.
+func (p *pipeline) Handle(ctx context.Context, b *ingest.Batch) error {
+	start := time.Now()
+	p.engine.Reset()
+	for i := range b.Fixes {
+		p.engine.ProcessFix(&b.Fixes[i])
+	}
+	for i := range b.Events {
+		p.engine.ProcessEvent(&b.Events[i])
+	}
+	p.metrics.detectSeconds.Observe(time.Since(start).Seconds())
+	p.batch = sink.Batch{Fixes: b.Fixes, Events: b.Events, Officers: b.Officers, Changes: p.engine.Changes(), Rejects: b.Rejects}
+	if err := p.write(ctx); err != nil {
+		return err
+	}
+	if len(p.batch.Changes) > 0 {
+		p.metrics.latencySeconds.Observe(time.Since(b.Fetched).Seconds())
+	}
+	p.batch = sink.Batch{}
+	return nil
+}
+
+// write writes the batch to ClickHouse and Kafka, retrying with back-off for as long as a sink
+// fails (an outage holds the pipeline back; nothing is committed meanwhile). Both writes are
+// idempotent, so a retry after a partial success stores nothing twice in effect.
+func (p *pipeline) write(ctx context.Context) error {
+	backoff := p.backoffMin
+	for attempt := 1; ; attempt++ {
+		err := p.history.Write(ctx, &p.batch)
+		if err == nil {
+			err = p.feed.Write(ctx, p.batch.Changes, p.batch.Rejects)
+		}
+		if err == nil {
+			if attempt > 1 {
+				p.log.Info("sinks recovered; batch written", "attempts", attempt)
+				p.metrics.holding.Set(0)
+			}
+			return nil
+		}
+		p.metrics.writeFailures.Inc()
+		p.metrics.holding.Set(1)
+		p.log.Warn("cannot write a batch; holding back and retrying", "attempt", attempt, "retry_in", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cannot write a batch of %d fixes before shutdown: %w", len(p.batch.Fixes), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, p.backoffMax)
+	}
+}

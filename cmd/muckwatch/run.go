@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/muckwatch/muckwatch/city"
+	"github.com/muckwatch/muckwatch/configs"
+	"github.com/muckwatch/muckwatch/detectors"
+	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/sink"
+)
+
+func cmdRun(ctx context.Context, args []string) error {
+	fl := flag.NewFlagSet("run", flag.ContinueOnError)
+	configPath := fl.String("config", "", "config file (default: the embedded configs/muckwatch.yaml)")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log)
+	reg := newRegistry()
+	return runPipeline(ctx, cfg, log, reg, nil)
+}
+
+func cmdMigrate(ctx context.Context, args []string) error {
+	fl := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	configPath := fl.String("config", "", "config file (default: the embedded configs/muckwatch.yaml)")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log)
+	ch, err := sink.OpenClickHouse(ctx, cfg.ClickHouse, log, nil)
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	if err := ch.Migrate(ctx); err != nil {
+		return err
+	}
+	applied, err := ch.AppliedMigrations(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("schema of database %s is up to date on ClickHouse %s; migrations applied: %v\n", ch.Database(), ch.ServerVersion(), applied)
+	return nil
+}
+
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// loadCity loads the city folder at path; the default path falls back to the sample city embedded
+// in the binary when the folder is not there (a binary run outside the checkout).
+func loadCity(path string) (*city.City, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && filepath.Clean(path) == filepath.Join("configs", configs.SampleCity) {
+		sub, err := fs.Sub(configs.FS, configs.SampleCity)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open the embedded sample city: %w", err)
+		}
+		return city.LoadFS(sub, "(embedded) "+path)
+	}
+	return city.Load(path)
+}
+
+// started is what runPipeline reports once it is consuming.
+type started struct {
+	consumer *ingest.Consumer
+	engine   *detectors.Engine
+	ch       *sink.ClickHouse
+	metrics  string // metrics URL, empty if disabled
+}
+
+// runPipeline runs the pipeline until ctx is cancelled, then shuts down in reverse: stop ingest
+// (handling and committing what was read), close the outputs. ready, if not nil, receives the
+// running parts once the pipeline is consuming.
+func runPipeline(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Registry, ready chan<- started) error {
+	c, err := loadCity(cfg.City)
+	if err != nil {
+		return err
+	}
+	log.Info("city loaded", "city", c.Name, "sites", len(c.Sites), "routes", len(c.Routes), "zones", len(c.Zones),
+		"vehicles", len(c.Vehicles), "permits", len(c.Permits))
+	ch, err := sink.OpenClickHouse(ctx, cfg.ClickHouse, log, reg)
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	if err := ch.Migrate(ctx); err != nil {
+		return err
+	}
+	log.Info("ClickHouse schema up to date", "addr", cfg.ClickHouse.Addr, "database", ch.Database(), "server", ch.ServerVersion())
+	out, err := sink.NewKafkaOutput(cfg.Outputs, log, reg)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	engine, err := detectors.NewEngine(cfg.Detectors, c, log, reg)
+	if err != nil {
+		return err
+	}
+	consumer, err := ingest.NewConsumer(cfg.Kafka, city.NormalizePlate, nil, log, reg)
+	if err != nil {
+		return err
+	}
+	p := newPipeline(engine, ch, out, log, reg)
+
+	g, gctx := errgroup.WithContext(ctx)
+	metricsURL := ""
+	if cfg.Metrics.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("cannot listen for metrics on %s: %w", cfg.Metrics.Listen, err)
+		}
+		metricsURL = "http://" + ln.Addr().String() + "/metrics"
+		srv := &http.Server{Handler: metricsMux(reg), ReadHeaderTimeout: 5 * time.Second}
+		g.Go(func() error {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("metrics server: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+		log.Info("metrics served", "url", metricsURL)
+	}
+	g.Go(func() error {
+		err := consumer.Run(gctx, p)
+		if err != nil {
+			return fmt.Errorf("pipeline stopped: %w", err)
+		}
+		log.Info("ingest stopped; what was read is written and committed")
+		return nil
+	})
+	if cfg.CityReloadInterval > 0 {
+		g.Go(func() error { watchCity(gctx, cfg.City, cfg.CityReloadInterval, engine, log); return nil })
+	}
+	log.Info("pipeline running", "brokers", cfg.Kafka.Brokers, "group", cfg.Kafka.GroupID,
+		"topics", []string{cfg.Kafka.Topics.GPS, cfg.Kafka.Topics.Events, cfg.Kafka.Topics.Officers})
+	if ready != nil {
+		ready <- started{consumer: consumer, engine: engine, ch: ch, metrics: metricsURL}
+	}
+	return g.Wait()
+}
+
+func metricsMux(reg *prometheus.Registry) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	return mux
+}
+
+// watchCity reloads the city folder when its files change. A folder that fails to load is
+// reported and the reference data in force stays.
+func watchCity(ctx context.Context, dir string, every time.Duration, engine *detectors.Engine, log *slog.Logger) {
+	last := folderStamp(dir)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		stamp := folderStamp(dir)
+		if stamp == last {
+			continue
+		}
+		last = stamp
+		c, err := city.Load(dir)
+		if err != nil {
+			log.Error("cannot reload the city; the previous reference data stays in force", "dir", dir, "err", err)
+			continue
+		}
+		engine.SetCity(c)
+		log.Info("city reloaded", "dir", dir, "routes", len(c.Routes), "zones", len(c.Zones), "permits", len(c.Permits))
+	}
+}
+
+// folderStamp summarises the names, sizes and modification times of a folder's files.
+func folderStamp(dir string) string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	var s []byte
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		s = fmt.Appendf(s, "%s:%d:%d;", e.Name(), info.Size(), info.ModTime().UnixNano())
+	}
+	return string(s)
+}

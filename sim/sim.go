@@ -1,0 +1,658 @@
+// Package sim is the city simulator: it drives a fleet of muck trucks over a city's approved
+// routes — loading at construction sites, hauling, unloading at disposal sites, returning — and
+// reports them as the wire contract's GPS fixes and camera/sensor events, with violations injected
+// on purpose. It writes the ground truth of every violation episode it caused, so detection can be
+// measured against it. It is deterministic for a seed, and knows nothing of Kafka: records go to
+// an Emitter.
+package sim
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/paulmach/orb"
+
+	"github.com/muckwatch/muckwatch/city"
+)
+
+// Record is one wire record for a topic.
+type Record struct {
+	Topic string // "gps", "events" or "officers": the caller maps these to topic names
+	Key   string
+	Value []byte
+	Time  time.Time // device time
+}
+
+// Emitter receives the simulator's records in time order.
+type Emitter interface {
+	Emit(r Record) error
+}
+
+// EmitterFunc adapts a function to Emitter.
+type EmitterFunc func(r Record) error
+
+// Emit calls f.
+func (f EmitterFunc) Emit(r Record) error { return f(r) }
+
+// Episode is one violation the simulator caused: the ground truth.
+type Episode struct {
+	Rule      string    `json:"rule"`
+	VehicleID string    `json:"vehicle_id"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"` // zero if still going at the end of the run
+	Place     string    `json:"place,omitempty"`
+	Note      string    `json:"note,omitempty"`
+}
+
+// Options configures a run.
+type Options struct {
+	Seed     uint64
+	Start    time.Time     // simulated time of the first record
+	Duration time.Duration // simulated time span
+	// Interval is how often a terminal reports (10–30 s in normal mode, 1 s when alarmed).
+	Interval time.Duration
+	// Vehicles limits the fleet to the first N registered vehicles (0: all).
+	Vehicles int
+	// Unregistered adds this many trucks with plates the city does not know.
+	Unregistered int
+	// Officers is how many enforcement officers report positions.
+	Officers int
+	// ViolationRate is the probability that a trip carries one injected violation.
+	ViolationRate float64
+	// NoiseM is the standard deviation of GPS position noise in metres.
+	NoiseM float64
+	// DwellThreshold and SpeedTolerance mirror the detectors' settings, so that ground truth
+	// episodes start where a violation by the rules' definition starts.
+	DwellThreshold time.Duration
+	SpeedTolerance float64
+	// Clock paces the run: nil runs as fast as the emitter takes records.
+	Clock Pacer
+}
+
+// Pacer paces a run against wall time: Wait blocks until simulated time t may be emitted.
+type Pacer interface {
+	Wait(t time.Time) error
+}
+
+func (o Options) withDefaults() Options {
+	if o.Seed == 0 {
+		o.Seed = 1
+	}
+	if o.Interval == 0 {
+		o.Interval = 10 * time.Second
+	}
+	if o.Duration == 0 {
+		o.Duration = time.Hour
+	}
+	if o.Start.IsZero() {
+		o.Start = time.Now().Add(-o.Duration).Truncate(time.Second)
+	}
+	if o.ViolationRate == 0 {
+		o.ViolationRate = 0.25
+	}
+	if o.DwellThreshold == 0 {
+		o.DwellThreshold = 10 * time.Minute
+	}
+	if o.SpeedTolerance == 0 {
+		o.SpeedTolerance = 0.10
+	}
+	return o
+}
+
+// Result summarises a run.
+type Result struct {
+	Fixes, Events, OfficerPositions int
+	Truth                           []Episode
+}
+
+// violation kinds a trip can carry
+type injection int
+
+const (
+	injNone injection = iota
+	injSpeeding
+	injDeviation
+	injDwell
+	injDumping
+	injOverload
+	injCoverOpen
+	injSpillage
+	injZone
+	numInjections
+)
+
+type phase int
+
+const (
+	phLoading phase = iota
+	phHauling
+	phUnloading
+	phReturning
+	phStopped // injected stop on the road (dwell / dumping)
+)
+
+type truck struct {
+	plate     string
+	vehicle   *city.Vehicle
+	permit    *city.Permit
+	route     *city.Route
+	licensed  bool
+	phase     phase
+	until     time.Time // end of a timed phase
+	along     float64
+	speed     float64 // km/h
+	offset    float64 // metres to the right of the route (detours)
+	lifted    bool
+	reportAt  time.Time
+	inj       injection
+	injAt     float64 // along-distance where the injection starts
+	injUntil  time.Time
+	injActive bool
+	episode   int // index into truth of the open injected episode, -1 if none
+	zoneEp    int // open restricted-zone episode, -1
+	zoneID    string
+	unlicEp   int
+	driftX    float64
+	driftY    float64
+	trip      int
+	resume    phase
+}
+
+type officer struct {
+	id       string
+	pos      orb.Point // projected metres
+	reportAt time.Time
+}
+
+// Simulator runs a fleet over a city.
+type Simulator struct {
+	c        *city.City
+	o        Options
+	rng      *rand.Rand
+	trucks   []*truck
+	officers []*officer
+	truth    []Episode
+	res      Result
+	buf      []byte
+	seq      int
+}
+
+// New returns a simulator over c.
+func New(c *city.City, o Options) (*Simulator, error) {
+	o = o.withDefaults()
+	if o.Interval < time.Second {
+		return nil, fmt.Errorf("cannot simulate: interval %s is shorter than 1s", o.Interval)
+	}
+	s := &Simulator{c: c, o: o, rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))}
+	n := 0
+	for _, v := range c.Vehicles {
+		if o.Vehicles > 0 && n >= o.Vehicles {
+			break
+		}
+		t := &truck{plate: v.Plate, vehicle: v, episode: -1, zoneEp: -1, unlicEp: -1}
+		t.permit = c.ActivePermit(v.Plate, o.Start)
+		if t.permit == nil {
+			// Trucks without a valid permit: the ones with an old permit keep driving its route
+			// (unlicensed transport); the ones with none stay parked at home.
+			ps := c.PermitsOf(v.Plate)
+			if len(ps) == 0 {
+				continue
+			}
+			t.route = c.Route(ps[0].RouteID)
+		} else {
+			t.licensed = true
+			t.route = c.Route(t.permit.RouteID)
+		}
+		if t.route == nil {
+			continue
+		}
+		s.trucks = append(s.trucks, t)
+		n++
+	}
+	for i := 0; i < o.Unregistered && len(c.Routes) > 0; i++ {
+		t := &truck{plate: fmt.Sprintf("粤Z%05d", 90000+i), episode: -1, zoneEp: -1, unlicEp: -1}
+		t.route = c.Routes[s.rng.IntN(len(c.Routes))]
+		s.trucks = append(s.trucks, t)
+	}
+	if len(s.trucks) == 0 {
+		return nil, errors.New("cannot simulate: the city has no vehicle with a permit on a known route")
+	}
+	for _, t := range s.trucks {
+		// Trucks start at different points of their cycle.
+		t.reportAt = o.Start.Add(time.Duration(s.rng.Int64N(int64(o.Interval))))
+		t.phase = phLoading
+		t.until = o.Start.Add(time.Duration(s.rng.Int64N(int64(20 * time.Minute))))
+		s.planTrip(t)
+	}
+	bounds := c.Proj.Forward(c.Proj.Origin())
+	for i := 0; i < o.Officers; i++ {
+		d := c.Districts[i%max(1, len(c.Districts))]
+		p := bounds
+		if d != nil {
+			p = d.Area.Bound.Center()
+		}
+		s.officers = append(s.officers, &officer{id: fmt.Sprintf("OF-%03d", i+1), pos: p,
+			reportAt: o.Start.Add(time.Duration(s.rng.Int64N(int64(30 * time.Second))))})
+	}
+	return s, nil
+}
+
+// Vehicles returns the plates of the simulated fleet.
+func (s *Simulator) Vehicles() []string {
+	out := make([]string, len(s.trucks))
+	for i, t := range s.trucks {
+		out[i] = t.plate
+	}
+	return out
+}
+
+func (s *Simulator) planTrip(t *truck) {
+	t.trip++
+	t.inj = injNone
+	t.injActive = false
+	if !t.licensed {
+		return // an unlicensed truck's violation is the trip itself
+	}
+	if s.rng.Float64() < s.o.ViolationRate {
+		t.inj = injection(1 + s.rng.IntN(int(numInjections)-1))
+		if t.inj == injZone {
+			t.inj = injDeviation // zone entries happen through routes crossing zones in closed hours; see zoneTruth
+		}
+		t.injAt = t.route.Corridor.Length() * (0.2 + 0.5*s.rng.Float64())
+	}
+}
+
+// Run simulates until the end of the run, emitting every record in time order.
+func (s *Simulator) Run(em Emitter) (Result, error) {
+	end := s.o.Start.Add(s.o.Duration)
+	step := time.Second
+	for now := s.o.Start; now.Before(end); now = now.Add(step) {
+		if s.o.Clock != nil {
+			if err := s.o.Clock.Wait(now); err != nil {
+				return s.finish(now), err
+			}
+		}
+		for _, t := range s.trucks {
+			if err := s.advance(t, now, step, em); err != nil {
+				return s.finish(now), err
+			}
+		}
+		for _, of := range s.officers {
+			if !now.Before(of.reportAt) {
+				of.pos[0] += s.rng.NormFloat64() * 30
+				of.pos[1] += s.rng.NormFloat64() * 30
+				ll := s.c.Proj.Inverse(of.pos)
+				s.buf = s.buf[:0]
+				s.buf = append(s.buf, `{"officer_id":"`...)
+				s.buf = append(s.buf, of.id...)
+				s.buf = append(s.buf, `","ts":`...)
+				s.buf = strconv.AppendInt(s.buf, now.UnixMilli(), 10)
+				s.buf = appendLatLon(s.buf, ll)
+				s.buf = append(s.buf, `,"available":true}`...)
+				if err := em.Emit(Record{Topic: "officers", Key: of.id, Value: clone(s.buf), Time: now}); err != nil {
+					return s.finish(now), err
+				}
+				s.res.OfficerPositions++
+				of.reportAt = of.reportAt.Add(30 * time.Second)
+			}
+		}
+	}
+	return s.finish(end), nil
+}
+
+func (s *Simulator) finish(at time.Time) Result {
+	for _, t := range s.trucks {
+		s.closeEpisode(&t.episode, at)
+		s.closeEpisode(&t.zoneEp, at)
+		s.closeEpisode(&t.unlicEp, at)
+	}
+	truth := append([]Episode(nil), s.truth...)
+	sort.SliceStable(truth, func(i, j int) bool { return truth[i].Start.Before(truth[j].Start) })
+	s.res.Truth = truth
+	return s.res
+}
+
+func (s *Simulator) openEpisode(slot *int, rule string, t *truck, at time.Time, place, note string) {
+	if *slot >= 0 {
+		return
+	}
+	s.truth = append(s.truth, Episode{Rule: rule, VehicleID: t.plate, Start: at, Place: place, Note: note})
+	*slot = len(s.truth) - 1
+}
+
+func (s *Simulator) closeEpisode(slot *int, at time.Time) {
+	if *slot < 0 {
+		return
+	}
+	s.truth[*slot].End = at
+	*slot = -1
+}
+
+// instant records a ground-truth episode that is a single piece of evidence (events).
+func (s *Simulator) instant(rule string, t *truck, at time.Time, place, note string) {
+	s.truth = append(s.truth, Episode{Rule: rule, VehicleID: t.plate, Start: at, End: at, Place: place, Note: note})
+}
+
+// limitAt is the speed limit at a point: the lowest speed zone's, else the city default.
+func (s *Simulator) limitAt(xy orb.Point) float64 {
+	limit := s.c.DefaultSpeedLimitKmh
+	var buf [8]int32
+	for _, i := range s.c.ZonesAt(xy, buf[:0]) {
+		if z := s.c.ZoneAt(i); z.Kind == city.ZoneSpeed && z.SpeedLimitKmh < limit {
+			limit = z.SpeedLimitKmh
+		}
+	}
+	return limit
+}
+
+func (s *Simulator) position(t *truck) orb.Point {
+	cor := t.route.Corridor
+	p := cor.PointAt(t.along)
+	if t.offset != 0 {
+		h := cor.HeadingAt(t.along) * math.Pi / 180
+		// right of the direction of travel: heading + 90°
+		p[0] += math.Cos(h) * t.offset
+		p[1] -= math.Sin(h) * t.offset
+	}
+	return p
+}
+
+func (s *Simulator) advance(t *truck, now time.Time, step time.Duration, em Emitter) error {
+	dt := step.Seconds()
+	cor := t.route.Corridor
+	switch t.phase {
+	case phLoading:
+		t.speed, t.lifted = 0, false
+		if !now.Before(t.until) {
+			if err := s.gateExit(t, now, em); err != nil {
+				return err
+			}
+			t.phase, t.along = phHauling, 0
+			if !t.licensed {
+				s.openEpisode(&t.unlicEp, "unlicensed", t, now, "", "driving without a valid permit")
+			}
+		}
+	case phUnloading:
+		t.speed = 0
+		t.lifted = now.Before(t.until.Add(-2 * time.Minute))
+		if !now.Before(t.until) {
+			t.phase, t.lifted = phReturning, false
+		}
+	case phStopped:
+		t.speed = 0
+		if t.inj == injDumping {
+			t.lifted = now.Before(t.until.Add(-1 * time.Minute))
+		}
+		if !now.Before(t.until) {
+			t.phase, t.lifted = t.resume, false
+			s.closeEpisode(&t.episode, now)
+			t.inj = injNone
+		}
+	case phHauling, phReturning:
+		xy := s.position(t)
+		limit := s.limitAt(xy)
+		target := math.Min(limit*0.85, 55)
+		forward := t.phase == phHauling
+		// injections happen on the loaded haul
+		if forward && t.inj != injNone && !t.injActive && t.along >= t.injAt {
+			t.injActive = true
+			switch t.inj {
+			case injSpeeding:
+				t.injUntil = now.Add(3 * time.Minute)
+			case injDeviation:
+				t.injUntil = now.Add(4 * time.Minute)
+			case injDwell:
+				t.phase, t.resume, t.until = phStopped, phHauling, now.Add(s.o.DwellThreshold+8*time.Minute)
+				s.openEpisode(&t.episode, "dwell", t, now.Add(s.o.DwellThreshold), "", "stopped on the road")
+				t.speed = 0
+				return s.report(t, now, em)
+			case injDumping:
+				t.phase, t.resume, t.until = phStopped, phHauling, now.Add(4*time.Minute)
+				s.openEpisode(&t.episode, "dwell", t, now, "", "dump body raised on the road")
+				t.speed = 0
+				return s.report(t, now, em)
+			case injCoverOpen, injSpillage:
+				if err := s.cameraEvent(t, now, em); err != nil {
+					return err
+				}
+				t.inj = injNone
+			}
+		}
+		if t.injActive && t.inj == injSpeeding {
+			target = limit * 1.45
+			if now.After(t.injUntil) {
+				t.inj = injNone
+			}
+		}
+		// accelerate gently towards the target speed
+		if t.speed < target {
+			t.speed = math.Min(target, t.speed+1.5*3.6*dt)
+		} else {
+			t.speed = math.Max(target, t.speed-2.5*3.6*dt)
+		}
+		s.trackSpeeding(t, now, limit)
+		if t.injActive && t.inj == injDeviation {
+			half := cor.HalfWidthM
+			elapsed := 4*time.Minute - t.injUntil.Sub(now)
+			switch {
+			case now.After(t.injUntil):
+				t.offset = math.Max(0, t.offset-10*dt)
+				if t.offset == 0 {
+					t.inj = injNone
+				}
+			case elapsed < 40*time.Second:
+				t.offset = math.Min(half*6, t.offset+12*dt)
+			}
+			switch {
+			case t.offset > half && t.episode < 0 && t.inj == injDeviation:
+				s.openEpisode(&t.episode, "route_deviation", t, now, t.route.ID, "detour off the approved route")
+			case t.offset <= half && t.episode >= 0 && s.truth[t.episode].Rule == "route_deviation":
+				s.closeEpisode(&t.episode, now)
+			}
+		}
+		move := t.speed / 3.6 * dt
+		if forward {
+			t.along += move
+			if t.along >= cor.Length() {
+				t.along = cor.Length()
+				t.phase, t.until, t.speed = phUnloading, now.Add(5*time.Minute), 0
+				t.offset = 0
+				if err := s.gateEvent(t, now, em, "gate_entry", t.route.ToSite); err != nil {
+					return err
+				}
+			}
+		} else {
+			t.along -= move
+			if t.along <= 0 {
+				t.along = 0
+				t.phase, t.until, t.speed = phLoading, now.Add(time.Duration(5+s.rng.IntN(6))*time.Minute), 0
+				s.closeEpisode(&t.episode, now)
+				if err := s.gateEvent(t, now, em, "gate_entry", t.route.FromSite); err != nil {
+					return err
+				}
+				s.planTrip(t)
+			}
+		}
+	}
+	s.trackZone(t, now)
+	return s.report(t, now, em)
+}
+
+// trackSpeeding keeps the ground truth of an injected speeding episode: it starts when the truck
+// goes above limit × (1 + tolerance) and ends when it is back at or below the limit.
+func (s *Simulator) trackSpeeding(t *truck, now time.Time, limit float64) {
+	open := t.episode >= 0 && s.truth[t.episode].Rule == "speeding"
+	switch {
+	case !open && t.speed > limit*(1+s.o.SpeedTolerance) && t.injActive:
+		s.openEpisode(&t.episode, "speeding", t, now, "", "driving well above the limit")
+	case open && t.speed <= limit:
+		s.closeEpisode(&t.episode, now)
+	}
+}
+
+// trackZone keeps the ground truth of restricted-zone episodes from the truck's true position.
+func (s *Simulator) trackZone(t *truck, now time.Time) {
+	if t.phase != phHauling && t.phase != phReturning && t.phase != phStopped {
+		s.closeEpisode(&t.zoneEp, now)
+		return
+	}
+	xy := s.position(t)
+	var buf [8]int32
+	inside := ""
+	for _, i := range s.c.ZonesAt(xy, buf[:0]) {
+		if z := s.c.ZoneAt(i); z.Kind == city.ZoneRestricted && z.ClosedAt(now, s.c.Location) {
+			inside = z.ID
+			break
+		}
+	}
+	switch {
+	case inside != "" && t.zoneEp < 0:
+		s.openEpisode(&t.zoneEp, "restricted_zone", t, now, inside, "route crosses a zone in its closed hours")
+	case inside == "" && t.zoneEp >= 0:
+		s.closeEpisode(&t.zoneEp, now)
+	}
+}
+
+func (s *Simulator) report(t *truck, now time.Time, em Emitter) error {
+	if now.Before(t.reportAt) {
+		return nil
+	}
+	t.reportAt = t.reportAt.Add(s.o.Interval)
+	xy := s.position(t)
+	if s.o.NoiseM > 0 {
+		xy[0] += s.rng.NormFloat64() * s.o.NoiseM
+		xy[1] += s.rng.NormFloat64() * s.o.NoiseM
+	}
+	ll := s.c.Proj.Inverse(xy)
+	heading := t.route.Corridor.HeadingAt(t.along)
+	if t.phase == phReturning {
+		heading = math.Mod(heading+180, 360)
+	}
+	b := s.buf[:0]
+	b = append(b, `{"vehicle_id":"`...)
+	b = append(b, t.plate...)
+	b = append(b, `","ts":`...)
+	b = strconv.AppendInt(b, now.UnixMilli(), 10)
+	b = appendLatLon(b, ll)
+	b = append(b, `,"speed_kmh":`...)
+	b = strconv.AppendFloat(b, math.Round(t.speed*10)/10, 'f', -1, 64)
+	b = append(b, `,"heading":`...)
+	b = strconv.AppendFloat(b, math.Round(heading), 'f', -1, 64)
+	b = append(b, `,"acc":true,"lifted":`...)
+	b = strconv.AppendBool(b, t.lifted)
+	b = append(b, '}')
+	s.buf = b
+	s.res.Fixes++
+	return em.Emit(Record{Topic: "gps", Key: t.plate, Value: clone(b), Time: now})
+}
+
+func appendLatLon(b []byte, ll orb.Point) []byte {
+	b = append(b, `,"lat":`...)
+	b = strconv.AppendFloat(b, ll[1], 'f', 6, 64)
+	b = append(b, `,"lon":`...)
+	b = strconv.AppendFloat(b, ll[0], 'f', 6, 64)
+	return b
+}
+
+func clone(b []byte) []byte { return append([]byte(nil), b...) }
+
+type eventJSON struct {
+	EventID     string   `json:"event_id"`
+	VehicleID   string   `json:"vehicle_id"`
+	TS          int64    `json:"ts"`
+	Kind        string   `json:"kind"`
+	Source      string   `json:"source"`
+	SiteID      string   `json:"site_id,omitempty"`
+	Lat         *float64 `json:"lat,omitempty"`
+	Lon         *float64 `json:"lon,omitempty"`
+	LoadKg      *float64 `json:"load_kg,omitempty"`
+	CoverClosed *bool    `json:"cover_closed,omitempty"`
+	Confidence  float64  `json:"confidence"`
+}
+
+func (s *Simulator) event(t *truck, now time.Time, em Emitter, ev eventJSON) error {
+	s.seq++
+	ev.EventID = fmt.Sprintf("sim-%d-%d", s.o.Seed, s.seq)
+	ev.VehicleID = t.plate
+	ev.TS = now.UnixMilli()
+	if ev.Confidence == 0 {
+		ev.Confidence = 0.95
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("cannot encode a simulated event: %w", err)
+	}
+	s.res.Events++
+	return em.Emit(Record{Topic: "events", Key: t.plate, Value: b, Time: now})
+}
+
+func (s *Simulator) gateEvent(t *truck, now time.Time, em Emitter, kind, site string) error {
+	return s.event(t, now, em, eventJSON{Kind: kind, Source: "gate-" + site, SiteID: site})
+}
+
+// gateExit is the construction site's gate camera and weighbridge seeing the truck leave.
+func (s *Simulator) gateExit(t *truck, now time.Time, em Emitter) error {
+	site := t.route.FromSite
+	rated := 25000.0
+	if t.vehicle != nil {
+		rated = t.vehicle.RatedLoadKg
+	}
+	if t.permit != nil && t.permit.MaxLoadKg > 0 && t.permit.MaxLoadKg < rated {
+		rated = t.permit.MaxLoadKg
+	}
+	load := rated * (0.80 + 0.15*s.rng.Float64())
+	closed := true
+	risk := 0
+	if !t.licensed {
+		risk += 50
+		if t.vehicle == nil {
+			risk += 10
+		}
+	}
+	switch t.inj {
+	case injOverload:
+		load = rated * (1.15 + 0.25*s.rng.Float64())
+		s.instant("overload", t, now, site, "loaded above the limit")
+		risk += 30
+		t.inj = injNone
+	case injCoverOpen:
+		if s.rng.IntN(2) == 0 { // half of the open covers are already seen at the gate
+			closed = false
+			risk += 30
+		}
+	}
+	if risk >= 50 {
+		s.instant("site_exit_risk", t, now, site, "risky exit")
+	}
+	if err := s.event(t, now, em, eventJSON{Kind: "weigh", Source: "wb-" + site, SiteID: site, LoadKg: &load}); err != nil {
+		return err
+	}
+	if !closed {
+		s.instant("cover_open", t, now, site, "cover open at the gate")
+		t.inj = injNone
+	}
+	return s.event(t, now, em, eventJSON{Kind: "gate_exit", Source: "gate-" + site, SiteID: site, CoverClosed: &closed, LoadKg: &load})
+}
+
+// cameraEvent is a road camera (and a second one shortly after) seeing an open cover or spillage.
+func (s *Simulator) cameraEvent(t *truck, now time.Time, em Emitter) error {
+	kind, rule := "cover_open", "cover_open"
+	if t.inj == injSpillage {
+		kind, rule = "spillage", "spillage"
+	}
+	ll := s.c.Proj.Inverse(s.position(t))
+	lat, lon := ll[1], ll[0]
+	cam := fmt.Sprintf("rc-%s-%d", t.route.ID, int(t.along/1000))
+	s.instant(rule, t, now, cam, "seen by road cameras")
+	if err := s.event(t, now, em, eventJSON{Kind: kind, Source: cam, Lat: &lat, Lon: &lon, Confidence: 0.9}); err != nil {
+		return err
+	}
+	// A second camera 1 km on sees the same truck: the same episode, not a new one.
+	return s.event(t, now.Add(time.Second), em, eventJSON{Kind: kind, Source: cam + "b", Lat: &lat, Lon: &lon, Confidence: 0.85})
+}
