@@ -18,14 +18,14 @@ import (
 
 	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/ingest"
-	"github.com/muckwatch/muckwatch/internal/chtest"
+	"github.com/muckwatch/muckwatch/internal/chlocal"
 )
 
 // chAddr is the native address of the throwaway ClickHouse server of this test binary.
 var chAddr string
 
 func TestMain(m *testing.M) {
-	srv, err := chtest.Start()
+	srv, err := chlocal.Start()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: sink tests need a ClickHouse server: %v\n", err)
 		os.Exit(1)

@@ -1,6 +1,6 @@
-// Package chlocal starts a throwaway local ClickHouse server for the demo, the tests and the benchmark, using the project's own
-// deploy/clickhouse-local.sh (which installs Debian's clickhouse-server when it is missing).
-// It never skips: a test that needs ClickHouse fails loudly when the server cannot be started.
+// Package chlocal starts a throwaway local ClickHouse server for the demo and the tests, using
+// the project's own deploy/clickhouse-local.sh (which installs Debian's clickhouse-server when it
+// is missing). Tests that use it never skip: they fail loudly when the server cannot be started.
 package chlocal
 
 import (
