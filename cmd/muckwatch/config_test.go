@@ -1,0 +1,72 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Every shipped config parses through the real parser, and the embedded default equals the file.
+func TestShippedConfigsParse(t *testing.T) {
+	files, _ := filepath.Glob("../../configs/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no shipped configs found")
+	}
+	for _, f := range files {
+		if _, err := loadConfig(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	embedded, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if embedded.Detectors.Rules.Dwell.For != 10*time.Minute || embedded.Kafka.Topics.GPS != "muck.gps" || embedded.ClickHouse.Database != "muckwatch" {
+		t.Errorf("embedded defaults are off: %+v", embedded)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	f := func(yaml, wantErr string) {
+		t.Helper()
+		_, err := parseConfig("test.yaml", []byte(yaml))
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("config %q: want error containing %q, got %v", yaml, wantErr, err)
+		}
+	}
+	f("kafka:\n  brokerz: [a:1]\n", "field brokerz not found")
+	f("kafka:\n  topics: {gps: a, events: a, officers: c}\n", "must be different topics")
+	f("outputs:\n  alerts_topic: muck.gps\n", "also an input topic")
+	f("detectors:\n  rules:\n    speeding: {tolerance: 3}\n", "detectors.rules.speeding: tolerance")
+	f("clickhouse:\n  database: \"x; DROP\"\n", "database")
+	f("kafka:\n  start_offset: middle\n", "start_offset")
+	f("log:\n  level: loud\n", "log.level")
+	f("metrics:\n  listen: nonsense\n", "metrics.listen")
+	f("city_reload_interval: -1s\n", "city_reload_interval")
+}
+
+func TestEmptyConfigIsDefaults(t *testing.T) {
+	c, err := parseConfig("empty.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kafka.GroupID != d.Kafka.GroupID || c.Detectors.Rules.RouteDeviation.For != d.Detectors.Rules.RouteDeviation.For {
+		t.Errorf("an empty config differs from the defaults")
+	}
+}
+
+func TestPasswordNeverInConfig(t *testing.T) {
+	data, err := os.ReadFile("../../configs/muckwatch.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), "password:") {
+		t.Error("the shipped config has a password field; secrets come from the environment")
+	}
+}
