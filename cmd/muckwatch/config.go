@@ -34,7 +34,8 @@ type Config struct {
 
 // MetricsConfig configures the Prometheus endpoint.
 type MetricsConfig struct {
-	// Listen is the address of the HTTP server serving /metrics; empty disables it.
+	// Listen is the address of the HTTP server serving /metrics (default 127.0.0.1:9464); "off"
+	// disables it.
 	Listen string `yaml:"listen"`
 }
 
@@ -79,12 +80,24 @@ func (c *Config) applyDefaults() {
 	if c.City == "" {
 		c.City = "configs/cities/shenzhen"
 	}
+	if len(c.Kafka.Brokers) == 0 {
+		c.Kafka.Brokers = []string{"127.0.0.1:9092"}
+	}
 	c.Kafka = c.Kafka.WithDefaults()
 	if len(c.Outputs.Brokers) == 0 {
 		c.Outputs.Brokers = c.Kafka.Brokers
 	}
 	c.Outputs.ApplyDefaults()
+	if len(c.ClickHouse.Addr) == 0 {
+		c.ClickHouse.Addr = []string{"127.0.0.1:9000"}
+	}
 	c.ClickHouse.ApplyDefaults()
+	if c.Metrics.Listen == "" {
+		c.Metrics.Listen = "127.0.0.1:9464"
+	}
+	if c.Metrics.Listen == "off" {
+		c.Metrics.Listen = ""
+	}
 	c.Detectors = c.Detectors.WithDefaults()
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
