@@ -578,7 +578,7 @@ func (g *gen) makeZones() {
 		case "residential":
 			z.name = g.pick(d.places) + "居住区夜间禁行区"
 			z.closed = []string{"daily 22:00-06:00"}
-			if i%4 == 3 {
+			if i%20 == 7 {
 				z.closed = []string{"sat,sun 22:00-06:00", "mon-fri 23:00-05:30"}
 			}
 			z.ring = g.box(c, g.between(500, 800), g.between(500, 800))

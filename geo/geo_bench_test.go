@@ -1,0 +1,118 @@
+package geo
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/paulmach/orb"
+)
+
+// benchCity scatters n areas of 200–500 m across (irregular polygons of 8–24 vertices) over a
+// 60×40 km city centred on the origin, and returns query points: half anywhere in the city,
+// half close to an area (as trucks at sites are).
+func benchCity(n int) ([]Area, []orb.Point) {
+	rng := rand.New(rand.NewPCG(uint64(n), 42))
+	areas := make([]Area, n)
+	for i := range areas {
+		c := orb.Point{rng.Float64()*60000 - 30000, rng.Float64()*40000 - 20000}
+		areas[i] = starArea(rng, fmt.Sprintf("a%d", i), c, 100+rng.Float64()*150, 8+rng.IntN(17))
+	}
+	pts := make([]orb.Point, 4096)
+	for i := range pts {
+		if i%2 == 0 {
+			pts[i] = orb.Point{rng.Float64()*60000 - 30000, rng.Float64()*40000 - 20000}
+		} else {
+			b := areas[rng.IntN(n)].Bound
+			pts[i] = orb.Point{
+				b.Min[0] - 50 + rng.Float64()*(b.Max[0]-b.Min[0]+100),
+				b.Min[1] - 50 + rng.Float64()*(b.Max[1]-b.Min[1]+100),
+			}
+		}
+	}
+	return areas, pts
+}
+
+func BenchmarkAreaIndexContaining(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		b.Run(fmt.Sprintf("areas=%d", n), func(b *testing.B) {
+			areas, pts := benchCity(n)
+			x := NewAreaIndex(areas)
+			dst := make([]int32, 0, 64)
+			hits := 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				dst = x.Containing(pts[i%len(pts)], dst[:0])
+				hits += len(dst)
+			}
+			_ = hits
+		})
+	}
+}
+
+func BenchmarkAreaIndexCrossing(b *testing.B) {
+	areas, pts := benchCity(1000)
+	x := NewAreaIndex(areas)
+	dst := make([]int32, 0, 64)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		p := pts[i%len(pts)]
+		dst = x.Crossing(p, orb.Point{p[0] + 300, p[1] + 200}, dst[:0]) // ~30 s at 40 km/h
+	}
+}
+
+func BenchmarkCorridorDistance(b *testing.B) {
+	for _, n := range []int{200, 2000} {
+		b.Run(fmt.Sprintf("vertices=%d", n), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(uint64(n), 9))
+			c := NewCorridor("route", randomRoute(rng, n), 30)
+			// Mostly trucks on or near the route, some off it.
+			pts := make([]orb.Point, 4096)
+			for i := range pts {
+				q := c.PointAt(rng.Float64() * c.Length())
+				s := 20.0
+				if i%8 == 0 {
+					s = 2000
+				}
+				pts[i] = orb.Point{q[0] + rng.NormFloat64()*s, q[1] + rng.NormFloat64()*s}
+			}
+			sum := 0.0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				sum += c.Distance(pts[i%len(pts)])
+			}
+			_ = sum
+		})
+	}
+}
+
+func BenchmarkGCJ02ToWGS84(b *testing.B) {
+	p := orb.Point{114.06301399856547, 22.54038281422246}
+	var sink orb.Point
+	b.ReportAllocs()
+	for i := range b.N {
+		q := p
+		q[0] += float64(i%1000) * 1e-5
+		sink = GCJ02ToWGS84(q)
+	}
+	_ = sink
+}
+
+func BenchmarkProjectionForward(b *testing.B) {
+	proj := NewProjection(orb.Point{114.06, 22.6})
+	p := orb.Point{114.0579, 22.5431}
+	var sink orb.Point
+	b.ReportAllocs()
+	for i := range b.N {
+		q := p
+		q[1] += float64(i%1000) * 1e-5
+		sink = proj.Forward(q)
+	}
+	if math.IsNaN(sink[0]) {
+		b.Fatal("NaN")
+	}
+}
