@@ -6,8 +6,8 @@ GO ?= go
 
 .PHONY: demo test deps build fuzz vet
 
-demo: deps
-	$(GO) run ./cmd/muckwatch demo
+demo: deps build
+	bin/muckwatch demo
 
 test: deps vet
 	$(GO) test -race -count=1 -timeout 30m ./...

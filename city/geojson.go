@@ -89,6 +89,7 @@ func readFeatures(file string, data []byte) (feats []*feature, errs []error, fat
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
 		return nil, nil, fmt.Errorf("%s: want a GeoJSON FeatureCollection object, got %v", file, tokenString(tok))
 	}
+	lines := lineCounter{data: data, line: 1}
 	sawType, sawFeatures := false, false
 	for dec.More() {
 		tok, err := dec.Token()
@@ -124,8 +125,7 @@ func readFeatures(file string, data []byte) (feats []*feature, errs []error, fat
 				if err := dec.Decode(&raw); err != nil {
 					return nil, nil, jsonError(file, data, err)
 				}
-				line, _ := lineCol(data, off)
-				ft := &feature{file: file, index: i, line: line}
+				ft := &feature{file: file, index: i, line: lines.at(off)}
 				f, err := geojson.UnmarshalFeature(raw)
 				if err != nil {
 					errs = append(errs, ft.errorf("not a valid GeoJSON feature: %s", trimGeojsonErr(err)))
@@ -167,6 +167,20 @@ func readFeatures(file string, data []byte) (feats []*feature, errs []error, fat
 		return nil, nil, fmt.Errorf("%s: missing \"features\" array", file)
 	}
 	return feats, errs, nil
+}
+
+// lineCounter finds the lines of increasing offsets in linear time overall.
+type lineCounter struct {
+	data []byte
+	off  int64 // lines counted up to here
+	line int   // line at off
+}
+
+func (lc *lineCounter) at(off int64) int {
+	off = max(lc.off, min(off, int64(len(lc.data))))
+	lc.line += bytes.Count(lc.data[lc.off:off], []byte{'\n'})
+	lc.off = off
+	return lc.line
 }
 
 func skipSpace(data []byte, off int64) int64 {

@@ -74,7 +74,9 @@ XML
   <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
 </yandex>
 XML
-  "$(server_bin)" --config-file="$dir/config.xml" >"$dir/log/stdout.log" 2>&1 &
+  # Its own session: a Ctrl-C meant for the demo must not kill the server before the demo has
+  # flushed its last batch into it; the demo stops it afterwards.
+  setsid "$(server_bin)" --config-file="$dir/config.xml" >"$dir/log/stdout.log" 2>&1 </dev/null &
   local pid=$!
   echo "$pid" >"$dir/server.pid"
   for _ in $(seq 1 300); do

@@ -100,8 +100,8 @@ func (c SpeedingConfig) validate() error {
 	return validateTiming(c.Timing)
 }
 
-// Speeding flags sustained speed above the lowest limit of the speed zones a truck is in, or the
-// city's muck-truck default outside them.
+// Speeding flags sustained speed above the lowest limit of the speed zones a truck is in (an
+// expressway zone may allow more than the default), or the city's muck-truck default outside them.
 type Speeding struct{ cfg SpeedingConfig }
 
 // Name implements FixRule.
@@ -110,10 +110,10 @@ func (r *Speeding) Name() Rule { return RuleSpeeding }
 // Judge implements FixRule.
 func (r *Speeding) Judge(c *city.City, prev, cur *Observation, ep *Episode) Verdict {
 	limit, place := c.DefaultSpeedLimitKmh, ""
+	first := true
 	for _, i := range cur.Zones {
-		z := c.ZoneAt(i)
-		if z.Kind == city.ZoneSpeed && z.SpeedLimitKmh < limit {
-			limit, place = z.SpeedLimitKmh, z.ID
+		if z := c.ZoneAt(i); z.Kind == city.ZoneSpeed && (first || z.SpeedLimitKmh < limit) {
+			limit, place, first = z.SpeedLimitKmh, z.ID, false
 		}
 	}
 	switch {

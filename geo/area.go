@@ -59,9 +59,14 @@ func polygonContains(pg orb.Polygon, p orb.Point) bool {
 		}
 		a := r[n-1]
 		for _, b := range r {
+			// Most edges lie wholly above or below the point's horizontal (with the edge
+			// tolerance): they can neither be crossed by the ray nor hold the point.
+			if (a[1] > py+edgeEpsM && b[1] > py+edgeEpsM) || (a[1] < py-edgeEpsM && b[1] < py-edgeEpsM) {
+				a = b
+				continue
+			}
 			// On-edge test, only for edges whose box (widened by the tolerance) holds p.
 			if px >= min(a[0], b[0])-edgeEpsM && px <= max(a[0], b[0])+edgeEpsM &&
-				py >= min(a[1], b[1])-edgeEpsM && py <= max(a[1], b[1])+edgeEpsM &&
 				segDist2(p, a, b) <= edgeEpsM*edgeEpsM {
 				return true
 			}

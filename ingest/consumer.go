@@ -66,7 +66,7 @@ func (c ConsumerConfig) WithDefaults() ConsumerConfig {
 		c.BatchMaxWait = 50 * time.Millisecond
 	}
 	if c.FetchMaxWait == 0 {
-		c.FetchMaxWait = 100 * time.Millisecond
+		c.FetchMaxWait = 1500 * time.Millisecond
 	}
 	if c.FetchMaxBytes == 0 {
 		c.FetchMaxBytes = 16 << 20

@@ -341,13 +341,7 @@ func (s *Simulator) instant(rule string, t *truck, at time.Time, place, note str
 
 // limitAt is the speed limit at a point: the lowest speed zone's, else the city default.
 func (s *Simulator) limitAt(xy orb.Point) float64 {
-	limit := s.c.DefaultSpeedLimitKmh
-	var buf [8]int32
-	for _, i := range s.c.ZonesAt(xy, buf[:0]) {
-		if z := s.c.ZoneAt(i); z.Kind == city.ZoneSpeed && z.SpeedLimitKmh < limit {
-			limit = z.SpeedLimitKmh
-		}
-	}
+	limit, _ := s.c.SpeedLimitAt(xy)
 	return limit
 }
 

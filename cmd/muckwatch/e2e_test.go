@@ -129,6 +129,21 @@ func TestEndToEnd(t *testing.T) {
 		}
 		byRule[ep.Rule] = n
 	}
+	// Alerts no injected episode explains (precision is issue 3's; here they are only reported).
+	unexplained := map[string]int{}
+	for _, a := range alerts {
+		found := false
+		for _, ep := range res.Truth {
+			if matches(a, ep, 2*interval) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			unexplained[a.Rule]++
+		}
+	}
+	t.Logf("alerts without an injected episode, by rule: %v (of %d alerts)", unexplained, len(alerts))
 	rules := make([]string, 0, len(byRule))
 	for r := range byRule {
 		rules = append(rules, r)
