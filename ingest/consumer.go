@@ -362,6 +362,10 @@ func (c *Consumer) decode(m *kafka.Message, b *Batch) {
 	c.metrics.records(m.Topic).Inc()
 	if err != nil {
 		r := Reject{Src: src, Key: m.Key, Value: m.Value, Reason: ReasonOf(err), Detail: err.Error(), Received: c.now()}
+		var re *RejectError
+		if errors.As(err, &re) {
+			r.Detail = re.Detail
+		}
 		b.Rejects = append(b.Rejects, r)
 		c.metrics.rejects.WithLabelValues(m.Topic, string(r.Reason)).Inc()
 	}

@@ -26,7 +26,7 @@ func ExampleEncodeChange() {
 	})
 	fmt.Println(string(msg))
 	// Output:
-	// {"change":"opened","alert_id":"6a209cee9a40757afdd70bce","rule":"speeding","severity":"warning","phase":"in_event","status":"open","vehicle_id":"粤B12345","company":"","permit_id":"","place":"","district":"福田区","start_ms":1779006615000,"end_ms":0,"lat":22.5431,"lon":114.0579,"value":58,"limit":40,"evidence":"58 km/h for 30 s where the limit is 40 km/h","version":1,"updated_ms":1779006615000}
+	// {"change":"opened","alert_id":"6a209cee9a40757afdd70bce","rule":"speeding","severity":"warning","action":"notify_grid_staff","phase":"in_event","status":"open","vehicle_id":"粤B12345","company":"","permit_id":"","place":"","district":"福田区","start_ms":1779006615000,"end_ms":0,"lat":22.5431,"lon":114.0579,"value":58,"limit":40,"evidence":"58 km/h for 30 s where the limit is 40 km/h","version":1,"updated_ms":1779006615000}
 }
 
 // The sink in a pipeline: migrate at start, then write each batch and commit its offsets only

@@ -19,6 +19,7 @@ type AlertMessage struct {
 	AlertID   string  `json:"alert_id"`
 	Rule      string  `json:"rule"`
 	Severity  string  `json:"severity"`
+	Action    string  `json:"action"` // what a supervisor does: notify_grid_staff or dispatch_enforcement
 	Phase     string  `json:"phase"`
 	Status    string  `json:"status"`
 	VehicleID string  `json:"vehicle_id"`
@@ -42,7 +43,7 @@ func NewAlertMessage(c detectors.Change) AlertMessage {
 	a := &c.Alert
 	return AlertMessage{
 		Change: string(c.Kind), AlertID: a.ID, Rule: string(a.Rule), Severity: string(a.Severity),
-		Phase: string(a.Phase), Status: string(a.Status), VehicleID: a.VehicleID, Company: a.Company,
+		Action: a.Severity.Action(), Phase: string(a.Phase), Status: string(a.Status), VehicleID: a.VehicleID, Company: a.Company,
 		PermitID: a.PermitID, Place: a.Place, District: a.District,
 		StartMs: unixMilli(a.Start), EndMs: unixMilli(a.End), Lat: a.Lat, Lon: a.Lon,
 		Value: a.Value, Limit: a.Limit, Evidence: a.Evidence, Version: a.Version, UpdatedMs: unixMilli(a.Updated),
@@ -53,7 +54,7 @@ func NewAlertMessage(c detectors.Change) AlertMessage {
 func EncodeChange(c detectors.Change) []byte {
 	a := &c.Alert
 	// the field names, numbers and punctuation take about 300 bytes
-	n := 320 + len(c.Kind) + len(a.ID) + len(a.Rule) + len(a.Severity) + len(a.Phase) + len(a.Status) +
+	n := 320 + len(c.Kind) + len(a.ID) + len(a.Rule) + len(a.Severity) + 20 + len(a.Phase) + len(a.Status) +
 		len(a.VehicleID) + len(a.Company) + len(a.PermitID) + len(a.Place) + len(a.District) + len(a.Evidence)
 	return AppendChange(make([]byte, 0, n), c)
 }
@@ -71,6 +72,8 @@ func AppendChange(dst []byte, c detectors.Change) []byte {
 	b = appendJSONString(b, string(a.Rule))
 	b = append(b, `,"severity":`...)
 	b = appendJSONString(b, string(a.Severity))
+	b = append(b, `,"action":`...)
+	b = appendJSONString(b, a.Severity.Action())
 	b = append(b, `,"phase":`...)
 	b = appendJSONString(b, string(a.Phase))
 	b = append(b, `,"status":`...)
