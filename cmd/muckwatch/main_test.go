@@ -37,7 +37,7 @@ var dbSeq atomic.Int32
 
 // testEnv is one pipeline with its own broker, database and consumer group.
 type testEnv struct {
-	t       *testing.T
+	t       testing.TB
 	cfg     Config
 	broker  string
 	conn    driver.Conn
@@ -45,7 +45,7 @@ type testEnv struct {
 	stop    func() error
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
@@ -53,7 +53,7 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 // startEnv starts a broker and a pipeline on the shared ClickHouse server, with a fresh database.
-func startEnv(t *testing.T, edit func(*Config)) *testEnv {
+func startEnv(t testing.TB, edit func(*Config)) *testEnv {
 	t.Helper()
 	cfg, err := loadConfig("")
 	if err != nil {
