@@ -312,7 +312,14 @@ func (s *Simulator) finish(at time.Time) Result {
 		s.closeEpisode(&t.zoneEp, at)
 		s.closeEpisode(&t.unlicEp, at)
 	}
-	truth := append([]Episode(nil), s.truth...)
+	// A dwell's episode starts once the stop has lasted the threshold; a stop cut short by the end
+	// of the run never became a violation.
+	truth := make([]Episode, 0, len(s.truth))
+	for _, ep := range s.truth {
+		if !ep.Start.After(at) {
+			truth = append(truth, ep)
+		}
+	}
 	sort.SliceStable(truth, func(i, j int) bool { return truth[i].Start.Before(truth[j].Start) })
 	s.res.Truth = truth
 	return s.res
