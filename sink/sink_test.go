@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 	}
 	chAddr = srv.TCPAddr
 	code := m.Run()
-	if err := srv.Stop(); err != nil {
+	if err := srv.Destroy(); err != nil {
 		fmt.Fprintf(os.Stderr, "cannot stop the test ClickHouse server: %v\n", err)
 	}
 	if code == 0 {

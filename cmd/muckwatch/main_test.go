@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 	}
 	chServer = srv
 	code := m.Run()
-	if err := srv.Stop(); err != nil {
+	if err := srv.Destroy(); err != nil {
 		fmt.Fprintf(os.Stderr, "cannot stop the test ClickHouse server: %v\n", err)
 	}
 	os.Exit(code)

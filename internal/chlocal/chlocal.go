@@ -66,9 +66,17 @@ func StartIn(dir string) (*Server, error) {
 	return s, nil
 }
 
-// Stop stops the server and removes its data.
+// Stop stops the server and keeps its data (the demo's history outlives a run).
 func (s *Server) Stop() error {
-	err := exec.Command("bash", s.script, "stop", s.Dir).Run()
+	if err := exec.Command("bash", s.script, "stop", s.Dir).Run(); err != nil {
+		return fmt.Errorf("cannot stop the ClickHouse server in %s: %w", s.Dir, err)
+	}
+	return nil
+}
+
+// Destroy stops the server and removes its data (tests).
+func (s *Server) Destroy() error {
+	err := s.Stop()
 	if rmErr := os.RemoveAll(s.Dir); err == nil {
 		err = rmErr
 	}
