@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,6 +160,31 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
+	// The README's analyst queries run as documented, and the daily aggregate counts the alerts.
+	queries := readmeQueries(t)
+	if len(queries) != 3 {
+		t.Fatalf("README has %d analyst queries, want 3", len(queries))
+	}
+	for i, q := range queries {
+		rows, err := env.conn.Query(ctx, q)
+		if err != nil {
+			t.Errorf("README query %d fails on ClickHouse %s: %v\n%s", i+1, env.started.ch.ServerVersion(), err, q)
+			continue
+		}
+		n := 0
+		for rows.Next() {
+			n++
+		}
+		rows.Close()
+		if i < 2 && n == 0 {
+			t.Errorf("README query %d returned no rows after a simulated day with alerts:\n%s", i+1, q)
+		}
+	}
+	if daily, all := env.count("SELECT toUInt64(sum(n)) FROM (SELECT uniqExactMerge(alerts) AS n FROM violations_daily GROUP BY day, rule)"),
+		env.count("SELECT uniqExact(id) FROM alerts"); daily != all {
+		t.Errorf("violations_daily counts %d alerts, alerts has %d", daily, all)
+	}
+
 	// The alert feed on Kafka carries every alert change stored in ClickHouse.
 	changes := env.count("SELECT count() FROM alert_changes")
 	if changes == 0 {
@@ -167,6 +194,33 @@ func TestEndToEnd(t *testing.T) {
 	if fed != int(changes) {
 		t.Errorf("muck.alerts carries %d changes, ClickHouse alert_changes has %d", fed, changes)
 	}
+}
+
+// readmeQueries returns the statements of the README's analyst SQL block.
+func readmeQueries(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(data), "```sql\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("README.md has no ```sql block of analyst queries")
+	}
+	var out []string
+	for _, st := range strings.Split(block, ";") {
+		var lines []string
+		for _, l := range strings.Split(st, "\n") {
+			if !strings.HasPrefix(strings.TrimSpace(l), "--") {
+				lines = append(lines, l)
+			}
+		}
+		if q := strings.TrimSpace(strings.Join(lines, "\n")); q != "" {
+			out = append(out, q)
+		}
+	}
+	return out
 }
 
 // countTopic reads a topic from the start until it has want records or goes quiet, and returns
