@@ -208,6 +208,32 @@ func checkPosition(lat, lon float64) error {
 	return nil
 }
 
+// position holds the members every record type shares: device time and coordinates.
+type position struct {
+	have     fields
+	ms       int64
+	lat, lon float64
+}
+
+// member decodes ts, lat or lon into p; it reports false for any other member.
+func (p *position) member(key []byte, v *jsonValue) (bool, error) {
+	var err error
+	switch string(key) {
+	case "ts":
+		p.ms, err = integer("ts", v)
+		p.have.set(fTS)
+	case "lat":
+		p.lat, err = float("lat", v)
+		p.have.set(fLat)
+	case "lon":
+		p.lon, err = float("lon", v)
+		p.have.set(fLon)
+	default:
+		return false, nil
+	}
+	return true, err
+}
+
 // required names a field that must be present.
 type required struct {
 	bit  fields
@@ -258,26 +284,20 @@ func (d *Decoder) DecodeFix(value []byte, ref time.Time, f *Fix) error {
 	}
 	*f = Fix{}
 	var have fields
-	var ms int64
+	var pos position
 	d.sc.reset(value)
 	err := d.sc.each(func(key []byte, v *jsonValue) error {
 		if v.kind == kindNull {
 			return nil // null means absent
+		}
+		if ok, err := pos.member(key, v); ok {
+			return err
 		}
 		var err error
 		switch string(key) {
 		case "vehicle_id":
 			f.VehicleID, err = d.id("vehicle_id", v)
 			have.set(fVehicle)
-		case "ts":
-			ms, err = integer("ts", v)
-			have.set(fTS)
-		case "lat":
-			f.Lat, err = float("lat", v)
-			have.set(fLat)
-		case "lon":
-			f.Lon, err = float("lon", v)
-			have.set(fLon)
 		case "speed_kmh":
 			var s float64
 			if s, err = float("speed_kmh", v); err == nil {
@@ -312,6 +332,8 @@ func (d *Decoder) DecodeFix(value []byte, ref time.Time, f *Fix) error {
 	if err != nil {
 		return err
 	}
+	have |= pos.have
+	f.Lat, f.Lon = pos.lat, pos.lon
 	if err := missing(have, fixRequired[:]); err != nil {
 		return err
 	}
@@ -321,11 +343,11 @@ func (d *Decoder) DecodeFix(value []byte, ref time.Time, f *Fix) error {
 	if err := checkPosition(f.Lat, f.Lon); err != nil {
 		return err
 	}
-	if f.Time, err = d.checkTime(ms, ref); err != nil {
+	if f.Time, err = d.checkTime(pos.ms, ref); err != nil {
 		return err
 	}
 	if f.FixID == "" {
-		f.FixID = DeriveFixID(f.VehicleID, ms)
+		f.FixID = DeriveFixID(f.VehicleID, pos.ms)
 	}
 	return nil
 }
@@ -347,12 +369,15 @@ func (d *Decoder) DecodeEvent(value []byte, ref time.Time, e *Event) error {
 	}
 	*e = Event{Confidence: 1}
 	var have fields
-	var ms int64
+	var pos position
 	var kind string
 	d.sc.reset(value)
 	err := d.sc.each(func(key []byte, v *jsonValue) error {
 		if v.kind == kindNull {
 			return nil
+		}
+		if ok, err := pos.member(key, v); ok {
+			return err
 		}
 		var err error
 		switch string(key) {
@@ -362,9 +387,6 @@ func (d *Decoder) DecodeEvent(value []byte, ref time.Time, e *Event) error {
 		case "vehicle_id":
 			e.VehicleID, err = d.id("vehicle_id", v)
 			have.set(fVehicle)
-		case "ts":
-			ms, err = integer("ts", v)
-			have.set(fTS)
 		case "kind":
 			kind, err = d.str("kind", v)
 			have.set(fKind)
@@ -373,12 +395,6 @@ func (d *Decoder) DecodeEvent(value []byte, ref time.Time, e *Event) error {
 			have.set(fSource)
 		case "site_id":
 			e.SiteID, err = d.id("site_id", v)
-		case "lat":
-			e.Lat, err = float("lat", v)
-			have.set(fLat)
-		case "lon":
-			e.Lon, err = float("lon", v)
-			have.set(fLon)
 		case "load_kg":
 			if e.LoadKg, err = float("load_kg", v); err == nil {
 				err = inRange("load_kg", e.LoadKg, 0, d.cfg.MaxLoadKg)
@@ -399,6 +415,8 @@ func (d *Decoder) DecodeEvent(value []byte, ref time.Time, e *Event) error {
 	if err != nil {
 		return err
 	}
+	have |= pos.have
+	e.Lat, e.Lon = pos.lat, pos.lon
 	if err := missing(have, eventRequired[:]); err != nil {
 		return err
 	}
@@ -423,7 +441,7 @@ func (d *Decoder) DecodeEvent(value []byte, ref time.Time, e *Event) error {
 	if e.Kind == KindWeigh && !e.HasLoad {
 		return reject(ReasonMissingField, "a weigh event needs field \"load_kg\"")
 	}
-	if e.Time, err = d.checkTime(ms, ref); err != nil {
+	if e.Time, err = d.checkTime(pos.ms, ref); err != nil {
 		return err
 	}
 	return nil
@@ -436,26 +454,20 @@ func (d *Decoder) DecodeOfficer(value []byte, ref time.Time, o *OfficerPosition)
 	}
 	*o = OfficerPosition{Available: true}
 	var have fields
-	var ms int64
+	var pos position
 	d.sc.reset(value)
 	err := d.sc.each(func(key []byte, v *jsonValue) error {
 		if v.kind == kindNull {
 			return nil
+		}
+		if ok, err := pos.member(key, v); ok {
+			return err
 		}
 		var err error
 		switch string(key) {
 		case "officer_id":
 			o.OfficerID, err = d.id("officer_id", v)
 			have.set(fOfficer)
-		case "ts":
-			ms, err = integer("ts", v)
-			have.set(fTS)
-		case "lat":
-			o.Lat, err = float("lat", v)
-			have.set(fLat)
-		case "lon":
-			o.Lon, err = float("lon", v)
-			have.set(fLon)
 		case "available":
 			o.Available, err = boolean("available", v)
 		}
@@ -464,6 +476,8 @@ func (d *Decoder) DecodeOfficer(value []byte, ref time.Time, o *OfficerPosition)
 	if err != nil {
 		return err
 	}
+	have |= pos.have
+	o.Lat, o.Lon = pos.lat, pos.lon
 	if err := missing(have, officerRequired[:]); err != nil {
 		return err
 	}
@@ -473,7 +487,7 @@ func (d *Decoder) DecodeOfficer(value []byte, ref time.Time, o *OfficerPosition)
 	if err := checkPosition(o.Lat, o.Lon); err != nil {
 		return err
 	}
-	if o.Time, err = d.checkTime(ms, ref); err != nil {
+	if o.Time, err = d.checkTime(pos.ms, ref); err != nil {
 		return err
 	}
 	return nil

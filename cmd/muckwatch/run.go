@@ -26,12 +26,7 @@ import (
 )
 
 func cmdRun(ctx context.Context, args []string) error {
-	fl := flag.NewFlagSet("run", flag.ContinueOnError)
-	configPath := fl.String("config", "", "config file (default: the embedded configs/muckwatch.yaml)")
-	if err := fl.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*configPath)
+	cfg, err := parseConfigFlags("run", args)
 	if err != nil {
 		return err
 	}
@@ -41,12 +36,7 @@ func cmdRun(ctx context.Context, args []string) error {
 }
 
 func cmdMigrate(ctx context.Context, args []string) error {
-	fl := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	configPath := fl.String("config", "", "config file (default: the embedded configs/muckwatch.yaml)")
-	if err := fl.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*configPath)
+	cfg, err := parseConfigFlags("migrate", args)
 	if err != nil {
 		return err
 	}
@@ -65,6 +55,16 @@ func cmdMigrate(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("schema of database %s is up to date on ClickHouse %s; migrations applied: %v\n", ch.Database(), ch.ServerVersion(), applied)
 	return nil
+}
+
+// parseConfigFlags parses a command whose only flag is --config and loads that config.
+func parseConfigFlags(name string, args []string) (Config, error) {
+	fl := flag.NewFlagSet(name, flag.ContinueOnError)
+	configPath := fl.String("config", "", "config file (default: the embedded configs/muckwatch.yaml)")
+	if err := fl.Parse(args); err != nil {
+		return Config{}, err
+	}
+	return loadConfig(*configPath)
 }
 
 func newRegistry() *prometheus.Registry {
