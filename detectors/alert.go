@@ -22,6 +22,7 @@ const (
 	RuleSpillage       Rule = "spillage"
 	RuleSignalLost     Rule = "signal_lost"
 	RuleSiteExitRisk   Rule = "site_exit_risk"
+	RuleTripUnclosed   Rule = "trip_unclosed"
 )
 
 // Severity says how urgently a supervisor must act.

@@ -97,6 +97,7 @@ type Episode struct {
 	Anchor   orb.Point // rule bookkeeping (e.g. where a dwell started), projected metres
 	Mark     time.Time // rule bookkeeping (e.g. since when stopped)
 	Anchored bool
+	Ref      string // rule bookkeeping (e.g. the site a trip started from)
 }
 
 // Firing reports whether the episode has an open alert.
@@ -107,6 +108,7 @@ type Track struct {
 	VehicleID string
 	last      Observation
 	hasLast   bool
+	inSite    bool // the last observation was inside a site
 	jumps     int
 	episodes  []Episode // one per registered rule, fix rules first
 }
@@ -117,14 +119,20 @@ func (t *Track) Last() (Observation, bool) { return t.last, t.hasLast }
 // Config configures the engine and every rule.
 type Config struct {
 	// MaxSpeedKmh is the highest speed a truck can really have; a fix implying more is a GPS jump.
-	MaxSpeedKmh float64     `yaml:"max_speed_kmh"`
-	Rules       RulesConfig `yaml:"rules"`
+	MaxSpeedKmh float64 `yaml:"max_speed_kmh"`
+	// IdlePartition: a partition whose newest fix is this far behind the newest of all is idle and
+	// does not hold back the event-time watermark that time-driven rules (signal_lost) judge by.
+	IdlePartition time.Duration `yaml:"idle_partition"`
+	Rules         RulesConfig   `yaml:"rules"`
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
 	if c.MaxSpeedKmh == 0 {
 		c.MaxSpeedKmh = 150
+	}
+	if c.IdlePartition == 0 {
+		c.IdlePartition = 10 * time.Minute
 	}
 	c.Rules = c.Rules.withDefaults()
 	return c
@@ -164,6 +172,10 @@ type Engine struct {
 	zones   []int32
 	metrics *engineMetrics
 	tracked atomic.Int64
+	clock   eventClock
+	silence *SignalLost // nil when signal_lost is disabled
+	silIdx  int         // its episode slot
+	ticked  time.Time   // watermark of the last Tick
 }
 
 // NewEngine returns an engine for cfg (defaults applied, then validated) over city c.
@@ -175,6 +187,12 @@ func NewEngine(cfg Config, c *city.City, log *slog.Logger, reg prometheus.Regist
 	e := &Engine{cfg: cfg, log: log, tracks: make(map[string]*Track)}
 	e.city.Store(c)
 	e.fixes, e.events = registerRules(cfg.Rules)
+	for i, f := range e.fixes {
+		if sl, ok := f.rule.(*SignalLost); ok {
+			e.silence, e.silIdx = sl, i
+		}
+	}
+	e.clock.idle = cfg.IdlePartition
 	e.metrics = newEngineMetrics(reg, e.ruleNames())
 	return e, nil
 }
@@ -222,6 +240,7 @@ func (e *Engine) Reset() {
 // ProcessFix runs the fix rules over f.
 func (e *Engine) ProcessFix(f *ingest.Fix) {
 	c := e.city.Load()
+	e.clock.observe(f.Src.Topic, f.Src.Partition, f.Time)
 	tr := e.track(f.VehicleID)
 	cur := Observation{Time: f.Time, LL: orb.Point{f.Lon, f.Lat}, Lifted: f.Lifted, ACC: f.ACC}
 	cur.XY = c.Proj.Forward(cur.LL)
@@ -268,9 +287,41 @@ func (e *Engine) ProcessFix(f *ingest.Fix) {
 			e.resolve(ep, ee.rule, ep.Last.Add(ee.timing.Window))
 		}
 	}
+	tr.inSite = len(cur.Sites) > 0
 	cur.Sites, cur.Zones = nil, nil
 	tr.last, tr.hasLast = cur, true
 }
+
+// Tick runs the time-driven rules (signal_lost) at the event-time watermark: the newest device
+// time every busy partition has reached. A backlog or a slow partition holds the watermark back,
+// so the pipeline's own lag never looks like a silent truck; nothing ticks at shutdown.
+func (e *Engine) Tick() {
+	if e.silence == nil {
+		return
+	}
+	wm, ok := e.clock.watermark()
+	if !ok || !wm.After(e.ticked) {
+		return
+	}
+	e.ticked = wm
+	c := e.city.Load()
+	for _, tr := range e.tracks {
+		ep := &tr.episodes[e.silIdx]
+		if ep.alert != nil || !tr.hasLast {
+			continue
+		}
+		v := e.silence.Silent(c, tr, wm)
+		if !v.Active {
+			continue
+		}
+		ep.Since, ep.SinceLL, ep.Fixes = tr.last.Time, tr.last.LL, 1
+		cur := Observation{Time: wm, LL: tr.last.LL}
+		e.open(tr, ep, RuleSignalLost, e.silence, PhaseIn, &cur, v)
+	}
+}
+
+// Watermark returns the event-time watermark, if any fix was seen.
+func (e *Engine) Watermark() (time.Time, bool) { return e.clock.watermark() }
 
 // ProcessEvent runs the event rules over ev.
 func (e *Engine) ProcessEvent(ev *ingest.Event) {
@@ -291,6 +342,9 @@ func (e *Engine) ProcessEvent(ev *ingest.Event) {
 		v := ee.rule.JudgeEvent(c, tr, ev)
 		if ep.alert != nil && ev.Time.Sub(ep.Last) > ee.timing.Window {
 			e.resolve(ep, ee.rule, ep.Last.Add(ee.timing.Window))
+		}
+		if v.Clear && ep.alert != nil {
+			e.resolve(ep, ee.rule, ev.Time)
 		}
 		if !v.Active {
 			continue
@@ -396,6 +450,47 @@ func (e *Engine) OpenAlerts() []Alert {
 		}
 	}
 	return out
+}
+
+// eventClock tracks the newest device time per input partition.
+type eventClock struct {
+	idle   time.Duration
+	newest map[partitionKey]time.Time
+}
+
+type partitionKey struct {
+	topic     string
+	partition int32
+}
+
+func (c *eventClock) observe(topic string, partition int32, t time.Time) {
+	if c.newest == nil {
+		c.newest = make(map[partitionKey]time.Time)
+	}
+	k := partitionKey{topic, partition}
+	if t.After(c.newest[k]) {
+		c.newest[k] = t
+	}
+}
+
+// watermark is the oldest newest-time of the busy partitions.
+func (c *eventClock) watermark() (time.Time, bool) {
+	var newest time.Time
+	for _, t := range c.newest {
+		if t.After(newest) {
+			newest = t
+		}
+	}
+	if newest.IsZero() {
+		return time.Time{}, false
+	}
+	wm := newest
+	for _, t := range c.newest {
+		if t.Before(wm) && newest.Sub(t) <= c.idle {
+			wm = t
+		}
+	}
+	return wm, true
 }
 
 func planarDist(a, b orb.Point) float64 { return math.Hypot(a[0]-b[0], a[1]-b[1]) }

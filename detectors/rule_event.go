@@ -55,8 +55,11 @@ func (r *Overload) JudgeEvent(c *city.City, tr *Track, ev *ingest.Event) Verdict
 	if p := c.ActivePermit(ev.VehicleID, ev.Time); p != nil && p.MaxLoadKg > 0 && (limit == 0 || p.MaxLoadKg < limit) {
 		limit = p.MaxLoadKg
 	}
-	if limit <= 0 || ev.LoadKg <= limit*(1+r.cfg.Tolerance) {
+	if limit <= 0 {
 		return Verdict{}
+	}
+	if ev.LoadKg <= limit*(1+r.cfg.Tolerance) {
+		return Verdict{Clear: true} // a legal weighing (the next load) ends an overload episode
 	}
 	sev := SeverityWarning
 	if ev.LoadKg > limit*r.cfg.SevereFactor {

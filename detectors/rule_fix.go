@@ -5,29 +5,36 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/paulmach/orb"
+
 	"github.com/muckwatch/muckwatch/city"
 )
 
 // RouteDeviationConfig configures route_deviation.
 type RouteDeviationConfig struct {
 	Disabled bool `yaml:"disabled"`
-	// ReturnFactor is the hysteresis: an episode ends only once the truck is back within
-	// ReturnFactor × the corridor's half-width (it starts beyond the half-width).
+	// LeaveMarginM is the hysteresis outwards: a truck is off route beyond the corridor's
+	// half-width plus this margin (GPS error), ...
+	LeaveMarginM float64 `yaml:"leave_margin_m"`
+	// ReturnFactor ... and back on route only within ReturnFactor × the half-width.
 	ReturnFactor float64 `yaml:"return_factor"`
 	Timing       `yaml:",inline"`
 }
 
 func (c RouteDeviationConfig) withDefaults() RouteDeviationConfig {
+	if c.LeaveMarginM == 0 {
+		c.LeaveMarginM = 15
+	}
 	if c.ReturnFactor == 0 {
 		c.ReturnFactor = 0.8
 	}
-	c.Timing = defaultTiming(c.Timing, Timing{For: 60 * time.Second, MinFixes: 2, EscalateAfter: 10 * time.Minute})
+	c.Timing = defaultTiming(c.Timing, Timing{MinFixes: 1, EscalateAfter: 10 * time.Minute})
 	return c
 }
 
 func (c RouteDeviationConfig) validate() error {
-	if c.ReturnFactor <= 0 || c.ReturnFactor > 1 {
-		return fmt.Errorf("return_factor must be within (0, 1], got %g", c.ReturnFactor)
+	if c.ReturnFactor <= 0 || c.ReturnFactor > 1 || c.LeaveMarginM < 0 {
+		return fmt.Errorf("return_factor must be within (0, 1] and leave_margin_m not negative, got %g and %g", c.ReturnFactor, c.LeaveMarginM)
 	}
 	return validateTiming(c.Timing)
 }
@@ -51,7 +58,7 @@ func (r *RouteDeviation) Judge(c *city.City, prev, cur *Observation, ep *Episode
 	d := route.Corridor.Distance(cur.XY)
 	half := route.Corridor.HalfWidthM
 	switch {
-	case d > half:
+	case d > half+r.cfg.LeaveMarginM:
 		sev := SeverityWarning
 		if d > 5*half {
 			sev = SeveritySevere
@@ -86,7 +93,7 @@ func (c SpeedingConfig) withDefaults() SpeedingConfig {
 	if c.SevereFactor == 0 {
 		c.SevereFactor = 1.5
 	}
-	c.Timing = defaultTiming(c.Timing, Timing{For: 15 * time.Second, MinFixes: 2})
+	c.Timing = defaultTiming(c.Timing, Timing{MinFixes: 2})
 	return c
 }
 
@@ -141,15 +148,32 @@ func (r *Speeding) Describe(a *Alert) string {
 // RestrictedZoneConfig configures restricted_zone.
 type RestrictedZoneConfig struct {
 	Disabled bool `yaml:"disabled"`
-	Timing   `yaml:",inline"`
+	// MarginM: a fix counts as inside only this far within the zone's border, so GPS error on a
+	// road along the border is no violation.
+	MarginM float64 `yaml:"margin_m"`
+	// MaxGap: two consecutive fixes at most this far apart whose straight path runs through the
+	// zone (deeper than the margin) count as a crossing even when neither fix is inside.
+	MaxGap time.Duration `yaml:"max_gap"`
+	Timing `yaml:",inline"`
 }
 
 func (c RestrictedZoneConfig) withDefaults() RestrictedZoneConfig {
+	if c.MarginM == 0 {
+		c.MarginM = 25
+	}
+	if c.MaxGap == 0 {
+		c.MaxGap = 2 * time.Minute
+	}
 	c.Timing = defaultTiming(c.Timing, Timing{MinFixes: 1, EscalateAfter: 5 * time.Minute})
 	return c
 }
 
-func (c RestrictedZoneConfig) validate() error { return validateTiming(c.Timing) }
+func (c RestrictedZoneConfig) validate() error {
+	if c.MarginM < 0 || c.MaxGap < 0 {
+		return fmt.Errorf("margin_m and max_gap must not be negative, got %g and %s", c.MarginM, c.MaxGap)
+	}
+	return validateTiming(c.Timing)
+}
 
 // RestrictedZone flags a truck inside a restricted zone during the zone's closed hours.
 type RestrictedZone struct{ cfg RestrictedZoneConfig }
@@ -161,11 +185,34 @@ func (r *RestrictedZone) Name() Rule { return RuleRestrictedZone }
 func (r *RestrictedZone) Judge(c *city.City, prev, cur *Observation, ep *Episode) Verdict {
 	for _, i := range cur.Zones {
 		z := c.ZoneAt(i)
-		if z.Kind == city.ZoneRestricted && z.ClosedAt(cur.Time, c.Location) {
+		if z.Kind == city.ZoneRestricted && z.ClosedAt(cur.Time, c.Location) && z.Area.DistanceToEdge(cur.XY) >= r.cfg.MarginM {
 			return Verdict{Active: true, Severity: SeverityWarning, Place: z.ID, Value: cur.SpeedKmh}
 		}
 	}
+	if prev != nil && cur.Time.Sub(prev.Time) <= r.cfg.MaxGap {
+		var buf [8]int32
+		for _, i := range c.ZonesCrossed(prev.XY, cur.XY, buf[:0]) {
+			z := c.ZoneAt(i)
+			if z.Kind == city.ZoneRestricted && z.ClosedAt(cur.Time, c.Location) && r.crossesDeep(z, prev.XY, cur.XY) {
+				return Verdict{Active: true, Severity: SeverityWarning, Place: z.ID, Value: cur.SpeedKmh}
+			}
+		}
+	}
 	return Verdict{Clear: true}
+}
+
+// crossesDeep reports whether the straight path a-b runs deeper than the margin into zone z,
+// sampling it every 10 m (only paths that the index says touch the zone get here).
+func (r *RestrictedZone) crossesDeep(z *city.Zone, a, b orb.Point) bool {
+	n := int(planarDist(a, b)/10) + 1
+	for k := 1; k < n; k++ {
+		t := float64(k) / float64(n)
+		p := orb.Point{a[0] + (b[0]-a[0])*t, a[1] + (b[1]-a[1])*t}
+		if z.Area.Contains(p) && z.Area.DistanceToEdge(p) >= r.cfg.MarginM {
+			return true
+		}
+	}
+	return false
 }
 
 // Describe implements FixRule.
@@ -252,7 +299,7 @@ func (c UnlicensedConfig) withDefaults() UnlicensedConfig {
 	if c.MovingSpeedKmh == 0 {
 		c.MovingSpeedKmh = 10
 	}
-	c.Timing = defaultTiming(c.Timing, Timing{For: 60 * time.Second, MinFixes: 2, EscalateAfter: 15 * time.Minute})
+	c.Timing = defaultTiming(c.Timing, Timing{MinFixes: 2, EscalateAfter: 15 * time.Minute})
 	return c
 }
 

@@ -20,6 +20,8 @@ type RulesConfig struct {
 	CoverOpen      CameraConfig         `yaml:"cover_open"`
 	Spillage       CameraConfig         `yaml:"spillage"`
 	SiteExitRisk   SiteExitRiskConfig   `yaml:"site_exit_risk"`
+	SignalLost     SignalLostConfig     `yaml:"signal_lost"`
+	TripUnclosed   TripUnclosedConfig   `yaml:"trip_unclosed"`
 }
 
 func (c RulesConfig) withDefaults() RulesConfig {
@@ -32,6 +34,8 @@ func (c RulesConfig) withDefaults() RulesConfig {
 	c.CoverOpen = c.CoverOpen.withDefaults()
 	c.Spillage = c.Spillage.withDefaults()
 	c.SiteExitRisk = c.SiteExitRisk.withDefaults()
+	c.SignalLost = c.SignalLost.withDefaults()
+	c.TripUnclosed = c.TripUnclosed.withDefaults()
 	return c
 }
 
@@ -49,6 +53,8 @@ func (c RulesConfig) validate() error {
 		{"cover_open", c.CoverOpen.validate()},
 		{"spillage", c.Spillage.validate()},
 		{"site_exit_risk", c.SiteExitRisk.validate()},
+		{"signal_lost", c.SignalLost.validate()},
+		{"trip_unclosed", c.TripUnclosed.validate()},
 	}
 	for _, ch := range checks {
 		if ch.err != nil {
@@ -77,6 +83,8 @@ func registerRules(c RulesConfig) ([]fixEntry, []eventEntry) {
 	addFix(!c.RestrictedZone.Disabled, &RestrictedZone{cfg: c.RestrictedZone}, c.RestrictedZone.Timing)
 	addFix(!c.Dwell.Disabled, &DwellDetector{cfg: c.Dwell}, c.Dwell.Timing)
 	addFix(!c.Unlicensed.Disabled, &Unlicensed{cfg: c.Unlicensed}, c.Unlicensed.Timing)
+	addFix(!c.SignalLost.Disabled, &SignalLost{cfg: c.SignalLost}, c.SignalLost.Timing)
+	addFix(!c.TripUnclosed.Disabled, &TripUnclosed{cfg: c.TripUnclosed}, c.TripUnclosed.Timing)
 	addEvent(!c.Overload.Disabled, &Overload{cfg: c.Overload}, c.Overload.Timing, phaseAtSite)
 	addEvent(!c.CoverOpen.Disabled, &CameraRule{rule: RuleCoverOpen, cfg: c.CoverOpen}, c.CoverOpen.Timing, phaseAtSite)
 	addEvent(!c.Spillage.Disabled, &CameraRule{rule: RuleSpillage, cfg: c.Spillage}, c.Spillage.Timing, phaseAtSite)

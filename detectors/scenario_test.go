@@ -21,6 +21,7 @@ import (
 //	fix   OFFSET PLATE X Y [speed=KMH] [lifted]   a fix at X,Y metres east/north of the city origin
 //	fixes FROM TO STEP PLATE X0 Y0 X1 Y1 [speed=KMH] [lifted]   fixes every STEP, moving linearly
 //	event OFFSET PLATE KIND [site=ID] [load=KG] [cover=open|closed] [conf=C] [source=ID]
+//	tick                                   run the time-driven rules at the event-time watermark
 //	expect OFFSET CHANGE RULE PLATE SEVERITY   a change with this event time
 //
 // Offsets are Go durations (0s, 90s, 10m). Adding a case is adding a file.
@@ -125,6 +126,9 @@ func runScenario(t *testing.T, path string, c *city.City) {
 				}
 				fix(at, fields[4], x0+(x1-x0)*k, y0+(y1-y0)*k, fields[9:])
 			}
+		case "tick":
+			eng.Tick()
+			collect()
 		case "event":
 			ev := ingest.Event{EventID: where, VehicleID: fields[2], Time: offset(fields[1]), Kind: ingest.ParseEventKind(fields[3]), Source: "cam", Confidence: 1}
 			if ev.Kind == ingest.KindUnknown {

@@ -72,6 +72,7 @@ func (p *pipeline) Handle(ctx context.Context, b *ingest.Batch) error {
 	for i := range b.Events {
 		p.engine.ProcessEvent(&b.Events[i])
 	}
+	p.engine.Tick()
 	p.metrics.detectSeconds.Observe(time.Since(start).Seconds())
 	p.batch = sink.Batch{Fixes: b.Fixes, Events: b.Events, Officers: b.Officers, Changes: p.engine.Changes(), Rejects: b.Rejects}
 	if err := p.write(ctx); err != nil {

@@ -1,0 +1,158 @@
+package detectors
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/muckwatch/muckwatch/city"
+)
+
+// SignalLostConfig configures signal_lost.
+type SignalLostConfig struct {
+	Disabled bool `yaml:"disabled"`
+	// After: a truck that was moving outside the sites and has sent no fix for this long has lost
+	// its signal (or is being shielded, GPS屏蔽), judged against the event-time watermark.
+	After time.Duration `yaml:"after"`
+	// MovingSpeedKmh: above this speed at its last fix the truck was moving.
+	MovingSpeedKmh float64 `yaml:"moving_speed_kmh"`
+	Timing         `yaml:",inline"`
+}
+
+func (c SignalLostConfig) withDefaults() SignalLostConfig {
+	if c.After == 0 {
+		c.After = 5 * time.Minute
+	}
+	if c.MovingSpeedKmh == 0 {
+		c.MovingSpeedKmh = 5
+	}
+	c.Timing = defaultTiming(c.Timing, Timing{MinFixes: 1, EscalateAfter: 30 * time.Minute})
+	return c
+}
+
+func (c SignalLostConfig) validate() error {
+	if c.After < time.Minute {
+		return fmt.Errorf("after must be at least 1m, got %s", c.After)
+	}
+	return validateTiming(c.Timing)
+}
+
+// SignalLost flags a truck that goes silent while it was moving on the road. Its episodes are
+// opened by Engine.Tick at the event-time watermark and end at the next fix.
+type SignalLost struct{ cfg SignalLostConfig }
+
+// Name implements FixRule.
+func (r *SignalLost) Name() Rule { return RuleSignalLost }
+
+// Judge implements FixRule: any fix ends the silence.
+func (r *SignalLost) Judge(c *city.City, prev, cur *Observation, ep *Episode) Verdict {
+	return Verdict{Clear: true}
+}
+
+// Silent judges a track at the watermark.
+func (r *SignalLost) Silent(c *city.City, tr *Track, watermark time.Time) Verdict {
+	silent := watermark.Sub(tr.last.Time)
+	if silent < r.cfg.After || tr.last.SpeedKmh <= r.cfg.MovingSpeedKmh || tr.inSite {
+		return Verdict{}
+	}
+	return Verdict{Active: true, Immediate: true, Severity: SeverityWarning, Value: silent.Seconds(), Limit: r.cfg.After.Seconds()}
+}
+
+// Describe implements FixRule.
+func (r *SignalLost) Describe(a *Alert) string {
+	if a.Status == StatusResolved {
+		return fmt.Sprintf("no GPS fix for %s while moving on the road; fixes resumed", a.End.Sub(a.Start).Round(time.Second))
+	}
+	return fmt.Sprintf("no GPS fix for over %s while moving on the road: terminal off or shielded", time.Duration(a.Limit)*time.Second)
+}
+
+// TripUnclosedConfig configures trip_unclosed.
+type TripUnclosedConfig struct {
+	Disabled bool `yaml:"disabled"`
+	// MaxTrip: a trip from a construction site that has reached no disposal site after this long
+	// is unclosed.
+	MaxTrip time.Duration `yaml:"max_trip"`
+	// MinTrip: leaving a construction site and coming back within this is not a trip (GPS jitter
+	// at the gate, manoeuvring).
+	MinTrip time.Duration `yaml:"min_trip"`
+	Timing  `yaml:",inline"`
+}
+
+func (c TripUnclosedConfig) withDefaults() TripUnclosedConfig {
+	if c.MaxTrip == 0 {
+		c.MaxTrip = 3 * time.Hour
+	}
+	if c.MinTrip == 0 {
+		c.MinTrip = 3 * time.Minute
+	}
+	c.Timing = defaultTiming(c.Timing, Timing{MinFixes: 1})
+	return c
+}
+
+func (c TripUnclosedConfig) validate() error {
+	if c.MinTrip <= 0 || c.MaxTrip <= c.MinTrip {
+		return fmt.Errorf("need 0 < min_trip < max_trip, got %s and %s", c.MinTrip, c.MaxTrip)
+	}
+	return validateTiming(c.Timing)
+}
+
+// TripUnclosed follows each trip that leaves a construction site: it must reach a disposal site
+// (its permit's, when it has one). A trip that ends at a construction site again, at another
+// disposal site, or runs out of time is unclosed: dumping that no single fix shows.
+//
+// Its episode keeps the trip: Ref is the site it left, Mark when, Anchored whether it is under way.
+type TripUnclosed struct{ cfg TripUnclosedConfig }
+
+// Name implements FixRule.
+func (r *TripUnclosed) Name() Rule { return RuleTripUnclosed }
+
+// Judge implements FixRule.
+func (r *TripUnclosed) Judge(c *city.City, prev, cur *Observation, ep *Episode) Verdict {
+	var site *city.Site
+	for _, i := range cur.Sites {
+		site = c.SiteAt(i)
+		if site.Kind == city.SiteDisposal {
+			break
+		}
+	}
+	onTrip := ep.Anchored
+	switch {
+	case site == nil: // on the road
+		if !onTrip && ep.Ref != "" && c.Site(ep.Ref) != nil && c.Site(ep.Ref).Kind == city.SiteConstruction {
+			ep.Anchored, ep.Mark = true, cur.Time // a trip starts
+			return Verdict{Clear: true}
+		}
+		if onTrip && cur.Time.Sub(ep.Mark) > r.cfg.MaxTrip {
+			ep.Anchored = false
+			ep.Ref = ""
+			return Verdict{Active: true, Immediate: true, Severity: SeverityWarning, Value: cur.Time.Sub(ep.Mark).Seconds(), Limit: r.cfg.MaxTrip.Seconds(), Place: "timeout"}
+		}
+		return Verdict{}
+	case site.Kind == city.SiteDisposal:
+		from := ep.Ref
+		ep.Ref, ep.Anchored = site.ID, false
+		if onTrip && cur.Permit != nil && cur.Permit.ToSite != site.ID && cur.Permit.FromSite == from {
+			return Verdict{Active: true, Immediate: true, Severity: SeveritySevere, Value: cur.Time.Sub(ep.Mark).Seconds(), Place: site.ID}
+		}
+		return Verdict{Clear: true}
+	default: // a construction site
+		if onTrip && ep.Ref == site.ID && cur.Time.Sub(ep.Mark) < r.cfg.MinTrip {
+			ep.Anchored = false // back through the gate it just left
+			return Verdict{Clear: true}
+		}
+		ep.Ref, ep.Anchored = site.ID, false
+		if onTrip {
+			return Verdict{Active: true, Immediate: true, Severity: SeveritySevere, Value: cur.Time.Sub(ep.Mark).Seconds(), Place: site.ID}
+		}
+		return Verdict{Clear: true}
+	}
+}
+
+// Describe implements FixRule.
+func (r *TripUnclosed) Describe(a *Alert) string {
+	switch a.Place {
+	case "timeout":
+		return fmt.Sprintf("trip from a construction site reached no disposal site within %s", time.Duration(a.Limit)*time.Second)
+	default:
+		return fmt.Sprintf("trip ended at %s without unloading at its permit's disposal site after %s: suspected illegal dumping", a.Place, (time.Duration(a.Value) * time.Second).Round(time.Second))
+	}
+}
