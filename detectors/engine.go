@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,7 @@ type Observation struct {
 	LL       orb.Point // lon/lat, WGS-84
 	XY       orb.Point // projected metres
 	SpeedKmh float64   // from the terminal, else derived from the previous fix
+	Reported bool      // SpeedKmh came from the terminal
 	Lifted   bool
 	ACC      bool
 	Vehicle  *city.Vehicle // nil for an unregistered plate
@@ -120,10 +122,14 @@ func (t *Track) Last() (Observation, bool) { return t.last, t.hasLast }
 type Config struct {
 	// MaxSpeedKmh is the highest speed a truck can really have; a fix implying more is a GPS jump.
 	MaxSpeedKmh float64 `yaml:"max_speed_kmh"`
-	// IdlePartition: a partition whose newest fix is this far behind the newest of all is idle and
-	// does not hold back the event-time watermark that time-driven rules (signal_lost) judge by.
+	// IdlePartition: a partition that has delivered no fix for this long (wall time) is idle and
+	// does not hold back the event-time watermark that time-driven rules (signal_lost) judge by;
+	// a busy partition, even far behind in a backlog, does.
 	IdlePartition time.Duration `yaml:"idle_partition"`
-	Rules         RulesConfig   `yaml:"rules"`
+	// JumpSlackM is the GPS error allowed on top of the distance a truck can cover between two
+	// fixes before the second one counts as a jump.
+	JumpSlackM float64     `yaml:"jump_slack_m"`
+	Rules      RulesConfig `yaml:"rules"`
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -132,7 +138,10 @@ func (c Config) WithDefaults() Config {
 		c.MaxSpeedKmh = 150
 	}
 	if c.IdlePartition == 0 {
-		c.IdlePartition = 10 * time.Minute
+		c.IdlePartition = 30 * time.Second
+	}
+	if c.JumpSlackM == 0 {
+		c.JumpSlackM = 100
 	}
 	c.Rules = c.Rules.withDefaults()
 	return c
@@ -193,6 +202,7 @@ func NewEngine(cfg Config, c *city.City, log *slog.Logger, reg prometheus.Regist
 		}
 	}
 	e.clock.idle = cfg.IdlePartition
+	e.clock.now = time.Now
 	e.metrics = newEngineMetrics(reg, e.ruleNames())
 	return e, nil
 }
@@ -252,19 +262,27 @@ func (e *Engine) ProcessFix(f *ingest.Fix) {
 			return
 		}
 		dt := f.Time.Sub(prev.Time).Seconds()
-		implied := planarDist(prev.XY, cur.XY) / dt * 3.6
-		if implied > e.cfg.MaxSpeedKmh && tr.jumps < 3 {
+		dist := planarDist(prev.XY, cur.XY)
+		implied := dist / dt * 3.6
+		// The farthest the truck can have gone: at the higher of the two reported speeds with some
+		// slack (or the physical maximum without them), plus GPS error. Farther is a jump: the
+		// fix is stored but not judged; three jumps in a row are believed.
+		vmax := e.cfg.MaxSpeedKmh
+		if f.HasSpeed && prev.Reported {
+			vmax = min(vmax, max(float64(f.SpeedKmh), prev.SpeedKmh)*1.3+25)
+		}
+		if dist > vmax/3.6*dt+e.cfg.JumpSlackM && tr.jumps < 3 {
 			tr.jumps++
 			e.metrics.skipped.WithLabelValues("jump").Inc()
 			return
 		}
 		if f.HasSpeed {
-			cur.SpeedKmh = float64(f.SpeedKmh)
+			cur.SpeedKmh, cur.Reported = float64(f.SpeedKmh), true
 		} else {
 			cur.SpeedKmh = implied
 		}
 	} else if f.HasSpeed {
-		cur.SpeedKmh = float64(f.SpeedKmh)
+		cur.SpeedKmh, cur.Reported = float64(f.SpeedKmh), true
 	}
 	tr.jumps = 0
 	cur.Vehicle = c.Vehicle(f.VehicleID)
@@ -290,6 +308,31 @@ func (e *Engine) ProcessFix(f *ingest.Fix) {
 	tr.inSite = len(cur.Sites) > 0
 	cur.Sites, cur.Zones = nil, nil
 	tr.last, tr.hasLast = cur, true
+}
+
+// ProcessBatch runs the rules over a batch in event-time order: fixes and events are sorted by
+// device time (stably, so one vehicle's fixes with equal times keep their order) and merged, and the
+// time-driven rules tick whenever the watermark has advanced by a second. Reading several
+// partitions yields each one's records in runs; merging them keeps a partition that was read
+// first from running ahead of the others, and puts a fix that arrived late within the batch back
+// in its place. The slices are reordered in place.
+func (e *Engine) ProcessBatch(fixes []ingest.Fix, events []ingest.Event) {
+	slices.SortStableFunc(fixes, func(a, b ingest.Fix) int { return a.Time.Compare(b.Time) })
+	slices.SortStableFunc(events, func(a, b ingest.Event) int { return a.Time.Compare(b.Time) })
+	i, j := 0, 0
+	for i < len(fixes) || j < len(events) {
+		if j >= len(events) || (i < len(fixes) && !fixes[i].Time.After(events[j].Time)) {
+			e.ProcessFix(&fixes[i])
+			i++
+		} else {
+			e.ProcessEvent(&events[j])
+			j++
+		}
+		if wm, ok := e.clock.watermark(); ok && wm.Sub(e.ticked) >= time.Second {
+			e.Tick()
+		}
+	}
+	e.Tick()
 }
 
 // Tick runs the time-driven rules (signal_lost) at the event-time watermark: the newest device
@@ -452,10 +495,12 @@ func (e *Engine) OpenAlerts() []Alert {
 	return out
 }
 
-// eventClock tracks the newest device time per input partition.
+// eventClock tracks, per input partition, the newest device time and when (wall time) a fix of
+// it was last seen.
 type eventClock struct {
 	idle   time.Duration
-	newest map[partitionKey]time.Time
+	now    func() time.Time
+	newest map[partitionKey]partitionTime
 }
 
 type partitionKey struct {
@@ -463,34 +508,41 @@ type partitionKey struct {
 	partition int32
 }
 
-func (c *eventClock) observe(topic string, partition int32, t time.Time) {
-	if c.newest == nil {
-		c.newest = make(map[partitionKey]time.Time)
-	}
-	k := partitionKey{topic, partition}
-	if t.After(c.newest[k]) {
-		c.newest[k] = t
-	}
+type partitionTime struct {
+	event time.Time // newest device time
+	seen  time.Time // wall time of the last fix
 }
 
-// watermark is the oldest newest-time of the busy partitions.
+func (c *eventClock) observe(topic string, partition int32, t time.Time) {
+	if c.newest == nil {
+		c.newest = make(map[partitionKey]partitionTime)
+	}
+	k := partitionKey{topic, partition}
+	pt := c.newest[k]
+	if t.After(pt.event) {
+		pt.event = t
+	}
+	pt.seen = c.now()
+	c.newest[k] = pt
+}
+
+// watermark is the oldest newest-time of the partitions still delivering fixes; when all are
+// idle, the newest of all.
 func (c *eventClock) watermark() (time.Time, bool) {
-	var newest time.Time
-	for _, t := range c.newest {
-		if t.After(newest) {
-			newest = t
+	var wm, newest time.Time
+	now := c.now()
+	for _, pt := range c.newest {
+		if pt.event.After(newest) {
+			newest = pt.event
+		}
+		if now.Sub(pt.seen) <= c.idle && (wm.IsZero() || pt.event.Before(wm)) {
+			wm = pt.event
 		}
 	}
-	if newest.IsZero() {
-		return time.Time{}, false
+	if wm.IsZero() {
+		wm = newest
 	}
-	wm := newest
-	for _, t := range c.newest {
-		if t.Before(wm) && newest.Sub(t) <= c.idle {
-			wm = t
-		}
-	}
-	return wm, true
+	return wm, !wm.IsZero()
 }
 
 func planarDist(a, b orb.Point) float64 { return math.Hypot(a[0]-b[0], a[1]-b[1]) }

@@ -28,7 +28,7 @@ func (c RouteDeviationConfig) withDefaults() RouteDeviationConfig {
 	if c.ReturnFactor == 0 {
 		c.ReturnFactor = 0.8
 	}
-	c.Timing = defaultTiming(c.Timing, Timing{MinFixes: 1, EscalateAfter: 10 * time.Minute})
+	c.Timing = defaultTiming(c.Timing, Timing{MinFixes: 2, EscalateAfter: 10 * time.Minute})
 	return c
 }
 
@@ -83,10 +83,16 @@ type SpeedingConfig struct {
 	Tolerance float64 `yaml:"tolerance"`
 	// SevereFactor: above limit × SevereFactor the alert is severe.
 	SevereFactor float64 `yaml:"severe_factor"`
-	Timing       `yaml:",inline"`
+	// ZoneMarginM: a speed zone's limit applies this far inside its border, so GPS error on a road
+	// along the border does not put a truck under the wrong limit.
+	ZoneMarginM float64 `yaml:"zone_margin_m"`
+	Timing      `yaml:",inline"`
 }
 
 func (c SpeedingConfig) withDefaults() SpeedingConfig {
+	if c.ZoneMarginM == 0 {
+		c.ZoneMarginM = 25
+	}
 	if c.Tolerance == 0 {
 		c.Tolerance = 0.10
 	}
@@ -116,13 +122,7 @@ func (r *Speeding) Name() Rule { return RuleSpeeding }
 
 // Judge implements FixRule.
 func (r *Speeding) Judge(c *city.City, prev, cur *Observation, ep *Episode) Verdict {
-	limit, place := c.DefaultSpeedLimitKmh, ""
-	first := true
-	for _, i := range cur.Zones {
-		if z := c.ZoneAt(i); z.Kind == city.ZoneSpeed && (first || z.SpeedLimitKmh < limit) {
-			limit, place, first = z.SpeedLimitKmh, z.ID, false
-		}
-	}
+	limit, place := r.limit(c, cur.XY)
 	switch {
 	case cur.SpeedKmh > limit*(1+r.cfg.Tolerance):
 		sev := SeverityWarning
@@ -134,6 +134,40 @@ func (r *Speeding) Judge(c *city.City, prev, cur *Observation, ep *Episode) Verd
 		return Verdict{Clear: true}
 	}
 	return Verdict{}
+}
+
+// limit is the speed limit where the truck may be, given GPS error: at its true position the limit
+// is the lowest of the speed zones containing it, or the city default outside them. Zones whose
+// border is within the margin may or may not contain it; the truck gets the benefit of the doubt,
+// the highest limit of the positions it may be at.
+func (r *Speeding) limit(c *city.City, xy orb.Point) (float64, string) {
+	var buf [16]int32
+	near := c.ZonesNear(xy, r.cfg.ZoneMarginM, buf[:0])
+	certain, certainID := -1.0, "" // lowest limit of the zones it is surely in
+	for _, i := range near {
+		z := c.ZoneAt(i)
+		if z.Kind == city.ZoneSpeed && z.Area.Contains(xy) && z.Area.DistanceToEdge(xy) >= r.cfg.ZoneMarginM && (certain < 0 || z.SpeedLimitKmh < certain) {
+			certain, certainID = z.SpeedLimitKmh, z.ID
+		}
+	}
+	best, bestID := certain, certainID
+	if certain < 0 { // it may be outside every zone
+		best, bestID = c.DefaultSpeedLimitKmh, ""
+	}
+	for _, i := range near { // or inside one of the uncertain ones
+		z := c.ZoneAt(i)
+		if z.Kind != city.ZoneSpeed {
+			continue
+		}
+		l := z.SpeedLimitKmh
+		if certain >= 0 && certain < l {
+			l = certain
+		}
+		if l > best {
+			best, bestID = l, z.ID
+		}
+	}
+	return best, bestID
 }
 
 // Describe implements FixRule.
@@ -183,6 +217,9 @@ func (r *RestrictedZone) Name() Rule { return RuleRestrictedZone }
 
 // Judge implements FixRule.
 func (r *RestrictedZone) Judge(c *city.City, prev, cur *Observation, ep *Episode) Verdict {
+	if len(cur.Sites) > 0 {
+		return Verdict{Clear: true} // inside an authorised site, off the road
+	}
 	for _, i := range cur.Zones {
 		z := c.ZoneAt(i)
 		if z.Kind == city.ZoneRestricted && z.ClosedAt(cur.Time, c.Location) && z.Area.DistanceToEdge(cur.XY) >= r.cfg.MarginM {

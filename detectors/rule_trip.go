@@ -74,10 +74,16 @@ type TripUnclosedConfig struct {
 	// MinTrip: leaving a construction site and coming back within this is not a trip (GPS jitter
 	// at the gate, manoeuvring).
 	MinTrip time.Duration `yaml:"min_trip"`
-	Timing  `yaml:",inline"`
+	// StopSpeedKmh: a trip ends at a site only where the truck stops (passing through a site's
+	// corner on the road does not end it).
+	StopSpeedKmh float64 `yaml:"stop_speed_kmh"`
+	Timing       `yaml:",inline"`
 }
 
 func (c TripUnclosedConfig) withDefaults() TripUnclosedConfig {
+	if c.StopSpeedKmh == 0 {
+		c.StopSpeedKmh = 5
+	}
 	if c.MaxTrip == 0 {
 		c.MaxTrip = 3 * time.Hour
 	}
@@ -115,6 +121,9 @@ func (r *TripUnclosed) Judge(c *city.City, prev, cur *Observation, ep *Episode) 
 		}
 	}
 	onTrip := ep.Anchored
+	if site != nil && cur.SpeedKmh > r.cfg.StopSpeedKmh {
+		site = nil // driving through a site's corner is neither arriving at it nor leaving it
+	}
 	switch {
 	case site == nil: // on the road
 		if !onTrip && ep.Ref != "" && c.Site(ep.Ref) != nil && c.Site(ep.Ref).Kind == city.SiteConstruction {

@@ -222,6 +222,15 @@ func (x *AreaIndex) Crossing(p, q orb.Point, dst []int32) []int32 {
 	return x.keep(dst, start, func(a *Area) bool { return a.IntersectsSegment(p, q) })
 }
 
+// Near appends to dst, in ascending order, the indices of the areas that contain p or whose
+// border is within r of it: the areas a point measured with error r could really be in.
+func (x *AreaIndex) Near(p orb.Point, r float64, dst []int32) []int32 {
+	start := len(dst)
+	b := orb.Bound{Min: orb.Point{p[0] - r, p[1] - r}, Max: orb.Point{p[0] + r, p[1] + r}}
+	dst = x.tree.SearchBound(b, dst)
+	return x.keep(dst, start, func(a *Area) bool { return a.Contains(p) || a.DistanceToEdge(p) <= r })
+}
+
 // keep filters the candidates dst[start:] in place by the exact test and sorts them.
 func (x *AreaIndex) keep(dst []int32, start int, exact func(*Area) bool) []int32 {
 	n := start

@@ -67,10 +67,19 @@ type Options struct {
 	ViolationRate float64
 	// NoiseM is the standard deviation of GPS position noise in metres.
 	NoiseM float64
-	// DwellThreshold and SpeedTolerance mirror the detectors' settings, so that ground truth
-	// episodes start where a violation by the rules' definition starts.
-	DwellThreshold time.Duration
-	SpeedTolerance float64
+	// JumpRate, OutOfOrderRate and DuplicateRate are the shares of fixes that jump far off
+	// (300 m to 3 km), are sent after the next fix, or are sent twice.
+	JumpRate, OutOfOrderRate, DuplicateRate float64
+	// BrushRate is the share of trips that run along the edge of their corridor for a while without
+	// leaving it (a test of false alarms).
+	BrushRate float64
+	// DwellThreshold, SpeedTolerance, ZoneMarginM and SignalLostAfter mirror the detectors'
+	// settings, so that ground-truth episodes start where a violation by the rules' definition
+	// starts.
+	DwellThreshold  time.Duration
+	SpeedTolerance  float64
+	ZoneMarginM     float64
+	SignalLostAfter time.Duration
 	// Clock paces the run: nil runs as fast as the emitter takes records.
 	Clock Pacer
 }
@@ -102,12 +111,19 @@ func (o Options) withDefaults() Options {
 	if o.SpeedTolerance == 0 {
 		o.SpeedTolerance = 0.10
 	}
+	if o.ZoneMarginM == 0 {
+		o.ZoneMarginM = 25
+	}
+	if o.SignalLostAfter == 0 {
+		o.SignalLostAfter = 5 * time.Minute
+	}
 	return o
 }
 
 // Result summarises a run.
 type Result struct {
 	Fixes, Events, OfficerPositions int
+	Duplicates                      int // fixes sent twice on purpose (counted once in Fixes)
 	Truth                           []Episode
 }
 
@@ -124,6 +140,8 @@ const (
 	injCoverOpen
 	injSpillage
 	injZone
+	injSignalLost
+	injUnclosed
 	numInjections
 )
 
@@ -162,6 +180,13 @@ type truck struct {
 	driftY    float64
 	trip      int
 	resume    phase
+	held      *Record   // an out-of-order fix waiting for the next one
+	lastSent  time.Time // device time of the last fix sent
+	silentTil time.Time // no fixes until then (signal lost)
+	silentEp  int       // open signal_lost episode, -1
+	unclosed  bool      // turned back to the construction site with the load
+	brushAt   float64   // along-distance where a corridor-edge brush starts, 0 if none
+	brushTil  time.Time
 }
 
 type officer struct {
@@ -195,7 +220,7 @@ func New(c *city.City, o Options) (*Simulator, error) {
 		if o.Vehicles > 0 && n >= o.Vehicles {
 			break
 		}
-		t := &truck{plate: v.Plate, vehicle: v, episode: -1, zoneEp: -1, unlicEp: -1}
+		t := &truck{plate: v.Plate, vehicle: v, episode: -1, zoneEp: -1, unlicEp: -1, silentEp: -1}
 		t.permit = c.ActivePermit(v.Plate, o.Start)
 		if t.permit == nil {
 			// Trucks without a valid permit: the ones with an old permit keep driving its route
@@ -216,7 +241,7 @@ func New(c *city.City, o Options) (*Simulator, error) {
 		n++
 	}
 	for i := 0; i < o.Unregistered && len(c.Routes) > 0; i++ {
-		t := &truck{plate: fmt.Sprintf("粤Z%05d", 90000+i), episode: -1, zoneEp: -1, unlicEp: -1}
+		t := &truck{plate: fmt.Sprintf("粤Z%05d", 90000+i), episode: -1, zoneEp: -1, unlicEp: -1, silentEp: -1}
 		t.route = c.Routes[s.rng.IntN(len(c.Routes))]
 		s.trucks = append(s.trucks, t)
 	}
@@ -256,15 +281,22 @@ func (s *Simulator) planTrip(t *truck) {
 	t.trip++
 	t.inj = injNone
 	t.injActive = false
+	t.brushAt = 0
 	if !t.licensed {
 		return // an unlicensed truck's violation is the trip itself
 	}
+	length := t.route.Corridor.Length()
 	if s.rng.Float64() < s.o.ViolationRate {
 		t.inj = injection(1 + s.rng.IntN(int(numInjections)-1))
 		if t.inj == injZone {
-			t.inj = injDeviation // zone entries happen through routes crossing zones in closed hours; see zoneTruth
+			t.inj = injDeviation // zone entries happen through routes crossing zones in closed hours; see trackZone
 		}
-		t.injAt = t.route.Corridor.Length() * (0.2 + 0.5*s.rng.Float64())
+		t.injAt = length * (0.2 + 0.5*s.rng.Float64())
+		if t.inj == injUnclosed {
+			t.injAt = length * (0.35 + 0.3*s.rng.Float64())
+		}
+	} else if s.rng.Float64() < s.o.BrushRate {
+		t.brushAt = length * (0.2 + 0.5*s.rng.Float64())
 	}
 }
 
@@ -303,11 +335,20 @@ func (s *Simulator) Run(em Emitter) (Result, error) {
 			}
 		}
 	}
+	for _, t := range s.trucks { // out-of-order fixes still held at the end go out last
+		if t.held != nil {
+			if err := em.Emit(*t.held); err != nil {
+				return s.finish(end), err
+			}
+			t.held = nil
+		}
+	}
 	return s.finish(end), nil
 }
 
 func (s *Simulator) finish(at time.Time) Result {
 	for _, t := range s.trucks {
+		s.closeEpisode(&t.silentEp, at)
 		s.closeEpisode(&t.episode, at)
 		s.closeEpisode(&t.zoneEp, at)
 		s.closeEpisode(&t.unlicEp, at)
@@ -398,8 +439,13 @@ func (s *Simulator) advance(t *truck, now time.Time, step time.Duration, em Emit
 	case phHauling, phReturning:
 		xy := s.position(t)
 		limit := s.limitAt(xy)
-		target := math.Min(limit*0.85, 55)
 		forward := t.phase == phHauling
+		// drivers slow down before a lower limit, not after its sign
+		ahead := t.along - 150
+		if forward {
+			ahead = t.along + 150
+		}
+		target := math.Min(math.Min(limit, s.limitAt(cor.PointAt(ahead)))*0.85, 55)
 		// injections happen on the loaded haul
 		if forward && t.inj != injNone && !t.injActive && t.along >= t.injAt {
 			t.injActive = true
@@ -423,6 +469,22 @@ func (s *Simulator) advance(t *truck, now time.Time, step time.Duration, em Emit
 					return err
 				}
 				t.inj = injNone
+			case injSignalLost:
+				t.silentTil = now.Add(s.o.SignalLostAfter + 3*time.Minute + time.Duration(s.rng.Int64N(int64(5*time.Minute))))
+				t.inj = injNone
+			case injUnclosed:
+				t.phase, t.unclosed, t.inj = phReturning, true, injNone // back to the site, load and all
+				return s.report(t, now, em)
+			}
+		}
+		// brushing along the corridor's edge, inside it
+		if forward && t.brushAt > 0 && t.along >= t.brushAt {
+			if t.brushTil.IsZero() {
+				t.brushTil = now.Add(3 * time.Minute)
+			}
+			t.offset = math.Min(cor.HalfWidthM*0.55, t.offset+2*dt)
+			if now.After(t.brushTil) {
+				t.brushAt, t.brushTil, t.offset = 0, time.Time{}, 0
 			}
 		}
 		if t.injActive && t.inj == injSpeeding {
@@ -471,6 +533,10 @@ func (s *Simulator) advance(t *truck, now time.Time, step time.Duration, em Emit
 		} else {
 			t.along -= move
 			if t.along <= 0 {
+				if t.unclosed { // stopped back at the construction site with the load
+					s.instant("trip_unclosed", t, now, t.route.FromSite, "turned back to the construction site without unloading")
+					t.unclosed = false
+				}
 				t.along = 0
 				t.phase, t.until, t.speed = phLoading, now.Add(time.Duration(5+s.rng.IntN(6))*time.Minute), 0
 				s.closeEpisode(&t.episode, now)
@@ -499,22 +565,27 @@ func (s *Simulator) trackSpeeding(t *truck, now time.Time, limit float64) {
 
 // trackZone keeps the ground truth of restricted-zone episodes from the truck's true position.
 func (s *Simulator) trackZone(t *truck, now time.Time) {
-	if t.phase != phHauling && t.phase != phReturning && t.phase != phStopped {
+	// A truck is in violation once it is deeper inside a closed zone than GPS error can explain
+	// (the margin), until it has left the zone.
+	xy := s.position(t)
+	var buf [8]int32
+	inside, deep := "", ""
+	if len(s.c.SitesAt(xy, buf[:0])) > 0 { // inside an authorised site, off the road
 		s.closeEpisode(&t.zoneEp, now)
 		return
 	}
-	xy := s.position(t)
-	var buf [8]int32
-	inside := ""
 	for _, i := range s.c.ZonesAt(xy, buf[:0]) {
 		if z := s.c.ZoneAt(i); z.Kind == city.ZoneRestricted && z.ClosedAt(now, s.c.Location) {
 			inside = z.ID
-			break
+			if z.Area.DistanceToEdge(xy) >= s.o.ZoneMarginM {
+				deep = z.ID
+				break
+			}
 		}
 	}
 	switch {
-	case inside != "" && t.zoneEp < 0:
-		s.openEpisode(&t.zoneEp, "restricted_zone", t, now, inside, "route crosses a zone in its closed hours")
+	case deep != "" && t.zoneEp < 0:
+		s.openEpisode(&t.zoneEp, "restricted_zone", t, now, deep, "route crosses a zone in its closed hours")
 	case inside == "" && t.zoneEp >= 0:
 		s.closeEpisode(&t.zoneEp, now)
 	}
@@ -525,10 +596,22 @@ func (s *Simulator) report(t *truck, now time.Time, em Emitter) error {
 		return nil
 	}
 	t.reportAt = t.reportAt.Add(s.o.Interval)
+	if now.Before(t.silentTil) {
+		if t.silentEp < 0 && !t.lastSent.IsZero() && now.Sub(t.lastSent) >= s.o.SignalLostAfter {
+			s.openEpisode(&t.silentEp, "signal_lost", t, t.lastSent.Add(s.o.SignalLostAfter), "", "terminal silent while moving")
+		}
+		return nil
+	}
+	s.closeEpisode(&t.silentEp, now)
 	xy := s.position(t)
 	if s.o.NoiseM > 0 {
 		xy[0] += s.rng.NormFloat64() * s.o.NoiseM
 		xy[1] += s.rng.NormFloat64() * s.o.NoiseM
+	}
+	if s.o.JumpRate > 0 && s.rng.Float64() < s.o.JumpRate {
+		d, a := 300+2700*s.rng.Float64(), 2*math.Pi*s.rng.Float64()
+		xy[0] += d * math.Cos(a)
+		xy[1] += d * math.Sin(a)
 	}
 	ll := s.c.Proj.Inverse(xy)
 	heading := t.route.Corridor.HeadingAt(t.along)
@@ -550,7 +633,26 @@ func (s *Simulator) report(t *truck, now time.Time, em Emitter) error {
 	b = append(b, '}')
 	s.buf = b
 	s.res.Fixes++
-	return em.Emit(Record{Topic: "gps", Key: t.plate, Value: clone(b), Time: now})
+	t.lastSent = now
+	rec := Record{Topic: "gps", Key: t.plate, Value: clone(b), Time: now}
+	switch {
+	case t.held != nil: // the held fix goes out after this one: out of order
+		held := t.held
+		t.held = nil
+		if err := em.Emit(rec); err != nil {
+			return err
+		}
+		return em.Emit(*held)
+	case s.o.OutOfOrderRate > 0 && s.rng.Float64() < s.o.OutOfOrderRate:
+		t.held = &rec
+		return nil
+	case s.o.DuplicateRate > 0 && s.rng.Float64() < s.o.DuplicateRate:
+		s.res.Duplicates++
+		if err := em.Emit(rec); err != nil {
+			return err
+		}
+	}
+	return em.Emit(rec)
 }
 
 func appendLatLon(b []byte, ll orb.Point) []byte {

@@ -66,13 +66,7 @@ func newPipeline(engine *detectors.Engine, history historyWriter, feed feedWrite
 func (p *pipeline) Handle(ctx context.Context, b *ingest.Batch) error {
 	start := time.Now()
 	p.engine.Reset()
-	for i := range b.Fixes {
-		p.engine.ProcessFix(&b.Fixes[i])
-	}
-	for i := range b.Events {
-		p.engine.ProcessEvent(&b.Events[i])
-	}
-	p.engine.Tick()
+	p.engine.ProcessBatch(b.Fixes, b.Events)
 	p.metrics.detectSeconds.Observe(time.Since(start).Seconds())
 	p.batch = sink.Batch{Fixes: b.Fixes, Events: b.Events, Officers: b.Officers, Changes: p.engine.Changes(), Rejects: b.Rejects}
 	if err := p.write(ctx); err != nil {
