@@ -69,6 +69,12 @@ type FixRule interface {
 	Describe(a *Alert) string
 }
 
+// EventObserver is implemented by a FixRule whose state also learns from events (a disposal site's
+// gate camera seeing a truck enter closes its trip even when its terminal was silent there).
+type EventObserver interface {
+	ObserveEvent(c *city.City, ev *ingest.Event, ep *Episode)
+}
+
 // EventRule judges a vehicle at each camera or sensor event.
 type EventRule interface {
 	Name() Rule
@@ -378,6 +384,11 @@ func (e *Engine) ProcessEvent(ev *ingest.Event) {
 		obs.LL = c.Proj.Inverse(c.Site(ev.SiteID).Area.Bound.Center())
 	case tr.hasLast:
 		obs.LL = tr.last.LL
+	}
+	for i := range e.fixes {
+		if o, ok := e.fixes[i].rule.(EventObserver); ok {
+			o.ObserveEvent(c, ev, &tr.episodes[i])
+		}
 	}
 	for i := range e.events {
 		ee := &e.events[i]

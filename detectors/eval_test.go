@@ -40,7 +40,7 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 			a := ch.Alert
 			d := alerts[a.ID]
 			if d == nil {
-				d = &sim.Detection{Rule: string(a.Rule), VehicleID: a.VehicleID, Start: a.Start, Opened: a.Updated}
+				d = &sim.Detection{Rule: string(a.Rule), VehicleID: a.VehicleID, Start: a.Start, Opened: a.Updated, Place: a.Place}
 				alerts[a.ID] = d
 			}
 			d.End = a.End
@@ -98,7 +98,7 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 				}
 				if !hit {
 					n++
-					t.Logf("FP %s %s start %s end %s opened %s", d.Rule, d.VehicleID, d.Start.Format("15:04:05"), d.End.Format("15:04:05"), d.Opened.Format("15:04:05"))
+					t.Logf("FP %s %s at %s start %s end %s opened %s", d.Rule, d.VehicleID, d.Place, d.Start.Format("15:04:05"), d.End.Format("15:04:05"), d.Opened.Format("15:04:05"))
 					for _, ep := range res.Truth {
 						if ep.VehicleID == d.VehicleID {
 							t.Logf("   truth %s %s..%s %s", ep.Rule, ep.Start.Format("15:04:05"), ep.End.Format("15:04:05"), ep.Note)

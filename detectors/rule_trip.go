@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/muckwatch/muckwatch/city"
+	"github.com/muckwatch/muckwatch/ingest"
 )
 
 // SignalLostConfig configures signal_lost.
@@ -153,6 +154,17 @@ func (r *TripUnclosed) Judge(c *city.City, prev, cur *Observation, ep *Episode) 
 			return Verdict{Active: true, Immediate: true, Severity: SeveritySevere, Value: cur.Time.Sub(ep.Mark).Seconds(), Place: site.ID}
 		}
 		return Verdict{Clear: true}
+	}
+}
+
+// ObserveEvent implements EventObserver: a disposal site's gate camera seeing the truck enter
+// closes its trip, even if its terminal was silent inside.
+func (r *TripUnclosed) ObserveEvent(c *city.City, ev *ingest.Event, ep *Episode) {
+	if ev.Kind != ingest.KindGateEntry || !ep.Anchored {
+		return
+	}
+	if s := c.Site(ev.SiteID); s != nil && s.Kind == city.SiteDisposal {
+		ep.Ref, ep.Anchored = s.ID, false
 	}
 }
 

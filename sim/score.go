@@ -15,6 +15,7 @@ type Detection struct {
 	Start     time.Time // when the alert says the violation started
 	End       time.Time // zero while open
 	Opened    time.Time // event time the alert was raised
+	Place     string    // zone, site or route, for reports
 }
 
 // RuleScore is the accuracy of one rule against the ground truth.
