@@ -85,6 +85,20 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 	if testing.Verbose() {
 		sim.WriteScores(os.Stdout, scores, o.Interval)
 		if rule := os.Getenv("EVAL_DEBUG"); rule != "" {
+			for _, ep := range res.Truth {
+				if ep.Rule != rule {
+					continue
+				}
+				hit := false
+				for _, d := range dets {
+					if d.Rule == rule && d.VehicleID == ep.VehicleID && !d.Start.After(ep.End.Add(3*o.Interval)) && !(d.End.Before(ep.Start.Add(-3*o.Interval)) && !d.End.IsZero()) {
+						hit = true
+					}
+				}
+				if !hit {
+					t.Logf("FN %s %s at %s %s..%s %s", ep.Rule, ep.VehicleID, ep.Place, ep.Start.Format("15:04:05"), ep.End.Format("15:04:05"), ep.Note)
+				}
+			}
 			n := 0
 			for _, d := range dets {
 				if d.Rule != rule || n > 6 {

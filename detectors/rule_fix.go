@@ -230,7 +230,8 @@ func (r *RestrictedZone) Judge(c *city.City, prev, cur *Observation, ep *Episode
 		var buf [8]int32
 		for _, i := range c.ZonesCrossed(prev.XY, cur.XY, buf[:0]) {
 			z := c.ZoneAt(i)
-			if z.Kind == city.ZoneRestricted && z.ClosedAt(cur.Time, c.Location) && r.crossesDeep(z, prev.XY, cur.XY) {
+			closed := z.ClosedAt(cur.Time, c.Location) || z.ClosedAt(prev.Time, c.Location)
+			if z.Kind == city.ZoneRestricted && closed && r.crossesDeep(z, prev.XY, cur.XY) {
 				return Verdict{Active: true, Severity: SeverityWarning, Place: z.ID, Value: cur.SpeedKmh}
 			}
 		}

@@ -584,7 +584,8 @@ func (s *Simulator) trackZone(t *truck, now time.Time) {
 		}
 	}
 	switch {
-	case deep != "" && t.zoneEp < 0:
+	case deep != "" && t.zoneEp < 0 && !now.Before(t.silentTil):
+		// (an entry while the terminal is silent leaves no evidence; signal_lost covers it)
 		s.openEpisode(&t.zoneEp, "restricted_zone", t, now, deep, "route crosses a zone in its closed hours")
 	case inside == "" && t.zoneEp >= 0:
 		s.closeEpisode(&t.zoneEp, now)
