@@ -207,6 +207,12 @@ func (c *City) ZonesAt(xy orb.Point, dst []int32) []int32 {
 	return c.zoneIdx.Containing(xy, dst)
 }
 
+// SitesNear appends the indices (into c.Sites) of the sites containing xy or with a border within
+// r metres of it.
+func (c *City) SitesNear(xy orb.Point, r float64, dst []int32) []int32 {
+	return c.siteIdx.Near(xy, r, dst)
+}
+
 // ZonesNear appends the indices (into c.Zones) of the zones containing xy or with a border within
 // r metres of it.
 func (c *City) ZonesNear(xy orb.Point, r float64, dst []int32) []int32 {

@@ -266,6 +266,8 @@ type DwellConfig struct {
 	// StopRadiusM: a stopped truck that stays within this distance of where it stopped is still
 	// stopped (GPS drift while parked is tolerated).
 	StopRadiusM float64 `yaml:"stop_radius_m"`
+	// SiteMarginM: a raised dump body this close to a site counts as at the site (GPS error).
+	SiteMarginM float64 `yaml:"site_margin_m"`
 	Timing      `yaml:",inline"`
 }
 
@@ -275,6 +277,9 @@ func (c DwellConfig) withDefaults() DwellConfig {
 	}
 	if c.StopRadiusM == 0 {
 		c.StopRadiusM = 60
+	}
+	if c.SiteMarginM == 0 {
+		c.SiteMarginM = 40
 	}
 	c.Timing = defaultTiming(c.Timing, Timing{For: 10 * time.Minute, MinFixes: 2, EscalateAfter: 30 * time.Minute})
 	return c
@@ -296,7 +301,7 @@ func (r *DwellDetector) Name() Rule { return RuleDwell }
 
 // Judge implements FixRule.
 func (r *DwellDetector) Judge(c *city.City, prev, cur *Observation, ep *Episode) Verdict {
-	if cur.Lifted && !cur.InSite(c, city.SiteDisposal) && !cur.InSite(c, city.SiteConstruction) {
+	if cur.Lifted && !r.nearSite(c, cur.XY) {
 		if !ep.Anchored {
 			ep.Anchor, ep.Mark, ep.Anchored = cur.XY, cur.Time, true
 		}
@@ -314,6 +319,12 @@ func (r *DwellDetector) Judge(c *city.City, prev, cur *Observation, ep *Episode)
 		return Verdict{Clear: true}
 	}
 	return Verdict{Active: true, Severity: SeverityWarning, Value: cur.Time.Sub(ep.Mark).Seconds(), Limit: r.cfg.For.Seconds()}
+}
+
+// nearSite reports whether xy is in a site or so close to one that GPS error could explain it.
+func (r *DwellDetector) nearSite(c *city.City, xy orb.Point) bool {
+	var buf [8]int32
+	return len(c.SitesNear(xy, r.cfg.SiteMarginM, buf[:0])) > 0
 }
 
 // Describe implements FixRule.

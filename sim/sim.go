@@ -354,10 +354,12 @@ func (s *Simulator) finish(at time.Time) Result {
 		s.closeEpisode(&t.unlicEp, at)
 	}
 	// A dwell's episode starts once the stop has lasted the threshold; a stop cut short by the end
-	// of the run never became a violation.
+	// of the run never became a violation, and one that starts in its last two intervals cannot be
+	// observed.
 	truth := make([]Episode, 0, len(s.truth))
+	observable := at.Add(-2 * s.o.Interval) // later starts cannot be confirmed by two fixes before the end
 	for _, ep := range s.truth {
-		if !ep.Start.After(at) {
+		if !ep.Start.After(observable) {
 			truth = append(truth, ep)
 		}
 	}
@@ -449,6 +451,10 @@ func (s *Simulator) advance(t *truck, now time.Time, step time.Duration, em Emit
 		// injections happen on the loaded haul
 		if forward && t.inj != injNone && !t.injActive && t.along >= t.injAt {
 			t.injActive = true
+			var buf [4]int32
+			if (t.inj == injDwell || t.inj == injDumping) && len(s.c.SitesNear(xy, 60, buf[:0])) > 0 {
+				t.inj = injNone // the route runs through a site here: stopping is no violation
+			}
 			switch t.inj {
 			case injSpeeding:
 				t.injUntil = now.Add(3 * time.Minute)
