@@ -297,6 +297,16 @@ func (e *Engine) ProcessFix(f *ingest.Fix) {
 	e.zones = c.ZonesAt(cur.XY, e.zones[:0])
 	cur.Sites, cur.Zones = e.sites, e.zones
 
+	// A gap longer than signal_lost's threshold after a fix on the road is a silence even when the
+	// watermark never saw it (a backlog read partition by partition): open it now, and the fix
+	// below ends it.
+	if e.silence != nil && prev != nil && tr.episodes[e.silIdx].alert == nil {
+		if v := e.silence.Silent(c, tr, cur.Time); v.Active {
+			ep := &tr.episodes[e.silIdx]
+			ep.Since, ep.SinceLL, ep.Fixes = prev.Time, prev.LL, 1
+			e.open(tr, ep, RuleSignalLost, e.silence, PhaseIn, &Observation{Time: prev.Time.Add(e.silence.cfg.After), LL: prev.LL}, v)
+		}
+	}
 	for i := range e.fixes {
 		fe := &e.fixes[i]
 		ep := &tr.episodes[i]

@@ -3,6 +3,7 @@ package detectors
 import (
 	"hash/fnv"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -134,8 +135,8 @@ func TestAccuracy(t *testing.T) {
 	}
 	for _, interval := range []time.Duration{10 * time.Second, 30 * time.Second} {
 		t.Run(interval.String(), func(t *testing.T) {
-			scores := evalEngine(t, c, sim.Options{Seed: 11, Start: time.Date(2026, 11, 23, 20, 0, 0, 0, time.UTC),
-				Duration: 6 * time.Hour, Interval: interval, Vehicles: 150, Unregistered: 2, ViolationRate: 0.5,
+			scores := evalEngine(t, c, sim.Options{Seed: seed(), Start: time.Date(2026, 11, 23, 20, 0, 0, 0, time.UTC),
+				Duration: 6 * time.Hour, Interval: interval, Vehicles: vehicles(), Unregistered: 2, ViolationRate: 0.5,
 				NoiseM: 10, JumpRate: 0.01, OutOfOrderRate: 0.02, DuplicateRate: 0.01, BrushRate: 0.3})
 			for _, s := range scores {
 				if s.Precision < 0.98 || s.Recall < 0.98 || s.DelayMedian > 2*interval {
@@ -144,4 +145,20 @@ func TestAccuracy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// seed and vehicles let a developer rerun the accuracy test on other traffic:
+// EVAL_SEED=3 EVAL_VEHICLES=300 go test -run TestAccuracy -v ./detectors
+func seed() uint64 {
+	if s, err := strconv.ParseUint(os.Getenv("EVAL_SEED"), 10, 64); err == nil {
+		return s
+	}
+	return 11
+}
+
+func vehicles() int {
+	if n, err := strconv.Atoi(os.Getenv("EVAL_VEHICLES")); err == nil {
+		return n
+	}
+	return 150
 }

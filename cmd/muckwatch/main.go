@@ -7,6 +7,7 @@
 //	muckwatch broker --listen ADDR   the embedded Kafka-protocol broker alone
 //	muckwatch simulate               city traffic with injected violations into any Kafka
 //	muckwatch migrate --config FILE  create or upgrade the ClickHouse schema
+//	muckwatch evaluate               precision, recall and delay of every rule on a simulated day
 package main
 
 import (
@@ -27,6 +28,7 @@ Usage:
   muckwatch broker   [--listen ADDR]    run the embedded Kafka-protocol broker alone
   muckwatch simulate [flags]            produce simulated city traffic into Kafka
   muckwatch migrate  [--config FILE]    create or upgrade the ClickHouse schema
+  muckwatch evaluate [flags]            score every rule against a simulated day's ground truth
 
 Run 'muckwatch COMMAND -h' for a command's flags. Without --config, the embedded default
 configuration (configs/muckwatch.yaml) is used.
@@ -52,6 +54,8 @@ func main() {
 		err = cmdSimulate(ctx, args)
 	case "migrate":
 		err = cmdMigrate(ctx, args)
+	case "evaluate":
+		err = cmdEvaluate(ctx, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

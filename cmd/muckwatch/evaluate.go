@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/muckwatch/muckwatch/city"
+	"github.com/muckwatch/muckwatch/internal/chlocal"
+	"github.com/muckwatch/muckwatch/sim"
+)
+
+// evalOptions is a simulated day with realistic noise, as `muckwatch evaluate` runs it.
+func evalOptions(seed uint64, start time.Time, duration, interval time.Duration, vehicles int) sim.Options {
+	return sim.Options{Seed: seed, Start: start, Duration: duration, Interval: interval, Vehicles: vehicles,
+		Unregistered: 2, ViolationRate: 0.5, NoiseM: 10, JumpRate: 0.01, OutOfOrderRate: 0.02,
+		DuplicateRate: 0.01, BrushRate: 0.3}
+}
+
+// evalResult is what an evaluation run measured.
+type evalResult struct {
+	sim     sim.Result
+	scores  []sim.RuleScore
+	elapsed time.Duration // from the first record produced to the last fix stored
+}
+
+// runEvaluation produces a simulated city into the broker at addr, waits until the pipeline that
+// consumes it has stored every fix in the database conn points at, then scores the alerts stored
+// there against the simulator's ground truth.
+func runEvaluation(ctx context.Context, c *city.City, o sim.Options, addr string, cfg Config, conn driver.Conn) (evalResult, error) {
+	db := cfg.ClickHouse.Database // a validated identifier
+	s, err := sim.New(c, o)
+	if err != nil {
+		return evalResult{}, err
+	}
+	began := time.Now()
+	em := newKafkaEmitter(ctx, []string{addr}, cfg)
+	res, err := s.Run(em)
+	if err == nil {
+		err = em.Flush()
+	}
+	em.Close()
+	if err != nil {
+		return evalResult{}, err
+	}
+	for {
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT uniqExact(fix_id) FROM "+db+".positions").Scan(&n); err != nil {
+			return evalResult{}, fmt.Errorf("cannot count stored fixes: %w", err)
+		}
+		if n >= uint64(res.Fixes) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return evalResult{}, fmt.Errorf("stopped after %d of %d fixes were stored: %w", n, res.Fixes, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	elapsed := time.Since(began)
+	// The last batches' alert changes are written with their fixes; read them all.
+	rows, err := conn.Query(ctx, `
+		SELECT rule, vehicle_id, place, start_ms, end_ms, opened_ms
+		FROM (SELECT id, any(rule) AS rule, any(vehicle_id) AS vehicle_id, any(place) AS place,
+		             min(start_ms) AS start_ms, argMax(end_ms, version) AS end_ms
+		      FROM `+db+`.alerts GROUP BY id)
+		ANY LEFT JOIN (SELECT alert_id AS id, min(changed_ms) AS opened_ms FROM `+db+`.alert_changes
+		               WHERE kind = 'opened' GROUP BY alert_id) USING (id)`)
+	if err != nil {
+		return evalResult{}, fmt.Errorf("cannot read the alerts: %w", err)
+	}
+	defer rows.Close()
+	var dets []sim.Detection
+	for rows.Next() {
+		var d sim.Detection
+		var start, end, opened int64
+		if err := rows.Scan(&d.Rule, &d.VehicleID, &d.Place, &start, &end, &opened); err != nil {
+			return evalResult{}, fmt.Errorf("cannot read an alert: %w", err)
+		}
+		d.Start, d.Opened = time.UnixMilli(start), time.UnixMilli(opened)
+		if end > 0 {
+			d.End = time.UnixMilli(end)
+		}
+		dets = append(dets, d)
+	}
+	if err := rows.Err(); err != nil {
+		return evalResult{}, err
+	}
+	return evalResult{sim: res, scores: sim.Score(res.Truth, dets, 2*o.Interval+5*time.Second), elapsed: elapsed}, nil
+}
+
+func cmdEvaluate(ctx context.Context, args []string) error {
+	fl := flag.NewFlagSet("evaluate", flag.ContinueOnError)
+	interval := fl.Duration("interval", 30*time.Second, "terminal reporting interval (e.g. 1s, 10s, 30s)")
+	duration := fl.Duration("duration", 24*time.Hour, "simulated time span")
+	vehicles := fl.Int("vehicles", 0, "simulate the first N registered vehicles (0: all)")
+	seed := fl.Uint64("seed", 1, "random seed")
+	cityDir := fl.String("city", "configs/cities/shenzhen", "city folder")
+	chAddr := fl.String("clickhouse", "", "use this ClickHouse (host:port) instead of starting a throwaway local server")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig("")
+	if err != nil {
+		return err
+	}
+	cfg.City = *cityDir
+	cfg.CityReloadInterval = 0
+	cfg.Metrics.Listen = ""
+	cfg.Log.Level = "warn"
+	c, err := loadCity(*cityDir)
+	if err != nil {
+		return err
+	}
+	broker, addr, err := startBroker(brokerOptions{Listen: "127.0.0.1:0", Partitions: 8, Topics: defaultTopics(cfg)})
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	if *chAddr == "" {
+		dir, err := os.MkdirTemp("", "muckwatch-evaluate-")
+		if err != nil {
+			return err
+		}
+		srv, err := chlocal.StartIn(filepath.Join(dir, "clickhouse"))
+		if err != nil {
+			return err
+		}
+		defer srv.Destroy()
+		*chAddr = srv.TCPAddr
+	}
+	cfg.Kafka.Brokers, cfg.Outputs.Brokers = []string{addr}, []string{addr}
+	cfg.ClickHouse.Addr = []string{*chAddr}
+	cfg.ClickHouse.Database = fmt.Sprintf("muckwatch_eval_%d", time.Now().Unix())
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	ready := make(chan started, 1)
+	done := make(chan error, 1)
+	go func() { done <- runPipeline(pctx, cfg, newLogger(cfg.Log), newRegistry(), ready) }()
+	var st started
+	select {
+	case st = <-ready:
+	case err := <-done:
+		return err
+	}
+	start := time.Now().Add(-*duration - time.Hour).Truncate(time.Hour)
+	o := evalOptions(*seed, start, *duration, *interval, *vehicles)
+	fmt.Printf("evaluating %s of %s at %s reporting (seed %d) through the embedded broker, the pipeline and ClickHouse %s …\n",
+		*duration, c.Name, *interval, *seed, st.ch.ServerVersion())
+	r, err := runEvaluation(ctx, c, o, addr, cfg, st.ch.Conn())
+	if err != nil {
+		return err
+	}
+	printEvaluation(os.Stdout, r, o)
+	stop()
+	return <-done
+}
+
+func printEvaluation(w io.Writer, r evalResult, o sim.Options) {
+	fmt.Fprintf(w, "%d fixes (%d sent twice), %d events; noise σ=%gm, %.0f%% jumps, %.0f%% out of order; %d violation episodes; %s end to end (%.0f fixes/s)\n\n",
+		r.sim.Fixes, r.sim.Duplicates, r.sim.Events, o.NoiseM, o.JumpRate*100, o.OutOfOrderRate*100, len(r.sim.Truth),
+		r.elapsed.Round(time.Millisecond), float64(r.sim.Fixes)/r.elapsed.Seconds())
+	sim.WriteScores(w, r.scores, o.Interval)
+}
