@@ -105,7 +105,8 @@ type Episode struct {
 	Anchor   orb.Point // rule bookkeeping (e.g. where a dwell started), projected metres
 	Mark     time.Time // rule bookkeeping (e.g. since when stopped)
 	Anchored bool
-	Ref      string // rule bookkeeping (e.g. the site a trip started from)
+	Ref      string      // rule bookkeeping (e.g. the site a trip started from)
+	Seen     []time.Time // rule bookkeeping (e.g. when disposal gate cameras saw the truck), bounded
 }
 
 // Firing reports whether the episode has an open alert.

@@ -2,6 +2,7 @@ package detectors
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/muckwatch/muckwatch/city"
@@ -131,6 +132,10 @@ func (r *TripUnclosed) Judge(c *city.City, prev, cur *Observation, ep *Episode) 
 			ep.Anchored, ep.Mark = true, cur.Time // a trip starts
 			return Verdict{Clear: true}
 		}
+		if onTrip && sawDisposal(ep, cur.Time) {
+			ep.Anchored = false // a disposal gate camera saw it during this trip
+			return Verdict{Clear: true}
+		}
 		if onTrip && cur.Time.Sub(ep.Mark) > r.cfg.MaxTrip {
 			ep.Anchored = false
 			ep.Ref = ""
@@ -150,7 +155,7 @@ func (r *TripUnclosed) Judge(c *city.City, prev, cur *Observation, ep *Episode) 
 			return Verdict{Clear: true}
 		}
 		ep.Ref, ep.Anchored = site.ID, false
-		if onTrip {
+		if onTrip && !sawDisposal(ep, cur.Time) {
 			return Verdict{Active: true, Immediate: true, Severity: SeveritySevere, Value: cur.Time.Sub(ep.Mark).Seconds(), Place: site.ID}
 		}
 		return Verdict{Clear: true}
@@ -159,13 +164,37 @@ func (r *TripUnclosed) Judge(c *city.City, prev, cur *Observation, ep *Episode) 
 
 // ObserveEvent implements EventObserver: a disposal site's gate camera seeing the truck enter
 // closes its trip, even if its terminal was silent inside.
+// Events and fixes come from different topics and may be read in either order: the sighting is
+// kept (Seen) and counts for any trip under way at its time.
 func (r *TripUnclosed) ObserveEvent(c *city.City, ev *ingest.Event, ep *Episode) {
-	if ev.Kind != ingest.KindGateEntry || !ep.Anchored {
+	if ev.Kind != ingest.KindGateEntry {
 		return
 	}
-	if s := c.Site(ev.SiteID); s != nil && s.Kind == city.SiteDisposal {
+	s := c.Site(ev.SiteID)
+	if s == nil || s.Kind != city.SiteDisposal {
+		return
+	}
+	i, found := slices.BinarySearchFunc(ep.Seen, ev.Time, func(a, b time.Time) int { return a.Compare(b) })
+	if !found {
+		ep.Seen = slices.Insert(ep.Seen, i, ev.Time)
+		if len(ep.Seen) > maxSightings {
+			ep.Seen = slices.Delete(ep.Seen, 0, len(ep.Seen)-maxSightings)
+		}
+	}
+	if ep.Anchored && !ev.Time.Before(ep.Mark) {
 		ep.Ref, ep.Anchored = s.ID, false
 	}
+}
+
+// maxSightings bounds the disposal-gate sightings kept per truck: events are read from their own
+// topic and may run hours ahead of the fixes.
+const maxSightings = 16
+
+// sawDisposal reports whether a disposal site's gate camera saw the truck during the trip under
+// way, from its start to now.
+func sawDisposal(ep *Episode, now time.Time) bool {
+	i, _ := slices.BinarySearchFunc(ep.Seen, ep.Mark, func(a, b time.Time) int { return a.Compare(b) })
+	return i < len(ep.Seen) && !ep.Seen[i].After(now)
 }
 
 // Describe implements FixRule.

@@ -113,3 +113,32 @@ func WriteScores(w io.Writer, scores []RuleScore, interval time.Duration) {
 			s.Precision, s.Recall, s.DelayMedian, float64(s.DelayMedian)/float64(interval), s.DelayP95, float64(s.DelayP95)/float64(interval))
 	}
 }
+
+// Unmatched returns the episodes of rule no detection matched and the detections of rule that
+// matched no episode, by Score's matching, to explain a score.
+func Unmatched(truth []Episode, dets []Detection, slack time.Duration, rule string) ([]Episode, []Detection) {
+	forever := time.Unix(1<<40, 0)
+	endOr := func(t time.Time) time.Time {
+		if t.IsZero() {
+			return forever
+		}
+		return t
+	}
+	overlap := func(ep Episode, d Detection) bool {
+		return d.Rule == ep.Rule && d.VehicleID == ep.VehicleID &&
+			!d.Start.After(endOr(ep.End).Add(slack)) && !endOr(d.End).Before(ep.Start.Add(-slack))
+	}
+	var eps []Episode
+	var ds []Detection
+	for _, ep := range truth {
+		if ep.Rule == rule && !slices.ContainsFunc(dets, func(d Detection) bool { return overlap(ep, d) }) {
+			eps = append(eps, ep)
+		}
+	}
+	for _, d := range dets {
+		if d.Rule == rule && !slices.ContainsFunc(truth, func(ep Episode) bool { return overlap(ep, d) }) {
+			ds = append(ds, d)
+		}
+	}
+	return eps, ds
+}

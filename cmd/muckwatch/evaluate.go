@@ -26,6 +26,7 @@ func evalOptions(seed uint64, start time.Time, duration, interval time.Duration,
 // evalResult is what an evaluation run measured.
 type evalResult struct {
 	sim     sim.Result
+	dets    []sim.Detection
 	scores  []sim.RuleScore
 	elapsed time.Duration // from the first record produced to the last fix stored
 }
@@ -92,7 +93,7 @@ func runEvaluation(ctx context.Context, c *city.City, o sim.Options, addr string
 	if err := rows.Err(); err != nil {
 		return evalResult{}, err
 	}
-	return evalResult{sim: res, scores: sim.Score(res.Truth, dets, 2*o.Interval+5*time.Second), elapsed: elapsed}, nil
+	return evalResult{sim: res, dets: dets, scores: sim.Score(res.Truth, dets, 2*o.Interval+5*time.Second), elapsed: elapsed}, nil
 }
 
 func cmdEvaluate(ctx context.Context, args []string) error {
@@ -103,6 +104,7 @@ func cmdEvaluate(ctx context.Context, args []string) error {
 	seed := fl.Uint64("seed", 1, "random seed")
 	cityDir := fl.String("city", "configs/cities/shenzhen", "city folder")
 	chAddr := fl.String("clickhouse", "", "use this ClickHouse (host:port) instead of starting a throwaway local server")
+	explain := fl.String("explain", "", "list the missed episodes and unmatched alerts of this rule")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -161,6 +163,15 @@ func cmdEvaluate(ctx context.Context, args []string) error {
 		return err
 	}
 	printEvaluation(os.Stdout, r, o)
+	if *explain != "" {
+		eps, ds := sim.Unmatched(r.sim.Truth, r.dets, 2*o.Interval+5*time.Second, *explain)
+		for _, ep := range eps {
+			fmt.Printf("missed   %s %s %s..%s at %s: %s\n", ep.Rule, ep.VehicleID, ep.Start.Format(time.TimeOnly), ep.End.Format(time.TimeOnly), ep.Place, ep.Note)
+		}
+		for _, d := range ds {
+			fmt.Printf("no truth %s %s %s..%s at %s (opened %s)\n", d.Rule, d.VehicleID, d.Start.Format(time.TimeOnly), d.End.Format(time.TimeOnly), d.Place, d.Opened.Format(time.TimeOnly))
+		}
+	}
 	stop()
 	return <-done
 }
