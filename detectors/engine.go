@@ -58,6 +58,8 @@ type Verdict struct {
 	Place    string   // zone, site or route id
 	// Immediate fires at once, without waiting for the rule's For and MinFixes.
 	Immediate bool
+	// Since is when a time-driven episode started (TimeRule verdicts only).
+	Since time.Time
 }
 
 // FixRule judges a vehicle at each GPS fix. prev is the previous accepted observation (nil at
@@ -67,6 +69,13 @@ type FixRule interface {
 	Name() Rule
 	Judge(c *city.City, prev, cur *Observation, ep *Episode) Verdict
 	Describe(a *Alert) string
+}
+
+// TimeRule is implemented by a FixRule whose episodes may also open as event time passes without
+// fixes (a silent terminal, a decision that waited for the other topics to catch up). Due is
+// called with the watermark; an Active verdict's Since is when the episode started.
+type TimeRule interface {
+	Due(c *city.City, tr *Track, ep *Episode, watermark time.Time) Verdict
 }
 
 // EventObserver is implemented by a FixRule whose state also learns from events (a disposal site's
@@ -107,6 +116,9 @@ type Episode struct {
 	Anchored bool
 	Ref      string      // rule bookkeeping (e.g. the site a trip started from)
 	Seen     []time.Time // rule bookkeeping (e.g. when disposal gate cameras saw the truck), bounded
+	Due      time.Time   // rule bookkeeping: a decision pending until the watermark reaches it
+	DueFrom  time.Time   // rule bookkeeping: where the pending decision's window starts
+	DueSite  string      // rule bookkeeping: what the pending decision is about
 }
 
 // Firing reports whether the episode has an open alert.
@@ -129,10 +141,6 @@ func (t *Track) Last() (Observation, bool) { return t.last, t.hasLast }
 type Config struct {
 	// MaxSpeedKmh is the highest speed a truck can really have; a fix implying more is a GPS jump.
 	MaxSpeedKmh float64 `yaml:"max_speed_kmh"`
-	// IdlePartition: a partition that has delivered no fix for this long (wall time) is idle and
-	// does not hold back the event-time watermark that time-driven rules (signal_lost) judge by;
-	// a busy partition, even far behind in a backlog, does.
-	IdlePartition time.Duration `yaml:"idle_partition"`
 	// JumpSlackM is the GPS error allowed on top of the distance a truck can cover between two
 	// fixes before the second one counts as a jump.
 	JumpSlackM float64     `yaml:"jump_slack_m"`
@@ -143,9 +151,6 @@ type Config struct {
 func (c Config) WithDefaults() Config {
 	if c.MaxSpeedKmh == 0 {
 		c.MaxSpeedKmh = 150
-	}
-	if c.IdlePartition == 0 {
-		c.IdlePartition = 30 * time.Second
 	}
 	if c.JumpSlackM == 0 {
 		c.JumpSlackM = 100
@@ -191,6 +196,7 @@ type Engine struct {
 	clock   eventClock
 	silence *SignalLost // nil when signal_lost is disabled
 	silIdx  int         // its episode slot
+	timed   []int       // the fix rules that are also TimeRules
 	ticked  time.Time   // watermark of the last Tick
 }
 
@@ -207,9 +213,10 @@ func NewEngine(cfg Config, c *city.City, log *slog.Logger, reg prometheus.Regist
 		if sl, ok := f.rule.(*SignalLost); ok {
 			e.silence, e.silIdx = sl, i
 		}
+		if _, ok := f.rule.(TimeRule); ok {
+			e.timed = append(e.timed, i)
+		}
 	}
-	e.clock.idle = cfg.IdlePartition
-	e.clock.now = time.Now
 	e.metrics = newEngineMetrics(reg, e.ruleNames())
 	return e, nil
 }
@@ -257,7 +264,7 @@ func (e *Engine) Reset() {
 // ProcessFix runs the fix rules over f.
 func (e *Engine) ProcessFix(f *ingest.Fix) {
 	c := e.city.Load()
-	e.clock.observe(f.Src.Topic, f.Src.Partition, f.Time)
+	e.clock.observe(f.Src.Topic, f.Src.Partition, f.Time, f.Src.Behind)
 	tr := e.track(f.VehicleID)
 	cur := Observation{Time: f.Time, LL: orb.Point{f.Lon, f.Lat}, Lifted: f.Lifted, ACC: f.ACC}
 	cur.XY = c.Proj.Forward(cur.LL)
@@ -302,7 +309,7 @@ func (e *Engine) ProcessFix(f *ingest.Fix) {
 	// watermark never saw it (a backlog read partition by partition): open it now, and the fix
 	// below ends it.
 	if e.silence != nil && prev != nil && tr.episodes[e.silIdx].alert == nil {
-		if v := e.silence.Silent(c, tr, cur.Time); v.Active {
+		if v := e.silence.Due(c, tr, &tr.episodes[e.silIdx], cur.Time); v.Active {
 			ep := &tr.episodes[e.silIdx]
 			ep.Since, ep.SinceLL, ep.Fixes = prev.Time, prev.LL, 1
 			e.open(tr, ep, RuleSignalLost, e.silence, PhaseIn, &Observation{Time: prev.Time.Add(e.silence.cfg.After), LL: prev.LL}, v)
@@ -352,11 +359,13 @@ func (e *Engine) ProcessBatch(fixes []ingest.Fix, events []ingest.Event) {
 	e.Tick()
 }
 
-// Tick runs the time-driven rules (signal_lost) at the event-time watermark: the newest device
-// time every busy partition has reached. A backlog or a slow partition holds the watermark back,
-// so the pipeline's own lag never looks like a silent truck; nothing ticks at shutdown.
+// Tick runs the time-driven rules (signal_lost, trip_unclosed's pending decisions) at the
+// event-time watermark: the newest device time every busy partition, of fixes and of events, has
+// reached. A backlog or a lagging partition holds the watermark back, so the pipeline's own lag
+// never looks like a silent truck and no decision is taken before the evidence that could change
+// it has been read; nothing ticks at shutdown.
 func (e *Engine) Tick() {
-	if e.silence == nil {
+	if len(e.timed) == 0 {
 		return
 	}
 	wm, ok := e.clock.watermark()
@@ -366,17 +375,22 @@ func (e *Engine) Tick() {
 	e.ticked = wm
 	c := e.city.Load()
 	for _, tr := range e.tracks {
-		ep := &tr.episodes[e.silIdx]
-		if ep.alert != nil || !tr.hasLast {
+		if !tr.hasLast {
 			continue
 		}
-		v := e.silence.Silent(c, tr, wm)
-		if !v.Active {
-			continue
+		for _, i := range e.timed {
+			ep := &tr.episodes[i]
+			if ep.alert != nil {
+				continue
+			}
+			fe := &e.fixes[i]
+			v := fe.rule.(TimeRule).Due(c, tr, ep, wm)
+			if !v.Active {
+				continue
+			}
+			ep.Since, ep.SinceLL, ep.Fixes = v.Since, tr.last.LL, 1
+			e.open(tr, ep, fe.rule.Name(), fe.rule, fe.phase, &Observation{Time: wm, LL: tr.last.LL}, v)
 		}
-		ep.Since, ep.SinceLL, ep.Fixes = tr.last.Time, tr.last.LL, 1
-		cur := Observation{Time: wm, LL: tr.last.LL}
-		e.open(tr, ep, RuleSignalLost, e.silence, PhaseIn, &cur, v)
 	}
 }
 
@@ -386,6 +400,7 @@ func (e *Engine) Watermark() (time.Time, bool) { return e.clock.watermark() }
 // ProcessEvent runs the event rules over ev.
 func (e *Engine) ProcessEvent(ev *ingest.Event) {
 	c := e.city.Load()
+	e.clock.observe(ev.Src.Topic, ev.Src.Partition, ev.Time, ev.Src.Behind)
 	tr := e.track(ev.VehicleID)
 	obs := Observation{Time: ev.Time}
 	switch {
@@ -517,11 +532,9 @@ func (e *Engine) OpenAlerts() []Alert {
 	return out
 }
 
-// eventClock tracks, per input partition, the newest device time and when (wall time) a fix of
-// it was last seen.
+// eventClock tracks, per input partition (fixes and events), the newest device time read and how
+// many records were left behind it in the partition when it was read.
 type eventClock struct {
-	idle   time.Duration
-	now    func() time.Time
 	newest map[partitionKey]partitionTime
 }
 
@@ -531,11 +544,11 @@ type partitionKey struct {
 }
 
 type partitionTime struct {
-	event time.Time // newest device time
-	seen  time.Time // wall time of the last fix
+	event  time.Time // newest device time read
+	behind int64     // records left in the partition when the last one was read
 }
 
-func (c *eventClock) observe(topic string, partition int32, t time.Time) {
+func (c *eventClock) observe(topic string, partition int32, t time.Time, behind int64) {
 	if c.newest == nil {
 		c.newest = make(map[partitionKey]partitionTime)
 	}
@@ -544,20 +557,20 @@ func (c *eventClock) observe(topic string, partition int32, t time.Time) {
 	if t.After(pt.event) {
 		pt.event = t
 	}
-	pt.seen = c.now()
+	pt.behind = behind
 	c.newest[k] = pt
 }
 
-// watermark is the oldest newest-time of the partitions still delivering fixes; when all are
-// idle, the newest of all.
+// watermark is the oldest newest-time of the partitions with records still to read (a backlog,
+// a lagging partition); a caught-up partition holds nothing back. With none behind, it is the
+// newest time read.
 func (c *eventClock) watermark() (time.Time, bool) {
 	var wm, newest time.Time
-	now := c.now()
 	for _, pt := range c.newest {
 		if pt.event.After(newest) {
 			newest = pt.event
 		}
-		if now.Sub(pt.seen) <= c.idle && (wm.IsZero() || pt.event.Before(wm)) {
+		if pt.behind > 0 && (wm.IsZero() || pt.event.Before(wm)) {
 			wm = pt.event
 		}
 	}

@@ -50,13 +50,13 @@ func (r *SignalLost) Judge(c *city.City, prev, cur *Observation, ep *Episode) Ve
 	return Verdict{Clear: true}
 }
 
-// Silent judges a track at the watermark.
-func (r *SignalLost) Silent(c *city.City, tr *Track, watermark time.Time) Verdict {
+// Due implements TimeRule: silent for After since a fix on the road at speed.
+func (r *SignalLost) Due(c *city.City, tr *Track, ep *Episode, watermark time.Time) Verdict {
 	silent := watermark.Sub(tr.last.Time)
 	if silent < r.cfg.After || tr.last.SpeedKmh <= r.cfg.MovingSpeedKmh || tr.inSite {
 		return Verdict{}
 	}
-	return Verdict{Active: true, Immediate: true, Severity: SeverityWarning, Value: silent.Seconds(), Limit: r.cfg.After.Seconds()}
+	return Verdict{Active: true, Immediate: true, Severity: SeverityWarning, Value: silent.Seconds(), Limit: r.cfg.After.Seconds(), Since: tr.last.Time}
 }
 
 // Describe implements FixRule.
@@ -132,7 +132,7 @@ func (r *TripUnclosed) Judge(c *city.City, prev, cur *Observation, ep *Episode) 
 			ep.Anchored, ep.Mark = true, cur.Time // a trip starts
 			return Verdict{Clear: true}
 		}
-		if onTrip && sawDisposal(ep, cur.Time) {
+		if onTrip && sawDisposal(ep.Seen, ep.Mark, cur.Time) {
 			ep.Anchored = false // a disposal gate camera saw it during this trip
 			return Verdict{Clear: true}
 		}
@@ -155,11 +155,27 @@ func (r *TripUnclosed) Judge(c *city.City, prev, cur *Observation, ep *Episode) 
 			return Verdict{Clear: true}
 		}
 		ep.Ref, ep.Anchored = site.ID, false
-		if onTrip && !sawDisposal(ep, cur.Time) {
-			return Verdict{Active: true, Immediate: true, Severity: SeveritySevere, Value: cur.Time.Sub(ep.Mark).Seconds(), Place: site.ID}
+		if onTrip && !sawDisposal(ep.Seen, ep.Mark, cur.Time) {
+			// Decided once events up to now have been read (Due): a disposal gate camera may have
+			// seen the truck while its terminal was silent.
+			ep.Due, ep.DueFrom, ep.DueSite = cur.Time, ep.Mark, site.ID
+			return Verdict{}
 		}
 		return Verdict{Clear: true}
 	}
+}
+
+// Due implements TimeRule: the pending decision on a trip that ended at a construction site.
+func (r *TripUnclosed) Due(c *city.City, tr *Track, ep *Episode, watermark time.Time) Verdict {
+	if ep.Due.IsZero() || watermark.Before(ep.Due) {
+		return Verdict{}
+	}
+	arrived, left := ep.Due, ep.DueFrom
+	ep.Due = time.Time{}
+	if sawDisposal(ep.Seen, left, arrived) {
+		return Verdict{}
+	}
+	return Verdict{Active: true, Immediate: true, Severity: SeveritySevere, Value: arrived.Sub(left).Seconds(), Place: ep.DueSite, Since: arrived}
 }
 
 // ObserveEvent implements EventObserver: a disposal site's gate camera seeing the truck enter
@@ -190,11 +206,10 @@ func (r *TripUnclosed) ObserveEvent(c *city.City, ev *ingest.Event, ep *Episode)
 // topic and may run hours ahead of the fixes.
 const maxSightings = 16
 
-// sawDisposal reports whether a disposal site's gate camera saw the truck during the trip under
-// way, from its start to now.
-func sawDisposal(ep *Episode, now time.Time) bool {
-	i, _ := slices.BinarySearchFunc(ep.Seen, ep.Mark, func(a, b time.Time) int { return a.Compare(b) })
-	return i < len(ep.Seen) && !ep.Seen[i].After(now)
+// sawDisposal reports whether a disposal site's gate camera saw the truck between from and to.
+func sawDisposal(seen []time.Time, from, to time.Time) bool {
+	i, _ := slices.BinarySearchFunc(seen, from, func(a, b time.Time) int { return a.Compare(b) })
+	return i < len(seen) && !seen[i].After(to)
 }
 
 // Describe implements FixRule.

@@ -329,7 +329,7 @@ func (c *Consumer) decode(m *kafka.Message, b *Batch) {
 	if ref.IsZero() {
 		ref = c.now()
 	}
-	src := Source{Topic: m.Topic, Partition: int32(m.Partition), Offset: m.Offset}
+	src := Source{Topic: m.Topic, Partition: int32(m.Partition), Offset: m.Offset, Behind: max(0, m.HighWaterMark-m.Offset-1)}
 	var err error
 	switch m.Topic {
 	case c.cfg.Topics.GPS:

@@ -13,6 +13,7 @@ type Source struct {
 	Topic     string
 	Partition int32
 	Offset    int64
+	Behind    int64 // records left in the partition when this one was read (its lag)
 }
 
 // Fix is one GPS fix from a truck terminal, decoded and validated. Coordinates are WGS-84.
