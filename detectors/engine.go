@@ -130,8 +130,13 @@ type Track struct {
 	last      Observation
 	hasLast   bool
 	inSite    bool // the last observation was inside a site
-	jumps     int
-	episodes  []Episode // one per registered rule, fix rules first
+	// for the risk score
+	history    []time.Time // when its alerts of the last 30 days opened, oldest first
+	registered bool
+	permitted  bool
+	scored     bool // a risk was computed
+	jumps      int
+	episodes   []Episode // one per registered rule, fix rules first
 }
 
 // Last returns the last accepted observation, if any. Its slices are not kept.
@@ -193,6 +198,7 @@ type Engine struct {
 	zones   []int32
 	metrics *engineMetrics
 	tracked atomic.Int64
+	risks   riskBook
 	clock   eventClock
 	silence *SignalLost // nil when signal_lost is disabled
 	silIdx  int         // its episode slot
@@ -301,6 +307,10 @@ func (e *Engine) ProcessFix(f *ingest.Fix) {
 	tr.jumps = 0
 	cur.Vehicle = c.Vehicle(f.VehicleID)
 	cur.Permit = c.ActivePermit(f.VehicleID, f.Time)
+	if !tr.scored || tr.registered != (cur.Vehicle != nil) || tr.permitted != (cur.Permit != nil) {
+		tr.registered, tr.permitted, tr.scored = cur.Vehicle != nil, cur.Permit != nil, true
+		e.updateRisk(tr, f.Time)
+	}
 	e.sites = c.SitesAt(cur.XY, e.sites[:0])
 	e.zones = c.ZonesAt(cur.XY, e.zones[:0])
 	cur.Sites, cur.Zones = e.sites, e.zones
@@ -506,9 +516,9 @@ func (e *Engine) resolve(ep *Episode, d describer, at time.Time) {
 	a := ep.alert
 	a.Status = StatusResolved
 	a.End = at
-	e.emit(ChangeResolved, a, d, at)
-	ep.alert = nil
+	ep.alert = nil // closed before emit, so the risk it recomputes no longer counts it
 	ep.Fixes = 0
+	e.emit(ChangeResolved, a, d, at)
 }
 
 func (e *Engine) emit(kind ChangeKind, a *Alert, d describer, at time.Time) {
@@ -517,6 +527,15 @@ func (e *Engine) emit(kind ChangeKind, a *Alert, d describer, at time.Time) {
 	a.Evidence = d.Describe(a)
 	e.out = append(e.out, Change{Kind: kind, Alert: *a})
 	e.metrics.alerts.WithLabelValues(string(a.Rule), string(a.Severity), string(kind)).Inc()
+	if tr := e.tracks[a.VehicleID]; tr != nil {
+		if kind == ChangeOpened {
+			tr.history = append(tr.history, at)
+			if len(tr.history) > riskHistoryMax {
+				tr.history = tr.history[len(tr.history)-riskHistoryMax:]
+			}
+		}
+		e.updateRisk(tr, at)
+	}
 }
 
 // OpenAlerts returns a copy of every open alert, for tests and shutdown logs.
