@@ -146,6 +146,9 @@ func (t *Track) Last() (Observation, bool) { return t.last, t.hasLast }
 type Config struct {
 	// MaxSpeedKmh is the highest speed a truck can really have; a fix implying more is a GPS jump.
 	MaxSpeedKmh float64 `yaml:"max_speed_kmh"`
+	// IdlePartition: a caught-up partition that has delivered nothing for this long (wall time) no
+	// longer holds back the event-time watermark that time-driven rules judge by.
+	IdlePartition time.Duration `yaml:"idle_partition"`
 	// JumpSlackM is the GPS error allowed on top of the distance a truck can cover between two
 	// fixes before the second one counts as a jump.
 	JumpSlackM float64     `yaml:"jump_slack_m"`
@@ -156,6 +159,9 @@ type Config struct {
 func (c Config) WithDefaults() Config {
 	if c.MaxSpeedKmh == 0 {
 		c.MaxSpeedKmh = 150
+	}
+	if c.IdlePartition == 0 {
+		c.IdlePartition = 5 * time.Second
 	}
 	if c.JumpSlackM == 0 {
 		c.JumpSlackM = 100
@@ -215,6 +221,7 @@ func NewEngine(cfg Config, c *city.City, log *slog.Logger, reg prometheus.Regist
 	e := &Engine{cfg: cfg, log: log, tracks: make(map[string]*Track)}
 	e.city.Store(c)
 	e.fixes, e.events = registerRules(cfg.Rules)
+	e.clock.idle, e.clock.now = cfg.IdlePartition, time.Now
 	for i, f := range e.fixes {
 		if sl, ok := f.rule.(*SignalLost); ok {
 			e.silence, e.silIdx = sl, i
@@ -551,9 +558,11 @@ func (e *Engine) OpenAlerts() []Alert {
 	return out
 }
 
-// eventClock tracks, per input partition (fixes and events), the newest device time read and how
-// many records were left behind it in the partition when it was read.
+// eventClock tracks, per input partition (fixes and events), the newest device time read, when
+// (wall time) its last record was read, and how many records were left behind it then.
 type eventClock struct {
+	idle   time.Duration
+	now    func() time.Time
 	newest map[partitionKey]partitionTime
 }
 
@@ -564,6 +573,7 @@ type partitionKey struct {
 
 type partitionTime struct {
 	event  time.Time // newest device time read
+	seen   time.Time // wall time of the last record
 	behind int64     // records left in the partition when the last one was read
 }
 
@@ -576,20 +586,22 @@ func (c *eventClock) observe(topic string, partition int32, t time.Time, behind 
 	if t.After(pt.event) {
 		pt.event = t
 	}
-	pt.behind = behind
+	pt.seen, pt.behind = c.now(), behind
 	c.newest[k] = pt
 }
 
-// watermark is the oldest newest-time of the partitions with records still to read (a backlog,
-// a lagging partition); a caught-up partition holds nothing back. With none behind, it is the
-// newest time read.
+// watermark is the oldest newest-time of the busy partitions: those with records left to read
+// (a backlog, a lagging partition) or that delivered one within the idle time (their next
+// records may be on the way). A quiet, caught-up partition (a gate camera's topic between
+// events) holds nothing back. With no busy partition, it is the newest time read.
 func (c *eventClock) watermark() (time.Time, bool) {
 	var wm, newest time.Time
+	now := c.now()
 	for _, pt := range c.newest {
 		if pt.event.After(newest) {
 			newest = pt.event
 		}
-		if pt.behind > 0 && (wm.IsZero() || pt.event.Before(wm)) {
+		if (pt.behind > 0 || now.Sub(pt.seen) <= c.idle) && (wm.IsZero() || pt.event.Before(wm)) {
 			wm = pt.event
 		}
 	}

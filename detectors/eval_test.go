@@ -25,7 +25,10 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const partitions, batchSize = 4, 2000
+	// Replayed as if live: the engine's wall clock is the simulated time.
+	var simNow time.Time
+	eng.clock.now = func() time.Time { return simNow }
+	const partitions, batchSize = 4, 100 // small batches, as a live pipeline reads them
 	dec := ingest.NewDecoder(ingest.DecodeConfig{MaxAge: 30 * 24 * time.Hour}, city.NormalizePlate)
 	var fixes []ingest.Fix
 	var events []ingest.Event
@@ -50,6 +53,7 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 	}
 	n := 0
 	res, err := s.Run(sim.EmitterFunc(func(r sim.Record) error {
+		simNow = r.Time
 		h := fnv.New32a()
 		h.Write([]byte(r.Key))
 		src := ingest.Source{Topic: r.Topic, Partition: int32(h.Sum32() % partitions)}
