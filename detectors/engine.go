@@ -60,6 +60,8 @@ type Verdict struct {
 	Immediate bool
 	// Since is when a time-driven episode started (TimeRule verdicts only).
 	Since time.Time
+	// Instant: the finding is a single moment; the alert opens and resolves at once.
+	Instant bool
 }
 
 // FixRule judges a vehicle at each GPS fix. prev is the previous accepted observation (nil at
@@ -116,9 +118,15 @@ type Episode struct {
 	Anchored bool
 	Ref      string      // rule bookkeeping (e.g. the site a trip started from)
 	Seen     []time.Time // rule bookkeeping (e.g. when disposal gate cameras saw the truck), bounded
-	Due      time.Time   // rule bookkeeping: a decision pending until the watermark reaches it
-	DueFrom  time.Time   // rule bookkeeping: where the pending decision's window starts
-	DueSite  string      // rule bookkeeping: what the pending decision is about
+	Pending  []Pending   // rule bookkeeping: decisions waiting for the watermark, oldest first
+}
+
+// Pending is a decision a rule takes once the event-time watermark has reached Due: once every
+// input has been read up to then.
+type Pending struct {
+	Due   time.Time
+	From  time.Time // the window of evidence it looks at starts here
+	Place string
 }
 
 // Firing reports whether the episode has an open alert.
@@ -407,6 +415,9 @@ func (e *Engine) Tick() {
 			}
 			ep.Since, ep.SinceLL, ep.Fixes = v.Since, tr.last.LL, 1
 			e.open(tr, ep, fe.rule.Name(), fe.rule, fe.phase, &Observation{Time: wm, LL: tr.last.LL}, v)
+			if v.Instant {
+				e.resolve(ep, fe.rule, v.Since)
+			}
 		}
 	}
 }
@@ -464,6 +475,9 @@ func (e *Engine) step(tr *Track, ep *Episode, rule Rule, d describer, t Timing, 
 		if ep.alert == nil {
 			if v.Immediate || (cur.Time.Sub(ep.Since) >= t.For && ep.Fixes >= t.MinFixes) {
 				e.open(tr, ep, rule, d, phase, cur, v)
+				if v.Instant {
+					e.resolve(ep, d, cur.Time)
+				}
 			}
 			return
 		}

@@ -139,14 +139,14 @@ func (r *TripUnclosed) Judge(c *city.City, prev, cur *Observation, ep *Episode) 
 		if onTrip && cur.Time.Sub(ep.Mark) > r.cfg.MaxTrip {
 			ep.Anchored = false
 			ep.Ref = ""
-			return Verdict{Active: true, Immediate: true, Severity: SeverityWarning, Value: cur.Time.Sub(ep.Mark).Seconds(), Limit: r.cfg.MaxTrip.Seconds(), Place: "timeout"}
+			return Verdict{Active: true, Immediate: true, Instant: true, Severity: SeverityWarning, Value: cur.Time.Sub(ep.Mark).Seconds(), Limit: r.cfg.MaxTrip.Seconds(), Place: "timeout"}
 		}
 		return Verdict{}
 	case site.Kind == city.SiteDisposal:
 		from := ep.Ref
 		ep.Ref, ep.Anchored = site.ID, false
 		if onTrip && cur.Permit != nil && cur.Permit.ToSite != site.ID && cur.Permit.FromSite == from {
-			return Verdict{Active: true, Immediate: true, Severity: SeveritySevere, Value: cur.Time.Sub(ep.Mark).Seconds(), Place: site.ID}
+			return Verdict{Active: true, Immediate: true, Instant: true, Severity: SeveritySevere, Value: cur.Time.Sub(ep.Mark).Seconds(), Place: site.ID}
 		}
 		return Verdict{Clear: true}
 	default: // a construction site
@@ -158,7 +158,9 @@ func (r *TripUnclosed) Judge(c *city.City, prev, cur *Observation, ep *Episode) 
 		if onTrip && !sawDisposal(ep.Seen, ep.Mark, cur.Time) {
 			// Decided once events up to now have been read (Due): a disposal gate camera may have
 			// seen the truck while its terminal was silent.
-			ep.Due, ep.DueFrom, ep.DueSite = cur.Time, ep.Mark, site.ID
+			if len(ep.Pending) < maxSightings {
+				ep.Pending = append(ep.Pending, Pending{Due: cur.Time, From: ep.Mark, Place: site.ID})
+			}
 			return Verdict{}
 		}
 		return Verdict{Clear: true}
@@ -167,15 +169,17 @@ func (r *TripUnclosed) Judge(c *city.City, prev, cur *Observation, ep *Episode) 
 
 // Due implements TimeRule: the pending decision on a trip that ended at a construction site.
 func (r *TripUnclosed) Due(c *city.City, tr *Track, ep *Episode, watermark time.Time) Verdict {
-	if ep.Due.IsZero() || watermark.Before(ep.Due) {
-		return Verdict{}
+	for len(ep.Pending) > 0 && !watermark.Before(ep.Pending[0].Due) {
+		p := ep.Pending[0]
+		ep.Pending = ep.Pending[1:]
+		if !sawDisposal(ep.Seen, p.From, p.Due) {
+			return Verdict{Active: true, Immediate: true, Instant: true, Severity: SeveritySevere, Value: p.Due.Sub(p.From).Seconds(), Place: p.Place, Since: p.Due}
+		}
 	}
-	arrived, left := ep.Due, ep.DueFrom
-	ep.Due = time.Time{}
-	if sawDisposal(ep.Seen, left, arrived) {
-		return Verdict{}
+	if len(ep.Pending) == 0 {
+		ep.Pending = nil
 	}
-	return Verdict{Active: true, Immediate: true, Severity: SeveritySevere, Value: arrived.Sub(left).Seconds(), Place: ep.DueSite, Since: arrived}
+	return Verdict{}
 }
 
 // ObserveEvent implements EventObserver: a disposal site's gate camera seeing the truck enter
@@ -204,7 +208,7 @@ func (r *TripUnclosed) ObserveEvent(c *city.City, ev *ingest.Event, ep *Episode)
 
 // maxSightings bounds the disposal-gate sightings kept per truck: events are read from their own
 // topic and may run hours ahead of the fixes.
-const maxSightings = 16
+const maxSightings = 64
 
 // sawDisposal reports whether a disposal site's gate camera saw the truck between from and to.
 func sawDisposal(seen []time.Time, from, to time.Time) bool {

@@ -418,9 +418,6 @@ func (s *Simulator) advance(t *truck, now time.Time, step time.Duration, em Emit
 				return err
 			}
 			t.phase, t.along = phHauling, 0
-			if !t.licensed {
-				s.openEpisode(&t.unlicEp, "unlicensed", t, now, "", "driving without a valid permit")
-			}
 		}
 	case phUnloading:
 		t.speed = 0
@@ -506,6 +503,9 @@ func (s *Simulator) advance(t *truck, now time.Time, step time.Duration, em Emit
 			t.speed = math.Max(target, t.speed-2.5*3.6*dt)
 		}
 		s.trackSpeeding(t, now, limit)
+		if !t.licensed && t.speed > 10 { // moving, by the rule's definition, without a valid permit
+			s.openEpisode(&t.unlicEp, "unlicensed", t, now, "", "driving without a valid permit")
+		}
 		if t.injActive && t.inj == injDeviation {
 			half := cor.HalfWidthM
 			elapsed := 4*time.Minute - t.injUntil.Sub(now)

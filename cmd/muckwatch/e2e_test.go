@@ -154,7 +154,7 @@ func TestEndToEnd(t *testing.T) {
 	for _, r := range rules {
 		t.Logf("%-16s injected %3d alerted %3d", r, byRule[r][0], byRule[r][1])
 	}
-	for _, want := range []string{"route_deviation", "speeding", "restricted_zone", "overload", "dwell", "unlicensed", "cover_open", "spillage", "site_exit_risk"} {
+	for _, want := range []string{"route_deviation", "speeding", "restricted_zone", "overload", "dwell", "unlicensed", "cover_open", "spillage", "site_exit_risk", "signal_lost", "trip_unclosed"} {
 		if byRule[want][0] == 0 {
 			t.Errorf("the simulation injected no %s episode; the test proves nothing for it", want)
 		}
