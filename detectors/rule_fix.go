@@ -26,7 +26,7 @@ func (c RouteDeviationConfig) withDefaults() RouteDeviationConfig {
 		c.LeaveMarginM = 15
 	}
 	if c.ReturnFactor == 0 {
-		c.ReturnFactor = 0.8
+		c.ReturnFactor = 0.6
 	}
 	c.Timing = defaultTiming(c.Timing, Timing{MinFixes: 2, EscalateAfter: 10 * time.Minute})
 	return c
@@ -220,11 +220,16 @@ func (r *RestrictedZone) Judge(c *city.City, prev, cur *Observation, ep *Episode
 	if len(cur.Sites) > 0 {
 		return Verdict{Clear: true} // inside an authorised site, off the road
 	}
+	shallow := false // inside a closed zone, but within the margin of its border
 	for _, i := range cur.Zones {
 		z := c.ZoneAt(i)
-		if z.Kind == city.ZoneRestricted && z.ClosedAt(cur.Time, c.Location) && z.Area.DistanceToEdge(cur.XY) >= r.cfg.MarginM {
+		if z.Kind != city.ZoneRestricted || !z.ClosedAt(cur.Time, c.Location) {
+			continue
+		}
+		if z.Area.DistanceToEdge(cur.XY) >= r.cfg.MarginM {
 			return Verdict{Active: true, Severity: SeverityWarning, Place: z.ID, Value: cur.SpeedKmh}
 		}
+		shallow = true
 	}
 	if prev != nil && cur.Time.Sub(prev.Time) <= r.cfg.MaxGap {
 		var buf [8]int32
@@ -235,6 +240,9 @@ func (r *RestrictedZone) Judge(c *city.City, prev, cur *Observation, ep *Episode
 				return Verdict{Active: true, Severity: SeverityWarning, Place: z.ID, Value: cur.SpeedKmh}
 			}
 		}
+	}
+	if shallow {
+		return Verdict{} // hysteresis: an episode goes on until the truck is out of the zone
 	}
 	return Verdict{Clear: true}
 }
