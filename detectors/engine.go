@@ -38,16 +38,6 @@ type Observation struct {
 	Zones    []int32       // indices of zones containing XY
 }
 
-// InSite reports whether the observation is inside any site of kind k ("" for any kind).
-func (o *Observation) InSite(c *city.City, k city.SiteKind) bool {
-	for _, i := range o.Sites {
-		if k == "" || c.SiteAt(i).Kind == k {
-			return true
-		}
-	}
-	return false
-}
-
 // Verdict is a rule's judgement of one observation.
 type Verdict struct {
 	Active   bool     // the violation condition holds now
@@ -146,9 +136,6 @@ type Track struct {
 	jumps      int
 	episodes   []Episode // one per registered rule, fix rules first
 }
-
-// Last returns the last accepted observation, if any. Its slices are not kept.
-func (t *Track) Last() (Observation, bool) { return t.last, t.hasLast }
 
 // Config configures the engine and every rule.
 type Config struct {
@@ -422,9 +409,6 @@ func (e *Engine) Tick() {
 	}
 }
 
-// Watermark returns the event-time watermark, if any fix was seen.
-func (e *Engine) Watermark() (time.Time, bool) { return e.clock.watermark() }
-
 // ProcessEvent runs the event rules over ev.
 func (e *Engine) ProcessEvent(ev *ingest.Event) {
 	c := e.city.Load()
@@ -557,19 +541,6 @@ func (e *Engine) emit(kind ChangeKind, a *Alert, d describer, at time.Time) {
 		}
 		e.updateRisk(tr, at)
 	}
-}
-
-// OpenAlerts returns a copy of every open alert, for tests and shutdown logs.
-func (e *Engine) OpenAlerts() []Alert {
-	var out []Alert
-	for _, tr := range e.tracks {
-		for i := range tr.episodes {
-			if a := tr.episodes[i].alert; a != nil {
-				out = append(out, *a)
-			}
-		}
-	}
-	return out
 }
 
 // eventClock tracks, per input partition (fixes and events), the newest device time read, when
