@@ -240,6 +240,9 @@ func (r *RestrictedZone) Judge(c *city.City, prev, cur *Observation, ep *Episode
 				return Verdict{Active: true, Severity: SeverityWarning, Place: z.ID, Value: cur.SpeedKmh}
 			}
 		}
+		if z := r.alongRoute(c, prev, cur); z != nil {
+			return Verdict{Active: true, Severity: SeverityWarning, Place: z.ID, Value: cur.SpeedKmh}
+		}
 	}
 	if shallow {
 		return Verdict{} // hysteresis: an episode goes on until the truck is out of the zone
@@ -259,6 +262,48 @@ func (r *RestrictedZone) crossesDeep(z *city.Zone, a, b orb.Point) bool {
 		}
 	}
 	return false
+}
+
+// alongRoute catches a zone cut between two sparse fixes of a truck following its approved route:
+// the road bends, so the truck's path is the route between the two fixes, not the straight chord.
+// It runs only when both fixes are on the route and a closed restricted zone is near.
+func (r *RestrictedZone) alongRoute(c *city.City, prev, cur *Observation) *city.Zone {
+	if cur.Permit == nil {
+		return nil
+	}
+	route := c.Route(cur.Permit.RouteID)
+	if route == nil {
+		return nil
+	}
+	mid := orb.Point{(prev.XY[0] + cur.XY[0]) / 2, (prev.XY[1] + cur.XY[1]) / 2}
+	var buf [8]int32
+	near := c.ZonesNear(mid, planarDist(prev.XY, cur.XY)/2+300, buf[:0])
+	closed := near[:0]
+	for _, i := range near {
+		if z := c.ZoneAt(i); z.Kind == city.ZoneRestricted && (z.ClosedAt(cur.Time, c.Location) || z.ClosedAt(prev.Time, c.Location)) {
+			closed = append(closed, i)
+		}
+	}
+	if len(closed) == 0 {
+		return nil
+	}
+	d1, a1 := route.Corridor.Locate(prev.XY)
+	d2, a2 := route.Corridor.Locate(cur.XY)
+	if d1 > route.Corridor.HalfWidthM || d2 > route.Corridor.HalfWidthM {
+		return nil
+	}
+	if a1 > a2 {
+		a1, a2 = a2, a1
+	}
+	for a := a1; a <= a2; a += 10 {
+		p := route.Corridor.PointAt(a)
+		for _, i := range closed {
+			if z := c.ZoneAt(i); z.Area.Contains(p) && z.Area.DistanceToEdge(p) >= r.cfg.MarginM {
+				return z
+			}
+		}
+	}
+	return nil
 }
 
 // Describe implements FixRule.
