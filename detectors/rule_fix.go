@@ -358,8 +358,13 @@ func (r *DwellDetector) Judge(c *city.City, prev, cur *Observation, ep *Episode)
 		if !ep.Anchored {
 			ep.Anchor, ep.Mark, ep.Anchored = cur.XY, cur.Time, true
 		}
-		return Verdict{Active: true, Immediate: true, Severity: SeveritySevere, Value: cur.Time.Sub(ep.Mark).Seconds(), Place: "lifted"}
+		// Severe at once, on the second such fix in a row: one GPS outlier at a disposal site
+		// while unloading is not dumping.
+		confirmed := ep.Ref == "lifted"
+		ep.Ref = "lifted"
+		return Verdict{Active: true, Immediate: confirmed, Severity: SeveritySevere, Value: cur.Time.Sub(ep.Mark).Seconds(), Place: "lifted"}
 	}
+	ep.Ref = ""
 	moving := cur.SpeedKmh > r.cfg.StopSpeedKmh || (ep.Anchored && planarDist(ep.Anchor, cur.XY) > r.cfg.StopRadiusM)
 	if moving {
 		ep.Anchored = false
