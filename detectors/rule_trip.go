@@ -133,7 +133,7 @@ func (r *TripUnclosed) Judge(c *city.City, prev, cur *Observation, ep *Episode) 
 			return Verdict{Clear: true}
 		}
 		if onTrip && sawDisposal(ep.Seen, ep.Mark, cur.Time) {
-			ep.Anchored = false // a disposal gate camera saw it during this trip
+			ep.Ref, ep.Anchored = "", false // a disposal gate camera saw it during this trip
 			return Verdict{Clear: true}
 		}
 		if onTrip && cur.Time.Sub(ep.Mark) > r.cfg.MaxTrip {
@@ -185,7 +185,7 @@ func (r *TripUnclosed) Due(c *city.City, tr *Track, ep *Episode, watermark time.
 // ObserveEvent implements EventObserver: a disposal site's gate camera seeing the truck enter
 // closes its trip, even if its terminal was silent inside.
 // Events and fixes come from different topics and may be read in either order: the sighting is
-// kept (Seen) and counts for any trip under way at its time.
+// kept (Seen) and counts for the trip under way at its time.
 func (r *TripUnclosed) ObserveEvent(c *city.City, ev *ingest.Event, ep *Episode) {
 	if ev.Kind != ingest.KindGateEntry {
 		return
@@ -201,9 +201,8 @@ func (r *TripUnclosed) ObserveEvent(c *city.City, ev *ingest.Event, ep *Episode)
 			ep.Seen = slices.Delete(ep.Seen, 0, len(ep.Seen)-maxSightings)
 		}
 	}
-	if ep.Anchored && !ev.Time.Before(ep.Mark) {
-		ep.Ref, ep.Anchored = s.ID, false
-	}
+	// The trip under way is not closed here: the sighting may belong to a later trip (the events
+	// topic read ahead of the fixes). Judge closes it once the fixes reach the sighting's time.
 }
 
 // maxSightings bounds the disposal-gate sightings kept per truck: events are read from their own
