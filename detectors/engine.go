@@ -94,6 +94,10 @@ type Timing struct {
 	// Window keeps an event rule's episode open this long after its last evidence; repeats within it
 	// update the alert instead of opening another.
 	Window time.Duration `yaml:"window"`
+	// ClearFor keeps a firing alert open until the condition has been clear this long (event time),
+	// so a truck that touches its route mid-detour, or dips under a limit for a fix, stays one
+	// episode; the alert's end is the first clear observation (0: resolve at once).
+	ClearFor time.Duration `yaml:"clear_for"`
 }
 
 // Episode is one rule's state for one vehicle.
@@ -101,6 +105,7 @@ type Episode struct {
 	Since    time.Time // when the condition started to hold (pending or firing)
 	SinceLL  orb.Point
 	Last     time.Time // last observation with the condition holding
+	Cleared  time.Time // first clear observation of a firing alert waiting out ClearFor
 	Fixes    int       // consecutive observations with the condition holding
 	alert    *Alert    // the open alert, nil unless firing
 	Anchor   orb.Point // rule bookkeeping (e.g. where a dwell started), projected metres
@@ -456,6 +461,7 @@ func (e *Engine) step(tr *Track, ep *Episode, rule Rule, d describer, t Timing, 
 		}
 		ep.Fixes++
 		ep.Last = cur.Time
+		ep.Cleared = time.Time{}
 		if ep.alert == nil {
 			if v.Immediate || (cur.Time.Sub(ep.Since) >= t.For && ep.Fixes >= t.MinFixes) {
 				e.open(tr, ep, rule, d, phase, cur, v)
@@ -482,9 +488,16 @@ func (e *Engine) step(tr *Track, ep *Episode, rule Rule, d describer, t Timing, 
 		}
 	case v.Clear:
 		if ep.alert != nil {
-			e.resolve(ep, d, cur.Time)
+			if ep.Cleared.IsZero() {
+				ep.Cleared = cur.Time
+			}
+			if cur.Time.Sub(ep.Cleared) < t.ClearFor {
+				return // clearing: a relapse continues this alert
+			}
+			e.resolveAt(ep, d, ep.Cleared, cur.Time)
 		}
 		ep.Fixes = 0
+		ep.Cleared = time.Time{}
 	}
 }
 
@@ -517,12 +530,16 @@ func (e *Engine) open(tr *Track, ep *Episode, rule Rule, d describer, phase Phas
 	e.emit(ChangeOpened, a, d, cur.Time)
 }
 
-func (e *Engine) resolve(ep *Episode, d describer, at time.Time) {
+func (e *Engine) resolve(ep *Episode, d describer, at time.Time) { e.resolveAt(ep, d, at, at) }
+
+// resolveAt closes ep's alert with its end at end, decided at at (later, after ClearFor).
+func (e *Engine) resolveAt(ep *Episode, d describer, end, at time.Time) {
 	a := ep.alert
 	a.Status = StatusResolved
-	a.End = at
+	a.End = end
 	ep.alert = nil // closed before emit, so the risk it recomputes no longer counts it
 	ep.Fixes = 0
+	ep.Cleared = time.Time{}
 	e.emit(ChangeResolved, a, d, at)
 }
 

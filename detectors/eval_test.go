@@ -104,6 +104,23 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 					t.Logf("FN %s %s at %s %s..%s %s", ep.Rule, ep.VehicleID, ep.Place, ep.Start.Format("15:04:05"), ep.End.Format("15:04:05"), ep.Note)
 				}
 			}
+			for _, ep := range res.Truth {
+				if ep.Rule != rule {
+					continue
+				}
+				var hits []sim.Detection
+				for _, d := range dets {
+					if d.Rule == rule && d.VehicleID == ep.VehicleID && !d.Start.After(ep.End.Add(3*o.Interval)) && !(d.End.Before(ep.Start.Add(-3*o.Interval)) && !d.End.IsZero()) {
+						hits = append(hits, d)
+					}
+				}
+				if len(hits) > 1 {
+					t.Logf("SPLIT %s %s %s..%s %s", ep.Rule, ep.VehicleID, ep.Start.Format("15:04:05"), ep.End.Format("15:04:05"), ep.Note)
+					for _, d := range hits {
+						t.Logf("   alert %s..%s", d.Start.Format("15:04:05"), d.End.Format("15:04:05"))
+					}
+				}
+			}
 			n := 0
 			for _, d := range dets {
 				if d.Rule != rule || n > 6 {

@@ -38,7 +38,9 @@ func TestReloadMidEpisode(t *testing.T) {
 	if len(changes) != 2 {
 		t.Fatalf("the reload opened new alerts for the same episodes: %v", changes)
 	}
-	fix(40, 2500, 0, 20)
+	for sec := 40; sec <= 130; sec += 10 { // back on route at a legal speed for clear_for
+		fix(sec, 2500+float64(sec-40)*5, 0, 20)
+	}
 	if len(changes) != 4 || changes[2].Kind != ChangeResolved || changes[3].Kind != ChangeResolved {
 		t.Fatalf("both episodes must resolve once back on route at a legal speed, got %v", changes)
 	}

@@ -43,7 +43,10 @@ func TestRiskScore(t *testing.T) {
 	fix("粤Z99999", 10, 1200, 70)
 	fix("粤Z99999", 20, 1400, 70)
 	f("粤Z99999", "high", 100, "open severe speeding alert")
-	// back to a legal speed: speeding resolves; unlicensed stays open; both remain as history
-	fix("粤Z99999", 30, 1550, 30)
+	// back to a legal speed for a minute (clear_for): speeding resolves; unlicensed stays open;
+	// both remain as history
+	for sec := 30; sec <= 90; sec += 10 {
+		fix("粤Z99999", sec, 1550+float64(sec-30)*8, 30)
+	}
 	f("粤Z99999", "high", 35+8+35, "2 violations in the last 30 days")
 }

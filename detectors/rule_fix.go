@@ -28,7 +28,7 @@ func (c RouteDeviationConfig) withDefaults() RouteDeviationConfig {
 	if c.ReturnFactor == 0 {
 		c.ReturnFactor = 0.6
 	}
-	c.Timing = defaultTiming(c.Timing, Timing{MinFixes: 2, EscalateAfter: 10 * time.Minute})
+	c.Timing = defaultTiming(c.Timing, Timing{MinFixes: 2, EscalateAfter: 10 * time.Minute, ClearFor: 90 * time.Second})
 	return c
 }
 
@@ -99,7 +99,7 @@ func (c SpeedingConfig) withDefaults() SpeedingConfig {
 	if c.SevereFactor == 0 {
 		c.SevereFactor = 1.5
 	}
-	c.Timing = defaultTiming(c.Timing, Timing{MinFixes: 2})
+	c.Timing = defaultTiming(c.Timing, Timing{MinFixes: 2, ClearFor: time.Minute})
 	return c
 }
 

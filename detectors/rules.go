@@ -103,8 +103,10 @@ func phaseAtSite(c *city.City, ev *ingest.Event) Phase {
 
 func validateTiming(t Timing) error {
 	switch {
-	case t.For < 0 || t.EscalateAfter < 0 || t.Window < 0:
-		return fmt.Errorf("durations must not be negative (for %s, escalate_after %s, window %s)", t.For, t.EscalateAfter, t.Window)
+	case t.For < 0 || t.EscalateAfter < 0 || t.Window < 0 || t.ClearFor < 0:
+		return fmt.Errorf("durations must not be negative (for %s, escalate_after %s, window %s, clear_for %s)", t.For, t.EscalateAfter, t.Window, t.ClearFor)
+	case t.ClearFor > time.Hour:
+		return fmt.Errorf("clear_for must be at most 1h, got %s", t.ClearFor)
 	case t.MinFixes < 1:
 		return fmt.Errorf("min_fixes must be at least 1, got %d", t.MinFixes)
 	case t.For > 24*time.Hour:
@@ -125,6 +127,9 @@ func defaultTiming(t, d Timing) Timing {
 	}
 	if t.Window == 0 {
 		t.Window = d.Window
+	}
+	if t.ClearFor == 0 {
+		t.ClearFor = d.ClearFor
 	}
 	return t
 }

@@ -22,7 +22,8 @@ import (
 //	fixes FROM TO STEP PLATE X0 Y0 X1 Y1 [speed=KMH] [lifted]   fixes every STEP, moving linearly
 //	event OFFSET PLATE KIND [site=ID] [load=KG] [cover=open|closed] [conf=C] [source=ID]
 //	tick                                   run the time-driven rules at the event-time watermark
-//	expect OFFSET CHANGE RULE PLATE SEVERITY   a change with this event time
+//	expect OFFSET CHANGE RULE PLATE SEVERITY [end=OFFSET]   a change with this event time (and the
+//	                                       alert's end, for a resolution decided after clear_for)
 //
 // Offsets are Go durations (0s, 90s, 10m). Adding a case is adding a file.
 
@@ -41,10 +42,15 @@ type expectation struct {
 	rule     Rule
 	plate    string
 	severity Severity
+	end      time.Time // checked when the expectation names it
 }
 
 func (e expectation) String() string {
-	return fmt.Sprintf("%s %s %s %s %s", e.at.Format("15:04:05"), e.kind, e.rule, e.plate, e.severity)
+	s := fmt.Sprintf("%s %s %s %s %s", e.at.Format("15:04:05"), e.kind, e.rule, e.plate, e.severity)
+	if !e.end.IsZero() {
+		s += " end=" + e.end.Format("15:04:05")
+	}
+	return s
 }
 
 func runScenario(t *testing.T, path string, c *city.City) {
@@ -61,7 +67,7 @@ func runScenario(t *testing.T, path string, c *city.City) {
 	var got, want []expectation
 	collect := func() {
 		for _, ch := range eng.Changes() {
-			got = append(got, expectation{ch.Alert.Updated, ch.Kind, ch.Alert.Rule, ch.Alert.VehicleID, ch.Alert.Severity})
+			got = append(got, expectation{ch.Alert.Updated, ch.Kind, ch.Alert.Rule, ch.Alert.VehicleID, ch.Alert.Severity, ch.Alert.End})
 		}
 		eng.Reset()
 	}
@@ -154,10 +160,14 @@ func runScenario(t *testing.T, path string, c *city.City) {
 			eng.ProcessEvent(&ev)
 			collect()
 		case "expect":
-			if len(fields) != 6 {
-				t.Fatalf("%s: expect needs OFFSET CHANGE RULE PLATE SEVERITY", where)
+			if len(fields) != 6 && (len(fields) != 7 || !strings.HasPrefix(fields[6], "end=")) {
+				t.Fatalf("%s: expect needs OFFSET CHANGE RULE PLATE SEVERITY [end=OFFSET]", where)
 			}
-			want = append(want, expectation{offset(fields[1]), ChangeKind(fields[2]), Rule(fields[3]), fields[4], Severity(fields[5])})
+			x := expectation{at: offset(fields[1]), kind: ChangeKind(fields[2]), rule: Rule(fields[3]), plate: fields[4], severity: Severity(fields[5])}
+			if len(fields) == 7 {
+				x.end = offset(strings.TrimPrefix(fields[6], "end="))
+			}
+			want = append(want, x)
 		default:
 			t.Fatalf("%s: unknown directive %q", where, fields[0])
 		}
@@ -168,7 +178,8 @@ func runScenario(t *testing.T, path string, c *city.City) {
 	}
 	for i := range want {
 		if !got[i].at.Equal(want[i].at) || got[i].kind != want[i].kind || got[i].rule != want[i].rule ||
-			got[i].plate != want[i].plate || got[i].severity != want[i].severity {
+			got[i].plate != want[i].plate || got[i].severity != want[i].severity ||
+			(!want[i].end.IsZero() && !got[i].end.Equal(want[i].end)) {
 			t.Errorf("%s: change %d:\n got %v\nwant %v", path, i+1, got[i], want[i])
 		}
 	}
