@@ -338,12 +338,15 @@ func (e *Engine) ProcessFix(f *ingest.Fix) {
 		v := fe.rule.Judge(c, prev, &cur, ep)
 		e.step(tr, ep, fe.rule.Name(), fe.rule, fe.timing, fe.phase, &cur, v)
 	}
-	// Event-rule episodes end once their window has passed.
+	// Event-rule episodes end once their window has passed, for this truck and for the watermark:
+	// a camera event of the same episode may still be on its way on a lagging events partition.
 	for i := range e.events {
 		ee := &e.events[i]
 		ep := &tr.episodes[len(e.fixes)+i]
 		if ep.alert != nil && f.Time.Sub(ep.Last) > ee.timing.Window {
-			e.resolve(ep, ee.rule, ep.Last.Add(ee.timing.Window))
+			if wm, _ := e.clock.watermark(); wm.Sub(ep.Last) > ee.timing.Window {
+				e.resolve(ep, ee.rule, ep.Last.Add(ee.timing.Window))
+			}
 		}
 	}
 	tr.inSite = len(cur.Sites) > 0

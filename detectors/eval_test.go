@@ -148,7 +148,8 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 }
 
 // TestAccuracy scores every rule on a simulated morning with realistic GPS noise, at 10 s and at
-// sparse 30 s reporting: precision and recall at least 0.98, median delay at most two intervals.
+// sparse 30 s reporting: precision and recall at least 0.98, median delay at most two intervals,
+// one alert per episode (at most 2 % of episodes split).
 func TestAccuracy(t *testing.T) {
 	c, err := city.Load("../configs/cities/shenzhen")
 	if err != nil {
@@ -160,8 +161,9 @@ func TestAccuracy(t *testing.T) {
 				Duration: 6 * time.Hour, Interval: interval, Vehicles: vehicles(), Unregistered: 2, ViolationRate: 0.5,
 				NoiseM: 10, JumpRate: 0.01, OutOfOrderRate: 0.02, DuplicateRate: 0.01, BrushRate: 0.3})
 			for _, s := range scores {
-				if s.Precision < 0.98 || s.Recall < 0.98 || s.DelayMedian > 2*interval {
-					t.Errorf("%s: precision %.3f recall %.3f median delay %s (TP %d FP %d FN %d)", s.Rule, s.Precision, s.Recall, s.DelayMedian, s.TP, s.FP, s.FN)
+				if s.Precision < 0.98 || s.Recall < 0.98 || s.DelayMedian > 2*interval || s.Split*50 > s.Episodes {
+					t.Errorf("%s: precision %.3f recall %.3f median delay %s (TP %d FP %d FN %d, %d of %d episodes split)",
+						s.Rule, s.Precision, s.Recall, s.DelayMedian, s.TP, s.FP, s.FN, s.Split, s.Episodes)
 				}
 			}
 		})

@@ -23,6 +23,7 @@ type RuleScore struct {
 	Rule                  string
 	Episodes, Alerts      int
 	TP, FP, FN            int // TP: episodes alerted; FP: alerts matching no episode; FN: episodes not alerted
+	Split                 int // episodes matched by more than one alert (one episode should be one alert)
 	Precision, Recall     float64
 	DelayMedian, DelayP95 time.Duration // from the violation's start to the alert, over alerted episodes
 }
@@ -58,12 +59,14 @@ func Score(truth []Episode, dets []Detection, slack time.Duration) []RuleScore {
 		rs := get(ep.Rule)
 		rs.Episodes++
 		var first time.Time
+		n := 0
 		for _, i := range byKey[key{ep.Rule, ep.VehicleID}] {
 			d := dets[i]
 			if d.Start.After(endOr(ep.End).Add(slack)) || endOr(d.End).Before(ep.Start.Add(-slack)) {
 				continue
 			}
 			matched[i] = true
+			n++
 			if first.IsZero() || d.Opened.Before(first) {
 				first = d.Opened
 			}
@@ -73,6 +76,9 @@ func Score(truth []Episode, dets []Detection, slack time.Duration) []RuleScore {
 			continue
 		}
 		rs.TP++
+		if n > 1 {
+			rs.Split++
+		}
 		delays[ep.Rule] = append(delays[ep.Rule], max(0, first.Sub(ep.Start)))
 	}
 	for i, d := range dets {
@@ -107,9 +113,9 @@ func Score(truth []Episode, dets []Detection, slack time.Duration) []RuleScore {
 
 // WriteScores prints a score table; interval expresses delays in reporting intervals too.
 func WriteScores(w io.Writer, scores []RuleScore, interval time.Duration) {
-	fmt.Fprintf(w, "%-16s %8s %6s %5s %5s %5s %9s %7s %14s %14s\n", "rule", "episodes", "alerts", "TP", "FP", "FN", "precision", "recall", "delay median", "delay p95")
+	fmt.Fprintf(w, "%-16s %8s %6s %5s %5s %5s %5s %9s %7s %14s %14s\n", "rule", "episodes", "alerts", "TP", "FP", "FN", "split", "precision", "recall", "delay median", "delay p95")
 	for _, s := range scores {
-		fmt.Fprintf(w, "%-16s %8d %6d %5d %5d %5d %9.3f %7.3f %8s %4.1fi %8s %4.1fi\n", s.Rule, s.Episodes, s.Alerts, s.TP, s.FP, s.FN,
+		fmt.Fprintf(w, "%-16s %8d %6d %5d %5d %5d %5d %9.3f %7.3f %8s %4.1fi %8s %4.1fi\n", s.Rule, s.Episodes, s.Alerts, s.TP, s.FP, s.FN, s.Split,
 			s.Precision, s.Recall, s.DelayMedian, float64(s.DelayMedian)/float64(interval), s.DelayP95, float64(s.DelayP95)/float64(interval))
 	}
 }

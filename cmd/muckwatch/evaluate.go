@@ -105,6 +105,7 @@ func cmdEvaluate(ctx context.Context, args []string) error {
 	cityDir := fl.String("city", "configs/cities/shenzhen", "city folder")
 	chAddr := fl.String("clickhouse", "", "use this ClickHouse (host:port) instead of starting a throwaway local server")
 	explain := fl.String("explain", "", "list the missed episodes and unmatched alerts of this rule")
+	startAt := fl.String("start", "06:00", "local time of day (city time zone) the simulated span starts at, on the latest day that leaves it all in the past")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -154,10 +155,13 @@ func cmdEvaluate(ctx context.Context, args []string) error {
 	case err := <-done:
 		return err
 	}
-	start := time.Now().Add(-*duration - time.Hour).Truncate(time.Hour)
+	start, err := evalStart(time.Now(), *startAt, *duration, c.Location)
+	if err != nil {
+		return err
+	}
 	o := evalOptions(*seed, start, *duration, *interval, *vehicles)
-	fmt.Printf("evaluating %s of %s at %s reporting (seed %d) through the embedded broker, the pipeline and ClickHouse %s …\n",
-		*duration, c.Name, *interval, *seed, st.ch.ServerVersion())
+	fmt.Printf("evaluating %s of %s from %s at %s reporting (seed %d) through the embedded broker, the pipeline and ClickHouse %s …\n",
+		*duration, c.Name, start.Format("Mon 15:04 MST"), *interval, *seed, st.ch.ServerVersion())
 	r, err := runEvaluation(ctx, c, o, addr, cfg, st.ch.Conn())
 	if err != nil {
 		return err
@@ -174,6 +178,21 @@ func cmdEvaluate(ctx context.Context, args []string) error {
 	}
 	stop()
 	return <-done
+}
+
+// evalStart is the latest day's clock time hhmm (in loc) from which a span of d ends at least an
+// hour before now: a fixed time of day makes runs comparable (rush hours, zones' closed hours).
+func evalStart(now time.Time, hhmm string, d time.Duration, loc *time.Location) (time.Time, error) {
+	tod, err := time.Parse("15:04", hhmm)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--start must be a time of day HH:MM, got %q", hhmm)
+	}
+	latest := now.Add(-d - time.Hour).In(loc)
+	start := time.Date(latest.Year(), latest.Month(), latest.Day(), tod.Hour(), tod.Minute(), 0, 0, loc)
+	if start.After(latest) {
+		start = start.AddDate(0, 0, -1)
+	}
+	return start, nil
 }
 
 func printEvaluation(w io.Writer, r evalResult, o sim.Options) {
