@@ -72,7 +72,11 @@ func TestEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	c := env.started.engine.City()
 	interval := 10 * time.Second
-	s, err := sim.New(c, sim.Options{Seed: 7, Start: time.Now().Add(-4 * time.Hour).Truncate(time.Second), Duration: 3 * time.Hour,
+	start, err := evalStart(time.Now(), "06:30", 3*time.Hour, c.Location) // the morning rush: zones closed
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sim.New(c, sim.Options{Seed: 7, Start: start, Duration: 3 * time.Hour,
 		Interval: interval, Vehicles: 80, Unregistered: 2, Officers: 3, ViolationRate: 0.5})
 	if err != nil {
 		t.Fatal(err)
@@ -124,20 +128,12 @@ func TestEndToEnd(t *testing.T) {
 		}
 		n := byRule[ep.Rule]
 		n[0]++
-		switch {
-		case found:
+		if found {
 			n[1]++
-		case ep.Rule == "trip_unclosed":
-			// decided once the events topic has caught up; a backlog replay read at very
-			// different paces may decide early (see TestEvaluate): held to a recall below
-			t.Logf("injected %s episode not alerted: %+v", ep.Rule, ep)
-		default:
+		} else {
 			t.Errorf("injected %s episode not alerted: %+v", ep.Rule, ep)
 		}
 		byRule[ep.Rule] = n
-	}
-	if n := byRule["trip_unclosed"]; n[0] > 0 && float64(n[1]) < 0.85*float64(n[0]) {
-		t.Errorf("trip_unclosed: %d of %d injected episodes alerted", n[1], n[0])
 	}
 	// Alerts no injected episode explains (precision is issue 3's; here they are only reported).
 	unexplained := map[string]int{}
