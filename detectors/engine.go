@@ -94,9 +94,10 @@ type Timing struct {
 	// Window keeps an event rule's episode open this long after its last evidence; repeats within it
 	// update the alert instead of opening another.
 	Window time.Duration `yaml:"window"`
-	// ClearFor keeps a firing alert open until the condition has been clear this long (event time),
-	// so a truck that touches its route mid-detour, or dips under a limit for a fix, stays one
-	// episode; the alert's end is the first clear observation (0: resolve at once).
+	// ClearFor keeps a firing alert open until the condition has not been seen for this long (event
+	// time since its last observation), so a truck that touches its route mid-detour, or dips
+	// under a limit for a fix, stays one episode; the alert's end is the first clear observation
+	// (0: resolve at once).
 	ClearFor time.Duration `yaml:"clear_for"`
 }
 
@@ -494,7 +495,7 @@ func (e *Engine) step(tr *Track, ep *Episode, rule Rule, d describer, t Timing, 
 			if ep.Cleared.IsZero() {
 				ep.Cleared = cur.Time
 			}
-			if cur.Time.Sub(ep.Cleared) < t.ClearFor {
+			if cur.Time.Sub(ep.Last) < t.ClearFor {
 				return // clearing: a relapse continues this alert
 			}
 			e.resolveAt(ep, d, ep.Cleared, cur.Time)

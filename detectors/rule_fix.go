@@ -198,7 +198,7 @@ func (c RestrictedZoneConfig) withDefaults() RestrictedZoneConfig {
 	if c.MaxGap == 0 {
 		c.MaxGap = 2 * time.Minute
 	}
-	c.Timing = defaultTiming(c.Timing, Timing{MinFixes: 1, EscalateAfter: 5 * time.Minute})
+	c.Timing = defaultTiming(c.Timing, Timing{MinFixes: 1, EscalateAfter: 5 * time.Minute, ClearFor: 30 * time.Second})
 	return c
 }
 
