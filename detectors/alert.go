@@ -25,6 +25,12 @@ const (
 	RuleTripUnclosed   Rule = "trip_unclosed"
 )
 
+// AllRules returns every rule name.
+func AllRules() []Rule {
+	return []Rule{RuleRouteDeviation, RuleSpeeding, RuleRestrictedZone, RuleOverload, RuleDwell, RuleUnlicensed,
+		RuleCoverOpen, RuleSpillage, RuleSignalLost, RuleSiteExitRisk, RuleTripUnclosed}
+}
+
 // Severity says how urgently a supervisor must act.
 type Severity string
 

@@ -113,6 +113,21 @@ func (o *KafkaOutput) Write(ctx context.Context, changes []detectors.Change, rej
 	return fmt.Errorf("cannot produce %d records to Kafka: %w", n, err)
 }
 
+// WriteAlertJSON produces already-encoded records to the alerts topic (the API's handling and
+// overdue changes), keyed by vehicle id, and returns when the broker acknowledged them.
+func (o *KafkaOutput) WriteAlertJSON(ctx context.Context, keys, values [][]byte) error {
+	msgs := make([]kafka.Message, len(values))
+	for i := range values {
+		msgs[i] = kafka.Message{Topic: o.cfg.AlertsTopic, Key: keys[i], Value: values[i]}
+	}
+	if err := o.w.WriteMessages(ctx, msgs...); err != nil {
+		o.m.errors.WithLabelValues(o.cfg.AlertsTopic).Add(float64(len(msgs)))
+		return fmt.Errorf("cannot produce %d alert changes to Kafka: %w", len(msgs), err)
+	}
+	o.m.produced.WithLabelValues(o.cfg.AlertsTopic).Add(float64(len(msgs)))
+	return nil
+}
+
 func (o *KafkaOutput) count(changes, rejects int, c *prometheus.CounterVec) {
 	if changes > 0 {
 		c.WithLabelValues(o.cfg.AlertsTopic).Add(float64(changes))

@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/muckwatch/muckwatch/api"
 	"github.com/muckwatch/muckwatch/configs"
 	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/ingest"
@@ -28,6 +29,7 @@ type Config struct {
 	Outputs            sink.KafkaOutputConfig `yaml:"outputs"`
 	ClickHouse         sink.ClickHouseConfig  `yaml:"clickhouse"`
 	Detectors          detectors.Config       `yaml:"detectors"`
+	API                api.Config             `yaml:"api"`
 	Metrics            MetricsConfig          `yaml:"metrics"`
 	Log                LogConfig              `yaml:"log"`
 }
@@ -99,6 +101,7 @@ func (c *Config) applyDefaults() {
 		c.Metrics.Listen = ""
 	}
 	c.Detectors = c.Detectors.WithDefaults()
+	c.API = c.API.WithDefaults()
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -127,6 +130,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("clickhouse: %w", err)
 	}
 	if err := c.Detectors.Validate(); err != nil {
+		return err
+	}
+	if err := c.API.Validate(); err != nil {
 		return err
 	}
 	if c.Metrics.Listen != "" {

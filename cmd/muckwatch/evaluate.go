@@ -116,6 +116,7 @@ func cmdEvaluate(ctx context.Context, args []string) error {
 	cfg.City = *cityDir
 	cfg.CityReloadInterval = 0
 	cfg.Metrics.Listen = ""
+	cfg.API.Listen = ""
 	cfg.Log.Level = "warn"
 	c, err := loadCity(*cityDir)
 	if err != nil {

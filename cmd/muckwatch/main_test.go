@@ -71,6 +71,7 @@ func startEnv(t testing.TB, edit func(*Config)) *testEnv {
 	cfg.ClickHouse.Addr = []string{chServer.TCPAddr}
 	cfg.ClickHouse.Database = fmt.Sprintf("mw_test_%d_%d", os.Getpid(), dbSeq.Add(1))
 	cfg.Metrics.Listen = "127.0.0.1:0"
+	cfg.API.Listen = "127.0.0.1:0"
 	if edit != nil {
 		edit(&cfg)
 	}

@@ -23,6 +23,11 @@ type feedWriter interface {
 	Write(ctx context.Context, changes []detectors.Change, rejects []ingest.Reject) error
 }
 
+// batchObserver is told about every batch once it is durably written (the API's live view).
+type batchObserver interface {
+	Observe(fixes []ingest.Fix, officers []ingest.OfficerPosition, changes []detectors.Change)
+}
+
 // pipeline is the ingest.Handler that joins detection and the sinks: it runs the detectors over a
 // batch, then writes history to ClickHouse and alert changes and rejects to Kafka, retrying until
 // both succeeded. Only then does the consumer commit the batch's offsets.
@@ -31,6 +36,7 @@ type pipeline struct {
 	history historyWriter
 	feed    feedWriter
 	log     *slog.Logger
+	observe batchObserver // may be nil
 	batch   sink.Batch
 	metrics pipelineMetrics
 	// retry backoff while a sink is down
@@ -74,6 +80,9 @@ func (p *pipeline) Handle(ctx context.Context, b *ingest.Batch) error {
 	}
 	if len(p.batch.Changes) > 0 {
 		p.metrics.latencySeconds.Observe(time.Since(b.Fetched).Seconds())
+	}
+	if p.observe != nil {
+		p.observe.Observe(b.Fixes, b.Officers, p.batch.Changes)
 	}
 	p.batch = sink.Batch{}
 	return nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/muckwatch/muckwatch/api"
 	"github.com/muckwatch/muckwatch/city"
 	"github.com/muckwatch/muckwatch/configs"
 	"github.com/muckwatch/muckwatch/detectors"
@@ -92,6 +94,8 @@ type started struct {
 	engine   *detectors.Engine
 	ch       *sink.ClickHouse
 	metrics  string // metrics URL, empty if disabled
+	api      string // API base URL, empty if disabled
+	live     *api.Live
 }
 
 // runPipeline runs the pipeline until ctx is cancelled, then shuts down in reverse: stop ingest
@@ -129,6 +133,31 @@ func runPipeline(ctx context.Context, cfg Config, log *slog.Logger, reg *prometh
 	p := newPipeline(engine, ch, out, log, reg)
 
 	g, gctx := errgroup.WithContext(ctx)
+	var live *api.Live
+	apiURL := ""
+	if cfg.API.Listen != "" {
+		live = api.NewLive(cfg.API)
+		store := api.NewStore(ch.Conn(), ch.Database(), log)
+		if err := store.Restore(ctx, live); err != nil {
+			return err
+		}
+		srv, err := api.NewServer(cfg.API, live, store, engine, engine, alertAnnouncer{out}, log, reg)
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", cfg.API.Listen)
+		if err != nil {
+			return fmt.Errorf("cannot listen for the API on %s: %w", cfg.API.Listen, err)
+		}
+		scheme := "http"
+		if cfg.API.TLSCertFile != "" {
+			scheme = "https"
+		}
+		apiURL = scheme + "://" + ln.Addr().String()
+		p.observe = live
+		g.Go(func() error { return srv.Serve(gctx, ln) })
+		log.Info("API served", "url", apiURL+"/api/v1", "openapi", apiURL+"/api/v1/openapi.json")
+	}
 	metricsURL := ""
 	if cfg.Metrics.Listen != "" {
 		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
@@ -165,9 +194,27 @@ func runPipeline(ctx context.Context, cfg Config, log *slog.Logger, reg *prometh
 	log.Info("pipeline running", "brokers", cfg.Kafka.Brokers, "group", cfg.Kafka.GroupID,
 		"topics", []string{cfg.Kafka.Topics.GPS, cfg.Kafka.Topics.Events, cfg.Kafka.Topics.Officers})
 	if ready != nil {
-		ready <- started{consumer: consumer, engine: engine, ch: ch, metrics: metricsURL}
+		ready <- started{consumer: consumer, engine: engine, ch: ch, metrics: metricsURL, api: apiURL, live: live}
 	}
 	return g.Wait()
+}
+
+// alertAnnouncer publishes the API's alert changes (handling, overdue) on the alerts topic: the
+// alert's JSON as on the API, with "change" set to the change.
+type alertAnnouncer struct{ out *sink.KafkaOutput }
+
+func (a alertAnnouncer) Announce(ctx context.Context, items []api.FeedItem) error {
+	keys, values := make([][]byte, len(items)), make([][]byte, len(items))
+	for i, it := range items {
+		v := it.Alert
+		v.Change = it.Change
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("cannot encode alert %s: %w", v.AlertID, err)
+		}
+		keys[i], values[i] = []byte(v.VehicleID), b
+	}
+	return a.out.WriteAlertJSON(ctx, keys, values)
 }
 
 func metricsMux(reg *prometheus.Registry) *http.ServeMux {

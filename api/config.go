@@ -1,0 +1,219 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+)
+
+// Config configures the HTTP API. The zero value, after WithDefaults, serves nothing (Listen is
+// empty); set Listen to serve.
+type Config struct {
+	// Listen is the API's host:port; empty or "off" disables the API.
+	Listen string `yaml:"listen"`
+	// TLSCertFile and TLSKeyFile serve HTTPS when both are set.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// TokensEnv names the environment variable holding the bearer tokens, hashed: entries
+	// "ROLE:NAME:sha256:HEX" separated by commas or newlines (`muckwatch token` makes them).
+	TokensEnv string `yaml:"tokens_env"`
+	// RatePerSecond and Burst limit each token's requests (a token bucket per token).
+	RatePerSecond float64 `yaml:"rate_per_second"`
+	Burst         int     `yaml:"burst"`
+	// MaxBodyBytes bounds a request body.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxWindow bounds the time window of an analyst's query.
+	MaxWindow time.Duration `yaml:"max_window"`
+	// MaxRows bounds the rows of one answer (violations, track points).
+	MaxRows int `yaml:"max_rows"`
+	// FeedBuffer is how many alert-feed items are kept in memory for SSE clients resuming with
+	// Last-Event-ID; older ones are read back from ClickHouse.
+	FeedBuffer int `yaml:"feed_buffer"`
+	// OpenSevereFor keeps a severe alert on the open list this long after its episode ended unless
+	// a supervisor resolves or dismisses it first.
+	OpenSevereFor time.Duration `yaml:"open_severe_for"`
+	// AckWithin: an open alert nobody acknowledged (or dispatched) this long after it arrived is
+	// overdue, by severity.
+	AckWithin AckWithin `yaml:"ack_within"`
+	// Dispatch configures who a new alert is offered to.
+	Dispatch DispatchConfig `yaml:"dispatch"`
+	// Webhook delivers the alert feed to an external notification system.
+	Webhook WebhookConfig `yaml:"webhook"`
+}
+
+// AckWithin is the acknowledgement deadline per severity.
+type AckWithin struct {
+	Severe  time.Duration `yaml:"severe"`
+	Warning time.Duration `yaml:"warning"`
+	Info    time.Duration `yaml:"info"`
+}
+
+// DispatchConfig configures dispatch: severe alerts are offered to the nearest available
+// enforcement officers; the others are routed to the district's grid staff.
+type DispatchConfig struct {
+	// Officers is how many of the nearest available officers a severe alert is offered to.
+	Officers int `yaml:"officers"`
+	// MaxDistanceM: officers farther than this are not offered.
+	MaxDistanceM float64 `yaml:"max_distance_m"`
+	// OfficerStale: an officer whose last position is older than this is not offered.
+	OfficerStale time.Duration `yaml:"officer_stale"`
+	// SpeedKmh and RoadFactor estimate the ETA: straight-line distance × RoadFactor at SpeedKmh.
+	SpeedKmh   float64 `yaml:"speed_kmh"`
+	RoadFactor float64 `yaml:"road_factor"`
+	// GridStaff maps a district id to the grid staff's channel (a team name, a group chat id); a
+	// district not listed gets "grid-staff:DISTRICT".
+	GridStaff map[string]string `yaml:"grid_staff"`
+	// SevereOnly: only severe alerts go to officers (default); with false, warnings do too.
+	WarningsToOfficers bool `yaml:"warnings_to_officers"`
+}
+
+// WebhookConfig configures webhook delivery of the alert feed.
+type WebhookConfig struct {
+	// URL receives a POST of every feed item (JSON); empty disables the webhook.
+	URL string `yaml:"url"`
+	// SecretEnv names the environment variable whose value signs each payload
+	// (X-Muckwatch-Signature: sha256=HMAC-SHA256(secret, timestamp + "." + body)).
+	SecretEnv string `yaml:"secret_env"`
+	// MinSeverity: only changes of alerts at least this severe are delivered (info|warning|severe).
+	MinSeverity string `yaml:"min_severity"`
+	// Timeout bounds one delivery attempt; MaxAttempts bounds the attempts, with back-off from
+	// Backoff doubling up to MaxBackoff.
+	Timeout     time.Duration `yaml:"timeout"`
+	MaxAttempts int           `yaml:"max_attempts"`
+	Backoff     time.Duration `yaml:"backoff"`
+	MaxBackoff  time.Duration `yaml:"max_backoff"`
+	// Queue bounds the items waiting for delivery; when full the oldest is dropped and counted.
+	Queue int `yaml:"queue"`
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Listen == "off" {
+		c.Listen = ""
+	}
+	if c.TokensEnv == "" {
+		c.TokensEnv = "MUCKWATCH_API_TOKENS"
+	}
+	if c.RatePerSecond == 0 {
+		c.RatePerSecond = 100
+	}
+	if c.Burst == 0 {
+		c.Burst = 200
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 64 << 10
+	}
+	if c.MaxWindow == 0 {
+		c.MaxWindow = 366 * 24 * time.Hour
+	}
+	if c.MaxRows == 0 {
+		c.MaxRows = 100_000
+	}
+	if c.FeedBuffer == 0 {
+		c.FeedBuffer = 50_000
+	}
+	if c.OpenSevereFor == 0 {
+		c.OpenSevereFor = 24 * time.Hour
+	}
+	if c.AckWithin.Severe == 0 {
+		c.AckWithin.Severe = 5 * time.Minute
+	}
+	if c.AckWithin.Warning == 0 {
+		c.AckWithin.Warning = 30 * time.Minute
+	}
+	if c.AckWithin.Info == 0 {
+		c.AckWithin.Info = 2 * time.Hour
+	}
+	d := &c.Dispatch
+	if d.Officers == 0 {
+		d.Officers = 3
+	}
+	if d.MaxDistanceM == 0 {
+		d.MaxDistanceM = 20_000
+	}
+	if d.OfficerStale == 0 {
+		d.OfficerStale = 15 * time.Minute
+	}
+	if d.SpeedKmh == 0 {
+		d.SpeedKmh = 30
+	}
+	if d.RoadFactor == 0 {
+		d.RoadFactor = 1.4
+	}
+	w := &c.Webhook
+	if w.MinSeverity == "" {
+		w.MinSeverity = "warning"
+	}
+	if w.Timeout == 0 {
+		w.Timeout = 5 * time.Second
+	}
+	if w.MaxAttempts == 0 {
+		w.MaxAttempts = 8
+	}
+	if w.Backoff == 0 {
+		w.Backoff = 500 * time.Millisecond
+	}
+	if w.MaxBackoff == 0 {
+		w.MaxBackoff = 30 * time.Second
+	}
+	if w.Queue == 0 {
+		w.Queue = 10_000
+	}
+	return c
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	if c.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			return fmt.Errorf("api.listen: %q is not host:port", c.Listen)
+		}
+	}
+	switch {
+	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
+		return errors.New("api: tls_cert_file and tls_key_file must be set together")
+	case c.TokensEnv == "":
+		return errors.New("api.tokens_env must name an environment variable")
+	case c.RatePerSecond <= 0 || c.Burst < 1:
+		return fmt.Errorf("api: rate_per_second must be positive and burst at least 1, got %g and %d", c.RatePerSecond, c.Burst)
+	case c.MaxBodyBytes < 1<<10 || c.MaxBodyBytes > 16<<20:
+		return fmt.Errorf("api.max_body_bytes must be within [1 KiB, 16 MiB], got %d", c.MaxBodyBytes)
+	case c.MaxWindow < time.Hour:
+		return fmt.Errorf("api.max_window must be at least 1h, got %s", c.MaxWindow)
+	case c.MaxRows < 100:
+		return fmt.Errorf("api.max_rows must be at least 100, got %d", c.MaxRows)
+	case c.FeedBuffer < 100:
+		return fmt.Errorf("api.feed_buffer must be at least 100, got %d", c.FeedBuffer)
+	case c.OpenSevereFor < 0:
+		return fmt.Errorf("api.open_severe_for must not be negative, got %s", c.OpenSevereFor)
+	case c.AckWithin.Severe <= 0 || c.AckWithin.Warning <= 0 || c.AckWithin.Info <= 0:
+		return errors.New("api.ack_within: severe, warning and info must be positive")
+	case c.Dispatch.Officers < 1 || c.Dispatch.Officers > 50:
+		return fmt.Errorf("api.dispatch.officers must be within [1, 50], got %d", c.Dispatch.Officers)
+	case c.Dispatch.MaxDistanceM <= 0 || c.Dispatch.SpeedKmh <= 0 || c.Dispatch.RoadFactor < 1:
+		return errors.New("api.dispatch: max_distance_m and speed_kmh must be positive, road_factor at least 1")
+	case c.Dispatch.OfficerStale <= 0:
+		return errors.New("api.dispatch.officer_stale must be positive")
+	}
+	w := c.Webhook
+	if w.URL != "" {
+		u, err := url.Parse(w.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("api.webhook.url must be an http(s) URL, got %q", w.URL)
+		}
+		if w.SecretEnv == "" {
+			return errors.New("api.webhook.secret_env must name the environment variable holding the signing secret")
+		}
+	}
+	if _, ok := severityRank[w.MinSeverity]; !ok {
+		return fmt.Errorf("api.webhook.min_severity must be info, warning or severe, got %q", w.MinSeverity)
+	}
+	if w.Timeout <= 0 || w.MaxAttempts < 1 || w.Backoff <= 0 || w.MaxBackoff < w.Backoff || w.Queue < 1 {
+		return errors.New("api.webhook: timeout, backoff and queue must be positive, max_attempts at least 1, max_backoff at least backoff")
+	}
+	return nil
+}
+
+var severityRank = map[string]int{"info": 0, "warning": 1, "severe": 2}

@@ -1,0 +1,198 @@
+package api
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Dispatch kinds.
+const (
+	DispatchOfficers  = "officers"   // offered to the nearest available enforcement officers
+	DispatchGridStaff = "grid_staff" // routed to the district's grid staff
+)
+
+// DispatchPlan is who an alert is offered to.
+type DispatchPlan struct {
+	Kind      string           `json:"kind"`
+	Officers  []OfferedOfficer `json:"officers,omitempty"`
+	GridStaff string           `json:"grid_staff,omitempty"`
+	District  string           `json:"district,omitempty"`
+	// Note says why no officer was offered, when none was.
+	Note string `json:"note,omitempty"`
+}
+
+// OfferedOfficer is an officer an alert is offered to, with the straight-line distance and an ETA
+// estimate.
+type OfferedOfficer struct {
+	OfficerID  string  `json:"officer_id"`
+	DistanceM  float64 `json:"distance_m"`
+	ETASeconds float64 `json:"eta_s"`
+	Lat        float64 `json:"lat"`
+	Lon        float64 `json:"lon"`
+}
+
+// plan decides who an alert goes to: a severe one (and warnings, when configured) to the nearest
+// available officers with a fresh position within reach; otherwise, or when no officer is, the
+// district's grid staff. l.mu is held.
+func (l *Live) plan(v *AlertView) *DispatchPlan {
+	d := l.cfg.Dispatch
+	grid := &DispatchPlan{Kind: DispatchGridStaff, District: v.District, GridStaff: d.GridStaff[v.District]}
+	if grid.GridStaff == "" {
+		district := v.District
+		if district == "" {
+			district = "unassigned"
+		}
+		grid.GridStaff = "grid-staff:" + district
+	}
+	if v.Severity != "severe" && !(d.WarningsToOfficers && v.Severity == "warning") {
+		return grid
+	}
+	officers := l.nearestOfficers(v.Lat, v.Lon, d.Officers)
+	if len(officers) == 0 {
+		grid.Note = fmt.Sprintf("no available officer with a position of the last %s within %.0f m", d.OfficerStale, d.MaxDistanceM)
+		return grid
+	}
+	return &DispatchPlan{Kind: DispatchOfficers, Officers: officers, District: v.District}
+}
+
+// nearestOfficers returns up to n available officers with a fresh position within reach of
+// (lat, lon), nearest first. l.mu is held.
+func (l *Live) nearestOfficers(lat, lon float64, n int) []OfferedOfficer {
+	d := l.cfg.Dispatch
+	cutoff := l.now().Add(-d.OfficerStale).UnixMilli()
+	var out []OfferedOfficer
+	for _, o := range l.officers {
+		if !o.Available || o.TimeMs < cutoff {
+			continue
+		}
+		dist := distanceM(lat, lon, o.Lat, o.Lon)
+		if dist > d.MaxDistanceM {
+			continue
+		}
+		eta := dist * d.RoadFactor / (d.SpeedKmh / 3.6)
+		out = append(out, OfferedOfficer{OfficerID: o.OfficerID, DistanceM: round1(dist), ETASeconds: round1(eta), Lat: o.Lat, Lon: o.Lon})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].DistanceM < out[j].DistanceM || (out[i].DistanceM == out[j].DistanceM && out[i].OfficerID < out[j].OfficerID)
+	})
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+func round1(x float64) float64 { return float64(int64(x*10+0.5)) / 10 }
+
+// ActionError is a refused lifecycle action; Status is the HTTP status to answer with.
+type ActionError struct {
+	Status int
+	Msg    string
+}
+
+func (e *ActionError) Error() string { return e.Msg }
+
+// transitions lists the states each action may be taken from.
+var transitions = map[string][]string{
+	"dispatch":    {StateNew, StateAcknowledged, StateDispatched},
+	"acknowledge": {StateNew, StateDispatched},
+	"resolve":     {StateNew, StateDispatched, StateAcknowledged},
+	"dismiss":     {StateNew, StateDispatched, StateAcknowledged},
+}
+
+var actionState = map[string]string{
+	"dispatch": StateDispatched, "acknowledge": StateAcknowledged, "resolve": StateResolved, "dismiss": StateDismissed,
+}
+
+// Act applies a person's action to an open alert and publishes the change. dispatch takes the
+// officer (the nearest offered one when officerID is empty); dismiss needs a reason.
+func (l *Live) Act(id, action string, who Principal, officerID, reason string) (AlertView, Action, error) {
+	from, known := transitions[action]
+	if !known {
+		return AlertView{}, Action{}, &ActionError{400, fmt.Sprintf("action %q is not one of dispatch, acknowledge, resolve, dismiss", action)}
+	}
+	if action == "dismiss" && reason == "" {
+		return AlertView{}, Action{}, &ActionError{400, "dismiss needs a reason (why the alert is not a violation or needs no action)"}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	v, ok := l.alerts[id]
+	if !ok {
+		return AlertView{}, Action{}, &ActionError{404, fmt.Sprintf("alert %q is not open (unknown, ended, or already resolved or dismissed)", id)}
+	}
+	allowed := false
+	for _, s := range from {
+		allowed = allowed || s == v.Handling.State
+	}
+	if !allowed {
+		return AlertView{}, Action{}, &ActionError{409, fmt.Sprintf("cannot %s alert %s: it is %s", action, id, v.Handling.State)}
+	}
+	if action == "dispatch" {
+		if officerID == "" {
+			near := l.nearestOfficers(v.Lat, v.Lon, 1)
+			if len(near) == 0 {
+				return AlertView{}, Action{}, &ActionError{409, fmt.Sprintf("cannot dispatch alert %s: no available officer within %.0f m; name one with officer_id", id, l.cfg.Dispatch.MaxDistanceM)}
+			}
+			officerID = near[0].OfficerID
+		} else if _, known := l.officers[officerID]; !known {
+			return AlertView{}, Action{}, &ActionError{400, fmt.Sprintf("officer %q has sent no position; dispatch to a known officer", officerID)}
+		}
+	}
+	a := Action{Action: action, Actor: who.Name, Role: string(who.Role), OfficerID: officerID, Reason: reason, AtMs: l.now().UnixMilli()}
+	v.Handling.State = actionState[action]
+	v.Handling.Actions = append(v.Handling.Actions, a)
+	out := cloneView(v)
+	if terminal(v.Handling.State) {
+		delete(l.alerts, id)
+	}
+	l.publish(FeedItem{Change: ChangeHandling, Alert: out})
+	return out, a, nil
+}
+
+// restoreAction replays a recorded action on start (no feed item).
+func (l *Live) restoreAction(id string, a Action) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	v, ok := l.alerts[id]
+	if !ok {
+		return
+	}
+	if s, known := actionState[a.Action]; known {
+		v.Handling.State = s
+		v.Handling.Actions = append(v.Handling.Actions, a)
+	}
+	if terminal(v.Handling.State) {
+		delete(l.alerts, id)
+	}
+}
+
+// ackWithin is the acknowledgement deadline of a severity.
+func (l *Live) ackWithin(severity string) time.Duration {
+	switch severity {
+	case "severe":
+		return l.cfg.AckWithin.Severe
+	case "warning":
+		return l.cfg.AckWithin.Warning
+	}
+	return l.cfg.AckWithin.Info
+}
+
+// CheckOverdue marks the open alerts nobody has acknowledged or dispatched within their deadline
+// as overdue, publishes an overdue change for each, and returns them.
+func (l *Live) CheckOverdue() []FeedItem {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	var out []FeedItem
+	for _, v := range l.alerts {
+		if v.Overdue || v.Handling.State != StateNew {
+			continue
+		}
+		if now.Sub(time.UnixMilli(v.ReceivedMs)) < l.ackWithin(v.Severity) {
+			continue
+		}
+		v.Overdue = true
+		out = append(out, l.publish(FeedItem{Change: ChangeOverdue, Alert: cloneView(v)}))
+	}
+	return out
+}

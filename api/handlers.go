@@ -1,0 +1,351 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/muckwatch/muckwatch/city"
+	"github.com/muckwatch/muckwatch/detectors"
+)
+
+// VehicleReport is the squads' answer about one vehicle.
+type VehicleReport struct {
+	Plate      string           `json:"plate"`
+	Registered bool             `json:"registered"`
+	Company    string           `json:"company,omitempty"`
+	RatedLoad  float64          `json:"rated_load_kg,omitempty"`
+	Permits    []PermitView     `json:"permits"`
+	Position   *VehiclePosition `json:"last_position"`
+	Risk       detectors.Risk   `json:"risk"`
+	OpenAlerts []AlertView      `json:"open_alerts"`
+	// Violations30d counts the violations of the last 30 days by rule.
+	Violations30d map[string]int `json:"violations_30d"`
+	ViolationsSum int            `json:"violations_30d_total"`
+}
+
+// PermitView is a transport permit as the squads see it.
+type PermitView struct {
+	ID        string  `json:"id"`
+	ValidNow  bool    `json:"valid_now"`
+	Route     string  `json:"route"`
+	RouteName string  `json:"route_name,omitempty"`
+	FromSite  string  `json:"from_site"`
+	FromName  string  `json:"from_site_name,omitempty"`
+	ToSite    string  `json:"to_site"`
+	ToName    string  `json:"to_site_name,omitempty"`
+	ValidFrom string  `json:"valid_from"`
+	ValidTo   string  `json:"valid_to"`
+	MaxLoadKg float64 `json:"max_load_kg,omitempty"`
+	Company   string  `json:"company"`
+}
+
+func (s *Server) handleVehicle(w http.ResponseWriter, r *http.Request) {
+	raw := r.PathValue("plate")
+	plate := city.NormalizePlate(raw)
+	status := http.StatusOK
+	defer func() { s.audit(r, plate, status) }()
+	if plate == "" || len(plate) > 32 {
+		status = http.StatusBadRequest
+		writeError(w, status, fmt.Sprintf("plate %q is not a licence plate", raw))
+		return
+	}
+	rep, found, err := s.vehicleReport(r, plate)
+	if err != nil {
+		status = http.StatusServiceUnavailable
+		writeError(w, status, "cannot read the vehicle's history: "+err.Error())
+		return
+	}
+	if !found {
+		status = http.StatusNotFound
+		writeError(w, status, fmt.Sprintf("vehicle %s is unknown: not registered, no permit, and never seen by muckwatch", plate))
+		return
+	}
+	writeJSON(w, status, rep)
+}
+
+func (s *Server) vehicleReport(r *http.Request, plate string) (VehicleReport, bool, error) {
+	c := s.city.City()
+	now := s.now()
+	rep := VehicleReport{Plate: plate, Permits: []PermitView{}, OpenAlerts: []AlertView{}}
+	found := false
+	if v := c.Vehicle(plate); v != nil {
+		rep.Registered, rep.Company, rep.RatedLoad, found = true, v.Company, v.RatedLoadKg, true
+	}
+	for _, p := range c.PermitsOf(plate) {
+		found = true
+		pv := PermitView{ID: p.ID, ValidNow: p.Valid(now), Route: p.RouteID, FromSite: p.FromSite, ToSite: p.ToSite,
+			ValidFrom: p.ValidFrom.In(c.Location).Format(time.RFC3339), ValidTo: p.ValidTo.In(c.Location).Format(time.RFC3339),
+			MaxLoadKg: p.MaxLoadKg, Company: p.Company}
+		if rt := c.Route(p.RouteID); rt != nil {
+			pv.RouteName = rt.Name
+		}
+		if st := c.Site(p.FromSite); st != nil {
+			pv.FromName = st.Name
+		}
+		if st := c.Site(p.ToSite); st != nil {
+			pv.ToName = st.Name
+		}
+		rep.Permits = append(rep.Permits, pv)
+	}
+	if pos, ok := s.live.Position(plate); ok {
+		rep.Position, found = &pos, true
+	} else if s.store != nil {
+		pos, ok, err := s.store.LastPosition(r.Context(), plate)
+		if err != nil {
+			return rep, false, err
+		}
+		if ok {
+			s.live.RememberPosition(pos)
+			rep.Position, found = &pos, true
+		}
+	}
+	if risk, ok := s.risk.Risk(plate); ok {
+		rep.Risk = risk
+	} else {
+		rep.Risk = detectors.Risk{Level: "low", Reasons: []string{}}
+		if !rep.Registered {
+			rep.Risk = detectors.Risk{Score: 35, Level: "medium", Reasons: []string{"not a registered muck truck"}}
+		}
+	}
+	rep.OpenAlerts = s.live.OpenAlerts(AlertFilter{Vehicle: plate})
+	rep.Violations30d, rep.ViolationsSum = s.live.ViolationsByRule(plate)
+	if len(rep.OpenAlerts) > 0 || rep.ViolationsSum > 0 {
+		found = true
+	}
+	return rep, found, nil
+}
+
+// NearVehicle is one vehicle near a squad.
+type NearVehicle struct {
+	VehiclePosition
+	DistanceM  float64 `json:"distance_m"`
+	Registered bool    `json:"registered"`
+	Company    string  `json:"company,omitempty"`
+	RiskScore  int     `json:"risk_score"`
+	RiskLevel  string  `json:"risk_level"`
+	OpenAlerts int     `json:"open_alerts"`
+}
+
+func (s *Server) handleNear(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	lat, err1 := floatParam(q.Get("lat"), "lat", -90, 90)
+	lon, err2 := floatParam(q.Get("lon"), "lon", -180, 180)
+	radius, err3 := floatParam(orDefault(q.Get("radius_m"), "1000"), "radius_m", 1, 50_000)
+	limit, err4 := intParam(orDefault(q.Get("limit"), "100"), "limit", 1, 1000)
+	maxAge, err5 := durationParam(orDefault(q.Get("max_age"), "30m"), "max_age", time.Minute, 7*24*time.Hour)
+	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ps, ds := s.live.Near(lat, lon, radius, maxAge, limit)
+	c := s.city.City()
+	out := make([]NearVehicle, len(ps))
+	for i, p := range ps {
+		nv := NearVehicle{VehiclePosition: p, DistanceM: round1(ds[i]), RiskLevel: "low"}
+		if v := c.Vehicle(p.Plate); v != nil {
+			nv.Registered, nv.Company = true, v.Company
+		}
+		if risk, ok := s.risk.Risk(p.Plate); ok {
+			nv.RiskScore, nv.RiskLevel = risk.Score, risk.Level
+		}
+		nv.OpenAlerts = len(s.live.OpenAlerts(AlertFilter{Vehicle: p.Plate}))
+		s.audit(r, p.Plate, http.StatusOK)
+		out[i] = nv
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"lat": lat, "lon": lon, "radius_m": radius, "vehicles": out})
+}
+
+func (s *Server) handleAlerts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f, err := alertFilter(q.Get("rule"), q.Get("severity"), q.Get("district"))
+	limit, err2 := intParam(orDefault(q.Get("limit"), "100"), "limit", 1, 1000)
+	offset, err3 := intParam(orDefault(q.Get("offset"), "0"), "offset", 0, math.MaxInt32)
+	if err := errors.Join(err, err2, err3); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if v := q.Get("vehicle"); v != "" {
+		f.Vehicle = city.NormalizePlate(v)
+	}
+	all := s.live.OpenAlerts(f)
+	page := all[min(offset, len(all)):min(offset+limit, len(all))]
+	next := ""
+	if offset+limit < len(all) {
+		nq := r.URL.Query()
+		nq.Set("offset", strconv.Itoa(offset+limit))
+		next = r.URL.Path + "?" + nq.Encode()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"total": len(all), "offset": offset, "limit": limit, "alerts": page, "next": next})
+}
+
+func (s *Server) handleAlert(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if v, ok := s.live.Alert(id); ok {
+		writeJSON(w, http.StatusOK, v)
+		return
+	}
+	writeError(w, http.StatusNotFound, fmt.Sprintf("alert %q is not open (unknown, ended, or resolved or dismissed); query /api/v1/violations for history", id))
+}
+
+// ActionRequest is the body of POST /api/v1/alerts/{id}/actions.
+type ActionRequest struct {
+	Action    string `json:"action"`
+	OfficerID string `json:"officer_id"`
+	Reason    string `json:"reason"`
+}
+
+func (s *Server) handleAction(w http.ResponseWriter, r *http.Request) {
+	var req ActionRequest
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", tooBig.Limit))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "body must be JSON {\"action\": \"dispatch|acknowledge|resolve|dismiss\", \"officer_id\": \"…\", \"reason\": \"…\"}: "+err.Error())
+		return
+	}
+	if len(req.Reason) > 1000 || len(req.OfficerID) > 64 {
+		writeError(w, http.StatusBadRequest, "reason must be at most 1000 bytes and officer_id at most 64")
+		return
+	}
+	id := r.PathValue("id")
+	p := principal(r)
+	v, a, err := s.live.Act(id, req.Action, p, req.OfficerID, strings.TrimSpace(req.Reason))
+	if err != nil {
+		var ae *ActionError
+		if errors.As(err, &ae) {
+			writeError(w, ae.Status, ae.Msg)
+			return
+		}
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if s.store != nil {
+		if err := s.store.WriteAction(r.Context(), id, v.Handling.State, a); err != nil {
+			s.log.Error("cannot record an alert action in ClickHouse", "alert", id, "action", a.Action, "err", err)
+		}
+	}
+	if s.announce != nil {
+		if err := s.announce.Announce(r.Context(), []FeedItem{{Change: ChangeHandling, Alert: v}}); err != nil {
+			s.log.Warn("cannot announce an alert action on the alerts topic", "alert", id, "err", err)
+		}
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func alertFilter(rules, severities, districts string) (AlertFilter, error) {
+	f := AlertFilter{Rules: splitSet(rules), Severities: splitSet(severities), Districts: splitSet(districts)}
+	for r := range f.Rules {
+		if !knownRule(r) {
+			return f, fmt.Errorf("rule %q is not one of %s", r, strings.Join(ruleNames(), ", "))
+		}
+	}
+	for sv := range f.Severities {
+		if _, ok := severityRank[sv]; !ok {
+			return f, fmt.Errorf("severity %q is not info, warning or severe", sv)
+		}
+	}
+	return f, nil
+}
+
+func ruleNames() []string {
+	out := make([]string, 0, len(detectors.AllRules()))
+	for _, r := range detectors.AllRules() {
+		out = append(out, string(r))
+	}
+	return out
+}
+
+func knownRule(s string) bool {
+	for _, r := range detectors.AllRules() {
+		if string(r) == s {
+			return true
+		}
+	}
+	return false
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func floatParam(s, name string, lo, hi float64) (float64, error) {
+	if s == "" {
+		return 0, fmt.Errorf("%s is required", name)
+	}
+	x, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(x) || x < lo || x > hi {
+		return 0, fmt.Errorf("%s must be a number within [%g, %g], got %q", name, lo, hi, s)
+	}
+	return x, nil
+}
+
+func intParam(s, name string, lo, hi int) (int, error) {
+	x, err := strconv.Atoi(s)
+	if err != nil || x < lo || x > hi {
+		return 0, fmt.Errorf("%s must be an integer within [%d, %d], got %q", name, lo, hi, s)
+	}
+	return x, nil
+}
+
+func durationParam(s, name string, lo, hi time.Duration) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil || d < lo || d > hi {
+		return 0, fmt.Errorf("%s must be a duration within [%s, %s] (e.g. 30m), got %q", name, lo, hi, s)
+	}
+	return d, nil
+}
+
+// timeParam parses RFC 3339 or Unix milliseconds.
+func timeParam(s, name string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, fmt.Errorf("%s is required (RFC 3339, e.g. 2026-11-23T08:00:00+08:00, or Unix milliseconds)", name)
+	}
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.UnixMilli(ms), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s must be RFC 3339 (e.g. 2026-11-23T08:00:00+08:00) or Unix milliseconds, got %q", name, s)
+	}
+	return t, nil
+}
+
+// window parses from and to, and checks from < to and the span against the cap.
+func (s *Server) window(r *http.Request) (time.Time, time.Time, error) {
+	q := r.URL.Query()
+	from, err1 := timeParam(q.Get("from"), "from")
+	to, err2 := timeParam(q.Get("to"), "to")
+	if err := errors.Join(err1, err2); err != nil {
+		return from, to, err
+	}
+	if !from.Before(to) {
+		return from, to, fmt.Errorf("from (%s) must be before to (%s)", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	if to.Sub(from) > s.cfg.MaxWindow {
+		return from, to, fmt.Errorf("the window from %s to %s is longer than the %s allowed", from.Format(time.RFC3339), to.Format(time.RFC3339), s.cfg.MaxWindow)
+	}
+	return from, to, nil
+}
+
+func (s *Server) audit(r *http.Request, plate string, status int) {
+	if s.store == nil {
+		return
+	}
+	p := principal(r)
+	if !s.store.Audit(AuditRecord{At: s.now(), Actor: p.Name, Role: string(p.Role), Method: r.Method, Path: r.URL.Path, Plate: plate, Status: status, Remote: r.RemoteAddr}) {
+		s.metrics.auditDropped.Inc()
+	}
+}

@@ -1,0 +1,117 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// sseBuffer is how many items a slow SSE client may fall behind before it is disconnected (it
+// resumes with Last-Event-ID and loses nothing).
+const sseBuffer = 4096
+
+// handleStream serves the live alert feed as Server-Sent Events. Filters: rule, severity,
+// district (comma-separated). A client that reconnects with Last-Event-ID (or ?last_event_id=)
+// gets every item after it first: from memory, or from the ClickHouse journal when the memory
+// does not reach back that far.
+func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f, err := alertFilter(q.Get("rule"), q.Get("severity"), q.Get("district"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var after uint64
+	if id := orDefault(r.Header.Get("Last-Event-ID"), q.Get("last_event_id")); id != "" {
+		after, err = strconv.ParseUint(id, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("Last-Event-ID must be the id of an event of this stream (a number), got %q", id))
+			return
+		}
+	}
+	sub, backlog, complete := s.live.Subscribe(f, after, sseBuffer)
+	defer s.live.Unsubscribe(sub)
+	s.metrics.sseClients.Inc()
+	defer s.metrics.sseClients.Dec()
+
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	if _, err := fmt.Fprint(w, "retry: 2000\n\n"); err != nil {
+		return
+	}
+	sent := after
+	send := func(it FeedItem) bool {
+		if it.Seq <= sent || !f.Match(&it.Alert.AlertMessage) {
+			return true
+		}
+		if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", it.Seq, it.Change, encodeItem(it)); err != nil {
+			return false
+		}
+		sent = it.Seq
+		return true
+	}
+	if after > 0 {
+		if !complete && s.store != nil {
+			missed, err := s.store.FeedSince(r.Context(), after, 1_000_000)
+			if err != nil {
+				s.log.Warn("cannot replay the alert feed journal to a resuming client", "after", after, "err", err)
+				fmt.Fprintf(w, "event: error\ndata: {\"error\":%q}\n\n", "cannot replay missed alerts: "+err.Error())
+			}
+			for _, it := range missed {
+				if !send(it) {
+					return
+				}
+			}
+		}
+		for _, it := range backlog {
+			if !send(it) {
+				return
+			}
+		}
+	}
+	if rc.Flush() != nil {
+		return
+	}
+	keepalive := time.NewTicker(15 * time.Second)
+	defer keepalive.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case it, ok := <-sub.ch:
+			if !ok {
+				return // fell too far behind: the client resumes with Last-Event-ID
+			}
+			if !send(it) {
+				return
+			}
+		drain:
+			for {
+				select {
+				case it, ok := <-sub.ch:
+					if !ok {
+						rc.Flush()
+						return
+					}
+					if !send(it) {
+						return
+					}
+				default:
+					break drain
+				}
+			}
+		case <-keepalive.C:
+			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil {
+				return
+			}
+		}
+		if rc.Flush() != nil {
+			return
+		}
+	}
+}
