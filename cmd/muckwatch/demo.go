@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/muckwatch/muckwatch/api"
 	"github.com/muckwatch/muckwatch/internal/chlocal"
 	"github.com/muckwatch/muckwatch/sim"
 )
@@ -26,6 +28,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	brokerListen := fl.String("broker-listen", "127.0.0.1:0", "address of the embedded broker (port 0: a free port)")
 	partitions := fl.Int("partitions", 8, "partitions per input topic")
 	metricsListen := fl.String("metrics-listen", "127.0.0.1:0", "address of the metrics endpoint (port 0: a free port)")
+	apiListen := fl.String("api-listen", "127.0.0.1:0", "address of the HTTP API (port 0: a free port; off: no API)")
 	every := fl.Duration("status-every", 5*time.Second, "how often to print live counts")
 	var sf simFlags
 	sf.register(fl, 24*time.Hour, 6*time.Hour, 30)
@@ -47,6 +50,26 @@ func cmdDemo(ctx context.Context, args []string) error {
 	cfg.Kafka.Brokers = []string{brokerAddr}
 	cfg.Outputs.Brokers = []string{brokerAddr}
 	cfg.Metrics.Listen = *metricsListen
+	cfg.API.Listen = *apiListen
+	if cfg.API.Listen == "off" {
+		cfg.API.Listen = ""
+	}
+	// Without configured tokens the demo makes one per role for this run and prints them.
+	var demoTokens [][2]string
+	if cfg.API.Listen != "" && os.Getenv(cfg.API.TokensEnv) == "" {
+		var entries []string
+		for _, role := range []api.Role{api.RoleSquad, api.RoleSupervisor, api.RoleAnalyst, api.RoleAdmin} {
+			token, entry, err := api.NewToken(role, "demo-"+string(role))
+			if err != nil {
+				return err
+			}
+			entries = append(entries, entry)
+			demoTokens = append(demoTokens, [2]string{string(role), token})
+		}
+		if err := os.Setenv(cfg.API.TokensEnv, strings.Join(entries, ",")); err != nil {
+			return err
+		}
+	}
 
 	chHTTP := ""
 	if *chAddr == "" {
@@ -100,6 +123,16 @@ simulating the city at %gx real time from %s ago (Ctrl-C stops everything)
 		host, port, cfg.ClickHouse.Database, brokerAddr, cfg.Kafka.Topics.GPS, sf.speedup, sf.back)
 	if chHTTP != "" {
 		fmt.Printf("  HTTP           http://%s/?query=SELECT+count()+FROM+%s.positions\n", chHTTP, cfg.ClickHouse.Database)
+	}
+	if st.api != "" {
+		fmt.Printf("  API            %s/api/v1  (OpenAPI: %s/api/v1/openapi.json)\n", st.api, st.api)
+		for _, t := range demoTokens {
+			fmt.Printf("  token %-10s %s\n", t[0], t[1])
+		}
+		if len(demoTokens) > 0 {
+			fmt.Printf("  try            curl -H 'Authorization: Bearer %s' %s/api/v1/vehicles/%s\n", demoTokens[0][1], st.api, url.PathEscape(c.Vehicles[0].Plate))
+			fmt.Printf("                 curl -N -H 'Authorization: Bearer %s' %s/api/v1/alerts/stream?severity=severe\n", demoTokens[1][1], st.api)
+		}
 	}
 	fmt.Println()
 
