@@ -143,7 +143,7 @@ func (l *Live) Act(id, action string, who Principal, officerID, reason string) (
 	v.Handling.Actions = append(v.Handling.Actions, a)
 	out := cloneView(v)
 	if terminal(v.Handling.State) {
-		delete(l.alerts, id)
+		l.dropAlert(id)
 	}
 	l.publish(FeedItem{Change: ChangeHandling, Alert: out})
 	return out, a, nil
@@ -162,7 +162,7 @@ func (l *Live) restoreAction(id string, a Action) {
 		v.Handling.Actions = append(v.Handling.Actions, a)
 	}
 	if terminal(v.Handling.State) {
-		delete(l.alerts, id)
+		l.dropAlert(id)
 	}
 }
 

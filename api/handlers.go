@@ -95,7 +95,7 @@ func (s *Server) vehicleReport(r *http.Request, plate string) (VehicleReport, bo
 	}
 	if pos, ok := s.live.Position(plate); ok {
 		rep.Position, found = &pos, true
-	} else if s.store != nil {
+	} else if s.store != nil && !s.live.KnownUnseen(plate) {
 		pos, ok, err := s.store.LastPosition(r.Context(), plate)
 		if err != nil {
 			return rep, false, err
@@ -103,6 +103,8 @@ func (s *Server) vehicleReport(r *http.Request, plate string) (VehicleReport, bo
 		if ok {
 			s.live.RememberPosition(pos)
 			rep.Position, found = &pos, true
+		} else {
+			s.live.RememberUnseen(plate)
 		}
 	}
 	if risk, ok := s.risk.Risk(plate); ok {

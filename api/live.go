@@ -100,6 +100,8 @@ type Live struct {
 	vehicles  map[string]VehiclePosition
 	officers  map[string]OfficerPosition
 	alerts    map[string]*AlertView // open, or severe and not yet handled to the end
+	byVehicle map[string][]*AlertView
+	unseen    map[string]time.Time // plates ClickHouse had no position for, until when to believe it
 	recent    map[string][]violation
 	recentIDs map[string]struct{}
 	seq       uint64
@@ -117,7 +119,7 @@ func NewLive(cfg Config) *Live {
 	return &Live{
 		cfg: cfg, now: time.Now, complete: uint64(time.Now().UnixMicro()),
 		vehicles: make(map[string]VehiclePosition), officers: make(map[string]OfficerPosition),
-		alerts: make(map[string]*AlertView), recent: make(map[string][]violation), recentIDs: make(map[string]struct{}),
+		alerts: make(map[string]*AlertView), byVehicle: make(map[string][]*AlertView), recent: make(map[string][]violation), unseen: make(map[string]time.Time), recentIDs: make(map[string]struct{}),
 		subs: make(map[*subscriber]struct{}),
 	}
 }
@@ -161,7 +163,8 @@ func (l *Live) applyChange(m sink.AlertMessage) {
 			return
 		}
 		v = &AlertView{Handling: Handling{State: StateNew}, ReceivedMs: l.now().UnixMilli()}
-		l.alerts[m.AlertID] = v
+		v.AlertMessage = m
+		l.putAlert(v)
 	} else if m.Version < v.Version {
 		return // an older change read again after a replay
 	}
@@ -171,9 +174,30 @@ func (l *Live) applyChange(m sink.AlertMessage) {
 	}
 	item := FeedItem{Change: m.Change, Alert: *v}
 	if !l.keepOpen(m) || terminal(v.Handling.State) {
-		delete(l.alerts, m.AlertID)
+		l.dropAlert(m.AlertID)
 	}
 	l.publish(item)
+}
+
+// putAlert adds v to the open list. l.mu is held.
+func (l *Live) putAlert(v *AlertView) {
+	l.alerts[v.AlertID] = v
+	l.byVehicle[v.VehicleID] = append(l.byVehicle[v.VehicleID], v)
+}
+
+// dropAlert removes an alert from the open list. l.mu is held.
+func (l *Live) dropAlert(id string) {
+	v, ok := l.alerts[id]
+	if !ok {
+		return
+	}
+	delete(l.alerts, id)
+	vs := slices.DeleteFunc(l.byVehicle[v.VehicleID], func(x *AlertView) bool { return x == v })
+	if len(vs) == 0 {
+		delete(l.byVehicle, v.VehicleID)
+	} else {
+		l.byVehicle[v.VehicleID] = vs
+	}
 }
 
 // keepOpen: an alert stays on the open list while its episode is under way, and a severe one until
@@ -287,13 +311,25 @@ func (f AlertFilter) Match(m *sink.AlertMessage) bool {
 // OpenAlerts returns the open alerts the filter selects, most severe first, then newest first.
 func (l *Live) OpenAlerts(f AlertFilter) []AlertView {
 	l.mu.RLock()
-	out := make([]AlertView, 0, len(l.alerts))
-	for _, v := range l.alerts {
-		if f.Match(&v.AlertMessage) {
-			out = append(out, cloneView(v))
+	var out []AlertView
+	if f.Vehicle != "" {
+		for _, v := range l.byVehicle[f.Vehicle] {
+			if f.Match(&v.AlertMessage) {
+				out = append(out, cloneView(v))
+			}
+		}
+	} else {
+		out = make([]AlertView, 0, len(l.alerts))
+		for _, v := range l.alerts {
+			if f.Match(&v.AlertMessage) {
+				out = append(out, cloneView(v))
+			}
 		}
 	}
 	l.mu.RUnlock()
+	if out == nil {
+		out = []AlertView{}
+	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := &out[i], &out[j]
 		if ra, rb := severityRank[a.Severity], severityRank[b.Severity]; ra != rb {
@@ -313,6 +349,27 @@ func (l *Live) Position(plate string) (VehiclePosition, bool) {
 	defer l.mu.RUnlock()
 	p, ok := l.vehicles[plate]
 	return p, ok
+}
+
+// unseenTTL is how long a plate ClickHouse has no position for is believed unseen (squads repeat
+// lookups of unknown plates; a new fix of the plate arrives through Observe anyway).
+const unseenTTL = time.Minute
+
+// KnownUnseen reports whether ClickHouse recently had no position for the plate.
+func (l *Live) KnownUnseen(plate string) bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.now().Before(l.unseen[plate])
+}
+
+// RememberUnseen notes that ClickHouse has no position for the plate.
+func (l *Live) RememberUnseen(plate string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.unseen) > 100_000 {
+		clear(l.unseen)
+	}
+	l.unseen[plate] = l.now().Add(unseenTTL)
 }
 
 // RememberPosition keeps a position read from ClickHouse for a vehicle this view has not seen.
