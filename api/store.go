@@ -223,7 +223,7 @@ func (s *Store) Restore(ctx context.Context, l *Live) error {
 		m.Action = actionOf(m.Severity)
 		m.Change = "restored"
 		v := &AlertView{AlertMessage: m, Handling: Handling{State: StateNew}, ReceivedMs: m.UpdatedMs}
-		l.alerts[m.AlertID] = v
+		l.putAlert(v)
 		open++
 	}
 	l.mu.Unlock()
