@@ -70,9 +70,9 @@ func runEvaluation(ctx context.Context, c *city.City, o sim.Options, addr string
 		SELECT rule, vehicle_id, place, start_ms, end_ms, opened_ms
 		FROM (SELECT id, any(rule) AS rule, any(vehicle_id) AS vehicle_id, any(place) AS place,
 		             min(start_ms) AS start_ms, argMax(end_ms, version) AS end_ms
-		      FROM `+db+`.alerts GROUP BY id)
+		      FROM `+db+`.alerts GROUP BY id) AS a
 		ANY LEFT JOIN (SELECT alert_id AS id, min(changed_ms) AS opened_ms FROM `+db+`.alert_changes
-		               WHERE kind = 'opened' GROUP BY alert_id) USING (id)`)
+		               WHERE kind = 'opened' GROUP BY alert_id) AS o USING (id)`)
 	if err != nil {
 		return evalResult{}, fmt.Errorf("cannot read the alerts: %w", err)
 	}
