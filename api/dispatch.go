@@ -48,7 +48,7 @@ func (l *Live) plan(v *AlertView) *DispatchPlan {
 	if v.Severity != "severe" && !(d.WarningsToOfficers && v.Severity == "warning") {
 		return grid
 	}
-	officers := l.nearestOfficers(v.Lat, v.Lon, d.Officers)
+	officers := l.nearestOfficers(v.Lat, v.Lon, d.Officers, v.UpdatedMs)
 	if len(officers) == 0 {
 		grid.Note = fmt.Sprintf("no available officer with a position of the last %s within %.0f m", d.OfficerStale, d.MaxDistanceM)
 		return grid
@@ -56,11 +56,12 @@ func (l *Live) plan(v *AlertView) *DispatchPlan {
 	return &DispatchPlan{Kind: DispatchOfficers, Officers: officers, District: v.District}
 }
 
-// nearestOfficers returns up to n available officers with a fresh position within reach of
-// (lat, lon), nearest first. l.mu is held.
-func (l *Live) nearestOfficers(lat, lon float64, n int) []OfferedOfficer {
+// nearestOfficers returns up to n available officers within reach of (lat, lon) whose position
+// is fresh at atMs (the alert's event time: a replayed backlog is dispatched as it was then),
+// nearest first. l.mu is held.
+func (l *Live) nearestOfficers(lat, lon float64, n int, atMs int64) []OfferedOfficer {
 	d := l.cfg.Dispatch
-	cutoff := l.now().Add(-d.OfficerStale).UnixMilli()
+	cutoff := atMs - d.OfficerStale.Milliseconds()
 	var out []OfferedOfficer
 	for _, o := range l.officers {
 		if !o.Available || o.TimeMs < cutoff {
@@ -129,7 +130,7 @@ func (l *Live) Act(id, action string, who Principal, officerID, reason string) (
 	}
 	if action == "dispatch" {
 		if officerID == "" {
-			near := l.nearestOfficers(v.Lat, v.Lon, 1)
+			near := l.nearestOfficers(v.Lat, v.Lon, 1, max(v.UpdatedMs, l.now().UnixMilli()))
 			if len(near) == 0 {
 				return AlertView{}, Action{}, &ActionError{409, fmt.Sprintf("cannot dispatch alert %s: no available officer within %.0f m; name one with officer_id", id, l.cfg.Dispatch.MaxDistanceM)}
 			}

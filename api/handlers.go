@@ -115,6 +115,9 @@ func (s *Server) vehicleReport(r *http.Request, plate string) (VehicleReport, bo
 			rep.Risk = detectors.Risk{Score: 35, Level: "medium", Reasons: []string{"not a registered muck truck"}}
 		}
 	}
+	if rep.Risk.Reasons == nil {
+		rep.Risk.Reasons = []string{}
+	}
 	rep.OpenAlerts = s.live.OpenAlerts(AlertFilter{Vehicle: plate})
 	rep.Violations30d, rep.ViolationsSum = s.live.ViolationsByRule(plate)
 	if len(rep.OpenAlerts) > 0 || rep.ViolationsSum > 0 {

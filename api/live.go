@@ -159,7 +159,7 @@ func (l *Live) applyChange(m sink.AlertMessage) {
 	if v == nil {
 		if m.Version > 1 && m.Change != string(detectors.ChangeOpened) && !l.keepOpen(m) {
 			// a later change of an alert that is no longer on the open list
-			l.publish(FeedItem{Change: m.Change, Alert: AlertView{AlertMessage: m, Handling: Handling{State: StateNew}}})
+			l.publish(FeedItem{Change: m.Change, Alert: AlertView{AlertMessage: m, Handling: Handling{State: StateNew, Actions: []Action{}}}})
 			return
 		}
 		v = &AlertView{Handling: Handling{State: StateNew}, ReceivedMs: l.now().UnixMilli()}
@@ -172,7 +172,7 @@ func (l *Live) applyChange(m sink.AlertMessage) {
 	if v.Dispatch == nil || (m.Severity == "severe" && v.Dispatch.Kind != DispatchOfficers) {
 		v.Dispatch = l.plan(v)
 	}
-	item := FeedItem{Change: m.Change, Alert: *v}
+	item := FeedItem{Change: m.Change, Alert: cloneView(v)}
 	if !l.keepOpen(m) || terminal(v.Handling.State) {
 		l.dropAlert(m.AlertID)
 	}
@@ -288,6 +288,9 @@ func (l *Live) Alert(id string) (AlertView, bool) {
 func cloneView(v *AlertView) AlertView {
 	c := *v
 	c.Handling.Actions = slices.Clone(v.Handling.Actions)
+	if c.Handling.Actions == nil {
+		c.Handling.Actions = []Action{}
+	}
 	if v.Dispatch != nil {
 		d := *v.Dispatch
 		d.Officers = slices.Clone(v.Dispatch.Officers)

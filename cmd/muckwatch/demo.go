@@ -116,11 +116,10 @@ muckwatch demo — %s: %d sites, %d routes, %d zones, %d vehicles, %d permits
   metrics        %s
   query          clickhouse-client --host %s --port %s -d %s -q "SELECT rule, severity, count() FROM alerts FINAL GROUP BY rule, severity ORDER BY rule"
   try it         echo '粤B12345|{"vehicle_id":"粤B12345","ts":'$(date +%%s%%3N)',"lat":22.5431,"lon":114.0579,"speed_kmh":35}' | kcat -P -b %s -t %s -K '|'
-simulating the city at %gx real time from %s ago (Ctrl-C stops everything)
 `, c.Name, len(c.Sites), len(c.Routes), len(c.Zones), len(c.Vehicles), len(c.Permits),
 		brokerAddr, cfg.Kafka.Topics.GPS, cfg.Kafka.Topics.Events, cfg.Kafka.Topics.Officers, cfg.Outputs.AlertsTopic, cfg.Outputs.DLQTopic,
 		*chAddr, cfg.ClickHouse.Database, st.metrics,
-		host, port, cfg.ClickHouse.Database, brokerAddr, cfg.Kafka.Topics.GPS, sf.speedup, sf.back)
+		host, port, cfg.ClickHouse.Database, brokerAddr, cfg.Kafka.Topics.GPS)
 	if chHTTP != "" {
 		fmt.Printf("  HTTP           http://%s/?query=SELECT+count()+FROM+%s.positions\n", chHTTP, cfg.ClickHouse.Database)
 	}
@@ -134,7 +133,7 @@ simulating the city at %gx real time from %s ago (Ctrl-C stops everything)
 			fmt.Printf("                 curl -N -H 'Authorization: Bearer %s' %s/api/v1/alerts/stream?severity=severe\n", demoTokens[1][1], st.api)
 		}
 	}
-	fmt.Println()
+	fmt.Printf("simulating the city at %gx real time from %s ago (Ctrl-C stops everything)\n\n", sf.speedup, sf.back)
 
 	em := newKafkaEmitter(ctx, cfg.Kafka.Brokers, cfg)
 	defer em.Close()
