@@ -130,7 +130,7 @@ func (l *Live) Act(id, action string, who Principal, officerID, reason string) (
 	}
 	if action == "dispatch" {
 		if officerID == "" {
-			near := l.nearestOfficers(v.Lat, v.Lon, 1, max(v.UpdatedMs, l.now().UnixMilli()))
+			near := l.nearestOfficers(v.Lat, v.Lon, 1, l.eventNowMs())
 			if len(near) == 0 {
 				return AlertView{}, Action{}, &ActionError{409, fmt.Sprintf("cannot dispatch alert %s: no available officer within %.0f m; name one with officer_id", id, l.cfg.Dispatch.MaxDistanceM)}
 			}

@@ -97,6 +97,7 @@ type Live struct {
 	now func() time.Time
 
 	mu        sync.RWMutex
+	latestMs  int64 // the newest device time observed: "now" in event time
 	vehicles  map[string]VehiclePosition
 	officers  map[string]OfficerPosition
 	alerts    map[string]*AlertView // open, or severe and not yet handled to the end
@@ -132,6 +133,7 @@ func (l *Live) Observe(fixes []ingest.Fix, officers []ingest.OfficerPosition, ch
 	for i := range fixes {
 		f := &fixes[i]
 		ms := f.Time.UnixMilli()
+		l.latestMs = max(l.latestMs, ms)
 		if v, ok := l.vehicles[f.VehicleID]; ok && v.TimeMs >= ms {
 			continue
 		}
@@ -140,6 +142,7 @@ func (l *Live) Observe(fixes []ingest.Fix, officers []ingest.OfficerPosition, ch
 	for i := range officers {
 		o := &officers[i]
 		ms := o.Time.UnixMilli()
+		l.latestMs = max(l.latestMs, ms)
 		if p, ok := l.officers[o.OfficerID]; ok && p.TimeMs >= ms {
 			continue
 		}
@@ -384,10 +387,22 @@ func (l *Live) RememberPosition(p VehiclePosition) {
 	}
 }
 
+// eventNowMs is "now" on the devices' clock: the wall clock, or the newest device time observed
+// when that is earlier (a backlog or a replay being worked off). l.mu is held.
+func (l *Live) eventNowMs() int64 {
+	now := l.now().UnixMilli()
+	if l.latestMs > 0 && l.latestMs < now {
+		return l.latestMs
+	}
+	return now
+}
+
 // Near returns the vehicles whose last position is within radiusM of (lat, lon) and not older
-// than maxAge, nearest first, with their distances.
+// than maxAge (in event time, see eventNowMs), nearest first, with their distances.
 func (l *Live) Near(lat, lon, radiusM float64, maxAge time.Duration, limit int) ([]VehiclePosition, []float64) {
-	cutoff := l.now().Add(-maxAge).UnixMilli()
+	l.mu.RLock()
+	cutoff := l.eventNowMs() - maxAge.Milliseconds()
+	l.mu.RUnlock()
 	type hit struct {
 		p VehiclePosition
 		d float64

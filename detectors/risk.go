@@ -96,7 +96,11 @@ func (e *Engine) updateRisk(tr *Track, now time.Time) {
 	score := min(open, riskOpenCap)
 	if n := len(tr.history); n > 0 {
 		score += min(n*riskPerPast, riskPastCap)
-		reasons = append(reasons, fmt.Sprintf("%d violations in the last 30 days", n))
+		word := "violations"
+		if n == 1 {
+			word = "violation"
+		}
+		reasons = append(reasons, fmt.Sprintf("%d %s in the last 30 days", n, word))
 	}
 	switch {
 	case !tr.registered:
