@@ -430,6 +430,57 @@ func TestAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("analysts", func(t *testing.T) {
+		from, to := start.Add(-time.Minute).UnixMilli(), time.Now().Add(time.Minute).UnixMilli()
+		var grouped struct {
+			Rows []map[string]any `json:"rows"`
+		}
+		c.getJSON(api.RoleAnalyst, fmt.Sprintf("/api/v1/violations?from=%d&to=%d&group_by=rule&vehicle=%s", from, to, url.QueryEscape(plate)), 200, &grouped)
+		byRule := map[string]float64{}
+		for _, r := range grouped.Rows {
+			byRule[r["rule"].(string)] = r["violations"].(float64)
+		}
+		if byRule["speeding"] != 1 {
+			t.Errorf("violations of %s by rule: %v, want one speeding", plate, byRule)
+		}
+		var track struct {
+			Features []struct {
+				Geometry struct {
+					Type        string          `json:"type"`
+					Coordinates json.RawMessage `json:"coordinates"`
+				} `json:"geometry"`
+				Properties map[string]any `json:"properties"`
+			} `json:"features"`
+		}
+		c.getJSON(api.RoleSupervisor, fmt.Sprintf("/api/v1/vehicles/%s/track?from=%d&to=%d", url.PathEscape(plate), from, to), 200, &track)
+		points, alerts := 0.0, 0
+		for _, f := range track.Features {
+			switch f.Properties["kind"] {
+			case "track":
+				points = f.Properties["points"].(float64)
+			case "alert":
+				alerts++
+			}
+		}
+		if points != 16 || alerts < 1 {
+			t.Errorf("track: %v points, %d alerts; want all 16 fixes and the speeding alert", points, alerts)
+		}
+		var heat struct {
+			Features []struct {
+				Properties struct {
+					Violations int `json:"violations"`
+				} `json:"properties"`
+			} `json:"features"`
+		}
+		c.getJSON(api.RoleAnalyst, fmt.Sprintf("/api/v1/heatmap?rule=speeding&from=%d&to=%d&cell_m=1000", from, to), 200, &heat)
+		if len(heat.Features) != 1 || heat.Features[0].Properties.Violations != 1 {
+			t.Errorf("speeding heatmap: %+v", heat.Features)
+		}
+		if status, _ := c.do(api.RoleAnalyst, "GET", "/api/v1/violations?from=x&to=1", ""); status != 400 {
+			t.Errorf("bad from: %d", status)
+		}
+	})
+
 	t.Run("audit", func(t *testing.T) {
 		env.waitFor("the lookups in api_audit", 30*time.Second, func() bool {
 			return env.count("SELECT count() FROM api_audit WHERE plate = ? AND actor = 'test-squad' AND status = 200", plate) >= 1 &&
