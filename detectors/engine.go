@@ -141,6 +141,7 @@ type Track struct {
 	scored     bool // a risk was computed
 	jumps      int
 	episodes   []Episode // one per registered rule, fix rules first
+	dirty      bool      // changed since the last checkpoint
 }
 
 // Config configures the engine and every rule.
@@ -211,6 +212,7 @@ type Engine struct {
 	silIdx  int         // its episode slot
 	timed   []int       // the fix rules that are also TimeRules
 	ticked  time.Time   // watermark of the last Tick
+	dirty   []*Track    // tracks changed since the last Dirty
 }
 
 // NewEngine returns an engine for cfg (defaults applied, then validated) over city c.
@@ -280,6 +282,7 @@ func (e *Engine) ProcessFix(f *ingest.Fix) {
 	c := e.city.Load()
 	e.clock.observe(f.Src.Topic, f.Src.Partition, f.Time, f.Src.Behind)
 	tr := e.track(f.VehicleID)
+	e.markDirty(tr)
 	cur := Observation{Time: f.Time, LL: orb.Point{f.Lon, f.Lat}, Lifted: f.Lifted, ACC: f.ACC}
 	cur.XY = c.Proj.Forward(cur.LL)
 	var prev *Observation
@@ -405,10 +408,15 @@ func (e *Engine) Tick() {
 				continue
 			}
 			fe := &e.fixes[i]
+			pending := len(ep.Pending)
 			v := fe.rule.(TimeRule).Due(c, tr, ep, wm)
+			if len(ep.Pending) != pending {
+				e.markDirty(tr)
+			}
 			if !v.Active {
 				continue
 			}
+			e.markDirty(tr)
 			ep.Since, ep.SinceLL, ep.Fixes = v.Since, tr.last.LL, 1
 			e.open(tr, ep, fe.rule.Name(), fe.rule, fe.phase, &Observation{Time: wm, LL: tr.last.LL}, v)
 			if v.Instant {
@@ -423,6 +431,7 @@ func (e *Engine) ProcessEvent(ev *ingest.Event) {
 	c := e.city.Load()
 	e.clock.observe(ev.Src.Topic, ev.Src.Partition, ev.Time, ev.Src.Behind)
 	tr := e.track(ev.VehicleID)
+	e.markDirty(tr)
 	obs := Observation{Time: ev.Time}
 	switch {
 	case ev.HasPos:

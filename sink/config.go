@@ -140,6 +140,10 @@ type KafkaOutputConfig struct {
 	// DLQTopic receives one JSON DeadLetterMessage per rejected record, keyed by the record's
 	// original key, with a muckwatch-reason header. Default "muck.dlq".
 	DLQTopic string `yaml:"dlq_topic"`
+	// StateTopic receives the detectors' per-vehicle checkpoints, keyed by vehicle id; it should be
+	// compacted (cleanup.policy=compact) with as many partitions as the GPS topic, so that a
+	// vehicle's state lives in the same partition number as its fixes. Default "muck.state".
+	StateTopic string `yaml:"state_topic"`
 	// BatchTimeout is how long the producer waits to fill a batch before sending it. Default 5ms
 	// (kafka-go's own default of 1s would delay every alert by up to a second).
 	BatchTimeout time.Duration `yaml:"batch_timeout"`
@@ -152,6 +156,7 @@ type KafkaOutputConfig struct {
 const (
 	DefaultAlertsTopic  = "muck.alerts"
 	DefaultDLQTopic     = "muck.dlq"
+	DefaultStateTopic   = "muck.state"
 	DefaultBatchTimeout = 5 * time.Millisecond
 	DefaultRequiredAcks = "all"
 )
@@ -163,6 +168,9 @@ func (c *KafkaOutputConfig) ApplyDefaults() {
 	}
 	if c.DLQTopic == "" {
 		c.DLQTopic = DefaultDLQTopic
+	}
+	if c.StateTopic == "" {
+		c.StateTopic = DefaultStateTopic
 	}
 	if c.BatchTimeout == 0 {
 		c.BatchTimeout = DefaultBatchTimeout
@@ -183,13 +191,16 @@ func (c *KafkaOutputConfig) Validate() error {
 			errs = append(errs, fmt.Errorf("brokers: %q is not host:port", b))
 		}
 	}
-	for _, t := range []struct{ field, topic string }{{"alerts_topic", c.AlertsTopic}, {"dlq_topic", c.DLQTopic}} {
+	for _, t := range []struct{ field, topic string }{{"alerts_topic", c.AlertsTopic}, {"dlq_topic", c.DLQTopic}, {"state_topic", c.StateTopic}} {
 		if err := validTopic(t.topic); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", t.field, err))
 		}
 	}
 	if c.AlertsTopic != "" && c.AlertsTopic == c.DLQTopic {
 		errs = append(errs, fmt.Errorf("dlq_topic: %q must differ from alerts_topic", c.DLQTopic))
+	}
+	if c.StateTopic != "" && (c.StateTopic == c.AlertsTopic || c.StateTopic == c.DLQTopic) {
+		errs = append(errs, fmt.Errorf("state_topic: %q must differ from alerts_topic and dlq_topic", c.StateTopic))
 	}
 	if c.BatchTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("batch_timeout: %s must be positive", c.BatchTimeout))

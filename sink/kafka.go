@@ -116,15 +116,28 @@ func (o *KafkaOutput) Write(ctx context.Context, changes []detectors.Change, rej
 // WriteAlertJSON produces already-encoded records to the alerts topic (the API's handling and
 // overdue changes), keyed by vehicle id, and returns when the broker acknowledged them.
 func (o *KafkaOutput) WriteAlertJSON(ctx context.Context, keys, values [][]byte) error {
+	return o.writeRaw(ctx, o.cfg.AlertsTopic, "alert changes", keys, values)
+}
+
+// WriteState produces detector checkpoints (keyed by vehicle id) to the compacted state topic and
+// returns when the broker acknowledged them.
+func (o *KafkaOutput) WriteState(ctx context.Context, keys, values [][]byte) error {
+	return o.writeRaw(ctx, o.cfg.StateTopic, "detector checkpoints", keys, values)
+}
+
+func (o *KafkaOutput) writeRaw(ctx context.Context, topic, what string, keys, values [][]byte) error {
+	if len(values) == 0 {
+		return nil
+	}
 	msgs := make([]kafka.Message, len(values))
 	for i := range values {
-		msgs[i] = kafka.Message{Topic: o.cfg.AlertsTopic, Key: keys[i], Value: values[i]}
+		msgs[i] = kafka.Message{Topic: topic, Key: keys[i], Value: values[i]}
 	}
 	if err := o.w.WriteMessages(ctx, msgs...); err != nil {
-		o.m.errors.WithLabelValues(o.cfg.AlertsTopic).Add(float64(len(msgs)))
-		return fmt.Errorf("cannot produce %d alert changes to Kafka: %w", len(msgs), err)
+		o.m.errors.WithLabelValues(topic).Add(float64(len(msgs)))
+		return fmt.Errorf("cannot produce %d %s to Kafka topic %s: %w", len(msgs), what, topic, err)
 	}
-	o.m.produced.WithLabelValues(o.cfg.AlertsTopic).Add(float64(len(msgs)))
+	o.m.produced.WithLabelValues(topic).Add(float64(len(msgs)))
 	return nil
 }
 

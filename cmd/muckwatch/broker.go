@@ -53,7 +53,7 @@ func startBroker(o brokerOptions) (*kfake.Cluster, string, error) {
 }
 
 func defaultTopics(cfg Config) []string {
-	return []string{cfg.Kafka.Topics.GPS, cfg.Kafka.Topics.Events, cfg.Kafka.Topics.Officers, cfg.Outputs.AlertsTopic, cfg.Outputs.DLQTopic}
+	return []string{cfg.Kafka.Topics.GPS, cfg.Kafka.Topics.Events, cfg.Kafka.Topics.Officers, cfg.Outputs.AlertsTopic, cfg.Outputs.DLQTopic, cfg.Outputs.StateTopic}
 }
 
 func cmdBroker(ctx context.Context, args []string) error {

@@ -121,7 +121,7 @@ func (c *Config) Validate() error {
 	if err := c.Outputs.Validate(); err != nil {
 		return fmt.Errorf("outputs: %w", err)
 	}
-	for _, t := range []string{c.Outputs.AlertsTopic, c.Outputs.DLQTopic} {
+	for _, t := range []string{c.Outputs.AlertsTopic, c.Outputs.DLQTopic, c.Outputs.StateTopic} {
 		if t == c.Kafka.Topics.GPS || t == c.Kafka.Topics.Events || t == c.Kafka.Topics.Officers {
 			return fmt.Errorf("outputs: topic %q is also an input topic", t)
 		}

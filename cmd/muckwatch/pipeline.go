@@ -21,6 +21,7 @@ type historyWriter interface {
 // feedWriter is what the pipeline needs from the Kafka outputs.
 type feedWriter interface {
 	Write(ctx context.Context, changes []detectors.Change, rejects []ingest.Reject) error
+	WriteState(ctx context.Context, keys, values [][]byte) error
 }
 
 // batchObserver is told about every batch once it is durably written (the API's live view).
@@ -38,6 +39,8 @@ type pipeline struct {
 	log     *slog.Logger
 	observe batchObserver // may be nil
 	batch   sink.Batch
+	// the checkpoints of the vehicles the batch touched, written after the batch and before commit
+	stateKeys, stateValues [][]byte
 	metrics pipelineMetrics
 	// retry backoff while a sink is down
 	backoffMin, backoffMax time.Duration
@@ -75,6 +78,11 @@ func (p *pipeline) Handle(ctx context.Context, b *ingest.Batch) error {
 	p.engine.ProcessBatch(b.Fixes, b.Events)
 	p.metrics.detectSeconds.Observe(time.Since(start).Seconds())
 	p.batch = sink.Batch{Fixes: b.Fixes, Events: b.Events, Officers: b.Officers, Changes: p.engine.Changes(), Rejects: b.Rejects}
+	p.stateKeys, p.stateValues = p.stateKeys[:0], p.stateValues[:0]
+	p.engine.Dirty(func(vehicle string, cp []byte) {
+		p.stateKeys = append(p.stateKeys, []byte(vehicle))
+		p.stateValues = append(p.stateValues, cp)
+	})
 	if err := p.write(ctx); err != nil {
 		return err
 	}
@@ -88,7 +96,7 @@ func (p *pipeline) Handle(ctx context.Context, b *ingest.Batch) error {
 	return nil
 }
 
-// write writes the batch to ClickHouse and Kafka, retrying with back-off for as long as a sink
+// write writes the batch to ClickHouse and Kafka, then the touched vehicles' checkpoints, retrying with back-off for as long as a sink
 // fails (an outage holds the pipeline back; nothing is committed meanwhile). Both writes are
 // idempotent, so a retry after a partial success stores nothing twice in effect.
 func (p *pipeline) write(ctx context.Context) error {
@@ -97,6 +105,9 @@ func (p *pipeline) write(ctx context.Context) error {
 		err := p.history.Write(ctx, &p.batch)
 		if err == nil {
 			err = p.feed.Write(ctx, p.batch.Changes, p.batch.Rejects)
+		}
+		if err == nil {
+			err = p.feed.WriteState(ctx, p.stateKeys, p.stateValues)
 		}
 		if err == nil {
 			if attempt > 1 {

@@ -126,6 +126,18 @@ func runPipeline(ctx context.Context, cfg Config, log *slog.Logger, reg *prometh
 	if err != nil {
 		return err
 	}
+	// Detector state from the checkpoints: open episodes continue where the last run left them.
+	began := time.Now()
+	restored, err := sink.ReadState(ctx, cfg.Outputs.Brokers, cfg.Outputs.StateTopic, nil, func(_, v []byte) error {
+		if err := engine.Restore(v); err != nil {
+			log.Warn("a detector checkpoint cannot be restored; that vehicle starts afresh", "err", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cannot restore detector state: %w", err)
+	}
+	log.Info("detector state restored", "checkpoints", restored, "vehicles", engine.Tracks(), "took", time.Since(began).Round(time.Millisecond))
 	consumer, err := ingest.NewConsumer(cfg.Kafka, city.NormalizePlate, nil, log, reg)
 	if err != nil {
 		return err

@@ -1,0 +1,185 @@
+package detectors
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/paulmach/orb"
+)
+
+// Checkpoints: a vehicle's detector state, serialised so that it survives a restart and moves with
+// its Kafka partition to another instance (like a Kafka Streams changelog). The pipeline writes
+// the checkpoints of the vehicles a batch touched after the batch is durably written and before
+// its offsets are committed, keyed by vehicle, to a compacted topic; on start (and when it takes
+// over a partition) it restores them. A checkpoint may be ahead of the committed offsets (a crash
+// between the two): the records read again are then older than the vehicle's last fix and are
+// stored but not judged, so nothing is alerted twice.
+
+// checkpointVersion is the format of TrackState; a checkpoint of another version is ignored.
+const checkpointVersion = 1
+
+// TrackState is the serialisable state of one vehicle.
+type TrackState struct {
+	Version    int            `json:"v"`
+	VehicleID  string         `json:"vehicle"`
+	HasLast    bool           `json:"has_last"`
+	Last       obsState       `json:"last"`
+	InSite     bool           `json:"in_site"`
+	History    []int64        `json:"history,omitempty"`
+	Registered bool           `json:"registered"`
+	Permitted  bool           `json:"permitted"`
+	Scored     bool           `json:"scored"`
+	Jumps      int            `json:"jumps,omitempty"`
+	Episodes   []episodeState `json:"episodes"`
+}
+
+type obsState struct {
+	TimeMs   int64     `json:"t"`
+	LL       orb.Point `json:"ll"`
+	XY       orb.Point `json:"xy"`
+	SpeedKmh float64   `json:"speed"`
+	Reported bool      `json:"reported,omitempty"`
+	Lifted   bool      `json:"lifted,omitempty"`
+	ACC      bool      `json:"acc,omitempty"`
+}
+
+type episodeState struct {
+	Rule     Rule          `json:"rule"`
+	Since    int64         `json:"since,omitempty"`
+	SinceLL  orb.Point     `json:"since_ll"`
+	Last     int64         `json:"last,omitempty"`
+	Cleared  int64         `json:"cleared,omitempty"`
+	Fixes    int           `json:"fixes,omitempty"`
+	Alert    *Alert        `json:"alert,omitempty"`
+	Anchor   orb.Point     `json:"anchor"`
+	Mark     int64         `json:"mark,omitempty"`
+	Anchored bool          `json:"anchored,omitempty"`
+	Ref      string        `json:"ref,omitempty"`
+	Seen     []int64       `json:"seen,omitempty"`
+	Pending  []pendingJSON `json:"pending,omitempty"`
+}
+
+type pendingJSON struct {
+	Due   int64  `json:"due"`
+	From  int64  `json:"from"`
+	Place string `json:"place"`
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMs(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v)
+}
+
+// Dirty calls f with the checkpoint of every vehicle whose state changed since the last call, and
+// forgets them.
+func (e *Engine) Dirty(f func(vehicle string, checkpoint []byte)) {
+	for _, tr := range e.dirty {
+		tr.dirty = false
+		f(tr.VehicleID, e.checkpoint(tr))
+	}
+	clear(e.dirty)
+	e.dirty = e.dirty[:0]
+}
+
+func (e *Engine) markDirty(tr *Track) {
+	if !tr.dirty {
+		tr.dirty = true
+		e.dirty = append(e.dirty, tr)
+	}
+}
+
+func (e *Engine) checkpoint(tr *Track) []byte {
+	s := TrackState{Version: checkpointVersion, VehicleID: tr.VehicleID, HasLast: tr.hasLast, InSite: tr.inSite,
+		Registered: tr.registered, Permitted: tr.permitted, Scored: tr.scored, Jumps: tr.jumps,
+		Last: obsState{TimeMs: ms(tr.last.Time), LL: tr.last.LL, XY: tr.last.XY, SpeedKmh: tr.last.SpeedKmh,
+			Reported: tr.last.Reported, Lifted: tr.last.Lifted, ACC: tr.last.ACC}}
+	for _, h := range tr.history {
+		s.History = append(s.History, ms(h))
+	}
+	names := e.ruleNames()
+	for i := range tr.episodes {
+		ep := &tr.episodes[i]
+		if ep.alert == nil && ep.Since.IsZero() && ep.Last.IsZero() && ep.Mark.IsZero() && ep.Fixes == 0 && ep.Ref == "" &&
+			!ep.Anchored && len(ep.Seen) == 0 && len(ep.Pending) == 0 && ep.Anchor == (orb.Point{}) {
+			continue // nothing to keep
+		}
+		es := episodeState{Rule: names[i], Since: ms(ep.Since), SinceLL: ep.SinceLL, Last: ms(ep.Last), Cleared: ms(ep.Cleared),
+			Fixes: ep.Fixes, Alert: ep.alert, Anchor: ep.Anchor, Mark: ms(ep.Mark), Anchored: ep.Anchored, Ref: ep.Ref}
+		for _, t := range ep.Seen {
+			es.Seen = append(es.Seen, ms(t))
+		}
+		for _, p := range ep.Pending {
+			es.Pending = append(es.Pending, pendingJSON{Due: ms(p.Due), From: ms(p.From), Place: p.Place})
+		}
+		s.Episodes = append(s.Episodes, es)
+	}
+	b, _ := json.Marshal(s) // plain data: cannot fail
+	return b
+}
+
+// Restore sets a vehicle's state from its checkpoint, unless the engine already holds newer state
+// for it. Episodes of rules no longer enabled are dropped; rules added since start empty.
+func (e *Engine) Restore(checkpoint []byte) error {
+	var s TrackState
+	if err := json.Unmarshal(checkpoint, &s); err != nil {
+		return fmt.Errorf("checkpoint is not valid JSON: %w", err)
+	}
+	if s.Version != checkpointVersion {
+		return fmt.Errorf("checkpoint of %q has format %d, this build reads %d", s.VehicleID, s.Version, checkpointVersion)
+	}
+	if s.VehicleID == "" {
+		return fmt.Errorf("checkpoint without a vehicle id")
+	}
+	if cur := e.tracks[s.VehicleID]; cur != nil && cur.hasLast && cur.last.Time.UnixMilli() > s.Last.TimeMs {
+		return nil // this instance is ahead (the checkpoint is older than what it processed)
+	}
+	tr := e.track(s.VehicleID)
+	tr.hasLast, tr.inSite, tr.registered, tr.permitted, tr.scored, tr.jumps = s.HasLast, s.InSite, s.Registered, s.Permitted, s.Scored, s.Jumps
+	tr.last = Observation{Time: fromMs(s.Last.TimeMs), LL: s.Last.LL, XY: s.Last.XY, SpeedKmh: s.Last.SpeedKmh,
+		Reported: s.Last.Reported, Lifted: s.Last.Lifted, ACC: s.Last.ACC}
+	c := e.city.Load()
+	tr.last.Vehicle = c.Vehicle(s.VehicleID)
+	if s.HasLast {
+		tr.last.Permit = c.ActivePermit(s.VehicleID, tr.last.Time)
+	}
+	tr.history = tr.history[:0]
+	for _, h := range s.History {
+		tr.history = append(tr.history, fromMs(h))
+	}
+	slot := map[Rule]int{}
+	for i, n := range e.ruleNames() {
+		slot[n] = i
+	}
+	for i := range tr.episodes {
+		tr.episodes[i] = Episode{}
+	}
+	for _, es := range s.Episodes {
+		i, ok := slot[es.Rule]
+		if !ok {
+			continue
+		}
+		ep := &tr.episodes[i]
+		*ep = Episode{Since: fromMs(es.Since), SinceLL: es.SinceLL, Last: fromMs(es.Last), Cleared: fromMs(es.Cleared), Fixes: es.Fixes,
+			alert: es.Alert, Anchor: es.Anchor, Mark: fromMs(es.Mark), Anchored: es.Anchored, Ref: es.Ref}
+		for _, t := range es.Seen {
+			ep.Seen = append(ep.Seen, fromMs(t))
+		}
+		for _, p := range es.Pending {
+			ep.Pending = append(ep.Pending, Pending{Due: fromMs(p.Due), From: fromMs(p.From), Place: p.Place})
+		}
+	}
+	if tr.scored {
+		e.updateRisk(tr, tr.last.Time)
+	}
+	return nil
+}
