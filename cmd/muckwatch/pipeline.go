@@ -41,7 +41,7 @@ type pipeline struct {
 	batch   sink.Batch
 	// the checkpoints of the vehicles the batch touched, written after the batch and before commit
 	stateKeys, stateValues [][]byte
-	metrics pipelineMetrics
+	metrics                pipelineMetrics
 	// retry backoff while a sink is down
 	backoffMin, backoffMax time.Duration
 }
