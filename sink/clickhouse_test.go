@@ -113,6 +113,9 @@ func TestMigrateIdempotent(t *testing.T) {
 		"alert_changes":       "ReplacingMergeTree",
 		"violations_daily":    "AggregatingMergeTree",
 		"violations_daily_mv": "MaterializedView",
+		"alert_actions":       "ReplacingMergeTree",
+		"api_audit":           "MergeTree",
+		"alert_feed":          "ReplacingMergeTree",
 	}
 	if !reflect.DeepEqual(tables, wantTables) {
 		t.Errorf("tables = %v, want %v", tables, wantTables)
