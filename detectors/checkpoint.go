@@ -31,6 +31,8 @@ type TrackState struct {
 	Permitted  bool           `json:"permitted"`
 	Scored     bool           `json:"scored"`
 	Jumps      int            `json:"jumps,omitempty"`
+	Topic      string         `json:"topic,omitempty"` // the input partition its fixes come from
+	Partition  int32          `json:"partition,omitempty"`
 	Episodes   []episodeState `json:"episodes"`
 }
 
@@ -100,7 +102,7 @@ func (e *Engine) markDirty(tr *Track) {
 
 func (e *Engine) checkpoint(tr *Track) []byte {
 	s := TrackState{Version: checkpointVersion, VehicleID: tr.VehicleID, HasLast: tr.hasLast, InSite: tr.inSite,
-		Registered: tr.registered, Permitted: tr.permitted, Scored: tr.scored, Jumps: tr.jumps,
+		Registered: tr.registered, Permitted: tr.permitted, Scored: tr.scored, Jumps: tr.jumps, Topic: tr.src.topic, Partition: tr.src.partition,
 		Last: obsState{TimeMs: ms(tr.last.Time), LL: tr.last.LL, XY: tr.last.XY, SpeedKmh: tr.last.SpeedKmh,
 			Reported: tr.last.Reported, Lifted: tr.last.Lifted, ACC: tr.last.ACC}}
 	for _, h := range tr.history {
@@ -144,6 +146,7 @@ func (e *Engine) Restore(checkpoint []byte) error {
 		return nil // this instance is ahead (the checkpoint is older than what it processed)
 	}
 	tr := e.track(s.VehicleID)
+	tr.src = partitionKey{s.Topic, s.Partition}
 	tr.hasLast, tr.inSite, tr.registered, tr.permitted, tr.scored, tr.jumps = s.HasLast, s.InSite, s.Registered, s.Permitted, s.Scored, s.Jumps
 	tr.last = Observation{Time: fromMs(s.Last.TimeMs), LL: s.Last.LL, XY: s.Last.XY, SpeedKmh: s.Last.SpeedKmh,
 		Reported: s.Last.Reported, Lifted: s.Last.Lifted, ACC: s.Last.ACC}

@@ -115,3 +115,54 @@ func BenchmarkCheckpoint(b *testing.B) {
 	}
 	b.ReportMetric(float64(n), "bytes/vehicle")
 }
+
+// A truck restored from a checkpoint whose partition has not been read since the restart is not
+// silent: the time-driven rules wait until its partition delivers (or another instance owns it).
+func TestRestoredTrackNotSilent(t *testing.T) {
+	c := loadTestCity(t)
+	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	fix := func(plate string, partition int32, sec int, x float64) ingest.Fix {
+		ll := c.Proj.Inverse([2]float64{x, 0})
+		return ingest.Fix{VehicleID: plate, Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: 40, HasSpeed: true,
+			Src: ingest.Source{Topic: "gps", Partition: partition}}
+	}
+	first, err := NewEngine(Config{}, c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := []ingest.Fix{fix("粤B00001", 0, 0, 1000), fix("粤B00002", 1, 0, 1000)}
+	first.ProcessBatch(fs, nil)
+	var cps [][]byte
+	first.Dirty(func(_ string, cp []byte) { cps = append(cps, cp) })
+
+	second, err := NewEngine(Config{}, c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cp := range cps {
+		if err := second.Restore(cp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// only partition 1 is read after the restart, 10 minutes on
+	var later []ingest.Fix
+	for sec := 60; sec <= 600; sec += 60 {
+		later = append(later, fix("粤B00002", 1, sec, 1000+float64(sec)*10))
+	}
+	second.ProcessBatch(later, nil)
+	for _, ch := range second.Changes() {
+		if ch.Alert.Rule == RuleSignalLost {
+			t.Errorf("signal_lost for %s, whose partition was not read since the restart", ch.Alert.VehicleID)
+		}
+	}
+	// once its partition is read again, a real silence is found
+	second.Reset()
+	second.ProcessBatch([]ingest.Fix{fix("粤B00003", 0, 660, 5000), fix("粤B00002", 1, 660, 8000)}, nil)
+	found := false
+	for _, ch := range second.Changes() {
+		found = found || (ch.Alert.Rule == RuleSignalLost && ch.Alert.VehicleID == "粤B00001")
+	}
+	if !found {
+		t.Error("the restored truck silent for 10 minutes is not found once its partition is read")
+	}
+}

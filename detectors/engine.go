@@ -140,8 +140,9 @@ type Track struct {
 	permitted  bool
 	scored     bool // a risk was computed
 	jumps      int
-	episodes   []Episode // one per registered rule, fix rules first
-	dirty      bool      // changed since the last checkpoint
+	episodes   []Episode    // one per registered rule, fix rules first
+	dirty      bool         // changed since the last checkpoint
+	src        partitionKey // the input partition its fixes come from
 }
 
 // Config configures the engine and every rule.
@@ -283,6 +284,7 @@ func (e *Engine) ProcessFix(f *ingest.Fix) {
 	e.clock.observe(f.Src.Topic, f.Src.Partition, f.Time, f.Src.Behind)
 	tr := e.track(f.VehicleID)
 	e.markDirty(tr)
+	tr.src = partitionKey{f.Src.Topic, f.Src.Partition}
 	cur := Observation{Time: f.Time, LL: orb.Point{f.Lon, f.Lat}, Lifted: f.Lifted, ACC: f.ACC}
 	cur.XY = c.Proj.Forward(cur.LL)
 	var prev *Observation
@@ -400,6 +402,11 @@ func (e *Engine) Tick() {
 	c := e.city.Load()
 	for _, tr := range e.tracks {
 		if !tr.hasLast {
+			continue
+		}
+		if _, read := e.clock.newest[tr.src]; !read {
+			// restored from a checkpoint, and its partition not read since: its silence is this
+			// process's, not the truck's (or another instance owns the partition now)
 			continue
 		}
 		for _, i := range e.timed {

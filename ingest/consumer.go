@@ -38,6 +38,10 @@ type ConsumerConfig struct {
 	FetchMaxWait time.Duration `yaml:"fetch_max_wait"`
 	// FetchMaxBytes is the most bytes one fetch returns.
 	FetchMaxBytes int `yaml:"fetch_max_bytes"`
+	// SessionTimeout: a member not heard from this long (a crashed instance) is dropped from the
+	// group and its partitions move to the others. Default 30s; at least 6s (the brokers' usual
+	// group.min.session.timeout.ms).
+	SessionTimeout time.Duration `yaml:"session_timeout"`
 	// Decode bounds what a valid record is.
 	Decode DecodeConfig `yaml:"decode"`
 }
@@ -71,6 +75,9 @@ func (c ConsumerConfig) WithDefaults() ConsumerConfig {
 	if c.FetchMaxBytes == 0 {
 		c.FetchMaxBytes = 16 << 20
 	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 30 * time.Second
+	}
 	c.Decode = c.Decode.WithDefaults()
 	return c
 }
@@ -94,6 +101,8 @@ func (c ConsumerConfig) Validate() error {
 		return fmt.Errorf("kafka.batch_max_wait must be positive, got %s", c.BatchMaxWait)
 	case c.FetchMaxWait <= 0:
 		return fmt.Errorf("kafka.fetch_max_wait must be positive, got %s", c.FetchMaxWait)
+	case c.SessionTimeout < 6*time.Second || c.SessionTimeout > 5*time.Minute:
+		return fmt.Errorf("kafka.session_timeout must be within [6s, 5m], got %s", c.SessionTimeout)
 	case c.FetchMaxBytes < 1<<10:
 		return fmt.Errorf("kafka.fetch_max_bytes must be at least 1 KiB, got %d", c.FetchMaxBytes)
 	}
@@ -188,8 +197,8 @@ func NewConsumer(cfg ConsumerConfig, normalize func(string) string, dialer *kafk
 		CommitInterval: 0, // commits are explicit and synchronous, once per batch, after the handler succeeded
 		// A silent terminal must not look like a dead consumer: the heartbeat is the reader's.
 		HeartbeatInterval: 3 * time.Second,
-		SessionTimeout:    30 * time.Second,
-		RebalanceTimeout:  30 * time.Second,
+		SessionTimeout:    cfg.SessionTimeout,
+		RebalanceTimeout:  cfg.SessionTimeout,
 		JoinGroupBackoff:  time.Second,
 		ReadBackoffMin:    50 * time.Millisecond,
 		ReadBackoffMax:    time.Second,
