@@ -65,7 +65,15 @@ func runEvaluation(ctx context.Context, c *city.City, o sim.Options, addr string
 		}
 	}
 	elapsed := time.Since(began)
-	// The last batches' alert changes are written with their fixes; read them all.
+	dets, err := readDetections(ctx, conn, db)
+	if err != nil {
+		return evalResult{}, err
+	}
+	return evalResult{sim: res, dets: dets, scores: sim.Score(res.Truth, dets, 2*o.Interval+5*time.Second), elapsed: elapsed}, nil
+}
+
+// readDetections reads every alert stored in database db, as the scorer needs it.
+func readDetections(ctx context.Context, conn driver.Conn, db string) ([]sim.Detection, error) {
 	rows, err := conn.Query(ctx, `
 		SELECT rule, vehicle_id, place, start_ms, end_ms, opened_ms
 		FROM (SELECT id, any(rule) AS rule, any(vehicle_id) AS vehicle_id, any(place) AS place,
@@ -74,7 +82,7 @@ func runEvaluation(ctx context.Context, c *city.City, o sim.Options, addr string
 		ANY LEFT JOIN (SELECT alert_id AS id, min(changed_ms) AS opened_ms FROM `+db+`.alert_changes
 		               WHERE kind = 'opened' GROUP BY alert_id) AS o USING (id)`)
 	if err != nil {
-		return evalResult{}, fmt.Errorf("cannot read the alerts: %w", err)
+		return nil, fmt.Errorf("cannot read the alerts: %w", err)
 	}
 	defer rows.Close()
 	var dets []sim.Detection
@@ -82,7 +90,7 @@ func runEvaluation(ctx context.Context, c *city.City, o sim.Options, addr string
 		var d sim.Detection
 		var start, end, opened int64
 		if err := rows.Scan(&d.Rule, &d.VehicleID, &d.Place, &start, &end, &opened); err != nil {
-			return evalResult{}, fmt.Errorf("cannot read an alert: %w", err)
+			return nil, fmt.Errorf("cannot read an alert: %w", err)
 		}
 		d.Start, d.Opened = time.UnixMilli(start), time.UnixMilli(opened)
 		if end > 0 {
@@ -90,10 +98,7 @@ func runEvaluation(ctx context.Context, c *city.City, o sim.Options, addr string
 		}
 		dets = append(dets, d)
 	}
-	if err := rows.Err(); err != nil {
-		return evalResult{}, err
-	}
-	return evalResult{sim: res, dets: dets, scores: sim.Score(res.Truth, dets, 2*o.Interval+5*time.Second), elapsed: elapsed}, nil
+	return dets, rows.Err()
 }
 
 func cmdEvaluate(ctx context.Context, args []string) error {
