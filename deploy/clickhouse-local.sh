@@ -33,6 +33,11 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.clos
 PY
 }
 
+port_free() {
+  # SO_REUSEADDR as the server binds: connections of the stopped server in TIME_WAIT do not count
+  python3 -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.close()' "$1" 2>/dev/null
+}
+
 start() {
   local dir=$1
   install
@@ -43,6 +48,17 @@ start() {
   fi
   local tcp http inter
   tcp=$(free_port); http=$(free_port); inter=$(free_port)
+  # A server restarted on the same folder keeps its ports when they are free, so that clients
+  # configured with them reconnect (an outage, not a move).
+  if [[ -f $dir/config.xml ]]; then
+    local old_tcp old_http old_inter
+    old_tcp=$(sed -n 's:.*<tcp_port>\([0-9]*\)</tcp_port>.*:\1:p' "$dir/config.xml")
+    old_http=$(sed -n 's:.*<http_port>\([0-9]*\)</http_port>.*:\1:p' "$dir/config.xml")
+    old_inter=$(sed -n 's:.*<interserver_http_port>\([0-9]*\)</interserver_http_port>.*:\1:p' "$dir/config.xml")
+    if [[ -n $old_tcp && -n $old_http && -n $old_inter ]] && port_free "$old_tcp" && port_free "$old_http" && port_free "$old_inter"; then
+      tcp=$old_tcp; http=$old_http; inter=$old_inter
+    fi
+  fi
   mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/log" "$dir/format_schemas"
   cat >"$dir/config.xml" <<XML
 <?xml version="1.0"?>

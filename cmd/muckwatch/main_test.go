@@ -89,7 +89,7 @@ func startEnv(t testing.TB, edit func(*Config)) *testEnv {
 		cancel()
 		t.Fatalf("pipeline did not start: %v", err)
 	}
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chServer.TCPAddr}, Auth: clickhouse.Auth{Database: cfg.ClickHouse.Database}})
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: cfg.ClickHouse.Addr, Auth: clickhouse.Auth{Database: cfg.ClickHouse.Database}})
 	if err != nil {
 		t.Fatal(err)
 	}

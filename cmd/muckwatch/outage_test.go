@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/muckwatch/muckwatch/internal/chlocal"
+	"github.com/muckwatch/muckwatch/sim"
+)
+
+// outageLength is how long ClickHouse is down: 15 s in `make test`, 60 s in `make chaos`
+// (MUCKWATCH_OUTAGE=60s).
+func outageLength() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("MUCKWATCH_OUTAGE")); err == nil {
+		return d
+	}
+	return 15 * time.Second
+}
+
+// scrape reads one sample (name with its labels, as exposed) from a /metrics page.
+func scrape(t *testing.T, url, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			x, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %q", sample, line)
+			}
+			return x
+		}
+	}
+	return 0
+}
+
+// TestClickHouseOutage stops ClickHouse while traffic flows and starts it again: the pipeline
+// holds back (nothing committed, memory bounded, the outage visible in its metrics), retries, and
+// catches up with every fix stored once.
+func TestClickHouseOutage(t *testing.T) {
+	srv, err := chlocal.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Destroy() }) // after the pipeline has stopped
+	env := startEnv(t, func(c *Config) {
+		c.ClickHouse.Addr = []string{srv.TCPAddr}
+		c.API.Listen = ""
+	})
+	c := env.started.engine.City()
+	start, err := evalStart(time.Now(), "07:00", time.Hour, c.Location)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sim.New(c, sim.Options{Seed: 9, Start: start, Duration: time.Hour, Interval: 10 * time.Second, Vehicles: 100, ViolationRate: 0.3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	topics := map[string]string{"gps": env.cfg.Kafka.Topics.GPS, "events": env.cfg.Kafka.Topics.Events, "officers": env.cfg.Kafka.Topics.Officers}
+	var msgs []kafka.Message
+	res, err := s.Run(sim.EmitterFunc(func(r sim.Record) error {
+		msgs = append(msgs, kafka.Message{Topic: topics[r.Topic], Key: []byte(r.Key), Value: r.Value})
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	outage := outageLength()
+	// a steady stream over about twice the outage
+	produced := make(chan error, 1)
+	go func() {
+		w := &kafka.Writer{Addr: kafka.TCP(env.broker), Balancer: &kafka.Hash{}, BatchTimeout: 2 * time.Millisecond, RequiredAcks: kafka.RequireAll, BatchBytes: 4 << 20}
+		defer w.Close()
+		chunk := max(1, len(msgs)/int(2*outage/(50*time.Millisecond)))
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; i < len(msgs); i += chunk {
+			<-tick.C
+			if err := w.WriteMessages(context.Background(), msgs[i:min(i+chunk, len(msgs))]...); err != nil {
+				produced <- err
+				return
+			}
+		}
+		produced <- nil
+	}()
+	stored := func() uint64 { return env.count("SELECT uniqExact(fix_id) FROM positions") }
+	env.waitFor("a tenth of the stream stored", time.Minute, func() bool { return stored() >= uint64(res.Fixes/10) })
+
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	down := time.Now()
+	commits := scrape(t, env.started.metrics, "muckwatch_consumer_commits_total")
+	var peak uint64
+	for time.Since(down) < outage {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		peak = max(peak, ms.HeapInuse)
+		time.Sleep(500 * time.Millisecond) // the outage lasts; this samples it
+	}
+	holding := scrape(t, env.started.metrics, "muckwatch_pipeline_holding")
+	failures := scrape(t, env.started.metrics, "muckwatch_pipeline_write_failures_total")
+	commitsDuring := scrape(t, env.started.metrics, "muckwatch_consumer_commits_total") - commits
+	if _, err := chlocal.StartIn(srv.Dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ClickHouse down %s: holding=%g, %g failed writes retried, %g commits during the outage (at most the one in flight), peak heap %d MiB",
+		time.Since(down).Round(time.Second), holding, failures, commitsDuring, peak>>20)
+	if holding != 1 || failures < 1 {
+		t.Errorf("the outage is not visible: muckwatch_pipeline_holding %g, write failures %g", holding, failures)
+	}
+	if commitsDuring > 1 {
+		t.Errorf("%g offset commits while ClickHouse was down", commitsDuring)
+	}
+	if peak > 512<<20 {
+		t.Errorf("heap grew to %d MiB while holding back", peak>>20)
+	}
+	if err := <-produced; err != nil {
+		t.Fatal(err)
+	}
+	env.waitFor("every fix stored after the outage", 3*time.Minute, func() bool { return stored() >= uint64(res.Fixes) })
+	if n := env.count("SELECT count() FROM positions FINAL"); n != uint64(res.Fixes) {
+		t.Errorf("positions FINAL: %d rows for %d fixes", n, res.Fixes)
+	}
+	env.waitFor("the pipeline no longer holding", time.Minute, func() bool {
+		return scrape(t, env.started.metrics, "muckwatch_pipeline_holding") == 0
+	})
+}
