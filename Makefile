@@ -4,7 +4,7 @@
 #   make test   every test, integration tests against a real ClickHouse server and the broker
 GO ?= go
 
-.PHONY: demo test deps build fuzz vet
+.PHONY: demo test deps build fuzz vet chaos
 
 demo: deps build
 	bin/muckwatch demo
@@ -12,6 +12,13 @@ demo: deps build
 test: deps vet
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
+
+# The fault tests at full length: ClickHouse down for 60 s under load, kill -9 of the pipeline at
+# six points, several times over (the fast versions run in `make test`).
+CHAOS_ROUNDS ?= 3
+chaos: deps
+	MUCKWATCH_OUTAGE=60s $(GO) test -race -count=$(CHAOS_ROUNDS) -timeout 60m -v \
+	  -run 'TestClickHouseOutage|TestCrashRecovery|TestRestartContinuesEpisodes' ./cmd/muckwatch
 
 # Every decoder's fuzz test, for a bounded time each, seeded from its testdata corpus.
 FUZZTIME ?= 10s
