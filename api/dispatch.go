@@ -138,6 +138,16 @@ func (l *Live) Act(id, action string, who Principal, officerID, reason string) (
 		} else if _, known := l.officers[officerID]; !known {
 			return AlertView{}, Action{}, &ActionError{400, fmt.Sprintf("officer %q has sent no position; dispatch to a known officer", officerID)}
 		}
+		if v.Handling.State == StateDispatched {
+			for i := len(v.Handling.Actions) - 1; i >= 0; i-- {
+				if a := v.Handling.Actions[i]; a.Action == "dispatch" {
+					if a.OfficerID == officerID {
+						return AlertView{}, Action{}, &ActionError{409, fmt.Sprintf("alert %s is already dispatched to %s", id, officerID)}
+					}
+					break
+				}
+			}
+		}
 	}
 	a := Action{Action: action, Actor: who.Name, Role: string(who.Role), OfficerID: officerID, Reason: reason, AtMs: l.now().UnixMilli()}
 	v.Handling.State = actionState[action]

@@ -134,6 +134,8 @@ func TestLiveAlertLifecycle(t *testing.T) {
 		{"nope", "acknowledge", "", "", 404, ""},
 		{"a1", "dispatch", "", "", 0, StateDispatched}, // the nearest available officer
 		{"a1", "dispatch", "o-ghost", "", 400, ""},
+		{"a1", "dispatch", "o-near", "", 409, ""}, // already dispatched to o-near
+		{"a1", "dispatch", "o-far", "", 0, StateDispatched},
 		{"a1", "acknowledge", "", "", 0, StateAcknowledged},
 		{"a1", "acknowledge", "", "", 409, ""},
 		{"a1", "dismiss", "", "duplicate of a1 seen by camera", 0, StateDismissed},
@@ -150,7 +152,7 @@ func TestLiveAlertLifecycle(t *testing.T) {
 		if err != nil || v.Handling.State != tc.state || a.Actor != "sup" {
 			t.Errorf("%s %s: %v state %s", tc.action, tc.id, err, v.Handling.State)
 		}
-		if tc.action == "dispatch" && a.OfficerID != "o-near" {
+		if tc.action == "dispatch" && tc.officer == "" && a.OfficerID != "o-near" {
 			t.Errorf("dispatch without an officer went to %q, want the nearest, o-near", a.OfficerID)
 		}
 	}
