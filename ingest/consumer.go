@@ -227,17 +227,28 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
 	msgs := make(chan kafka.Message, c.cfg.BatchMaxRecords)
-	fetchErr := make(chan error, 1)
 	go func() {
 		defer close(msgs)
+		backoff := time.Second
 		for {
 			m, err := c.reader.FetchMessage(fetchCtx)
 			if err != nil {
-				if fetchCtx.Err() == nil {
-					fetchErr <- fmt.Errorf("cannot fetch from Kafka: %w", err)
+				if fetchCtx.Err() != nil {
+					return
 				}
-				return
+				// A broker restart or a lost connection: keep trying, from the committed offsets
+				// (nothing fetched and unhandled is committed), until the brokers are back.
+				c.metrics.fetchErrors.Inc()
+				c.log.Warn("cannot fetch from Kafka; retrying", "retry_in", backoff, "err", err)
+				select {
+				case <-fetchCtx.Done():
+					return
+				case <-time.After(backoff):
+				}
+				backoff = min(2*backoff, 30*time.Second)
+				continue
 			}
+			backoff = time.Second
 			select {
 			case msgs <- m:
 			case <-fetchCtx.Done():
@@ -254,13 +265,7 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	timer.Stop()
 	for {
 		// Wait for the first message of a batch.
-		var m kafka.Message
-		var ok bool
-		select {
-		case m, ok = <-msgs:
-		case err := <-fetchErr:
-			return err
-		}
+		m, ok := <-msgs
 		if !ok { // stopped
 			return nil
 		}
@@ -305,11 +310,26 @@ func (c *Consumer) handle(ctx context.Context, h Handler, batch *Batch, pending 
 		return fmt.Errorf("cannot handle a batch of %d records: %w", len(pending), err)
 	}
 	c.metrics.handleSeconds.Observe(c.now().Sub(start).Seconds())
-	if err := c.reader.CommitMessages(workCtx, pending...); err != nil {
+	// The batch is durably written: a commit that keeps failing (the broker down, the group
+	// rebalancing) only means its records are read again, and writing them again is idempotent.
+	backoff := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := c.reader.CommitMessages(workCtx, pending...)
+		if err == nil {
+			c.metrics.commits.Inc()
+			break
+		}
 		c.metrics.commitErrors.Inc()
-		return fmt.Errorf("cannot commit offsets of %d records: %w", len(pending), err)
+		if attempt == 5 || workCtx.Err() != nil {
+			c.log.Warn("cannot commit offsets; the batch's records will be read again (writes are idempotent)", "records", len(pending), "err", err)
+			break
+		}
+		select {
+		case <-workCtx.Done():
+		case <-time.After(backoff):
+		}
+		backoff *= 2
 	}
-	c.metrics.commits.Inc()
 	c.lagMu.Lock()
 	for i := range pending {
 		m := &pending[i]
@@ -402,6 +422,7 @@ type consumerMetrics struct {
 	handleSeconds prometheus.Histogram
 	commits       prometheus.Counter
 	commitErrors  prometheus.Counter
+	fetchErrors   prometheus.Counter
 	topics        Topics
 }
 
@@ -421,6 +442,8 @@ func newConsumerMetrics(reg prometheus.Registerer, topics Topics) *consumerMetri
 			Help: "Offset commits after a batch was durably written."}),
 		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "muckwatch_consumer_commit_errors_total",
 			Help: "Offset commits that failed."}),
+		fetchErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "muckwatch_consumer_fetch_errors_total",
+			Help: "Fetches from Kafka that failed and were retried (broker down, connection lost)."}),
 		topics: topics,
 	}
 	m.inGPS = m.in.WithLabelValues(topics.GPS)
@@ -432,7 +455,7 @@ func newConsumerMetrics(reg prometheus.Registerer, topics Topics) *consumerMetri
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.in, m.rejects, m.lag, m.batchRecords, m.handleSeconds, m.commits, m.commitErrors)
+		reg.MustRegister(m.in, m.rejects, m.lag, m.batchRecords, m.handleSeconds, m.commits, m.commitErrors, m.fetchErrors)
 	}
 	return m
 }
