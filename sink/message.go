@@ -196,18 +196,34 @@ type DeadLetterMessage struct {
 	ValueB64   string `json:"value_b64"`       // the original bytes, base64 (standard, padded)
 	Value      string `json:"value,omitempty"` // the original bytes when they are valid UTF-8
 	ReceivedMs int64  `json:"received_ms"`
+	// Truncated: the record was larger than MaxDeadLetterValue and only its first bytes are here
+	// (the whole record is in ClickHouse's rejects table); ValueBytes is its full size.
+	Truncated  bool `json:"truncated,omitempty"`
+	ValueBytes int  `json:"value_bytes"`
 }
+
+// MaxDeadLetterValue bounds the original bytes a dead letter carries, so that a huge bad record
+// cannot make a dead letter the broker refuses (message.max.bytes, 1 MB by default) and stall the
+// pipeline.
+const MaxDeadLetterValue = 64 << 10
 
 // NewDeadLetterMessage returns the message of reject r.
 func NewDeadLetterMessage(r ingest.Reject) DeadLetterMessage {
+	v := r.Value
 	m := DeadLetterMessage{
 		Topic: r.Src.Topic, Partition: r.Src.Partition, Offset: r.Src.Offset,
 		Reason: string(r.Reason), Detail: r.Detail, Key: string(r.Key),
-		ValueB64:   base64.StdEncoding.EncodeToString(r.Value),
-		ReceivedMs: unixMilli(r.Received),
+		ReceivedMs: unixMilli(r.Received), ValueBytes: len(v),
 	}
-	if utf8.Valid(r.Value) {
-		m.Value = string(r.Value)
+	if len(v) > MaxDeadLetterValue {
+		v, m.Truncated = v[:MaxDeadLetterValue], true
+	}
+	m.ValueB64 = base64.StdEncoding.EncodeToString(v)
+	if utf8.Valid(v) {
+		m.Value = string(v)
+	}
+	if len(r.Key) > MaxDeadLetterValue {
+		m.Key, m.Truncated = string(r.Key[:MaxDeadLetterValue]), true
 	}
 	return m
 }

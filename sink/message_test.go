@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -117,7 +118,7 @@ func TestEncodeReject(t *testing.T) {
 		want := map[string]any{
 			"topic": "muck.fixes", "partition": 2.0, "offset": 42.0, "reason": "out_of_range",
 			"detail": r.Detail, "key": "粤B12345", "value_b64": base64.StdEncoding.EncodeToString(value),
-			"received_ms": 1779006615123.0,
+			"received_ms": 1779006615123.0, "value_bytes": float64(len(value)),
 		}
 		if wantValue != "" {
 			want["value"] = wantValue
@@ -128,6 +129,16 @@ func TestEncodeReject(t *testing.T) {
 	}
 	f([]byte(`{"lat":123.4}`), `{"lat":123.4}`)
 	f([]byte{'{', 0xff, '}'}, "") // not UTF-8: only value_b64
+
+	// a huge record: the dead letter carries its first 64 KiB and says so
+	big := []byte(`{"pad":"` + strings.Repeat("x", 900<<10) + `"}`)
+	var m DeadLetterMessage
+	if err := json.Unmarshal(EncodeReject(ingest.Reject{Value: big, Reason: ingest.ReasonTooLarge}), &m); err != nil {
+		t.Fatal(err)
+	}
+	if !m.Truncated || m.ValueBytes != len(big) || len(m.Value) != MaxDeadLetterValue || len(EncodeReject(ingest.Reject{Value: big})) > 4*MaxDeadLetterValue {
+		t.Errorf("huge record: truncated %v, value_bytes %d, value %d bytes", m.Truncated, m.ValueBytes, len(m.Value))
+	}
 }
 
 func mapsEqual(a, b map[string]any) bool {

@@ -37,9 +37,14 @@ func TestDeadLetters(t *testing.T) {
 		{gps, `{"vehicle_id":"粤B10001","ts":` + fmt.Sprint(ts(0)) + `,"lat":22.5,"lon":114.0,"pad":"` + strings.Repeat("x", 70<<10) + `"}`, "too_large"},
 		{events, `{"event_id":"e-bad-1","vehicle_id":"粤B10001","ts":` + fmt.Sprint(ts(0)) + `,"kind":"teleport","source":"cam-1"}`, "unknown_kind"},
 		{events, `{"event_id":"e-bad-2","vehicle_id":"粤B10001","ts":` + fmt.Sprint(ts(0)) + `,"kind":"weigh","source":"ws-1"}`, "missing_field"},
+		{gps, `{"vehicle_id":"粤B10001","ts":` + fmt.Sprint(ts(0)) + `,"lat":NaN,"lon":114.0}`, "malformed_json"},
+		{gps, `{"vehicle_id":"粤B10001","ts":` + fmt.Sprint(ts(0)) + `,"lat":22.5,"lon":-Infinity}`, "malformed_json"},
+		// about the largest record a broker with the default message.max.bytes (1 MB) accepts
+		{gps, `{"vehicle_id":"粤B10001","ts":` + fmt.Sprint(ts(0)) + `,"lat":22.5,"lon":114.0,"pad":"` + strings.Repeat("y", 900<<10) + `"}`, "too_large"},
+		{gps, `{"vehicle_id":"粤B10001","ts":` + fmt.Sprint(ts(0)) + `,"lat":22.5,"lon":400}`, "out_of_range"},
 		{events, `{"event_id":"e-bad-3","vehicle_id":"粤B10001","ts":` + fmt.Sprint(ts(0)) + `,"kind":"spillage","source":"c","confidence":2}`, "out_of_range"},
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(env.broker), Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, BatchBytes: 4 << 20}
+	w := &kafka.Writer{Addr: kafka.TCP(env.broker), Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, BatchBytes: 8 << 20}
 	defer w.Close()
 	var msgs []kafka.Message
 	valid := 0
