@@ -40,6 +40,9 @@ func TestCityReloadKeepsGoodData(t *testing.T) {
 	if err := os.WriteFile(zones, good[:len(good)/2], 0o600); err != nil { // cut off mid-feature
 		t.Fatal(err)
 	}
+	env.waitFor("the failed reload", 30*time.Second, func() bool {
+		return scrape(t, env.started.metrics, `muckwatch_city_reloads_total{result="failed"}`) >= 1
+	})
 	// the pipeline still takes fixes in, on the data in force
 	now := time.Now()
 	produce(t, env.broker, fixMsg(env.cfg.Kafka.Topics.GPS, "粤B00042", now.Add(-time.Minute), 22.55, 114.05, 20),

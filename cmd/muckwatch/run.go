@@ -102,6 +102,7 @@ type started struct {
 // (handling and committing what was read), close the outputs. ready, if not nil, receives the
 // running parts once the pipeline is consuming.
 func runPipeline(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Registry, ready chan<- started) error {
+	loaded := folderStamp(cfg.City) // before loading: a change made meanwhile is reloaded
 	c, err := loadCity(cfg.City)
 	if err != nil {
 		return err
@@ -201,7 +202,12 @@ func runPipeline(ctx context.Context, cfg Config, log *slog.Logger, reg *prometh
 		return nil
 	})
 	if cfg.CityReloadInterval > 0 {
-		g.Go(func() error { watchCity(gctx, cfg.City, cfg.CityReloadInterval, engine, log); return nil })
+		reloads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "muckwatch_city_reloads_total",
+			Help: "Reloads of the city folder after its files changed, by result (ok, failed: the data in force stays)."}, []string{"result"})
+		reloads.WithLabelValues("ok")
+		reloads.WithLabelValues("failed")
+		reg.MustRegister(reloads)
+		g.Go(func() error { watchCity(gctx, cfg.City, loaded, cfg.CityReloadInterval, engine, log, reloads); return nil })
 	}
 	log.Info("pipeline running", "brokers", cfg.Kafka.Brokers, "group", cfg.Kafka.GroupID,
 		"topics", []string{cfg.Kafka.Topics.GPS, cfg.Kafka.Topics.Events, cfg.Kafka.Topics.Officers})
@@ -238,8 +244,7 @@ func metricsMux(reg *prometheus.Registry) *http.ServeMux {
 
 // watchCity reloads the city folder when its files change. A folder that fails to load is
 // reported and the reference data in force stays.
-func watchCity(ctx context.Context, dir string, every time.Duration, engine *detectors.Engine, log *slog.Logger) {
-	last := folderStamp(dir)
+func watchCity(ctx context.Context, dir, last string, every time.Duration, engine *detectors.Engine, log *slog.Logger, reloads *prometheus.CounterVec) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -256,9 +261,11 @@ func watchCity(ctx context.Context, dir string, every time.Duration, engine *det
 		c, err := city.Load(dir)
 		if err != nil {
 			log.Error("cannot reload the city; the previous reference data stays in force", "dir", dir, "err", err)
+			reloads.WithLabelValues("failed").Inc()
 			continue
 		}
 		engine.SetCity(c)
+		reloads.WithLabelValues("ok").Inc()
 		log.Info("city reloaded", "dir", dir, "routes", len(c.Routes), "zones", len(c.Zones), "permits", len(c.Permits))
 	}
 }
