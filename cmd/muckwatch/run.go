@@ -207,7 +207,10 @@ func runPipeline(ctx context.Context, cfg Config, log *slog.Logger, reg *prometh
 		reloads.WithLabelValues("ok")
 		reloads.WithLabelValues("failed")
 		reg.MustRegister(reloads)
-		g.Go(func() error { watchCity(gctx, cfg.City, loaded, cfg.CityReloadInterval, engine, log, reloads); return nil })
+		g.Go(func() error {
+			watchCity(gctx, cfg.City, loaded, cfg.CityReloadInterval, engine, log, reloads)
+			return nil
+		})
 	}
 	log.Info("pipeline running", "brokers", cfg.Kafka.Brokers, "group", cfg.Kafka.GroupID,
 		"topics", []string{cfg.Kafka.Topics.GPS, cfg.Kafka.Topics.Events, cfg.Kafka.Topics.Officers})
