@@ -199,7 +199,7 @@ log:
 	if final != uint64(fixes) {
 		t.Errorf("positions FINAL has %d rows for %d fixes", final, fixes)
 	}
-	score := func(database string) (tp, fp, split, alerts int, table string) {
+	score := func(database string) (map[string]sim.RuleScore, string) {
 		dets, err := readDetections(context.Background(), conn, database)
 		if err != nil {
 			t.Fatal(err)
@@ -207,16 +207,33 @@ log:
 		var b strings.Builder
 		scores := sim.Score(res.Truth, dets, 2*10*time.Second+5*time.Second)
 		sim.WriteScores(&b, scores, 10*time.Second)
+		byRule := map[string]sim.RuleScore{}
 		for _, s := range scores {
-			tp, fp, split, alerts = tp+s.TP, fp+s.FP, split+s.Split, alerts+s.Alerts
+			byRule[s.Rule] = s
 		}
-		return tp, fp, split, alerts, b.String()
+		return byRule, b.String()
 	}
-	tp, fp, split, n, table := score(db)
-	refTP, refFP, refSplit, refN, refTable := score(ref.cfg.ClickHouse.Database)
-	t.Logf("%d violation episodes; after %d runs with 6 kills: %d alerts, %d episodes alerted, %d false, %d split; "+
-		"uninterrupted: %d alerts, %d alerted, %d false, %d split", len(res.Truth), runs, n, tp, fp, split, refN, refTP, refFP, refSplit)
-	if tp < refTP || split > refSplit || fp > refFP+2 {
-		t.Errorf("crashes lost or doubled alerts:\nwith crashes:\n%s\nuninterrupted:\n%s", table, refTable)
+	got, table := score(db)
+	want, refTable := score(ref.cfg.ClickHouse.Database)
+	var tp, fp, split, refTP, refFP, refSplit int
+	bad := false
+	for rule, w := range want {
+		g := got[rule]
+		tp, fp, split, refTP, refFP, refSplit = tp+g.TP, fp+g.FP, split+g.Split, refTP+w.TP, refFP+w.FP, refSplit+w.Split
+		// The time-driven rules (signal_lost, trip closure) depend on how a backlog is read, which a
+		// restart changes; two uninterrupted runs of the same records can differ by one there too.
+		slack := 0
+		if rule == "signal_lost" || rule == "trip_unclosed" {
+			slack = 1
+		}
+		if g.TP < w.TP-slack || g.Split > w.Split || g.FP > w.FP+slack {
+			t.Errorf("%s: with crashes %d alerted, %d false, %d split; uninterrupted %d, %d, %d", rule, g.TP, g.FP, g.Split, w.TP, w.FP, w.Split)
+			bad = true
+		}
+	}
+	t.Logf("%d violation episodes; after %d runs with 6 kills: %d episodes alerted, %d false, %d split; uninterrupted: %d alerted, %d false, %d split",
+		len(res.Truth), runs, tp, fp, split, refTP, refFP, refSplit)
+	if bad {
+		t.Logf("with crashes:\n%s\nuninterrupted:\n%s", table, refTable)
 	}
 }
