@@ -27,7 +27,7 @@ func BenchmarkPipeline(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer broker.Close()
+	b.Cleanup(broker.Close) // after the pipeline has stopped (cleanups run last in, first out)
 	c, err := loadCity("../../configs/cities/shenzhen")
 	if err != nil {
 		b.Fatal(err)
