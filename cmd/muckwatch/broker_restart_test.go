@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/muckwatch/muckwatch/sim"
 )
 
@@ -42,15 +40,7 @@ func TestBrokerRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	topics := map[string]string{"gps": env.cfg.Kafka.Topics.GPS, "events": env.cfg.Kafka.Topics.Events, "officers": env.cfg.Kafka.Topics.Officers}
-	var msgs []kafka.Message
-	res, err := s.Run(sim.EmitterFunc(func(r sim.Record) error {
-		msgs = append(msgs, kafka.Message{Topic: topics[r.Topic], Key: []byte(r.Key), Value: r.Value})
-		return nil
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	msgs, res := simMessages(t, s, env.cfg)
 	half := len(msgs) / 2
 	produce(t, addr, msgs[:half]...)
 	stored := func() uint64 { return env.count("SELECT uniqExact(fix_id) FROM positions") }

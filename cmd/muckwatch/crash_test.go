@@ -62,15 +62,7 @@ func TestCrashRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	topics := map[string]string{"gps": cfg.Kafka.Topics.GPS, "events": cfg.Kafka.Topics.Events, "officers": cfg.Kafka.Topics.Officers}
-	var msgs []kafka.Message
-	res, err := s.Run(sim.EmitterFunc(func(r sim.Record) error {
-		msgs = append(msgs, kafka.Message{Topic: topics[r.Topic], Key: []byte(r.Key), Value: r.Value})
-		return nil
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	msgs, res := simMessages(t, s, cfg)
 	fixes := res.Fixes // distinct fixes; the 1 % the terminals send twice are not counted again
 
 	db := fmt.Sprintf("mw_crash_%d", os.Getpid())

@@ -69,15 +69,7 @@ func TestClickHouseOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	topics := map[string]string{"gps": env.cfg.Kafka.Topics.GPS, "events": env.cfg.Kafka.Topics.Events, "officers": env.cfg.Kafka.Topics.Officers}
-	var msgs []kafka.Message
-	res, err := s.Run(sim.EmitterFunc(func(r sim.Record) error {
-		msgs = append(msgs, kafka.Message{Topic: topics[r.Topic], Key: []byte(r.Key), Value: r.Value})
-		return nil
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	msgs, res := simMessages(t, s, env.cfg)
 	outage := outageLength()
 	// a steady stream over about twice the outage
 	produced := make(chan error, 1)
@@ -138,4 +130,20 @@ func TestClickHouseOutage(t *testing.T) {
 	env.waitFor("the pipeline no longer holding", time.Minute, func() bool {
 		return scrape(t, env.started.metrics, "muckwatch_pipeline_holding") == 0
 	})
+}
+
+// simMessages runs simulator s and returns its records as Kafka messages for cfg's topics, to be
+// produced at the pace a fault test needs.
+func simMessages(t *testing.T, s *sim.Simulator, cfg Config) ([]kafka.Message, sim.Result) {
+	t.Helper()
+	topics := map[string]string{"gps": cfg.Kafka.Topics.GPS, "events": cfg.Kafka.Topics.Events, "officers": cfg.Kafka.Topics.Officers}
+	var msgs []kafka.Message
+	res, err := s.Run(sim.EmitterFunc(func(r sim.Record) error {
+		msgs = append(msgs, kafka.Message{Topic: topics[r.Topic], Key: []byte(r.Key), Value: r.Value})
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs, res
 }
