@@ -108,14 +108,13 @@ func (e *Engine) checkpoint(tr *Track) []byte {
 	for _, h := range tr.history {
 		s.History = append(s.History, ms(h))
 	}
-	names := e.ruleNames()
 	for i := range tr.episodes {
 		ep := &tr.episodes[i]
 		if ep.alert == nil && ep.Since.IsZero() && ep.Last.IsZero() && ep.Mark.IsZero() && ep.Fixes == 0 && ep.Ref == "" &&
 			!ep.Anchored && len(ep.Seen) == 0 && len(ep.Pending) == 0 && ep.Anchor == (orb.Point{}) {
 			continue // nothing to keep
 		}
-		es := episodeState{Rule: names[i], Since: ms(ep.Since), SinceLL: ep.SinceLL, Last: ms(ep.Last), Cleared: ms(ep.Cleared),
+		es := episodeState{Rule: e.names[i], Since: ms(ep.Since), SinceLL: ep.SinceLL, Last: ms(ep.Last), Cleared: ms(ep.Cleared),
 			Fixes: ep.Fixes, Alert: ep.alert, Anchor: ep.Anchor, Mark: ms(ep.Mark), Anchored: ep.Anchored, Ref: ep.Ref}
 		for _, t := range ep.Seen {
 			es.Seen = append(es.Seen, ms(t))
@@ -146,7 +145,7 @@ func (e *Engine) Restore(checkpoint []byte) error {
 		return nil // this instance is ahead (the checkpoint is older than what it processed)
 	}
 	tr := e.track(s.VehicleID)
-	tr.src = partitionKey{s.Topic, s.Partition}
+	tr.src, tr.restored = partitionKey{s.Topic, s.Partition}, true
 	tr.hasLast, tr.inSite, tr.registered, tr.permitted, tr.scored, tr.jumps = s.HasLast, s.InSite, s.Registered, s.Permitted, s.Scored, s.Jumps
 	tr.last = Observation{Time: fromMs(s.Last.TimeMs), LL: s.Last.LL, XY: s.Last.XY, SpeedKmh: s.Last.SpeedKmh,
 		Reported: s.Last.Reported, Lifted: s.Last.Lifted, ACC: s.Last.ACC}
@@ -159,15 +158,11 @@ func (e *Engine) Restore(checkpoint []byte) error {
 	for _, h := range s.History {
 		tr.history = append(tr.history, fromMs(h))
 	}
-	slot := map[Rule]int{}
-	for i, n := range e.ruleNames() {
-		slot[n] = i
-	}
 	for i := range tr.episodes {
 		tr.episodes[i] = Episode{}
 	}
 	for _, es := range s.Episodes {
-		i, ok := slot[es.Rule]
+		i, ok := e.slot[es.Rule]
 		if !ok {
 			continue
 		}

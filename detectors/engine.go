@@ -143,6 +143,7 @@ type Track struct {
 	episodes   []Episode    // one per registered rule, fix rules first
 	dirty      bool         // changed since the last checkpoint
 	src        partitionKey // the input partition its fixes come from
+	restored   bool         // from a checkpoint, its partition not yet seen read by this engine
 }
 
 // Config configures the engine and every rule.
@@ -214,6 +215,8 @@ type Engine struct {
 	timed   []int       // the fix rules that are also TimeRules
 	ticked  time.Time   // watermark of the last Tick
 	dirty   []*Track    // tracks changed since the last Dirty
+	names   []Rule      // the rule of each episode slot
+	slot    map[Rule]int
 }
 
 // NewEngine returns an engine for cfg (defaults applied, then validated) over city c.
@@ -234,7 +237,12 @@ func NewEngine(cfg Config, c *city.City, log *slog.Logger, reg prometheus.Regist
 			e.timed = append(e.timed, i)
 		}
 	}
-	e.metrics = newEngineMetrics(reg, e.ruleNames())
+	e.names = e.ruleNames()
+	e.slot = make(map[Rule]int, len(e.names))
+	for i, n := range e.names {
+		e.slot[n] = i
+	}
+	e.metrics = newEngineMetrics(reg, e.names)
 	return e, nil
 }
 
@@ -404,10 +412,13 @@ func (e *Engine) Tick() {
 		if !tr.hasLast {
 			continue
 		}
-		if _, read := e.clock.newest[tr.src]; !read {
-			// restored from a checkpoint, and its partition not read since: its silence is this
-			// process's, not the truck's (or another instance owns the partition now)
-			continue
+		if tr.restored {
+			if _, read := e.clock.newest[tr.src]; !read {
+				// its partition not read since the restore: its silence is this process's, not
+				// the truck's (or another instance owns the partition now)
+				continue
+			}
+			tr.restored = false
 		}
 		for _, i := range e.timed {
 			ep := &tr.episodes[i]
@@ -517,7 +528,6 @@ func (e *Engine) step(tr *Track, ep *Episode, rule Rule, d describer, t Timing, 
 			e.resolveAt(ep, d, ep.Cleared, cur.Time)
 		}
 		ep.Fixes = 0
-		ep.Cleared = time.Time{}
 	}
 }
 
