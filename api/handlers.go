@@ -159,7 +159,7 @@ func (s *Server) handleNear(w http.ResponseWriter, r *http.Request) {
 		if risk, ok := s.risk.Risk(p.Plate); ok {
 			nv.RiskScore, nv.RiskLevel = risk.Score, risk.Level
 		}
-		nv.OpenAlerts = len(s.live.OpenAlerts(AlertFilter{Vehicle: p.Plate}))
+		nv.OpenAlerts = s.live.OpenAlertCount(p.Plate)
 		s.audit(r, p.Plate, http.StatusOK)
 		out[i] = nv
 	}

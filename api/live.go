@@ -349,6 +349,13 @@ func (l *Live) OpenAlerts(f AlertFilter) []AlertView {
 	return out
 }
 
+// OpenAlertCount is the number of a vehicle's open alerts.
+func (l *Live) OpenAlertCount(plate string) int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return len(l.byVehicle[plate])
+}
+
 // Position returns a vehicle's last known position.
 func (l *Live) Position(plate string) (VehiclePosition, bool) {
 	l.mu.RLock()

@@ -2,7 +2,9 @@ package api
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -154,7 +156,7 @@ func (s *Store) LastPosition(ctx context.Context, plate string) (VehiclePosition
 	err := s.conn.QueryRow(ctx, "SELECT lat, lon, speed_kmh, ts_ms FROM "+s.db+".positions WHERE vehicle_id = ? ORDER BY ts DESC, ts_ms DESC LIMIT 1", plate).
 		Scan(&p.Lat, &p.Lon, &p.SpeedKmh, &p.TimeMs)
 	if err != nil {
-		if isNoRows(err) {
+		if errors.Is(err, sql.ErrNoRows) {
 			return p, false, nil
 		}
 		return p, false, fmt.Errorf("cannot read the last position of %s: %w", plate, err)
@@ -162,8 +164,6 @@ func (s *Store) LastPosition(ctx context.Context, plate string) (VehiclePosition
 	p.Plate = plate
 	return p, true, nil
 }
-
-func isNoRows(err error) bool { return err != nil && err.Error() == "sql: no rows in result set" }
 
 // Restore fills live from ClickHouse: the alerts still open (or severe and unhandled) and their
 // handling, the violations of the last 30 days, and the officers' recent positions.

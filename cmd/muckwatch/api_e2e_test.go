@@ -400,7 +400,9 @@ func TestAPI(t *testing.T) {
 		env.waitFor("the actions in alert_actions", 30*time.Second, func() bool {
 			return env.count("SELECT count() FROM alert_actions WHERE alert_id = ? AND actor = 'test-supervisor'", alertID) == 3
 		})
-		if n := countTopicWhere(t, env.broker, env.cfg.Outputs.AlertsTopic, `"change":"handling"`, 3); n != 3 {
+		if n := readTopic(t, env.broker, env.cfg.Outputs.AlertsTopic, 3, func(m kafka.Message) bool {
+			return strings.Contains(string(m.Value), `"change":"handling"`)
+		}); n != 3 {
 			t.Errorf("muck.alerts carries %d handling changes, want 3", n)
 		}
 	})
@@ -487,26 +489,4 @@ func TestAPI(t *testing.T) {
 				env.count("SELECT count() FROM api_audit WHERE plate = '粤B00000X' AND status = 404") == 1
 		})
 	})
-}
-
-// countTopicWhere reads a topic from the start until want records contain substr or it goes quiet,
-// and returns how many did.
-func countTopicWhere(t *testing.T, broker, topic, substr string, want int) int {
-	t.Helper()
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, GroupID: fmt.Sprintf("count-%d", time.Now().UnixNano()),
-		Topic: topic, StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
-	defer r.Close()
-	n := 0
-	for n < want {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		m, err := r.FetchMessage(ctx)
-		cancel()
-		if err != nil {
-			break
-		}
-		if strings.Contains(string(m.Value), substr) {
-			n++
-		}
-	}
-	return n
 }

@@ -231,6 +231,18 @@ func readmeQueries(t *testing.T) []string {
 // how many it read, checking each is JSON.
 func countTopic(t *testing.T, broker, topic string, want int) int {
 	t.Helper()
+	return readTopic(t, broker, topic, want, func(m kafka.Message) bool {
+		if !json.Valid(m.Value) {
+			t.Errorf("%s: record at offset %d is not JSON: %q", topic, m.Offset, m.Value)
+		}
+		return true
+	})
+}
+
+// readTopic reads a topic from the start until want records match or it goes quiet, and returns
+// how many matched.
+func readTopic(t *testing.T, broker, topic string, want int, match func(kafka.Message) bool) int {
+	t.Helper()
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, GroupID: fmt.Sprintf("count-%d", time.Now().UnixNano()),
 		Topic: topic, StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
 	defer r.Close()
@@ -242,10 +254,9 @@ func countTopic(t *testing.T, broker, topic string, want int) int {
 		if err != nil {
 			break
 		}
-		if !json.Valid(m.Value) {
-			t.Errorf("%s: record at offset %d is not JSON: %q", topic, m.Offset, m.Value)
+		if match(m) {
+			n++
 		}
-		n++
 	}
 	return n
 }

@@ -20,17 +20,7 @@ import (
 var chServer *chlocal.Server
 
 func TestMain(m *testing.M) {
-	srv, err := chlocal.Start()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "integration tests need a ClickHouse server and could not start one: %v\n", err)
-		os.Exit(1)
-	}
-	chServer = srv
-	code := m.Run()
-	if err := srv.Destroy(); err != nil {
-		fmt.Fprintf(os.Stderr, "cannot stop the test ClickHouse server: %v\n", err)
-	}
-	os.Exit(code)
+	os.Exit(chlocal.RunTests(m, "integration tests", func(s *chlocal.Server) { chServer = s }))
 }
 
 var dbSeq atomic.Int32

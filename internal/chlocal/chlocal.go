@@ -82,3 +82,20 @@ func (s *Server) Destroy() error {
 	}
 	return err
 }
+
+// RunTests is a test package's TestMain body: it starts a server, hands it to set, runs the tests
+// and destroys the server. Without a server the tests do not run and the package fails loudly
+// (integration tests never skip).
+func RunTests(m interface{ Run() int }, what string, set func(*Server)) int {
+	srv, err := Start()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s need a ClickHouse server and could not start one: %v\n", what, err)
+		return 1
+	}
+	set(srv)
+	code := m.Run()
+	if err := srv.Destroy(); err != nil {
+		fmt.Fprintf(os.Stderr, "cannot stop the test ClickHouse server: %v\n", err)
+	}
+	return code
+}
