@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -31,19 +33,7 @@ func ReadState(ctx context.Context, brokers []string, topic string, dialer *kafk
 	}
 	n := 0
 	for _, p := range parts {
-		conn, err := dialer.DialLeader(ctx, "tcp", brokers[0], topic, p.ID)
-		if err != nil {
-			return n, fmt.Errorf("cannot connect to the leader of %s/%d: %w", topic, p.ID, err)
-		}
-		first, last, err := conn.ReadOffsets()
-		conn.Close()
-		if err != nil {
-			return n, fmt.Errorf("cannot read the offsets of %s/%d: %w", topic, p.ID, err)
-		}
-		if last <= first {
-			continue
-		}
-		k, err := readPartition(ctx, brokers, topic, p.ID, dialer, first, last, f)
+		k, err := readPartition(ctx, p.Leader, topic, p.ID, dialer, f)
 		n += k
 		if err != nil {
 			return n, err
@@ -52,12 +42,19 @@ func ReadState(ctx context.Context, brokers []string, topic string, dialer *kafk
 	return n, nil
 }
 
-func readPartition(ctx context.Context, brokers []string, topic string, partition int, dialer *kafka.Dialer, first, last int64, f func(key, value []byte) error) (int, error) {
-	conn, err := dialer.DialLeader(ctx, "tcp", brokers[0], topic, partition)
+// readPartition reads one partition of the state topic from its first to its last offset over one
+// connection to its leader.
+func readPartition(ctx context.Context, leader kafka.Broker, topic string, partition int, dialer *kafka.Dialer, f func(key, value []byte) error) (int, error) {
+	addr := net.JoinHostPort(leader.Host, strconv.Itoa(leader.Port))
+	conn, err := dialer.DialLeader(ctx, "tcp", addr, topic, partition)
 	if err != nil {
-		return 0, fmt.Errorf("cannot connect to the leader of %s/%d: %w", topic, partition, err)
+		return 0, fmt.Errorf("cannot connect to the leader of %s/%d at %s: %w", topic, partition, addr, err)
 	}
 	defer conn.Close()
+	first, last, err := conn.ReadOffsets()
+	if err != nil {
+		return 0, fmt.Errorf("cannot read the offsets of %s/%d: %w", topic, partition, err)
+	}
 	if _, err := conn.Seek(first, kafka.SeekAbsolute); err != nil {
 		return 0, fmt.Errorf("cannot seek %s/%d to %d: %w", topic, partition, first, err)
 	}
