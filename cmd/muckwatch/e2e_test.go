@@ -94,7 +94,8 @@ func TestEndToEnd(t *testing.T) {
 
 	env.waitFor("every fix in ClickHouse", 5*time.Minute, func() bool {
 		return env.count("SELECT count() FROM positions") >= uint64(res.Fixes) &&
-			env.count("SELECT count() FROM events") >= uint64(res.Events)
+			env.count("SELECT count() FROM events") >= uint64(res.Events) &&
+			env.count("SELECT count() FROM officer_positions") >= uint64(res.OfficerPositions)
 	})
 	// Exactly once: no duplicates, nothing missing, nothing rejected.
 	if n := env.count("SELECT count() FROM positions"); n != uint64(res.Fixes) {
