@@ -17,6 +17,9 @@ import (
 	"github.com/muckwatch/muckwatch/api"
 )
 
+// testHTTP bounds every request a test makes: a stuck server fails the test, it does not hang it.
+var testHTTP = &http.Client{Timeout: time.Minute}
+
 // apiClient talks to a running pipeline's API with one token per role.
 type apiClient struct {
 	t      *testing.T
@@ -40,7 +43,7 @@ func (c *apiClient) do(role api.Role, method, path string, body string) (int, []
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testHTTP.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -263,7 +266,7 @@ func TestAPI(t *testing.T) {
 		}
 		req, _ := http.NewRequest("GET", c.base+"/api/v1/alerts", nil)
 		req.Header.Set("Authorization", "Bearer mw_not-a-token")
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := testHTTP.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

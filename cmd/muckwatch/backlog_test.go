@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,7 +14,7 @@ import (
 // lagSum sums muckwatch_consumer_lag over every partition.
 func lagSum(t *testing.T, url string) float64 {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := testHTTP.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,6 +47,7 @@ func testLogger(t testing.TB) *slog.Logger {
 // startEnv starts a broker and a pipeline on the shared ClickHouse server, with a fresh database.
 func startEnv(t testing.TB, edit func(*Config)) *testEnv {
 	t.Helper()
+	watchdog(t, 10*time.Minute)
 	cfg, err := loadConfig("")
 	if err != nil {
 		t.Fatal(err)
@@ -122,4 +125,23 @@ func (e *testEnv) waitFor(what string, timeout time.Duration, cond func() bool) 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// watchdog ends the test binary when t runs longer than limit, printing every goroutine and then,
+// last (CI shows the tail of the output), the test's own goroutines: a hang names where it is.
+func watchdog(t testing.TB, limit time.Duration) {
+	timer := time.AfterFunc(limit, func() {
+		buf := make([]byte, 64<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		os.Stderr.Write(buf)
+		fmt.Fprintf(os.Stderr, "\n\nWATCHDOG: %s still running after %s; its goroutines in test code:\n", t.Name(), limit)
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "_test.go") {
+				fmt.Fprintf(os.Stderr, "%s\n\n", g)
+			}
+		}
+		fmt.Fprintf(os.Stderr, "WATCHDOG: %s hung (see the goroutines above)\n", t.Name())
+		os.Exit(2)
+	})
+	t.Cleanup(func() { timer.Stop() })
 }

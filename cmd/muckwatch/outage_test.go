@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"net/http"
 	"os"
 	"runtime"
 	"strconv"
@@ -29,7 +28,7 @@ func outageLength() time.Duration {
 // scrape reads one sample (name with its labels, as exposed) from a /metrics page.
 func scrape(t *testing.T, url, sample string) float64 {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := testHTTP.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
