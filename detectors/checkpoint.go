@@ -3,6 +3,7 @@ package detectors
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/paulmach/orb"
@@ -83,11 +84,12 @@ func fromMs(v int64) time.Time {
 }
 
 // Dirty calls f with the checkpoint of every vehicle whose state changed since the last call, and
-// forgets them.
-func (e *Engine) Dirty(f func(vehicle string, checkpoint []byte)) {
+// forgets them. partition is the input partition the vehicle's records come from: the checkpoint
+// belongs with it (the state topic is partitioned like the input).
+func (e *Engine) Dirty(f func(vehicle string, partition int32, checkpoint []byte)) {
 	for _, tr := range e.dirty {
 		tr.dirty = false
-		f(tr.VehicleID, e.checkpoint(tr))
+		f(tr.VehicleID, tr.src.partition, e.checkpoint(tr))
 	}
 	clear(e.dirty)
 	e.dirty = e.dirty[:0]
@@ -129,8 +131,9 @@ func (e *Engine) checkpoint(tr *Track) []byte {
 }
 
 // Restore sets a vehicle's state from its checkpoint, unless the engine already holds newer state
-// for it. Episodes of rules no longer enabled are dropped; rules added since start empty.
-func (e *Engine) Restore(checkpoint []byte) error {
+// for it or owned (when not nil) says its input partition is not this instance's. Episodes of
+// rules no longer enabled are dropped; rules added since start empty.
+func (e *Engine) Restore(checkpoint []byte, owned func(topic string, partition int32) bool) error {
 	var s TrackState
 	if err := json.Unmarshal(checkpoint, &s); err != nil {
 		return fmt.Errorf("checkpoint is not valid JSON: %w", err)
@@ -140,6 +143,9 @@ func (e *Engine) Restore(checkpoint []byte) error {
 	}
 	if s.VehicleID == "" {
 		return fmt.Errorf("checkpoint without a vehicle id")
+	}
+	if owned != nil && !owned(s.Topic, s.Partition) {
+		return nil // another instance's vehicle (or an older checkpoint from before it moved)
 	}
 	if cur := e.tracks[s.VehicleID]; cur != nil && cur.hasLast && cur.last.Time.UnixMilli() > s.Last.TimeMs {
 		return nil // this instance is ahead (the checkpoint is older than what it processed)
@@ -180,4 +186,27 @@ func (e *Engine) Restore(checkpoint []byte) error {
 		e.updateRisk(tr, tr.last.Time)
 	}
 	return nil
+}
+
+// Release forgets the vehicles whose records come from the input partition, and the partition's
+// event time: another instance owns the partition now (a consumer group rebalance) and carries
+// their state on from their checkpoints. It returns how many vehicles it forgot.
+func (e *Engine) Release(topic string, partition int32) int {
+	k := partitionKey{topic, partition}
+	delete(e.clock.newest, k)
+	n := 0
+	for id, tr := range e.tracks {
+		if tr.src != k {
+			continue
+		}
+		delete(e.tracks, id)
+		e.risks.drop(id)
+		n++
+	}
+	if n > 0 {
+		e.dirty = slices.DeleteFunc(e.dirty, func(tr *Track) bool { return tr.src == k })
+		e.tracked.Store(int64(len(e.tracks)))
+		e.metrics.tracked.Set(float64(len(e.tracks)))
+	}
+	return n
 }

@@ -48,14 +48,14 @@ func TestCheckpointRestore(t *testing.T) {
 	first := newEngine()
 	got := run(first, fixes[:4]) // both episodes open
 	checkpoints := map[string][]byte{}
-	first.Dirty(func(v string, cp []byte) { checkpoints[v] = cp })
+	first.Dirty(func(v string, _ int32, cp []byte) { checkpoints[v] = cp })
 	if len(checkpoints) != 1 || len(checkpoints["粤B00001"]) > 4<<10 {
 		t.Fatalf("checkpoints: %d, %d bytes", len(checkpoints), len(checkpoints["粤B00001"]))
 	}
-	first.Dirty(func(string, []byte) { t.Error("a clean vehicle was checkpointed again") })
+	first.Dirty(func(string, int32, []byte) { t.Error("a clean vehicle was checkpointed again") })
 
 	second := newEngine()
-	if err := second.Restore(checkpoints["粤B00001"]); err != nil {
+	if err := second.Restore(checkpoints["粤B00001"], nil); err != nil {
 		t.Fatal(err)
 	}
 	// the fix before the checkpoint is read again (its offset was not committed), then the rest
@@ -76,13 +76,13 @@ func TestCheckpointRestore(t *testing.T) {
 	}
 
 	for _, bad := range []string{`{`, `{"v":99,"vehicle":"x"}`, `{"v":1}`} {
-		if err := second.Restore([]byte(bad)); err == nil {
+		if err := second.Restore([]byte(bad), nil); err == nil {
 			t.Errorf("Restore(%s) accepted", bad)
 		}
 	}
 	// an older checkpoint does not roll back newer state
 	before := second.checkpoint(second.tracks["粤B00001"])
-	if err := second.Restore(checkpoints["粤B00001"]); err != nil {
+	if err := second.Restore(checkpoints["粤B00001"], nil); err != nil {
 		t.Fatal(err)
 	}
 	if after := second.checkpoint(second.tracks["粤B00001"]); string(after) != string(before) {
@@ -133,14 +133,14 @@ func TestRestoredTrackNotSilent(t *testing.T) {
 	fs := []ingest.Fix{fix("粤B00001", 0, 0, 1000), fix("粤B00002", 1, 0, 1000)}
 	first.ProcessBatch(fs, nil)
 	var cps [][]byte
-	first.Dirty(func(_ string, cp []byte) { cps = append(cps, cp) })
+	first.Dirty(func(_ string, _ int32, cp []byte) { cps = append(cps, cp) })
 
 	second, err := NewEngine(Config{}, c, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, cp := range cps {
-		if err := second.Restore(cp); err != nil {
+		if err := second.Restore(cp, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -164,5 +164,56 @@ func TestRestoredTrackNotSilent(t *testing.T) {
 	}
 	if !found {
 		t.Error("the restored truck silent for 10 minutes is not found once its partition is read")
+	}
+}
+
+// A partition moving to another instance takes its vehicles with it: Release forgets them (and the
+// partition's event time, which must not hold the watermark back), keeps the other partitions'
+// vehicles, and Restore with an ownership filter only takes back the owned partitions' checkpoints.
+func TestReleaseAndRestoreByPartition(t *testing.T) {
+	c := loadTestCity(t)
+	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	eng, err := NewEngine(Config{}, c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plates := []string{"粤B00001", "粤B00002", "粤B00003"}
+	for i, plate := range plates {
+		ll := c.Proj.Inverse([2]float64{2100, 150})
+		f := ingest.Fix{VehicleID: plate, Time: start, Lat: ll[1], Lon: ll[0], SpeedKmh: 45, HasSpeed: true,
+			Src: ingest.Source{Topic: "muck.gps", Partition: int32(i % 2), Behind: 10}}
+		eng.ProcessFix(&f)
+	}
+	cps := map[string][]byte{}
+	parts := map[string]int32{}
+	eng.Dirty(func(v string, p int32, cp []byte) { cps[v], parts[v] = cp, p })
+	if parts["粤B00002"] != 1 || parts["粤B00003"] != 0 {
+		t.Fatalf("checkpoint partitions %v", parts)
+	}
+	if n := eng.Release("muck.gps", 1); n != 1 || eng.Tracks() != 2 {
+		t.Fatalf("released %d, %d tracks left; want 1 and 2", n, eng.Tracks())
+	}
+	if _, ok := eng.Risk("粤B00002"); ok {
+		t.Error("a released vehicle still has a risk")
+	}
+	if _, ok := eng.clock.newest[partitionKey{"muck.gps", 1}]; ok {
+		t.Error("a released partition still holds the watermark")
+	}
+	if n := eng.Release("muck.gps", 7); n != 0 {
+		t.Errorf("releasing a partition never read forgot %d vehicles", n)
+	}
+
+	fresh, err := NewEngine(Config{}, c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned := func(topic string, p int32) bool { return topic == "muck.gps" && p == 1 }
+	for _, plate := range plates {
+		if err := fresh.Restore(cps[plate], owned); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fresh.Tracks() != 1 || fresh.tracks["粤B00002"] == nil {
+		t.Errorf("restored %d tracks, want only 粤B00002", fresh.Tracks())
 	}
 }

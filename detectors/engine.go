@@ -450,6 +450,9 @@ func (e *Engine) ProcessEvent(ev *ingest.Event) {
 	e.clock.observe(ev.Src.Topic, ev.Src.Partition, ev.Time, ev.Src.Behind)
 	tr := e.track(ev.VehicleID)
 	e.markDirty(tr)
+	if tr.src.topic == "" { // seen by cameras only so far: its state goes with the events partition
+		tr.src = partitionKey{ev.Src.Topic, ev.Src.Partition}
+	}
 	obs := Observation{Time: ev.Time}
 	switch {
 	case ev.HasPos:

@@ -58,6 +58,12 @@ func (b *riskBook) set(vehicle string, r Risk) {
 	b.mu.Unlock()
 }
 
+func (b *riskBook) drop(vehicle string) {
+	b.mu.Lock()
+	delete(b.risks, vehicle)
+	b.mu.Unlock()
+}
+
 func (b *riskBook) get(vehicle string) (Risk, bool) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -153,22 +155,49 @@ type HandlerFunc func(ctx context.Context, b *Batch) error
 // Handle calls f.
 func (f HandlerFunc) Handle(ctx context.Context, b *Batch) error { return f(ctx, b) }
 
-type topicPartition struct {
-	topic     string
-	partition int
+// TopicPartition names one input partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// Rebalance is what changed for this instance when its consumer group entered a new generation.
+type Rebalance struct {
+	Generation int32
+	// Owned are the partitions this instance reads in this generation.
+	Owned []TopicPartition
+	// Added are owned partitions that were not read by this instance in the generation before:
+	// state kept per partition (detector state) must be restored for them, as another instance
+	// may have moved them on since.
+	Added []TopicPartition
+	// Revoked are partitions read in the generation before that are no longer owned: their state
+	// belongs to another instance now.
+	Revoked []TopicPartition
+}
+
+// Rebalancer is implemented by a Handler that keeps state per partition. Rebalanced is called at
+// the start of every generation, before any record of it is handled; an error stops the consumer.
+type Rebalancer interface {
+	Rebalanced(ctx context.Context, r Rebalance) error
 }
 
 // Consumer reads the input topics as a member of a consumer group, decodes records into batches,
 // hands them to a Handler, and commits their offsets after the handler succeeded.
+//
+// Membership is kafka-go's ConsumerGroup with a co-partitioning assignor: partition i of every input
+// topic goes to the same instance (the topics are co-partitioned by vehicle). Each generation is
+// read by one kafka-go reader per assigned partition; a generation ends (an instance joined or
+// left) only once the batch in hand is handled and committed.
 type Consumer struct {
 	cfg     ConsumerConfig
 	log     *slog.Logger
-	reader  *kafka.Reader
+	group   kafka.ConsumerGroupConfig
+	dialer  *kafka.Dialer
 	dec     *Decoder
 	metrics *consumerMetrics
 	now     func() time.Time
 	lagMu   sync.Mutex
-	lags    map[topicPartition]int64
+	lags    map[TopicPartition]int64
 	// DrainTimeout bounds how long a stopping consumer spends handling and committing what it read.
 	DrainTimeout time.Duration
 }
@@ -180,82 +209,179 @@ func NewConsumer(cfg ConsumerConfig, normalize func(string) string, dialer *kafk
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("cannot create the Kafka consumer: %w", err)
 	}
+	if dialer == nil {
+		dialer = kafka.DefaultDialer
+	}
 	start := kafka.FirstOffset
 	if cfg.StartOffset == "last" {
 		start = kafka.LastOffset
 	}
-	rc := kafka.ReaderConfig{
+	gc := kafka.ConsumerGroupConfig{
+		ID:             cfg.GroupID,
 		Brokers:        cfg.Brokers,
-		GroupID:        cfg.GroupID,
-		GroupTopics:    []string{cfg.Topics.GPS, cfg.Topics.Events, cfg.Topics.Officers},
 		Dialer:         dialer,
-		MinBytes:       1,
-		MaxBytes:       cfg.FetchMaxBytes,
-		MaxWait:        cfg.FetchMaxWait,
-		QueueCapacity:  cfg.BatchMaxRecords,
-		StartOffset:    start,
-		CommitInterval: 0, // commits are explicit and synchronous, once per batch, after the handler succeeded
-		// A silent terminal must not look like a dead consumer: the heartbeat is the reader's.
+		Topics:         []string{cfg.Topics.GPS, cfg.Topics.Events, cfg.Topics.Officers},
+		GroupBalancers: []kafka.GroupBalancer{coPartitioned{}},
+		// A silent terminal must not look like a dead consumer: the heartbeat is the group's.
 		HeartbeatInterval: 3 * time.Second,
 		SessionTimeout:    cfg.SessionTimeout,
 		RebalanceTimeout:  cfg.SessionTimeout,
 		JoinGroupBackoff:  time.Second,
-		ReadBackoffMin:    50 * time.Millisecond,
-		ReadBackoffMax:    time.Second,
-		Logger:            kafka.LoggerFunc(func(msg string, args ...any) { log.Debug(fmt.Sprintf(msg, args...), "component", "kafka-reader") }),
-		ErrorLogger:       kafka.LoggerFunc(func(msg string, args ...any) { log.Warn(fmt.Sprintf(msg, args...), "component", "kafka-reader") }),
+		StartOffset:       start,
+		Logger:            kafka.LoggerFunc(func(msg string, args ...any) { log.Debug(fmt.Sprintf(msg, args...), "component", "kafka-group") }),
+		ErrorLogger:       kafka.LoggerFunc(func(msg string, args ...any) { log.Warn(fmt.Sprintf(msg, args...), "component", "kafka-group") }),
 	}
-	if err := rc.Validate(); err != nil {
+	if err := gc.Validate(); err != nil {
 		return nil, fmt.Errorf("cannot create the Kafka consumer: %w", err)
 	}
 	return &Consumer{
 		cfg:          cfg,
 		log:          log,
-		reader:       kafka.NewReader(rc),
+		group:        gc,
+		dialer:       dialer,
 		dec:          NewDecoder(cfg.Decode, normalize),
 		metrics:      newConsumerMetrics(reg, cfg.Topics),
 		now:          time.Now,
-		lags:         make(map[topicPartition]int64),
+		lags:         make(map[TopicPartition]int64),
 		DrainTimeout: 30 * time.Second,
 	}, nil
 }
 
 // Run consumes until ctx is cancelled or the handler fails. On cancellation it hands what it has
-// already read to the handler, commits it, and returns nil.
+// already read to the handler, commits it, leaves the group and returns nil.
 func (c *Consumer) Run(ctx context.Context, h Handler) error {
-	defer c.reader.Close()
-	fetchCtx, stopFetch := context.WithCancel(ctx)
-	defer stopFetch()
-	msgs := make(chan kafka.Message, c.cfg.BatchMaxRecords)
-	go func() {
-		defer close(msgs)
-		backoff := time.Second
-		for {
-			m, err := c.reader.FetchMessage(fetchCtx)
-			if err != nil {
-				if fetchCtx.Err() != nil {
-					return
-				}
-				// A broker restart or a lost connection: keep trying, from the committed offsets
-				// (nothing fetched and unhandled is committed), until the brokers are back.
-				c.metrics.fetchErrors.Inc()
-				c.log.Warn("cannot fetch from Kafka; retrying", "retry_in", backoff, "err", err)
-				select {
-				case <-fetchCtx.Done():
-					return
-				case <-time.After(backoff):
-				}
-				backoff = min(2*backoff, 30*time.Second)
-				continue
+	cg, err := kafka.NewConsumerGroup(c.group)
+	if err != nil {
+		return fmt.Errorf("cannot join consumer group %s: %w", c.cfg.GroupID, err)
+	}
+	defer cg.Close()
+	var (
+		owned   = map[TopicPartition]bool{}
+		lastGen int32
+	)
+	for {
+		gen, err := cg.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
 			}
-			backoff = time.Second
-			select {
-			case msgs <- m:
-			case <-fetchCtx.Done():
-				return
+			// A broker restart or a lost connection: the group keeps trying to join, with back-off,
+			// from the committed offsets (nothing fetched and unhandled is committed).
+			if !errors.Is(err, kafka.RebalanceInProgress) {
+				c.metrics.fetchErrors.Inc()
+			}
+			c.log.Warn("cannot join the consumer group yet; retrying", "group", c.cfg.GroupID, "err", err)
+			continue
+		}
+		parts, rb := c.assignment(gen, owned, lastGen)
+		lastGen = gen.ID
+		c.metrics.rebalances.Inc()
+		c.metrics.assigned.Set(float64(len(parts)))
+		c.log.Info("consumer group generation", "group", c.cfg.GroupID, "generation", gen.ID,
+			"owned", partitionList(rb.Owned), "added", partitionList(rb.Added), "revoked", partitionList(rb.Revoked))
+		c.lagMu.Lock()
+		for _, tp := range rb.Revoked {
+			delete(c.lags, tp)
+			c.metrics.lag.DeleteLabelValues(tp.Topic, strconv.Itoa(int(tp.Partition)))
+		}
+		c.lagMu.Unlock()
+		if r, ok := h.(Rebalancer); ok {
+			if err := r.Rebalanced(ctx, rb); err != nil {
+				return fmt.Errorf("generation %d of group %s: %w", gen.ID, c.cfg.GroupID, err)
 			}
 		}
+		stopped, err := c.runGeneration(ctx, gen, parts, h)
+		if err != nil || stopped {
+			return err
+		}
+	}
+}
+
+// assignment lists the partitions gen assigns to this instance with their start offsets, and what
+// changed since the generation before (owned is updated). A generation that does not follow the
+// last one (this member was dropped from the group meanwhile) counts every partition as added.
+func (c *Consumer) assignment(gen *kafka.Generation, owned map[TopicPartition]bool, lastGen int32) ([]assignedPartition, Rebalance) {
+	rb := Rebalance{Generation: gen.ID}
+	var parts []assignedPartition
+	now := map[TopicPartition]bool{}
+	for topic, as := range gen.Assignments {
+		for _, a := range as {
+			tp := TopicPartition{topic, int32(a.ID)}
+			now[tp] = true
+			parts = append(parts, assignedPartition{tp, a.Offset})
+			rb.Owned = append(rb.Owned, tp)
+			if !owned[tp] || gen.ID != lastGen+1 {
+				rb.Added = append(rb.Added, tp)
+			}
+		}
+	}
+	for tp := range owned {
+		if !now[tp] {
+			rb.Revoked = append(rb.Revoked, tp)
+		}
+		delete(owned, tp)
+	}
+	for tp := range now {
+		owned[tp] = true
+	}
+	for _, l := range [][]TopicPartition{rb.Owned, rb.Added, rb.Revoked} {
+		sortPartitions(l)
+	}
+	return parts, rb
+}
+
+type assignedPartition struct {
+	TopicPartition
+	offset int64 // where to start: the committed offset, or kafka.FirstOffset / LastOffset
+}
+
+// partitionList is l for a log line: "muck.gps/0,muck.gps/1".
+func partitionList(l []TopicPartition) string {
+	var b strings.Builder
+	for i, tp := range l {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%s/%d", tp.Topic, tp.Partition)
+	}
+	return b.String()
+}
+
+func sortPartitions(l []TopicPartition) {
+	slices.SortFunc(l, func(a, b TopicPartition) int {
+		if a.Topic != b.Topic {
+			return strings.Compare(a.Topic, b.Topic)
+		}
+		return int(a.Partition - b.Partition)
+	})
+}
+
+// runGeneration reads the generation's partitions until ctx is cancelled (stopped) or the
+// generation ends. The generation is held open until the batch in hand is handled and committed.
+func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, parts []assignedPartition, h Handler) (stopped bool, err error) {
+	ended := make(chan struct{})
+	finished := make(chan struct{})
+	defer close(finished)
+	gen.Start(func(gctx context.Context) {
+		<-gctx.Done()
+		close(ended)
+		<-finished
+	})
+	fetchCtx, stopFetch := context.WithCancel(ctx)
+	var fetchers sync.WaitGroup
+	defer func() {
+		stopFetch()
+		fetchers.Wait()
 	}()
+	msgs := make(chan kafka.Message, c.cfg.BatchMaxRecords)
+	for _, p := range parts {
+		fetchers.Add(1)
+		go func() {
+			defer fetchers.Done()
+			c.fetch(fetchCtx, p, len(parts), msgs)
+		}()
+	}
+	commit := func(offsets map[string]map[int]int64) error { return gen.CommitOffsets(offsets) }
 
 	var (
 		batch   Batch
@@ -265,9 +391,13 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	timer.Stop()
 	for {
 		// Wait for the first message of a batch.
-		m, ok := <-msgs
-		if !ok { // stopped
-			return nil
+		var m kafka.Message
+		select {
+		case <-ctx.Done():
+			return true, nil
+		case <-ended:
+			return false, nil
+		case m = <-msgs:
 		}
 		batch.Reset()
 		batch.Fetched = c.now()
@@ -276,29 +406,79 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	fill:
 		for len(pending) < c.cfg.BatchMaxRecords {
 			select {
-			case m, ok = <-msgs:
-				if !ok {
-					break fill
-				}
+			case m = <-msgs:
 				pending = append(pending, m)
 			case <-timer.C:
+				break fill
+			case <-ctx.Done():
+				break fill
+			case <-ended:
 				break fill
 			}
 		}
 		timer.Stop()
 		stopping := ctx.Err() != nil
-		if err := c.handle(ctx, h, &batch, pending); err != nil {
-			return err
+		if err := c.handle(ctx, h, commit, &batch, pending); err != nil {
+			return false, err
 		}
 		if stopping {
-			return nil
+			return true, nil
+		}
+	}
+}
+
+// fetch reads one partition from offset into msgs until ctx is cancelled, retrying failed fetches
+// (a broker restart, a lost connection) with back-off.
+func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, msgs chan<- kafka.Message) {
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        c.cfg.Brokers,
+		Topic:          p.Topic,
+		Partition:      int(p.Partition),
+		Dialer:         c.dialer,
+		MinBytes:       1,
+		MaxBytes:       max(1<<20, c.cfg.FetchMaxBytes/of),
+		MaxWait:        c.cfg.FetchMaxWait,
+		QueueCapacity:  max(100, c.cfg.BatchMaxRecords/of),
+		ReadBackoffMin: 50 * time.Millisecond,
+		ReadBackoffMax: time.Second,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			c.log.Warn(fmt.Sprintf(msg, args...), "component", "kafka-reader", "topic", p.Topic, "partition", p.Partition)
+		}),
+	})
+	defer r.Close()
+	if err := r.SetOffset(p.offset); err != nil {
+		c.log.Error("cannot set a partition's start offset", "topic", p.Topic, "partition", p.Partition, "offset", p.offset, "err", err)
+		return
+	}
+	backoff := time.Second
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			c.metrics.fetchErrors.Inc()
+			c.log.Warn("cannot fetch from Kafka; retrying", "topic", p.Topic, "partition", p.Partition, "retry_in", backoff, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 30*time.Second)
+			continue
+		}
+		backoff = time.Second
+		select {
+		case msgs <- m:
+		case <-ctx.Done():
+			return
 		}
 	}
 }
 
 // handle decodes pending into batch, hands it to h and commits. Once a batch is read it is
 // finished even if ctx is cancelled meanwhile, within DrainTimeout.
-func (c *Consumer) handle(ctx context.Context, h Handler, batch *Batch, pending []kafka.Message) error {
+func (c *Consumer) handle(ctx context.Context, h Handler, commit func(map[string]map[int]int64) error, batch *Batch, pending []kafka.Message) error {
 	for i := range pending {
 		c.decode(&pending[i], batch)
 	}
@@ -312,15 +492,25 @@ func (c *Consumer) handle(ctx context.Context, h Handler, batch *Batch, pending 
 	c.metrics.handleSeconds.Observe(c.now().Sub(start).Seconds())
 	// The batch is durably written: a commit that keeps failing (the broker down, the group
 	// rebalancing) only means its records are read again, and writing them again is idempotent.
+	offsets := map[string]map[int]int64{}
+	for i := range pending {
+		m := &pending[i]
+		po := offsets[m.Topic]
+		if po == nil {
+			po = map[int]int64{}
+			offsets[m.Topic] = po
+		}
+		po[m.Partition] = max(po[m.Partition], m.Offset+1)
+	}
 	backoff := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := c.reader.CommitMessages(workCtx, pending...)
+		err := commit(offsets)
 		if err == nil {
 			c.metrics.commits.Inc()
 			break
 		}
 		c.metrics.commitErrors.Inc()
-		if attempt == 5 || workCtx.Err() != nil {
+		if attempt == 5 || workCtx.Err() != nil || generationOver(err) {
 			c.log.Warn("cannot commit offsets; the batch's records will be read again (writes are idempotent)", "records", len(pending), "err", err)
 			break
 		}
@@ -334,14 +524,21 @@ func (c *Consumer) handle(ctx context.Context, h Handler, batch *Batch, pending 
 	for i := range pending {
 		m := &pending[i]
 		if m.HighWaterMark > 0 {
-			c.lags[topicPartition{m.Topic, m.Partition}] = m.HighWaterMark - m.Offset - 1
+			c.lags[TopicPartition{m.Topic, int32(m.Partition)}] = m.HighWaterMark - m.Offset - 1
 		}
 	}
 	for tp, l := range c.lags {
-		c.metrics.lag.WithLabelValues(tp.topic, strconv.Itoa(tp.partition)).Set(float64(l))
+		c.metrics.lag.WithLabelValues(tp.Topic, strconv.Itoa(int(tp.Partition))).Set(float64(l))
 	}
 	c.lagMu.Unlock()
 	return nil
+}
+
+// generationOver tells a commit refused because the group has moved on: retrying cannot help,
+// the records are read again by the partition's next owner.
+func generationOver(err error) bool {
+	return errors.Is(err, kafka.RebalanceInProgress) || errors.Is(err, kafka.IllegalGeneration) ||
+		errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.ErrGenerationEnded)
 }
 
 // drainTimeout is unbounded while running (the handler retries a ClickHouse outage for as long as
@@ -423,6 +620,8 @@ type consumerMetrics struct {
 	commits       prometheus.Counter
 	commitErrors  prometheus.Counter
 	fetchErrors   prometheus.Counter
+	rebalances    prometheus.Counter
+	assigned      prometheus.Gauge
 	topics        Topics
 }
 
@@ -444,6 +643,10 @@ func newConsumerMetrics(reg prometheus.Registerer, topics Topics) *consumerMetri
 			Help: "Offset commits that failed."}),
 		fetchErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "muckwatch_consumer_fetch_errors_total",
 			Help: "Fetches from Kafka that failed and were retried (broker down, connection lost)."}),
+		rebalances: prometheus.NewCounter(prometheus.CounterOpts{Name: "muckwatch_consumer_generations_total",
+			Help: "Consumer group generations this instance took part in (instances joining or leaving)."}),
+		assigned: prometheus.NewGauge(prometheus.GaugeOpts{Name: "muckwatch_consumer_assigned_partitions",
+			Help: "Input partitions this instance reads in the current generation."}),
 		topics: topics,
 	}
 	m.inGPS = m.in.WithLabelValues(topics.GPS)
@@ -455,7 +658,7 @@ func newConsumerMetrics(reg prometheus.Registerer, topics Topics) *consumerMetri
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.in, m.rejects, m.lag, m.batchRecords, m.handleSeconds, m.commits, m.commitErrors, m.fetchErrors)
+		reg.MustRegister(m.in, m.rejects, m.lag, m.batchRecords, m.handleSeconds, m.commits, m.commitErrors, m.fetchErrors, m.rebalances, m.assigned)
 	}
 	return m
 }

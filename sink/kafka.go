@@ -42,7 +42,7 @@ func NewKafkaOutput(cfg KafkaOutputConfig, log *slog.Logger, reg prometheus.Regi
 	transport := &kafka.Transport{ClientID: "muckwatch", IdleTimeout: 30 * time.Second}
 	w := &kafka.Writer{
 		Addr:                   kafka.TCP(cfg.Brokers...),
-		Balancer:               &kafka.Hash{}, // same key (vehicle), same partition: one vehicle's changes stay in order
+		Balancer:               &outputBalancer{stateTopic: cfg.StateTopic}, // one vehicle's records stay in order
 		BatchTimeout:           cfg.BatchTimeout,
 		RequiredAcks:           acks,
 		AllowAutoTopicCreation: true,
@@ -116,22 +116,27 @@ func (o *KafkaOutput) Write(ctx context.Context, changes []detectors.Change, rej
 // WriteAlertJSON produces already-encoded records to the alerts topic (the API's handling and
 // overdue changes), keyed by vehicle id, and returns when the broker acknowledged them.
 func (o *KafkaOutput) WriteAlertJSON(ctx context.Context, keys, values [][]byte) error {
-	return o.writeRaw(ctx, o.cfg.AlertsTopic, "alert changes", keys, values)
+	return o.writeRaw(ctx, o.cfg.AlertsTopic, "alert changes", keys, values, nil)
 }
 
 // WriteState produces detector checkpoints (keyed by vehicle id) to the compacted state topic and
-// returns when the broker acknowledged them.
-func (o *KafkaOutput) WriteState(ctx context.Context, keys, values [][]byte) error {
-	return o.writeRaw(ctx, o.cfg.StateTopic, "detector checkpoints", keys, values)
+// returns when the broker acknowledged them. partitions[i] is the input partition of vehicle i's
+// records: its checkpoint goes to the state partition of that number (modulo the state topic's
+// partition count), where the instance that takes the input partition over finds it.
+func (o *KafkaOutput) WriteState(ctx context.Context, keys, values [][]byte, partitions []int32) error {
+	return o.writeRaw(ctx, o.cfg.StateTopic, "detector checkpoints", keys, values, partitions)
 }
 
-func (o *KafkaOutput) writeRaw(ctx context.Context, topic, what string, keys, values [][]byte) error {
+func (o *KafkaOutput) writeRaw(ctx context.Context, topic, what string, keys, values [][]byte, partitions []int32) error {
 	if len(values) == 0 {
 		return nil
 	}
 	msgs := make([]kafka.Message, len(values))
 	for i := range values {
 		msgs[i] = kafka.Message{Topic: topic, Key: keys[i], Value: values[i]}
+		if partitions != nil {
+			msgs[i].Partition = int(partitions[i])
+		}
 	}
 	if err := o.w.WriteMessages(ctx, msgs...); err != nil {
 		o.m.errors.WithLabelValues(topic).Add(float64(len(msgs)))
@@ -139,6 +144,29 @@ func (o *KafkaOutput) writeRaw(ctx context.Context, topic, what string, keys, va
 	}
 	o.m.produced.WithLabelValues(topic).Add(float64(len(msgs)))
 	return nil
+}
+
+// outputBalancer places the detector checkpoints on the state partition numbered as their input
+// partition, and every other record by the hash of its key (the vehicle).
+type outputBalancer struct {
+	stateTopic string
+	hash       kafka.Hash
+}
+
+func (b *outputBalancer) Balance(msg kafka.Message, partitions ...int) int {
+	if msg.Topic == b.stateTopic {
+		return StatePartition(int32(msg.Partition), len(partitions))
+	}
+	return b.hash.Balance(msg, partitions...)
+}
+
+// StatePartition is the state topic partition holding the checkpoints of the vehicles read from
+// input partition p, when the state topic has n partitions.
+func StatePartition(p int32, n int) int {
+	if n <= 0 {
+		return 0
+	}
+	return int(p) % n
 }
 
 func (o *KafkaOutput) count(changes, rejects int, c *prometheus.CounterVec) {

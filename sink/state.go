@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -13,8 +14,10 @@ import (
 
 // ReadState reads the state topic from its first to its last offset, partition by partition, and
 // hands every record to f, oldest first (so the newest checkpoint of a vehicle comes last). It
-// returns how many records it read. A topic that does not exist yet holds nothing.
-func ReadState(ctx context.Context, brokers []string, topic string, dialer *kafka.Dialer, f func(key, value []byte) error) (int, error) {
+// reads the state partitions of the input partitions given (see StatePartition), or all of them
+// when inputs is nil. It returns how many records it read. A topic that does not exist yet holds
+// nothing.
+func ReadState(ctx context.Context, brokers []string, topic string, dialer *kafka.Dialer, inputs []int32, f func(key, value []byte) error) (int, error) {
 	if dialer == nil {
 		dialer = kafka.DefaultDialer
 	}
@@ -30,6 +33,13 @@ func ReadState(ctx context.Context, brokers []string, topic string, dialer *kafk
 			return 0, nil
 		}
 		return 0, fmt.Errorf("cannot list the partitions of the state topic %s: %w", topic, err)
+	}
+	if inputs != nil {
+		want := map[int]bool{}
+		for _, p := range inputs {
+			want[StatePartition(p, len(parts))] = true
+		}
+		parts = slices.DeleteFunc(parts, func(p kafka.Partition) bool { return !want[p.ID] })
 	}
 	n := 0
 	for _, p := range parts {

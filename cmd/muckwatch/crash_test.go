@@ -6,12 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/muckwatch/muckwatch/sim"
@@ -31,12 +33,27 @@ var buildBinary = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-// TestCrashRecovery kills `muckwatch run` with SIGKILL at five points while a steady stream of
-// city traffic is produced (the first right after start, the others at 10–80 % of the stream
-// stored, so mid-batch and mid-commit), restarts it each time, and checks against a reference run
-// of the same records that was never interrupted: every fix is stored once in effect, and the same
-// alerts come out — none lost, none doubled, episodes continued rather than reopened.
-func TestCrashRecovery(t *testing.T) {
+// faultRig is a simulated city's records streamed into an embedded broker, read by `muckwatch run`
+// processes (built binaries, so they can be killed with SIGKILL) in one consumer group writing to
+// one database; once they are done it compares their alerts with a reference run of the same
+// records by a pipeline never interrupted.
+type faultRig struct {
+	t       *testing.T
+	bin     string
+	addr    string
+	msgs    []kafka.Message
+	res     sim.Result
+	fixes   int // distinct fixes; the 1 % the terminals send twice are not counted again
+	db      string
+	conn    driver.Conn
+	dir     string
+	config  string
+	runs    int
+	running []*exec.Cmd
+}
+
+func newFaultRig(t *testing.T, name string) *faultRig {
+	t.Helper()
 	bin, err := buildBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +66,7 @@ func TestCrashRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer broker.Close()
+	t.Cleanup(broker.Close)
 	c, err := loadCity("../../configs/cities/shenzhen")
 	if err != nil {
 		t.Fatal(err)
@@ -62,36 +79,30 @@ func TestCrashRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs, res := simMessages(t, s, cfg)
-	fixes := res.Fixes // distinct fixes; the 1 % the terminals send twice are not counted again
-
-	db := fmt.Sprintf("mw_crash_%d", os.Getpid())
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chServer.TCPAddr}})
-	if err != nil {
+	r := &faultRig{t: t, bin: bin, addr: addr, db: fmt.Sprintf("mw_%s_%d", name, os.Getpid())}
+	r.msgs, r.res = simMessages(t, s, cfg)
+	r.fixes = r.res.Fixes
+	if r.conn, err = clickhouse.Open(&clickhouse.Options{Addr: []string{chServer.TCPAddr}}); err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	count := func(q string) uint64 {
-		var n uint64
-		if err := conn.QueryRow(context.Background(), q).Scan(&n); err != nil {
-			return 0 // the database may not exist yet
+	t.Cleanup(func() { r.conn.Close() })
+	if r.dir, err = os.MkdirTemp("", "muckwatch-"+name+"-"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, cmd := range r.running {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
 		}
-		return n
-	}
-	dir, err := os.MkdirTemp("", "muckwatch-crash-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
 		if !t.Failed() {
-			os.RemoveAll(dir)
+			os.RemoveAll(r.dir)
 		}
-	}()
-	configPath := filepath.Join(dir, "muckwatch.yaml")
-	if err := os.WriteFile(configPath, fmt.Appendf(nil, `city: ../../configs/cities/shenzhen
+	})
+	r.config = filepath.Join(r.dir, "muckwatch.yaml")
+	if err := os.WriteFile(r.config, fmt.Appendf(nil, `city: ../../configs/cities/shenzhen
 kafka:
   brokers: [%s]
-  group_id: crash-test
+  group_id: %s
   session_timeout: 6s
 clickhouse:
   addr: [%s]
@@ -102,102 +113,122 @@ metrics:
   listen: "off"
 log:
   level: info
-`, addr, chServer.TCPAddr, db), 0o600); err != nil {
+`, addr, name, chServer.TCPAddr, r.db), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	runs := 0
-	startRun := func() *exec.Cmd {
-		runs++
-		cmd := exec.Command(bin, "run", "--config", configPath)
-		cmd.Stderr, _ = os.Create(filepath.Join(dir, fmt.Sprintf("run-%d.log", runs)))
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
+	return r
+}
 
-	// a steady stream: 1,000 records every 20 ms
+func (r *faultRig) count(q string) uint64 {
+	var n uint64
+	if err := r.conn.QueryRow(context.Background(), q).Scan(&n); err != nil {
+		return 0 // the database may not exist yet
+	}
+	return n
+}
+
+func (r *faultRig) stored() uint64 {
+	return r.count("SELECT uniqExact(fix_id) FROM " + r.db + ".positions")
+}
+
+// start starts one more `muckwatch run` instance; its log goes to the rig's folder.
+func (r *faultRig) start() *exec.Cmd {
+	r.runs++
+	cmd := exec.Command(r.bin, "run", "--config", r.config)
+	cmd.Stderr, _ = os.Create(filepath.Join(r.dir, fmt.Sprintf("run-%d.log", r.runs)))
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.running = append(r.running, cmd)
+	return cmd
+}
+
+// kill ends an instance with SIGKILL.
+func (r *faultRig) kill(cmd *exec.Cmd, why string) {
+	if err := cmd.Process.Kill(); err != nil {
+		r.t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	r.running = slices.DeleteFunc(r.running, func(c *exec.Cmd) bool { return c == cmd })
+	r.t.Logf("kill -9 %s (%d of %d fixes stored)", why, r.stored(), r.fixes)
+}
+
+// stopAll stops the running instances as an operator would (SIGINT: finish the batch, commit).
+func (r *faultRig) stopAll() {
+	for _, cmd := range r.running {
+		_ = cmd.Process.Signal(os.Interrupt)
+	}
+	for _, cmd := range r.running {
+		if err := cmd.Wait(); err != nil {
+			r.t.Errorf("an instance did not stop cleanly: %v", err)
+		}
+	}
+	r.running = nil
+}
+
+// stream produces the records steadily, 1,000 every period; the channel tells when all are sent.
+func (r *faultRig) stream(every time.Duration) <-chan error {
 	produced := make(chan error, 1)
 	go func() {
-		w := &kafka.Writer{Addr: kafka.TCP(addr), Balancer: &kafka.Hash{}, BatchTimeout: 2 * time.Millisecond, RequiredAcks: kafka.RequireAll, BatchBytes: 4 << 20}
+		w := &kafka.Writer{Addr: kafka.TCP(r.addr), Balancer: &kafka.Hash{}, BatchTimeout: 2 * time.Millisecond, RequiredAcks: kafka.RequireAll, BatchBytes: 4 << 20}
 		defer w.Close()
-		tick := time.NewTicker(20 * time.Millisecond)
+		tick := time.NewTicker(every)
 		defer tick.Stop()
-		for i := 0; i < len(msgs); i += 1000 {
+		for i := 0; i < len(r.msgs); i += 1000 {
 			<-tick.C
-			if err := w.WriteMessages(context.Background(), msgs[i:min(i+1000, len(msgs))]...); err != nil {
+			if err := w.WriteMessages(context.Background(), r.msgs[i:min(i+1000, len(r.msgs))]...); err != nil {
 				produced <- err
 				return
 			}
 		}
 		produced <- nil
 	}()
+	return produced
+}
 
-	stored := func() uint64 { return count("SELECT uniqExact(fix_id) FROM " + db + ".positions") }
-	cmd := startRun()
-	kill := func(why string) {
-		if err := cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		_ = cmd.Wait()
-		t.Logf("kill -9 %s (%d of %d fixes stored)", why, stored(), fixes)
-		cmd = startRun()
-	}
-	kill("right after start, while restoring state")
-	for _, frac := range []float64{0.10, 0.25, 0.40, 0.60, 0.80} {
-		deadline := time.Now().Add(3 * time.Minute)
-		for float64(stored()) < frac*float64(fixes) {
-			if time.Now().After(deadline) {
-				t.Fatalf("stuck at %d of %d fixes stored; see %s", stored(), fixes, dir)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		kill(fmt.Sprintf("at %.0f %%", frac*100))
-	}
-	if err := <-produced; err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(time.Minute)
-	for stored() < uint64(fixes) {
+// waitStored waits until frac of the fixes are stored.
+func (r *faultRig) waitStored(frac float64, within time.Duration) {
+	r.t.Helper()
+	deadline := time.Now().Add(within)
+	for float64(r.stored()) < frac*float64(r.fixes) {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d fixes stored after the crashes; the runs' logs are in %s", stored(), fixes, dir)
+			r.t.Fatalf("stuck at %d of %d fixes stored; the runs' logs are in %s", r.stored(), r.fixes, r.dir)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
-	// let the last run finish its batch and commit, then stop it as an operator would
-	_ = cmd.Process.Signal(os.Interrupt)
-	if err := cmd.Wait(); err != nil {
-		t.Errorf("the last run did not stop cleanly: %v", err)
-	}
+}
 
-	// The reference: the same records, read by a pipeline never interrupted.
+// compare checks, against a reference run of the same records by a pipeline never interrupted,
+// that every fix is stored once in effect and that the same alerts came out: none lost, none
+// doubled, episodes continued rather than reopened.
+func (r *faultRig) compare(what string) {
+	t := r.t
 	ref := startEnv(t, func(rc *Config) {
-		rc.Kafka.Brokers, rc.Outputs.Brokers = []string{addr}, []string{addr}
+		rc.Kafka.Brokers, rc.Outputs.Brokers = []string{r.addr}, []string{r.addr}
 		rc.Kafka.GroupID = "reference"
 		rc.Outputs.AlertsTopic, rc.Outputs.DLQTopic, rc.Outputs.StateTopic = "ref.alerts", "ref.dlq", "ref.state"
 		rc.API.Listen = ""
 	})
 	ref.waitFor("the reference run", 3*time.Minute, func() bool {
-		return ref.count("SELECT uniqExact(fix_id) FROM positions") >= uint64(fixes)
+		return ref.count("SELECT uniqExact(fix_id) FROM positions") >= uint64(r.fixes)
 	})
 	if err := ref.stop(); err != nil {
 		t.Fatal(err)
 	}
-
-	raw := count("SELECT count() FROM " + db + ".positions")
-	final := count("SELECT count() FROM " + db + ".positions FINAL")
+	raw := r.count("SELECT count() FROM " + r.db + ".positions")
+	final := r.count("SELECT count() FROM " + r.db + ".positions FINAL")
 	t.Logf("fixes produced %d (+%d sent twice by the terminals), rows written %d (%d more than distinct fixes), count() FINAL %d",
-		fixes, res.Duplicates, raw, raw-uint64(fixes), final)
-	if final != uint64(fixes) {
-		t.Errorf("positions FINAL has %d rows for %d fixes", final, fixes)
+		r.fixes, r.res.Duplicates, raw, raw-uint64(r.fixes), final)
+	if final != uint64(r.fixes) {
+		t.Errorf("positions FINAL has %d rows for %d fixes", final, r.fixes)
 	}
 	score := func(database string) (map[string]sim.RuleScore, string) {
-		dets, err := readDetections(context.Background(), conn, database)
+		dets, err := readDetections(context.Background(), r.conn, database)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var b strings.Builder
-		scores := sim.Score(res.Truth, dets, 2*10*time.Second+5*time.Second)
+		scores := sim.Score(r.res.Truth, dets, 2*10*time.Second+5*time.Second)
 		sim.WriteScores(&b, scores, 10*time.Second)
 		byRule := map[string]sim.RuleScore{}
 		for _, s := range scores {
@@ -205,7 +236,7 @@ log:
 		}
 		return byRule, b.String()
 	}
-	got, table := score(db)
+	got, table := score(r.db)
 	want, refTable := score(ref.cfg.ClickHouse.Database)
 	var tp, fp, split, refTP, refFP, refSplit int
 	bad := false
@@ -219,13 +250,82 @@ log:
 			slack = 1
 		}
 		if g.TP < w.TP-slack || g.Split > w.Split || g.FP > w.FP+slack {
-			t.Errorf("%s: with crashes %d alerted, %d false, %d split; uninterrupted %d, %d, %d", rule, g.TP, g.FP, g.Split, w.TP, w.FP, w.Split)
+			t.Errorf("%s: %s %d alerted, %d false, %d split; uninterrupted %d, %d, %d", rule, what, g.TP, g.FP, g.Split, w.TP, w.FP, w.Split)
+			t.Logf("%s alerts %s:\n%s\nuninterrupted:\n%s", rule, what, r.alerts(r.db, rule), r.alerts(ref.cfg.ClickHouse.Database, rule))
 			bad = true
 		}
 	}
-	t.Logf("%d violation episodes; after %d runs with 6 kills: %d episodes alerted, %d false, %d split; uninterrupted: %d alerted, %d false, %d split",
-		len(res.Truth), runs, tp, fp, split, refTP, refFP, refSplit)
+	t.Logf("%d violation episodes; %s (%d runs): %d episodes alerted, %d false, %d split; uninterrupted single instance: %d alerted, %d false, %d split",
+		len(r.res.Truth), what, r.runs, tp, fp, split, refTP, refFP, refSplit)
 	if bad {
-		t.Logf("with crashes:\n%s\nuninterrupted:\n%s", table, refTable)
+		t.Logf("%s:\n%s\nuninterrupted:\n%s", what, table, refTable)
 	}
+}
+
+// alerts lists a rule's alerts in db, for a failure's diagnosis.
+func (r *faultRig) alerts(db, rule string) string {
+	rows, err := r.conn.Query(context.Background(), `SELECT id, vehicle_id, place, min(start_ms), max(end_ms), count()
+		FROM `+db+`.alerts WHERE rule = ? GROUP BY id, vehicle_id, place ORDER BY vehicle_id, min(start_ms)`, rule)
+	if err != nil {
+		return err.Error()
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var id, vehicle, place string
+		var start, end int64
+		var versions uint64
+		if err := rows.Scan(&id, &vehicle, &place, &start, &end, &versions); err != nil {
+			return err.Error()
+		}
+		fmt.Fprintf(&b, "  %s %s %s %s – %d (%d rows)\n", id, vehicle, place, time.UnixMilli(start).UTC().Format(time.TimeOnly), end, versions)
+	}
+	return b.String()
+}
+
+// TestCrashRecovery kills `muckwatch run` with SIGKILL at six points while a steady stream of
+// city traffic is produced (the first right after start, the others at 10–80 % of the stream
+// stored, so mid-batch and mid-commit), restarts it each time, and checks against a reference run
+// of the same records that was never interrupted: every fix is stored once in effect, and the same
+// alerts come out — none lost, none doubled, episodes continued rather than reopened.
+func TestCrashRecovery(t *testing.T) {
+	r := newFaultRig(t, "crash")
+	produced := r.stream(20 * time.Millisecond)
+	cmd := r.start()
+	r.kill(cmd, "right after start, while restoring state")
+	cmd = r.start()
+	for _, frac := range []float64{0.10, 0.25, 0.40, 0.60, 0.80} {
+		r.waitStored(frac, 3*time.Minute)
+		r.kill(cmd, fmt.Sprintf("at %.0f %%", frac*100))
+		cmd = r.start()
+	}
+	if err := <-produced; err != nil {
+		t.Fatal(err)
+	}
+	r.waitStored(1, time.Minute)
+	r.stopAll()
+	r.compare("with 6 kills")
+}
+
+// TestScaleOut runs three instances in one consumer group over the stream, kills one with SIGKILL
+// mid-stream (its partitions, and their vehicles' detector state, move to the other two), then
+// starts a new instance (partitions move again), and checks that the same alerts come out as from
+// a single uninterrupted instance.
+func TestScaleOut(t *testing.T) {
+	r := newFaultRig(t, "scale")
+	produced := r.stream(250 * time.Millisecond) // about 12 s: the partitions move mid-stream
+	first := r.start()
+	r.start()
+	r.start()
+	r.waitStored(0.35, 3*time.Minute)
+	r.kill(first, "one of three instances at 35 %")
+	r.waitStored(0.70, 3*time.Minute)
+	r.start()
+	t.Logf("a new instance joined at 70 %%")
+	if err := <-produced; err != nil {
+		t.Fatal(err)
+	}
+	r.waitStored(1, 2*time.Minute)
+	r.stopAll()
+	r.compare("three instances, one killed, one joined")
 }

@@ -8,6 +8,7 @@
 //	muckwatch simulate               city traffic with injected violations into any Kafka
 //	muckwatch migrate --config FILE  create or upgrade the ClickHouse schema
 //	muckwatch evaluate               precision, recall and delay of every rule on a simulated day
+//	muckwatch bench                  throughput, latency and memory against the targets
 //	muckwatch token ROLE NAME        a new API bearer token and its hashed entry
 package main
 
@@ -30,6 +31,7 @@ Usage:
   muckwatch simulate [flags]            produce simulated city traffic into Kafka
   muckwatch migrate  [--config FILE]    create or upgrade the ClickHouse schema
   muckwatch evaluate [flags]            score every rule against a simulated day's ground truth
+  muckwatch bench    [flags]            measure throughput, latency and memory against the targets
   muckwatch token    ROLE NAME          make an API bearer token (roles: squad, supervisor, analyst, admin)
 
 Run 'muckwatch COMMAND -h' for a command's flags. Without --config, the embedded default
@@ -58,6 +60,8 @@ func main() {
 		err = cmdMigrate(ctx, args)
 	case "evaluate":
 		err = cmdEvaluate(ctx, args)
+	case "bench":
+		err = cmdBench(ctx, args)
 	case "token":
 		err = cmdToken(args)
 	case "help", "-h", "--help":

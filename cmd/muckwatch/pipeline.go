@@ -21,8 +21,11 @@ type historyWriter interface {
 // feedWriter is what the pipeline needs from the Kafka outputs.
 type feedWriter interface {
 	Write(ctx context.Context, changes []detectors.Change, rejects []ingest.Reject) error
-	WriteState(ctx context.Context, keys, values [][]byte) error
+	WriteState(ctx context.Context, keys, values [][]byte, partitions []int32) error
 }
+
+// stateReader reads the detector checkpoints of some input partitions (sink.ReadState).
+type stateReader func(ctx context.Context, inputs []int32, f func(key, value []byte) error) (int, error)
 
 // batchObserver is told about every batch once it is durably written (the API's live view).
 type batchObserver interface {
@@ -38,9 +41,12 @@ type pipeline struct {
 	feed    feedWriter
 	log     *slog.Logger
 	observe batchObserver // may be nil
+	state   stateReader   // may be nil: no state is restored
+	topics  ingest.Topics
 	batch   sink.Batch
 	// the checkpoints of the vehicles the batch touched, written after the batch and before commit
 	stateKeys, stateValues [][]byte
+	stateParts             []int32
 	metrics                pipelineMetrics
 	// retry backoff while a sink is down
 	backoffMin, backoffMax time.Duration
@@ -78,10 +84,11 @@ func (p *pipeline) Handle(ctx context.Context, b *ingest.Batch) error {
 	p.engine.ProcessBatch(b.Fixes, b.Events)
 	p.metrics.detectSeconds.Observe(time.Since(start).Seconds())
 	p.batch = sink.Batch{Fixes: b.Fixes, Events: b.Events, Officers: b.Officers, Changes: p.engine.Changes(), Rejects: b.Rejects}
-	p.stateKeys, p.stateValues = p.stateKeys[:0], p.stateValues[:0]
-	p.engine.Dirty(func(vehicle string, cp []byte) {
+	p.stateKeys, p.stateValues, p.stateParts = p.stateKeys[:0], p.stateValues[:0], p.stateParts[:0]
+	p.engine.Dirty(func(vehicle string, partition int32, cp []byte) {
 		p.stateKeys = append(p.stateKeys, []byte(vehicle))
 		p.stateValues = append(p.stateValues, cp)
+		p.stateParts = append(p.stateParts, partition)
 	})
 	if err := p.write(ctx); err != nil {
 		return err
@@ -107,7 +114,7 @@ func (p *pipeline) write(ctx context.Context) error {
 			err = p.feed.Write(ctx, p.batch.Changes, p.batch.Rejects)
 		}
 		if err == nil {
-			err = p.feed.WriteState(ctx, p.stateKeys, p.stateValues)
+			err = p.feed.WriteState(ctx, p.stateKeys, p.stateValues, p.stateParts)
 		}
 		if err == nil {
 			if attempt > 1 {
@@ -122,6 +129,65 @@ func (p *pipeline) write(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("cannot write a batch of %d fixes before shutdown: %w", len(p.batch.Fixes), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, p.backoffMax)
+	}
+}
+
+// Rebalanced implements ingest.Rebalancer: detector state moves with the input partitions. The
+// vehicles of revoked partitions are forgotten (their new owner carries them on); those of added
+// partitions are restored from their checkpoints on the state topic, written before every commit,
+// so the state restored covers at least the committed offsets the partition is read from. Records
+// read again after a checkpoint are stored but not judged twice.
+func (p *pipeline) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
+	forgot := 0
+	for _, tp := range r.Revoked {
+		forgot += p.engine.Release(tp.Topic, tp.Partition)
+	}
+	added := map[ingest.TopicPartition]bool{}
+	var inputs []int32
+	for _, tp := range r.Added {
+		if tp.Topic != p.topics.GPS && tp.Topic != p.topics.Events {
+			continue
+		}
+		forgot += p.engine.Release(tp.Topic, tp.Partition) // whatever this instance knew of it is stale
+		added[tp] = true
+		inputs = append(inputs, tp.Partition)
+	}
+	if len(inputs) == 0 || p.state == nil {
+		p.log.Info("partitions moved", "generation", r.Generation, "owned", len(r.Owned), "revoked", len(r.Revoked), "vehicles_forgotten", forgot)
+		return nil
+	}
+	owned := func(topic string, partition int32) bool {
+		return added[ingest.TopicPartition{Topic: topic, Partition: partition}]
+	}
+	began := time.Now()
+	backoff := p.backoffMin
+	for attempt := 1; ; attempt++ {
+		restored := 0
+		n, err := p.state(ctx, inputs, func(_, v []byte) error {
+			if err := p.engine.Restore(v, owned); err != nil {
+				p.log.Warn("a detector checkpoint cannot be restored; that vehicle starts afresh", "err", err)
+			} else {
+				restored++
+			}
+			return nil
+		})
+		if err == nil {
+			if attempt > 1 {
+				p.metrics.holding.Set(0)
+			}
+			p.log.Info("detector state restored for the partitions taken over", "generation", r.Generation,
+				"added", len(r.Added), "revoked", len(r.Revoked), "checkpoints_read", n, "vehicles", p.engine.Tracks(),
+				"vehicles_forgotten", forgot, "took", time.Since(began).Round(time.Millisecond))
+			return nil
+		}
+		p.metrics.holding.Set(1)
+		p.log.Warn("cannot read the detector checkpoints of the partitions taken over; retrying", "attempt", attempt, "retry_in", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cannot restore the detector state of partitions %v: %w", inputs, err)
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, p.backoffMax)

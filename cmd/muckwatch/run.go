@@ -127,23 +127,17 @@ func runPipeline(ctx context.Context, cfg Config, log *slog.Logger, reg *prometh
 	if err != nil {
 		return err
 	}
-	// Detector state from the checkpoints: open episodes continue where the last run left them.
-	began := time.Now()
-	restored, err := sink.ReadState(ctx, cfg.Outputs.Brokers, cfg.Outputs.StateTopic, nil, func(_, v []byte) error {
-		if err := engine.Restore(v); err != nil {
-			log.Warn("a detector checkpoint cannot be restored; that vehicle starts afresh", "err", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("cannot restore detector state: %w", err)
-	}
-	log.Info("detector state restored", "checkpoints", restored, "vehicles", engine.Tracks(), "took", time.Since(began).Round(time.Millisecond))
 	consumer, err := ingest.NewConsumer(cfg.Kafka, city.NormalizePlate, nil, log, reg)
 	if err != nil {
 		return err
 	}
 	p := newPipeline(engine, ch, out, log, reg)
+	p.topics = cfg.Kafka.WithDefaults().Topics
+	// Detector state from the checkpoints: open episodes continue where the last run, or the
+	// instance that had the partitions before, left them (see pipeline.Rebalanced).
+	p.state = func(ctx context.Context, inputs []int32, f func(key, value []byte) error) (int, error) {
+		return sink.ReadState(ctx, cfg.Outputs.Brokers, cfg.Outputs.StateTopic, nil, inputs, f)
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	var live *api.Live

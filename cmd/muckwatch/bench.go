@@ -1,0 +1,1567 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/muckwatch/muckwatch/api"
+	"github.com/muckwatch/muckwatch/city"
+	"github.com/muckwatch/muckwatch/geo"
+	"github.com/muckwatch/muckwatch/internal/chlocal"
+	"github.com/muckwatch/muckwatch/sink"
+)
+
+// The issue's targets ("a whole nation's muck trucks on one small box"). KB and MB are read the
+// stricter way, as 1000 and 10^6 bytes.
+const (
+	targetFixesPerSec   = 250_000
+	targetCeilingShare  = 0.50
+	targetDetectP99     = 50 * time.Millisecond
+	targetQueryableP99  = 2 * time.Second
+	targetStateBytes    = 2_000
+	targetRSSBytes      = 500_000_000
+	targetRSSVehicles   = 100_000
+	targetLookupP99     = 50 * time.Millisecond
+	benchFastKmh        = 95  // a speeding truck: far above every limit, severe everywhere
+	benchViolatorEvery  = 100 // vehicle i speeds throughout if i%100 == 0, from a moment in the live phase if i%100 == 50
+	benchProbeEvery     = 100 * time.Millisecond
+	benchProbePoll      = 20 * time.Millisecond
+	benchStall          = 90 * time.Second
+	benchTokensEnv      = "MUCKWATCH_BENCH_API_TOKENS"
+	benchCeilingGroupID = "muckwatch-bench-ceiling"
+)
+
+// benchOptions configure one run of `muckwatch bench`.
+type benchOptions struct {
+	Fixes       int           // fixes preloaded as a backlog
+	Vehicles    int           // vehicles they come from (and the city's registered fleet)
+	City        string        // "sample" (the sample city's geography) or "large" (10,000 routes, 1,000 zones)
+	Partitions  int           // partitions per topic
+	Interval    time.Duration // reporting interval of the backlog's terminals
+	Live        time.Duration // the half-rate measurement window (detection and fix → queryable)
+	Lookups     int           // squad lookups, after the window, while live traffic continues
+	Concurrency int           // concurrent squad clients
+	Seed        uint64
+	ConfigPath  string // empty: the embedded config; addresses are replaced by the bench's own
+	// ClickHouse is host:port of a server to use; empty starts a throwaway local server with
+	// internal/chlocal. ClickHouseDir is that server's folder (for its RSS), if known.
+	ClickHouse, ClickHouseDir string
+	// BrokerInProcess runs the embedded broker inside this process instead of a child process
+	// (`muckwatch broker`); its log then counts in this process's heap and RSS.
+	BrokerInProcess bool
+	CPUProfile      string    // write a CPU profile of the backlog phase here
+	MemProfile      string    // write a heap profile here once the backlog is worked off
+	Progress        io.Writer // phase messages; nil discards them
+}
+
+// benchCPU is the CPU the processes used during a phase, in cores (CPU seconds per second).
+type benchCPU struct {
+	Pipeline   float64 `json:"pipeline_process"` // this process: the pipeline, and the bench's producer and probes
+	Broker     float64 `json:"broker,omitempty"`
+	ClickHouse float64 `json:"clickhouse,omitempty"`
+}
+
+// benchProcs are the processes whose CPU and memory the bench reads from /proc; an empty pid is
+// not read.
+type benchProcs struct{ broker, clickhouse string }
+
+type cpuMark struct {
+	at                     time.Time
+	self, broker, clickhse float64
+}
+
+func (p benchProcs) mark() cpuMark {
+	m := cpuMark{at: time.Now()}
+	m.self, _ = procCPU("self")
+	if p.broker != "" {
+		m.broker, _ = procCPU(p.broker)
+	}
+	if p.clickhouse != "" {
+		m.clickhse, _ = procCPU(p.clickhouse)
+	}
+	return m
+}
+
+// since returns the cores each process used since m.
+func (p benchProcs) since(m cpuMark) benchCPU {
+	n := p.mark()
+	secs := n.at.Sub(m.at).Seconds()
+	return benchCPU{Pipeline: (n.self - m.self) / secs, Broker: (n.broker - m.broker) / secs, ClickHouse: (n.clickhse - m.clickhse) / secs}
+}
+
+// procCPU returns the CPU seconds (user and system) process pid has used, from /proc/PID/stat
+// (in clock ticks of 1/100 s, USER_HZ on Linux).
+func procCPU(pid string) (float64, error) {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("cannot read the CPU time of process %s: %w", pid, err)
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("cannot read the CPU time of process %s: %q", pid, s)
+	}
+	utime, err1 := strconv.ParseUint(fields[11], 10, 64)
+	stime, err2 := strconv.ParseUint(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("cannot read the CPU time of process %s: %q", pid, s)
+	}
+	return float64(utime+stime) / 100, nil
+}
+
+// benchTarget is one of the issue's targets beside its measured figure.
+type benchTarget struct {
+	Name     string `json:"name"`
+	Target   string `json:"target"`
+	Measured string `json:"measured"`
+	Status   string `json:"status"` // met, SHORT or n/a
+}
+
+// benchReport is everything one run measured. Durations are in milliseconds, rates per second,
+// sizes in bytes.
+type benchReport struct {
+	City              string `json:"city"`
+	Routes            int    `json:"routes"`
+	Zones             int    `json:"zones"`
+	Vehicles          int    `json:"vehicles"`
+	Partitions        int    `json:"partitions"`
+	Broker            string `json:"broker"`
+	ClickHouseVersion string `json:"clickhouse_version"`
+	GOMAXPROCS        int    `json:"gomaxprocs"`
+
+	Fixes          int     `json:"fixes"`
+	PreloadSeconds float64 `json:"preload_seconds"`
+	PreloadRate    float64 `json:"preload_fixes_per_sec"`
+
+	CeilingSeconds float64 `json:"ceiling_seconds"`
+	CeilingRate    float64 `json:"ceiling_records_per_sec"`
+
+	StartupSeconds  float64 `json:"pipeline_startup_seconds"`
+	PipelineSeconds float64 `json:"pipeline_seconds"`
+	PipelineRate    float64 `json:"pipeline_fixes_per_sec"`
+	PipelineRateAll float64 `json:"pipeline_fixes_per_sec_with_startup"`
+	CeilingShare    float64 `json:"ceiling_share"`
+	BacklogAlerts   float64 `json:"backlog_alerts_opened"`
+	BacklogStored   uint64  `json:"backlog_rows_stored"`
+
+	LiveTargetRate   float64 `json:"live_target_rate"`
+	LiveAchievedRate float64 `json:"live_achieved_rate"`
+	LiveWindowFixes  int     `json:"live_window_fixes"`
+	LiveLagAtEnd     int64   `json:"live_lag_at_window_end"`
+	LiveFixes        int     `json:"live_fixes"`
+
+	DetectBatches    uint64  `json:"detect_hist_batches"`
+	DetectP50Ms      float64 `json:"detect_hist_p50_ms"`
+	DetectP99Ms      float64 `json:"detect_hist_p99_ms"`
+	DetectOverflow   bool    `json:"detect_hist_p99_beyond_last_bucket"`
+	AlertSamples     int     `json:"alert_e2e_samples"`
+	AlertP50Ms       float64 `json:"alert_e2e_p50_ms"`
+	AlertP99Ms       float64 `json:"alert_e2e_p99_ms"`
+	AlertMaxMs       float64 `json:"alert_e2e_max_ms"`
+	QueryableProbes  int     `json:"queryable_probes"`
+	QueryableMissing int     `json:"queryable_missing"`
+	QueryableP50Ms   float64 `json:"queryable_p50_ms"`
+	QueryableP99Ms   float64 `json:"queryable_p99_ms"`
+	QueryableMaxMs   float64 `json:"queryable_max_ms"`
+
+	Tracked        int     `json:"tracked_vehicles"`
+	TrackedAtReady int     `json:"tracked_at_ready"`
+	HeapBefore     uint64  `json:"heap_before"`
+	HeapReady      uint64  `json:"heap_ready"`
+	HeapAfter      uint64  `json:"heap_after"`
+	HeapPerVehicle float64 `json:"heap_per_vehicle"`
+	HeapAllPerVeh  float64 `json:"heap_all_per_vehicle"`
+	PeakRSS        uint64  `json:"peak_rss"`
+	RSS            uint64  `json:"rss"`
+	PeakRSSReset   bool    `json:"peak_rss_reset_at_pipeline_start"`
+	BrokerPeakRSS  uint64  `json:"broker_peak_rss,omitempty"`
+	ClickHousePeak uint64  `json:"clickhouse_peak_rss,omitempty"`
+	ClickHouseRSS  uint64  `json:"clickhouse_rss,omitempty"`
+
+	Lookups        int     `json:"lookups"`
+	Concurrency    int     `json:"lookup_concurrency"`
+	LookupFailures int     `json:"lookup_failures"`
+	LookupRate     float64 `json:"lookups_per_sec"`
+	LookupP50Ms    float64 `json:"lookup_p50_ms"`
+	LookupP99Ms    float64 `json:"lookup_p99_ms"`
+	LookupMaxMs    float64 `json:"lookup_max_ms"`
+	LookupLag      int64   `json:"lookup_phase_lag_at_end"`
+
+	BacklogCPU benchCPU `json:"backlog_cpu_cores"`
+	LiveCPU    benchCPU `json:"live_window_cpu_cores"`
+
+	Produced uint64 `json:"produced"`
+	Stored   uint64 `json:"stored"`
+
+	Targets []benchTarget `json:"targets"`
+	Notes   []string      `json:"notes"`
+}
+
+func cmdBench(ctx context.Context, args []string) error {
+	fl := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var o benchOptions
+	fl.IntVar(&o.Fixes, "fixes", 2_000_000, "GPS fixes preloaded into the broker as a backlog")
+	fl.IntVar(&o.Vehicles, "vehicles", 100_000, "vehicles (the generated city registers them all, with permits)")
+	fl.StringVar(&o.City, "city", "sample", "sample: the sample city's geography (30 routes, 18 zones); large: 10,000 routes and 1,000 zones")
+	fl.IntVar(&o.Partitions, "partitions", 4, "partitions per topic")
+	fl.DurationVar(&o.Interval, "interval", 10*time.Second, "reporting interval of the backlog's terminals")
+	fl.DurationVar(&o.Live, "live", 20*time.Second, "length of the half-rate measurement window")
+	fl.IntVar(&o.Lookups, "lookups", 20_000, "squad lookups after the window, with the live traffic still running")
+	fl.IntVar(&o.Concurrency, "concurrency", 200, "concurrent squad clients, each with its own token")
+	fl.Uint64Var(&o.Seed, "seed", 1, "random seed")
+	fl.StringVar(&o.ConfigPath, "config", "", "config file (default: the embedded configs/muckwatch.yaml); its Kafka, ClickHouse, API and city settings are replaced by the bench's own")
+	fl.StringVar(&o.ClickHouse, "clickhouse", "", "use this ClickHouse (host:port) instead of a throwaway local server; the bench's database is left on it")
+	brokerMode := fl.String("broker", "process", "process: the embedded broker in a child process (muckwatch broker), so this process's memory is the pipeline's; inprocess: in this process")
+	fl.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the pipeline working off the backlog to this file")
+	fl.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile to this file once the backlog is worked off")
+	asJSON := fl.Bool("json", false, "also print the report as JSON")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	switch *brokerMode {
+	case "process":
+	case "inprocess":
+		o.BrokerInProcess = true
+	default:
+		return fmt.Errorf("--broker must be process or inprocess, got %q", *brokerMode)
+	}
+	o.Progress = os.Stderr
+	r, err := runBench(ctx, o)
+	if err != nil {
+		return err
+	}
+	printBenchReport(os.Stdout, r)
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(r); err != nil {
+			return fmt.Errorf("cannot write the JSON report: %w", err)
+		}
+	}
+	return nil
+}
+
+func (o *benchOptions) validate() error {
+	switch {
+	case o.Vehicles < 1:
+		return fmt.Errorf("--vehicles must be at least 1, got %d", o.Vehicles)
+	case o.Fixes < o.Vehicles:
+		return fmt.Errorf("--fixes (%d) must be at least --vehicles (%d): every vehicle reports", o.Fixes, o.Vehicles)
+	case o.Partitions < 1:
+		return fmt.Errorf("--partitions must be at least 1, got %d", o.Partitions)
+	case o.City != "sample" && o.City != "large":
+		return fmt.Errorf("--city must be sample or large, got %q", o.City)
+	case o.Interval < time.Second:
+		return fmt.Errorf("--interval must be at least 1s, got %s", o.Interval)
+	case o.Live < time.Second:
+		return fmt.Errorf("--live must be at least 1s, got %s", o.Live)
+	case o.Lookups < 1 || o.Concurrency < 1:
+		return fmt.Errorf("--lookups and --concurrency must be at least 1, got %d and %d", o.Lookups, o.Concurrency)
+	}
+	if span := time.Duration((o.Fixes+o.Vehicles-1)/o.Vehicles) * o.Interval; span > 6*24*time.Hour {
+		return fmt.Errorf("the backlog spans %s of device time (fixes / vehicles × interval); the decoder rejects fixes older than a week", span)
+	}
+	return nil
+}
+
+func (o *benchOptions) logf(format string, args ...any) {
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, "%s bench: %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+	}
+}
+
+// runBench runs the whole benchmark: generate the city, start the broker and ClickHouse, preload
+// the backlog, measure the raw Kafka ceiling, run the pipeline on the backlog, then live traffic at
+// half its rate, and read the memory figures.
+func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	r := &benchReport{City: o.City, Vehicles: o.Vehicles, Partitions: o.Partitions, Fixes: o.Fixes, GOMAXPROCS: runtime.GOMAXPROCS(0), Notes: []string{}}
+	cfg, err := loadConfig(o.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+
+	// The city: the sample's geography (or a large one), with every vehicle registered.
+	tmp, err := os.MkdirTemp("", "muckwatch-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("cannot create a temporary folder: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	cityDir := filepath.Join(tmp, "city")
+	so := city.DefaultSampleOptions()
+	so.Name = fmt.Sprintf("Shenzhen (sample geography, %d vehicles)", o.Vehicles)
+	if o.City == "large" {
+		so = city.SampleOptions{Name: fmt.Sprintf("Shenzhen (large, %d vehicles)", o.Vehicles), ConstructionSites: 500, DisposalSites: 100,
+			Routes: 10_000, RestrictedZones: 600, SpeedZones: 400, Companies: 150}
+	}
+	so.Vehicles = o.Vehicles
+	o.logf("generating the %s city with %d vehicles in %s", o.City, o.Vehicles, cityDir)
+	if err := city.GenerateSample(cityDir, so); err != nil {
+		return nil, fmt.Errorf("cannot generate the city: %w", err)
+	}
+	fl, err := newBenchFleet(cityDir, o.Seed, r)
+	if err != nil {
+		return nil, err
+	}
+
+	// ClickHouse, as the demo starts it (throwaway folder), unless given.
+	if o.ClickHouse == "" {
+		dir := filepath.Join(tmp, "clickhouse")
+		o.logf("starting a local ClickHouse server in %s", dir)
+		srv, err := chlocal.StartIn(dir)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err := srv.Destroy(); err != nil {
+				o.logf("cannot stop the local ClickHouse server: %v", err)
+			}
+		}()
+		o.ClickHouse, o.ClickHouseDir = srv.TCPAddr, srv.Dir
+	}
+
+	// The broker, over real TCP.
+	brokerAddr, brokerPID, stopBroker, err := startBenchBroker(ctx, &o, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := stopBroker(); err != nil {
+			o.logf("%v", err)
+		}
+	}()
+	r.Broker = "child process (muckwatch broker)"
+	if o.BrokerInProcess {
+		r.Broker = "in this process"
+	}
+	var procs benchProcs
+	if brokerPID > 0 {
+		procs.broker = strconv.Itoa(brokerPID)
+	}
+	if o.ClickHouseDir != "" {
+		if b, err := os.ReadFile(filepath.Join(o.ClickHouseDir, "server.pid")); err == nil {
+			procs.clickhouse = strings.TrimSpace(string(b))
+		}
+	}
+
+	cfg.City = cityDir
+	cfg.CityReloadInterval = 0
+	cfg.Kafka.Brokers, cfg.Outputs.Brokers = []string{brokerAddr}, []string{brokerAddr}
+	cfg.ClickHouse.Addr = []string{o.ClickHouse}
+	cfg.ClickHouse.Database = fmt.Sprintf("muckwatch_bench_%d", time.Now().UnixNano())
+	cfg.Metrics.Listen = "" // the bench reads the registry directly
+	cfg.API.Listen = "127.0.0.1:0"
+	cfg.API.TokensEnv = benchTokensEnv
+	cfg.Log.Level = "warn"
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := newLogger(cfg.Log)
+	ch, err := sink.OpenClickHouse(ctx, cfg.ClickHouse, log, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer ch.Close()
+	r.ClickHouseVersion = ch.ServerVersion()
+
+	// 1. The backlog.
+	o.logf("preloading %d fixes of %d vehicles into %s (%d partitions)", o.Fixes, o.Vehicles, cfg.Kafka.Topics.GPS, o.Partitions)
+	simEnd, err := fl.preload(ctx, brokerAddr, cfg.Kafka.Topics.GPS, o.Fixes, o.Interval, r)
+	if err != nil {
+		return nil, err
+	}
+	o.logf("preloaded in %.1fs (%.0f fixes/s)", r.PreloadSeconds, r.PreloadRate)
+
+	// 2. The raw ceiling: a bare kafka-go group reader fetching and discarding the backlog.
+	o.logf("raw ceiling: a bare kafka-go group reader fetches the %d records", o.Fixes)
+	if err := measureCeiling(ctx, cfg, o.Fixes, r); err != nil {
+		return nil, err
+	}
+	o.logf("ceiling: %.0f records/s (%.1fs)", r.CeilingRate, r.CeilingSeconds)
+
+	// 3. The pipeline on the backlog.
+	tokens := make([]string, o.Concurrency)
+	entries := make([]string, o.Concurrency)
+	for k := range tokens {
+		if tokens[k], entries[k], err = api.NewToken(api.RoleSquad, fmt.Sprintf("bench-squad-%03d", k)); err != nil {
+			return nil, fmt.Errorf("cannot make an API token: %w", err)
+		}
+	}
+	if err := os.Setenv(benchTokensEnv, strings.Join(entries, ",")); err != nil {
+		return nil, fmt.Errorf("cannot pass the API tokens: %w", err)
+	}
+	defer os.Unsetenv(benchTokensEnv)
+
+	var ms runtime.MemStats
+	readHeap := func() uint64 {
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	r.HeapBefore = readHeap()
+	cpuBacklog := procs.mark()
+	debug.FreeOSMemory()
+	r.PeakRSSReset = resetPeakRSS() == nil
+	if !r.PeakRSSReset {
+		r.Notes = append(r.Notes, "cannot reset the peak RSS (/proc/self/clear_refs): it includes the preload and the ceiling phases")
+	}
+	var prof *os.File
+	if o.CPUProfile != "" {
+		if prof, err = os.Create(o.CPUProfile); err != nil {
+			return nil, fmt.Errorf("cannot create the CPU profile: %w", err)
+		}
+		defer prof.Close()
+		if err := pprof.StartCPUProfile(prof); err != nil {
+			return nil, fmt.Errorf("cannot start the CPU profile: %w", err)
+		}
+	}
+	stopProfile := func() {
+		if prof != nil {
+			pprof.StopCPUProfile()
+			prof = nil
+		}
+	}
+	defer stopProfile()
+
+	reg := newRegistry()
+	pctx, stopPipeline := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPipeline()
+	ready := make(chan started, 1)
+	stopped := make(chan struct{})
+	var pipelineErr error
+	began := time.Now()
+	o.logf("starting the pipeline on the backlog")
+	go func() {
+		pipelineErr = runPipeline(pctx, cfg, log, reg, ready)
+		close(stopped)
+	}()
+	var st started
+	select {
+	case st = <-ready:
+	case <-stopped:
+		return nil, fmt.Errorf("the pipeline did not start: %w", pipelineErr)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	readyAt := time.Now()
+	r.StartupSeconds = readyAt.Sub(began).Seconds()
+	r.TrackedAtReady = st.engine.Tracks()
+	r.HeapReady = readHeap()
+	w := &benchWatch{conn: ch, db: cfg.ClickHouse.Database, client: &kafka.Client{Addr: kafka.TCP(brokerAddr), Timeout: 10 * time.Second},
+		group: cfg.Kafka.GroupID, topic: cfg.Kafka.Topics.GPS, partitions: o.Partitions, stopped: stopped}
+	doneAt, err := w.waitCaughtUp(ctx, uint64(o.Fixes))
+	if err != nil {
+		return nil, fmt.Errorf("the pipeline did not work off the backlog: %w (pipeline: %v)", err, pipelineErr)
+	}
+	stopProfile()
+	r.BacklogCPU = procs.since(cpuBacklog)
+	r.PipelineSeconds = doneAt.Sub(readyAt).Seconds()
+	r.PipelineRate = float64(o.Fixes) / r.PipelineSeconds
+	r.PipelineRateAll = float64(o.Fixes) / doneAt.Sub(began).Seconds()
+	r.CeilingShare = r.PipelineRate / r.CeilingRate
+	r.HeapAfter = readHeap()
+	if o.MemProfile != "" {
+		if err := writeHeapProfile(o.MemProfile); err != nil {
+			return nil, err
+		}
+	}
+	tracked, err := gatherValue(reg, "muckwatch_tracked_vehicles")
+	if err != nil {
+		return nil, err
+	}
+	r.Tracked = int(tracked)
+	if n := r.Tracked - r.TrackedAtReady; n > 0 {
+		r.HeapPerVehicle = (float64(r.HeapAfter) - float64(r.HeapReady)) / float64(n)
+	}
+	if r.Tracked > 0 {
+		r.HeapAllPerVeh = (float64(r.HeapAfter) - float64(r.HeapBefore)) / float64(r.Tracked)
+	}
+	if r.BacklogAlerts, err = gatherCounter(reg, "muckwatch_alert_changes_total", func(l map[string]string) bool { return l["change"] == "opened" }); err != nil {
+		return nil, err
+	}
+	if r.BacklogStored, err = w.count(ctx, "count()"); err != nil {
+		return nil, err
+	}
+	o.logf("backlog worked off: %.0f fixes/s sustained (%.1fs after a %.1fs start), %d vehicles tracked", r.PipelineRate, r.PipelineSeconds, r.StartupSeconds, r.Tracked)
+
+	// 4. Live traffic at half that rate: detection latency, fix → queryable, then squad lookups.
+	if err := runLive(ctx, &o, cfg, fl, simEnd, st, reg, w, procs, tokens, r); err != nil {
+		return nil, err
+	}
+
+	// 5. Memory at the end, with everything in place.
+	if hwm, rss, err := procMemory("self"); err == nil {
+		r.PeakRSS, r.RSS = hwm, rss
+	} else {
+		r.Notes = append(r.Notes, fmt.Sprintf("cannot read this process's RSS: %v", err))
+	}
+	if procs.broker != "" {
+		if hwm, _, err := procMemory(procs.broker); err == nil {
+			r.BrokerPeakRSS = hwm
+		}
+	}
+	if procs.clickhouse != "" {
+		if hwm, rss, err := procMemory(procs.clickhouse); err == nil {
+			r.ClickHousePeak, r.ClickHouseRSS = hwm, rss
+		}
+	}
+	if r.Stored, err = w.count(ctx, "uniqExact(fix_id)"); err != nil {
+		return nil, err
+	}
+	r.Produced = uint64(o.Fixes + r.LiveFixes)
+	if r.Stored != r.Produced {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d fixes produced but %d distinct fixes stored", r.Produced, r.Stored))
+	}
+	stopPipeline()
+	<-stopped
+	if pipelineErr != nil && !errors.Is(pipelineErr, context.Canceled) {
+		return nil, fmt.Errorf("the pipeline stopped with an error: %w", pipelineErr)
+	}
+	if o.ClickHouseDir == "" {
+		r.Notes = append(r.Notes, fmt.Sprintf("the bench's database %s is left on ClickHouse %s", cfg.ClickHouse.Database, o.ClickHouse))
+	}
+	r.Targets = benchTargets(r)
+	return r, nil
+}
+
+// startBenchBroker starts the embedded broker in this process or as a child process
+// (`muckwatch broker`), and returns its address, the child's pid (0 in process) and how to stop it.
+func startBenchBroker(ctx context.Context, o *benchOptions, cfg Config) (string, int, func() error, error) {
+	if o.BrokerInProcess {
+		c, addr, err := startBroker(brokerOptions{Listen: "127.0.0.1:0", Partitions: o.Partitions, Topics: defaultTopics(cfg)})
+		if err != nil {
+			return "", 0, nil, err
+		}
+		return addr, 0, func() error { c.Close(); return nil }, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", 0, nil, fmt.Errorf("cannot find this program to start the broker: %w", err)
+	}
+	args := []string{"broker", "--listen", "127.0.0.1:0", "--partitions", strconv.Itoa(o.Partitions)}
+	if o.ConfigPath != "" {
+		args = append(args, "--config", o.ConfigPath)
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", 0, nil, fmt.Errorf("cannot start the broker: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return "", 0, nil, fmt.Errorf("cannot start the broker (%s broker): %w", exe, err)
+	}
+	stop := func() error {
+		_ = cmd.Process.Signal(os.Interrupt)
+		waited := make(chan error, 1)
+		go func() { waited <- cmd.Wait() }()
+		select {
+		case <-waited:
+			return nil
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-waited
+			return fmt.Errorf("the broker (pid %d) did not stop within 10s and was killed", cmd.Process.Pid)
+		}
+	}
+	// It prints "muckwatch broker: Kafka protocol on ADDR, topics …" once listening.
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if _, rest, ok := strings.Cut(sc.Text(), "Kafka protocol on "); ok {
+				addr, _, _ := strings.Cut(rest, ",")
+				found <- strings.TrimSpace(addr)
+				break
+			}
+		}
+		close(found)
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	select {
+	case addr, ok := <-found:
+		if !ok || addr == "" {
+			_ = stop()
+			return "", 0, nil, errors.New("the broker child process exited without printing its address")
+		}
+		o.logf("broker: child process %d on %s", cmd.Process.Pid, addr)
+		return addr, cmd.Process.Pid, stop, nil
+	case <-time.After(30 * time.Second):
+		_ = stop()
+		return "", 0, nil, errors.New("the broker child process did not print its address within 30s")
+	case <-ctx.Done():
+		_ = stop()
+		return "", 0, nil, ctx.Err()
+	}
+}
+
+// benchFleet drives the vehicles along their permitted routes, back and forth, as a function of
+// device time: any fix at any time is consistent with the one before it (no GPS jumps).
+type benchFleet struct {
+	plates  []string
+	keys    [][]byte
+	route   []int32   // index into corr
+	along0  []float64 // metres along the route at t0
+	kmh     []float64 // normal speed
+	onset   []int64   // Unix ms from which the vehicle speeds at benchFastKmh (math.MaxInt64: never)
+	corr    []*geo.Corridor
+	proj    geo.Projection
+	t0      time.Time
+	rng     *rand.Rand
+	lastMs  []int64 // device time of each vehicle's last fix
+	simLast time.Time
+}
+
+func newBenchFleet(dir string, seed uint64, r *benchReport) (*benchFleet, error) {
+	c, err := city.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	r.City, r.Routes, r.Zones = c.Name, len(c.Routes), len(c.Zones)
+	if len(c.Routes) == 0 {
+		return nil, errors.New("the generated city has no routes")
+	}
+	n := len(c.Vehicles)
+	f := &benchFleet{plates: make([]string, n), keys: make([][]byte, n), route: make([]int32, n), along0: make([]float64, n),
+		kmh: make([]float64, n), onset: make([]int64, n), lastMs: make([]int64, n), proj: c.Proj, rng: rand.New(rand.NewPCG(seed, seed^0xbe7c))}
+	byID := map[string]int32{}
+	now := time.Now()
+	for i, v := range c.Vehicles {
+		var rt *city.Route
+		if p := c.ActivePermit(v.Plate, now); p != nil {
+			rt = c.Route(p.RouteID)
+		}
+		for _, p := range c.PermitsOf(v.Plate) { // expired permits: still driven on their route
+			if rt == nil {
+				rt = c.Route(p.RouteID)
+			}
+		}
+		if rt == nil {
+			rt = c.Routes[i%len(c.Routes)]
+		}
+		k, ok := byID[rt.ID]
+		if !ok {
+			k = int32(len(f.corr))
+			byID[rt.ID] = k
+			f.corr = append(f.corr, rt.Corridor)
+		}
+		f.plates[i], f.keys[i], f.route[i] = v.Plate, []byte(v.Plate), k
+		f.along0[i] = f.rng.Float64() * 2 * rt.Corridor.Length()
+		f.kmh[i] = 22 + 8*f.rng.Float64() // below every limit (30 km/h zones) with room for the tolerance
+		f.onset[i] = math.MaxInt64
+		if i%benchViolatorEvery == 0 {
+			f.onset[i] = math.MinInt64
+		}
+	}
+	return f, nil
+}
+
+// at returns where vehicle i is at Unix ms t, its heading and speed.
+func (f *benchFleet) at(i int, t int64) (xy [2]float64, heading, kmh float64) {
+	c := f.corr[f.route[i]]
+	secs := float64(t-f.t0.UnixMilli()) / 1000
+	d := f.along0[i]
+	switch on := f.onset[i]; {
+	case on == math.MinInt64:
+		d += benchFastKmh / 3.6 * secs
+		kmh = benchFastKmh
+	case t >= on:
+		onSecs := float64(on-f.t0.UnixMilli()) / 1000
+		d += f.kmh[i]/3.6*onSecs + benchFastKmh/3.6*(secs-onSecs)
+		kmh = benchFastKmh
+	default:
+		d += f.kmh[i] / 3.6 * secs
+		kmh = f.kmh[i]
+	}
+	l := c.Length()
+	along := 0.0
+	if l > 0 {
+		along = math.Mod(d, 2*l)
+		if along < 0 {
+			along += 2 * l
+		}
+	}
+	heading = c.HeadingAt(min(along, l))
+	if along > l { // on the way back
+		along = 2*l - along
+		heading = math.Mod(heading+180, 360)
+	}
+	p := c.PointAt(along)
+	return [2]float64{p[0], p[1]}, heading, kmh
+}
+
+// appendFix appends vehicle i's fix at Unix ms t (3 m of GPS noise), as a terminal sends it.
+func (f *benchFleet) appendFix(b []byte, i int, t int64) []byte {
+	xy, heading, kmh := f.at(i, t)
+	xy[0] += f.rng.NormFloat64() * 3
+	xy[1] += f.rng.NormFloat64() * 3
+	ll := f.proj.Inverse(xy)
+	b = append(b, `{"vehicle_id":"`...)
+	b = append(b, f.plates[i]...)
+	b = append(b, `","ts":`...)
+	b = strconv.AppendInt(b, t, 10)
+	b = append(b, `,"lat":`...)
+	b = strconv.AppendFloat(b, ll[1], 'f', 6, 64)
+	b = append(b, `,"lon":`...)
+	b = strconv.AppendFloat(b, ll[0], 'f', 6, 64)
+	b = append(b, `,"speed_kmh":`...)
+	b = strconv.AppendFloat(b, math.Round(kmh*10)/10, 'f', -1, 64)
+	b = append(b, `,"heading":`...)
+	b = strconv.AppendFloat(b, math.Round(heading), 'f', -1, 64)
+	return append(b, `,"acc":true,"lifted":false}`...)
+}
+
+// next returns the device time of vehicle i's next fix at t or later: strictly after its last.
+func (f *benchFleet) next(i int, t int64) int64 {
+	t = max(t, f.lastMs[i]+1)
+	f.lastMs[i] = t
+	return t
+}
+
+// benchMsgs builds Kafka messages whose values share one buffer.
+type benchMsgs struct {
+	msgs []kafka.Message
+	ends []int
+	buf  []byte
+}
+
+func (m *benchMsgs) reset() { m.msgs, m.ends, m.buf = m.msgs[:0], m.ends[:0], m.buf[:0] }
+
+func (m *benchMsgs) add(topic string, key []byte, value func([]byte) []byte, at time.Time) {
+	m.buf = value(m.buf)
+	m.ends = append(m.ends, len(m.buf))
+	m.msgs = append(m.msgs, kafka.Message{Topic: topic, Key: key, Time: at})
+}
+
+// done points the messages at their values, once the buffer has stopped growing.
+func (m *benchMsgs) done() []kafka.Message {
+	start := 0
+	for k := range m.msgs {
+		m.msgs[k].Value = m.buf[start:m.ends[k]:m.ends[k]]
+		start = m.ends[k]
+	}
+	return m.msgs
+}
+
+func benchWriter(addr string) *kafka.Writer {
+	return &kafka.Writer{Addr: kafka.TCP(addr), Balancer: &kafka.Hash{}, BatchSize: 10_000, BatchBytes: 1 << 20,
+		BatchTimeout: 2 * time.Millisecond, RequiredAcks: kafka.RequireAll}
+}
+
+// preload produces n fixes: round after round, every vehicle once per interval, spread over the
+// interval, ending a minute before now. It returns the device time the backlog ends at.
+func (f *benchFleet) preload(ctx context.Context, addr, topic string, n int, interval time.Duration, r *benchReport) (time.Time, error) {
+	v := len(f.plates)
+	rounds := (n + v - 1) / v
+	simStart := time.Now().Add(-time.Duration(rounds)*interval - time.Minute).Truncate(time.Second)
+	f.t0 = simStart
+	w := benchWriter(addr)
+	defer w.Close()
+	const chunk = 20_000
+	var m benchMsgs
+	began := time.Now()
+	for k := 0; k < n; {
+		m.reset()
+		now := time.Now()
+		for ; k < n && len(m.msgs) < chunk; k++ {
+			round, i := k/v, k%v
+			t := f.next(i, simStart.Add(time.Duration(round)*interval+time.Duration(i)*interval/time.Duration(v)).UnixMilli())
+			m.add(topic, f.keys[i], func(b []byte) []byte { return f.appendFix(b, i, t) }, now)
+		}
+		if err := w.WriteMessages(ctx, m.done()...); err != nil {
+			return time.Time{}, fmt.Errorf("cannot preload the backlog (%d of %d fixes produced): %w", k-len(m.msgs), n, err)
+		}
+	}
+	r.PreloadSeconds = time.Since(began).Seconds()
+	r.PreloadRate = float64(n) / r.PreloadSeconds
+	return simStart.Add(time.Duration(rounds) * interval), nil
+}
+
+// measureCeiling reads the backlog with a bare kafka-go group reader configured as the pipeline's
+// consumer is (fetch sizes, queue, group semantics), discarding every record.
+func measureCeiling(ctx context.Context, cfg Config, n int, r *benchReport) error {
+	k := cfg.Kafka
+	rd := kafka.NewReader(kafka.ReaderConfig{
+		Brokers: k.Brokers, GroupID: benchCeilingGroupID, GroupTopics: []string{k.Topics.GPS},
+		MinBytes: 1, MaxBytes: k.FetchMaxBytes, MaxWait: k.FetchMaxWait, QueueCapacity: k.BatchMaxRecords,
+		StartOffset: kafka.FirstOffset, HeartbeatInterval: 3 * time.Second, SessionTimeout: k.SessionTimeout,
+		RebalanceTimeout: k.SessionTimeout, JoinGroupBackoff: time.Second, ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
+	})
+	defer rd.Close()
+	cctx, cancel := context.WithTimeout(ctx, max(3*time.Minute, time.Duration(n/5_000)*time.Second))
+	defer cancel()
+	began := time.Now()
+	for got := 0; got < n; got++ {
+		if _, err := rd.FetchMessage(cctx); err != nil {
+			return fmt.Errorf("raw ceiling: a bare reader got %d of %d records: %w", got, n, err)
+		}
+	}
+	r.CeilingSeconds = time.Since(began).Seconds()
+	r.CeilingRate = float64(n) / r.CeilingSeconds
+	return nil
+}
+
+// benchWatch observes the pipeline from outside: rows in ClickHouse and its group's committed
+// offsets.
+type benchWatch struct {
+	conn       *sink.ClickHouse
+	db         string
+	client     *kafka.Client
+	group      string
+	topic      string
+	partitions int
+	stopped    <-chan struct{}
+}
+
+func (w *benchWatch) count(ctx context.Context, expr string) (uint64, error) {
+	var n uint64
+	if err := w.conn.Conn().QueryRow(ctx, "SELECT "+expr+" FROM "+w.db+".positions").Scan(&n); err != nil {
+		return 0, fmt.Errorf("cannot count the stored fixes: %w", err)
+	}
+	return n, nil
+}
+
+// lag is the pipeline group's lag on the GPS topic: records not yet committed.
+func (w *benchWatch) lag(ctx context.Context) (int64, error) {
+	parts := make([]int, w.partitions)
+	reqs := make([]kafka.OffsetRequest, w.partitions)
+	for p := range parts {
+		parts[p], reqs[p] = p, kafka.LastOffsetOf(p)
+	}
+	ends, err := w.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{w.topic: reqs}})
+	if err != nil {
+		return 0, fmt.Errorf("cannot list the offsets of %s: %w", w.topic, err)
+	}
+	committed, err := w.client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: w.group, Topics: map[string][]int{w.topic: parts}})
+	if err != nil {
+		return 0, fmt.Errorf("cannot fetch the committed offsets of group %s: %w", w.group, err)
+	}
+	if committed.Error != nil {
+		return 0, fmt.Errorf("cannot fetch the committed offsets of group %s: %w", w.group, committed.Error)
+	}
+	at := map[int]int64{}
+	for _, c := range committed.Topics[w.topic] {
+		at[c.Partition] = max(c.CommittedOffset, 0)
+	}
+	var lag int64
+	for _, e := range ends.Topics[w.topic] {
+		if e.Error != nil {
+			return 0, fmt.Errorf("cannot list the offsets of %s/%d: %w", w.topic, e.Partition, e.Error)
+		}
+		lag += max(e.LastOffset-at[e.Partition], 0)
+	}
+	return lag, nil
+}
+
+// waitCaughtUp polls until at least want fixes are stored and the group has committed everything,
+// and returns when it saw that. It fails when the stored count stops growing for benchStall or the
+// pipeline stops.
+func (w *benchWatch) waitCaughtUp(ctx context.Context, want uint64) (time.Time, error) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var last uint64
+	moved := time.Now()
+	for {
+		n, err := w.count(ctx, "count()")
+		if err != nil {
+			return time.Time{}, err
+		}
+		if n != last {
+			last, moved = n, time.Now()
+		}
+		if n >= want {
+			lag, err := w.lag(ctx)
+			if err != nil {
+				return time.Time{}, err
+			}
+			if lag == 0 {
+				return time.Now(), nil
+			}
+		}
+		if time.Since(moved) > benchStall {
+			return time.Time{}, fmt.Errorf("%d of %d fixes stored and nothing new for %s", n, want, benchStall)
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		case <-w.stopped:
+			return time.Time{}, errors.New("the pipeline stopped")
+		case <-tick.C:
+		}
+	}
+}
+
+// benchProbe is a fix whose arrival in ClickHouse is timed.
+type benchProbe struct {
+	vehicle, fixID string
+	produced       time.Time
+}
+
+// benchLatencies collects latencies from several goroutines.
+type benchLatencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *benchLatencies) add(d time.Duration) {
+	l.mu.Lock()
+	l.d = append(l.d, d)
+	l.mu.Unlock()
+}
+
+func (l *benchLatencies) sorted() []time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := slices.Clone(l.d)
+	slices.Sort(out)
+	return out
+}
+
+// liveProducer produces the fleet's fixes at a steady rate, in device time continuing the backlog.
+type liveProducer struct {
+	f          *benchFleet
+	w          *kafka.Writer
+	topic      string
+	rate       float64
+	wallStart  time.Time
+	simStart   int64 // Unix ms of device time at wallStart
+	probeUntil time.Time
+	probes     chan<- benchProbe
+	stop       <-chan struct{}
+	sent       atomic.Int64
+	inWindow   atomic.Int64
+}
+
+// wallOf returns when a fix with device time ms was produced.
+func (p *liveProducer) wallOf(ms int64) time.Time {
+	return p.wallStart.Add(time.Duration(ms-p.simStart) * time.Millisecond)
+}
+
+func (p *liveProducer) run(ctx context.Context) error {
+	defer close(p.probes)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	var m benchMsgs
+	cursor, v := 0, len(p.f.plates)
+	nextProbe := p.wallStart
+	maxChunk := max(1, int(p.rate/10)) // a tenth of a second's worth at most per write
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.stop:
+			return nil
+		case <-tick.C:
+		}
+		now := time.Now()
+		due := min(int(p.rate*now.Sub(p.wallStart).Seconds())-int(p.sent.Load()), maxChunk)
+		if due <= 0 {
+			continue
+		}
+		simNow := p.simStart + now.Sub(p.wallStart).Milliseconds()
+		m.reset()
+		probe := benchProbe{}
+		for range due {
+			i := cursor
+			cursor = (cursor + 1) % v
+			t := p.f.next(i, simNow)
+			m.add(p.topic, p.f.keys[i], func(b []byte) []byte { return p.f.appendFix(b, i, t) }, now)
+			if probe.vehicle == "" && now.Before(p.probeUntil) && !now.Before(nextProbe) {
+				probe = benchProbe{vehicle: p.f.plates[i], fixID: p.f.plates[i] + "@" + strconv.FormatInt(t, 10)}
+				nextProbe = nextProbe.Add(benchProbeEvery)
+			}
+		}
+		sentAt := time.Now()
+		if err := p.w.WriteMessages(ctx, m.done()...); err != nil {
+			return fmt.Errorf("cannot produce live traffic: %w", err)
+		}
+		p.sent.Add(int64(due))
+		if now.Before(p.probeUntil) {
+			p.inWindow.Add(int64(due))
+		}
+		if probe.vehicle != "" {
+			probe.produced = sentAt
+			select {
+			case p.probes <- probe:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+}
+
+// runLive produces live traffic at half the backlog rate and measures, in a window, the
+// detection latency (the pipeline's histogram, and produce → alert on the alerts topic) and fix →
+// queryable in ClickHouse; then squad lookups while the traffic goes on.
+func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, simEnd time.Time, st started, reg prometheus.Gatherer,
+	w *benchWatch, procs benchProcs, tokens []string, r *benchReport) error {
+	r.LiveTargetRate = r.PipelineRate / 2
+	alertStarts, err := topicEnds(ctx, w.client, cfg.Outputs.AlertsTopic, o.Partitions)
+	if err != nil {
+		return err
+	}
+	histBefore, err := gatherHistogram(reg, "muckwatch_detection_latency_seconds")
+	if err != nil {
+		return err
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(lctx)
+
+	cpuLive := procs.mark()
+	wallStart := time.Now()
+	simStart := max(simEnd.UnixMilli(), slices.Max(f.lastMs)+1)
+	windowEnd := wallStart.Add(o.Live)
+	// The live violators start speeding at a moment in the window that leaves them time for the
+	// two fast fixes the rule wants: the fleet reports every vehicles/rate seconds.
+	every := time.Duration(float64(len(f.plates)) / r.LiveTargetRate * float64(time.Second))
+	spread := max(0, o.Live-3*every)
+	for i := range f.plates {
+		if i%benchViolatorEvery == benchViolatorEvery/2 {
+			f.onset[i] = simStart + time.Duration(f.rng.Float64()*float64(spread)).Milliseconds()
+		}
+	}
+	probes := make(chan benchProbe, 1024)
+	stopProducer := make(chan struct{})
+	lw := benchWriter(w.client.Addr.String())
+	defer lw.Close()
+	p := &liveProducer{f: f, w: lw, topic: cfg.Kafka.Topics.GPS, rate: r.LiveTargetRate, wallStart: wallStart, simStart: simStart,
+		probeUntil: windowEnd, probes: probes, stop: stopProducer}
+	o.logf("live traffic at %.0f fixes/s (half the backlog rate): every vehicle every %s; measuring for %s", p.rate, every.Round(time.Millisecond), o.Live)
+	g.Go(func() error { return p.run(gctx) })
+
+	// Produce → alert, read back from the alerts topic.
+	var alertLat benchLatencies
+	for part, start := range alertStarts {
+		rd := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Outputs.Brokers, Topic: cfg.Outputs.AlertsTopic, Partition: part,
+			MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 100 * time.Millisecond, ReadLagInterval: -1})
+		if err := rd.SetOffset(start); err != nil {
+			rd.Close()
+			return fmt.Errorf("cannot read the alerts topic: %w", err)
+		}
+		g.Go(func() error {
+			defer rd.Close()
+			for {
+				msg, err := rd.ReadMessage(gctx)
+				if err != nil {
+					if gctx.Err() != nil {
+						return nil
+					}
+					return fmt.Errorf("cannot read the alerts topic: %w", err)
+				}
+				arrived := time.Now()
+				var a struct {
+					Change    string `json:"change"`
+					Rule      string `json:"rule"`
+					UpdatedMs int64  `json:"updated_ms"`
+				}
+				if err := json.Unmarshal(msg.Value, &a); err != nil {
+					return fmt.Errorf("an alert on %s is not JSON: %w", cfg.Outputs.AlertsTopic, err)
+				}
+				if a.Change == "opened" && a.Rule == "speeding" && a.UpdatedMs >= simStart {
+					if produced := p.wallOf(a.UpdatedMs); produced.Before(windowEnd) {
+						alertLat.add(arrived.Sub(produced))
+					}
+				}
+			}
+		})
+	}
+
+	// Fix → queryable: poll ClickHouse for the probes.
+	var queryLat benchLatencies
+	missing := 0
+	pollDone := make(chan struct{})
+	go func() {
+		defer close(pollDone)
+		missing = pollProbes(gctx, w, probes, &queryLat, windowEnd.Add(30*time.Second))
+	}()
+
+	// The window.
+	select {
+	case <-time.After(time.Until(windowEnd)):
+	case <-gctx.Done():
+	case <-w.stopped:
+		return errors.New("the pipeline stopped during the live phase")
+	}
+	histAfter, err := gatherHistogram(reg, "muckwatch_detection_latency_seconds")
+	if err != nil {
+		return err
+	}
+	if r.LiveLagAtEnd, err = w.lag(ctx); err != nil {
+		return err
+	}
+	r.LiveWindowFixes = int(p.inWindow.Load())
+	r.LiveAchievedRate = float64(r.LiveWindowFixes) / o.Live.Seconds()
+	r.LiveCPU = procs.since(cpuLive)
+	h := histAfter.sub(histBefore)
+	r.DetectBatches = h.total
+	if h.total > 0 {
+		p50, _ := h.quantile(0.50)
+		p99, over := h.quantile(0.99)
+		r.DetectP50Ms, r.DetectP99Ms, r.DetectOverflow = p50*1000, p99*1000, over
+	}
+
+	// Squad lookups, the traffic still running.
+	o.logf("squad lookups: %d by %d concurrent clients, live traffic still at %.0f fixes/s", o.Lookups, o.Concurrency, p.rate)
+	if err := runLookups(gctx, o, st.api, f.plates, tokens, r); err != nil {
+		return err
+	}
+	if r.LookupLag, err = w.lag(ctx); err != nil {
+		return err
+	}
+	close(stopProducer)
+	<-pollDone
+	cancel()
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	r.LiveFixes = int(p.sent.Load())
+	ql := queryLat.sorted()
+	r.QueryableProbes, r.QueryableMissing = len(ql)+missing, missing
+	r.QueryableP50Ms, r.QueryableP99Ms, r.QueryableMaxMs = ms(percentile(ql, 0.50)), ms(percentile(ql, 0.99)), ms(percentile(ql, 1))
+	al := alertLat.sorted()
+	r.AlertSamples = len(al)
+	r.AlertP50Ms, r.AlertP99Ms, r.AlertMaxMs = ms(percentile(al, 0.50)), ms(percentile(al, 0.99)), ms(percentile(al, 1))
+	o.logf("live phase over: %d fixes produced; waiting for the pipeline to store and commit them", r.LiveFixes)
+	if _, err := w.waitCaughtUp(ctx, r.BacklogStored+uint64(r.LiveFixes)); err != nil {
+		return fmt.Errorf("the pipeline did not catch up with the live traffic: %w", err)
+	}
+	return nil
+}
+
+// pollProbes polls ClickHouse for the probe fixes until every one is stored, probes is closed
+// and drained, or the deadline passes; it returns how many were never seen.
+func pollProbes(ctx context.Context, w *benchWatch, probes <-chan benchProbe, lat *benchLatencies, deadline time.Time) int {
+	pending := map[string]benchProbe{}
+	open := true
+	tick := time.NewTicker(benchProbePoll)
+	defer tick.Stop()
+	for open || len(pending) > 0 {
+		if time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return len(pending)
+		case pr, ok := <-probes:
+			if !ok {
+				open = false
+				probes = nil
+				continue
+			}
+			pending[pr.fixID] = pr
+			continue
+		case <-tick.C:
+		}
+		if len(pending) == 0 {
+			continue
+		}
+		var vehicles, ids []string
+		for id, pr := range pending {
+			vehicles, ids = append(vehicles, sqlString(pr.vehicle)), append(ids, sqlString(id))
+		}
+		rows, err := w.conn.Conn().Query(ctx, "SELECT fix_id FROM "+w.db+".positions WHERE vehicle_id IN ("+
+			strings.Join(vehicles, ",")+") AND fix_id IN ("+strings.Join(ids, ",")+")")
+		if err != nil {
+			continue // polled again next tick
+		}
+		seen := time.Now()
+		for rows.Next() {
+			var id string
+			if rows.Scan(&id) == nil {
+				if pr, ok := pending[id]; ok {
+					lat.add(seen.Sub(pr.produced))
+					delete(pending, id)
+				}
+			}
+		}
+		rows.Close()
+	}
+	return len(pending)
+}
+
+// sqlString quotes s as a ClickHouse string literal.
+func sqlString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+// runLookups runs squad lookups (GET /api/v1/vehicles/{plate}) from concurrent clients, each
+// with its own token.
+func runLookups(ctx context.Context, o *benchOptions, base string, plates, tokens []string, r *benchReport) error {
+	if base == "" {
+		return errors.New("the pipeline serves no API")
+	}
+	tr := &http.Transport{MaxIdleConns: 2 * len(tokens), MaxIdleConnsPerHost: 2 * len(tokens), MaxConnsPerHost: 2 * len(tokens)}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	lat := make([]time.Duration, o.Lookups)
+	var next, failed atomic.Int64
+	var firstErr atomic.Value
+	began := time.Now()
+	var wg sync.WaitGroup
+	for c := range o.Concurrency {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(o.Seed, uint64(c)))
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= o.Lookups || ctx.Err() != nil {
+					return
+				}
+				u := base + "/api/v1/vehicles/" + url.PathEscape(plates[rng.IntN(len(plates))])
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				req.Header.Set("Authorization", "Bearer "+tokens[c])
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				lat[i] = time.Since(t0)
+				if resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, "HTTP "+resp.Status)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	elapsed := time.Since(began)
+	slices.Sort(lat)
+	r.Lookups, r.Concurrency, r.LookupFailures = o.Lookups, o.Concurrency, int(failed.Load())
+	r.LookupRate = float64(o.Lookups) / elapsed.Seconds()
+	r.LookupP50Ms, r.LookupP99Ms, r.LookupMaxMs = ms(percentile(lat, 0.50)), ms(percentile(lat, 0.99)), ms(percentile(lat, 1))
+	if e, ok := firstErr.Load().(string); ok {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d of %d lookups failed, the first with: %s", r.LookupFailures, o.Lookups, e))
+	}
+	return nil
+}
+
+// topicEnds returns the end offset of each partition of topic.
+func topicEnds(ctx context.Context, c *kafka.Client, topic string, partitions int) ([]int64, error) {
+	reqs := make([]kafka.OffsetRequest, partitions)
+	for p := range reqs {
+		reqs[p] = kafka.LastOffsetOf(p)
+	}
+	resp, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("cannot list the offsets of %s: %w", topic, err)
+	}
+	ends := make([]int64, partitions)
+	for _, e := range resp.Topics[topic] {
+		if e.Error != nil {
+			return nil, fmt.Errorf("cannot list the offsets of %s/%d: %w", topic, e.Partition, e.Error)
+		}
+		if e.Partition >= 0 && e.Partition < partitions {
+			ends[e.Partition] = e.LastOffset
+		}
+	}
+	return ends, nil
+}
+
+// writeHeapProfile writes a heap profile (after a GC) to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("cannot create the heap profile: %w", err)
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("cannot write the heap profile: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("cannot write the heap profile: %w", err)
+	}
+	return nil
+}
+
+// percentile returns the nearest-rank q-quantile of sorted durations, 0 if there are none.
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// histSnap is a Prometheus histogram's cumulative buckets.
+type histSnap struct {
+	bounds []float64
+	counts []uint64
+	total  uint64
+}
+
+func (h histSnap) sub(o histSnap) histSnap {
+	out := histSnap{bounds: h.bounds, counts: slices.Clone(h.counts), total: h.total - o.total}
+	for k := range out.counts {
+		if k < len(o.counts) {
+			out.counts[k] -= o.counts[k]
+		}
+	}
+	return out
+}
+
+// quantile interpolates the q-quantile within its bucket, as PromQL's histogram_quantile does;
+// beyond the last bucket it returns the last bound and true.
+func (h histSnap) quantile(q float64) (float64, bool) {
+	if h.total == 0 || len(h.bounds) == 0 {
+		return 0, false
+	}
+	rank := q * float64(h.total)
+	lower, below := 0.0, uint64(0)
+	for k, b := range h.bounds {
+		if float64(h.counts[k]) >= rank {
+			in := h.counts[k] - below
+			if in == 0 {
+				return b, false
+			}
+			return lower + (b-lower)*(rank-float64(below))/float64(in), false
+		}
+		lower, below = b, h.counts[k]
+	}
+	return h.bounds[len(h.bounds)-1], true
+}
+
+func gatherHistogram(g prometheus.Gatherer, name string) (histSnap, error) {
+	mfs, err := g.Gather()
+	if err != nil {
+		return histSnap{}, fmt.Errorf("cannot gather metrics: %w", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			hg := m.GetHistogram()
+			if hg == nil {
+				continue
+			}
+			var h histSnap
+			for _, b := range hg.GetBucket() {
+				h.bounds = append(h.bounds, b.GetUpperBound())
+				h.counts = append(h.counts, b.GetCumulativeCount())
+			}
+			h.total = hg.GetSampleCount()
+			return h, nil
+		}
+	}
+	return histSnap{}, fmt.Errorf("the pipeline has no histogram %s", name)
+}
+
+func gatherCounter(g prometheus.Gatherer, name string, match func(map[string]string) bool) (float64, error) {
+	mfs, err := g.Gather()
+	if err != nil {
+		return 0, fmt.Errorf("cannot gather metrics: %w", err)
+	}
+	found := false
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		found = true
+		for _, m := range mf.GetMetric() {
+			if match == nil || match(labelMap(m)) {
+				sum += metricValue(m)
+			}
+		}
+	}
+	if !found {
+		return 0, fmt.Errorf("the pipeline has no metric %s", name)
+	}
+	return sum, nil
+}
+
+func gatherValue(g prometheus.Gatherer, name string) (float64, error) {
+	return gatherCounter(g, name, nil)
+}
+
+// procMemory returns the peak and current resident set size of process pid ("self" for this one).
+func procMemory(pid string) (peak, rss uint64, err error) {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return 0, 0, fmt.Errorf("cannot read the memory of process %s: %w", pid, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "VmHWM" && k != "VmRSS") {
+			continue
+		}
+		kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("cannot read %s of process %s: %q", k, pid, line)
+		}
+		if k == "VmHWM" {
+			peak = kb << 10
+		} else {
+			rss = kb << 10
+		}
+	}
+	if peak == 0 {
+		return 0, 0, fmt.Errorf("process %s reports no VmHWM", pid)
+	}
+	return peak, rss, nil
+}
+
+// resetPeakRSS resets this process's peak RSS (VmHWM) to its current RSS (Linux ≥ 4.0).
+func resetPeakRSS() error {
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		return fmt.Errorf("cannot reset the peak RSS: %w", err)
+	}
+	return nil
+}
+
+func benchTargets(r *benchReport) []benchTarget {
+	status := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "SHORT"
+	}
+	var t []benchTarget
+	t = append(t, benchTarget{"end-to-end throughput", fmt.Sprintf("≥ %d fixes/s", targetFixesPerSec),
+		fmt.Sprintf("%.0f fixes/s", r.PipelineRate), status(r.PipelineRate >= targetFixesPerSec)})
+	t = append(t, benchTarget{"share of the raw Kafka ceiling", fmt.Sprintf("≥ %.0f %%", targetCeilingShare*100),
+		fmt.Sprintf("%.0f %% of %.0f records/s", r.CeilingShare*100, r.CeilingRate), status(r.CeilingShare >= targetCeilingShare)})
+	det := benchTarget{"detection latency p99, half rate", fmt.Sprintf("≤ %d ms", targetDetectP99.Milliseconds()), "no alert in the window", "n/a"}
+	if r.DetectBatches > 0 {
+		over := ""
+		if r.DetectOverflow {
+			over = "> "
+		}
+		det.Measured = fmt.Sprintf("p50 %.1f ms, p99 %s%.1f ms", r.DetectP50Ms, over, r.DetectP99Ms)
+		det.Status = status(!r.DetectOverflow && r.DetectP99Ms <= ms(targetDetectP99))
+	}
+	t = append(t, det)
+	q := benchTarget{"fix → queryable p99, half rate", fmt.Sprintf("≤ %s", targetQueryableP99), "no probe seen", "SHORT"}
+	if n := r.QueryableProbes - r.QueryableMissing; n > 0 {
+		q.Measured = fmt.Sprintf("p50 %.0f ms, p99 %.0f ms", r.QueryableP50Ms, r.QueryableP99Ms)
+		q.Status = status(r.QueryableMissing == 0 && r.QueryableP99Ms <= ms(targetQueryableP99))
+		if r.QueryableMissing > 0 {
+			q.Measured += fmt.Sprintf(", %d of %d probes never seen", r.QueryableMissing, r.QueryableProbes)
+		}
+	}
+	t = append(t, q)
+	t = append(t, benchTarget{"detector state per vehicle", fmt.Sprintf("≤ %d KB", targetStateBytes/1000),
+		fmt.Sprintf("%.2f KB live heap per tracked vehicle", r.HeapPerVehicle/1000), status(r.Tracked > 0 && r.HeapPerVehicle <= targetStateBytes)})
+	rss := benchTarget{"peak RSS with 100k vehicles", fmt.Sprintf("≤ %d MB", targetRSSBytes/1_000_000),
+		fmt.Sprintf("%.0f MB with %d vehicles", float64(r.PeakRSS)/1e6, r.Tracked), status(r.PeakRSS > 0 && r.PeakRSS <= targetRSSBytes)}
+	switch {
+	case r.PeakRSS == 0:
+		rss.Measured, rss.Status = "cannot read /proc/self/status", "n/a"
+	case r.Tracked < targetRSSVehicles && rss.Status == "met":
+		rss.Status = "n/a"
+		rss.Measured += " (fewer than the target's 100k)"
+	}
+	t = append(t, rss)
+	l := benchTarget{"squad lookup p99, 200 concurrent", fmt.Sprintf("≤ %d ms", targetLookupP99.Milliseconds()),
+		fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", r.LookupP50Ms, r.LookupP99Ms), status(r.LookupFailures == 0 && r.LookupP99Ms <= ms(targetLookupP99))}
+	if r.LookupFailures > 0 {
+		l.Measured += fmt.Sprintf(", %d failed", r.LookupFailures)
+	}
+	t = append(t, l)
+	return t
+}
+
+func (c benchCPU) String() string {
+	s := fmt.Sprintf("this process %.2f", c.Pipeline)
+	if c.Broker > 0 {
+		s += fmt.Sprintf(", broker %.2f", c.Broker)
+	}
+	if c.ClickHouse > 0 {
+		s += fmt.Sprintf(", ClickHouse %.2f", c.ClickHouse)
+	}
+	return s
+}
+
+func mb(b uint64) string { return fmt.Sprintf("%.0f MB", float64(b)/1e6) }
+
+func printBenchReport(w io.Writer, r *benchReport) {
+	fmt.Fprintf(w, "\nmuckwatch bench — %s: %d routes, %d zones, %d vehicles; %d partitions; broker %s; ClickHouse %s; GOMAXPROCS %d\n\n",
+		r.City, r.Routes, r.Zones, r.Vehicles, r.Partitions, r.Broker, r.ClickHouseVersion, r.GOMAXPROCS)
+	fmt.Fprintf(w, "%-34s %-18s %-60s %s\n", "target", "issue", "measured", "")
+	for _, t := range r.Targets {
+		fmt.Fprintf(w, "%-34s %-18s %-60s %s\n", t.Name, t.Target, t.Measured, t.Status)
+	}
+	fmt.Fprintf(w, "\nhow:\n")
+	fmt.Fprintf(w, "  backlog      %d fixes of %d vehicles on their permitted routes (1 in %d speeding at %d km/h), preloaded in %.1fs (%.0f fixes/s)\n",
+		r.Fixes, r.Vehicles, benchViolatorEvery, benchFastKmh, r.PreloadSeconds, r.PreloadRate)
+	fmt.Fprintf(w, "  ceiling      a bare kafka-go group reader, the consumer's fetch settings, fetching and discarding: %.0f records/s (%.2fs)\n",
+		r.CeilingRate, r.CeilingSeconds)
+	fmt.Fprintf(w, "  pipeline     %.0f fixes/s from consuming to the last fix stored in ClickHouse and committed (lag 0) in %.2fs;\n"+
+		"               %.0f fixes/s counting its %.2fs start; %.0f alerts opened; %d rows stored\n",
+		r.PipelineRate, r.PipelineSeconds, r.PipelineRateAll, r.StartupSeconds, r.BacklogAlerts, r.BacklogStored)
+	fmt.Fprintf(w, "  live         %.0f fixes/s asked, %.0f achieved in the %d-fix window; group lag %d at the window's end, %d after the lookups\n",
+		r.LiveTargetRate, r.LiveAchievedRate, r.LiveWindowFixes, r.LiveLagAtEnd, r.LookupLag)
+	fmt.Fprintf(w, "  detection    muckwatch_detection_latency_seconds (a batch's first record fetched → its alert changes produced), %d batches,\n"+
+		"               interpolated within its power-of-two buckets: p50 %.1f ms, p99 %.1f ms\n", r.DetectBatches, r.DetectP50Ms, r.DetectP99Ms)
+	fmt.Fprintf(w, "               produce → speeding alert read back from the alerts topic (producer, broker, batching, ClickHouse write included),\n"+
+		"               %d alerts: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", r.AlertSamples, r.AlertP50Ms, r.AlertP99Ms, r.AlertMaxMs)
+	fmt.Fprintf(w, "  queryable    %d probe fixes (one per %s), ClickHouse polled every %s for them: p50 %.0f ms, p99 %.0f ms, max %.0f ms, %d never seen\n",
+		r.QueryableProbes, benchProbeEvery, benchProbePoll, r.QueryableP50Ms, r.QueryableP99Ms, r.QueryableMaxMs, r.QueryableMissing)
+	fmt.Fprintf(w, "  memory       %d vehicles tracked (muckwatch_tracked_vehicles); live heap after GC: %s before the pipeline, %s once started\n"+
+		"               (%d tracked), %s after the backlog: %.0f B per vehicle tracked meanwhile, %.0f B per vehicle for the whole pipeline\n"+
+		"               (city, buffers, API view); peak RSS of this process %s (now %s)",
+		r.Tracked, mb(r.HeapBefore), mb(r.HeapReady), r.TrackedAtReady, mb(r.HeapAfter), r.HeapPerVehicle, r.HeapAllPerVeh, mb(r.PeakRSS), mb(r.RSS))
+	if r.PeakRSSReset {
+		fmt.Fprintf(w, ", reset when the pipeline started")
+	}
+	fmt.Fprintln(w)
+	if r.BrokerPeakRSS > 0 {
+		fmt.Fprintf(w, "               broker child process peak RSS %s (not counted above)\n", mb(r.BrokerPeakRSS))
+	}
+	if r.ClickHousePeak > 0 {
+		fmt.Fprintf(w, "               ClickHouse server peak RSS %s, now %s (not counted above)\n", mb(r.ClickHousePeak), mb(r.ClickHouseRSS))
+	}
+	fmt.Fprintf(w, "  lookups      %d GET /api/v1/vehicles/{plate} by %d-way concurrency at %.0f/s: p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d failed\n",
+		r.Lookups, r.Concurrency, r.LookupRate, r.LookupP50Ms, r.LookupP99Ms, r.LookupMaxMs, r.LookupFailures)
+	fmt.Fprintf(w, "  CPU          cores used (of %d) working off the backlog: %s; in the live window: %s\n",
+		runtime.NumCPU(), r.BacklogCPU, r.LiveCPU)
+	fmt.Fprintf(w, "  stored       %d distinct fixes of %d produced\n", r.Stored, r.Produced)
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "  note         %s\n", n)
+	}
+}

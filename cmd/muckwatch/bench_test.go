@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBench runs `muckwatch bench` at a tiny size (the broker in this process, the tests' shared
+// ClickHouse server) and checks that the report is complete and its numbers are sane: every fix
+// produced is stored, rates and ratios are positive and finite, latencies were measured, and every
+// target has a verdict.
+func TestBench(t *testing.T) {
+	watchdog(t, 8*time.Minute)
+	var progress io.Writer
+	if testing.Verbose() {
+		progress = os.Stderr
+	}
+	const fixes, vehicles = 3000, 200
+	r, err := runBench(context.Background(), benchOptions{
+		Fixes: fixes, Vehicles: vehicles, City: "sample", Partitions: 2, Interval: 10 * time.Second,
+		Live: 3 * time.Second, Lookups: 400, Concurrency: 200, Seed: 7,
+		ClickHouse: chServer.TCPAddr, ClickHouseDir: chServer.Dir, BrokerInProcess: true, Progress: progress,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	printBenchReport(&out, r)
+	t.Log(out.String())
+
+	if r.BacklogStored != fixes {
+		t.Errorf("backlog: %d rows stored, want %d", r.BacklogStored, fixes)
+	}
+	if r.LiveFixes <= 0 {
+		t.Errorf("no live traffic was produced")
+	}
+	if r.Produced != uint64(fixes+r.LiveFixes) || r.Stored != r.Produced {
+		t.Errorf("%d distinct fixes stored, %d produced (%d backlog + %d live)", r.Stored, r.Produced, fixes, r.LiveFixes)
+	}
+	if r.Tracked != vehicles {
+		t.Errorf("%d vehicles tracked, want %d", r.Tracked, vehicles)
+	}
+	positive := map[string]float64{
+		"preload rate": r.PreloadRate, "ceiling rate": r.CeilingRate, "pipeline rate": r.PipelineRate,
+		"ceiling share": r.CeilingShare, "live rate": r.LiveAchievedRate,
+		"detection p50": r.DetectP50Ms, "detection p99": r.DetectP99Ms,
+		"produce → alert p50": r.AlertP50Ms, "produce → alert p99": r.AlertP99Ms,
+		"fix → queryable p50": r.QueryableP50Ms, "fix → queryable p99": r.QueryableP99Ms,
+		"lookup p50": r.LookupP50Ms, "lookup p99": r.LookupP99Ms, "lookup rate": r.LookupRate,
+		"heap per vehicle": r.HeapPerVehicle, "peak RSS": float64(r.PeakRSS),
+	}
+	for name, v := range positive {
+		if !(v > 0) || math.IsInf(v, 0) {
+			t.Errorf("%s = %g, want a positive finite number", name, v)
+		}
+	}
+	for _, p := range [][3]float64{{r.DetectP50Ms, r.DetectP99Ms, 0}, {r.AlertP50Ms, r.AlertP99Ms, r.AlertMaxMs},
+		{r.QueryableP50Ms, r.QueryableP99Ms, r.QueryableMaxMs}, {r.LookupP50Ms, r.LookupP99Ms, r.LookupMaxMs}} {
+		if p[1] < p[0] || (p[2] > 0 && p[2] < p[1]) {
+			t.Errorf("percentiles out of order: p50 %g, p99 %g, max %g", p[0], p[1], p[2])
+		}
+	}
+	if r.DetectBatches == 0 || r.AlertSamples == 0 {
+		t.Errorf("no detection latency measured: %d batches with alerts, %d alerts read back", r.DetectBatches, r.AlertSamples)
+	}
+	if r.QueryableProbes == 0 || r.QueryableMissing != 0 {
+		t.Errorf("fix → queryable: %d probes, %d never seen", r.QueryableProbes, r.QueryableMissing)
+	}
+	if r.Lookups != 400 || r.LookupFailures != 0 {
+		t.Errorf("lookups: %d done, %d failed", r.Lookups, r.LookupFailures)
+	}
+	if len(r.Targets) != 7 {
+		t.Fatalf("%d targets in the report, want 7", len(r.Targets))
+	}
+	for _, tg := range r.Targets {
+		if tg.Measured == "" || (tg.Status != "met" && tg.Status != "SHORT" && tg.Status != "n/a") {
+			t.Errorf("target %q: measured %q, status %q", tg.Name, tg.Measured, tg.Status)
+		}
+		if !strings.Contains(out.String(), tg.Name) {
+			t.Errorf("the printed report lacks target %q", tg.Name)
+		}
+	}
+	// The RSS target is for 100k vehicles: a tiny run never claims it.
+	if rss := r.Targets[5]; rss.Status == "met" {
+		t.Errorf("the RSS target is claimed met with %d vehicles", r.Tracked)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back benchReport
+	if err := json.Unmarshal(b, &back); err != nil || back.Stored != r.Stored || len(back.Targets) != len(r.Targets) {
+		t.Errorf("the JSON report does not round-trip: %v", err)
+	}
+}
