@@ -60,6 +60,20 @@ start() {
     fi
   fi
   mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/log" "$dir/format_schemas"
+  # Optional, for the tests of encrypted and authenticated connections: CLICKHOUSE_TLS_CERT and
+  # CLICKHOUSE_TLS_KEY (PEM files) add a TLS native port; CLICKHOUSE_USER and
+  # CLICKHOUSE_PASSWORD add a user with that password.
+  local secure="" extra_user="" tls_port=""
+  if [[ -n ${CLICKHOUSE_TLS_CERT:-} && -n ${CLICKHOUSE_TLS_KEY:-} ]]; then
+    tls_port=$(free_port)
+    secure="<tcp_port_secure>$tls_port</tcp_port_secure>
+  <openSSL><server><certificateFile>$CLICKHOUSE_TLS_CERT</certificateFile><privateKeyFile>$CLICKHOUSE_TLS_KEY</privateKeyFile><verificationMode>none</verificationMode><loadDefaultCAFile>false</loadDefaultCAFile><cacheSessions>true</cacheSessions><disableProtocols>sslv2,sslv3</disableProtocols><preferServerCiphers>true</preferServerCiphers></server></openSSL>"
+  fi
+  if [[ -n ${CLICKHOUSE_USER:-} && -n ${CLICKHOUSE_PASSWORD:-} ]]; then
+    local hash
+    hash=$(printf '%s' "$CLICKHOUSE_PASSWORD" | sha256sum | cut -d' ' -f1)
+    extra_user="<$CLICKHOUSE_USER><password_sha256_hex>$hash</password_sha256_hex><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></$CLICKHOUSE_USER>"
+  fi
   cat >"$dir/config.xml" <<XML
 <?xml version="1.0"?>
 <yandex>
@@ -68,6 +82,7 @@ start() {
   <tcp_port>$tcp</tcp_port>
   <http_port>$http</http_port>
   <interserver_http_port>$inter</interserver_http_port>
+  $secure
   <path>$dir/data/</path>
   <tmp_path>$dir/tmp/</tmp_path>
   <user_files_path>$dir/user_files/</user_files_path>
@@ -86,7 +101,7 @@ XML
 <?xml version="1.0"?>
 <yandex>
   <profiles><default><max_memory_usage>4000000000</max_memory_usage><load_balancing>random</load_balancing></default></profiles>
-  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default>$extra_user</users>
   <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
 </yandex>
 XML
@@ -98,6 +113,7 @@ XML
   for _ in $(seq 1 300); do
     if curl -fsS "http://127.0.0.1:$http/ping" >/dev/null 2>&1; then
       printf 'CLICKHOUSE_TCP=%s\nCLICKHOUSE_HTTP=%s\nCLICKHOUSE_PID=%s\n' "$tcp" "$http" "$pid" >"$dir/server.env"
+      if [[ -n $tls_port ]]; then printf 'CLICKHOUSE_TCP_SECURE=%s\n' "$tls_port" >>"$dir/server.env"; fi
       cat "$dir/server.env"
       return 0
     fi

@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/muckwatch/muckwatch/internal/secure"
 )
 
 // Topics names the input topics.
@@ -46,6 +48,8 @@ type ConsumerConfig struct {
 	SessionTimeout time.Duration `yaml:"session_timeout"`
 	// Decode bounds what a valid record is.
 	Decode DecodeConfig `yaml:"decode"`
+	// Security: SASL authentication and TLS (sasl: and tls: in the kafka section).
+	Security secure.Kafka `yaml:",inline"`
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -112,6 +116,9 @@ func (c ConsumerConfig) Validate() error {
 		if b == "" {
 			return fmt.Errorf("kafka.brokers[%d] is empty", i)
 		}
+	}
+	if err := c.Security.Validate("kafka"); err != nil {
+		return err
 	}
 	return c.Decode.Validate()
 }
@@ -203,10 +210,14 @@ type Consumer struct {
 }
 
 // NewConsumer returns a consumer for cfg (defaults applied, then validated). normalize is the
-// plate normaliser (see city.NormalizePlate). dialer may be nil (plain TCP).
-func NewConsumer(cfg ConsumerConfig, normalize func(string) string, dialer *kafka.Dialer, log *slog.Logger, reg prometheus.Registerer) (*Consumer, error) {
+// plate normaliser (see city.NormalizePlate).
+func NewConsumer(cfg ConsumerConfig, normalize func(string) string, log *slog.Logger, reg prometheus.Registerer) (*Consumer, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("cannot create the Kafka consumer: %w", err)
+	}
+	dialer, err := cfg.Security.Dialer()
+	if err != nil {
 		return nil, fmt.Errorf("cannot create the Kafka consumer: %w", err)
 	}
 	if dialer == nil {
@@ -264,6 +275,9 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
+			}
+			if errors.Is(err, kafka.SASLAuthenticationFailed) {
+				return fmt.Errorf("Kafka refused the credentials of user %q (%s): %w", c.cfg.Security.SASL.Username, c.cfg.Security.SASL.Mechanism, err)
 			}
 			// A broker restart or a lost connection: the group keeps trying to join, with back-off,
 			// from the committed offsets (nothing fetched and unhandled is committed).

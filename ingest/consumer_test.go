@@ -43,7 +43,7 @@ func produceFixes(t *testing.T, addr, topic string, from, n int) {
 func newTestConsumer(t *testing.T, addr string) *Consumer {
 	t.Helper()
 	c, err := NewConsumer(ConsumerConfig{Brokers: []string{addr}, GroupID: "g", BatchMaxWait: 20 * time.Millisecond},
-		nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+		nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

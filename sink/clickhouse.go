@@ -2,7 +2,6 @@ package sink
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -67,9 +66,11 @@ func OpenClickHouse(ctx context.Context, cfg ClickHouseConfig, log *slog.Logger,
 		}
 		opts.Auth.Password = pw
 	}
-	if cfg.TLS {
-		opts.TLS = &tls.Config{InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in for tests, see ClickHouseConfig
+	tc, err := cfg.tlsSettings().Config()
+	if err != nil {
+		return nil, fmt.Errorf("cannot connect to ClickHouse: tls: %w", err)
 	}
+	opts.TLS = tc
 	if cfg.Compression {
 		opts.Compression = &clickhouse.Compression{Method: clickhouse.CompressionLZ4}
 	}

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/muckwatch/muckwatch/internal/secure"
 )
 
 // ClickHouseConfig configures the ClickHouse connection and writes. Call ApplyDefaults, then
@@ -26,6 +28,13 @@ type ClickHouseConfig struct {
 	PasswordEnv string `yaml:"password_env"`
 	// TLS connects with TLS (the server's secure native port, usually 9440).
 	TLS bool `yaml:"tls"`
+	// CAFile is a PEM file of the certificate authorities to trust (empty: the system's);
+	// CertFile and KeyFile a client certificate, for servers that ask for one; ServerName
+	// overrides the name the server certificate is checked against. All need TLS.
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"`
 	// InsecureSkipVerify accepts any server certificate. For tests only; needs TLS.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 	// DialTimeout bounds connecting and logging in to one server. Default 10s.
@@ -46,6 +55,10 @@ type ClickHouseConfig struct {
 	// MaxRetryBackoff. Defaults 200ms and 5s.
 	RetryBackoff    time.Duration `yaml:"retry_backoff"`
 	MaxRetryBackoff time.Duration `yaml:"max_retry_backoff"`
+}
+
+func (c *ClickHouseConfig) tlsSettings() secure.TLS {
+	return secure.TLS{Enabled: c.TLS, CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify}
 }
 
 // Defaults of ClickHouseConfig.
@@ -106,8 +119,8 @@ func (c *ClickHouseConfig) Validate() error {
 	if c.PasswordEnv != "" && !identRE.MatchString(c.PasswordEnv) {
 		errs = append(errs, fmt.Errorf("password_env: %q is not an environment variable name (it names the variable that holds the password, not the password)", c.PasswordEnv))
 	}
-	if c.InsecureSkipVerify && !c.TLS {
-		errs = append(errs, errors.New("insecure_skip_verify: needs tls: true"))
+	if err := c.tlsSettings().Validate("tls"); err != nil {
+		errs = append(errs, fmt.Errorf("%w (ca_file, cert_file, key_file, server_name and insecure_skip_verify need tls: true)", err))
 	}
 	if c.DialTimeout < 0 {
 		errs = append(errs, fmt.Errorf("dial_timeout: %s must be positive", c.DialTimeout))
@@ -150,6 +163,9 @@ type KafkaOutputConfig struct {
 	// RequiredAcks is "all" (default: every in-sync replica has the record) or "one" (the leader
 	// has it). "none" is refused: the input offsets are committed after these writes return.
 	RequiredAcks string `yaml:"required_acks"`
+	// Security: SASL authentication and TLS (sasl: and tls:); when brokers is left out, the kafka
+	// section's brokers and security are used.
+	Security secure.Kafka `yaml:",inline"`
 }
 
 // Defaults of KafkaOutputConfig.
@@ -207,6 +223,9 @@ func (c *KafkaOutputConfig) Validate() error {
 	}
 	if _, err := requiredAcks(c.RequiredAcks); err != nil {
 		errs = append(errs, fmt.Errorf("required_acks: %w", err))
+	}
+	if err := c.Security.Validate("outputs"); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("invalid kafka output config: %w", err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
@@ -27,8 +26,8 @@ type KafkaOutput struct {
 	m         *kafkaMetrics
 }
 
-// NewKafkaOutput returns an output producing to cfg's brokers with kafka-go; it connects on the
-// first Write. SASL and TLS are not supported yet.
+// NewKafkaOutput returns an output producing to cfg's brokers with kafka-go, with cfg's SASL and
+// TLS settings; it connects on the first Write.
 func NewKafkaOutput(cfg KafkaOutputConfig, log *slog.Logger, reg prometheus.Registerer) (*KafkaOutput, error) {
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -39,7 +38,10 @@ func NewKafkaOutput(cfg KafkaOutputConfig, log *slog.Logger, reg prometheus.Regi
 	}
 	acks, _ := requiredAcks(cfg.RequiredAcks)
 	// An own transport, not kafka.DefaultTransport, so that Close closes its connections.
-	transport := &kafka.Transport{ClientID: "muckwatch", IdleTimeout: 30 * time.Second}
+	transport, err := cfg.Security.Transport()
+	if err != nil {
+		return nil, fmt.Errorf("cannot create the Kafka producer: %w", err)
+	}
 	w := &kafka.Writer{
 		Addr:                   kafka.TCP(cfg.Brokers...),
 		Balancer:               &outputBalancer{stateTopic: cfg.StateTopic}, // one vehicle's records stay in order

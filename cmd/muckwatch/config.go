@@ -17,6 +17,7 @@ import (
 	"github.com/muckwatch/muckwatch/configs"
 	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/internal/secure"
 	"github.com/muckwatch/muckwatch/sink"
 )
 
@@ -86,8 +87,11 @@ func (c *Config) applyDefaults() {
 		c.Kafka.Brokers = []string{"127.0.0.1:9092"}
 	}
 	c.Kafka = c.Kafka.WithDefaults()
-	if len(c.Outputs.Brokers) == 0 {
+	if len(c.Outputs.Brokers) == 0 { // the same cluster, reached the same way
 		c.Outputs.Brokers = c.Kafka.Brokers
+		if c.Outputs.Security == (secure.Kafka{}) {
+			c.Outputs.Security = c.Kafka.Security
+		}
 	}
 	c.Outputs.ApplyDefaults()
 	if len(c.ClickHouse.Addr) == 0 {

@@ -47,6 +47,12 @@ func testLogger(t testing.TB) *slog.Logger {
 // startEnv starts a broker and a pipeline on the shared ClickHouse server, with a fresh database.
 func startEnv(t testing.TB, edit func(*Config)) *testEnv {
 	t.Helper()
+	return startEnvLog(t, edit, testLogger(t))
+}
+
+// startEnvLog is startEnv with the pipeline logging to log.
+func startEnvLog(t testing.TB, edit func(*Config), log *slog.Logger) *testEnv {
+	t.Helper()
 	watchdog(t, 10*time.Minute)
 	cfg, err := loadConfig("")
 	if err != nil {
@@ -74,7 +80,7 @@ func startEnv(t testing.TB, edit func(*Config)) *testEnv {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan started, 1)
 	done := make(chan error, 1)
-	go func() { done <- runPipeline(ctx, cfg, testLogger(t), newRegistry(), ready) }()
+	go func() { done <- runPipeline(ctx, cfg, log, newRegistry(), ready) }()
 	var st started
 	select {
 	case st = <-ready:

@@ -127,7 +127,7 @@ func runPipeline(ctx context.Context, cfg Config, log *slog.Logger, reg *prometh
 	if err != nil {
 		return err
 	}
-	consumer, err := ingest.NewConsumer(cfg.Kafka, city.NormalizePlate, nil, log, reg)
+	consumer, err := ingest.NewConsumer(cfg.Kafka, city.NormalizePlate, log, reg)
 	if err != nil {
 		return err
 	}
@@ -135,8 +135,12 @@ func runPipeline(ctx context.Context, cfg Config, log *slog.Logger, reg *prometh
 	p.topics = cfg.Kafka.WithDefaults().Topics
 	// Detector state from the checkpoints: open episodes continue where the last run, or the
 	// instance that had the partitions before, left them (see pipeline.Rebalanced).
+	stateDialer, err := cfg.Outputs.Security.Dialer()
+	if err != nil {
+		return fmt.Errorf("cannot read the detector state: %w", err)
+	}
 	p.state = func(ctx context.Context, inputs []int32, f func(key, value []byte) error) (int, error) {
-		return sink.ReadState(ctx, cfg.Outputs.Brokers, cfg.Outputs.StateTopic, nil, inputs, f)
+		return sink.ReadState(ctx, cfg.Outputs.Brokers, cfg.Outputs.StateTopic, stateDialer, inputs, f)
 	}
 
 	g, gctx := errgroup.WithContext(ctx)

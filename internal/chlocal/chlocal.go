@@ -19,7 +19,10 @@ type Server struct {
 	Dir      string
 	TCPAddr  string // host:port of the native protocol
 	HTTPAddr string // host:port of the HTTP interface
-	script   string
+	// TLSAddr is host:port of the native protocol over TLS, when the server was started with a
+	// certificate (see StartSecure).
+	TLSAddr string
+	script  string
 }
 
 // Script returns the path of deploy/clickhouse-local.sh in this checkout.
@@ -38,10 +41,20 @@ func Start() (*Server, error) {
 }
 
 // StartIn starts (or finds running) a server with its data under dir.
-func StartIn(dir string) (*Server, error) {
+func StartIn(dir string) (*Server, error) { return start(dir, nil) }
+
+// StartSecure starts a server under dir that also speaks TLS on a native port of its own (with
+// the PEM certificate and key given) and has a user with a password besides "default".
+func StartSecure(dir, certFile, keyFile, user, password string) (*Server, error) {
+	return start(dir, []string{"CLICKHOUSE_TLS_CERT=" + certFile, "CLICKHOUSE_TLS_KEY=" + keyFile,
+		"CLICKHOUSE_USER=" + user, "CLICKHOUSE_PASSWORD=" + password})
+}
+
+func start(dir string, env []string) (*Server, error) {
 	s := &Server{Dir: dir, script: Script()}
 	var stderr bytes.Buffer
 	cmd := exec.Command("bash", s.script, "start", dir)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -58,6 +71,8 @@ func StartIn(dir string) (*Server, error) {
 			s.TCPAddr = "127.0.0.1:" + v
 		case "CLICKHOUSE_HTTP":
 			s.HTTPAddr = "127.0.0.1:" + v
+		case "CLICKHOUSE_TCP_SECURE":
+			s.TLSAddr = "127.0.0.1:" + v
 		}
 	}
 	if s.TCPAddr == "" {
