@@ -20,12 +20,14 @@ chaos: deps
 	MUCKWATCH_OUTAGE=60s $(GO) test -race -count=$(CHAOS_ROUNDS) -timeout 60m -v \
 	  -run 'TestClickHouseOutage|TestCrashRecovery|TestRestartContinuesEpisodes' ./cmd/muckwatch
 
-# Every decoder's fuzz test, for a bounded time each, seeded from its testdata corpus.
+# Every decoder's fuzz test (the input records, and the detector checkpoints read back from the
+# state topic), for a bounded time each, seeded from its testdata corpus.
 FUZZTIME ?= 10s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFix$$' -fuzztime $(FUZZTIME) ./ingest
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEvent$$' -fuzztime $(FUZZTIME) ./ingest
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeOfficer$$' -fuzztime $(FUZZTIME) ./ingest
+	$(GO) test -run '^$$' -fuzz '^FuzzRestore$$' -fuzztime $(FUZZTIME) ./detectors
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
