@@ -14,11 +14,12 @@ test: deps vet
 	$(MAKE) fuzz
 
 # The fault tests at full length: ClickHouse down for 60 s under load, kill -9 of the pipeline at
-# six points, several times over (the fast versions run in `make test`).
+# six points, three instances with one killed, a 550 MB flood of huge records, several times over
+# (the fast versions run in `make test`).
 CHAOS_ROUNDS ?= 3
 chaos: deps
-	MUCKWATCH_OUTAGE=60s $(GO) test -race -count=$(CHAOS_ROUNDS) -timeout 60m -v \
-	  -run 'TestClickHouseOutage|TestCrashRecovery|TestRestartContinuesEpisodes' ./cmd/muckwatch
+	MUCKWATCH_OUTAGE=60s MUCKWATCH_FLOOD_RECORDS=600 $(GO) test -race -count=$(CHAOS_ROUNDS) -timeout 60m -v \
+	  -run 'TestClickHouseOutage|TestCrashRecovery|TestScaleOut|TestHostileFlood|TestRestartContinuesEpisodes' ./cmd/muckwatch
 
 # Every decoder's fuzz test (the input records, and the detector checkpoints read back from the
 # state topic), for a bounded time each, seeded from its testdata corpus.

@@ -36,6 +36,9 @@ type ConsumerConfig struct {
 	StartOffset string `yaml:"start_offset"`
 	// BatchMaxRecords is the most records handed downstream at once.
 	BatchMaxRecords int `yaml:"batch_max_records"`
+	// BatchMaxBytes closes a batch early once its records hold this many bytes (huge hostile
+	// records must not pile up). Default 16 MiB.
+	BatchMaxBytes int `yaml:"batch_max_bytes"`
 	// BatchMaxWait is how long a batch waits to fill before it is handed downstream.
 	BatchMaxWait time.Duration `yaml:"batch_max_wait"`
 	// FetchMaxWait is the longest a fetch waits at the broker for data.
@@ -75,6 +78,9 @@ func (c ConsumerConfig) WithDefaults() ConsumerConfig {
 	if c.BatchMaxWait == 0 {
 		c.BatchMaxWait = 50 * time.Millisecond
 	}
+	if c.BatchMaxBytes == 0 {
+		c.BatchMaxBytes = 16 << 20
+	}
 	if c.FetchMaxWait == 0 {
 		c.FetchMaxWait = 1500 * time.Millisecond
 	}
@@ -103,6 +109,8 @@ func (c ConsumerConfig) Validate() error {
 		return fmt.Errorf("kafka.start_offset must be \"first\" or \"last\", got %q", c.StartOffset)
 	case c.BatchMaxRecords < 1 || c.BatchMaxRecords > 1_000_000:
 		return fmt.Errorf("kafka.batch_max_records must be within [1, 1000000], got %d", c.BatchMaxRecords)
+	case c.BatchMaxBytes < 1<<10:
+		return fmt.Errorf("kafka.batch_max_bytes must be at least 1 KiB, got %d", c.BatchMaxBytes)
 	case c.BatchMaxWait <= 0:
 		return fmt.Errorf("kafka.batch_max_wait must be positive, got %s", c.BatchMaxWait)
 	case c.FetchMaxWait <= 0:
@@ -387,7 +395,9 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 		stopFetch()
 		fetchers.Wait()
 	}()
-	msgs := make(chan kafka.Message, c.cfg.BatchMaxRecords)
+	// Memory stays bounded by what is in flight, whatever the records' sizes: a short hand-off
+	// channel, short per-partition queues (fetchQueue), batches closed at BatchMaxBytes.
+	msgs := make(chan kafka.Message, fetchQueue)
 	for _, p := range parts {
 		fetchers.Add(1)
 		go func() {
@@ -416,12 +426,14 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 		batch.Reset()
 		batch.Fetched = c.now()
 		pending = append(pending[:0], m)
+		size := len(m.Key) + len(m.Value)
 		timer.Reset(c.cfg.BatchMaxWait)
 	fill:
-		for len(pending) < c.cfg.BatchMaxRecords {
+		for len(pending) < c.cfg.BatchMaxRecords && size < c.cfg.BatchMaxBytes {
 			select {
 			case m = <-msgs:
 				pending = append(pending, m)
+				size += len(m.Key) + len(m.Value)
 			case <-timer.C:
 				break fill
 			case <-ctx.Done():
@@ -441,6 +453,9 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 	}
 }
 
+// fetchQueue is how many fetched records wait per partition, and in the hand-off to batching.
+const fetchQueue = 32
+
 // fetch reads one partition from offset into msgs until ctx is cancelled, retrying failed fetches
 // (a broker restart, a lost connection) with back-off.
 func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, msgs chan<- kafka.Message) {
@@ -452,7 +467,7 @@ func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, msgs 
 		MinBytes:       1,
 		MaxBytes:       max(1<<20, c.cfg.FetchMaxBytes/of),
 		MaxWait:        c.cfg.FetchMaxWait,
-		QueueCapacity:  max(100, c.cfg.BatchMaxRecords/of),
+		QueueCapacity:  fetchQueue,
 		ReadBackoffMin: 50 * time.Millisecond,
 		ReadBackoffMax: time.Second,
 		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {

@@ -54,6 +54,31 @@ type faultRig struct {
 
 func newFaultRig(t *testing.T, name string) *faultRig {
 	t.Helper()
+	r := newRig(t, name)
+	c, err := loadCity("../../configs/cities/shenzhen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, err := evalStart(time.Now(), "07:00", 2*time.Hour, c.Location)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sim.New(c, evalOptions(5, start, 2*time.Hour, 10*time.Second, 60))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.msgs, r.res = simMessages(t, s, cfg)
+	r.fixes = r.res.Fixes
+	return r
+}
+
+// newRig starts a broker and writes the config of `muckwatch run` instances for it, without records.
+func newRig(t *testing.T, name string) *faultRig {
+	t.Helper()
 	bin, err := buildBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -67,21 +92,7 @@ func newFaultRig(t *testing.T, name string) *faultRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(broker.Close)
-	c, err := loadCity("../../configs/cities/shenzhen")
-	if err != nil {
-		t.Fatal(err)
-	}
-	start, err := evalStart(time.Now(), "07:00", 2*time.Hour, c.Location)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := sim.New(c, evalOptions(5, start, 2*time.Hour, 10*time.Second, 60))
-	if err != nil {
-		t.Fatal(err)
-	}
 	r := &faultRig{t: t, bin: bin, addr: addr, db: fmt.Sprintf("mw_%s_%d", name, os.Getpid())}
-	r.msgs, r.res = simMessages(t, s, cfg)
-	r.fixes = r.res.Fixes
 	if r.conn, err = clickhouse.Open(&clickhouse.Options{Addr: []string{chServer.TCPAddr}}); err != nil {
 		t.Fatal(err)
 	}
