@@ -38,9 +38,25 @@ func cmdRun(ctx context.Context, args []string) error {
 }
 
 func cmdMigrate(ctx context.Context, args []string) error {
-	cfg, err := parseConfigFlags("migrate", args)
+	fl := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	configPath := fl.String("config", "", "config file (default: the embedded configs/muckwatch.yaml)")
+	clusterDDL := fl.String("cluster-ddl", "", "print the schema for the ClickHouse cluster of this name (Replicated local tables, Distributed tables, ON CLUSTER) instead of migrating")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*configPath)
 	if err != nil {
 		return err
+	}
+	if *clusterDDL != "" {
+		stmts, err := sink.ClusterDDL(cfg.ClickHouse.Database, *clusterDDL)
+		if err != nil {
+			return err
+		}
+		for _, s := range stmts {
+			fmt.Printf("%s;\n\n", s)
+		}
+		return nil
 	}
 	log := newLogger(cfg.Log)
 	ch, err := sink.OpenClickHouse(ctx, cfg.ClickHouse, log, nil)
