@@ -64,6 +64,7 @@ type benchOptions struct {
 	Partitions  int           // partitions per topic
 	Interval    time.Duration // reporting interval of the backlog's terminals
 	Live        time.Duration // the half-rate measurement window (detection and fix → queryable)
+	LiveRate    float64       // fixes/s of the live traffic; 0: half the rate measured on the backlog
 	Lookups     int           // squad lookups, after the window, while live traffic continues
 	Concurrency int           // concurrent squad clients
 	Seed        uint64
@@ -76,6 +77,7 @@ type benchOptions struct {
 	BrokerInProcess bool
 	CPUProfile      string    // write a CPU profile of the backlog phase here
 	MemProfile      string    // write a heap profile here once the backlog is worked off
+	LiveCPUProfile  string    // write a CPU profile of the live window here
 	Progress        io.Writer // phase messages; nil discards them
 }
 
@@ -84,6 +86,62 @@ type benchCPU struct {
 	Pipeline   float64 `json:"pipeline_process"` // this process: the pipeline, and the bench's producer and probes
 	Broker     float64 `json:"broker,omitempty"`
 	ClickHouse float64 `json:"clickhouse,omitempty"`
+}
+
+// benchBatches is where a phase's time per batch went, from the pipeline's own histograms: means
+// per batch, in milliseconds.
+type benchBatches struct {
+	Batches  uint64  `json:"batches"`
+	Records  float64 `json:"records"`   // muckwatch_ingest_batch_records
+	DetectMs float64 `json:"detect_ms"` // muckwatch_detector_batch_seconds
+	InsertMs float64 `json:"insert_ms"` // muckwatch_clickhouse_insert_seconds, every table
+	HandleMs float64 `json:"handle_ms"` // muckwatch_ingest_handle_seconds: detection and every write
+	WallMs   float64 `json:"wall_ms"`   // the phase's wall time per batch
+}
+
+// histSums are the counts and sums of the histograms benchBatches reads.
+type histSums map[string][2]float64
+
+func gatherSums(g prometheus.Gatherer) histSums {
+	out := histSums{}
+	mfs, err := g.Gather()
+	if err != nil {
+		return out
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if h := m.GetHistogram(); h != nil {
+				v := out[mf.GetName()]
+				out[mf.GetName()] = [2]float64{v[0] + float64(h.GetSampleCount()), v[1] + h.GetSampleSum()}
+			}
+		}
+	}
+	return out
+}
+
+// batchesSince returns the means per batch between two gatherings, over wall.
+func batchesSince(before, after histSums, wall time.Duration) benchBatches {
+	d := func(name string) (count, sum float64) {
+		return after[name][0] - before[name][0], after[name][1] - before[name][1]
+	}
+	n, _ := d("muckwatch_detector_batch_seconds")
+	if n <= 0 {
+		return benchBatches{}
+	}
+	_, records := d("muckwatch_ingest_batch_records")
+	_, detect := d("muckwatch_detector_batch_seconds")
+	_, insert := d("muckwatch_clickhouse_insert_seconds")
+	_, handle := d("muckwatch_ingest_handle_seconds")
+	return benchBatches{Batches: uint64(n), Records: records / n, DetectMs: detect / n * 1000, InsertMs: insert / n * 1000,
+		HandleMs: handle / n * 1000, WallMs: wall.Seconds() / n * 1000}
+}
+
+func (b benchBatches) String() string {
+	if b.Batches == 0 {
+		return "no batch"
+	}
+	return fmt.Sprintf("%d batches of %.0f records: detect %.1f ms, ClickHouse inserts %.1f ms, handle (detect and every write) %.1f ms, wall %.1f ms",
+		b.Batches, b.Records, b.DetectMs, b.InsertMs, b.HandleMs, b.WallMs)
 }
 
 // benchProcs are the processes whose CPU and memory the bench reads from /proc; an empty pid is
@@ -212,8 +270,10 @@ type benchReport struct {
 	LookupMaxMs    float64 `json:"lookup_max_ms"`
 	LookupLag      int64   `json:"lookup_phase_lag_at_end"`
 
-	BacklogCPU benchCPU `json:"backlog_cpu_cores"`
-	LiveCPU    benchCPU `json:"live_window_cpu_cores"`
+	BacklogCPU     benchCPU     `json:"backlog_cpu_cores"`
+	LiveCPU        benchCPU     `json:"live_window_cpu_cores"`
+	BacklogBatches benchBatches `json:"backlog_batches"`
+	LiveBatches    benchBatches `json:"live_window_batches"`
 
 	Produced uint64 `json:"produced"`
 	Stored   uint64 `json:"stored"`
@@ -231,6 +291,7 @@ func cmdBench(ctx context.Context, args []string) error {
 	fl.IntVar(&o.Partitions, "partitions", 4, "partitions per topic")
 	fl.DurationVar(&o.Interval, "interval", 10*time.Second, "reporting interval of the backlog's terminals")
 	fl.DurationVar(&o.Live, "live", 20*time.Second, "length of the half-rate measurement window")
+	fl.Float64Var(&o.LiveRate, "live-rate", 0, "fixes/s of the live traffic (0: half the rate measured on the backlog, as the issue asks)")
 	fl.IntVar(&o.Lookups, "lookups", 20_000, "squad lookups after the window, with the live traffic still running")
 	fl.IntVar(&o.Concurrency, "concurrency", 200, "concurrent squad clients, each with its own token")
 	fl.Uint64Var(&o.Seed, "seed", 1, "random seed")
@@ -239,6 +300,7 @@ func cmdBench(ctx context.Context, args []string) error {
 	brokerMode := fl.String("broker", "process", "process: the embedded broker in a child process (muckwatch broker), so this process's memory is the pipeline's; inprocess: in this process")
 	fl.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the pipeline working off the backlog to this file")
 	fl.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile to this file once the backlog is worked off")
+	fl.StringVar(&o.LiveCPUProfile, "live-cpuprofile", "", "write a CPU profile of the live window (pipeline and the bench's producer) to this file")
 	asJSON := fl.Bool("json", false, "also print the report as JSON")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -280,6 +342,8 @@ func (o *benchOptions) validate() error {
 		return fmt.Errorf("--interval must be at least 1s, got %s", o.Interval)
 	case o.Live < time.Second:
 		return fmt.Errorf("--live must be at least 1s, got %s", o.Live)
+	case o.LiveRate < 0:
+		return fmt.Errorf("--live-rate must not be negative, got %g", o.LiveRate)
 	case o.Lookups < 1 || o.Concurrency < 1:
 		return fmt.Errorf("--lookups and --concurrency must be at least 1, got %d and %d", o.Lookups, o.Concurrency)
 	}
@@ -471,6 +535,7 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 		return nil, ctx.Err()
 	}
 	readyAt := time.Now()
+	sumsBacklog := gatherSums(reg)
 	r.StartupSeconds = readyAt.Sub(began).Seconds()
 	r.TrackedAtReady = st.engine.Tracks()
 	r.HeapReady = readHeap()
@@ -482,6 +547,7 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	}
 	stopProfile()
 	r.BacklogCPU = procs.since(cpuBacklog)
+	r.BacklogBatches = batchesSince(sumsBacklog, gatherSums(reg), doneAt.Sub(readyAt))
 	r.PipelineSeconds = doneAt.Sub(readyAt).Seconds()
 	r.PipelineRate = float64(o.Fixes) / r.PipelineSeconds
 	r.PipelineRateAll = float64(o.Fixes) / doneAt.Sub(began).Seconds()
@@ -770,8 +836,10 @@ func (m *benchMsgs) done() []kafka.Message {
 	return m.msgs
 }
 
-func benchWriter(addr string) *kafka.Writer {
-	return &kafka.Writer{Addr: kafka.TCP(addr), Balancer: &kafka.Hash{}, BatchSize: 10_000, BatchBytes: 1 << 20,
+// benchWriter is the bench's producer. kafka-go allocates BatchSize messages for every batch it
+// starts, full or not: batchSize must fit what one write puts on a partition.
+func benchWriter(addr string, batchSize int) *kafka.Writer {
+	return &kafka.Writer{Addr: kafka.TCP(addr), Balancer: &kafka.Hash{}, BatchSize: batchSize, BatchBytes: 1 << 20,
 		BatchTimeout: 2 * time.Millisecond, RequiredAcks: kafka.RequireAll}
 }
 
@@ -782,9 +850,9 @@ func (f *benchFleet) preload(ctx context.Context, addr, topic string, n int, int
 	rounds := (n + v - 1) / v
 	simStart := time.Now().Add(-time.Duration(rounds)*interval - time.Minute).Truncate(time.Second)
 	f.t0 = simStart
-	w := benchWriter(addr)
-	defer w.Close()
 	const chunk = 20_000
+	w := benchWriter(addr, 5_000)
+	defer w.Close()
 	var m benchMsgs
 	began := time.Now()
 	for k := 0; k < n; {
@@ -1023,6 +1091,10 @@ func (p *liveProducer) run(ctx context.Context) error {
 func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, simEnd time.Time, st started, reg prometheus.Gatherer,
 	w *benchWatch, procs benchProcs, tokens []string, r *benchReport) error {
 	r.LiveTargetRate = r.PipelineRate / 2
+	if o.LiveRate > 0 {
+		r.LiveTargetRate = o.LiveRate
+		r.Notes = append(r.Notes, fmt.Sprintf("live traffic at %.0f fixes/s as --live-rate asks, not at half the backlog rate", o.LiveRate))
+	}
 	alertStarts, err := topicEnds(ctx, w.client, cfg.Outputs.AlertsTopic, o.Partitions)
 	if err != nil {
 		return err
@@ -1035,7 +1107,19 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, si
 	defer cancel()
 	g, gctx := errgroup.WithContext(lctx)
 
+	if o.LiveCPUProfile != "" {
+		prof, err := os.Create(o.LiveCPUProfile)
+		if err != nil {
+			return fmt.Errorf("cannot create the CPU profile: %w", err)
+		}
+		defer prof.Close()
+		if err := pprof.StartCPUProfile(prof); err != nil {
+			return fmt.Errorf("cannot start the CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile() // stopping twice is harmless
+	}
 	cpuLive := procs.mark()
+	sumsLive := gatherSums(reg)
 	wallStart := time.Now()
 	simStart := max(simEnd.UnixMilli(), slices.Max(f.lastMs)+1)
 	windowEnd := wallStart.Add(o.Live)
@@ -1050,11 +1134,11 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, si
 	}
 	probes := make(chan benchProbe, 1024)
 	stopProducer := make(chan struct{})
-	lw := benchWriter(w.client.Addr.String())
+	lw := benchWriter(w.client.Addr.String(), 100)
 	defer lw.Close()
 	p := &liveProducer{f: f, w: lw, topic: cfg.Kafka.Topics.GPS, rate: r.LiveTargetRate, wallStart: wallStart, simStart: simStart,
 		probeUntil: windowEnd, probes: probes, stop: stopProducer}
-	o.logf("live traffic at %.0f fixes/s (half the backlog rate): every vehicle every %s; measuring for %s", p.rate, every.Round(time.Millisecond), o.Live)
+	o.logf("live traffic at %.0f fixes/s: every vehicle every %s; measuring for %s", p.rate, every.Round(time.Millisecond), o.Live)
 	g.Go(func() error { return p.run(gctx) })
 
 	// Produce → alert, read back from the alerts topic.
@@ -1120,6 +1204,14 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, si
 	r.LiveWindowFixes = int(p.inWindow.Load())
 	r.LiveAchievedRate = float64(r.LiveWindowFixes) / o.Live.Seconds()
 	r.LiveCPU = procs.since(cpuLive)
+	r.LiveBatches = batchesSince(sumsLive, gatherSums(reg), time.Since(wallStart))
+	if o.LiveCPUProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	if float64(r.LiveLagAtEnd) > r.LiveTargetRate {
+		r.Notes = append(r.Notes, fmt.Sprintf("the pipeline did not keep up with the live traffic at %.0f fixes/s: %d records behind at the window's end "+
+			"(more than a second of traffic), so the window's latencies include that queueing", r.LiveTargetRate, r.LiveLagAtEnd))
+	}
 	h := histAfter.sub(histBefore)
 	r.DetectBatches = h.total
 	if h.total > 0 {
@@ -1131,6 +1223,10 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, si
 	// Squad lookups, the traffic still running.
 	o.logf("squad lookups: %d by %d concurrent clients, live traffic still at %.0f fixes/s", o.Lookups, o.Concurrency, p.rate)
 	if err := runLookups(gctx, o, st.api, f.plates, tokens, r); err != nil {
+		cancel()
+		if werr := g.Wait(); werr != nil && !errors.Is(werr, context.Canceled) {
+			return werr
+		}
 		return err
 	}
 	if r.LookupLag, err = w.lag(ctx); err != nil {
@@ -1560,6 +1656,7 @@ func printBenchReport(w io.Writer, r *benchReport) {
 		r.Lookups, r.Concurrency, r.LookupRate, r.LookupP50Ms, r.LookupP99Ms, r.LookupMaxMs, r.LookupFailures)
 	fmt.Fprintf(w, "  CPU          cores used (of %d) working off the backlog: %s; in the live window: %s\n",
 		runtime.NumCPU(), r.BacklogCPU, r.LiveCPU)
+	fmt.Fprintf(w, "  per batch    backlog: %s\n               live window: %s\n", r.BacklogBatches, r.LiveBatches)
 	fmt.Fprintf(w, "  stored       %d distinct fixes of %d produced\n", r.Stored, r.Produced)
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "  note         %s\n", n)

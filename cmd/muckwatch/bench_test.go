@@ -54,7 +54,7 @@ func TestBench(t *testing.T) {
 		"produce → alert p50": r.AlertP50Ms, "produce → alert p99": r.AlertP99Ms,
 		"fix → queryable p50": r.QueryableP50Ms, "fix → queryable p99": r.QueryableP99Ms,
 		"lookup p50": r.LookupP50Ms, "lookup p99": r.LookupP99Ms, "lookup rate": r.LookupRate,
-		"heap per vehicle": r.HeapPerVehicle, "peak RSS": float64(r.PeakRSS),
+		"heap per vehicle": r.HeapPerVehicle, "peak RSS": float64(r.PeakRSS), "backlog CPU": r.BacklogCPU.Pipeline,
 	}
 	for name, v := range positive {
 		if !(v > 0) || math.IsInf(v, 0) {
