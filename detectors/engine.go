@@ -215,6 +215,7 @@ type Engine struct {
 	timed   []int       // the fix rules that are also TimeRules
 	ticked  time.Time   // watermark of the last Tick
 	dirty   []*Track    // tracks changed since the last Dirty
+	cur     Observation // ProcessFix's scratch observation
 	names   []Rule      // the rule of each episode slot
 	slot    map[Rule]int
 }
@@ -293,7 +294,10 @@ func (e *Engine) ProcessFix(f *ingest.Fix) {
 	tr := e.track(f.VehicleID)
 	e.markDirty(tr)
 	tr.src = partitionKey{f.Src.Topic, f.Src.Partition}
-	cur := Observation{Time: f.Time, LL: orb.Point{f.Lon, f.Lat}, Lifted: f.Lifted, ACC: f.ACC}
+	// The observation is the engine's scratch value, not a new one per fix: the rules take it by
+	// pointer (through interfaces, so a local would escape to the heap) and none keeps it.
+	cur := &e.cur
+	*cur = Observation{Time: f.Time, LL: orb.Point{f.Lon, f.Lat}, Lifted: f.Lifted, ACC: f.ACC}
 	cur.XY = c.Proj.Forward(cur.LL)
 	var prev *Observation
 	if tr.hasLast {
@@ -349,8 +353,8 @@ func (e *Engine) ProcessFix(f *ingest.Fix) {
 	for i := range e.fixes {
 		fe := &e.fixes[i]
 		ep := &tr.episodes[i]
-		v := fe.rule.Judge(c, prev, &cur, ep)
-		e.step(tr, ep, fe.rule.Name(), fe.rule, fe.timing, fe.phase, &cur, v)
+		v := fe.rule.Judge(c, prev, cur, ep)
+		e.step(tr, ep, fe.rule.Name(), fe.rule, fe.timing, fe.phase, cur, v)
 	}
 	// Event-rule episodes end once their window has passed, for this truck and for the watermark:
 	// a camera event of the same episode may still be on its way on a lagging events partition.
@@ -365,7 +369,7 @@ func (e *Engine) ProcessFix(f *ingest.Fix) {
 	}
 	tr.inSite = len(cur.Sites) > 0
 	cur.Sites, cur.Zones = nil, nil
-	tr.last, tr.hasLast = cur, true
+	tr.last, tr.hasLast = *cur, true
 }
 
 // ProcessBatch runs the rules over a batch in event-time order: fixes and events are sorted by
@@ -375,6 +379,8 @@ func (e *Engine) ProcessFix(f *ingest.Fix) {
 // first from running ahead of the others, and puts a fix that arrived late within the batch back
 // in its place. The slices are reordered in place.
 func (e *Engine) ProcessBatch(fixes []ingest.Fix, events []ingest.Event) {
+	e.clock.batch = e.clock.now() // a batch is read at once: one wall time for its records
+	defer func() { e.clock.batch = time.Time{} }()
 	slices.SortStableFunc(fixes, func(a, b ingest.Fix) int { return a.Time.Compare(b.Time) })
 	slices.SortStableFunc(events, func(a, b ingest.Event) int { return a.Time.Compare(b.Time) })
 	i, j := 0, 0
@@ -598,6 +604,7 @@ func (e *Engine) emit(kind ChangeKind, a *Alert, d describer, at time.Time) {
 type eventClock struct {
 	idle   time.Duration
 	now    func() time.Time
+	batch  time.Time // wall time for the whole batch being processed (zero outside ProcessBatch)
 	newest map[partitionKey]partitionTime
 }
 
@@ -612,6 +619,14 @@ type partitionTime struct {
 	behind int64     // records left in the partition when the last one was read
 }
 
+// wall is the wall time: the batch's, read once, while a batch is processed.
+func (c *eventClock) wall() time.Time {
+	if !c.batch.IsZero() {
+		return c.batch
+	}
+	return c.now()
+}
+
 func (c *eventClock) observe(topic string, partition int32, t time.Time, behind int64) {
 	if c.newest == nil {
 		c.newest = make(map[partitionKey]partitionTime)
@@ -621,7 +636,7 @@ func (c *eventClock) observe(topic string, partition int32, t time.Time, behind 
 	if t.After(pt.event) {
 		pt.event = t
 	}
-	pt.seen, pt.behind = c.now(), behind
+	pt.seen, pt.behind = c.wall(), behind
 	c.newest[k] = pt
 }
 
@@ -631,7 +646,7 @@ func (c *eventClock) observe(topic string, partition int32, t time.Time, behind 
 // events) holds nothing back. With no busy partition, it is the newest time read.
 func (c *eventClock) watermark() (time.Time, bool) {
 	var wm, newest time.Time
-	now := c.now()
+	now := c.wall()
 	for _, pt := range c.newest {
 		if pt.event.After(newest) {
 			newest = pt.event

@@ -50,7 +50,7 @@ const (
 	benchFastKmh        = 95  // a speeding truck: far above every limit, severe everywhere
 	benchViolatorEvery  = 100 // vehicle i speeds throughout if i%100 == 0, from a moment in the live phase if i%100 == 50
 	benchProbeEvery     = 100 * time.Millisecond
-	benchProbePoll      = 20 * time.Millisecond
+	benchProbePoll      = 50 * time.Millisecond
 	benchStall          = 90 * time.Second
 	benchTokensEnv      = "MUCKWATCH_BENCH_API_TOKENS"
 	benchCeilingGroupID = "muckwatch-bench-ceiling"
@@ -86,6 +86,9 @@ type benchCPU struct {
 	Pipeline   float64 `json:"pipeline_process"` // this process: the pipeline, and the bench's producer and probes
 	Broker     float64 `json:"broker,omitempty"`
 	ClickHouse float64 `json:"clickhouse,omitempty"`
+	// Others is what the rest of the machine used meanwhile (/proc/stat): another load on the
+	// machine perturbs every figure.
+	Others float64 `json:"others"`
 }
 
 // benchBatches is where a phase's time per batch went, from the pipeline's own histograms: means
@@ -149,12 +152,13 @@ func (b benchBatches) String() string {
 type benchProcs struct{ broker, clickhouse string }
 
 type cpuMark struct {
-	at                     time.Time
-	self, broker, clickhse float64
+	at                              time.Time
+	self, broker, clickhse, machine float64
 }
 
 func (p benchProcs) mark() cpuMark {
 	m := cpuMark{at: time.Now()}
+	m.machine, _ = machineCPU()
 	m.self, _ = procCPU("self")
 	if p.broker != "" {
 		m.broker, _ = procCPU(p.broker)
@@ -169,7 +173,36 @@ func (p benchProcs) mark() cpuMark {
 func (p benchProcs) since(m cpuMark) benchCPU {
 	n := p.mark()
 	secs := n.at.Sub(m.at).Seconds()
-	return benchCPU{Pipeline: (n.self - m.self) / secs, Broker: (n.broker - m.broker) / secs, ClickHouse: (n.clickhse - m.clickhse) / secs}
+	c := benchCPU{Pipeline: (n.self - m.self) / secs, Broker: (n.broker - m.broker) / secs, ClickHouse: (n.clickhse - m.clickhse) / secs}
+	if n.machine > 0 && m.machine > 0 {
+		c.Others = max(0, (n.machine-m.machine)/secs-c.Pipeline-c.Broker-c.ClickHouse)
+	}
+	return c
+}
+
+// machineCPU returns the CPU seconds the whole machine has been busy (not idle nor waiting for
+// I/O), from /proc/stat.
+func machineCPU() (float64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("cannot read the machine's CPU time: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 6 || fields[0] != "cpu" {
+		return 0, fmt.Errorf("cannot read the machine's CPU time: %q", line)
+	}
+	var busy uint64
+	for k, f := range fields[1:] {
+		v, err := strconv.ParseUint(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("cannot read the machine's CPU time: %q", line)
+		}
+		if k != 3 && k != 4 && k < 8 { // idle and iowait are not busy; guest time is in user already
+			busy += v
+		}
+	}
+	return float64(busy) / 100, nil
 }
 
 // procCPU returns the CPU seconds (user and system) process pid has used, from /proc/PID/stat
@@ -612,6 +645,10 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	}
 	if o.ClickHouseDir == "" {
 		r.Notes = append(r.Notes, fmt.Sprintf("the bench's database %s is left on ClickHouse %s", cfg.ClickHouse.Database, o.ClickHouse))
+	}
+	if busy := max(r.BacklogCPU.Others, r.LiveCPU.Others); busy > 0.25 {
+		r.Notes = append(r.Notes, fmt.Sprintf("other processes kept up to %.2f of the machine's %d cores busy during the measurements: every figure is perturbed by that load",
+			busy, runtime.NumCPU()))
 	}
 	r.Targets = benchTargets(r)
 	return r, nil
@@ -1610,7 +1647,7 @@ func (c benchCPU) String() string {
 	if c.ClickHouse > 0 {
 		s += fmt.Sprintf(", ClickHouse %.2f", c.ClickHouse)
 	}
-	return s
+	return s + fmt.Sprintf(", other processes %.2f", c.Others)
 }
 
 func mb(b uint64) string { return fmt.Sprintf("%.0f MB", float64(b)/1e6) }
