@@ -63,7 +63,7 @@ func TestClickHouseConfigValidate(t *testing.T) {
 	f(func(c *ClickHouseConfig) { c.Database = "x; DROP DATABASE default" }, "database:")
 	f(func(c *ClickHouseConfig) { c.Database = "2026" }, "database:")
 	f(func(c *ClickHouseConfig) { c.PasswordEnv = "s3cret!" }, "password_env:")
-	f(func(c *ClickHouseConfig) { c.InsecureSkipVerify = true }, "insecure_skip_verify: needs tls")
+	f(func(c *ClickHouseConfig) { c.InsecureSkipVerify = true }, "need tls: true")
 	f(func(c *ClickHouseConfig) { c.MaxOpenConns = -1 }, "max_open_conns:")
 	f(func(c *ClickHouseConfig) { c.Cluster = "muck" }, "not supported yet")
 	f(func(c *ClickHouseConfig) { c.WriteAttempts = -2 }, "write_attempts:")
