@@ -196,6 +196,13 @@ type Rebalancer interface {
 	Rebalanced(ctx context.Context, r Rebalance) error
 }
 
+// Idler is implemented by a Handler with time-driven decisions: Idle is called about once a
+// second while no record arrives, so that decisions waiting for quiet partitions to stop holding
+// back the event time are taken without new records. Its error stops the consumer.
+type Idler interface {
+	Idle(ctx context.Context) error
+}
+
 // Consumer reads the input topics as a member of a consumer group, decodes records into batches,
 // hands them to a Handler, and commits their offsets after the handler succeeded.
 //
@@ -411,8 +418,11 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 		batch   Batch
 		pending = make([]kafka.Message, 0, c.cfg.BatchMaxRecords)
 		timer   = time.NewTimer(time.Hour)
+		idle    = time.NewTicker(time.Second)
 	)
+	defer idle.Stop()
 	timer.Stop()
+	idler, _ := h.(Idler)
 	for {
 		// Wait for the first message of a batch.
 		var m kafka.Message
@@ -421,7 +431,15 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 			return true, nil
 		case <-ended:
 			return false, nil
+		case <-idle.C:
+			if idler != nil {
+				if err := idler.Idle(ctx); err != nil {
+					return false, fmt.Errorf("idle: %w", err)
+				}
+			}
+			continue
 		case m = <-msgs:
+			idle.Reset(time.Second)
 		}
 		batch.Reset()
 		batch.Fetched = c.now()

@@ -559,6 +559,10 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 		pipelineErr = runPipeline(pctx, cfg, log, reg, ready)
 		close(stopped)
 	}()
+	defer func() { // before the broker and ClickHouse stop: the pipeline drains and commits first
+		stopPipeline()
+		<-stopped
+	}()
 	var st started
 	select {
 	case st = <-ready:
@@ -576,7 +580,12 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 		group: cfg.Kafka.GroupID, topic: cfg.Kafka.Topics.GPS, partitions: o.Partitions, stopped: stopped}
 	doneAt, err := w.waitCaughtUp(ctx, uint64(o.Fixes))
 	if err != nil {
-		return nil, fmt.Errorf("the pipeline did not work off the backlog: %w (pipeline: %v)", err, pipelineErr)
+		select {
+		case <-stopped:
+			return nil, fmt.Errorf("the pipeline did not work off the backlog: %w: %v", err, pipelineErr)
+		default:
+			return nil, fmt.Errorf("the pipeline did not work off the backlog: %w", err)
+		}
 	}
 	stopProfile()
 	r.BacklogCPU = procs.since(cpuBacklog)
@@ -1141,8 +1150,17 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, si
 		return err
 	}
 	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	g, gctx := errgroup.WithContext(lctx)
+	lw := benchWriter(w.client.Addr.String(), 100)
+	var pollDone chan struct{}
+	defer func() { // every goroutine below has ended before runLive returns, the producer before its writer closes
+		cancel()
+		_ = g.Wait()
+		if pollDone != nil {
+			<-pollDone
+		}
+		lw.Close()
+	}()
 
 	if o.LiveCPUProfile != "" {
 		prof, err := os.Create(o.LiveCPUProfile)
@@ -1171,8 +1189,6 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, si
 	}
 	probes := make(chan benchProbe, 1024)
 	stopProducer := make(chan struct{})
-	lw := benchWriter(w.client.Addr.String(), 100)
-	defer lw.Close()
 	p := &liveProducer{f: f, w: lw, topic: cfg.Kafka.Topics.GPS, rate: r.LiveTargetRate, wallStart: wallStart, simStart: simStart,
 		probeUntil: windowEnd, probes: probes, stop: stopProducer}
 	o.logf("live traffic at %.0f fixes/s: every vehicle every %s; measuring for %s", p.rate, every.Round(time.Millisecond), o.Live)
@@ -1218,7 +1234,7 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, si
 	// Fix → queryable: poll ClickHouse for the probes.
 	var queryLat benchLatencies
 	missing := 0
-	pollDone := make(chan struct{})
+	pollDone = make(chan struct{})
 	go func() {
 		defer close(pollDone)
 		missing = pollProbes(gctx, w, probes, &queryLat, windowEnd.Add(30*time.Second))

@@ -83,6 +83,12 @@ func (p *pipeline) Handle(ctx context.Context, b *ingest.Batch) error {
 	p.engine.Reset()
 	p.engine.ProcessBatch(b.Fixes, b.Events)
 	p.metrics.detectSeconds.Observe(time.Since(start).Seconds())
+	return p.flush(ctx, b)
+}
+
+// flush writes a batch after detection: its records, the alert changes, the checkpoints of the
+// vehicles it touched; then tells the live view.
+func (p *pipeline) flush(ctx context.Context, b *ingest.Batch) error {
 	p.batch = sink.Batch{Fixes: b.Fixes, Events: b.Events, Officers: b.Officers, Changes: p.engine.Changes(), Rejects: b.Rejects}
 	p.stateKeys, p.stateValues, p.stateParts = p.stateKeys[:0], p.stateValues[:0], p.stateParts[:0]
 	p.engine.Dirty(func(vehicle string, partition int32, cp []byte) {
@@ -93,13 +99,31 @@ func (p *pipeline) Handle(ctx context.Context, b *ingest.Batch) error {
 	if err := p.write(ctx); err != nil {
 		return err
 	}
-	if len(p.batch.Changes) > 0 {
+	if len(p.batch.Changes) > 0 && !b.Fetched.IsZero() {
 		p.metrics.latencySeconds.Observe(time.Since(b.Fetched).Seconds())
 	}
 	if p.observe != nil {
 		p.observe.Observe(b.Fixes, b.Officers, p.batch.Changes)
 	}
 	p.batch = sink.Batch{}
+	return nil
+}
+
+// Idle implements ingest.Idler: with no record arriving, the partitions go quiet and stop holding
+// back the event time, and the time-driven rules (signal_lost, trip closure) take the decisions
+// that were waiting for them; the alert changes and checkpoints are written as after a batch.
+// Nothing is committed: no offset moved.
+// A shutdown meanwhile is not an error: the checkpoints still hold the state before this tick, and
+// the next run takes the same decisions.
+func (p *pipeline) Idle(ctx context.Context) error {
+	p.engine.Reset()
+	p.engine.Tick()
+	if len(p.engine.Changes()) == 0 {
+		return nil
+	}
+	if err := p.flush(ctx, &ingest.Batch{}); err != nil && ctx.Err() == nil {
+		return err
+	}
 	return nil
 }
 
