@@ -66,7 +66,13 @@ type Decoder struct {
 	cfg       DecodeConfig
 	normalize func(string) string
 	sc        objectScanner
+	// names interns the ids that repeat from record to record (plates, cameras, kinds): a fleet
+	// has a bounded set, so steady state decodes them without allocating. Cleared when full.
+	names map[string]string
 }
+
+// maxInterned bounds the interned names (about 100 bytes each).
+const maxInterned = 1 << 20
 
 // NewDecoder returns a decoder for cfg (defaults applied). normalize turns a plate as sent into its
 // canonical form (see city.NormalizePlate); nil keeps plates as sent.
@@ -113,6 +119,43 @@ func (d *Decoder) str(key string, v *jsonValue) (string, error) {
 		return "", typeError(key, kindString, v)
 	}
 	return string(v.str), nil
+}
+
+// name is id for values that repeat across records: the same string is returned for the same
+// bytes, allocated once.
+func (d *Decoder) name(key string, v *jsonValue) (string, error) {
+	if v.kind == kindString {
+		if s, ok := d.names[string(v.str)]; ok { // a map lookup with string(bytes) does not allocate
+			return s, nil
+		}
+	}
+	s, err := d.id(key, v)
+	if err != nil {
+		return "", err
+	}
+	return d.intern(s), nil
+}
+
+// word is str for values from a small vocabulary (kind): interned like name.
+func (d *Decoder) word(key string, v *jsonValue) (string, error) {
+	if v.kind == kindString {
+		if s, ok := d.names[string(v.str)]; ok {
+			return s, nil
+		}
+	}
+	s, err := d.str(key, v)
+	if err != nil {
+		return "", err
+	}
+	return d.intern(s), nil
+}
+
+func (d *Decoder) intern(s string) string {
+	if d.names == nil || len(d.names) >= maxInterned {
+		d.names = make(map[string]string)
+	}
+	d.names[s] = s
+	return s
 }
 
 func (d *Decoder) id(key string, v *jsonValue) (string, error) {
@@ -296,7 +339,7 @@ func (d *Decoder) DecodeFix(value []byte, ref time.Time, f *Fix) error {
 		var err error
 		switch string(key) {
 		case "vehicle_id":
-			f.VehicleID, err = d.id("vehicle_id", v)
+			f.VehicleID, err = d.name("vehicle_id", v)
 			have.set(fVehicle)
 		case "speed_kmh":
 			var s float64
@@ -385,16 +428,16 @@ func (d *Decoder) DecodeEvent(value []byte, ref time.Time, e *Event) error {
 			e.EventID, err = d.id("event_id", v)
 			have.set(fEventID)
 		case "vehicle_id":
-			e.VehicleID, err = d.id("vehicle_id", v)
+			e.VehicleID, err = d.name("vehicle_id", v)
 			have.set(fVehicle)
 		case "kind":
-			kind, err = d.str("kind", v)
+			kind, err = d.word("kind", v)
 			have.set(fKind)
 		case "source":
-			e.Source, err = d.id("source", v)
+			e.Source, err = d.name("source", v)
 			have.set(fSource)
 		case "site_id":
-			e.SiteID, err = d.id("site_id", v)
+			e.SiteID, err = d.name("site_id", v)
 		case "load_kg":
 			if e.LoadKg, err = float("load_kg", v); err == nil {
 				err = inRange("load_kg", e.LoadKg, 0, d.cfg.MaxLoadKg)
@@ -466,7 +509,7 @@ func (d *Decoder) DecodeOfficer(value []byte, ref time.Time, o *OfficerPosition)
 		var err error
 		switch string(key) {
 		case "officer_id":
-			o.OfficerID, err = d.id("officer_id", v)
+			o.OfficerID, err = d.name("officer_id", v)
 			have.set(fOfficer)
 		case "available":
 			o.Available, err = boolean("available", v)

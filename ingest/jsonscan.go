@@ -45,7 +45,8 @@ type jsonValue struct {
 type objectScanner struct {
 	in      []byte
 	i       int
-	scratch []byte // unescaped keys and strings; reused across records
+	scratch []byte    // unescaped keys and strings; reused across records
+	v       jsonValue // the member being read, handed to each's callback; reused
 }
 
 func (s *objectScanner) reset(in []byte) {
@@ -81,7 +82,7 @@ func (s *objectScanner) each(fn func(key []byte, v *jsonValue) error) error {
 		s.i++
 		return s.end()
 	}
-	var v jsonValue
+	v := &s.v
 	for {
 		s.skipSpace()
 		s.scratch = s.scratch[:0]
@@ -95,10 +96,10 @@ func (s *objectScanner) each(fn func(key []byte, v *jsonValue) error) error {
 		}
 		s.i++
 		s.skipSpace()
-		if err := s.readValue(&v, 0); err != nil {
+		if err := s.readValue(v, 0); err != nil {
 			return err
 		}
-		if err := fn(key, &v); err != nil {
+		if err := fn(key, v); err != nil {
 			return err
 		}
 		s.skipSpace()
