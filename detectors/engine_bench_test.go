@@ -40,3 +40,43 @@ func BenchmarkEngineProcessFix(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkRule measures each rule's judgement alone, per observation: a truck on the test city's
+// route (fix rules, with the sites and zones the engine would have looked up) or a camera event
+// (event rules). Every rule is registered in rules.go; a new one gets its sub-benchmark here.
+func BenchmarkRule(b *testing.B) {
+	c := loadTestCity(b)
+	eng, err := NewEngine(Config{}, c, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	obs := func(sec int, x, y float64) Observation {
+		xy := [2]float64{x, y}
+		o := Observation{Time: start.Add(time.Duration(sec) * time.Second), XY: xy, LL: c.Proj.Inverse(xy), SpeedKmh: 45, Reported: true,
+			Vehicle: c.Vehicle("粤B00001"), Permit: c.ActivePermit("粤B00001", start)}
+		o.Sites = c.SitesAt(o.XY, nil)
+		o.Zones = c.ZonesAt(o.XY, nil)
+		return o
+	}
+	prev, cur := obs(0, 2100, 150), obs(10, 2200, 150)
+	tr := eng.track("粤B00001")
+	for _, fe := range eng.fixes {
+		b.Run(string(fe.rule.Name()), func(b *testing.B) {
+			var ep Episode
+			b.ReportAllocs()
+			for b.Loop() {
+				fe.rule.Judge(c, &prev, &cur, &ep)
+			}
+		})
+	}
+	ev := ingest.Event{EventID: "e-1", VehicleID: "粤B00001", Time: start, Kind: ingest.KindWeigh, Source: "ws-1", LoadKg: 52000, HasLoad: true}
+	for _, ee := range eng.events {
+		b.Run(string(ee.rule.Name()), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				ee.rule.JudgeEvent(c, tr, &ev)
+			}
+		})
+	}
+}
