@@ -12,17 +12,21 @@ import (
 // benchCity scatters n areas of 200–500 m across (irregular polygons of 8–24 vertices) over a
 // 60×40 km city centred on the origin, and returns query points: half anywhere in the city,
 // half close to an area (as trucks at sites are).
-func benchCity(n int) ([]Area, []orb.Point) {
+func benchCity(n int) ([]Area, []orb.Point) { return benchCityScaled(n, 1) }
+
+// benchCityScaled is benchCity over a city scale times as wide and as high.
+func benchCityScaled(n int, scale float64) ([]Area, []orb.Point) {
 	rng := rand.New(rand.NewPCG(uint64(n), 42))
 	areas := make([]Area, n)
+	w, h := 60000*scale, 40000*scale
 	for i := range areas {
-		c := orb.Point{rng.Float64()*60000 - 30000, rng.Float64()*40000 - 20000}
+		c := orb.Point{rng.Float64()*w - w/2, rng.Float64()*h - h/2}
 		areas[i] = starArea(rng, fmt.Sprintf("a%d", i), c, 100+rng.Float64()*150, 8+rng.IntN(17))
 	}
 	pts := make([]orb.Point, 4096)
 	for i := range pts {
 		if i%2 == 0 {
-			pts[i] = orb.Point{rng.Float64()*60000 - 30000, rng.Float64()*40000 - 20000}
+			pts[i] = orb.Point{rng.Float64()*w - w/2, rng.Float64()*h - h/2}
 		} else {
 			b := areas[rng.IntN(n)].Bound
 			pts[i] = orb.Point{
@@ -48,6 +52,27 @@ func BenchmarkAreaIndexContaining(b *testing.B) {
 				hits += len(dst)
 			}
 			_ = hits
+		})
+	}
+}
+
+// BenchmarkAreaIndexGrowingCity is the lookup cost as a city (or a nation of cities) grows from
+// 100 to 10,000 zones and sites at the same density (1,000 over 60×40 km): the R-tree's descent
+// grows with log n, the exact tests on candidates stay the same.
+func BenchmarkAreaIndexGrowingCity(b *testing.B) {
+	for _, n := range []int{100, 300, 1000, 3000, 10000} {
+		b.Run(fmt.Sprintf("areas=%d", n), func(b *testing.B) {
+			areas, pts := benchCityScaled(n, math.Sqrt(float64(n)/1000))
+			x := NewAreaIndex(areas)
+			dst := make([]int32, 0, 64)
+			hits := 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				dst = x.Containing(pts[i%len(pts)], dst[:0])
+				hits += len(dst)
+			}
+			b.ReportMetric(float64(hits)/float64(b.N), "hits/op")
 		})
 	}
 }
