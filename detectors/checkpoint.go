@@ -185,6 +185,7 @@ func (e *Engine) Restore(checkpoint []byte, owned func(topic string, partition i
 	if tr.scored {
 		e.updateRisk(tr, tr.last.Time)
 	}
+	e.schedule(tr, e.ticked)
 	return nil
 }
 
@@ -200,6 +201,7 @@ func (e *Engine) Release(topic string, partition int32) int {
 			continue
 		}
 		delete(e.tracks, id)
+		e.unschedule(tr)
 		e.risks.drop(id)
 		n++
 	}

@@ -7,6 +7,7 @@
 package detectors
 
 import (
+	"container/heap"
 	"fmt"
 	"log/slog"
 	"math"
@@ -68,6 +69,9 @@ type FixRule interface {
 // called with the watermark; an Active verdict's Since is when the episode started.
 type TimeRule interface {
 	Due(c *city.City, tr *Track, ep *Episode, watermark time.Time) Verdict
+	// NextDue is the earliest watermark at which Due may decide something for this track (zero:
+	// none until its next observation), so that Tick visits only the tracks that are due.
+	NextDue(tr *Track, ep *Episode) time.Time
 }
 
 // EventObserver is implemented by a FixRule whose state also learns from events (a disposal site's
@@ -144,6 +148,8 @@ type Track struct {
 	dirty      bool         // changed since the last checkpoint
 	src        partitionKey // the input partition its fixes come from
 	restored   bool         // from a checkpoint, its partition not yet seen read by this engine
+	due        time.Time    // the next time a time-driven rule may decide, when dueAt >= 0
+	dueAt      int          // index in the engine's due heap, -1 when not in it
 }
 
 // Config configures the engine and every rule.
@@ -215,6 +221,7 @@ type Engine struct {
 	timed   []int       // the fix rules that are also TimeRules
 	ticked  time.Time   // watermark of the last Tick
 	dirty   []*Track    // tracks changed since the last Dirty
+	due     dueHeap     // tracks by the next time a time-driven rule may decide for them
 	cur     Observation // ProcessFix's scratch observation
 	names   []Rule      // the rule of each episode slot
 	slot    map[Rule]int
@@ -270,7 +277,7 @@ func (e *Engine) Tracks() int { return int(e.tracked.Load()) }
 func (e *Engine) track(id string) *Track {
 	tr := e.tracks[id]
 	if tr == nil {
-		tr = &Track{VehicleID: id, episodes: make([]Episode, len(e.fixes)+len(e.events))}
+		tr = &Track{VehicleID: id, episodes: make([]Episode, len(e.fixes)+len(e.events)), dueAt: -1}
 		e.tracks[id] = tr
 		e.tracked.Store(int64(len(e.tracks)))
 		e.metrics.tracked.Set(float64(len(e.tracks)))
@@ -370,6 +377,7 @@ func (e *Engine) ProcessFix(f *ingest.Fix) {
 	tr.inSite = len(cur.Sites) > 0
 	cur.Sites, cur.Zones = nil, nil
 	tr.last, tr.hasLast = *cur, true
+	e.schedule(tr, e.ticked)
 }
 
 // ProcessBatch runs the rules over a batch in event-time order: fixes and events are sorted by
@@ -414,14 +422,17 @@ func (e *Engine) Tick() {
 	}
 	e.ticked = wm
 	c := e.city.Load()
-	for _, tr := range e.tracks {
+	for len(e.due) > 0 && !e.due[0].due.After(wm) {
+		tr := heap.Pop(&e.due).(*Track)
 		if !tr.hasLast {
 			continue
 		}
 		if tr.restored {
 			if _, read := e.clock.newest[tr.src]; !read {
 				// its partition not read since the restore: its silence is this process's, not
-				// the truck's (or another instance owns the partition now)
+				// the truck's (or another instance owns the partition now); looked at again later
+				tr.due = wm.Add(time.Second)
+				heap.Push(&e.due, tr)
 				continue
 			}
 			tr.restored = false
@@ -447,6 +458,7 @@ func (e *Engine) Tick() {
 				e.resolve(ep, fe.rule, v.Since)
 			}
 		}
+		e.schedule(tr, wm)
 	}
 }
 
@@ -487,6 +499,9 @@ func (e *Engine) ProcessEvent(ev *ingest.Event) {
 			continue
 		}
 		e.step(tr, ep, ee.rule.Name(), ee.rule, ee.timing, ee.phase(c, ev), &obs, v)
+	}
+	if tr.dueAt < 0 {
+		e.schedule(tr, e.ticked) // a track seen by cameras only may have decisions due too
 	}
 }
 

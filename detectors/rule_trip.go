@@ -59,6 +59,14 @@ func (r *SignalLost) Due(c *city.City, tr *Track, ep *Episode, watermark time.Ti
 	return Verdict{Active: true, Immediate: true, Severity: SeverityWarning, Value: silent.Seconds(), Limit: r.cfg.After.Seconds(), Since: tr.last.Time}
 }
 
+// NextDue implements TimeRule: a truck last seen moving on the road is due its threshold after.
+func (r *SignalLost) NextDue(tr *Track, ep *Episode) time.Time {
+	if !tr.hasLast || tr.last.SpeedKmh <= r.cfg.MovingSpeedKmh || tr.inSite {
+		return time.Time{}
+	}
+	return tr.last.Time.Add(r.cfg.After)
+}
+
 // Describe implements FixRule.
 func (r *SignalLost) Describe(a *Alert) string {
 	if a.Status == StatusResolved {
@@ -180,6 +188,14 @@ func (r *TripUnclosed) Due(c *city.City, tr *Track, ep *Episode, watermark time.
 		ep.Pending = nil
 	}
 	return Verdict{}
+}
+
+// NextDue implements TimeRule: the first pending decision.
+func (r *TripUnclosed) NextDue(tr *Track, ep *Episode) time.Time {
+	if len(ep.Pending) == 0 {
+		return time.Time{}
+	}
+	return ep.Pending[0].Due
 }
 
 // ObserveEvent implements EventObserver: a disposal site's gate camera seeing the truck enter

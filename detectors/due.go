@@ -1,0 +1,73 @@
+package detectors
+
+import (
+	"container/heap"
+	"time"
+)
+
+// The time-driven rules (signal_lost, trip closure's pending decisions) take decisions as the
+// watermark passes a time each track knows in advance. Tick visits only the tracks whose next
+// such time the watermark has reached, from a min-heap of tracks by that time, instead of every
+// track of the fleet at every tick.
+
+// dueHeap is a min-heap of tracks by their next due time; Track.dueAt is a track's index in it,
+// -1 when it is not in it.
+type dueHeap []*Track
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h dueHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].dueAt, h[j].dueAt = i, j
+}
+func (h *dueHeap) Push(x any) {
+	tr := x.(*Track)
+	tr.dueAt = len(*h)
+	*h = append(*h, tr)
+}
+func (h *dueHeap) Pop() any {
+	old := *h
+	tr := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	tr.dueAt = -1
+	return tr
+}
+
+// schedule puts tr in the due heap at the earliest time one of its time-driven rules may decide,
+// or takes it out when none may. after is the watermark already judged: a time not after it is
+// moved just past it, so a track is never visited twice for the same watermark.
+func (e *Engine) schedule(tr *Track, after time.Time) {
+	var next time.Time
+	for _, i := range e.timed {
+		ep := &tr.episodes[i]
+		if ep.alert != nil {
+			continue
+		}
+		if t := e.fixes[i].rule.(TimeRule).NextDue(tr, ep); !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if next.IsZero() {
+		if tr.dueAt >= 0 {
+			heap.Remove(&e.due, tr.dueAt)
+		}
+		return
+	}
+	if !next.After(after) {
+		next = after.Add(time.Nanosecond)
+	}
+	tr.due = next
+	if tr.dueAt >= 0 {
+		heap.Fix(&e.due, tr.dueAt)
+	} else {
+		heap.Push(&e.due, tr)
+	}
+}
+
+// unschedule takes tr out of the due heap (a released track).
+func (e *Engine) unschedule(tr *Track) {
+	if tr.dueAt >= 0 {
+		heap.Remove(&e.due, tr.dueAt)
+	}
+}
