@@ -110,10 +110,8 @@ func (e *Engine) checkpoint(tr *Track) []byte {
 	for _, h := range tr.history {
 		s.History = append(s.History, ms(h))
 	}
-	for i := range tr.episodes {
-		ep := &tr.episodes[i]
-		if ep.alert == nil && ep.Since.IsZero() && ep.Last.IsZero() && ep.Mark.IsZero() && ep.Fixes == 0 && ep.Ref == "" &&
-			!ep.Anchored && len(ep.Seen) == 0 && len(ep.Pending) == 0 && ep.Anchor == (orb.Point{}) {
+	for i, ep := range tr.episodes {
+		if ep == nil || ep.empty() {
 			continue // nothing to keep
 		}
 		es := episodeState{Rule: e.names[i], Since: ms(ep.Since), SinceLL: ep.SinceLL, Last: ms(ep.Last), Cleared: ms(ep.Cleared),
@@ -164,15 +162,14 @@ func (e *Engine) Restore(checkpoint []byte, owned func(topic string, partition i
 	for _, h := range s.History {
 		tr.history = append(tr.history, fromMs(h))
 	}
-	for i := range tr.episodes {
-		tr.episodes[i] = Episode{}
-	}
+	clear(tr.episodes)
 	for _, es := range s.Episodes {
 		i, ok := e.slot[es.Rule]
 		if !ok {
 			continue
 		}
-		ep := &tr.episodes[i]
+		ep := new(Episode)
+		tr.episodes[i] = ep
 		*ep = Episode{Since: fromMs(es.Since), SinceLL: es.SinceLL, Last: fromMs(es.Last), Cleared: fromMs(es.Cleared), Fixes: es.Fixes,
 			alert: es.Alert, Anchor: es.Anchor, Mark: fromMs(es.Mark), Anchored: es.Anchored, Ref: es.Ref}
 		for _, t := range es.Seen {

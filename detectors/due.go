@@ -40,7 +40,7 @@ func (h *dueHeap) Pop() any {
 func (e *Engine) schedule(tr *Track, after time.Time) {
 	var next time.Time
 	for _, i := range e.timed {
-		ep := &tr.episodes[i]
+		ep := e.episode(tr, i)
 		if ep.alert != nil {
 			continue
 		}

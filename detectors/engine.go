@@ -144,7 +144,7 @@ type Track struct {
 	permitted  bool
 	scored     bool // a risk was computed
 	jumps      int
-	episodes   []Episode    // one per registered rule, fix rules first
+	episodes   []*Episode   // one per registered rule, fix rules first; nil while it holds nothing
 	dirty      bool         // changed since the last checkpoint
 	src        partitionKey // the input partition its fixes come from
 	restored   bool         // from a checkpoint, its partition not yet seen read by this engine
@@ -223,6 +223,7 @@ type Engine struct {
 	dirty   []*Track    // tracks changed since the last Dirty
 	due     dueHeap     // tracks by the next time a time-driven rule may decide for them
 	cur     Observation // ProcessFix's scratch observation
+	blank   Episode     // stands in for a track's empty episode while a rule looks at it
 	names   []Rule      // the rule of each episode slot
 	slot    map[Rule]int
 }
@@ -277,7 +278,7 @@ func (e *Engine) Tracks() int { return int(e.tracked.Load()) }
 func (e *Engine) track(id string) *Track {
 	tr := e.tracks[id]
 	if tr == nil {
-		tr = &Track{VehicleID: id, episodes: make([]Episode, len(e.fixes)+len(e.events)), dueAt: -1}
+		tr = &Track{VehicleID: id, episodes: make([]*Episode, len(e.fixes)+len(e.events)), dueAt: -1}
 		e.tracks[id] = tr
 		e.tracked.Store(int64(len(e.tracks)))
 		e.metrics.tracked.Set(float64(len(e.tracks)))
@@ -350,27 +351,32 @@ func (e *Engine) ProcessFix(f *ingest.Fix) {
 	// A gap longer than signal_lost's threshold after a fix on the road is a silence even when the
 	// watermark never saw it (a backlog read partition by partition): open it now, and the fix
 	// below ends it.
-	if e.silence != nil && prev != nil && tr.episodes[e.silIdx].alert == nil {
-		if v := e.silence.Due(c, tr, &tr.episodes[e.silIdx], cur.Time); v.Active {
-			ep := &tr.episodes[e.silIdx]
+	if sl := e.episode(tr, e.silIdx); e.silence != nil && prev != nil && sl.alert == nil {
+		if v := e.silence.Due(c, tr, sl, cur.Time); v.Active {
+			ep := e.keep(tr, e.silIdx, sl)
 			ep.Since, ep.SinceLL, ep.Fixes = prev.Time, prev.LL, 1
 			e.open(tr, ep, RuleSignalLost, e.silence, PhaseIn, &Observation{Time: prev.Time.Add(e.silence.cfg.After), LL: prev.LL}, v)
 		}
 	}
 	for i := range e.fixes {
 		fe := &e.fixes[i]
-		ep := &tr.episodes[i]
+		ep := e.episode(tr, i)
 		v := fe.rule.Judge(c, prev, cur, ep)
-		e.step(tr, ep, fe.rule.Name(), fe.rule, fe.timing, fe.phase, cur, v)
+		if v.Active || !ep.empty() {
+			ep = e.keep(tr, i, ep)
+			e.step(tr, ep, fe.rule.Name(), fe.rule, fe.timing, fe.phase, cur, v)
+			e.release(tr, i)
+		}
 	}
 	// Event-rule episodes end once their window has passed, for this truck and for the watermark:
 	// a camera event of the same episode may still be on its way on a lagging events partition.
 	for i := range e.events {
 		ee := &e.events[i]
-		ep := &tr.episodes[len(e.fixes)+i]
-		if ep.alert != nil && f.Time.Sub(ep.Last) > ee.timing.Window {
+		ep := tr.episodes[len(e.fixes)+i]
+		if ep != nil && ep.alert != nil && f.Time.Sub(ep.Last) > ee.timing.Window {
 			if wm, _ := e.clock.watermark(); wm.Sub(ep.Last) > ee.timing.Window {
 				e.resolve(ep, ee.rule, ep.Last.Add(ee.timing.Window))
+				e.release(tr, len(e.fixes)+i)
 			}
 		}
 	}
@@ -438,7 +444,7 @@ func (e *Engine) Tick() {
 			tr.restored = false
 		}
 		for _, i := range e.timed {
-			ep := &tr.episodes[i]
+			ep := e.episode(tr, i)
 			if ep.alert != nil {
 				continue
 			}
@@ -449,14 +455,17 @@ func (e *Engine) Tick() {
 				e.markDirty(tr)
 			}
 			if !v.Active {
+				e.release(tr, i)
 				continue
 			}
+			ep = e.keep(tr, i, ep)
 			e.markDirty(tr)
 			ep.Since, ep.SinceLL, ep.Fixes = v.Since, tr.last.LL, 1
 			e.open(tr, ep, fe.rule.Name(), fe.rule, fe.phase, &Observation{Time: wm, LL: tr.last.LL}, v)
 			if v.Instant {
 				e.resolve(ep, fe.rule, v.Since)
 			}
+			e.release(tr, i)
 		}
 		e.schedule(tr, wm)
 	}
@@ -482,27 +491,70 @@ func (e *Engine) ProcessEvent(ev *ingest.Event) {
 	}
 	for i := range e.fixes {
 		if o, ok := e.fixes[i].rule.(EventObserver); ok {
-			o.ObserveEvent(c, ev, &tr.episodes[i])
+			ep := e.episode(tr, i)
+			o.ObserveEvent(c, ev, ep)
+			if !ep.empty() {
+				e.keep(tr, i, ep)
+			}
 		}
 	}
 	for i := range e.events {
 		ee := &e.events[i]
-		ep := &tr.episodes[len(e.fixes)+i]
+		slot := len(e.fixes) + i
 		v := ee.rule.JudgeEvent(c, tr, ev)
-		if ep.alert != nil && ev.Time.Sub(ep.Last) > ee.timing.Window {
+		ep := tr.episodes[slot]
+		if ep != nil && ep.alert != nil && ev.Time.Sub(ep.Last) > ee.timing.Window {
 			e.resolve(ep, ee.rule, ep.Last.Add(ee.timing.Window))
 		}
-		if v.Clear && ep.alert != nil {
+		if v.Clear && ep != nil && ep.alert != nil {
 			e.resolve(ep, ee.rule, ev.Time)
 		}
-		if !v.Active {
-			continue
+		if v.Active {
+			ep = e.keep(tr, slot, e.episode(tr, slot))
+			e.step(tr, ep, ee.rule.Name(), ee.rule, ee.timing, ee.phase(c, ev), &obs, v)
 		}
-		e.step(tr, ep, ee.rule.Name(), ee.rule, ee.timing, ee.phase(c, ev), &obs, v)
+		e.release(tr, slot)
 	}
 	if tr.dueAt < 0 {
 		e.schedule(tr, e.ticked) // a track seen by cameras only may have decisions due too
 	}
+}
+
+// episode returns the track's episode of a rule slot, or the engine's blank one (emptied) when
+// the track keeps none: most trucks have nothing going on for most rules, and an empty episode
+// costs no memory.
+func (e *Engine) episode(tr *Track, i int) *Episode {
+	if ep := tr.episodes[i]; ep != nil {
+		return ep
+	}
+	e.blank = Episode{}
+	return &e.blank
+}
+
+// keep makes ep the track's own episode of slot i (a copy, when ep is the blank one) and returns it.
+func (e *Engine) keep(tr *Track, i int, ep *Episode) *Episode {
+	if ep != &e.blank {
+		return ep
+	}
+	own := new(Episode)
+	*own = *ep
+	e.blank = Episode{}
+	tr.episodes[i] = own
+	return own
+}
+
+// release drops the track's episode of slot i when it holds nothing any more.
+func (e *Engine) release(tr *Track, i int) {
+	if ep := tr.episodes[i]; ep != nil && ep.empty() {
+		tr.episodes[i] = nil
+	}
+}
+
+// empty reports whether the episode holds nothing: no alert, no condition under way, no rule
+// bookkeeping.
+func (ep *Episode) empty() bool {
+	return ep.alert == nil && ep.Since.IsZero() && ep.Last.IsZero() && ep.Cleared.IsZero() && ep.Mark.IsZero() && ep.Fixes == 0 &&
+		ep.Ref == "" && !ep.Anchored && len(ep.Seen) == 0 && len(ep.Pending) == 0 && ep.Anchor == (orb.Point{}) && ep.SinceLL == (orb.Point{})
 }
 
 type describer interface{ Describe(a *Alert) string }

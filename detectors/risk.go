@@ -83,11 +83,11 @@ func (e *Engine) updateRisk(tr *Track, now time.Time) {
 	}
 	var reasons []string
 	open := 0
-	for i := range tr.episodes {
-		a := tr.episodes[i].alert
-		if a == nil {
+	for _, ep := range tr.episodes {
+		if ep == nil || ep.alert == nil {
 			continue
 		}
+		a := ep.alert
 		switch a.Severity {
 		case SeveritySevere:
 			open += riskOpenSevere
