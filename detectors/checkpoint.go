@@ -186,6 +186,28 @@ func (e *Engine) Restore(checkpoint []byte, owned func(topic string, partition i
 	return nil
 }
 
+// Caught marks the input partition as read to its end although no record of it came since the
+// restore (nothing was left to read): its restored vehicles are judged by the time-driven rules
+// from now on, their silence being real.
+// The partition's event time is its vehicles' newest, as if their last records had just been
+// read, so that the watermark reaches it even when no other partition moves it.
+func (e *Engine) Caught(topic string, partition int32) {
+	k := partitionKey{topic, partition}
+	var newest time.Time
+	for _, tr := range e.tracks {
+		if tr.src != k {
+			continue
+		}
+		tr.restored = false
+		if tr.hasLast && tr.last.Time.After(newest) {
+			newest = tr.last.Time
+		}
+	}
+	if !newest.IsZero() {
+		e.clock.observe(topic, partition, newest, 0)
+	}
+}
+
 // Release forgets the vehicles whose records come from the input partition, and the partition's
 // event time: another instance owns the partition now (a consumer group rebalance) and carries
 // their state on from their checkpoints. It returns how many vehicles it forgot.

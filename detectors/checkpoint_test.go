@@ -214,6 +214,18 @@ func TestReleaseAndRestoreByPartition(t *testing.T) {
 		}
 	}
 	if fresh.Tracks() != 1 || fresh.tracks["粤B00002"] == nil {
-		t.Errorf("restored %d tracks, want only 粤B00002", fresh.Tracks())
+		t.Fatalf("restored %d tracks, want only 粤B00002", fresh.Tracks())
+	}
+	// nothing left to read on the partition: its restored vehicles are judged from now on, at the
+	// partition's newest event time
+	if !fresh.tracks["粤B00002"].restored {
+		t.Fatal("a restored vehicle is judged before its partition is read")
+	}
+	fresh.Caught("muck.gps", 1)
+	if fresh.tracks["粤B00002"].restored {
+		t.Error("Caught left the vehicle waiting for its partition")
+	}
+	if pt, ok := fresh.clock.newest[partitionKey{"muck.gps", 1}]; !ok || !pt.event.Equal(start) {
+		t.Errorf("Caught set the partition's event time to %v, want %v", pt.event, start)
 	}
 }

@@ -272,6 +272,10 @@ func (e *Engine) SetCity(c *city.City) { e.city.Store(c) }
 // City returns the reference data in force.
 func (e *Engine) City() *city.City { return e.city.Load() }
 
+// Judged is the event-time watermark of the last Tick: the time-driven rules have taken every
+// decision due up to it.
+func (e *Engine) Judged() time.Time { return e.ticked }
+
 // Tracks returns the number of vehicles tracked. It is safe to call from any goroutine.
 func (e *Engine) Tracks() int { return int(e.tracked.Load()) }
 

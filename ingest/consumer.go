@@ -188,6 +188,9 @@ type Rebalance struct {
 	// Revoked are partitions read in the generation before that are no longer owned: their state
 	// belongs to another instance now.
 	Revoked []TopicPartition
+	// CaughtUp are added partitions with nothing to read after their committed offset: no record
+	// of theirs will come to say they are read, yet their vehicles' silence is real.
+	CaughtUp []TopicPartition
 }
 
 // Rebalancer is implemented by a Handler that keeps state per partition. Rebalanced is called at
@@ -303,6 +306,7 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 			continue
 		}
 		parts, rb := c.assignment(gen, owned, lastGen)
+		rb.CaughtUp = c.caughtUp(ctx, parts, rb.Added)
 		lastGen = gen.ID
 		c.metrics.rebalances.Inc()
 		c.metrics.assigned.Set(float64(len(parts)))
@@ -357,6 +361,50 @@ func (c *Consumer) assignment(gen *kafka.Generation, owned map[TopicPartition]bo
 		sortPartitions(l)
 	}
 	return parts, rb
+}
+
+// caughtUp lists the added partitions whose start offset is their end: nothing to read. A
+// partition whose end cannot be read is left out (it is then judged read once a record comes).
+func (c *Consumer) caughtUp(ctx context.Context, parts []assignedPartition, added []TopicPartition) []TopicPartition {
+	isAdded := map[TopicPartition]bool{}
+	for _, tp := range added {
+		isAdded[tp] = true
+	}
+	var out []TopicPartition
+	for _, p := range parts {
+		if !isAdded[p.TopicPartition] {
+			continue
+		}
+		first, last, err := c.partitionEnds(ctx, p.TopicPartition)
+		if err != nil {
+			c.log.Warn("cannot read a partition's offsets", "topic", p.Topic, "partition", p.Partition, "err", err)
+			continue
+		}
+		if p.offset >= last || p.offset == kafka.LastOffset || (p.offset == kafka.FirstOffset && first == last) {
+			out = append(out, p.TopicPartition)
+		}
+	}
+	sortPartitions(out)
+	return out
+}
+
+// partitionEnds reads a partition's first and end offsets from its leader.
+func (c *Consumer) partitionEnds(ctx context.Context, tp TopicPartition) (int64, int64, error) {
+	var err error
+	for _, b := range c.cfg.Brokers {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		var conn *kafka.Conn
+		conn, err = c.dialer.DialLeader(dctx, "tcp", b, tp.Topic, int(tp.Partition))
+		cancel()
+		if err != nil {
+			continue
+		}
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		first, last, rerr := conn.ReadOffsets()
+		conn.Close()
+		return first, last, rerr
+	}
+	return 0, 0, err
 }
 
 type assignedPartition struct {

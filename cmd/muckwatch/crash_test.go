@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"io"
+	"net"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -50,6 +53,8 @@ type faultRig struct {
 	config  string
 	runs    int
 	running []*exec.Cmd
+	metrics map[*exec.Cmd]string // each instance's metrics URL
+	end     time.Time            // device time of the stream's last records
 }
 
 func newFaultRig(t *testing.T, name string) *faultRig {
@@ -73,6 +78,7 @@ func newFaultRig(t *testing.T, name string) *faultRig {
 	}
 	r.msgs, r.res = simMessages(t, s, cfg)
 	r.fixes = r.res.Fixes
+	r.end = start.Add(2 * time.Hour)
 	return r
 }
 
@@ -92,7 +98,7 @@ func newRig(t *testing.T, name string) *faultRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(broker.Close)
-	r := &faultRig{t: t, bin: bin, addr: addr, db: fmt.Sprintf("mw_%s_%d", name, os.Getpid())}
+	r := &faultRig{t: t, bin: bin, addr: addr, db: fmt.Sprintf("mw_%s_%d", name, os.Getpid()), metrics: map[*exec.Cmd]string{}}
 	if r.conn, err = clickhouse.Open(&clickhouse.Options{Addr: []string{chServer.TCPAddr}}); err != nil {
 		t.Fatal(err)
 	}
@@ -120,8 +126,6 @@ clickhouse:
   database: %s
 api:
   listen: "off"
-metrics:
-  listen: "off"
 log:
   level: info
 `, addr, name, chServer.TCPAddr, r.db), 0o600); err != nil {
@@ -142,16 +146,68 @@ func (r *faultRig) stored() uint64 {
 	return r.count("SELECT uniqExact(fix_id) FROM " + r.db + ".positions")
 }
 
-// start starts one more `muckwatch run` instance; its log goes to the rig's folder.
+// start starts one more `muckwatch run` instance, with its metrics on a port of its own; its log
+// goes to the rig's folder.
 func (r *faultRig) start() *exec.Cmd {
 	r.runs++
-	cmd := exec.Command(r.bin, "run", "--config", r.config)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	metrics := ln.Addr().String()
+	ln.Close()
+	base, err := os.ReadFile(r.config)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	config := filepath.Join(r.dir, fmt.Sprintf("muckwatch-%d.yaml", r.runs))
+	if err := os.WriteFile(config, fmt.Appendf(base, "metrics:\n  listen: %s\n", metrics), 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+	cmd := exec.Command(r.bin, "run", "--config", config)
 	cmd.Stderr, _ = os.Create(filepath.Join(r.dir, fmt.Sprintf("run-%d.log", r.runs)))
 	if err := cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
 	r.running = append(r.running, cmd)
+	r.metrics[cmd] = "http://" + metrics + "/metrics"
 	return cmd
+}
+
+// judged is how far in event time an instance's time-driven rules have decided, with their
+// alerts written (muckwatch_event_time_judged_seconds); zero while it cannot be read.
+func judged(url string) time.Time {
+	resp, err := testHTTP.Get(url)
+	if err != nil {
+		return time.Time{}
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "muckwatch_event_time_judged_seconds "); ok {
+			if x, err := strconv.ParseFloat(v, 64); err == nil {
+				return time.UnixMilli(int64(x * 1000))
+			}
+		}
+	}
+	return time.Time{}
+}
+
+// waitJudged waits until every running instance has judged the stream to its end (its last
+// minute: the newest record of a partition), so that the decisions at the end of the stream
+// (a truck silent, a trip unclosed) are taken and written before the instances stop, as they
+// would be by a pipeline that keeps running.
+func (r *faultRig) waitJudged() {
+	r.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for _, cmd := range r.running {
+		for judged(r.metrics[cmd]).Before(r.end.Add(-time.Minute)) {
+			if time.Now().After(deadline) {
+				r.t.Fatalf("the instance at %s judged only up to %s of a stream ending at %s; the logs are in %s", r.metrics[cmd], judged(r.metrics[cmd]), r.end, r.dir)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 }
 
 // kill ends an instance with SIGKILL.
@@ -164,8 +220,12 @@ func (r *faultRig) kill(cmd *exec.Cmd, why string) {
 	r.t.Logf("kill -9 %s (%d of %d fixes stored)", why, r.stored(), r.fixes)
 }
 
-// stopAll stops the running instances as an operator would (SIGINT: finish the batch, commit).
+// stopAll stops the running instances as an operator would (SIGINT: finish the batch, commit),
+// once they have judged the stream to its end.
 func (r *faultRig) stopAll() {
+	if !r.end.IsZero() {
+		r.waitJudged()
+	}
 	for _, cmd := range r.running {
 		_ = cmd.Process.Signal(os.Interrupt)
 	}
@@ -222,6 +282,9 @@ func (r *faultRig) compare(what string) {
 	})
 	ref.waitFor("the reference run", 3*time.Minute, func() bool {
 		return ref.count("SELECT uniqExact(fix_id) FROM positions") >= uint64(r.fixes)
+	})
+	ref.waitFor("the reference run judged to the end of the stream", time.Minute, func() bool {
+		return !judged(ref.started.metrics).Before(r.end.Add(-time.Minute))
 	})
 	if err := ref.stop(); err != nil {
 		t.Fatal(err)

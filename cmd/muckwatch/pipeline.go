@@ -57,6 +57,7 @@ type pipelineMetrics struct {
 	latencySeconds prometheus.Histogram
 	writeFailures  prometheus.Counter
 	holding        prometheus.Gauge
+	judged         prometheus.Gauge
 }
 
 func newPipeline(engine *detectors.Engine, history historyWriter, feed feedWriter, log *slog.Logger, reg prometheus.Registerer) *pipeline {
@@ -70,9 +71,11 @@ func newPipeline(engine *detectors.Engine, history historyWriter, feed feedWrite
 			Help: "Batch writes that failed and were retried (the batch's offsets stay uncommitted meanwhile)."}),
 		holding: prometheus.NewGauge(prometheus.GaugeOpts{Name: "muckwatch_pipeline_holding",
 			Help: "1 while the pipeline holds back because a sink is failing."}),
+		judged: prometheus.NewGauge(prometheus.GaugeOpts{Name: "muckwatch_event_time_judged_seconds",
+			Help: "Event time (Unix seconds) up to which the time-driven rules (signal_lost, trip closure) have decided and their alerts are written: every busy input partition has been read up to it. Wall time minus this is the pipeline's event-time lag."}),
 	}
 	if reg != nil {
-		reg.MustRegister(p.metrics.detectSeconds, p.metrics.latencySeconds, p.metrics.writeFailures, p.metrics.holding)
+		reg.MustRegister(p.metrics.detectSeconds, p.metrics.latencySeconds, p.metrics.writeFailures, p.metrics.holding, p.metrics.judged)
 	}
 	return p
 }
@@ -106,6 +109,7 @@ func (p *pipeline) flush(ctx context.Context, b *ingest.Batch) error {
 		p.observe.Observe(b.Fixes, b.Officers, p.batch.Changes)
 	}
 	p.batch = sink.Batch{}
+	p.setJudged()
 	return nil
 }
 
@@ -119,12 +123,19 @@ func (p *pipeline) Idle(ctx context.Context) error {
 	p.engine.Reset()
 	p.engine.Tick()
 	if len(p.engine.Changes()) == 0 {
+		p.setJudged()
 		return nil
 	}
 	if err := p.flush(ctx, &ingest.Batch{}); err != nil && ctx.Err() == nil {
 		return err
 	}
 	return nil
+}
+
+func (p *pipeline) setJudged() {
+	if t := p.engine.Judged(); !t.IsZero() {
+		p.metrics.judged.Set(float64(t.UnixMilli()) / 1000)
+	}
 }
 
 // write writes the batch to ClickHouse and Kafka, then the touched vehicles' checkpoints, retrying with back-off for as long as a sink
@@ -199,12 +210,15 @@ func (p *pipeline) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
 			return nil
 		})
 		if err == nil {
+			for _, tp := range r.CaughtUp {
+				p.engine.Caught(tp.Topic, tp.Partition)
+			}
 			if attempt > 1 {
 				p.metrics.holding.Set(0)
 			}
 			p.log.Info("detector state restored for the partitions taken over", "generation", r.Generation,
 				"added", len(r.Added), "revoked", len(r.Revoked), "checkpoints_read", n, "vehicles", p.engine.Tracks(),
-				"vehicles_forgotten", forgot, "took", time.Since(began).Round(time.Millisecond))
+				"vehicles_forgotten", forgot, "caught_up", partitionNames(r.CaughtUp), "took", time.Since(began).Round(time.Millisecond))
 			return nil
 		}
 		p.metrics.holding.Set(1)
@@ -216,4 +230,12 @@ func (p *pipeline) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
 		}
 		backoff = min(2*backoff, p.backoffMax)
 	}
+}
+
+func partitionNames(l []ingest.TopicPartition) []string {
+	out := make([]string, len(l))
+	for i, tp := range l {
+		out[i] = fmt.Sprintf("%s/%d", tp.Topic, tp.Partition)
+	}
+	return out
 }
