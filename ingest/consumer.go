@@ -511,6 +511,10 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 		timer.Stop()
 		stopping := ctx.Err() != nil
 		if err := c.handle(ctx, h, commit, &batch, pending); err != nil {
+			if ctx.Err() != nil { // stopping, and the batch could not be finished in DrainTimeout
+				c.log.Warn("stopped before the batch in hand was written; its records will be read again", "records", len(pending), "err", err)
+				return true, nil
+			}
 			return false, err
 		}
 		if stopping {
@@ -578,8 +582,15 @@ func (c *Consumer) handle(ctx context.Context, h Handler, commit func(map[string
 		c.decode(&pending[i], batch)
 	}
 	c.metrics.batchRecords.Observe(float64(len(pending)))
-	workCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.drainTimeout(ctx))
+	// The batch is worked on as long as it takes while running (a ClickHouse outage is held
+	// through), and for at most DrainTimeout once stopping, even if it started before.
+	workCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(c.DrainTimeout, cancel)
+		context.AfterFunc(workCtx, func() { t.Stop() })
+	})
+	defer stop()
 	start := c.now()
 	if err := h.Handle(workCtx, batch); err != nil {
 		return fmt.Errorf("cannot handle a batch of %d records: %w", len(pending), err)
@@ -636,14 +647,6 @@ func generationOver(err error) bool {
 		errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.ErrGenerationEnded)
 }
 
-// drainTimeout is unbounded while running (the handler retries a ClickHouse outage for as long as
-// it lasts) and DrainTimeout once stopping.
-func (c *Consumer) drainTimeout(ctx context.Context) time.Duration {
-	if ctx.Err() != nil {
-		return c.DrainTimeout
-	}
-	return 365 * 24 * time.Hour
-}
 
 func (c *Consumer) decode(m *kafka.Message, b *Batch) {
 	ref := m.Time

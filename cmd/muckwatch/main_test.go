@@ -3,11 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,7 +42,32 @@ func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
+	return slog.New(slog.NewTextHandler(&recentLog, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// recentLog keeps the pipelines' last log lines, for the watchdog to show what a hung test's
+// pipeline was doing.
+var recentLog logRing
+
+type logRing struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (r *logRing) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lines = append(r.lines, string(p))
+	if len(r.lines) > 400 {
+		r.lines = r.lines[len(r.lines)-200:]
+	}
+	return len(p), nil
+}
+
+func (r *logRing) last(n int) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.lines[max(0, len(r.lines)-n):])
 }
 
 // startEnv starts a broker and a pipeline on the shared ClickHouse server, with a fresh database.
@@ -140,7 +166,11 @@ func watchdog(t testing.TB, limit time.Duration) {
 		buf := make([]byte, 64<<20)
 		buf = buf[:runtime.Stack(buf, true)]
 		os.Stderr.Write(buf)
-		fmt.Fprintf(os.Stderr, "\n\nWATCHDOG: %s still running after %s; its goroutines in test code:\n", t.Name(), limit)
+		fmt.Fprintf(os.Stderr, "\n\nWATCHDOG: %s still running after %s; the pipelines' last log lines:\n", t.Name(), limit)
+		for _, l := range recentLog.last(40) {
+			fmt.Fprint(os.Stderr, l)
+		}
+		fmt.Fprintf(os.Stderr, "\nWATCHDOG: %s: its goroutines in test code:\n", t.Name())
 		for _, g := range strings.Split(string(buf), "\n\n") {
 			if strings.Contains(g, "_test.go") {
 				fmt.Fprintf(os.Stderr, "%s\n\n", g)
