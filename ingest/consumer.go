@@ -647,7 +647,6 @@ func generationOver(err error) bool {
 		errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.ErrGenerationEnded)
 }
 
-
 func (c *Consumer) decode(m *kafka.Message, b *Batch) {
 	ref := m.Time
 	if ref.IsZero() {
