@@ -41,8 +41,8 @@ type ClickHouseConfig struct {
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// MaxOpenConns bounds the connections open at once. Default 4.
 	MaxOpenConns int `yaml:"max_open_conns"`
-	// Cluster is reserved for the cluster name of ON CLUSTER DDL; it is not supported yet and
-	// must be empty.
+	// Cluster is reserved: the cluster schema is printed by `muckwatch migrate --cluster-ddl NAME`
+	// and run once by an operator; it must be empty.
 	Cluster string `yaml:"cluster"`
 	// Compression compresses the native protocol with LZ4; worth it when ClickHouse is across a
 	// network, not on the same machine. Default off.
@@ -129,7 +129,7 @@ func (c *ClickHouseConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("max_open_conns: %d must be at least 1", c.MaxOpenConns))
 	}
 	if c.Cluster != "" {
-		errs = append(errs, fmt.Errorf("cluster: %q: ON CLUSTER DDL is not supported yet; leave cluster empty and run the migrations on each server", c.Cluster))
+		errs = append(errs, fmt.Errorf("cluster: %q: the pipeline does not run ON CLUSTER DDL itself; print it with `muckwatch migrate --cluster-ddl %s`, run it once, and leave cluster empty", c.Cluster, c.Cluster))
 	}
 	if c.WriteAttempts < 1 {
 		errs = append(errs, fmt.Errorf("write_attempts: %d must be at least 1", c.WriteAttempts))

@@ -65,7 +65,7 @@ func TestClickHouseConfigValidate(t *testing.T) {
 	f(func(c *ClickHouseConfig) { c.PasswordEnv = "s3cret!" }, "password_env:")
 	f(func(c *ClickHouseConfig) { c.InsecureSkipVerify = true }, "need tls: true")
 	f(func(c *ClickHouseConfig) { c.MaxOpenConns = -1 }, "max_open_conns:")
-	f(func(c *ClickHouseConfig) { c.Cluster = "muck" }, "not supported yet")
+	f(func(c *ClickHouseConfig) { c.Cluster = "muck" }, "--cluster-ddl muck")
 	f(func(c *ClickHouseConfig) { c.WriteAttempts = -2 }, "write_attempts:")
 	f(func(c *ClickHouseConfig) { c.MaxRetryBackoff = time.Millisecond }, "retry_backoff:")
 }
