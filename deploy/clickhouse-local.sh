@@ -38,10 +38,27 @@ port_free() {
   python3 -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.close()' "$1" 2>/dev/null
 }
 
+# start runs start_once, again with new ports when another process took one of the ports it had
+# picked between picking and binding (test packages start servers at the same time).
 start() {
-  local dir=$1
+  local dir=$1 attempt rc
   install
   dir=$(mkdir -p "$dir" && cd "$dir" && pwd)
+  for attempt in 1 2 3 4 5; do
+    rc=0
+    start_once "$dir" || rc=$?
+    if [[ $rc -ne 3 ]]; then
+      return "$rc"
+    fi
+    echo "clickhouse-local: a port was taken meanwhile; trying other ports (attempt $attempt)" >&2
+    rm -f "$dir/config.xml" "$dir/server.pid"
+  done
+  echo "clickhouse-local: no free ports after 5 attempts" >&2
+  exit 1
+}
+
+start_once() {
+  local dir=$1
   if [[ -f $dir/server.pid ]] && kill -0 "$(cat "$dir/server.pid")" 2>/dev/null; then
     cat "$dir/server.env"
     return 0
@@ -118,6 +135,10 @@ XML
       return 0
     fi
     if ! kill -0 "$pid" 2>/dev/null; then
+      if grep -q "Address already in use" "$dir/log/server.err.log" 2>/dev/null; then
+        rm -f "$dir/log/server.err.log"
+        return 3
+      fi
       echo "clickhouse-local: server exited during start; see $dir/log/" >&2
       tail -n 20 "$dir/log/server.err.log" "$dir/log/stdout.log" >&2 || true
       exit 1
