@@ -176,6 +176,9 @@ type TopicPartition struct {
 	Partition int32
 }
 
+// String is "topic/partition".
+func (tp TopicPartition) String() string { return tp.Topic + "/" + strconv.Itoa(int(tp.Partition)) }
+
 // Rebalance is what changed for this instance when its consumer group entered a new generation.
 type Rebalance struct {
 	Generation int32
@@ -419,7 +422,7 @@ func partitionList(l []TopicPartition) string {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		fmt.Fprintf(&b, "%s/%d", tp.Topic, tp.Partition)
+		b.WriteString(tp.String())
 	}
 	return b.String()
 }
@@ -586,10 +589,7 @@ func (c *Consumer) handle(ctx context.Context, h Handler, commit func(map[string
 	// through), and for at most DrainTimeout once stopping, even if it started before.
 	workCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(c.DrainTimeout, cancel)
-		context.AfterFunc(workCtx, func() { t.Stop() })
-	})
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(c.DrainTimeout, cancel) })
 	defer stop()
 	start := c.now()
 	if err := h.Handle(workCtx, batch); err != nil {

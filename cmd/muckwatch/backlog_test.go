@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,21 +11,13 @@ import (
 // lagSum sums muckwatch_consumer_lag over every partition.
 func lagSum(t *testing.T, url string) float64 {
 	t.Helper()
-	resp, err := testHTTP.Get(url)
+	vs, err := metricSamples(url, "muckwatch_consumer_lag{")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
 	sum := 0.0
-	for _, line := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(line, "muckwatch_consumer_lag{") {
-			v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-			if err != nil {
-				t.Fatalf("metrics: %q", line)
-			}
-			sum += v
-		}
+	for _, v := range vs {
+		sum += v
 	}
 	return sum
 }

@@ -3,13 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -177,20 +175,11 @@ func (r *faultRig) start() *exec.Cmd {
 // judged is how far in event time an instance's time-driven rules have decided, with their
 // alerts written (muckwatch_event_time_judged_seconds); zero while it cannot be read.
 func judged(url string) time.Time {
-	resp, err := testHTTP.Get(url)
-	if err != nil {
+	vs, err := metricSamples(url, "muckwatch_event_time_judged_seconds ")
+	if err != nil || len(vs) == 0 {
 		return time.Time{}
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, "muckwatch_event_time_judged_seconds "); ok {
-			if x, err := strconv.ParseFloat(v, 64); err == nil {
-				return time.UnixMilli(int64(x * 1000))
-			}
-		}
-	}
-	return time.Time{}
+	return time.UnixMilli(int64(vs[0] * 1000))
 }
 
 // waitJudged waits until every running instance has judged the stream to its end (its last

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"runtime"
@@ -28,22 +29,40 @@ func outageLength() time.Duration {
 // scrape reads one sample (name with its labels, as exposed) from a /metrics page.
 func scrape(t *testing.T, url, sample string) float64 {
 	t.Helper()
-	resp, err := testHTTP.Get(url)
+	vs, err := metricSamples(url, sample+" ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, sample+" "); ok {
-			x, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("%s: %q", sample, line)
-			}
-			return x
-		}
+	if len(vs) == 0 {
+		return 0
 	}
-	return 0
+	return vs[0]
+}
+
+// metricSamples fetches a /metrics page and returns the values of the samples whose line starts
+// with prefix (a name and a space, or a name and "{" for every label set).
+func metricSamples(url, prefix string) ([]float64, error) {
+	resp, err := testHTTP.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	var out []float64
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			return nil, fmt.Errorf("metrics %s: %q: %w", url, line, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // TestClickHouseOutage stops ClickHouse while traffic flows and starts it again: the pipeline

@@ -218,7 +218,7 @@ func (p *pipeline) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
 			}
 			p.log.Info("detector state restored for the partitions taken over", "generation", r.Generation,
 				"added", len(r.Added), "revoked", len(r.Revoked), "checkpoints_read", n, "vehicles", p.engine.Tracks(),
-				"vehicles_forgotten", forgot, "caught_up", partitionNames(r.CaughtUp), "took", time.Since(began).Round(time.Millisecond))
+				"vehicles_forgotten", forgot, "caught_up", r.CaughtUp, "took", time.Since(began).Round(time.Millisecond))
 			return nil
 		}
 		p.metrics.holding.Set(1)
@@ -230,12 +230,4 @@ func (p *pipeline) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
 		}
 		backoff = min(2*backoff, p.backoffMax)
 	}
-}
-
-func partitionNames(l []ingest.TopicPartition) []string {
-	out := make([]string, len(l))
-	for i, tp := range l {
-		out[i] = fmt.Sprintf("%s/%d", tp.Topic, tp.Partition)
-	}
-	return out
 }
