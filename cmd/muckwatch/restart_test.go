@@ -52,8 +52,11 @@ func TestRestartContinuesEpisodes(t *testing.T) {
 		return second.count("SELECT count() FROM positions WHERE vehicle_id = ?", plate) >= 18
 	})
 	t.Logf("changes: %d", second.count("SELECT count() FROM alert_changes WHERE vehicle_id = ?", plate))
+	// alert_changes is written before alerts in one batch: wait for the snapshot table, which is
+	// what the assertions below read.
 	second.waitFor("the speeding alert resolved", 30*time.Second, func() bool {
-		return second.count("SELECT count() FROM alert_changes WHERE rule = 'speeding' AND vehicle_id = ? AND kind = 'resolved'", plate) >= 1
+		return second.count("SELECT count() FROM alert_changes WHERE rule = 'speeding' AND vehicle_id = ? AND kind = 'resolved'", plate) >= 1 &&
+			second.count("SELECT count() FROM alerts FINAL WHERE rule = 'speeding' AND vehicle_id = ? AND end_ms != 0", plate) >= 1
 	})
 	if n := second.count("SELECT uniqExact(alert_id) FROM alert_changes WHERE rule = 'speeding' AND vehicle_id = ?", plate); n != 1 {
 		t.Errorf("the speeding episode gave %d alerts across the restart, want 1", n)
