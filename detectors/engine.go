@@ -276,6 +276,19 @@ func (e *Engine) City() *city.City { return e.city.Load() }
 // decision due up to it.
 func (e *Engine) Judged() time.Time { return e.ticked }
 
+// Read is the newest device time read from any input partition this engine owns. Once every
+// partition has gone quiet and a Tick has run, Judged reaches it: every decision the records
+// read so far can give is taken.
+func (e *Engine) Read() time.Time {
+	var newest time.Time
+	for _, pt := range e.clock.newest {
+		if pt.event.After(newest) {
+			newest = pt.event
+		}
+	}
+	return newest
+}
+
 // Tracks returns the number of vehicles tracked. It is safe to call from any goroutine.
 func (e *Engine) Tracks() int { return int(e.tracked.Load()) }
 

@@ -58,6 +58,7 @@ type pipelineMetrics struct {
 	writeFailures  prometheus.Counter
 	holding        prometheus.Gauge
 	judged         prometheus.Gauge
+	read           prometheus.Gauge
 }
 
 func newPipeline(engine *detectors.Engine, history historyWriter, feed feedWriter, log *slog.Logger, reg prometheus.Registerer) *pipeline {
@@ -73,9 +74,11 @@ func newPipeline(engine *detectors.Engine, history historyWriter, feed feedWrite
 			Help: "1 while the pipeline holds back because a sink is failing."}),
 		judged: prometheus.NewGauge(prometheus.GaugeOpts{Name: "muckwatch_event_time_judged_seconds",
 			Help: "Event time (Unix seconds) up to which the time-driven rules (signal_lost, trip closure) have decided and their alerts are written: every busy input partition has been read up to it. Wall time minus this is the pipeline's event-time lag."}),
+		read: prometheus.NewGauge(prometheus.GaugeOpts{Name: "muckwatch_event_time_read_seconds",
+			Help: "Newest event time (Unix seconds) read from the input partitions this instance owns. Once the input goes quiet, muckwatch_event_time_judged_seconds reaches it."}),
 	}
 	if reg != nil {
-		reg.MustRegister(p.metrics.detectSeconds, p.metrics.latencySeconds, p.metrics.writeFailures, p.metrics.holding, p.metrics.judged)
+		reg.MustRegister(p.metrics.detectSeconds, p.metrics.latencySeconds, p.metrics.writeFailures, p.metrics.holding, p.metrics.judged, p.metrics.read)
 	}
 	return p
 }
@@ -135,6 +138,9 @@ func (p *pipeline) Idle(ctx context.Context) error {
 func (p *pipeline) setJudged() {
 	if t := p.engine.Judged(); !t.IsZero() {
 		p.metrics.judged.Set(float64(t.UnixMilli()) / 1000)
+	}
+	if t := p.engine.Read(); !t.IsZero() {
+		p.metrics.read.Set(float64(t.UnixMilli()) / 1000)
 	}
 }
 
