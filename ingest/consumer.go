@@ -41,6 +41,9 @@ type ConsumerConfig struct {
 	BatchMaxBytes int `yaml:"batch_max_bytes"`
 	// BatchMaxWait is how long a batch waits to fill before it is handed downstream.
 	BatchMaxWait time.Duration `yaml:"batch_max_wait"`
+	// BatchesInFlight is how many batches may be handed downstream and not yet durably written:
+	// the next batches are judged while the ones before are written. Default 4.
+	BatchesInFlight int `yaml:"batches_in_flight"`
 	// FetchMaxWait is the longest a fetch waits at the broker for data.
 	FetchMaxWait time.Duration `yaml:"fetch_max_wait"`
 	// FetchMaxBytes is the most bytes one fetch returns.
@@ -81,6 +84,9 @@ func (c ConsumerConfig) WithDefaults() ConsumerConfig {
 	if c.BatchMaxBytes == 0 {
 		c.BatchMaxBytes = 16 << 20
 	}
+	if c.BatchesInFlight == 0 {
+		c.BatchesInFlight = 4
+	}
 	if c.FetchMaxWait == 0 {
 		c.FetchMaxWait = 1500 * time.Millisecond
 	}
@@ -111,6 +117,8 @@ func (c ConsumerConfig) Validate() error {
 		return fmt.Errorf("kafka.batch_max_records must be within [1, 1000000], got %d", c.BatchMaxRecords)
 	case c.BatchMaxBytes < 1<<10:
 		return fmt.Errorf("kafka.batch_max_bytes must be at least 1 KiB, got %d", c.BatchMaxBytes)
+	case c.BatchesInFlight < 1 || c.BatchesInFlight > 64:
+		return fmt.Errorf("kafka.batches_in_flight must be 1 to 64, got %d", c.BatchesInFlight)
 	case c.BatchMaxWait <= 0:
 		return fmt.Errorf("kafka.batch_max_wait must be positive, got %s", c.BatchMaxWait)
 	case c.FetchMaxWait <= 0:
@@ -132,8 +140,8 @@ func (c ConsumerConfig) Validate() error {
 }
 
 // Batch is what the consumer hands downstream: the decoded records of a run of Kafka messages and
-// the rejected ones. The consumer reuses a Batch after the handler returns; a handler must not
-// keep its slices.
+// the rejected ones. The consumer reuses a Batch once it is done (see Handler); a handler must
+// not keep its slices after calling Done.
 type Batch struct {
 	Fixes    []Fix
 	Events   []Event
@@ -141,6 +149,19 @@ type Batch struct {
 	Rejects  []Reject
 	// Fetched is when the first message of the batch was fetched, for latency measurement.
 	Fetched time.Time
+	done    chan error // the handler's verdict, read by the consumer's committer
+}
+
+// Done reports that the batch is durably written (err nil), or cannot be. Only the first call
+// counts.
+func (b *Batch) Done(err error) {
+	if b.done == nil {
+		return // a batch the consumer did not hand out (a test's)
+	}
+	select {
+	case b.done <- err:
+	default:
+	}
 }
 
 // Len is the number of records in the batch, rejects included.
@@ -155,20 +176,34 @@ func (b *Batch) Reset() {
 		b.Rejects[i] = Reject{} // drop references to message bytes
 	}
 	b.Rejects = b.Rejects[:0]
+	b.Fetched = time.Time{}
+	select { // an unread verdict of an abandoned use
+	case <-b.done:
+	default:
+	}
 }
 
-// Handler is what the consumer needs downstream. Handle returns nil only once everything in the
-// batch is durably written; only then are the batch's offsets committed. An error stops the
-// consumer without committing, so the records are read again after a restart.
+// Handler is what the consumer needs downstream. Handle takes a batch in and may return before it
+// is written (judging the next batch while this one is written); it calls b.Done once everything
+// in the batch is durably written, or cannot be. The consumer commits a batch's offsets only
+// once it and every batch handed in before it are done, and keeps at most
+// ConsumerConfig.BatchesInFlight batches handed in and not done. An error, from Handle or Done,
+// stops the consumer without committing, so the records are read again after a restart.
 type Handler interface {
 	Handle(ctx context.Context, b *Batch) error
 }
 
-// HandlerFunc adapts a function to Handler.
+// HandlerFunc adapts a function that returns once the batch is written to Handler.
 type HandlerFunc func(ctx context.Context, b *Batch) error
 
-// Handle calls f.
-func (f HandlerFunc) Handle(ctx context.Context, b *Batch) error { return f(ctx, b) }
+// Handle calls f and, if it succeeded, b.Done.
+func (f HandlerFunc) Handle(ctx context.Context, b *Batch) error {
+	if err := f(ctx, b); err != nil {
+		return err
+	}
+	b.Done(nil)
+	return nil
+}
 
 // TopicPartition names one input partition.
 type TopicPartition struct {
@@ -204,9 +239,11 @@ type Rebalancer interface {
 
 // Idler is implemented by a Handler with time-driven decisions: Idle is called about once a
 // second while no record arrives, so that decisions waiting for quiet partitions to stop holding
-// back the event time are taken without new records. Its error stops the consumer.
+// back the event time are taken without new records. b is an empty batch, to be done like any
+// other (what the decisions produced is written in order with the batches); its error stops the
+// consumer.
 type Idler interface {
-	Idle(ctx context.Context) error
+	Idle(ctx context.Context, b *Batch) error
 }
 
 // Consumer reads the input topics as a member of a consumer group, decodes records into batches,
@@ -438,6 +475,14 @@ func sortPartitions(l []TopicPartition) {
 
 // runGeneration reads the generation's partitions until ctx is cancelled (stopped) or the
 // generation ends. The generation is held open until the batch in hand is handled and committed.
+// flight is one batch and the messages it was decoded from, from being filled until it is done
+// and committed.
+type flight struct {
+	b      Batch
+	msgs   []kafka.Message
+	handed time.Time
+}
+
 func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, parts []assignedPartition, h Handler) (stopped bool, err error) {
 	ended := make(chan struct{})
 	finished := make(chan struct{})
@@ -454,7 +499,8 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 		fetchers.Wait()
 	}()
 	// Memory stays bounded by what is in flight, whatever the records' sizes: a short hand-off
-	// channel, short per-partition queues (fetchQueue), batches closed at BatchMaxBytes.
+	// channel, short per-partition queues (fetchQueue), batches closed at BatchMaxBytes, at most
+	// BatchesInFlight batches handed downstream and not done.
 	msgs := make(chan kafka.Message, fetchQueue)
 	for _, p := range parts {
 		fetchers.Add(1)
@@ -463,45 +509,113 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 			c.fetch(fetchCtx, p, len(parts), msgs)
 		}()
 	}
-	commit := func(offsets map[string]map[int]int64) error { return gen.CommitOffsets(offsets) }
 
-	var (
-		batch   Batch
-		pending = make([]kafka.Message, 0, c.cfg.BatchMaxRecords)
-		timer   = time.NewTimer(time.Hour)
-		idle    = time.NewTicker(time.Second)
-	)
-	defer idle.Stop()
+	// The batches handed in are worked on as long as it takes while running (a ClickHouse outage
+	// is held through), and for at most DrainTimeout once stopping, even those begun before.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stopDrain := context.AfterFunc(ctx, func() { time.AfterFunc(c.DrainTimeout, cancelWork) })
+	defer stopDrain()
+
+	free := make(chan *flight, c.cfg.BatchesInFlight)
+	for range c.cfg.BatchesInFlight {
+		free <- &flight{b: Batch{done: make(chan error, 1)}, msgs: make([]kafka.Message, 0, c.cfg.BatchMaxRecords)}
+	}
+	handed := make(chan *flight, c.cfg.BatchesInFlight)
+	failed := make(chan error, 1) // the first failure only
+	fail := func(err error) {
+		select {
+		case failed <- err:
+		default:
+		}
+	}
+	committerDone := make(chan struct{})
+	go func() {
+		defer close(committerDone)
+		c.commitInOrder(workCtx, gen, handed, free, fail)
+	}()
+	// drain waits until every batch handed in is done and committed, or given up.
+	drain := func() {
+		close(handed)
+		<-committerDone
+	}
+	// give finishes the generation: a stop while a batch could not be finished is not an error
+	// (its records are read again), a failure is.
+	give := func(stopping bool) (bool, error) {
+		drain()
+		select {
+		case err := <-failed:
+			if ctx.Err() != nil {
+				c.log.Warn("stopped before every batch in hand was written; their records will be read again", "err", err)
+				return true, nil
+			}
+			return false, err
+		default:
+		}
+		return stopping, nil
+	}
+
+	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	idle := time.NewTicker(time.Second)
+	defer idle.Stop()
 	idler, _ := h.(Idler)
 	for {
+		// A batch to fill: at most BatchesInFlight are handed in and not done.
+		var f *flight
+		select {
+		case f = <-free:
+		case <-ctx.Done():
+			return give(true)
+		case <-ended:
+			return give(false)
+		case err := <-failed:
+			fail(err)
+			return give(false)
+		}
+		f.b.Reset()
+		f.msgs = f.msgs[:0]
 		// Wait for the first message of a batch.
 		var m kafka.Message
-		select {
-		case <-ctx.Done():
-			return true, nil
-		case <-ended:
-			return false, nil
-		case <-idle.C:
-			if idler != nil {
-				if err := idler.Idle(ctx); err != nil {
-					return false, fmt.Errorf("idle: %w", err)
+	first:
+		for {
+			select {
+			case <-ctx.Done():
+				return give(true)
+			case <-ended:
+				return give(false)
+			case err := <-failed:
+				fail(err)
+				return give(false)
+			case <-idle.C:
+				if idler == nil {
+					continue
 				}
+				f.handed = c.now()
+				if err := idler.Idle(workCtx, &f.b); err != nil {
+					fail(fmt.Errorf("idle: %w", err))
+					return give(false)
+				}
+				handed <- f
+				f = nil
+				break first
+			case m = <-msgs:
+				idle.Reset(time.Second)
+				break first
 			}
-			continue
-		case m = <-msgs:
-			idle.Reset(time.Second)
 		}
-		batch.Reset()
-		batch.Fetched = c.now()
-		pending = append(pending[:0], m)
+		if f == nil {
+			continue // an idle tick was handed in
+		}
+		f.b.Fetched = c.now()
+		f.msgs = append(f.msgs, m)
 		size := len(m.Key) + len(m.Value)
 		timer.Reset(c.cfg.BatchMaxWait)
 	fill:
-		for len(pending) < c.cfg.BatchMaxRecords && size < c.cfg.BatchMaxBytes {
+		for len(f.msgs) < c.cfg.BatchMaxRecords && size < c.cfg.BatchMaxBytes {
 			select {
 			case m = <-msgs:
-				pending = append(pending, m)
+				f.msgs = append(f.msgs, m)
 				size += len(m.Key) + len(m.Value)
 			case <-timer.C:
 				break fill
@@ -513,17 +627,91 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 		}
 		timer.Stop()
 		stopping := ctx.Err() != nil
-		if err := c.handle(ctx, h, commit, &batch, pending); err != nil {
-			if ctx.Err() != nil { // stopping, and the batch could not be finished in DrainTimeout
-				c.log.Warn("stopped before the batch in hand was written; its records will be read again", "records", len(pending), "err", err)
-				return true, nil
-			}
-			return false, err
+		for i := range f.msgs {
+			c.decode(&f.msgs[i], &f.b)
 		}
+		c.metrics.batchRecords.Observe(float64(len(f.msgs)))
+		f.handed = c.now()
+		if err := h.Handle(workCtx, &f.b); err != nil {
+			fail(fmt.Errorf("cannot handle a batch of %d records: %w", len(f.msgs), err))
+			return give(false)
+		}
+		handed <- f
 		if stopping {
-			return true, nil
+			return give(true)
 		}
 	}
+}
+
+// commitInOrder waits for each batch handed in to be done, in order, and commits its offsets;
+// then the batch may be filled again. After a failure (sent on failed) nothing more is
+// committed: the records from there on are read again.
+func (c *Consumer) commitInOrder(ctx context.Context, gen *kafka.Generation, handed <-chan *flight, free chan<- *flight, fail func(error)) {
+	broken := false
+	for f := range handed {
+		var err error
+		select {
+		case err = <-f.b.done:
+		case <-ctx.Done():
+			err = fmt.Errorf("not written within the drain timeout (%s) after the stop: %w", c.DrainTimeout, ctx.Err())
+		}
+		if err != nil && !broken {
+			broken = true
+			fail(fmt.Errorf("cannot write a batch of %d records: %w", len(f.msgs), err))
+		}
+		if !broken {
+			c.metrics.handleSeconds.Observe(c.now().Sub(f.handed).Seconds())
+			if len(f.msgs) > 0 {
+				c.commit(ctx, gen, f.msgs)
+			}
+		}
+		free <- f
+	}
+}
+
+// commit commits the offsets after msgs, which are durably written. A commit that keeps failing
+// (the broker down, the group rebalancing) only means the records are read again, and writing
+// them again is idempotent.
+func (c *Consumer) commit(ctx context.Context, gen *kafka.Generation, msgs []kafka.Message) {
+	offsets := map[string]map[int]int64{}
+	for i := range msgs {
+		m := &msgs[i]
+		po := offsets[m.Topic]
+		if po == nil {
+			po = map[int]int64{}
+			offsets[m.Topic] = po
+		}
+		po[m.Partition] = max(po[m.Partition], m.Offset+1)
+	}
+	backoff := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := gen.CommitOffsets(offsets)
+		if err == nil {
+			c.metrics.commits.Inc()
+			break
+		}
+		c.metrics.commitErrors.Inc()
+		if attempt == 5 || ctx.Err() != nil || generationOver(err) {
+			c.log.Warn("cannot commit offsets; the batch's records will be read again (writes are idempotent)", "records", len(msgs), "err", err)
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+	c.lagMu.Lock()
+	for i := range msgs {
+		m := &msgs[i]
+		if m.HighWaterMark > 0 {
+			c.lags[TopicPartition{m.Topic, int32(m.Partition)}] = m.HighWaterMark - m.Offset - 1
+		}
+	}
+	for tp, l := range c.lags {
+		c.metrics.lag.WithLabelValues(tp.Topic, strconv.Itoa(int(tp.Partition))).Set(float64(l))
+	}
+	c.lagMu.Unlock()
 }
 
 // fetchQueue is how many fetched records wait per partition, and in the hand-off to batching.
@@ -576,68 +764,6 @@ func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, msgs 
 			return
 		}
 	}
-}
-
-// handle decodes pending into batch, hands it to h and commits. Once a batch is read it is
-// finished even if ctx is cancelled meanwhile, within DrainTimeout.
-func (c *Consumer) handle(ctx context.Context, h Handler, commit func(map[string]map[int]int64) error, batch *Batch, pending []kafka.Message) error {
-	for i := range pending {
-		c.decode(&pending[i], batch)
-	}
-	c.metrics.batchRecords.Observe(float64(len(pending)))
-	// The batch is worked on as long as it takes while running (a ClickHouse outage is held
-	// through), and for at most DrainTimeout once stopping, even if it started before.
-	workCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(c.DrainTimeout, cancel) })
-	defer stop()
-	start := c.now()
-	if err := h.Handle(workCtx, batch); err != nil {
-		return fmt.Errorf("cannot handle a batch of %d records: %w", len(pending), err)
-	}
-	c.metrics.handleSeconds.Observe(c.now().Sub(start).Seconds())
-	// The batch is durably written: a commit that keeps failing (the broker down, the group
-	// rebalancing) only means its records are read again, and writing them again is idempotent.
-	offsets := map[string]map[int]int64{}
-	for i := range pending {
-		m := &pending[i]
-		po := offsets[m.Topic]
-		if po == nil {
-			po = map[int]int64{}
-			offsets[m.Topic] = po
-		}
-		po[m.Partition] = max(po[m.Partition], m.Offset+1)
-	}
-	backoff := 200 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := commit(offsets)
-		if err == nil {
-			c.metrics.commits.Inc()
-			break
-		}
-		c.metrics.commitErrors.Inc()
-		if attempt == 5 || workCtx.Err() != nil || generationOver(err) {
-			c.log.Warn("cannot commit offsets; the batch's records will be read again (writes are idempotent)", "records", len(pending), "err", err)
-			break
-		}
-		select {
-		case <-workCtx.Done():
-		case <-time.After(backoff):
-		}
-		backoff *= 2
-	}
-	c.lagMu.Lock()
-	for i := range pending {
-		m := &pending[i]
-		if m.HighWaterMark > 0 {
-			c.lags[TopicPartition{m.Topic, int32(m.Partition)}] = m.HighWaterMark - m.Offset - 1
-		}
-	}
-	for tp, l := range c.lags {
-		c.metrics.lag.WithLabelValues(tp.Topic, strconv.Itoa(int(tp.Partition))).Set(float64(l))
-	}
-	c.lagMu.Unlock()
-	return nil
 }
 
 // generationOver tells a commit refused because the group has moved on: retrying cannot help,

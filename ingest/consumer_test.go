@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,5 +97,121 @@ func TestConsumerCommitsOnlyAfterHandler(t *testing.T) {
 	}
 	if len(ids) != 10 || ids[0] == "f-0" {
 		t.Fatalf("after a handled batch the next consumer must read only the 10 new fixes, read %d: %v", len(ids), ids)
+	}
+}
+
+// stagedHandler takes batches in and leaves them to the test to finish, as the pipeline's writer
+// does; it records how many were handed in and not done at most.
+type stagedHandler struct {
+	handed chan *Batch
+	mu     sync.Mutex
+	out    int
+	maxOut int
+}
+
+func newStagedHandler() *stagedHandler { return &stagedHandler{handed: make(chan *Batch, 64)} }
+
+func (h *stagedHandler) Handle(_ context.Context, b *Batch) error {
+	h.mu.Lock()
+	h.out++
+	h.maxOut = max(h.maxOut, h.out)
+	h.mu.Unlock()
+	h.handed <- b
+	return nil
+}
+
+func (h *stagedHandler) done(b *Batch, err error) {
+	h.mu.Lock()
+	h.out--
+	h.mu.Unlock()
+	b.Done(err)
+}
+
+// A handler that finishes batches after Handle returned (the pipeline judges the next batches
+// while the writer writes the ones before): offsets are committed only once a batch and every
+// batch handed in before it are done, whatever order they are done in, and no more than
+// BatchesInFlight are handed in and not done.
+func TestConsumerStagedHandler(t *testing.T) {
+	addr := startBroker(t, "muck.gps", "muck.events", "muck.officers")
+	produceFixes(t, addr, "muck.gps", 0, 60)
+	cfg := ConsumerConfig{Brokers: []string{addr}, GroupID: "g", BatchMaxWait: 20 * time.Millisecond, BatchMaxRecords: 10, BatchesInFlight: 3}
+	staged := func() (*Consumer, *stagedHandler) {
+		c, err := NewConsumer(cfg, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, newStagedHandler()
+	}
+	receive := func(h *stagedHandler) *Batch {
+		t.Helper()
+		select {
+		case b := <-h.handed:
+			return b
+		case <-time.After(30 * time.Second):
+			t.Fatal("no batch handed in within 30 s")
+			return nil
+		}
+	}
+
+	// The first batch fails after the two behind it were written: nothing may be committed.
+	c, h := staged()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx, h) }()
+	b1, b2, b3 := receive(h), receive(h), receive(h)
+	boom := errors.New("ClickHouse is down")
+	h.done(b3, nil)
+	h.done(b2, nil)
+	h.done(b1, boom)
+	if err := <-errc; !errors.Is(err, boom) {
+		t.Fatalf("want the first batch's write error, got %v", err)
+	}
+	ids, err := collect(t, newTestConsumer(t, addr), 60, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 60 {
+		t.Fatalf("the first batch failed, so all 60 fixes must be read again; read %d", len(ids))
+	}
+
+	// Produced again under a new group: batches done three at a time, newest first, are all
+	// committed; the group then reads only what comes after.
+	cfg.GroupID = "g2"
+	c, h = staged()
+	ctx2, cancel2 := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel2()
+	go func() { errc <- c.Run(ctx2, h) }()
+	fixes := 0
+	var pending []*Batch
+	for fixes < 60 {
+		b := receive(h)
+		fixes += len(b.Fixes)
+		pending = append(pending, b)
+		if len(pending) == 3 || fixes >= 60 {
+			for i := len(pending) - 1; i >= 0; i-- {
+				h.done(pending[i], nil)
+			}
+			pending = pending[:0]
+		}
+	}
+	cancel2()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if h.maxOut > cfg.BatchesInFlight {
+		t.Errorf("%d batches were handed in and not done at once, want at most %d", h.maxOut, cfg.BatchesInFlight)
+	}
+	produceFixes(t, addr, "muck.gps", 60, 10)
+	c2, err := NewConsumer(cfg, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err = collect(t, c2, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 10 || ids[0] == "f-0" {
+		t.Fatalf("after all batches were done the group must read only the 10 new fixes, read %d: %v", len(ids), ids)
 	}
 }

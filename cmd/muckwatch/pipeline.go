@@ -27,14 +27,23 @@ type feedWriter interface {
 // stateReader reads the detector checkpoints of some input partitions (sink.ReadState).
 type stateReader func(ctx context.Context, inputs []int32, f func(key, value []byte) error) (int, error)
 
-// batchObserver is told about every batch once it is durably written (the API's live view).
+// batchObserver is told about every batch once it is judged (the API's live view).
 type batchObserver interface {
 	Observe(fixes []ingest.Fix, officers []ingest.OfficerPosition, changes []detectors.Change)
 }
 
-// pipeline is the ingest.Handler that joins detection and the sinks: it runs the detectors over a
-// batch, then writes history to ClickHouse and alert changes and rejects to Kafka, retrying until
-// both succeeded. Only then does the consumer commit the batch's offsets.
+// pipeline is the ingest.Handler that joins detection and the sinks, in two stages.
+//
+// Handle, on the consumer's goroutine, runs the detectors over a batch, announces its alert
+// changes and rejects on Kafka at once (the records they come from are already durable in the
+// input topics: a crash before the batch is written only means they are judged, and announced
+// under the same alert ids, again) and hands the batch to the writer.
+//
+// The writer (Run), on a goroutine of its own, writes the batches in the order handed in: history
+// to ClickHouse, then the checkpoints of the vehicles they touched to the state topic, retrying
+// for as long as a sink fails; batches that queued up meanwhile are written together. Only then
+// is a batch done and its offsets committed, so the state on the state topic never runs ahead of
+// the alert changes in ClickHouse.
 type pipeline struct {
 	engine  *detectors.Engine
 	history historyWriter
@@ -43,13 +52,29 @@ type pipeline struct {
 	observe batchObserver // may be nil
 	state   stateReader   // may be nil: no state is restored
 	topics  ingest.Topics
-	batch   sink.Batch
-	// the checkpoints of the vehicles the batch touched, written after the batch and before commit
-	stateKeys, stateValues [][]byte
-	stateParts             []int32
-	metrics                pipelineMetrics
+	metrics pipelineMetrics
 	// retry backoff while a sink is down
 	backoffMin, backoffMax time.Duration
+
+	judged chan *judgedBatch // from Handle to the writer
+	spare  chan *judgedBatch // judgedBatches to reuse
+
+	// the writer's buffers: the batches written together, their checkpoints (the newest per vehicle)
+	merged                 sink.Batch
+	stateKeys, stateValues [][]byte
+	stateParts             []int32
+	stateAt                map[string]int
+}
+
+// judgedBatch is a batch the detectors have been over, on its way to the writer.
+type judgedBatch struct {
+	b       *ingest.Batch
+	changes []detectors.Change
+	// the checkpoints of the vehicles the batch touched
+	keys, values [][]byte
+	parts        []int32
+	// the engine's event times after the batch, for the metrics once it is written
+	judged, read time.Time
 }
 
 type pipelineMetrics struct {
@@ -59,10 +84,16 @@ type pipelineMetrics struct {
 	holding        prometheus.Gauge
 	judged         prometheus.Gauge
 	read           prometheus.Gauge
+	coalesced      prometheus.Histogram
 }
 
+// judgedQueue is how many judged batches may wait for the writer; the consumer's
+// batches_in_flight bounds it in practice (a batch is in flight until written).
+const judgedQueue = 64
+
 func newPipeline(engine *detectors.Engine, history historyWriter, feed feedWriter, log *slog.Logger, reg prometheus.Registerer) *pipeline {
-	p := &pipeline{engine: engine, history: history, feed: feed, log: log, backoffMin: 200 * time.Millisecond, backoffMax: 10 * time.Second}
+	p := &pipeline{engine: engine, history: history, feed: feed, log: log, backoffMin: 200 * time.Millisecond, backoffMax: 10 * time.Second,
+		judged: make(chan *judgedBatch, judgedQueue), spare: make(chan *judgedBatch, judgedQueue), stateAt: map[string]int{}}
 	p.metrics = pipelineMetrics{
 		detectSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_detector_batch_seconds",
 			Help: "Time the detectors take over one batch.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
@@ -75,101 +106,194 @@ func newPipeline(engine *detectors.Engine, history historyWriter, feed feedWrite
 		judged: prometheus.NewGauge(prometheus.GaugeOpts{Name: "muckwatch_event_time_judged_seconds",
 			Help: "Event time (Unix seconds) up to which the time-driven rules (signal_lost, trip closure) have decided and their alerts are written: every busy input partition has been read up to it. Wall time minus this is the pipeline's event-time lag."}),
 		read: prometheus.NewGauge(prometheus.GaugeOpts{Name: "muckwatch_event_time_read_seconds",
-			Help: "Newest event time (Unix seconds) read from the input partitions this instance owns. Once the input goes quiet, muckwatch_event_time_judged_seconds reaches it."}),
+			Help: "Newest event time (Unix seconds) read from the input partitions this instance owns, and written. Once the input goes quiet, muckwatch_event_time_judged_seconds reaches it."}),
+		coalesced: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_pipeline_batches_per_write",
+			Help: "Judged batches written to ClickHouse and the state topic together (those that queued up while the write before was under way).", Buckets: []float64{1, 2, 4, 8, 16, 32, 64}}),
 	}
 	if reg != nil {
-		reg.MustRegister(p.metrics.detectSeconds, p.metrics.latencySeconds, p.metrics.writeFailures, p.metrics.holding, p.metrics.judged, p.metrics.read)
+		reg.MustRegister(p.metrics.detectSeconds, p.metrics.latencySeconds, p.metrics.writeFailures, p.metrics.holding, p.metrics.judged, p.metrics.read, p.metrics.coalesced)
 	}
 	return p
 }
 
-// Handle implements ingest.Handler.
+// Handle implements ingest.Handler: it judges the batch, announces what it found and hands it to
+// the writer, which calls b.Done once it is written.
 func (p *pipeline) Handle(ctx context.Context, b *ingest.Batch) error {
 	start := time.Now()
 	p.engine.Reset()
 	p.engine.ProcessBatch(b.Fixes, b.Events)
 	p.metrics.detectSeconds.Observe(time.Since(start).Seconds())
-	return p.flush(ctx, b)
-}
-
-// flush writes a batch after detection: its records, the alert changes, the checkpoints of the
-// vehicles it touched; then tells the live view.
-func (p *pipeline) flush(ctx context.Context, b *ingest.Batch) error {
-	p.batch = sink.Batch{Fixes: b.Fixes, Events: b.Events, Officers: b.Officers, Changes: p.engine.Changes(), Rejects: b.Rejects}
-	p.stateKeys, p.stateValues, p.stateParts = p.stateKeys[:0], p.stateValues[:0], p.stateParts[:0]
-	p.engine.Dirty(func(vehicle string, partition int32, cp []byte) {
-		p.stateKeys = append(p.stateKeys, []byte(vehicle))
-		p.stateValues = append(p.stateValues, cp)
-		p.stateParts = append(p.stateParts, partition)
-	})
-	if err := p.write(ctx); err != nil {
-		return err
-	}
-	if len(p.batch.Changes) > 0 && !b.Fetched.IsZero() {
-		p.metrics.latencySeconds.Observe(time.Since(b.Fetched).Seconds())
-	}
-	if p.observe != nil {
-		p.observe.Observe(b.Fixes, b.Officers, p.batch.Changes)
-	}
-	p.batch = sink.Batch{}
-	p.setJudged()
-	return nil
+	return p.pass(ctx, b)
 }
 
 // Idle implements ingest.Idler: with no record arriving, the partitions go quiet and stop holding
 // back the event time, and the time-driven rules (signal_lost, trip closure) take the decisions
-// that were waiting for them; the alert changes and checkpoints are written as after a batch.
-// Nothing is committed: no offset moved.
-// A shutdown meanwhile is not an error: the checkpoints still hold the state before this tick, and
-// the next run takes the same decisions.
-func (p *pipeline) Idle(ctx context.Context) error {
+// that were waiting for them; the alert changes and checkpoints go the way of a batch's.
+func (p *pipeline) Idle(ctx context.Context, b *ingest.Batch) error {
 	p.engine.Reset()
 	p.engine.Tick()
-	if len(p.engine.Changes()) == 0 {
-		p.setJudged()
+	return p.pass(ctx, b)
+}
+
+// pass announces the alert changes and rejects of a judged batch and hands it to the writer with
+// the checkpoints of the vehicles it touched.
+func (p *pipeline) pass(ctx context.Context, b *ingest.Batch) error {
+	var j *judgedBatch
+	select {
+	case j = <-p.spare:
+	default:
+		j = new(judgedBatch)
+	}
+	j.b = b
+	j.changes = append(j.changes[:0], p.engine.Changes()...)
+	j.keys, j.values, j.parts = j.keys[:0], j.values[:0], j.parts[:0]
+	p.engine.Dirty(func(vehicle string, partition int32, cp []byte) {
+		j.keys = append(j.keys, []byte(vehicle))
+		j.values = append(j.values, cp)
+		j.parts = append(j.parts, partition)
+	})
+	j.judged, j.read = p.engine.Judged(), p.engine.Read()
+	if len(j.changes) > 0 || len(b.Rejects) > 0 {
+		if err := p.retry(ctx, "announce the alert changes and rejects of", len(b.Fixes), func() error {
+			return p.feed.Write(ctx, j.changes, b.Rejects)
+		}); err != nil {
+			return err
+		}
+		if len(j.changes) > 0 && !b.Fetched.IsZero() {
+			p.metrics.latencySeconds.Observe(time.Since(b.Fetched).Seconds())
+		}
+	}
+	if p.observe != nil {
+		p.observe.Observe(b.Fixes, b.Officers, j.changes)
+	}
+	select {
+	case p.judged <- j:
 		return nil
-	}
-	if err := p.flush(ctx, &ingest.Batch{}); err != nil && ctx.Err() == nil {
-		return err
-	}
-	return nil
-}
-
-func (p *pipeline) setJudged() {
-	if t := p.engine.Judged(); !t.IsZero() {
-		p.metrics.judged.Set(float64(t.UnixMilli()) / 1000)
-	}
-	if t := p.engine.Read(); !t.IsZero() {
-		p.metrics.read.Set(float64(t.UnixMilli()) / 1000)
+	case <-ctx.Done():
+		return fmt.Errorf("cannot hand a batch to the writer before shutdown: %w", ctx.Err())
 	}
 }
 
-// write writes the batch to ClickHouse and Kafka, then the touched vehicles' checkpoints, retrying with back-off for as long as a sink
+// Run is the writer: it writes the judged batches until ctx is cancelled, then reports those it
+// could not write as failed.
+func (p *pipeline) Run(ctx context.Context) {
+	var group []*judgedBatch
+	for {
+		select {
+		case j := <-p.judged:
+			group = append(group[:0], j)
+		case <-ctx.Done():
+			return
+		}
+	more: // whatever queued up while the write before was under way goes with it
+		for len(group) < judgedQueue {
+			select {
+			case j := <-p.judged:
+				group = append(group, j)
+			default:
+				break more
+			}
+		}
+		p.metrics.coalesced.Observe(float64(len(group)))
+		err := p.write(ctx, group)
+		for _, j := range group {
+			if err == nil {
+				p.setEventTimes(j.judged, j.read)
+			}
+			j.b.Done(err)
+			j.b = nil
+			clear(j.changes)
+			clear(j.values)
+			select {
+			case p.spare <- j:
+			default:
+			}
+		}
+		clear(group)
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *pipeline) setEventTimes(judged, read time.Time) {
+	if !judged.IsZero() {
+		p.metrics.judged.Set(float64(judged.UnixMilli()) / 1000)
+	}
+	if !read.IsZero() {
+		p.metrics.read.Set(float64(read.UnixMilli()) / 1000)
+	}
+}
+
+// write writes a group of judged batches: their records and alert changes to ClickHouse, then the
+// newest checkpoint of every vehicle they touched, retrying with back-off for as long as a sink
 // fails (an outage holds the pipeline back; nothing is committed meanwhile). Both writes are
 // idempotent, so a retry after a partial success stores nothing twice in effect.
-func (p *pipeline) write(ctx context.Context) error {
+func (p *pipeline) write(ctx context.Context, group []*judgedBatch) error {
+	var (
+		batch        sink.Batch
+		keys, values [][]byte
+		parts        []int32
+	)
+	if len(group) == 1 {
+		j := group[0]
+		batch = sink.Batch{Fixes: j.b.Fixes, Events: j.b.Events, Officers: j.b.Officers, Changes: j.changes, Rejects: j.b.Rejects}
+		keys, values, parts = j.keys, j.values, j.parts
+	} else {
+		m := &p.merged
+		m.Fixes, m.Events, m.Officers, m.Changes, m.Rejects = m.Fixes[:0], m.Events[:0], m.Officers[:0], m.Changes[:0], m.Rejects[:0]
+		p.stateKeys, p.stateValues, p.stateParts = p.stateKeys[:0], p.stateValues[:0], p.stateParts[:0]
+		clear(p.stateAt)
+		for _, j := range group {
+			m.Fixes = append(m.Fixes, j.b.Fixes...)
+			m.Events = append(m.Events, j.b.Events...)
+			m.Officers = append(m.Officers, j.b.Officers...)
+			m.Rejects = append(m.Rejects, j.b.Rejects...)
+			m.Changes = append(m.Changes, j.changes...)
+			for i, k := range j.keys {
+				if at, ok := p.stateAt[string(k)]; ok {
+					p.stateValues[at], p.stateParts[at] = j.values[i], j.parts[i] // a newer checkpoint of the same vehicle
+					continue
+				}
+				p.stateAt[string(k)] = len(p.stateKeys)
+				p.stateKeys = append(p.stateKeys, k)
+				p.stateValues = append(p.stateValues, j.values[i])
+				p.stateParts = append(p.stateParts, j.parts[i])
+			}
+		}
+		batch, keys, values, parts = *m, p.stateKeys, p.stateValues, p.stateParts
+		defer func() { // keep the buffers, not what they point to
+			clear(m.Rejects)
+			clear(p.stateValues)
+		}()
+	}
+	return p.retry(ctx, "write", len(batch.Fixes), func() error {
+		if err := p.history.Write(ctx, &batch); err != nil {
+			return err
+		}
+		return p.feed.WriteState(ctx, keys, values, parts)
+	})
+}
+
+// retry calls f until it succeeds, with back-off, holding the pipeline back meanwhile; it gives
+// up only when ctx is done.
+func (p *pipeline) retry(ctx context.Context, what string, fixes int, f func() error) error {
 	backoff := p.backoffMin
 	for attempt := 1; ; attempt++ {
-		err := p.history.Write(ctx, &p.batch)
-		if err == nil {
-			err = p.feed.Write(ctx, p.batch.Changes, p.batch.Rejects)
-		}
-		if err == nil {
-			err = p.feed.WriteState(ctx, p.stateKeys, p.stateValues, p.stateParts)
-		}
+		err := f()
 		if err == nil {
 			if attempt > 1 {
-				p.log.Info("sinks recovered; batch written", "attempts", attempt)
+				p.log.Info("sinks recovered", "did", what+" a batch", "attempts", attempt)
 				p.metrics.holding.Set(0)
 			}
 			return nil
 		}
 		p.metrics.writeFailures.Inc()
 		p.metrics.holding.Set(1)
-		p.log.Warn("cannot write a batch; holding back and retrying", "attempt", attempt, "retry_in", backoff, "err", err)
+		p.log.Warn("cannot "+what+" a batch; holding back and retrying", "fixes", fixes, "attempt", attempt, "retry_in", backoff, "err", err)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cannot write a batch of %d fixes before shutdown: %w", len(p.batch.Fixes), err)
+			return fmt.Errorf("cannot %s a batch of %d fixes before shutdown: %w", what, fixes, err)
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, p.backoffMax)

@@ -207,8 +207,18 @@ func runPipeline(ctx context.Context, cfg Config, log *slog.Logger, reg *prometh
 		})
 		log.Info("metrics served", "url", metricsURL)
 	}
+	// The writer outlives a stop of the consumer by as long as the consumer waits for the batches
+	// in flight (its drain timeout): it is stopped once the consumer returned.
+	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(gctx))
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		p.Run(writerCtx)
+	}()
 	g.Go(func() error {
 		err := consumer.Run(gctx, p)
+		stopWriter()
+		<-writerDone
 		if err != nil {
 			return fmt.Errorf("pipeline stopped: %w", err)
 		}
