@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,7 +43,7 @@ type ConsumerConfig struct {
 	// BatchMaxWait is how long a batch waits to fill before it is handed downstream.
 	BatchMaxWait time.Duration `yaml:"batch_max_wait"`
 	// BatchesInFlight is how many batches may be handed downstream and not yet durably written:
-	// the next batches are judged while the ones before are written. Default 4.
+	// the next batches are judged while the ones before are written. Default 16.
 	BatchesInFlight int `yaml:"batches_in_flight"`
 	// FetchMaxWait is the longest a fetch waits at the broker for data.
 	FetchMaxWait time.Duration `yaml:"fetch_max_wait"`
@@ -79,13 +80,13 @@ func (c ConsumerConfig) WithDefaults() ConsumerConfig {
 		c.BatchMaxRecords = 5000
 	}
 	if c.BatchMaxWait == 0 {
-		c.BatchMaxWait = 50 * time.Millisecond
+		c.BatchMaxWait = 10 * time.Millisecond
 	}
 	if c.BatchMaxBytes == 0 {
 		c.BatchMaxBytes = 16 << 20
 	}
 	if c.BatchesInFlight == 0 {
-		c.BatchesInFlight = 4
+		c.BatchesInFlight = 16
 	}
 	if c.FetchMaxWait == 0 {
 		c.FetchMaxWait = 1500 * time.Millisecond
@@ -475,12 +476,39 @@ func sortPartitions(l []TopicPartition) {
 
 // runGeneration reads the generation's partitions until ctx is cancelled (stopped) or the
 // generation ends. The generation is held open until the batch in hand is handled and committed.
-// flight is one batch and the messages it was decoded from, from being filled until it is done
-// and committed.
+// flight is one batch, from being filled until it is done and committed, with where it ends in
+// each partition it read (not its messages: those are garbage once decoded).
 type flight struct {
-	b      Batch
-	msgs   []kafka.Message
-	handed time.Time
+	b       Batch
+	records int
+	marks   []partitionMark
+	handed  time.Time
+}
+
+// partitionMark is where a batch ends in one partition.
+type partitionMark struct {
+	tp   TopicPartition
+	next int64 // the offset after the batch's last message of the partition: what to commit
+	hwm  int64 // the partition's high watermark when that message was fetched (0: unknown)
+}
+
+// mark sets the flight's marks from the messages it was decoded from.
+func (f *flight) mark(msgs []kafka.Message) {
+	f.records, f.marks = len(msgs), f.marks[:0]
+next:
+	for i := range msgs {
+		m := &msgs[i]
+		tp := TopicPartition{m.Topic, int32(m.Partition)}
+		for j := range f.marks {
+			if pm := &f.marks[j]; pm.tp == tp {
+				if m.Offset+1 > pm.next {
+					pm.next, pm.hwm = m.Offset+1, m.HighWaterMark
+				}
+				continue next
+			}
+		}
+		f.marks = append(f.marks, partitionMark{tp: tp, next: m.Offset + 1, hwm: m.HighWaterMark})
+	}
 }
 
 func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, parts []assignedPartition, h Handler) (stopped bool, err error) {
@@ -519,9 +547,14 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 
 	free := make(chan *flight, c.cfg.BatchesInFlight)
 	for range c.cfg.BatchesInFlight {
-		free <- &flight{b: Batch{done: make(chan error, 1)}, msgs: make([]kafka.Message, 0, c.cfg.BatchMaxRecords)}
+		free <- &flight{b: Batch{done: make(chan error, 1)}}
 	}
 	handed := make(chan *flight, c.cfg.BatchesInFlight)
+	// Records in flight are bounded too: a batch is started only while a full one still fits in
+	// recordsInFlight, so big batches (a backlog) do not pile up as deep as small ones (live).
+	var inFlight atomic.Int64
+	budget := int64(recordsInFlight * c.cfg.BatchMaxRecords)
+	freed := make(chan struct{}, 1)
 	failed := make(chan error, 1) // the first failure only
 	fail := func(err error) {
 		select {
@@ -532,7 +565,14 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 	committerDone := make(chan struct{})
 	go func() {
 		defer close(committerDone)
-		c.commitInOrder(workCtx, gen, handed, free, fail)
+		c.commitInOrder(workCtx, gen, handed, func(f *flight) {
+			inFlight.Add(-int64(f.records))
+			free <- f
+			select {
+			case freed <- struct{}{}:
+			default:
+			}
+		}, fail)
 	}()
 	// drain waits until every batch handed in is done and committed, or given up.
 	drain := func() {
@@ -555,6 +595,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 		return stopping, nil
 	}
 
+	pending := make([]kafka.Message, 0, c.cfg.BatchMaxRecords) // the batch being filled
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	idle := time.NewTicker(time.Second)
@@ -574,7 +615,19 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 			return give(false)
 		}
 		f.b.Reset()
-		f.msgs = f.msgs[:0]
+		f.records, f.marks = 0, f.marks[:0]
+		for inFlight.Load()+int64(c.cfg.BatchMaxRecords) > budget {
+			select {
+			case <-freed:
+			case <-ctx.Done():
+				return give(true)
+			case <-ended:
+				return give(false)
+			case err := <-failed:
+				fail(err)
+				return give(false)
+			}
+		}
 		// Wait for the first message of a batch.
 		var m kafka.Message
 	first:
@@ -608,14 +661,14 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 			continue // an idle tick was handed in
 		}
 		f.b.Fetched = c.now()
-		f.msgs = append(f.msgs, m)
+		pending = append(pending[:0], m)
 		size := len(m.Key) + len(m.Value)
 		timer.Reset(c.cfg.BatchMaxWait)
 	fill:
-		for len(f.msgs) < c.cfg.BatchMaxRecords && size < c.cfg.BatchMaxBytes {
+		for len(pending) < c.cfg.BatchMaxRecords && size < c.cfg.BatchMaxBytes {
 			select {
 			case m = <-msgs:
-				f.msgs = append(f.msgs, m)
+				pending = append(pending, m)
 				size += len(m.Key) + len(m.Value)
 			case <-timer.C:
 				break fill
@@ -627,13 +680,16 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 		}
 		timer.Stop()
 		stopping := ctx.Err() != nil
-		for i := range f.msgs {
-			c.decode(&f.msgs[i], &f.b)
+		for i := range pending {
+			c.decode(&pending[i], &f.b)
 		}
-		c.metrics.batchRecords.Observe(float64(len(f.msgs)))
+		f.mark(pending)
+		clear(pending) // the records' bytes are garbage now, but for the rejects'
+		c.metrics.batchRecords.Observe(float64(f.records))
 		f.handed = c.now()
+		inFlight.Add(int64(f.records))
 		if err := h.Handle(workCtx, &f.b); err != nil {
-			fail(fmt.Errorf("cannot handle a batch of %d records: %w", len(f.msgs), err))
+			fail(fmt.Errorf("cannot handle a batch of %d records: %w", f.records, err))
 			return give(false)
 		}
 		handed <- f
@@ -646,7 +702,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 // commitInOrder waits for each batch handed in to be done, in order, and commits its offsets;
 // then the batch may be filled again. After a failure (sent on failed) nothing more is
 // committed: the records from there on are read again.
-func (c *Consumer) commitInOrder(ctx context.Context, gen *kafka.Generation, handed <-chan *flight, free chan<- *flight, fail func(error)) {
+func (c *Consumer) commitInOrder(ctx context.Context, gen *kafka.Generation, handed <-chan *flight, free func(*flight), fail func(error)) {
 	broken := false
 	for f := range handed {
 		var err error
@@ -657,31 +713,30 @@ func (c *Consumer) commitInOrder(ctx context.Context, gen *kafka.Generation, han
 		}
 		if err != nil && !broken {
 			broken = true
-			fail(fmt.Errorf("cannot write a batch of %d records: %w", len(f.msgs), err))
+			fail(fmt.Errorf("cannot write a batch of %d records: %w", f.records, err))
 		}
 		if !broken {
 			c.metrics.handleSeconds.Observe(c.now().Sub(f.handed).Seconds())
-			if len(f.msgs) > 0 {
-				c.commit(ctx, gen, f.msgs)
+			if len(f.marks) > 0 {
+				c.commit(ctx, gen, f)
 			}
 		}
-		free <- f
+		free(f)
 	}
 }
 
-// commit commits the offsets after msgs, which are durably written. A commit that keeps failing
-// (the broker down, the group rebalancing) only means the records are read again, and writing
-// them again is idempotent.
-func (c *Consumer) commit(ctx context.Context, gen *kafka.Generation, msgs []kafka.Message) {
+// commit commits the offsets after f, which is durably written. A commit that keeps failing (the
+// broker down, the group rebalancing) only means the records are read again, and writing them
+// again is idempotent.
+func (c *Consumer) commit(ctx context.Context, gen *kafka.Generation, f *flight) {
 	offsets := map[string]map[int]int64{}
-	for i := range msgs {
-		m := &msgs[i]
-		po := offsets[m.Topic]
+	for _, pm := range f.marks {
+		po := offsets[pm.tp.Topic]
 		if po == nil {
 			po = map[int]int64{}
-			offsets[m.Topic] = po
+			offsets[pm.tp.Topic] = po
 		}
-		po[m.Partition] = max(po[m.Partition], m.Offset+1)
+		po[int(pm.tp.Partition)] = pm.next
 	}
 	backoff := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -692,7 +747,7 @@ func (c *Consumer) commit(ctx context.Context, gen *kafka.Generation, msgs []kaf
 		}
 		c.metrics.commitErrors.Inc()
 		if attempt == 5 || ctx.Err() != nil || generationOver(err) {
-			c.log.Warn("cannot commit offsets; the batch's records will be read again (writes are idempotent)", "records", len(msgs), "err", err)
+			c.log.Warn("cannot commit offsets; the batch's records will be read again (writes are idempotent)", "records", f.records, "err", err)
 			break
 		}
 		select {
@@ -702,10 +757,9 @@ func (c *Consumer) commit(ctx context.Context, gen *kafka.Generation, msgs []kaf
 		backoff *= 2
 	}
 	c.lagMu.Lock()
-	for i := range msgs {
-		m := &msgs[i]
-		if m.HighWaterMark > 0 {
-			c.lags[TopicPartition{m.Topic, int32(m.Partition)}] = m.HighWaterMark - m.Offset - 1
+	for _, pm := range f.marks {
+		if pm.hwm > 0 {
+			c.lags[pm.tp] = pm.hwm - pm.next
 		}
 	}
 	for tp, l := range c.lags {
@@ -713,6 +767,10 @@ func (c *Consumer) commit(ctx context.Context, gen *kafka.Generation, msgs []kaf
 	}
 	c.lagMu.Unlock()
 }
+
+// recordsInFlight is how many full batches' worth of records may be handed downstream and not
+// yet done.
+const recordsInFlight = 6
 
 // fetchQueue is how many fetched records wait per partition, and in the hand-off to batching.
 const fetchQueue = 32

@@ -208,3 +208,6 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// FlushInterval is how often, at most, the pipeline should insert (ClickHouseConfig.FlushInterval).
+func (c *ClickHouse) FlushInterval() time.Duration { return c.cfg.FlushInterval }

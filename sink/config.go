@@ -55,6 +55,9 @@ type ClickHouseConfig struct {
 	// MaxRetryBackoff. Defaults 200ms and 5s.
 	RetryBackoff    time.Duration `yaml:"retry_backoff"`
 	MaxRetryBackoff time.Duration `yaml:"max_retry_backoff"`
+	// FlushInterval: the pipeline inserts at most this often, all the batches judged meanwhile
+	// together (their alerts are announced at once regardless). Default 100ms; at most 10s.
+	FlushInterval time.Duration `yaml:"flush_interval"`
 }
 
 func (c *ClickHouseConfig) tlsSettings() secure.TLS {
@@ -70,6 +73,7 @@ const (
 	DefaultWriteAttempts   = 5
 	DefaultRetryBackoff    = 200 * time.Millisecond
 	DefaultMaxRetryBackoff = 5 * time.Second
+	DefaultFlushInterval   = 100 * time.Millisecond
 )
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -96,6 +100,9 @@ func (c *ClickHouseConfig) ApplyDefaults() {
 	}
 	if c.MaxRetryBackoff == 0 {
 		c.MaxRetryBackoff = DefaultMaxRetryBackoff
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = DefaultFlushInterval
 	}
 }
 
@@ -133,6 +140,9 @@ func (c *ClickHouseConfig) Validate() error {
 	}
 	if c.WriteAttempts < 1 {
 		errs = append(errs, fmt.Errorf("write_attempts: %d must be at least 1", c.WriteAttempts))
+	}
+	if c.FlushInterval < 0 || c.FlushInterval > 10*time.Second {
+		errs = append(errs, fmt.Errorf("flush_interval: %s must be between 0 and 10s", c.FlushInterval))
 	}
 	if c.RetryBackoff < 0 || c.MaxRetryBackoff < c.RetryBackoff {
 		errs = append(errs, fmt.Errorf("retry_backoff: %s and max_retry_backoff: %s must be positive, max at least the first", c.RetryBackoff, c.MaxRetryBackoff))

@@ -208,10 +208,15 @@ func TestAPI(t *testing.T) {
 	}
 
 	start := now.Add(-10 * time.Minute)
-	msgs := []kafka.Message{
+	// The officers are on duty (and known to the live view) before the truck speeds.
+	produce(t, env.broker,
 		officerMsg(officers, "officer-far", start, lat0+0.05, lon0),   // ~5.6 km north
 		officerMsg(officers, "officer-near", start, lat0+0.005, lon0), // ~560 m north
-	}
+	)
+	env.waitFor("the officers' positions", 30*time.Second, func() bool {
+		return env.count("SELECT count() FROM officer_positions WHERE officer_id IN ('officer-far', 'officer-near')") == 2
+	})
+	var msgs []kafka.Message
 	for i := range 6 { // 90 km/h eastwards, a fix every 10 s
 		msgs = append(msgs, fixMsg(gps, plate, start.Add(time.Duration(i)*10*time.Second), lat0, lon0+float64(i)*0.0024, 90))
 	}

@@ -58,6 +58,10 @@ type pipeline struct {
 
 	judged chan *judgedBatch // from Handle to the writer
 	spare  chan *judgedBatch // judgedBatches to reuse
+	// The writer writes at most every flushInterval, all the batches judged meanwhile together, or
+	// at once when inFlight batches (all the consumer may hand over) are waiting.
+	flushInterval time.Duration
+	inFlight      int
 
 	// the writer's buffers: the batches written together, their checkpoints (the newest per vehicle)
 	merged                 sink.Batch
@@ -177,7 +181,16 @@ func (p *pipeline) pass(ctx context.Context, b *ingest.Batch) error {
 // Run is the writer: it writes the judged batches until ctx is cancelled, then reports those it
 // could not write as failed.
 func (p *pipeline) Run(ctx context.Context) {
-	var group []*judgedBatch
+	var (
+		group     []*judgedBatch
+		lastWrite time.Time
+		full      = judgedQueue
+	)
+	if p.inFlight > 0 {
+		full = min(p.inFlight, judgedQueue)
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
 		select {
 		case j := <-p.judged:
@@ -185,7 +198,23 @@ func (p *pipeline) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-	more: // whatever queued up while the write before was under way goes with it
+		// Gather the batches judged until flushInterval after the last write: fewer, larger inserts.
+		if wait := time.Until(lastWrite.Add(p.flushInterval)); wait > 0 && len(group) < full {
+			timer.Reset(wait)
+		gather:
+			for len(group) < full {
+				select {
+				case j := <-p.judged:
+					group = append(group, j)
+				case <-timer.C:
+					break gather
+				case <-ctx.Done():
+					break gather
+				}
+			}
+			timer.Stop()
+		}
+	more: // whatever queued up meanwhile goes with it
 		for len(group) < judgedQueue {
 			select {
 			case j := <-p.judged:
@@ -194,6 +223,7 @@ func (p *pipeline) Run(ctx context.Context) {
 				break more
 			}
 		}
+		lastWrite = time.Now()
 		p.metrics.coalesced.Observe(float64(len(group)))
 		err := p.write(ctx, group)
 		for _, j := range group {
