@@ -183,7 +183,12 @@ func (c *City) PermitsOf(plate string) []*Permit {
 // none. If several are valid it returns the one with the latest ValidFrom (then the greatest
 // id), so the choice is deterministic.
 func (c *City) ActivePermit(plate string, t time.Time) *Permit {
-	ps := c.PermitsOf(plate)
+	return ActiveAmong(c.PermitsOf(plate), t)
+}
+
+// ActiveAmong returns the permit of ps (one plate's, as PermitsOf gives them) valid at t, chosen
+// as ActivePermit does; nil if none.
+func ActiveAmong(ps []*Permit, t time.Time) *Permit {
 	for i := len(ps) - 1; i >= 0; i-- {
 		if ps[i].Valid(t) {
 			return ps[i]

@@ -150,6 +150,10 @@ type Track struct {
 	restored   bool         // from a checkpoint, its partition not yet seen read by this engine
 	due        time.Time    // the next time a time-driven rule may decide, when dueAt >= 0
 	dueAt      int          // index in the engine's due heap, -1 when not in it
+	// its registration and permits in the reference data in force (looked up once, not per fix)
+	ref     *city.City
+	vehicle *city.Vehicle
+	permits []*city.Permit
 }
 
 // Config configures the engine and every rule.
@@ -205,6 +209,7 @@ type eventEntry struct {
 type Engine struct {
 	cfg     Config
 	city    atomic.Pointer[city.City]
+	refCity *city.City // the reference data the tracks' looked-up registrations come from
 	log     *slog.Logger
 	tracks  map[string]*Track
 	fixes   []fixEntry
@@ -355,8 +360,11 @@ func (e *Engine) ProcessFix(f *ingest.Fix) {
 		cur.SpeedKmh, cur.Reported = float64(f.SpeedKmh), true
 	}
 	tr.jumps = 0
-	cur.Vehicle = c.Vehicle(f.VehicleID)
-	cur.Permit = c.ActivePermit(f.VehicleID, f.Time)
+	if tr.ref != c {
+		tr.ref, tr.vehicle, tr.permits = c, c.Vehicle(f.VehicleID), c.PermitsOf(f.VehicleID)
+	}
+	cur.Vehicle = tr.vehicle
+	cur.Permit = city.ActiveAmong(tr.permits, f.Time)
 	if !tr.scored || tr.registered != (cur.Vehicle != nil) || tr.permitted != (cur.Permit != nil) {
 		tr.registered, tr.permitted, tr.scored = cur.Vehicle != nil, cur.Permit != nil, true
 		e.updateRisk(tr, f.Time)
@@ -410,6 +418,14 @@ func (e *Engine) ProcessFix(f *ingest.Fix) {
 // first from running ahead of the others, and puts a fix that arrived late within the batch back
 // in its place. The slices are reordered in place.
 func (e *Engine) ProcessBatch(fixes []ingest.Fix, events []ingest.Event) {
+	if c := e.city.Load(); c != e.refCity {
+		// reloaded reference data: forget the registrations looked up in the old one, so that it
+		// is not kept alive by trucks that do not report again
+		e.refCity = c
+		for _, tr := range e.tracks {
+			tr.ref, tr.vehicle, tr.permits = nil, nil, nil
+		}
+	}
 	e.clock.batch = e.clock.now() // a batch is read at once: one wall time for its records
 	defer func() { e.clock.batch = time.Time{} }()
 	slices.SortStableFunc(fixes, func(a, b ingest.Fix) int { return a.Time.Compare(b.Time) })
