@@ -17,10 +17,11 @@ import (
 // between the two): the records read again are then older than the vehicle's last fix and are
 // stored but not judged, so nothing is alerted twice.
 
-// checkpointVersion is the format of TrackState; a checkpoint of another version is ignored.
+// checkpointVersion is the format of a JSON checkpoint (format 1, written by earlier builds and
+// still read); this build writes format 2, binary (checkpoint_binary.go).
 const checkpointVersion = 1
 
-// TrackState is the serialisable state of one vehicle.
+// TrackState is the serialisable state of one vehicle, as both formats decode it.
 type TrackState struct {
 	Version    int            `json:"v"`
 	VehicleID  string         `json:"vehicle"`
@@ -102,30 +103,10 @@ func (e *Engine) markDirty(tr *Track) {
 	}
 }
 
+// checkpoint returns tr's state in the binary format (see appendCheckpoint), in a slice of its own.
 func (e *Engine) checkpoint(tr *Track) []byte {
-	s := TrackState{Version: checkpointVersion, VehicleID: tr.VehicleID, HasLast: tr.hasLast, InSite: tr.inSite,
-		Registered: tr.registered, Permitted: tr.permitted, Scored: tr.scored, Jumps: tr.jumps, Topic: tr.src.topic, Partition: tr.src.partition,
-		Last: obsState{TimeMs: ms(tr.last.Time), LL: tr.last.LL, XY: tr.last.XY, SpeedKmh: tr.last.SpeedKmh,
-			Reported: tr.last.Reported, Lifted: tr.last.Lifted, ACC: tr.last.ACC}}
-	for _, h := range tr.history {
-		s.History = append(s.History, ms(h))
-	}
-	for i, ep := range tr.episodes {
-		if ep == nil || ep.empty() {
-			continue // nothing to keep
-		}
-		es := episodeState{Rule: e.names[i], Since: ms(ep.Since), SinceLL: ep.SinceLL, Last: ms(ep.Last), Cleared: ms(ep.Cleared),
-			Fixes: ep.Fixes, Alert: ep.alert, Anchor: ep.Anchor, Mark: ms(ep.Mark), Anchored: ep.Anchored, Ref: ep.Ref}
-		for _, t := range ep.Seen {
-			es.Seen = append(es.Seen, ms(t))
-		}
-		for _, p := range ep.Pending {
-			es.Pending = append(es.Pending, pendingJSON{Due: ms(p.Due), From: ms(p.From), Place: p.Place})
-		}
-		s.Episodes = append(s.Episodes, es)
-	}
-	b, _ := json.Marshal(s) // plain data: cannot fail
-	return b
+	e.scratch = e.appendCheckpoint(e.scratch[:0], tr)
+	return slices.Clone(e.scratch)
 }
 
 // Restore sets a vehicle's state from its checkpoint, unless the engine already holds newer state
@@ -133,11 +114,18 @@ func (e *Engine) checkpoint(tr *Track) []byte {
 // rules no longer enabled are dropped; rules added since start empty.
 func (e *Engine) Restore(checkpoint []byte, owned func(topic string, partition int32) bool) error {
 	var s TrackState
-	if err := json.Unmarshal(checkpoint, &s); err != nil {
-		return fmt.Errorf("checkpoint is not valid JSON: %w", err)
-	}
-	if s.Version != checkpointVersion {
-		return fmt.Errorf("checkpoint of %q has format %d, this build reads %d", s.VehicleID, s.Version, checkpointVersion)
+	if len(checkpoint) > 0 && checkpoint[0] == binaryCheckpoint {
+		var err error
+		if s, err = decodeBinaryCheckpoint(checkpoint); err != nil {
+			return err
+		}
+	} else { // format 1, JSON, from earlier builds
+		if err := json.Unmarshal(checkpoint, &s); err != nil {
+			return fmt.Errorf("checkpoint is neither binary (format %d) nor valid JSON: %w", binaryCheckpoint, err)
+		}
+		if s.Version != checkpointVersion {
+			return fmt.Errorf("checkpoint of %q has format %d, this build reads %d and %d", s.VehicleID, s.Version, checkpointVersion, binaryCheckpoint)
+		}
 	}
 	if s.VehicleID == "" {
 		return fmt.Errorf("checkpoint without a vehicle id")

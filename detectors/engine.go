@@ -210,6 +210,7 @@ type Engine struct {
 	cfg     Config
 	city    atomic.Pointer[city.City]
 	refCity *city.City // the reference data the tracks' looked-up registrations come from
+	scratch []byte     // checkpoint encoding
 	log     *slog.Logger
 	tracks  map[string]*Track
 	fixes   []fixEntry
