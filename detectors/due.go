@@ -34,8 +34,8 @@ func (h *dueHeap) Pop() any {
 	return tr
 }
 
-// schedule puts tr in the due heap at the earliest time one of its time-driven rules may decide,
-// or takes it out when none may. after is the watermark already judged: a time not after it is
+// schedule puts tr in the due heap at the earliest time one of its time-driven rules may decide
+// (or leaves it at an earlier time it is already there for), or takes it out when none may. after is the watermark already judged: a time not after it is
 // moved just past it, so a track is never visited twice for the same watermark.
 func (e *Engine) schedule(tr *Track, after time.Time) {
 	var next time.Time
@@ -57,12 +57,19 @@ func (e *Engine) schedule(tr *Track, after time.Time) {
 	if !next.After(after) {
 		next = after.Add(time.Nanosecond)
 	}
-	tr.due = next
 	if tr.dueAt >= 0 {
+		if !next.Before(tr.due) {
+			// Later than the time it is in the heap for (every fix moves signal_lost's time on):
+			// left there. Tick visits it then, finds nothing due, and schedules it again, once
+			// per threshold instead of a heap fix per fix.
+			return
+		}
+		tr.due = next
 		heap.Fix(&e.due, tr.dueAt)
-	} else {
-		heap.Push(&e.due, tr)
+		return
 	}
+	tr.due = next
+	heap.Push(&e.due, tr)
 }
 
 // unschedule takes tr out of the due heap (a released track).
