@@ -43,9 +43,12 @@ func NewKafkaOutput(cfg KafkaOutputConfig, log *slog.Logger, reg prometheus.Regi
 		return nil, fmt.Errorf("cannot create the Kafka producer: %w", err)
 	}
 	w := &kafka.Writer{
-		Addr:                   kafka.TCP(cfg.Brokers...),
-		Balancer:               &outputBalancer{stateTopic: cfg.StateTopic}, // one vehicle's records stay in order
-		BatchTimeout:           cfg.BatchTimeout,
+		Addr:         kafka.TCP(cfg.Brokers...),
+		Balancer:     &outputBalancer{stateTopic: cfg.StateTopic}, // one vehicle's records stay in order
+		BatchTimeout: cfg.BatchTimeout,
+		// A batch's checkpoints (thousands of records) go in few produce requests, bounded by
+		// BatchBytes (1 MiB, the brokers' usual message.max.bytes), not in hundreds of 100.
+		BatchSize:              5000,
 		RequiredAcks:           acks,
 		AllowAutoTopicCreation: true,
 		Transport:              transport,

@@ -1686,8 +1686,8 @@ func printBenchReport(w io.Writer, r *benchReport) {
 	fmt.Fprintf(w, "  live         %.0f fixes/s asked, %.0f achieved in the %d-fix window; group lag %d at the window's end, %d after the lookups\n",
 		r.LiveTargetRate, r.LiveAchievedRate, r.LiveWindowFixes, r.LiveLagAtEnd, r.LookupLag)
 	fmt.Fprintf(w, "  detection    muckwatch_detection_latency_seconds (a batch's first record fetched → its alert changes produced), %d batches,\n"+
-		"               interpolated within its power-of-two buckets: p50 %.1f ms, p99 %.1f ms\n", r.DetectBatches, r.DetectP50Ms, r.DetectP99Ms)
-	fmt.Fprintf(w, "               produce → speeding alert read back from the alerts topic (producer, broker, batching, ClickHouse write included),\n"+
+		"               interpolated within its buckets (×√2 apart): p50 %.1f ms, p99 %.1f ms\n", r.DetectBatches, r.DetectP50Ms, r.DetectP99Ms)
+	fmt.Fprintf(w, "               produce → speeding alert read back from the alerts topic (producer, broker, batch fill, detection, announcement),\n"+
 		"               %d alerts: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", r.AlertSamples, r.AlertP50Ms, r.AlertP99Ms, r.AlertMaxMs)
 	fmt.Fprintf(w, "  queryable    %d probe fixes (one per %s), ClickHouse polled every %s for them: p50 %.0f ms, p99 %.0f ms, max %.0f ms, %d never seen\n",
 		r.QueryableProbes, benchProbeEvery, benchProbePoll, r.QueryableP50Ms, r.QueryableP99Ms, r.QueryableMaxMs, r.QueryableMissing)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -102,7 +103,7 @@ func newPipeline(engine *detectors.Engine, history historyWriter, feed feedWrite
 		detectSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_detector_batch_seconds",
 			Help: "Time the detectors take over one batch.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
 		latencySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_detection_latency_seconds",
-			Help: "From a batch's first record fetched from Kafka to its alert changes produced to muck.alerts.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
+			Help: "From a batch's first record fetched from Kafka to its alert changes produced to muck.alerts.", Buckets: prometheus.ExponentialBuckets(0.001, math.Sqrt2, 32)}),
 		writeFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "muckwatch_pipeline_write_failures_total",
 			Help: "Batch writes that failed and were retried (the batch's offsets stay uncommitted meanwhile)."}),
 		holding: prometheus.NewGauge(prometheus.GaugeOpts{Name: "muckwatch_pipeline_holding",
