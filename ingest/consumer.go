@@ -770,7 +770,7 @@ func (c *Consumer) commit(ctx context.Context, gen *kafka.Generation, f *flight)
 
 // recordsInFlight is how many full batches' worth of records may be handed downstream and not
 // yet done.
-const recordsInFlight = 6
+const recordsInFlight = 4
 
 // fetchQueue is how many fetched records wait per partition, and in the hand-off to batching.
 const fetchQueue = 32
