@@ -43,7 +43,8 @@ type ConsumerConfig struct {
 	// BatchMaxWait is how long a batch waits to fill before it is handed downstream.
 	BatchMaxWait time.Duration `yaml:"batch_max_wait"`
 	// BatchesInFlight is how many batches may be handed downstream and not yet durably written:
-	// the next batches are judged while the ones before are written. Default 16.
+	// the next batches are judged while the ones before are written. Default 64; the records in
+	// flight are bounded too (RecordsInFlight).
 	BatchesInFlight int `yaml:"batches_in_flight"`
 	// FetchMaxWait is the longest a fetch waits at the broker for data.
 	FetchMaxWait time.Duration `yaml:"fetch_max_wait"`
@@ -86,7 +87,7 @@ func (c ConsumerConfig) WithDefaults() ConsumerConfig {
 		c.BatchMaxBytes = 16 << 20
 	}
 	if c.BatchesInFlight == 0 {
-		c.BatchesInFlight = 16
+		c.BatchesInFlight = 64
 	}
 	if c.FetchMaxWait == 0 {
 		c.FetchMaxWait = 1500 * time.Millisecond
@@ -118,8 +119,8 @@ func (c ConsumerConfig) Validate() error {
 		return fmt.Errorf("kafka.batch_max_records must be within [1, 1000000], got %d", c.BatchMaxRecords)
 	case c.BatchMaxBytes < 1<<10:
 		return fmt.Errorf("kafka.batch_max_bytes must be at least 1 KiB, got %d", c.BatchMaxBytes)
-	case c.BatchesInFlight < 1 || c.BatchesInFlight > 64:
-		return fmt.Errorf("kafka.batches_in_flight must be 1 to 64, got %d", c.BatchesInFlight)
+	case c.BatchesInFlight < 1 || c.BatchesInFlight > 256:
+		return fmt.Errorf("kafka.batches_in_flight must be 1 to 256, got %d", c.BatchesInFlight)
 	case c.BatchMaxWait <= 0:
 		return fmt.Errorf("kafka.batch_max_wait must be positive, got %s", c.BatchMaxWait)
 	case c.FetchMaxWait <= 0:
@@ -168,11 +169,12 @@ func (b *Batch) Done(err error) {
 // Len is the number of records in the batch, rejects included.
 func (b *Batch) Len() int { return len(b.Fixes) + len(b.Events) + len(b.Officers) + len(b.Rejects) }
 
-// Reset empties the batch, keeping its capacity.
+// Reset empties the batch, keeping its capacity unless it used little of a large one (a batch
+// of a backlog now filled by live traffic): what batches keep follows what they hold.
 func (b *Batch) Reset() {
-	b.Fixes = b.Fixes[:0]
-	b.Events = b.Events[:0]
-	b.Officers = b.Officers[:0]
+	b.Fixes = shrink(b.Fixes)
+	b.Events = shrink(b.Events)
+	b.Officers = shrink(b.Officers)
 	for i := range b.Rejects {
 		b.Rejects[i] = Reject{} // drop references to message bytes
 	}
@@ -182,6 +184,14 @@ func (b *Batch) Reset() {
 	case <-b.done:
 	default:
 	}
+}
+
+func shrink[T any](s []T) []T {
+	if cap(s) > 1024 && len(s) < cap(s)/4 {
+		return nil
+	}
+	clear(s) // no references kept to the records' strings
+	return s[:0]
 }
 
 // Handler is what the consumer needs downstream. Handle takes a batch in and may return before it
@@ -545,9 +555,24 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 	stopDrain := context.AfterFunc(ctx, func() { time.AfterFunc(c.DrainTimeout, cancelWork) })
 	defer stopDrain()
 
-	free := make(chan *flight, c.cfg.BatchesInFlight)
+	// The free batches are a stack: the most recently done is filled next, so a backlog keeps
+	// reusing the few batches its big runs need and the others stay small.
+	var (
+		freeMu sync.Mutex
+		free   = make([]*flight, 0, c.cfg.BatchesInFlight)
+	)
 	for range c.cfg.BatchesInFlight {
-		free <- &flight{b: Batch{done: make(chan error, 1)}}
+		free = append(free, &flight{b: Batch{done: make(chan error, 1)}})
+	}
+	takeFree := func() *flight {
+		freeMu.Lock()
+		defer freeMu.Unlock()
+		if n := len(free); n > 0 {
+			f := free[n-1]
+			free = free[:n-1]
+			return f
+		}
+		return nil
 	}
 	handed := make(chan *flight, c.cfg.BatchesInFlight)
 	// Records in flight are bounded too: a batch is started only while a full one still fits in
@@ -567,7 +592,9 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 		defer close(committerDone)
 		c.commitInOrder(workCtx, gen, handed, func(f *flight) {
 			inFlight.Add(-int64(f.records))
-			free <- f
+			freeMu.Lock()
+			free = append(free, f)
+			freeMu.Unlock()
 			select {
 			case freed <- struct{}{}:
 			default:
@@ -604,15 +631,17 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 	for {
 		// A batch to fill: at most BatchesInFlight are handed in and not done.
 		var f *flight
-		select {
-		case f = <-free:
-		case <-ctx.Done():
-			return give(true)
-		case <-ended:
-			return give(false)
-		case err := <-failed:
-			fail(err)
-			return give(false)
+		for f = takeFree(); f == nil; f = takeFree() {
+			select {
+			case <-freed:
+			case <-ctx.Done():
+				return give(true)
+			case <-ended:
+				return give(false)
+			case err := <-failed:
+				fail(err)
+				return give(false)
+			}
 		}
 		f.b.Reset()
 		f.records, f.marks = 0, f.marks[:0]
@@ -771,6 +800,12 @@ func (c *Consumer) commit(ctx context.Context, gen *kafka.Generation, f *flight)
 // recordsInFlight is how many full batches' worth of records may be handed downstream and not
 // yet done.
 const recordsInFlight = 4
+
+// RecordsInFlight is how many records may be handed downstream and not yet done: a batch is
+// started only while a full one still fits.
+func (c ConsumerConfig) RecordsInFlight() int {
+	return recordsInFlight * c.WithDefaults().BatchMaxRecords
+}
 
 // fetchQueue is how many fetched records wait per partition, and in the hand-off to batching.
 const fetchQueue = 32

@@ -56,7 +56,7 @@ type ClickHouseConfig struct {
 	RetryBackoff    time.Duration `yaml:"retry_backoff"`
 	MaxRetryBackoff time.Duration `yaml:"max_retry_backoff"`
 	// FlushInterval: the pipeline inserts at most this often, all the batches judged meanwhile
-	// together (their alerts are announced at once regardless). Default 100ms; at most 10s.
+	// together (their alerts are announced at once regardless). Default 250ms; at most 10s.
 	FlushInterval time.Duration `yaml:"flush_interval"`
 }
 
@@ -73,7 +73,7 @@ const (
 	DefaultWriteAttempts   = 5
 	DefaultRetryBackoff    = 200 * time.Millisecond
 	DefaultMaxRetryBackoff = 5 * time.Second
-	DefaultFlushInterval   = 100 * time.Millisecond
+	DefaultFlushInterval   = 250 * time.Millisecond
 )
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)

@@ -62,7 +62,8 @@ type pipeline struct {
 	// The writer writes at most every flushInterval, all the batches judged meanwhile together, or
 	// at once when inFlight batches (all the consumer may hand over) are waiting.
 	flushInterval time.Duration
-	inFlight      int
+	inFlight      int // batches
+	fullRecords   int // records: more and the consumer may be waiting for some to be written
 
 	// the writer's buffers: the batches written together, their checkpoints (the newest per vehicle)
 	merged                 sink.Batch
@@ -199,14 +200,18 @@ func (p *pipeline) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		// Gather the batches judged until flushInterval after the last write: fewer, larger inserts.
-		if wait := time.Until(lastWrite.Add(p.flushInterval)); wait > 0 && len(group) < full {
+		// Gather the batches judged until flushInterval after the last write (fewer, larger
+		// inserts), or until the consumer may be waiting for them to be written.
+		records := group[0].b.Len()
+		filled := func() bool { return len(group) >= full || (p.fullRecords > 0 && records >= p.fullRecords) }
+		if wait := time.Until(lastWrite.Add(p.flushInterval)); wait > 0 && !filled() {
 			timer.Reset(wait)
 		gather:
-			for len(group) < full {
+			for !filled() {
 				select {
 				case j := <-p.judged:
 					group = append(group, j)
+					records += j.b.Len()
 				case <-timer.C:
 					break gather
 				case <-ctx.Done():
