@@ -191,9 +191,28 @@ func (e *Engine) Caught(topic string, partition int32) {
 			newest = tr.last.Time
 		}
 	}
+	if pt, ok := e.clock.newest[k]; ok && pt.expected {
+		delete(e.clock.newest, k) // nothing to wait for
+	}
 	if !newest.IsZero() {
 		e.clock.observe(topic, partition, newest, 0)
 	}
+}
+
+// Expect marks an input partition just assigned that has records to read: until it delivers one
+// (or is reported caught up, or stays silent for IdlePartition) the event-time watermark waits
+// for it, so that the partitions read first after a restart or a rebalance do not carry the
+// time-driven rules past records of the others not read yet (Tick never goes back in event time:
+// decisions due in between would be skipped).
+func (e *Engine) Expect(topic string, partition int32) {
+	if e.clock.newest == nil {
+		e.clock.newest = make(map[partitionKey]partitionTime)
+	}
+	k := partitionKey{topic, partition}
+	if pt, ok := e.clock.newest[k]; ok && !pt.expected {
+		return // already read
+	}
+	e.clock.newest[k] = partitionTime{seen: e.clock.wall(), expected: true}
 }
 
 // Release forgets the vehicles whose records come from the input partition, and the partition's

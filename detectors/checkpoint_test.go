@@ -229,3 +229,49 @@ func TestReleaseAndRestoreByPartition(t *testing.T) {
 		t.Errorf("Caught set the partition's event time to %v, want %v", pt.event, start)
 	}
 }
+
+// After a restart the partitions deliver one after the other: one read to its end first must
+// not carry the event time past the others' records. A truck on a partition read second falls
+// silent at 20 minutes while another partition has already been read to 60 minutes: its silence
+// is found once its own records are read (the engine waits for every partition it expects).
+func TestExpectedPartitionHoldsEventTime(t *testing.T) {
+	c := loadTestCity(t)
+	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	fix := func(plate string, partition int32, sec int, x float64) ingest.Fix {
+		ll := c.Proj.Inverse([2]float64{x, 0})
+		return ingest.Fix{VehicleID: plate, Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: 40, HasSpeed: true,
+			Src: ingest.Source{Topic: "gps", Partition: partition, Behind: 1}}
+	}
+	for _, tc := range []struct {
+		name   string
+		expect bool
+	}{{"partitions expected", true}, {"without (the decisions this prevents losing)", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			eng, err := NewEngine(Config{}, c, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.expect {
+				eng.Expect("gps", 0)
+				eng.Expect("gps", 1)
+			}
+			var first, second []ingest.Fix
+			for sec := 0; sec <= 3600; sec += 30 {
+				first = append(first, fix("粤B00001", 0, sec, 1000+float64(sec)))
+			}
+			for sec := 0; sec <= 1200; sec += 30 {
+				second = append(second, fix("粤B00002", 1, sec, 1000+float64(sec)))
+			}
+			second = append(second, fix("粤B00003", 1, 1800, 5000)) // the partition goes on; 粤B00002 is silent
+			eng.ProcessBatch(first, nil)
+			eng.ProcessBatch(second, nil)
+			found := false
+			for _, ch := range eng.Changes() {
+				found = found || (ch.Alert.Rule == RuleSignalLost && ch.Alert.VehicleID == "粤B00002")
+			}
+			if found != tc.expect {
+				t.Errorf("signal_lost for the truck silent on the partition read second: %v, want %v (judged to %s)", found, tc.expect, eng.Judged().Sub(start))
+			}
+		})
+	}
+}

@@ -468,7 +468,7 @@ func (e *Engine) Tick() {
 			continue
 		}
 		if tr.restored {
-			if _, read := e.clock.newest[tr.src]; !read {
+			if pt, ok := e.clock.newest[tr.src]; !ok || pt.expected {
 				// its partition not read since the restore: its silence is this process's, not
 				// the truck's (or another instance owns the partition now); looked at again later
 				tr.due = wm.Add(time.Second)
@@ -715,9 +715,10 @@ type partitionKey struct {
 }
 
 type partitionTime struct {
-	event  time.Time // newest device time read
-	seen   time.Time // wall time of the last record
-	behind int64     // records left in the partition when the last one was read
+	event    time.Time // newest device time read
+	seen     time.Time // wall time of the last record (or, while expected, of the assignment)
+	behind   int64     // records left in the partition when the last one was read
+	expected bool      // assigned with records to read, none read yet
 }
 
 // wall is the wall time: the batch's, read once, while a batch is processed.
@@ -737,18 +738,28 @@ func (c *eventClock) observe(topic string, partition int32, t time.Time, behind 
 	if t.After(pt.event) {
 		pt.event = t
 	}
-	pt.seen, pt.behind = c.wall(), behind
+	pt.seen, pt.behind, pt.expected = c.wall(), behind, false
 	c.newest[k] = pt
 }
 
 // watermark is the oldest newest-time of the busy partitions: those with records left to read
 // (a backlog, a lagging partition) or that delivered one within the idle time (their next
-// records may be on the way). A quiet, caught-up partition (a gate camera's topic between
+// records may be on the way). There is none while a partition assigned with records to read has
+// delivered nothing yet (for up to the idle time). A quiet, caught-up partition (a gate camera's topic between
 // events) holds nothing back. With no busy partition, it is the newest time read.
 func (c *eventClock) watermark() (time.Time, bool) {
 	var wm, newest time.Time
 	now := c.wall()
 	for _, pt := range c.newest {
+		if pt.expected {
+			if now.Sub(pt.seen) <= c.idle {
+				// A partition just assigned has not delivered yet: its records may be older than
+				// anything read so far (they are, after a restart), and nothing may be decided
+				// before them.
+				return time.Time{}, false
+			}
+			continue // silent since its assignment: it holds nothing back
+		}
 		if pt.event.After(newest) {
 			newest = pt.event
 		}

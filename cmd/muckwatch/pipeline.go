@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -353,6 +354,9 @@ func (p *pipeline) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
 			continue
 		}
 		forgot += p.engine.Release(tp.Topic, tp.Partition) // whatever this instance knew of it is stale
+		if !slices.Contains(r.CaughtUp, tp) {
+			p.engine.Expect(tp.Topic, tp.Partition) // event time waits for its first records
+		}
 		added[tp] = true
 		inputs = append(inputs, tp.Partition)
 	}
