@@ -629,9 +629,15 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 	defer idle.Stop()
 	idler, _ := h.(Idler)
 	for {
-		// A batch to fill: at most BatchesInFlight are handed in and not done.
+		// A batch to fill: at most BatchesInFlight are handed in and not done, and a full one
+		// still fits in the records budget.
 		var f *flight
-		for f = takeFree(); f == nil; f = takeFree() {
+		for {
+			if inFlight.Load()+int64(c.cfg.BatchMaxRecords) <= budget {
+				if f = takeFree(); f != nil {
+					break
+				}
+			}
 			select {
 			case <-freed:
 			case <-ctx.Done():
@@ -645,18 +651,6 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 		}
 		f.b.Reset()
 		f.records, f.marks = 0, f.marks[:0]
-		for inFlight.Load()+int64(c.cfg.BatchMaxRecords) > budget {
-			select {
-			case <-freed:
-			case <-ctx.Done():
-				return give(true)
-			case <-ended:
-				return give(false)
-			case err := <-failed:
-				fail(err)
-				return give(false)
-			}
-		}
 		// Wait for the first message of a batch.
 		var m kafka.Message
 	first:
