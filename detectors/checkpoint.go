@@ -205,9 +205,6 @@ func (e *Engine) Caught(topic string, partition int32) {
 // time-driven rules past records of the others not read yet (Tick never goes back in event time:
 // decisions due in between would be skipped).
 func (e *Engine) Expect(topic string, partition int32) {
-	if e.clock.newest == nil {
-		e.clock.newest = make(map[partitionKey]partitionTime)
-	}
 	k := partitionKey{topic, partition}
 	if pt, ok := e.clock.newest[k]; ok && !pt.expected {
 		return // already read

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -102,7 +103,7 @@ func TestCheckpointFormats(t *testing.T) {
 					t.Fatal(err)
 				}
 				// what Restore keeps of the JSON: the episodes of rules this engine has
-				js.Episodes = slicesFilter(js.Episodes, func(es episodeState) bool { _, ok := a.slot[es.Rule]; return ok })
+				js.Episodes = slices.DeleteFunc(js.Episodes, func(es episodeState) bool { _, ok := a.slot[es.Rule]; return !ok })
 				s2, err := decodeBinaryCheckpoint(a.checkpoint(tr))
 				if err != nil {
 					t.Fatal(err)
@@ -116,16 +117,6 @@ func TestCheckpointFormats(t *testing.T) {
 	if restored < len(live)+2 {
 		t.Fatalf("only %d checkpoints restored", restored)
 	}
-}
-
-func slicesFilter[T any](s []T, keep func(T) bool) []T {
-	var out []T
-	for _, v := range s {
-		if keep(v) {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 // Every truncation of a binary checkpoint, and trailing bytes after one, is an error that says

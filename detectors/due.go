@@ -35,8 +35,9 @@ func (h *dueHeap) Pop() any {
 }
 
 // schedule puts tr in the due heap at the earliest time one of its time-driven rules may decide
-// (or leaves it at an earlier time it is already there for), or takes it out when none may. after is the watermark already judged: a time not after it is
-// moved just past it, so a track is never visited twice for the same watermark.
+// (or leaves it at an earlier time it is already there for), or takes it out when none may.
+// after is the watermark already judged: a time not after it is moved just past it, so a track
+// is never visited twice for the same watermark.
 func (e *Engine) schedule(tr *Track, after time.Time) {
 	var next time.Time
 	for _, i := range e.timed {

@@ -243,7 +243,7 @@ func NewEngine(cfg Config, c *city.City, log *slog.Logger, reg prometheus.Regist
 	e := &Engine{cfg: cfg, log: log, tracks: make(map[string]*Track)}
 	e.city.Store(c)
 	e.fixes, e.events = registerRules(cfg.Rules)
-	e.clock.idle, e.clock.now = cfg.IdlePartition, time.Now
+	e.clock.idle, e.clock.now, e.clock.newest = cfg.IdlePartition, time.Now, make(map[partitionKey]partitionTime)
 	for i, f := range e.fixes {
 		if sl, ok := f.rule.(*SignalLost); ok {
 			e.silence, e.silIdx = sl, i
@@ -730,9 +730,6 @@ func (c *eventClock) wall() time.Time {
 }
 
 func (c *eventClock) observe(topic string, partition int32, t time.Time, behind int64) {
-	if c.newest == nil {
-		c.newest = make(map[partitionKey]partitionTime)
-	}
 	k := partitionKey{topic, partition}
 	pt := c.newest[k]
 	if t.After(pt.event) {
@@ -745,8 +742,8 @@ func (c *eventClock) observe(topic string, partition int32, t time.Time, behind 
 // watermark is the oldest newest-time of the busy partitions: those with records left to read
 // (a backlog, a lagging partition) or that delivered one within the idle time (their next
 // records may be on the way). There is none while a partition assigned with records to read has
-// delivered nothing yet (for up to the idle time). A quiet, caught-up partition (a gate camera's topic between
-// events) holds nothing back. With no busy partition, it is the newest time read.
+// delivered nothing yet (for up to the idle time). A quiet, caught-up partition (a gate camera's
+// topic between events) holds nothing back. With no busy partition, it is the newest time read.
 func (c *eventClock) watermark() (time.Time, bool) {
 	var wm, newest time.Time
 	now := c.wall()

@@ -180,7 +180,7 @@ func (b *Batch) Reset() {
 	}
 	b.Rejects = b.Rejects[:0]
 	b.Fetched = time.Time{}
-	select { // an unread verdict of an abandoned use
+	select { // a verdict left unread when the drain timeout gave up on this batch
 	case <-b.done:
 	default:
 	}
@@ -580,12 +580,17 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 	var inFlight atomic.Int64
 	budget := int64(recordsInFlight * c.cfg.BatchMaxRecords)
 	freed := make(chan struct{}, 1)
-	failed := make(chan error, 1) // the first failure only
+	// The first failure, of handing a batch in or of writing one, ends the generation.
+	var (
+		failOnce sync.Once
+		failure  error
+		failed   = make(chan struct{}) // closed once failure is set
+	)
 	fail := func(err error) {
-		select {
-		case failed <- err:
-		default:
-		}
+		failOnce.Do(func() {
+			failure = err
+			close(failed)
+		})
 	}
 	committerDone := make(chan struct{})
 	go func() {
@@ -611,12 +616,12 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 	give := func(stopping bool) (bool, error) {
 		drain()
 		select {
-		case err := <-failed:
+		case <-failed:
 			if ctx.Err() != nil {
-				c.log.Warn("stopped before every batch in hand was written; their records will be read again", "err", err)
+				c.log.Warn("stopped before every batch in hand was written; their records will be read again", "err", failure)
 				return true, nil
 			}
-			return false, err
+			return false, failure
 		default:
 		}
 		return stopping, nil
@@ -644,8 +649,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 				return give(true)
 			case <-ended:
 				return give(false)
-			case err := <-failed:
-				fail(err)
+			case <-failed:
 				return give(false)
 			}
 		}
@@ -660,8 +664,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 				return give(true)
 			case <-ended:
 				return give(false)
-			case err := <-failed:
-				fail(err)
+			case <-failed:
 				return give(false)
 			case <-idle.C:
 				if idler == nil {
@@ -723,7 +726,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 }
 
 // commitInOrder waits for each batch handed in to be done, in order, and commits its offsets;
-// then the batch may be filled again. After a failure (sent on failed) nothing more is
+// then the batch may be filled again. After a failure (reported to fail) nothing more is
 // committed: the records from there on are read again.
 func (c *Consumer) commitInOrder(ctx context.Context, gen *kafka.Generation, handed <-chan *flight, free func(*flight), fail func(error)) {
 	broken := false

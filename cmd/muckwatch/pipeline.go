@@ -78,8 +78,9 @@ type judgedBatch struct {
 	b       *ingest.Batch
 	changes []detectors.Change
 	// the checkpoints of the vehicles the batch touched
-	keys, values [][]byte
-	parts        []int32
+	vehicles []string
+	values   [][]byte
+	parts    []int32
 	// the engine's event times after the batch, for the metrics once it is written
 	judged, read time.Time
 }
@@ -153,9 +154,9 @@ func (p *pipeline) pass(ctx context.Context, b *ingest.Batch) error {
 	}
 	j.b = b
 	j.changes = append(j.changes[:0], p.engine.Changes()...)
-	j.keys, j.values, j.parts = j.keys[:0], j.values[:0], j.parts[:0]
+	j.vehicles, j.values, j.parts = j.vehicles[:0], j.values[:0], j.parts[:0]
 	p.engine.Dirty(func(vehicle string, partition int32, cp []byte) {
-		j.keys = append(j.keys, []byte(vehicle))
+		j.vehicles = append(j.vehicles, vehicle)
 		j.values = append(j.values, cp)
 		j.parts = append(j.parts, partition)
 	})
@@ -267,48 +268,44 @@ func (p *pipeline) setEventTimes(judged, read time.Time) {
 // fails (an outage holds the pipeline back; nothing is committed meanwhile). Both writes are
 // idempotent, so a retry after a partial success stores nothing twice in effect.
 func (p *pipeline) write(ctx context.Context, group []*judgedBatch) error {
-	var (
-		batch        sink.Batch
-		keys, values [][]byte
-		parts        []int32
-	)
-	if len(group) == 1 {
-		j := group[0]
-		batch = sink.Batch{Fixes: j.b.Fixes, Events: j.b.Events, Officers: j.b.Officers, Changes: j.changes, Rejects: j.b.Rejects}
-		keys, values, parts = j.keys, j.values, j.parts
-	} else {
-		m := &p.merged
+	batch := sink.Batch{Fixes: group[0].b.Fixes, Events: group[0].b.Events, Officers: group[0].b.Officers, Changes: group[0].changes, Rejects: group[0].b.Rejects}
+	m := &p.merged
+	if len(group) > 1 {
 		m.Fixes, m.Events, m.Officers, m.Changes, m.Rejects = m.Fixes[:0], m.Events[:0], m.Officers[:0], m.Changes[:0], m.Rejects[:0]
-		p.stateKeys, p.stateValues, p.stateParts = p.stateKeys[:0], p.stateValues[:0], p.stateParts[:0]
-		clear(p.stateAt)
 		for _, j := range group {
 			m.Fixes = append(m.Fixes, j.b.Fixes...)
 			m.Events = append(m.Events, j.b.Events...)
 			m.Officers = append(m.Officers, j.b.Officers...)
 			m.Rejects = append(m.Rejects, j.b.Rejects...)
 			m.Changes = append(m.Changes, j.changes...)
-			for i, k := range j.keys {
-				if at, ok := p.stateAt[string(k)]; ok {
-					p.stateValues[at], p.stateParts[at] = j.values[i], j.parts[i] // a newer checkpoint of the same vehicle
-					continue
-				}
-				p.stateAt[string(k)] = len(p.stateKeys)
-				p.stateKeys = append(p.stateKeys, k)
-				p.stateValues = append(p.stateValues, j.values[i])
-				p.stateParts = append(p.stateParts, j.parts[i])
-			}
 		}
-		batch, keys, values, parts = *m, p.stateKeys, p.stateValues, p.stateParts
-		defer func() { // keep the buffers, not what they point to
-			clear(m.Rejects)
-			clear(p.stateValues)
-		}()
+		batch = *m
 	}
+	// The newest checkpoint of each vehicle, in the order first touched.
+	p.stateKeys, p.stateValues, p.stateParts = p.stateKeys[:0], p.stateValues[:0], p.stateParts[:0]
+	clear(p.stateAt)
+	for _, j := range group {
+		for i, v := range j.vehicles {
+			if at, ok := p.stateAt[v]; ok {
+				p.stateValues[at], p.stateParts[at] = j.values[i], j.parts[i]
+				continue
+			}
+			p.stateAt[v] = len(p.stateKeys)
+			p.stateKeys = append(p.stateKeys, []byte(v))
+			p.stateValues = append(p.stateValues, j.values[i])
+			p.stateParts = append(p.stateParts, j.parts[i])
+		}
+	}
+	defer func() { // keep the buffers, not what they point to
+		clear(m.Rejects)
+		clear(p.stateKeys)
+		clear(p.stateValues)
+	}()
 	return p.retry(ctx, "write", len(batch.Fixes), func() error {
 		if err := p.history.Write(ctx, &batch); err != nil {
 			return err
 		}
-		return p.feed.WriteState(ctx, keys, values, parts)
+		return p.feed.WriteState(ctx, p.stateKeys, p.stateValues, p.stateParts)
 	})
 }
 
