@@ -18,24 +18,28 @@ import (
 // stored but not judged, so nothing is alerted twice.
 
 // checkpointVersion is the format of a JSON checkpoint (format 1, written by earlier builds and
-// still read); this build writes format 2, binary (checkpoint_binary.go).
+// still read); this build writes format 3, binary (checkpoint_binary.go).
 const checkpointVersion = 1
 
 // TrackState is the serialisable state of one vehicle, as both formats decode it.
 type TrackState struct {
-	Version    int            `json:"v"`
-	VehicleID  string         `json:"vehicle"`
-	HasLast    bool           `json:"has_last"`
-	Last       obsState       `json:"last"`
-	InSite     bool           `json:"in_site"`
-	History    []int64        `json:"history,omitempty"`
-	Registered bool           `json:"registered"`
-	Permitted  bool           `json:"permitted"`
-	Scored     bool           `json:"scored"`
-	Jumps      int            `json:"jumps,omitempty"`
-	Topic      string         `json:"topic,omitempty"` // the input partition its fixes come from
-	Partition  int32          `json:"partition,omitempty"`
-	Episodes   []episodeState `json:"episodes"`
+	Version    int      `json:"v"`
+	VehicleID  string   `json:"vehicle"`
+	HasLast    bool     `json:"has_last"`
+	Last       obsState `json:"last"`
+	InSite     bool     `json:"in_site"`
+	History    []int64  `json:"history,omitempty"`
+	Registered bool     `json:"registered"`
+	Permitted  bool     `json:"permitted"`
+	Scored     bool     `json:"scored"`
+	Jumps      int      `json:"jumps,omitempty"`
+	Topic      string   `json:"topic,omitempty"` // the input partition its fixes come from
+	Partition  int32    `json:"partition,omitempty"`
+	// its camera events' partition and the offset after the newest judged (binary format 3 only)
+	EventsTopic     string         `json:"-"`
+	EventsPartition int32          `json:"-"`
+	EventsNext      int64          `json:"-"`
+	Episodes        []episodeState `json:"episodes"`
 }
 
 type obsState struct {
@@ -114,7 +118,7 @@ func (e *Engine) checkpoint(tr *Track) []byte {
 // rules no longer enabled are dropped; rules added since start empty.
 func (e *Engine) Restore(checkpoint []byte, owned func(topic string, partition int32) bool) error {
 	var s TrackState
-	if len(checkpoint) > 0 && checkpoint[0] == binaryCheckpoint {
+	if len(checkpoint) > 0 && (checkpoint[0] == binaryCheckpoint || checkpoint[0] == binaryCheckpointV2) {
 		var err error
 		if s, err = decodeBinaryCheckpoint(checkpoint); err != nil {
 			return err
@@ -124,7 +128,7 @@ func (e *Engine) Restore(checkpoint []byte, owned func(topic string, partition i
 			return fmt.Errorf("checkpoint is neither binary (format %d) nor valid JSON: %w", binaryCheckpoint, err)
 		}
 		if s.Version != checkpointVersion {
-			return fmt.Errorf("checkpoint of %q has format %d, this build reads %d and %d", s.VehicleID, s.Version, checkpointVersion, binaryCheckpoint)
+			return fmt.Errorf("checkpoint of %q has format %d, this build reads %d, %d and %d", s.VehicleID, s.Version, checkpointVersion, binaryCheckpointV2, binaryCheckpoint)
 		}
 	}
 	if s.VehicleID == "" {
@@ -133,11 +137,13 @@ func (e *Engine) Restore(checkpoint []byte, owned func(topic string, partition i
 	if owned != nil && !owned(s.Topic, s.Partition) {
 		return nil // another instance's vehicle (or an older checkpoint from before it moved)
 	}
-	if cur := e.tracks[s.VehicleID]; cur != nil && cur.hasLast && cur.last.Time.UnixMilli() > s.Last.TimeMs {
+	if cur := e.tracks[s.VehicleID]; cur != nil && ((cur.hasLast && cur.last.Time.UnixMilli() > s.Last.TimeMs) ||
+		(cur.evSrc == partitionKey{s.EventsTopic, s.EventsPartition} && cur.evNext > s.EventsNext)) {
 		return nil // this instance is ahead (the checkpoint is older than what it processed)
 	}
 	tr := e.track(s.VehicleID)
 	tr.src, tr.restored = partitionKey{s.Topic, s.Partition}, true
+	tr.evSrc, tr.evNext = partitionKey{s.EventsTopic, s.EventsPartition}, s.EventsNext
 	tr.hasLast, tr.inSite, tr.registered, tr.permitted, tr.scored, tr.jumps = s.HasLast, s.InSite, s.Registered, s.Permitted, s.Scored, s.Jumps
 	tr.last = Observation{Time: fromMs(s.Last.TimeMs), LL: s.Last.LL, XY: s.Last.XY, SpeedKmh: s.Last.SpeedKmh,
 		Reported: s.Last.Reported, Lifted: s.Last.Lifted, ACC: s.Last.ACC}

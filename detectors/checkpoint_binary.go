@@ -11,19 +11,24 @@ import (
 	"github.com/paulmach/orb"
 )
 
-// The binary checkpoint format (format 2). Checkpoints are written for every vehicle a batch
+// The binary checkpoint format (format 3; format 2, without the events' partition and offset,
+// is still read). Checkpoints are written for every vehicle a batch
 // touches, so their encoding is on the hot path: a hand-written append encoder, about a third of
 // the JSON's size and several times faster. A JSON checkpoint (format 1, written by earlier
 // builds) starts with '{' and is still read.
 //
-//	0x02 vehicle flags jumps topic partition last history episodes
+//	0x03 vehicle flags jumps topic partition events-topic events-partition events-next last history episodes
 //
 // strings are a uvarint length and the bytes, counts a uvarint, times in milliseconds and other
 // integers varints, floats 8 bytes little-endian, flags one byte of bits.
 
-const binaryCheckpoint = 2 // the first byte of a format-2 checkpoint
+// The first byte of a binary checkpoint: the format this build writes, and the one before it.
+const (
+	binaryCheckpoint   = 3
+	binaryCheckpointV2 = 2
+)
 
-// appendCheckpoint appends tr's state in format 2 to dst.
+// appendCheckpoint appends tr's state in format 3 to dst.
 func (e *Engine) appendCheckpoint(dst []byte, tr *Track) []byte {
 	dst = append(dst, binaryCheckpoint)
 	dst = appendString(dst, tr.VehicleID)
@@ -31,6 +36,9 @@ func (e *Engine) appendCheckpoint(dst []byte, tr *Track) []byte {
 	dst = binary.AppendVarint(dst, int64(tr.jumps))
 	dst = appendString(dst, tr.src.topic)
 	dst = binary.AppendVarint(dst, int64(tr.src.partition))
+	dst = appendString(dst, tr.evSrc.topic)
+	dst = binary.AppendVarint(dst, int64(tr.evSrc.partition))
+	dst = binary.AppendVarint(dst, tr.evNext)
 	dst = binary.AppendVarint(dst, ms(tr.last.Time))
 	dst = appendPoint(dst, tr.last.LL)
 	dst = appendPoint(dst, tr.last.XY)
@@ -119,7 +127,7 @@ func appendTime(dst []byte, t time.Time) []byte {
 	return binary.AppendUvarint(dst, uint64(t.Nanosecond()))
 }
 
-// checkpointReader decodes format 2; the first error sticks and every read after it returns zero
+// checkpointReader decodes the binary formats; the first error sticks and every read after it returns zero
 // values, so decoding reads straight through and checks once.
 type checkpointReader struct {
 	b   []byte
@@ -231,7 +239,7 @@ func (r *checkpointReader) time(what string) time.Time {
 	}
 }
 
-// decodeBinaryCheckpoint decodes a format-2 checkpoint into the state Restore applies.
+// decodeBinaryCheckpoint decodes a format-3 (or format-2) checkpoint into the state Restore applies.
 func decodeBinaryCheckpoint(b []byte) (TrackState, error) {
 	r := &checkpointReader{b: b, off: 1}
 	s := TrackState{Version: checkpointVersion}
@@ -241,6 +249,11 @@ func decodeBinaryCheckpoint(b []byte) (TrackState, error) {
 	s.Jumps = int(r.varint("jumps"))
 	s.Topic = r.string("topic")
 	s.Partition = int32(r.varint("partition"))
+	if b[0] == binaryCheckpoint {
+		s.EventsTopic = r.string("events topic")
+		s.EventsPartition = int32(r.varint("events partition"))
+		s.EventsNext = r.varint("events offset")
+	}
 	s.Last.TimeMs = r.varint("last fix time")
 	s.Last.LL, s.Last.XY = r.point("last position"), r.point("last projected position")
 	s.Last.SpeedKmh = r.float("last speed")

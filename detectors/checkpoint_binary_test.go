@@ -2,6 +2,7 @@ package detectors
 
 import (
 	"bufio"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"slices"
@@ -32,9 +33,10 @@ func normalized(t *testing.T, s TrackState) string {
 	return string(b)
 }
 
-// Checkpoints written by earlier builds (JSON, format 1) are still restored, and the binary
-// checkpoint (format 2) of the restored vehicle decodes to the same state and restores to
-// itself; every checkpoint of a vehicle mid-episode does too.
+// Checkpoints written by earlier builds (JSON, format 1; binary format 2, written by the build
+// before this one mid-episode) are still restored, and the binary checkpoint (format 3) of the
+// restored vehicle decodes to the same state and restores to itself; every checkpoint of a
+// vehicle mid-episode does too.
 func TestCheckpointFormats(t *testing.T) {
 	c := loadTestCity(t)
 	var fromJSON [][]byte
@@ -48,6 +50,18 @@ func TestCheckpointFormats(t *testing.T) {
 		fromJSON = append(fromJSON, []byte(sc.Text()))
 	}
 	file.Close()
+	v2, err := os.ReadFile("testdata/checkpoints_v2.hex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromV2 [][]byte
+	for _, line := range strings.Fields(string(v2)) {
+		b, err := hex.DecodeString(line)
+		if err != nil || b[0] != binaryCheckpointV2 {
+			t.Fatalf("testdata/checkpoints_v2.hex: %q is not a format-2 checkpoint (%v)", line, err)
+		}
+		fromV2 = append(fromV2, b)
+	}
 	// a vehicle mid-episode, with an open alert (speeding in the 30 zone, off its route)
 	eng, err := NewEngine(Config{}, c, nil, nil)
 	if err != nil {
@@ -66,7 +80,7 @@ func TestCheckpointFormats(t *testing.T) {
 		t.Fatal("the last checkpoint holds no speeding episode")
 	}
 	restored := 0
-	for i, cp := range append(fromJSON, live...) {
+	for i, cp := range slices.Concat(fromJSON, fromV2, live) {
 		a, err := NewEngine(Config{}, c, nil, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -97,6 +111,15 @@ func TestCheckpointFormats(t *testing.T) {
 			if again := b.checkpoint(b.tracks[id]); string(again) != string(bin) {
 				t.Errorf("checkpoint %d: binary round trip differs", i)
 			}
+			if cp[0] == binaryCheckpointV2 {
+				old, err := decodeBinaryCheckpoint(cp)
+				if err != nil {
+					t.Fatalf("checkpoint %d: %v", i, err)
+				}
+				if normalized(t, old) != normalized(t, s) {
+					t.Errorf("checkpoint %d: format 2 decodes to %s\nformat 3 to %s", i, normalized(t, old), normalized(t, s))
+				}
+			}
 			if cp[0] == '{' {
 				var js TrackState
 				if err := json.Unmarshal(cp, &js); err != nil {
@@ -114,7 +137,7 @@ func TestCheckpointFormats(t *testing.T) {
 			}
 		}
 	}
-	if restored < len(live)+2 {
+	if restored < len(live)+len(fromV2)+2 {
 		t.Fatalf("only %d checkpoints restored", restored)
 	}
 }

@@ -1,6 +1,8 @@
 package detectors
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -273,5 +275,94 @@ func TestExpectedPartitionHoldsEventTime(t *testing.T) {
 				t.Errorf("signal_lost for the truck silent on the partition read second: %v, want %v (judged to %s)", found, tc.expect, eng.Judged().Sub(start))
 			}
 		})
+	}
+}
+
+// Camera events read again after a restart (from the committed offsets, which the checkpoint is
+// ahead of) are not judged twice. The case seen in a crash test: an overload alert opened at
+// 12:30, then the 10:10 weighing of the episode before it read again, which moved the episode's
+// last evidence back and resolved the alert with an end before its start. Events of one truck
+// read out of time order, in one batch or in the next, are all judged, and the episode's last
+// evidence is the newest.
+func TestReplayedEventsNotJudgedTwice(t *testing.T) {
+	c := loadTestCity(t)
+	start := time.Date(2026, 11, 23, 10, 0, 0, 0, time.FixedZone("CST", 8*3600))
+	weigh := func(offset int64, at time.Duration, kg float64) ingest.Event {
+		return ingest.Event{EventID: fmt.Sprintf("w%d", offset), VehicleID: "粤B00001", Time: start.Add(at), Kind: ingest.KindWeigh,
+			SiteID: "C1", LoadKg: kg, HasLoad: true, Confidence: 1, Src: ingest.Source{Topic: "muck.events", Partition: 2, Offset: offset}}
+	}
+	events := []ingest.Event{
+		weigh(0, 0, 21000),               // opens an overload alert
+		weigh(1, 10*time.Minute, 25000),  // escalates it
+		weigh(2, 150*time.Minute, 21000), // 2 h 20 min later: that one ends, another opens
+		weigh(3, 170*time.Minute, 22000), // read in one batch with the next, out of time order:
+		weigh(4, 160*time.Minute, 21500), // both are evidence
+		weigh(5, 165*time.Minute, 21000), // and one in the next batch, older than the newest
+		weigh(6, 7*time.Hour, 18000),     // long after: that episode has ended
+	}
+	newEngine := func() *Engine {
+		eng, err := NewEngine(Config{}, c, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return eng
+	}
+	batch := func(eng *Engine, evs ...ingest.Event) []Change {
+		eng.Reset()
+		eng.ProcessBatch(nil, evs)
+		return slices.Clone(eng.Changes())
+	}
+	once := newEngine()
+	var want []Change
+	for _, b := range [][]ingest.Event{events[:2], events[2:3], events[3:5], events[5:6], events[6:]} {
+		want = append(want, batch(once, b...)...)
+	}
+
+	first := newEngine()
+	got := batch(first, events[:2]...)
+	got = append(got, batch(first, events[2:3]...)...)
+	var cp []byte
+	first.Dirty(func(_ string, _ int32, b []byte) { cp = b })
+	// the crash: the 12:30 batch is checkpointed, the offsets committed only up to the first event
+	second := newEngine()
+	if err := second.Restore(cp, nil); err != nil {
+		t.Fatal(err)
+	}
+	if again := batch(second, events[1:3]...); len(again) != 0 {
+		t.Fatalf("events judged before the restart gave %s again", kinds(again))
+	}
+	got = append(got, batch(second, events[3:5]...)...)
+	got = append(got, batch(second, events[5:6]...)...)
+	got = append(got, batch(second, events[6:]...)...)
+
+	if len(got) != len(want) {
+		t.Fatalf("%d changes across the restart, %d without:\n got %s\nwant %s", len(got), len(want), kinds(got), kinds(want))
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Kind != w.Kind || g.Alert.ID != w.Alert.ID || g.Alert.Version != w.Alert.Version || g.Alert.Severity != w.Alert.Severity ||
+			!g.Alert.End.Equal(w.Alert.End) || g.Alert.Value != w.Alert.Value {
+			t.Errorf("change %d: got %s %s v%d %s end %s value %.0f, want %s %s v%d %s end %s value %.0f", i,
+				g.Kind, g.Alert.ID, g.Alert.Version, g.Alert.Severity, g.Alert.End, g.Alert.Value,
+				w.Kind, w.Alert.ID, w.Alert.Version, w.Alert.Severity, w.Alert.End, w.Alert.Value)
+		}
+	}
+	var resolved []Change
+	for _, ch := range want {
+		if ch.Kind == ChangeResolved {
+			resolved = append(resolved, ch)
+			if ch.Alert.End.Before(ch.Alert.Start) {
+				t.Errorf("alert %s resolved with end %s before its start %s", ch.Alert.ID, ch.Alert.End, ch.Alert.Start)
+			}
+		}
+	}
+	// each episode ends 2 h after its last evidence: the second's is 12:50's weighing, although
+	// 12:40's and 12:45's were judged after it; its peak the 22,000 kg
+	if len(resolved) != 2 || !resolved[0].Alert.End.Equal(start.Add(130*time.Minute)) || !resolved[1].Alert.End.Equal(start.Add(290*time.Minute)) ||
+		resolved[1].Alert.Value != 22000 {
+		for _, r := range resolved {
+			t.Logf("%s start %s end %s value %.0f", r.Alert.ID, r.Alert.Start, r.Alert.End, r.Alert.Value)
+		}
+		t.Fatalf("resolved: %s", kinds(resolved))
 	}
 }

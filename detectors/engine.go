@@ -147,9 +147,15 @@ type Track struct {
 	episodes   []*Episode   // one per registered rule, fix rules first; nil while it holds nothing
 	dirty      bool         // changed since the last checkpoint
 	src        partitionKey // the input partition its fixes come from
-	restored   bool         // from a checkpoint, its partition not yet seen read by this engine
-	due        time.Time    // the next time a time-driven rule may decide, when dueAt >= 0
-	dueAt      int          // index in the engine's due heap, -1 when not in it
+	// its camera events: the partition they come from, the offset after the newest judged, and,
+	// for the batch being processed (evBatch), the offset below which they were judged before
+	evSrc    partitionKey
+	evNext   int64
+	evFloor  int64
+	evBatch  uint64
+	restored bool      // from a checkpoint, its partition not yet seen read by this engine
+	due      time.Time // the next time a time-driven rule may decide, when dueAt >= 0
+	dueAt    int       // index in the engine's due heap, -1 when not in it
 	// its registration and permits in the reference data in force (looked up once, not per fix)
 	ref     *city.City
 	vehicle *city.Vehicle
@@ -232,6 +238,7 @@ type Engine struct {
 	blank   Episode     // stands in for a track's empty episode while a rule looks at it
 	names   []Rule      // the rule of each episode slot
 	slot    map[Rule]int
+	batches uint64 // ProcessBatch and ProcessEvent calls so far
 }
 
 // NewEngine returns an engine for cfg (defaults applied, then validated) over city c.
@@ -429,6 +436,10 @@ func (e *Engine) ProcessBatch(fixes []ingest.Fix, events []ingest.Event) {
 	}
 	e.clock.batch = e.clock.now() // a batch is read at once: one wall time for its records
 	defer func() { e.clock.batch = time.Time{} }()
+	e.batches++
+	for i := range events { // in the order read, before they are sorted
+		e.admit(&events[i])
+	}
 	slices.SortStableFunc(fixes, func(a, b ingest.Fix) int { return a.Time.Compare(b.Time) })
 	slices.SortStableFunc(events, func(a, b ingest.Event) int { return a.Time.Compare(b.Time) })
 	i, j := 0, 0
@@ -437,7 +448,7 @@ func (e *Engine) ProcessBatch(fixes []ingest.Fix, events []ingest.Event) {
 			e.ProcessFix(&fixes[i])
 			i++
 		} else {
-			e.ProcessEvent(&events[j])
+			e.processEvent(&events[j])
 			j++
 		}
 		if wm, ok := e.clock.watermark(); ok && wm.Sub(e.ticked) >= time.Second {
@@ -507,9 +518,39 @@ func (e *Engine) Tick() {
 
 // ProcessEvent runs the event rules over ev.
 func (e *Engine) ProcessEvent(ev *ingest.Event) {
+	e.batches++
+	e.admit(ev)
+	e.processEvent(ev)
+}
+
+// admit notes where ev stands among its vehicle's events: an event read again after a restart or
+// a rebalance (from the committed offsets, which a checkpoint may be ahead of) is at an offset
+// below the one after the newest judged before this batch. Called in the order read, for every
+// event of a batch before any is judged, as the batch is judged in event-time order.
+func (e *Engine) admit(ev *ingest.Event) {
+	if ev.Src.Topic == "" {
+		return // not from Kafka (tests, tools): nothing to tell a replay by
+	}
+	tr := e.track(ev.VehicleID)
+	if k := (partitionKey{ev.Src.Topic, ev.Src.Partition}); tr.evSrc != k {
+		tr.evSrc, tr.evNext = k, 0 // first seen, or the topic was repartitioned
+	}
+	if tr.evBatch != e.batches {
+		tr.evBatch, tr.evFloor = e.batches, tr.evNext
+	}
+	tr.evNext = max(tr.evNext, ev.Src.Offset+1)
+}
+
+func (e *Engine) processEvent(ev *ingest.Event) {
 	c := e.city.Load()
 	e.clock.observe(ev.Src.Topic, ev.Src.Partition, ev.Time, ev.Src.Behind)
 	tr := e.track(ev.VehicleID)
+	if ev.Src.Topic != "" && ev.Src.Offset < tr.evFloor {
+		// judged before this restart or rebalance: stored again, not judged twice (an episode's
+		// evidence counted again, or its last sighting moved back in time)
+		e.metrics.skippedEvents.WithLabelValues("replayed").Inc()
+		return
+	}
 	e.markDirty(tr)
 	if tr.src.topic == "" { // seen by cameras only so far: its state goes with the events partition
 		tr.src = partitionKey{ev.Src.Topic, ev.Src.Partition}
@@ -601,7 +642,9 @@ func (e *Engine) step(tr *Track, ep *Episode, rule Rule, d describer, t Timing, 
 			ep.Since, ep.SinceLL = cur.Time, cur.LL
 		}
 		ep.Fixes++
-		ep.Last = cur.Time
+		if cur.Time.After(ep.Last) { // events of one truck from several cameras need not come in time order
+			ep.Last = cur.Time
+		}
 		ep.Cleared = time.Time{}
 		if ep.alert == nil {
 			if v.Immediate || (cur.Time.Sub(ep.Since) >= t.For && ep.Fixes >= t.MinFixes) {
@@ -773,9 +816,10 @@ func (c *eventClock) watermark() (time.Time, bool) {
 func planarDist(a, b orb.Point) float64 { return math.Hypot(a[0]-b[0], a[1]-b[1]) }
 
 type engineMetrics struct {
-	alerts  *prometheus.CounterVec
-	skipped *prometheus.CounterVec
-	tracked prometheus.Gauge
+	alerts        *prometheus.CounterVec
+	skipped       *prometheus.CounterVec
+	skippedEvents *prometheus.CounterVec
+	tracked       prometheus.Gauge
 }
 
 func newEngineMetrics(reg prometheus.Registerer, rules []Rule) *engineMetrics {
@@ -784,6 +828,8 @@ func newEngineMetrics(reg prometheus.Registerer, rules []Rule) *engineMetrics {
 			Help: "Alert changes emitted, by rule, severity and change (opened, escalated, resolved)."}, []string{"rule", "severity", "change"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "muckwatch_detector_skipped_fixes_total",
 			Help: "Fixes stored but not judged, by reason (out_of_order, jump)."}, []string{"reason"}),
+		skippedEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "muckwatch_detector_skipped_events_total",
+			Help: "Events stored but not judged, by reason (replayed: judged before a restart or rebalance)."}, []string{"reason"}),
 		tracked: prometheus.NewGauge(prometheus.GaugeOpts{Name: "muckwatch_tracked_vehicles",
 			Help: "Vehicles with detector state."}),
 	}
@@ -791,7 +837,7 @@ func newEngineMetrics(reg prometheus.Registerer, rules []Rule) *engineMetrics {
 		m.alerts.WithLabelValues(string(r), string(SeverityWarning), string(ChangeOpened))
 	}
 	if reg != nil {
-		reg.MustRegister(m.alerts, m.skipped, m.tracked)
+		reg.MustRegister(m.alerts, m.skipped, m.skippedEvents, m.tracked)
 	}
 	return m
 }

@@ -52,11 +52,14 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 		fixes, events = fixes[:0], events[:0]
 	}
 	n := 0
+	offsets := map[ingest.Source]int64{} // the next offset of each partition, by topic and partition
 	res, err := s.Run(sim.EmitterFunc(func(r sim.Record) error {
 		simNow = r.Time
 		h := fnv.New32a()
 		h.Write([]byte(r.Key))
 		src := ingest.Source{Topic: r.Topic, Partition: int32(h.Sum32() % partitions)}
+		src.Offset = offsets[src] // as a broker numbers each partition's records
+		offsets[ingest.Source{Topic: src.Topic, Partition: src.Partition}]++
 		switch r.Topic {
 		case "gps":
 			var f ingest.Fix
