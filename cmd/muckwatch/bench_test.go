@@ -25,7 +25,7 @@ func TestBench(t *testing.T) {
 	const fixes, vehicles = 3000, 200
 	r, err := runBench(context.Background(), benchOptions{
 		Fixes: fixes, Vehicles: vehicles, City: "sample", Partitions: 2, Interval: 10 * time.Second,
-		Live: 3 * time.Second, Lookups: 400, Concurrency: 200, Seed: 7,
+		Live: 3 * time.Second, Lookups: 400, LookupRate: 500, Concurrency: 200, Seed: 7,
 		ClickHouse: chServer.TCPAddr, ClickHouseDir: chServer.Dir, BrokerInProcess: true, Progress: progress,
 	})
 	if err != nil {
@@ -73,8 +73,8 @@ func TestBench(t *testing.T) {
 	if r.QueryableProbes == 0 || r.QueryableMissing != 0 {
 		t.Errorf("fix → queryable: %d probes, %d never seen", r.QueryableProbes, r.QueryableMissing)
 	}
-	if r.Lookups != 400 || r.LookupFailures != 0 {
-		t.Errorf("lookups: %d done, %d failed", r.Lookups, r.LookupFailures)
+	if r.Lookups != 400 || r.LookupFailures != 0 || r.LookupInFlight < 1 || r.LookupP99Ms <= 0 {
+		t.Errorf("lookups: %d done, %d failed, at most %d at once, p99 %.1f ms", r.Lookups, r.LookupFailures, r.LookupInFlight, r.LookupP99Ms)
 	}
 	if len(r.Targets) != 7 {
 		t.Fatalf("%d targets in the report, want 7", len(r.Targets))

@@ -322,7 +322,10 @@ func (r *faultRig) compare(what string) {
 		// The same alerts: the same ids (rule, vehicle, start) as the uninterrupted run's.
 		// An alert whose episode started one fix apart (same rule and vehicle, starts within one
 		// reporting interval) is the same alert under another id: counted as shifted, not as lost
-		// and extra.
+		// and extra. Runs differ so when a terminal sent a fix late (the simulator holds 2 % back
+		// behind the next one): read in the same batch as the fix that overtook it, it is put back
+		// in its place and judged; read in a later batch, it is stored but too old to judge. Where
+		// batches end depends on timing, so even two uninterrupted runs can differ by that fix.
 		var missing, added []storedID
 		for id, k := range wantIDs[rule] {
 			if _, ok := gotIDs[rule][id]; !ok {
