@@ -50,7 +50,8 @@ const (
 	benchFastKmh        = 95  // a speeding truck: far above every limit, severe everywhere
 	benchViolatorEvery  = 100 // vehicle i speeds throughout if i%100 == 0, from a moment in the live phase if i%100 == 50
 	benchProbeEvery     = 100 * time.Millisecond
-	benchProbePoll      = 50 * time.Millisecond
+	benchProbePoll      = 200 * time.Millisecond
+	benchProduceEvery   = 20 * time.Millisecond // the live producer writes what is due this often, as a gateway batches
 	benchStall          = 90 * time.Second
 	benchTokensEnv      = "MUCKWATCH_BENCH_API_TOKENS"
 	benchCeilingGroupID = "muckwatch-bench-ceiling"
@@ -451,7 +452,7 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	}
 
 	// The broker, over real TCP.
-	brokerAddr, brokerPID, stopBroker, err := startBenchBroker(ctx, &o, cfg)
+	brokerAddr, brokerPID, stopBroker, err := startBenchBroker(ctx, &o, cfg, filepath.Join(tmp, "broker"))
 	if err != nil {
 		return nil, err
 	}
@@ -671,9 +672,9 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 
 // startBenchBroker starts the embedded broker in this process or as a child process
 // (`muckwatch broker`), and returns its address, the child's pid (0 in process) and how to stop it.
-func startBenchBroker(ctx context.Context, o *benchOptions, cfg Config) (string, int, func() error, error) {
+func startBenchBroker(ctx context.Context, o *benchOptions, cfg Config, dataDir string) (string, int, func() error, error) {
 	if o.BrokerInProcess {
-		c, addr, err := startBroker(brokerOptions{Listen: "127.0.0.1:0", Partitions: o.Partitions, Topics: defaultTopics(cfg)})
+		c, addr, err := startBroker(brokerOptions{Listen: "127.0.0.1:0", Partitions: o.Partitions, Topics: defaultTopics(cfg), DataDir: dataDir})
 		if err != nil {
 			return "", 0, nil, err
 		}
@@ -683,7 +684,7 @@ func startBenchBroker(ctx context.Context, o *benchOptions, cfg Config) (string,
 	if err != nil {
 		return "", 0, nil, fmt.Errorf("cannot find this program to start the broker: %w", err)
 	}
-	args := []string{"broker", "--listen", "127.0.0.1:0", "--partitions", strconv.Itoa(o.Partitions)}
+	args := []string{"broker", "--listen", "127.0.0.1:0", "--partitions", strconv.Itoa(o.Partitions), "--data-dir", dataDir}
 	if o.ConfigPath != "" {
 		args = append(args, "--config", o.ConfigPath)
 	}
@@ -1086,7 +1087,7 @@ func (p *liveProducer) wallOf(ms int64) time.Time {
 
 func (p *liveProducer) run(ctx context.Context) error {
 	defer close(p.probes)
-	tick := time.NewTicker(5 * time.Millisecond)
+	tick := time.NewTicker(benchProduceEvery)
 	defer tick.Stop()
 	var m benchMsgs
 	cursor, v := 0, len(p.f.plates)
@@ -1433,8 +1434,8 @@ func runLookups(ctx context.Context, o *benchOptions, base string, plates, token
 			if ctx.Err() != nil {
 				break
 			}
-			lrng := rand.New(rand.NewPCG(o.Seed, uint64(i)+1))
-			wg.Go(func() { lookup(i, lrng, tokens[i%len(tokens)], due) })
+			lrng, at := rand.New(rand.NewPCG(o.Seed, uint64(i)+1)), due
+			wg.Go(func() { lookup(i, lrng, tokens[i%len(tokens)], at) })
 		}
 	} else {
 		var next atomic.Int64
