@@ -167,8 +167,10 @@ type KafkaOutputConfig struct {
 	// compacted (cleanup.policy=compact) with as many partitions as the GPS topic, so that a
 	// vehicle's state lives in the same partition number as its fixes. Default "muck.state".
 	StateTopic string `yaml:"state_topic"`
-	// BatchTimeout is how long the producer waits to fill a batch before sending it. Default 5ms
-	// (kafka-go's own default of 1s would delay every alert by up to a second).
+	// BatchTimeout is how long the producer waits to fill a batch before sending it. Default 1ms:
+	// every write the pipeline makes is already a batch (a judged batch's alert changes, a write's
+	// checkpoints), and an alert waits this long to be announced (kafka-go's own default of 1s
+	// would delay every alert by up to a second).
 	BatchTimeout time.Duration `yaml:"batch_timeout"`
 	// RequiredAcks is "all" (default: every in-sync replica has the record) or "one" (the leader
 	// has it). "none" is refused: the input offsets are committed after these writes return.
@@ -183,7 +185,7 @@ const (
 	DefaultAlertsTopic  = "muck.alerts"
 	DefaultDLQTopic     = "muck.dlq"
 	DefaultStateTopic   = "muck.state"
-	DefaultBatchTimeout = 5 * time.Millisecond
+	DefaultBatchTimeout = time.Millisecond
 	DefaultRequiredAcks = "all"
 )
 

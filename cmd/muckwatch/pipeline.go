@@ -29,19 +29,21 @@ type feedWriter interface {
 // stateReader reads the detector checkpoints of some input partitions (sink.ReadState).
 type stateReader func(ctx context.Context, inputs []int32, f func(key, value []byte) error) (int, error)
 
-// batchObserver is told about every batch once it is judged (the API's live view).
+// batchObserver is told about every batch once it is judged and announced (the API's live view).
 type batchObserver interface {
 	Observe(fixes []ingest.Fix, officers []ingest.OfficerPosition, changes []detectors.Change)
 }
 
-// pipeline is the ingest.Handler that joins detection and the sinks, in two stages.
+// pipeline is the ingest.Handler that joins detection and the sinks, in three stages, each on a
+// goroutine of its own, so that judging the next batch does not wait for Kafka or ClickHouse.
 //
-// Handle, on the consumer's goroutine, runs the detectors over a batch, announces its alert
-// changes and rejects on Kafka at once (the records they come from are already durable in the
-// input topics: a crash before the batch is written only means they are judged, and announced
-// under the same alert ids, again) and hands the batch to the writer.
+// Handle, on the consumer's goroutine, runs the detectors over a batch and hands it on. The
+// announcer announces its alert changes and rejects on Kafka at once (the records they come
+// from are already durable in the input topics: a crash before the batch is written only means
+// they are judged, and announced under the same alert ids, again), shows them in the live view
+// and hands the batch to the writer.
 //
-// The writer (Run), on a goroutine of its own, writes the batches in the order handed in: history
+// The writer (Run) writes the batches in the order handed in: history
 // to ClickHouse, then the checkpoints of the vehicles they touched to the state topic, retrying
 // for as long as a sink fails; batches that queued up meanwhile are written together. Only then
 // is a batch done and its offsets committed, so the state on the state topic never runs ahead of
@@ -58,8 +60,9 @@ type pipeline struct {
 	// retry backoff while a sink is down
 	backoffMin, backoffMax time.Duration
 
-	judged chan *judgedBatch // from Handle to the writer
-	spare  chan *judgedBatch // judgedBatches to reuse
+	judged  chan *judgedBatch // from Handle to the announcer
+	toWrite chan *judgedBatch // from the announcer to the writer
+	spare   chan *judgedBatch // judgedBatches to reuse
 	// The writer writes at most every flushInterval, all the batches judged meanwhile together, or
 	// at once when inFlight batches (all the consumer may hand over) are waiting.
 	flushInterval time.Duration
@@ -101,7 +104,8 @@ const judgedQueue = 64
 
 func newPipeline(engine *detectors.Engine, history historyWriter, feed feedWriter, log *slog.Logger, reg prometheus.Registerer) *pipeline {
 	p := &pipeline{engine: engine, history: history, feed: feed, log: log, backoffMin: 200 * time.Millisecond, backoffMax: 10 * time.Second,
-		judged: make(chan *judgedBatch, judgedQueue), spare: make(chan *judgedBatch, judgedQueue), stateAt: map[string]int{}}
+		judged: make(chan *judgedBatch, judgedQueue), toWrite: make(chan *judgedBatch, judgedQueue), spare: make(chan *judgedBatch, judgedQueue),
+		stateAt: map[string]int{}}
 	p.metrics = pipelineMetrics{
 		detectSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_detector_batch_seconds",
 			Help: "Time the detectors take over one batch.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
@@ -124,8 +128,8 @@ func newPipeline(engine *detectors.Engine, history historyWriter, feed feedWrite
 	return p
 }
 
-// Handle implements ingest.Handler: it judges the batch, announces what it found and hands it to
-// the writer, which calls b.Done once it is written.
+// Handle implements ingest.Handler: it judges the batch and hands it on to be announced and
+// written; the writer calls b.Done once it is written.
 func (p *pipeline) Handle(ctx context.Context, b *ingest.Batch) error {
 	start := time.Now()
 	p.engine.Reset()
@@ -143,8 +147,8 @@ func (p *pipeline) Idle(ctx context.Context, b *ingest.Batch) error {
 	return p.pass(ctx, b)
 }
 
-// pass announces the alert changes and rejects of a judged batch and hands it to the writer with
-// the checkpoints of the vehicles it touched.
+// pass hands a judged batch, with its alert changes and the checkpoints of the vehicles it
+// touched, to the announcer (and through it to the writer).
 func (p *pipeline) pass(ctx context.Context, b *ingest.Batch) error {
 	var j *judgedBatch
 	select {
@@ -161,30 +165,59 @@ func (p *pipeline) pass(ctx context.Context, b *ingest.Batch) error {
 		j.parts = append(j.parts, partition)
 	})
 	j.judged, j.read = p.engine.Judged(), p.engine.Read()
-	if len(j.changes) > 0 || len(b.Rejects) > 0 {
-		if err := p.retry(ctx, "announce the alert changes and rejects of", len(b.Fixes), func() error {
-			return p.feed.Write(ctx, j.changes, b.Rejects)
-		}); err != nil {
-			return err
-		}
-		if len(j.changes) > 0 && !b.Fetched.IsZero() {
-			p.metrics.latencySeconds.Observe(time.Since(b.Fetched).Seconds())
-		}
-	}
-	if p.observe != nil {
-		p.observe.Observe(b.Fixes, b.Officers, j.changes)
-	}
 	select {
 	case p.judged <- j:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("cannot hand a batch to the writer before shutdown: %w", ctx.Err())
+		return fmt.Errorf("cannot hand a batch to the announcer before shutdown: %w", ctx.Err())
 	}
 }
 
-// Run is the writer: it writes the judged batches until ctx is cancelled, then reports those it
-// could not write as failed.
+// announce announces the alert changes and rejects of each judged batch, in order, as soon as it
+// comes (the consumer goes on judging the next one meanwhile), shows them in the live view and
+// hands the batch to the writer. It returns once ctx is done.
+func (p *pipeline) announce(ctx context.Context) {
+	for {
+		var j *judgedBatch
+		select {
+		case j = <-p.judged:
+		case <-ctx.Done():
+			return
+		}
+		b := j.b
+		if len(j.changes) > 0 || len(b.Rejects) > 0 {
+			if err := p.retry(ctx, "announce the alert changes and rejects of", len(b.Fixes), func() error {
+				return p.feed.Write(ctx, j.changes, b.Rejects)
+			}); err != nil {
+				b.Done(err)
+				return
+			}
+			if len(j.changes) > 0 && !b.Fetched.IsZero() {
+				p.metrics.latencySeconds.Observe(time.Since(b.Fetched).Seconds())
+			}
+		}
+		if p.observe != nil {
+			p.observe.Observe(b.Fixes, b.Officers, j.changes)
+		}
+		select {
+		case p.toWrite <- j:
+		case <-ctx.Done():
+			b.Done(fmt.Errorf("cannot hand a batch to the writer before shutdown: %w", ctx.Err()))
+			return
+		}
+	}
+}
+
+// Run is the pipeline's second and third stages until ctx is cancelled: the announcer (announce)
+// and the writer, which writes the judged batches to ClickHouse and their checkpoints to the
+// state topic, several together.
 func (p *pipeline) Run(ctx context.Context) {
+	announced := make(chan struct{})
+	go func() {
+		defer close(announced)
+		p.announce(ctx)
+	}()
+	defer func() { <-announced }()
 	var (
 		group     []*judgedBatch
 		lastWrite time.Time
@@ -197,7 +230,7 @@ func (p *pipeline) Run(ctx context.Context) {
 	timer.Stop()
 	for {
 		select {
-		case j := <-p.judged:
+		case j := <-p.toWrite:
 			group = append(group[:0], j)
 		case <-ctx.Done():
 			return
@@ -211,7 +244,7 @@ func (p *pipeline) Run(ctx context.Context) {
 		gather:
 			for !filled() {
 				select {
-				case j := <-p.judged:
+				case j := <-p.toWrite:
 					group = append(group, j)
 					records += j.b.Len()
 				case <-timer.C:
@@ -225,7 +258,7 @@ func (p *pipeline) Run(ctx context.Context) {
 	more: // whatever queued up meanwhile goes with it
 		for len(group) < judgedQueue {
 			select {
-			case j := <-p.judged:
+			case j := <-p.toWrite:
 				group = append(group, j)
 			default:
 				break more
