@@ -796,7 +796,7 @@ func (c *Consumer) commit(ctx context.Context, gen *kafka.Generation, f *flight)
 
 // recordsInFlight is how many full batches' worth of records may be handed downstream and not
 // yet done.
-const recordsInFlight = 4
+const recordsInFlight = 8
 
 // RecordsInFlight is how many records may be handed downstream and not yet done: a batch is
 // started only while a full one still fits.

@@ -150,7 +150,9 @@ func runPipeline(ctx context.Context, cfg Config, log *slog.Logger, reg *prometh
 	p := newPipeline(engine, ch, out, log, reg)
 	p.topics = cfg.Kafka.WithDefaults().Topics
 	p.flushInterval, p.inFlight = ch.FlushInterval(), cfg.Kafka.WithDefaults().BatchesInFlight
-	p.fullRecords = cfg.Kafka.RecordsInFlight() - cfg.Kafka.WithDefaults().BatchMaxRecords
+	// half of what the consumer may have in flight: it goes on judging the other half while the
+	// writer writes this one
+	p.fullRecords = cfg.Kafka.RecordsInFlight() / 2
 	// Detector state from the checkpoints: open episodes continue where the last run, or the
 	// instance that had the partitions before, left them (see pipeline.Rebalanced).
 	stateDialer, err := cfg.Outputs.Security.Dialer()
