@@ -163,7 +163,7 @@ func (l *loader) readVehicles() {
 			l.probs.add(t.errorf(r, "plate %s: rated_load_kg: %v", plate, err))
 			continue
 		}
-		v := &Vehicle{Plate: plate, Company: t.get(r, "company"), RatedLoadKg: load}
+		v := &Vehicle{Plate: strings.Clone(plate), Company: l.keep(t.get(r, "company")), RatedLoadKg: load}
 		lineOf[plate] = r.line
 		c.vehicleByPlate[plate] = v
 		c.Vehicles = append(c.Vehicles, v)
@@ -216,12 +216,12 @@ func (l *loader) readPermits() {
 func (l *loader) permit(t *csvTable, r csvRow, lineOf map[string]int) (*Permit, error) {
 	c := l.c
 	p := &Permit{
-		ID:       t.get(r, "permit_id"),
-		Plate:    NormalizePlate(t.get(r, "plate")),
-		Company:  t.get(r, "company"),
-		FromSite: t.get(r, "from_site"),
-		ToSite:   t.get(r, "to_site"),
-		RouteID:  t.get(r, "route_id"),
+		ID:       strings.Clone(t.get(r, "permit_id")),
+		Plate:    l.keep(NormalizePlate(t.get(r, "plate"))), // a truck's permits share its plate
+		Company:  l.keep(t.get(r, "company")),
+		FromSite: l.keep(t.get(r, "from_site")),
+		ToSite:   l.keep(t.get(r, "to_site")),
+		RouteID:  l.keep(t.get(r, "route_id")),
 	}
 	if p.ID == "" {
 		return nil, t.errorf(r, "permit_id: missing")

@@ -116,6 +116,22 @@ type loader struct {
 	probs   problems
 	c       *City
 	gcj     bool
+	strs    map[string]string // the CSV values kept, each once (see keep)
+}
+
+// keep returns s as a string of its own, the same one for equal values: a CSV field is a slice of
+// its whole line, which a kept field would otherwise keep alive (tens of MB with 100,000 permits),
+// and companies, sites and routes repeat on many lines.
+func (l *loader) keep(s string) string {
+	if k, ok := l.strs[s]; ok {
+		return k
+	}
+	if l.strs == nil {
+		l.strs = map[string]string{}
+	}
+	k := strings.Clone(s)
+	l.strs[k] = k
+	return k
 }
 
 func load(fsys fs.FS, display func(string) string) (*City, error) {
