@@ -16,14 +16,18 @@ import (
 // ReasonHeader is the header of dead-letter records that holds the reject reason.
 const ReasonHeader = "muckwatch-reason"
 
-// KafkaOutput produces alert changes to the alerts topic and rejects to the dead-letter topic.
-// It is safe for concurrent use.
+// KafkaOutput produces alert changes to the alerts topic, rejects to the dead-letter topic and
+// detector checkpoints to the state topic. It is safe for concurrent use.
+//
+// The checkpoints go through a producer and connections of their own: a write of thousands of
+// them is a few large produce requests, and an alert change behind them on the same connection
+// would wait for the broker to take them all.
 type KafkaOutput struct {
-	cfg       KafkaOutputConfig
-	w         *kafka.Writer
-	transport *kafka.Transport
-	log       *slog.Logger
-	m         *kafkaMetrics
+	cfg        KafkaOutputConfig
+	w, state   *kafka.Writer
+	transports [2]*kafka.Transport
+	log        *slog.Logger
+	m          *kafkaMetrics
 }
 
 // NewKafkaOutput returns an output producing to cfg's brokers with kafka-go, with cfg's SASL and
@@ -37,27 +41,34 @@ func NewKafkaOutput(cfg KafkaOutputConfig, log *slog.Logger, reg prometheus.Regi
 		log = slog.New(slog.DiscardHandler)
 	}
 	acks, _ := requiredAcks(cfg.RequiredAcks)
-	// An own transport, not kafka.DefaultTransport, so that Close closes its connections.
-	transport, err := cfg.Security.Transport()
-	if err != nil {
-		return nil, fmt.Errorf("cannot create the Kafka producer: %w", err)
+	o := &KafkaOutput{cfg: cfg, log: log, m: newKafkaMetrics(reg, cfg.AlertsTopic, cfg.DLQTopic)}
+	for i := range o.transports {
+		// Own transports, not kafka.DefaultTransport, so that Close closes their connections.
+		t, err := cfg.Security.Transport()
+		if err != nil {
+			return nil, fmt.Errorf("cannot create the Kafka producer: %w", err)
+		}
+		o.transports[i] = t
 	}
-	w := &kafka.Writer{
-		Addr:         kafka.TCP(cfg.Brokers...),
-		Balancer:     &outputBalancer{stateTopic: cfg.StateTopic}, // one vehicle's records stay in order
-		BatchTimeout: cfg.BatchTimeout,
-		// A batch's checkpoints (thousands of records) go in few produce requests, bounded by
-		// BatchBytes (1 MiB, the brokers' usual message.max.bytes), not in hundreds of 100.
-		BatchSize:              5000,
-		RequiredAcks:           acks,
-		AllowAutoTopicCreation: true,
-		Transport:              transport,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			log.Warn("kafka producer: " + fmt.Sprintf(msg, args...))
-		}),
+	writer := func(t *kafka.Transport, batchSize int) *kafka.Writer {
+		return &kafka.Writer{
+			Addr:                   kafka.TCP(cfg.Brokers...),
+			Balancer:               &outputBalancer{stateTopic: cfg.StateTopic}, // one vehicle's records stay in order
+			BatchTimeout:           cfg.BatchTimeout,
+			BatchSize:              batchSize,
+			RequiredAcks:           acks,
+			AllowAutoTopicCreation: true,
+			Transport:              t,
+			ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+				log.Warn("kafka producer: " + fmt.Sprintf(msg, args...))
+			}),
+		}
 	}
-	return &KafkaOutput{cfg: cfg, w: w, transport: transport, log: log,
-		m: newKafkaMetrics(reg, cfg.AlertsTopic, cfg.DLQTopic)}, nil
+	// kafka-go makes room for BatchSize records in every batch it starts: alert changes and
+	// rejects come a few at a time; a write's checkpoints (thousands) go in few produce requests,
+	// bounded by BatchBytes (1 MiB, the brokers' usual message.max.bytes), not in hundreds of 100.
+	o.w, o.state = writer(o.transports[0], 100), writer(o.transports[1], 5000)
+	return o, nil
 }
 
 func requiredAcks(s string) (kafka.RequiredAcks, error) {
@@ -121,7 +132,7 @@ func (o *KafkaOutput) Write(ctx context.Context, changes []detectors.Change, rej
 // WriteAlertJSON produces already-encoded records to the alerts topic (the API's handling and
 // overdue changes), keyed by vehicle id, and returns when the broker acknowledged them.
 func (o *KafkaOutput) WriteAlertJSON(ctx context.Context, keys, values [][]byte) error {
-	return o.writeRaw(ctx, o.cfg.AlertsTopic, "alert changes", keys, values, nil)
+	return o.writeRaw(ctx, o.w, o.cfg.AlertsTopic, "alert changes", keys, values, nil)
 }
 
 // WriteState produces detector checkpoints (keyed by vehicle id) to the compacted state topic and
@@ -129,10 +140,10 @@ func (o *KafkaOutput) WriteAlertJSON(ctx context.Context, keys, values [][]byte)
 // records: its checkpoint goes to the state partition of that number (modulo the state topic's
 // partition count), where the instance that takes the input partition over finds it.
 func (o *KafkaOutput) WriteState(ctx context.Context, keys, values [][]byte, partitions []int32) error {
-	return o.writeRaw(ctx, o.cfg.StateTopic, "detector checkpoints", keys, values, partitions)
+	return o.writeRaw(ctx, o.state, o.cfg.StateTopic, "detector checkpoints", keys, values, partitions)
 }
 
-func (o *KafkaOutput) writeRaw(ctx context.Context, topic, what string, keys, values [][]byte, partitions []int32) error {
+func (o *KafkaOutput) writeRaw(ctx context.Context, w *kafka.Writer, topic, what string, keys, values [][]byte, partitions []int32) error {
 	if len(values) == 0 {
 		return nil
 	}
@@ -143,7 +154,7 @@ func (o *KafkaOutput) writeRaw(ctx context.Context, topic, what string, keys, va
 			msgs[i].Partition = int(partitions[i])
 		}
 	}
-	if err := o.w.WriteMessages(ctx, msgs...); err != nil {
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
 		o.m.errors.WithLabelValues(topic).Add(float64(len(msgs)))
 		return fmt.Errorf("cannot produce %d %s to Kafka topic %s: %w", len(msgs), what, topic, err)
 	}
@@ -183,11 +194,13 @@ func (o *KafkaOutput) count(changes, rejects int, c *prometheus.CounterVec) {
 	}
 }
 
-// Close flushes nothing (every Write is synchronous), stops the producer and closes its
+// Close flushes nothing (every Write is synchronous), stops the producers and closes their
 // connections.
 func (o *KafkaOutput) Close() error {
-	err := o.w.Close()
-	o.transport.CloseIdleConnections()
+	err := errors.Join(o.w.Close(), o.state.Close())
+	for _, t := range o.transports {
+		t.CloseIdleConnections()
+	}
 	if err != nil {
 		return fmt.Errorf("cannot close the Kafka producer: %w", err)
 	}
