@@ -224,6 +224,11 @@ func (c *City) ZonesNear(xy orb.Point, r float64, dst []int32) []int32 {
 	return c.zoneIdx.Near(xy, r, dst)
 }
 
+// ZonesNearWhere is ZonesNear for the zones where says yes to, asked before the exact test.
+func (c *City) ZonesNearWhere(xy orb.Point, r float64, dst []int32, where func(i int32) bool) []int32 {
+	return c.zoneIdx.NearWhere(xy, r, dst, where)
+}
+
 // ZoneAt returns the zone at index i of c.Zones.
 func (c *City) ZoneAt(i int32) *Zone { return c.Zones[i] }
 

@@ -276,14 +276,11 @@ func (r *RestrictedZone) alongRoute(c *city.City, prev, cur *Observation) *city.
 		return nil
 	}
 	mid := orb.Point{(prev.XY[0] + cur.XY[0]) / 2, (prev.XY[1] + cur.XY[1]) / 2}
-	var buf [8]int32
-	near := c.ZonesNear(mid, planarDist(prev.XY, cur.XY)/2+300, buf[:0])
-	closed := near[:0]
-	for _, i := range near {
-		if z := c.ZoneAt(i); z.Kind == city.ZoneRestricted && (z.ClosedAt(cur.Time, c.Location) || z.ClosedAt(prev.Time, c.Location)) {
-			closed = append(closed, i)
-		}
-	}
+	var buf [64]int32 // candidates from the index, before the tests: a dense city has dozens
+	closed := c.ZonesNearWhere(mid, planarDist(prev.XY, cur.XY)/2+300, buf[:0], func(i int32) bool {
+		z := c.ZoneAt(i)
+		return z.Kind == city.ZoneRestricted && (z.ClosedAt(cur.Time, c.Location) || z.ClosedAt(prev.Time, c.Location))
+	})
 	if len(closed) == 0 {
 		return nil
 	}

@@ -225,9 +225,26 @@ func (x *AreaIndex) Crossing(p, q orb.Point, dst []int32) []int32 {
 // Near appends to dst, in ascending order, the indices of the areas that contain p or whose
 // border is within r of it: the areas a point measured with error r could really be in.
 func (x *AreaIndex) Near(p orb.Point, r float64, dst []int32) []int32 {
+	return x.NearWhere(p, r, dst, nil)
+}
+
+// NearWhere is Near for the areas where says yes to (all, when where is nil): a cheap test on
+// the area's index (its kind, its hours) that spares the exact distance test the areas it
+// rules out.
+func (x *AreaIndex) NearWhere(p orb.Point, r float64, dst []int32, where func(i int32) bool) []int32 {
 	start := len(dst)
 	b := orb.Bound{Min: orb.Point{p[0] - r, p[1] - r}, Max: orb.Point{p[0] + r, p[1] + r}}
 	dst = x.tree.SearchBound(b, dst)
+	if where != nil {
+		n := start
+		for _, id := range dst[start:] {
+			if where(id) {
+				dst[n] = id
+				n++
+			}
+		}
+		dst = dst[:n]
+	}
 	return x.keep(dst, start, func(a *Area) bool { return a.Contains(p) || a.DistanceToEdge(p) <= r })
 }
 
