@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 
 	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/ingest"
@@ -24,7 +29,8 @@ const ReasonHeader = "muckwatch-reason"
 // would wait for the broker to take them all.
 type KafkaOutput struct {
 	cfg        KafkaOutputConfig
-	w, state   *kafka.Writer
+	w          *kafka.Writer
+	state      *stateProducer
 	transports [2]*kafka.Transport
 	log        *slog.Logger
 	m          *kafkaMetrics
@@ -50,24 +56,18 @@ func NewKafkaOutput(cfg KafkaOutputConfig, log *slog.Logger, reg prometheus.Regi
 		}
 		o.transports[i] = t
 	}
-	writer := func(t *kafka.Transport, batchSize int) *kafka.Writer {
-		return &kafka.Writer{
-			Addr:                   kafka.TCP(cfg.Brokers...),
-			Balancer:               &outputBalancer{stateTopic: cfg.StateTopic}, // one vehicle's records stay in order
-			BatchTimeout:           cfg.BatchTimeout,
-			BatchSize:              batchSize,
-			RequiredAcks:           acks,
-			AllowAutoTopicCreation: true,
-			Transport:              t,
-			ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-				log.Warn("kafka producer: " + fmt.Sprintf(msg, args...))
-			}),
-		}
+	o.w = &kafka.Writer{
+		Addr:                   kafka.TCP(cfg.Brokers...),
+		Balancer:               &kafka.Hash{}, // by vehicle: one vehicle's records stay in order
+		BatchTimeout:           cfg.BatchTimeout,
+		RequiredAcks:           acks,
+		AllowAutoTopicCreation: true,
+		Transport:              o.transports[0],
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			log.Warn("kafka producer: " + fmt.Sprintf(msg, args...))
+		}),
 	}
-	// kafka-go makes room for BatchSize records in every batch it starts: alert changes and
-	// rejects come a few at a time; a write's checkpoints (thousands) go in few produce requests,
-	// bounded by BatchBytes (1 MiB, the brokers' usual message.max.bytes), not in hundreds of 100.
-	o.w, o.state = writer(o.transports[0], 100), writer(o.transports[1], 5000)
+	o.state = &stateProducer{client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: o.transports[1]}, topic: cfg.StateTopic, acks: acks}
 	return o, nil
 }
 
@@ -132,7 +132,19 @@ func (o *KafkaOutput) Write(ctx context.Context, changes []detectors.Change, rej
 // WriteAlertJSON produces already-encoded records to the alerts topic (the API's handling and
 // overdue changes), keyed by vehicle id, and returns when the broker acknowledged them.
 func (o *KafkaOutput) WriteAlertJSON(ctx context.Context, keys, values [][]byte) error {
-	return o.writeRaw(ctx, o.w, o.cfg.AlertsTopic, "alert changes", keys, values, nil)
+	if len(values) == 0 {
+		return nil
+	}
+	msgs := make([]kafka.Message, len(values))
+	for i := range values {
+		msgs[i] = kafka.Message{Topic: o.cfg.AlertsTopic, Key: keys[i], Value: values[i]}
+	}
+	if err := o.w.WriteMessages(ctx, msgs...); err != nil {
+		o.m.errors.WithLabelValues(o.cfg.AlertsTopic).Add(float64(len(msgs)))
+		return fmt.Errorf("cannot produce %d alert changes to Kafka topic %s: %w", len(msgs), o.cfg.AlertsTopic, err)
+	}
+	o.m.produced.WithLabelValues(o.cfg.AlertsTopic).Add(float64(len(msgs)))
+	return nil
 }
 
 // WriteState produces detector checkpoints (keyed by vehicle id) to the compacted state topic and
@@ -140,40 +152,169 @@ func (o *KafkaOutput) WriteAlertJSON(ctx context.Context, keys, values [][]byte)
 // records: its checkpoint goes to the state partition of that number (modulo the state topic's
 // partition count), where the instance that takes the input partition over finds it.
 func (o *KafkaOutput) WriteState(ctx context.Context, keys, values [][]byte, partitions []int32) error {
-	return o.writeRaw(ctx, o.state, o.cfg.StateTopic, "detector checkpoints", keys, values, partitions)
-}
-
-func (o *KafkaOutput) writeRaw(ctx context.Context, w *kafka.Writer, topic, what string, keys, values [][]byte, partitions []int32) error {
 	if len(values) == 0 {
 		return nil
 	}
-	msgs := make([]kafka.Message, len(values))
-	for i := range values {
-		msgs[i] = kafka.Message{Topic: topic, Key: keys[i], Value: values[i]}
-		if partitions != nil {
-			msgs[i].Partition = int(partitions[i])
-		}
+	if err := o.state.write(ctx, keys, values, partitions); err != nil {
+		o.m.errors.WithLabelValues(o.cfg.StateTopic).Add(float64(len(values)))
+		return fmt.Errorf("cannot produce %d detector checkpoints to Kafka topic %s: %w", len(values), o.cfg.StateTopic, err)
 	}
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		o.m.errors.WithLabelValues(topic).Add(float64(len(msgs)))
-		return fmt.Errorf("cannot produce %d %s to Kafka topic %s: %w", len(msgs), what, topic, err)
-	}
-	o.m.produced.WithLabelValues(topic).Add(float64(len(msgs)))
+	o.m.produced.WithLabelValues(o.cfg.StateTopic).Add(float64(len(values)))
 	return nil
 }
 
-// outputBalancer places the detector checkpoints on the state partition numbered as their input
-// partition, and every other record by the hash of its key (the vehicle).
-type outputBalancer struct {
-	stateTopic string
-	hash       kafka.Hash
+// stateProducer produces checkpoints straight to their state partitions with kafka-go's Client:
+// kafka.Writer copies every record into a batch it makes room for up front and looks the topic's
+// partitions up for each, where a write's checkpoints need one lookup a minute and one produce
+// request per partition and half-megabyte, read from the checkpoints themselves.
+type stateProducer struct {
+	client *kafka.Client
+	topic  string
+	acks   kafka.RequiredAcks
+
+	mu         sync.Mutex
+	partitions int       // of the state topic
+	looked     time.Time // when they were looked up
 }
 
-func (b *outputBalancer) Balance(msg kafka.Message, partitions ...int) int {
-	if msg.Topic == b.stateTopic {
-		return StatePartition(int32(msg.Partition), len(partitions))
+// maxRequestBytes bounds the records of one produce request, well under the brokers' usual
+// message.max.bytes (1 MiB).
+const maxRequestBytes = 512 << 10
+
+// write produces values[i] keyed by keys[i] to the state partition of input partition
+// partitions[i], in order within each partition, the partitions in parallel, and returns once the
+// broker acknowledged all of them.
+func (s *stateProducer) write(ctx context.Context, keys, values [][]byte, partitions []int32) error {
+	n, err := s.count(ctx)
+	if err != nil {
+		return err
 	}
-	return b.hash.Balance(msg, partitions...)
+	// The record indices by state partition, each partition's in order (a counting sort), cut
+	// into requests of at most maxRequestBytes.
+	start := make([]int, n+1)
+	for _, p := range partitions {
+		start[StatePartition(p, n)+1]++
+	}
+	for p := range n {
+		start[p+1] += start[p]
+	}
+	order, at := make([]int32, len(values)), slices.Clone(start[:n])
+	for i, p := range partitions {
+		sp := StatePartition(p, n)
+		order[at[sp]] = int32(i)
+		at[sp]++
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for p := range n {
+		idx := order[start[p]:start[p+1]]
+		if len(idx) == 0 {
+			continue
+		}
+		wg.Go(func() {
+			for len(idx) > 0 {
+				k, bytes := 0, 0
+				for k < len(idx) && (k == 0 || bytes+len(keys[idx[k]])+len(values[idx[k]]) <= maxRequestBytes) {
+					bytes += len(keys[idx[k]]) + len(values[idx[k]])
+					k++
+				}
+				recs := &checkpointRecords{keys: keys, values: values, idx: idx[:k]}
+				res, err := s.client.Produce(ctx, &kafka.ProduceRequest{Topic: s.topic, Partition: p, RequiredAcks: s.acks, Records: recs})
+				switch {
+				case err != nil:
+				case res.Error != nil:
+					err = res.Error
+				case len(res.RecordErrors) > 0:
+					for i, e := range res.RecordErrors { // one of them says enough
+						err = fmt.Errorf("%d of %d records refused, record %d: %w", len(res.RecordErrors), k, i, e)
+					}
+				}
+				if err != nil {
+					errs[p] = fmt.Errorf("partition %d: %w", p, err)
+					return
+				}
+				idx = idx[k:]
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		s.mu.Lock()
+		s.partitions = 0 // looked up again: the topic may have changed
+		s.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// checkpointRecords hands kafka-go the records of one produce request, one at a time, straight
+// from the checkpoints' keys and values: the encoder reads each record whole before asking for
+// the next, so one Record and two readers serve them all.
+type checkpointRecords struct {
+	keys, values [][]byte
+	idx          []int32
+	rec          kafka.Record
+	k, v         byteReader
+}
+
+func (r *checkpointRecords) ReadRecord() (*kafka.Record, error) {
+	if len(r.idx) == 0 {
+		return nil, io.EOF
+	}
+	i := r.idx[0]
+	r.idx = r.idx[1:]
+	r.k.b, r.v.b = r.keys[i], r.values[i]
+	r.rec = kafka.Record{Key: &r.k, Value: &r.v}
+	return &r.rec, nil
+}
+
+// byteReader is a kafka.Bytes over a byte slice.
+type byteReader struct{ b []byte }
+
+func (r *byteReader) Len() int     { return len(r.b) }
+func (r *byteReader) Close() error { return nil }
+
+func (r *byteReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+func (r *byteReader) WriteTo(w io.Writer) (int64, error) {
+	n, err := w.Write(r.b)
+	r.b = r.b[n:]
+	return int64(n), err
+}
+
+// count returns the number of partitions of the state topic, looked up at most once a minute.
+func (s *stateProducer) count(ctx context.Context) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.partitions > 0 && time.Since(s.looked) < time.Minute {
+		return s.partitions, nil
+	}
+	// As kafka.Writer asks: a broker that creates topics on demand creates it.
+	m, err := s.client.Transport.RoundTrip(ctx, s.client.Addr, &metadataAPI.Request{TopicNames: []string{s.topic}, AllowAutoTopicCreation: true})
+	if err != nil {
+		return 0, fmt.Errorf("cannot look up the partitions of Kafka topic %s: %w", s.topic, err)
+	}
+	for _, t := range m.(*metadataAPI.Response).Topics {
+		if t.Name != s.topic {
+			continue
+		}
+		if t.ErrorCode != 0 {
+			return 0, fmt.Errorf("cannot look up the partitions of Kafka topic %s: %w", s.topic, kafka.Error(t.ErrorCode))
+		}
+		if len(t.Partitions) == 0 {
+			break
+		}
+		s.partitions, s.looked = len(t.Partitions), time.Now()
+		return s.partitions, nil
+	}
+	return 0, fmt.Errorf("Kafka topic %s has no partitions: create it (compacted, partitioned like the input)", s.topic)
 }
 
 // StatePartition is the state topic partition holding the checkpoints of the vehicles read from
@@ -197,7 +338,7 @@ func (o *KafkaOutput) count(changes, rejects int, c *prometheus.CounterVec) {
 // Close flushes nothing (every Write is synchronous), stops the producers and closes their
 // connections.
 func (o *KafkaOutput) Close() error {
-	err := errors.Join(o.w.Close(), o.state.Close())
+	err := o.w.Close()
 	for _, t := range o.transports {
 		t.CloseIdleConnections()
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/ingest"
 )
@@ -103,4 +105,33 @@ func BenchmarkWriteChanges(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkWriteState produces a write's checkpoints (5,000 vehicles of 200 B over 4 input
+// partitions) to an embedded broker over TCP and waits for the acknowledgements.
+func BenchmarkWriteState(b *testing.B) {
+	c, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(4, DefaultStateTopic))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	o, err := NewKafkaOutput(KafkaOutputConfig{Brokers: c.ListenAddrs()}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer o.Close()
+	const n = 5000
+	keys, values, parts := make([][]byte, n), make([][]byte, n), make([]int32, n)
+	for i := range n {
+		keys[i], values[i], parts[i] = fmt.Appendf(nil, "粤B%05d", i), make([]byte, 200), int32(i%4)
+	}
+	ctx := context.Background()
+	b.SetBytes(n * 200)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := o.WriteState(ctx, keys, values, parts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/checkpoint")
 }

@@ -11,7 +11,8 @@ import (
 
 // Checkpoints go to the state partition of their input partition's number (modulo the state
 // topic's partitions), and ReadState of some input partitions reads just their state partitions,
-// oldest record first; a state topic that does not exist holds nothing.
+// oldest record first, also when a write takes several produce requests; a state topic that
+// does not exist holds nothing.
 func TestStatePartitioning(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(3, DefaultStateTopic))
 	if err != nil {
@@ -63,6 +64,28 @@ func TestStatePartitioning(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
 			t.Errorf("inputs %v: read %v, want %v", tc.inputs, got, tc.want)
 		}
+	}
+	// A write larger than one produce request holds keeps each partition's order.
+	keys, values, parts = keys[:0], values[:0], parts[:0]
+	for i := range 600 { // 600 × 5 KiB: several requests on state partition 2
+		keys = append(keys, []byte("big"))
+		values = append(values, append(fmt.Appendf(nil, "%04d", i), make([]byte, 5<<10)...))
+		parts = append(parts, 5)
+	}
+	if err := o.WriteState(ctx, keys, values, parts); err != nil {
+		t.Fatal(err)
+	}
+	next := 0
+	if _, err := ReadState(ctx, []string{broker}, DefaultStateTopic, nil, []int32{2}, func(k, v []byte) error {
+		if string(k) == "big" {
+			if got := string(v[:4]); got != fmt.Sprintf("%04d", next) {
+				return fmt.Errorf("checkpoint %s read where %04d was due", got, next)
+			}
+			next++
+		}
+		return nil
+	}); err != nil || next != 600 {
+		t.Errorf("a 3 MB write: %d of 600 read back in order (%v)", next, err)
 	}
 	n, err := ReadState(ctx, []string{broker}, "no.such.topic", nil, nil, func(_, _ []byte) error { return nil })
 	if err != nil || n != 0 {
