@@ -265,15 +265,16 @@ type Idler interface {
 // read by one kafka-go reader per assigned partition; a generation ends (an instance joined or
 // left) only once the batch in hand is handled and committed.
 type Consumer struct {
-	cfg     ConsumerConfig
-	log     *slog.Logger
-	group   kafka.ConsumerGroupConfig
-	dialer  *kafka.Dialer
-	dec     *Decoder
-	metrics *consumerMetrics
-	now     func() time.Time
-	lagMu   sync.Mutex
-	lags    map[TopicPartition]int64
+	cfg    ConsumerConfig
+	log    *slog.Logger
+	group  kafka.ConsumerGroupConfig
+	dialer *kafka.Dialer
+	// normalize makes a plate canonical (each partition's fetcher has a decoder of its own)
+	normalize func(string) string
+	metrics   *consumerMetrics
+	now       func() time.Time
+	lagMu     sync.Mutex
+	lags      map[TopicPartition]int64
 	// DrainTimeout bounds how long a stopping consumer spends handling and committing what it read.
 	DrainTimeout time.Duration
 }
@@ -319,7 +320,7 @@ func NewConsumer(cfg ConsumerConfig, normalize func(string) string, log *slog.Lo
 		log:          log,
 		group:        gc,
 		dialer:       dialer,
-		dec:          NewDecoder(cfg.Decode, normalize),
+		normalize:    normalize,
 		metrics:      newConsumerMetrics(reg, cfg.Topics),
 		now:          time.Now,
 		lags:         make(map[TopicPartition]int64),
@@ -484,8 +485,6 @@ func sortPartitions(l []TopicPartition) {
 	})
 }
 
-// runGeneration reads the generation's partitions until ctx is cancelled (stopped) or the
-// generation ends. The generation is held open until the batch in hand is handled and committed.
 // flight is one batch, from being filled until it is done and committed, with where it ends in
 // each partition it read (not its messages: those are garbage once decoded).
 type flight struct {
@@ -502,25 +501,51 @@ type partitionMark struct {
 	hwm  int64 // the partition's high watermark when that message was fetched (0: unknown)
 }
 
-// mark sets the flight's marks from the messages it was decoded from.
-func (f *flight) mark(msgs []kafka.Message) {
-	f.records, f.marks = len(msgs), f.marks[:0]
-next:
-	for i := range msgs {
-		m := &msgs[i]
-		tp := TopicPartition{m.Topic, int32(m.Partition)}
-		for j := range f.marks {
-			if pm := &f.marks[j]; pm.tp == tp {
-				if m.Offset+1 > pm.next {
-					pm.next, pm.hwm = m.Offset+1, m.HighWaterMark
-				}
-				continue next
+// add appends a chunk's records to the flight's batch and moves its marks on.
+func (f *flight) add(ch *chunk) {
+	b := &f.b
+	b.Fixes = append(b.Fixes, ch.b.Fixes...)
+	b.Events = append(b.Events, ch.b.Events...)
+	b.Officers = append(b.Officers, ch.b.Officers...)
+	b.Rejects = append(b.Rejects, ch.b.Rejects...)
+	f.records += ch.records
+	for j := range f.marks {
+		if pm := &f.marks[j]; pm.tp == ch.mark.tp {
+			if ch.mark.next > pm.next {
+				*pm = ch.mark
 			}
+			return
 		}
-		f.marks = append(f.marks, partitionMark{tp: tp, next: m.Offset + 1, hwm: m.HighWaterMark})
 	}
+	f.marks = append(f.marks, ch.mark)
 }
 
+// chunk is a run of consecutive records of one partition, decoded by the partition's fetcher:
+// decoding runs beside judging, and batches are filled a chunk at a time, not a record at a time.
+type chunk struct {
+	b       Batch // its decoded records; never handed downstream itself
+	mark    partitionMark
+	records int
+	bytes   int       // keys and values
+	fetched time.Time // when its first record was fetched
+}
+
+// A chunk holds at most chunkRecords records (fewer when batches are smaller) and about
+// batch_max_bytes/chunkBytesShare bytes, and waits at most chunkLinger (or batch_max_wait, when
+// shorter) for records after its first.
+const (
+	chunkRecords    = 256
+	chunkBytesShare = 16
+	chunkLinger     = time.Millisecond
+)
+
+func (ch *chunk) reset() {
+	ch.b.Reset()
+	ch.mark, ch.records, ch.bytes, ch.fetched = partitionMark{}, 0, 0, time.Time{}
+}
+
+// runGeneration reads the generation's partitions until ctx is cancelled (stopped) or the
+// generation ends. The generation is held open until the batch in hand is handled and committed.
 func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, parts []assignedPartition, h Handler) (stopped bool, err error) {
 	ended := make(chan struct{})
 	finished := make(chan struct{})
@@ -536,15 +561,21 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 		stopFetch()
 		fetchers.Wait()
 	}()
-	// Memory stays bounded by what is in flight, whatever the records' sizes: a short hand-off
-	// channel, short per-partition queues (fetchQueue), batches closed at BatchMaxBytes, at most
-	// BatchesInFlight batches handed downstream and not done.
-	msgs := make(chan kafka.Message, fetchQueue)
+	// Memory stays bounded by what is in flight, whatever the records' sizes: short per-partition
+	// queues (fetchQueue), a short hand-off of chunks (each closed at chunkRecords or a share of
+	// BatchMaxBytes), batches closed at BatchMaxBytes, at most BatchesInFlight batches handed
+	// downstream and not done.
+	chunks := make(chan *chunk, min(fetchQueue, max(4, 2*len(parts))))
+	spareChunks := sync.Pool{New: func() any { return new(chunk) }}
+	release := func(ch *chunk) {
+		ch.reset()
+		spareChunks.Put(ch)
+	}
 	for _, p := range parts {
 		fetchers.Add(1)
 		go func() {
 			defer fetchers.Done()
-			c.fetch(fetchCtx, p, len(parts), msgs)
+			c.fetch(fetchCtx, p, len(parts), chunks, func() *chunk { return spareChunks.Get().(*chunk) })
 		}()
 	}
 
@@ -627,7 +658,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 		return stopping, nil
 	}
 
-	pending := make([]kafka.Message, 0, c.cfg.BatchMaxRecords) // the batch being filled
+	var carry *chunk // a chunk that did not fit in the batch before: it starts the next one
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	idle := time.NewTicker(time.Second)
@@ -655,10 +686,11 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 		}
 		f.b.Reset()
 		f.records, f.marks = 0, f.marks[:0]
-		// Wait for the first message of a batch.
-		var m kafka.Message
+		// Wait for the first chunk of a batch.
+		ch := carry
+		carry = nil
 	first:
-		for {
+		for ch == nil {
 			select {
 			case <-ctx.Done():
 				return give(true)
@@ -678,24 +710,29 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 				handed <- f
 				f = nil
 				break first
-			case m = <-msgs:
+			case ch = <-chunks:
 				idle.Reset(time.Second)
-				break first
 			}
 		}
 		if f == nil {
 			continue // an idle tick was handed in
 		}
-		f.b.Fetched = c.now()
-		pending = append(pending[:0], m)
-		size := len(m.Key) + len(m.Value)
+		f.b.Fetched = ch.fetched
+		f.add(ch)
+		size := ch.bytes
+		release(ch)
 		timer.Reset(c.cfg.BatchMaxWait)
 	fill:
-		for len(pending) < c.cfg.BatchMaxRecords && size < c.cfg.BatchMaxBytes {
+		for f.records < c.cfg.BatchMaxRecords && size < c.cfg.BatchMaxBytes {
 			select {
-			case m = <-msgs:
-				pending = append(pending, m)
-				size += len(m.Key) + len(m.Value)
+			case ch = <-chunks:
+				if f.records+ch.records > c.cfg.BatchMaxRecords {
+					carry = ch // the next batch's first
+					break fill
+				}
+				f.add(ch)
+				size += ch.bytes
+				release(ch)
 			case <-timer.C:
 				break fill
 			case <-ctx.Done():
@@ -706,11 +743,6 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 		}
 		timer.Stop()
 		stopping := ctx.Err() != nil
-		for i := range pending {
-			c.decode(&pending[i], &f.b)
-		}
-		f.mark(pending)
-		clear(pending) // the records' bytes are garbage now, but for the rejects'
 		c.metrics.batchRecords.Observe(float64(f.records))
 		f.handed = c.now()
 		inFlight.Add(int64(f.records))
@@ -807,9 +839,10 @@ func (c ConsumerConfig) RecordsInFlight() int {
 // fetchQueue is how many fetched records wait per partition, and in the hand-off to batching.
 const fetchQueue = 32
 
-// fetch reads one partition from offset into msgs until ctx is cancelled, retrying failed fetches
-// (a broker restart, a lost connection) with back-off.
-func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, msgs chan<- kafka.Message) {
+// fetch reads one partition from offset until ctx is cancelled, decodes its records into chunks
+// (taken from spare) and sends them to chunks, retrying failed fetches (a broker restart, a lost
+// connection) with back-off. Each partition has its own decoder: decoding runs beside judging.
+func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, chunks chan<- *chunk, spare func() *chunk) {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:        c.cfg.Brokers,
 		Topic:          p.Topic,
@@ -830,6 +863,11 @@ func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, msgs 
 		c.log.Error("cannot set a partition's start offset", "topic", p.Topic, "partition", p.Partition, "offset", p.offset, "err", err)
 		return
 	}
+	dec := NewDecoder(c.cfg.Decode, c.normalize)
+	maxRecords := min(chunkRecords, c.cfg.BatchMaxRecords)
+	maxBytes := max(1, c.cfg.BatchMaxBytes/chunkBytesShare)
+	linger := min(chunkLinger, c.cfg.BatchMaxWait)
+	records := c.metrics.records(p.Topic)
 	backoff := time.Second
 	for {
 		m, err := r.FetchMessage(ctx)
@@ -848,10 +886,40 @@ func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, msgs 
 			continue
 		}
 		backoff = time.Second
+		// A chunk: this record and those that follow within linger, up to its bounds.
+		ch := spare()
+		ch.fetched = c.now()
+		lctx, cancel := context.WithTimeout(ctx, linger)
+		for {
+			c.decode(dec, &m, &ch.b)
+			ch.mark = partitionMark{tp: TopicPartition{p.Topic, p.Partition}, next: m.Offset + 1, hwm: m.HighWaterMark}
+			ch.records++
+			ch.bytes += len(m.Key) + len(m.Value)
+			if ch.records >= maxRecords || ch.bytes >= maxBytes {
+				break
+			}
+			if m, err = r.FetchMessage(lctx); err != nil {
+				if lctx.Err() != nil {
+					err = nil // the linger is over
+				}
+				break
+			}
+		}
+		cancel()
+		records.Add(float64(ch.records))
 		select {
-		case msgs <- m:
+		case chunks <- ch:
 		case <-ctx.Done():
 			return
+		}
+		if err != nil && ctx.Err() == nil {
+			c.metrics.fetchErrors.Inc()
+			c.log.Warn("cannot fetch from Kafka; retrying", "topic", p.Topic, "partition", p.Partition, "retry_in", backoff, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
 		}
 	}
 }
@@ -863,7 +931,8 @@ func generationOver(err error) bool {
 		errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.ErrGenerationEnded)
 }
 
-func (c *Consumer) decode(m *kafka.Message, b *Batch) {
+// decode decodes m with dec into b, or adds it to b's rejects.
+func (c *Consumer) decode(dec *Decoder, m *kafka.Message, b *Batch) {
 	ref := m.Time
 	if ref.IsZero() {
 		ref = c.now()
@@ -874,7 +943,7 @@ func (c *Consumer) decode(m *kafka.Message, b *Batch) {
 	case c.cfg.Topics.GPS:
 		b.Fixes = append(b.Fixes, Fix{})
 		f := &b.Fixes[len(b.Fixes)-1]
-		if err = c.dec.DecodeFix(m.Value, ref, f); err != nil {
+		if err = dec.DecodeFix(m.Value, ref, f); err != nil {
 			b.Fixes = b.Fixes[:len(b.Fixes)-1]
 		} else {
 			f.Src = src
@@ -882,7 +951,7 @@ func (c *Consumer) decode(m *kafka.Message, b *Batch) {
 	case c.cfg.Topics.Events:
 		b.Events = append(b.Events, Event{})
 		e := &b.Events[len(b.Events)-1]
-		if err = c.dec.DecodeEvent(m.Value, ref, e); err != nil {
+		if err = dec.DecodeEvent(m.Value, ref, e); err != nil {
 			b.Events = b.Events[:len(b.Events)-1]
 		} else {
 			e.Src = src
@@ -890,7 +959,7 @@ func (c *Consumer) decode(m *kafka.Message, b *Batch) {
 	case c.cfg.Topics.Officers:
 		b.Officers = append(b.Officers, OfficerPosition{})
 		o := &b.Officers[len(b.Officers)-1]
-		if err = c.dec.DecodeOfficer(m.Value, ref, o); err != nil {
+		if err = dec.DecodeOfficer(m.Value, ref, o); err != nil {
 			b.Officers = b.Officers[:len(b.Officers)-1]
 		} else {
 			o.Src = src
@@ -898,7 +967,6 @@ func (c *Consumer) decode(m *kafka.Message, b *Batch) {
 	default:
 		err = reject(ReasonUnknownTopic, "topic %q is not one of the configured input topics", m.Topic)
 	}
-	c.metrics.records(m.Topic).Inc()
 	if err != nil {
 		r := Reject{Src: src, Key: m.Key, Value: m.Value, Reason: ReasonOf(err), Detail: err.Error(), Received: c.now()}
 		var re *RejectError
