@@ -81,7 +81,7 @@ func (c ConsumerConfig) WithDefaults() ConsumerConfig {
 		c.BatchMaxRecords = 5000
 	}
 	if c.BatchMaxWait == 0 {
-		c.BatchMaxWait = 10 * time.Millisecond
+		c.BatchMaxWait = 5 * time.Millisecond
 	}
 	if c.BatchMaxBytes == 0 {
 		c.BatchMaxBytes = 16 << 20
