@@ -490,6 +490,7 @@ func sortPartitions(l []TopicPartition) {
 type flight struct {
 	b       Batch
 	records int
+	bytes   int // of its records' keys and values
 	marks   []partitionMark
 	handed  time.Time
 }
@@ -608,8 +609,11 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 	handed := make(chan *flight, c.cfg.BatchesInFlight)
 	// Records in flight are bounded too: a batch is started only while a full one still fits in
 	// recordsInFlight, so big batches (a backlog) do not pile up as deep as small ones (live).
-	var inFlight atomic.Int64
+	// So are their bytes: huge records (a hostile flood) are held until announced, and decoding
+	// beside judging lets the consumer run ahead of the announcer.
+	var inFlight, bytesInFlight atomic.Int64
 	budget := int64(recordsInFlight * c.cfg.BatchMaxRecords)
+	bytesBudget := int64(bytesInFlightShare * c.cfg.BatchMaxBytes)
 	freed := make(chan struct{}, 1)
 	// The first failure, of handing a batch in or of writing one, ends the generation.
 	var (
@@ -628,6 +632,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 		defer close(committerDone)
 		c.commitInOrder(workCtx, gen, handed, func(f *flight) {
 			inFlight.Add(-int64(f.records))
+			bytesInFlight.Add(-int64(f.bytes))
 			freeMu.Lock()
 			free = append(free, f)
 			freeMu.Unlock()
@@ -669,7 +674,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 		// still fits in the records budget.
 		var f *flight
 		for {
-			if inFlight.Load()+int64(c.cfg.BatchMaxRecords) <= budget {
+			if inFlight.Load()+int64(c.cfg.BatchMaxRecords) <= budget && bytesInFlight.Load()+int64(c.cfg.BatchMaxBytes) <= bytesBudget {
 				if f = takeFree(); f != nil {
 					break
 				}
@@ -685,7 +690,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 			}
 		}
 		f.b.Reset()
-		f.records, f.marks = 0, f.marks[:0]
+		f.records, f.bytes, f.marks = 0, 0, f.marks[:0]
 		// Wait for the first chunk of a batch.
 		ch := carry
 		carry = nil
@@ -746,6 +751,8 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 		c.metrics.batchRecords.Observe(float64(f.records))
 		f.handed = c.now()
 		inFlight.Add(int64(f.records))
+		f.bytes = size
+		bytesInFlight.Add(int64(size))
 		if err := h.Handle(workCtx, &f.b); err != nil {
 			fail(fmt.Errorf("cannot handle a batch of %d records: %w", f.records, err))
 			return give(false)
@@ -829,6 +836,10 @@ func (c *Consumer) commit(ctx context.Context, gen *kafka.Generation, f *flight)
 // recordsInFlight is how many full batches' worth of records may be handed downstream and not
 // yet done.
 const recordsInFlight = 8
+
+// bytesInFlightShare is how many full batches' worth of bytes (batch_max_bytes) may be handed
+// downstream and not yet done.
+const bytesInFlightShare = 2
 
 // RecordsInFlight is how many records may be handed downstream and not yet done: a batch is
 // started only while a full one still fits.
