@@ -509,7 +509,8 @@ func (f *flight) add(ch *chunk) {
 	b.Events = append(b.Events, ch.b.Events...)
 	b.Officers = append(b.Officers, ch.b.Officers...)
 	b.Rejects = append(b.Rejects, ch.b.Rejects...)
-	f.records += ch.records
+	f.records += ch.b.Len()
+	f.bytes += ch.bytes
 	for j := range f.marks {
 		if pm := &f.marks[j]; pm.tp == ch.mark.tp {
 			if ch.mark.next > pm.next {
@@ -526,7 +527,6 @@ func (f *flight) add(ch *chunk) {
 type chunk struct {
 	b       Batch // its decoded records; never handed downstream itself
 	mark    partitionMark
-	records int
 	bytes   int       // keys and values
 	fetched time.Time // when its first record was fetched
 }
@@ -542,7 +542,7 @@ const (
 
 func (ch *chunk) reset() {
 	ch.b.Reset()
-	ch.mark, ch.records, ch.bytes, ch.fetched = partitionMark{}, 0, 0, time.Time{}
+	ch.mark, ch.bytes, ch.fetched = partitionMark{}, 0, time.Time{}
 }
 
 // runGeneration reads the generation's partitions until ctx is cancelled (stopped) or the
@@ -724,19 +724,17 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 		}
 		f.b.Fetched = ch.fetched
 		f.add(ch)
-		size := ch.bytes
 		release(ch)
 		timer.Reset(c.cfg.BatchMaxWait)
 	fill:
-		for f.records < c.cfg.BatchMaxRecords && size < c.cfg.BatchMaxBytes {
+		for f.records < c.cfg.BatchMaxRecords && f.bytes < c.cfg.BatchMaxBytes {
 			select {
 			case ch = <-chunks:
-				if f.records+ch.records > c.cfg.BatchMaxRecords {
+				if f.records+ch.b.Len() > c.cfg.BatchMaxRecords {
 					carry = ch // the next batch's first
 					break fill
 				}
 				f.add(ch)
-				size += ch.bytes
 				release(ch)
 			case <-timer.C:
 				break fill
@@ -751,8 +749,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 		c.metrics.batchRecords.Observe(float64(f.records))
 		f.handed = c.now()
 		inFlight.Add(int64(f.records))
-		f.bytes = size
-		bytesInFlight.Add(int64(size))
+		bytesInFlight.Add(int64(f.bytes))
 		if err := h.Handle(workCtx, &f.b); err != nil {
 			fail(fmt.Errorf("cannot handle a batch of %d records: %w", f.records, err))
 			return give(false)
@@ -880,12 +877,9 @@ func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, chunk
 	linger := min(chunkLinger, c.cfg.BatchMaxWait)
 	records := c.metrics.records(p.Topic)
 	backoff := time.Second
+	var err error // the fetch that failed, waited out before the next
 	for {
-		m, err := r.FetchMessage(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
 			c.metrics.fetchErrors.Inc()
 			c.log.Warn("cannot fetch from Kafka; retrying", "topic", p.Topic, "partition", p.Partition, "retry_in", backoff, "err", err)
 			select {
@@ -894,19 +888,24 @@ func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, chunk
 			case <-time.After(backoff):
 			}
 			backoff = min(2*backoff, 30*time.Second)
+		}
+		var m kafka.Message
+		if m, err = r.FetchMessage(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
 			continue
 		}
 		backoff = time.Second
 		// A chunk: this record and those that follow within linger, up to its bounds.
 		ch := spare()
-		ch.fetched = c.now()
+		ch.fetched, ch.mark.tp = c.now(), TopicPartition{p.Topic, p.Partition}
 		lctx, cancel := context.WithTimeout(ctx, linger)
 		for {
 			c.decode(dec, &m, &ch.b)
-			ch.mark = partitionMark{tp: TopicPartition{p.Topic, p.Partition}, next: m.Offset + 1, hwm: m.HighWaterMark}
-			ch.records++
+			ch.mark.next, ch.mark.hwm = m.Offset+1, m.HighWaterMark
 			ch.bytes += len(m.Key) + len(m.Value)
-			if ch.records >= maxRecords || ch.bytes >= maxBytes {
+			if ch.b.Len() >= maxRecords || ch.bytes >= maxBytes {
 				break
 			}
 			if m, err = r.FetchMessage(lctx); err != nil {
@@ -917,20 +916,11 @@ func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, chunk
 			}
 		}
 		cancel()
-		records.Add(float64(ch.records))
+		records.Add(float64(ch.b.Len()))
 		select {
 		case chunks <- ch:
 		case <-ctx.Done():
 			return
-		}
-		if err != nil && ctx.Err() == nil {
-			c.metrics.fetchErrors.Inc()
-			c.log.Warn("cannot fetch from Kafka; retrying", "topic", p.Topic, "partition", p.Partition, "retry_in", backoff, "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
 		}
 	}
 }

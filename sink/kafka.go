@@ -227,6 +227,7 @@ func (s *stateProducer) write(ctx context.Context, keys, values [][]byte, partit
 				case len(res.RecordErrors) > 0:
 					for i, e := range res.RecordErrors { // one of them says enough
 						err = fmt.Errorf("%d of %d records refused, record %d: %w", len(res.RecordErrors), k, i, e)
+						break
 					}
 				}
 				if err != nil {
