@@ -97,6 +97,13 @@ func TestEndToEnd(t *testing.T) {
 			env.count("SELECT count() FROM events") >= uint64(res.Events) &&
 			env.count("SELECT count() FROM officer_positions") >= uint64(res.OfficerPositions)
 	})
+	// A write inserts a group's positions before its alerts: wait for the write holding the newest
+	// fix to be over (the event time written reaching it), not only for its positions.
+	newest := time.UnixMilli(int64(env.count("SELECT toUInt64(max(ts_ms)) FROM positions")))
+	env.waitFor("the last write to be over", time.Minute, func() bool {
+		read, _ := eventTimes(env.started.metrics)
+		return !read.Before(newest)
+	})
 	// Exactly once: no duplicates, nothing missing, nothing rejected.
 	if n := env.count("SELECT count() FROM positions"); n != uint64(res.Fixes) {
 		t.Errorf("positions: %d rows for %d fixes produced", n, res.Fixes)
