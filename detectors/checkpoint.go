@@ -197,8 +197,8 @@ func (e *Engine) Caught(topic string, partition int32) {
 			newest = tr.last.Time
 		}
 	}
-	if pt, ok := e.clock.newest[k]; ok && pt.expected {
-		delete(e.clock.newest, k) // nothing to wait for
+	if pt, ok := e.clock.get(k); ok && pt.expected {
+		e.clock.forget(k) // nothing to wait for
 	}
 	if !newest.IsZero() {
 		e.clock.observe(topic, partition, newest, 0)
@@ -212,10 +212,10 @@ func (e *Engine) Caught(topic string, partition int32) {
 // decisions due in between would be skipped).
 func (e *Engine) Expect(topic string, partition int32) {
 	k := partitionKey{topic, partition}
-	if pt, ok := e.clock.newest[k]; ok && !pt.expected {
+	if pt, ok := e.clock.get(k); ok && !pt.expected {
 		return // already read
 	}
-	e.clock.newest[k] = partitionTime{seen: e.clock.wall(), expected: true}
+	e.clock.set(k, partitionTime{seen: e.clock.wall(), expected: true})
 }
 
 // Release forgets the vehicles whose records come from the input partition, and the partition's
@@ -223,7 +223,7 @@ func (e *Engine) Expect(topic string, partition int32) {
 // their state on from their checkpoints. It returns how many vehicles it forgot.
 func (e *Engine) Release(topic string, partition int32) int {
 	k := partitionKey{topic, partition}
-	delete(e.clock.newest, k)
+	e.clock.forget(k)
 	n := 0
 	for id, tr := range e.tracks {
 		if tr.src != k {

@@ -198,7 +198,7 @@ func TestReleaseAndRestoreByPartition(t *testing.T) {
 	if _, ok := eng.Risk("粤B00002"); ok {
 		t.Error("a released vehicle still has a risk")
 	}
-	if _, ok := eng.clock.newest[partitionKey{"muck.gps", 1}]; ok {
+	if _, ok := eng.clock.get(partitionKey{"muck.gps", 1}); ok {
 		t.Error("a released partition still holds the watermark")
 	}
 	if n := eng.Release("muck.gps", 7); n != 0 {
@@ -227,7 +227,7 @@ func TestReleaseAndRestoreByPartition(t *testing.T) {
 	if fresh.tracks["粤B00002"].restored {
 		t.Error("Caught left the vehicle waiting for its partition")
 	}
-	if pt, ok := fresh.clock.newest[partitionKey{"muck.gps", 1}]; !ok || !pt.event.Equal(start) {
+	if pt, ok := fresh.clock.get(partitionKey{"muck.gps", 1}); !ok || !pt.event.Equal(start) {
 		t.Errorf("Caught set the partition's event time to %v, want %v", pt.event, start)
 	}
 }

@@ -250,7 +250,7 @@ func NewEngine(cfg Config, c *city.City, log *slog.Logger, reg prometheus.Regist
 	e := &Engine{cfg: cfg, log: log, tracks: make(map[string]*Track)}
 	e.city.Store(c)
 	e.fixes, e.events = registerRules(cfg.Rules)
-	e.clock.idle, e.clock.now, e.clock.newest = cfg.IdlePartition, time.Now, make(map[partitionKey]partitionTime)
+	e.clock.idle, e.clock.now = cfg.IdlePartition, time.Now
 	for i, f := range e.fixes {
 		if sl, ok := f.rule.(*SignalLost); ok {
 			e.silence, e.silIdx = sl, i
@@ -479,7 +479,7 @@ func (e *Engine) Tick() {
 			continue
 		}
 		if tr.restored {
-			if pt, ok := e.clock.newest[tr.src]; !ok || pt.expected {
+			if pt, ok := e.clock.get(tr.src); !ok || pt.expected {
 				// its partition not read since the restore: its silence is this process's, not
 				// the truck's (or another instance owns the partition now); looked at again later
 				tr.due = wm.Add(time.Second)
@@ -749,7 +749,47 @@ type eventClock struct {
 	idle   time.Duration
 	now    func() time.Time
 	batch  time.Time // wall time for the whole batch being processed (zero outside ProcessBatch)
-	newest map[partitionKey]partitionTime
+	// newest holds one entry per input partition: a dozen at most for one instance, looked at for
+	// every record read (observe, watermark), so a slice scanned in order rather than a map.
+	newest []partitionSlot
+}
+
+type partitionSlot struct {
+	key partitionKey
+	partitionTime
+}
+
+// get returns the partition's entry and whether it has one.
+func (c *eventClock) get(k partitionKey) (partitionTime, bool) {
+	if i := c.index(k); i >= 0 {
+		return c.newest[i].partitionTime, true
+	}
+	return partitionTime{}, false
+}
+
+// set stores the partition's entry.
+func (c *eventClock) set(k partitionKey, pt partitionTime) {
+	if i := c.index(k); i >= 0 {
+		c.newest[i].partitionTime = pt
+		return
+	}
+	c.newest = append(c.newest, partitionSlot{k, pt})
+}
+
+// forget drops the partition's entry, if any.
+func (c *eventClock) forget(k partitionKey) {
+	if i := c.index(k); i >= 0 {
+		c.newest = slices.Delete(c.newest, i, i+1)
+	}
+}
+
+func (c *eventClock) index(k partitionKey) int {
+	for i := range c.newest {
+		if c.newest[i].key.partition == k.partition && c.newest[i].key.topic == k.topic {
+			return i
+		}
+	}
+	return -1
 }
 
 type partitionKey struct {
@@ -773,13 +813,16 @@ func (c *eventClock) wall() time.Time {
 }
 
 func (c *eventClock) observe(topic string, partition int32, t time.Time, behind int64) {
-	k := partitionKey{topic, partition}
-	pt := c.newest[k]
+	i := c.index(partitionKey{topic, partition})
+	if i < 0 {
+		c.newest = append(c.newest, partitionSlot{key: partitionKey{topic, partition}})
+		i = len(c.newest) - 1
+	}
+	pt := &c.newest[i].partitionTime
 	if t.After(pt.event) {
 		pt.event = t
 	}
 	pt.seen, pt.behind, pt.expected = c.wall(), behind, false
-	c.newest[k] = pt
 }
 
 // watermark is the oldest newest-time of the busy partitions: those with records left to read
@@ -790,7 +833,8 @@ func (c *eventClock) observe(topic string, partition int32, t time.Time, behind 
 func (c *eventClock) watermark() (time.Time, bool) {
 	var wm, newest time.Time
 	now := c.wall()
-	for _, pt := range c.newest {
+	for i := range c.newest {
+		pt := &c.newest[i].partitionTime
 		if pt.expected {
 			if now.Sub(pt.seen) <= c.idle {
 				// A partition just assigned has not delivered yet: its records may be older than
