@@ -91,11 +91,21 @@ func fromMs(v int64) time.Time {
 // Dirty calls f with the checkpoint of every vehicle whose state changed since the last call, and
 // forgets them. partition is the input partition the vehicle's records come from: the checkpoint
 // belongs with it (the state topic is partitioned like the input).
+// The checkpoints of one call share one buffer (one allocation a batch, not one a vehicle); f may
+// keep them but must not append to them.
 func (e *Engine) Dirty(f func(vehicle string, partition int32, checkpoint []byte)) {
+	if len(e.dirty) == 0 {
+		return
+	}
+	// sized from the last call's average, so that the buffer rarely grows
+	arena := make([]byte, 0, len(e.dirty)*max(e.checkpointSize, 64)*5/4)
 	for _, tr := range e.dirty {
 		tr.dirty = false
-		f(tr.VehicleID, tr.src.partition, e.checkpoint(tr))
+		start := len(arena)
+		arena = e.appendCheckpoint(arena, tr)
+		f(tr.VehicleID, tr.src.partition, arena[start:len(arena):len(arena)])
 	}
+	e.checkpointSize = len(arena) / len(e.dirty)
 	clear(e.dirty)
 	e.dirty = e.dirty[:0]
 }

@@ -366,3 +366,45 @@ func TestReplayedEventsNotJudgedTwice(t *testing.T) {
 		t.Fatalf("resolved: %s", kinds(resolved))
 	}
 }
+
+// The checkpoints of one Dirty call share a buffer: each is its own vehicle's, whole, and
+// appending to one does not overwrite the next.
+func TestDirtyCheckpointsShareNoBytes(t *testing.T) {
+	c := loadTestCity(t)
+	eng, err := NewEngine(Config{}, c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	ll := c.Proj.Inverse([2]float64{2100, 150})
+	const n = 300
+	for i := range n {
+		f := ingest.Fix{VehicleID: fmt.Sprintf("粤B%05d", i), Time: start.Add(time.Duration(i) * time.Millisecond), Lat: ll[1], Lon: ll[0],
+			SpeedKmh: 45, HasSpeed: true, Src: ingest.Source{Topic: "muck.gps", Partition: int32(i % 4)}}
+		eng.ProcessFix(&f)
+	}
+	var got [][]byte
+	var ids []string
+	eng.Dirty(func(v string, _ int32, cp []byte) {
+		ids = append(ids, v)
+		got = append(got, cp)
+	})
+	for i := range got {
+		got[i] = append(got[i], 0xff) // would overwrite the next one's first byte if they overlapped
+	}
+	if len(got) != n {
+		t.Fatalf("%d checkpoints, want %d", len(got), n)
+	}
+	for i, cp := range got {
+		restored, err := NewEngine(Config{}, c, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := restored.Restore(cp[:len(cp)-1], nil); err != nil {
+			t.Fatalf("checkpoint %d (%s): %v", i, ids[i], err)
+		}
+		if restored.tracks[ids[i]] == nil || restored.Tracks() != 1 {
+			t.Fatalf("checkpoint %d restored %d tracks, not %s's", i, restored.Tracks(), ids[i])
+		}
+	}
+}

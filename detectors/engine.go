@@ -213,32 +213,33 @@ type eventEntry struct {
 // Engine runs the rules. It is driven by one goroutine (the consumer's); the city may be swapped
 // from another goroutine with SetCity.
 type Engine struct {
-	cfg     Config
-	city    atomic.Pointer[city.City]
-	refCity *city.City // the reference data the tracks' looked-up registrations come from
-	scratch []byte     // checkpoint encoding
-	log     *slog.Logger
-	tracks  map[string]*Track
-	fixes   []fixEntry
-	events  []eventEntry
-	out     []Change
-	sites   []int32
-	zones   []int32
-	metrics *engineMetrics
-	tracked atomic.Int64
-	risks   riskBook
-	clock   eventClock
-	silence *SignalLost // nil when signal_lost is disabled
-	silIdx  int         // its episode slot
-	timed   []int       // the fix rules that are also TimeRules
-	ticked  time.Time   // watermark of the last Tick
-	dirty   []*Track    // tracks changed since the last Dirty
-	due     dueHeap     // tracks by the next time a time-driven rule may decide for them
-	cur     Observation // ProcessFix's scratch observation
-	blank   Episode     // stands in for a track's empty episode while a rule looks at it
-	names   []Rule      // the rule of each episode slot
-	slot    map[Rule]int
-	batches uint64 // ProcessBatch and ProcessEvent calls so far
+	cfg            Config
+	city           atomic.Pointer[city.City]
+	refCity        *city.City // the reference data the tracks' looked-up registrations come from
+	scratch        []byte     // checkpoint encoding
+	checkpointSize int        // average size of the last Dirty call's checkpoints, to size the next one's buffer
+	log            *slog.Logger
+	tracks         map[string]*Track
+	fixes          []fixEntry
+	events         []eventEntry
+	out            []Change
+	sites          []int32
+	zones          []int32
+	metrics        *engineMetrics
+	tracked        atomic.Int64
+	risks          riskBook
+	clock          eventClock
+	silence        *SignalLost // nil when signal_lost is disabled
+	silIdx         int         // its episode slot
+	timed          []int       // the fix rules that are also TimeRules
+	ticked         time.Time   // watermark of the last Tick
+	dirty          []*Track    // tracks changed since the last Dirty
+	due            dueHeap     // tracks by the next time a time-driven rule may decide for them
+	cur            Observation // ProcessFix's scratch observation
+	blank          Episode     // stands in for a track's empty episode while a rule looks at it
+	names          []Rule      // the rule of each episode slot
+	slot           map[Rule]int
+	batches        uint64 // ProcessBatch and ProcessEvent calls so far
 }
 
 // NewEngine returns an engine for cfg (defaults applied, then validated) over city c.
@@ -746,9 +747,9 @@ func (e *Engine) emit(kind ChangeKind, a *Alert, d describer, at time.Time) {
 // eventClock tracks, per input partition (fixes and events), the newest device time read, when
 // (wall time) its last record was read, and how many records were left behind it then.
 type eventClock struct {
-	idle   time.Duration
-	now    func() time.Time
-	batch  time.Time // wall time for the whole batch being processed (zero outside ProcessBatch)
+	idle  time.Duration
+	now   func() time.Time
+	batch time.Time // wall time for the whole batch being processed (zero outside ProcessBatch)
 	// newest holds one entry per input partition: a dozen at most for one instance, looked at for
 	// every record read (observe, watermark), so a slice scanned in order rather than a map.
 	newest []partitionSlot
