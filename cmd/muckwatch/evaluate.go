@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/muckwatch/muckwatch/city"
 	"github.com/muckwatch/muckwatch/internal/chlocal"
@@ -32,9 +34,11 @@ type evalResult struct {
 }
 
 // runEvaluation produces a simulated city into the broker at addr, waits until the pipeline that
-// consumes it has stored every fix in the database conn points at, then scores the alerts stored
-// there against the simulator's ground truth.
-func runEvaluation(ctx context.Context, c *city.City, o sim.Options, addr string, cfg Config, conn driver.Conn) (evalResult, error) {
+// consumes it has stored every fix in the database conn points at and finished the write holding
+// the newest (written reports the newest event time the pipeline has read and written:
+// muckwatch_event_time_read_seconds; a write inserts positions before alerts), then scores the
+// alerts stored there against the simulator's ground truth.
+func runEvaluation(ctx context.Context, c *city.City, o sim.Options, addr string, cfg Config, conn driver.Conn, written func() time.Time) (evalResult, error) {
 	db := cfg.ClickHouse.Database // a validated identifier
 	s, err := sim.New(c, o)
 	if err != nil {
@@ -62,6 +66,17 @@ func runEvaluation(ctx context.Context, c *city.City, o sim.Options, addr string
 		case <-ctx.Done():
 			return evalResult{}, fmt.Errorf("stopped after %d of %d fixes were stored: %w", n, res.Fixes, ctx.Err())
 		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	var newestMs uint64
+	if err := conn.QueryRow(ctx, "SELECT toUInt64(max(ts_ms)) FROM "+db+".positions").Scan(&newestMs); err != nil {
+		return evalResult{}, fmt.Errorf("cannot read the newest stored fix: %w", err)
+	}
+	for newest := time.UnixMilli(int64(newestMs)); written().Before(newest); {
+		select {
+		case <-ctx.Done():
+			return evalResult{}, fmt.Errorf("stopped before the write holding the newest fix (%s) was over: %w", newest.Format(time.RFC3339), ctx.Err())
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	elapsed := time.Since(began)
@@ -154,7 +169,8 @@ func cmdEvaluate(ctx context.Context, args []string) error {
 	defer stop()
 	ready := make(chan started, 1)
 	done := make(chan error, 1)
-	go func() { done <- runPipeline(pctx, cfg, newLogger(cfg.Log), newRegistry(), ready) }()
+	reg := newRegistry()
+	go func() { done <- runPipeline(pctx, cfg, newLogger(cfg.Log), reg, ready) }()
 	var st started
 	select {
 	case st = <-ready:
@@ -168,7 +184,8 @@ func cmdEvaluate(ctx context.Context, args []string) error {
 	o := evalOptions(*seed, start, *duration, *interval, *vehicles)
 	fmt.Printf("evaluating %s of %s from %s at %s reporting (seed %d) through the embedded broker, the pipeline and ClickHouse %s …\n",
 		*duration, c.Name, start.Format("Mon 15:04 MST"), *interval, *seed, st.ch.ServerVersion())
-	r, err := runEvaluation(ctx, c, o, addr, cfg, st.ch.Conn())
+	written := func() time.Time { return gaugeTime(reg, "muckwatch_event_time_read_seconds") }
+	r, err := runEvaluation(ctx, c, o, addr, cfg, st.ch.Conn(), written)
 	if err != nil {
 		return err
 	}
@@ -206,4 +223,18 @@ func printEvaluation(w io.Writer, r evalResult, o sim.Options) {
 		r.sim.Fixes, r.sim.Duplicates, r.sim.Events, o.NoiseM, o.JumpRate*100, o.OutOfOrderRate*100, len(r.sim.Truth),
 		r.elapsed.Round(time.Millisecond), float64(r.sim.Fixes)/r.elapsed.Seconds())
 	sim.WriteScores(w, r.scores, o.Interval)
+}
+
+// gaugeTime reads a gauge holding Unix seconds from g; zero when it has no such gauge.
+func gaugeTime(g prometheus.Gatherer, name string) time.Time {
+	mfs, err := g.Gather()
+	if err != nil {
+		return time.Time{}
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return time.UnixMilli(int64(math.Round(mf.GetMetric()[0].GetGauge().GetValue() * 1000)))
+		}
+	}
+	return time.Time{}
 }

@@ -20,7 +20,8 @@ func TestEvaluate(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := evalOptions(11, start, 6*time.Hour, interval, 150)
-	r, err := runEvaluation(context.Background(), c, o, env.broker, env.cfg, env.conn)
+	written := func() time.Time { read, _ := eventTimes(env.started.metrics); return read }
+	r, err := runEvaluation(context.Background(), c, o, env.broker, env.cfg, env.conn, written)
 	if err != nil {
 		t.Fatal(err)
 	}
