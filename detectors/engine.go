@@ -769,12 +769,16 @@ func (c *eventClock) get(k partitionKey) (partitionTime, bool) {
 }
 
 // set stores the partition's entry.
-func (c *eventClock) set(k partitionKey, pt partitionTime) {
-	if i := c.index(k); i >= 0 {
-		c.newest[i].partitionTime = pt
-		return
+func (c *eventClock) set(k partitionKey, pt partitionTime) { *c.slot(k) = pt }
+
+// slot returns the partition's entry, added empty when it has none.
+func (c *eventClock) slot(k partitionKey) *partitionTime {
+	i := c.index(k)
+	if i < 0 {
+		c.newest = append(c.newest, partitionSlot{key: k})
+		i = len(c.newest) - 1
 	}
-	c.newest = append(c.newest, partitionSlot{k, pt})
+	return &c.newest[i].partitionTime
 }
 
 // forget drops the partition's entry, if any.
@@ -786,7 +790,7 @@ func (c *eventClock) forget(k partitionKey) {
 
 func (c *eventClock) index(k partitionKey) int {
 	for i := range c.newest {
-		if c.newest[i].key.partition == k.partition && c.newest[i].key.topic == k.topic {
+		if c.newest[i].key == k {
 			return i
 		}
 	}
@@ -814,12 +818,7 @@ func (c *eventClock) wall() time.Time {
 }
 
 func (c *eventClock) observe(topic string, partition int32, t time.Time, behind int64) {
-	i := c.index(partitionKey{topic, partition})
-	if i < 0 {
-		c.newest = append(c.newest, partitionSlot{key: partitionKey{topic, partition}})
-		i = len(c.newest) - 1
-	}
-	pt := &c.newest[i].partitionTime
+	pt := c.slot(partitionKey{topic, partition})
 	if t.After(pt.event) {
 		pt.event = t
 	}
