@@ -97,8 +97,10 @@ type Live struct {
 	now func() time.Time
 
 	mu        sync.RWMutex
-	latestMs  int64 // the newest device time observed: "now" in event time
-	vehicles  map[string]VehiclePosition
+	latestMs  int64             // the newest device time observed: "now" in event time
+	positions []VehiclePosition // the newest position of every vehicle, in the order first seen
+	vehicleAt map[string]int32  // plate → its index in positions
+	numbered  []int32           // a fix's VehicleNo → its plate's index in positions + 1 (0: none yet)
 	officers  map[string]OfficerPosition
 	alerts    map[string]*AlertView // open, or severe and not yet handled to the end
 	byVehicle map[string][]*AlertView
@@ -119,7 +121,7 @@ const violationHistory = 30 * 24 * time.Hour
 func NewLive(cfg Config) *Live {
 	return &Live{
 		cfg: cfg, now: time.Now, complete: uint64(time.Now().UnixMicro()),
-		vehicles: make(map[string]VehiclePosition), officers: make(map[string]OfficerPosition),
+		vehicleAt: make(map[string]int32), officers: make(map[string]OfficerPosition),
 		alerts: make(map[string]*AlertView), byVehicle: make(map[string][]*AlertView), recent: make(map[string][]violation), unseen: make(map[string]time.Time), recentIDs: make(map[string]struct{}),
 		subs: make(map[*subscriber]struct{}),
 	}
@@ -134,10 +136,11 @@ func (l *Live) Observe(fixes []ingest.Fix, officers []ingest.OfficerPosition, ch
 		f := &fixes[i]
 		ms := f.Time.UnixMilli()
 		l.latestMs = max(l.latestMs, ms)
-		if v, ok := l.vehicles[f.VehicleID]; ok && v.TimeMs >= ms {
+		p, fresh := l.position(f.VehicleID, f.VehicleNo)
+		if !fresh && p.TimeMs >= ms {
 			continue
 		}
-		l.vehicles[f.VehicleID] = VehiclePosition{Plate: f.VehicleID, Lat: f.Lat, Lon: f.Lon, SpeedKmh: f.SpeedKmh, TimeMs: ms}
+		*p = VehiclePosition{Plate: f.VehicleID, Lat: f.Lat, Lon: f.Lon, SpeedKmh: f.SpeedKmh, TimeMs: ms}
 	}
 	for i := range officers {
 		o := &officers[i]
@@ -151,6 +154,32 @@ func (l *Live) Observe(fixes []ingest.Fix, officers []ingest.OfficerPosition, ch
 	for _, c := range changes {
 		l.applyChange(sink.NewAlertMessage(c))
 	}
+}
+
+// position returns plate's entry in positions, and whether it was added now (to be filled in by
+// the caller). no is the plate's number from the decoder (ingest.PlateNumbers, 0: none): a fix
+// finds its vehicle by it without hashing the plate; a number is a hint, checked against the
+// plate found. l.mu is held for writing.
+func (l *Live) position(plate string, no uint32) (*VehiclePosition, bool) {
+	if int(no) < len(l.numbered) {
+		if i := l.numbered[no]; i > 0 && l.positions[i-1].Plate == plate {
+			return &l.positions[i-1], false
+		}
+	}
+	i, ok := l.vehicleAt[plate]
+	if !ok {
+		i = int32(len(l.positions))
+		l.positions = append(l.positions, VehiclePosition{Plate: plate})
+		l.vehicleAt[plate] = i
+	}
+	if no > 0 {
+		if int(no) >= len(l.numbered) {
+			l.numbered = slices.Grow(l.numbered, int(no)+1-len(l.numbered))
+			l.numbered = l.numbered[:cap(l.numbered)]
+		}
+		l.numbered[no] = i + 1
+	}
+	return &l.positions[i], !ok
 }
 
 // applyChange updates the view with a detector change and publishes it. l.mu is held.
@@ -360,8 +389,11 @@ func (l *Live) OpenAlertCount(plate string) int {
 func (l *Live) Position(plate string) (VehiclePosition, bool) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	p, ok := l.vehicles[plate]
-	return p, ok
+	i, ok := l.vehicleAt[plate]
+	if !ok {
+		return VehiclePosition{}, false
+	}
+	return l.positions[i], true
 }
 
 // unseenTTL is how long a plate ClickHouse has no position for is believed unseen (squads repeat
@@ -389,8 +421,8 @@ func (l *Live) RememberUnseen(plate string) {
 func (l *Live) RememberPosition(p VehiclePosition) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if cur, ok := l.vehicles[p.Plate]; !ok || cur.TimeMs < p.TimeMs {
-		l.vehicles[p.Plate] = p
+	if cur, fresh := l.position(p.Plate, 0); fresh || cur.TimeMs < p.TimeMs {
+		*cur = p
 	}
 }
 
@@ -416,7 +448,7 @@ func (l *Live) Near(lat, lon, radiusM float64, maxAge time.Duration, limit int) 
 	}
 	var hits []hit
 	l.mu.RLock()
-	for _, p := range l.vehicles {
+	for _, p := range l.positions {
 		if p.TimeMs < cutoff {
 			continue
 		}

@@ -242,3 +242,46 @@ func TestNear(t *testing.T) {
 		t.Errorf("limit 1: %d", len(ps))
 	}
 }
+
+// The live view finds a fix's vehicle by its plate number (ingest.PlateNumbers) and keeps the
+// newest position; a number is only a hint: another plate under the same number, a fix without
+// one and a position remembered from ClickHouse all land on their own plate.
+func TestLivePositionsByNumber(t *testing.T) {
+	l, now := testLive()
+	at := func(s int) time.Time { return now.Add(time.Duration(s) * time.Second) }
+	steps := []struct {
+		name  string
+		fixes []ingest.Fix
+		want  map[string]int // plate → the second its position is from
+	}{
+		{"first fixes", []ingest.Fix{{VehicleID: "粤B1", VehicleNo: 1, Time: at(0)}, {VehicleID: "粤B2", VehicleNo: 2, Time: at(0)}},
+			map[string]int{"粤B1": 0, "粤B2": 0}},
+		{"newer by number, older skipped", []ingest.Fix{{VehicleID: "粤B1", VehicleNo: 1, Time: at(10)}, {VehicleID: "粤B1", VehicleNo: 1, Time: at(5)}},
+			map[string]int{"粤B1": 10, "粤B2": 0}},
+		{"another plate under number 1", []ingest.Fix{{VehicleID: "粤B3", VehicleNo: 1, Time: at(3)}},
+			map[string]int{"粤B1": 10, "粤B2": 0, "粤B3": 3}},
+		{"number 1's first plate again, and one without a number", []ingest.Fix{{VehicleID: "粤B1", VehicleNo: 1, Time: at(20)}, {VehicleID: "粤B2", Time: at(7)}},
+			map[string]int{"粤B1": 20, "粤B2": 7, "粤B3": 3}},
+	}
+	for _, s := range steps {
+		l.Observe(s.fixes, nil, nil)
+		for plate, sec := range s.want {
+			if p, ok := l.Position(plate); !ok || p.Plate != plate || p.TimeMs != at(sec).UnixMilli() {
+				t.Fatalf("%s: %s at %+v (%v), want +%ds", s.name, plate, p, ok, sec)
+			}
+		}
+	}
+	l.RememberPosition(VehiclePosition{Plate: "粤B1", TimeMs: at(15).UnixMilli()}) // older than the view's
+	l.RememberPosition(VehiclePosition{Plate: "粤B4", TimeMs: at(1).UnixMilli()})
+	for plate, sec := range map[string]int{"粤B1": 20, "粤B4": 1} {
+		if p, ok := l.Position(plate); !ok || p.TimeMs != at(sec).UnixMilli() {
+			t.Errorf("remembered: %s at %+v (%v), want +%ds", plate, p, ok, sec)
+		}
+	}
+	if ps, _ := l.Near(0, 0, 1000, time.Hour, 10); len(ps) != 4 {
+		t.Errorf("near: %d vehicles, want 4: %+v", len(ps), ps)
+	}
+	if _, ok := l.Position("粤B9"); ok {
+		t.Error("a plate never seen has a position")
+	}
+}

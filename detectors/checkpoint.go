@@ -239,7 +239,7 @@ func (e *Engine) Release(topic string, partition int32) int {
 		if tr.src != k {
 			continue
 		}
-		delete(e.tracks, id)
+		e.forget(tr)
 		e.unschedule(tr)
 		e.risks.drop(id)
 		n++

@@ -135,6 +135,7 @@ func (ep *Episode) Firing() bool { return ep.alert != nil }
 // Track is the engine's state for one vehicle.
 type Track struct {
 	VehicleID string
+	no        uint32 // its slot in Engine.numbered (0: none)
 	last      Observation
 	hasLast   bool
 	inSite    bool // the last observation was inside a site
@@ -220,6 +221,7 @@ type Engine struct {
 	checkpointSize int        // average size of the last Dirty call's checkpoints, to size the next one's buffer
 	log            *slog.Logger
 	tracks         map[string]*Track
+	numbered       []*Track // tracks by their fixes' VehicleNo: found without hashing the plate (tracks holds them all)
 	fixes          []fixEntry
 	events         []eventEntry
 	out            []Change
@@ -317,6 +319,40 @@ func (e *Engine) track(id string) *Track {
 	return tr
 }
 
+// numberedTrack is track for a fix whose plate has number no (ingest.PlateNumbers): the track is
+// kept at numbered[no] and found there by the next fix, its plate only compared (the same
+// interned string, as a rule). A number is a hint, so a different plate there is looked up by
+// name and takes the slot over.
+func (e *Engine) numberedTrack(id string, no uint32) *Track {
+	if int(no) < len(e.numbered) {
+		if tr := e.numbered[no]; tr != nil && tr.VehicleID == id {
+			return tr
+		}
+	}
+	tr := e.track(id)
+	if no == 0 {
+		return tr
+	}
+	if int(no) >= len(e.numbered) {
+		e.numbered = slices.Grow(e.numbered, int(no)+1-len(e.numbered))
+		e.numbered = e.numbered[:cap(e.numbered)]
+	}
+	if tr.no != 0 && tr.no != no && e.numbered[tr.no] == tr {
+		e.numbered[tr.no] = nil
+	}
+	e.numbered[no], tr.no = tr, no
+	return tr
+}
+
+// forget drops tr from the engine's indexes of tracks.
+func (e *Engine) forget(tr *Track) {
+	delete(e.tracks, tr.VehicleID)
+	if int(tr.no) < len(e.numbered) && e.numbered[tr.no] == tr {
+		e.numbered[tr.no] = nil
+	}
+	tr.no = 0
+}
+
 // Changes returns the alert changes emitted since the last Reset. The slice is reused.
 func (e *Engine) Changes() []Change { return e.out }
 
@@ -330,7 +366,7 @@ func (e *Engine) Reset() {
 func (e *Engine) ProcessFix(f *ingest.Fix) {
 	c := e.city.Load()
 	e.clock.observe(f.Src.Topic, f.Src.Partition, f.Time, f.Src.Behind)
-	tr := e.track(f.VehicleID)
+	tr := e.numberedTrack(f.VehicleID, f.VehicleNo)
 	e.markDirty(tr)
 	tr.src = partitionKey{f.Src.Topic, f.Src.Partition}
 	// The observation is the engine's scratch value, not a new one per fix: the rules take it by

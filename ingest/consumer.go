@@ -271,10 +271,12 @@ type Consumer struct {
 	dialer *kafka.Dialer
 	// normalize makes a plate canonical (each partition's fetcher has a decoder of its own)
 	normalize func(string) string
-	metrics   *consumerMetrics
-	now       func() time.Time
-	lagMu     sync.Mutex
-	lags      map[TopicPartition]int64
+	// plates numbers the plates for all the fetchers' decoders (Fix.VehicleNo)
+	plates  *PlateNumbers
+	metrics *consumerMetrics
+	now     func() time.Time
+	lagMu   sync.Mutex
+	lags    map[TopicPartition]int64
 	// DrainTimeout bounds how long a stopping consumer spends handling and committing what it read.
 	DrainTimeout time.Duration
 }
@@ -321,6 +323,7 @@ func NewConsumer(cfg ConsumerConfig, normalize func(string) string, log *slog.Lo
 		group:        gc,
 		dialer:       dialer,
 		normalize:    normalize,
+		plates:       NewPlateNumbers(),
 		metrics:      newConsumerMetrics(reg, cfg.Topics),
 		now:          time.Now,
 		lags:         make(map[TopicPartition]int64),
@@ -872,6 +875,7 @@ func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, chunk
 		return
 	}
 	dec := NewDecoder(c.cfg.Decode, c.normalize)
+	dec.NumberPlates(c.plates)
 	maxRecords := min(chunkRecords, c.cfg.BatchMaxRecords)
 	maxBytes := max(1, c.cfg.BatchMaxBytes/chunkBytesShare)
 	linger := min(chunkLinger, c.cfg.BatchMaxWait)

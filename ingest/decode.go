@@ -69,6 +69,15 @@ type Decoder struct {
 	// names interns the ids that repeat from record to record (plates, cameras, kinds): a fleet
 	// has a bounded set, so steady state decodes them without allocating. Cleared when full.
 	names map[string]string
+	// plates maps a vehicle_id as sent to its normalised plate and number, so that a known
+	// vehicle costs one lookup: no normalising, no numbering. Cleared when full, like names.
+	plates  map[string]vehicleName
+	numbers *PlateNumbers // nil: fixes carry no VehicleNo
+}
+
+type vehicleName struct {
+	plate string // normalised; "" when nothing was left of it
+	no    uint32
 }
 
 // maxInterned bounds the interned names (about 100 bytes each).
@@ -79,6 +88,10 @@ const maxInterned = 1 << 20
 func NewDecoder(cfg DecodeConfig, normalize func(string) string) *Decoder {
 	return &Decoder{cfg: cfg.WithDefaults(), normalize: normalize}
 }
+
+// NumberPlates makes d give every fix its plate's number in n (Fix.VehicleNo). The decoders of a
+// consumer share one numbering.
+func (d *Decoder) NumberPlates(n *PlateNumbers) { d.numbers = n }
 
 // The longest id accepted, in bytes. Chinese plates are 7–8 runes (up to 24 bytes).
 const maxIDBytes = 64
@@ -309,10 +322,35 @@ func (d *Decoder) size(value []byte) error {
 	return nil
 }
 
-func (d *Decoder) plate(s string) (string, error) {
-	if d.normalize != nil {
-		s = d.normalize(s)
+// vehicle returns the normalised plate of the vehicle_id in v and its number. The plate is ""
+// when normalising left nothing of it: the caller rejects that once the required fields are
+// known to be there, as plate does.
+func (d *Decoder) vehicle(v *jsonValue) (string, uint32, error) {
+	if v.kind == kindString {
+		if n, ok := d.plates[string(v.str)]; ok {
+			return n.plate, n.no, nil
+		}
 	}
+	sent, err := d.id("vehicle_id", v)
+	if err != nil {
+		return "", 0, err
+	}
+	n := vehicleName{plate: sent}
+	if d.normalize != nil {
+		n.plate = d.normalize(sent)
+	}
+	if d.numbers != nil {
+		n.no = d.numbers.Number(n.plate)
+	}
+	if d.plates == nil || len(d.plates) >= maxInterned {
+		d.plates = make(map[string]vehicleName)
+	}
+	d.plates[sent] = n
+	return n.plate, n.no, nil
+}
+
+// plate rejects an empty normalised plate.
+func plate(s string) (string, error) {
 	if s == "" {
 		return "", reject(ReasonMissingField, "required field \"vehicle_id\" is empty")
 	}
@@ -339,7 +377,7 @@ func (d *Decoder) DecodeFix(value []byte, ref time.Time, f *Fix) error {
 		var err error
 		switch string(key) {
 		case "vehicle_id":
-			f.VehicleID, err = d.name("vehicle_id", v)
+			f.VehicleID, f.VehicleNo, err = d.vehicle(v)
 			have.set(fVehicle)
 		case "speed_kmh":
 			var s float64
@@ -380,7 +418,7 @@ func (d *Decoder) DecodeFix(value []byte, ref time.Time, f *Fix) error {
 	if err := missing(have, fixRequired[:]); err != nil {
 		return err
 	}
-	if f.VehicleID, err = d.plate(f.VehicleID); err != nil {
+	if f.VehicleID, err = plate(f.VehicleID); err != nil {
 		return err
 	}
 	if err := checkPosition(f.Lat, f.Lon); err != nil {
@@ -428,7 +466,7 @@ func (d *Decoder) DecodeEvent(value []byte, ref time.Time, e *Event) error {
 			e.EventID, err = d.id("event_id", v)
 			have.set(fEventID)
 		case "vehicle_id":
-			e.VehicleID, err = d.name("vehicle_id", v)
+			e.VehicleID, _, err = d.vehicle(v)
 			have.set(fVehicle)
 		case "kind":
 			kind, err = d.word("kind", v)
@@ -469,7 +507,7 @@ func (d *Decoder) DecodeEvent(value []byte, ref time.Time, e *Event) error {
 	if e.Kind = ParseEventKind(kind); e.Kind == KindUnknown {
 		return reject(ReasonUnknownKind, "field \"kind\": %.40q is not one of gate_entry, gate_exit, weigh, cover_open, spillage, plate_capture, muddy_wheels", kind)
 	}
-	if e.VehicleID, err = d.plate(e.VehicleID); err != nil {
+	if e.VehicleID, err = plate(e.VehicleID); err != nil {
 		return err
 	}
 	switch {

@@ -20,6 +20,7 @@ type Source struct {
 type Fix struct {
 	FixID      string // event_id from the wire, else derived from vehicle and device time
 	VehicleID  string // normalised plate, e.g. 粤B12345
+	VehicleNo  uint32 // the plate's number in the consumer's PlateNumbers (0: none); a hint, see PlateNumbers
 	Time       time.Time
 	Lat, Lon   float64
 	SpeedKmh   float32 // valid only if HasSpeed
