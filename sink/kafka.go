@@ -30,7 +30,7 @@ const ReasonHeader = "muckwatch-reason"
 type KafkaOutput struct {
 	cfg        KafkaOutputConfig
 	w          *kafka.Writer
-	state      *stateProducer
+	state      *PartitionProducer
 	transports [2]*kafka.Transport
 	log        *slog.Logger
 	m          *kafkaMetrics
@@ -67,7 +67,7 @@ func NewKafkaOutput(cfg KafkaOutputConfig, log *slog.Logger, reg prometheus.Regi
 			log.Warn("kafka producer: " + fmt.Sprintf(msg, args...))
 		}),
 	}
-	o.state = &stateProducer{client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: o.transports[1]}, topic: cfg.StateTopic, acks: acks}
+	o.state = NewPartitionProducer(&kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: o.transports[1]}, cfg.StateTopic, acks)
 	return o, nil
 }
 
@@ -155,7 +155,7 @@ func (o *KafkaOutput) WriteState(ctx context.Context, keys, values [][]byte, par
 	if len(values) == 0 {
 		return nil
 	}
-	if err := o.state.write(ctx, keys, values, partitions); err != nil {
+	if err := o.state.Write(ctx, keys, values, partitions); err != nil {
 		o.m.errors.WithLabelValues(o.cfg.StateTopic).Add(float64(len(values)))
 		return fmt.Errorf("cannot produce %d detector checkpoints to Kafka topic %s: %w", len(values), o.cfg.StateTopic, err)
 	}
@@ -163,17 +163,18 @@ func (o *KafkaOutput) WriteState(ctx context.Context, keys, values [][]byte, par
 	return nil
 }
 
-// stateProducer produces checkpoints straight to their state partitions with kafka-go's Client:
-// kafka.Writer copies every record into a batch it makes room for up front and looks the topic's
-// partitions up for each, where a write's checkpoints need one lookup a minute and one produce
-// request per partition and half-megabyte, read from the checkpoints themselves.
-type stateProducer struct {
+// PartitionProducer produces records straight to the partitions its caller chose, with kafka-go's
+// Client: kafka.Writer copies every record into a batch it makes room for up front and looks the
+// topic's partitions up for every write, where this needs one lookup a minute and one produce
+// request per partition and half-megabyte, read from the caller's keys and values. The detector
+// checkpoints go to their state partitions through one; the bench produces its traffic with one.
+type PartitionProducer struct {
 	client *kafka.Client
 	topic  string
 	acks   kafka.RequiredAcks
 
 	mu         sync.Mutex
-	partitions int       // of the state topic
+	partitions int       // of the topic
 	looked     time.Time // when they were looked up
 }
 
@@ -181,10 +182,15 @@ type stateProducer struct {
 // message.max.bytes (1 MiB).
 const maxRequestBytes = 512 << 10
 
-// write produces values[i] keyed by keys[i] to the state partition of input partition
-// partitions[i], in order within each partition, the partitions in parallel, and returns once the
-// broker acknowledged all of them.
-func (s *stateProducer) write(ctx context.Context, keys, values [][]byte, partitions []int32) error {
+// NewPartitionProducer returns a producer to topic through client.
+func NewPartitionProducer(client *kafka.Client, topic string, acks kafka.RequiredAcks) *PartitionProducer {
+	return &PartitionProducer{client: client, topic: topic, acks: acks}
+}
+
+// Write produces values[i] keyed by keys[i] to partition partitions[i] modulo the topic's
+// partition count (StatePartition), in order within each partition, the partitions in parallel,
+// and returns once the broker acknowledged all of them.
+func (s *PartitionProducer) Write(ctx context.Context, keys, values [][]byte, partitions []int32) error {
 	n, err := s.count(ctx)
 	if err != nil {
 		return err
@@ -290,8 +296,8 @@ func (r *byteReader) WriteTo(w io.Writer) (int64, error) {
 	return int64(n), err
 }
 
-// count returns the number of partitions of the state topic, looked up at most once a minute.
-func (s *stateProducer) count(ctx context.Context) (int, error) {
+// count returns the number of partitions of the topic, looked up at most once a minute.
+func (s *PartitionProducer) count(ctx context.Context) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.partitions > 0 && time.Since(s.looked) < time.Minute {
@@ -315,7 +321,7 @@ func (s *stateProducer) count(ctx context.Context) (int, error) {
 		s.partitions, s.looked = len(t.Partitions), time.Now()
 		return s.partitions, nil
 	}
-	return 0, fmt.Errorf("Kafka topic %s has no partitions: create it (compacted, partitioned like the input)", s.topic)
+	return 0, fmt.Errorf("Kafka topic %s has no partitions: create it (the state topic compacted, partitioned like the input)", s.topic)
 }
 
 // StatePartition is the state topic partition holding the checkpoints of the vehicles read from
