@@ -676,11 +676,15 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 		// A batch to fill: at most BatchesInFlight are handed in and not done, and a full one
 		// still fits in the records budget.
 		var f *flight
+		var held time.Time // since when the bounds have kept a batch from starting
 		for {
 			if inFlight.Load()+int64(c.cfg.BatchMaxRecords) <= budget && bytesInFlight.Load()+int64(c.cfg.BatchMaxBytes) <= bytesBudget {
 				if f = takeFree(); f != nil {
 					break
 				}
+			}
+			if held.IsZero() {
+				held = time.Now()
 			}
 			select {
 			case <-freed:
@@ -691,6 +695,9 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, par
 			case <-failed:
 				return give(false)
 			}
+		}
+		if !held.IsZero() {
+			c.metrics.heldSeconds.Add(time.Since(held).Seconds())
 		}
 		f.b.Reset()
 		f.records, f.bytes, f.marks = 0, 0, f.marks[:0]
@@ -1003,6 +1010,7 @@ type consumerMetrics struct {
 	lag           *prometheus.GaugeVec
 	batchRecords  prometheus.Histogram
 	handleSeconds prometheus.Histogram
+	heldSeconds   prometheus.Counter
 	commits       prometheus.Counter
 	commitErrors  prometheus.Counter
 	fetchErrors   prometheus.Counter
@@ -1023,6 +1031,8 @@ func newConsumerMetrics(reg prometheus.Registerer, topics Topics) *consumerMetri
 			Help: "Records per batch handed downstream.", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
 		handleSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_ingest_handle_seconds",
 			Help: "Time to detect and durably write one batch.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		heldSeconds: prometheus.NewCounter(prometheus.CounterOpts{Name: "muckwatch_consumer_held_seconds_total",
+			Help: "Time the consumer waited to start a batch because the records in flight (handed downstream, not yet durably written) were at their bound: the writes holding reading back."}),
 		commits: prometheus.NewCounter(prometheus.CounterOpts{Name: "muckwatch_consumer_commits_total",
 			Help: "Offset commits after a batch was durably written."}),
 		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "muckwatch_consumer_commit_errors_total",
@@ -1044,7 +1054,7 @@ func newConsumerMetrics(reg prometheus.Registerer, topics Topics) *consumerMetri
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.in, m.rejects, m.lag, m.batchRecords, m.handleSeconds, m.commits, m.commitErrors, m.fetchErrors, m.rebalances, m.assigned)
+		reg.MustRegister(m.in, m.rejects, m.lag, m.batchRecords, m.handleSeconds, m.heldSeconds, m.commits, m.commitErrors, m.fetchErrors, m.rebalances, m.assigned)
 	}
 	return m
 }

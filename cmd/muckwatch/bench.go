@@ -102,9 +102,13 @@ type benchBatches struct {
 	InsertMs float64 `json:"insert_ms"` // muckwatch_clickhouse_insert_seconds, every table
 	HandleMs float64 `json:"handle_ms"` // muckwatch_ingest_handle_seconds: detection and every write
 	WallMs   float64 `json:"wall_ms"`   // the phase's wall time per batch
+	// HeldShare is the share of the phase's wall time the consumer waited for writes to make room
+	// for a batch (muckwatch_consumer_held_seconds_total).
+	HeldShare float64 `json:"held_share"`
 }
 
-// histSums are the counts and sums of the histograms benchBatches reads.
+// histSums are the counts and sums of the histograms benchBatches reads, and the counters' values
+// (as sums).
 type histSums map[string][2]float64
 
 func gatherSums(g prometheus.Gatherer) histSums {
@@ -115,9 +119,11 @@ func gatherSums(g prometheus.Gatherer) histSums {
 	}
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
+			v := out[mf.GetName()]
 			if h := m.GetHistogram(); h != nil {
-				v := out[mf.GetName()]
 				out[mf.GetName()] = [2]float64{v[0] + float64(h.GetSampleCount()), v[1] + h.GetSampleSum()}
+			} else if c := m.GetCounter(); c != nil {
+				out[mf.GetName()] = [2]float64{v[0], v[1] + c.GetValue()}
 			}
 		}
 	}
@@ -137,16 +143,17 @@ func batchesSince(before, after histSums, wall time.Duration) benchBatches {
 	_, detect := d("muckwatch_detector_batch_seconds")
 	_, insert := d("muckwatch_clickhouse_insert_seconds")
 	_, handle := d("muckwatch_ingest_handle_seconds")
+	_, held := d("muckwatch_consumer_held_seconds_total")
 	return benchBatches{Batches: uint64(n), Records: records / n, DetectMs: detect / n * 1000, InsertMs: insert / n * 1000,
-		HandleMs: handle / n * 1000, WallMs: wall.Seconds() / n * 1000}
+		HandleMs: handle / n * 1000, WallMs: wall.Seconds() / n * 1000, HeldShare: held / wall.Seconds()}
 }
 
 func (b benchBatches) String() string {
 	if b.Batches == 0 {
 		return "no batch"
 	}
-	return fmt.Sprintf("%d batches of %.0f records: detect %.1f ms, ClickHouse inserts %.1f ms, handle (detect and every write) %.1f ms, wall %.1f ms",
-		b.Batches, b.Records, b.DetectMs, b.InsertMs, b.HandleMs, b.WallMs)
+	return fmt.Sprintf("%d batches of %.0f records: detect %.1f ms, ClickHouse inserts %.1f ms, handle (detect and every write) %.1f ms, wall %.1f ms; consumer held back by the writes %.0f %% of the time",
+		b.Batches, b.Records, b.DetectMs, b.InsertMs, b.HandleMs, b.WallMs, 100*b.HeldShare)
 }
 
 // benchProcs are the processes whose CPU and memory the bench reads from /proc; an empty pid is

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -296,8 +298,8 @@ func (p *pipeline) setEventTimes(judged, read time.Time) {
 	}
 }
 
-// write writes a group of judged batches: their records and alert changes to ClickHouse, then the
-// newest checkpoint of every vehicle they touched, retrying with back-off for as long as a sink
+// write writes a group of judged batches: their records to ClickHouse, and beside them their alert
+// changes to ClickHouse, then the newest checkpoint of every vehicle they touched, retrying with back-off for as long as a sink
 // fails (an outage holds the pipeline back; nothing is committed meanwhile). Both writes are
 // idempotent, so a retry after a partial success stores nothing twice in effect.
 func (p *pipeline) write(ctx context.Context, group []*judgedBatch) error {
@@ -334,11 +336,23 @@ func (p *pipeline) write(ctx context.Context, group []*judgedBatch) error {
 		clear(p.stateKeys)
 		clear(p.stateValues)
 	}()
+	// The checkpoints are written once the alert changes they follow from are stored: a crash in
+	// between reads the records again from the uncommitted offsets and judges them again, where a
+	// checkpoint ahead of its changes would have them stored but never judged again, so lost.
+	// The records themselves are stored beside both (read again, they are stored again).
+	records := batch
+	records.Changes = nil
+	changes := sink.Batch{Changes: batch.Changes}
 	return p.retry(ctx, "write", len(batch.Fixes), func() error {
-		if err := p.history.Write(ctx, &batch); err != nil {
-			return err
+		var recordsErr error
+		var wg sync.WaitGroup
+		wg.Go(func() { recordsErr = p.history.Write(ctx, &records) })
+		err := p.history.Write(ctx, &changes)
+		if err == nil {
+			err = p.feed.WriteState(ctx, p.stateKeys, p.stateValues, p.stateParts)
 		}
-		return p.feed.WriteState(ctx, p.stateKeys, p.stateValues, p.stateParts)
+		wg.Wait()
+		return errors.Join(recordsErr, err)
 	})
 }
 
