@@ -40,7 +40,7 @@ type ConsumerConfig struct {
 	// BatchMaxRecords is the most records handed downstream at once.
 	BatchMaxRecords int `yaml:"batch_max_records"`
 	// BatchMaxBytes closes a batch early once its records hold this many bytes (huge hostile
-	// records must not pile up). Default 16 MiB.
+	// records must not pile up). Default 8 MiB.
 	BatchMaxBytes int `yaml:"batch_max_bytes"`
 	// BatchMaxWait is how long a batch waits to fill before it is handed downstream.
 	BatchMaxWait time.Duration `yaml:"batch_max_wait"`
@@ -86,7 +86,7 @@ func (c ConsumerConfig) WithDefaults() ConsumerConfig {
 		c.BatchMaxWait = 5 * time.Millisecond
 	}
 	if c.BatchMaxBytes == 0 {
-		c.BatchMaxBytes = 16 << 20
+		c.BatchMaxBytes = 8 << 20
 	}
 	if c.BatchesInFlight == 0 {
 		c.BatchesInFlight = 64
@@ -888,7 +888,8 @@ func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, chunk
 	maxRecords := min(chunkRecords, c.cfg.BatchMaxRecords)
 	maxBytes := max(1, c.cfg.BatchMaxBytes/chunkBytesShare)
 	records := c.metrics.records(p.Topic)
-	m := kafka.Message{Topic: p.Topic, Partition: int(p.Partition)} // the record at hand; Key and Value are reused
+	m := kafka.Message{Topic: p.Topic, Partition: int(p.Partition)} // the record at hand; its Key is reused
+	var buf []byte                                                  // for the values of the records that can be accepted
 	var ch *chunk
 	// send hands the chunk at hand to batching.
 	send := func() bool {
@@ -957,8 +958,17 @@ func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, chunk
 			}
 			m.Offset, m.HighWaterMark, m.Time = rec.Offset, res.HighWatermark, rec.Time
 			m.Key, rerr = readBytes(m.Key, rec.Key)
+			// A value too large to be accepted is read into memory of its own, which its
+			// dead-letter record then keeps: no copy of it, and no buffer grown to its size.
+			tooLarge := rec.Value != nil && rec.Value.Len() > c.cfg.Decode.MaxRecordBytes
 			if rerr == nil {
-				m.Value, rerr = readBytes(m.Value, rec.Value)
+				if tooLarge {
+					large, lerr := readBytes(nil, rec.Value)
+					m.Value, rerr = large, lerr
+				} else {
+					m.Value, rerr = readBytes(buf, rec.Value)
+					buf = m.Value
+				}
 			}
 			closeBytes(rec)
 			if rerr != nil {
@@ -969,7 +979,7 @@ func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, chunk
 				ch = spare()
 				ch.fetched, ch.mark.tp = fetched, tp
 			}
-			c.decode(dec, &m, &ch.b)
+			c.decode(dec, &m, &ch.b, tooLarge)
 			ch.mark.next, ch.mark.hwm = m.Offset+1, m.HighWaterMark
 			ch.bytes += len(m.Key) + len(m.Value)
 			req.Offset = m.Offset + 1
@@ -1034,8 +1044,9 @@ func generationOver(err error) bool {
 		errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.ErrGenerationEnded)
 }
 
-// decode decodes m with dec into b, or adds it to b's rejects.
-func (c *Consumer) decode(dec *Decoder, m *kafka.Message, b *Batch) {
+// decode decodes m with dec into b, or adds it to b's rejects. m's key is the fetcher's buffer,
+// copied when kept; so is its value, unless owned says the value's memory is m's own.
+func (c *Consumer) decode(dec *Decoder, m *kafka.Message, b *Batch, owned bool) {
 	ref := m.Time
 	if ref.IsZero() {
 		ref = c.now()
@@ -1071,8 +1082,10 @@ func (c *Consumer) decode(dec *Decoder, m *kafka.Message, b *Batch) {
 		err = reject(ReasonUnknownTopic, "topic %q is not one of the configured input topics", m.Topic)
 	}
 	if err != nil {
-		// m's key and value are the fetcher's buffers, reused for the next record.
-		r := Reject{Src: src, Key: bytes.Clone(m.Key), Value: bytes.Clone(m.Value), Reason: ReasonOf(err), Detail: err.Error(), Received: c.now()}
+		r := Reject{Src: src, Key: bytes.Clone(m.Key), Value: m.Value, Reason: ReasonOf(err), Detail: err.Error(), Received: c.now()}
+		if !owned {
+			r.Value = bytes.Clone(m.Value)
+		}
 		var re *RejectError
 		if errors.As(err, &re) {
 			r.Detail = re.Detail
