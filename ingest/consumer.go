@@ -533,16 +533,15 @@ type chunk struct {
 	b       Batch // its decoded records; never handed downstream itself
 	mark    partitionMark
 	bytes   int       // keys and values
-	fetched time.Time // when its first record was fetched
+	fetched time.Time // when the fetch response holding its records arrived
 }
 
 // A chunk holds at most chunkRecords records (fewer when batches are smaller) and about
-// batch_max_bytes/chunkBytesShare bytes, and waits at most chunkLinger (or batch_max_wait, when
-// shorter) for records after its first.
+// batch_max_bytes/chunkBytesShare bytes, all from one fetch response: it is handed over when full
+// or when the response's records are all decoded, never waiting for the next fetch.
 const (
 	chunkRecords    = 256
 	chunkBytesShare = 16
-	chunkLinger     = time.Millisecond
 )
 
 func (ch *chunk) reset() {
