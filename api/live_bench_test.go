@@ -1,0 +1,52 @@
+package api
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/muckwatch/muckwatch/ingest"
+)
+
+// BenchmarkLiveObserve is the live view taking in the positions of a written batch, per fix, at
+// 100,000 trucks: found by their plate numbers (the decoder's, as in the pipeline) or, without
+// them, by plate.
+func BenchmarkLiveObserve(b *testing.B) {
+	const vehicles, batch = 100_000, 2_000
+	plates := make([]string, vehicles)
+	for i := range plates {
+		plates[i] = fmt.Sprintf("粤B%05d", i)
+	}
+	for _, numbered := range []bool{true, false} {
+		b.Run(fmt.Sprintf("numbered=%v", numbered), func(b *testing.B) {
+			l, now := testLive()
+			fixes := make([]ingest.Fix, batch)
+			next := 0
+			fill := func(round int) {
+				for k := range fixes {
+					i := (next + k*7919) % vehicles // spread over the fleet, as partitions interleave
+					fixes[k] = ingest.Fix{VehicleID: plates[i], Time: now.Add(time.Duration(round) * time.Second), Lat: 22.5, Lon: 114}
+					if numbered {
+						fixes[k].VehicleNo = uint32(i + 1)
+					}
+				}
+				next += batch
+			}
+			for round := range vehicles / batch { // every truck seen once before timing
+				fill(round)
+				l.Observe(fixes, nil, nil)
+			}
+			round := vehicles / batch
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				b.StopTimer()
+				fill(round)
+				round++
+				b.StartTimer()
+				l.Observe(fixes, nil, nil)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/fix")
+		})
+	}
+}
