@@ -116,3 +116,50 @@ func BenchmarkTrackMemory(b *testing.B) {
 		runtime.KeepAlive(eng)
 	}
 }
+
+// BenchmarkEngineProcessFixFleet is BenchmarkEngineProcessFix at 100,000 trucks, visited in an
+// order spread over the fleet (as the partitions interleave): the track found by the fix's
+// plate number (the decoder's, as in the pipeline) or, without one, by plate. Every track
+// exists before the timing starts.
+func BenchmarkEngineProcessFixFleet(b *testing.B) {
+	c := loadTestCity(b)
+	const vehicles = 100_000
+	plates := make([]string, vehicles)
+	for i := range plates {
+		plates[i] = fmt.Sprintf("粤B%05d", i)
+	}
+	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	for _, numbered := range []bool{true, false} {
+		b.Run(fmt.Sprintf("numbered=%v", numbered), func(b *testing.B) {
+			eng, err := NewEngine(Config{}, c, nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			fix := ingest.Fix{HasSpeed: true, SpeedKmh: 30}
+			i := 0
+			process := func() {
+				v := (i * 7919) % vehicles // a permutation of the fleet every 100,000 fixes
+				step := i / vehicles
+				ll := c.Proj.Inverse([2]float64{float64(step%1000) * 8, float64(v % 40)})
+				fix.VehicleID, fix.VehicleNo = plates[v], 0
+				if numbered {
+					fix.VehicleNo = uint32(v + 1)
+				}
+				fix.Time = start.Add(time.Duration(step) * time.Second)
+				fix.Lat, fix.Lon = ll[1], ll[0]
+				eng.ProcessFix(&fix)
+				if len(eng.out) > 1024 {
+					eng.Reset()
+				}
+				i++
+			}
+			for range vehicles {
+				process()
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				process()
+			}
+		})
+	}
+}
