@@ -97,10 +97,10 @@ type Live struct {
 	now func() time.Time
 
 	mu        sync.RWMutex
-	latestMs  int64             // the newest device time observed: "now" in event time
-	positions []VehiclePosition // the newest position of every vehicle, in the order first seen
-	vehicleAt map[string]int32  // plate → its index in positions
-	numbered  []int32           // a fix's VehicleNo → its plate's index in positions + 1 (0: none yet)
+	latestMs  int64                       // the newest device time observed: "now" in event time
+	positions []VehiclePosition           // the newest position of every vehicle, in the order first seen
+	vehicleAt map[string]int32            // plate → its index in positions
+	numbered  ingest.ByPlateNumber[int32] // a fix's VehicleNo → its plate's index in positions + 1 (0: none yet)
 	officers  map[string]OfficerPosition
 	alerts    map[string]*AlertView // open, or severe and not yet handled to the end
 	byVehicle map[string][]*AlertView
@@ -161,10 +161,8 @@ func (l *Live) Observe(fixes []ingest.Fix, officers []ingest.OfficerPosition, ch
 // finds its vehicle by it without hashing the plate; a number is a hint, checked against the
 // plate found. l.mu is held for writing.
 func (l *Live) position(plate string, no uint32) (*VehiclePosition, bool) {
-	if int(no) < len(l.numbered) {
-		if i := l.numbered[no]; i > 0 && l.positions[i-1].Plate == plate {
-			return &l.positions[i-1], false
-		}
+	if i := l.numbered.Get(no); i > 0 && l.positions[i-1].Plate == plate {
+		return &l.positions[i-1], false
 	}
 	i, ok := l.vehicleAt[plate]
 	if !ok {
@@ -172,13 +170,7 @@ func (l *Live) position(plate string, no uint32) (*VehiclePosition, bool) {
 		l.positions = append(l.positions, VehiclePosition{Plate: plate})
 		l.vehicleAt[plate] = i
 	}
-	if no > 0 {
-		if int(no) >= len(l.numbered) {
-			l.numbered = slices.Grow(l.numbered, int(no)+1-len(l.numbered))
-			l.numbered = l.numbered[:cap(l.numbered)]
-		}
-		l.numbered[no] = i + 1
-	}
+	l.numbered.Put(no, i+1)
 	return &l.positions[i], !ok
 }
 

@@ -221,7 +221,7 @@ type Engine struct {
 	checkpointSize int        // average size of the last Dirty call's checkpoints, to size the next one's buffer
 	log            *slog.Logger
 	tracks         map[string]*Track
-	numbered       []*Track // tracks by their fixes' VehicleNo: found without hashing the plate (tracks holds them all)
+	numbered       ingest.ByPlateNumber[*Track] // tracks by their fixes' VehicleNo (tracks holds them all)
 	fixes          []fixEntry
 	events         []eventEntry
 	out            []Change
@@ -324,33 +324,31 @@ func (e *Engine) track(id string) *Track {
 // interned string, as a rule). A number is a hint, so a different plate there is looked up by
 // name and takes the slot over.
 func (e *Engine) numberedTrack(id string, no uint32) *Track {
-	if int(no) < len(e.numbered) {
-		if tr := e.numbered[no]; tr != nil && tr.VehicleID == id {
-			return tr
-		}
+	if tr := e.numbered.Get(no); tr != nil && tr.VehicleID == id {
+		return tr
 	}
 	tr := e.track(id)
 	if no == 0 {
 		return tr
 	}
-	if int(no) >= len(e.numbered) {
-		e.numbered = slices.Grow(e.numbered, int(no)+1-len(e.numbered))
-		e.numbered = e.numbered[:cap(e.numbered)]
-	}
-	if tr.no != 0 && tr.no != no && e.numbered[tr.no] == tr {
-		e.numbered[tr.no] = nil
-	}
-	e.numbered[no], tr.no = tr, no
+	e.unnumber(tr)
+	e.numbered.Put(no, tr)
+	tr.no = no
 	return tr
+}
+
+// unnumber takes tr out of its slot in numbered, if it still holds it.
+func (e *Engine) unnumber(tr *Track) {
+	if e.numbered.Get(tr.no) == tr {
+		e.numbered.Put(tr.no, nil)
+	}
+	tr.no = 0
 }
 
 // forget drops tr from the engine's indexes of tracks.
 func (e *Engine) forget(tr *Track) {
 	delete(e.tracks, tr.VehicleID)
-	if int(tr.no) < len(e.numbered) && e.numbered[tr.no] == tr {
-		e.numbered[tr.no] = nil
-	}
-	tr.no = 0
+	e.unnumber(tr)
 }
 
 // Changes returns the alert changes emitted since the last Reset. The slice is reused.

@@ -1,6 +1,9 @@
 package ingest
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // PlateNumbers gives every plate a small number, 1, 2, 3, … in the order the plates are first
 // seen, shared by the decoders of one consumer. The stages after decoding keep per-vehicle state
@@ -48,4 +51,30 @@ func (p *PlateNumbers) Len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.nums)
+}
+
+// ByPlateNumber holds a value per plate number (Fix.VehicleNo) in a slice, for the stages after
+// decoding that keep per-vehicle state: finding a fix's vehicle is an index, not a hash of its
+// plate. A number is a hint, so whoever gets a value checks it against the fix's plate. The zero
+// value is empty and ready for use.
+type ByPlateNumber[T any] struct{ vs []T }
+
+// Get returns the value put for no, or T's zero value.
+func (b *ByPlateNumber[T]) Get(no uint32) (v T) {
+	if int(no) < len(b.vs) {
+		v = b.vs[no]
+	}
+	return v
+}
+
+// Put keeps v for no; for no 0 (a plate without a number) it keeps nothing.
+func (b *ByPlateNumber[T]) Put(no uint32, v T) {
+	if no == 0 {
+		return
+	}
+	if int(no) >= len(b.vs) {
+		b.vs = slices.Grow(b.vs, int(no)+1-len(b.vs))
+		b.vs = b.vs[:cap(b.vs)]
+	}
+	b.vs[no] = v
 }
