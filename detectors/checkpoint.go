@@ -117,12 +117,6 @@ func (e *Engine) markDirty(tr *Track) {
 	}
 }
 
-// checkpoint returns tr's state in the binary format (see appendCheckpoint), in a slice of its own.
-func (e *Engine) checkpoint(tr *Track) []byte {
-	e.scratch = e.appendCheckpoint(e.scratch[:0], tr)
-	return slices.Clone(e.scratch)
-}
-
 // Restore sets a vehicle's state from its checkpoint, unless the engine already holds newer state
 // for it or owned (when not nil) says its input partition is not this instance's. Episodes of
 // rules no longer enabled are dropped; rules added since start empty.

@@ -10,6 +10,12 @@ import (
 	"github.com/muckwatch/muckwatch/ingest"
 )
 
+// checkpoint returns tr's state in the binary format, in a slice of its own: one vehicle's, as
+// Dirty gives each (the tests look at tracks one at a time).
+func (e *Engine) checkpoint(tr *Track) []byte {
+	return e.appendCheckpoint(make([]byte, 0, 256), tr)
+}
+
 // A vehicle's state checkpointed mid-episode and restored into a fresh engine (a restart, or its
 // partition moving to another instance) continues the episode: the same alert escalates and
 // resolves, nothing opens twice, and fixes read again after the checkpoint are not judged twice.

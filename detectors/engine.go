@@ -217,7 +217,6 @@ type Engine struct {
 	cfg            Config
 	city           atomic.Pointer[city.City]
 	refCity        *city.City // the reference data the tracks' looked-up registrations come from
-	scratch        []byte     // checkpoint encoding
 	checkpointSize int        // average size of the last Dirty call's checkpoints, to size the next one's buffer
 	log            *slog.Logger
 	tracks         map[string]*Track
