@@ -6,41 +6,63 @@ import (
 	"testing"
 	"time"
 
+	"github.com/muckwatch/muckwatch/city"
 	"github.com/muckwatch/muckwatch/ingest"
 )
 
 // BenchmarkEngineProcessFix runs every fix rule over a fleet driving along the test city's route:
 // the per-fix cost of detection (spatial lookups included) in steady state.
 func BenchmarkEngineProcessFix(b *testing.B) {
+	fleet := newBenchFleetFixes(b, 1000)
+	b.ReportAllocs()
+	for b.Loop() {
+		fleet.process(fleet.i%fleet.vehicles, false)
+	}
+}
+
+// benchFleetFixes drives a fleet along the test city's route, one fix at a time: vehicle v's
+// fix of step s is at 8 m a step along the road, v % 40 m off it, a second after its last.
+type benchFleetFixes struct {
+	eng      *Engine
+	c        *city.City
+	plates   []string
+	vehicles int
+	fix      ingest.Fix
+	i        int // fixes processed
+}
+
+func newBenchFleetFixes(b *testing.B, vehicles int) *benchFleetFixes {
 	c := loadTestCity(b)
 	eng, err := NewEngine(Config{}, c, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	const vehicles = 1000
-	plates := make([]string, vehicles)
-	for i := range plates {
-		plates[i] = fmt.Sprintf("粤B%05d", i)
+	f := &benchFleetFixes{eng: eng, c: c, plates: make([]string, vehicles), vehicles: vehicles, fix: ingest.Fix{HasSpeed: true, SpeedKmh: 30}}
+	for i := range f.plates {
+		f.plates[i] = fmt.Sprintf("粤B%05d", i)
 	}
-	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
-	fix := ingest.Fix{HasSpeed: true, SpeedKmh: 30}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		v := i % vehicles
-		step := i / vehicles
-		x := float64(step%1000) * 8
-		ll := c.Proj.Inverse([2]float64{x, float64(v % 40)})
-		fix.VehicleID = plates[v]
-		fix.Time = start.Add(time.Duration(step) * time.Second)
-		fix.Lat, fix.Lon = ll[1], ll[0]
-		eng.ProcessFix(&fix)
-		if len(eng.out) > 1024 {
-			eng.Reset()
-		}
-		i++
-	}
+	return f
 }
+
+// process runs the engine over vehicle v's next fix (step: how many fixes the fleet has had,
+// over its size), with its plate number when numbered.
+func (f *benchFleetFixes) process(v int, numbered bool) {
+	step := f.i / f.vehicles
+	ll := f.c.Proj.Inverse([2]float64{float64(step%1000) * 8, float64(v % 40)})
+	f.fix.VehicleID, f.fix.VehicleNo = f.plates[v], 0
+	if numbered {
+		f.fix.VehicleNo = uint32(v + 1)
+	}
+	f.fix.Time = benchFleetStart.Add(time.Duration(step) * time.Second)
+	f.fix.Lat, f.fix.Lon = ll[1], ll[0]
+	f.eng.ProcessFix(&f.fix)
+	if len(f.eng.out) > 1024 {
+		f.eng.Reset()
+	}
+	f.i++
+}
+
+var benchFleetStart = time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
 
 // BenchmarkRule measures each rule's judgement alone, per observation: a truck on the test city's
 // route (fix rules, with the sites and zones the engine would have looked up) or a camera event
@@ -122,43 +144,16 @@ func BenchmarkTrackMemory(b *testing.B) {
 // plate number (the decoder's, as in the pipeline) or, without one, by plate. Every track
 // exists before the timing starts.
 func BenchmarkEngineProcessFixFleet(b *testing.B) {
-	c := loadTestCity(b)
-	const vehicles = 100_000
-	plates := make([]string, vehicles)
-	for i := range plates {
-		plates[i] = fmt.Sprintf("粤B%05d", i)
-	}
-	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
 	for _, numbered := range []bool{true, false} {
 		b.Run(fmt.Sprintf("numbered=%v", numbered), func(b *testing.B) {
-			eng, err := NewEngine(Config{}, c, nil, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			fix := ingest.Fix{HasSpeed: true, SpeedKmh: 30}
-			i := 0
-			process := func() {
-				v := (i * 7919) % vehicles // a permutation of the fleet every 100,000 fixes
-				step := i / vehicles
-				ll := c.Proj.Inverse([2]float64{float64(step%1000) * 8, float64(v % 40)})
-				fix.VehicleID, fix.VehicleNo = plates[v], 0
-				if numbered {
-					fix.VehicleNo = uint32(v + 1)
-				}
-				fix.Time = start.Add(time.Duration(step) * time.Second)
-				fix.Lat, fix.Lon = ll[1], ll[0]
-				eng.ProcessFix(&fix)
-				if len(eng.out) > 1024 {
-					eng.Reset()
-				}
-				i++
-			}
-			for range vehicles {
-				process()
+			fleet := newBenchFleetFixes(b, 100_000)
+			next := func() int { return (fleet.i * 7919) % fleet.vehicles } // a permutation of the fleet every 100,000 fixes
+			for range fleet.vehicles {
+				fleet.process(next(), numbered)
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				process()
+				fleet.process(next(), numbered)
 			}
 		})
 	}
