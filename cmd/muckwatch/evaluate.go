@@ -227,14 +227,9 @@ func printEvaluation(w io.Writer, r evalResult, o sim.Options) {
 
 // gaugeTime reads a gauge holding Unix seconds from g; zero when it has no such gauge.
 func gaugeTime(g prometheus.Gatherer, name string) time.Time {
-	mfs, err := g.Gather()
+	v, err := gatherValue(g, name)
 	if err != nil {
 		return time.Time{}
 	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
-			return time.UnixMilli(int64(math.Round(mf.GetMetric()[0].GetGauge().GetValue() * 1000)))
-		}
-	}
-	return time.Time{}
+	return time.UnixMilli(int64(math.Round(v * 1000)))
 }
