@@ -960,14 +960,13 @@ func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, chunk
 			// A value too large to be accepted is read into memory of its own, which its
 			// dead-letter record then keeps: no copy of it, and no buffer grown to its size.
 			tooLarge := rec.Value != nil && rec.Value.Len() > c.cfg.Decode.MaxRecordBytes
-			if rerr == nil {
-				if tooLarge {
-					large, lerr := readBytes(nil, rec.Value)
-					m.Value, rerr = large, lerr
-				} else {
-					m.Value, rerr = readBytes(buf, rec.Value)
-					buf = m.Value
-				}
+			switch {
+			case rerr != nil:
+			case tooLarge:
+				m.Value, rerr = readBytes(nil, rec.Value)
+			default:
+				m.Value, rerr = readBytes(buf, rec.Value)
+				buf = m.Value
 			}
 			closeBytes(rec)
 			if rerr != nil {
