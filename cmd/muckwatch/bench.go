@@ -915,9 +915,9 @@ func (m *benchTraffic) reset() {
 
 func (m *benchTraffic) len() int { return len(m.keys) }
 
-// add adds vehicle i's fix, value appending it to a buffer.
-func (m *benchTraffic) add(f *benchFleet, i int, value func([]byte) []byte) {
-	m.buf = value(m.buf)
+// add adds vehicle i's fix of device time t (Unix ms).
+func (m *benchTraffic) add(f *benchFleet, i int, t int64) {
+	m.buf = f.appendFix(m.buf, i, t)
 	m.ends = append(m.ends, len(m.buf))
 	m.keys, m.parts = append(m.keys, f.keys[i]), append(m.parts, f.part[i])
 }
@@ -976,7 +976,7 @@ func (f *benchFleet) preload(ctx context.Context, addr, topic string, n int, int
 		for ; k < n && m.len() < chunk; k++ {
 			round, i := k/v, k%v
 			t := f.next(i, simStart.Add(time.Duration(round)*interval+time.Duration(i)*interval/time.Duration(v)).UnixMilli())
-			m.add(f, i, func(b []byte) []byte { return f.appendFix(b, i, t) })
+			m.add(f, i, t)
 		}
 		if err := m.produce(ctx, w); err != nil {
 			return time.Time{}, fmt.Errorf("cannot preload the backlog (%d of %d fixes produced): %w", k-m.len(), n, err)
@@ -1174,7 +1174,7 @@ func (p *liveProducer) run(ctx context.Context) error {
 			i := cursor
 			cursor = (cursor + 1) % v
 			t := p.f.next(i, simNow)
-			m.add(p.f, i, func(b []byte) []byte { return p.f.appendFix(b, i, t) })
+			m.add(p.f, i, t)
 			if probe.vehicle == "" && now.Before(p.probeUntil) && !now.Before(nextProbe) {
 				probe = benchProbe{vehicle: p.f.plates[i], fixID: p.f.plates[i] + "@" + strconv.FormatInt(t, 10)}
 				nextProbe = nextProbe.Add(benchProbeEvery)
