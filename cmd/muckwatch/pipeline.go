@@ -298,10 +298,11 @@ func (p *pipeline) setEventTimes(judged, read time.Time) {
 	}
 }
 
-// write writes a group of judged batches: their records to ClickHouse, and beside them their alert
-// changes to ClickHouse, then the newest checkpoint of every vehicle they touched, retrying with back-off for as long as a sink
-// fails (an outage holds the pipeline back; nothing is committed meanwhile). Both writes are
-// idempotent, so a retry after a partial success stores nothing twice in effect.
+// write writes a group of judged batches: their records to ClickHouse and, beside that, their
+// alert changes to ClickHouse followed by the newest checkpoint of every vehicle they touched,
+// retrying with back-off for as long as a sink fails (an outage holds the pipeline back; nothing
+// is committed meanwhile). Every write is idempotent, so a retry after a partial success stores
+// nothing twice in effect.
 func (p *pipeline) write(ctx context.Context, group []*judgedBatch) error {
 	batch := sink.Batch{Fixes: group[0].b.Fixes, Events: group[0].b.Events, Officers: group[0].b.Officers, Changes: group[0].changes, Rejects: group[0].b.Rejects}
 	m := &p.merged
