@@ -46,13 +46,6 @@ func (p *PlateNumbers) Number(plate string) uint32 {
 	return n
 }
 
-// Len returns how many plates have a number.
-func (p *PlateNumbers) Len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.nums)
-}
-
 // ByPlateNumber holds a value per plate number (Fix.VehicleNo) in a slice, for the stages after
 // decoding that keep per-vehicle state: finding a fix's vehicle is an index, not a hash of its
 // plate. A number is a hint, so whoever gets a value checks it against the fix's plate. The zero
