@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/muckwatch/muckwatch/detectors"
@@ -90,17 +92,37 @@ type inserter[T any] struct {
 	query string // INSERT INTO db.table (col, …): ClickHouse 18.16 needs the explicit list
 	cols  []colSpec[T]
 	bufs  sync.Pool // of *[]any, one buffer per column
+	// sent holds batches whose last send succeeded, to be sent again with their column buffers
+	// reset rather than grown from nothing on every insert (nil: a table of few, possibly huge
+	// rows, whose buffers are not kept).
+	sent chan *sentBatch
 
 	rows, errors, retries prometheus.Counter
 	batchRows, seconds    prometheus.Observer
 }
 
-func newInserter[T any](c *ClickHouse, table string, cols []colSpec[T]) *inserter[T] {
+// sentBatch is a clickhouse-go batch that was sent successfully, with its columns. Sent again, it
+// starts a new INSERT on a connection from the pool (clickhouse-go's resetConnection) with the
+// context it was prepared with, so it is reused only for that same context.
+type sentBatch struct {
+	ctx  context.Context
+	bt   driver.Batch
+	cols []column.Interface
+}
+
+// keptBatches is how many sent batches an inserter keeps: one per writer that may insert into the
+// same table at once (records and alert changes are written side by side, never twice the same
+// table, but a retry may overlap a new write in tests).
+const keptBatches = 2
+
+// newInserter returns an inserter into table; reuse keeps sent batches' column buffers for the
+// next insert (for tables whose inserts are alike in size).
+func newInserter[T any](c *ClickHouse, table string, cols []colSpec[T], reuse bool) *inserter[T] {
 	names := make([]string, len(cols))
 	for i, cs := range cols {
 		names[i] = cs.name
 	}
-	return &inserter[T]{
+	in := &inserter[T]{
 		c:         c,
 		table:     table,
 		query:     "INSERT INTO " + c.cfg.Database + "." + table + " (" + strings.Join(names, ", ") + ")",
@@ -111,6 +133,10 @@ func newInserter[T any](c *ClickHouse, table string, cols []colSpec[T]) *inserte
 		batchRows: c.m.batchRows.WithLabelValues(table),
 		seconds:   c.m.seconds.WithLabelValues(table),
 	}
+	if reuse {
+		in.sent = make(chan *sentBatch, keptBatches)
+	}
+	return in
 }
 
 func (in *inserter[T]) getBufs() *[]any {
@@ -169,21 +195,47 @@ func (in *inserter[T]) insert(ctx context.Context, rows []T, now int64) error {
 	}
 }
 
-// send makes one attempt: prepare the insert, append the columns, send and wait for the
-// server's acknowledgement.
+// send makes one attempt: prepare the insert (or take a batch sent before, emptied), append the
+// columns, send and wait for the server's acknowledgement. A batch whose send failed is dropped:
+// clickhouse-go released its connection, and the next attempt prepares a new one.
 func (in *inserter[T]) send(ctx context.Context, bufs []any) error {
-	bt, err := in.c.conn.PrepareBatch(ctx, in.query)
-	if err != nil {
-		return err
+	var sb *sentBatch
+	select {
+	case sb = <-in.sent: // never ready when in.sent is nil
+	default:
 	}
-	defer bt.Close()
-	for i, b := range bufs {
-		if err := bt.Column(i).Append(b); err != nil {
+	if sb != nil && sb.ctx != ctx {
+		sb = nil
+	}
+	if sb == nil {
+		bt, err := in.c.conn.PrepareBatch(ctx, in.query)
+		if err != nil {
+			return err
+		}
+		sb = &sentBatch{ctx: ctx, bt: bt, cols: bt.Columns()}
+		if len(sb.cols) != len(bufs) {
 			_ = bt.Abort()
+			return fmt.Errorf("the insert into %s has %d columns, the table spec %d", in.table, len(sb.cols), len(bufs))
+		}
+	} else {
+		for _, c := range sb.cols {
+			c.Reset()
+		}
+	}
+	for i, b := range bufs {
+		if _, err := sb.cols[i].Append(b); err != nil {
+			_ = sb.bt.Abort()
 			return fmt.Errorf("column %s: %w", in.cols[i].name, err)
 		}
 	}
-	return bt.Send()
+	if err := sb.bt.Send(); err != nil {
+		return err
+	}
+	select {
+	case in.sent <- sb: // never ready when in.sent is nil
+	default:
+	}
+	return nil
 }
 
 // clampUnix returns t in Unix seconds within the range of ClickHouse's DateTime (UInt32): the

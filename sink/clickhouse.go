@@ -92,12 +92,12 @@ func OpenClickHouse(ctx context.Context, cfg ClickHouseConfig, log *slog.Logger,
 	m := newMetrics(reg)
 	m.up.Set(1)
 	c := &ClickHouse{cfg: cfg, conn: conn, log: log, m: m, version: sv.Version.String()}
-	c.positions = newInserter(c, "positions", positionColumns())
-	c.events = newInserter(c, "events", eventColumns())
-	c.officers = newInserter(c, "officer_positions", officerColumns())
-	c.rejects = newInserter(c, "rejects", rejectColumns())
-	c.alerts = newInserter(c, "alerts", alertColumns())
-	c.changes = newInserter(c, "alert_changes", changeColumns())
+	c.positions = newInserter(c, "positions", positionColumns(), true)
+	c.events = newInserter(c, "events", eventColumns(), true)
+	c.officers = newInserter(c, "officer_positions", officerColumns(), true)
+	c.rejects = newInserter(c, "rejects", rejectColumns(), false)
+	c.alerts = newInserter(c, "alerts", alertColumns(), true)
+	c.changes = newInserter(c, "alert_changes", changeColumns(), true)
 	log.Info("connected to ClickHouse", "addr", cfg.Addr, "database", cfg.Database, "server_version", c.version,
 		"server", sv.DisplayName, "timezone", sv.Timezone)
 	return c, nil

@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"reflect"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/muckwatch/muckwatch/detectors"
+	"github.com/muckwatch/muckwatch/ingest"
 )
 
 func count(t *testing.T, c *ClickHouse, query string, args ...any) uint64 {
@@ -405,6 +407,107 @@ func TestWriteRetriesThroughOutage(t *testing.T) {
 		t.Errorf("Write took %v after its context expired", d)
 	}
 	p.refuse.Store(0)
+}
+
+// TestWriteReusesSentBatches: a table's insert is sent again with its column buffers emptied
+// (nothing of the last insert goes with it), only for the context it was prepared with, and a
+// batch kept across an outage is dropped when its send fails, the write retried with a new one.
+func TestWriteReusesSentBatches(t *testing.T) {
+	ctx := context.Background()
+	p := newFlakyProxy(t, chAddr)
+	c := openTestDB(t, nil, func(cfg *ClickHouseConfig) {
+		cfg.Addr = []string{p.l.Addr().String()}
+		cfg.RetryBackoff = 20 * time.Millisecond
+		cfg.WriteAttempts = 6
+	})
+	kept := func(what string, rows int, of context.Context) {
+		t.Helper()
+		if n := len(c.positions.sent); n != 1 {
+			t.Fatalf("%s: %d positions batches kept, want 1", what, n)
+		}
+		sb := <-c.positions.sent
+		c.positions.sent <- sb
+		if sb.ctx != of {
+			t.Fatalf("%s: the kept batch was prepared for another context", what)
+		}
+		for _, col := range sb.cols {
+			if col.Rows() != rows {
+				t.Fatalf("%s: the kept batch's column %s holds %d rows, want the last insert's %d", what, col.Name(), col.Rows(), rows)
+			}
+		}
+	}
+	fixes := func(from, n int) *Batch {
+		b := &Batch{}
+		for i := from; i < from+n; i++ {
+			b.Fixes = append(b.Fixes, ingest.Fix{FixID: fmt.Sprintf("粤B00001-%d", i), VehicleID: "粤B00001",
+				Time: base.Add(time.Duration(i) * time.Second), Lat: 22.5 + float64(i)*1e-3, Lon: 114,
+				Src: ingest.Source{Topic: "muck.gps", Partition: 1, Offset: int64(i)}})
+		}
+		return b
+	}
+	stored := func(what string, want int) {
+		t.Helper()
+		var got []string
+		rows, err := c.Conn().Query(ctx, "SELECT fix_id, lat FROM "+c.Database()+".positions FINAL ORDER BY kafka_offset")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var lat float64
+			if err := rows.Scan(&id, &lat); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("%s %.3f", id, lat))
+		}
+		var wantRows []string
+		for i := range want {
+			wantRows = append(wantRows, fmt.Sprintf("粤B00001-%d %.3f", i, 22.5+float64(i)*1e-3))
+		}
+		if !reflect.DeepEqual(got, wantRows) {
+			t.Fatalf("%s: positions holds %q, want %q", what, got, wantRows)
+		}
+	}
+
+	if err := c.Write(ctx, fixes(0, 3)); err != nil {
+		t.Fatal(err)
+	}
+	kept("first insert", 3, ctx)
+	if err := c.Write(ctx, fixes(3, 2)); err != nil {
+		t.Fatal(err)
+	}
+	kept("second insert", 2, ctx)
+	stored("two inserts", 5)
+
+	// Another context gets a batch of its own: clickhouse-go sends a batch again with the context
+	// it was prepared with (its settings, deadline and cancellation), so one prepared for a
+	// context since cancelled would have its connection closed under the send.
+	cctx, cancel := context.WithCancel(ctx)
+	if err := c.Write(cctx, fixes(5, 1)); err != nil {
+		t.Fatal(err)
+	}
+	kept("insert with another context", 1, cctx)
+	cancel()
+	if err := c.Write(ctx, fixes(6, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if e := metricValue(t, c.m.errors.WithLabelValues("positions")); e != 0 {
+		t.Errorf("%v failed positions inserts after a change of context, want 0", e)
+	}
+	kept("after a change of context", 1, ctx)
+
+	// An outage under a kept batch: its send fails, it is dropped, a retry gets through.
+	p.cut()
+	p.refuse.Store(2)
+	if err := c.Write(ctx, fixes(7, 4)); err != nil {
+		t.Fatalf("Write through an outage: %v", err)
+	}
+	if e := metricValue(t, c.m.errors.WithLabelValues("positions")); e < 1 {
+		t.Errorf("%v failed positions inserts during the outage, want at least 1", e)
+	}
+	kept("after the outage", 4, ctx)
+	stored("after the outage", 11)
 }
 
 func TestWriteDoesNotRetryBadData(t *testing.T) {
