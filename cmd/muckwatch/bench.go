@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -31,6 +32,7 @@ import (
 
 	"github.com/muckwatch/muckwatch/api"
 	"github.com/muckwatch/muckwatch/city"
+	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/geo"
 	"github.com/muckwatch/muckwatch/internal/chlocal"
 	"github.com/muckwatch/muckwatch/sink"
@@ -59,11 +61,14 @@ const (
 
 // benchOptions configure one run of `muckwatch bench`.
 type benchOptions struct {
-	Fixes       int           // fixes preloaded as a backlog
-	Vehicles    int           // vehicles they come from (and the city's registered fleet)
-	City        string        // "sample" (the sample city's geography) or "large" (10,000 routes, 1,000 zones)
-	Partitions  int           // partitions per topic
-	Interval    time.Duration // reporting interval of the backlog's terminals
+	Fixes      int           // fixes preloaded as a backlog
+	Vehicles   int           // vehicles they come from (and the city's registered fleet)
+	City       string        // "sample" (the sample city's geography) or "large" (10,000 routes, 1,000 zones)
+	Partitions int           // partitions per topic
+	Interval   time.Duration // reporting interval of the backlog's terminals
+	// At is the city's local time of day (HH:MM) the backlog's device time starts at, on the
+	// latest weekday that leaves the backlog before now; "now": the backlog ends a minute ago.
+	At          string
 	Live        time.Duration // the half-rate measurement window (detection and fix → queryable)
 	LiveRate    float64       // fixes/s of the live traffic; 0: half the rate measured on the backlog
 	Lookups     int           // squad lookups, after the window, while live traffic continues
@@ -267,7 +272,10 @@ type benchReport struct {
 	PipelineRateAll float64 `json:"pipeline_fixes_per_sec_with_startup"`
 	CeilingShare    float64 `json:"ceiling_share"`
 	BacklogAlerts   float64 `json:"backlog_alerts_opened"`
-	BacklogStored   uint64  `json:"backlog_rows_stored"`
+	// BacklogAlertsByRule: the same, by rule (those that opened any).
+	BacklogAlertsByRule map[string]float64 `json:"backlog_alerts_opened_by_rule"`
+	DeviceStart         string             `json:"device_start"` // the backlog's first device time, in the city's zone
+	BacklogStored       uint64             `json:"backlog_rows_stored"`
 
 	LiveTargetRate   float64 `json:"live_target_rate"`
 	LiveAchievedRate float64 `json:"live_achieved_rate"`
@@ -334,6 +342,7 @@ func cmdBench(ctx context.Context, args []string) error {
 	fl.StringVar(&o.City, "city", "sample", "sample: the sample city's geography (30 routes, 18 zones); large: 10,000 routes and 1,000 zones")
 	fl.IntVar(&o.Partitions, "partitions", 4, "partitions per topic")
 	fl.DurationVar(&o.Interval, "interval", 10*time.Second, "reporting interval of the backlog's terminals")
+	fl.StringVar(&o.At, "at", "10:00", "the city's local time of day (HH:MM) the backlog's device time starts at, on the latest weekday before now, so that the same restricted-zone hours apply whenever the bench runs (the sample city closes zones 07:00-09:00, 16:30-19:00 and 22:00-06:00, and at weekends 09:00-18:00 too); now: the backlog ends a minute before the bench starts")
 	fl.DurationVar(&o.Live, "live", 20*time.Second, "length of the half-rate measurement window")
 	fl.Float64Var(&o.LiveRate, "live-rate", 0, "fixes/s of the live traffic (0: half the rate measured on the backlog, as the issue asks)")
 	fl.IntVar(&o.Lookups, "lookups", 20_000, "squad lookups after the window, with the live traffic still running")
@@ -396,6 +405,11 @@ func (o *benchOptions) validate() error {
 	}
 	if span := time.Duration((o.Fixes+o.Vehicles-1)/o.Vehicles) * o.Interval; span > 6*24*time.Hour {
 		return fmt.Errorf("the backlog spans %s of device time (fixes / vehicles × interval); the decoder rejects fixes older than a week", span)
+	}
+	if o.At != "now" {
+		if _, err := time.Parse("15:04", o.At); err != nil {
+			return fmt.Errorf("--at must be a time of day HH:MM or now, got %q", o.At)
+		}
 	}
 	return nil
 }
@@ -505,7 +519,7 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	// 1. The backlog.
 	o.logf("preloading %d fixes of %d vehicles into %s (%d partitions)", o.Fixes, o.Vehicles, cfg.Kafka.Topics.GPS, o.Partitions)
 	fl.assignPartitions(o.Partitions)
-	simEnd, err := fl.preload(ctx, brokerAddr, cfg.Kafka.Topics.GPS, o.Fixes, o.Interval, r)
+	simEnd, err := fl.preload(ctx, brokerAddr, cfg.Kafka.Topics.GPS, o.Fixes, o.Interval, o.At, r)
 	if err != nil {
 		return nil, err
 	}
@@ -628,6 +642,18 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	}
 	if r.BacklogAlerts, err = gatherCounter(reg, "muckwatch_alert_changes_total", func(l map[string]string) bool { return l["change"] == "opened" }); err != nil {
 		return nil, err
+	}
+	r.BacklogAlertsByRule = map[string]float64{}
+	for _, rule := range detectors.AllRules() {
+		n, err := gatherCounter(reg, "muckwatch_alert_changes_total", func(l map[string]string) bool {
+			return l["change"] == "opened" && l["rule"] == string(rule)
+		})
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			r.BacklogAlertsByRule[string(rule)] = n
+		}
 	}
 	if r.BacklogStored, err = w.count(ctx, "count()"); err != nil {
 		return nil, err
@@ -761,6 +787,7 @@ type benchFleet struct {
 	onset   []int64   // Unix ms from which the vehicle speeds at benchFastKmh (math.MaxInt64: never)
 	corr    []*geo.Corridor
 	proj    geo.Projection
+	loc     *time.Location // the city's time zone
 	t0      time.Time
 	rng     *rand.Rand
 	lastMs  []int64 // device time of each vehicle's last fix
@@ -778,7 +805,7 @@ func newBenchFleet(dir string, seed uint64, r *benchReport) (*benchFleet, error)
 	}
 	n := len(c.Vehicles)
 	f := &benchFleet{plates: make([]string, n), keys: make([][]byte, n), route: make([]int32, n), along0: make([]float64, n),
-		kmh: make([]float64, n), onset: make([]int64, n), lastMs: make([]int64, n), proj: c.Proj, rng: rand.New(rand.NewPCG(seed, seed^0xbe7c))}
+		kmh: make([]float64, n), onset: make([]int64, n), lastMs: make([]int64, n), proj: c.Proj, loc: c.Location, rng: rand.New(rand.NewPCG(seed, seed^0xbe7c))}
 	byID := map[string]int32{}
 	now := time.Now()
 	for i, v := range c.Vehicles {
@@ -959,12 +986,42 @@ func (f *benchFleet) assignPartitions(n int) {
 	}
 }
 
+// benchDeviceStart returns when the backlog's device time starts, given that it spans span and
+// must end a minute before now: at the local time of day at (HH:MM, in loc) on the latest weekday
+// that allows, so that the city's restricted-zone hours (which vary over the day and the week)
+// weigh the same on every run; at "now", as late as allowed. It is at most 6 days before now
+// (the decoder rejects fixes over a week old).
+func benchDeviceStart(now time.Time, span time.Duration, at string, loc *time.Location) (time.Time, error) {
+	latest := now.Add(-span - time.Minute).Truncate(time.Second)
+	if at == "now" {
+		return latest, nil
+	}
+	tod, err := time.Parse("15:04", at)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("the backlog's start must be a time of day HH:MM or now, got %q", at)
+	}
+	l := latest.In(loc)
+	d := time.Date(l.Year(), l.Month(), l.Day(), tod.Hour(), tod.Minute(), 0, 0, loc)
+	for d.After(latest) || d.Weekday() == time.Saturday || d.Weekday() == time.Sunday {
+		d = d.AddDate(0, 0, -1)
+	}
+	if now.Sub(d) > 6*24*time.Hour {
+		return time.Time{}, fmt.Errorf("a backlog of %s starting at %s on a weekday would start %s before now; the decoder rejects fixes older than a week",
+			span, at, now.Sub(d).Round(time.Minute))
+	}
+	return d, nil
+}
+
 // preload produces n fixes: round after round, every vehicle once per interval, spread over the
 // interval, ending a minute before now. It returns the device time the backlog ends at.
-func (f *benchFleet) preload(ctx context.Context, addr, topic string, n int, interval time.Duration, r *benchReport) (time.Time, error) {
+func (f *benchFleet) preload(ctx context.Context, addr, topic string, n int, interval time.Duration, at string, r *benchReport) (time.Time, error) {
 	v := len(f.plates)
 	rounds := (n + v - 1) / v
-	simStart := time.Now().Add(-time.Duration(rounds)*interval - time.Minute).Truncate(time.Second)
+	simStart, err := benchDeviceStart(time.Now(), time.Duration(rounds)*interval, at, f.loc)
+	if err != nil {
+		return time.Time{}, err
+	}
+	r.DeviceStart = simStart.In(f.loc).Format("Mon 2006-01-02 15:04:05 MST")
 	f.t0 = simStart
 	const chunk = 20_000
 	w, conns := benchProducer(addr, topic)
@@ -1783,13 +1840,22 @@ func printBenchReport(w io.Writer, r *benchReport) {
 		fmt.Fprintf(w, "%-34s %-18s %-60s %s\n", t.Name, t.Target, t.Measured, t.Status)
 	}
 	fmt.Fprintf(w, "\nhow:\n")
-	fmt.Fprintf(w, "  backlog      %d fixes of %d vehicles on their permitted routes (1 in %d speeding at %d km/h), preloaded in %.1fs (%.0f fixes/s)\n",
-		r.Fixes, r.Vehicles, benchViolatorEvery, benchFastKmh, r.PreloadSeconds, r.PreloadRate)
+	fmt.Fprintf(w, "  backlog      %d fixes of %d vehicles on their permitted routes (1 in %d speeding at %d km/h), preloaded in %.1fs (%.0f fixes/s);\n"+
+		"               device time from %s\n",
+		r.Fixes, r.Vehicles, benchViolatorEvery, benchFastKmh, r.PreloadSeconds, r.PreloadRate, r.DeviceStart)
 	fmt.Fprintf(w, "  ceiling      a bare kafka-go group reader, the consumer's fetch settings, fetching and discarding: %.0f records/s (%.2fs)\n",
 		r.CeilingRate, r.CeilingSeconds)
 	fmt.Fprintf(w, "  pipeline     %.0f fixes/s from consuming to the last fix stored in ClickHouse and committed (lag 0) in %.2fs;\n"+
 		"               %.0f fixes/s counting its %.2fs start; %.0f alerts opened; %d rows stored\n",
 		r.PipelineRate, r.PipelineSeconds, r.PipelineRateAll, r.StartupSeconds, r.BacklogAlerts, r.BacklogStored)
+	if len(r.BacklogAlertsByRule) > 0 {
+		rules := slices.Sorted(maps.Keys(r.BacklogAlertsByRule))
+		parts := make([]string, len(rules))
+		for i, rule := range rules {
+			parts[i] = fmt.Sprintf("%s %.0f", rule, r.BacklogAlertsByRule[rule])
+		}
+		fmt.Fprintf(w, "               alerts opened by rule: %s\n", strings.Join(parts, ", "))
+	}
 	fmt.Fprintf(w, "  live         %.0f fixes/s asked, %.0f achieved in the %d-fix window; group lag %d at the window's end, %d after the lookups\n",
 		r.LiveTargetRate, r.LiveAchievedRate, r.LiveWindowFixes, r.LiveLagAtEnd, r.LookupLag)
 	fmt.Fprintf(w, "  detection    muckwatch_detection_latency_seconds (a batch's first record fetched → its alert changes produced), %d batches,\n"+
