@@ -110,6 +110,9 @@ type benchBatches struct {
 	// HeldShare is the share of the phase's wall time the consumer waited for writes to make room
 	// for a batch (muckwatch_consumer_held_seconds_total).
 	HeldShare float64 `json:"held_share"`
+	// Inserts are the ClickHouse inserts of the phase by table (muckwatch_clickhouse_batch_rows):
+	// ClickHouse's cost goes with the parts it makes and merges as much as with the rows.
+	Inserts map[string]float64 `json:"inserts"`
 }
 
 // histSums are the counts and sums of the histograms benchBatches reads, and the counters' values
@@ -127,6 +130,9 @@ func gatherSums(g prometheus.Gatherer) histSums {
 			v := out[mf.GetName()]
 			if h := m.GetHistogram(); h != nil {
 				out[mf.GetName()] = [2]float64{v[0] + float64(h.GetSampleCount()), v[1] + h.GetSampleSum()}
+				if mf.GetName() == insertRowsMetric {
+					out[insertRowsMetric+"/"+labelMap(m)["table"]] = [2]float64{float64(h.GetSampleCount()), h.GetSampleSum()}
+				}
 			} else if c := m.GetCounter(); c != nil {
 				out[mf.GetName()] = [2]float64{v[0], v[1] + c.GetValue()}
 			}
@@ -134,6 +140,8 @@ func gatherSums(g prometheus.Gatherer) histSums {
 	}
 	return out
 }
+
+const insertRowsMetric = "muckwatch_clickhouse_batch_rows"
 
 // batchesSince returns the means per batch between two gatherings, over wall.
 func batchesSince(before, after histSums, wall time.Duration) benchBatches {
@@ -149,16 +157,29 @@ func batchesSince(before, after histSums, wall time.Duration) benchBatches {
 	_, insert := d("muckwatch_clickhouse_insert_seconds")
 	_, handle := d("muckwatch_ingest_handle_seconds")
 	_, held := d("muckwatch_consumer_held_seconds_total")
-	return benchBatches{Batches: uint64(n), Records: records / n, DetectMs: detect / n * 1000, InsertMs: insert / n * 1000,
-		HandleMs: handle / n * 1000, WallMs: wall.Seconds() / n * 1000, HeldShare: held / wall.Seconds()}
+	b := benchBatches{Batches: uint64(n), Records: records / n, DetectMs: detect / n * 1000, InsertMs: insert / n * 1000,
+		HandleMs: handle / n * 1000, WallMs: wall.Seconds() / n * 1000, HeldShare: held / wall.Seconds(), Inserts: map[string]float64{}}
+	for name := range after {
+		if table, ok := strings.CutPrefix(name, insertRowsMetric+"/"); ok {
+			if n, _ := d(name); n > 0 {
+				b.Inserts[table] = n
+			}
+		}
+	}
+	return b
 }
 
 func (b benchBatches) String() string {
 	if b.Batches == 0 {
 		return "no batch"
 	}
-	return fmt.Sprintf("%d batches of %.0f records: detect %.1f ms, ClickHouse inserts %.1f ms, handle (detect and every write) %.1f ms, wall %.1f ms; consumer held back by the writes %.0f %% of the time",
-		b.Batches, b.Records, b.DetectMs, b.InsertMs, b.HandleMs, b.WallMs, 100*b.HeldShare)
+	tables := slices.Sorted(maps.Keys(b.Inserts))
+	inserts := make([]string, len(tables))
+	for i, t := range tables {
+		inserts[i] = fmt.Sprintf("%s %.0f", t, b.Inserts[t])
+	}
+	return fmt.Sprintf("%d batches of %.0f records: detect %.1f ms, ClickHouse inserts %.1f ms, handle (detect and every write) %.1f ms, wall %.1f ms; consumer held back by the writes %.0f %% of the time; inserts: %s",
+		b.Batches, b.Records, b.DetectMs, b.InsertMs, b.HandleMs, b.WallMs, 100*b.HeldShare, strings.Join(inserts, ", "))
 }
 
 // benchProcs are the processes whose CPU and memory the bench reads from /proc; an empty pid is
