@@ -91,14 +91,20 @@ func fromMs(v int64) time.Time {
 // Dirty calls f with the checkpoint of every vehicle whose state changed since the last call, and
 // forgets them. partition is the input partition the vehicle's records come from: the checkpoint
 // belongs with it (the state topic is partitioned like the input).
-// The checkpoints of one call share one buffer (one allocation a batch, not one a vehicle); f may
-// keep them but must not append to them.
-func (e *Engine) Dirty(f func(vehicle string, partition int32, checkpoint []byte)) {
+// The checkpoints of one call are appended to one buffer, arena (one allocation a batch at most,
+// not one a vehicle), which Dirty returns: pass it again once the slices f was given are no
+// longer used, or nil. f may keep them until then but must not append to them. An arena much
+// larger than the call needs is dropped for a new one, so a burst does not stay in memory.
+func (e *Engine) Dirty(arena []byte, f func(vehicle string, partition int32, checkpoint []byte)) []byte {
 	if len(e.dirty) == 0 {
-		return
+		return arena
 	}
 	// sized from the last call's average, so that the buffer rarely grows
-	arena := make([]byte, 0, len(e.dirty)*max(e.checkpointSize, 64)*5/4)
+	need := len(e.dirty) * max(e.checkpointSize, 64)
+	if cap(arena) < need || cap(arena) > 4*need {
+		arena = make([]byte, 0, need*5/4)
+	}
+	arena = arena[:0]
 	for _, tr := range e.dirty {
 		tr.dirty = false
 		start := len(arena)
@@ -108,6 +114,7 @@ func (e *Engine) Dirty(f func(vehicle string, partition int32, checkpoint []byte
 	e.checkpointSize = len(arena) / len(e.dirty)
 	clear(e.dirty)
 	e.dirty = e.dirty[:0]
+	return arena
 }
 
 func (e *Engine) markDirty(tr *Track) {

@@ -25,7 +25,7 @@ func FuzzRestore(f *testing.F) {
 		fx := ingest.Fix{VehicleID: "粤B00001", Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: 45, HasSpeed: true,
 			Src: ingest.Source{Topic: "muck.gps", Partition: 1}}
 		eng.ProcessFix(&fx)
-		eng.Dirty(func(_ string, _ int32, cp []byte) { f.Add(cp) })
+		eng.Dirty(nil, func(_ string, _ int32, cp []byte) { f.Add(cp) })
 	}
 	if file, err := os.Open("testdata/checkpoints.jsonl"); err == nil {
 		sc := bufio.NewScanner(file)

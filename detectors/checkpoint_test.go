@@ -56,11 +56,11 @@ func TestCheckpointRestore(t *testing.T) {
 	first := newEngine()
 	got := run(first, fixes[:4]) // both episodes open
 	checkpoints := map[string][]byte{}
-	first.Dirty(func(v string, _ int32, cp []byte) { checkpoints[v] = cp })
+	first.Dirty(nil, func(v string, _ int32, cp []byte) { checkpoints[v] = cp })
 	if len(checkpoints) != 1 || len(checkpoints["粤B00001"]) > 4<<10 {
 		t.Fatalf("checkpoints: %d, %d bytes", len(checkpoints), len(checkpoints["粤B00001"]))
 	}
-	first.Dirty(func(string, int32, []byte) { t.Error("a clean vehicle was checkpointed again") })
+	first.Dirty(nil, func(string, int32, []byte) { t.Error("a clean vehicle was checkpointed again") })
 
 	second := newEngine()
 	if err := second.Restore(checkpoints["粤B00001"], nil); err != nil {
@@ -141,7 +141,7 @@ func TestRestoredTrackNotSilent(t *testing.T) {
 	fs := []ingest.Fix{fix("粤B00001", 0, 0, 1000), fix("粤B00002", 1, 0, 1000)}
 	first.ProcessBatch(fs, nil)
 	var cps [][]byte
-	first.Dirty(func(_ string, _ int32, cp []byte) { cps = append(cps, cp) })
+	first.Dirty(nil, func(_ string, _ int32, cp []byte) { cps = append(cps, cp) })
 
 	second, err := NewEngine(Config{}, c, nil, nil)
 	if err != nil {
@@ -194,7 +194,7 @@ func TestReleaseAndRestoreByPartition(t *testing.T) {
 	}
 	cps := map[string][]byte{}
 	parts := map[string]int32{}
-	eng.Dirty(func(v string, p int32, cp []byte) { cps[v], parts[v] = cp, p })
+	eng.Dirty(nil, func(v string, p int32, cp []byte) { cps[v], parts[v] = cp, p })
 	if parts["粤B00002"] != 1 || parts["粤B00003"] != 0 {
 		t.Fatalf("checkpoint partitions %v", parts)
 	}
@@ -328,7 +328,7 @@ func TestReplayedEventsNotJudgedTwice(t *testing.T) {
 	got := batch(first, events[:2]...)
 	got = append(got, batch(first, events[2:3]...)...)
 	var cp []byte
-	first.Dirty(func(_ string, _ int32, b []byte) { cp = b })
+	first.Dirty(nil, func(_ string, _ int32, b []byte) { cp = b })
 	// the crash: the 12:30 batch is checkpointed, the offsets committed only up to the first event
 	second := newEngine()
 	if err := second.Restore(cp, nil); err != nil {
@@ -391,7 +391,7 @@ func TestDirtyCheckpointsShareNoBytes(t *testing.T) {
 	}
 	var got [][]byte
 	var ids []string
-	eng.Dirty(func(v string, _ int32, cp []byte) {
+	eng.Dirty(nil, func(v string, _ int32, cp []byte) {
 		ids = append(ids, v)
 		got = append(got, cp)
 	})
@@ -412,5 +412,52 @@ func TestDirtyCheckpointsShareNoBytes(t *testing.T) {
 		if restored.tracks[ids[i]] == nil || restored.Tracks() != 1 {
 			t.Fatalf("checkpoint %d restored %d tracks, not %s's", i, restored.Tracks(), ids[i])
 		}
+	}
+}
+
+// TestDirtyReusesArena: the buffer Dirty returns holds the call's checkpoints and, passed to the
+// next call of a like size, takes that call's checkpoints in place (no allocation a batch); a
+// buffer far larger than needed is not kept.
+func TestDirtyReusesArena(t *testing.T) {
+	c := loadTestCity(t)
+	eng, err := NewEngine(Config{}, c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	touch := func(round, vehicles int) {
+		for v := range vehicles {
+			ll := c.Proj.Inverse([2]float64{2100 + float64(round*10), 150})
+			eng.ProcessFix(&ingest.Fix{VehicleID: fmt.Sprintf("粤B%05d", v), Time: start.Add(time.Duration(round) * 10 * time.Second),
+				Lat: ll[1], Lon: ll[0], SpeedKmh: 20, HasSpeed: true})
+		}
+	}
+	collect := func(arena []byte) ([]byte, map[string][]byte) {
+		cps := map[string][]byte{}
+		arena = eng.Dirty(arena, func(v string, _ int32, cp []byte) { cps[v] = cp })
+		return arena, cps
+	}
+	touch(0, 50)
+	arena, first := collect(nil)
+	if len(first) != 50 || len(arena) == 0 {
+		t.Fatalf("%d checkpoints in an arena of %d bytes, want 50", len(first), len(arena))
+	}
+	touch(1, 50) // sized from the first call's average now
+	arena, _ = collect(arena)
+	touch(2, 50)
+	again, second := collect(arena)
+	if &again[0] != &arena[0] {
+		t.Errorf("a like-sized call did not reuse the arena passed in")
+	}
+	for v, cp := range second {
+		fresh := eng.checkpoint(eng.tracks[v])
+		if !slices.Equal(cp, fresh) {
+			t.Fatalf("%s: the checkpoint in the reused arena differs from its state", v)
+		}
+	}
+	touch(3, 1)
+	small, _ := collect(again)
+	if cap(small) >= cap(again) {
+		t.Errorf("one vehicle's checkpoint kept an arena of %d bytes (%d for 50 vehicles)", cap(small), cap(again))
 	}
 }

@@ -130,7 +130,7 @@ func BenchmarkTrackMemory(b *testing.B) {
 				eng.ProcessFix(&fix)
 			}
 			eng.Reset()
-			eng.Dirty(func(string, int32, []byte) {})
+			eng.Dirty(nil, func(string, int32, []byte) {})
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)

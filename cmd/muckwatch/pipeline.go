@@ -86,6 +86,7 @@ type judgedBatch struct {
 	vehicles []string
 	values   [][]byte
 	parts    []int32
+	arena    []byte // values point into it; reused once the batch is written (Engine.Dirty)
 	// the engine's event times after the batch, for the metrics once it is written
 	judged, read time.Time
 }
@@ -161,7 +162,7 @@ func (p *pipeline) pass(ctx context.Context, b *ingest.Batch) error {
 	j.b = b
 	j.changes = append(j.changes[:0], p.engine.Changes()...)
 	j.vehicles, j.values, j.parts = j.vehicles[:0], j.values[:0], j.parts[:0]
-	p.engine.Dirty(func(vehicle string, partition int32, cp []byte) {
+	j.arena = p.engine.Dirty(j.arena, func(vehicle string, partition int32, cp []byte) {
 		j.vehicles = append(j.vehicles, vehicle)
 		j.values = append(j.values, cp)
 		j.parts = append(j.parts, partition)
@@ -277,6 +278,11 @@ func (p *pipeline) Run(ctx context.Context) {
 			j.b = nil
 			clear(j.changes)
 			clear(j.values)
+			if err != nil {
+				// a failed write may have left a request with the checkpoints half sent on a
+				// connection being closed: their bytes are not written over
+				j.arena = nil
+			}
 			select {
 			case p.spare <- j:
 			default:
