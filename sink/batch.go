@@ -102,10 +102,14 @@ type inserter[T any] struct {
 }
 
 // sentBatch is a clickhouse-go batch that was sent successfully, with its columns. Sent again, it
-// starts a new INSERT on a connection from the pool (clickhouse-go's resetConnection) with the
-// context it was prepared with, so it is reused only for that same context.
+// starts a new INSERT on a connection from the pool (clickhouse-go's resetConnection).
+//
+// Batches are prepared with a context that is never cancelled: clickhouse-go's Send watches the
+// batch's context to close its connection, and for a batch sent again that watch reads the
+// connection field resetConnection writes (a data race on cancellation; the connection closed
+// could be one the pool has since given to another insert). The caller's context is watched by
+// send instead, which returns when it ends and leaves the insert to finish on its own.
 type sentBatch struct {
-	ctx  context.Context
 	bt   driver.Batch
 	cols []column.Interface
 }
@@ -161,7 +165,12 @@ func (in *inserter[T]) insert(ctx context.Context, rows []T, now int64) error {
 		return nil
 	}
 	bufs := in.getBufs()
-	defer in.putBufs(bufs)
+	abandoned := false
+	defer func() {
+		if !abandoned {
+			in.putBufs(bufs)
+		}
+	}()
 	for i, cs := range in.cols {
 		(*bufs)[i] = cs.build(rows, now, (*bufs)[i])
 	}
@@ -169,7 +178,8 @@ func (in *inserter[T]) insert(ctx context.Context, rows []T, now int64) error {
 	backoff := cfg.RetryBackoff
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		err := in.send(ctx, *bufs)
+		var err error
+		abandoned, err = in.send(ctx, *bufs)
 		if err == nil {
 			in.seconds.Observe(time.Since(start).Seconds())
 			in.rows.Add(float64(len(rows)))
@@ -195,24 +205,38 @@ func (in *inserter[T]) insert(ctx context.Context, rows []T, now int64) error {
 	}
 }
 
-// send makes one attempt: prepare the insert (or take a batch sent before, emptied), append the
-// columns, send and wait for the server's acknowledgement. A batch whose send failed is dropped:
+// send makes one attempt: it inserts bufs on a goroutine of its own (sendBatch) and waits for it
+// or for ctx to end. abandoned reports that ctx ended first: the insert goes on until ClickHouse
+// answers or the connection fails, and bufs are still its own (not to be reused).
+func (in *inserter[T]) send(ctx context.Context, bufs []any) (abandoned bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- in.sendBatch(bufs) }()
+	select {
+	case err := <-done:
+		return false, err
+	case <-ctx.Done():
+		return true, ctx.Err()
+	}
+}
+
+// sendBatch prepares the insert (or takes a batch sent before, emptied), appends the columns,
+// sends them and waits for the server's acknowledgement. A batch whose send failed is dropped:
 // clickhouse-go released its connection, and the next attempt prepares a new one.
-func (in *inserter[T]) send(ctx context.Context, bufs []any) error {
+func (in *inserter[T]) sendBatch(bufs []any) error {
 	var sb *sentBatch
 	select {
 	case sb = <-in.sent: // never ready when in.sent is nil
 	default:
 	}
-	if sb != nil && sb.ctx != ctx {
-		sb = nil
-	}
 	if sb == nil {
-		bt, err := in.c.conn.PrepareBatch(ctx, in.query)
+		bt, err := in.c.conn.PrepareBatch(context.Background(), in.query)
 		if err != nil {
 			return err
 		}
-		sb = &sentBatch{ctx: ctx, bt: bt, cols: bt.Columns()}
+		sb = &sentBatch{bt: bt, cols: bt.Columns()}
 		if len(sb.cols) != len(bufs) {
 			_ = bt.Abort()
 			return fmt.Errorf("the insert into %s has %d columns, the table spec %d", in.table, len(sb.cols), len(bufs))
