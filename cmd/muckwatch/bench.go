@@ -113,6 +113,9 @@ type benchBatches struct {
 	// Inserts are the ClickHouse inserts of the phase by table (muckwatch_clickhouse_batch_rows):
 	// ClickHouse's cost goes with the parts it makes and merges as much as with the rows.
 	Inserts map[string]float64 `json:"inserts"`
+	// WriteStepMs is the mean time of each step of the phase's writes (muckwatch_pipeline_write_seconds).
+	Writes      float64            `json:"writes"`
+	WriteStepMs map[string]float64 `json:"write_step_ms"`
 }
 
 // histSums are the counts and sums of the histograms benchBatches reads, and the counters' values
@@ -130,8 +133,8 @@ func gatherSums(g prometheus.Gatherer) histSums {
 			v := out[mf.GetName()]
 			if h := m.GetHistogram(); h != nil {
 				out[mf.GetName()] = [2]float64{v[0] + float64(h.GetSampleCount()), v[1] + h.GetSampleSum()}
-				if mf.GetName() == insertRowsMetric {
-					out[insertRowsMetric+"/"+labelMap(m)["table"]] = [2]float64{float64(h.GetSampleCount()), h.GetSampleSum()}
+				if label, ok := splitMetrics[mf.GetName()]; ok {
+					out[mf.GetName()+"/"+labelMap(m)[label]] = [2]float64{float64(h.GetSampleCount()), h.GetSampleSum()}
 				}
 			} else if c := m.GetCounter(); c != nil {
 				out[mf.GetName()] = [2]float64{v[0], v[1] + c.GetValue()}
@@ -141,7 +144,13 @@ func gatherSums(g prometheus.Gatherer) histSums {
 	return out
 }
 
-const insertRowsMetric = "muckwatch_clickhouse_batch_rows"
+const (
+	insertRowsMetric = "muckwatch_clickhouse_batch_rows"
+	writeStepMetric  = "muckwatch_pipeline_write_seconds"
+)
+
+// splitMetrics are the histograms gatherSums also keeps by one label's value.
+var splitMetrics = map[string]string{insertRowsMetric: "table", writeStepMetric: "step"}
 
 // batchesSince returns the means per batch between two gatherings, over wall.
 func batchesSince(before, after histSums, wall time.Duration) benchBatches {
@@ -159,10 +168,17 @@ func batchesSince(before, after histSums, wall time.Duration) benchBatches {
 	_, held := d("muckwatch_consumer_held_seconds_total")
 	b := benchBatches{Batches: uint64(n), Records: records / n, DetectMs: detect / n * 1000, InsertMs: insert / n * 1000,
 		HandleMs: handle / n * 1000, WallMs: wall.Seconds() / n * 1000, HeldShare: held / wall.Seconds(), Inserts: map[string]float64{}}
+	b.WriteStepMs = map[string]float64{}
 	for name := range after {
 		if table, ok := strings.CutPrefix(name, insertRowsMetric+"/"); ok {
 			if n, _ := d(name); n > 0 {
 				b.Inserts[table] = n
+			}
+		}
+		if step, ok := strings.CutPrefix(name, writeStepMetric+"/"); ok {
+			if n, sum := d(name); n > 0 {
+				b.WriteStepMs[step] = sum / n * 1000
+				b.Writes = max(b.Writes, n)
 			}
 		}
 	}
@@ -178,8 +194,9 @@ func (b benchBatches) String() string {
 	for i, t := range tables {
 		inserts[i] = fmt.Sprintf("%s %.0f", t, b.Inserts[t])
 	}
-	return fmt.Sprintf("%d batches of %.0f records: detect %.1f ms, ClickHouse inserts %.1f ms, handle (detect and every write) %.1f ms, wall %.1f ms; consumer held back by the writes %.0f %% of the time; inserts: %s",
-		b.Batches, b.Records, b.DetectMs, b.InsertMs, b.HandleMs, b.WallMs, 100*b.HeldShare, strings.Join(inserts, ", "))
+	return fmt.Sprintf("%d batches of %.0f records: detect %.1f ms, ClickHouse inserts %.1f ms, handle (detect and every write) %.1f ms, wall %.1f ms; consumer held back by the writes %.0f %% of the time; inserts: %s; %.0f writes: records %.1f ms beside changes %.1f ms then checkpoints %.1f ms",
+		b.Batches, b.Records, b.DetectMs, b.InsertMs, b.HandleMs, b.WallMs, 100*b.HeldShare, strings.Join(inserts, ", "),
+		b.Writes, b.WriteStepMs["records"], b.WriteStepMs["changes"], b.WriteStepMs["checkpoints"])
 }
 
 // benchProcs are the processes whose CPU and memory the bench reads from /proc; an empty pid is

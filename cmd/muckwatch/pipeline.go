@@ -99,6 +99,11 @@ type pipelineMetrics struct {
 	judged         prometheus.Gauge
 	read           prometheus.Gauge
 	coalesced      prometheus.Histogram
+	// writeSeconds: how long each step of a write took (records, changes, checkpoints)
+	writeSeconds *prometheus.HistogramVec
+	writeRecords prometheus.Observer
+	writeChanges prometheus.Observer
+	writeState   prometheus.Observer
 }
 
 // judgedQueue is how many judged batches may wait for the writer; the consumer's
@@ -124,9 +129,16 @@ func newPipeline(engine *detectors.Engine, history historyWriter, feed feedWrite
 			Help: "Newest event time (Unix seconds) read from the input partitions this instance owns, and written. Once the input goes quiet, muckwatch_event_time_judged_seconds reaches it."}),
 		coalesced: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_pipeline_batches_per_write",
 			Help: "Judged batches written to ClickHouse and the state topic together (those that queued up while the write before was under way).", Buckets: []float64{1, 2, 4, 8, 16, 32, 64}}),
+		writeSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "muckwatch_pipeline_write_seconds",
+			Help:    "Time each step of a successful write took, by step: records (to ClickHouse), changes (alert changes to ClickHouse), checkpoints (to the state topic, once the changes are stored). Records go beside the other two.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}, []string{"step"}),
 	}
+	p.metrics.writeRecords = p.metrics.writeSeconds.WithLabelValues("records")
+	p.metrics.writeChanges = p.metrics.writeSeconds.WithLabelValues("changes")
+	p.metrics.writeState = p.metrics.writeSeconds.WithLabelValues("checkpoints")
 	if reg != nil {
-		reg.MustRegister(p.metrics.detectSeconds, p.metrics.latencySeconds, p.metrics.writeFailures, p.metrics.holding, p.metrics.judged, p.metrics.read, p.metrics.coalesced)
+		reg.MustRegister(p.metrics.detectSeconds, p.metrics.latencySeconds, p.metrics.writeFailures, p.metrics.holding, p.metrics.judged, p.metrics.read, p.metrics.coalesced,
+			p.metrics.writeSeconds)
 	}
 	return p
 }
@@ -353,10 +365,19 @@ func (p *pipeline) write(ctx context.Context, group []*judgedBatch) error {
 	return p.retry(ctx, "write", len(batch.Fixes), func() error {
 		var recordsErr error
 		var wg sync.WaitGroup
-		wg.Go(func() { recordsErr = p.history.Write(ctx, &records) })
+		start := time.Now()
+		wg.Go(func() {
+			if recordsErr = p.history.Write(ctx, &records); recordsErr == nil {
+				p.metrics.writeRecords.Observe(time.Since(start).Seconds())
+			}
+		})
 		err := p.history.Write(ctx, &changes)
 		if err == nil {
-			err = p.feed.WriteState(ctx, p.stateKeys, p.stateValues, p.stateParts)
+			changed := time.Now()
+			p.metrics.writeChanges.Observe(changed.Sub(start).Seconds())
+			if err = p.feed.WriteState(ctx, p.stateKeys, p.stateValues, p.stateParts); err == nil {
+				p.metrics.writeState.Observe(time.Since(changed).Seconds())
+			}
 		}
 		wg.Wait()
 		return errors.Join(recordsErr, err)
