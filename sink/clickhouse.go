@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -149,11 +150,18 @@ func (c *ClickHouse) Write(ctx context.Context, b *Batch) error {
 	if err := c.rejects.insert(ctx, b.Rejects, now); err != nil {
 		return err
 	}
-	// alert_changes first: it feeds violations_daily, and it is the record a replay starts from.
-	if err := c.changes.insert(ctx, b.Changes, now); err != nil {
-		return err
+	// The changes and the alerts' snapshots after them go side by side (each insert waits for its
+	// part to be written, and the materialized view into violations_daily runs within the
+	// alert_changes insert): a write is stored once both are, in whichever order they land.
+	if len(b.Changes) == 0 {
+		return nil
 	}
-	return c.alerts.insert(ctx, b.Changes, now)
+	var snapshotsErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { snapshotsErr = c.alerts.insert(ctx, b.Changes, now) })
+	err := c.changes.insert(ctx, b.Changes, now)
+	wg.Wait()
+	return errors.Join(err, snapshotsErr)
 }
 
 // insertTables lists the tables Write inserts into, for metric labels.
