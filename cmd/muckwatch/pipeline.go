@@ -74,6 +74,7 @@ type pipeline struct {
 	// the writer's buffers: the batches written together, their checkpoints (the newest per vehicle)
 	merged                 sink.Batch
 	stateKeys, stateValues [][]byte
+	stateKeyBytes          []byte // the keys' bytes, one buffer a write
 	stateParts             []int32
 	stateAt                map[string]int
 }
@@ -336,7 +337,7 @@ func (p *pipeline) write(ctx context.Context, group []*judgedBatch) error {
 		batch = *m
 	}
 	// The newest checkpoint of each vehicle, in the order first touched.
-	p.stateKeys, p.stateValues, p.stateParts = p.stateKeys[:0], p.stateValues[:0], p.stateParts[:0]
+	p.stateKeys, p.stateValues, p.stateParts, p.stateKeyBytes = p.stateKeys[:0], p.stateValues[:0], p.stateParts[:0], p.stateKeyBytes[:0]
 	clear(p.stateAt)
 	for _, j := range group {
 		for i, v := range j.vehicles {
@@ -345,7 +346,9 @@ func (p *pipeline) write(ctx context.Context, group []*judgedBatch) error {
 				continue
 			}
 			p.stateAt[v] = len(p.stateKeys)
-			p.stateKeys = append(p.stateKeys, []byte(v))
+			start := len(p.stateKeyBytes)
+			p.stateKeyBytes = append(p.stateKeyBytes, v...)
+			p.stateKeys = append(p.stateKeys, p.stateKeyBytes[start:len(p.stateKeyBytes):len(p.stateKeyBytes)])
 			p.stateValues = append(p.stateValues, j.values[i])
 			p.stateParts = append(p.stateParts, j.parts[i])
 		}
