@@ -36,8 +36,8 @@ type evalResult struct {
 // runEvaluation produces a simulated city into the broker at addr, waits until the pipeline that
 // consumes it has stored every fix in the database conn points at and finished the write holding
 // the newest (written reports the newest event time the pipeline has read and written:
-// muckwatch_event_time_read_seconds; a write inserts positions before alerts), then scores the
-// alerts stored there against the simulator's ground truth.
+// muckwatch_event_time_read_seconds, set once a write's positions and alerts are all stored),
+// then scores the alerts stored there against the simulator's ground truth.
 func runEvaluation(ctx context.Context, c *city.City, o sim.Options, addr string, cfg Config, conn driver.Conn, written func() time.Time) (evalResult, error) {
 	db := cfg.ClickHouse.Database // a validated identifier
 	s, err := sim.New(c, o)

@@ -52,7 +52,7 @@ func TestRestartContinuesEpisodes(t *testing.T) {
 		return second.count("SELECT count() FROM positions WHERE vehicle_id = ?", plate) >= 18
 	})
 	t.Logf("changes: %d", second.count("SELECT count() FROM alert_changes WHERE vehicle_id = ?", plate))
-	// alert_changes is written before alerts in one batch: wait for the snapshot table, which is
+	// alert_changes and alerts are written side by side: wait for the snapshot table too, which is
 	// what the assertions below read.
 	second.waitFor("the speeding alert resolved", 30*time.Second, func() bool {
 		return second.count("SELECT count() FROM alert_changes WHERE rule = 'speeding' AND vehicle_id = ? AND kind = 'resolved'", plate) >= 1 &&
