@@ -61,6 +61,8 @@ type City struct {
 	siteIdx     *geo.AreaIndex // indexes match Sites
 	zoneIdx     *geo.AreaIndex // indexes match Zones
 	districtIdx *geo.AreaIndex // indexes match Districts
+
+	lowestSpeedLimit float64 // the lowest of DefaultSpeedLimitKmh and every speed zone's limit
 }
 
 // Geometry reference systems accepted in city.yaml's geometry_crs.
@@ -248,6 +250,10 @@ func (c *City) DistrictAt(xy orb.Point) *District {
 	}
 	return c.Districts[slices.Min(found)]
 }
+
+// LowestSpeedLimitKmh returns the lowest muck-truck speed limit anywhere in the city: the
+// default's or a speed zone's. A truck at or below it is within the limit wherever it is.
+func (c *City) LowestSpeedLimitKmh() float64 { return c.lowestSpeedLimit }
 
 // SpeedLimitAt returns the muck-truck speed limit at the projected point xy: the lowest limit
 // of the speed zones containing it (which may be above the default, e.g. on an expressway), or

@@ -170,6 +170,12 @@ func load(fsys fs.FS, display func(string) string) (*City, error) {
 	l.buildDistricts(districts)
 	l.buildSites(sites)
 	l.buildZones(zones)
+	c.lowestSpeedLimit = c.DefaultSpeedLimitKmh
+	for _, z := range c.Zones {
+		if z.Kind == ZoneSpeed {
+			c.lowestSpeedLimit = min(c.lowestSpeedLimit, z.SpeedLimitKmh)
+		}
+	}
 	l.buildRoutes(routes)
 	l.readVehicles()
 	l.readPermits()

@@ -27,6 +27,9 @@ func TestLoadMini(t *testing.T) {
 	if c.Name != "Mini" || c.Location.String() != "Asia/Shanghai" || c.GeometryCRS != CRSWGS84 || c.DefaultSpeedLimitKmh != 40 {
 		t.Errorf("city = %q %v %q %v", c.Name, c.Location, c.GeometryCRS, c.DefaultSpeedLimitKmh)
 	}
+	if got := c.LowestSpeedLimitKmh(); got != 30 { // SZ-30, below the default 40 (SZ-60 is above it)
+		t.Errorf("LowestSpeedLimitKmh = %v, want 30", got)
+	}
 	if got, want := c.Origin, (orb.Point{114.02, 22.61}); geo.DistanceM(got, want) > 1 {
 		t.Errorf("default origin = %v, want the centre of the districts %v", got, want)
 	}
@@ -430,6 +433,9 @@ func TestLoadMinimal(t *testing.T) {
 	}
 	if kmh, z := c.SpeedLimitAt(orb.Point{}); kmh != DefaultSpeedLimitKmh || z != nil {
 		t.Errorf("SpeedLimitAt = %v %v", kmh, z)
+	}
+	if got := c.LowestSpeedLimitKmh(); got != DefaultSpeedLimitKmh {
+		t.Errorf("LowestSpeedLimitKmh of a city without speed zones = %v, want the default %v", got, DefaultSpeedLimitKmh)
 	}
 	if _, err := LoadFS(fstest.MapFS{"c/city.yaml": {Data: []byte("name: X\n")}}, "c"); err == nil ||
 		!strings.Contains(err.Error(), "origin: not given") {

@@ -93,6 +93,17 @@ func BenchmarkRule(b *testing.B) {
 			}
 		})
 	}
+	// speeding at a speed within the city's lowest limit: judged without the zone lookups
+	slow := cur
+	slow.SpeedKmh = c.LowestSpeedLimitKmh() - 5
+	b.Run("speeding/within_lowest_limit", func(b *testing.B) {
+		r := &Speeding{cfg: SpeedingConfig{}.withDefaults()}
+		var ep Episode
+		b.ReportAllocs()
+		for b.Loop() {
+			r.Judge(c, &prev, &slow, &ep)
+		}
+	})
 	ev := ingest.Event{EventID: "e-1", VehicleID: "粤B00001", Time: start, Kind: ingest.KindWeigh, Source: "ws-1", LoadKg: 52000, HasLoad: true}
 	for _, ee := range eng.events {
 		b.Run(string(ee.rule.Name()), func(b *testing.B) {
