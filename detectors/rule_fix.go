@@ -128,14 +128,19 @@ func (r *Speeding) Judge(c *city.City, prev, cur *Observation, ep *Episode) Verd
 		return Verdict{Clear: true}
 	}
 	limit, place := r.limit(c, cur.XY)
+	return r.verdict(cur.SpeedKmh, limit, place)
+}
+
+// verdict judges a speed against the limit where the truck is (place: the speed zone's id).
+func (r *Speeding) verdict(kmh, limit float64, place string) Verdict {
 	switch {
-	case cur.SpeedKmh > limit*(1+r.cfg.Tolerance):
+	case kmh > limit*(1+r.cfg.Tolerance):
 		sev := SeverityWarning
-		if cur.SpeedKmh > limit*r.cfg.SevereFactor {
+		if kmh > limit*r.cfg.SevereFactor {
 			sev = SeveritySevere
 		}
-		return Verdict{Active: true, Severity: sev, Value: cur.SpeedKmh, Limit: limit, Place: place}
-	case cur.SpeedKmh <= limit:
+		return Verdict{Active: true, Severity: sev, Value: kmh, Limit: limit, Place: place}
+	case kmh <= limit:
 		return Verdict{Clear: true}
 	}
 	return Verdict{}

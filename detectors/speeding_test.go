@@ -41,17 +41,7 @@ func TestSpeedingBelowLowestLimit(t *testing.T) {
 	// the verdict from the limit where the truck is, as Judge gives it past the shortcut
 	full := func(xy orb.Point, kmh float64) Verdict {
 		limit, place := r.limit(c, xy)
-		switch {
-		case kmh > limit*(1+r.cfg.Tolerance):
-			sev := SeverityWarning
-			if kmh > limit*r.cfg.SevereFactor {
-				sev = SeveritySevere
-			}
-			return Verdict{Active: true, Severity: sev, Value: kmh, Limit: limit, Place: place}
-		case kmh <= limit:
-			return Verdict{Clear: true}
-		}
-		return Verdict{}
+		return r.verdict(kmh, limit, place)
 	}
 	shortcuts, points := 0, 0
 	const steps = 60
