@@ -32,7 +32,6 @@ import (
 
 	"github.com/muckwatch/muckwatch/api"
 	"github.com/muckwatch/muckwatch/city"
-	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/geo"
 	"github.com/muckwatch/muckwatch/internal/chlocal"
 	"github.com/muckwatch/muckwatch/sink"
@@ -189,14 +188,19 @@ func (b benchBatches) String() string {
 	if b.Batches == 0 {
 		return "no batch"
 	}
-	tables := slices.Sorted(maps.Keys(b.Inserts))
-	inserts := make([]string, len(tables))
-	for i, t := range tables {
-		inserts[i] = fmt.Sprintf("%s %.0f", t, b.Inserts[t])
-	}
 	return fmt.Sprintf("%d batches of %.0f records: detect %.1f ms, ClickHouse inserts %.1f ms, handle (detect and every write) %.1f ms, wall %.1f ms; consumer held back by the writes %.0f %% of the time; inserts: %s; %.0f writes: records %.1f ms beside changes %.1f ms then checkpoints %.1f ms",
-		b.Batches, b.Records, b.DetectMs, b.InsertMs, b.HandleMs, b.WallMs, 100*b.HeldShare, strings.Join(inserts, ", "),
+		b.Batches, b.Records, b.DetectMs, b.InsertMs, b.HandleMs, b.WallMs, 100*b.HeldShare, joinCounts(b.Inserts),
 		b.Writes, b.WriteStepMs["records"], b.WriteStepMs["changes"], b.WriteStepMs["checkpoints"])
+}
+
+// joinCounts formats counts as "key n, key n", by key.
+func joinCounts(counts map[string]float64) string {
+	keys := slices.Sorted(maps.Keys(counts))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %.0f", k, counts[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // benchProcs are the processes whose CPU and memory the bench reads from /proc; an empty pid is
@@ -681,17 +685,8 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	if r.BacklogAlerts, err = gatherCounter(reg, "muckwatch_alert_changes_total", func(l map[string]string) bool { return l["change"] == "opened" }); err != nil {
 		return nil, err
 	}
-	r.BacklogAlertsByRule = map[string]float64{}
-	for _, rule := range detectors.AllRules() {
-		n, err := gatherCounter(reg, "muckwatch_alert_changes_total", func(l map[string]string) bool {
-			return l["change"] == "opened" && l["rule"] == string(rule)
-		})
-		if err != nil {
-			return nil, err
-		}
-		if n > 0 {
-			r.BacklogAlertsByRule[string(rule)] = n
-		}
+	if r.BacklogAlertsByRule, err = gatherCounterBy(reg, "muckwatch_alert_changes_total", "rule", func(l map[string]string) bool { return l["change"] == "opened" }); err != nil {
+		return nil, err
 	}
 	if r.BacklogStored, err = w.count(ctx, "count()"); err != nil {
 		return nil, err
@@ -1051,7 +1046,8 @@ func benchDeviceStart(now time.Time, span time.Duration, at string, loc *time.Lo
 }
 
 // preload produces n fixes: round after round, every vehicle once per interval, spread over the
-// interval, ending a minute before now. It returns the device time the backlog ends at.
+// interval, from the device time benchDeviceStart gives for at. It returns the device time the
+// backlog ends at.
 func (f *benchFleet) preload(ctx context.Context, addr, topic string, n int, interval time.Duration, at string, r *benchReport) (time.Time, error) {
 	v := len(f.plates)
 	rounds := (n + v - 1) / v
@@ -1739,27 +1735,34 @@ func gatherHistogram(g prometheus.Gatherer, name string) (histSnap, error) {
 }
 
 func gatherCounter(g prometheus.Gatherer, name string, match func(map[string]string) bool) (float64, error) {
+	by, err := gatherCounterBy(g, name, "", match)
+	var sum float64
+	for _, v := range by {
+		sum += v
+	}
+	return sum, err
+}
+
+// gatherCounterBy sums the series of metric name that match says yes to (nil: all) by the value of
+// one label, leaving out the values whose sum is zero.
+func gatherCounterBy(g prometheus.Gatherer, name, label string, match func(map[string]string) bool) (map[string]float64, error) {
 	mfs, err := g.Gather()
 	if err != nil {
-		return 0, fmt.Errorf("cannot gather metrics: %w", err)
+		return nil, fmt.Errorf("cannot gather metrics: %w", err)
 	}
-	found := false
-	var sum float64
+	out := map[string]float64{}
 	for _, mf := range mfs {
 		if mf.GetName() != name {
 			continue
 		}
-		found = true
 		for _, m := range mf.GetMetric() {
-			if match == nil || match(labelMap(m)) {
-				sum += metricValue(m)
+			if l := labelMap(m); (match == nil || match(l)) && metricValue(m) != 0 {
+				out[l[label]] += metricValue(m)
 			}
 		}
+		return out, nil
 	}
-	if !found {
-		return 0, fmt.Errorf("the pipeline has no metric %s", name)
-	}
-	return sum, nil
+	return nil, fmt.Errorf("the pipeline has no metric %s", name)
 }
 
 func gatherValue(g prometheus.Gatherer, name string) (float64, error) {
@@ -1887,12 +1890,7 @@ func printBenchReport(w io.Writer, r *benchReport) {
 		"               %.0f fixes/s counting its %.2fs start; %.0f alerts opened; %d rows stored\n",
 		r.PipelineRate, r.PipelineSeconds, r.PipelineRateAll, r.StartupSeconds, r.BacklogAlerts, r.BacklogStored)
 	if len(r.BacklogAlertsByRule) > 0 {
-		rules := slices.Sorted(maps.Keys(r.BacklogAlertsByRule))
-		parts := make([]string, len(rules))
-		for i, rule := range rules {
-			parts[i] = fmt.Sprintf("%s %.0f", rule, r.BacklogAlertsByRule[rule])
-		}
-		fmt.Fprintf(w, "               alerts opened by rule: %s\n", strings.Join(parts, ", "))
+		fmt.Fprintf(w, "               alerts opened by rule: %s\n", joinCounts(r.BacklogAlertsByRule))
 	}
 	fmt.Fprintf(w, "  live         %.0f fixes/s asked, %.0f achieved in the %d-fix window; group lag %d at the window's end, %d after the lookups\n",
 		r.LiveTargetRate, r.LiveAchievedRate, r.LiveWindowFixes, r.LiveLagAtEnd, r.LookupLag)
