@@ -114,9 +114,8 @@ type sentBatch struct {
 	cols []column.Interface
 }
 
-// keptBatches is how many sent batches an inserter keeps: one per writer that may insert into the
-// same table at once (records and alert changes are written side by side, never twice the same
-// table, but a retry may overlap a new write in tests).
+// keptBatches is how many sent batches an inserter keeps: a write inserts into each table once,
+// but an insert its caller gave up on (send's abandoned) may still be under way beside the next.
 const keptBatches = 2
 
 // newInserter returns an inserter into table; reuse keeps sent batches' column buffers for the

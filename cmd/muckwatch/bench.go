@@ -1744,7 +1744,7 @@ func gatherCounter(g prometheus.Gatherer, name string, match func(map[string]str
 }
 
 // gatherCounterBy sums the series of metric name that match says yes to (nil: all) by the value of
-// one label, leaving out the values whose sum is zero.
+// one label, leaving out the series at zero.
 func gatherCounterBy(g prometheus.Gatherer, name, label string, match func(map[string]string) bool) (map[string]float64, error) {
 	mfs, err := g.Gather()
 	if err != nil {
