@@ -167,14 +167,14 @@ func (e *Engine) Restore(checkpoint []byte, owned func(topic string, partition i
 	for _, h := range s.History {
 		tr.history = append(tr.history, fromMs(h))
 	}
-	clear(tr.episodes)
+	tr.episodes = nil
 	for _, es := range s.Episodes {
 		i, ok := e.slot[es.Rule]
 		if !ok {
 			continue
 		}
 		ep := new(Episode)
-		tr.episodes[i] = ep
+		e.setSlot(tr, i, ep)
 		*ep = Episode{Since: fromMs(es.Since), SinceLL: es.SinceLL, Last: fromMs(es.Last), Cleared: fromMs(es.Cleared), Fixes: es.Fixes,
 			alert: es.Alert, Anchor: es.Anchor, Mark: fromMs(es.Mark), Anchored: es.Anchored, Ref: es.Ref}
 		for _, t := range es.Seen {

@@ -145,7 +145,7 @@ type Track struct {
 	permitted  bool
 	scored     bool // a risk was computed
 	jumps      int
-	episodes   []*Episode   // one per registered rule, fix rules first; nil while it holds nothing
+	episodes   []*Episode   // one per registered rule, fix rules first (each nil while it holds nothing); nil while all are (slot)
 	dirty      bool         // changed since the last checkpoint
 	src        partitionKey // the input partition its fixes come from
 	// its camera events: the partition they come from, the offset after the newest judged, and,
@@ -310,7 +310,7 @@ func (e *Engine) Tracks() int { return int(e.tracked.Load()) }
 func (e *Engine) track(id string) *Track {
 	tr := e.tracks[id]
 	if tr == nil {
-		tr = &Track{VehicleID: id, episodes: make([]*Episode, len(e.fixes)+len(e.events)), dueAt: -1}
+		tr = &Track{VehicleID: id, dueAt: -1}
 		e.tracks[id] = tr
 		e.tracked.Store(int64(len(e.tracks)))
 		e.metrics.tracked.Set(float64(len(e.tracks)))
@@ -439,7 +439,7 @@ func (e *Engine) ProcessFix(f *ingest.Fix) {
 	// a camera event of the same episode may still be on its way on a lagging events partition.
 	for i := range e.events {
 		ee := &e.events[i]
-		ep := tr.episodes[len(e.fixes)+i]
+		ep := tr.slot(len(e.fixes) + i)
 		if ep != nil && ep.alert != nil && f.Time.Sub(ep.Last) > ee.timing.Window {
 			if wm, _ := e.clock.watermark(); wm.Sub(ep.Last) > ee.timing.Window {
 				e.resolve(ep, ee.rule, ep.Last.Add(ee.timing.Window))
@@ -611,7 +611,7 @@ func (e *Engine) processEvent(ev *ingest.Event) {
 		ee := &e.events[i]
 		slot := len(e.fixes) + i
 		v := ee.rule.JudgeEvent(c, tr, ev)
-		ep := tr.episodes[slot]
+		ep := tr.slot(slot)
 		if ep != nil && ep.alert != nil && ev.Time.Sub(ep.Last) > ee.timing.Window {
 			e.resolve(ep, ee.rule, ep.Last.Add(ee.timing.Window))
 		}
@@ -633,7 +633,7 @@ func (e *Engine) processEvent(ev *ingest.Event) {
 // the track keeps none: most trucks have nothing going on for most rules, and an empty episode
 // costs no memory.
 func (e *Engine) episode(tr *Track, i int) *Episode {
-	if ep := tr.episodes[i]; ep != nil {
+	if ep := tr.slot(i); ep != nil {
 		return ep
 	}
 	e.blank = Episode{}
@@ -648,15 +648,37 @@ func (e *Engine) keep(tr *Track, i int, ep *Episode) *Episode {
 	own := new(Episode)
 	*own = *ep
 	e.blank = Episode{}
-	tr.episodes[i] = own
+	e.setSlot(tr, i, own)
 	return own
 }
 
-// release drops the track's episode of slot i when it holds nothing any more.
+// release drops the track's episode of slot i when it holds nothing any more, and the track's
+// slots once none holds anything.
 func (e *Engine) release(tr *Track, i int) {
-	if ep := tr.episodes[i]; ep != nil && ep.empty() {
+	if ep := tr.slot(i); ep != nil && ep.empty() {
 		tr.episodes[i] = nil
+		if !slices.ContainsFunc(tr.episodes, func(ep *Episode) bool { return ep != nil }) {
+			tr.episodes = nil
+		}
 	}
+}
+
+// slot returns the track's episode of rule slot i, nil when it keeps none.
+func (tr *Track) slot(i int) *Episode {
+	if tr.episodes == nil {
+		return nil
+	}
+	return tr.episodes[i]
+}
+
+// setSlot makes ep the track's episode of rule slot i. A track gets its slots with its first
+// episode: most trucks have none for most of the time, and a hundred thousand empty slot arrays
+// were a fifth of the tracks' memory.
+func (e *Engine) setSlot(tr *Track, i int, ep *Episode) {
+	if tr.episodes == nil {
+		tr.episodes = make([]*Episode, len(e.names))
+	}
+	tr.episodes[i] = ep
 }
 
 // empty reports whether the episode holds nothing: no alert, no condition under way, no rule
@@ -714,7 +736,9 @@ func (e *Engine) step(tr *Track, ep *Episode, rule Rule, d describer, t Timing, 
 			}
 			e.resolveAt(ep, d, ep.Cleared, cur.Time)
 		}
-		ep.Fixes = 0
+		// Over: the next active observation starts a new episode, so nothing of this one is
+		// needed any more and, unless the rule keeps bookkeeping in it, it is released.
+		ep.Fixes, ep.Since, ep.SinceLL, ep.Last, ep.Cleared = 0, time.Time{}, orb.Point{}, time.Time{}, time.Time{}
 	}
 }
 

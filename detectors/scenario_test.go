@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -70,6 +71,7 @@ func runScenario(t *testing.T, path string, c *city.City) {
 			got = append(got, expectation{ch.Alert.Updated, ch.Kind, ch.Alert.Rule, ch.Alert.VehicleID, ch.Alert.Severity, ch.Alert.End})
 		}
 		eng.Reset()
+		checkSlots(t, eng)
 	}
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
@@ -193,5 +195,20 @@ func TestScenarios(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(f), ".test"), func(t *testing.T) { runScenario(t, f, c) })
+	}
+}
+
+// checkSlots fails unless every track keeps episode slots exactly while one of them holds an
+// episode.
+func checkSlots(t *testing.T, eng *Engine) {
+	t.Helper()
+	for id, tr := range eng.tracks {
+		held := slices.ContainsFunc(tr.episodes, func(ep *Episode) bool { return ep != nil })
+		if tr.episodes != nil && !held {
+			t.Fatalf("%s keeps %d episode slots that hold nothing", id, len(tr.episodes))
+		}
+		if tr.episodes != nil && len(tr.episodes) != len(eng.names) {
+			t.Fatalf("%s has %d episode slots for %d rules", id, len(tr.episodes), len(eng.names))
+		}
 	}
 }
