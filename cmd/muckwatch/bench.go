@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -329,6 +330,10 @@ type benchReport struct {
 	DetectP50Ms      float64 `json:"detect_hist_p50_ms"`
 	DetectP99Ms      float64 `json:"detect_hist_p99_ms"`
 	DetectOverflow   bool    `json:"detect_hist_p99_beyond_last_bucket"`
+	WaitBatches      uint64  `json:"wait_hist_batches"`
+	WaitP50Ms        float64 `json:"wait_hist_p50_ms"`
+	WaitP99Ms        float64 `json:"wait_hist_p99_ms"`
+	LiveGCCycles     uint64  `json:"live_gc_cycles"`
 	AlertSamples     int     `json:"alert_e2e_samples"`
 	AlertP50Ms       float64 `json:"alert_e2e_p50_ms"`
 	AlertP99Ms       float64 `json:"alert_e2e_p99_ms"`
@@ -1308,6 +1313,11 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, si
 	if err != nil {
 		return err
 	}
+	waitBefore, err := gatherHistogram(reg, "muckwatch_detection_wait_seconds")
+	if err != nil {
+		return err
+	}
+	gcBefore := gcCycles()
 	lctx, cancel := context.WithCancel(ctx)
 	g, gctx := errgroup.WithContext(lctx)
 	lw, conns := benchProducer(w.client.Addr.String(), cfg.Kafka.Topics.GPS)
@@ -1410,6 +1420,12 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, si
 	if err != nil {
 		return err
 	}
+	waitAfter, err := gatherHistogram(reg, "muckwatch_detection_wait_seconds")
+	if err != nil {
+		return err
+	}
+	gcAfter := gcCycles()
+	r.LiveGCCycles = gcAfter - gcBefore
 	if r.LiveLagAtEnd, err = w.lag(ctx); err != nil {
 		return err
 	}
@@ -1430,6 +1446,11 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, si
 		p50, _ := h.quantile(0.50)
 		p99, over := h.quantile(0.99)
 		r.DetectP50Ms, r.DetectP99Ms, r.DetectOverflow = p50*1000, p99*1000, over
+	}
+	if wh := waitAfter.sub(waitBefore); wh.total > 0 {
+		p50, _ := wh.quantile(0.50)
+		p99, _ := wh.quantile(0.99)
+		r.WaitBatches, r.WaitP50Ms, r.WaitP99Ms = wh.total, p50*1000, p99*1000
 	}
 
 	// Squad lookups, the traffic still running.
@@ -1708,6 +1729,16 @@ func (h histSnap) quantile(q float64) (float64, bool) {
 	return h.bounds[len(h.bounds)-1], true
 }
 
+// gcCycles is how many garbage collection cycles this process has completed.
+func gcCycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycle"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
 func gatherHistogram(g prometheus.Gatherer, name string) (histSnap, error) {
 	mfs, err := g.Gather()
 	if err != nil {
@@ -1896,6 +1927,9 @@ func printBenchReport(w io.Writer, r *benchReport) {
 		r.LiveTargetRate, r.LiveAchievedRate, r.LiveWindowFixes, r.LiveLagAtEnd, r.LookupLag)
 	fmt.Fprintf(w, "  detection    muckwatch_detection_latency_seconds (a batch's first record fetched → its alert changes produced), %d batches,\n"+
 		"               interpolated within its buckets (×√2 apart): p50 %.1f ms, p99 %.1f ms\n", r.DetectBatches, r.DetectP50Ms, r.DetectP99Ms)
+	fmt.Fprintf(w, "               of which waiting before detection (muckwatch_detection_wait_seconds: decoding, hand-off, batch fill, the batches before),\n"+
+		"               %d batches: p50 %.1f ms, p99 %.1f ms; %d garbage collection cycles of this process in the window\n",
+		r.WaitBatches, r.WaitP50Ms, r.WaitP99Ms, r.LiveGCCycles)
 	fmt.Fprintf(w, "               produce → speeding alert read back from the alerts topic (producer, broker, batch fill, detection, announcement),\n"+
 		"               %d alerts: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", r.AlertSamples, r.AlertP50Ms, r.AlertP99Ms, r.AlertMaxMs)
 	fmt.Fprintf(w, "  queryable    %d probe fixes (one per %s), ClickHouse polled every %s for them: p50 %.0f ms, p99 %.0f ms, max %.0f ms, %d never seen\n",

@@ -76,6 +76,9 @@ func TestBench(t *testing.T) {
 			t.Errorf("percentiles out of order: p50 %g, p99 %g, max %g", p[0], p[1], p[2])
 		}
 	}
+	if r.WaitBatches < r.DetectBatches || r.WaitP99Ms < r.WaitP50Ms || !(r.WaitP99Ms > 0) {
+		t.Errorf("detection wait: %d batches (%d with alerts), p50 %g ms, p99 %g ms", r.WaitBatches, r.DetectBatches, r.WaitP50Ms, r.WaitP99Ms)
+	}
 	if r.DetectBatches == 0 || r.AlertSamples == 0 {
 		t.Errorf("no detection latency measured: %d batches with alerts, %d alerts read back", r.DetectBatches, r.AlertSamples)
 	}

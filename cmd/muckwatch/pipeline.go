@@ -94,6 +94,7 @@ type judgedBatch struct {
 
 type pipelineMetrics struct {
 	detectSeconds  prometheus.Histogram
+	waitSeconds    prometheus.Histogram
 	latencySeconds prometheus.Histogram
 	writeFailures  prometheus.Counter
 	holding        prometheus.Gauge
@@ -118,6 +119,8 @@ func newPipeline(engine *detectors.Engine, history historyWriter, feed feedWrite
 	p.metrics = pipelineMetrics{
 		detectSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_detector_batch_seconds",
 			Help: "Time the detectors take over one batch.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		waitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_detection_wait_seconds",
+			Help: "From a batch's first record fetched from Kafka to the detectors starting on it (decoding, the hand-off, the batch filling, the batches before it): the queueing part of muckwatch_detection_latency_seconds.", Buckets: prometheus.ExponentialBuckets(0.001, math.Sqrt2, 32)}),
 		latencySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_detection_latency_seconds",
 			Help: "From a batch's first record fetched from Kafka to its alert changes produced to muck.alerts.", Buckets: prometheus.ExponentialBuckets(0.001, math.Sqrt2, 32)}),
 		writeFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "muckwatch_pipeline_write_failures_total",
@@ -138,7 +141,7 @@ func newPipeline(engine *detectors.Engine, history historyWriter, feed feedWrite
 	p.metrics.writeChanges = p.metrics.writeSeconds.WithLabelValues("changes")
 	p.metrics.writeState = p.metrics.writeSeconds.WithLabelValues("checkpoints")
 	if reg != nil {
-		reg.MustRegister(p.metrics.detectSeconds, p.metrics.latencySeconds, p.metrics.writeFailures, p.metrics.holding, p.metrics.judged, p.metrics.read, p.metrics.coalesced,
+		reg.MustRegister(p.metrics.detectSeconds, p.metrics.waitSeconds, p.metrics.latencySeconds, p.metrics.writeFailures, p.metrics.holding, p.metrics.judged, p.metrics.read, p.metrics.coalesced,
 			p.metrics.writeSeconds)
 	}
 	return p
@@ -148,6 +151,9 @@ func newPipeline(engine *detectors.Engine, history historyWriter, feed feedWrite
 // written; the writer calls b.Done once it is written.
 func (p *pipeline) Handle(ctx context.Context, b *ingest.Batch) error {
 	start := time.Now()
+	if !b.Fetched.IsZero() {
+		p.metrics.waitSeconds.Observe(start.Sub(b.Fetched).Seconds())
+	}
 	p.engine.Reset()
 	p.engine.ProcessBatch(b.Fixes, b.Events)
 	p.metrics.detectSeconds.Observe(time.Since(start).Seconds())
