@@ -1731,7 +1731,7 @@ func (h histSnap) quantile(q float64) (float64, bool) {
 
 // gcCycles is how many garbage collection cycles this process has completed.
 func gcCycles() uint64 {
-	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycle"}}
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 {
 		return 0

@@ -76,6 +76,9 @@ func TestBench(t *testing.T) {
 			t.Errorf("percentiles out of order: p50 %g, p99 %g, max %g", p[0], p[1], p[2])
 		}
 	}
+	if n := gcCycles(); n == 0 {
+		t.Errorf("gcCycles = 0 after a bench run (is the runtime/metrics name right?)")
+	}
 	if r.WaitBatches < r.DetectBatches || r.WaitP99Ms < r.WaitP50Ms || !(r.WaitP99Ms > 0) {
 		t.Errorf("detection wait: %d batches (%d with alerts), p50 %g ms, p99 %g ms", r.WaitBatches, r.DetectBatches, r.WaitP50Ms, r.WaitP99Ms)
 	}
