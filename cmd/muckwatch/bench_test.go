@@ -61,7 +61,7 @@ func TestBench(t *testing.T) {
 		"produce → alert p50": r.AlertP50Ms, "produce → alert p99": r.AlertP99Ms,
 		"fix → queryable p50": r.QueryableP50Ms, "fix → queryable p99": r.QueryableP99Ms,
 		"lookup p50": r.LookupP50Ms, "lookup p99": r.LookupP99Ms, "lookup rate": r.LookupRate,
-		"heap per vehicle": r.HeapPerVehicle, "peak RSS": float64(r.PeakRSS), "backlog CPU": r.BacklogCPU.Pipeline,
+		"heap per vehicle": r.HeapPerVehicle, "full GC": r.FullGCMs, "peak RSS": float64(r.PeakRSS), "backlog CPU": r.BacklogCPU.Pipeline,
 		"backlog writes": r.BacklogBatches.Writes, "backlog write records step": r.BacklogBatches.WriteStepMs["records"],
 		"backlog write checkpoints step": r.BacklogBatches.WriteStepMs["checkpoints"], "backlog positions inserts": r.BacklogBatches.Inserts["positions"],
 	}
