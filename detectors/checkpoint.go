@@ -93,15 +93,16 @@ func fromMs(v int64) time.Time {
 // belongs with it (the state topic is partitioned like the input).
 // The checkpoints of one call are appended to one buffer, arena (one allocation a batch at most,
 // not one a vehicle), which Dirty returns: pass it again once the slices f was given are no
-// longer used, or nil. f may keep them until then but must not append to them. An arena much
-// larger than the call needs is dropped for a new one, so a burst does not stay in memory.
+// longer used, or nil. f may keep them until then but must not append to them. An arena far
+// larger than the call needs (arenaSlack times) is dropped for a new one, so a burst does not
+// stay in memory; one a few times too large is kept, as live batches vary that much in size.
 func (e *Engine) Dirty(arena []byte, f func(vehicle string, partition int32, checkpoint []byte)) []byte {
 	if len(e.dirty) == 0 {
 		return arena
 	}
 	// sized from the last call's average, so that the buffer rarely grows
 	need := len(e.dirty) * max(e.checkpointSize, 64)
-	if cap(arena) < need || cap(arena) > 4*need {
+	if cap(arena) < need || cap(arena) > arenaSlack*need {
 		arena = make([]byte, 0, need*5/4)
 	}
 	arena = arena[:0]
@@ -116,6 +117,9 @@ func (e *Engine) Dirty(arena []byte, f func(vehicle string, partition int32, che
 	e.dirty = e.dirty[:0]
 	return arena
 }
+
+// arenaSlack is how many times larger than a Dirty call needs its arena may be and still be used.
+const arenaSlack = 16
 
 func (e *Engine) markDirty(tr *Track) {
 	if !tr.dirty {

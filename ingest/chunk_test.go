@@ -125,3 +125,48 @@ func BenchmarkConsumer(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
 }
+
+// A batch keeps its capacity through fills of varying size and gives up a large one only after
+// eight fills in a row have used less than a quarter of it (shrinkAfter).
+func TestBatchResetKeepsCapacity(t *testing.T) {
+	const big = 4096
+	for _, tc := range []struct {
+		name  string
+		fills []int // records of each fill after a first one of big
+		kept  bool  // whether the big capacity is still there after the last
+	}{
+		{"7 small fills", repeat(100, 7), true},
+		{"8 small fills in a row", repeat(100, 8), false},
+		{"a large fill among small ones", append(append(repeat(100, 7), big/2), repeat(100, 7)...), true},
+		{"fills of a quarter or more", repeat(big/4, 30), true},
+		{"8 empty fills (idle ticks)", repeat(0, 8), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b Batch
+			b.Fixes = make([]Fix, big)
+			b.Fixes[0].VehicleID = "粤B00001"
+			b.Reset()
+			for _, n := range tc.fills {
+				b.Fixes = append(b.Fixes, make([]Fix, n)...)
+				b.Reset()
+				if len(b.Fixes) != 0 {
+					t.Fatalf("Reset left %d fixes", len(b.Fixes))
+				}
+			}
+			if kept := cap(b.Fixes) >= big; kept != tc.kept {
+				t.Errorf("capacity %d after the fills, want kept %v", cap(b.Fixes), tc.kept)
+			}
+			if cap(b.Fixes) > 0 && b.Fixes[:1][0].VehicleID != "" {
+				t.Errorf("Reset kept a reference to a record's plate")
+			}
+		})
+	}
+}
+
+func repeat(n, times int) []int {
+	s := make([]int, times)
+	for i := range s {
+		s[i] = n
+	}
+	return s
+}

@@ -154,6 +154,7 @@ type Batch struct {
 	// Fetched is when the first message of the batch was fetched, for latency measurement.
 	Fetched time.Time
 	done    chan error // the handler's verdict, read by the consumer's committer
+	lean    int        // consecutive Resets that found a large slice mostly unused
 }
 
 // Done reports that the batch is durably written (err nil), or cannot be. Only the first call
@@ -171,12 +172,23 @@ func (b *Batch) Done(err error) {
 // Len is the number of records in the batch, rejects included.
 func (b *Batch) Len() int { return len(b.Fixes) + len(b.Events) + len(b.Officers) + len(b.Rejects) }
 
-// Reset empties the batch, keeping its capacity unless it used little of a large one (a batch
-// of a backlog now filled by live traffic): what batches keep follows what they hold.
+// Reset empties the batch, keeping its capacity unless it has used little of a large one for
+// shrinkAfter fills in a row (a batch of a backlog now filled by live traffic): what batches keep
+// follows what they hold, and live traffic, whose batches vary in size (a few larger ones after
+// every pause), does not drop and regrow them.
 func (b *Batch) Reset() {
-	b.Fixes = shrink(b.Fixes)
-	b.Events = shrink(b.Events)
-	b.Officers = shrink(b.Officers)
+	if oversized(b.Fixes) || oversized(b.Events) || oversized(b.Officers) {
+		b.lean++
+	} else {
+		b.lean = 0
+	}
+	drop := b.lean >= shrinkAfter
+	if drop {
+		b.lean = 0
+	}
+	b.Fixes = empty(b.Fixes, drop)
+	b.Events = empty(b.Events, drop)
+	b.Officers = empty(b.Officers, drop)
 	for i := range b.Rejects {
 		b.Rejects[i] = Reject{} // drop references to message bytes
 	}
@@ -188,11 +200,19 @@ func (b *Batch) Reset() {
 	}
 }
 
-func shrink[T any](s []T) []T {
-	if cap(s) > 1024 && len(s) < cap(s)/4 {
+// shrinkAfter is how many fills in a row must leave a large slice of a batch mostly unused before
+// Reset drops it.
+const shrinkAfter = 8
+
+// oversized reports whether s is large and less than a quarter used.
+func oversized[T any](s []T) bool { return cap(s) > 1024 && len(s) < cap(s)/4 }
+
+// empty empties s, keeping no references to the records' strings; drop lets an oversized s go.
+func empty[T any](s []T, drop bool) []T {
+	if drop && oversized(s) {
 		return nil
 	}
-	clear(s) // no references kept to the records' strings
+	clear(s)
 	return s[:0]
 }
 
