@@ -3,15 +3,23 @@ package ingest
 import "testing"
 
 func BenchmarkDecodeFix(b *testing.B) {
-	d := NewDecoder(DecodeConfig{}, nil)
-	in := []byte(`{"vehicle_id":"粤B12345","ts":1795420800000,"lat":22.5431,"lon":114.0579,"speed_kmh":35.5,"heading":90,"acc":true,"lifted":false,"alarm":0,"event_id":"gw-1-99"}`)
-	var f Fix
-	b.SetBytes(int64(len(in)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := d.DecodeFix(in, ref, &f); err != nil {
-			b.Fatal(err)
-		}
+	for _, bc := range []struct{ name, in string }{
+		{"event_id", `{"vehicle_id":"粤B12345","ts":1795420800000,"lat":22.5431,"lon":114.0579,"speed_kmh":35.5,"heading":90,"acc":true,"lifted":false,"alarm":0,"event_id":"gw-1-99"}`},
+		// without event_id the fix's id is derived from the plate and the device time
+		{"derived_id", `{"vehicle_id":"粤B12345","ts":1795420800000,"lat":22.5431,"lon":114.0579,"speed_kmh":35.5,"heading":90,"acc":true,"lifted":false,"alarm":0}`},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			d := NewDecoder(DecodeConfig{}, nil)
+			in := []byte(bc.in)
+			var f Fix
+			b.SetBytes(int64(len(in)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := d.DecodeFix(in, ref, &f); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

@@ -61,9 +61,15 @@ func TestBench(t *testing.T) {
 		"produce → alert p50": r.AlertP50Ms, "produce → alert p99": r.AlertP99Ms,
 		"fix → queryable p50": r.QueryableP50Ms, "fix → queryable p99": r.QueryableP99Ms,
 		"lookup p50": r.LookupP50Ms, "lookup p99": r.LookupP99Ms, "lookup rate": r.LookupRate,
-		"heap per vehicle": r.HeapPerVehicle, "full GC": r.FullGCMs, "peak RSS": float64(r.PeakRSS), "backlog CPU": r.BacklogCPU.Pipeline,
+		"full GC": r.FullGCMs, "peak RSS": float64(r.PeakRSS), "backlog CPU": r.BacklogCPU.Pipeline,
 		"backlog writes": r.BacklogBatches.Writes, "backlog write records step": r.BacklogBatches.WriteStepMs["records"],
 		"backlog write checkpoints step": r.BacklogBatches.WriteStepMs["checkpoints"], "backlog positions inserts": r.BacklogBatches.Inserts["positions"],
+	}
+	// The heap per vehicle is measured, not asserted positive: 200 vehicles' state is ~0.3 MB, and
+	// this test's broker runs in the test's process, whose heap moves by megabytes around it
+	// (the 100,000-vehicle bench has the broker in a child process).
+	if r.HeapAfter == 0 || math.IsNaN(r.HeapPerVehicle) || math.IsInf(r.HeapPerVehicle, 0) {
+		t.Errorf("heap after the backlog %d B, %g B per vehicle", r.HeapAfter, r.HeapPerVehicle)
 	}
 	for name, v := range positive {
 		if !(v > 0) || math.IsInf(v, 0) {
