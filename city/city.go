@@ -63,6 +63,9 @@ type City struct {
 	districtIdx *geo.AreaIndex // indexes match Districts
 
 	lowestSpeedLimit float64 // the lowest of DefaultSpeedLimitKmh and every speed zone's limit
+	// closedMinutes has a bit for each minute of the week (Sunday 00:00 first, local time), set
+	// where some restricted zone is closed; nil until the city is loaded (markClosedMinutes)
+	closedMinutes []uint64
 }
 
 // Geometry reference systems accepted in city.yaml's geometry_crs.
@@ -249,6 +252,49 @@ func (c *City) DistrictAt(xy orb.Point) *District {
 		return nil
 	}
 	return c.Districts[slices.Min(found)]
+}
+
+// AnyZoneClosedAt reports whether some restricted zone may be closed at t: when it is false, no
+// zone's ClosedAt(t, c.Location) is true, and a truck cannot be in a closed zone wherever it is.
+// Zone windows are whole minutes of the week, so this is one bit of a table built at load.
+func (c *City) AnyZoneClosedAt(t time.Time) bool {
+	if c.closedMinutes == nil {
+		return true // not built: no shortcut
+	}
+	if c.Location != nil {
+		t = t.In(c.Location)
+	}
+	i := int(t.Weekday())*minutesPerDay + t.Hour()*60 + t.Minute()
+	return c.closedMinutes[i/64]&(1<<(i%64)) != 0
+}
+
+const minutesPerDay = 24 * 60
+
+// markClosedMinutes builds the table AnyZoneClosedAt reads, from the windows of every restricted
+// zone (each distinct window once).
+func (c *City) markClosedMinutes() {
+	bits := make([]uint64, (7*minutesPerDay+63)/64)
+	seen := map[Window]bool{}
+	for _, z := range c.Zones {
+		if z.Kind != ZoneRestricted {
+			continue
+		}
+		for _, w := range z.Closed {
+			if seen[w] {
+				continue
+			}
+			seen[w] = true
+			for day := range 7 {
+				for m := range minutesPerDay {
+					if w.Covers(time.Weekday(day), m) {
+						i := day*minutesPerDay + m
+						bits[i/64] |= 1 << (i % 64)
+					}
+				}
+			}
+		}
+	}
+	c.closedMinutes = bits
 }
 
 // LowestSpeedLimitKmh returns the lowest muck-truck speed limit anywhere in the city: the

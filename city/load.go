@@ -170,6 +170,7 @@ func load(fsys fs.FS, display func(string) string) (*City, error) {
 	l.buildDistricts(districts)
 	l.buildSites(sites)
 	l.buildZones(zones)
+	c.markClosedMinutes()
 	c.lowestSpeedLimit = c.DefaultSpeedLimitKmh
 	for _, z := range c.Zones {
 		if z.Kind == ZoneSpeed {

@@ -1,6 +1,7 @@
 package city
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -213,5 +214,38 @@ func TestWindowCovers(t *testing.T) {
 	}
 	if (Window{}).String() != "never 00:00-00:00" {
 		t.Errorf("zero Window String() = %q", Window{}.String())
+	}
+}
+
+// AnyZoneClosedAt agrees with the zones' own ClosedAt at every minute of a week, in the mini
+// city and the sample one (windows across midnight, weekday-only and weekend ones), whatever
+// location the time is given in; just past a minute's start and just before its end too.
+func TestAnyZoneClosedAt(t *testing.T) {
+	for _, dir := range []string{filepath.Join("testdata", "mini"), filepath.Join("..", "configs", "cities", "shenzhen")} {
+		c, err := Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		closedSome, openAll := 0, 0
+		start := time.Date(2026, 11, 29, 0, 0, 0, 0, c.Location) // a Sunday
+		for m := range 7 * 24 * 60 {
+			for _, at := range []time.Time{start.Add(time.Duration(m) * time.Minute), start.Add(time.Duration(m)*time.Minute + 59*time.Second).UTC()} {
+				want := false
+				for _, z := range c.Zones {
+					want = want || z.ClosedAt(at, c.Location)
+				}
+				if got := c.AnyZoneClosedAt(at); got != want {
+					t.Fatalf("%s: AnyZoneClosedAt(%s) = %v, the zones say %v", dir, at.In(c.Location).Format("Mon 15:04:05"), got, want)
+				}
+				if want {
+					closedSome++
+				} else {
+					openAll++
+				}
+			}
+		}
+		if closedSome == 0 || openAll == 0 {
+			t.Errorf("%s: %d minutes with a zone closed, %d with none: the test needs both", dir, closedSome, openAll)
+		}
 	}
 }

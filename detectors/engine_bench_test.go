@@ -93,6 +93,21 @@ func BenchmarkRule(b *testing.B) {
 			}
 		})
 	}
+	// restricted_zone above runs at 10:00, outside Z1's closed hours: judged without the zone
+	// tests; here the same fixes at 08:00, when Z1 is closed
+	prevClosed, curClosed := prev, cur
+	prevClosed.Time, curClosed.Time = prev.Time.Add(-2*time.Hour), cur.Time.Add(-2*time.Hour)
+	b.Run("restricted_zone/closed_hours", func(b *testing.B) {
+		r := &RestrictedZone{cfg: RestrictedZoneConfig{}.withDefaults()}
+		if !c.AnyZoneClosedAt(curClosed.Time) {
+			b.Fatal("no zone of the test city is closed at 08:00")
+		}
+		var ep Episode
+		b.ReportAllocs()
+		for b.Loop() {
+			r.Judge(c, &prevClosed, &curClosed, &ep)
+		}
+	})
 	// speeding at a speed within the city's lowest limit: judged without the zone lookups
 	slow := cur
 	slow.SpeedKmh = c.LowestSpeedLimitKmh() - 5

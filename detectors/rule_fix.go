@@ -230,6 +230,16 @@ func (r *RestrictedZone) Judge(c *city.City, prev, cur *Observation, ep *Episode
 	if len(cur.Sites) > 0 {
 		return Verdict{Clear: true} // inside an authorised site, off the road
 	}
+	// Outside every zone's closed hours, at this fix and at the one before, nothing below can
+	// find a closed zone: most of the day, in most cities.
+	if !c.AnyZoneClosedAt(cur.Time) && (prev == nil || !c.AnyZoneClosedAt(prev.Time)) {
+		return Verdict{Clear: true}
+	}
+	return r.judge(c, prev, cur)
+}
+
+// judge is Judge past its shortcuts: the zone tests themselves.
+func (r *RestrictedZone) judge(c *city.City, prev, cur *Observation) Verdict {
 	shallow := false // inside a closed zone, but within the margin of its border
 	for _, i := range cur.Zones {
 		z := c.ZoneAt(i)

@@ -99,3 +99,59 @@ func TestEpisodeSlots(t *testing.T) {
 	}
 	checkSlots(t, eng)
 }
+
+// TestRestrictedZoneOutsideClosedHours: outside every zone's closed hours RestrictedZone judges
+// without the zone tests, and that gives the verdict the tests would have, on a grid over the
+// test city's restricted zones and their margin and at times all through a week.
+func TestRestrictedZoneOutsideClosedHours(t *testing.T) {
+	c := loadTestCity(t)
+	r := &RestrictedZone{cfg: RestrictedZoneConfig{}.withDefaults()}
+	var b orb.Bound
+	zones := 0
+	for _, z := range c.Zones {
+		if z.Kind != city.ZoneRestricted {
+			continue
+		}
+		if zones == 0 {
+			b = z.Area.Bound
+		}
+		b = b.Union(z.Area.Bound)
+		zones++
+	}
+	if zones == 0 {
+		t.Fatal("the test city has no restricted zone")
+	}
+	pad := 4 * r.cfg.MarginM
+	obs := func(xy orb.Point, at time.Time) *Observation {
+		o := &Observation{Time: at, XY: xy, LL: c.Proj.Inverse(xy), SpeedKmh: 30, Vehicle: c.Vehicle("粤B00001")}
+		o.Permit = c.ActivePermit("粤B00001", at)
+		o.Sites, o.Zones = c.SitesAt(xy, nil), c.ZonesAt(xy, nil)
+		return o
+	}
+	start := time.Date(2026, 11, 29, 0, 0, 0, 0, c.Location) // a Sunday
+	shortcut, active := 0, 0
+	for m := 0; m < 7*24*60; m += 13 {
+		at := start.Add(time.Duration(m) * time.Minute)
+		for x := b.Min[0] - pad; x <= b.Max[0]+pad; x += (b.Max[0] - b.Min[0] + 2*pad) / 12 {
+			for y := b.Min[1] - pad; y <= b.Max[1]+pad; y += (b.Max[1] - b.Min[1] + 2*pad) / 12 {
+				cur := obs(orb.Point{x, y}, at)
+				prev := obs(orb.Point{x - 150, y}, at.Add(-20*time.Second))
+				for _, p := range []*Observation{nil, prev} {
+					got, want := r.Judge(c, p, cur, &Episode{}), r.judge(c, p, cur)
+					if got != want {
+						t.Fatalf("%s at (%.0f, %.0f), prev %v: Judge = %+v, the zone tests give %+v", at.Format("Mon 15:04"), x, y, p != nil, got, want)
+					}
+					if !c.AnyZoneClosedAt(at) {
+						shortcut++
+					}
+					if want.Active {
+						active++
+					}
+				}
+			}
+		}
+	}
+	if shortcut == 0 || active == 0 {
+		t.Errorf("%d verdicts by the shortcut, %d active: the test needs both", shortcut, active)
+	}
+}
