@@ -2,6 +2,7 @@ package geo
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -62,9 +63,8 @@ func TestRTreeAgainstBruteForce(t *testing.T) {
 					p = orb.Point{rng.Float64()*1100 - 50, rng.Float64()*1100 - 50}
 				}
 				got = tree.SearchPoint(p, got[:0])
-				slices.Sort(got)
-				if want := bruteIntersects(bs, orb.Bound{Min: p, Max: p}); !slices.Equal(got, want) {
-					t.Fatalf("SearchPoint(%v) = %v; want %v", p, got, want)
+				if err := sameUpToRounding(bs, orb.Bound{Min: p, Max: p}, got); err != nil {
+					t.Fatalf("SearchPoint(%v): %v", p, err)
 				}
 
 				x, y := rng.Float64()*1100-50, rng.Float64()*1100-50
@@ -73,9 +73,8 @@ func TestRTreeAgainstBruteForce(t *testing.T) {
 					q.Max = q.Min // a degenerate box
 				}
 				got = tree.SearchBound(q, got[:0])
-				slices.Sort(got)
-				if want := bruteIntersects(bs, q); !slices.Equal(got, want) {
-					t.Fatalf("SearchBound(%v) = %v; want %v", q, got, want)
+				if err := sameUpToRounding(bs, q, got); err != nil {
+					t.Fatalf("SearchBound(%v): %v", q, err)
 				}
 			}
 			// Appending keeps what dst held; an inverted query box matches nothing.
@@ -87,6 +86,61 @@ func TestRTreeAgainstBruteForce(t *testing.T) {
 				t.Fatalf("an empty query bound matched %v", got)
 			}
 		})
+	}
+}
+
+// sameUpToRounding checks a query's result against brute force: every item whose bound
+// intersects q is in got, once, and any other item in got is within the float32 rounding of the
+// tree's boxes (a relative 1e-6) of q.
+func sameUpToRounding(bs []orb.Bound, q orb.Bound, got []int32) error {
+	got = slices.Clone(got)
+	slices.Sort(got)
+	if len(slices.Compact(slices.Clone(got))) != len(got) {
+		return fmt.Errorf("an id twice in %v", got)
+	}
+	for _, id := range bruteIntersects(bs, q) {
+		if _, found := slices.BinarySearch(got, id); !found {
+			return fmt.Errorf("item %d (%v) missing from %v", id, bs[id], got)
+		}
+	}
+	for _, id := range got {
+		b := bs[id]
+		slack := 1e-6 * (1 + max(math.Abs(b.Min[0]), math.Abs(b.Max[0]), math.Abs(b.Min[1]), math.Abs(b.Max[1])))
+		grown := orb.Bound{Min: orb.Point{b.Min[0] - slack, b.Min[1] - slack}, Max: orb.Point{b.Max[0] + slack, b.Max[1] + slack}}
+		if !grown.Intersects(q) {
+			return fmt.Errorf("item %d (%v) is not within rounding of the query", id, b)
+		}
+	}
+	return nil
+}
+
+// The tree keeps its boxes in float32, rounded outward: in a city's projected metres (here
+// 10⁵ from the origin, where a float32 step is 8 mm) a query never misses an item, and finds
+// no item farther than that rounding.
+func TestRTreeFloat32Boxes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 9))
+	bs := randomBounds(rng, 3000)
+	for i := range bs {
+		if bs[i].Min[0] <= bs[i].Max[0] { // not the empty bound
+			bs[i] = orb.Bound{Min: orb.Point{bs[i].Min[0] + 1e5, bs[i].Min[1] - 1e5}, Max: orb.Point{bs[i].Max[0] + 1e5, bs[i].Max[1] - 1e5}}
+		}
+	}
+	tree := NewRTree(bs)
+	checkRTreeShape(t, tree)
+	var got []int32
+	for k := range 5000 {
+		b := bs[rng.IntN(len(bs))]
+		// on an item's corners and edges, and a hair outside them, where rounding decides
+		p := orb.Point{b.Max[0] + float64(k%3-1)*1e-4, b.Min[1] + float64(k%5-2)*1e-4}
+		got = tree.SearchPoint(p, got[:0])
+		if err := sameUpToRounding(bs, orb.Bound{Min: p, Max: p}, got); err != nil {
+			t.Fatalf("SearchPoint(%v): %v", p, err)
+		}
+		q := orb.Bound{Min: p, Max: orb.Point{p[0] + rng.Float64()*30, p[1] + rng.Float64()*30}}
+		got = tree.SearchBound(q, got[:0])
+		if err := sameUpToRounding(bs, q, got); err != nil {
+			t.Fatalf("SearchBound(%v): %v", q, err)
+		}
 	}
 }
 
@@ -116,7 +170,7 @@ func checkRTreeShape(t *testing.T, tree *RTree) {
 			covered += int(e.hi - e.lo)
 			for _, c := range tree.levels[lvl-1][e.lo:e.hi] {
 				if c.valid() && (c.minX < e.minX || c.maxX > e.maxX || c.minY < e.minY || c.maxY > e.maxY) {
-					t.Fatalf("level %d: node %v does not cover child %v", lvl, e.rbox, c.rbox)
+					t.Fatalf("level %d: node %v does not cover child %v", lvl, e, c)
 				}
 			}
 		}
