@@ -23,19 +23,12 @@ func TestSpeedingBelowLowestLimit(t *testing.T) {
 		t.Fatalf("LowestSpeedLimitKmh = %v (default %v)", lowest, c.DefaultSpeedLimitKmh)
 	}
 	speeds := []float64{0, lowest / 2, lowest, lowest + 0.1, lowest*(1+r.cfg.Tolerance) + 0.1, c.DefaultSpeedLimitKmh}
-	var b orb.Bound
-	zones := 0
 	for _, z := range c.Zones {
-		if z.Kind != city.ZoneSpeed {
-			continue
+		if z.Kind == city.ZoneSpeed {
+			speeds = append(speeds, z.SpeedLimitKmh, z.SpeedLimitKmh*(1+r.cfg.Tolerance)+0.1)
 		}
-		if zones == 0 {
-			b = z.Area.Bound
-		}
-		b = b.Union(z.Area.Bound)
-		zones++
-		speeds = append(speeds, z.SpeedLimitKmh, z.SpeedLimitKmh*(1+r.cfg.Tolerance)+0.1)
 	}
+	b, zones := zonesBound(c, city.ZoneSpeed)
 	if zones == 0 {
 		t.Fatal("the test city has no speed zone")
 	}
@@ -106,18 +99,7 @@ func TestEpisodeSlots(t *testing.T) {
 func TestRestrictedZoneOutsideClosedHours(t *testing.T) {
 	c := loadTestCity(t)
 	r := &RestrictedZone{cfg: RestrictedZoneConfig{}.withDefaults()}
-	var b orb.Bound
-	zones := 0
-	for _, z := range c.Zones {
-		if z.Kind != city.ZoneRestricted {
-			continue
-		}
-		if zones == 0 {
-			b = z.Area.Bound
-		}
-		b = b.Union(z.Area.Bound)
-		zones++
-	}
+	b, zones := zonesBound(c, city.ZoneRestricted)
 	if zones == 0 {
 		t.Fatal("the test city has no restricted zone")
 	}
@@ -154,4 +136,21 @@ func TestRestrictedZoneOutsideClosedHours(t *testing.T) {
 	if shortcut == 0 || active == 0 {
 		t.Errorf("%d verdicts by the shortcut, %d active: the test needs both", shortcut, active)
 	}
+}
+
+// zonesBound returns the bound of the city's zones of a kind, and how many there are.
+func zonesBound(c *city.City, kind city.ZoneKind) (orb.Bound, int) {
+	var b orb.Bound
+	n := 0
+	for _, z := range c.Zones {
+		if z.Kind != kind {
+			continue
+		}
+		if n == 0 {
+			b = z.Area.Bound
+		}
+		b = b.Union(z.Area.Bound)
+		n++
+	}
+	return b, n
 }
