@@ -1319,11 +1319,7 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, si
 	if err != nil {
 		return err
 	}
-	histBefore, err := gatherHistogram(reg, "muckwatch_detection_latency_seconds")
-	if err != nil {
-		return err
-	}
-	waitBefore, err := gatherHistogram(reg, "muckwatch_detection_wait_seconds")
+	latencyBefore, waitBefore, err := gatherDetectionHists(reg)
 	if err != nil {
 		return err
 	}
@@ -1426,16 +1422,11 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, si
 	case <-w.stopped:
 		return errors.New("the pipeline stopped during the live phase")
 	}
-	histAfter, err := gatherHistogram(reg, "muckwatch_detection_latency_seconds")
+	latencyAfter, waitAfter, err := gatherDetectionHists(reg)
 	if err != nil {
 		return err
 	}
-	waitAfter, err := gatherHistogram(reg, "muckwatch_detection_wait_seconds")
-	if err != nil {
-		return err
-	}
-	gcAfter := gcCycles()
-	r.LiveGCCycles = gcAfter - gcBefore
+	r.LiveGCCycles = gcCycles() - gcBefore
 	if r.LiveLagAtEnd, err = w.lag(ctx); err != nil {
 		return err
 	}
@@ -1450,18 +1441,10 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, si
 		r.Notes = append(r.Notes, fmt.Sprintf("the pipeline did not keep up with the live traffic at %.0f fixes/s: %d records behind at the window's end "+
 			"(more than a second of traffic), so the window's latencies include that queueing", r.LiveTargetRate, r.LiveLagAtEnd))
 	}
-	h := histAfter.sub(histBefore)
-	r.DetectBatches = h.total
-	if h.total > 0 {
-		p50, _ := h.quantile(0.50)
-		p99, over := h.quantile(0.99)
-		r.DetectP50Ms, r.DetectP99Ms, r.DetectOverflow = p50*1000, p99*1000, over
-	}
-	if wh := waitAfter.sub(waitBefore); wh.total > 0 {
-		p50, _ := wh.quantile(0.50)
-		p99, _ := wh.quantile(0.99)
-		r.WaitBatches, r.WaitP50Ms, r.WaitP99Ms = wh.total, p50*1000, p99*1000
-	}
+	latency, wait := latencyAfter.sub(latencyBefore), waitAfter.sub(waitBefore)
+	r.DetectBatches, r.WaitBatches = latency.total, wait.total
+	r.DetectP50Ms, r.DetectP99Ms, r.DetectOverflow = latency.p50p99Ms()
+	r.WaitP50Ms, r.WaitP99Ms, _ = wait.p50p99Ms()
 
 	// Squad lookups, the traffic still running.
 	if o.LookupRate > 0 {
@@ -1747,6 +1730,24 @@ func gcCycles() uint64 {
 		return 0
 	}
 	return s[0].Value.Uint64()
+}
+
+// p50p99Ms returns the median and the 99th percentile in milliseconds (0 without samples), and
+// whether the 99th is beyond the last bucket.
+func (h histSnap) p50p99Ms() (p50, p99 float64, over bool) {
+	p50, _ = h.quantile(0.50)
+	p99, over = h.quantile(0.99)
+	return p50 * 1000, p99 * 1000, over
+}
+
+// gatherDetectionHists gathers the detection latency and its waiting part
+// (muckwatch_detection_latency_seconds, muckwatch_detection_wait_seconds).
+func gatherDetectionHists(g prometheus.Gatherer) (latency, wait histSnap, err error) {
+	if latency, err = gatherHistogram(g, "muckwatch_detection_latency_seconds"); err != nil {
+		return
+	}
+	wait, err = gatherHistogram(g, "muckwatch_detection_wait_seconds")
+	return
 }
 
 func gatherHistogram(g prometheus.Gatherer, name string) (histSnap, error) {
