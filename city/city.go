@@ -264,34 +264,45 @@ func (c *City) AnyZoneClosedAt(t time.Time) bool {
 	if c.Location != nil {
 		t = t.In(c.Location)
 	}
-	i := int(t.Weekday())*minutesPerDay + t.Hour()*60 + t.Minute()
+	// the minute of the week from the local Unix time, with one time-zone lookup (Weekday, Hour
+	// and Minute would each make their own); the Unix epoch fell on a Thursday
+	_, offset := t.Zone()
+	minute := floorDiv(t.Unix()+int64(offset), 60) + int64(time.Thursday)*minutesPerDay
+	i := minute - floorDiv(minute, minutesPerWeek)*minutesPerWeek
 	return c.closedMinutes[i/64]&(1<<(i%64)) != 0
 }
 
-const minutesPerDay = 24 * 60
+const (
+	minutesPerDay  = 24 * 60
+	minutesPerWeek = 7 * minutesPerDay
+)
 
-// markClosedMinutes builds the table AnyZoneClosedAt reads, from the windows of every restricted
-// zone (each distinct window once).
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+// markClosedMinutes builds the table AnyZoneClosedAt reads: a bit for each minute of the week
+// that some restricted zone's window covers.
 func (c *City) markClosedMinutes() {
-	bits := make([]uint64, (7*minutesPerDay+63)/64)
-	seen := map[Window]bool{}
+	var windows []Window // each distinct window once
 	for _, z := range c.Zones {
-		if z.Kind != ZoneRestricted {
-			continue
-		}
-		for _, w := range z.Closed {
-			if seen[w] {
-				continue
-			}
-			seen[w] = true
-			for day := range 7 {
-				for m := range minutesPerDay {
-					if w.Covers(time.Weekday(day), m) {
-						i := day*minutesPerDay + m
-						bits[i/64] |= 1 << (i % 64)
-					}
+		if z.Kind == ZoneRestricted {
+			for _, w := range z.Closed {
+				if !slices.Contains(windows, w) {
+					windows = append(windows, w)
 				}
 			}
+		}
+	}
+	bits := make([]uint64, (minutesPerWeek+63)/64)
+	for i := range minutesPerWeek {
+		day, m := time.Weekday(i/minutesPerDay), i%minutesPerDay
+		if slices.ContainsFunc(windows, func(w Window) bool { return w.Covers(day, m) }) {
+			bits[i/64] |= 1 << (i % 64)
 		}
 	}
 	c.closedMinutes = bits

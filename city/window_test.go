@@ -219,7 +219,8 @@ func TestWindowCovers(t *testing.T) {
 
 // AnyZoneClosedAt agrees with the zones' own ClosedAt at every minute of a week, in the mini
 // city and the sample one (windows across midnight, weekday-only and weekend ones), whatever
-// location the time is given in; just past a minute's start and just before its end too.
+// location the time is given in; just past a minute's start and just before its end too; and in
+// a week before the Unix epoch (negative Unix times).
 func TestAnyZoneClosedAt(t *testing.T) {
 	for _, dir := range []string{filepath.Join("testdata", "mini"), filepath.Join("..", "configs", "cities", "shenzhen")} {
 		c, err := Load(dir)
@@ -227,8 +228,12 @@ func TestAnyZoneClosedAt(t *testing.T) {
 			t.Fatal(err)
 		}
 		closedSome, openAll := 0, 0
-		start := time.Date(2026, 11, 29, 0, 0, 0, 0, c.Location) // a Sunday
-		for m := range 7 * 24 * 60 {
+		for wm := range 2 * 7 * 24 * 60 {
+			// two weeks from Sunday 00:00: one in 2026, one before the epoch
+			start, m := time.Date(2026, 11, 29, 0, 0, 0, 0, c.Location), wm%(7*24*60)
+			if wm >= 7*24*60 {
+				start = time.Date(1969, 12, 21, 0, 0, 0, 0, c.Location)
+			}
 			for _, at := range []time.Time{start.Add(time.Duration(m) * time.Minute), start.Add(time.Duration(m)*time.Minute + 59*time.Second).UTC()} {
 				want := false
 				for _, z := range c.Zones {
