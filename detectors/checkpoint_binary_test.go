@@ -145,11 +145,7 @@ func TestCheckpointFormats(t *testing.T) {
 // Every truncation of a binary checkpoint, and trailing bytes after one, is an error that says
 // where, never a panic or a half-restored vehicle.
 func TestBinaryCheckpointDamaged(t *testing.T) {
-	c := loadTestCity(t)
-	eng, err := NewEngine(Config{}, c, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, eng := loadTestEngine(t)
 	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
 	var cp []byte
 	for sec := 0; sec <= 60; sec += 10 {

@@ -107,11 +107,7 @@ func kinds(cs []Change) string {
 }
 
 func BenchmarkCheckpoint(b *testing.B) {
-	c := loadTestCity(b)
-	eng, err := NewEngine(Config{}, c, nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	c, eng := loadTestEngine(b)
 	ll := c.Proj.Inverse([2]float64{2100, 150})
 	f := ingest.Fix{VehicleID: "粤B00001", Time: time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC), Lat: ll[1], Lon: ll[0], SpeedKmh: 45, HasSpeed: true}
 	eng.ProcessFix(&f)
@@ -376,11 +372,7 @@ func TestReplayedEventsNotJudgedTwice(t *testing.T) {
 // The checkpoints of one Dirty call share a buffer: each is its own vehicle's, whole, and
 // appending to one does not overwrite the next.
 func TestDirtyCheckpointsShareNoBytes(t *testing.T) {
-	c := loadTestCity(t)
-	eng, err := NewEngine(Config{}, c, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, eng := loadTestEngine(t)
 	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
 	ll := c.Proj.Inverse([2]float64{2100, 150})
 	const n = 300
@@ -419,11 +411,7 @@ func TestDirtyCheckpointsShareNoBytes(t *testing.T) {
 // next call of a like size, takes that call's checkpoints in place (no allocation a batch); a
 // buffer far larger than needed is not kept.
 func TestDirtyReusesArena(t *testing.T) {
-	c := loadTestCity(t)
-	eng, err := NewEngine(Config{}, c, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, eng := loadTestEngine(t)
 	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
 	touch := func(round, vehicles int) {
 		for v := range vehicles {

@@ -32,11 +32,7 @@ type benchFleetFixes struct {
 }
 
 func newBenchFleetFixes(b *testing.B, vehicles int) *benchFleetFixes {
-	c := loadTestCity(b)
-	eng, err := NewEngine(Config{}, c, nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	c, eng := loadTestEngine(b)
 	f := &benchFleetFixes{eng: eng, c: c, plates: make([]string, vehicles), vehicles: vehicles, fix: ingest.Fix{HasSpeed: true, SpeedKmh: 30}}
 	for i := range f.plates {
 		f.plates[i] = fmt.Sprintf("粤B%05d", i)
@@ -68,11 +64,7 @@ var benchFleetStart = time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
 // route (fix rules, with the sites and zones the engine would have looked up) or a camera event
 // (event rules). Every rule is registered in rules.go; a new one gets its sub-benchmark here.
 func BenchmarkRule(b *testing.B) {
-	c := loadTestCity(b)
-	eng, err := NewEngine(Config{}, c, nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	c, eng := loadTestEngine(b)
 	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
 	obs := func(sec int, x, y float64) Observation {
 		xy := [2]float64{x, y}

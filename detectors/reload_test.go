@@ -10,11 +10,7 @@ import (
 // Reloading the reference data mid-episode keeps every vehicle's state: the open episode goes on
 // as one alert under the new data and resolves normally.
 func TestReloadMidEpisode(t *testing.T) {
-	c := loadTestCity(t)
-	eng, err := NewEngine(Config{}, c, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, eng := loadTestEngine(t)
 	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
 	var changes []Change
 	fix := func(sec int, x, y, speed float64) {

@@ -11,11 +11,7 @@ import (
 // The risk score follows a vehicle's live state and history: an unregistered truck starts
 // medium; open severe alerts make it high; resolved alerts leave their history.
 func TestRiskScore(t *testing.T) {
-	c := loadTestCity(t)
-	eng, err := NewEngine(Config{}, c, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, eng := loadTestEngine(t)
 	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
 	fix := func(plate string, sec int, x, speed float64) {
 		ll := c.Proj.Inverse([2]float64{x, 0})

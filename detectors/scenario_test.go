@@ -37,6 +37,17 @@ func loadTestCity(t testing.TB) *city.City {
 	return c
 }
 
+// loadTestEngine returns the scenario city and an engine over it with the default config.
+func loadTestEngine(tb testing.TB) (*city.City, *Engine) {
+	tb.Helper()
+	c := loadTestCity(tb)
+	eng, err := NewEngine(Config{}, c, nil, nil)
+	if err != nil {
+		tb.Fatalf("cannot create the engine: %v", err)
+	}
+	return c, eng
+}
+
 type expectation struct {
 	at       time.Time
 	kind     ChangeKind

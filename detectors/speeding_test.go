@@ -63,11 +63,7 @@ func TestSpeedingBelowLowestLimit(t *testing.T) {
 // TestEpisodeSlots: a truck has episode slots only while a rule keeps an episode for it, and
 // loses them once the last one is over.
 func TestEpisodeSlots(t *testing.T) {
-	c := loadTestCity(t)
-	eng, err := NewEngine(Config{}, c, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, eng := loadTestEngine(t)
 	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC) // 10:00 in the city
 	const plate = "粤B00001"                                // permitted on R1, along y = 0
 	drive := func(from, to time.Duration, x0, x1 float64, kmh float32) {
