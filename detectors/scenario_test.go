@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paulmach/orb"
+
 	"github.com/muckwatch/muckwatch/city"
 	"github.com/muckwatch/muckwatch/ingest"
 )
@@ -222,4 +224,33 @@ func checkSlots(t *testing.T, eng *Engine) {
 			t.Fatalf("%s has %d episode slots for %d rules", id, len(tr.episodes), len(eng.names))
 		}
 	}
+}
+
+// TestEpisodeSlots: a truck has episode slots only while a rule keeps an episode for it, and
+// loses them once the last one is over.
+func TestEpisodeSlots(t *testing.T) {
+	c, eng := loadTestEngine(t)
+	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC) // 10:00 in the city
+	const plate = "粤B00001"                                // permitted on R1, along y = 0
+	drive := func(from, to time.Duration, x0, x1 float64, kmh float32) {
+		for at := from; at <= to; at += 10 * time.Second {
+			x := x0 + (x1-x0)*float64(at-from)/float64(max(to-from, 1))
+			ll := c.Proj.Inverse(orb.Point{x, 0})
+			eng.ProcessFix(&ingest.Fix{VehicleID: plate, Time: start.Add(at), Lat: ll[1], Lon: ll[0], SpeedKmh: kmh, HasSpeed: true})
+		}
+	}
+	slots := func() []*Episode { return eng.tracks[plate].episodes }
+	drive(0, 20*time.Second, 1700, 1900, 20)
+	if s := slots(); s != nil {
+		t.Fatalf("a truck within every rule keeps %d episode slots", len(s))
+	}
+	drive(30*time.Second, 90*time.Second, 2100, 2700, 45) // 45 km/h in the 30 km/h school zone
+	if eng.tracks[plate].episodes == nil || !slices.ContainsFunc(slots(), func(ep *Episode) bool { return ep != nil && ep.Firing() }) {
+		t.Fatalf("speeding in the school zone: slots %v, want a firing episode", slots())
+	}
+	drive(100*time.Second, 200*time.Second, 2800, 3800, 20) // slow again for longer than clear_for
+	if s := slots(); s != nil {
+		t.Fatalf("the speeding episode is over but the truck keeps its slots %v", s)
+	}
+	checkSlots(t, eng)
 }
