@@ -133,7 +133,7 @@ func gatherSums(g prometheus.Gatherer) histSums {
 			v := out[mf.GetName()]
 			if h := m.GetHistogram(); h != nil {
 				out[mf.GetName()] = [2]float64{v[0] + float64(h.GetSampleCount()), v[1] + h.GetSampleSum()}
-				if label, ok := splitMetrics[mf.GetName()]; ok {
+				if label := splitLabel(mf.GetName()); label != "" {
 					out[mf.GetName()+"/"+labelMap(m)[label]] = [2]float64{float64(h.GetSampleCount()), h.GetSampleSum()}
 				}
 			} else if c := m.GetCounter(); c != nil {
@@ -149,8 +149,16 @@ const (
 	writeStepMetric  = "muckwatch_pipeline_write_seconds"
 )
 
-// splitMetrics are the histograms gatherSums also keeps by one label's value.
-var splitMetrics = map[string]string{insertRowsMetric: "table", writeStepMetric: "step"}
+// splitLabel is the label by whose values gatherSums also keeps the histogram name ("" for none).
+func splitLabel(name string) string {
+	switch name {
+	case insertRowsMetric:
+		return "table"
+	case writeStepMetric:
+		return "step"
+	}
+	return ""
+}
 
 // batchesSince returns the means per batch between two gatherings, over wall.
 func batchesSince(before, after histSums, wall time.Duration) benchBatches {
