@@ -11,8 +11,6 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,10 +80,16 @@ type benchOptions struct {
 	// BrokerInProcess runs the embedded broker inside this process instead of a child process
 	// (`muckwatch broker`); its log then counts in this process's heap and RSS.
 	BrokerInProcess bool
-	CPUProfile      string    // write a CPU profile of the backlog phase here
-	MemProfile      string    // write a heap profile here once the backlog is worked off
-	LiveCPUProfile  string    // write a CPU profile of the live window here
-	Progress        io.Writer // phase messages; nil discards them
+	// SquadsInProcess runs the squads' lookups inside this process instead of a child process
+	// (`muckwatch squads`): their HTTP clients then share the pipeline's runtime, CPU and pauses.
+	SquadsInProcess bool
+	// ChildCommand, when set, makes the command that runs subcommand name with args (the tests
+	// run their own binary); nil runs this executable.
+	ChildCommand   func(name string, args ...string) *exec.Cmd
+	CPUProfile     string    // write a CPU profile of the backlog phase here
+	MemProfile     string    // write a heap profile here once the backlog is worked off
+	LiveCPUProfile string    // write a CPU profile of the live window here
+	Progress       io.Writer // phase messages; nil discards them
 }
 
 // benchCPU is the CPU the processes used during a phase, in cores (CPU seconds per second).
@@ -307,6 +311,7 @@ type benchReport struct {
 	Vehicles          int    `json:"vehicles"`
 	Partitions        int    `json:"partitions"`
 	Broker            string `json:"broker"`
+	Squads            string `json:"squads"` // where the squads' lookups ran
 	ClickHouseVersion string `json:"clickhouse_version"`
 	GOMAXPROCS        int    `json:"gomaxprocs"`
 
@@ -408,6 +413,7 @@ func cmdBench(ctx context.Context, args []string) error {
 	fl.StringVar(&o.ConfigPath, "config", "", "config file (default: the embedded configs/muckwatch.yaml); its Kafka, ClickHouse, API and city settings are replaced by the bench's own")
 	fl.StringVar(&o.ClickHouse, "clickhouse", "", "use this ClickHouse (host:port) instead of a throwaway local server; the bench's database is left on it")
 	brokerMode := fl.String("broker", "process", "process: the embedded broker in a child process (muckwatch broker), so this process's memory is the pipeline's; inprocess: in this process")
+	squadsMode := fl.String("squads", "process", "process: the squads' lookups from a child process (muckwatch squads), as a load generator runs, so that their HTTP clients are not the pipeline's; inprocess: from this process")
 	fl.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the pipeline working off the backlog to this file")
 	fl.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile to this file once the backlog is worked off")
 	fl.StringVar(&o.LiveCPUProfile, "live-cpuprofile", "", "write a CPU profile of the live window (pipeline and the bench's producer) to this file")
@@ -421,6 +427,13 @@ func cmdBench(ctx context.Context, args []string) error {
 		o.BrokerInProcess = true
 	default:
 		return fmt.Errorf("--broker must be process or inprocess, got %q", *brokerMode)
+	}
+	switch *squadsMode {
+	case "process":
+	case "inprocess":
+		o.SquadsInProcess = true
+	default:
+		return fmt.Errorf("--squads must be process or inprocess, got %q", *squadsMode)
 	}
 	o.Progress = os.Stderr
 	r, err := runBench(ctx, o)
@@ -541,6 +554,10 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	r.Broker = "child process (muckwatch broker)"
 	if o.BrokerInProcess {
 		r.Broker = "in this process"
+	}
+	r.Squads = "a child process (muckwatch squads; its CPU is among the other processes')"
+	if o.SquadsInProcess {
+		r.Squads = "this process"
 	}
 	var procs benchProcs
 	if brokerPID > 0 {
@@ -770,22 +787,21 @@ func startBenchBroker(ctx context.Context, o *benchOptions, cfg Config, dataDir 
 		}
 		return addr, 0, func() error { c.Close(); return nil }, nil
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return "", 0, nil, fmt.Errorf("cannot find this program to start the broker: %w", err)
-	}
-	args := []string{"broker", "--listen", "127.0.0.1:0", "--partitions", strconv.Itoa(o.Partitions), "--data-dir", dataDir}
+	args := []string{"--listen", "127.0.0.1:0", "--partitions", strconv.Itoa(o.Partitions), "--data-dir", dataDir}
 	if o.ConfigPath != "" {
 		args = append(args, "--config", o.ConfigPath)
 	}
-	cmd := exec.Command(exe, args...)
+	cmd, err := o.child("broker", args...)
+	if err != nil {
+		return "", 0, nil, err
+	}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return "", 0, nil, fmt.Errorf("cannot start the broker: %w", err)
 	}
 	if err := cmd.Start(); err != nil {
-		return "", 0, nil, fmt.Errorf("cannot start the broker (%s broker): %w", exe, err)
+		return "", 0, nil, fmt.Errorf("cannot start the broker (%s): %w", cmd, err)
 	}
 	stop := func() error {
 		_ = cmd.Process.Signal(os.Interrupt)
@@ -1549,97 +1565,47 @@ func sqlString(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
-// runLookups runs squad lookups (GET /api/v1/vehicles/{plate}) of random plates, each squad with
-// its own token. At o.LookupRate they arrive at random (exponential gaps), each on its own, and
-// a lookup's time runs from when it was due: a slow answer neither holds the next ones back nor
-// hides the wait of those due meanwhile. At rate 0, o.Concurrency clients look up as fast as they
-// can, one after another: that measures the most the API serves, its latency being mostly the
-// queue the clients themselves make.
+// runLookups runs the squads' lookups (squadLoad), in a child process (`muckwatch squads`) unless
+// o.SquadsInProcess, and puts what they measured in r.
 func runLookups(ctx context.Context, o *benchOptions, base string, plates, tokens []string, r *benchReport) error {
 	if base == "" {
 		return errors.New("the pipeline serves no API")
 	}
-	tr := &http.Transport{MaxIdleConns: 2 * len(tokens), MaxIdleConnsPerHost: 2 * len(tokens)}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	lat := make([]time.Duration, o.Lookups)
-	var failed, inFlight, maxInFlight atomic.Int64
-	var firstErr atomic.Value
-	lookup := func(i int, rng *rand.Rand, token string, due time.Time) {
-		n := inFlight.Add(1)
-		defer inFlight.Add(-1)
-		for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
-		}
-		u := base + "/api/v1/vehicles/" + url.PathEscape(plates[rng.IntN(len(plates))])
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
-			failed.Add(1)
-			firstErr.CompareAndSwap(nil, err.Error())
-			return
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := client.Do(req)
-		if err != nil {
-			failed.Add(1)
-			firstErr.CompareAndSwap(nil, err.Error())
-			return
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		lat[i] = time.Since(due)
-		if resp.StatusCode != http.StatusOK {
-			failed.Add(1)
-			firstErr.CompareAndSwap(nil, "HTTP "+resp.Status)
-		}
-	}
-	began := time.Now()
-	var wg sync.WaitGroup
-	if o.LookupRate > 0 {
-		rng := rand.New(rand.NewPCG(o.Seed, 0))
-		due := began
-		for i := range o.Lookups {
-			due = due.Add(time.Duration(rng.ExpFloat64() / o.LookupRate * float64(time.Second)))
-			if d := time.Until(due); d > 0 {
-				select {
-				case <-ctx.Done():
-				case <-time.After(d):
-				}
-			}
-			if ctx.Err() != nil {
-				break
-			}
-			lrng, at := rand.New(rand.NewPCG(o.Seed, uint64(i)+1)), due
-			wg.Go(func() { lookup(i, lrng, tokens[i%len(tokens)], at) })
-		}
+	l := squadLoad{Base: base, Plates: plates, Tokens: tokens, Seed: o.Seed, Lookups: o.Lookups, Rate: o.LookupRate, Concurrency: o.Concurrency}
+	var res squadResult
+	var err error
+	if o.SquadsInProcess {
+		res, err = l.run(ctx)
 	} else {
-		var next atomic.Int64
-		for c := range o.Concurrency {
-			wg.Go(func() {
-				rng := rand.New(rand.NewPCG(o.Seed, uint64(c)))
-				for {
-					i := int(next.Add(1) - 1)
-					if i >= o.Lookups || ctx.Err() != nil {
-						return
-					}
-					lookup(i, rng, tokens[c], time.Now())
-				}
-			})
+		var cmd *exec.Cmd
+		if cmd, err = o.child("squads"); err == nil {
+			res, err = l.runChild(ctx, cmd)
 		}
 	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return err
+	if err != nil {
+		return fmt.Errorf("cannot run the squads' lookups: %w", err)
 	}
-	elapsed := time.Since(began)
-	slices.Sort(lat)
-	r.Lookups, r.Concurrency, r.LookupFailures = o.Lookups, o.Concurrency, int(failed.Load())
-	r.LookupTarget, r.LookupInFlight = o.LookupRate, int(maxInFlight.Load())
-	r.LookupRate = float64(o.Lookups) / elapsed.Seconds()
-	r.LookupP50Ms, r.LookupP99Ms, r.LookupMaxMs = ms(percentile(lat, 0.50)), ms(percentile(lat, 0.99)), ms(percentile(lat, 1))
-	if e, ok := firstErr.Load().(string); ok {
-		r.Notes = append(r.Notes, fmt.Sprintf("%d of %d lookups failed, the first with: %s", r.LookupFailures, o.Lookups, e))
+	r.Lookups, r.Concurrency, r.LookupFailures = res.Lookups, o.Concurrency, res.Failures
+	r.LookupTarget, r.LookupInFlight, r.LookupRate = o.LookupRate, res.MaxInFlight, res.Rate
+	r.LookupP50Ms, r.LookupP99Ms, r.LookupMaxMs = res.P50Ms, res.P99Ms, res.MaxMs
+	if res.FirstError != "" {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d of %d lookups failed, the first with: %s", r.LookupFailures, o.Lookups, res.FirstError))
 	}
 	return nil
+}
+
+// child returns the command that runs this program's subcommand name with args, as the bench's
+// child processes (the broker, the squads) are run: o.ChildCommand when set (the tests' binary
+// is not muckwatch), else this executable.
+func (o *benchOptions) child(name string, args ...string) (*exec.Cmd, error) {
+	if o.ChildCommand != nil {
+		return o.ChildCommand(name, args...), nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("cannot find this program to start its %s process: %w", name, err)
+	}
+	return exec.Command(exe, append([]string{name}, args...)...), nil
 }
 
 // topicEnds returns the end offset of each partition of topic.
@@ -1971,8 +1937,8 @@ func printBenchReport(w io.Writer, r *benchReport) {
 	if r.LookupTarget > 0 {
 		how = fmt.Sprintf("from %d squads arriving at random at %.0f/s (at most %d at once)", r.Concurrency, r.LookupTarget, r.LookupInFlight)
 	}
-	fmt.Fprintf(w, "  lookups      %d GET /api/v1/vehicles/{plate} %s: %.0f/s, p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d failed\n",
-		r.Lookups, how, r.LookupRate, r.LookupP50Ms, r.LookupP99Ms, r.LookupMaxMs, r.LookupFailures)
+	fmt.Fprintf(w, "  lookups      %d GET /api/v1/vehicles/{plate} %s, from %s: %.0f/s, p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d failed\n",
+		r.Lookups, how, r.Squads, r.LookupRate, r.LookupP50Ms, r.LookupP99Ms, r.LookupMaxMs, r.LookupFailures)
 	fmt.Fprintf(w, "  CPU          cores used (of %d) working off the backlog: %s; in the live window: %s\n",
 		runtime.NumCPU(), r.BacklogCPU, r.LiveCPU)
 	fmt.Fprintf(w, "  per batch    backlog: %s\n               live window: %s\n", r.BacklogBatches, r.LiveBatches)

@@ -14,10 +14,10 @@ import (
 	"time"
 )
 
-// TestBench runs `muckwatch bench` at a tiny size (the broker in this process, the tests' shared
-// ClickHouse server) and checks that the report is complete and its numbers are sane: every fix
-// produced is stored, rates and ratios are positive and finite, latencies were measured, and every
-// target has a verdict.
+// TestBench runs `muckwatch bench` at a tiny size (the broker in this process, the squads in a
+// child process, the tests' shared ClickHouse server) and checks that the report is complete and
+// its numbers are sane: every fix produced is stored, rates and ratios are positive and finite,
+// latencies were measured, and every target has a verdict.
 func TestBench(t *testing.T) {
 	watchdog(t, 8*time.Minute)
 	var progress io.Writer
@@ -29,6 +29,7 @@ func TestBench(t *testing.T) {
 		Fixes: fixes, Vehicles: vehicles, City: "sample", Partitions: 2, Interval: 10 * time.Second, At: "10:00",
 		Live: 3 * time.Second, Lookups: 400, LookupRate: 500, Concurrency: 200, Seed: 7,
 		ClickHouse: chServer.TCPAddr, ClickHouseDir: chServer.Dir, BrokerInProcess: true, Progress: progress,
+		ChildCommand: testChild, // the squads in a child process, as `muckwatch bench` runs them
 	})
 	if err != nil {
 		t.Fatal(err)

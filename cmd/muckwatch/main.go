@@ -33,6 +33,7 @@ Usage:
   muckwatch evaluate [flags]            score every rule against a simulated day's ground truth
   muckwatch bench    [flags]            measure throughput, latency and memory against the targets
   muckwatch token    ROLE NAME          make an API bearer token (roles: squad, supervisor, analyst, admin)
+  muckwatch squads   < LOAD.json        squad lookups against an API, as bench's load generator (JSON in and out)
 
 Run 'muckwatch COMMAND -h' for a command's flags. Without --config, the embedded default
 configuration (configs/muckwatch.yaml) is used.
@@ -44,8 +45,13 @@ func main() {
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	name, args := os.Args[1], os.Args[2:]
+	code := runCommand(ctx, os.Args[1], os.Args[2:])
+	stop()
+	os.Exit(code)
+}
+
+// runCommand runs subcommand name with args and returns the process's exit code.
+func runCommand(ctx context.Context, name string, args []string) int {
 	var err error
 	switch name {
 	case "run":
@@ -64,18 +70,21 @@ func main() {
 		err = cmdBench(ctx, args)
 	case "token":
 		err = cmdToken(args)
+	case "squads":
+		err = cmdSquads(ctx, os.Stdin, os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
-		return
+		return 0
 	default:
 		fmt.Fprintf(os.Stderr, "muckwatch: unknown command %q\n\n%s", name, usage)
-		os.Exit(2)
+		return 2
 	}
 	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
+		return 0
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "muckwatch %s: %v\n", name, err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
