@@ -47,10 +47,10 @@ func TestConsumerChunksKeepOrder(t *testing.T) {
 			err = c.Run(ctx, HandlerFunc(func(_ context.Context, b *Batch) error {
 				biggest = max(biggest, b.Len())
 				for _, f := range b.Fixes {
-					if seen[f.FixID] {
-						problems = append(problems, "twice: "+f.FixID)
+					if seen[f.ID()] {
+						problems = append(problems, "twice: "+f.ID())
 					}
-					seen[f.FixID] = true
+					seen[f.ID()] = true
 					if f.Src.Offset <= last[f.Src.Partition] {
 						problems = append(problems, fmt.Sprintf("partition %d: offset %d after %d", f.Src.Partition, f.Src.Offset, last[f.Src.Partition]))
 					}

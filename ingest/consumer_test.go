@@ -63,7 +63,7 @@ func collect(t *testing.T, c *Consumer, want int, fail error) ([]string, error) 
 			return fail
 		}
 		for _, f := range b.Fixes {
-			ids = append(ids, f.FixID)
+			ids = append(ids, f.ID())
 		}
 		if len(ids) >= want {
 			cancel()

@@ -424,23 +424,20 @@ func (d *Decoder) DecodeFix(value []byte, ref time.Time, f *Fix) error {
 	if err := checkPosition(f.Lat, f.Lon); err != nil {
 		return err
 	}
-	if f.Time, err = d.checkTime(pos.ms, ref); err != nil {
-		return err
-	}
-	if f.FixID == "" {
-		f.FixID = DeriveFixID(f.VehicleID, pos.ms)
-	}
-	return nil
+	f.Time, err = d.checkTime(pos.ms, ref)
+	return err
 }
 
-// DeriveFixID is the id of a fix sent without event_id: the vehicle and its device time, so that
-// a re-sent fix gets the same id and is stored once.
+// DeriveFixID is the id of a fix sent without event_id: the vehicle and its device time (Unix
+// ms), so that a re-sent fix gets the same id and is stored once.
 func DeriveFixID(vehicle string, ms int64) string {
-	b := make([]byte, 0, len(vehicle)+21)
+	return string(appendDerivedID(make([]byte, 0, len(vehicle)+21), vehicle, ms))
+}
+
+func appendDerivedID(b []byte, vehicle string, ms int64) []byte {
 	b = append(b, vehicle...)
 	b = append(b, '@')
-	b = strconv.AppendInt(b, ms, 10)
-	return string(b)
+	return strconv.AppendInt(b, ms, 10)
 }
 
 // DecodeEvent decodes a muck.events record into e.

@@ -5,7 +5,8 @@ import "testing"
 func BenchmarkDecodeFix(b *testing.B) {
 	for _, bc := range []struct{ name, in string }{
 		{"event_id", `{"vehicle_id":"粤B12345","ts":1795420800000,"lat":22.5431,"lon":114.0579,"speed_kmh":35.5,"heading":90,"acc":true,"lifted":false,"alarm":0,"event_id":"gw-1-99"}`},
-		// without event_id the fix's id is derived from the plate and the device time
+		// without event_id: its id is derived from the plate and device time when it is written
+		// (Fix.ID), so decoding allocates nothing
 		{"derived_id", `{"vehicle_id":"粤B12345","ts":1795420800000,"lat":22.5431,"lon":114.0579,"speed_kmh":35.5,"heading":90,"acc":true,"lifted":false,"alarm":0}`},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

@@ -49,7 +49,7 @@ func FuzzDecodeFix(f *testing.F) {
 		if !json.Valid(in) {
 			t.Fatalf("accepted invalid JSON %q", in)
 		}
-		if fix.VehicleID == "" || !utf8.ValidString(fix.VehicleID) || fix.FixID == "" {
+		if fix.VehicleID == "" || !utf8.ValidString(fix.VehicleID) || fix.ID() == "" {
 			t.Fatalf("accepted bad ids: %+v", fix)
 		}
 		if math.Abs(fix.Lat) > 90 || math.Abs(fix.Lon) > 180 || math.IsNaN(fix.Lat) || math.IsNaN(fix.Lon) {

@@ -96,7 +96,9 @@ func TestDecodeOfficerFixtures(t *testing.T) {
 
 func TestDecodeFixValues(t *testing.T) {
 	d := NewDecoder(DecodeConfig{}, normalizeForTest)
-	f := func(in string, want Fix) {
+	// id: the fix's id, its event_id or the one derived from plate and device time (left
+	// underived in FixID by the decoder).
+	f := func(in string, want Fix, id string) {
 		t.Helper()
 		var got Fix
 		if err := d.DecodeFix([]byte(in), ref, &got); err != nil {
@@ -105,14 +107,17 @@ func TestDecodeFixValues(t *testing.T) {
 		if got != want {
 			t.Fatalf("DecodeFix(%s):\n got %+v\nwant %+v", in, got, want)
 		}
+		if got.ID() != id || string(got.AppendID([]byte("x"))) != "x"+id {
+			t.Fatalf("DecodeFix(%s): id %q, appended %q, want %q", in, got.ID(), got.AppendID([]byte("x")), id)
+		}
 	}
 	f(`{"vehicle_id":"粤b 12345","ts":1795420800123,"lat":22.5431,"lon":114.0579,"speed_kmh":35.5,"heading":90,"acc":true,"lifted":true,"alarm":4}`,
-		Fix{FixID: "粤B12345@1795420800123", VehicleID: "粤B12345", Time: time.UnixMilli(1795420800123).UTC(), Lat: 22.5431, Lon: 114.0579,
-			SpeedKmh: 35.5, HasSpeed: true, Heading: 90, HasHeading: true, ACC: true, Lifted: true, Alarm: 4})
+		Fix{VehicleID: "粤B12345", Time: time.UnixMilli(1795420800123).UTC(), Lat: 22.5431, Lon: 114.0579,
+			SpeedKmh: 35.5, HasSpeed: true, Heading: 90, HasHeading: true, ACC: true, Lifted: true, Alarm: 4}, "粤B12345@1795420800123")
 	f(`{"event_id":"g-1","vehicle_id":"粤B1","ts":1795420800000,"lat":-1,"lon":1,"lat":2}`,
-		Fix{FixID: "g-1", VehicleID: "粤B1", Time: ref, Lat: 2, Lon: 1})
+		Fix{FixID: "g-1", VehicleID: "粤B1", Time: ref, Lat: 2, Lon: 1}, "g-1")
 	f(`{"vehicle_id":"A\"\\\/","ts":1795420800000,"lat":1,"lon":1}`,
-		Fix{FixID: "A\"\\/@1795420800000", VehicleID: "A\"\\/", Time: ref, Lat: 1, Lon: 1})
+		Fix{VehicleID: "A\"\\/", Time: ref, Lat: 1, Lon: 1}, "A\"\\/@1795420800000")
 }
 
 func TestDecodeEventValues(t *testing.T) {

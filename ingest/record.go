@@ -18,7 +18,7 @@ type Source struct {
 
 // Fix is one GPS fix from a truck terminal, decoded and validated. Coordinates are WGS-84.
 type Fix struct {
-	FixID      string // event_id from the wire, else derived from vehicle and device time
+	FixID      string // event_id from the wire; empty for a fix sent without one, whose id is derived (ID)
 	VehicleID  string // normalised plate, e.g. 粤B12345
 	VehicleNo  uint32 // the plate's number in the consumer's PlateNumbers (0: none); a hint, see PlateNumbers
 	Time       time.Time
@@ -31,6 +31,24 @@ type Fix struct {
 	Lifted     bool   // dump body raised
 	Alarm      uint32 // terminal alarm bits (JT/T 808)
 	Src        Source
+}
+
+// ID returns the fix's id: its event_id, else the id derived from its vehicle and device time
+// (DeriveFixID). The decoder leaves a derived id underived, so that decoding a fix allocates
+// nothing for it; AppendID writes it where it is needed.
+func (f *Fix) ID() string {
+	if f.FixID != "" {
+		return f.FixID
+	}
+	return DeriveFixID(f.VehicleID, f.Time.UnixMilli())
+}
+
+// AppendID appends the fix's id (ID) to b.
+func (f *Fix) AppendID(b []byte) []byte {
+	if f.FixID != "" {
+		return append(b, f.FixID...)
+	}
+	return appendDerivedID(b, f.VehicleID, f.Time.UnixMilli())
 }
 
 // EventKind is the kind of a camera- or sensor-derived event.

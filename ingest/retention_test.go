@@ -96,11 +96,11 @@ func TestConsumerReadsOnAfterRecordsAreDeleted(t *testing.T) {
 	err = newTestConsumer(t, addr).Run(rctx, HandlerFunc(func(_ context.Context, b *Batch) error {
 		for _, f := range b.Fixes {
 			var n int
-			if _, err := fmt.Sscanf(f.FixID, "f-%d", &n); err != nil || n < 100 || seen[f.FixID] {
-				bad = append(bad, f.FixID)
+			if _, err := fmt.Sscanf(f.ID(), "f-%d", &n); err != nil || n < 100 || seen[f.ID()] {
+				bad = append(bad, f.ID())
 			}
-			seen[f.FixID] = true
-			if left[f.FixID] {
+			seen[f.ID()] = true
+			if left[f.ID()] {
 				missing--
 			}
 		}

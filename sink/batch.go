@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -44,8 +45,19 @@ func (b *Batch) Len() int {
 // rows, in a buffer that is reused from insert to insert.
 type colSpec[T any] struct {
 	name  string
-	build func(rows []T, now int64, buf any) any // returns a []E for E the column's Go type
-	clear func(buf any)                          // drops references held by the buffer
+	build func(rows []T, now int64, buf any) any // returns the buffer, built: a []E for E the column's Go type unless values is set
+	// values returns what clickhouse-go appends from a built buffer (a []E); nil: the buffer
+	// itself.
+	values func(buf any) any
+	clear  func(buf any) // drops references held by the buffer
+}
+
+// valuesOf returns the values of a buffer cs built.
+func (cs *colSpec[T]) valuesOf(buf any) any {
+	if cs.values == nil {
+		return buf
+	}
+	return cs.values(buf)
 }
 
 // col is a column whose value is get(row).
@@ -246,7 +258,7 @@ func (in *inserter[T]) sendBatch(bufs []any) error {
 		}
 	}
 	for i, b := range bufs {
-		if _, err := sb.cols[i].Append(b); err != nil {
+		if _, err := sb.cols[i].Append(in.cols[i].valuesOf(b)); err != nil {
 			_ = sb.bt.Abort()
 			return fmt.Errorf("column %s: %w", in.cols[i].name, err)
 		}
@@ -288,7 +300,7 @@ func u8(b bool) uint8 {
 func positionColumns() []colSpec[ingest.Fix] {
 	type r = ingest.Fix
 	return []colSpec[r]{
-		col("fix_id", func(f *r) string { return f.FixID }),
+		fixIDCol(),
 		col("vehicle_id", func(f *r) string { return f.VehicleID }),
 		col("ts", func(f *r) int64 { return clampUnix(f.Time) }),
 		col("ts_ms", func(f *r) int64 { return unixMilli(f.Time) }),
@@ -305,6 +317,52 @@ func positionColumns() []colSpec[ingest.Fix] {
 		col("kafka_partition", func(f *r) int32 { return f.Src.Partition }),
 		col("kafka_offset", func(f *r) int64 { return f.Src.Offset }),
 		nowCol[r]("ingested_at"),
+	}
+}
+
+// fixIDs is the fix_id column's buffer. The id of a fix sent without event_id is derived here
+// (ingest.Fix.AppendID) into an arena that every insert through the buffer reuses, rather than
+// into a string of its own when the fix is decoded; ids point into the arena, and clickhouse-go
+// copies them into its column when they are appended, before the arena is written again.
+type fixIDs struct {
+	arena []byte
+	ends  []int // where each row's derived id ends in arena
+	ids   []string
+}
+
+func fixIDCol() colSpec[ingest.Fix] {
+	return colSpec[ingest.Fix]{
+		name: "fix_id",
+		build: func(rows []ingest.Fix, _ int64, buf any) any {
+			b, _ := buf.(*fixIDs)
+			if b == nil {
+				b = new(fixIDs)
+			}
+			b.arena, b.ends, b.ids = b.arena[:0], b.ends[:0], b.ids[:0]
+			for i := range rows { // the arena grows here, and not once strings point into it
+				if rows[i].FixID == "" {
+					b.arena = rows[i].AppendID(b.arena)
+				}
+				b.ends = append(b.ends, len(b.arena))
+			}
+			start := 0
+			for i := range rows {
+				if id := rows[i].FixID; id != "" {
+					b.ids = append(b.ids, id)
+					continue
+				}
+				// A derived id is never empty: a plate, '@' and the time.
+				b.ids = append(b.ids, unsafe.String(&b.arena[start], b.ends[i]-start))
+				start = b.ends[i]
+			}
+			return b
+		},
+		values: func(buf any) any { return buf.(*fixIDs).ids },
+		clear: func(buf any) {
+			if b, ok := buf.(*fixIDs); ok {
+				clear(b.ids)
+			}
+		},
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -146,7 +148,32 @@ func TestWriteReadBack(t *testing.T) {
 		t.Errorf("muckwatch_clickhouse_up = %v", up)
 	}
 
-	// a fix, exactly, with its millisecond device time
+	// every fix under its id: its event_id, or the id derived from plate and device time
+	var ids []string
+	idRows, err := c.Conn().Query(ctx, "SELECT fix_id FROM "+db+".positions FINAL ORDER BY fix_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for idRows.Next() {
+		var id string
+		if err := idRows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := errors.Join(idRows.Err(), idRows.Close()); err != nil {
+		t.Fatal(err)
+	}
+	var wantIDs []string
+	for i := range b.Fixes {
+		wantIDs = append(wantIDs, b.Fixes[i].ID())
+	}
+	slices.Sort(wantIDs)
+	if !slices.Equal(ids, wantIDs) || !slices.Contains(ids, "粤B12345@"+strconv.FormatInt(b.Fixes[3].Time.UnixMilli(), 10)) {
+		t.Errorf("fix ids stored %q, want %q", ids, wantIDs)
+	}
+
+	// a fix sent without event_id, exactly, with its millisecond device time
 	f := b.Fixes[3]
 	var (
 		fixID, vehicle, topic             string
@@ -158,16 +185,16 @@ func TestWriteReadBack(t *testing.T) {
 		alarm                             uint32
 		partition                         int32
 	)
-	err := c.Conn().QueryRow(ctx, `SELECT fix_id, vehicle_id, ts, ts_ms, lat, lon, speed_kmh, has_speed, heading,
+	err = c.Conn().QueryRow(ctx, `SELECT fix_id, vehicle_id, ts, ts_ms, lat, lon, speed_kmh, has_speed, heading,
 		has_heading, acc, lifted, alarm, topic, kafka_partition, kafka_offset, ingested_at
-		FROM `+db+`.positions FINAL WHERE vehicle_id = ? AND fix_id = ?`, f.VehicleID, f.FixID).
+		FROM `+db+`.positions FINAL WHERE vehicle_id = ? AND fix_id = ?`, f.VehicleID, f.ID()).
 		Scan(&fixID, &vehicle, &ts, &tsMs, &lat, &lon, &speed, &hasSpeed, &heading, &hasHeading, &acc, &lifted,
 			&alarm, &topic, &partition, &offset, &ingested)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := []any{fixID, vehicle, ts.Unix(), time.UnixMilli(tsMs).UTC(), lat, lon, speed, hasSpeed, heading, hasHeading, acc, lifted, alarm, topic, partition, offset}
-	want := []any{f.FixID, f.VehicleID, f.Time.Unix(), f.Time, f.Lat, f.Lon, f.SpeedKmh, uint8(1), f.Heading, uint8(0), uint8(1), uint8(0), f.Alarm, f.Src.Topic, f.Src.Partition, f.Src.Offset}
+	want := []any{f.ID(), f.VehicleID, f.Time.Unix(), f.Time, f.Lat, f.Lon, f.SpeedKmh, uint8(1), f.Heading, uint8(0), uint8(1), uint8(0), f.Alarm, f.Src.Topic, f.Src.Partition, f.Src.Offset}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("positions row\n got %v\nwant %v", got, want)
 	}

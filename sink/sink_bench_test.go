@@ -78,16 +78,30 @@ func BenchmarkWritePositions(b *testing.B) {
 }
 
 // BenchmarkBuildPositionColumns is the client-side part of a positions insert: turning 10k
-// fixes into column buffers.
+// fixes into column buffers, the fixes with their event_id or sent without one (their ids then
+// derived into the fix_id column's arena).
 func BenchmarkBuildPositionColumns(b *testing.B) {
-	fixes := benchFixes(10_000, 0)
-	cols := positionColumns()
-	bufs := make([]any, len(cols))
-	b.ReportAllocs()
-	for b.Loop() {
-		for i, cs := range cols {
-			bufs[i] = cs.build(fixes, 1, bufs[i])
+	for _, derived := range []bool{false, true} {
+		name := "event_id"
+		if derived {
+			name = "derived_id"
 		}
+		b.Run(name, func(b *testing.B) {
+			fixes := benchFixes(10_000, 0)
+			if derived {
+				for i := range fixes {
+					fixes[i].FixID = ""
+				}
+			}
+			cols := positionColumns()
+			bufs := make([]any, len(cols))
+			b.ReportAllocs()
+			for b.Loop() {
+				for i, cs := range cols {
+					bufs[i] = cs.build(fixes, 1, bufs[i])
+				}
+			}
+		})
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -144,8 +145,12 @@ func testBatch() *Batch {
 	}
 	b := &Batch{}
 	for i := range 5 {
+		id := fmt.Sprintf("粤B12345-%d", i)
+		if i%2 == 1 {
+			id = "" // sent without event_id: the sink derives its id (ingest.Fix.ID)
+		}
 		b.Fixes = append(b.Fixes, ingest.Fix{
-			FixID:     fmt.Sprintf("粤B12345-%d", i),
+			FixID:     id,
 			VehicleID: "粤B12345",
 			Time:      base.Add(time.Duration(i) * 1500 * time.Millisecond),
 			Lat:       22.543099 + float64(i)*1e-4,
@@ -196,4 +201,33 @@ func metricValue(t testing.TB, m prometheus.Metric) float64 {
 	}
 	t.Fatalf("metric %v is neither a counter nor a gauge", m.Desc())
 	return 0
+}
+
+// TestFixIDColumn: the fix_id column holds each fix's event_id, or for a fix sent without one
+// the id derived from its plate and device time, and a buffer built again (the arena reused)
+// holds the new rows' ids, not a mix with the old ones.
+func TestFixIDColumn(t *testing.T) {
+	at := time.UnixMilli(1795420800123).UTC()
+	fix := func(id, plate string, ms int64) ingest.Fix {
+		return ingest.Fix{FixID: id, VehicleID: plate, Time: at.Add(time.Duration(ms) * time.Millisecond)}
+	}
+	cs := fixIDCol()
+	f := func(buf any, rows []ingest.Fix, want ...string) any {
+		t.Helper()
+		buf = cs.build(rows, 0, buf)
+		got, ok := cs.valuesOf(buf).([]string)
+		if !ok || !slices.Equal(got, want) {
+			t.Fatalf("fix_id column = %q, want %q", got, want)
+		}
+		return buf
+	}
+	buf := f(nil, []ingest.Fix{fix("e-1", "粤B1", 0), fix("", "粤B12345", 0), fix("", "粤B2", 7), fix("e-2", "粤B1", 9)},
+		"e-1", "粤B12345@1795420800123", "粤B2@1795420800130", "e-2")
+	buf = f(buf, []ingest.Fix{fix("", "粤A9", 1), fix("", "粤B1", 2)}, "粤A9@1795420800124", "粤B1@1795420800125")
+	buf = f(buf, []ingest.Fix{fix("only-1", "粤B1", 0)}, "only-1")
+	cs.clear(buf) // the pooled buffer keeps no fix's id alive
+	if ids := buf.(*fixIDs).ids; len(ids) != 1 || ids[0] != "" {
+		t.Errorf("clear kept %q", ids)
+	}
+	f(buf, nil)
 }
