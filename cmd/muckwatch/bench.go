@@ -416,7 +416,7 @@ func cmdBench(ctx context.Context, args []string) error {
 	squadsMode := fl.String("squads", "process", "process: the squads' lookups from a child process (muckwatch squads), as a load generator runs, so that their HTTP clients are not the pipeline's; inprocess: from this process")
 	fl.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the pipeline working off the backlog to this file")
 	fl.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile to this file once the backlog is worked off")
-	fl.StringVar(&o.LiveCPUProfile, "live-cpuprofile", "", "write a CPU profile of the live window (pipeline and the bench's producer) to this file")
+	fl.StringVar(&o.LiveCPUProfile, "live-cpuprofile", "", "write a CPU profile of the live window (the pipeline's process; the live traffic and the squads are processes of their own) to this file")
 	asJSON := fl.Bool("json", false, "also print the report as JSON")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -596,6 +596,10 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The live traffic comes from a process of its own, which drives the same fleet on; this
+	// process keeps only the plates, for the squads.
+	live := benchLiveFleet{cityDir: cityDir, plates: fl.plates, t0: fl.t0, simStart: max(simEnd.UnixMilli(), slices.Max(fl.lastMs)+1)}
+	fl = nil
 	o.logf("preloaded in %.1fs (%.0f fixes/s)", r.PreloadSeconds, r.PreloadRate)
 
 	// 2. The raw ceiling: a bare kafka-go group reader fetching and discarding the backlog.
@@ -734,7 +738,7 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	o.logf("backlog worked off: %.0f fixes/s sustained (%.1fs after a %.1fs start), %d vehicles tracked", r.PipelineRate, r.PipelineSeconds, r.StartupSeconds, r.Tracked)
 
 	// 4. Live traffic at half that rate: detection latency, fix → queryable, then squad lookups.
-	if err := runLive(ctx, &o, cfg, fl, simEnd, st, reg, w, procs, tokens, r); err != nil {
+	if err := runLive(ctx, &o, cfg, live, st, reg, w, procs, tokens, r); err != nil {
 		return nil, err
 	}
 
@@ -845,6 +849,15 @@ func startBenchBroker(ctx context.Context, o *benchOptions, cfg Config, dataDir 
 		_ = stop()
 		return "", 0, nil, ctx.Err()
 	}
+}
+
+// benchLiveFleet is what the live phase needs of the fleet that produced the backlog: the
+// terminals' process drives the same fleet on from where the backlog left it.
+type benchLiveFleet struct {
+	cityDir  string
+	plates   []string
+	t0       time.Time // the fleet's device-time origin
+	simStart int64     // Unix ms: after every fix of the backlog
 }
 
 // benchFleet drives the vehicles along their permitted routes, back and forth, as a function of
@@ -1035,10 +1048,10 @@ func (m *benchTraffic) produce(ctx context.Context, w *sink.PartitionProducer) e
 
 // benchProducer is the bench's producer: the partitions chosen once per vehicle (kafka-go's Hash
 // of the plate, as terminal gateways using Sarama's partitioner do) and the records produced
-// straight from their buffer (sink.PartitionProducer). It shares the process with the pipeline,
-// so it should cost it as little as it can: kafka.Writer looked the topic up and copied every
-// record for each write (a tenth of this process's CPU and a fifth of its garbage in the live
-// window).
+// straight from their buffer (sink.PartitionProducer). It shares the 2 cores with the pipeline
+// (the live traffic from the terminals' process), so it should cost as little as it can:
+// kafka.Writer looked the topic up and copied every record for each write (a tenth of the
+// bench's CPU in the live window when it ran in the pipeline's process).
 // Its connections are closed with the returned transport's CloseIdleConnections.
 func benchProducer(addr, topic string) (*sink.PartitionProducer, *kafka.Transport) {
 	t := &kafka.Transport{}
@@ -1332,7 +1345,7 @@ func (p *liveProducer) run(ctx context.Context) error {
 // runLive produces live traffic at half the backlog rate and measures, in a window, the
 // detection latency (the pipeline's histogram, and produce → alert on the alerts topic) and fix →
 // queryable in ClickHouse; then squad lookups while the traffic goes on.
-func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, simEnd time.Time, st started, reg prometheus.Gatherer,
+func runLive(ctx context.Context, o *benchOptions, cfg Config, fleet benchLiveFleet, st started, reg prometheus.Gatherer,
 	w *benchWatch, procs benchProcs, tokens []string, r *benchReport) error {
 	r.LiveTargetRate = r.PipelineRate / 2
 	if o.LiveRate > 0 {
@@ -1343,23 +1356,43 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, si
 	if err != nil {
 		return err
 	}
+	lctx, cancel := context.WithCancel(ctx)
+	g, gctx := errgroup.WithContext(lctx)
+	every := time.Duration(float64(len(fleet.plates)) / r.LiveTargetRate * float64(time.Second))
+	o.logf("live traffic at %.0f fixes/s from the terminals' process: every vehicle every %s; measuring for %s", r.LiveTargetRate, every.Round(time.Millisecond), o.Live)
+	cmd, err := o.child("terminals")
+	if err != nil {
+		cancel()
+		return err
+	}
+	term, err := startTerminals(ctx, cmd, terminalsLoad{Broker: w.client.Addr.String(), Topic: cfg.Kafka.Topics.GPS, CityDir: fleet.cityDir,
+		Seed: o.Seed, Partitions: o.Partitions, DeviceT0: fleet.t0.UnixMilli(), SimStart: fleet.simStart, Rate: r.LiveTargetRate, Window: o.Live})
+	if err != nil {
+		cancel()
+		return err
+	}
+	var pollDone chan struct{}
+	stopped := false
+	stopTerminals := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		return term.stop()
+	}
+	defer func() { // every goroutine below has ended before runLive returns, the terminals too
+		cancel()
+		_ = g.Wait()
+		_ = stopTerminals()
+		if pollDone != nil {
+			<-pollDone
+		}
+	}()
 	latencyBefore, waitBefore, err := gatherDetectionHists(reg)
 	if err != nil {
 		return err
 	}
 	gcBefore := gcCycles()
-	lctx, cancel := context.WithCancel(ctx)
-	g, gctx := errgroup.WithContext(lctx)
-	lw, conns := benchProducer(w.client.Addr.String(), cfg.Kafka.Topics.GPS)
-	var pollDone chan struct{}
-	defer func() { // every goroutine below has ended before runLive returns, the producer before its writer closes
-		cancel()
-		_ = g.Wait()
-		if pollDone != nil {
-			<-pollDone
-		}
-		conns.CloseIdleConnections()
-	}()
 
 	if o.LiveCPUProfile != "" {
 		prof, err := os.Create(o.LiveCPUProfile)
@@ -1374,24 +1407,8 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, si
 	}
 	cpuLive := procs.mark()
 	sumsLive := gatherSums(reg)
-	wallStart := time.Now()
-	simStart := max(simEnd.UnixMilli(), slices.Max(f.lastMs)+1)
+	wallStart := time.Unix(0, term.started.WallStartNs)
 	windowEnd := wallStart.Add(o.Live)
-	// The live violators start speeding at a moment in the window that leaves them time for the
-	// two fast fixes the rule wants: the fleet reports every vehicles/rate seconds.
-	every := time.Duration(float64(len(f.plates)) / r.LiveTargetRate * float64(time.Second))
-	spread := max(0, o.Live-3*every)
-	for i := range f.plates {
-		if i%benchViolatorEvery == benchViolatorEvery/2 {
-			f.onset[i] = simStart + time.Duration(f.rng.Float64()*float64(spread)).Milliseconds()
-		}
-	}
-	probes := make(chan benchProbe, 1024)
-	stopProducer := make(chan struct{})
-	p := &liveProducer{f: f, w: lw, rate: r.LiveTargetRate, wallStart: wallStart, simStart: simStart,
-		probeUntil: windowEnd, probes: probes, stop: stopProducer}
-	o.logf("live traffic at %.0f fixes/s: every vehicle every %s; measuring for %s", p.rate, every.Round(time.Millisecond), o.Live)
-	g.Go(func() error { return p.run(gctx) })
 
 	// Produce → alert, read back from the alerts topic.
 	var alertLat benchLatencies
@@ -1421,8 +1438,8 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, si
 				if err := json.Unmarshal(msg.Value, &a); err != nil {
 					return fmt.Errorf("an alert on %s is not JSON: %w", cfg.Outputs.AlertsTopic, err)
 				}
-				if a.Change == "opened" && a.Rule == "speeding" && a.UpdatedMs >= simStart {
-					if produced := p.wallOf(a.UpdatedMs); produced.Before(windowEnd) {
+				if a.Change == "opened" && a.Rule == "speeding" && a.UpdatedMs >= term.started.SimStartMs {
+					if produced := term.wallOf(a.UpdatedMs); produced.Before(windowEnd) {
 						alertLat.add(arrived.Sub(produced))
 					}
 				}
@@ -1436,7 +1453,7 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, si
 	pollDone = make(chan struct{})
 	go func() {
 		defer close(pollDone)
-		missing = pollProbes(gctx, w, probes, &queryLat, windowEnd.Add(30*time.Second))
+		missing = pollProbes(gctx, w, term.probes, &queryLat, windowEnd.Add(30*time.Second))
 	}()
 
 	// The window.
@@ -1454,7 +1471,14 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, si
 	if r.LiveLagAtEnd, err = w.lag(ctx); err != nil {
 		return err
 	}
-	r.LiveWindowFixes = int(p.inWindow.Load())
+	select {
+	case n := <-term.inWindow:
+		r.LiveWindowFixes = int(n)
+	case <-time.After(10 * time.Second):
+		return errors.New("the terminals' process did not report the fixes it produced in the window")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	r.LiveAchievedRate = float64(r.LiveWindowFixes) / o.Live.Seconds()
 	r.LiveCPU = procs.since(cpuLive)
 	r.LiveBatches = batchesSince(sumsLive, gatherSums(reg), time.Since(wallStart))
@@ -1472,11 +1496,11 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, si
 
 	// Squad lookups, the traffic still running.
 	if o.LookupRate > 0 {
-		o.logf("squad lookups: %d by %d squads at %.0f/s, live traffic still at %.0f fixes/s", o.Lookups, o.Concurrency, o.LookupRate, p.rate)
+		o.logf("squad lookups: %d by %d squads at %.0f/s, live traffic still at %.0f fixes/s", o.Lookups, o.Concurrency, o.LookupRate, r.LiveTargetRate)
 	} else {
-		o.logf("squad lookups: %d by %d concurrent clients as fast as they can, live traffic still at %.0f fixes/s", o.Lookups, o.Concurrency, p.rate)
+		o.logf("squad lookups: %d by %d concurrent clients as fast as they can, live traffic still at %.0f fixes/s", o.Lookups, o.Concurrency, r.LiveTargetRate)
 	}
-	if err := runLookups(gctx, o, st.api, f.plates, tokens, r); err != nil {
+	if err := runLookups(gctx, o, st.api, fleet.plates, tokens, r); err != nil {
 		cancel()
 		if werr := g.Wait(); werr != nil && !errors.Is(werr, context.Canceled) {
 			return werr
@@ -1486,7 +1510,9 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, si
 	if r.LookupLag, err = w.lag(ctx); err != nil {
 		return err
 	}
-	close(stopProducer)
+	if err := stopTerminals(); err != nil {
+		return err
+	}
 	<-pollDone
 	cancel()
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
@@ -1495,7 +1521,7 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, f *benchFleet, si
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	r.LiveFixes = int(p.sent.Load())
+	r.LiveFixes = int(term.sent)
 	ql := queryLat.sorted()
 	r.QueryableProbes, r.QueryableMissing = len(ql)+missing, missing
 	r.QueryableP50Ms, r.QueryableP99Ms, r.QueryableMaxMs = ms(percentile(ql, 0.50)), ms(percentile(ql, 0.99)), ms(percentile(ql, 1))

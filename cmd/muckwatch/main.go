@@ -34,6 +34,7 @@ Usage:
   muckwatch bench    [flags]            measure throughput, latency and memory against the targets
   muckwatch token    ROLE NAME          make an API bearer token (roles: squad, supervisor, analyst, admin)
   muckwatch squads   < LOAD.json        squad lookups against an API, as bench's load generator (JSON in and out)
+  muckwatch terminals < LOAD.json       a simulated fleet's live fixes into Kafka, as bench's load generator (JSON in, JSON lines out)
 
 Run 'muckwatch COMMAND -h' for a command's flags. Without --config, the embedded default
 configuration (configs/muckwatch.yaml) is used.
@@ -72,6 +73,8 @@ func runCommand(ctx context.Context, name string, args []string) int {
 		err = cmdToken(args)
 	case "squads":
 		err = cmdSquads(ctx, os.Stdin, os.Stdout)
+	case "terminals":
+		err = cmdTerminals(ctx, os.Stdin, os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return 0
