@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -326,9 +327,11 @@ func positionColumns() []colSpec[ingest.Fix] {
 // copies them into its column when they are appended, before the arena is written again.
 type fixIDs struct {
 	arena []byte
-	ends  []int // where each row's derived id ends in arena
 	ids   []string
 }
+
+// maxDerivedIDExtra bounds what a derived id adds to its plate: '@' and a decimal int64.
+const maxDerivedIDExtra = 1 + 20
 
 func fixIDCol() colSpec[ingest.Fix] {
 	return colSpec[ingest.Fix]{
@@ -338,22 +341,23 @@ func fixIDCol() colSpec[ingest.Fix] {
 			if b == nil {
 				b = new(fixIDs)
 			}
-			b.arena, b.ends, b.ids = b.arena[:0], b.ends[:0], b.ids[:0]
-			for i := range rows { // the arena grows here, and not once strings point into it
+			// The arena gets room for every derived id first: it must not move once strings
+			// point into it.
+			need := 0
+			for i := range rows {
 				if rows[i].FixID == "" {
-					b.arena = rows[i].AppendID(b.arena)
+					need += len(rows[i].VehicleID) + maxDerivedIDExtra
 				}
-				b.ends = append(b.ends, len(b.arena))
 			}
-			start := 0
+			b.arena, b.ids = slices.Grow(b.arena[:0], need), b.ids[:0]
 			for i := range rows {
 				if id := rows[i].FixID; id != "" {
 					b.ids = append(b.ids, id)
 					continue
 				}
-				// A derived id is never empty: a plate, '@' and the time.
-				b.ids = append(b.ids, unsafe.String(&b.arena[start], b.ends[i]-start))
-				start = b.ends[i]
+				start := len(b.arena)
+				b.arena = rows[i].AppendID(b.arena) // never empty: a plate, '@' and the time
+				b.ids = append(b.ids, unsafe.String(&b.arena[start], len(b.arena)-start))
 			}
 			return b
 		},
