@@ -599,7 +599,6 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	// The live traffic comes from a process of its own, which drives the same fleet on; this
 	// process keeps only the plates, for the squads.
 	live := benchLiveFleet{cityDir: cityDir, plates: fl.plates, t0: fl.t0, simStart: max(simEnd.UnixMilli(), slices.Max(fl.lastMs)+1)}
-	fl = nil
 	o.logf("preloaded in %.1fs (%.0f fixes/s)", r.PreloadSeconds, r.PreloadRate)
 
 	// 2. The raw ceiling: a bare kafka-go group reader fetching and discarding the backlog.
@@ -1372,18 +1371,10 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, fleet benchLiveFl
 		return err
 	}
 	var pollDone chan struct{}
-	stopped := false
-	stopTerminals := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		return term.stop()
-	}
 	defer func() { // every goroutine below has ended before runLive returns, the terminals too
 		cancel()
 		_ = g.Wait()
-		_ = stopTerminals()
+		_ = term.stop()
 		if pollDone != nil {
 			<-pollDone
 		}
@@ -1510,7 +1501,7 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, fleet benchLiveFl
 	if r.LookupLag, err = w.lag(ctx); err != nil {
 		return err
 	}
-	if err := stopTerminals(); err != nil {
+	if err := term.stop(); err != nil {
 		return err
 	}
 	<-pollDone

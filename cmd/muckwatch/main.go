@@ -45,14 +45,14 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := runCommand(ctx, os.Args[1], os.Args[2:])
-	stop()
-	os.Exit(code)
+	os.Exit(runCommand(os.Args[1], os.Args[2:]))
 }
 
-// runCommand runs subcommand name with args and returns the process's exit code.
-func runCommand(ctx context.Context, name string, args []string) int {
+// runCommand runs subcommand name with args until it ends or SIGINT/SIGTERM stops it, and
+// returns the process's exit code.
+func runCommand(name string, args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	var err error
 	switch name {
 	case "run":

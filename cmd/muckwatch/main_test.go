@@ -6,13 +6,11 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,10 +38,7 @@ func testChild(name string, args ...string) *exec.Cmd {
 
 func TestMain(m *testing.M) {
 	if name := os.Getenv(testChildEnv); name != "" {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := runCommand(ctx, name, os.Args[1:])
-		stop()
-		os.Exit(code)
+		os.Exit(runCommand(name, os.Args[1:]))
 	}
 	os.Exit(chlocal.RunTests(m, "integration tests", func(s *chlocal.Server) { chServer = s }))
 }

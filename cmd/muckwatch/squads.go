@@ -56,17 +56,17 @@ type squadResult struct {
 func (l squadLoad) validate() error {
 	switch {
 	case l.Base == "":
-		return errors.New("squads: no API base URL")
+		return errors.New("no API base URL")
 	case len(l.Plates) == 0:
-		return errors.New("squads: no plates to look up")
+		return errors.New("no plates to look up")
 	case len(l.Tokens) == 0:
-		return errors.New("squads: no tokens")
+		return errors.New("no tokens")
 	case l.Lookups < 1:
-		return fmt.Errorf("squads: lookups must be at least 1, got %d", l.Lookups)
+		return fmt.Errorf("lookups must be at least 1, got %d", l.Lookups)
 	case l.Rate < 0:
-		return fmt.Errorf("squads: rate must not be negative, got %g", l.Rate)
+		return fmt.Errorf("rate must not be negative, got %g", l.Rate)
 	case l.Rate == 0 && (l.Concurrency < 1 || l.Concurrency > len(l.Tokens)):
-		return fmt.Errorf("squads: a closed loop needs 1 to %d clients (one per token), got %d", len(l.Tokens), l.Concurrency)
+		return fmt.Errorf("a closed loop needs 1 to %d clients (one per token), got %d", len(l.Tokens), l.Concurrency)
 	}
 	return nil
 }
@@ -209,10 +209,8 @@ func clip(s string, n int) string {
 // reads a squadLoad as JSON from in and writes the squadResult as JSON to out.
 func cmdSquads(ctx context.Context, in io.Reader, out io.Writer) error {
 	var l squadLoad
-	dec := json.NewDecoder(in)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&l); err != nil {
-		return fmt.Errorf("cannot read the load from standard input (JSON: base, plates, tokens, seed, lookups, rate, concurrency): %w", err)
+	if err := readLoad(in, &l, "base, plates, tokens, seed, lookups, rate, concurrency"); err != nil {
+		return err
 	}
 	res, err := l.run(ctx)
 	if err != nil {
@@ -220,6 +218,17 @@ func cmdSquads(ctx context.Context, in io.Reader, out io.Writer) error {
 	}
 	if err := json.NewEncoder(out).Encode(res); err != nil {
 		return fmt.Errorf("cannot write the result: %w", err)
+	}
+	return nil
+}
+
+// readLoad reads a load generator's load, one JSON object with only the fields named, from in
+// (the process's standard input, which may stay open after it).
+func readLoad(in io.Reader, load any, fields string) error {
+	dec := json.NewDecoder(in)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(load); err != nil {
+		return fmt.Errorf("cannot read the load from standard input (JSON: %s): %w", fields, err)
 	}
 	return nil
 }

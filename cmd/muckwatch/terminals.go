@@ -55,15 +55,15 @@ type terminalsProbe struct {
 func (l terminalsLoad) validate() error {
 	switch {
 	case l.Broker == "" || l.Topic == "" || l.CityDir == "":
-		return errors.New("terminals: broker, topic and city_dir are required")
+		return errors.New("broker, topic and city_dir are required")
 	case l.Partitions < 1:
-		return fmt.Errorf("terminals: partitions must be at least 1, got %d", l.Partitions)
+		return fmt.Errorf("partitions must be at least 1, got %d", l.Partitions)
 	case !(l.Rate > 0):
-		return fmt.Errorf("terminals: rate must be positive, got %g", l.Rate)
+		return fmt.Errorf("rate must be positive, got %g", l.Rate)
 	case l.Window <= 0:
-		return fmt.Errorf("terminals: window must be positive, got %s", l.Window)
+		return fmt.Errorf("window must be positive, got %s", l.Window)
 	case l.SimStart <= l.DeviceT0:
-		return fmt.Errorf("terminals: sim_start_ms %d is not after device_t0_ms %d", l.SimStart, l.DeviceT0)
+		return fmt.Errorf("sim_start_ms %d is not after device_t0_ms %d", l.SimStart, l.DeviceT0)
 	}
 	return nil
 }
@@ -74,10 +74,8 @@ func (l terminalsLoad) validate() error {
 // in_window once the window is over, sent at the end.
 func cmdTerminals(ctx context.Context, in io.Reader, out io.Writer) error {
 	var l terminalsLoad
-	dec := json.NewDecoder(in)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&l); err != nil {
-		return fmt.Errorf("cannot read the load from standard input (JSON: broker, topic, city_dir, seed, partitions, device_t0_ms, sim_start_ms, rate, window): %w", err)
+	if err := readLoad(in, &l, "broker, topic, city_dir, seed, partitions, device_t0_ms, sim_start_ms, rate, window"); err != nil {
+		return err
 	}
 	if err := l.validate(); err != nil {
 		return err
@@ -165,13 +163,15 @@ type terminals struct {
 	read     chan struct{}   // closed when the process's output is read to its end
 	sent     int64
 	readErr  error
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // startTerminals starts the traffic in a child process started by cmd and returns once it has
 // started producing.
 func startTerminals(ctx context.Context, cmd *exec.Cmd, l terminalsLoad) (*terminals, error) {
 	if err := l.validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cannot start the live traffic: %w", err)
 	}
 	in, err := json.Marshal(l)
 	if err != nil {
@@ -194,8 +194,7 @@ func startTerminals(ctx context.Context, cmd *exec.Cmd, l terminalsLoad) (*termi
 	started := make(chan terminalsStarted, 1)
 	go t.readEvents(out, started)
 	if _, err := t.stdin.Write(append(in, '\n')); err != nil {
-		_ = t.cmd.Process.Kill()
-		_ = t.stop()
+		t.abort()
 		return nil, fmt.Errorf("cannot give the terminals' process its load: %w", err)
 	}
 	select {
@@ -206,12 +205,10 @@ func startTerminals(ctx context.Context, cmd *exec.Cmd, l terminalsLoad) (*termi
 		err := t.stop()
 		return nil, fmt.Errorf("the terminals' process ended before it started producing: %w", errors.Join(t.readErr, err))
 	case <-time.After(2 * time.Minute):
-		_ = t.cmd.Process.Kill()
-		_ = t.stop()
+		t.abort()
 		return nil, errors.New("the terminals' process did not start producing within 2 minutes")
 	case <-ctx.Done():
-		_ = t.cmd.Process.Kill()
-		_ = t.stop()
+		t.abort()
 		return nil, ctx.Err()
 	}
 }
@@ -247,14 +244,23 @@ func (t *terminals) wallOf(ms int64) time.Time {
 	return time.Unix(0, t.started.WallStartNs).Add(time.Duration(ms-t.started.SimStartMs) * time.Millisecond)
 }
 
-// stop ends the traffic (the end of the process's input), waits for the process and returns
-// how many fixes it produced in all.
+// stop ends the traffic (the end of the process's input) and waits for the process, which
+// reports how many fixes it produced in all (t.sent); calls after the first return its result.
 func (t *terminals) stop() error {
-	_ = t.stdin.Close()
-	<-t.read // the probes must be drained by their reader meanwhile
-	err := t.cmd.Wait()
-	if err != nil {
-		return fmt.Errorf("the terminals' process (pid %d) failed: %w", t.cmd.Process.Pid, err)
-	}
-	return t.readErr
+	t.stopOnce.Do(func() {
+		_ = t.stdin.Close()
+		<-t.read // the probes must be drained by their reader meanwhile
+		if err := t.cmd.Wait(); err != nil {
+			t.stopErr = fmt.Errorf("the terminals' process (pid %d) failed: %w", t.cmd.Process.Pid, err)
+			return
+		}
+		t.stopErr = t.readErr
+	})
+	return t.stopErr
+}
+
+// abort kills the process and waits for it.
+func (t *terminals) abort() {
+	_ = t.cmd.Process.Kill()
+	_ = t.stop()
 }
