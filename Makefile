@@ -19,7 +19,7 @@ test: deps vet
 CHAOS_ROUNDS ?= 3
 chaos: deps
 	MUCKWATCH_OUTAGE=60s MUCKWATCH_FLOOD_RECORDS=600 $(GO) test -race -count=$(CHAOS_ROUNDS) -timeout 60m -v \
-	  -run 'TestClickHouseOutage|TestCrashRecovery|TestScaleOut|TestHostileFlood|TestRestartContinuesEpisodes' ./cmd/muckwatch
+	  -run 'TestClickHouseOutage|TestCrashRecovery|TestScaleOut|TestHostileFlood|TestRestartContinuesEpisodes' ./pipeline
 
 # Every decoder's fuzz test (the input records, and the detector checkpoints read back from the
 # state topic), for a bounded number of inputs each (about 10 s here), seeded from its testdata

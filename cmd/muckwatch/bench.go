@@ -32,7 +32,9 @@ import (
 	"github.com/muckwatch/muckwatch/api"
 	"github.com/muckwatch/muckwatch/city"
 	"github.com/muckwatch/muckwatch/geo"
+	"github.com/muckwatch/muckwatch/internal/broker"
 	"github.com/muckwatch/muckwatch/internal/chlocal"
+	"github.com/muckwatch/muckwatch/pipeline"
 	"github.com/muckwatch/muckwatch/sink"
 )
 
@@ -497,7 +499,7 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 		return nil, err
 	}
 	r := &benchReport{City: o.City, Vehicles: o.Vehicles, Partitions: o.Partitions, Fixes: o.Fixes, GOMAXPROCS: runtime.GOMAXPROCS(0), Notes: []string{}}
-	cfg, err := loadConfig(o.ConfigPath)
+	cfg, err := pipeline.LoadConfig(o.ConfigPath)
 	if err != nil {
 		return nil, err
 	}
@@ -581,7 +583,7 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	log := newLogger(cfg.Log)
+	log := pipeline.NewLogger(cfg.Log)
 	ch, err := sink.OpenClickHouse(ctx, cfg.ClickHouse, log, nil)
 	if err != nil {
 		return nil, err
@@ -652,23 +654,23 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	}
 	defer stopProfile()
 
-	reg := newRegistry()
+	reg := pipeline.NewRegistry()
 	pctx, stopPipeline := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopPipeline()
-	ready := make(chan started, 1)
+	ready := make(chan pipeline.Started, 1)
 	stopped := make(chan struct{})
 	var pipelineErr error
 	began := time.Now()
 	o.logf("starting the pipeline on the backlog")
 	go func() {
-		pipelineErr = runPipeline(pctx, cfg, log, reg, ready)
+		pipelineErr = pipeline.Run(pctx, cfg, log, reg, ready)
 		close(stopped)
 	}()
 	defer func() { // before the broker and ClickHouse stop: the pipeline drains and commits first
 		stopPipeline()
 		<-stopped
 	}()
-	var st started
+	var st pipeline.Started
 	select {
 	case st = <-ready:
 	case <-stopped:
@@ -679,7 +681,7 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	readyAt := time.Now()
 	sumsBacklog := gatherSums(reg)
 	r.StartupSeconds = readyAt.Sub(began).Seconds()
-	r.TrackedAtReady = st.engine.Tracks()
+	r.TrackedAtReady = st.Engine.Tracks()
 	r.HeapReady = readHeap()
 	w := &benchWatch{conn: ch, db: cfg.ClickHouse.Database, client: &kafka.Client{Addr: kafka.TCP(brokerAddr), Timeout: 10 * time.Second},
 		group: cfg.Kafka.GroupID, topic: cfg.Kafka.Topics.GPS, partitions: o.Partitions, stopped: stopped}
@@ -782,9 +784,9 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 
 // startBenchBroker starts the embedded broker in this process or as a child process
 // (`muckwatch broker`), and returns its address, the child's pid (0 in process) and how to stop it.
-func startBenchBroker(ctx context.Context, o *benchOptions, cfg Config, dataDir string) (string, int, func() error, error) {
+func startBenchBroker(ctx context.Context, o *benchOptions, cfg pipeline.Config, dataDir string) (string, int, func() error, error) {
 	if o.BrokerInProcess {
-		c, addr, err := startBroker(brokerOptions{Listen: "127.0.0.1:0", Partitions: o.Partitions, Topics: defaultTopics(cfg), DataDir: dataDir})
+		c, addr, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Partitions: o.Partitions, Topics: cfg.Topics(), DataDir: dataDir})
 		if err != nil {
 			return "", 0, nil, err
 		}
@@ -1131,7 +1133,7 @@ func (f *benchFleet) preload(ctx context.Context, addr, topic string, n int, int
 
 // measureCeiling reads the backlog with a bare kafka-go group reader configured as the pipeline's
 // consumer is (fetch sizes, queue, group semantics), discarding every record.
-func measureCeiling(ctx context.Context, cfg Config, n int, r *benchReport) error {
+func measureCeiling(ctx context.Context, cfg pipeline.Config, n int, r *benchReport) error {
 	k := cfg.Kafka
 	rd := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: k.Brokers, GroupID: benchCeilingGroupID, GroupTopics: []string{k.Topics.GPS},
@@ -1344,7 +1346,7 @@ func (p *liveProducer) run(ctx context.Context) error {
 // runLive produces live traffic at half the backlog rate and measures, in a window, the
 // detection latency (the pipeline's histogram, and produce → alert on the alerts topic) and fix →
 // queryable in ClickHouse; then squad lookups while the traffic goes on.
-func runLive(ctx context.Context, o *benchOptions, cfg Config, fleet benchLiveFleet, st started, reg prometheus.Gatherer,
+func runLive(ctx context.Context, o *benchOptions, cfg pipeline.Config, fleet benchLiveFleet, st pipeline.Started, reg prometheus.Gatherer,
 	w *benchWatch, procs benchProcs, tokens []string, r *benchReport) error {
 	r.LiveTargetRate = r.PipelineRate / 2
 	if o.LiveRate > 0 {
@@ -1491,7 +1493,7 @@ func runLive(ctx context.Context, o *benchOptions, cfg Config, fleet benchLiveFl
 	} else {
 		o.logf("squad lookups: %d by %d concurrent clients as fast as they can, live traffic still at %.0f fixes/s", o.Lookups, o.Concurrency, r.LiveTargetRate)
 	}
-	if err := runLookups(gctx, o, st.api, fleet.plates, tokens, r); err != nil {
+	if err := runLookups(gctx, o, st.APIURL, fleet.plates, tokens, r); err != nil {
 		cancel()
 		if werr := g.Wait(); werr != nil && !errors.Is(werr, context.Canceled) {
 			return werr

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/muckwatch/muckwatch/internal/watchdog"
 )
 
 // TestBench runs `muckwatch bench` at a tiny size (the broker in this process, the squads in a
@@ -19,7 +21,7 @@ import (
 // its numbers are sane: every fix produced is stored, rates and ratios are positive and finite,
 // latencies were measured, and every target has a verdict.
 func TestBench(t *testing.T) {
-	watchdog(t, 8*time.Minute)
+	watchdog.Start(t, 8*time.Minute, nil)
 	var progress io.Writer
 	if testing.Verbose() {
 		progress = os.Stderr

@@ -16,7 +16,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/muckwatch/muckwatch/api"
+	"github.com/muckwatch/muckwatch/internal/broker"
 	"github.com/muckwatch/muckwatch/internal/chlocal"
+	"github.com/muckwatch/muckwatch/pipeline"
 	"github.com/muckwatch/muckwatch/sim"
 )
 
@@ -35,18 +37,18 @@ func cmdDemo(ctx context.Context, args []string) error {
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*configPath)
+	cfg, err := pipeline.LoadConfig(*configPath)
 	if err != nil {
 		return err
 	}
 	cfg.Log.Level = "warn" // the demo prints its own status; warnings and errors still show
-	log := newLogger(cfg.Log)
+	log := pipeline.NewLogger(cfg.Log)
 
-	broker, brokerAddr, err := startBroker(brokerOptions{Listen: *brokerListen, Partitions: *partitions, Topics: defaultTopics(cfg)})
+	bk, brokerAddr, err := broker.Start(broker.Options{Listen: *brokerListen, Partitions: *partitions, Topics: cfg.Topics()})
 	if err != nil {
 		return err
 	}
-	defer broker.Close()
+	defer bk.Close()
 	cfg.Kafka.Brokers = []string{brokerAddr}
 	cfg.Outputs.Brokers = []string{brokerAddr}
 	cfg.Metrics.Listen = *metricsListen
@@ -94,20 +96,20 @@ func cmdDemo(ctx context.Context, args []string) error {
 		return err
 	}
 
-	reg := newRegistry()
-	ready := make(chan started, 1)
+	reg := pipeline.NewRegistry()
+	ready := make(chan pipeline.Started, 1)
 	pctx, stopPipeline := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopPipeline()
 	pipelineDone := make(chan error, 1)
-	go func() { pipelineDone <- runPipeline(pctx, cfg, log, reg, ready) }()
-	var st started
+	go func() { pipelineDone <- pipeline.Run(pctx, cfg, log, reg, ready) }()
+	var st pipeline.Started
 	select {
 	case st = <-ready:
 	case err := <-pipelineDone:
 		return err
 	}
 
-	c := st.engine.City()
+	c := st.Engine.City()
 	host, port, _ := strings.Cut(*chAddr, ":")
 	fmt.Printf(`
 muckwatch demo — %s: %d sites, %d routes, %d zones, %d vehicles, %d permits
@@ -118,24 +120,24 @@ muckwatch demo — %s: %d sites, %d routes, %d zones, %d vehicles, %d permits
   try it         echo '粤B12345|{"vehicle_id":"粤B12345","ts":'$(date +%%s%%3N)',"lat":22.5431,"lon":114.0579,"speed_kmh":35}' | kcat -P -b %s -t %s -K '|'
 `, c.Name, len(c.Sites), len(c.Routes), len(c.Zones), len(c.Vehicles), len(c.Permits),
 		brokerAddr, cfg.Kafka.Topics.GPS, cfg.Kafka.Topics.Events, cfg.Kafka.Topics.Officers, cfg.Outputs.AlertsTopic, cfg.Outputs.DLQTopic,
-		*chAddr, cfg.ClickHouse.Database, st.metrics,
+		*chAddr, cfg.ClickHouse.Database, st.MetricsURL,
 		host, port, cfg.ClickHouse.Database, brokerAddr, cfg.Kafka.Topics.GPS)
 	if chHTTP != "" {
 		fmt.Printf("  HTTP           http://%s/?query=SELECT+count()+FROM+%s.positions\n", chHTTP, cfg.ClickHouse.Database)
 	}
-	if st.api != "" {
-		fmt.Printf("  API            %s/api/v1  (OpenAPI: %s/api/v1/openapi.json)\n", st.api, st.api)
+	if st.APIURL != "" {
+		fmt.Printf("  API            %s/api/v1  (OpenAPI: %s/api/v1/openapi.json)\n", st.APIURL, st.APIURL)
 		for _, t := range demoTokens {
 			fmt.Printf("  token %-10s %s\n", t[0], t[1])
 		}
 		if len(demoTokens) > 0 {
-			fmt.Printf("  try            curl -H 'Authorization: Bearer %s' %s/api/v1/vehicles/%s\n", demoTokens[0][1], st.api, url.PathEscape(c.Vehicles[0].Plate))
-			fmt.Printf("                 curl -N -H 'Authorization: Bearer %s' %s/api/v1/alerts/stream?severity=severe\n", demoTokens[1][1], st.api)
+			fmt.Printf("  try            curl -H 'Authorization: Bearer %s' %s/api/v1/vehicles/%s\n", demoTokens[0][1], st.APIURL, url.PathEscape(c.Vehicles[0].Plate))
+			fmt.Printf("                 curl -N -H 'Authorization: Bearer %s' %s/api/v1/alerts/stream?severity=severe\n", demoTokens[1][1], st.APIURL)
 		}
 	}
 	fmt.Printf("simulating the city at %gx real time from %s ago (Ctrl-C stops everything)\n\n", sf.speedup, sf.back)
 
-	em := newKafkaEmitter(ctx, cfg.Kafka.Brokers, cfg)
+	em := sim.NewKafkaEmitter(ctx, cfg.Kafka.Brokers, simTopics(cfg))
 	defer em.Close()
 	simulator, err := sim.New(c, sf.options(ctx, em.Flush))
 	if err != nil {
@@ -181,12 +183,12 @@ muckwatch demo — %s: %d sites, %d routes, %d zones, %d vehicles, %d permits
 // statusPrinter prints live counts from the metrics registry.
 type statusPrinter struct {
 	reg     prometheus.Gatherer
-	st      started
+	st      pipeline.Started
 	lastAt  time.Time
 	lastFix float64
 }
 
-func newStatusPrinter(reg prometheus.Gatherer, st started) *statusPrinter {
+func newStatusPrinter(reg prometheus.Gatherer, st pipeline.Started) *statusPrinter {
 	return &statusPrinter{reg: reg, st: st, lastAt: time.Now()}
 }
 
@@ -241,7 +243,7 @@ func (s *statusPrinter) print(w *os.File) {
 	}
 	sort.Strings(rules)
 	fmt.Fprintf(w, "%s  fixes/s %6.0f  stored %8.0f  read %8.0f  rejected %4.0f  lag %5d  vehicles %4d  alerts %4.0f [%s]\n",
-		now.Format("15:04:05"), rate, fixes, in, rejects, s.st.consumer.Lag(), s.st.engine.Tracks(), alerts, strings.Join(rules, " "))
+		now.Format("15:04:05"), rate, fixes, in, rejects, s.st.Consumer.Lag(), s.st.Engine.Tracks(), alerts, strings.Join(rules, " "))
 }
 
 func labelMap(m *dto.Metric) map[string]string {

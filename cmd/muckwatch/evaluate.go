@@ -14,16 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/muckwatch/muckwatch/city"
+	"github.com/muckwatch/muckwatch/internal/broker"
 	"github.com/muckwatch/muckwatch/internal/chlocal"
+	"github.com/muckwatch/muckwatch/pipeline"
 	"github.com/muckwatch/muckwatch/sim"
 )
-
-// evalOptions is a simulated day with realistic noise, as `muckwatch evaluate` runs it.
-func evalOptions(seed uint64, start time.Time, duration, interval time.Duration, vehicles int) sim.Options {
-	return sim.Options{Seed: seed, Start: start, Duration: duration, Interval: interval, Vehicles: vehicles,
-		Unregistered: 2, ViolationRate: 0.5, NoiseM: 10, JumpRate: 0.01, OutOfOrderRate: 0.02,
-		DuplicateRate: 0.01, BrushRate: 0.3}
-}
 
 // evalResult is what an evaluation run measured.
 type evalResult struct {
@@ -33,19 +28,42 @@ type evalResult struct {
 	elapsed time.Duration // from the first record produced to the last fix stored
 }
 
-// runEvaluation produces a simulated city into the broker at addr, waits until the pipeline that
-// consumes it has stored every fix in the database conn points at and finished the write holding
+// runEvaluation runs the pipeline with cfg, produces a simulated city into the broker at addr,
+// waits until the pipeline has stored every fix in the database conn points at and finished the write holding
 // the newest (written reports the newest event time the pipeline has read and written:
 // muckwatch_event_time_read_seconds, set once a write's positions and alerts are all stored),
 // then scores the alerts stored there against the simulator's ground truth.
-func runEvaluation(ctx context.Context, c *city.City, o sim.Options, addr string, cfg Config, conn driver.Conn, written func() time.Time) (evalResult, error) {
+func runEvaluation(ctx context.Context, c *city.City, o sim.Options, addr string, cfg pipeline.Config) (evalResult, error) {
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	ready := make(chan pipeline.Started, 1)
+	done := make(chan error, 1)
+	reg := pipeline.NewRegistry()
+	go func() { done <- pipeline.Run(pctx, cfg, pipeline.NewLogger(cfg.Log), reg, ready) }()
+	var st pipeline.Started
+	select {
+	case st = <-ready:
+	case err := <-done:
+		return evalResult{}, err
+	}
+	written := func() time.Time { return gaugeTime(reg, "muckwatch_event_time_read_seconds") }
+	r, err := scoreRun(ctx, c, o, addr, cfg, st.ClickHouse.Conn(), written)
+	stop()
+	if perr := <-done; err == nil && perr != nil {
+		err = fmt.Errorf("the pipeline stopped with an error: %w", perr)
+	}
+	return r, err
+}
+
+// scoreRun produces the simulation and scores what the pipeline stored of it.
+func scoreRun(ctx context.Context, c *city.City, o sim.Options, addr string, cfg pipeline.Config, conn driver.Conn, written func() time.Time) (evalResult, error) {
 	db := cfg.ClickHouse.Database // a validated identifier
 	s, err := sim.New(c, o)
 	if err != nil {
 		return evalResult{}, err
 	}
 	began := time.Now()
-	em := newKafkaEmitter(ctx, []string{addr}, cfg)
+	em := sim.NewKafkaEmitter(ctx, []string{addr}, simTopics(cfg))
 	res, err := s.Run(em)
 	if err == nil {
 		err = em.Flush()
@@ -80,40 +98,11 @@ func runEvaluation(ctx context.Context, c *city.City, o sim.Options, addr string
 		}
 	}
 	elapsed := time.Since(began)
-	dets, err := readDetections(ctx, conn, db)
+	dets, err := sim.ReadDetections(ctx, conn, db)
 	if err != nil {
 		return evalResult{}, err
 	}
 	return evalResult{sim: res, dets: dets, scores: sim.Score(res.Truth, dets, 2*o.Interval+5*time.Second), elapsed: elapsed}, nil
-}
-
-// readDetections reads every alert stored in database db, as the scorer needs it.
-func readDetections(ctx context.Context, conn driver.Conn, db string) ([]sim.Detection, error) {
-	rows, err := conn.Query(ctx, `
-		SELECT rule, vehicle_id, place, start_ms, end_ms, opened_ms
-		FROM (SELECT id, any(rule) AS rule, any(vehicle_id) AS vehicle_id, any(place) AS place,
-		             min(start_ms) AS start_ms, argMax(end_ms, version) AS end_ms
-		      FROM `+db+`.alerts GROUP BY id) AS a
-		ANY LEFT JOIN (SELECT alert_id AS id, min(changed_ms) AS opened_ms FROM `+db+`.alert_changes
-		               WHERE kind = 'opened' GROUP BY alert_id) AS o USING (id)`)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read the alerts: %w", err)
-	}
-	defer rows.Close()
-	var dets []sim.Detection
-	for rows.Next() {
-		var d sim.Detection
-		var start, end, opened int64
-		if err := rows.Scan(&d.Rule, &d.VehicleID, &d.Place, &start, &end, &opened); err != nil {
-			return nil, fmt.Errorf("cannot read an alert: %w", err)
-		}
-		d.Start, d.Opened = time.UnixMilli(start), time.UnixMilli(opened)
-		if end > 0 {
-			d.End = time.UnixMilli(end)
-		}
-		dets = append(dets, d)
-	}
-	return dets, rows.Err()
 }
 
 func cmdEvaluate(ctx context.Context, args []string) error {
@@ -129,7 +118,7 @@ func cmdEvaluate(ctx context.Context, args []string) error {
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig("")
+	cfg, err := pipeline.LoadConfig("")
 	if err != nil {
 		return err
 	}
@@ -138,15 +127,15 @@ func cmdEvaluate(ctx context.Context, args []string) error {
 	cfg.Metrics.Listen = ""
 	cfg.API.Listen = ""
 	cfg.Log.Level = "warn"
-	c, err := loadCity(*cityDir)
+	c, err := pipeline.LoadCity(*cityDir)
 	if err != nil {
 		return err
 	}
-	broker, addr, err := startBroker(brokerOptions{Listen: "127.0.0.1:0", Partitions: 8, Topics: defaultTopics(cfg)})
+	bk, addr, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Partitions: 8, Topics: cfg.Topics()})
 	if err != nil {
 		return err
 	}
-	defer broker.Close()
+	defer bk.Close()
 	if *chAddr == "" {
 		dir, err := os.MkdirTemp("", "muckwatch-evaluate-")
 		if err != nil {
@@ -165,27 +154,14 @@ func cmdEvaluate(ctx context.Context, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	pctx, stop := context.WithCancel(ctx)
-	defer stop()
-	ready := make(chan started, 1)
-	done := make(chan error, 1)
-	reg := newRegistry()
-	go func() { done <- runPipeline(pctx, cfg, newLogger(cfg.Log), reg, ready) }()
-	var st started
-	select {
-	case st = <-ready:
-	case err := <-done:
-		return err
-	}
-	start, err := evalStart(time.Now(), *startAt, *duration, c.Location)
+	start, err := sim.PastStart(time.Now(), *startAt, *duration, c.Location)
 	if err != nil {
 		return err
 	}
-	o := evalOptions(*seed, start, *duration, *interval, *vehicles)
-	fmt.Printf("evaluating %s of %s from %s at %s reporting (seed %d) through the embedded broker, the pipeline and ClickHouse %s …\n",
-		*duration, c.Name, start.Format("Mon 15:04 MST"), *interval, *seed, st.ch.ServerVersion())
-	written := func() time.Time { return gaugeTime(reg, "muckwatch_event_time_read_seconds") }
-	r, err := runEvaluation(ctx, c, o, addr, cfg, st.ch.Conn(), written)
+	o := sim.Noisy(*seed, start, *duration, *interval, *vehicles)
+	fmt.Printf("evaluating %s of %s from %s at %s reporting (seed %d) through the embedded broker, the pipeline and the ClickHouse at %s …\n",
+		*duration, c.Name, start.Format("Mon 15:04 MST"), *interval, *seed, *chAddr)
+	r, err := runEvaluation(ctx, c, o, addr, cfg)
 	if err != nil {
 		return err
 	}
@@ -199,23 +175,7 @@ func cmdEvaluate(ctx context.Context, args []string) error {
 			fmt.Printf("no truth %s %s %s..%s at %s (opened %s)\n", d.Rule, d.VehicleID, d.Start.Format(time.TimeOnly), d.End.Format(time.TimeOnly), d.Place, d.Opened.Format(time.TimeOnly))
 		}
 	}
-	stop()
-	return <-done
-}
-
-// evalStart is the latest day's clock time hhmm (in loc) from which a span of d ends at least an
-// hour before now: a fixed time of day makes runs comparable (rush hours, zones' closed hours).
-func evalStart(now time.Time, hhmm string, d time.Duration, loc *time.Location) (time.Time, error) {
-	tod, err := time.Parse("15:04", hhmm)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("--start must be a time of day HH:MM, got %q", hhmm)
-	}
-	latest := now.Add(-d - time.Hour).In(loc)
-	start := time.Date(latest.Year(), latest.Month(), latest.Day(), tod.Hour(), tod.Minute(), 0, 0, loc)
-	if start.After(latest) {
-		start = start.AddDate(0, 0, -1)
-	}
-	return start, nil
+	return nil
 }
 
 func printEvaluation(w io.Writer, r evalResult, o sim.Options) {

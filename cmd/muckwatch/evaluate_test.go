@@ -2,9 +2,15 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/muckwatch/muckwatch/internal/broker"
+	"github.com/muckwatch/muckwatch/internal/watchdog"
+	"github.com/muckwatch/muckwatch/pipeline"
+	"github.com/muckwatch/muckwatch/sim"
 )
 
 // TestEvaluate runs a smaller simulated day with realistic noise through the embedded broker, the
@@ -12,16 +18,34 @@ import (
 // median detection delay of at most two reporting intervals, and one alert per episode (at most
 // 2 % of episodes split into several alerts).
 func TestEvaluate(t *testing.T) {
-	env := startEnv(t, nil)
-	c := env.started.engine.City()
-	interval := 30 * time.Second
-	start, err := evalStart(time.Now(), "06:00", 6*time.Hour, c.Location)
+	watchdog.Start(t, 10*time.Minute, nil)
+	cfg, err := pipeline.LoadConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := evalOptions(11, start, 6*time.Hour, interval, 150)
-	written := func() time.Time { read, _ := eventTimes(env.started.metrics); return read }
-	r, err := runEvaluation(context.Background(), c, o, env.broker, env.cfg, env.conn, written)
+	bk, addr, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Partitions: 4, Topics: cfg.Topics()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bk.Close)
+	cfg.City = "../../configs/cities/shenzhen"
+	cfg.CityReloadInterval = 0
+	cfg.Kafka.Brokers, cfg.Outputs.Brokers = []string{addr}, []string{addr}
+	cfg.ClickHouse.Addr = []string{chServer.TCPAddr}
+	cfg.ClickHouse.Database = fmt.Sprintf("mw_eval_%d", os.Getpid())
+	cfg.Metrics.Listen, cfg.API.Listen = "", ""
+	cfg.Log.Level = "warn"
+	c, err := pipeline.LoadCity(cfg.City)
+	if err != nil {
+		t.Fatal(err)
+	}
+	interval := 30 * time.Second
+	start, err := sim.PastStart(time.Now(), "06:00", 6*time.Hour, c.Location)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := sim.Noisy(11, start, 6*time.Hour, interval, 150)
+	r, err := runEvaluation(context.Background(), c, o, addr, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,36 +67,5 @@ func TestEvaluate(t *testing.T) {
 		if !rules[want] {
 			t.Errorf("the evaluation day has no %s episode", want)
 		}
-	}
-}
-
-func TestEvalStart(t *testing.T) {
-	shanghai, err := time.LoadLocation("Asia/Shanghai")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		now  string // UTC
-		hhmm string
-		d    time.Duration
-		want string // Shanghai
-	}{
-		{"2026-11-23T09:00:00Z", "06:00", 6 * time.Hour, "2026-11-23T06:00:00+08:00"}, // 17:00 local: today's 06:00–12:00 is past
-		{"2026-11-23T03:00:00Z", "06:00", 6 * time.Hour, "2026-11-22T06:00:00+08:00"}, // 11:00 local: yesterday's
-		{"2026-11-23T03:00:00Z", "06:00", 24 * time.Hour, "2026-11-22T06:00:00+08:00"},
-		{"2026-11-23T16:30:00Z", "22:00", 2 * time.Hour, "2026-11-22T22:00:00+08:00"}, // 00:30 local: 22:00–00:00 is not an hour past
-	}
-	for _, tc := range tests {
-		now, _ := time.Parse(time.RFC3339, tc.now)
-		got, err := evalStart(now, tc.hhmm, tc.d, shanghai)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want, _ := time.Parse(time.RFC3339, tc.want); !got.Equal(want) || got.Add(tc.d).After(now) {
-			t.Errorf("evalStart(%s, %s, %s) = %s, want %s", tc.now, tc.hhmm, tc.d, got, tc.want)
-		}
-	}
-	if _, err := evalStart(time.Now(), "6am", time.Hour, shanghai); err == nil {
-		t.Error("a malformed time of day is accepted")
 	}
 }

@@ -1,26 +1,14 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
-	"runtime"
-	"slices"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
-
-	"github.com/ClickHouse/clickhouse-go/v2"
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/muckwatch/muckwatch/internal/chlocal"
 )
 
-// chServer is the real ClickHouse server the integration tests share.
+// chServer is the real ClickHouse server the command tests share.
 var chServer *chlocal.Server
 
 // testChildEnv, set in a child process's environment, makes this test binary run muckwatch's
@@ -41,160 +29,4 @@ func TestMain(m *testing.M) {
 		os.Exit(runCommand(name, os.Args[1:]))
 	}
 	os.Exit(chlocal.RunTests(m, "integration tests", func(s *chlocal.Server) { chServer = s }))
-}
-
-var dbSeq atomic.Int32
-
-// testEnv is one pipeline with its own broker, database and consumer group.
-type testEnv struct {
-	t       testing.TB
-	cfg     Config
-	broker  string
-	conn    driver.Conn
-	started started
-	stop    func() error
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	return slog.New(slog.NewTextHandler(&recentLog, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-// recentLog keeps the pipelines' last log lines, for the watchdog to show what a hung test's
-// pipeline was doing.
-var recentLog logRing
-
-type logRing struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (r *logRing) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.lines = append(r.lines, string(p))
-	if len(r.lines) > 400 {
-		r.lines = r.lines[len(r.lines)-200:]
-	}
-	return len(p), nil
-}
-
-func (r *logRing) last(n int) []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.lines[max(0, len(r.lines)-n):])
-}
-
-// startEnv starts a broker and a pipeline on the shared ClickHouse server, with a fresh database.
-func startEnv(t testing.TB, edit func(*Config)) *testEnv {
-	t.Helper()
-	return startEnvLog(t, edit, testLogger(t))
-}
-
-// startEnvLog is startEnv with the pipeline logging to log.
-func startEnvLog(t testing.TB, edit func(*Config), log *slog.Logger) *testEnv {
-	t.Helper()
-	watchdog(t, 10*time.Minute)
-	cfg, err := loadConfig("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	broker, addr, err := startBroker(brokerOptions{Listen: "127.0.0.1:0", Partitions: 4, Topics: defaultTopics(cfg)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Close)
-	cfg.City = "../../configs/cities/shenzhen"
-	cfg.CityReloadInterval = 0
-	cfg.Kafka.Brokers = []string{addr}
-	cfg.Outputs.Brokers = []string{addr}
-	cfg.ClickHouse.Addr = []string{chServer.TCPAddr}
-	cfg.ClickHouse.Database = fmt.Sprintf("mw_test_%d_%d", os.Getpid(), dbSeq.Add(1))
-	cfg.Metrics.Listen = "127.0.0.1:0"
-	cfg.API.Listen = "127.0.0.1:0"
-	if edit != nil {
-		edit(&cfg)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan started, 1)
-	done := make(chan error, 1)
-	go func() { done <- runPipeline(ctx, cfg, log, newRegistry(), ready) }()
-	var st started
-	select {
-	case st = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("pipeline did not start: %v", err)
-	}
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: cfg.ClickHouse.Addr, Auth: clickhouse.Auth{Database: cfg.ClickHouse.Database}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &testEnv{t: t, cfg: cfg, broker: addr, conn: conn, started: st}
-	stopped := false
-	env.stop = func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		return <-done
-	}
-	t.Cleanup(func() {
-		if err := env.stop(); err != nil {
-			t.Errorf("pipeline stopped with an error: %v", err)
-		}
-		conn.Close()
-	})
-	return env
-}
-
-func (e *testEnv) count(query string, args ...any) uint64 {
-	e.t.Helper()
-	var n uint64
-	if err := e.conn.QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
-		e.t.Fatalf("%s: %v", query, err)
-	}
-	return n
-}
-
-// waitFor polls ClickHouse until cond holds, failing after the deadline. The pipeline is another
-// system; polling its observable outcome is the synchronisation, not a fixed sleep.
-func (e *testEnv) waitFor(what string, timeout time.Duration, cond func() bool) {
-	e.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// watchdog ends the test binary when t runs longer than limit, printing every goroutine and then,
-// last (CI shows the tail of the output), the test's own goroutines: a hang names where it is.
-func watchdog(t testing.TB, limit time.Duration) {
-	timer := time.AfterFunc(limit, func() {
-		buf := make([]byte, 64<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		os.Stderr.Write(buf)
-		fmt.Fprintf(os.Stderr, "\n\nWATCHDOG: %s still running after %s; the pipelines' last log lines:\n", t.Name(), limit)
-		for _, l := range recentLog.last(40) {
-			fmt.Fprint(os.Stderr, l)
-		}
-		fmt.Fprintf(os.Stderr, "\nWATCHDOG: %s: its goroutines in test code:\n", t.Name())
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "_test.go") {
-				fmt.Fprintf(os.Stderr, "%s\n\n", g)
-			}
-		}
-		fmt.Fprintf(os.Stderr, "WATCHDOG: %s hung (see the goroutines above)\n", t.Name())
-		os.Exit(2)
-	})
-	t.Cleanup(func() { timer.Stop() })
 }

@@ -2,28 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
-	"log/slog"
-	"net"
-	"net/http"
-	"os"
-	"path/filepath"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/sync/errgroup"
-
-	"github.com/muckwatch/muckwatch/api"
-	"github.com/muckwatch/muckwatch/city"
-	"github.com/muckwatch/muckwatch/configs"
-	"github.com/muckwatch/muckwatch/detectors"
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/pipeline"
 	"github.com/muckwatch/muckwatch/sink"
 )
 
@@ -32,9 +14,9 @@ func cmdRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log)
-	reg := newRegistry()
-	return runPipeline(ctx, cfg, log, reg, nil)
+	log := pipeline.NewLogger(cfg.Log)
+	reg := pipeline.NewRegistry()
+	return pipeline.Run(ctx, cfg, log, reg, nil)
 }
 
 func cmdMigrate(ctx context.Context, args []string) error {
@@ -44,7 +26,7 @@ func cmdMigrate(ctx context.Context, args []string) error {
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*configPath)
+	cfg, err := pipeline.LoadConfig(*configPath)
 	if err != nil {
 		return err
 	}
@@ -58,7 +40,7 @@ func cmdMigrate(ctx context.Context, args []string) error {
 		}
 		return nil
 	}
-	log := newLogger(cfg.Log)
+	log := pipeline.NewLogger(cfg.Log)
 	ch, err := sink.OpenClickHouse(ctx, cfg.ClickHouse, log, nil)
 	if err != nil {
 		return err
@@ -76,244 +58,11 @@ func cmdMigrate(ctx context.Context, args []string) error {
 }
 
 // parseConfigFlags parses a command whose only flag is --config and loads that config.
-func parseConfigFlags(name string, args []string) (Config, error) {
+func parseConfigFlags(name string, args []string) (pipeline.Config, error) {
 	fl := flag.NewFlagSet(name, flag.ContinueOnError)
 	configPath := fl.String("config", "", "config file (default: the embedded configs/muckwatch.yaml)")
 	if err := fl.Parse(args); err != nil {
-		return Config{}, err
+		return pipeline.Config{}, err
 	}
-	return loadConfig(*configPath)
-}
-
-func newRegistry() *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return reg
-}
-
-// loadCity loads the city folder at path; the default path falls back to the sample city embedded
-// in the binary when the folder is not there (a binary run outside the checkout).
-func loadCity(path string) (*city.City, error) {
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && filepath.Clean(path) == filepath.Join("configs", configs.SampleCity) {
-		sub, err := fs.Sub(configs.FS, configs.SampleCity)
-		if err != nil {
-			return nil, fmt.Errorf("cannot open the embedded sample city: %w", err)
-		}
-		return city.LoadFS(sub, "(embedded) "+path)
-	}
-	return city.Load(path)
-}
-
-// started is what runPipeline reports once it is consuming.
-type started struct {
-	consumer *ingest.Consumer
-	engine   *detectors.Engine
-	ch       *sink.ClickHouse
-	metrics  string // metrics URL, empty if disabled
-	api      string // API base URL, empty if disabled
-	live     *api.Live
-}
-
-// runPipeline runs the pipeline until ctx is cancelled, then shuts down in reverse: stop ingest
-// (handling and committing what was read), close the outputs. ready, if not nil, receives the
-// running parts once the pipeline is consuming.
-func runPipeline(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Registry, ready chan<- started) error {
-	loaded := folderStamp(cfg.City) // before loading: a change made meanwhile is reloaded
-	c, err := loadCity(cfg.City)
-	if err != nil {
-		return err
-	}
-	log.Info("city loaded", "city", c.Name, "sites", len(c.Sites), "routes", len(c.Routes), "zones", len(c.Zones),
-		"vehicles", len(c.Vehicles), "permits", len(c.Permits))
-	ch, err := sink.OpenClickHouse(ctx, cfg.ClickHouse, log, reg)
-	if err != nil {
-		return err
-	}
-	defer ch.Close()
-	if err := ch.Migrate(ctx); err != nil {
-		return err
-	}
-	log.Info("ClickHouse schema up to date", "addr", cfg.ClickHouse.Addr, "database", ch.Database(), "server", ch.ServerVersion())
-	out, err := sink.NewKafkaOutput(cfg.Outputs, log, reg)
-	if err != nil {
-		return err
-	}
-	defer out.Close()
-	engine, err := detectors.NewEngine(cfg.Detectors, c, log, reg)
-	if err != nil {
-		return err
-	}
-	consumer, err := ingest.NewConsumer(cfg.Kafka, city.NormalizePlate, log, reg)
-	if err != nil {
-		return err
-	}
-	p := newPipeline(engine, ch, out, log, reg)
-	p.topics = cfg.Kafka.WithDefaults().Topics
-	p.flushInterval, p.inFlight = ch.FlushInterval(), cfg.Kafka.WithDefaults().BatchesInFlight
-	// half of what the consumer may have in flight: it goes on judging the other half while the
-	// writer writes this one
-	p.fullRecords = cfg.Kafka.RecordsInFlight() / 2
-	// Detector state from the checkpoints: open episodes continue where the last run, or the
-	// instance that had the partitions before, left them (see pipeline.Rebalanced).
-	stateDialer, err := cfg.Outputs.Security.Dialer()
-	if err != nil {
-		return fmt.Errorf("cannot read the detector state: %w", err)
-	}
-	p.state = func(ctx context.Context, inputs []int32, f func(key, value []byte) error) (int, error) {
-		return sink.ReadState(ctx, cfg.Outputs.Brokers, cfg.Outputs.StateTopic, stateDialer, inputs, f)
-	}
-
-	g, gctx := errgroup.WithContext(ctx)
-	var live *api.Live
-	apiURL := ""
-	if cfg.API.Listen != "" {
-		live = api.NewLive(cfg.API)
-		store := api.NewStore(ch.Conn(), ch.Database(), log)
-		if err := store.Restore(ctx, live); err != nil {
-			return err
-		}
-		srv, err := api.NewServer(cfg.API, live, store, engine, engine, alertAnnouncer{out}, log, reg)
-		if err != nil {
-			return err
-		}
-		ln, err := net.Listen("tcp", cfg.API.Listen)
-		if err != nil {
-			return fmt.Errorf("cannot listen for the API on %s: %w", cfg.API.Listen, err)
-		}
-		scheme := "http"
-		if cfg.API.TLSCertFile != "" {
-			scheme = "https"
-		}
-		apiURL = scheme + "://" + ln.Addr().String()
-		p.observe = live
-		g.Go(func() error { return srv.Serve(gctx, ln) })
-		log.Info("API served", "url", apiURL+"/api/v1", "openapi", apiURL+"/api/v1/openapi.json")
-	}
-	metricsURL := ""
-	if cfg.Metrics.Listen != "" {
-		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
-		if err != nil {
-			return fmt.Errorf("cannot listen for metrics on %s: %w", cfg.Metrics.Listen, err)
-		}
-		metricsURL = "http://" + ln.Addr().String() + "/metrics"
-		srv := &http.Server{Handler: metricsMux(reg), ReadHeaderTimeout: 5 * time.Second}
-		g.Go(func() error {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("metrics server: %w", err)
-			}
-			return nil
-		})
-		g.Go(func() error {
-			<-gctx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			return srv.Shutdown(sctx)
-		})
-		log.Info("metrics served", "url", metricsURL)
-	}
-	// The writer outlives a stop of the consumer by as long as the consumer waits for the batches
-	// in flight (its drain timeout): it is stopped once the consumer returned.
-	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(gctx))
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		p.Run(writerCtx)
-	}()
-	g.Go(func() error {
-		err := consumer.Run(gctx, p)
-		stopWriter()
-		<-writerDone
-		if err != nil {
-			return fmt.Errorf("pipeline stopped: %w", err)
-		}
-		log.Info("ingest stopped; what was read is written and committed")
-		return nil
-	})
-	if cfg.CityReloadInterval > 0 {
-		reloads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "muckwatch_city_reloads_total",
-			Help: "Reloads of the city folder after its files changed, by result (ok, failed: the data in force stays)."}, []string{"result"})
-		reloads.WithLabelValues("ok")
-		reloads.WithLabelValues("failed")
-		reg.MustRegister(reloads)
-		g.Go(func() error {
-			watchCity(gctx, cfg.City, loaded, cfg.CityReloadInterval, engine, log, reloads)
-			return nil
-		})
-	}
-	log.Info("pipeline running", "brokers", cfg.Kafka.Brokers, "group", cfg.Kafka.GroupID,
-		"topics", []string{cfg.Kafka.Topics.GPS, cfg.Kafka.Topics.Events, cfg.Kafka.Topics.Officers})
-	if ready != nil {
-		ready <- started{consumer: consumer, engine: engine, ch: ch, metrics: metricsURL, api: apiURL, live: live}
-	}
-	return g.Wait()
-}
-
-// alertAnnouncer publishes the API's alert changes (handling, overdue) on the alerts topic: the
-// alert's JSON as on the API, with "change" set to the change.
-type alertAnnouncer struct{ out *sink.KafkaOutput }
-
-func (a alertAnnouncer) Announce(ctx context.Context, items []api.FeedItem) error {
-	keys, values := make([][]byte, len(items)), make([][]byte, len(items))
-	for i, it := range items {
-		v := it.Alert
-		v.Change = it.Change
-		b, err := json.Marshal(v)
-		if err != nil {
-			return fmt.Errorf("cannot encode alert %s: %w", v.AlertID, err)
-		}
-		keys[i], values[i] = []byte(v.VehicleID), b
-	}
-	return a.out.WriteAlertJSON(ctx, keys, values)
-}
-
-func metricsMux(reg *prometheus.Registry) *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	return mux
-}
-
-// watchCity reloads the city folder when its files change. A folder that fails to load is
-// reported and the reference data in force stays.
-func watchCity(ctx context.Context, dir, last string, every time.Duration, engine *detectors.Engine, log *slog.Logger, reloads *prometheus.CounterVec) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		stamp := folderStamp(dir)
-		if stamp == last {
-			continue
-		}
-		last = stamp
-		c, err := city.Load(dir)
-		if err != nil {
-			log.Error("cannot reload the city; the previous reference data stays in force", "dir", dir, "err", err)
-			reloads.WithLabelValues("failed").Inc()
-			continue
-		}
-		engine.SetCity(c)
-		reloads.WithLabelValues("ok").Inc()
-		log.Info("city reloaded", "dir", dir, "routes", len(c.Routes), "zones", len(c.Zones), "permits", len(c.Permits))
-	}
-}
-
-// folderStamp summarises the names, sizes and modification times of a folder's files.
-func folderStamp(dir string) string {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return "error: " + err.Error()
-	}
-	var s []byte
-	for _, e := range entries {
-		info, err := e.Info()
-		if err != nil {
-			continue
-		}
-		s = fmt.Appendf(s, "%s:%d:%d;", e.Name(), info.Size(), info.ModTime().UnixNano())
-	}
-	return string(s)
+	return pipeline.LoadConfig(*configPath)
 }

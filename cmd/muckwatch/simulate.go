@@ -9,90 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
+	"github.com/muckwatch/muckwatch/pipeline"
 	"github.com/muckwatch/muckwatch/sim"
 )
-
-// kafkaEmitter produces the simulator's records to Kafka, keyed by vehicle, in batches.
-type kafkaEmitter struct {
-	ctx    context.Context
-	w      *kafka.Writer
-	topics map[string]string
-	buf    []kafka.Message
-	sent   int
-}
-
-func newKafkaEmitter(ctx context.Context, brokers []string, cfg Config) *kafkaEmitter {
-	return &kafkaEmitter{
-		ctx: ctx,
-		w: &kafka.Writer{
-			Addr:                   kafka.TCP(brokers...),
-			Balancer:               &kafka.Hash{},
-			BatchSize:              2000,
-			BatchBytes:             4 << 20,
-			BatchTimeout:           5 * time.Millisecond,
-			RequiredAcks:           kafka.RequireAll,
-			AllowAutoTopicCreation: true,
-		},
-		topics: map[string]string{"gps": cfg.Kafka.Topics.GPS, "events": cfg.Kafka.Topics.Events, "officers": cfg.Kafka.Topics.Officers},
-	}
-}
-
-// Emit implements sim.Emitter.
-func (e *kafkaEmitter) Emit(r sim.Record) error {
-	e.buf = append(e.buf, kafka.Message{Topic: e.topics[r.Topic], Key: []byte(r.Key), Value: r.Value, Time: time.Now()})
-	if len(e.buf) >= 5000 {
-		return e.Flush()
-	}
-	return nil
-}
-
-// Flush produces what is buffered and waits for the broker's acks.
-func (e *kafkaEmitter) Flush() error {
-	if len(e.buf) == 0 {
-		return nil
-	}
-	if err := e.w.WriteMessages(e.ctx, e.buf...); err != nil {
-		return fmt.Errorf("cannot produce %d simulated records: %w", len(e.buf), err)
-	}
-	e.sent += len(e.buf)
-	clear(e.buf)
-	e.buf = e.buf[:0]
-	return nil
-}
-
-func (e *kafkaEmitter) Close() error { return e.w.Close() }
-
-// pacer runs simulated time at speedup × wall time, never ahead of the wall clock (so device
-// times are never in the future), flushing the emitter before it sleeps.
-type pacer struct {
-	ctx       context.Context
-	wallStart time.Time
-	simStart  time.Time
-	speedup   float64
-	flush     func() error
-}
-
-func (p *pacer) Wait(t time.Time) error {
-	due := p.wallStart.Add(time.Duration(float64(t.Sub(p.simStart)) / p.speedup))
-	if t.After(due) && time.Now().Before(t) {
-		due = t // caught up with the present: real time from here on
-	}
-	wait := time.Until(due)
-	if wait <= 0 {
-		return p.ctx.Err()
-	}
-	if err := p.flush(); err != nil {
-		return err
-	}
-	select {
-	case <-p.ctx.Done():
-		return p.ctx.Err()
-	case <-time.After(wait):
-		return nil
-	}
-}
 
 // simFlags are the simulator's flags, shared by simulate and demo.
 type simFlags struct {
@@ -126,7 +45,7 @@ func (f *simFlags) options(ctx context.Context, flush func() error) sim.Options 
 	o := sim.Options{Seed: f.seed, Start: start, Duration: f.duration, Interval: f.interval, Vehicles: f.vehicles,
 		Unregistered: f.unregistered, Officers: f.officers, ViolationRate: f.violationRate, NoiseM: f.noise}
 	if f.speedup > 0 {
-		o.Clock = &pacer{ctx: ctx, wallStart: time.Now(), simStart: start, speedup: f.speedup, flush: flush}
+		o.Clock = &sim.WallClock{Ctx: ctx, WallStart: time.Now(), SimStart: start, Speedup: f.speedup, Flush: flush}
 	}
 	return o
 }
@@ -142,15 +61,15 @@ func cmdSimulate(ctx context.Context, args []string) error {
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*configPath)
+	cfg, err := pipeline.LoadConfig(*configPath)
 	if err != nil {
 		return err
 	}
-	c, err := loadCity(*cityDir)
+	c, err := pipeline.LoadCity(*cityDir)
 	if err != nil {
 		return err
 	}
-	em := newKafkaEmitter(ctx, strings.Split(*brokers, ","), cfg)
+	em := sim.NewKafkaEmitter(ctx, strings.Split(*brokers, ","), simTopics(cfg))
 	defer em.Close()
 	s, err := sim.New(c, sf.options(ctx, em.Flush))
 	if err != nil {
@@ -188,4 +107,9 @@ func writeTruth(path string, truth []sim.Episode) error {
 		}
 	}
 	return f.Close()
+}
+
+// simTopics names the config's input topics for the simulator's records.
+func simTopics(cfg pipeline.Config) sim.Topics {
+	return sim.Topics{GPS: cfg.Kafka.Topics.GPS, Events: cfg.Kafka.Topics.Events, Officers: cfg.Kafka.Topics.Officers}
 }

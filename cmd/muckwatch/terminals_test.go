@@ -12,6 +12,8 @@ import (
 
 	"github.com/muckwatch/muckwatch/city"
 	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/internal/broker"
+	"github.com/muckwatch/muckwatch/internal/watchdog"
 )
 
 // TestTerminalsChild runs the bench's live traffic in a child process against the embedded
@@ -19,7 +21,7 @@ import (
 // on the topic, each decodes as a valid fix of one of the city's vehicles, after the device
 // time it was told to start from, and its probes name fixes it produced in the window.
 func TestTerminalsChild(t *testing.T) {
-	watchdog(t, 3*time.Minute)
+	watchdog.Start(t, 3*time.Minute, nil)
 	dir := filepath.Join(t.TempDir(), "city")
 	so := city.DefaultSampleOptions()
 	so.Vehicles = 60
@@ -31,11 +33,11 @@ func TestTerminalsChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	const partitions = 2
-	broker, addr, err := startBroker(brokerOptions{Listen: "127.0.0.1:0", Partitions: partitions, Topics: []string{"muck.gps"}})
+	bk, addr, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Partitions: partitions, Topics: []string{"muck.gps"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer broker.Close()
+	defer bk.Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -1,10 +1,11 @@
-package main
+package pipeline
 
 import (
 	"context"
 	"testing"
 	"time"
 
+	"github.com/muckwatch/muckwatch/internal/broker"
 	"github.com/muckwatch/muckwatch/sim"
 )
 
@@ -26,29 +27,29 @@ func lagSum(t *testing.T, url string) float64 {
 // the lag falls to zero, and the time-driven rules judge event time, not arrival time, so working
 // off the backlog raises no signal_lost without a silent truck behind it.
 func TestBacklog(t *testing.T) {
-	cfg, err := loadConfig("")
+	cfg, err := LoadConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	broker, addr, err := startBroker(brokerOptions{Listen: "127.0.0.1:0", Partitions: 4, Topics: defaultTopics(cfg)})
+	bk, addr, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Partitions: 4, Topics: cfg.Topics()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer broker.Close()
-	c, err := loadCity("../../configs/cities/shenzhen")
+	defer bk.Close()
+	c, err := LoadCity("../configs/cities/shenzhen")
 	if err != nil {
 		t.Fatal(err)
 	}
-	start, err := evalStart(time.Now(), "07:00", 10*time.Minute, c.Location)
+	start, err := sim.PastStart(time.Now(), "07:00", 10*time.Minute, c.Location)
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := evalOptions(6, start, 10*time.Minute, time.Second, 0)
+	o := sim.Noisy(6, start, 10*time.Minute, time.Second, 0)
 	s, err := sim.New(c, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	em := newKafkaEmitter(context.Background(), []string{addr}, cfg)
+	em := sim.NewKafkaEmitter(context.Background(), []string{addr}, simTopics(cfg))
 	res, err := s.Run(em)
 	if err == nil {
 		err = em.Flush()
@@ -64,10 +65,10 @@ func TestBacklog(t *testing.T) {
 	var lags []float64
 	stored := func() uint64 { return env.count("SELECT uniqExact(fix_id) FROM positions") }
 	env.waitFor("the backlog worked off", 3*time.Minute, func() bool {
-		lags = append(lags, lagSum(t, env.started.metrics))
+		lags = append(lags, lagSum(t, env.started.MetricsURL))
 		return stored() >= uint64(res.Fixes)
 	})
-	env.waitFor("lag zero", 30*time.Second, func() bool { return lagSum(t, env.started.metrics) == 0 })
+	env.waitFor("lag zero", 30*time.Second, func() bool { return lagSum(t, env.started.MetricsURL) == 0 })
 	peak := 0.0
 	for _, l := range lags {
 		peak = max(peak, l)
@@ -76,7 +77,7 @@ func TestBacklog(t *testing.T) {
 	if peak == 0 {
 		t.Error("the lag metric never showed the backlog")
 	}
-	dets, err := readDetections(context.Background(), env.conn, env.cfg.ClickHouse.Database)
+	dets, err := sim.ReadDetections(context.Background(), env.conn, env.cfg.ClickHouse.Database)
 	if err != nil {
 		t.Fatal(err)
 	}

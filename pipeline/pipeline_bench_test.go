@@ -1,10 +1,11 @@
-package main
+package pipeline
 
 import (
 	"context"
 	"testing"
 	"time"
 
+	"github.com/muckwatch/muckwatch/internal/broker"
 	"github.com/muckwatch/muckwatch/sim"
 )
 
@@ -19,16 +20,16 @@ func BenchmarkPipeline(b *testing.B) {
 		return // the probing run with b.N = 1; the measured run needs -benchtime of at least 10000x
 	}
 	ctx := context.Background()
-	cfg, err := loadConfig("")
+	cfg, err := LoadConfig("")
 	if err != nil {
 		b.Fatal(err)
 	}
-	broker, addr, err := startBroker(brokerOptions{Listen: "127.0.0.1:0", Partitions: 8, Topics: defaultTopics(cfg)})
+	bk, addr, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Partitions: 8, Topics: cfg.Topics()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(broker.Close) // after the pipeline has stopped (cleanups run last in, first out)
-	c, err := loadCity("../../configs/cities/shenzhen")
+	b.Cleanup(bk.Close) // after the pipeline has stopped (cleanups run last in, first out)
+	c, err := LoadCity("../configs/cities/shenzhen")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -39,7 +40,7 @@ func BenchmarkPipeline(b *testing.B) {
 		b.Fatal(err)
 	}
 	cfg.Kafka.Brokers = []string{addr}
-	em := newKafkaEmitter(ctx, []string{addr}, cfg)
+	em := sim.NewKafkaEmitter(ctx, []string{addr}, simTopics(cfg))
 	res, err := s.Run(em)
 	if err == nil {
 		err = em.Flush()

@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"bufio"
@@ -82,7 +82,7 @@ func startAPIEnv(t *testing.T, edit func(*Config)) (*testEnv, *apiClient) {
 	}
 	t.Setenv("MUCKWATCH_API_TOKENS", strings.Join(entries, ","))
 	env := startEnv(t, edit)
-	return env, &apiClient{t: t, base: env.started.api, tokens: tokens}
+	return env, &apiClient{t: t, base: env.started.APIURL, tokens: tokens}
 }
 
 func produce(t *testing.T, broker string, msgs ...kafka.Message) {
@@ -184,7 +184,7 @@ func TestAPI(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	city := env.started.engine.City()
+	city := env.started.Engine.City()
 	gps, officers := env.cfg.Kafka.Topics.GPS, env.cfg.Kafka.Topics.Officers
 	// a registered truck with a permit valid now
 	var plate string

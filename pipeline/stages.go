@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"slices"
 	"sync"
 	"time"
 
@@ -50,7 +49,7 @@ type batchObserver interface {
 // for as long as a sink fails; batches that queued up meanwhile are written together. Only then
 // is a batch done and its offsets committed, so the state on the state topic never runs ahead of
 // the alert changes in ClickHouse.
-type pipeline struct {
+type stages struct {
 	engine  *detectors.Engine
 	history historyWriter
 	feed    feedWriter
@@ -112,8 +111,8 @@ type pipelineMetrics struct {
 // batches_in_flight bounds it in practice (a batch is in flight until written).
 const judgedQueue = 64
 
-func newPipeline(engine *detectors.Engine, history historyWriter, feed feedWriter, log *slog.Logger, reg prometheus.Registerer) *pipeline {
-	p := &pipeline{engine: engine, history: history, feed: feed, log: log, backoffMin: 200 * time.Millisecond, backoffMax: 10 * time.Second,
+func newStages(engine *detectors.Engine, history historyWriter, feed feedWriter, log *slog.Logger, reg prometheus.Registerer) *stages {
+	p := &stages{engine: engine, history: history, feed: feed, log: log, backoffMin: 200 * time.Millisecond, backoffMax: 10 * time.Second,
 		judged: make(chan *judgedBatch, judgedQueue), toWrite: make(chan *judgedBatch, judgedQueue), spare: make(chan *judgedBatch, judgedQueue),
 		stateAt: map[string]int{}}
 	p.metrics = pipelineMetrics{
@@ -149,7 +148,7 @@ func newPipeline(engine *detectors.Engine, history historyWriter, feed feedWrite
 
 // Handle implements ingest.Handler: it judges the batch and hands it on to be announced and
 // written; the writer calls b.Done once it is written.
-func (p *pipeline) Handle(ctx context.Context, b *ingest.Batch) error {
+func (p *stages) Handle(ctx context.Context, b *ingest.Batch) error {
 	start := time.Now()
 	if !b.Fetched.IsZero() {
 		p.metrics.waitSeconds.Observe(start.Sub(b.Fetched).Seconds())
@@ -163,7 +162,7 @@ func (p *pipeline) Handle(ctx context.Context, b *ingest.Batch) error {
 // Idle implements ingest.Idler: with no record arriving, the partitions go quiet and stop holding
 // back the event time, and the time-driven rules (signal_lost, trip closure) take the decisions
 // that were waiting for them; the alert changes and checkpoints go the way of a batch's.
-func (p *pipeline) Idle(ctx context.Context, b *ingest.Batch) error {
+func (p *stages) Idle(ctx context.Context, b *ingest.Batch) error {
 	p.engine.Reset()
 	p.engine.Tick()
 	return p.pass(ctx, b)
@@ -171,7 +170,7 @@ func (p *pipeline) Idle(ctx context.Context, b *ingest.Batch) error {
 
 // pass hands a judged batch, with its alert changes and the checkpoints of the vehicles it
 // touched, to the announcer (and through it to the writer).
-func (p *pipeline) pass(ctx context.Context, b *ingest.Batch) error {
+func (p *stages) pass(ctx context.Context, b *ingest.Batch) error {
 	var j *judgedBatch
 	select {
 	case j = <-p.spare:
@@ -198,7 +197,7 @@ func (p *pipeline) pass(ctx context.Context, b *ingest.Batch) error {
 // announce announces the alert changes and rejects of each judged batch, in order, as soon as it
 // comes (the consumer goes on judging the next one meanwhile), shows them in the live view and
 // hands the batch to the writer. It returns once ctx is done.
-func (p *pipeline) announce(ctx context.Context) {
+func (p *stages) announce(ctx context.Context) {
 	for {
 		var j *judgedBatch
 		select {
@@ -233,7 +232,7 @@ func (p *pipeline) announce(ctx context.Context) {
 // Run is the pipeline's second and third stages until ctx is cancelled: the announcer (announce)
 // and the writer, which writes the judged batches to ClickHouse and their checkpoints to the
 // state topic, several together.
-func (p *pipeline) Run(ctx context.Context) {
+func (p *stages) Run(ctx context.Context) {
 	announced := make(chan struct{})
 	go func() {
 		defer close(announced)
@@ -314,7 +313,7 @@ func (p *pipeline) Run(ctx context.Context) {
 	}
 }
 
-func (p *pipeline) setEventTimes(judged, read time.Time) {
+func (p *stages) setEventTimes(judged, read time.Time) {
 	if !judged.IsZero() {
 		p.metrics.judged.Set(float64(judged.UnixMilli()) / 1000)
 	}
@@ -328,7 +327,7 @@ func (p *pipeline) setEventTimes(judged, read time.Time) {
 // retrying with back-off for as long as a sink fails (an outage holds the pipeline back; nothing
 // is committed meanwhile). Every write is idempotent, so a retry after a partial success stores
 // nothing twice in effect.
-func (p *pipeline) write(ctx context.Context, group []*judgedBatch) error {
+func (p *stages) write(ctx context.Context, group []*judgedBatch) error {
 	batch := sink.Batch{Fixes: group[0].b.Fixes, Events: group[0].b.Events, Officers: group[0].b.Officers, Changes: group[0].changes, Rejects: group[0].b.Rejects}
 	m := &p.merged
 	if len(group) > 1 {
@@ -395,7 +394,7 @@ func (p *pipeline) write(ctx context.Context, group []*judgedBatch) error {
 
 // retry calls f until it succeeds, with back-off, holding the pipeline back meanwhile; it gives
 // up only when ctx is done.
-func (p *pipeline) retry(ctx context.Context, what string, fixes int, f func() error) error {
+func (p *stages) retry(ctx context.Context, what string, fixes int, f func() error) error {
 	backoff := p.backoffMin
 	for attempt := 1; ; attempt++ {
 		err := f()
@@ -412,71 +411,6 @@ func (p *pipeline) retry(ctx context.Context, what string, fixes int, f func() e
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("cannot %s a batch of %d fixes before shutdown: %w", what, fixes, err)
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, p.backoffMax)
-	}
-}
-
-// Rebalanced implements ingest.Rebalancer: detector state moves with the input partitions. The
-// vehicles of revoked partitions are forgotten (their new owner carries them on); those of added
-// partitions are restored from their checkpoints on the state topic, written before every commit,
-// so the state restored covers at least the committed offsets the partition is read from. Records
-// read again after a checkpoint are stored but not judged twice.
-func (p *pipeline) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
-	forgot := 0
-	for _, tp := range r.Revoked {
-		forgot += p.engine.Release(tp.Topic, tp.Partition)
-	}
-	added := map[ingest.TopicPartition]bool{}
-	var inputs []int32
-	for _, tp := range r.Added {
-		if tp.Topic != p.topics.GPS && tp.Topic != p.topics.Events {
-			continue
-		}
-		forgot += p.engine.Release(tp.Topic, tp.Partition) // whatever this instance knew of it is stale
-		if !slices.Contains(r.CaughtUp, tp) {
-			p.engine.Expect(tp.Topic, tp.Partition) // event time waits for its first records
-		}
-		added[tp] = true
-		inputs = append(inputs, tp.Partition)
-	}
-	if len(inputs) == 0 || p.state == nil {
-		p.log.Info("partitions moved", "generation", r.Generation, "owned", len(r.Owned), "revoked", len(r.Revoked), "vehicles_forgotten", forgot)
-		return nil
-	}
-	owned := func(topic string, partition int32) bool {
-		return added[ingest.TopicPartition{Topic: topic, Partition: partition}]
-	}
-	began := time.Now()
-	backoff := p.backoffMin
-	for attempt := 1; ; attempt++ {
-		restored := 0
-		n, err := p.state(ctx, inputs, func(_, v []byte) error {
-			if err := p.engine.Restore(v, owned); err != nil {
-				p.log.Warn("a detector checkpoint cannot be restored; that vehicle starts afresh", "err", err)
-			} else {
-				restored++
-			}
-			return nil
-		})
-		if err == nil {
-			for _, tp := range r.CaughtUp {
-				p.engine.Caught(tp.Topic, tp.Partition)
-			}
-			if attempt > 1 {
-				p.metrics.holding.Set(0)
-			}
-			p.log.Info("detector state restored for the partitions taken over", "generation", r.Generation,
-				"added", len(r.Added), "revoked", len(r.Revoked), "checkpoints_read", n, "vehicles", p.engine.Tracks(),
-				"vehicles_forgotten", forgot, "caught_up", r.CaughtUp, "took", time.Since(began).Round(time.Millisecond))
-			return nil
-		}
-		p.metrics.holding.Set(1)
-		p.log.Warn("cannot read the detector checkpoints of the partitions taken over; retrying", "attempt", attempt, "retry_in", backoff, "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("cannot restore the detector state of partitions %v: %w", inputs, err)
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, p.backoffMax)

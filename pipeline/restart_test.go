@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 // checkpoint topic) instead of opening a second one.
 func TestRestartContinuesEpisodes(t *testing.T) {
 	first := startEnv(t, nil)
-	c := first.started.engine.City()
+	c := first.started.Engine.City()
 	now := time.Now()
 	var plate string
 	for _, v := range c.Vehicles {

@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"os"
@@ -10,16 +10,16 @@ import (
 
 // Every shipped config parses through the real parser, and the embedded default equals the file.
 func TestShippedConfigsParse(t *testing.T) {
-	files, _ := filepath.Glob("../../configs/*.yaml")
+	files, _ := filepath.Glob("../configs/*.yaml")
 	if len(files) == 0 {
 		t.Fatal("no shipped configs found")
 	}
 	for _, f := range files {
-		if _, err := loadConfig(f); err != nil {
+		if _, err := LoadConfig(f); err != nil {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
-	embedded, err := loadConfig("")
+	embedded, err := LoadConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestShippedConfigsParse(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	f := func(yaml, wantErr string) {
 		t.Helper()
-		_, err := parseConfig("test.yaml", []byte(yaml))
+		_, err := ParseConfig("test.yaml", []byte(yaml))
 		if err == nil || !strings.Contains(err.Error(), wantErr) {
 			t.Errorf("config %q: want error containing %q, got %v", yaml, wantErr, err)
 		}
@@ -48,11 +48,11 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestEmptyConfigIsDefaults(t *testing.T) {
-	c, err := parseConfig("empty.yaml", nil)
+	c, err := ParseConfig("empty.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := loadConfig("")
+	d, err := LoadConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestEmptyConfigIsDefaults(t *testing.T) {
 }
 
 func TestPasswordNeverInConfig(t *testing.T) {
-	data, err := os.ReadFile("../../configs/muckwatch.yaml")
+	data, err := os.ReadFile("../configs/muckwatch.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

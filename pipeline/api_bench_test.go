@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"context"
@@ -28,13 +28,13 @@ func BenchmarkVehicleLookup(b *testing.B) {
 	tokens[api.RoleSquad] = tok
 	b.Setenv("MUCKWATCH_API_TOKENS", entry)
 	env := startEnv(b, func(c *Config) { c.API.RatePerSecond, c.API.Burst = 1e6, 1e6 })
-	c := env.started.engine.City()
+	c := env.started.Engine.City()
 	s, err := sim.New(c, sim.Options{Seed: 3, Start: time.Now().Add(-2 * time.Hour), Duration: time.Hour, Interval: 30 * time.Second,
 		ViolationRate: 0.5, Officers: 5})
 	if err != nil {
 		b.Fatal(err)
 	}
-	em := newKafkaEmitter(context.Background(), []string{env.broker}, env.cfg)
+	em := sim.NewKafkaEmitter(context.Background(), []string{env.broker}, simTopics(env.cfg))
 	res, err := s.Run(em)
 	if err == nil {
 		err = em.Flush()
@@ -65,7 +65,7 @@ func BenchmarkVehicleLookup(b *testing.B) {
 				if i >= b.N {
 					return
 				}
-				req, _ := http.NewRequest("GET", env.started.api+"/api/v1/vehicles/"+plates[i%len(plates)], nil)
+				req, _ := http.NewRequest("GET", env.started.APIURL+"/api/v1/vehicles/"+plates[i%len(plates)], nil)
 				req.Header.Set("Authorization", "Bearer "+tok)
 				t0 := time.Now()
 				resp, err := client.Do(req)

@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"context"
@@ -78,8 +78,8 @@ func TestClickHouseOutage(t *testing.T) {
 		c.ClickHouse.Addr = []string{srv.TCPAddr}
 		c.API.Listen = ""
 	})
-	c := env.started.engine.City()
-	start, err := evalStart(time.Now(), "07:00", time.Hour, c.Location)
+	c := env.started.Engine.City()
+	start, err := sim.PastStart(time.Now(), "07:00", time.Hour, c.Location)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestClickHouseOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	down := time.Now()
-	commits := scrape(t, env.started.metrics, "muckwatch_consumer_commits_total")
+	commits := scrape(t, env.started.MetricsURL, "muckwatch_consumer_commits_total")
 	// the live heap (after a collection, so that garbage of earlier tests in this process does
 	// not count), sampled while the outage lasts
 	var peak uint64
@@ -124,9 +124,9 @@ func TestClickHouseOutage(t *testing.T) {
 		peak = max(peak, ms.HeapAlloc)
 		time.Sleep(500 * time.Millisecond) // the outage lasts; this samples it
 	}
-	holding := scrape(t, env.started.metrics, "muckwatch_pipeline_holding")
-	failures := scrape(t, env.started.metrics, "muckwatch_pipeline_write_failures_total")
-	commitsDuring := scrape(t, env.started.metrics, "muckwatch_consumer_commits_total") - commits
+	holding := scrape(t, env.started.MetricsURL, "muckwatch_pipeline_holding")
+	failures := scrape(t, env.started.MetricsURL, "muckwatch_pipeline_write_failures_total")
+	commitsDuring := scrape(t, env.started.MetricsURL, "muckwatch_consumer_commits_total") - commits
 	if _, err := chlocal.StartIn(srv.Dir); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestClickHouseOutage(t *testing.T) {
 		t.Errorf("positions FINAL: %d rows for %d fixes", n, res.Fixes)
 	}
 	env.waitFor("the pipeline no longer holding", time.Minute, func() bool {
-		return scrape(t, env.started.metrics, "muckwatch_pipeline_holding") == 0
+		return scrape(t, env.started.MetricsURL, "muckwatch_pipeline_holding") == 0
 	})
 }
 

@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/muckwatch/muckwatch/internal/broker"
 	"github.com/muckwatch/muckwatch/sim"
 )
 
@@ -28,7 +29,7 @@ var buildBinary = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "muckwatch")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/muckwatch").CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
@@ -59,19 +60,19 @@ type faultRig struct {
 func newFaultRig(t *testing.T, name string) *faultRig {
 	t.Helper()
 	r := newRig(t, name)
-	c, err := loadCity("../../configs/cities/shenzhen")
+	c, err := LoadCity("../configs/cities/shenzhen")
 	if err != nil {
 		t.Fatal(err)
 	}
-	start, err := evalStart(time.Now(), "07:00", 2*time.Hour, c.Location)
+	start, err := sim.PastStart(time.Now(), "07:00", 2*time.Hour, c.Location)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := sim.New(c, evalOptions(5, start, 2*time.Hour, 10*time.Second, 60))
+	s, err := sim.New(c, sim.Noisy(5, start, 2*time.Hour, 10*time.Second, 60))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := loadConfig("")
+	cfg, err := LoadConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,15 +89,15 @@ func newRig(t *testing.T, name string) *faultRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := loadConfig("")
+	cfg, err := LoadConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	broker, addr, err := startBroker(brokerOptions{Listen: "127.0.0.1:0", Partitions: 4, Topics: defaultTopics(cfg)})
+	bk, addr, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Partitions: 4, Topics: cfg.Topics()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(broker.Close)
+	t.Cleanup(bk.Close)
 	r := &faultRig{t: t, bin: bin, addr: addr, db: fmt.Sprintf("mw_%s_%d_%d", name, os.Getpid(), dbSeq.Add(1)), metrics: map[*exec.Cmd]string{}}
 	if r.conn, err = clickhouse.Open(&clickhouse.Options{Addr: []string{chServer.TCPAddr}}); err != nil {
 		t.Fatal(err)
@@ -115,7 +116,7 @@ func newRig(t *testing.T, name string) *faultRig {
 		}
 	})
 	r.config = filepath.Join(r.dir, "muckwatch.yaml")
-	if err := os.WriteFile(r.config, fmt.Appendf(nil, `city: ../../configs/cities/shenzhen
+	if err := os.WriteFile(r.config, fmt.Appendf(nil, `city: ../configs/cities/shenzhen
 kafka:
   brokers: [%s]
   group_id: %s
@@ -285,7 +286,7 @@ func (r *faultRig) compare(what string) {
 		return ref.count("SELECT uniqExact(fix_id) FROM positions") >= uint64(r.fixes)
 	})
 	ref.waitFor("the reference run judged to the end of the stream", time.Minute, func() bool {
-		return judgedToEnd(ref.started.metrics, r.end)
+		return judgedToEnd(ref.started.MetricsURL, r.end)
 	})
 	if err := ref.stop(); err != nil {
 		t.Fatal(err)
@@ -298,7 +299,7 @@ func (r *faultRig) compare(what string) {
 		t.Errorf("positions FINAL has %d rows for %d fixes", final, r.fixes)
 	}
 	score := func(database string) (map[string]sim.RuleScore, string) {
-		dets, err := readDetections(context.Background(), r.conn, database)
+		dets, err := sim.ReadDetections(context.Background(), r.conn, database)
 		if err != nil {
 			t.Fatal(err)
 		}

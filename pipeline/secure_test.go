@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"bytes"
@@ -23,11 +23,11 @@ import (
 func TestPipelineSASLAndTLS(t *testing.T) {
 	cert := securetest.SelfSigned(t)
 	const password = "scram-pw-only-in-env"
-	base, err := loadConfig("")
+	base, err := LoadConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	topics := defaultTopics(base)
+	topics := base.Topics()
 	cluster, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(4, topics...),
 		kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "muckwatch", password),
 		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert.TLS}, MinVersion: tls.VersionTLS12}))

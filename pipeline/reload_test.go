@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"os"
@@ -12,7 +12,7 @@ import (
 // the pipeline keeps running on the reference data in force; a good change is then picked up.
 func TestCityReloadKeepsGoodData(t *testing.T) {
 	dir := t.TempDir()
-	src := "../../configs/cities/shenzhen"
+	src := "../configs/cities/shenzhen"
 	entries, err := os.ReadDir(src)
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +31,7 @@ func TestCityReloadKeepsGoodData(t *testing.T) {
 		c.CityReloadInterval = 100 * time.Millisecond
 		c.API.Listen = ""
 	})
-	before := env.started.engine.City()
+	before := env.started.Engine.City()
 	zones := filepath.Join(dir, "zones.geojson")
 	good, err := os.ReadFile(zones)
 	if err != nil {
@@ -41,7 +41,7 @@ func TestCityReloadKeepsGoodData(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.waitFor("the failed reload", 30*time.Second, func() bool {
-		return scrape(t, env.started.metrics, `muckwatch_city_reloads_total{result="failed"}`) >= 1
+		return scrape(t, env.started.MetricsURL, `muckwatch_city_reloads_total{result="failed"}`) >= 1
 	})
 	// the pipeline still takes fixes in, on the data in force
 	now := time.Now()
@@ -50,7 +50,7 @@ func TestCityReloadKeepsGoodData(t *testing.T) {
 	env.waitFor("fixes stored while the city folder is broken", 30*time.Second, func() bool {
 		return env.count("SELECT count() FROM positions WHERE vehicle_id = '粤B00042'") == 2
 	})
-	if env.started.engine.City() != before {
+	if env.started.Engine.City() != before {
 		t.Fatal("a broken city folder replaced the reference data in force")
 	}
 	// a good change (one zone renamed) is picked up
@@ -59,13 +59,13 @@ func TestCityReloadKeepsGoodData(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for env.started.engine.City() == before {
+	for env.started.Engine.City() == before {
 		if time.Now().After(deadline) {
 			t.Fatal("the repaired city folder was not reloaded")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if n := len(env.started.engine.City().Zones); n != len(before.Zones) {
+	if n := len(env.started.Engine.City().Zones); n != len(before.Zones) {
 		t.Errorf("reloaded city has %d zones, want %d", n, len(before.Zones))
 	}
 }

@@ -1,10 +1,11 @@
-package main
+package pipeline
 
 import (
 	"net"
 	"testing"
 	"time"
 
+	"github.com/muckwatch/muckwatch/internal/broker"
 	"github.com/muckwatch/muckwatch/sim"
 )
 
@@ -19,11 +20,11 @@ func TestBrokerRestart(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	dataDir := t.TempDir()
-	cfg, err := loadConfig("")
+	cfg, err := LoadConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	broker, _, err := startBroker(brokerOptions{Listen: addr, Partitions: 4, Topics: defaultTopics(cfg), DataDir: dataDir})
+	bk, _, err := broker.Start(broker.Options{Listen: addr, Partitions: 4, Topics: cfg.Topics(), DataDir: dataDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,8 +32,8 @@ func TestBrokerRestart(t *testing.T) {
 		c.Kafka.Brokers, c.Outputs.Brokers = []string{addr}, []string{addr}
 		c.API.Listen = ""
 	})
-	c := env.started.engine.City()
-	start, err := evalStart(time.Now(), "07:00", time.Hour, c.Location)
+	c := env.started.Engine.City()
+	start, err := sim.PastStart(time.Now(), "07:00", time.Hour, c.Location)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,18 +47,18 @@ func TestBrokerRestart(t *testing.T) {
 	stored := func() uint64 { return env.count("SELECT uniqExact(fix_id) FROM positions") }
 	env.waitFor("the first half stored", time.Minute, func() bool { return stored() >= uint64(res.Fixes/3) })
 
-	broker.Close()
+	bk.Close()
 	time.Sleep(3 * time.Second) // the broker is down this long
-	broker, _, err = startBroker(brokerOptions{Listen: addr, Partitions: 4, Topics: defaultTopics(cfg), DataDir: dataDir})
+	bk, _, err = broker.Start(broker.Options{Listen: addr, Partitions: 4, Topics: cfg.Topics(), DataDir: dataDir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer broker.Close()
+	defer bk.Close()
 	produce(t, addr, msgs[half:]...)
 	env.waitFor("every fix stored after the broker restart", 2*time.Minute, func() bool { return stored() >= uint64(res.Fixes) })
 	if n := env.count("SELECT count() FROM positions FINAL"); n != uint64(res.Fixes) {
 		t.Errorf("positions FINAL: %d rows for %d fixes", n, res.Fixes)
 	}
-	retries := scrape(t, env.started.metrics, "muckwatch_consumer_fetch_errors_total")
+	retries := scrape(t, env.started.MetricsURL, "muckwatch_consumer_fetch_errors_total")
 	t.Logf("%d fixes stored once across a broker restart; %g fetches retried while it was down", res.Fixes, retries)
 }

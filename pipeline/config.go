@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"bytes"
@@ -48,9 +48,9 @@ type LogConfig struct {
 	Format string `yaml:"format"` // text | json
 }
 
-// loadConfig reads the config at path, or the embedded default config when path is empty.
+// LoadConfig reads the config at path, or the embedded default config when path is empty.
 // Unknown fields are errors, so a typo does not silently fall back to a default.
-func loadConfig(path string) (Config, error) {
+func LoadConfig(path string) (Config, error) {
 	var data []byte
 	var err error
 	if path == "" {
@@ -62,10 +62,10 @@ func loadConfig(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("cannot read config: %w", err)
 	}
-	return parseConfig(path, data)
+	return ParseConfig(path, data)
 }
 
-func parseConfig(path string, data []byte) (Config, error) {
+func ParseConfig(path string, data []byte) (Config, error) {
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -161,11 +161,16 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-func newLogger(c LogConfig) *slog.Logger {
+func NewLogger(c LogConfig) *slog.Logger {
 	level, _ := parseLevel(c.Level)
 	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// Topics lists every topic the configuration names: the inputs and the outputs.
+func (c Config) Topics() []string {
+	return []string{c.Kafka.Topics.GPS, c.Kafka.Topics.Events, c.Kafka.Topics.Officers, c.Outputs.AlertsTopic, c.Outputs.DLQTopic, c.Outputs.StateTopic}
 }

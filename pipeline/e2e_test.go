@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"context"
@@ -70,9 +70,9 @@ func matches(a storedAlert, ep sim.Episode, slack time.Duration) bool {
 func TestEndToEnd(t *testing.T) {
 	env := startEnv(t, nil)
 	ctx := context.Background()
-	c := env.started.engine.City()
+	c := env.started.Engine.City()
 	interval := 10 * time.Second
-	start, err := evalStart(time.Now(), "06:30", 3*time.Hour, c.Location) // the morning rush: zones closed
+	start, err := sim.PastStart(time.Now(), "06:30", 3*time.Hour, c.Location) // the morning rush: zones closed
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	em := newKafkaEmitter(ctx, []string{env.broker}, env.cfg)
+	em := sim.NewKafkaEmitter(ctx, []string{env.broker}, simTopics(env.cfg))
 	defer em.Close()
 	res, err := s.Run(em)
 	if err != nil {
@@ -101,7 +101,7 @@ func TestEndToEnd(t *testing.T) {
 	// fix to be over (the event time written reaching it), not only for its positions.
 	newest := time.UnixMilli(int64(env.count("SELECT toUInt64(max(ts_ms)) FROM positions")))
 	env.waitFor("the last write to be over", time.Minute, func() bool {
-		read, _ := eventTimes(env.started.metrics)
+		read, _ := eventTimes(env.started.MetricsURL)
 		return !read.Before(newest)
 	})
 	// Exactly once: no duplicates, nothing missing, nothing rejected.
@@ -180,7 +180,7 @@ func TestEndToEnd(t *testing.T) {
 	for i, q := range queries {
 		rows, err := env.conn.Query(ctx, q)
 		if err != nil {
-			t.Errorf("README query %d fails on ClickHouse %s: %v\n%s", i+1, env.started.ch.ServerVersion(), err, q)
+			t.Errorf("README query %d fails on ClickHouse %s: %v\n%s", i+1, env.started.ClickHouse.ServerVersion(), err, q)
 			continue
 		}
 		n := 0
@@ -211,7 +211,7 @@ func TestEndToEnd(t *testing.T) {
 // readmeQueries returns the statements of the README's analyst SQL block.
 func readmeQueries(t *testing.T) []string {
 	t.Helper()
-	data, err := os.ReadFile("../../README.md")
+	data, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}

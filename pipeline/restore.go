@@ -1,0 +1,75 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/muckwatch/muckwatch/ingest"
+)
+
+// Rebalanced implements ingest.Rebalancer: detector state moves with the input partitions. The
+// vehicles of revoked partitions are forgotten (their new owner carries them on); those of added
+// partitions are restored from their checkpoints on the state topic, written before every commit,
+// so the state restored covers at least the committed offsets the partition is read from. Records
+// read again after a checkpoint are stored but not judged twice.
+func (p *stages) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
+	forgot := 0
+	for _, tp := range r.Revoked {
+		forgot += p.engine.Release(tp.Topic, tp.Partition)
+	}
+	added := map[ingest.TopicPartition]bool{}
+	var inputs []int32
+	for _, tp := range r.Added {
+		if tp.Topic != p.topics.GPS && tp.Topic != p.topics.Events {
+			continue
+		}
+		forgot += p.engine.Release(tp.Topic, tp.Partition) // whatever this instance knew of it is stale
+		if !slices.Contains(r.CaughtUp, tp) {
+			p.engine.Expect(tp.Topic, tp.Partition) // event time waits for its first records
+		}
+		added[tp] = true
+		inputs = append(inputs, tp.Partition)
+	}
+	if len(inputs) == 0 || p.state == nil {
+		p.log.Info("partitions moved", "generation", r.Generation, "owned", len(r.Owned), "revoked", len(r.Revoked), "vehicles_forgotten", forgot)
+		return nil
+	}
+	owned := func(topic string, partition int32) bool {
+		return added[ingest.TopicPartition{Topic: topic, Partition: partition}]
+	}
+	began := time.Now()
+	backoff := p.backoffMin
+	for attempt := 1; ; attempt++ {
+		restored := 0
+		n, err := p.state(ctx, inputs, func(_, v []byte) error {
+			if err := p.engine.Restore(v, owned); err != nil {
+				p.log.Warn("a detector checkpoint cannot be restored; that vehicle starts afresh", "err", err)
+			} else {
+				restored++
+			}
+			return nil
+		})
+		if err == nil {
+			for _, tp := range r.CaughtUp {
+				p.engine.Caught(tp.Topic, tp.Partition)
+			}
+			if attempt > 1 {
+				p.metrics.holding.Set(0)
+			}
+			p.log.Info("detector state restored for the partitions taken over", "generation", r.Generation,
+				"added", len(r.Added), "revoked", len(r.Revoked), "checkpoints_read", n, "vehicles", p.engine.Tracks(),
+				"vehicles_forgotten", forgot, "caught_up", r.CaughtUp, "took", time.Since(began).Round(time.Millisecond))
+			return nil
+		}
+		p.metrics.holding.Set(1)
+		p.log.Warn("cannot read the detector checkpoints of the partitions taken over; retrying", "attempt", attempt, "retry_in", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cannot restore the detector state of partitions %v: %w", inputs, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, p.backoffMax)
+	}
+}
