@@ -28,9 +28,9 @@ chaos: deps
 # (golang/go#75804).
 FUZZEXECS ?= 100000
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFix$$' -fuzztime $(FUZZEXECS)x ./ingest
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEvent$$' -fuzztime $(FUZZEXECS)x ./ingest
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeOfficer$$' -fuzztime $(FUZZEXECS)x ./ingest
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFix$$' -fuzztime $(FUZZEXECS)x ./record
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEvent$$' -fuzztime $(FUZZEXECS)x ./record
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeOfficer$$' -fuzztime $(FUZZEXECS)x ./record
 	$(GO) test -run '^$$' -fuzz '^FuzzRestore$$' -fuzztime $(FUZZEXECS)x ./detectors
 
 vet:

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/muckwatch/muckwatch/detectors"
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 	"github.com/muckwatch/muckwatch/sink"
 )
 
@@ -100,7 +100,7 @@ type Live struct {
 	latestMs  int64                       // the newest device time observed: "now" in event time
 	positions []VehiclePosition           // the newest position of every vehicle, in the order first seen
 	vehicleAt map[string]int32            // plate → its index in positions
-	numbered  ingest.ByPlateNumber[int32] // a fix's VehicleNo → its plate's index in positions + 1 (0: none yet)
+	numbered  record.ByPlateNumber[int32] // a fix's VehicleNo → its plate's index in positions + 1 (0: none yet)
 	officers  map[string]OfficerPosition
 	alerts    map[string]*AlertView // open, or severe and not yet handled to the end
 	byVehicle map[string][]*AlertView
@@ -129,7 +129,7 @@ func NewLive(cfg Config) *Live {
 
 // Observe takes in a batch that has been durably written: positions, officers and alert changes.
 // It copies what it keeps; the batch may be reused afterwards.
-func (l *Live) Observe(fixes []ingest.Fix, officers []ingest.OfficerPosition, changes []detectors.Change) {
+func (l *Live) Observe(fixes []record.Fix, officers []record.OfficerPosition, changes []detectors.Change) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for i := range fixes {
@@ -157,7 +157,7 @@ func (l *Live) Observe(fixes []ingest.Fix, officers []ingest.OfficerPosition, ch
 }
 
 // position returns plate's entry in positions, and whether it was added now (to be filled in by
-// the caller). no is the plate's number from the decoder (ingest.PlateNumbers, 0: none): a fix
+// the caller). no is the plate's number from the decoder (record.PlateNumbers, 0: none): a fix
 // finds its vehicle by it without hashing the plate; a number is a hint, checked against the
 // plate found. l.mu is held for writing.
 func (l *Live) position(plate string, no uint32) (*VehiclePosition, bool) {

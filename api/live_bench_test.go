@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 // BenchmarkLiveObserve is the live view taking in the positions of a written batch, per fix, at
@@ -20,12 +20,12 @@ func BenchmarkLiveObserve(b *testing.B) {
 	for _, numbered := range []bool{true, false} {
 		b.Run(fmt.Sprintf("numbered=%v", numbered), func(b *testing.B) {
 			l, now := testLive()
-			fixes := make([]ingest.Fix, batch)
+			fixes := make([]record.Fix, batch)
 			next := 0
 			fill := func(round int) {
 				for k := range fixes {
 					i := (next + k*7919) % vehicles // spread over the fleet, as partitions interleave
-					fixes[k] = ingest.Fix{VehicleID: plates[i], Time: now.Add(time.Duration(round) * time.Second), Lat: 22.5, Lon: 114}
+					fixes[k] = record.Fix{VehicleID: plates[i], Time: now.Add(time.Duration(round) * time.Second), Lat: 22.5, Lon: 114}
 					if numbered {
 						fixes[k].VehicleNo = uint32(i + 1)
 					}

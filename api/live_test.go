@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/muckwatch/muckwatch/detectors"
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 func TestParseTokens(t *testing.T) {
@@ -93,13 +93,13 @@ func change(kind detectors.ChangeKind, id, plate string, sev detectors.Severity,
 func TestLiveAlertLifecycle(t *testing.T) {
 	l, now := testLive()
 	at := *now
-	l.Observe(nil, []ingest.OfficerPosition{
+	l.Observe(nil, []record.OfficerPosition{
 		{OfficerID: "o-near", Time: at, Lat: 22.545, Lon: 114.06, Available: true},
 		{OfficerID: "o-busy", Time: at, Lat: 22.541, Lon: 114.06, Available: false},
 		{OfficerID: "o-stale", Time: at.Add(-time.Hour), Lat: 22.5401, Lon: 114.06, Available: true},
 		{OfficerID: "o-far", Time: at, Lat: 22.60, Lon: 114.06, Available: true},
 	}, nil)
-	l.Observe([]ingest.Fix{{VehicleID: "粤B1", Time: at, Lat: 22.54, Lon: 114.06, SpeedKmh: 70}}, nil, []detectors.Change{
+	l.Observe([]record.Fix{{VehicleID: "粤B1", Time: at, Lat: 22.54, Lon: 114.06, SpeedKmh: 70}}, nil, []detectors.Change{
 		change(detectors.ChangeOpened, "a1", "粤B1", detectors.SeveritySevere, detectors.StatusOpen, 1, at),
 		change(detectors.ChangeOpened, "w1", "粤B1", detectors.SeverityWarning, detectors.StatusOpen, 1, at),
 	})
@@ -225,10 +225,10 @@ func TestLiveFeedResume(t *testing.T) {
 
 func TestNear(t *testing.T) {
 	l, now := testLive()
-	fix := func(plate string, lat, lon float64, age time.Duration) ingest.Fix {
-		return ingest.Fix{VehicleID: plate, Time: now.Add(-age), Lat: lat, Lon: lon}
+	fix := func(plate string, lat, lon float64, age time.Duration) record.Fix {
+		return record.Fix{VehicleID: plate, Time: now.Add(-age), Lat: lat, Lon: lon}
 	}
-	l.Observe([]ingest.Fix{
+	l.Observe([]record.Fix{
 		fix("near", 22.5405, 114.06, 0),          // ~56 m
 		fix("mid", 22.5450, 114.06, time.Minute), // ~556 m
 		fix("old", 22.5401, 114.06, 2*time.Hour),
@@ -243,7 +243,7 @@ func TestNear(t *testing.T) {
 	}
 }
 
-// The live view finds a fix's vehicle by its plate number (ingest.PlateNumbers) and keeps the
+// The live view finds a fix's vehicle by its plate number (record.PlateNumbers) and keeps the
 // newest position; a number is only a hint: another plate under the same number, a fix without
 // one and a position remembered from ClickHouse all land on their own plate.
 func TestLivePositionsByNumber(t *testing.T) {
@@ -251,16 +251,16 @@ func TestLivePositionsByNumber(t *testing.T) {
 	at := func(s int) time.Time { return now.Add(time.Duration(s) * time.Second) }
 	steps := []struct {
 		name  string
-		fixes []ingest.Fix
+		fixes []record.Fix
 		want  map[string]int // plate → the second its position is from
 	}{
-		{"first fixes", []ingest.Fix{{VehicleID: "粤B1", VehicleNo: 1, Time: at(0)}, {VehicleID: "粤B2", VehicleNo: 2, Time: at(0)}},
+		{"first fixes", []record.Fix{{VehicleID: "粤B1", VehicleNo: 1, Time: at(0)}, {VehicleID: "粤B2", VehicleNo: 2, Time: at(0)}},
 			map[string]int{"粤B1": 0, "粤B2": 0}},
-		{"newer by number, older skipped", []ingest.Fix{{VehicleID: "粤B1", VehicleNo: 1, Time: at(10)}, {VehicleID: "粤B1", VehicleNo: 1, Time: at(5)}},
+		{"newer by number, older skipped", []record.Fix{{VehicleID: "粤B1", VehicleNo: 1, Time: at(10)}, {VehicleID: "粤B1", VehicleNo: 1, Time: at(5)}},
 			map[string]int{"粤B1": 10, "粤B2": 0}},
-		{"another plate under number 1", []ingest.Fix{{VehicleID: "粤B3", VehicleNo: 1, Time: at(3)}},
+		{"another plate under number 1", []record.Fix{{VehicleID: "粤B3", VehicleNo: 1, Time: at(3)}},
 			map[string]int{"粤B1": 10, "粤B2": 0, "粤B3": 3}},
-		{"number 1's first plate again, and one without a number", []ingest.Fix{{VehicleID: "粤B1", VehicleNo: 1, Time: at(20)}, {VehicleID: "粤B2", Time: at(7)}},
+		{"number 1's first plate again, and one without a number", []record.Fix{{VehicleID: "粤B1", VehicleNo: 1, Time: at(20)}, {VehicleID: "粤B2", Time: at(7)}},
 			map[string]int{"粤B1": 20, "粤B2": 7, "粤B3": 3}},
 	}
 	for _, s := range steps {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 // normalized is a TrackState as JSON with its alert times in UTC, for comparing states decoded
@@ -71,8 +71,8 @@ func TestCheckpointFormats(t *testing.T) {
 	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
 	for sec := 0; sec <= 60; sec += 10 {
 		ll := c.Proj.Inverse([2]float64{2100 + float64(sec)*10, 150})
-		f := ingest.Fix{VehicleID: "粤B00001", Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: 45, HasSpeed: true,
-			Src: ingest.Source{Topic: "muck.gps", Partition: 1}}
+		f := record.Fix{VehicleID: "粤B00001", Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: 45, HasSpeed: true,
+			Src: record.Source{Topic: "muck.gps", Partition: 1}}
 		eng.ProcessFix(&f)
 		eng.Dirty(nil, func(_ string, _ int32, cp []byte) { live = append(live, cp) })
 	}
@@ -150,7 +150,7 @@ func TestBinaryCheckpointDamaged(t *testing.T) {
 	var cp []byte
 	for sec := 0; sec <= 60; sec += 10 {
 		ll := c.Proj.Inverse([2]float64{2100 + float64(sec)*10, 150})
-		f := ingest.Fix{VehicleID: "粤B00001", Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: 45, HasSpeed: true}
+		f := record.Fix{VehicleID: "粤B00001", Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: 45, HasSpeed: true}
 		eng.ProcessFix(&f)
 		eng.Dirty(nil, func(_ string, _ int32, b []byte) { cp = b })
 	}

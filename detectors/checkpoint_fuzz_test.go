@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 // FuzzRestore: a checkpoint read from the state topic is outside data. Whatever its bytes,
@@ -22,8 +22,8 @@ func FuzzRestore(f *testing.F) {
 	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
 	for sec := 0; sec <= 60; sec += 10 {
 		ll := c.Proj.Inverse([2]float64{2100 + float64(sec)*10, 150})
-		fx := ingest.Fix{VehicleID: "粤B00001", Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: 45, HasSpeed: true,
-			Src: ingest.Source{Topic: "muck.gps", Partition: 1}}
+		fx := record.Fix{VehicleID: "粤B00001", Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: 45, HasSpeed: true,
+			Src: record.Source{Topic: "muck.gps", Partition: 1}}
 		eng.ProcessFix(&fx)
 		eng.Dirty(nil, func(_ string, _ int32, cp []byte) { f.Add(cp) })
 	}
@@ -58,7 +58,7 @@ func FuzzRestore(f *testing.F) {
 			if second := again.checkpoint(again.tracks[id]); string(second) != string(first) {
 				t.Fatalf("checkpoint round trip differs:\n%s\n%s", first, second)
 			}
-			fx := ingest.Fix{VehicleID: id, Time: tr.last.Time.Add(10 * time.Second), Lat: 22.5, Lon: 114.0, SpeedKmh: 30, HasSpeed: true}
+			fx := record.Fix{VehicleID: id, Time: tr.last.Time.Add(10 * time.Second), Lat: 22.5, Lon: 114.0, SpeedKmh: 30, HasSpeed: true}
 			if fx.Time.Year() < 2000 || fx.Time.Year() > 2100 {
 				fx.Time = start
 			}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 // checkpoint returns tr's state in the binary format, in a slice of its own: one vehicle's, as
@@ -22,19 +22,19 @@ func (e *Engine) checkpoint(tr *Track) []byte {
 func TestCheckpointRestore(t *testing.T) {
 	c := loadTestCity(t)
 	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
-	fix := func(sec int, x, y, speed float64) ingest.Fix {
+	fix := func(sec int, x, y, speed float64) record.Fix {
 		ll := c.Proj.Inverse([2]float64{x, y})
-		return ingest.Fix{VehicleID: "粤B00001", Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: float32(speed), HasSpeed: true}
+		return record.Fix{VehicleID: "粤B00001", Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: float32(speed), HasSpeed: true}
 	}
 	// off route R1 (y = 150 m) and speeding in the 30 zone, then back on route at a legal speed
-	var fixes []ingest.Fix
+	var fixes []record.Fix
 	for sec := 0; sec <= 60; sec += 10 {
 		fixes = append(fixes, fix(sec, 2100+float64(sec)*10, 150, 45))
 	}
 	for sec := 70; sec <= 200; sec += 10 {
 		fixes = append(fixes, fix(sec, 2100+float64(sec)*10, 0, 20))
 	}
-	run := func(eng *Engine, fs []ingest.Fix) []Change {
+	run := func(eng *Engine, fs []record.Fix) []Change {
 		var out []Change
 		for i := range fs {
 			eng.Reset()
@@ -109,7 +109,7 @@ func kinds(cs []Change) string {
 func BenchmarkCheckpoint(b *testing.B) {
 	c, eng := loadTestEngine(b)
 	ll := c.Proj.Inverse([2]float64{2100, 150})
-	f := ingest.Fix{VehicleID: "粤B00001", Time: time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC), Lat: ll[1], Lon: ll[0], SpeedKmh: 45, HasSpeed: true}
+	f := record.Fix{VehicleID: "粤B00001", Time: time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC), Lat: ll[1], Lon: ll[0], SpeedKmh: 45, HasSpeed: true}
 	eng.ProcessFix(&f)
 	tr := eng.tracks["粤B00001"]
 	b.ReportAllocs()
@@ -125,16 +125,16 @@ func BenchmarkCheckpoint(b *testing.B) {
 func TestRestoredTrackNotSilent(t *testing.T) {
 	c := loadTestCity(t)
 	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
-	fix := func(plate string, partition int32, sec int, x float64) ingest.Fix {
+	fix := func(plate string, partition int32, sec int, x float64) record.Fix {
 		ll := c.Proj.Inverse([2]float64{x, 0})
-		return ingest.Fix{VehicleID: plate, Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: 40, HasSpeed: true,
-			Src: ingest.Source{Topic: "gps", Partition: partition}}
+		return record.Fix{VehicleID: plate, Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: 40, HasSpeed: true,
+			Src: record.Source{Topic: "gps", Partition: partition}}
 	}
 	first, err := NewEngine(Config{}, c, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs := []ingest.Fix{fix("粤B00001", 0, 0, 1000), fix("粤B00002", 1, 0, 1000)}
+	fs := []record.Fix{fix("粤B00001", 0, 0, 1000), fix("粤B00002", 1, 0, 1000)}
 	first.ProcessBatch(fs, nil)
 	var cps [][]byte
 	first.Dirty(nil, func(_ string, _ int32, cp []byte) { cps = append(cps, cp) })
@@ -149,7 +149,7 @@ func TestRestoredTrackNotSilent(t *testing.T) {
 		}
 	}
 	// only partition 1 is read after the restart, 10 minutes on
-	var later []ingest.Fix
+	var later []record.Fix
 	for sec := 60; sec <= 600; sec += 60 {
 		later = append(later, fix("粤B00002", 1, sec, 1000+float64(sec)*10))
 	}
@@ -161,7 +161,7 @@ func TestRestoredTrackNotSilent(t *testing.T) {
 	}
 	// once its partition is read again, a real silence is found
 	second.Reset()
-	second.ProcessBatch([]ingest.Fix{fix("粤B00003", 0, 660, 5000), fix("粤B00002", 1, 660, 8000)}, nil)
+	second.ProcessBatch([]record.Fix{fix("粤B00003", 0, 660, 5000), fix("粤B00002", 1, 660, 8000)}, nil)
 	found := false
 	for _, ch := range second.Changes() {
 		found = found || (ch.Alert.Rule == RuleSignalLost && ch.Alert.VehicleID == "粤B00001")
@@ -184,8 +184,8 @@ func TestReleaseAndRestoreByPartition(t *testing.T) {
 	plates := []string{"粤B00001", "粤B00002", "粤B00003"}
 	for i, plate := range plates {
 		ll := c.Proj.Inverse([2]float64{2100, 150})
-		f := ingest.Fix{VehicleID: plate, Time: start, Lat: ll[1], Lon: ll[0], SpeedKmh: 45, HasSpeed: true,
-			Src: ingest.Source{Topic: "muck.gps", Partition: int32(i % 2), Behind: 10}}
+		f := record.Fix{VehicleID: plate, Time: start, Lat: ll[1], Lon: ll[0], SpeedKmh: 45, HasSpeed: true,
+			Src: record.Source{Topic: "muck.gps", Partition: int32(i % 2), Behind: 10}}
 		eng.ProcessFix(&f)
 	}
 	cps := map[string][]byte{}
@@ -241,10 +241,10 @@ func TestReleaseAndRestoreByPartition(t *testing.T) {
 func TestExpectedPartitionHoldsEventTime(t *testing.T) {
 	c := loadTestCity(t)
 	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
-	fix := func(plate string, partition int32, sec int, x float64) ingest.Fix {
+	fix := func(plate string, partition int32, sec int, x float64) record.Fix {
 		ll := c.Proj.Inverse([2]float64{x, 0})
-		return ingest.Fix{VehicleID: plate, Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: 40, HasSpeed: true,
-			Src: ingest.Source{Topic: "gps", Partition: partition, Behind: 1}}
+		return record.Fix{VehicleID: plate, Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: 40, HasSpeed: true,
+			Src: record.Source{Topic: "gps", Partition: partition, Behind: 1}}
 	}
 	for _, tc := range []struct {
 		name   string
@@ -259,7 +259,7 @@ func TestExpectedPartitionHoldsEventTime(t *testing.T) {
 				eng.Expect("gps", 0)
 				eng.Expect("gps", 1)
 			}
-			var first, second []ingest.Fix
+			var first, second []record.Fix
 			for sec := 0; sec <= 3600; sec += 30 {
 				first = append(first, fix("粤B00001", 0, sec, 1000+float64(sec)))
 			}
@@ -289,11 +289,11 @@ func TestExpectedPartitionHoldsEventTime(t *testing.T) {
 func TestReplayedEventsNotJudgedTwice(t *testing.T) {
 	c := loadTestCity(t)
 	start := time.Date(2026, 11, 23, 10, 0, 0, 0, time.FixedZone("CST", 8*3600))
-	weigh := func(offset int64, at time.Duration, kg float64) ingest.Event {
-		return ingest.Event{EventID: fmt.Sprintf("w%d", offset), VehicleID: "粤B00001", Time: start.Add(at), Kind: ingest.KindWeigh,
-			SiteID: "C1", LoadKg: kg, HasLoad: true, Confidence: 1, Src: ingest.Source{Topic: "muck.events", Partition: 2, Offset: offset}}
+	weigh := func(offset int64, at time.Duration, kg float64) record.Event {
+		return record.Event{EventID: fmt.Sprintf("w%d", offset), VehicleID: "粤B00001", Time: start.Add(at), Kind: record.KindWeigh,
+			SiteID: "C1", LoadKg: kg, HasLoad: true, Confidence: 1, Src: record.Source{Topic: "muck.events", Partition: 2, Offset: offset}}
 	}
-	events := []ingest.Event{
+	events := []record.Event{
 		weigh(0, 0, 21000),               // opens an overload alert
 		weigh(1, 10*time.Minute, 25000),  // escalates it
 		weigh(2, 150*time.Minute, 21000), // 2 h 20 min later: that one ends, another opens
@@ -309,14 +309,14 @@ func TestReplayedEventsNotJudgedTwice(t *testing.T) {
 		}
 		return eng
 	}
-	batch := func(eng *Engine, evs ...ingest.Event) []Change {
+	batch := func(eng *Engine, evs ...record.Event) []Change {
 		eng.Reset()
 		eng.ProcessBatch(nil, evs)
 		return slices.Clone(eng.Changes())
 	}
 	once := newEngine()
 	var want []Change
-	for _, b := range [][]ingest.Event{events[:2], events[2:3], events[3:5], events[5:6], events[6:]} {
+	for _, b := range [][]record.Event{events[:2], events[2:3], events[3:5], events[5:6], events[6:]} {
 		want = append(want, batch(once, b...)...)
 	}
 
@@ -377,8 +377,8 @@ func TestDirtyCheckpointsShareNoBytes(t *testing.T) {
 	ll := c.Proj.Inverse([2]float64{2100, 150})
 	const n = 300
 	for i := range n {
-		f := ingest.Fix{VehicleID: fmt.Sprintf("粤B%05d", i), Time: start.Add(time.Duration(i) * time.Millisecond), Lat: ll[1], Lon: ll[0],
-			SpeedKmh: 45, HasSpeed: true, Src: ingest.Source{Topic: "muck.gps", Partition: int32(i % 4)}}
+		f := record.Fix{VehicleID: fmt.Sprintf("粤B%05d", i), Time: start.Add(time.Duration(i) * time.Millisecond), Lat: ll[1], Lon: ll[0],
+			SpeedKmh: 45, HasSpeed: true, Src: record.Source{Topic: "muck.gps", Partition: int32(i % 4)}}
 		eng.ProcessFix(&f)
 	}
 	var got [][]byte
@@ -416,7 +416,7 @@ func TestDirtyReusesArena(t *testing.T) {
 	touch := func(round, vehicles int) {
 		for v := range vehicles {
 			ll := c.Proj.Inverse([2]float64{2100 + float64(round*10), 150})
-			eng.ProcessFix(&ingest.Fix{VehicleID: fmt.Sprintf("粤B%05d", v), Time: start.Add(time.Duration(round) * 10 * time.Second),
+			eng.ProcessFix(&record.Fix{VehicleID: fmt.Sprintf("粤B%05d", v), Time: start.Add(time.Duration(round) * 10 * time.Second),
 				Lat: ll[1], Lon: ll[0], SpeedKmh: 20, HasSpeed: true})
 		}
 	}

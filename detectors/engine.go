@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/muckwatch/muckwatch/city"
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 // Observation is what the engine knows about a vehicle at one fix. It is computed once per fix
@@ -77,13 +77,13 @@ type TimeRule interface {
 // EventObserver is implemented by a FixRule whose state also learns from events (a disposal site's
 // gate camera seeing a truck enter closes its trip even when its terminal was silent there).
 type EventObserver interface {
-	ObserveEvent(c *city.City, ev *ingest.Event, ep *Episode)
+	ObserveEvent(c *city.City, ev *record.Event, ep *Episode)
 }
 
 // EventRule judges a vehicle at each camera or sensor event.
 type EventRule interface {
 	Name() Rule
-	JudgeEvent(c *city.City, tr *Track, ev *ingest.Event) Verdict
+	JudgeEvent(c *city.City, tr *Track, ev *record.Event) Verdict
 	Describe(a *Alert) string
 }
 
@@ -208,7 +208,7 @@ type fixEntry struct {
 type eventEntry struct {
 	rule   EventRule
 	timing Timing
-	phase  func(c *city.City, ev *ingest.Event) Phase
+	phase  func(c *city.City, ev *record.Event) Phase
 }
 
 // Engine runs the rules. It is driven by one goroutine (the consumer's); the city may be swapped
@@ -220,7 +220,7 @@ type Engine struct {
 	checkpointSize int        // average size of the last Dirty call's checkpoints, to size the next one's buffer
 	log            *slog.Logger
 	tracks         map[string]*Track
-	numbered       ingest.ByPlateNumber[*Track] // tracks by their fixes' VehicleNo (tracks holds them all)
+	numbered       record.ByPlateNumber[*Track] // tracks by their fixes' VehicleNo (tracks holds them all)
 	fixes          []fixEntry
 	events         []eventEntry
 	out            []Change
@@ -318,7 +318,7 @@ func (e *Engine) track(id string) *Track {
 	return tr
 }
 
-// numberedTrack is track for a fix whose plate has number no (ingest.PlateNumbers): the track is
+// numberedTrack is track for a fix whose plate has number no (record.PlateNumbers): the track is
 // kept at numbered[no] and found there by the next fix, its plate only compared (the same
 // interned string, as a rule). A number is a hint, so a different plate there is looked up by
 // name and takes the slot over.
@@ -360,7 +360,7 @@ func (e *Engine) Reset() {
 }
 
 // ProcessFix runs the fix rules over f.
-func (e *Engine) ProcessFix(f *ingest.Fix) {
+func (e *Engine) ProcessFix(f *record.Fix) {
 	c := e.city.Load()
 	e.clock.observe(f.Src.Topic, f.Src.Partition, f.Time, f.Src.Behind)
 	tr := e.numberedTrack(f.VehicleID, f.VehicleNo)
@@ -459,7 +459,7 @@ func (e *Engine) ProcessFix(f *ingest.Fix) {
 // partitions yields each one's records in runs; merging them keeps a partition that was read
 // first from running ahead of the others, and puts a fix that arrived late within the batch back
 // in its place. The slices are reordered in place.
-func (e *Engine) ProcessBatch(fixes []ingest.Fix, events []ingest.Event) {
+func (e *Engine) ProcessBatch(fixes []record.Fix, events []record.Event) {
 	if c := e.city.Load(); c != e.refCity {
 		// reloaded reference data: forget the registrations looked up in the old one, so that it
 		// is not kept alive by trucks that do not report again
@@ -474,8 +474,8 @@ func (e *Engine) ProcessBatch(fixes []ingest.Fix, events []ingest.Event) {
 	for i := range events { // in the order read, before they are sorted
 		e.admit(&events[i])
 	}
-	slices.SortStableFunc(fixes, func(a, b ingest.Fix) int { return a.Time.Compare(b.Time) })
-	slices.SortStableFunc(events, func(a, b ingest.Event) int { return a.Time.Compare(b.Time) })
+	slices.SortStableFunc(fixes, func(a, b record.Fix) int { return a.Time.Compare(b.Time) })
+	slices.SortStableFunc(events, func(a, b record.Event) int { return a.Time.Compare(b.Time) })
 	i, j := 0, 0
 	for i < len(fixes) || j < len(events) {
 		if j >= len(events) || (i < len(fixes) && !fixes[i].Time.After(events[j].Time)) {
@@ -551,7 +551,7 @@ func (e *Engine) Tick() {
 }
 
 // ProcessEvent runs the event rules over ev.
-func (e *Engine) ProcessEvent(ev *ingest.Event) {
+func (e *Engine) ProcessEvent(ev *record.Event) {
 	e.batches++
 	e.admit(ev)
 	e.processEvent(ev)
@@ -561,7 +561,7 @@ func (e *Engine) ProcessEvent(ev *ingest.Event) {
 // a rebalance (from the committed offsets, which a checkpoint may be ahead of) is at an offset
 // below the one after the newest judged before this batch. Called in the order read, for every
 // event of a batch before any is judged, as the batch is judged in event-time order.
-func (e *Engine) admit(ev *ingest.Event) {
+func (e *Engine) admit(ev *record.Event) {
 	if ev.Src.Topic == "" {
 		return // not from Kafka (tests, tools): nothing to tell a replay by
 	}
@@ -575,7 +575,7 @@ func (e *Engine) admit(ev *ingest.Event) {
 	tr.evNext = max(tr.evNext, ev.Src.Offset+1)
 }
 
-func (e *Engine) processEvent(ev *ingest.Event) {
+func (e *Engine) processEvent(ev *record.Event) {
 	c := e.city.Load()
 	e.clock.observe(ev.Src.Topic, ev.Src.Partition, ev.Time, ev.Src.Behind)
 	tr := e.track(ev.VehicleID)

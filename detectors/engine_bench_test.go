@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/muckwatch/muckwatch/city"
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 // BenchmarkEngineProcessFix runs every fix rule over a fleet driving along the test city's route:
@@ -27,13 +27,13 @@ type benchFleetFixes struct {
 	c        *city.City
 	plates   []string
 	vehicles int
-	fix      ingest.Fix
+	fix      record.Fix
 	i        int // fixes processed
 }
 
 func newBenchFleetFixes(b *testing.B, vehicles int) *benchFleetFixes {
 	c, eng := loadTestEngine(b)
-	f := &benchFleetFixes{eng: eng, c: c, plates: make([]string, vehicles), vehicles: vehicles, fix: ingest.Fix{HasSpeed: true, SpeedKmh: 30}}
+	f := &benchFleetFixes{eng: eng, c: c, plates: make([]string, vehicles), vehicles: vehicles, fix: record.Fix{HasSpeed: true, SpeedKmh: 30}}
 	for i := range f.plates {
 		f.plates[i] = fmt.Sprintf("粤B%05d", i)
 	}
@@ -111,7 +111,7 @@ func BenchmarkRule(b *testing.B) {
 			r.Judge(c, &prev, &slow, &ep)
 		}
 	})
-	ev := ingest.Event{EventID: "e-1", VehicleID: "粤B00001", Time: start, Kind: ingest.KindWeigh, Source: "ws-1", LoadKg: 52000, HasLoad: true}
+	ev := record.Event{EventID: "e-1", VehicleID: "粤B00001", Time: start, Kind: record.KindWeigh, Source: "ws-1", LoadKg: 52000, HasLoad: true}
 	for _, ee := range eng.events {
 		b.Run(string(ee.rule.Name()), func(b *testing.B) {
 			b.ReportAllocs()
@@ -144,7 +144,7 @@ func BenchmarkTrackMemory(b *testing.B) {
 		for step := range 5 {
 			for v, plate := range plates {
 				ll := c.Proj.Inverse([2]float64{float64(v%500)*10 + float64(step)*80, float64(v % 60)})
-				fix := ingest.Fix{VehicleID: plate, Time: start.Add(time.Duration(step*10+v%10) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: 30 + float32(v%30), HasSpeed: true}
+				fix := record.Fix{VehicleID: plate, Time: start.Add(time.Duration(step*10+v%10) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: 30 + float32(v%30), HasSpeed: true}
 				eng.ProcessFix(&fix)
 			}
 			eng.Reset()

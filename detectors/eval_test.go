@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/muckwatch/muckwatch/city"
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 	"github.com/muckwatch/muckwatch/sim"
 )
 
@@ -29,9 +29,9 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 	var simNow time.Time
 	eng.clock.now = func() time.Time { return simNow }
 	const partitions, batchSize = 4, 100 // small batches, as a live pipeline reads them
-	dec := ingest.NewDecoder(ingest.DecodeConfig{MaxAge: 30 * 24 * time.Hour}, city.NormalizePlate)
-	var fixes []ingest.Fix
-	var events []ingest.Event
+	dec := record.NewDecoder(record.DecodeConfig{MaxAge: 30 * 24 * time.Hour}, city.NormalizePlate)
+	var fixes []record.Fix
+	var events []record.Event
 	type span struct {
 		det sim.Detection
 		ok  bool
@@ -52,24 +52,24 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 		fixes, events = fixes[:0], events[:0]
 	}
 	n := 0
-	offsets := map[ingest.Source]int64{} // the next offset of each partition, by topic and partition
+	offsets := map[record.Source]int64{} // the next offset of each partition, by topic and partition
 	res, err := s.Run(sim.EmitterFunc(func(r sim.Record) error {
 		simNow = r.Time
 		h := fnv.New32a()
 		h.Write([]byte(r.Key))
-		src := ingest.Source{Topic: r.Topic, Partition: int32(h.Sum32() % partitions)}
+		src := record.Source{Topic: r.Topic, Partition: int32(h.Sum32() % partitions)}
 		src.Offset = offsets[src] // as a broker numbers each partition's records
-		offsets[ingest.Source{Topic: src.Topic, Partition: src.Partition}]++
+		offsets[record.Source{Topic: src.Topic, Partition: src.Partition}]++
 		switch r.Topic {
 		case "gps":
-			var f ingest.Fix
+			var f record.Fix
 			if err := dec.DecodeFix(r.Value, r.Time, &f); err != nil {
 				t.Fatalf("simulated fix rejected: %v: %s", err, r.Value)
 			}
 			f.Src = src
 			fixes = append(fixes, f)
 		case "events":
-			var e ingest.Event
+			var e record.Event
 			if err := dec.DecodeEvent(r.Value, r.Time, &e); err != nil {
 				t.Fatalf("simulated event rejected: %v: %s", err, r.Value)
 			}

@@ -4,10 +4,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 )
 
-// Fixes carrying their plate's number (ingest.PlateNumbers) find their track by it; a number is a
+// Fixes carrying their plate's number (record.PlateNumbers) find their track by it; a number is a
 // hint, so another plate with the same number gets a track of its own, and a released vehicle's
 // number does not bring its old state back.
 func TestNumberedTracks(t *testing.T) {
@@ -20,8 +20,8 @@ func TestNumberedTracks(t *testing.T) {
 	ll := c.Proj.Inverse([2]float64{2100, 150})
 	fix := func(plate string, no uint32, sec int, partition int32) {
 		t.Helper()
-		f := ingest.Fix{VehicleID: plate, VehicleNo: no, Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0],
-			SpeedKmh: 20, HasSpeed: true, Src: ingest.Source{Topic: "muck.gps", Partition: partition}}
+		f := record.Fix{VehicleID: plate, VehicleNo: no, Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0],
+			SpeedKmh: 20, HasSpeed: true, Src: record.Source{Topic: "muck.gps", Partition: partition}}
 		eng.ProcessFix(&f)
 	}
 	last := func(plate string) time.Time {

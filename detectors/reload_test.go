@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 // Reloading the reference data mid-episode keeps every vehicle's state: the open episode goes on
@@ -15,7 +15,7 @@ func TestReloadMidEpisode(t *testing.T) {
 	var changes []Change
 	fix := func(sec int, x, y, speed float64) {
 		ll := c.Proj.Inverse([2]float64{x, y})
-		f := ingest.Fix{VehicleID: "粤B00001", Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: float32(speed), HasSpeed: true}
+		f := record.Fix{VehicleID: "粤B00001", Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: float32(speed), HasSpeed: true}
 		eng.Reset()
 		eng.ProcessFix(&f)
 		changes = append(changes, eng.Changes()...)

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 // The risk score follows a vehicle's live state and history: an unregistered truck starts
@@ -15,7 +15,7 @@ func TestRiskScore(t *testing.T) {
 	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
 	fix := func(plate string, sec int, x, speed float64) {
 		ll := c.Proj.Inverse([2]float64{x, 0})
-		f := ingest.Fix{VehicleID: plate, Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: float32(speed), HasSpeed: true}
+		f := record.Fix{VehicleID: plate, Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: float32(speed), HasSpeed: true}
 		eng.ProcessFix(&f)
 	}
 	f := func(plate string, wantLevel string, wantScore int, wantReason string) {

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/muckwatch/muckwatch/city"
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 // OverloadConfig configures overload.
@@ -44,8 +44,8 @@ type Overload struct{ cfg OverloadConfig }
 func (r *Overload) Name() Rule { return RuleOverload }
 
 // JudgeEvent implements EventRule.
-func (r *Overload) JudgeEvent(c *city.City, tr *Track, ev *ingest.Event) Verdict {
-	if !ev.HasLoad || (ev.Kind != ingest.KindWeigh && ev.Kind != ingest.KindGateExit) {
+func (r *Overload) JudgeEvent(c *city.City, tr *Track, ev *record.Event) Verdict {
+	if !ev.HasLoad || (ev.Kind != record.KindWeigh && ev.Kind != record.KindGateExit) {
 		return Verdict{}
 	}
 	limit := 0.0
@@ -107,16 +107,16 @@ type CameraRule struct {
 func (r *CameraRule) Name() Rule { return r.rule }
 
 // JudgeEvent implements EventRule.
-func (r *CameraRule) JudgeEvent(c *city.City, tr *Track, ev *ingest.Event) Verdict {
+func (r *CameraRule) JudgeEvent(c *city.City, tr *Track, ev *record.Event) Verdict {
 	if float64(ev.Confidence) < r.cfg.MinConfidence {
 		return Verdict{}
 	}
 	hit := false
 	switch r.rule {
 	case RuleCoverOpen:
-		hit = ev.Kind == ingest.KindCoverOpen || (ev.HasCover && !ev.CoverClosed && (ev.Kind == ingest.KindGateExit || ev.Kind == ingest.KindPlateCapture))
+		hit = ev.Kind == record.KindCoverOpen || (ev.HasCover && !ev.CoverClosed && (ev.Kind == record.KindGateExit || ev.Kind == record.KindPlateCapture))
 	case RuleSpillage:
-		hit = ev.Kind == ingest.KindSpillage
+		hit = ev.Kind == record.KindSpillage
 	}
 	if !hit {
 		return Verdict{}
@@ -167,8 +167,8 @@ type SiteExitRisk struct{ cfg SiteExitRiskConfig }
 func (r *SiteExitRisk) Name() Rule { return RuleSiteExitRisk }
 
 // JudgeEvent implements EventRule.
-func (r *SiteExitRisk) JudgeEvent(c *city.City, tr *Track, ev *ingest.Event) Verdict {
-	if ev.Kind != ingest.KindGateExit {
+func (r *SiteExitRisk) JudgeEvent(c *city.City, tr *Track, ev *record.Event) Verdict {
+	if ev.Kind != record.KindGateExit {
 		return Verdict{}
 	}
 	site := c.Site(ev.SiteID)

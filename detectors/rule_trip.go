@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/muckwatch/muckwatch/city"
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 // SignalLostConfig configures signal_lost.
@@ -202,8 +202,8 @@ func (r *TripUnclosed) NextDue(tr *Track, ep *Episode) time.Time {
 // closes its trip, even if its terminal was silent inside.
 // Events and fixes come from different topics and may be read in either order: the sighting is
 // kept (Seen) and counts for the trip under way at its time.
-func (r *TripUnclosed) ObserveEvent(c *city.City, ev *ingest.Event, ep *Episode) {
-	if ev.Kind != ingest.KindGateEntry {
+func (r *TripUnclosed) ObserveEvent(c *city.City, ev *record.Event, ep *Episode) {
+	if ev.Kind != record.KindGateEntry {
 		return
 	}
 	s := c.Site(ev.SiteID)

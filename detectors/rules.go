@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/muckwatch/muckwatch/city"
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 // RulesConfig has one section per rule. Every field has a documented default (see
@@ -73,7 +73,7 @@ func registerRules(c RulesConfig) ([]fixEntry, []eventEntry) {
 			fixes = append(fixes, fixEntry{rule: r, timing: t, phase: PhaseIn})
 		}
 	}
-	addEvent := func(enabled bool, r EventRule, t Timing, phase func(*city.City, *ingest.Event) Phase) {
+	addEvent := func(enabled bool, r EventRule, t Timing, phase func(*city.City, *record.Event) Phase) {
 		if enabled {
 			events = append(events, eventEntry{rule: r, timing: t, phase: phase})
 		}
@@ -88,13 +88,13 @@ func registerRules(c RulesConfig) ([]fixEntry, []eventEntry) {
 	addEvent(!c.Overload.Disabled, &Overload{cfg: c.Overload}, c.Overload.Timing, phaseAtSite)
 	addEvent(!c.CoverOpen.Disabled, &CameraRule{rule: RuleCoverOpen, cfg: c.CoverOpen}, c.CoverOpen.Timing, phaseAtSite)
 	addEvent(!c.Spillage.Disabled, &CameraRule{rule: RuleSpillage, cfg: c.Spillage}, c.Spillage.Timing, phaseAtSite)
-	addEvent(!c.SiteExitRisk.Disabled, &SiteExitRisk{cfg: c.SiteExitRisk}, c.SiteExitRisk.Timing, func(*city.City, *ingest.Event) Phase { return PhasePre })
+	addEvent(!c.SiteExitRisk.Disabled, &SiteExitRisk{cfg: c.SiteExitRisk}, c.SiteExitRisk.Timing, func(*city.City, *record.Event) Phase { return PhasePre })
 	return fixes, events
 }
 
 // phaseAtSite is pre-event for evidence gathered at a construction site's gate (the truck is not
 // on the road yet) and in-event elsewhere.
-func phaseAtSite(c *city.City, ev *ingest.Event) Phase {
+func phaseAtSite(c *city.City, ev *record.Event) Phase {
 	if s := c.Site(ev.SiteID); s != nil && s.Kind == city.SiteConstruction {
 		return PhasePre
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/paulmach/orb"
 
 	"github.com/muckwatch/muckwatch/city"
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 // Scenario files (testdata/*.test) drive the engine over the test city in testdata/city and
@@ -110,7 +110,7 @@ func runScenario(t *testing.T, path string, c *city.City) {
 		}
 		fix := func(at time.Time, plate string, x, y float64, opts []string) {
 			ll := c.Proj.Inverse([2]float64{x, y})
-			fx := ingest.Fix{FixID: plate + at.String(), VehicleID: plate, Time: at, Lat: ll[1], Lon: ll[0]}
+			fx := record.Fix{FixID: plate + at.String(), VehicleID: plate, Time: at, Lat: ll[1], Lon: ll[0]}
 			for _, o := range opts {
 				k, v, _ := strings.Cut(o, "=")
 				switch k {
@@ -151,8 +151,8 @@ func runScenario(t *testing.T, path string, c *city.City) {
 			eng.Tick()
 			collect()
 		case "event":
-			ev := ingest.Event{EventID: where, VehicleID: fields[2], Time: offset(fields[1]), Kind: ingest.ParseEventKind(fields[3]), Source: "cam", Confidence: 1}
-			if ev.Kind == ingest.KindUnknown {
+			ev := record.Event{EventID: where, VehicleID: fields[2], Time: offset(fields[1]), Kind: record.ParseEventKind(fields[3]), Source: "cam", Confidence: 1}
+			if ev.Kind == record.KindUnknown {
 				t.Fatalf("%s: unknown event kind %q", where, fields[3])
 			}
 			for _, o := range fields[4:] {
@@ -236,7 +236,7 @@ func TestEpisodeSlots(t *testing.T) {
 		for at := from; at <= to; at += 10 * time.Second {
 			x := x0 + (x1-x0)*float64(at-from)/float64(max(to-from, 1))
 			ll := c.Proj.Inverse(orb.Point{x, 0})
-			eng.ProcessFix(&ingest.Fix{VehicleID: plate, Time: start.Add(at), Lat: ll[1], Lon: ll[0], SpeedKmh: kmh, HasSpeed: true})
+			eng.ProcessFix(&record.Fix{VehicleID: plate, Time: start.Add(at), Lat: ll[1], Lon: ll[0], SpeedKmh: kmh, HasSpeed: true})
 		}
 	}
 	slots := func() []*Episode { return eng.tracks[plate].episodes }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/muckwatch/muckwatch/record"
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -143,11 +144,11 @@ func TestBatchResetKeepsCapacity(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b Batch
-			b.Fixes = make([]Fix, big)
+			b.Fixes = make([]record.Fix, big)
 			b.Fixes[0].VehicleID = "粤B00001"
 			b.Reset()
 			for _, n := range tc.fills {
-				b.Fixes = append(b.Fixes, make([]Fix, n)...)
+				b.Fixes = append(b.Fixes, make([]record.Fix, n)...)
 				b.Reset()
 				if len(b.Fixes) != 0 {
 					t.Fatalf("Reset left %d fixes", len(b.Fixes))

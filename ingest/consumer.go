@@ -1,3 +1,6 @@
+// Package ingest is muckwatch's Kafka input: the kafka-go consumer group that reads the input
+// topics, decodes every record with the wire contract (package record), hands batches to a
+// Handler, and commits their offsets only after the handler has durably written them.
 package ingest
 
 import (
@@ -18,6 +21,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/muckwatch/muckwatch/internal/secure"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 // Topics names the input topics.
@@ -57,7 +61,7 @@ type ConsumerConfig struct {
 	// group.min.session.timeout.ms).
 	SessionTimeout time.Duration `yaml:"session_timeout"`
 	// Decode bounds what a valid record is.
-	Decode DecodeConfig `yaml:"decode"`
+	Decode record.DecodeConfig `yaml:"decode"`
 	// Security: SASL authentication and TLS (sasl: and tls: in the kafka section).
 	Security secure.Kafka `yaml:",inline"`
 }
@@ -147,10 +151,10 @@ func (c ConsumerConfig) Validate() error {
 // the rejected ones. The consumer reuses a Batch once it is done (see Handler); a handler must
 // not keep its slices after calling Done.
 type Batch struct {
-	Fixes    []Fix
-	Events   []Event
-	Officers []OfficerPosition
-	Rejects  []Reject
+	Fixes    []record.Fix
+	Events   []record.Event
+	Officers []record.OfficerPosition
+	Rejects  []record.Reject
 	// Fetched is when the first message of the batch was fetched, for latency measurement.
 	Fetched time.Time
 	done    chan error // the handler's verdict, read by the consumer's committer
@@ -190,7 +194,7 @@ func (b *Batch) Reset() {
 	b.Events = empty(b.Events, drop)
 	b.Officers = empty(b.Officers, drop)
 	for i := range b.Rejects {
-		b.Rejects[i] = Reject{} // drop references to message bytes
+		b.Rejects[i] = record.Reject{} // drop references to message bytes
 	}
 	b.Rejects = b.Rejects[:0]
 	b.Fetched = time.Time{}
@@ -293,8 +297,8 @@ type Consumer struct {
 	dialer *kafka.Dialer
 	// normalize makes a plate canonical (each partition's fetcher has a decoder of its own)
 	normalize func(string) string
-	// plates numbers the plates for all the fetchers' decoders (Fix.VehicleNo)
-	plates  *PlateNumbers
+	// plates numbers the plates for all the fetchers' decoders (record.Fix.VehicleNo)
+	plates  *record.PlateNumbers
 	metrics *consumerMetrics
 	now     func() time.Time
 	lagMu   sync.Mutex
@@ -345,7 +349,7 @@ func NewConsumer(cfg ConsumerConfig, normalize func(string) string, log *slog.Lo
 		group:        gc,
 		dialer:       dialer,
 		normalize:    normalize,
-		plates:       NewPlateNumbers(),
+		plates:       record.NewPlateNumbers(),
 		metrics:      newConsumerMetrics(reg, cfg.Topics),
 		now:          time.Now,
 		lags:         make(map[TopicPartition]int64),
@@ -902,7 +906,7 @@ func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, chunk
 	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Transport: transport}
 	req := kafka.FetchRequest{Topic: p.Topic, Partition: int(p.Partition), Offset: p.offset, MinBytes: 1,
 		MaxBytes: int64(max(64<<10, min(maxFetchBytes, c.cfg.FetchMaxBytes/of))), MaxWait: c.cfg.FetchMaxWait}
-	dec := NewDecoder(c.cfg.Decode, c.normalize)
+	dec := record.NewDecoder(c.cfg.Decode, c.normalize)
 	dec.NumberPlates(c.plates)
 	maxRecords := min(chunkRecords, c.cfg.BatchMaxRecords)
 	maxBytes := max(1, c.cfg.BatchMaxBytes/chunkBytesShare)
@@ -1064,16 +1068,16 @@ func generationOver(err error) bool {
 
 // decode decodes m with dec into b, or adds it to b's rejects. m's key is the fetcher's buffer,
 // copied when kept; so is its value, unless owned says the value's memory is m's own.
-func (c *Consumer) decode(dec *Decoder, m *kafka.Message, b *Batch, owned bool) {
+func (c *Consumer) decode(dec *record.Decoder, m *kafka.Message, b *Batch, owned bool) {
 	ref := m.Time
 	if ref.IsZero() {
 		ref = c.now()
 	}
-	src := Source{Topic: m.Topic, Partition: int32(m.Partition), Offset: m.Offset, Behind: max(0, m.HighWaterMark-m.Offset-1)}
+	src := record.Source{Topic: m.Topic, Partition: int32(m.Partition), Offset: m.Offset, Behind: max(0, m.HighWaterMark-m.Offset-1)}
 	var err error
 	switch m.Topic {
 	case c.cfg.Topics.GPS:
-		b.Fixes = append(b.Fixes, Fix{})
+		b.Fixes = append(b.Fixes, record.Fix{})
 		f := &b.Fixes[len(b.Fixes)-1]
 		if err = dec.DecodeFix(m.Value, ref, f); err != nil {
 			b.Fixes = b.Fixes[:len(b.Fixes)-1]
@@ -1081,7 +1085,7 @@ func (c *Consumer) decode(dec *Decoder, m *kafka.Message, b *Batch, owned bool) 
 			f.Src = src
 		}
 	case c.cfg.Topics.Events:
-		b.Events = append(b.Events, Event{})
+		b.Events = append(b.Events, record.Event{})
 		e := &b.Events[len(b.Events)-1]
 		if err = dec.DecodeEvent(m.Value, ref, e); err != nil {
 			b.Events = b.Events[:len(b.Events)-1]
@@ -1089,7 +1093,7 @@ func (c *Consumer) decode(dec *Decoder, m *kafka.Message, b *Batch, owned bool) 
 			e.Src = src
 		}
 	case c.cfg.Topics.Officers:
-		b.Officers = append(b.Officers, OfficerPosition{})
+		b.Officers = append(b.Officers, record.OfficerPosition{})
 		o := &b.Officers[len(b.Officers)-1]
 		if err = dec.DecodeOfficer(m.Value, ref, o); err != nil {
 			b.Officers = b.Officers[:len(b.Officers)-1]
@@ -1097,14 +1101,14 @@ func (c *Consumer) decode(dec *Decoder, m *kafka.Message, b *Batch, owned bool) 
 			o.Src = src
 		}
 	default:
-		err = reject(ReasonUnknownTopic, "topic %q is not one of the configured input topics", m.Topic)
+		err = &record.RejectError{Reason: record.ReasonUnknownTopic, Detail: fmt.Sprintf("topic %q is not one of the configured input topics", m.Topic)}
 	}
 	if err != nil {
-		r := Reject{Src: src, Key: bytes.Clone(m.Key), Value: m.Value, Reason: ReasonOf(err), Detail: err.Error(), Received: c.now()}
+		r := record.Reject{Src: src, Key: bytes.Clone(m.Key), Value: m.Value, Reason: record.ReasonOf(err), Detail: err.Error(), Received: c.now()}
 		if !owned {
 			r.Value = bytes.Clone(m.Value)
 		}
-		var re *RejectError
+		var re *record.RejectError
 		if errors.As(err, &re) {
 			r.Detail = re.Detail
 		}
@@ -1172,7 +1176,7 @@ func newConsumerMetrics(reg prometheus.Registerer, topics Topics) *consumerMetri
 	m.inEv = m.in.WithLabelValues(topics.Events)
 	m.inOff = m.in.WithLabelValues(topics.Officers)
 	for _, t := range []string{topics.GPS, topics.Events, topics.Officers} {
-		for _, r := range AllReasons() {
+		for _, r := range record.AllReasons() {
 			m.rejects.WithLabelValues(t, string(r))
 		}
 	}

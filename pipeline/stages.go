@@ -13,6 +13,7 @@ import (
 
 	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 	"github.com/muckwatch/muckwatch/sink"
 )
 
@@ -23,7 +24,7 @@ type historyWriter interface {
 
 // feedWriter is what the pipeline needs from the Kafka outputs.
 type feedWriter interface {
-	Write(ctx context.Context, changes []detectors.Change, rejects []ingest.Reject) error
+	Write(ctx context.Context, changes []detectors.Change, rejects []record.Reject) error
 	WriteState(ctx context.Context, keys, values [][]byte, partitions []int32) error
 }
 
@@ -32,7 +33,7 @@ type stateReader func(ctx context.Context, inputs []int32, f func(key, value []b
 
 // batchObserver is told about every batch once it is judged and announced (the API's live view).
 type batchObserver interface {
-	Observe(fixes []ingest.Fix, officers []ingest.OfficerPosition, changes []detectors.Change)
+	Observe(fixes []record.Fix, officers []record.OfficerPosition, changes []detectors.Change)
 }
 
 // pipeline is the ingest.Handler that joins detection and the sinks, in three stages, each on a

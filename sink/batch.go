@@ -14,16 +14,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/muckwatch/muckwatch/detectors"
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 // Batch is what one ClickHouse.Write stores. Reuse it: Reset empties it and keeps the capacity.
 type Batch struct {
-	Fixes    []ingest.Fix
-	Events   []ingest.Event
-	Officers []ingest.OfficerPosition
+	Fixes    []record.Fix
+	Events   []record.Event
+	Officers []record.OfficerPosition
 	Changes  []detectors.Change
-	Rejects  []ingest.Reject
+	Rejects  []record.Reject
 }
 
 // Reset empties b, keeping its slices' capacity. It clears the elements so that the batch does
@@ -298,8 +298,8 @@ func u8(b bool) uint8 {
 	return 0
 }
 
-func positionColumns() []colSpec[ingest.Fix] {
-	type r = ingest.Fix
+func positionColumns() []colSpec[record.Fix] {
+	type r = record.Fix
 	return []colSpec[r]{
 		fixIDCol(),
 		col("vehicle_id", func(f *r) string { return f.VehicleID }),
@@ -322,7 +322,7 @@ func positionColumns() []colSpec[ingest.Fix] {
 }
 
 // fixIDs is the fix_id column's buffer. The id of a fix sent without event_id is derived here
-// (ingest.Fix.AppendID) into an arena that every insert through the buffer reuses, rather than
+// (record.Fix.AppendID) into an arena that every insert through the buffer reuses, rather than
 // into a string of its own when the fix is decoded; ids point into the arena, and clickhouse-go
 // copies them into its column when they are appended, before the arena is written again.
 type fixIDs struct {
@@ -333,10 +333,10 @@ type fixIDs struct {
 // maxDerivedIDExtra bounds what a derived id adds to its plate: '@' and a decimal int64.
 const maxDerivedIDExtra = 1 + 20
 
-func fixIDCol() colSpec[ingest.Fix] {
-	return colSpec[ingest.Fix]{
+func fixIDCol() colSpec[record.Fix] {
+	return colSpec[record.Fix]{
 		name: "fix_id",
-		build: func(rows []ingest.Fix, _ int64, buf any) any {
+		build: func(rows []record.Fix, _ int64, buf any) any {
 			b, _ := buf.(*fixIDs)
 			if b == nil {
 				b = new(fixIDs)
@@ -370,8 +370,8 @@ func fixIDCol() colSpec[ingest.Fix] {
 	}
 }
 
-func eventColumns() []colSpec[ingest.Event] {
-	type r = ingest.Event
+func eventColumns() []colSpec[record.Event] {
+	type r = record.Event
 	return []colSpec[r]{
 		col("event_id", func(e *r) string { return e.EventID }),
 		col("vehicle_id", func(e *r) string { return e.VehicleID }),
@@ -395,8 +395,8 @@ func eventColumns() []colSpec[ingest.Event] {
 	}
 }
 
-func officerColumns() []colSpec[ingest.OfficerPosition] {
-	type r = ingest.OfficerPosition
+func officerColumns() []colSpec[record.OfficerPosition] {
+	type r = record.OfficerPosition
 	return []colSpec[r]{
 		col("officer_id", func(o *r) string { return o.OfficerID }),
 		col("ts", func(o *r) int64 { return clampUnix(o.Time) }),
@@ -411,8 +411,8 @@ func officerColumns() []colSpec[ingest.OfficerPosition] {
 	}
 }
 
-func rejectColumns() []colSpec[ingest.Reject] {
-	type r = ingest.Reject
+func rejectColumns() []colSpec[record.Reject] {
+	type r = record.Reject
 	return []colSpec[r]{
 		col("topic", func(j *r) string { return j.Src.Topic }),
 		col("kafka_partition", func(j *r) int32 { return j.Src.Partition }),

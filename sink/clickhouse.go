@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/muckwatch/muckwatch/detectors"
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 // ClickHouse writes batches of records into muckwatch's ClickHouse database. It is safe for
@@ -27,10 +27,10 @@ type ClickHouse struct {
 	m       *chMetrics
 	version string
 
-	positions *inserter[ingest.Fix]
-	events    *inserter[ingest.Event]
-	officers  *inserter[ingest.OfficerPosition]
-	rejects   *inserter[ingest.Reject]
+	positions *inserter[record.Fix]
+	events    *inserter[record.Event]
+	officers  *inserter[record.OfficerPosition]
+	rejects   *inserter[record.Reject]
 	alerts    *inserter[detectors.Change]
 	changes   *inserter[detectors.Change]
 }

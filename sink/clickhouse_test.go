@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/muckwatch/muckwatch/detectors"
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 func count(t *testing.T, c *ClickHouse, query string, args ...any) uint64 {
@@ -470,9 +470,9 @@ func TestWriteReusesSentBatches(t *testing.T) {
 	fixes := func(from, n int) *Batch {
 		b := &Batch{}
 		for i := from; i < from+n; i++ {
-			b.Fixes = append(b.Fixes, ingest.Fix{FixID: fmt.Sprintf("粤B00001-%d", i), VehicleID: "粤B00001",
+			b.Fixes = append(b.Fixes, record.Fix{FixID: fmt.Sprintf("粤B00001-%d", i), VehicleID: "粤B00001",
 				Time: base.Add(time.Duration(i) * time.Second), Lat: 22.5 + float64(i)*1e-3, Lon: 114,
-				Src: ingest.Source{Topic: "muck.gps", Partition: 1, Offset: int64(i)}})
+				Src: record.Source{Topic: "muck.gps", Partition: 1, Offset: int64(i)}})
 		}
 		return b
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/muckwatch/muckwatch/detectors"
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 	"github.com/muckwatch/muckwatch/sink"
 )
 
@@ -45,7 +45,7 @@ func ExampleClickHouse_Write() {
 		return
 	}
 	var b sink.Batch
-	b.Fixes = append(b.Fixes, ingest.Fix{FixID: "粤B12345-1779006615000", VehicleID: "粤B12345",
+	b.Fixes = append(b.Fixes, record.Fix{FixID: "粤B12345-1779006615000", VehicleID: "粤B12345",
 		Time: time.UnixMilli(1779006615000), Lat: 22.5431, Lon: 114.0579})
 	if err := ch.Write(ctx, &b); err != nil {
 		fmt.Println(err) // keep the offsets uncommitted; the batch is written again after a restart

@@ -15,7 +15,7 @@ import (
 	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 
 	"github.com/muckwatch/muckwatch/detectors"
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 // ReasonHeader is the header of dead-letter records that holds the reject reason.
@@ -84,7 +84,7 @@ func requiredAcks(s string) (kafka.RequiredAcks, error) {
 // Write produces one AlertMessage per change (key: vehicle id) and one DeadLetterMessage per
 // reject (key: the original key; header muckwatch-reason), and returns when the broker
 // acknowledged every record, or with the error of the records it did not.
-func (o *KafkaOutput) Write(ctx context.Context, changes []detectors.Change, rejects []ingest.Reject) error {
+func (o *KafkaOutput) Write(ctx context.Context, changes []detectors.Change, rejects []record.Reject) error {
 	n := len(changes) + len(rejects)
 	if n == 0 {
 		return nil

@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/muckwatch/muckwatch/detectors"
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 // newBroker starts an in-process Kafka broker on a TCP port of 127.0.0.1.
@@ -78,9 +78,9 @@ func TestKafkaOutput(t *testing.T) {
 	other.Alert.VehicleID = "粤BD7788"
 	changes = append(changes, other)
 	rejects := testBatch().Rejects
-	rejects = append(rejects, ingest.Reject{
-		Src: ingest.Source{Topic: "muck.events", Partition: 1, Offset: 9}, Value: []byte(`{"kind":"teleport"}`),
-		Reason: ingest.ReasonUnknownKind, Detail: `field "kind": "teleport" is not an event kind`, Received: base,
+	rejects = append(rejects, record.Reject{
+		Src: record.Source{Topic: "muck.events", Partition: 1, Offset: 9}, Value: []byte(`{"kind":"teleport"}`),
+		Reason: record.ReasonUnknownKind, Detail: `field "kind": "teleport" is not an event kind`, Received: base,
 	})
 	if err := o.Write(ctx, changes[:2], nil); err != nil {
 		t.Fatal(err)
@@ -132,9 +132,9 @@ func TestKafkaOutput(t *testing.T) {
 		if err := json.Unmarshal(m.Value, &dm); err != nil {
 			t.Fatalf("dead letter %s is not JSON: %v", m.Value, err)
 		}
-		var r ingest.Reject
+		var r record.Reject
 		for _, x := range rejects {
-			if x.Src == (ingest.Source{Topic: dm.Topic, Partition: dm.Partition, Offset: dm.Offset}) {
+			if x.Src == (record.Source{Topic: dm.Topic, Partition: dm.Partition, Offset: dm.Offset}) {
 				r = x
 			}
 		}

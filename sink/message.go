@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/muckwatch/muckwatch/detectors"
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 // AlertMessage is the JSON of one alert change on the alerts topic (muck.alerts), keyed by
@@ -208,7 +208,7 @@ type DeadLetterMessage struct {
 const MaxDeadLetterValue = 64 << 10
 
 // NewDeadLetterMessage returns the message of reject r.
-func NewDeadLetterMessage(r ingest.Reject) DeadLetterMessage {
+func NewDeadLetterMessage(r record.Reject) DeadLetterMessage {
 	v := r.Value
 	m := DeadLetterMessage{
 		Topic: r.Src.Topic, Partition: r.Src.Partition, Offset: r.Src.Offset,
@@ -229,7 +229,7 @@ func NewDeadLetterMessage(r ingest.Reject) DeadLetterMessage {
 }
 
 // EncodeReject returns the JSON DeadLetterMessage of r, as sent on the dead-letter topic.
-func EncodeReject(r ingest.Reject) []byte {
+func EncodeReject(r record.Reject) []byte {
 	b, err := json.Marshal(NewDeadLetterMessage(r))
 	if err != nil { // a struct of strings and integers always marshals
 		panic("sink: cannot encode a dead letter: " + err.Error())

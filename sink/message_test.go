@@ -14,7 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/muckwatch/muckwatch/detectors"
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -104,11 +104,11 @@ func FuzzAppendJSONString(f *testing.F) {
 func TestEncodeReject(t *testing.T) {
 	f := func(value []byte, wantValue string) {
 		t.Helper()
-		r := ingest.Reject{
-			Src:    ingest.Source{Topic: "muck.fixes", Partition: 2, Offset: 42},
+		r := record.Reject{
+			Src:    record.Source{Topic: "muck.fixes", Partition: 2, Offset: 42},
 			Key:    []byte("粤B12345"),
 			Value:  value,
-			Reason: ingest.ReasonOutOfRange, Detail: `field "lat": 123.4 is out of range [-90, 90]`,
+			Reason: record.ReasonOutOfRange, Detail: `field "lat": 123.4 is out of range [-90, 90]`,
 			Received: time.UnixMilli(1779006615123),
 		}
 		var m map[string]any
@@ -133,10 +133,10 @@ func TestEncodeReject(t *testing.T) {
 	// a huge record: the dead letter carries its first 64 KiB and says so
 	big := []byte(`{"pad":"` + strings.Repeat("x", 900<<10) + `"}`)
 	var m DeadLetterMessage
-	if err := json.Unmarshal(EncodeReject(ingest.Reject{Value: big, Reason: ingest.ReasonTooLarge}), &m); err != nil {
+	if err := json.Unmarshal(EncodeReject(record.Reject{Value: big, Reason: record.ReasonTooLarge}), &m); err != nil {
 		t.Fatal(err)
 	}
-	if !m.Truncated || m.ValueBytes != len(big) || len(m.Value) != MaxDeadLetterValue || len(EncodeReject(ingest.Reject{Value: big})) > 4*MaxDeadLetterValue {
+	if !m.Truncated || m.ValueBytes != len(big) || len(m.Value) != MaxDeadLetterValue || len(EncodeReject(record.Reject{Value: big})) > 4*MaxDeadLetterValue {
 		t.Errorf("huge record: truncated %v, value_bytes %d, value %d bytes", m.Truncated, m.ValueBytes, len(m.Value))
 	}
 }

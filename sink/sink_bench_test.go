@@ -9,7 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/muckwatch/muckwatch/detectors"
-	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 func BenchmarkEncodeChange(b *testing.B) {
@@ -32,23 +32,23 @@ func BenchmarkEncodeChangeNew(b *testing.B) {
 }
 
 // benchFixes returns n fixes of 500 trucks, like a few seconds of a city's terminals.
-func benchFixes(n, round int) []ingest.Fix {
-	fixes := make([]ingest.Fix, n)
+func benchFixes(n, round int) []record.Fix {
+	fixes := make([]record.Fix, n)
 	for i := range fixes {
 		v := fmt.Sprintf("粤B%05d", i%500)
 		t := base.Add(time.Duration(round*n+i) * 20 * time.Millisecond)
-		fixes[i] = ingest.Fix{
+		fixes[i] = record.Fix{
 			FixID: fmt.Sprintf("%s-%d", v, t.UnixMilli()), VehicleID: v, Time: t,
 			Lat: 22.5 + float64(i%1000)*1e-4, Lon: 114 + float64(i%777)*1e-4, SpeedKmh: float32(i % 60), HasSpeed: true,
 			Heading: float32(i % 360), HasHeading: true, ACC: true, Alarm: uint32(i % 3),
-			Src: ingest.Source{Topic: "muck.fixes", Partition: int32(i % 12), Offset: int64(round*n + i)},
+			Src: record.Source{Topic: "muck.fixes", Partition: int32(i % 12), Offset: int64(round*n + i)},
 		}
 	}
 	return fixes
 }
 
 // fixWireBytes is roughly what one fix takes in ClickHouse's native format.
-func fixWireBytes(f *ingest.Fix) int {
+func fixWireBytes(f *record.Fix) int {
 	const fixed = 4 + 8 + 8 + 8 + 4 + 1 + 4 + 1 + 1 + 1 + 4 + 4 + 8 + 4 // ts … ingested_at
 	return fixed + 3 + len(f.FixID) + len(f.VehicleID) + len(f.Src.Topic)
 }

@@ -18,8 +18,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/muckwatch/muckwatch/detectors"
-	"github.com/muckwatch/muckwatch/ingest"
 	"github.com/muckwatch/muckwatch/internal/chlocal"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 // chAddr is the native address of the throwaway ClickHouse server of this test binary.
@@ -140,16 +140,16 @@ func testAlert(id string, version uint64, kind detectors.ChangeKind) detectors.C
 // testBatch returns a batch with every part: fixes of two trucks, an event, an officer
 // position, an alert change and a reject whose value is not valid UTF-8.
 func testBatch() *Batch {
-	src := func(topic string, off int64) ingest.Source {
-		return ingest.Source{Topic: topic, Partition: 3, Offset: off}
+	src := func(topic string, off int64) record.Source {
+		return record.Source{Topic: topic, Partition: 3, Offset: off}
 	}
 	b := &Batch{}
 	for i := range 5 {
 		id := fmt.Sprintf("粤B12345-%d", i)
 		if i%2 == 1 {
-			id = "" // sent without event_id: the sink derives its id (ingest.Fix.ID)
+			id = "" // sent without event_id: the sink derives its id (record.Fix.ID)
 		}
-		b.Fixes = append(b.Fixes, ingest.Fix{
+		b.Fixes = append(b.Fixes, record.Fix{
 			FixID:     id,
 			VehicleID: "粤B12345",
 			Time:      base.Add(time.Duration(i) * 1500 * time.Millisecond),
@@ -164,21 +164,21 @@ func testBatch() *Batch {
 			Src:       src("muck.fixes", int64(100+i)),
 		})
 	}
-	b.Fixes = append(b.Fixes, ingest.Fix{FixID: "粤BD7788-0", VehicleID: "粤BD7788", Time: base, Lat: 22.6, Lon: 114.1,
+	b.Fixes = append(b.Fixes, record.Fix{FixID: "粤BD7788-0", VehicleID: "粤BD7788", Time: base, Lat: 22.6, Lon: 114.1,
 		Src: src("muck.fixes", 200)})
-	b.Events = append(b.Events, ingest.Event{
-		EventID: "ev-1", VehicleID: "粤B12345", Time: base.Add(250 * time.Millisecond), Kind: ingest.KindWeigh,
+	b.Events = append(b.Events, record.Event{
+		EventID: "ev-1", VehicleID: "粤B12345", Time: base.Add(250 * time.Millisecond), Kind: record.KindWeigh,
 		Source: "weigh-07", SiteID: "site-前海", Lat: 22.5, Lon: 113.9, HasPos: true, LoadKg: 31250.5, HasLoad: true,
 		Confidence: 0.875, Src: src("muck.events", 7),
 	})
-	b.Officers = append(b.Officers, ingest.OfficerPosition{
+	b.Officers = append(b.Officers, record.OfficerPosition{
 		OfficerID: "警-0451", Time: base.Add(999 * time.Millisecond), Lat: 22.55, Lon: 114.06, Available: true,
 		Src: src("muck.officers", 9),
 	})
 	b.Changes = append(b.Changes, testAlert("a-open", 1, detectors.ChangeOpened))
-	b.Rejects = append(b.Rejects, ingest.Reject{
+	b.Rejects = append(b.Rejects, record.Reject{
 		Src: src("muck.fixes", 150), Key: []byte("粤B12345"), Value: []byte{'{', 0xff, 0xfe, '}'},
-		Reason: ingest.ReasonMalformed, Detail: "invalid character 'ÿ' looking for beginning of object key string",
+		Reason: record.ReasonMalformed, Detail: "invalid character 'ÿ' looking for beginning of object key string",
 		Received: base.Add(2 * time.Second),
 	})
 	return b
@@ -208,11 +208,11 @@ func metricValue(t testing.TB, m prometheus.Metric) float64 {
 // holds the new rows' ids, not a mix with the old ones.
 func TestFixIDColumn(t *testing.T) {
 	at := time.UnixMilli(1795420800123).UTC()
-	fix := func(id, plate string, ms int64) ingest.Fix {
-		return ingest.Fix{FixID: id, VehicleID: plate, Time: at.Add(time.Duration(ms) * time.Millisecond)}
+	fix := func(id, plate string, ms int64) record.Fix {
+		return record.Fix{FixID: id, VehicleID: plate, Time: at.Add(time.Duration(ms) * time.Millisecond)}
 	}
 	cs := fixIDCol()
-	f := func(buf any, rows []ingest.Fix, want ...string) any {
+	f := func(buf any, rows []record.Fix, want ...string) any {
 		t.Helper()
 		buf = cs.build(rows, 0, buf)
 		got, ok := cs.valuesOf(buf).([]string)
@@ -221,10 +221,10 @@ func TestFixIDColumn(t *testing.T) {
 		}
 		return buf
 	}
-	buf := f(nil, []ingest.Fix{fix("e-1", "粤B1", 0), fix("", "粤B12345", 0), fix("", "粤B2", 7), fix("e-2", "粤B1", 9)},
+	buf := f(nil, []record.Fix{fix("e-1", "粤B1", 0), fix("", "粤B12345", 0), fix("", "粤B2", 7), fix("e-2", "粤B1", 9)},
 		"e-1", "粤B12345@1795420800123", "粤B2@1795420800130", "e-2")
-	buf = f(buf, []ingest.Fix{fix("", "粤A9", 1), fix("", "粤B1", 2)}, "粤A9@1795420800124", "粤B1@1795420800125")
-	buf = f(buf, []ingest.Fix{fix("only-1", "粤B1", 0)}, "only-1")
+	buf = f(buf, []record.Fix{fix("", "粤A9", 1), fix("", "粤B1", 2)}, "粤A9@1795420800124", "粤B1@1795420800125")
+	buf = f(buf, []record.Fix{fix("only-1", "粤B1", 0)}, "only-1")
 	cs.clear(buf) // the pooled buffer keeps no fix's id alive
 	if ids := buf.(*fixIDs).ids; len(ids) != 1 || ids[0] != "" {
 		t.Errorf("clear kept %q", ids)

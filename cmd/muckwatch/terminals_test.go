@@ -11,9 +11,9 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/muckwatch/muckwatch/city"
-	"github.com/muckwatch/muckwatch/ingest"
 	"github.com/muckwatch/muckwatch/internal/broker"
 	"github.com/muckwatch/muckwatch/internal/watchdog"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 // TestTerminalsChild runs the bench's live traffic in a child process against the embedded
@@ -86,7 +86,7 @@ func TestTerminalsChild(t *testing.T) {
 	}
 	var total int64
 	ids := map[string]bool{}
-	dec := ingest.NewDecoder(ingest.DecodeConfig{}, city.NormalizePlate)
+	dec := record.NewDecoder(record.DecodeConfig{}, city.NormalizePlate)
 	for p, end := range ends {
 		total += end
 		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: "muck.gps", Partition: p, MaxWait: 100 * time.Millisecond})
@@ -96,7 +96,7 @@ func TestTerminalsChild(t *testing.T) {
 				r.Close()
 				t.Fatal(err)
 			}
-			var f ingest.Fix
+			var f record.Fix
 			if err := dec.DecodeFix(m.Value, m.Time, &f); err != nil {
 				t.Errorf("partition %d offset %d: %v (%s)", p, m.Offset, err, m.Value)
 				continue

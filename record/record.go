@@ -1,9 +1,8 @@
-// Package ingest owns muckwatch's wire contract and its Kafka input: it decodes and validates GPS
-// fixes, camera/sensor events and officer positions from JSON records, rejects bad input with a
-// named, counted reason (bound for the dead-letter topic), and runs the kafka-go consumer group that
-// hands batches downstream and commits their offsets only after the downstream handler has
-// durably written them.
-package ingest
+// Package record is muckwatch's wire contract: the GPS fixes, camera/sensor events and officer
+// positions that arrive on Kafka, their decoders and validation, and the named reasons a bad
+// record is rejected for (bound for the dead-letter topic). It is pure: no Kafka, no I/O, so the
+// consumer, the detectors, the outputs and the API share one model of each record.
+package record
 
 import "time"
 
