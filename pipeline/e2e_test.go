@@ -172,15 +172,15 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
-	// The README's analyst queries run as documented, and the daily aggregate counts the alerts.
-	queries := readmeQueries(t)
+	// The analyst queries of docs/operations.md run as documented, and the daily aggregate counts the alerts.
+	queries := analystQueries(t)
 	if len(queries) < 7 {
-		t.Fatalf("README has %d analyst queries, want 7", len(queries))
+		t.Fatalf("docs/operations.md has %d analyst queries, want 7", len(queries))
 	}
 	for i, q := range queries {
 		rows, err := env.conn.Query(ctx, q)
 		if err != nil {
-			t.Errorf("README query %d fails on ClickHouse %s: %v\n%s", i+1, env.started.ClickHouse.ServerVersion(), err, q)
+			t.Errorf("docs/operations.md query %d fails on ClickHouse %s: %v\n%s", i+1, env.started.ClickHouse.ServerVersion(), err, q)
 			continue
 		}
 		n := 0
@@ -189,7 +189,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		rows.Close()
 		if i < 2 && n == 0 {
-			t.Errorf("README query %d returned no rows after a simulated day with alerts:\n%s", i+1, q)
+			t.Errorf("docs/operations.md query %d returned no rows after a simulated day with alerts:\n%s", i+1, q)
 		}
 	}
 	if daily, all := env.count("SELECT toUInt64(sum(n)) FROM (SELECT uniqExactMerge(alerts) AS n FROM violations_daily GROUP BY day, rule)"),
@@ -208,17 +208,17 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
-// readmeQueries returns the statements of the README's analyst SQL block.
-func readmeQueries(t *testing.T) []string {
+// analystQueries returns the statements of the analyst SQL block in docs/operations.md.
+func analystQueries(t *testing.T) []string {
 	t.Helper()
-	data, err := os.ReadFile("../README.md")
+	data, err := os.ReadFile("../docs/operations.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, rest, ok := strings.Cut(string(data), "```sql\n")
 	block, _, ok2 := strings.Cut(rest, "```")
 	if !ok || !ok2 {
-		t.Fatal("README.md has no ```sql block of analyst queries")
+		t.Fatal("docs/operations.md has no ```sql block of analyst queries")
 	}
 	var out []string
 	for _, st := range strings.Split(block, ";") {
