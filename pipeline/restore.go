@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/internal/backoff"
 )
 
 // Rebalanced implements ingest.Rebalancer: detector state moves with the input partitions. The
@@ -40,10 +41,11 @@ func (p *stages) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
 		return added[ingest.TopicPartition{Topic: topic, Partition: partition}]
 	}
 	began := time.Now()
-	backoff := p.backoffMin
-	for attempt := 1; ; attempt++ {
+	n, retried := 0, false
+	err := backoff.Retry(ctx, p.backoff, func() error {
 		restored := 0
-		n, err := p.state(ctx, inputs, func(_, v []byte) error {
+		var err error
+		n, err = p.state(ctx, inputs, func(_, v []byte) error {
 			if err := p.engine.Restore(v, owned); err != nil {
 				p.log.Warn("a detector checkpoint cannot be restored; that vehicle starts afresh", "err", err)
 			} else {
@@ -51,25 +53,24 @@ func (p *stages) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
 			}
 			return nil
 		})
-		if err == nil {
-			for _, tp := range r.CaughtUp {
-				p.engine.Caught(tp.Topic, tp.Partition)
-			}
-			if attempt > 1 {
-				p.metrics.holding.Set(0)
-			}
-			p.log.Info("detector state restored for the partitions taken over", "generation", r.Generation,
-				"added", len(r.Added), "revoked", len(r.Revoked), "checkpoints_read", n, "vehicles", p.engine.Tracks(),
-				"vehicles_forgotten", forgot, "caught_up", r.CaughtUp, "took", time.Since(began).Round(time.Millisecond))
-			return nil
-		}
+		return err
+	}, func(attempt int, err error, wait time.Duration) {
+		retried = true
 		p.metrics.holding.Set(1)
-		p.log.Warn("cannot read the detector checkpoints of the partitions taken over; retrying", "attempt", attempt, "retry_in", backoff, "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("cannot restore the detector state of partitions %v: %w", inputs, err)
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, p.backoffMax)
+		p.log.Warn("cannot read the detector checkpoints of the partitions taken over; retrying", "attempt", attempt, "retry_in", wait, "err", err)
+	})
+	if err != nil {
+		p.metrics.holding.Set(1)
+		return fmt.Errorf("cannot restore the detector state of partitions %v: %w", inputs, err)
 	}
+	for _, tp := range r.CaughtUp {
+		p.engine.Caught(tp.Topic, tp.Partition)
+	}
+	if retried {
+		p.metrics.holding.Set(0)
+	}
+	p.log.Info("detector state restored for the partitions taken over", "generation", r.Generation,
+		"added", len(r.Added), "revoked", len(r.Revoked), "checkpoints_read", n, "vehicles", p.engine.Tracks(),
+		"vehicles_forgotten", forgot, "caught_up", r.CaughtUp, "took", time.Since(began).Round(time.Millisecond))
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/internal/backoff"
 	"github.com/muckwatch/muckwatch/record"
 	"github.com/muckwatch/muckwatch/sink"
 )
@@ -59,8 +60,8 @@ type stages struct {
 	state   stateReader   // may be nil: no state is restored
 	topics  ingest.Topics
 	metrics pipelineMetrics
-	// retry backoff while a sink is down
-	backoffMin, backoffMax time.Duration
+	// backoff paces the retries while a sink is down (retry, Rebalanced)
+	backoff backoff.Policy
 
 	judged  chan *judgedBatch // from Handle to the announcer
 	toWrite chan *judgedBatch // from the announcer to the writer
@@ -113,7 +114,7 @@ type pipelineMetrics struct {
 const judgedQueue = 64
 
 func newStages(engine *detectors.Engine, history historyWriter, feed feedWriter, log *slog.Logger, reg prometheus.Registerer) *stages {
-	p := &stages{engine: engine, history: history, feed: feed, log: log, backoffMin: 200 * time.Millisecond, backoffMax: 10 * time.Second,
+	p := &stages{engine: engine, history: history, feed: feed, log: log, backoff: backoff.Policy{Min: 200 * time.Millisecond, Max: 10 * time.Second},
 		judged: make(chan *judgedBatch, judgedQueue), toWrite: make(chan *judgedBatch, judgedQueue), spare: make(chan *judgedBatch, judgedQueue),
 		stateAt: map[string]int{}}
 	p.metrics = pipelineMetrics{
@@ -395,25 +396,32 @@ func (p *stages) write(ctx context.Context, group []*judgedBatch) error {
 
 // retry calls f until it succeeds, with back-off, holding the pipeline back meanwhile; it gives
 // up only when ctx is done.
+//
+// Retrying a failed write is this layer's job, not the sinks': ClickHouse's inserter makes one
+// attempt per call and returns a wrapped error (see sink's inserter.insert). Only here is it
+// known that the batch's offsets stay uncommitted while a sink fails, so that an outage can be
+// held through for as long as it lasts, counted in muckwatch_pipeline_write_failures_total and
+// shown by muckwatch_pipeline_holding; retries below this one would hide failures from those
+// metrics, give up on their own after some attempts, and multiply the waits.
 func (p *stages) retry(ctx context.Context, what string, fixes int, f func() error) error {
-	backoff := p.backoffMin
-	for attempt := 1; ; attempt++ {
+	failures := 0
+	err := backoff.Retry(ctx, p.backoff, func() error {
 		err := f()
-		if err == nil {
-			if attempt > 1 {
-				p.log.Info("sinks recovered", "did", what+" a batch", "attempts", attempt)
-				p.metrics.holding.Set(0)
-			}
-			return nil
+		if err != nil {
+			failures++
+			p.metrics.writeFailures.Inc()
+			p.metrics.holding.Set(1)
 		}
-		p.metrics.writeFailures.Inc()
-		p.metrics.holding.Set(1)
-		p.log.Warn("cannot "+what+" a batch; holding back and retrying", "fixes", fixes, "attempt", attempt, "retry_in", backoff, "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("cannot %s a batch of %d fixes before shutdown: %w", what, fixes, err)
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, p.backoffMax)
+		return err
+	}, func(attempt int, err error, wait time.Duration) {
+		p.log.Warn("cannot "+what+" a batch; holding back and retrying", "fixes", fixes, "attempt", attempt, "retry_in", wait, "err", err)
+	})
+	if err != nil {
+		return fmt.Errorf("cannot %s a batch of %d fixes before shutdown: %w", what, fixes, err)
 	}
+	if failures > 0 {
+		p.log.Info("sinks recovered", "did", what+" a batch", "attempts", failures+1)
+		p.metrics.holding.Set(0)
+	}
+	return nil
 }
