@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -110,6 +111,9 @@ type inserter[T any] struct {
 	// rows, whose buffers are not kept).
 	sent chan *sentBatch
 
+	// failed: the last insert failed transiently, so the next one is a retry
+	failed atomic.Bool
+
 	rows, errors, retries prometheus.Counter
 	batchRows, seconds    prometheus.Observer
 }
@@ -170,11 +174,21 @@ func (in *inserter[T]) putBufs(b *[]any) {
 	in.bufs.Put(b)
 }
 
-// insert inserts rows (nothing when empty), retrying transient failures with exponential
-// back-off, and returns when ClickHouse acknowledged them.
+// insert inserts rows (nothing when empty) in one attempt and returns when ClickHouse
+// acknowledged them, or with the error, saying the table and the row count.
+//
+// It does not retry, not even a transient failure: retrying is the pipeline's (pipeline's
+// stages.retry), which keeps the batch's offsets uncommitted, counts the failure and holds back for
+// as long as ClickHouse fails. Retrying here as well made two layers of back-off: an outage went
+// unseen by the pipeline's metrics for the inserter's attempts, then the pipeline retried the
+// whole write with the inserter's attempts again. An insert that follows a transient failure of
+// the table's last one (the pipeline's retry) counts in muckwatch_clickhouse_retries_total.
 func (in *inserter[T]) insert(ctx context.Context, rows []T, now int64) error {
 	if len(rows) == 0 {
 		return nil
+	}
+	if in.failed.Swap(false) {
+		in.retries.Inc()
 	}
 	bufs := in.getBufs()
 	abandoned := false
@@ -186,35 +200,21 @@ func (in *inserter[T]) insert(ctx context.Context, rows []T, now int64) error {
 	for i, cs := range in.cols {
 		(*bufs)[i] = cs.build(rows, now, (*bufs)[i])
 	}
-	cfg := &in.c.cfg
-	backoff := cfg.RetryBackoff
-	for attempt := 1; ; attempt++ {
-		start := time.Now()
-		var err error
-		abandoned, err = in.send(ctx, *bufs)
-		if err == nil {
-			in.seconds.Observe(time.Since(start).Seconds())
-			in.rows.Add(float64(len(rows)))
-			in.batchRows.Observe(float64(len(rows)))
-			in.c.m.up.Set(1)
-			return nil
-		}
+	start := time.Now()
+	var err error
+	if abandoned, err = in.send(ctx, *bufs); err != nil {
 		in.errors.Inc()
-		retry := transient(err)
-		if retry {
+		if transient(err) {
 			in.c.m.up.Set(0)
+			in.failed.Store(true)
 		}
-		if ctx.Err() != nil || !retry || attempt >= cfg.WriteAttempts {
-			return fmt.Errorf("cannot insert %d rows into %s after %d attempts: %w", len(rows), in.table, attempt, err)
-		}
-		in.c.log.Warn("ClickHouse insert failed, retrying", "table", in.table, "rows", len(rows),
-			"attempt", attempt, "backoff", backoff, "err", err)
-		if !sleepCtx(ctx, backoff) {
-			return fmt.Errorf("cannot insert %d rows into %s: %w (last error: %w)", len(rows), in.table, ctx.Err(), err)
-		}
-		in.retries.Inc()
-		backoff = min(2*backoff, cfg.MaxRetryBackoff)
+		return fmt.Errorf("cannot insert %d rows into %s: %w", len(rows), in.table, err)
 	}
+	in.seconds.Observe(time.Since(start).Seconds())
+	in.rows.Add(float64(len(rows)))
+	in.batchRows.Observe(float64(len(rows)))
+	in.c.m.up.Set(1)
+	return nil
 }
 
 // send makes one attempt: it inserts bufs on a goroutine of its own (sendBatch) and waits for it

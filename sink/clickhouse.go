@@ -133,9 +133,9 @@ func (c *ClickHouse) Close() error {
 
 // Write inserts every non-empty part of b, one insert per table, and returns when ClickHouse
 // acknowledged all of them. Each change goes to alert_changes and, as the alert's snapshot after
-// it, to alerts. A transient failure is retried with exponential back-off up to
-// ClickHouseConfig.WriteAttempts attempts; on error some tables may have been written, which is
-// harmless because every insert is idempotent: write the whole batch again.
+// it, to alerts. Each insert is attempted once (the caller retries: the pipeline holds back
+// while ClickHouse fails); on error some tables may have been written, which is harmless because
+// every insert is idempotent: write the whole batch again.
 func (c *ClickHouse) Write(ctx context.Context, b *Batch) error {
 	now := clampUnix(time.Now())
 	if err := c.positions.insert(ctx, b.Fixes, now); err != nil {
@@ -203,18 +203,6 @@ func transient(err error) bool {
 	}
 	// Anything else comes from the connection: refused, reset, closed, timed out.
 	return true
-}
-
-// sleepCtx waits d or until ctx is done, and reports whether it waited d.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // FlushInterval is how often, at most, the pipeline should insert (ClickHouseConfig.FlushInterval).

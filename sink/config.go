@@ -47,12 +47,10 @@ type ClickHouseConfig struct {
 	// Compression compresses the native protocol with LZ4; worth it when ClickHouse is across a
 	// network, not on the same machine. Default off.
 	Compression bool `yaml:"compression"`
-	// WriteAttempts bounds the attempts of one insert when ClickHouse fails transiently
-	// (connection lost, too many parts, memory limit, …). Default 5. Write then returns the error
-	// and the caller keeps its offsets uncommitted.
-	WriteAttempts int `yaml:"write_attempts"`
-	// RetryBackoff is the wait before the first retry; it doubles with every retry up to
-	// MaxRetryBackoff. Defaults 200ms and 5s.
+	// WriteAttempts, RetryBackoff and MaxRetryBackoff are no longer used: Write attempts each
+	// insert once and the pipeline retries, keeping its offsets uncommitted meanwhile. They are
+	// still read and validated so that existing configs load.
+	WriteAttempts   int           `yaml:"write_attempts"`
 	RetryBackoff    time.Duration `yaml:"retry_backoff"`
 	MaxRetryBackoff time.Duration `yaml:"max_retry_backoff"`
 	// FlushInterval: the pipeline inserts at most this often, all the batches judged meanwhile
