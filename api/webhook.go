@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/muckwatch/muckwatch/internal/backoff"
 )
 
 // Webhook headers. The signature is "sha256=" followed by the hex HMAC-SHA256, keyed with the
@@ -96,24 +98,9 @@ func NewWebhook(cfg WebhookConfig, secret string, log *slog.Logger, reg promethe
 			// a redirected POST would become a GET without the body: answer 3xx as a refusal
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		sleep: sleepCtx,
+		sleep: backoff.Sleep,
 		now:   time.Now,
 		wake:  make(chan struct{}, 1),
-	}
-}
-
-// sleepCtx waits d, or until ctx is cancelled (then it returns ctx.Err()).
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 
@@ -228,7 +215,7 @@ type attemptResult struct {
 // counting the item, when ctx is cancelled.
 func (h *Webhook) deliver(ctx context.Context, item FeedItem) {
 	body := encodeItem(item)
-	backoff := h.cfg.Backoff
+	b := backoff.New(backoff.Policy{Min: h.cfg.Backoff, Max: h.cfg.MaxBackoff})
 	for attempt := 1; ; attempt++ {
 		h.metrics.attempts.Inc()
 		res := h.attempt(ctx, item, body)
@@ -252,11 +239,10 @@ func (h *Webhook) deliver(ctx context.Context, item FeedItem) {
 				"alert", item.Alert.AlertID, "attempts", attempt, "err", res.err)
 			return
 		}
-		wait := backoff
+		wait := b.Next() // taken even when the receiver says when: the back-off goes on growing
 		if res.hasWait {
 			wait = min(res.wait, h.cfg.MaxBackoff)
 		}
-		backoff = min(2*backoff, h.cfg.MaxBackoff)
 		h.log.Debug("webhook delivery failed; retrying", "url", h.target, "seq", item.Seq, "attempt", attempt, "in", wait, "err", res.err)
 		if err := h.sleep(ctx, wait); err != nil {
 			h.log.Info("webhook stopped while waiting to retry a feed item", "url", h.target, "seq", item.Seq, "alert", item.Alert.AlertID, "attempt", attempt)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/muckwatch/muckwatch/internal/backoff"
 	"github.com/muckwatch/muckwatch/sink"
 )
 
@@ -478,7 +479,7 @@ func TestWebhookCancelStopsRetryWait(t *testing.T) {
 	stopped := make(chan error, 1)
 	h.sleep = func(ctx context.Context, d time.Duration) error {
 		waiting <- d
-		err := sleepCtx(ctx, d) // the real wait
+		err := backoff.Sleep(ctx, d) // the real wait
 		stopped <- err
 		return err
 	}
@@ -502,27 +503,4 @@ func TestWebhookCancelStopsRetryWait(t *testing.T) {
 		t.Errorf("%d items left queued, want 1", n)
 	}
 	checkHookOutcomes(t, reg, hookOutcomes{attempts: 1})
-}
-
-func TestSleepCtx(t *testing.T) {
-	cancelled, cancel := context.WithCancel(t.Context())
-	cancel()
-	tests := []struct {
-		name string
-		ctx  context.Context
-		d    time.Duration
-		want error
-	}{
-		{"zero wait", t.Context(), 0, nil},
-		{"short wait", t.Context(), time.Millisecond, nil},
-		{"cancelled before a long wait", cancelled, time.Hour, context.Canceled},
-		{"cancelled, zero wait", cancelled, 0, context.Canceled},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if err := sleepCtx(tt.ctx, tt.d); !errors.Is(err, tt.want) {
-				t.Errorf("sleepCtx(%s) = %v, want %v", tt.d, err, tt.want)
-			}
-		})
-	}
 }
