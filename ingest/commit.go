@@ -1,0 +1,87 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// commitInOrder waits for each batch handed in to be done, in order, and commits its offsets;
+// then the batch may be filled again. After a failure (reported to fail) nothing more is
+// committed: the records from there on are read again.
+func (c *Consumer) commitInOrder(ctx context.Context, gen *kafka.Generation, handed <-chan *flight, free func(*flight), fail func(error)) {
+	broken := false
+	for f := range handed {
+		var err error
+		select {
+		case err = <-f.b.done:
+		case <-ctx.Done():
+			err = fmt.Errorf("not written within the drain timeout (%s) after the stop: %w", c.DrainTimeout, ctx.Err())
+		}
+		if err != nil && !broken {
+			broken = true
+			fail(fmt.Errorf("cannot write a batch of %d records: %w", f.records, err))
+		}
+		if !broken {
+			c.metrics.handleSeconds.Observe(c.now().Sub(f.handed).Seconds())
+			if len(f.marks) > 0 {
+				c.commit(ctx, gen, f)
+			}
+		}
+		free(f)
+	}
+}
+
+// commit commits the offsets after f, which is durably written. A commit that keeps failing (the
+// broker down, the group rebalancing) only means the records are read again, and writing them
+// again is idempotent.
+func (c *Consumer) commit(ctx context.Context, gen *kafka.Generation, f *flight) {
+	offsets := map[string]map[int]int64{}
+	for _, pm := range f.marks {
+		po := offsets[pm.tp.Topic]
+		if po == nil {
+			po = map[int]int64{}
+			offsets[pm.tp.Topic] = po
+		}
+		po[int(pm.tp.Partition)] = pm.next
+	}
+	backoff := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := gen.CommitOffsets(offsets)
+		if err == nil {
+			c.metrics.commits.Inc()
+			break
+		}
+		c.metrics.commitErrors.Inc()
+		if attempt == 5 || ctx.Err() != nil || generationOver(err) {
+			c.log.Warn("cannot commit offsets; the batch's records will be read again (writes are idempotent)", "records", f.records, "err", err)
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+	c.lagMu.Lock()
+	for _, pm := range f.marks {
+		if pm.hwm > 0 {
+			c.lags[pm.tp] = pm.hwm - pm.next
+		}
+	}
+	for tp, l := range c.lags {
+		c.metrics.lag.WithLabelValues(tp.Topic, strconv.Itoa(int(tp.Partition))).Set(float64(l))
+	}
+	c.lagMu.Unlock()
+}
+
+// generationOver tells a commit refused because the group has moved on: retrying cannot help,
+// the records are read again by the partition's next owner.
+func generationOver(err error) bool {
+	return errors.Is(err, kafka.RebalanceInProgress) || errors.Is(err, kafka.IllegalGeneration) ||
+		errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.ErrGenerationEnded)
+}

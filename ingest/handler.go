@@ -1,0 +1,145 @@
+package ingest
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/muckwatch/muckwatch/record"
+)
+
+// Batch is what the consumer hands downstream: the decoded records of a run of Kafka messages and
+// the rejected ones. The consumer reuses a Batch once it is done (see Handler); a handler must
+// not keep its slices after calling Done.
+type Batch struct {
+	Fixes    []record.Fix
+	Events   []record.Event
+	Officers []record.OfficerPosition
+	Rejects  []record.Reject
+	// Fetched is when the first message of the batch was fetched, for latency measurement.
+	Fetched time.Time
+	done    chan error // the handler's verdict, read by the consumer's committer
+	lean    int        // consecutive Resets that found a large slice mostly unused
+}
+
+// Done reports that the batch is durably written (err nil), or cannot be. Only the first call
+// counts.
+func (b *Batch) Done(err error) {
+	if b.done == nil {
+		return // a batch the consumer did not hand out (a test's)
+	}
+	select {
+	case b.done <- err:
+	default:
+	}
+}
+
+// Len is the number of records in the batch, rejects included.
+func (b *Batch) Len() int { return len(b.Fixes) + len(b.Events) + len(b.Officers) + len(b.Rejects) }
+
+// Reset empties the batch, keeping its capacity unless it has used little of a large one for
+// shrinkAfter fills in a row (a batch of a backlog now filled by live traffic): what batches keep
+// follows what they hold, and live traffic, whose batches vary in size (a few larger ones after
+// every pause), does not drop and regrow them.
+func (b *Batch) Reset() {
+	if oversized(b.Fixes) || oversized(b.Events) || oversized(b.Officers) {
+		b.lean++
+	} else {
+		b.lean = 0
+	}
+	drop := b.lean >= shrinkAfter
+	if drop {
+		b.lean = 0
+	}
+	b.Fixes = empty(b.Fixes, drop)
+	b.Events = empty(b.Events, drop)
+	b.Officers = empty(b.Officers, drop)
+	for i := range b.Rejects {
+		b.Rejects[i] = record.Reject{} // drop references to message bytes
+	}
+	b.Rejects = b.Rejects[:0]
+	b.Fetched = time.Time{}
+	select { // a verdict left unread when the drain timeout gave up on this batch
+	case <-b.done:
+	default:
+	}
+}
+
+// shrinkAfter is how many fills in a row must leave a large slice of a batch mostly unused before
+// Reset drops it.
+const shrinkAfter = 8
+
+// oversized reports whether s is large and less than a quarter used.
+func oversized[T any](s []T) bool { return cap(s) > 1024 && len(s) < cap(s)/4 }
+
+// empty empties s, keeping no references to the records' strings; drop lets an oversized s go.
+func empty[T any](s []T, drop bool) []T {
+	if drop && oversized(s) {
+		return nil
+	}
+	clear(s)
+	return s[:0]
+}
+
+// Handler is what the consumer needs downstream. Handle takes a batch in and may return before it
+// is written (judging the next batch while this one is written); it calls b.Done once everything
+// in the batch is durably written, or cannot be. The consumer commits a batch's offsets only
+// once it and every batch handed in before it are done, and keeps at most
+// ConsumerConfig.BatchesInFlight batches handed in and not done. An error, from Handle or Done,
+// stops the consumer without committing, so the records are read again after a restart.
+type Handler interface {
+	Handle(ctx context.Context, b *Batch) error
+}
+
+// HandlerFunc adapts a function that returns once the batch is written to Handler.
+type HandlerFunc func(ctx context.Context, b *Batch) error
+
+// Handle calls f and, if it succeeded, b.Done.
+func (f HandlerFunc) Handle(ctx context.Context, b *Batch) error {
+	if err := f(ctx, b); err != nil {
+		return err
+	}
+	b.Done(nil)
+	return nil
+}
+
+// TopicPartition names one input partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// String is "topic/partition".
+func (tp TopicPartition) String() string { return tp.Topic + "/" + strconv.Itoa(int(tp.Partition)) }
+
+// Rebalance is what changed for this instance when its consumer group entered a new generation.
+type Rebalance struct {
+	Generation int32
+	// Owned are the partitions this instance reads in this generation.
+	Owned []TopicPartition
+	// Added are owned partitions that were not read by this instance in the generation before:
+	// state kept per partition (detector state) must be restored for them, as another instance
+	// may have moved them on since.
+	Added []TopicPartition
+	// Revoked are partitions read in the generation before that are no longer owned: their state
+	// belongs to another instance now.
+	Revoked []TopicPartition
+	// CaughtUp are added partitions with nothing to read after their committed offset: no record
+	// of theirs will come to say they are read, yet their vehicles' silence is real.
+	CaughtUp []TopicPartition
+}
+
+// Rebalancer is implemented by a Handler that keeps state per partition. Rebalanced is called at
+// the start of every generation, before any record of it is handled; an error stops the consumer.
+type Rebalancer interface {
+	Rebalanced(ctx context.Context, r Rebalance) error
+}
+
+// Idler is implemented by a Handler with time-driven decisions: Idle is called about once a
+// second while no record arrives, so that decisions waiting for quiet partitions to stop holding
+// back the event time are taken without new records. b is an empty batch, to be done like any
+// other (what the decisions produced is written in order with the batches); its error stops the
+// consumer.
+type Idler interface {
+	Idle(ctx context.Context, b *Batch) error
+}
