@@ -11,28 +11,31 @@ import (
 )
 
 // commitInOrder waits for each batch handed in to be done, in order, and commits its offsets;
-// then the batch may be filled again. After a failure (reported to fail) nothing more is
-// committed: the records from there on are read again.
-func (c *Consumer) commitInOrder(ctx context.Context, gen *kafka.Generation, handed <-chan *flight, free func(*flight), fail func(error)) {
+// then the batch may be filled again. After a failure nothing more is committed: the records from
+// there on are read again. It returns once the read loop has closed g.handed and every batch in
+// it is done, or given up at the drain timeout.
+func (g *generation) commitInOrder() {
+	defer close(g.committed)
+	c := g.c
 	broken := false
-	for f := range handed {
+	for f := range g.handed {
 		var err error
 		select {
 		case err = <-f.b.done:
-		case <-ctx.Done():
-			err = fmt.Errorf("not written within the drain timeout (%s) after the stop: %w", c.DrainTimeout, ctx.Err())
+		case <-g.work.Done():
+			err = fmt.Errorf("not written within the drain timeout (%s) after the stop: %w", c.DrainTimeout, g.work.Err())
 		}
 		if err != nil && !broken {
 			broken = true
-			fail(fmt.Errorf("cannot write a batch of %d records: %w", f.records, err))
+			g.fail(fmt.Errorf("cannot write a batch of %d records: %w", f.records, err))
 		}
 		if !broken {
 			c.metrics.handleSeconds.Observe(c.now().Sub(f.handed).Seconds())
 			if len(f.marks) > 0 {
-				c.commit(ctx, gen, f)
+				c.commit(g.work, g.gen, f)
 			}
 		}
-		free(f)
+		g.flights.done(f)
 	}
 }
 

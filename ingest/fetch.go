@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -29,7 +30,7 @@ const maxFetchBytes = 1 << 20
 // records are read from its buffers into two reused ones, where kafka.Reader allocated every
 // record's key and value and handed each over a channel from a goroutine of its own (a sixth of
 // the pipeline's CPU with the garbage it made).
-func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, chunks chan<- *chunk, spare func() *chunk) {
+func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, chunks chan<- *chunk, spare *sync.Pool) {
 	tp := TopicPartition{p.Topic, p.Partition}
 	transport, err := c.cfg.Security.Transport()
 	if err != nil {
@@ -132,7 +133,7 @@ func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, chunk
 				break
 			}
 			if ch == nil {
-				ch = spare()
+				ch = spare.Get().(*chunk)
 				ch.fetched, ch.mark.tp = fetched, tp
 			}
 			c.decode(dec, &m, &ch.b, tooLarge)

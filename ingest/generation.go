@@ -4,231 +4,309 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 )
 
+// generation reads one generation of the group for this instance: a fetcher per assigned
+// partition decodes its records into chunks; the read loop (run) fills batches from them and
+// hands each to the handler and then to the committer (commitInOrder), which commits the batches'
+// offsets in order once each is done. The generation is held open until the batches in hand are
+// handled and committed.
+type generation struct {
+	c     *Consumer
+	gen   *kafka.Generation
+	h     Handler
+	idler Idler // h, when it has time-driven decisions
+
+	// ctx is the consumer's, cancelled when it stops. read ends the read loop: cancelled too when
+	// the group ends the generation (an instance joined or left) and at the first failure. work
+	// is the handler's and the committer's: it outlives a stop by DrainTimeout, so that what was
+	// read is written and committed.
+	ctx, read, work context.Context
+	stopRead        context.CancelFunc
+
+	chunks chan *chunk // from the fetchers, each partition's in order
+	spare  sync.Pool   // of *chunk
+	carry  *chunk      // a chunk that did not fit in the batch before: it starts the next one
+
+	flights   *flights
+	handed    chan *flight  // to the committer, in the order handed downstream
+	committed chan struct{} // closed once the committer has returned
+
+	// The first failure, of handing a batch in or of writing one, ends the generation.
+	failOnce sync.Once
+	failure  error
+	failed   chan struct{} // closed once failure is set
+}
+
+func newGeneration(ctx context.Context, c *Consumer, gen *kafka.Generation, h Handler, partitions int) *generation {
+	g := &generation{
+		c: c, gen: gen, h: h, ctx: ctx,
+		// Memory stays bounded by what is in flight, whatever the records' sizes: short
+		// per-partition queues (fetchQueue), a short hand-off of chunks (each closed at
+		// chunkRecords or a share of BatchMaxBytes), batches closed at BatchMaxBytes, at most
+		// BatchesInFlight batches handed downstream and not done (flights).
+		chunks:    make(chan *chunk, min(fetchQueue, max(4, 2*partitions))),
+		spare:     sync.Pool{New: func() any { return new(chunk) }},
+		flights:   newFlights(c.cfg),
+		handed:    make(chan *flight, c.cfg.BatchesInFlight),
+		committed: make(chan struct{}),
+		failed:    make(chan struct{}),
+	}
+	g.idler, _ = h.(Idler)
+	g.read, g.stopRead = context.WithCancel(ctx)
+	return g
+}
+
 // runGeneration reads the generation's partitions until ctx is cancelled (stopped) or the
-// generation ends. The generation is held open until the batch in hand is handled and committed.
+// generation ends.
 func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, parts []assignedPartition, h Handler) (stopped bool, err error) {
-	ended := make(chan struct{})
+	return newGeneration(ctx, c, gen, h, len(parts)).run(parts)
+}
+
+// run starts the fetchers and the committer and runs the read loop: a batch to fill, its first
+// chunk (or, after a second without one, an idle tick), the chunks that follow until it is full
+// or BatchMaxWait has passed, then the batch handed in; until the read ends.
+func (g *generation) run(parts []assignedPartition) (stopped bool, err error) {
+	defer g.stopRead()
 	finished := make(chan struct{})
 	defer close(finished)
-	gen.Start(func(gctx context.Context) {
-		<-gctx.Done()
-		close(ended)
+	g.gen.Start(func(gctx context.Context) { // the group ends the generation: read no more, but
+		<-gctx.Done() // hold it open until what was read is committed
+		g.stopRead()
 		<-finished
 	})
-	fetchCtx, stopFetch := context.WithCancel(ctx)
+	fetchCtx, stopFetch := context.WithCancel(g.ctx)
 	var fetchers sync.WaitGroup
 	defer func() {
 		stopFetch()
 		fetchers.Wait()
 	}()
-	// Memory stays bounded by what is in flight, whatever the records' sizes: short per-partition
-	// queues (fetchQueue), a short hand-off of chunks (each closed at chunkRecords or a share of
-	// BatchMaxBytes), batches closed at BatchMaxBytes, at most BatchesInFlight batches handed
-	// downstream and not done.
-	chunks := make(chan *chunk, min(fetchQueue, max(4, 2*len(parts))))
-	spareChunks := sync.Pool{New: func() any { return new(chunk) }}
-	release := func(ch *chunk) {
-		ch.reset()
-		spareChunks.Put(ch)
-	}
 	for _, p := range parts {
-		fetchers.Add(1)
-		go func() {
-			defer fetchers.Done()
-			c.fetch(fetchCtx, p, len(parts), chunks, func() *chunk { return spareChunks.Get().(*chunk) })
-		}()
+		fetchers.Go(func() { g.c.fetch(fetchCtx, p, len(parts), g.chunks, &g.spare) })
 	}
-
 	// The batches handed in are worked on as long as it takes while running (a ClickHouse outage
 	// is held through), and for at most DrainTimeout once stopping, even those begun before.
-	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	work, cancelWork := context.WithCancel(context.WithoutCancel(g.ctx))
 	defer cancelWork()
-	stopDrain := context.AfterFunc(ctx, func() { time.AfterFunc(c.DrainTimeout, cancelWork) })
+	stopDrain := context.AfterFunc(g.ctx, func() { time.AfterFunc(g.c.DrainTimeout, cancelWork) })
 	defer stopDrain()
+	g.work = work
+	go g.commitInOrder()
 
-	// The free batches are a stack: the most recently done is filled next, so a backlog keeps
-	// reusing the few batches its big runs need and the others stay small.
-	var (
-		freeMu sync.Mutex
-		free   = make([]*flight, 0, c.cfg.BatchesInFlight)
-	)
-	for range c.cfg.BatchesInFlight {
-		free = append(free, &flight{b: Batch{done: make(chan error, 1)}})
-	}
-	takeFree := func() *flight {
-		freeMu.Lock()
-		defer freeMu.Unlock()
-		if n := len(free); n > 0 {
-			f := free[n-1]
-			free = free[:n-1]
-			return f
-		}
-		return nil
-	}
-	handed := make(chan *flight, c.cfg.BatchesInFlight)
-	// Records in flight are bounded too: a batch is started only while a full one still fits in
-	// recordsInFlight, so big batches (a backlog) do not pile up as deep as small ones (live).
-	// So are their bytes: huge records (a hostile flood) are held until announced, and decoding
-	// beside judging lets the consumer run ahead of the announcer.
-	var inFlight, bytesInFlight atomic.Int64
-	budget := int64(recordsInFlight * c.cfg.BatchMaxRecords)
-	bytesBudget := int64(bytesInFlightShare * c.cfg.BatchMaxBytes)
-	freed := make(chan struct{}, 1)
-	// The first failure, of handing a batch in or of writing one, ends the generation.
-	var (
-		failOnce sync.Once
-		failure  error
-		failed   = make(chan struct{}) // closed once failure is set
-	)
-	fail := func(err error) {
-		failOnce.Do(func() {
-			failure = err
-			close(failed)
-		})
-	}
-	committerDone := make(chan struct{})
-	go func() {
-		defer close(committerDone)
-		c.commitInOrder(workCtx, gen, handed, func(f *flight) {
-			inFlight.Add(-int64(f.records))
-			bytesInFlight.Add(-int64(f.bytes))
-			freeMu.Lock()
-			free = append(free, f)
-			freeMu.Unlock()
-			select {
-			case freed <- struct{}{}:
-			default:
-			}
-		}, fail)
-	}()
-	// drain waits until every batch handed in is done and committed, or given up.
-	drain := func() {
-		close(handed)
-		<-committerDone
-	}
-	// give finishes the generation: a stop while a batch could not be finished is not an error
-	// (its records are read again), a failure is.
-	give := func(stopping bool) (bool, error) {
-		drain()
-		select {
-		case <-failed:
-			if ctx.Err() != nil {
-				c.log.Warn("stopped before every batch in hand was written; their records will be read again", "err", failure)
-				return true, nil
-			}
-			return false, failure
-		default:
-		}
-		return stopping, nil
-	}
-
-	var carry *chunk // a chunk that did not fit in the batch before: it starts the next one
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	idle := time.NewTicker(time.Second)
 	defer idle.Stop()
-	idler, _ := h.(Idler)
 	for {
-		// A batch to fill: at most BatchesInFlight are handed in and not done, and a full one
-		// still fits in the records budget.
-		var f *flight
-		var held time.Time // since when the bounds have kept a batch from starting
-		for {
-			if inFlight.Load()+int64(c.cfg.BatchMaxRecords) <= budget && bytesInFlight.Load()+int64(c.cfg.BatchMaxBytes) <= bytesBudget {
-				if f = takeFree(); f != nil {
-					break
-				}
-			}
-			if held.IsZero() {
-				held = time.Now()
-			}
-			select {
-			case <-freed:
-			case <-ctx.Done():
-				return give(true)
-			case <-ended:
-				return give(false)
-			case <-failed:
-				return give(false)
-			}
-		}
-		if !held.IsZero() {
-			c.metrics.heldSeconds.Add(time.Since(held).Seconds())
-		}
-		f.b.Reset()
-		f.records, f.bytes, f.marks = 0, 0, f.marks[:0]
-		// Wait for the first chunk of a batch.
-		ch := carry
-		carry = nil
-	first:
-		for ch == nil {
-			select {
-			case <-ctx.Done():
-				return give(true)
-			case <-ended:
-				return give(false)
-			case <-failed:
-				return give(false)
-			case <-idle.C:
-				if idler == nil {
-					continue
-				}
-				f.handed = c.now()
-				if err := idler.Idle(workCtx, &f.b); err != nil {
-					fail(fmt.Errorf("idle: %w", err))
-					return give(false)
-				}
-				handed <- f
-				f = nil
-				break first
-			case ch = <-chunks:
-				idle.Reset(time.Second)
-			}
-		}
+		f := g.batchToFill()
 		if f == nil {
-			continue // an idle tick was handed in
+			return g.finish()
 		}
-		f.b.Fetched = ch.fetched
-		f.add(ch)
-		release(ch)
-		timer.Reset(c.cfg.BatchMaxWait)
-	fill:
-		for f.records < c.cfg.BatchMaxRecords && f.bytes < c.cfg.BatchMaxBytes {
-			select {
-			case ch = <-chunks:
-				if f.records+ch.b.Len() > c.cfg.BatchMaxRecords {
-					carry = ch // the next batch's first
-					break fill
-				}
-				f.add(ch)
-				release(ch)
-			case <-timer.C:
-				break fill
-			case <-ctx.Done():
-				break fill
-			case <-ended:
-				break fill
+		ch := g.firstChunk(f, idle)
+		if ch == nil {
+			if g.read.Err() != nil {
+				return g.finish()
 			}
+			continue // f went to the Idler on an idle tick
 		}
-		timer.Stop()
-		stopping := ctx.Err() != nil
-		c.metrics.batchRecords.Observe(float64(f.records))
-		f.handed = c.now()
-		inFlight.Add(int64(f.records))
-		bytesInFlight.Add(int64(f.bytes))
-		if err := h.Handle(workCtx, &f.b); err != nil {
-			fail(fmt.Errorf("cannot handle a batch of %d records: %w", f.records, err))
-			return give(false)
+		g.fill(f, ch, timer)
+		stopping := g.ctx.Err() != nil
+		if !g.hand(f) || stopping {
+			return g.finish()
 		}
-		handed <- f
-		if stopping {
-			return give(true)
+	}
+}
+
+// batchToFill waits for a batch to fill (see flights.take); nil once the read has ended.
+func (g *generation) batchToFill() *flight {
+	var held time.Time // since when the bounds have kept a batch from starting
+	for {
+		if f := g.flights.take(); f != nil {
+			if !held.IsZero() {
+				g.c.metrics.heldSeconds.Add(time.Since(held).Seconds())
+			}
+			return f
 		}
+		if held.IsZero() {
+			held = time.Now()
+		}
+		select {
+		case <-g.flights.freed:
+		case <-g.read.Done():
+			return nil
+		}
+	}
+}
+
+// firstChunk waits for the first chunk of f, the one carried over or the next to come. At every
+// second without one it hands f, empty, to the Idler if the handler is one, and returns nil; it
+// returns nil too once the read has ended.
+func (g *generation) firstChunk(f *flight, idle *time.Ticker) *chunk {
+	if ch := g.carry; ch != nil {
+		g.carry = nil
+		return ch
+	}
+	for {
+		select {
+		case ch := <-g.chunks:
+			idle.Reset(time.Second)
+			return ch
+		case <-idle.C:
+			if g.idler == nil {
+				continue
+			}
+			f.handed = g.c.now()
+			if err := g.idler.Idle(g.work, &f.b); err != nil {
+				g.fail(fmt.Errorf("idle: %w", err))
+			} else {
+				g.handed <- f
+			}
+			return nil
+		case <-g.read.Done():
+			return nil
+		}
+	}
+}
+
+// fill adds ch and the chunks that follow it to f until f is full, BatchMaxWait has passed or
+// the read has ended. A chunk that would take f past BatchMaxRecords starts the next batch.
+func (g *generation) fill(f *flight, ch *chunk, timer *time.Timer) {
+	f.b.Fetched = ch.fetched
+	f.add(ch)
+	g.release(ch)
+	timer.Reset(g.c.cfg.BatchMaxWait)
+	defer timer.Stop()
+	for f.records < g.c.cfg.BatchMaxRecords && f.bytes < g.c.cfg.BatchMaxBytes {
+		select {
+		case ch = <-g.chunks:
+			if f.records+ch.b.Len() > g.c.cfg.BatchMaxRecords {
+				g.carry = ch
+				return
+			}
+			f.add(ch)
+			g.release(ch)
+		case <-timer.C:
+			return
+		case <-g.read.Done():
+			return
+		}
+	}
+}
+
+// release gives a chunk whose records are in a batch back to the fetchers.
+func (g *generation) release(ch *chunk) {
+	ch.reset()
+	g.spare.Put(ch)
+}
+
+// hand hands f to the handler, then to the committer; false: the handler failed.
+func (g *generation) hand(f *flight) bool {
+	g.c.metrics.batchRecords.Observe(float64(f.records))
+	f.handed = g.c.now()
+	g.flights.hand(f)
+	if err := g.h.Handle(g.work, &f.b); err != nil {
+		g.fail(fmt.Errorf("cannot handle a batch of %d records: %w", f.records, err))
+		return false
+	}
+	g.handed <- f
+	return true
+}
+
+// fail records the generation's first failure and ends the read.
+func (g *generation) fail(err error) {
+	g.failOnce.Do(func() {
+		g.failure = err
+		close(g.failed)
+		g.stopRead()
+	})
+}
+
+// finish waits until every batch handed in is done and committed, or given up, and says how the
+// generation ended: a stop while a batch could not be finished is not an error (its records are
+// read again), a failure is.
+func (g *generation) finish() (stopped bool, err error) {
+	close(g.handed)
+	<-g.committed
+	stopped = g.ctx.Err() != nil
+	select {
+	case <-g.failed:
+		if stopped {
+			g.c.log.Warn("stopped before every batch in hand was written; their records will be read again", "err", g.failure)
+			return true, nil
+		}
+		return false, g.failure
+	default:
+	}
+	return stopped, nil
+}
+
+// flights are a generation's batches: the free ones, to be filled, and the bounds on those handed
+// downstream and not yet done. There are BatchesInFlight of them; a batch is started only while
+// a full one still fits in the records and the bytes budgets, so big batches (a backlog) do not
+// pile up as deep as small ones (live), and huge records (a hostile flood) are held until
+// written while decoding beside judging lets the consumer run ahead of the writer.
+type flights struct {
+	mu sync.Mutex
+	// free is a stack: the most recently done batch is filled next, so a backlog keeps reusing
+	// the few batches its big runs need and the others stay small.
+	free                   []*flight
+	records, bytes         int64         // handed downstream and not done
+	maxRecords, maxBytes   int64         // the budgets
+	fullRecords, fullBytes int64         // a full batch
+	freed                  chan struct{} // signalled when a batch is done
+}
+
+func newFlights(cfg ConsumerConfig) *flights {
+	fs := &flights{
+		free:        make([]*flight, 0, cfg.BatchesInFlight),
+		maxRecords:  int64(recordsInFlight * cfg.BatchMaxRecords),
+		maxBytes:    int64(bytesInFlightShare * cfg.BatchMaxBytes),
+		fullRecords: int64(cfg.BatchMaxRecords),
+		fullBytes:   int64(cfg.BatchMaxBytes),
+		freed:       make(chan struct{}, 1),
+	}
+	for range cfg.BatchesInFlight {
+		fs.free = append(fs.free, &flight{b: Batch{done: make(chan error, 1)}})
+	}
+	return fs
+}
+
+// take returns a free batch, emptied, if a full one fits in the budgets; else nil.
+func (fs *flights) take() *flight {
+	fs.mu.Lock()
+	n := len(fs.free)
+	if n == 0 || fs.records+fs.fullRecords > fs.maxRecords || fs.bytes+fs.fullBytes > fs.maxBytes {
+		fs.mu.Unlock()
+		return nil
+	}
+	f := fs.free[n-1]
+	fs.free = fs.free[:n-1]
+	fs.mu.Unlock()
+	f.b.Reset()
+	f.records, f.bytes, f.marks = 0, 0, f.marks[:0]
+	return f
+}
+
+// hand counts f's records and bytes as handed downstream.
+func (fs *flights) hand(f *flight) {
+	fs.mu.Lock()
+	fs.records += int64(f.records)
+	fs.bytes += int64(f.bytes)
+	fs.mu.Unlock()
+}
+
+// done frees f, done and committed (or given up), to be filled again.
+func (fs *flights) done(f *flight) {
+	fs.mu.Lock()
+	fs.records -= int64(f.records)
+	fs.bytes -= int64(f.bytes)
+	fs.free = append(fs.free, f)
+	fs.mu.Unlock()
+	select {
+	case fs.freed <- struct{}{}:
+	default:
 	}
 }
