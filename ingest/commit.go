@@ -1,13 +1,14 @@
 package ingest
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/muckwatch/muckwatch/internal/backoff"
 )
 
 // commitInOrder waits for each batch handed in to be done, in order, and commits its offsets;
@@ -32,17 +33,17 @@ func (g *generation) commitInOrder() {
 		if !broken {
 			c.metrics.handleSeconds.Observe(c.now().Sub(f.handed).Seconds())
 			if len(f.marks) > 0 {
-				c.commit(g.work, g.gen, f)
+				g.commit(f)
 			}
 		}
 		g.flights.done(f)
 	}
 }
 
-// commit commits the offsets after f, which is durably written. A commit that keeps failing (the
-// broker down, the group rebalancing) only means the records are read again, and writing them
-// again is idempotent.
-func (c *Consumer) commit(ctx context.Context, gen *kafka.Generation, f *flight) {
+// commit commits the offsets after f, which is durably written: five attempts at most, 200ms
+// apart and doubling. A commit that keeps failing (the broker down, the group rebalancing) only means the
+// records are read again, and writing them again is idempotent.
+func (g *generation) commit(f *flight) {
 	offsets := map[string]map[int]int64{}
 	for _, pm := range f.marks {
 		po := offsets[pm.tp.Topic]
@@ -52,26 +53,30 @@ func (c *Consumer) commit(ctx context.Context, gen *kafka.Generation, f *flight)
 		}
 		po[int(pm.tp.Partition)] = pm.next
 	}
-	backoff := 200 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := gen.CommitOffsets(offsets)
-		if err == nil {
-			c.metrics.commits.Inc()
-			break
+	c := g.c
+	err := backoff.Retry(g.work, backoff.Policy{Min: 200 * time.Millisecond, Attempts: 5}, func() error {
+		err := g.gen.CommitOffsets(offsets)
+		if err != nil {
+			c.metrics.commitErrors.Inc()
+			if generationOver(err) {
+				return backoff.Permanent(err)
+			}
 		}
-		c.metrics.commitErrors.Inc()
-		if attempt == 5 || ctx.Err() != nil || generationOver(err) {
-			c.log.Warn("cannot commit offsets; the batch's records will be read again (writes are idempotent)", "records", f.records, "err", err)
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff *= 2
+		return err
+	}, nil)
+	if err != nil {
+		c.log.Warn("cannot commit offsets; the batch's records will be read again (writes are idempotent)", "records", f.records, "err", err)
+	} else {
+		c.metrics.commits.Inc()
 	}
+	c.setLags(f.marks)
+}
+
+// setLags records how far behind the partitions' high watermarks the marks are, once committed.
+func (c *Consumer) setLags(marks []partitionMark) {
 	c.lagMu.Lock()
-	for _, pm := range f.marks {
+	defer c.lagMu.Unlock()
+	for _, pm := range marks {
 		if pm.hwm > 0 {
 			c.lags[pm.tp] = pm.hwm - pm.next
 		}
@@ -79,7 +84,6 @@ func (c *Consumer) commit(ctx context.Context, gen *kafka.Generation, f *flight)
 	for tp, l := range c.lags {
 		c.metrics.lag.WithLabelValues(tp.Topic, strconv.Itoa(int(tp.Partition))).Set(float64(l))
 	}
-	c.lagMu.Unlock()
 }
 
 // generationOver tells a commit refused because the group has moved on: retrying cannot help,
