@@ -9,8 +9,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/muckwatch/muckwatch/internal/backoff"
 	"github.com/muckwatch/muckwatch/record"
 )
 
@@ -22,131 +24,172 @@ const fetchQueue = 32
 // holds, and 1 MiB is 5,000 fixes, a round trip well spent.
 const maxFetchBytes = 1 << 20
 
-// fetch reads one partition from offset until ctx is cancelled, decodes its records into chunks
-// (taken from spare) and sends them to chunks, retrying failed fetches (a broker restart, a lost
-// connection) with back-off. Each partition has its own decoder, so decoding runs beside judging,
-// and its own connection, so that a fetch waiting at the broker for new records (fetch_max_wait)
-// does not hold another partition's back. It fetches with kafka-go's Client: a response's
-// records are read from its buffers into two reused ones, where kafka.Reader allocated every
-// record's key and value and handed each over a channel from a goroutine of its own (a sixth of
-// the pipeline's CPU with the garbage it made).
+// fetcher reads one partition from its start offset until its context is cancelled, decodes its
+// records into chunks (taken from spare) and sends them to chunks, retrying failed fetches (a
+// broker restart, a lost connection) with back-off. Each partition has its own decoder, so
+// decoding runs beside judging, and its own connection, so that a fetch waiting at the broker for
+// new records (fetch_max_wait) does not hold another partition's back. It fetches with kafka-go's
+// Client: a response's records are read from its buffers into two reused ones, where kafka.Reader
+// allocated every record's key and value and handed each over a channel from a goroutine of its
+// own (a sixth of the pipeline's CPU with the garbage it made).
+type fetcher struct {
+	c       *Consumer
+	tp      TopicPartition
+	client  *kafka.Client
+	req     kafka.FetchRequest // req.Offset is the next record to read
+	dec     *record.Decoder
+	records prometheus.Counter // the partition's topic's records read
+	chunks  chan<- *chunk
+	spare   *sync.Pool
+	// a chunk is sent on once it holds maxRecords records or maxBytes bytes
+	maxRecords, maxBytes int
+
+	m   kafka.Message // the record at hand; its Key is reused
+	buf []byte        // for the values of the records that can be accepted
+	ch  *chunk        // the chunk being filled, nil when none is
+}
+
+// fetch reads partition p, one of the of partitions of the generation, into chunks until ctx is
+// cancelled (see fetcher).
 func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, chunks chan<- *chunk, spare *sync.Pool) {
-	tp := TopicPartition{p.Topic, p.Partition}
 	transport, err := c.cfg.Security.Transport()
 	if err != nil {
 		c.log.Error("cannot connect to Kafka to fetch a partition", "topic", p.Topic, "partition", p.Partition, "err", err)
 		return
 	}
 	defer transport.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Transport: transport}
-	req := kafka.FetchRequest{Topic: p.Topic, Partition: int(p.Partition), Offset: p.offset, MinBytes: 1,
-		MaxBytes: int64(max(64<<10, min(maxFetchBytes, c.cfg.FetchMaxBytes/of))), MaxWait: c.cfg.FetchMaxWait}
-	dec := record.NewDecoder(c.cfg.Decode, c.normalize)
-	dec.NumberPlates(c.plates)
-	maxRecords := min(chunkRecords, c.cfg.BatchMaxRecords)
-	maxBytes := max(1, c.cfg.BatchMaxBytes/chunkBytesShare)
-	records := c.metrics.records(p.Topic)
-	m := kafka.Message{Topic: p.Topic, Partition: int(p.Partition)} // the record at hand; its Key is reused
-	var buf []byte                                                  // for the values of the records that can be accepted
-	var ch *chunk
-	// send hands the chunk at hand to batching.
-	send := func() bool {
-		records.Add(float64(ch.b.Len()))
-		select {
-		case chunks <- ch:
-			ch = nil
-			return true
-		case <-ctx.Done():
-			return false
-		}
+	f := &fetcher{
+		c:      c,
+		tp:     p.TopicPartition,
+		client: &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Transport: transport},
+		req: kafka.FetchRequest{Topic: p.Topic, Partition: int(p.Partition), Offset: p.offset, MinBytes: 1,
+			MaxBytes: int64(max(64<<10, min(maxFetchBytes, c.cfg.FetchMaxBytes/of))), MaxWait: c.cfg.FetchMaxWait},
+		dec:        record.NewDecoder(c.cfg.Decode, c.normalize),
+		records:    c.metrics.records(p.Topic),
+		chunks:     chunks,
+		spare:      spare,
+		maxRecords: min(chunkRecords, c.cfg.BatchMaxRecords),
+		maxBytes:   max(1, c.cfg.BatchMaxBytes/chunkBytesShare),
+		m:          kafka.Message{Topic: p.Topic, Partition: int(p.Partition)},
 	}
-	backoff := time.Second
-	err = nil // the fetch that failed, waited out before the next
+	f.dec.NumberPlates(c.plates)
+	f.run(ctx)
+}
+
+// run fetches until ctx is cancelled, waiting out each failed fetch before the next: 1s, doubling
+// up to 30s, and from 1s again once the broker answers.
+func (f *fetcher) run(ctx context.Context) {
+	b := backoff.New(backoff.Policy{Min: time.Second, Max: 30 * time.Second})
 	for {
-		if err != nil {
-			c.metrics.fetchErrors.Inc()
-			c.log.Warn("cannot fetch from Kafka; retrying", "topic", p.Topic, "partition", p.Partition, "offset", req.Offset, "retry_in", backoff, "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 30*time.Second)
-		}
-		if req.Offset < 0 { // kafka.FirstOffset or LastOffset: found once, not at every fetch
-			if req.Offset, err = startOffset(ctx, client, tp, req.Offset); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				continue
-			}
-		}
-		var res *kafka.FetchResponse
-		if res, err = client.Fetch(ctx, &req); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			continue
-		}
-		if res.Error != nil {
-			if errors.Is(res.Error, kafka.OffsetOutOfRange) {
-				// Retention deleted the records before they were read, or the topic was made
-				// anew: the partition is read from its first record left.
-				c.log.Error("the offset to read from is no longer in Kafka (records deleted before they were read, or the topic recreated); reading from the first record left",
-					"topic", p.Topic, "partition", p.Partition, "offset", req.Offset)
-				req.Offset = kafka.FirstOffset
-				continue
-			}
-			err = fmt.Errorf("fetch from offset %d: %w", req.Offset, res.Error)
-			continue
-		}
-		backoff = time.Second
-		fetched := c.now()
-		for {
-			rec, rerr := res.Records.ReadRecord()
-			if rerr != nil {
-				if !errors.Is(rerr, io.EOF) {
-					err = fmt.Errorf("a record after offset %d: %w", req.Offset, rerr)
-				}
-				break
-			}
-			if rec.Offset < req.Offset { // a compressed batch begins before the offset asked for
-				closeBytes(rec)
-				continue
-			}
-			m.Offset, m.HighWaterMark, m.Time = rec.Offset, res.HighWatermark, rec.Time
-			m.Key, rerr = readBytes(m.Key, rec.Key)
-			// A value too large to be accepted is read into memory of its own, which its
-			// dead-letter record then keeps: no copy of it, and no buffer grown to its size.
-			tooLarge := rec.Value != nil && rec.Value.Len() > c.cfg.Decode.MaxRecordBytes
-			switch {
-			case rerr != nil:
-			case tooLarge:
-				m.Value, rerr = readBytes(nil, rec.Value)
-			default:
-				m.Value, rerr = readBytes(buf, rec.Value)
-				buf = m.Value
-			}
-			closeBytes(rec)
-			if rerr != nil {
-				err = fmt.Errorf("record at offset %d: %w", rec.Offset, rerr)
-				break
-			}
-			if ch == nil {
-				ch = spare.Get().(*chunk)
-				ch.fetched, ch.mark.tp = fetched, tp
-			}
-			c.decode(dec, &m, &ch.b, tooLarge)
-			ch.mark.next, ch.mark.hwm = m.Offset+1, m.HighWaterMark
-			ch.bytes += len(m.Key) + len(m.Value)
-			req.Offset = m.Offset + 1
-			if (ch.b.Len() >= maxRecords || ch.bytes >= maxBytes) && !send() {
-				return
-			}
-		}
-		if ch != nil && !send() {
+		answered, err := f.fetch(ctx)
+		if ctx.Err() != nil {
 			return
 		}
+		if answered {
+			b.Reset()
+		}
+		if err == nil {
+			continue
+		}
+		wait := b.Next()
+		f.c.metrics.fetchErrors.Inc()
+		f.c.log.Warn("cannot fetch from Kafka; retrying", "topic", f.tp.Topic, "partition", f.tp.Partition, "offset", f.req.Offset, "retry_in", wait, "err", err)
+		if backoff.Sleep(ctx, wait) != nil {
+			return
+		}
+	}
+}
+
+// fetch makes one fetch and sends on the chunks of the records it read; answered reports that
+// the broker answered with records (or none yet). An offset no longer in Kafka is not an error:
+// the next fetch is from the first record left.
+func (f *fetcher) fetch(ctx context.Context) (answered bool, err error) {
+	if f.req.Offset < 0 { // kafka.FirstOffset or LastOffset: found once, not at every fetch
+		if f.req.Offset, err = startOffset(ctx, f.client, f.tp, f.req.Offset); err != nil {
+			return false, err
+		}
+	}
+	res, err := f.client.Fetch(ctx, &f.req)
+	if err != nil {
+		return false, err
+	}
+	if res.Error != nil {
+		if errors.Is(res.Error, kafka.OffsetOutOfRange) {
+			// Retention deleted the records before they were read, or the topic was made anew:
+			// the partition is read from its first record left.
+			f.c.log.Error("the offset to read from is no longer in Kafka (records deleted before they were read, or the topic recreated); reading from the first record left",
+				"topic", f.tp.Topic, "partition", f.tp.Partition, "offset", f.req.Offset)
+			f.req.Offset = kafka.FirstOffset
+			return false, nil
+		}
+		return false, fmt.Errorf("fetch from offset %d: %w", f.req.Offset, res.Error)
+	}
+	stopped, err := f.read(ctx, res)
+	if !stopped && f.ch != nil {
+		f.send(ctx)
+	}
+	return true, err
+}
+
+// read decodes the records of a fetch response into chunks, sending each on once full; stopped
+// reports that ctx ended while a chunk waited to be sent.
+func (f *fetcher) read(ctx context.Context, res *kafka.FetchResponse) (stopped bool, err error) {
+	fetched := f.c.now()
+	m := &f.m
+	for {
+		rec, err := res.Records.ReadRecord()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				return false, fmt.Errorf("a record after offset %d: %w", f.req.Offset, err)
+			}
+			return false, nil
+		}
+		if rec.Offset < f.req.Offset { // a compressed batch begins before the offset asked for
+			closeBytes(rec)
+			continue
+		}
+		m.Offset, m.HighWaterMark, m.Time = rec.Offset, res.HighWatermark, rec.Time
+		m.Key, err = readBytes(m.Key, rec.Key)
+		// A value too large to be accepted is read into memory of its own, which its dead-letter
+		// record then keeps: no copy of it, and no buffer grown to its size.
+		tooLarge := rec.Value != nil && rec.Value.Len() > f.c.cfg.Decode.MaxRecordBytes
+		switch {
+		case err != nil:
+		case tooLarge:
+			m.Value, err = readBytes(nil, rec.Value)
+		default:
+			m.Value, err = readBytes(f.buf, rec.Value)
+			f.buf = m.Value
+		}
+		closeBytes(rec)
+		if err != nil {
+			return false, fmt.Errorf("record at offset %d: %w", rec.Offset, err)
+		}
+		ch := f.ch
+		if ch == nil {
+			ch = f.spare.Get().(*chunk)
+			ch.fetched, ch.mark.tp = fetched, f.tp
+			f.ch = ch
+		}
+		f.c.decode(f.dec, m, &ch.b, tooLarge)
+		ch.mark.next, ch.mark.hwm = m.Offset+1, m.HighWaterMark
+		ch.bytes += len(m.Key) + len(m.Value)
+		f.req.Offset = m.Offset + 1
+		if (ch.b.Len() >= f.maxRecords || ch.bytes >= f.maxBytes) && !f.send(ctx) {
+			return true, nil
+		}
+	}
+}
+
+// send hands the chunk at hand to batching; false: ctx ended first.
+func (f *fetcher) send(ctx context.Context) bool {
+	f.records.Add(float64(f.ch.b.Len()))
+	select {
+	case f.chunks <- f.ch:
+		f.ch = nil
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
