@@ -23,6 +23,7 @@ import (
 	"github.com/muckwatch/muckwatch/city"
 	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/ingest"
+	"github.com/muckwatch/muckwatch/internal/statetopic"
 	"github.com/muckwatch/muckwatch/sink"
 )
 
@@ -89,7 +90,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 		return fmt.Errorf("cannot read the detector state: %w", err)
 	}
 	p.state = func(ctx context.Context, inputs []int32, f func(key, value []byte) error) (int, error) {
-		return sink.ReadState(ctx, cfg.Outputs.Brokers, cfg.Outputs.StateTopic, stateDialer, inputs, f)
+		return statetopic.Read(ctx, cfg.Outputs.Brokers, cfg.Outputs.StateTopic, stateDialer, inputs, f)
 	}
 
 	g, gctx := errgroup.WithContext(ctx)

@@ -14,7 +14,7 @@ import (
 
 	"github.com/muckwatch/muckwatch/internal/secure"
 	"github.com/muckwatch/muckwatch/internal/secure/securetest"
-	"github.com/muckwatch/muckwatch/sink"
+	"github.com/muckwatch/muckwatch/internal/statetopic"
 )
 
 // The whole pipeline against a Kafka cluster that wants SCRAM-SHA-512 over TLS, with the
@@ -75,7 +75,7 @@ func TestPipelineSASLAndTLS(t *testing.T) {
 	}
 	for _, topic := range []string{env.cfg.Outputs.AlertsTopic, env.cfg.Outputs.StateTopic} {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		n, err := sink.ReadState(ctx, []string{addr}, topic, dialer, nil, func(_, v []byte) error { return nil })
+		n, err := statetopic.Read(ctx, []string{addr}, topic, dialer, nil, func(_, v []byte) error { return nil })
 		cancel()
 		if err != nil || n == 0 {
 			t.Errorf("%s over SASL and TLS: %d records, %v", topic, n, err)

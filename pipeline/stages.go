@@ -29,7 +29,7 @@ type feedWriter interface {
 	WriteState(ctx context.Context, keys, values [][]byte, partitions []int32) error
 }
 
-// stateReader reads the detector checkpoints of some input partitions (sink.ReadState).
+// stateReader reads the detector checkpoints of some input partitions (statetopic.Read).
 type stateReader func(ctx context.Context, inputs []int32, f func(key, value []byte) error) (int, error)
 
 // batchObserver is told about every batch once it is judged and announced (the API's live view).

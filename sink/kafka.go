@@ -15,6 +15,7 @@ import (
 	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 
 	"github.com/muckwatch/muckwatch/detectors"
+	"github.com/muckwatch/muckwatch/internal/statetopic"
 	"github.com/muckwatch/muckwatch/record"
 )
 
@@ -188,7 +189,7 @@ func NewPartitionProducer(client *kafka.Client, topic string, acks kafka.Require
 }
 
 // Write produces values[i] keyed by keys[i] to partition partitions[i] modulo the topic's
-// partition count (StatePartition), in order within each partition, the partitions in parallel,
+// partition count (statetopic.Partition), in order within each partition, the partitions in parallel,
 // and returns once the broker acknowledged all of them.
 func (s *PartitionProducer) Write(ctx context.Context, keys, values [][]byte, partitions []int32) error {
 	n, err := s.count(ctx)
@@ -199,14 +200,14 @@ func (s *PartitionProducer) Write(ctx context.Context, keys, values [][]byte, pa
 	// into requests of at most maxRequestBytes.
 	start := make([]int, n+1)
 	for _, p := range partitions {
-		start[StatePartition(p, n)+1]++
+		start[statetopic.Partition(p, n)+1]++
 	}
 	for p := range n {
 		start[p+1] += start[p]
 	}
 	order, at := make([]int32, len(values)), slices.Clone(start[:n])
 	for i, p := range partitions {
-		sp := StatePartition(p, n)
+		sp := statetopic.Partition(p, n)
 		order[at[sp]] = int32(i)
 		at[sp]++
 	}
@@ -322,15 +323,6 @@ func (s *PartitionProducer) count(ctx context.Context) (int, error) {
 		return s.partitions, nil
 	}
 	return 0, fmt.Errorf("Kafka topic %s has no partitions: create it (the state topic compacted, partitioned like the input)", s.topic)
-}
-
-// StatePartition is the state topic partition holding the checkpoints of the vehicles read from
-// input partition p, when the state topic has n partitions.
-func StatePartition(p int32, n int) int {
-	if n <= 0 {
-		return 0
-	}
-	return int(p) % n
 }
 
 func (o *KafkaOutput) count(changes, rejects int, c *prometheus.CounterVec) {

@@ -7,10 +7,12 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/muckwatch/muckwatch/internal/statetopic"
 )
 
 // Checkpoints go to the state partition of their input partition's number (modulo the state
-// topic's partitions), and ReadState of some input partitions reads just their state partitions,
+// topic's partitions), and statetopic.Read of some input partitions reads just their state partitions,
 // oldest record first, also when a write takes several produce requests; a state topic that
 // does not exist holds nothing.
 func TestStatePartitioning(t *testing.T) {
@@ -48,7 +50,7 @@ func TestStatePartitioning(t *testing.T) {
 		{nil, nil}, // all 12
 	} {
 		var got []string
-		n, err := ReadState(ctx, []string{broker}, DefaultStateTopic, nil, tc.inputs, func(_, v []byte) error {
+		n, err := statetopic.Read(ctx, []string{broker}, DefaultStateTopic, nil, tc.inputs, func(_, v []byte) error {
 			got = append(got, string(v))
 			return nil
 		})
@@ -76,7 +78,7 @@ func TestStatePartitioning(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := 0
-	if _, err := ReadState(ctx, []string{broker}, DefaultStateTopic, nil, []int32{2}, func(k, v []byte) error {
+	if _, err := statetopic.Read(ctx, []string{broker}, DefaultStateTopic, nil, []int32{2}, func(k, v []byte) error {
 		if string(k) == "big" {
 			if got := string(v[:4]); got != fmt.Sprintf("%04d", next) {
 				return fmt.Errorf("checkpoint %s read where %04d was due", got, next)
@@ -87,7 +89,7 @@ func TestStatePartitioning(t *testing.T) {
 	}); err != nil || next != 600 {
 		t.Errorf("a 3 MB write: %d of 600 read back in order (%v)", next, err)
 	}
-	n, err := ReadState(ctx, []string{broker}, "no.such.topic", nil, nil, func(_, _ []byte) error { return nil })
+	n, err := statetopic.Read(ctx, []string{broker}, "no.such.topic", nil, nil, func(_, _ []byte) error { return nil })
 	if err != nil || n != 0 {
 		t.Errorf("a missing state topic: %d records, %v", n, err)
 	}

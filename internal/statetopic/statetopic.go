@@ -1,4 +1,9 @@
-package sink
+// Package statetopic owns the layout of the state topic, where the detectors' checkpoints are
+// kept (compacted, keyed by vehicle, partitioned like the input): which of its partitions holds
+// the checkpoints of the vehicles of an input partition (Partition), and reading them back (Read).
+// sink's Kafka output writes the topic and the pipeline reads it to restore detector state when it
+// takes partitions over; both follow this layout and neither needs the other.
+package statetopic
 
 import (
 	"context"
@@ -12,12 +17,21 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-// ReadState reads the state topic from its first to its last offset, partition by partition, and
+// Partition is the state topic partition holding the checkpoints of the vehicles read from input
+// partition p, when the state topic has n partitions.
+func Partition(p int32, n int) int {
+	if n <= 0 {
+		return 0
+	}
+	return int(p) % n
+}
+
+// Read reads the state topic from its first to its last offset, partition by partition, and
 // hands every record to f, oldest first (so the newest checkpoint of a vehicle comes last). It
-// reads the state partitions of the input partitions given (see StatePartition), or all of them
+// reads the state partitions of the input partitions given (see Partition), or all of them
 // when inputs is nil. It returns how many records it read. A topic that does not exist yet holds
 // nothing.
-func ReadState(ctx context.Context, brokers []string, topic string, dialer *kafka.Dialer, inputs []int32, f func(key, value []byte) error) (int, error) {
+func Read(ctx context.Context, brokers []string, topic string, dialer *kafka.Dialer, inputs []int32, f func(key, value []byte) error) (int, error) {
 	if dialer == nil {
 		dialer = kafka.DefaultDialer
 	}
@@ -37,7 +51,7 @@ func ReadState(ctx context.Context, brokers []string, topic string, dialer *kafk
 	if inputs != nil {
 		want := map[int]bool{}
 		for _, p := range inputs {
-			want[StatePartition(p, len(parts))] = true
+			want[Partition(p, len(parts))] = true
 		}
 		parts = slices.DeleteFunc(parts, func(p kafka.Partition) bool { return !want[p.ID] })
 	}
