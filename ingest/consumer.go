@@ -1,6 +1,12 @@
 // Package ingest is muckwatch's Kafka input: the kafka-go consumer group that reads the input
 // topics, decodes every record with the wire contract (package record), hands batches to a
 // Handler, and commits their offsets only after the handler has durably written them.
+//
+// The Consumer (consumer.go) joins the group and, for every generation of it, tells the handler
+// which partitions moved and reads the generation (generation.go): a fetcher per partition
+// (fetch.go) decodes its records into chunks (decode.go), the read loop fills batches with them
+// and hands them to the Handler (handler.go), and the committer commits each batch's offsets, in
+// order, once it is done (commit.go). Its settings are in config.go, its metrics in metrics.go.
 package ingest
 
 import (
@@ -25,8 +31,8 @@ import (
 //
 // Membership is kafka-go's ConsumerGroup with a co-partitioning assignor: partition i of every input
 // topic goes to the same instance (the topics are co-partitioned by vehicle). Each generation is
-// read by one kafka-go reader per assigned partition; a generation ends (an instance joined or
-// left) only once the batch in hand is handled and committed.
+// read by one fetcher per assigned partition; a generation ends (an instance joined or left) only
+// once the batches in hand are handled and committed.
 type Consumer struct {
 	cfg    ConsumerConfig
 	log    *slog.Logger
