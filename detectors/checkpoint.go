@@ -171,7 +171,7 @@ func (e *Engine) Restore(checkpoint []byte, owned func(topic string, partition i
 	for _, h := range s.History {
 		tr.history = append(tr.history, fromMs(h))
 	}
-	tr.episodes = nil
+	e.dropEpisodes(tr)
 	for _, es := range s.Episodes {
 		i, ok := e.slot[es.Rule]
 		if !ok {
@@ -187,6 +187,7 @@ func (e *Engine) Restore(checkpoint []byte, owned func(topic string, partition i
 		for _, p := range es.Pending {
 			ep.Pending = append(ep.Pending, Pending{Due: fromMs(p.Due), From: fromMs(p.From), Place: p.Place})
 		}
+		e.move(i, ep, restoredState(ep))
 	}
 	if tr.scored {
 		e.updateRisk(tr, tr.last.Time)
@@ -245,6 +246,7 @@ func (e *Engine) Release(topic string, partition int32) int {
 			continue
 		}
 		e.forget(tr)
+		e.dropEpisodes(tr)
 		e.unschedule(tr)
 		e.risks.drop(id)
 		n++

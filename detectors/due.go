@@ -42,7 +42,7 @@ func (e *Engine) Tick() {
 		}
 		for _, i := range e.timed {
 			ep := e.episode(tr, i)
-			if ep.alert != nil {
+			if ep.state.alertOpen() {
 				continue
 			}
 			fe := &e.fixes[i]
@@ -57,10 +57,9 @@ func (e *Engine) Tick() {
 			}
 			ep = e.keep(tr, i, ep)
 			e.markDirty(tr)
-			ep.Since, ep.SinceLL, ep.Fixes = v.Since, tr.last.LL, 1
-			e.open(tr, ep, fe.rule.Name(), fe.rule, fe.phase, &Observation{Time: wm, LL: tr.last.LL}, v)
+			e.openAt(tr, i, ep, fe.rule, fe.phase, v.Since, tr.last.LL, &Observation{Time: wm, LL: tr.last.LL}, v)
 			if v.Instant {
-				e.resolve(ep, fe.rule, v.Since)
+				e.resolve(i, ep, fe.rule, v.Since)
 			}
 			e.release(tr, i)
 		}
@@ -100,7 +99,7 @@ func (e *Engine) schedule(tr *Track, after time.Time) {
 	var next time.Time
 	for _, i := range e.timed {
 		ep := e.episode(tr, i)
-		if ep.alert != nil {
+		if ep.state.alertOpen() {
 			continue
 		}
 		if t := e.fixes[i].rule.(TimeRule).NextDue(tr, ep); !t.IsZero() && (next.IsZero() || t.Before(next)) {

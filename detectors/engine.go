@@ -1,9 +1,16 @@
 // Package detectors owns detection: one Engine keeps explicit per-vehicle state (a Track) and runs
 // every rule over each GPS fix and each camera/sensor event, in event time. A rule is one small
 // type behind FixRule or EventRule, registered in one place (rules.go) with its own config
-// section; the Engine's shared episode state machine (pending → firing → resolved, like
-// Prometheus' alerting rules) turns a rule's per-observation verdicts into alerts with stable ids,
-// so one episode gives one alert whose changes (opened, escalated, updated, resolved) are emitted.
+// section; the Engine's shared episode state machine (episode.go: pending → firing → clearing →
+// resolved, like Prometheus' alerting rules) turns a rule's per-observation verdicts into alerts
+// with stable ids, so one episode gives one alert whose changes (opened, escalated, updated,
+// resolved) are emitted.
+//
+// The files: engine.go the engine and its batch loop; rules.go what a rule is and where rules are
+// registered, rule_*.go the rules; episode.go the episodes' states and transitions; track.go the
+// vehicles' tracks; eventtime.go event time and the watermark; due.go the time-driven rules;
+// checkpoint*.go vehicle state across restarts and rebalances; risk.go the risk score; city.go
+// reference data reloads; metrics.go the engine's metrics.
 package detectors
 
 import (
@@ -205,11 +212,10 @@ func (e *Engine) ProcessFix(f *record.Fix) {
 	// A gap longer than signal_lost's threshold after a fix on the road is a silence even when the
 	// watermark never saw it (a backlog read partition by partition): open it now, and the fix
 	// below ends it.
-	if sl := e.episode(tr, e.silIdx); e.silence != nil && prev != nil && sl.alert == nil {
+	if sl := e.episode(tr, e.silIdx); e.silence != nil && prev != nil && !sl.state.alertOpen() {
 		if v := e.silence.Due(c, tr, sl, cur.Time); v.Active {
 			ep := e.keep(tr, e.silIdx, sl)
-			ep.Since, ep.SinceLL, ep.Fixes = prev.Time, prev.LL, 1
-			e.open(tr, ep, RuleSignalLost, e.silence, PhaseIn, &Observation{Time: prev.Time.Add(e.silence.cfg.After), LL: prev.LL}, v)
+			e.openAt(tr, e.silIdx, ep, e.silence, PhaseIn, prev.Time, prev.LL, &Observation{Time: prev.Time.Add(e.silence.cfg.After), LL: prev.LL}, v)
 		}
 	}
 	for i := range e.fixes {
@@ -218,7 +224,7 @@ func (e *Engine) ProcessFix(f *record.Fix) {
 		v := fe.rule.Judge(c, prev, cur, ep)
 		if v.Active || !ep.empty() {
 			ep = e.keep(tr, i, ep)
-			e.step(tr, ep, fe.rule.Name(), fe.rule, fe.timing, fe.phase, cur, v)
+			e.step(tr, i, ep, fe.rule, fe.timing, fe.phase, cur, v)
 			e.release(tr, i)
 		}
 	}
@@ -226,11 +232,12 @@ func (e *Engine) ProcessFix(f *record.Fix) {
 	// a camera event of the same episode may still be on its way on a lagging events partition.
 	for i := range e.events {
 		ee := &e.events[i]
-		ep := tr.slot(len(e.fixes) + i)
-		if ep != nil && ep.alert != nil && f.Time.Sub(ep.Last) > ee.timing.Window {
+		slot := len(e.fixes) + i
+		ep := tr.slot(slot)
+		if ep != nil && ep.state.alertOpen() && f.Time.Sub(ep.Last) > ee.timing.Window {
 			if wm, _ := e.clock.watermark(); wm.Sub(ep.Last) > ee.timing.Window {
-				e.resolve(ep, ee.rule, ep.Last.Add(ee.timing.Window))
-				e.release(tr, len(e.fixes)+i)
+				e.resolve(slot, ep, ee.rule, ep.Last.Add(ee.timing.Window))
+				e.release(tr, slot)
 			}
 		}
 	}
@@ -334,15 +341,15 @@ func (e *Engine) processEvent(ev *record.Event) {
 		slot := len(e.fixes) + i
 		v := ee.rule.JudgeEvent(c, tr, ev)
 		ep := tr.slot(slot)
-		if ep != nil && ep.alert != nil && ev.Time.Sub(ep.Last) > ee.timing.Window {
-			e.resolve(ep, ee.rule, ep.Last.Add(ee.timing.Window))
+		if ep != nil && ep.state.alertOpen() && ev.Time.Sub(ep.Last) > ee.timing.Window {
+			e.resolve(slot, ep, ee.rule, ep.Last.Add(ee.timing.Window))
 		}
-		if v.Clear && ep != nil && ep.alert != nil {
-			e.resolve(ep, ee.rule, ev.Time)
+		if v.Clear && ep != nil && ep.state.alertOpen() {
+			e.resolve(slot, ep, ee.rule, ev.Time)
 		}
 		if v.Active {
 			ep = e.keep(tr, slot, e.episode(tr, slot))
-			e.step(tr, ep, ee.rule.Name(), ee.rule, ee.timing, ee.phase(c, ev), &obs, v)
+			e.step(tr, slot, ep, ee.rule, ee.timing, ee.phase(c, ev), &obs, v)
 		}
 		e.release(tr, slot)
 	}

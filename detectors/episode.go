@@ -2,19 +2,74 @@ package detectors
 
 import (
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/paulmach/orb"
 )
 
+// An episode is one rule's state for one vehicle: where it is in its lifecycle, the times the
+// lifecycle is judged by, and its alert while one is open. Every rule shares one state machine,
+// like a Prometheus alerting rule's (inactive → pending → firing), driven by the rule's verdicts
+// (step) and, for the time-driven rules, by event time (Tick):
+//
+//	inactive ─active→ pending ─held for the rule's For and MinFixes (or Immediate)→ firing
+//	pending ─clear→ inactive
+//	firing ─clear→ clearing ─clear for ClearFor→ inactive    the alert resolves (at once if ClearFor is 0)
+//	clearing ─active→ firing                                a relapse: the same alert goes on
+//	firing ─Instant, or an event rule's window or clear→ resolved
+//	resolved ─active→ pending, ─clear→ inactive
+//	inactive, resolved ─a time-driven rule's finding (Tick)→ firing
+//
+// A track keeps no episode for a rule that is inactive and keeps nothing else (Track.slot); the
+// engine's blank episode stands in for it while a rule looks at it. An episode's state changes
+// only through Engine.move, which keeps the muckwatch_episodes gauge.
+
+// State is where an episode is in its lifecycle.
+type State uint8
+
+// The states of an episode.
+const (
+	// StateInactive: nothing under way; the track keeps no episode unless the rule keeps
+	// bookkeeping in it.
+	StateInactive State = iota
+	// StatePending: the condition holds, not yet for the rule's For and MinFixes.
+	StatePending
+	// StateFiring: the alert is open.
+	StateFiring
+	// StateClearing: the alert is open and the condition clear, for less than the rule's
+	// ClearFor: a relapse continues the alert, and once ClearFor has passed it resolves at the
+	// first clear observation.
+	StateClearing
+	// StateResolved: the alert has been closed at once (an instant finding) or by an event rule's
+	// window or clear evidence; the episode's times are kept until the condition is seen over,
+	// and a new episode's last evidence is never older than them (camera events of one truck
+	// need not come in time order).
+	StateResolved
+	numStates
+)
+
+var stateNames = [numStates]string{"inactive", "pending", "firing", "clearing", "resolved"}
+
+func (s State) String() string {
+	if s < numStates {
+		return stateNames[s]
+	}
+	return "State(" + strconv.Itoa(int(s)) + ")"
+}
+
+// alertOpen reports whether an episode in state s has an open alert.
+func (s State) alertOpen() bool { return s == StateFiring || s == StateClearing }
+
 // Episode is one rule's state for one vehicle.
 type Episode struct {
-	Since    time.Time // when the condition started to hold (pending or firing)
-	SinceLL  orb.Point
-	Last     time.Time // last observation with the condition holding
-	Cleared  time.Time // first clear observation of a firing alert waiting out ClearFor
+	Since    time.Time // when the condition started to hold (pending, firing, clearing; kept once resolved)
+	SinceLL  orb.Point // where
+	Last     time.Time // the newest observation with the condition holding
+	Cleared  time.Time // clearing: the first clear observation
 	Fixes    int       // consecutive observations with the condition holding
-	alert    *Alert    // the open alert, nil unless firing
+	state    State
+	alert    *Alert    // the open alert: firing and clearing only
 	Anchor   orb.Point // rule bookkeeping (e.g. where a dwell started), projected metres
 	Mark     time.Time // rule bookkeeping (e.g. since when stopped)
 	Anchored bool
@@ -31,8 +86,24 @@ type Pending struct {
 	Place string
 }
 
-// Firing reports whether the episode has an open alert.
-func (ep *Episode) Firing() bool { return ep.alert != nil }
+// State returns where the episode is in its lifecycle.
+func (ep *Episode) State() State { return ep.state }
+
+// restoredState is the state of an episode restored from a checkpoint, which keeps its times and
+// alert but not its state: they tell it apart.
+func restoredState(ep *Episode) State {
+	switch {
+	case ep.alert != nil && ep.Cleared.IsZero():
+		return StateFiring
+	case ep.alert != nil:
+		return StateClearing
+	case ep.Fixes != 0:
+		return StatePending
+	case !ep.Since.IsZero() || !ep.Last.IsZero() || ep.SinceLL != (orb.Point{}):
+		return StateResolved
+	}
+	return StateInactive
+}
 
 // episode returns the track's episode of a rule slot, or the engine's blank one (emptied) when
 // the track keeps none: most trucks have nothing going on for most rules, and an empty episode
@@ -86,38 +157,62 @@ func (e *Engine) setSlot(tr *Track, i int, ep *Episode) {
 	tr.episodes[i] = ep
 }
 
-// empty reports whether the episode holds nothing: no alert, no condition under way, no rule
-// bookkeeping.
+// dropEpisodes forgets the track's episodes (a released or restored vehicle).
+func (e *Engine) dropEpisodes(tr *Track) {
+	for i, ep := range tr.episodes {
+		if ep != nil {
+			e.move(i, ep, StateInactive)
+		}
+	}
+	tr.episodes = nil
+}
+
+// empty reports whether the episode holds nothing: inactive, and no rule bookkeeping.
 func (ep *Episode) empty() bool {
-	return ep.alert == nil && ep.Since.IsZero() && ep.Last.IsZero() && ep.Cleared.IsZero() && ep.Mark.IsZero() && ep.Fixes == 0 &&
-		ep.Ref == "" && !ep.Anchored && len(ep.Seen) == 0 && len(ep.Pending) == 0 && ep.Anchor == (orb.Point{}) && ep.SinceLL == (orb.Point{})
+	return ep.state == StateInactive && ep.Mark.IsZero() &&
+		ep.Ref == "" && !ep.Anchored && len(ep.Seen) == 0 && len(ep.Pending) == 0 && ep.Anchor == (orb.Point{})
+}
+
+// move puts ep, the track's own episode of rule slot i, in state to. It is the one place an
+// episode's state changes.
+func (e *Engine) move(i int, ep *Episode, to State) {
+	if ep.state == to {
+		return
+	}
+	e.metrics.episodes.moved(i, ep.state, to)
+	ep.state = to
 }
 
 type describer interface{ Describe(a *Alert) string }
 
-// step advances one episode by one verdict: the shared state machine of every rule.
-func (e *Engine) step(tr *Track, ep *Episode, rule Rule, d describer, t Timing, phase Phase, cur *Observation, v Verdict) {
+// step advances the episode of rule slot i by the rule's verdict on an observation: the state
+// machine every rule shares.
+func (e *Engine) step(tr *Track, i int, ep *Episode, d describer, t Timing, phase Phase, cur *Observation, v Verdict) {
 	switch {
 	case v.Active:
-		if ep.Fixes == 0 && ep.alert == nil {
+		switch ep.state {
+		case StateInactive, StateResolved: // a new episode
+			e.move(i, ep, StatePending)
 			ep.Since, ep.SinceLL = cur.Time, cur.LL
+		case StateClearing: // a relapse
+			e.move(i, ep, StateFiring)
 		}
 		ep.Fixes++
 		if cur.Time.After(ep.Last) { // events of one truck from several cameras need not come in time order
 			ep.Last = cur.Time
 		}
 		ep.Cleared = time.Time{}
-		if ep.alert == nil {
+		if ep.state == StatePending {
 			if v.Immediate || (cur.Time.Sub(ep.Since) >= t.For && ep.Fixes >= t.MinFixes) {
-				e.open(tr, ep, rule, d, phase, cur, v)
+				e.open(tr, i, ep, d, phase, cur, v)
 				if v.Instant {
-					e.resolve(ep, d, cur.Time)
+					e.resolve(i, ep, d, cur.Time)
 				}
 			}
 			return
 		}
-		// The peak value is kept; it reaches the feed with the next change, so repeats within an
-		// episode do not flood it.
+		// Firing. The peak value is kept; it reaches the feed with the next change, so repeats
+		// within an episode do not flood it.
 		a := ep.alert
 		if v.Value > a.Value {
 			a.Value = v.Value
@@ -132,23 +227,34 @@ func (e *Engine) step(tr *Track, ep *Episode, rule Rule, d describer, t Timing, 
 			e.emit(ChangeEscalated, a, d, cur.Time)
 		}
 	case v.Clear:
-		if ep.alert != nil {
-			if ep.Cleared.IsZero() {
+		if ep.state.alertOpen() {
+			if ep.state == StateFiring {
 				ep.Cleared = cur.Time
 			}
 			if cur.Time.Sub(ep.Last) < t.ClearFor {
-				return // clearing: a relapse continues this alert
+				e.move(i, ep, StateClearing) // a relapse continues this alert
+				return
 			}
-			e.resolveAt(ep, d, ep.Cleared, cur.Time)
+			e.resolveAt(i, ep, d, ep.Cleared, cur.Time)
 		}
 		// Over: the next active observation starts a new episode, so nothing of this one is
 		// needed any more and, unless the rule keeps bookkeeping in it, it is released.
+		e.move(i, ep, StateInactive)
 		ep.Fixes, ep.Since, ep.SinceLL, ep.Last, ep.Cleared = 0, time.Time{}, orb.Point{}, time.Time{}, time.Time{}
 	}
 }
 
-func (e *Engine) open(tr *Track, ep *Episode, rule Rule, d describer, phase Phase, cur *Observation, v Verdict) {
+// openAt opens an alert for an episode a time-driven rule found under way since since, at ll (a
+// silence, a trip's decision that waited for the watermark): it fires at once, decided at cur.
+func (e *Engine) openAt(tr *Track, i int, ep *Episode, d describer, phase Phase, since time.Time, ll orb.Point, cur *Observation, v Verdict) {
+	ep.Since, ep.SinceLL, ep.Fixes = since, ll, 1
+	e.open(tr, i, ep, d, phase, cur, v)
+}
+
+// open fires the episode of rule slot i: its alert opens.
+func (e *Engine) open(tr *Track, i int, ep *Episode, d describer, phase Phase, cur *Observation, v Verdict) {
 	c := e.city.Load()
+	rule := e.names[i]
 	a := &Alert{
 		ID:        AlertID(rule, tr.VehicleID, ep.Since),
 		Rule:      rule,
@@ -173,19 +279,25 @@ func (e *Engine) open(tr *Track, ep *Episode, rule Rule, d describer, phase Phas
 		a.District = dist.ID
 	}
 	ep.alert = a
+	e.move(i, ep, StateFiring)
 	e.emit(ChangeOpened, a, d, cur.Time)
 }
 
-func (e *Engine) resolve(ep *Episode, d describer, at time.Time) { e.resolveAt(ep, d, at, at) }
+// resolve closes the alert of the episode of rule slot i with its end at at.
+func (e *Engine) resolve(i int, ep *Episode, d describer, at time.Time) {
+	e.resolveAt(i, ep, d, at, at)
+}
 
-// resolveAt closes ep's alert with its end at end, decided at at (later, after ClearFor).
-func (e *Engine) resolveAt(ep *Episode, d describer, end, at time.Time) {
+// resolveAt closes the alert of the episode of rule slot i with its end at end, decided at at
+// (later, after ClearFor).
+func (e *Engine) resolveAt(i int, ep *Episode, d describer, end, at time.Time) {
 	a := ep.alert
 	a.Status = StatusResolved
 	a.End = end
 	ep.alert = nil // closed before emit, so the risk it recomputes no longer counts it
 	ep.Fixes = 0
 	ep.Cleared = time.Time{}
+	e.move(i, ep, StateResolved)
 	e.emit(ChangeResolved, a, d, at)
 }
 

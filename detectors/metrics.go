@@ -8,6 +8,7 @@ type engineMetrics struct {
 	skipped       *prometheus.CounterVec
 	skippedEvents *prometheus.CounterVec
 	tracked       prometheus.Gauge
+	episodes      episodeGauges
 }
 
 func newEngineMetrics(reg prometheus.Registerer, rules []Rule) *engineMetrics {
@@ -24,8 +25,32 @@ func newEngineMetrics(reg prometheus.Registerer, rules []Rule) *engineMetrics {
 	for _, r := range rules {
 		m.alerts.WithLabelValues(string(r), string(SeverityWarning), string(ChangeOpened))
 	}
+	episodes := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "muckwatch_episodes",
+		Help: "Episodes the tracked vehicles are in, by rule and state: pending (the condition holds, not yet long enough), " +
+			"firing (the alert is open), clearing (the alert is open, the condition clear for less than clear_for), " +
+			"resolved (the alert closed, the episode kept until the condition is seen over)."}, []string{"rule", "state"})
+	m.episodes = make(episodeGauges, len(rules))
+	for i, r := range rules {
+		for s := StatePending; s < numStates; s++ {
+			m.episodes[i][s] = episodes.WithLabelValues(string(r), s.String())
+		}
+	}
 	if reg != nil {
-		reg.MustRegister(m.alerts, m.skipped, m.skippedEvents, m.tracked)
+		reg.MustRegister(m.alerts, m.skipped, m.skippedEvents, m.tracked, episodes)
 	}
 	return m
+}
+
+// episodeGauges are muckwatch_episodes by rule slot and state, looked up once (nil for
+// StateInactive, which is not counted: most vehicles are inactive for most rules).
+type episodeGauges [][numStates]prometheus.Gauge
+
+// moved counts an episode of rule slot i moving from one state to another.
+func (g episodeGauges) moved(i int, from, to State) {
+	if m := g[i][from]; m != nil {
+		m.Dec()
+	}
+	if m := g[i][to]; m != nil {
+		m.Inc()
+	}
 }
