@@ -74,6 +74,39 @@ type pendingJSON struct {
 	Place string `json:"place"`
 }
 
+// memoFields are where every checkpoint format keeps a rule's memo, named after what the first
+// rules kept there: dwell keeps where and since when the truck has been stopped in Anchor and
+// Mark (Anchored: it is) and its raised dump body in Ref ("lifted"); trip_unclosed keeps the site
+// it was last at in Ref, when its trip under way left it in Mark (Anchored: one is), the disposal
+// gate cameras' sightings in Seen and the decisions on its trips that wait for the watermark in
+// Pending.
+type memoFields struct {
+	Anchor   orb.Point
+	Mark     time.Time
+	Anchored bool
+	Ref      string
+	Seen     []time.Time
+	Pending  []tripDecision
+}
+
+// remembering is implemented by a rule that keeps a memo: restoreMemo makes its memo from a
+// checkpoint's fields, nil when they hold nothing.
+type remembering interface {
+	restoreMemo(f memoFields) memo
+}
+
+// memo returns the memo fields of a decoded episode.
+func (es *episodeState) memo() memoFields {
+	f := memoFields{Anchor: es.Anchor, Mark: fromMs(es.Mark), Anchored: es.Anchored, Ref: es.Ref}
+	for _, t := range es.Seen {
+		f.Seen = append(f.Seen, fromMs(t))
+	}
+	for _, p := range es.Pending {
+		f.Pending = append(f.Pending, tripDecision{Due: fromMs(p.Due), From: fromMs(p.From), Place: p.Place})
+	}
+	return f
+}
+
 func ms(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
@@ -177,17 +210,17 @@ func (e *Engine) Restore(checkpoint []byte, owned func(topic string, partition i
 		if !ok {
 			continue
 		}
-		ep := new(Episode)
+		ep := &Episode{since: fromMs(es.Since), sinceLL: es.SinceLL, last: fromMs(es.Last), cleared: fromMs(es.Cleared), fixes: es.Fixes,
+			alert: es.Alert}
+		if r, ok := e.rule(i).(remembering); ok {
+			ep.memo = r.restoreMemo(es.memo())
+		}
+		state := restoredState(ep)
+		if state == StateInactive && ep.empty() {
+			continue // nothing under way, nothing remembered
+		}
 		e.setSlot(tr, i, ep)
-		*ep = Episode{Since: fromMs(es.Since), SinceLL: es.SinceLL, Last: fromMs(es.Last), Cleared: fromMs(es.Cleared), Fixes: es.Fixes,
-			alert: es.Alert, Anchor: es.Anchor, Mark: fromMs(es.Mark), Anchored: es.Anchored, Ref: es.Ref}
-		for _, t := range es.Seen {
-			ep.Seen = append(ep.Seen, fromMs(t))
-		}
-		for _, p := range es.Pending {
-			ep.Pending = append(ep.Pending, Pending{Due: fromMs(p.Due), From: fromMs(p.From), Place: p.Place})
-		}
-		e.move(i, ep, restoredState(ep))
+		e.move(i, ep, state)
 	}
 	if tr.scored {
 		e.updateRisk(tr, tr.last.Time)

@@ -46,9 +46,8 @@ func (e *Engine) Tick() {
 				continue
 			}
 			fe := &e.fixes[i]
-			pending := len(ep.Pending)
-			v := fe.rule.(TimeRule).Due(c, tr, ep, wm)
-			if len(ep.Pending) != pending {
+			v, decided := fe.rule.(TimeRule).Due(c, tr, ep, wm)
+			if decided {
 				e.markDirty(tr)
 			}
 			if !v.Active {

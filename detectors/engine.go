@@ -135,6 +135,14 @@ func NewEngine(cfg Config, c *city.City, log *slog.Logger, reg prometheus.Regist
 	return e, nil
 }
 
+// rule returns the rule of episode slot i: a FixRule or an EventRule.
+func (e *Engine) rule(i int) any {
+	if i < len(e.fixes) {
+		return e.fixes[i].rule
+	}
+	return e.events[i-len(e.fixes)].rule
+}
+
 func (e *Engine) ruleNames() []Rule {
 	var names []Rule
 	for _, f := range e.fixes {
@@ -213,7 +221,7 @@ func (e *Engine) ProcessFix(f *record.Fix) {
 	// watermark never saw it (a backlog read partition by partition): open it now, and the fix
 	// below ends it.
 	if sl := e.episode(tr, e.silIdx); e.silence != nil && prev != nil && !sl.state.alertOpen() {
-		if v := e.silence.Due(c, tr, sl, cur.Time); v.Active {
+		if v, _ := e.silence.Due(c, tr, sl, cur.Time); v.Active {
 			ep := e.keep(tr, e.silIdx, sl)
 			e.openAt(tr, e.silIdx, ep, e.silence, PhaseIn, prev.Time, prev.LL, &Observation{Time: prev.Time.Add(e.silence.cfg.After), LL: prev.LL}, v)
 		}
@@ -234,9 +242,9 @@ func (e *Engine) ProcessFix(f *record.Fix) {
 		ee := &e.events[i]
 		slot := len(e.fixes) + i
 		ep := tr.slot(slot)
-		if ep != nil && ep.state.alertOpen() && f.Time.Sub(ep.Last) > ee.timing.Window {
-			if wm, _ := e.clock.watermark(); wm.Sub(ep.Last) > ee.timing.Window {
-				e.resolve(slot, ep, ee.rule, ep.Last.Add(ee.timing.Window))
+		if ep != nil && ep.state.alertOpen() && f.Time.Sub(ep.last) > ee.timing.Window {
+			if wm, _ := e.clock.watermark(); wm.Sub(ep.last) > ee.timing.Window {
+				e.resolve(slot, ep, ee.rule, ep.last.Add(ee.timing.Window))
 				e.release(tr, slot)
 			}
 		}
@@ -341,8 +349,8 @@ func (e *Engine) processEvent(ev *record.Event) {
 		slot := len(e.fixes) + i
 		v := ee.rule.JudgeEvent(c, tr, ev)
 		ep := tr.slot(slot)
-		if ep != nil && ep.state.alertOpen() && ev.Time.Sub(ep.Last) > ee.timing.Window {
-			e.resolve(slot, ep, ee.rule, ep.Last.Add(ee.timing.Window))
+		if ep != nil && ep.state.alertOpen() && ev.Time.Sub(ep.last) > ee.timing.Window {
+			e.resolve(slot, ep, ee.rule, ep.last.Add(ee.timing.Window))
 		}
 		if v.Clear && ep != nil && ep.state.alertOpen() {
 			e.resolve(slot, ep, ee.rule, ev.Time)

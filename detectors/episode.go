@@ -9,7 +9,8 @@ import (
 )
 
 // An episode is one rule's state for one vehicle: where it is in its lifecycle, the times the
-// lifecycle is judged by, and its alert while one is open. Every rule shares one state machine,
+// lifecycle is judged by, its alert while one is open, and the rule's own memo of the vehicle (a
+// dwell's stop, a trip under way), if the rule keeps one. Every rule shares one state machine,
 // like a Prometheus alerting rule's (inactive → pending → firing), driven by the rule's verdicts
 // (step) and, for the time-driven rules, by event time (Tick):
 //
@@ -30,8 +31,8 @@ type State uint8
 
 // The states of an episode.
 const (
-	// StateInactive: nothing under way; the track keeps no episode unless the rule keeps
-	// bookkeeping in it.
+	// StateInactive: nothing under way; the track keeps no episode unless the rule keeps a memo
+	// in it.
 	StateInactive State = iota
 	// StatePending: the condition holds, not yet for the rule's For and MinFixes.
 	StatePending
@@ -61,29 +62,28 @@ func (s State) String() string {
 // alertOpen reports whether an episode in state s has an open alert.
 func (s State) alertOpen() bool { return s == StateFiring || s == StateClearing }
 
-// Episode is one rule's state for one vehicle.
+// Episode is one rule's state for one vehicle. The engine keeps its lifecycle; the rule keeps its
+// memo.
 type Episode struct {
-	Since    time.Time // when the condition started to hold (pending, firing, clearing; kept once resolved)
-	SinceLL  orb.Point // where
-	Last     time.Time // the newest observation with the condition holding
-	Cleared  time.Time // clearing: the first clear observation
-	Fixes    int       // consecutive observations with the condition holding
-	state    State
-	alert    *Alert    // the open alert: firing and clearing only
-	Anchor   orb.Point // rule bookkeeping (e.g. where a dwell started), projected metres
-	Mark     time.Time // rule bookkeeping (e.g. since when stopped)
-	Anchored bool
-	Ref      string      // rule bookkeeping (e.g. the site a trip started from)
-	Seen     []time.Time // rule bookkeeping (e.g. when disposal gate cameras saw the truck), bounded
-	Pending  []Pending   // rule bookkeeping: decisions waiting for the watermark, oldest first
+	since   time.Time // when the condition started to hold (pending, firing, clearing; kept once resolved)
+	sinceLL orb.Point // where
+	last    time.Time // the newest observation with the condition holding
+	cleared time.Time // clearing: the first clear observation
+	fixes   int       // consecutive observations with the condition holding
+	state   State
+	alert   *Alert // the open alert: firing and clearing only
+	memo    memo   // the rule's own memo of the vehicle, nil when it keeps none
 }
 
-// Pending is a decision a rule takes once the event-time watermark has reached Due: once every
-// input has been read up to then.
-type Pending struct {
-	Due   time.Time
-	From  time.Time // the window of evidence it looks at starts here
-	Place string
+// A memo is what a rule remembers of a vehicle besides its episode's lifecycle, kept in the
+// vehicle's episode of that rule: where and since when a truck has been stopped (dwell's
+// dwellStop), its trip under way (trip_unclosed's tripLog). Each rule that keeps one has a type of
+// its own, and reads and writes it in its Judge; a rule that remembers nothing keeps none.
+type memo interface {
+	// empty reports whether it remembers nothing any more: the episode may be released.
+	empty() bool
+	// saved is the memo in the checkpoint's fields.
+	saved() memoFields
 }
 
 // State returns where the episode is in its lifecycle.
@@ -93,13 +93,13 @@ func (ep *Episode) State() State { return ep.state }
 // alert but not its state: they tell it apart.
 func restoredState(ep *Episode) State {
 	switch {
-	case ep.alert != nil && ep.Cleared.IsZero():
+	case ep.alert != nil && ep.cleared.IsZero():
 		return StateFiring
 	case ep.alert != nil:
 		return StateClearing
-	case ep.Fixes != 0:
+	case ep.fixes != 0:
 		return StatePending
-	case !ep.Since.IsZero() || !ep.Last.IsZero() || ep.SinceLL != (orb.Point{}):
+	case !ep.since.IsZero() || !ep.last.IsZero() || ep.sinceLL != (orb.Point{}):
 		return StateResolved
 	}
 	return StateInactive
@@ -167,10 +167,9 @@ func (e *Engine) dropEpisodes(tr *Track) {
 	tr.episodes = nil
 }
 
-// empty reports whether the episode holds nothing: inactive, and no rule bookkeeping.
+// empty reports whether the episode holds nothing: inactive, and no memo that remembers anything.
 func (ep *Episode) empty() bool {
-	return ep.state == StateInactive && ep.Mark.IsZero() &&
-		ep.Ref == "" && !ep.Anchored && len(ep.Seen) == 0 && len(ep.Pending) == 0 && ep.Anchor == (orb.Point{})
+	return ep.state == StateInactive && (ep.memo == nil || ep.memo.empty())
 }
 
 // move puts ep, the track's own episode of rule slot i, in state to. It is the one place an
@@ -193,17 +192,17 @@ func (e *Engine) step(tr *Track, i int, ep *Episode, d describer, t Timing, phas
 		switch ep.state {
 		case StateInactive, StateResolved: // a new episode
 			e.move(i, ep, StatePending)
-			ep.Since, ep.SinceLL = cur.Time, cur.LL
+			ep.since, ep.sinceLL = cur.Time, cur.LL
 		case StateClearing: // a relapse
 			e.move(i, ep, StateFiring)
 		}
-		ep.Fixes++
-		if cur.Time.After(ep.Last) { // events of one truck from several cameras need not come in time order
-			ep.Last = cur.Time
+		ep.fixes++
+		if cur.Time.After(ep.last) { // events of one truck from several cameras need not come in time order
+			ep.last = cur.Time
 		}
-		ep.Cleared = time.Time{}
+		ep.cleared = time.Time{}
 		if ep.state == StatePending {
-			if v.Immediate || (cur.Time.Sub(ep.Since) >= t.For && ep.Fixes >= t.MinFixes) {
+			if v.Immediate || (cur.Time.Sub(ep.since) >= t.For && ep.fixes >= t.MinFixes) {
 				e.open(tr, i, ep, d, phase, cur, v)
 				if v.Instant {
 					e.resolve(i, ep, d, cur.Time)
@@ -229,25 +228,25 @@ func (e *Engine) step(tr *Track, i int, ep *Episode, d describer, t Timing, phas
 	case v.Clear:
 		if ep.state.alertOpen() {
 			if ep.state == StateFiring {
-				ep.Cleared = cur.Time
+				ep.cleared = cur.Time
 			}
-			if cur.Time.Sub(ep.Last) < t.ClearFor {
+			if cur.Time.Sub(ep.last) < t.ClearFor {
 				e.move(i, ep, StateClearing) // a relapse continues this alert
 				return
 			}
-			e.resolveAt(i, ep, d, ep.Cleared, cur.Time)
+			e.resolveAt(i, ep, d, ep.cleared, cur.Time)
 		}
 		// Over: the next active observation starts a new episode, so nothing of this one is
-		// needed any more and, unless the rule keeps bookkeeping in it, it is released.
+		// needed any more and, unless the rule keeps a memo in it, it is released.
 		e.move(i, ep, StateInactive)
-		ep.Fixes, ep.Since, ep.SinceLL, ep.Last, ep.Cleared = 0, time.Time{}, orb.Point{}, time.Time{}, time.Time{}
+		ep.fixes, ep.since, ep.sinceLL, ep.last, ep.cleared = 0, time.Time{}, orb.Point{}, time.Time{}, time.Time{}
 	}
 }
 
 // openAt opens an alert for an episode a time-driven rule found under way since since, at ll (a
 // silence, a trip's decision that waited for the watermark): it fires at once, decided at cur.
 func (e *Engine) openAt(tr *Track, i int, ep *Episode, d describer, phase Phase, since time.Time, ll orb.Point, cur *Observation, v Verdict) {
-	ep.Since, ep.SinceLL, ep.Fixes = since, ll, 1
+	ep.since, ep.sinceLL, ep.fixes = since, ll, 1
 	e.open(tr, i, ep, d, phase, cur, v)
 }
 
@@ -256,16 +255,16 @@ func (e *Engine) open(tr *Track, i int, ep *Episode, d describer, phase Phase, c
 	c := e.city.Load()
 	rule := e.names[i]
 	a := &Alert{
-		ID:        AlertID(rule, tr.VehicleID, ep.Since),
+		ID:        AlertID(rule, tr.VehicleID, ep.since),
 		Rule:      rule,
 		Severity:  v.Severity,
 		Phase:     phase,
 		Status:    StatusOpen,
 		VehicleID: tr.VehicleID,
 		Place:     v.Place,
-		Start:     ep.Since,
-		Lat:       ep.SinceLL[1],
-		Lon:       ep.SinceLL[0],
+		Start:     ep.since,
+		Lat:       ep.sinceLL[1],
+		Lon:       ep.sinceLL[0],
 		Value:     v.Value,
 		Limit:     v.Limit,
 	}
@@ -275,7 +274,7 @@ func (e *Engine) open(tr *Track, i int, ep *Episode, d describer, phase Phase, c
 	if p := c.ActivePermit(tr.VehicleID, cur.Time); p != nil {
 		a.PermitID = p.ID
 	}
-	if dist := c.DistrictAt(c.Proj.Forward(ep.SinceLL)); dist != nil {
+	if dist := c.DistrictAt(c.Proj.Forward(ep.sinceLL)); dist != nil {
 		a.District = dist.ID
 	}
 	ep.alert = a
@@ -295,8 +294,8 @@ func (e *Engine) resolveAt(i int, ep *Episode, d describer, end, at time.Time) {
 	a.Status = StatusResolved
 	a.End = end
 	ep.alert = nil // closed before emit, so the risk it recomputes no longer counts it
-	ep.Fixes = 0
-	ep.Cleared = time.Time{}
+	ep.fixes = 0
+	ep.cleared = time.Time{}
 	e.move(i, ep, StateResolved)
 	e.emit(ChangeResolved, a, d, at)
 }

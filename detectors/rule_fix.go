@@ -366,34 +366,68 @@ func (c DwellConfig) validate() error {
 // dumping, 偷倒). A dump body raised outside a disposal site is severe at once.
 type DwellDetector struct{ cfg DwellConfig }
 
+// dwellStop is what dwell remembers of a stopped truck (a moving one has none): where and since
+// when it has been stopped, and whether its last fix had the dump body raised outside any site.
+type dwellStop struct {
+	at     orb.Point // projected metres
+	since  time.Time
+	lifted bool
+}
+
+func (s *dwellStop) empty() bool { return false }
+
+func (s *dwellStop) saved() memoFields {
+	f := memoFields{Anchor: s.at, Mark: s.since, Anchored: true}
+	if s.lifted {
+		f.Ref = "lifted"
+	}
+	return f
+}
+
+// restoreMemo implements remembering.
+func (r *DwellDetector) restoreMemo(f memoFields) memo {
+	if !f.Anchored {
+		return nil
+	}
+	return &dwellStop{at: f.Anchor, since: f.Mark, lifted: f.Ref == "lifted"}
+}
+
+// stopAt starts the truck's stop at cur.
+func stopAt(ep *Episode, cur *Observation) *dwellStop {
+	s := &dwellStop{at: cur.XY, since: cur.Time}
+	ep.memo = s
+	return s
+}
+
 // Name implements FixRule.
 func (r *DwellDetector) Name() Rule { return RuleDwell }
 
 // Judge implements FixRule.
 func (r *DwellDetector) Judge(c *city.City, prev, cur *Observation, ep *Episode) Verdict {
+	stop, _ := ep.memo.(*dwellStop)
 	if cur.Lifted && !r.nearSite(c, cur.XY) {
-		if !ep.Anchored {
-			ep.Anchor, ep.Mark, ep.Anchored = cur.XY, cur.Time, true
+		if stop == nil {
+			stop = stopAt(ep, cur)
 		}
 		// Severe at once, on the second such fix in a row: one GPS outlier at a disposal site
 		// while unloading is not dumping.
-		confirmed := ep.Ref == "lifted"
-		ep.Ref = "lifted"
-		return Verdict{Active: true, Immediate: confirmed, Severity: SeveritySevere, Value: cur.Time.Sub(ep.Mark).Seconds(), Place: "lifted"}
+		confirmed := stop.lifted
+		stop.lifted = true
+		return Verdict{Active: true, Immediate: confirmed, Severity: SeveritySevere, Value: cur.Time.Sub(stop.since).Seconds(), Place: "lifted"}
 	}
-	ep.Ref = ""
-	moving := cur.SpeedKmh > r.cfg.StopSpeedKmh || (ep.Anchored && planarDist(ep.Anchor, cur.XY) > r.cfg.StopRadiusM)
+	moving := cur.SpeedKmh > r.cfg.StopSpeedKmh || (stop != nil && planarDist(stop.at, cur.XY) > r.cfg.StopRadiusM)
 	if moving {
-		ep.Anchored = false
+		ep.memo = nil // the stop is over
 		return Verdict{Clear: true}
 	}
-	if !ep.Anchored {
-		ep.Anchor, ep.Mark, ep.Anchored = cur.XY, cur.Time, true
+	if stop == nil {
+		stop = stopAt(ep, cur)
 	}
+	stop.lifted = false
 	if len(cur.Sites) > 0 {
 		return Verdict{Clear: true}
 	}
-	return Verdict{Active: true, Severity: SeverityWarning, Value: cur.Time.Sub(ep.Mark).Seconds(), Limit: r.cfg.For.Seconds()}
+	return Verdict{Active: true, Severity: SeverityWarning, Value: cur.Time.Sub(stop.since).Seconds(), Limit: r.cfg.For.Seconds()}
 }
 
 // nearSite reports whether xy is in a site or so close to one that GPS error could explain it.

@@ -49,8 +49,8 @@ type Verdict struct {
 }
 
 // FixRule judges a vehicle at each GPS fix. prev is the previous accepted observation (nil at
-// the first fix of a vehicle); ep is this rule's episode state for the vehicle, which the rule may
-// use for its own bookkeeping (Anchor, Mark).
+// the first fix of a vehicle); ep is this rule's episode for the vehicle, in which the rule may
+// keep a memo of its own (episode.go: memo; dwell's dwellStop, trip_unclosed's tripLog).
 type FixRule interface {
 	Name() Rule
 	Judge(c *city.City, prev, cur *Observation, ep *Episode) Verdict
@@ -59,9 +59,10 @@ type FixRule interface {
 
 // TimeRule is implemented by a FixRule whose episodes may also open as event time passes without
 // fixes (a silent terminal, a decision that waited for the other topics to catch up). Due is
-// called with the watermark; an Active verdict's Since is when the episode started.
+// called with the watermark; an Active verdict's Since is when the episode started, and decided
+// says whether it changed the rule's memo (took a decision that waited for the watermark).
 type TimeRule interface {
-	Due(c *city.City, tr *Track, ep *Episode, watermark time.Time) Verdict
+	Due(c *city.City, tr *Track, ep *Episode, watermark time.Time) (v Verdict, decided bool)
 	// NextDue is the earliest watermark at which Due may decide something for this track (zero:
 	// none until its next observation), so that Tick visits only the tracks that are due.
 	NextDue(tr *Track, ep *Episode) time.Time
