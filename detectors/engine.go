@@ -9,8 +9,8 @@
 // The files: engine.go the engine and its batch loop; rules.go what a rule is and where rules are
 // registered, rule_*.go the rules; episode.go the episodes' states and transitions; track.go the
 // vehicles' tracks; eventtime.go event time and the watermark; due.go the time-driven rules;
-// checkpoint*.go vehicle state across restarts and rebalances; risk.go the risk score; city.go
-// reference data reloads; metrics.go the engine's metrics.
+// checkpoint*.go vehicle state across restarts; rebalance.go partitions moving between
+// instances; risk.go the risk score; city.go reference data reloads; metrics.go the metrics.
 package detectors
 
 import (
