@@ -3,7 +3,6 @@ package detectors
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/paulmach/orb"
@@ -72,6 +71,39 @@ type pendingJSON struct {
 	Due   int64  `json:"due"`
 	From  int64  `json:"from"`
 	Place string `json:"place"`
+}
+
+// memoFields are where every checkpoint format keeps a rule's memo, named after what the first
+// rules kept there: dwell keeps where and since when the truck has been stopped in Anchor and
+// Mark (Anchored: it is) and its raised dump body in Ref ("lifted"); trip_unclosed keeps the site
+// it was last at in Ref, when its trip under way left it in Mark (Anchored: one is), the disposal
+// gate cameras' sightings in Seen and the decisions on its trips that wait for the watermark in
+// Pending.
+type memoFields struct {
+	Anchor   orb.Point
+	Mark     time.Time
+	Anchored bool
+	Ref      string
+	Seen     []time.Time
+	Pending  []tripDecision
+}
+
+// remembering is implemented by a rule that keeps a memo: restoreMemo makes its memo from a
+// checkpoint's fields, nil when they hold nothing.
+type remembering interface {
+	restoreMemo(f memoFields) memo
+}
+
+// memo returns the memo fields of a decoded episode.
+func (es *episodeState) memo() memoFields {
+	f := memoFields{Anchor: es.Anchor, Mark: fromMs(es.Mark), Anchored: es.Anchored, Ref: es.Ref}
+	for _, t := range es.Seen {
+		f.Seen = append(f.Seen, fromMs(t))
+	}
+	for _, p := range es.Pending {
+		f.Pending = append(f.Pending, tripDecision{Due: fromMs(p.Due), From: fromMs(p.From), Place: p.Place})
+	}
+	return f
 }
 
 func ms(t time.Time) int64 {
@@ -171,88 +203,27 @@ func (e *Engine) Restore(checkpoint []byte, owned func(topic string, partition i
 	for _, h := range s.History {
 		tr.history = append(tr.history, fromMs(h))
 	}
-	tr.episodes = nil
+	e.dropEpisodes(tr)
 	for _, es := range s.Episodes {
 		i, ok := e.slot[es.Rule]
 		if !ok {
 			continue
 		}
-		ep := new(Episode)
+		ep := &Episode{since: fromMs(es.Since), sinceLL: es.SinceLL, last: fromMs(es.Last), cleared: fromMs(es.Cleared), fixes: es.Fixes,
+			alert: es.Alert}
+		if r, ok := e.rule(i).(remembering); ok {
+			ep.memo = r.restoreMemo(es.memo())
+		}
+		state := restoredState(ep)
+		if state == StateInactive && ep.empty() {
+			continue // nothing under way, nothing remembered
+		}
 		e.setSlot(tr, i, ep)
-		*ep = Episode{Since: fromMs(es.Since), SinceLL: es.SinceLL, Last: fromMs(es.Last), Cleared: fromMs(es.Cleared), Fixes: es.Fixes,
-			alert: es.Alert, Anchor: es.Anchor, Mark: fromMs(es.Mark), Anchored: es.Anchored, Ref: es.Ref}
-		for _, t := range es.Seen {
-			ep.Seen = append(ep.Seen, fromMs(t))
-		}
-		for _, p := range es.Pending {
-			ep.Pending = append(ep.Pending, Pending{Due: fromMs(p.Due), From: fromMs(p.From), Place: p.Place})
-		}
+		e.move(i, ep, state)
 	}
 	if tr.scored {
 		e.updateRisk(tr, tr.last.Time)
 	}
 	e.schedule(tr, e.ticked)
 	return nil
-}
-
-// Caught marks the input partition as read to its end although no record of it came since the
-// restore (nothing was left to read): its restored vehicles are judged by the time-driven rules
-// from now on, their silence being real.
-// The partition's event time is its vehicles' newest, as if their last records had just been
-// read, so that the watermark reaches it even when no other partition moves it.
-func (e *Engine) Caught(topic string, partition int32) {
-	k := partitionKey{topic, partition}
-	var newest time.Time
-	for _, tr := range e.tracks {
-		if tr.src != k {
-			continue
-		}
-		tr.restored = false
-		if tr.hasLast && tr.last.Time.After(newest) {
-			newest = tr.last.Time
-		}
-	}
-	if pt, ok := e.clock.get(k); ok && pt.expected {
-		e.clock.forget(k) // nothing to wait for
-	}
-	if !newest.IsZero() {
-		e.clock.observe(topic, partition, newest, 0)
-	}
-}
-
-// Expect marks an input partition just assigned that has records to read: until it delivers one
-// (or is reported caught up, or stays silent for IdlePartition) the event-time watermark waits
-// for it, so that the partitions read first after a restart or a rebalance do not carry the
-// time-driven rules past records of the others not read yet (Tick never goes back in event time:
-// decisions due in between would be skipped).
-func (e *Engine) Expect(topic string, partition int32) {
-	k := partitionKey{topic, partition}
-	if pt, ok := e.clock.get(k); ok && !pt.expected {
-		return // already read
-	}
-	e.clock.set(k, partitionTime{seen: e.clock.wall(), expected: true})
-}
-
-// Release forgets the vehicles whose records come from the input partition, and the partition's
-// event time: another instance owns the partition now (a consumer group rebalance) and carries
-// their state on from their checkpoints. It returns how many vehicles it forgot.
-func (e *Engine) Release(topic string, partition int32) int {
-	k := partitionKey{topic, partition}
-	e.clock.forget(k)
-	n := 0
-	for id, tr := range e.tracks {
-		if tr.src != k {
-			continue
-		}
-		e.forget(tr)
-		e.unschedule(tr)
-		e.risks.drop(id)
-		n++
-	}
-	if n > 0 {
-		e.dirty = slices.DeleteFunc(e.dirty, func(tr *Track) bool { return tr.src == k })
-		e.tracked.Store(int64(len(e.tracks)))
-		e.metrics.tracked.Set(float64(len(e.tracks)))
-	}
-	return n
 }

@@ -60,21 +60,25 @@ func (e *Engine) appendCheckpoint(dst []byte, tr *Track) []byte {
 			continue
 		}
 		dst = appendString(dst, string(e.names[i]))
-		dst = binary.AppendVarint(dst, ms(ep.Since))
-		dst = appendPoint(dst, ep.SinceLL)
-		dst = binary.AppendVarint(dst, ms(ep.Last))
-		dst = binary.AppendVarint(dst, ms(ep.Cleared))
-		dst = binary.AppendVarint(dst, int64(ep.Fixes))
-		dst = appendPoint(dst, ep.Anchor)
-		dst = binary.AppendVarint(dst, ms(ep.Mark))
-		dst = append(dst, bits(ep.Anchored, ep.alert != nil))
-		dst = appendString(dst, ep.Ref)
-		dst = binary.AppendUvarint(dst, uint64(len(ep.Seen)))
-		for _, t := range ep.Seen {
+		dst = binary.AppendVarint(dst, ms(ep.since))
+		dst = appendPoint(dst, ep.sinceLL)
+		dst = binary.AppendVarint(dst, ms(ep.last))
+		dst = binary.AppendVarint(dst, ms(ep.cleared))
+		dst = binary.AppendVarint(dst, int64(ep.fixes))
+		var m memoFields
+		if ep.memo != nil {
+			m = ep.memo.saved()
+		}
+		dst = appendPoint(dst, m.Anchor)
+		dst = binary.AppendVarint(dst, ms(m.Mark))
+		dst = append(dst, bits(m.Anchored, ep.alert != nil))
+		dst = appendString(dst, m.Ref)
+		dst = binary.AppendUvarint(dst, uint64(len(m.Seen)))
+		for _, t := range m.Seen {
 			dst = binary.AppendVarint(dst, ms(t))
 		}
-		dst = binary.AppendUvarint(dst, uint64(len(ep.Pending)))
-		for _, p := range ep.Pending {
+		dst = binary.AppendUvarint(dst, uint64(len(m.Pending)))
+		for _, p := range m.Pending {
 			dst = binary.AppendVarint(dst, ms(p.Due))
 			dst = binary.AppendVarint(dst, ms(p.From))
 			dst = appendString(dst, p.Place)

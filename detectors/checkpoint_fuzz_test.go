@@ -14,7 +14,8 @@ import (
 // checkpoint again, and that checkpoint restores to itself.
 func FuzzRestore(f *testing.F) {
 	c := loadTestCity(f)
-	// seeds: real checkpoints of a vehicle mid-episode, and the corpus in testdata
+	// seeds: real checkpoints of a vehicle mid-episode, the corpus in testdata, and the journey's
+	// checkpoints with every rule's memo (checkpoint_memo_test.go)
 	eng, err := NewEngine(Config{}, c, nil, nil)
 	if err != nil {
 		f.Fatal(err)
@@ -34,6 +35,15 @@ func FuzzRestore(f *testing.F) {
 			f.Add([]byte(sc.Text()))
 		}
 		file.Close()
+	}
+	seeded := map[string]bool{}
+	for _, cps := range readJourneyCheckpoints(f, "testdata/checkpoints_v3_journey.txt", len(memoJourney(c))) {
+		for _, cp := range cps {
+			if !seeded[string(cp)] {
+				seeded[string(cp)] = true
+				f.Add(cp)
+			}
+		}
 	}
 	f.Fuzz(func(t *testing.T, cp []byte) {
 		eng, err := NewEngine(Config{}, c, nil, nil)

@@ -66,6 +66,7 @@ func TestCheckpointRestore(t *testing.T) {
 	if err := second.Restore(checkpoints["粤B00001"], nil); err != nil {
 		t.Fatal(err)
 	}
+	checkEpisodeGauges(t, second)
 	// the fix before the checkpoint is read again (its offset was not committed), then the rest
 	got = append(got, run(second, fixes[3:])...)
 	if len(got) != len(want) {
@@ -96,6 +97,7 @@ func TestCheckpointRestore(t *testing.T) {
 	if after := second.checkpoint(second.tracks["粤B00001"]); string(after) != string(before) {
 		t.Error("an older checkpoint replaced newer state")
 	}
+	checkEpisodeGauges(t, second)
 }
 
 func kinds(cs []Change) string {
@@ -197,6 +199,7 @@ func TestReleaseAndRestoreByPartition(t *testing.T) {
 	if n := eng.Release("muck.gps", 1); n != 1 || eng.Tracks() != 2 {
 		t.Fatalf("released %d, %d tracks left; want 1 and 2", n, eng.Tracks())
 	}
+	checkEpisodeGauges(t, eng)
 	if _, ok := eng.Risk("粤B00002"); ok {
 		t.Error("a released vehicle still has a risk")
 	}
@@ -220,6 +223,7 @@ func TestReleaseAndRestoreByPartition(t *testing.T) {
 	if fresh.Tracks() != 1 || fresh.tracks["粤B00002"] == nil {
 		t.Fatalf("restored %d tracks, want only 粤B00002", fresh.Tracks())
 	}
+	checkEpisodeGauges(t, fresh)
 	// nothing left to read on the partition: its restored vehicles are judged from now on, at the
 	// partition's newest event time
 	if !fresh.tracks["粤B00002"].restored {

@@ -10,6 +10,62 @@ import (
 // such time the watermark has reached, from a min-heap of tracks by that time, instead of every
 // track of the fleet at every tick.
 
+// Tick runs the time-driven rules (signal_lost, trip_unclosed's pending decisions) at the
+// event-time watermark: the newest device time every busy partition, of fixes and of events, has
+// reached. A backlog or a lagging partition holds the watermark back, so the pipeline's own lag
+// never looks like a silent truck and no decision is taken before the evidence that could change
+// it has been read; nothing ticks at shutdown.
+func (e *Engine) Tick() {
+	if len(e.timed) == 0 {
+		return
+	}
+	wm, ok := e.clock.watermark()
+	if !ok || !wm.After(e.ticked) {
+		return
+	}
+	e.ticked = wm
+	c := e.city.Load()
+	for len(e.due) > 0 && !e.due[0].due.After(wm) {
+		tr := heap.Pop(&e.due).(*Track)
+		if !tr.hasLast {
+			continue
+		}
+		if tr.restored {
+			if pt, ok := e.clock.get(tr.src); !ok || pt.expected {
+				// its partition not read since the restore: its silence is this process's, not
+				// the truck's (or another instance owns the partition now); looked at again later
+				tr.due = wm.Add(time.Second)
+				heap.Push(&e.due, tr)
+				continue
+			}
+			tr.restored = false
+		}
+		for _, i := range e.timed {
+			ep := e.episode(tr, i)
+			if ep.state.alertOpen() {
+				continue
+			}
+			fe := &e.fixes[i]
+			v, decided := fe.rule.(TimeRule).Due(c, tr, ep, wm)
+			if decided {
+				e.markDirty(tr)
+			}
+			if !v.Active {
+				e.release(tr, i)
+				continue
+			}
+			ep = e.keep(tr, i, ep)
+			e.markDirty(tr)
+			e.openAt(tr, i, ep, fe.rule, fe.phase, v.Since, tr.last.LL, &Observation{Time: wm, LL: tr.last.LL}, v)
+			if v.Instant {
+				e.resolve(i, ep, fe.rule, v.Since)
+			}
+			e.release(tr, i)
+		}
+		e.schedule(tr, wm)
+	}
+}
+
 // dueHeap is a min-heap of tracks by their next due time; Track.dueAt is a track's index in it,
 // -1 when it is not in it.
 type dueHeap []*Track
@@ -42,7 +98,7 @@ func (e *Engine) schedule(tr *Track, after time.Time) {
 	var next time.Time
 	for _, i := range e.timed {
 		ep := e.episode(tr, i)
-		if ep.alert != nil {
+		if ep.state.alertOpen() {
 			continue
 		}
 		if t := e.fixes[i].rule.(TimeRule).NextDue(tr, ep); !t.IsZero() && (next.IsZero() || t.Before(next)) {

@@ -1,7 +1,6 @@
 package detectors
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -326,89 +325,6 @@ func (r *RestrictedZone) alongRoute(c *city.City, prev, cur *Observation) *city.
 // Describe implements FixRule.
 func (r *RestrictedZone) Describe(a *Alert) string {
 	return fmt.Sprintf("inside restricted zone %s during its closed hours", a.Place)
-}
-
-// DwellConfig configures dwell.
-type DwellConfig struct {
-	Disabled bool `yaml:"disabled"`
-	// StopSpeedKmh: below this speed a truck counts as stopped.
-	StopSpeedKmh float64 `yaml:"stop_speed_kmh"`
-	// StopRadiusM: a stopped truck that stays within this distance of where it stopped is still
-	// stopped (GPS drift while parked is tolerated).
-	StopRadiusM float64 `yaml:"stop_radius_m"`
-	// SiteMarginM: a raised dump body this close to a site counts as at the site (GPS error).
-	SiteMarginM float64 `yaml:"site_margin_m"`
-	Timing      `yaml:",inline"`
-}
-
-func (c DwellConfig) withDefaults() DwellConfig {
-	if c.StopSpeedKmh == 0 {
-		c.StopSpeedKmh = 5
-	}
-	if c.StopRadiusM == 0 {
-		c.StopRadiusM = 60
-	}
-	if c.SiteMarginM == 0 {
-		c.SiteMarginM = 40
-	}
-	c.Timing = defaultTiming(c.Timing, Timing{For: 10 * time.Minute, MinFixes: 2, EscalateAfter: 30 * time.Minute})
-	return c
-}
-
-func (c DwellConfig) validate() error {
-	if c.StopSpeedKmh <= 0 || c.StopRadiusM <= 0 {
-		return errors.New("stop_speed_kmh and stop_radius_m must be positive")
-	}
-	return validateTiming(c.Timing)
-}
-
-// DwellDetector flags a truck stopped too long outside any authorised site (suspected illegal
-// dumping, 偷倒). A dump body raised outside a disposal site is severe at once.
-type DwellDetector struct{ cfg DwellConfig }
-
-// Name implements FixRule.
-func (r *DwellDetector) Name() Rule { return RuleDwell }
-
-// Judge implements FixRule.
-func (r *DwellDetector) Judge(c *city.City, prev, cur *Observation, ep *Episode) Verdict {
-	if cur.Lifted && !r.nearSite(c, cur.XY) {
-		if !ep.Anchored {
-			ep.Anchor, ep.Mark, ep.Anchored = cur.XY, cur.Time, true
-		}
-		// Severe at once, on the second such fix in a row: one GPS outlier at a disposal site
-		// while unloading is not dumping.
-		confirmed := ep.Ref == "lifted"
-		ep.Ref = "lifted"
-		return Verdict{Active: true, Immediate: confirmed, Severity: SeveritySevere, Value: cur.Time.Sub(ep.Mark).Seconds(), Place: "lifted"}
-	}
-	ep.Ref = ""
-	moving := cur.SpeedKmh > r.cfg.StopSpeedKmh || (ep.Anchored && planarDist(ep.Anchor, cur.XY) > r.cfg.StopRadiusM)
-	if moving {
-		ep.Anchored = false
-		return Verdict{Clear: true}
-	}
-	if !ep.Anchored {
-		ep.Anchor, ep.Mark, ep.Anchored = cur.XY, cur.Time, true
-	}
-	if len(cur.Sites) > 0 {
-		return Verdict{Clear: true}
-	}
-	return Verdict{Active: true, Severity: SeverityWarning, Value: cur.Time.Sub(ep.Mark).Seconds(), Limit: r.cfg.For.Seconds()}
-}
-
-// nearSite reports whether xy is in a site or so close to one that GPS error could explain it.
-func (r *DwellDetector) nearSite(c *city.City, xy orb.Point) bool {
-	var buf [8]int32
-	return len(c.SitesNear(xy, r.cfg.SiteMarginM, buf[:0])) > 0
-}
-
-// Describe implements FixRule.
-func (r *DwellDetector) Describe(a *Alert) string {
-	if a.Place == "lifted" {
-		return "dump body raised outside any disposal site: suspected illegal dumping"
-	}
-	return fmt.Sprintf("stopped %s outside any authorised site (limit %s): suspected illegal dumping",
-		(time.Duration(a.Value) * time.Second).String(), (time.Duration(a.Limit) * time.Second).String())
 }
 
 // UnlicensedConfig configures unlicensed.

@@ -50,13 +50,13 @@ func (r *SignalLost) Judge(c *city.City, prev, cur *Observation, ep *Episode) Ve
 	return Verdict{Clear: true}
 }
 
-// Due implements TimeRule: silent for After since a fix on the road at speed.
-func (r *SignalLost) Due(c *city.City, tr *Track, ep *Episode, watermark time.Time) Verdict {
+// Due implements TimeRule: silent for After since a fix on the road at speed. It keeps no memo.
+func (r *SignalLost) Due(c *city.City, tr *Track, ep *Episode, watermark time.Time) (Verdict, bool) {
 	silent := watermark.Sub(tr.last.Time)
 	if silent < r.cfg.After || tr.last.SpeedKmh <= r.cfg.MovingSpeedKmh || tr.inSite {
-		return Verdict{}
+		return Verdict{}, false
 	}
-	return Verdict{Active: true, Immediate: true, Severity: SeverityWarning, Value: silent.Seconds(), Limit: r.cfg.After.Seconds(), Since: tr.last.Time}
+	return Verdict{Active: true, Immediate: true, Severity: SeverityWarning, Value: silent.Seconds(), Limit: r.cfg.After.Seconds(), Since: tr.last.Time}, false
 }
 
 // NextDue implements TimeRule: a truck last seen moving on the road is due its threshold after.
@@ -114,9 +114,60 @@ func (c TripUnclosedConfig) validate() error {
 // TripUnclosed follows each trip that leaves a construction site: it must reach a disposal site
 // (its permit's, when it has one). A trip that ends at a construction site again, at another
 // disposal site, or runs out of time is unclosed: dumping that no single fix shows.
-//
-// Its episode keeps the trip: Ref is the site it left, Mark when, Anchored whether it is under way.
 type TripUnclosed struct{ cfg TripUnclosedConfig }
+
+// tripLog is what trip_unclosed remembers of a truck: the site it was last stopped at and the
+// trip under way from it, when disposal sites' gate cameras saw it, and the decisions on its
+// trips that wait for the watermark.
+type tripLog struct {
+	site     string         // the site it was last stopped at: the one a trip under way left
+	underway bool           // a trip from site is under way
+	left     time.Time      // when it left, while underway
+	seen     []time.Time    // when disposal gate cameras saw it, oldest first, bounded (maxSightings)
+	waiting  []tripDecision // oldest first, bounded (maxSightings)
+}
+
+// tripDecision is a decision on a trip that ended at a construction site, taken once the
+// event-time watermark has reached Due: once every input has been read up to then, and a disposal
+// gate camera's sighting during the trip has been read if there is one.
+type tripDecision struct {
+	Due   time.Time
+	From  time.Time // the trip left its site then
+	Place string    // the construction site it ended at
+}
+
+func (t *tripLog) start(at time.Time) { t.underway, t.left = true, at }
+func (t *tripLog) end()               { t.underway, t.left = false, time.Time{} }
+
+func (t *tripLog) empty() bool {
+	return t.site == "" && !t.underway && len(t.seen) == 0 && len(t.waiting) == 0
+}
+
+func (t *tripLog) saved() memoFields {
+	return memoFields{Ref: t.site, Anchored: t.underway, Mark: t.left, Seen: t.seen, Pending: t.waiting}
+}
+
+// restoreMemo implements remembering.
+func (r *TripUnclosed) restoreMemo(f memoFields) memo {
+	t := &tripLog{site: f.Ref, seen: f.Seen, waiting: f.Pending}
+	if f.Anchored {
+		t.start(f.Mark)
+	}
+	if t.empty() {
+		return nil
+	}
+	return t
+}
+
+// tripOf returns the truck's trip log, a new one when it keeps none.
+func tripOf(ep *Episode) *tripLog {
+	if t, ok := ep.memo.(*tripLog); ok {
+		return t
+	}
+	t := new(tripLog)
+	ep.memo = t
+	return t
+}
 
 // Name implements FixRule.
 func (r *TripUnclosed) Name() Rule { return RuleTripUnclosed }
@@ -130,78 +181,97 @@ func (r *TripUnclosed) Judge(c *city.City, prev, cur *Observation, ep *Episode) 
 			break
 		}
 	}
-	onTrip := ep.Anchored
 	if site != nil && cur.SpeedKmh > r.cfg.StopSpeedKmh {
 		site = nil // driving through a site's corner is neither arriving at it nor leaving it
 	}
-	switch {
-	case site == nil: // on the road
-		if !onTrip && ep.Ref != "" && c.Site(ep.Ref) != nil && c.Site(ep.Ref).Kind == city.SiteConstruction {
-			ep.Anchored, ep.Mark = true, cur.Time // a trip starts
-			return Verdict{Clear: true}
+	if site == nil { // on the road
+		if t, ok := ep.memo.(*tripLog); ok {
+			return r.onRoad(c, cur, t)
 		}
-		if onTrip && sawDisposal(ep.Seen, ep.Mark, cur.Time) {
-			ep.Ref, ep.Anchored = "", false // a disposal gate camera saw it during this trip
-			return Verdict{Clear: true}
+		return Verdict{} // never stopped at a site
+	}
+	t := tripOf(ep)
+	onTrip, from, left := t.underway, t.site, t.left
+	if site.Kind == city.SiteDisposal {
+		t.site = site.ID
+		t.end()
+		if onTrip && cur.Permit != nil && cur.Permit.ToSite != site.ID && cur.Permit.FromSite == from {
+			return Verdict{Active: true, Immediate: true, Instant: true, Severity: SeveritySevere, Value: cur.Time.Sub(left).Seconds(), Place: site.ID}
 		}
-		if onTrip && cur.Time.Sub(ep.Mark) > r.cfg.MaxTrip {
-			ep.Anchored = false
-			ep.Ref = ""
-			return Verdict{Active: true, Immediate: true, Instant: true, Severity: SeverityWarning, Value: cur.Time.Sub(ep.Mark).Seconds(), Limit: r.cfg.MaxTrip.Seconds(), Place: "timeout"}
+		return Verdict{Clear: true}
+	}
+	// a construction site
+	if onTrip && from == site.ID && cur.Time.Sub(left) < r.cfg.MinTrip {
+		t.end() // back through the gate it just left
+		return Verdict{Clear: true}
+	}
+	t.site = site.ID
+	t.end()
+	if onTrip && !sawDisposal(t.seen, left, cur.Time) {
+		// Decided once events up to now have been read (Due): a disposal gate camera may have
+		// seen the truck while its terminal was silent.
+		if len(t.waiting) < maxSightings {
+			t.waiting = append(t.waiting, tripDecision{Due: cur.Time, From: left, Place: site.ID})
 		}
 		return Verdict{}
-	case site.Kind == city.SiteDisposal:
-		from := ep.Ref
-		ep.Ref, ep.Anchored = site.ID, false
-		if onTrip && cur.Permit != nil && cur.Permit.ToSite != site.ID && cur.Permit.FromSite == from {
-			return Verdict{Active: true, Immediate: true, Instant: true, Severity: SeveritySevere, Value: cur.Time.Sub(ep.Mark).Seconds(), Place: site.ID}
-		}
-		return Verdict{Clear: true}
-	default: // a construction site
-		if onTrip && ep.Ref == site.ID && cur.Time.Sub(ep.Mark) < r.cfg.MinTrip {
-			ep.Anchored = false // back through the gate it just left
-			return Verdict{Clear: true}
-		}
-		ep.Ref, ep.Anchored = site.ID, false
-		if onTrip && !sawDisposal(ep.Seen, ep.Mark, cur.Time) {
-			// Decided once events up to now have been read (Due): a disposal gate camera may have
-			// seen the truck while its terminal was silent.
-			if len(ep.Pending) < maxSightings {
-				ep.Pending = append(ep.Pending, Pending{Due: cur.Time, From: ep.Mark, Place: site.ID})
-			}
-			return Verdict{}
-		}
-		return Verdict{Clear: true}
 	}
+	return Verdict{Clear: true}
 }
 
-// Due implements TimeRule: the pending decision on a trip that ended at a construction site.
-func (r *TripUnclosed) Due(c *city.City, tr *Track, ep *Episode, watermark time.Time) Verdict {
-	for len(ep.Pending) > 0 && !watermark.Before(ep.Pending[0].Due) {
-		p := ep.Pending[0]
-		ep.Pending = ep.Pending[1:]
-		if !sawDisposal(ep.Seen, p.From, p.Due) {
-			return Verdict{Active: true, Immediate: true, Instant: true, Severity: SeveritySevere, Value: p.Due.Sub(p.From).Seconds(), Place: p.Place, Since: p.Due}
+// onRoad judges a truck on the road: a trip starts once it has left a construction site, ends
+// once a disposal gate camera has seen it, and is unclosed once it has run out of time.
+func (r *TripUnclosed) onRoad(c *city.City, cur *Observation, t *tripLog) Verdict {
+	switch {
+	case !t.underway:
+		if s := c.Site(t.site); t.site != "" && s != nil && s.Kind == city.SiteConstruction {
+			t.start(cur.Time)
+			return Verdict{Clear: true}
 		}
-	}
-	if len(ep.Pending) == 0 {
-		ep.Pending = nil
+	case sawDisposal(t.seen, t.left, cur.Time): // a disposal gate camera saw it during this trip
+		t.site = ""
+		t.end()
+		return Verdict{Clear: true}
+	case cur.Time.Sub(t.left) > r.cfg.MaxTrip:
+		v := Verdict{Active: true, Immediate: true, Instant: true, Severity: SeverityWarning, Value: cur.Time.Sub(t.left).Seconds(), Limit: r.cfg.MaxTrip.Seconds(), Place: "timeout"}
+		t.site = ""
+		t.end()
+		return v
 	}
 	return Verdict{}
 }
 
-// NextDue implements TimeRule: the first pending decision.
-func (r *TripUnclosed) NextDue(tr *Track, ep *Episode) time.Time {
-	if len(ep.Pending) == 0 {
-		return time.Time{}
+// Due implements TimeRule: the waiting decisions on trips that ended at a construction site.
+func (r *TripUnclosed) Due(c *city.City, tr *Track, ep *Episode, watermark time.Time) (Verdict, bool) {
+	t, ok := ep.memo.(*tripLog)
+	if !ok {
+		return Verdict{}, false
 	}
-	return ep.Pending[0].Due
+	decided := false
+	for len(t.waiting) > 0 && !watermark.Before(t.waiting[0].Due) {
+		d := t.waiting[0]
+		t.waiting, decided = t.waiting[1:], true
+		if !sawDisposal(t.seen, d.From, d.Due) {
+			return Verdict{Active: true, Immediate: true, Instant: true, Severity: SeveritySevere, Value: d.Due.Sub(d.From).Seconds(), Place: d.Place, Since: d.Due}, true
+		}
+	}
+	if len(t.waiting) == 0 {
+		t.waiting = nil
+	}
+	return Verdict{}, decided
+}
+
+// NextDue implements TimeRule: the first waiting decision.
+func (r *TripUnclosed) NextDue(tr *Track, ep *Episode) time.Time {
+	if t, ok := ep.memo.(*tripLog); ok && len(t.waiting) > 0 {
+		return t.waiting[0].Due
+	}
+	return time.Time{}
 }
 
 // ObserveEvent implements EventObserver: a disposal site's gate camera seeing the truck enter
 // closes its trip, even if its terminal was silent inside.
 // Events and fixes come from different topics and may be read in either order: the sighting is
-// kept (Seen) and counts for the trip under way at its time.
+// kept (seen) and counts for the trip under way at its time.
 func (r *TripUnclosed) ObserveEvent(c *city.City, ev *record.Event, ep *Episode) {
 	if ev.Kind != record.KindGateEntry {
 		return
@@ -210,11 +280,12 @@ func (r *TripUnclosed) ObserveEvent(c *city.City, ev *record.Event, ep *Episode)
 	if s == nil || s.Kind != city.SiteDisposal {
 		return
 	}
-	i, found := slices.BinarySearchFunc(ep.Seen, ev.Time, func(a, b time.Time) int { return a.Compare(b) })
+	t := tripOf(ep)
+	i, found := slices.BinarySearchFunc(t.seen, ev.Time, func(a, b time.Time) int { return a.Compare(b) })
 	if !found {
-		ep.Seen = slices.Insert(ep.Seen, i, ev.Time)
-		if len(ep.Seen) > maxSightings {
-			ep.Seen = slices.Delete(ep.Seen, 0, len(ep.Seen)-maxSightings)
+		t.seen = slices.Insert(t.seen, i, ev.Time)
+		if len(t.seen) > maxSightings {
+			t.seen = slices.Delete(t.seen, 0, len(t.seen)-maxSightings)
 		}
 	}
 	// The trip under way is not closed here: the sighting may belong to a later trip (the events

@@ -4,9 +4,100 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/paulmach/orb"
+
 	"github.com/muckwatch/muckwatch/city"
 	"github.com/muckwatch/muckwatch/record"
 )
+
+// A rule is one small type behind FixRule (judged at every GPS fix) or EventRule (at every camera
+// or sensor event), with a config section of its own, registered below (registerRules) and
+// nowhere else. It judges one observation at a time; the engine's episodes (episode.go) turn its
+// verdicts into alerts.
+
+// Observation is what the engine knows about a vehicle at one fix. It is computed once per fix
+// (spatial lookups included) and shared by every rule. Slices alias engine scratch space and are
+// valid only during the call that receives them.
+type Observation struct {
+	Time     time.Time
+	LL       orb.Point // lon/lat, WGS-84
+	XY       orb.Point // projected metres
+	SpeedKmh float64   // from the terminal, else derived from the previous fix
+	Reported bool      // SpeedKmh came from the terminal
+	Lifted   bool
+	ACC      bool
+	Vehicle  *city.Vehicle // nil for an unregistered plate
+	Permit   *city.Permit  // the permit valid now, nil if none
+	Sites    []int32       // indices of sites containing XY
+	Zones    []int32       // indices of zones containing XY
+}
+
+// Verdict is a rule's judgement of one observation.
+type Verdict struct {
+	Active   bool     // the violation condition holds now
+	Clear    bool     // the condition is clearly over (hysteresis: !Active && !Clear keeps the episode as it is)
+	Severity Severity // severity if it fires now
+	Value    float64  // measured value
+	Limit    float64  // limit it was judged against
+	Place    string   // zone, site or route id
+	// Immediate fires at once, without waiting for the rule's For and MinFixes.
+	Immediate bool
+	// Since is when a time-driven episode started (TimeRule verdicts only).
+	Since time.Time
+	// Instant: the finding is a single moment; the alert opens and resolves at once.
+	Instant bool
+}
+
+// FixRule judges a vehicle at each GPS fix. prev is the previous accepted observation (nil at
+// the first fix of a vehicle); ep is this rule's episode for the vehicle, in which the rule may
+// keep a memo of its own (episode.go: memo; dwell's dwellStop, trip_unclosed's tripLog).
+type FixRule interface {
+	Name() Rule
+	Judge(c *city.City, prev, cur *Observation, ep *Episode) Verdict
+	Describe(a *Alert) string
+}
+
+// TimeRule is implemented by a FixRule whose episodes may also open as event time passes without
+// fixes (a silent terminal, a decision that waited for the other topics to catch up). Due is
+// called with the watermark; an Active verdict's Since is when the episode started, and decided
+// says whether it changed the rule's memo (took a decision that waited for the watermark).
+type TimeRule interface {
+	Due(c *city.City, tr *Track, ep *Episode, watermark time.Time) (v Verdict, decided bool)
+	// NextDue is the earliest watermark at which Due may decide something for this track (zero:
+	// none until its next observation), so that Tick visits only the tracks that are due.
+	NextDue(tr *Track, ep *Episode) time.Time
+}
+
+// EventObserver is implemented by a FixRule whose state also learns from events (a disposal site's
+// gate camera seeing a truck enter closes its trip even when its terminal was silent there).
+type EventObserver interface {
+	ObserveEvent(c *city.City, ev *record.Event, ep *Episode)
+}
+
+// EventRule judges a vehicle at each camera or sensor event.
+type EventRule interface {
+	Name() Rule
+	JudgeEvent(c *city.City, tr *Track, ev *record.Event) Verdict
+	Describe(a *Alert) string
+}
+
+// Timing is how an episode turns verdicts into an alert.
+type Timing struct {
+	// For is how long the condition must hold before the alert fires (0: at once).
+	For time.Duration `yaml:"for"`
+	// MinFixes is how many consecutive observations must show the condition before it fires.
+	MinFixes int `yaml:"min_fixes"`
+	// EscalateAfter escalates a firing alert to severe after this long (0: never).
+	EscalateAfter time.Duration `yaml:"escalate_after"`
+	// Window keeps an event rule's episode open this long after its last evidence; repeats within it
+	// update the alert instead of opening another.
+	Window time.Duration `yaml:"window"`
+	// ClearFor keeps a firing alert open until the condition has not been seen for this long (event
+	// time since its last observation), so a truck that touches its route mid-detour, or dips
+	// under a limit for a fix, stays one episode; the alert's end is the first clear observation
+	// (0: resolve at once).
+	ClearFor time.Duration `yaml:"clear_for"`
+}
 
 // RulesConfig has one section per rule. Every field has a documented default (see
 // configs/muckwatch.yaml).

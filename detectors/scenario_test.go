@@ -212,7 +212,7 @@ func TestScenarios(t *testing.T) {
 }
 
 // checkSlots fails unless every track keeps episode slots exactly while one of them holds an
-// episode.
+// episode, and muckwatch_episodes counts them.
 func checkSlots(t *testing.T, eng *Engine) {
 	t.Helper()
 	for id, tr := range eng.tracks {
@@ -224,6 +224,7 @@ func checkSlots(t *testing.T, eng *Engine) {
 			t.Fatalf("%s has %d episode slots for %d rules", id, len(tr.episodes), len(eng.names))
 		}
 	}
+	checkEpisodeGauges(t, eng)
 }
 
 // TestEpisodeSlots: a truck has episode slots only while a rule keeps an episode for it, and
@@ -245,7 +246,7 @@ func TestEpisodeSlots(t *testing.T) {
 		t.Fatalf("a truck within every rule keeps %d episode slots", len(s))
 	}
 	drive(30*time.Second, 90*time.Second, 2100, 2700, 45) // 45 km/h in the 30 km/h school zone
-	if eng.tracks[plate].episodes == nil || !slices.ContainsFunc(slots(), func(ep *Episode) bool { return ep != nil && ep.Firing() }) {
+	if eng.tracks[plate].episodes == nil || !slices.ContainsFunc(slots(), func(ep *Episode) bool { return ep != nil && ep.State() == StateFiring }) {
 		t.Fatalf("speeding in the school zone: slots %v, want a firing episode", slots())
 	}
 	drive(100*time.Second, 200*time.Second, 2800, 3800, 20) // slow again for longer than clear_for

@@ -1,0 +1,318 @@
+package detectors
+
+import (
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/paulmach/orb"
+)
+
+// An episode is one rule's state for one vehicle: where it is in its lifecycle, the times the
+// lifecycle is judged by, its alert while one is open, and the rule's own memo of the vehicle (a
+// dwell's stop, a trip under way), if the rule keeps one. Every rule shares one state machine,
+// like a Prometheus alerting rule's (inactive → pending → firing), driven by the rule's verdicts
+// (step) and, for the time-driven rules, by event time (Tick):
+//
+//	inactive ─active→ pending ─held for the rule's For and MinFixes (or Immediate)→ firing
+//	pending ─clear→ inactive
+//	firing ─clear→ clearing ─clear for ClearFor→ inactive    the alert resolves (at once if ClearFor is 0)
+//	clearing ─active→ firing                                a relapse: the same alert goes on
+//	firing ─Instant, or an event rule's window or clear→ resolved
+//	resolved ─active→ pending, ─clear→ inactive
+//	inactive, resolved ─a time-driven rule's finding (Tick)→ firing
+//
+// A track keeps no episode for a rule that is inactive and keeps nothing else (Track.slot); the
+// engine's blank episode stands in for it while a rule looks at it. An episode's state changes
+// only through Engine.move, which keeps the muckwatch_episodes gauge.
+
+// State is where an episode is in its lifecycle.
+type State uint8
+
+// The states of an episode.
+const (
+	// StateInactive: nothing under way; the track keeps no episode unless the rule keeps a memo
+	// in it.
+	StateInactive State = iota
+	// StatePending: the condition holds, not yet for the rule's For and MinFixes.
+	StatePending
+	// StateFiring: the alert is open.
+	StateFiring
+	// StateClearing: the alert is open and the condition clear, for less than the rule's
+	// ClearFor: a relapse continues the alert, and once ClearFor has passed it resolves at the
+	// first clear observation.
+	StateClearing
+	// StateResolved: the alert has been closed at once (an instant finding) or by an event rule's
+	// window or clear evidence; the episode's times are kept until the condition is seen over,
+	// and a new episode's last evidence is never older than them (camera events of one truck
+	// need not come in time order).
+	StateResolved
+	numStates
+)
+
+var stateNames = [numStates]string{"inactive", "pending", "firing", "clearing", "resolved"}
+
+func (s State) String() string {
+	if s < numStates {
+		return stateNames[s]
+	}
+	return "State(" + strconv.Itoa(int(s)) + ")"
+}
+
+// alertOpen reports whether an episode in state s has an open alert.
+func (s State) alertOpen() bool { return s == StateFiring || s == StateClearing }
+
+// Episode is one rule's state for one vehicle. The engine keeps its lifecycle; the rule keeps its
+// memo.
+type Episode struct {
+	since   time.Time // when the condition started to hold (pending, firing, clearing; kept once resolved)
+	sinceLL orb.Point // where
+	last    time.Time // the newest observation with the condition holding
+	cleared time.Time // clearing: the first clear observation
+	fixes   int       // consecutive observations with the condition holding
+	state   State
+	alert   *Alert // the open alert: firing and clearing only
+	memo    memo   // the rule's own memo of the vehicle, nil when it keeps none
+}
+
+// A memo is what a rule remembers of a vehicle besides its episode's lifecycle, kept in the
+// vehicle's episode of that rule: where and since when a truck has been stopped (dwell's
+// dwellStop), its trip under way (trip_unclosed's tripLog). Each rule that keeps one has a type of
+// its own, and reads and writes it in its Judge; a rule that remembers nothing keeps none.
+type memo interface {
+	// empty reports whether it remembers nothing any more: the episode may be released.
+	empty() bool
+	// saved is the memo in the checkpoint's fields.
+	saved() memoFields
+}
+
+// State returns where the episode is in its lifecycle.
+func (ep *Episode) State() State { return ep.state }
+
+// restoredState is the state of an episode restored from a checkpoint, which keeps its times and
+// alert but not its state: they tell it apart.
+func restoredState(ep *Episode) State {
+	switch {
+	case ep.alert != nil && ep.cleared.IsZero():
+		return StateFiring
+	case ep.alert != nil:
+		return StateClearing
+	case ep.fixes != 0:
+		return StatePending
+	case !ep.since.IsZero() || !ep.last.IsZero() || ep.sinceLL != (orb.Point{}):
+		return StateResolved
+	}
+	return StateInactive
+}
+
+// episode returns the track's episode of a rule slot, or the engine's blank one (emptied) when
+// the track keeps none: most trucks have nothing going on for most rules, and an empty episode
+// costs no memory.
+func (e *Engine) episode(tr *Track, i int) *Episode {
+	if ep := tr.slot(i); ep != nil {
+		return ep
+	}
+	e.blank = Episode{}
+	return &e.blank
+}
+
+// keep makes ep the track's own episode of slot i (a copy, when ep is the blank one) and returns it.
+func (e *Engine) keep(tr *Track, i int, ep *Episode) *Episode {
+	if ep != &e.blank {
+		return ep
+	}
+	own := new(Episode)
+	*own = *ep
+	e.blank = Episode{}
+	e.setSlot(tr, i, own)
+	return own
+}
+
+// release drops the track's episode of slot i when it holds nothing any more, and the track's
+// slots once none holds anything.
+func (e *Engine) release(tr *Track, i int) {
+	if ep := tr.slot(i); ep != nil && ep.empty() {
+		tr.episodes[i] = nil
+		if !slices.ContainsFunc(tr.episodes, func(ep *Episode) bool { return ep != nil }) {
+			tr.episodes = nil
+		}
+	}
+}
+
+// slot returns the track's episode of rule slot i, nil when it keeps none.
+func (tr *Track) slot(i int) *Episode {
+	if tr.episodes == nil {
+		return nil
+	}
+	return tr.episodes[i]
+}
+
+// setSlot makes ep the track's episode of rule slot i. A track gets its slots with its first
+// episode: most trucks have none for most of the time, and a hundred thousand empty slot arrays
+// were a fifth of the tracks' memory.
+func (e *Engine) setSlot(tr *Track, i int, ep *Episode) {
+	if tr.episodes == nil {
+		tr.episodes = make([]*Episode, len(e.names))
+	}
+	tr.episodes[i] = ep
+}
+
+// dropEpisodes forgets the track's episodes (a released or restored vehicle).
+func (e *Engine) dropEpisodes(tr *Track) {
+	for i, ep := range tr.episodes {
+		if ep != nil {
+			e.move(i, ep, StateInactive)
+		}
+	}
+	tr.episodes = nil
+}
+
+// empty reports whether the episode holds nothing: inactive, and no memo that remembers anything.
+func (ep *Episode) empty() bool {
+	return ep.state == StateInactive && (ep.memo == nil || ep.memo.empty())
+}
+
+// move puts ep, the track's own episode of rule slot i, in state to. It is the one place an
+// episode's state changes.
+func (e *Engine) move(i int, ep *Episode, to State) {
+	if ep.state == to {
+		return
+	}
+	e.metrics.episodes.moved(i, ep.state, to)
+	ep.state = to
+}
+
+type describer interface{ Describe(a *Alert) string }
+
+// step advances the episode of rule slot i by the rule's verdict on an observation: the state
+// machine every rule shares.
+func (e *Engine) step(tr *Track, i int, ep *Episode, d describer, t Timing, phase Phase, cur *Observation, v Verdict) {
+	switch {
+	case v.Active:
+		switch ep.state {
+		case StateInactive, StateResolved: // a new episode
+			e.move(i, ep, StatePending)
+			ep.since, ep.sinceLL = cur.Time, cur.LL
+		case StateClearing: // a relapse
+			e.move(i, ep, StateFiring)
+		}
+		ep.fixes++
+		if cur.Time.After(ep.last) { // events of one truck from several cameras need not come in time order
+			ep.last = cur.Time
+		}
+		ep.cleared = time.Time{}
+		if ep.state == StatePending {
+			if v.Immediate || (cur.Time.Sub(ep.since) >= t.For && ep.fixes >= t.MinFixes) {
+				e.open(tr, i, ep, d, phase, cur, v)
+				if v.Instant {
+					e.resolve(i, ep, d, cur.Time)
+				}
+			}
+			return
+		}
+		// Firing. The peak value is kept; it reaches the feed with the next change, so repeats
+		// within an episode do not flood it.
+		a := ep.alert
+		if v.Value > a.Value {
+			a.Value = v.Value
+		}
+		if v.Severity.rank() > a.Severity.rank() {
+			a.Severity = v.Severity
+			e.emit(ChangeEscalated, a, d, cur.Time)
+			return
+		}
+		if t.EscalateAfter > 0 && a.Severity != SeveritySevere && cur.Time.Sub(a.Start) >= t.EscalateAfter {
+			a.Severity = SeveritySevere
+			e.emit(ChangeEscalated, a, d, cur.Time)
+		}
+	case v.Clear:
+		if ep.state.alertOpen() {
+			if ep.state == StateFiring {
+				ep.cleared = cur.Time
+			}
+			if cur.Time.Sub(ep.last) < t.ClearFor {
+				e.move(i, ep, StateClearing) // a relapse continues this alert
+				return
+			}
+			e.resolveAt(i, ep, d, ep.cleared, cur.Time)
+		}
+		// Over: the next active observation starts a new episode, so nothing of this one is
+		// needed any more and, unless the rule keeps a memo in it, it is released.
+		e.move(i, ep, StateInactive)
+		ep.fixes, ep.since, ep.sinceLL, ep.last, ep.cleared = 0, time.Time{}, orb.Point{}, time.Time{}, time.Time{}
+	}
+}
+
+// openAt opens an alert for an episode a time-driven rule found under way since since, at ll (a
+// silence, a trip's decision that waited for the watermark): it fires at once, decided at cur.
+func (e *Engine) openAt(tr *Track, i int, ep *Episode, d describer, phase Phase, since time.Time, ll orb.Point, cur *Observation, v Verdict) {
+	ep.since, ep.sinceLL, ep.fixes = since, ll, 1
+	e.open(tr, i, ep, d, phase, cur, v)
+}
+
+// open fires the episode of rule slot i: its alert opens.
+func (e *Engine) open(tr *Track, i int, ep *Episode, d describer, phase Phase, cur *Observation, v Verdict) {
+	c := e.city.Load()
+	rule := e.names[i]
+	a := &Alert{
+		ID:        AlertID(rule, tr.VehicleID, ep.since),
+		Rule:      rule,
+		Severity:  v.Severity,
+		Phase:     phase,
+		Status:    StatusOpen,
+		VehicleID: tr.VehicleID,
+		Place:     v.Place,
+		Start:     ep.since,
+		Lat:       ep.sinceLL[1],
+		Lon:       ep.sinceLL[0],
+		Value:     v.Value,
+		Limit:     v.Limit,
+	}
+	if veh := c.Vehicle(tr.VehicleID); veh != nil {
+		a.Company = veh.Company
+	}
+	if p := c.ActivePermit(tr.VehicleID, cur.Time); p != nil {
+		a.PermitID = p.ID
+	}
+	if dist := c.DistrictAt(c.Proj.Forward(ep.sinceLL)); dist != nil {
+		a.District = dist.ID
+	}
+	ep.alert = a
+	e.move(i, ep, StateFiring)
+	e.emit(ChangeOpened, a, d, cur.Time)
+}
+
+// resolve closes the alert of the episode of rule slot i with its end at at.
+func (e *Engine) resolve(i int, ep *Episode, d describer, at time.Time) {
+	e.resolveAt(i, ep, d, at, at)
+}
+
+// resolveAt closes the alert of the episode of rule slot i with its end at end, decided at at
+// (later, after ClearFor).
+func (e *Engine) resolveAt(i int, ep *Episode, d describer, end, at time.Time) {
+	a := ep.alert
+	a.Status = StatusResolved
+	a.End = end
+	ep.alert = nil // closed before emit, so the risk it recomputes no longer counts it
+	ep.fixes = 0
+	ep.cleared = time.Time{}
+	e.move(i, ep, StateResolved)
+	e.emit(ChangeResolved, a, d, at)
+}
+
+func (e *Engine) emit(kind ChangeKind, a *Alert, d describer, at time.Time) {
+	a.Version++
+	a.Updated = at
+	a.Evidence = d.Describe(a)
+	e.out = append(e.out, Change{Kind: kind, Alert: *a})
+	e.metrics.alerts.WithLabelValues(string(a.Rule), string(a.Severity), string(kind)).Inc()
+	if tr := e.tracks[a.VehicleID]; tr != nil {
+		if kind == ChangeOpened {
+			tr.history = append(tr.history, at)
+			if len(tr.history) > riskHistoryMax {
+				tr.history = tr.history[len(tr.history)-riskHistoryMax:]
+			}
+		}
+		e.updateRisk(tr, at)
+	}
+}
