@@ -4,6 +4,9 @@
 // on purpose. It writes the ground truth of every violation episode it caused, so detection can be
 // measured against it. It is deterministic for a seed, and knows nothing of Kafka: records go to
 // an Emitter.
+//
+// It also generates sample cities for it to drive in (GenerateSampleCity): the one shipped in
+// configs/cities/shenzhen, and larger ones for benchmarks.
 package sim
 
 import (

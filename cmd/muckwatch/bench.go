@@ -35,6 +35,7 @@ import (
 	"github.com/muckwatch/muckwatch/internal/broker"
 	"github.com/muckwatch/muckwatch/internal/chlocal"
 	"github.com/muckwatch/muckwatch/pipeline"
+	"github.com/muckwatch/muckwatch/sim"
 	"github.com/muckwatch/muckwatch/sink"
 )
 
@@ -511,15 +512,15 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	}
 	defer os.RemoveAll(tmp)
 	cityDir := filepath.Join(tmp, "city")
-	so := city.DefaultSampleOptions()
+	so := sim.DefaultSampleCityOptions()
 	so.Name = fmt.Sprintf("Shenzhen (sample geography, %d vehicles)", o.Vehicles)
 	if o.City == "large" {
-		so = city.SampleOptions{Name: fmt.Sprintf("Shenzhen (large, %d vehicles)", o.Vehicles), ConstructionSites: 500, DisposalSites: 100,
+		so = sim.SampleCityOptions{Name: fmt.Sprintf("Shenzhen (large, %d vehicles)", o.Vehicles), ConstructionSites: 500, DisposalSites: 100,
 			Routes: 10_000, RestrictedZones: 600, SpeedZones: 400, Companies: 150}
 	}
 	so.Vehicles = o.Vehicles
 	o.logf("generating the %s city with %d vehicles in %s", o.City, o.Vehicles, cityDir)
-	if err := city.GenerateSample(cityDir, so); err != nil {
+	if err := sim.GenerateSampleCity(cityDir, so); err != nil {
 		return nil, fmt.Errorf("cannot generate the city: %w", err)
 	}
 	fl, err := newBenchFleet(cityDir, o.Seed, r)

@@ -14,6 +14,7 @@ import (
 	"github.com/muckwatch/muckwatch/internal/broker"
 	"github.com/muckwatch/muckwatch/internal/watchdog"
 	"github.com/muckwatch/muckwatch/record"
+	"github.com/muckwatch/muckwatch/sim"
 )
 
 // TestTerminalsChild runs the bench's live traffic in a child process against the embedded
@@ -23,9 +24,9 @@ import (
 func TestTerminalsChild(t *testing.T) {
 	watchdog.Start(t, 3*time.Minute, nil)
 	dir := filepath.Join(t.TempDir(), "city")
-	so := city.DefaultSampleOptions()
+	so := sim.DefaultSampleCityOptions()
 	so.Vehicles = 60
-	if err := city.GenerateSample(dir, so); err != nil {
+	if err := sim.GenerateSampleCity(dir, so); err != nil {
 		t.Fatal(err)
 	}
 	c, err := city.Load(dir)
