@@ -10,7 +10,6 @@ import (
 	"io"
 	"maps"
 	"math"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,7 +30,6 @@ import (
 
 	"github.com/muckwatch/muckwatch/api"
 	"github.com/muckwatch/muckwatch/city"
-	"github.com/muckwatch/muckwatch/geo"
 	"github.com/muckwatch/muckwatch/internal/broker"
 	"github.com/muckwatch/muckwatch/internal/chlocal"
 	"github.com/muckwatch/muckwatch/pipeline"
@@ -523,7 +521,12 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	if err := sim.GenerateSampleCity(cityDir, so); err != nil {
 		return nil, fmt.Errorf("cannot generate the city: %w", err)
 	}
-	fl, err := newBenchFleet(cityDir, o.Seed, r)
+	c, err := city.Load(cityDir)
+	if err != nil {
+		return nil, err
+	}
+	r.City, r.Routes, r.Zones = c.Name, len(c.Routes), len(c.Zones)
+	fl, err := newBenchFleet(c, o.Seed)
 	if err != nil {
 		return nil, err
 	}
@@ -594,14 +597,13 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 
 	// 1. The backlog.
 	o.logf("preloading %d fixes of %d vehicles into %s (%d partitions)", o.Fixes, o.Vehicles, cfg.Kafka.Topics.GPS, o.Partitions)
-	fl.assignPartitions(o.Partitions)
-	simEnd, err := fl.preload(ctx, brokerAddr, cfg.Kafka.Topics.GPS, o.Fixes, o.Interval, o.At, r)
+	simEnd, err := preload(ctx, fl, partitionsOf(fl, o.Partitions), c.Location, brokerAddr, cfg.Kafka.Topics.GPS, o.Fixes, o.Interval, o.At, r)
 	if err != nil {
 		return nil, err
 	}
 	// The live traffic comes from a process of its own, which drives the same fleet on; this
 	// process keeps only the plates, for the squads.
-	live := benchLiveFleet{cityDir: cityDir, plates: fl.plates, t0: fl.t0, simStart: max(simEnd.UnixMilli(), slices.Max(fl.lastMs)+1)}
+	live := benchLiveFleet{cityDir: cityDir, plates: fl.Plates(), t0: fl.Origin(), simStart: max(simEnd.UnixMilli(), fl.LastFix()+1)}
 	o.logf("preloaded in %.1fs (%.0f fixes/s)", r.PreloadSeconds, r.PreloadRate)
 
 	// 2. The raw ceiling: a bare kafka-go group reader fetching and discarding the backlog.
@@ -862,156 +864,9 @@ type benchLiveFleet struct {
 	simStart int64     // Unix ms: after every fix of the backlog
 }
 
-// benchFleet drives the vehicles along their permitted routes, back and forth, as a function of
-// device time: any fix at any time is consistent with the one before it (no GPS jumps).
-type benchFleet struct {
-	plates  []string
-	keys    [][]byte
-	part    []int32   // the partition of muck.gps each vehicle's fixes go to (assignPartitions)
-	route   []int32   // index into corr
-	along0  []float64 // metres along the route at t0
-	kmh     []float64 // normal speed
-	onset   []int64   // Unix ms from which the vehicle speeds at benchFastKmh (math.MaxInt64: never)
-	corr    []*geo.Corridor
-	proj    geo.Projection
-	loc     *time.Location // the city's time zone
-	t0      time.Time
-	rng     *rand.Rand
-	lastMs  []int64 // device time of each vehicle's last fix
-	simLast time.Time
-}
-
-func newBenchFleet(dir string, seed uint64, r *benchReport) (*benchFleet, error) {
-	c, err := city.Load(dir)
-	if err != nil {
-		return nil, err
-	}
-	r.City, r.Routes, r.Zones = c.Name, len(c.Routes), len(c.Zones)
-	if len(c.Routes) == 0 {
-		return nil, errors.New("the generated city has no routes")
-	}
-	n := len(c.Vehicles)
-	f := &benchFleet{plates: make([]string, n), keys: make([][]byte, n), route: make([]int32, n), along0: make([]float64, n),
-		kmh: make([]float64, n), onset: make([]int64, n), lastMs: make([]int64, n), proj: c.Proj, loc: c.Location, rng: rand.New(rand.NewPCG(seed, seed^0xbe7c))}
-	byID := map[string]int32{}
-	now := time.Now()
-	for i, v := range c.Vehicles {
-		var rt *city.Route
-		if p := c.ActivePermit(v.Plate, now); p != nil {
-			rt = c.Route(p.RouteID)
-		}
-		for _, p := range c.PermitsOf(v.Plate) { // expired permits: still driven on their route
-			if rt == nil {
-				rt = c.Route(p.RouteID)
-			}
-		}
-		if rt == nil {
-			rt = c.Routes[i%len(c.Routes)]
-		}
-		k, ok := byID[rt.ID]
-		if !ok {
-			k = int32(len(f.corr))
-			byID[rt.ID] = k
-			f.corr = append(f.corr, rt.Corridor)
-		}
-		f.plates[i], f.keys[i], f.route[i] = v.Plate, []byte(v.Plate), k
-		f.along0[i] = f.rng.Float64() * 2 * rt.Corridor.Length()
-		f.kmh[i] = 22 + 8*f.rng.Float64() // below every limit (30 km/h zones) with room for the tolerance
-		f.onset[i] = math.MaxInt64
-		if i%benchViolatorEvery == 0 {
-			f.onset[i] = math.MinInt64
-		}
-	}
-	return f, nil
-}
-
-// at returns where vehicle i is at Unix ms t, its heading and speed.
-func (f *benchFleet) at(i int, t int64) (xy [2]float64, heading, kmh float64) {
-	c := f.corr[f.route[i]]
-	secs := float64(t-f.t0.UnixMilli()) / 1000
-	d := f.along0[i]
-	switch on := f.onset[i]; {
-	case on == math.MinInt64:
-		d += benchFastKmh / 3.6 * secs
-		kmh = benchFastKmh
-	case t >= on:
-		onSecs := float64(on-f.t0.UnixMilli()) / 1000
-		d += f.kmh[i]/3.6*onSecs + benchFastKmh/3.6*(secs-onSecs)
-		kmh = benchFastKmh
-	default:
-		d += f.kmh[i] / 3.6 * secs
-		kmh = f.kmh[i]
-	}
-	l := c.Length()
-	along := 0.0
-	if l > 0 {
-		along = math.Mod(d, 2*l)
-		if along < 0 {
-			along += 2 * l
-		}
-	}
-	heading = c.HeadingAt(min(along, l))
-	if along > l { // on the way back
-		along = 2*l - along
-		heading = math.Mod(heading+180, 360)
-	}
-	p := c.PointAt(along)
-	return [2]float64{p[0], p[1]}, heading, kmh
-}
-
-// appendFix appends vehicle i's fix at Unix ms t (3 m of GPS noise), as a terminal sends it.
-func (f *benchFleet) appendFix(b []byte, i int, t int64) []byte {
-	xy, heading, kmh := f.at(i, t)
-	xy[0] += f.rng.NormFloat64() * 3
-	xy[1] += f.rng.NormFloat64() * 3
-	ll := f.proj.Inverse(xy)
-	b = append(b, `{"vehicle_id":"`...)
-	b = append(b, f.plates[i]...)
-	b = append(b, `","ts":`...)
-	b = strconv.AppendInt(b, t, 10)
-	b = append(b, `,"lat":`...)
-	b = appendDecimal(b, ll[1], 6)
-	b = append(b, `,"lon":`...)
-	b = appendDecimal(b, ll[0], 6)
-	b = append(b, `,"speed_kmh":`...)
-	b = appendDecimal(b, kmh, 1)
-	b = append(b, `,"heading":`...)
-	b = appendDecimal(b, heading, 0)
-	return append(b, `,"acc":true,"lifted":false}`...)
-}
-
-var decimalScale = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6}
-
-// appendDecimal appends v rounded to places decimals (at most 6), as strconv's 'f' format does,
-// from an integer instead: the producer writes four numbers a fix, 100,000 fixes a second, on
-// the pipeline's two cores, and AppendFloat was most of its time.
-func appendDecimal(b []byte, v float64, places int) []byte {
-	scale := decimalScale[places]
-	n := int64(math.Round(math.Abs(v) * scale))
-	if v < 0 && n != 0 {
-		b = append(b, '-')
-	}
-	unit := int64(scale)
-	b = strconv.AppendInt(b, n/unit, 10)
-	if places == 0 {
-		return b
-	}
-	b = append(b, '.')
-	end := len(b) + places
-	for range places {
-		b = append(b, '0')
-	}
-	for k, frac := end-1, n%unit; frac > 0; k, frac = k-1, frac/10 {
-		b[k] = byte('0' + frac%10)
-	}
-	return b
-}
-
-// next returns the device time of vehicle i's next fix at t or later: strictly after its last.
-func (f *benchFleet) next(i int, t int64) int64 {
-	t = max(t, f.lastMs[i]+1)
-	f.lastMs[i] = t
-	return t
+// newBenchFleet returns the bench's fleet of c's vehicles: one in benchViolatorEvery speeding.
+func newBenchFleet(c *city.City, seed uint64) (*sim.Fleet, error) {
+	return sim.NewFleet(c, sim.FleetOptions{Seed: seed, At: time.Now(), SpeederEvery: benchViolatorEvery, FastKmh: benchFastKmh})
 }
 
 // benchTraffic is the records of one produce call: the fixes' keys, their values in one shared
@@ -1029,11 +884,11 @@ func (m *benchTraffic) reset() {
 
 func (m *benchTraffic) len() int { return len(m.keys) }
 
-// add adds vehicle i's fix of device time t (Unix ms).
-func (m *benchTraffic) add(f *benchFleet, i int, t int64) {
-	m.buf = f.appendFix(m.buf, i, t)
+// add adds vehicle i's fix of device time t (Unix ms), to go to partition part.
+func (m *benchTraffic) add(f *sim.Fleet, i int, t int64, part int32) {
+	m.buf = f.AppendFix(m.buf, i, t)
 	m.ends = append(m.ends, len(m.buf))
-	m.keys, m.parts = append(m.keys, f.keys[i]), append(m.parts, f.part[i])
+	m.keys, m.parts = append(m.keys, f.Key(i)), append(m.parts, part)
 }
 
 // produce produces the records with w, their values pointed into the buffer now that it has
@@ -1060,17 +915,18 @@ func benchProducer(addr, topic string) (*sink.PartitionProducer, *kafka.Transpor
 	return sink.NewPartitionProducer(&kafka.Client{Addr: kafka.TCP(addr), Transport: t}, topic, kafka.RequireAll), t
 }
 
-// assignPartitions picks each vehicle's partition of n.
-func (f *benchFleet) assignPartitions(n int) {
+// partitionsOf returns each vehicle's partition of n.
+func partitionsOf(f *sim.Fleet, n int) []int32 {
 	parts := make([]int, n)
 	for p := range parts {
 		parts[p] = p
 	}
 	var h kafka.Hash
-	f.part = make([]int32, len(f.keys))
-	for i, k := range f.keys {
-		f.part[i] = int32(h.Balance(kafka.Message{Key: k}, parts...))
+	out := make([]int32, f.Len())
+	for i := range out {
+		out[i] = int32(h.Balance(kafka.Message{Key: f.Key(i)}, parts...))
 	}
+	return out
 }
 
 // benchDeviceStart returns when the backlog's device time starts, given that it spans span and
@@ -1099,18 +955,18 @@ func benchDeviceStart(now time.Time, span time.Duration, at string, loc *time.Lo
 	return d, nil
 }
 
-// preload produces n fixes: round after round, every vehicle once per interval, spread over the
-// interval, from the device time benchDeviceStart gives for at. It returns the device time the
-// backlog ends at.
-func (f *benchFleet) preload(ctx context.Context, addr, topic string, n int, interval time.Duration, at string, r *benchReport) (time.Time, error) {
-	v := len(f.plates)
+// preload produces fleet f's n fixes, each vehicle's to its partition in parts: round after
+// round, every vehicle once per interval, spread over the interval, from the device time
+// benchDeviceStart gives for at in loc. It returns the device time the backlog ends at.
+func preload(ctx context.Context, f *sim.Fleet, parts []int32, loc *time.Location, addr, topic string, n int, interval time.Duration, at string, r *benchReport) (time.Time, error) {
+	v := f.Len()
 	rounds := (n + v - 1) / v
-	simStart, err := benchDeviceStart(time.Now(), time.Duration(rounds)*interval, at, f.loc)
+	simStart, err := benchDeviceStart(time.Now(), time.Duration(rounds)*interval, at, loc)
 	if err != nil {
 		return time.Time{}, err
 	}
-	r.DeviceStart = simStart.In(f.loc).Format("Mon 2006-01-02 15:04:05 MST")
-	f.t0 = simStart
+	r.DeviceStart = simStart.In(loc).Format("Mon 2006-01-02 15:04:05 MST")
+	f.SetOrigin(simStart)
 	const chunk = 20_000
 	w, conns := benchProducer(addr, topic)
 	defer conns.CloseIdleConnections()
@@ -1120,8 +976,8 @@ func (f *benchFleet) preload(ctx context.Context, addr, topic string, n int, int
 		m.reset()
 		for ; k < n && m.len() < chunk; k++ {
 			round, i := k/v, k%v
-			t := f.next(i, simStart.Add(time.Duration(round)*interval+time.Duration(i)*interval/time.Duration(v)).UnixMilli())
-			m.add(f, i, t)
+			t := f.Next(i, simStart.Add(time.Duration(round)*interval+time.Duration(i)*interval/time.Duration(v)).UnixMilli())
+			m.add(f, i, t, parts[i])
 		}
 		if err := m.produce(ctx, w); err != nil {
 			return time.Time{}, fmt.Errorf("cannot preload the backlog (%d of %d fixes produced): %w", k-m.len(), n, err)
@@ -1274,7 +1130,8 @@ func (l *benchLatencies) sorted() []time.Duration {
 
 // liveProducer produces the fleet's fixes at a steady rate, in device time continuing the backlog.
 type liveProducer struct {
-	f          *benchFleet
+	f          *sim.Fleet
+	parts      []int32 // each vehicle's partition
 	w          *sink.PartitionProducer
 	rate       float64
 	wallStart  time.Time
@@ -1296,7 +1153,7 @@ func (p *liveProducer) run(ctx context.Context) error {
 	tick := time.NewTicker(benchProduceEvery)
 	defer tick.Stop()
 	var m benchTraffic
-	cursor, v := 0, len(p.f.plates)
+	cursor, v := 0, p.f.Len()
 	nextProbe := p.wallStart
 	maxChunk := max(1, int(p.rate/10)) // a tenth of a second's worth at most per write
 	for {
@@ -1318,10 +1175,11 @@ func (p *liveProducer) run(ctx context.Context) error {
 		for range due {
 			i := cursor
 			cursor = (cursor + 1) % v
-			t := p.f.next(i, simNow)
-			m.add(p.f, i, t)
+			t := p.f.Next(i, simNow)
+			m.add(p.f, i, t, p.parts[i])
 			if probe.vehicle == "" && now.Before(p.probeUntil) && !now.Before(nextProbe) {
-				probe = benchProbe{vehicle: p.f.plates[i], fixID: p.f.plates[i] + "@" + strconv.FormatInt(t, 10)}
+				plate := p.f.Plates()[i]
+				probe = benchProbe{vehicle: plate, fixID: plate + "@" + strconv.FormatInt(t, 10)}
 				nextProbe = nextProbe.Add(benchProbeEvery)
 			}
 		}

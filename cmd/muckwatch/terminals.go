@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"sync"
 	"time"
+
+	"github.com/muckwatch/muckwatch/city"
 )
 
 // terminalsLoad is the bench's live traffic: its simulated fleet's terminals reporting through
@@ -80,24 +82,20 @@ func cmdTerminals(ctx context.Context, in io.Reader, out io.Writer) error {
 	if err := l.validate(); err != nil {
 		return err
 	}
-	f, err := newBenchFleet(l.CityDir, l.Seed, &benchReport{})
+	c, err := city.Load(l.CityDir)
 	if err != nil {
 		return err
 	}
-	f.assignPartitions(l.Partitions)
-	f.t0 = time.UnixMilli(l.DeviceT0)
-	for i := range f.lastMs {
-		f.lastMs[i] = l.SimStart - 1
+	f, err := newBenchFleet(c, l.Seed)
+	if err != nil {
+		return err
 	}
+	f.SetOrigin(time.UnixMilli(l.DeviceT0))
+	f.ResumeAt(l.SimStart)
 	// The live violators start speeding at a moment in the window that leaves them time for the
 	// two fast fixes the rule wants: the fleet reports every vehicles/rate seconds.
-	every := time.Duration(float64(len(f.plates)) / l.Rate * float64(time.Second))
-	spread := max(0, l.Window-3*every)
-	for i := range f.plates {
-		if i%benchViolatorEvery == benchViolatorEvery/2 {
-			f.onset[i] = l.SimStart + time.Duration(f.rng.Float64()*float64(spread)).Milliseconds()
-		}
-	}
+	every := time.Duration(float64(f.Len()) / l.Rate * float64(time.Second))
+	f.SpeedLater(l.SimStart, max(0, l.Window-3*every))
 
 	bw := bufio.NewWriter(out)
 	enc := json.NewEncoder(bw)
@@ -121,7 +119,7 @@ func cmdTerminals(ctx context.Context, in io.Reader, out io.Writer) error {
 	defer conns.CloseIdleConnections()
 	probes := make(chan benchProbe, 1024)
 	wallStart := time.Now()
-	p := &liveProducer{f: f, w: w, rate: l.Rate, wallStart: wallStart, simStart: l.SimStart,
+	p := &liveProducer{f: f, parts: partitionsOf(f, l.Partitions), w: w, rate: l.Rate, wallStart: wallStart, simStart: l.SimStart,
 		probeUntil: wallStart.Add(l.Window), probes: probes, stop: stop}
 	emit(terminalsEvent{Started: &terminalsStarted{WallStartNs: wallStart.UnixNano(), SimStartMs: l.SimStart}})
 	relayed := make(chan struct{})
