@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -53,7 +53,7 @@ func TestTerminalsChild(t *testing.T) {
 	if term.started.SimStartMs != simStart {
 		t.Errorf("started at device time %d, want %d", term.started.SimStartMs, simStart)
 	}
-	var probes []benchProbe
+	var probes []probe
 	collected := make(chan struct{})
 	go func() {
 		defer close(collected)
@@ -125,7 +125,7 @@ func TestCmdTerminalsInput(t *testing.T) {
 	f := func(in, want string) {
 		t.Helper()
 		var out bytes.Buffer
-		err := cmdTerminals(context.Background(), strings.NewReader(in), &out)
+		err := Terminals(context.Background(), strings.NewReader(in), &out)
 		if err == nil || !strings.Contains(err.Error(), want) || out.Len() != 0 {
 			t.Errorf("input %q: err %v, output %q; want an error with %q", in, err, out.String(), want)
 		}
