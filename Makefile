@@ -46,3 +46,4 @@ deps:
 
 build:
 	$(GO) build -o bin/muckwatch ./cmd/muckwatch
+	$(GO) build -o bin/muckbench ./cmd/muckbench

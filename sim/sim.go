@@ -4,6 +4,9 @@
 // on purpose. It writes the ground truth of every violation episode it caused, so detection can be
 // measured against it. It is deterministic for a seed, and knows nothing of Kafka: records go to
 // an Emitter.
+//
+// It also generates sample cities for it to drive in (GenerateSampleCity): the one shipped in
+// configs/cities/shenzhen, and larger ones for benchmarks.
 package sim
 
 import (
@@ -221,19 +224,10 @@ func New(c *city.City, o Options) (*Simulator, error) {
 			break
 		}
 		t := &truck{plate: v.Plate, vehicle: v, episode: -1, zoneEp: -1, unlicEp: -1, silentEp: -1}
-		t.permit = c.ActivePermit(v.Plate, o.Start)
-		if t.permit == nil {
-			// Trucks without a valid permit: the ones with an old permit keep driving its route
-			// (unlicensed transport); the ones with none stay parked at home.
-			ps := c.PermitsOf(v.Plate)
-			if len(ps) == 0 {
-				continue
-			}
-			t.route = c.Route(ps[0].RouteID)
-		} else {
-			t.licensed = true
-			t.route = c.Route(t.permit.RouteID)
-		}
+		// Trucks without a valid permit: the ones with an old permit keep driving its route
+		// (unlicensed transport); the ones with none stay parked at home.
+		t.permit, t.route = permittedRoute(c, v.Plate, o.Start)
+		t.licensed = t.permit != nil
 		if t.route == nil {
 			continue
 		}
@@ -396,15 +390,7 @@ func (s *Simulator) limitAt(xy orb.Point) float64 {
 }
 
 func (s *Simulator) position(t *truck) orb.Point {
-	cor := t.route.Corridor
-	p := cor.PointAt(t.along)
-	if t.offset != 0 {
-		h := cor.HeadingAt(t.along) * math.Pi / 180
-		// right of the direction of travel: heading + 90°
-		p[0] += math.Cos(h) * t.offset
-		p[1] -= math.Sin(h) * t.offset
-	}
-	return p
+	return routePoint(t.route.Corridor, t.along, t.offset)
 }
 
 func (s *Simulator) advance(t *truck, now time.Time, step time.Duration, em Emitter) error {
@@ -621,23 +607,8 @@ func (s *Simulator) report(t *truck, now time.Time, em Emitter) error {
 		xy[1] += d * math.Sin(a)
 	}
 	ll := s.c.Proj.Inverse(xy)
-	heading := t.route.Corridor.HeadingAt(t.along)
-	if t.phase == phReturning {
-		heading = math.Mod(heading+180, 360)
-	}
-	b := s.buf[:0]
-	b = append(b, `{"vehicle_id":"`...)
-	b = append(b, t.plate...)
-	b = append(b, `","ts":`...)
-	b = strconv.AppendInt(b, now.UnixMilli(), 10)
-	b = appendLatLon(b, ll)
-	b = append(b, `,"speed_kmh":`...)
-	b = strconv.AppendFloat(b, math.Round(t.speed*10)/10, 'f', -1, 64)
-	b = append(b, `,"heading":`...)
-	b = strconv.AppendFloat(b, math.Round(heading), 'f', -1, 64)
-	b = append(b, `,"acc":true,"lifted":`...)
-	b = strconv.AppendBool(b, t.lifted)
-	b = append(b, '}')
+	heading := travelHeading(t.route.Corridor, t.along, t.phase == phReturning)
+	b := appendFix(s.buf[:0], t.plate, now.UnixMilli(), ll, t.speed, heading, t.lifted)
 	s.buf = b
 	s.res.Fixes++
 	t.lastSent = now
@@ -661,16 +632,6 @@ func (s *Simulator) report(t *truck, now time.Time, em Emitter) error {
 	}
 	return em.Emit(rec)
 }
-
-func appendLatLon(b []byte, ll orb.Point) []byte {
-	b = append(b, `,"lat":`...)
-	b = strconv.AppendFloat(b, ll[1], 'f', 6, 64)
-	b = append(b, `,"lon":`...)
-	b = strconv.AppendFloat(b, ll[0], 'f', 6, 64)
-	return b
-}
-
-func clone(b []byte) []byte { return append([]byte(nil), b...) }
 
 type eventJSON struct {
 	EventID     string   `json:"event_id"`

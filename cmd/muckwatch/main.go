@@ -1,5 +1,5 @@
 // Command muckwatch is the real-time supervision pipeline for urban muck trucks: one binary with
-// subcommands.
+// subcommands. Its benchmark and accuracy harness are a tool of their own, cmd/muckbench.
 //
 //	muckwatch run --config FILE      the pipeline against the Kafka and ClickHouse in FILE
 //	muckwatch demo                   everything on one machine: embedded broker, local ClickHouse,
@@ -7,8 +7,6 @@
 //	muckwatch broker --listen ADDR   the embedded Kafka-protocol broker alone
 //	muckwatch simulate               city traffic with injected violations into any Kafka
 //	muckwatch migrate --config FILE  create or upgrade the ClickHouse schema
-//	muckwatch evaluate               precision, recall and delay of every rule on a simulated day
-//	muckwatch bench                  throughput, latency and memory against the issue's targets
 //	muckwatch token ROLE NAME        a new API bearer token and its hashed entry
 package main
 
@@ -30,14 +28,11 @@ Usage:
   muckwatch broker   [--listen ADDR]    run the embedded Kafka-protocol broker alone
   muckwatch simulate [flags]            produce simulated city traffic into Kafka
   muckwatch migrate  [--config FILE]    create or upgrade the ClickHouse schema
-  muckwatch evaluate [flags]            score every rule against a simulated day's ground truth
-  muckwatch bench    [flags]            measure throughput, latency and memory against the targets
   muckwatch token    ROLE NAME          make an API bearer token (roles: squad, supervisor, analyst, admin)
-  muckwatch squads   < LOAD.json        squad lookups against an API, as bench's load generator (JSON in and out)
-  muckwatch terminals < LOAD.json       a simulated fleet's live fixes into Kafka, as bench's load generator (JSON in, JSON lines out)
 
 Run 'muckwatch COMMAND -h' for a command's flags. Without --config, the embedded default
-configuration (configs/muckwatch.yaml) is used.
+configuration (configs/muckwatch.yaml) is used. The benchmark and the accuracy evaluation are
+another command's: muckbench.
 `
 
 func main() {
@@ -65,16 +60,8 @@ func runCommand(name string, args []string) int {
 		err = cmdSimulate(ctx, args)
 	case "migrate":
 		err = cmdMigrate(ctx, args)
-	case "evaluate":
-		err = cmdEvaluate(ctx, args)
-	case "bench":
-		err = cmdBench(ctx, args)
 	case "token":
 		err = cmdToken(args)
-	case "squads":
-		err = cmdSquads(ctx, os.Stdin, os.Stdout)
-	case "terminals":
-		err = cmdTerminals(ctx, os.Stdin, os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return 0

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"github.com/muckwatch/muckwatch/internal/broker"
 	"github.com/muckwatch/muckwatch/internal/watchdog"
 	"github.com/muckwatch/muckwatch/record"
+	"github.com/muckwatch/muckwatch/sim"
 )
 
 // TestTerminalsChild runs the bench's live traffic in a child process against the embedded
@@ -23,9 +24,9 @@ import (
 func TestTerminalsChild(t *testing.T) {
 	watchdog.Start(t, 3*time.Minute, nil)
 	dir := filepath.Join(t.TempDir(), "city")
-	so := city.DefaultSampleOptions()
+	so := sim.DefaultSampleCityOptions()
 	so.Vehicles = 60
-	if err := city.GenerateSample(dir, so); err != nil {
+	if err := sim.GenerateSampleCity(dir, so); err != nil {
 		t.Fatal(err)
 	}
 	c, err := city.Load(dir)
@@ -52,7 +53,7 @@ func TestTerminalsChild(t *testing.T) {
 	if term.started.SimStartMs != simStart {
 		t.Errorf("started at device time %d, want %d", term.started.SimStartMs, simStart)
 	}
-	var probes []benchProbe
+	var probes []probe
 	collected := make(chan struct{})
 	go func() {
 		defer close(collected)
@@ -124,7 +125,7 @@ func TestCmdTerminalsInput(t *testing.T) {
 	f := func(in, want string) {
 		t.Helper()
 		var out bytes.Buffer
-		err := cmdTerminals(context.Background(), strings.NewReader(in), &out)
+		err := Terminals(context.Background(), strings.NewReader(in), &out)
 		if err == nil || !strings.Contains(err.Error(), want) || out.Len() != 0 {
 			t.Errorf("input %q: err %v, output %q; want an error with %q", in, err, out.String(), want)
 		}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"math"
-	"math/rand/v2"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +14,7 @@ import (
 	"github.com/muckwatch/muckwatch/internal/watchdog"
 )
 
-// TestBench runs `muckwatch bench` at a tiny size (the broker in this process, the squads in a
+// TestBench runs `muckbench bench` at a tiny size (the broker in this process, the squads in a
 // child process, the tests' shared ClickHouse server) and checks that the report is complete and
 // its numbers are sane: every fix produced is stored, rates and ratios are positive and finite,
 // latencies were measured, and every target has a verdict.
@@ -27,17 +25,17 @@ func TestBench(t *testing.T) {
 		progress = os.Stderr
 	}
 	const fixes, vehicles = 3000, 200
-	r, err := runBench(context.Background(), benchOptions{
+	r, err := Run(context.Background(), Options{
 		Fixes: fixes, Vehicles: vehicles, City: "sample", Partitions: 2, Interval: 10 * time.Second, At: "10:00",
 		Live: 3 * time.Second, Lookups: 400, LookupRate: 500, Concurrency: 200, Seed: 7,
 		ClickHouse: chServer.TCPAddr, ClickHouseDir: chServer.Dir, BrokerInProcess: true, Progress: progress,
-		ChildCommand: testChild, // the squads in a child process, as `muckwatch bench` runs them
+		ChildCommand: testChild, // the squads in a child process, as `muckbench bench` runs them
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	printBenchReport(&out, r)
+	PrintReport(&out, r)
 	t.Log(out.String())
 
 	if r.BacklogStored != fixes {
@@ -53,9 +51,9 @@ func TestBench(t *testing.T) {
 		t.Errorf("%d vehicles tracked, want %d", r.Tracked, vehicles)
 	}
 	// At 10:00 on a weekday no zone of the sample city is closed: the backlog's alerts are its
-	// speeders' (1 in benchViolatorEvery), whenever the test runs.
-	if !strings.HasSuffix(strings.Fields(r.DeviceStart)[2], "10:00:00") || r.BacklogAlertsByRule["speeding"] < vehicles/benchViolatorEvery || r.BacklogAlertsByRule["restricted_zone"] != 0 {
-		t.Errorf("backlog from %s: alerts opened %v, want %d speeding and no restricted_zone", r.DeviceStart, r.BacklogAlertsByRule, vehicles/benchViolatorEvery)
+	// speeders' (1 in violatorEvery), whenever the test runs.
+	if !strings.HasSuffix(strings.Fields(r.DeviceStart)[2], "10:00:00") || r.BacklogAlertsByRule["speeding"] < vehicles/violatorEvery || r.BacklogAlertsByRule["restricted_zone"] != 0 {
+		t.Errorf("backlog from %s: alerts opened %v, want %d speeding and no restricted_zone", r.DeviceStart, r.BacklogAlertsByRule, vehicles/violatorEvery)
 	}
 	positive := map[string]float64{
 		"preload rate": r.PreloadRate, "ceiling rate": r.CeilingRate, "pipeline rate": r.PipelineRate,
@@ -119,79 +117,8 @@ func TestBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var back benchReport
+	var back Report
 	if err := json.Unmarshal(b, &back); err != nil || back.Stored != r.Stored || len(back.Targets) != len(r.Targets) {
 		t.Errorf("the JSON report does not round-trip: %v", err)
-	}
-}
-
-// TestBenchDeviceStart: the backlog's device time starts at the asked local time of day on the
-// latest weekday that leaves room for it before now, in the city's zone.
-func TestBenchDeviceStart(t *testing.T) {
-	sh, err := time.LoadLocation("Asia/Shanghai")
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := func(s string) time.Time {
-		v, err := time.ParseInLocation("2006-01-02 15:04", s, sh)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	for _, tc := range []struct {
-		now  string
-		span time.Duration
-		at   string
-		want string // empty: an error
-	}{
-		{"2026-12-04 09:17", 200 * time.Second, "10:00", "2026-12-03 10:00"}, // Friday morning: Thursday's
-		{"2026-12-04 10:30", 200 * time.Second, "10:00", "2026-12-04 10:00"}, // Friday, room after 10:00
-		{"2026-12-04 10:03", 200 * time.Second, "10:00", "2026-12-03 10:00"}, // not room for the span plus a minute
-		{"2026-12-06 12:00", 200 * time.Second, "10:00", "2026-12-04 10:00"}, // Sunday: Friday's
-		{"2026-12-07 08:00", 200 * time.Second, "08:00", "2026-12-04 08:00"}, // Monday before 08:04: Friday's
-		{"2026-12-07 23:59", 2 * time.Hour, "22:00", "2026-12-04 22:00"},     // 22:00 + 2h is past now
-		{"2026-12-04 09:17", 200 * time.Second, "now", "2026-12-04 09:13"},   // now − span − a minute, to the second
-		{"2026-12-07 09:00", 132 * time.Hour, "23:00", ""},                   // would start over 6 days back
-		{"2026-12-04 09:17", 200 * time.Second, "9am", ""},
-	} {
-		got, err := benchDeviceStart(at(tc.now), tc.span, tc.at, sh)
-		switch {
-		case tc.want == "" && err == nil:
-			t.Errorf("now %s, span %s, at %s: %s, want an error", tc.now, tc.span, tc.at, got)
-		case tc.want != "" && err != nil:
-			t.Errorf("now %s, span %s, at %s: %v", tc.now, tc.span, tc.at, err)
-		case tc.want != "" && tc.at != "now" && !got.Equal(at(tc.want)):
-			t.Errorf("now %s, span %s, at %s: starts %s, want %s", tc.now, tc.span, tc.at, got.In(sh), tc.want)
-		case tc.at == "now" && !got.Equal(at(tc.now).Add(-tc.span-time.Minute)):
-			t.Errorf("now %s, span %s, at now: starts %s, want %s before now", tc.now, tc.span, got.In(sh), tc.span+time.Minute)
-		}
-	}
-}
-
-// The bench producer's number formatting gives what strconv's 'f' format gives, to within the
-// last decimal (the two round a half differently), and parses back to v.
-func TestAppendDecimal(t *testing.T) {
-	rng := rand.New(rand.NewPCG(7, 8))
-	values := []float64{0, -0.0000004, 0.0000005, 22.5431, -114.0579, 359.6, 99.95, 1e6 + 0.25, -3}
-	for range 2000 {
-		values = append(values, (rng.Float64()-0.5)*400)
-	}
-	for _, v := range values {
-		for _, places := range []int{0, 1, 6} {
-			got := string(appendDecimal(nil, v, places))
-			g, err := strconv.ParseFloat(got, 64)
-			if err != nil {
-				t.Fatalf("appendDecimal(%v, %d) = %q: not a number", v, places, got)
-			}
-			want := strconv.FormatFloat(v, 'f', places, 64)
-			w, _ := strconv.ParseFloat(want, 64)
-			if ulp := math.Pow10(-places); math.Abs(g-w) > ulp*1.01 || math.Abs(g-v) > ulp/2*1.01 {
-				t.Fatalf("appendDecimal(%v, %d) = %q, strconv gives %q", v, places, got, want)
-			}
-			if frac := strings.IndexByte(got, '.'); (places == 0 && frac >= 0) || (places > 0 && len(got)-frac-1 != places) {
-				t.Fatalf("appendDecimal(%v, %d) = %q: not %d decimals", v, places, got, places)
-			}
-		}
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package evaluate
 
 import (
 	"context"
@@ -45,12 +45,12 @@ func TestEvaluate(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := sim.Noisy(11, start, 6*time.Hour, interval, 150)
-	r, err := runEvaluation(context.Background(), c, o, addr, cfg)
+	r, err := runDay(context.Background(), c, o, addr, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if testing.Verbose() {
-		printEvaluation(os.Stdout, r, o)
+		printResult(os.Stdout, r, o)
 	}
 	for _, s := range r.scores {
 		if s.Precision < 0.98 || s.Recall < 0.98 || s.DelayMedian > 2*interval || s.Split*50 > s.Episodes {

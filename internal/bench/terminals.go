@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -9,12 +9,18 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/muckwatch/muckwatch/city"
+	"github.com/muckwatch/muckwatch/sim"
+	"github.com/muckwatch/muckwatch/sink"
 )
 
 // terminalsLoad is the bench's live traffic: its simulated fleet's terminals reporting through
-// a gateway that produces into Kafka. The bench runs it in a child process (`muckwatch
+// a gateway that produces into Kafka. The bench runs it in a child process (`muckbench
 // terminals`, the load as JSON on its standard input, what happens as JSON lines on its standard
 // output), as it runs the squads: a city's gateways are not in the pipeline's process, so
 // simulating the fleet and encoding and producing its fixes are not the pipeline's CPU, garbage
@@ -68,11 +74,11 @@ func (l terminalsLoad) validate() error {
 	return nil
 }
 
-// cmdTerminals is `muckwatch terminals`: it reads a terminalsLoad (JSON) from in, produces the
+// Terminals is `muckbench terminals`: it reads a terminalsLoad (JSON) from in, produces the
 // traffic until in reaches its end (the bench closes it to stop the traffic) or ctx is done, and
 // writes terminalsEvents to out, one JSON line each: started, the probes as they are sent,
 // in_window once the window is over, sent at the end.
-func cmdTerminals(ctx context.Context, in io.Reader, out io.Writer) error {
+func Terminals(ctx context.Context, in io.Reader, out io.Writer) error {
 	var l terminalsLoad
 	if err := readLoad(in, &l, "broker, topic, city_dir, seed, partitions, device_t0_ms, sim_start_ms, rate, window"); err != nil {
 		return err
@@ -80,24 +86,20 @@ func cmdTerminals(ctx context.Context, in io.Reader, out io.Writer) error {
 	if err := l.validate(); err != nil {
 		return err
 	}
-	f, err := newBenchFleet(l.CityDir, l.Seed, &benchReport{})
+	c, err := city.Load(l.CityDir)
 	if err != nil {
 		return err
 	}
-	f.assignPartitions(l.Partitions)
-	f.t0 = time.UnixMilli(l.DeviceT0)
-	for i := range f.lastMs {
-		f.lastMs[i] = l.SimStart - 1
+	f, err := newFleet(c, l.Seed)
+	if err != nil {
+		return err
 	}
+	f.SetOrigin(time.UnixMilli(l.DeviceT0))
+	f.ResumeAt(l.SimStart)
 	// The live violators start speeding at a moment in the window that leaves them time for the
 	// two fast fixes the rule wants: the fleet reports every vehicles/rate seconds.
-	every := time.Duration(float64(len(f.plates)) / l.Rate * float64(time.Second))
-	spread := max(0, l.Window-3*every)
-	for i := range f.plates {
-		if i%benchViolatorEvery == benchViolatorEvery/2 {
-			f.onset[i] = l.SimStart + time.Duration(f.rng.Float64()*float64(spread)).Milliseconds()
-		}
-	}
+	every := time.Duration(float64(f.Len()) / l.Rate * float64(time.Second))
+	f.SpeedLater(l.SimStart, max(0, l.Window-3*every))
 
 	bw := bufio.NewWriter(out)
 	enc := json.NewEncoder(bw)
@@ -117,11 +119,11 @@ func cmdTerminals(ctx context.Context, in io.Reader, out io.Writer) error {
 		_, _ = io.Copy(io.Discard, in)
 		close(stop)
 	}()
-	w, conns := benchProducer(l.Broker, l.Topic)
+	w, conns := newProducer(l.Broker, l.Topic)
 	defer conns.CloseIdleConnections()
-	probes := make(chan benchProbe, 1024)
+	probes := make(chan probe, 1024)
 	wallStart := time.Now()
-	p := &liveProducer{f: f, w: w, rate: l.Rate, wallStart: wallStart, simStart: l.SimStart,
+	p := &liveProducer{f: f, parts: partitionsOf(f, l.Partitions), w: w, rate: l.Rate, wallStart: wallStart, simStart: l.SimStart,
 		probeUntil: wallStart.Add(l.Window), probes: probes, stop: stop}
 	emit(terminalsEvent{Started: &terminalsStarted{WallStartNs: wallStart.UnixNano(), SimStartMs: l.SimStart}})
 	relayed := make(chan struct{})
@@ -133,7 +135,7 @@ func cmdTerminals(ctx context.Context, in io.Reader, out io.Writer) error {
 	}()
 	// The window's count, once no fix can join it: the producer counts a write in the window
 	// when it starts before the window's end.
-	windowOver := time.AfterFunc(time.Until(p.probeUntil)+2*benchProduceEvery, func() {
+	windowOver := time.AfterFunc(time.Until(p.probeUntil)+2*produceEvery, func() {
 		n := p.inWindow.Load()
 		emit(terminalsEvent{InWindow: &n})
 	})
@@ -158,9 +160,9 @@ type terminals struct {
 	cmd      *exec.Cmd
 	stdin    io.WriteCloser
 	started  terminalsStarted
-	probes   chan benchProbe // closed when the process's output ends
-	inWindow chan int64      // the window's count, once
-	read     chan struct{}   // closed when the process's output is read to its end
+	probes   chan probe    // closed when the process's output ends
+	inWindow chan int64    // the window's count, once
+	read     chan struct{} // closed when the process's output is read to its end
 	sent     int64
 	readErr  error
 	stopOnce sync.Once
@@ -177,7 +179,7 @@ func startTerminals(ctx context.Context, cmd *exec.Cmd, l terminalsLoad) (*termi
 	if err != nil {
 		return nil, fmt.Errorf("cannot encode the terminals' load: %w", err)
 	}
-	t := &terminals{cmd: cmd, probes: make(chan benchProbe, 1024), inWindow: make(chan int64, 1), read: make(chan struct{})}
+	t := &terminals{cmd: cmd, probes: make(chan probe, 1024), inWindow: make(chan int64, 1), read: make(chan struct{})}
 	if t.stdin, err = cmd.StdinPipe(); err != nil {
 		return nil, fmt.Errorf("cannot start the terminals' process: %w", err)
 	}
@@ -229,7 +231,7 @@ func (t *terminals) readEvents(out io.Reader, started chan<- terminalsStarted) {
 		case ev.Started != nil:
 			started <- *ev.Started
 		case ev.Probe != nil:
-			t.probes <- benchProbe{vehicle: ev.Probe.Vehicle, fixID: ev.Probe.FixID, produced: time.Unix(0, ev.Probe.ProducedNs)}
+			t.probes <- probe{vehicle: ev.Probe.Vehicle, fixID: ev.Probe.FixID, produced: time.Unix(0, ev.Probe.ProducedNs)}
 		case ev.InWindow != nil:
 			t.inWindow <- *ev.InWindow
 		case ev.Sent != nil:
@@ -263,4 +265,78 @@ func (t *terminals) stop() error {
 func (t *terminals) abort() {
 	_ = t.cmd.Process.Kill()
 	_ = t.stop()
+}
+
+// liveProducer produces the fleet's fixes at a steady rate, in device time continuing the backlog.
+type liveProducer struct {
+	f          *sim.Fleet
+	parts      []int32 // each vehicle's partition
+	w          *sink.PartitionProducer
+	rate       float64
+	wallStart  time.Time
+	simStart   int64 // Unix ms of device time at wallStart
+	probeUntil time.Time
+	probes     chan<- probe
+	stop       <-chan struct{}
+	sent       atomic.Int64
+	inWindow   atomic.Int64
+}
+
+// wallOf returns when a fix with device time ms was produced.
+func (p *liveProducer) wallOf(ms int64) time.Time {
+	return p.wallStart.Add(time.Duration(ms-p.simStart) * time.Millisecond)
+}
+
+func (p *liveProducer) run(ctx context.Context) error {
+	defer close(p.probes)
+	tick := time.NewTicker(produceEvery)
+	defer tick.Stop()
+	var m traffic
+	cursor, v := 0, p.f.Len()
+	nextProbe := p.wallStart
+	maxChunk := max(1, int(p.rate/10)) // a tenth of a second's worth at most per write
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.stop:
+			return nil
+		case <-tick.C:
+		}
+		now := time.Now()
+		due := min(int(p.rate*now.Sub(p.wallStart).Seconds())-int(p.sent.Load()), maxChunk)
+		if due <= 0 {
+			continue
+		}
+		simNow := p.simStart + now.Sub(p.wallStart).Milliseconds()
+		m.reset()
+		pr := probe{}
+		for range due {
+			i := cursor
+			cursor = (cursor + 1) % v
+			t := p.f.Next(i, simNow)
+			m.add(p.f, i, t, p.parts[i])
+			if pr.vehicle == "" && now.Before(p.probeUntil) && !now.Before(nextProbe) {
+				plate := p.f.Plates()[i]
+				pr = probe{vehicle: plate, fixID: plate + "@" + strconv.FormatInt(t, 10)}
+				nextProbe = nextProbe.Add(probeEvery)
+			}
+		}
+		sentAt := time.Now()
+		if err := m.produce(ctx, p.w); err != nil {
+			return fmt.Errorf("cannot produce live traffic: %w", err)
+		}
+		p.sent.Add(int64(due))
+		if now.Before(p.probeUntil) {
+			p.inWindow.Add(int64(due))
+		}
+		if pr.vehicle != "" {
+			pr.produced = sentAt
+			select {
+			case p.probes <- pr:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -26,7 +26,7 @@ import (
 // after another: that measures the most the API serves, its latency being mostly the queue the
 // clients themselves make.
 //
-// By default the bench runs it in a child process (`muckwatch squads`, the load as JSON on its
+// By default the bench runs it in a child process (`muckbench squads`, the load as JSON on its
 // standard input, the result as JSON on its standard output), as a load generator such as wrk
 // is run: squads' handhelds are not in the pipeline's process, so their HTTP clients' CPU,
 // allocations and scheduling are not the pipeline's, and a pause of the pipeline's runtime does
@@ -159,7 +159,7 @@ func (l squadLoad) run(ctx context.Context) (squadResult, error) {
 	return res, nil
 }
 
-// runChild runs the lookups in a child process started by cmd (`muckwatch squads`): the load
+// runChild runs the lookups in a child process started by cmd (`muckbench squads`): the load
 // goes to its standard input, the result comes from its standard output; its standard error is
 // passed on.
 func (l squadLoad) runChild(ctx context.Context, cmd *exec.Cmd) (squadResult, error) {
@@ -197,17 +197,9 @@ func (l squadLoad) runChild(ctx context.Context, cmd *exec.Cmd) (squadResult, er
 	return res, nil
 }
 
-// clip returns s cut to at most n bytes.
-func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
-}
-
-// cmdSquads is `muckwatch squads`: the bench's squad lookups in a process of their own. It
+// Squads is `muckbench squads`: the bench's squad lookups in a process of their own. It
 // reads a squadLoad as JSON from in and writes the squadResult as JSON to out.
-func cmdSquads(ctx context.Context, in io.Reader, out io.Writer) error {
+func Squads(ctx context.Context, in io.Reader, out io.Writer) error {
 	var l squadLoad
 	if err := readLoad(in, &l, "base, plates, tokens, seed, lookups, rate, concurrency"); err != nil {
 		return err
@@ -222,13 +214,31 @@ func cmdSquads(ctx context.Context, in io.Reader, out io.Writer) error {
 	return nil
 }
 
-// readLoad reads a load generator's load, one JSON object with only the fields named, from in
-// (the process's standard input, which may stay open after it).
-func readLoad(in io.Reader, load any, fields string) error {
-	dec := json.NewDecoder(in)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(load); err != nil {
-		return fmt.Errorf("cannot read the load from standard input (JSON: %s): %w", fields, err)
+// runLookups runs the squads' lookups (squadLoad), in a child process (`muckbench squads`) unless
+// o.SquadsInProcess, and puts what they measured in r.
+func runLookups(ctx context.Context, o *Options, base string, plates, tokens []string, r *Report) error {
+	if base == "" {
+		return errors.New("the pipeline serves no API")
+	}
+	l := squadLoad{Base: base, Plates: plates, Tokens: tokens, Seed: o.Seed, Lookups: o.Lookups, Rate: o.LookupRate, Concurrency: o.Concurrency}
+	var res squadResult
+	var err error
+	if o.SquadsInProcess {
+		res, err = l.run(ctx)
+	} else {
+		var cmd *exec.Cmd
+		if cmd, err = o.child("squads"); err == nil {
+			res, err = l.runChild(ctx, cmd)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("cannot run the squads' lookups: %w", err)
+	}
+	r.Lookups, r.Concurrency, r.LookupFailures = res.Lookups, o.Concurrency, res.Failures
+	r.LookupTarget, r.LookupInFlight, r.LookupRate = o.LookupRate, res.MaxInFlight, res.Rate
+	r.LookupP50Ms, r.LookupP99Ms, r.LookupMaxMs = res.P50Ms, res.P99Ms, res.MaxMs
+	if res.FirstError != "" {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d of %d lookups failed, the first with: %s", r.LookupFailures, o.Lookups, res.FirstError))
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -131,7 +131,7 @@ func TestSquadLoadValidate(t *testing.T) {
 func TestCmdSquadsInput(t *testing.T) {
 	for _, in := range []string{"", "not json", `{"base":"http://x","plates":["a"],"tokens":["t"],"lookups":1,"rate":1,"extra":1}`} {
 		var out bytes.Buffer
-		err := cmdSquads(context.Background(), strings.NewReader(in), &out)
+		err := Squads(context.Background(), strings.NewReader(in), &out)
 		if err == nil || !strings.Contains(err.Error(), "cannot read the load") || out.Len() != 0 {
 			t.Errorf("input %q: err %v, output %q", in, err, out.String())
 		}

@@ -1,0 +1,228 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+)
+
+// Target is one of the issue's targets beside its measured figure.
+type Target struct {
+	Name     string `json:"name"`
+	Target   string `json:"target"`
+	Measured string `json:"measured"`
+	Status   string `json:"status"` // met, SHORT or n/a
+}
+
+// Report is everything one run measured. Durations are in milliseconds, rates per second,
+// sizes in bytes.
+type Report struct {
+	City              string `json:"city"`
+	Routes            int    `json:"routes"`
+	Zones             int    `json:"zones"`
+	Vehicles          int    `json:"vehicles"`
+	Partitions        int    `json:"partitions"`
+	Broker            string `json:"broker"`
+	Squads            string `json:"squads"` // where the squads' lookups ran
+	ClickHouseVersion string `json:"clickhouse_version"`
+	GOMAXPROCS        int    `json:"gomaxprocs"`
+
+	Fixes          int     `json:"fixes"`
+	PreloadSeconds float64 `json:"preload_seconds"`
+	PreloadRate    float64 `json:"preload_fixes_per_sec"`
+
+	CeilingSeconds float64 `json:"ceiling_seconds"`
+	CeilingRate    float64 `json:"ceiling_records_per_sec"`
+
+	StartupSeconds  float64 `json:"pipeline_startup_seconds"`
+	PipelineSeconds float64 `json:"pipeline_seconds"`
+	PipelineRate    float64 `json:"pipeline_fixes_per_sec"`
+	PipelineRateAll float64 `json:"pipeline_fixes_per_sec_with_startup"`
+	CeilingShare    float64 `json:"ceiling_share"`
+	BacklogAlerts   float64 `json:"backlog_alerts_opened"`
+	// BacklogAlertsByRule: the same, by rule (those that opened any).
+	BacklogAlertsByRule map[string]float64 `json:"backlog_alerts_opened_by_rule"`
+	DeviceStart         string             `json:"device_start"` // the backlog's first device time, in the city's zone
+	BacklogStored       uint64             `json:"backlog_rows_stored"`
+
+	LiveTargetRate   float64 `json:"live_target_rate"`
+	LiveAchievedRate float64 `json:"live_achieved_rate"`
+	LiveWindowFixes  int     `json:"live_window_fixes"`
+	LiveLagAtEnd     int64   `json:"live_lag_at_window_end"`
+	LiveFixes        int     `json:"live_fixes"`
+
+	DetectBatches    uint64  `json:"detect_hist_batches"`
+	DetectP50Ms      float64 `json:"detect_hist_p50_ms"`
+	DetectP99Ms      float64 `json:"detect_hist_p99_ms"`
+	DetectOverflow   bool    `json:"detect_hist_p99_beyond_last_bucket"`
+	WaitBatches      uint64  `json:"wait_hist_batches"`
+	WaitP50Ms        float64 `json:"wait_hist_p50_ms"`
+	WaitP99Ms        float64 `json:"wait_hist_p99_ms"`
+	LiveGCCycles     uint64  `json:"live_gc_cycles"`
+	AlertSamples     int     `json:"alert_e2e_samples"`
+	AlertP50Ms       float64 `json:"alert_e2e_p50_ms"`
+	AlertP99Ms       float64 `json:"alert_e2e_p99_ms"`
+	AlertMaxMs       float64 `json:"alert_e2e_max_ms"`
+	QueryableProbes  int     `json:"queryable_probes"`
+	QueryableMissing int     `json:"queryable_missing"`
+	QueryableP50Ms   float64 `json:"queryable_p50_ms"`
+	QueryableP99Ms   float64 `json:"queryable_p99_ms"`
+	QueryableMaxMs   float64 `json:"queryable_max_ms"`
+
+	Tracked        int     `json:"tracked_vehicles"`
+	TrackedAtReady int     `json:"tracked_at_ready"`
+	HeapBefore     uint64  `json:"heap_before"`
+	HeapReady      uint64  `json:"heap_ready"`
+	HeapAfter      uint64  `json:"heap_after"`
+	FullGCMs       float64 `json:"full_gc_ms_after_backlog"`
+	HeapPerVehicle float64 `json:"heap_per_vehicle"`
+	HeapAllPerVeh  float64 `json:"heap_all_per_vehicle"`
+	PeakRSS        uint64  `json:"peak_rss"`
+	RSS            uint64  `json:"rss"`
+	PeakRSSReset   bool    `json:"peak_rss_reset_at_pipeline_start"`
+	BrokerPeakRSS  uint64  `json:"broker_peak_rss,omitempty"`
+	ClickHousePeak uint64  `json:"clickhouse_peak_rss,omitempty"`
+	ClickHouseRSS  uint64  `json:"clickhouse_rss,omitempty"`
+
+	Lookups        int     `json:"lookups"`
+	Concurrency    int     `json:"lookup_concurrency"`
+	LookupTarget   float64 `json:"lookup_target_rate,omitempty"`
+	LookupInFlight int     `json:"lookup_max_in_flight"`
+	LookupFailures int     `json:"lookup_failures"`
+	LookupRate     float64 `json:"lookups_per_sec"`
+	LookupP50Ms    float64 `json:"lookup_p50_ms"`
+	LookupP99Ms    float64 `json:"lookup_p99_ms"`
+	LookupMaxMs    float64 `json:"lookup_max_ms"`
+	LookupLag      int64   `json:"lookup_phase_lag_at_end"`
+
+	BacklogCPU     CPU     `json:"backlog_cpu_cores"`
+	LiveCPU        CPU     `json:"live_window_cpu_cores"`
+	BacklogBatches Batches `json:"backlog_batches"`
+	LiveBatches    Batches `json:"live_window_batches"`
+
+	Produced uint64 `json:"produced"`
+	Stored   uint64 `json:"stored"`
+
+	Targets []Target `json:"targets"`
+	Notes   []string `json:"notes"`
+}
+
+// targets puts each of the issue's targets beside what r measured, met or SHORT (n/a where it does
+// not apply).
+func targets(r *Report) []Target {
+	status := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "SHORT"
+	}
+	var t []Target
+	t = append(t, Target{"end-to-end throughput", fmt.Sprintf("≥ %d fixes/s", targetFixesPerSec),
+		fmt.Sprintf("%.0f fixes/s", r.PipelineRate), status(r.PipelineRate >= targetFixesPerSec)})
+	t = append(t, Target{"share of the raw Kafka ceiling", fmt.Sprintf("≥ %.0f %%", targetCeilingShare*100),
+		fmt.Sprintf("%.0f %% of %.0f records/s", r.CeilingShare*100, r.CeilingRate), status(r.CeilingShare >= targetCeilingShare)})
+	det := Target{"detection latency p99, half rate", fmt.Sprintf("≤ %d ms", targetDetectP99.Milliseconds()), "no alert in the window", "n/a"}
+	if r.DetectBatches > 0 {
+		over := ""
+		if r.DetectOverflow {
+			over = "> "
+		}
+		det.Measured = fmt.Sprintf("p50 %.1f ms, p99 %s%.1f ms", r.DetectP50Ms, over, r.DetectP99Ms)
+		det.Status = status(!r.DetectOverflow && r.DetectP99Ms <= ms(targetDetectP99))
+	}
+	t = append(t, det)
+	q := Target{"fix → queryable p99, half rate", fmt.Sprintf("≤ %s", targetQueryableP99), "no probe seen", "SHORT"}
+	if n := r.QueryableProbes - r.QueryableMissing; n > 0 {
+		q.Measured = fmt.Sprintf("p50 %.0f ms, p99 %.0f ms", r.QueryableP50Ms, r.QueryableP99Ms)
+		q.Status = status(r.QueryableMissing == 0 && r.QueryableP99Ms <= ms(targetQueryableP99))
+		if r.QueryableMissing > 0 {
+			q.Measured += fmt.Sprintf(", %d of %d probes never seen", r.QueryableMissing, r.QueryableProbes)
+		}
+	}
+	t = append(t, q)
+	t = append(t, Target{"detector state per vehicle", fmt.Sprintf("≤ %d KB", targetStateBytes/1000),
+		fmt.Sprintf("%.2f KB live heap per tracked vehicle", r.HeapPerVehicle/1000), status(r.Tracked > 0 && r.HeapPerVehicle <= targetStateBytes)})
+	rss := Target{"peak RSS with 100k vehicles", fmt.Sprintf("≤ %d MB", targetRSSBytes/1_000_000),
+		fmt.Sprintf("%.0f MB with %d vehicles", float64(r.PeakRSS)/1e6, r.Tracked), status(r.PeakRSS > 0 && r.PeakRSS <= targetRSSBytes)}
+	switch {
+	case r.PeakRSS == 0:
+		rss.Measured, rss.Status = "cannot read /proc/self/status", "n/a"
+	case r.Tracked < targetRSSVehicles && rss.Status == "met":
+		rss.Status = "n/a"
+		rss.Measured += " (fewer than the target's 100k)"
+	}
+	t = append(t, rss)
+	name := fmt.Sprintf("squad lookup p99, %.0f/s from %d squads", r.LookupTarget, r.Concurrency)
+	if r.LookupTarget == 0 {
+		name = fmt.Sprintf("squad lookup p99, %d clients flat out", r.Concurrency)
+	}
+	l := Target{name, fmt.Sprintf("≤ %d ms", targetLookupP99.Milliseconds()),
+		fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", r.LookupP50Ms, r.LookupP99Ms), status(r.LookupFailures == 0 && r.LookupP99Ms <= ms(targetLookupP99))}
+	if r.LookupFailures > 0 {
+		l.Measured += fmt.Sprintf(", %d failed", r.LookupFailures)
+	}
+	t = append(t, l)
+	return t
+}
+
+func mb(b uint64) string { return fmt.Sprintf("%.0f MB", float64(b)/1e6) }
+
+// PrintReport writes r for a person: the targets, then how each figure was measured.
+func PrintReport(w io.Writer, r *Report) {
+	fmt.Fprintf(w, "\nmuckbench bench — %s: %d routes, %d zones, %d vehicles; %d partitions; broker %s; ClickHouse %s; GOMAXPROCS %d\n\n",
+		r.City, r.Routes, r.Zones, r.Vehicles, r.Partitions, r.Broker, r.ClickHouseVersion, r.GOMAXPROCS)
+	fmt.Fprintf(w, "%-34s %-18s %-60s %s\n", "target", "issue", "measured", "")
+	for _, t := range r.Targets {
+		fmt.Fprintf(w, "%-34s %-18s %-60s %s\n", t.Name, t.Target, t.Measured, t.Status)
+	}
+	fmt.Fprintf(w, "\nhow:\n")
+	fmt.Fprintf(w, "  backlog      %d fixes of %d vehicles on their permitted routes (1 in %d speeding at %d km/h), preloaded in %.1fs (%.0f fixes/s);\n"+
+		"               device time from %s\n",
+		r.Fixes, r.Vehicles, violatorEvery, fastKmh, r.PreloadSeconds, r.PreloadRate, r.DeviceStart)
+	fmt.Fprintf(w, "  ceiling      a bare kafka-go group reader, the consumer's fetch settings, fetching and discarding: %.0f records/s (%.2fs)\n",
+		r.CeilingRate, r.CeilingSeconds)
+	fmt.Fprintf(w, "  pipeline     %.0f fixes/s from consuming to the last fix stored in ClickHouse and committed (lag 0) in %.2fs;\n"+
+		"               %.0f fixes/s counting its %.2fs start; %.0f alerts opened; %d rows stored\n",
+		r.PipelineRate, r.PipelineSeconds, r.PipelineRateAll, r.StartupSeconds, r.BacklogAlerts, r.BacklogStored)
+	if len(r.BacklogAlertsByRule) > 0 {
+		fmt.Fprintf(w, "               alerts opened by rule: %s\n", joinCounts(r.BacklogAlertsByRule))
+	}
+	fmt.Fprintf(w, "  live         %.0f fixes/s asked, %.0f achieved in the %d-fix window; group lag %d at the window's end, %d after the lookups\n",
+		r.LiveTargetRate, r.LiveAchievedRate, r.LiveWindowFixes, r.LiveLagAtEnd, r.LookupLag)
+	fmt.Fprintf(w, "  detection    muckwatch_detection_latency_seconds (a batch's first record fetched → its alert changes produced), %d batches,\n"+
+		"               interpolated within its buckets (×√2 apart): p50 %.1f ms, p99 %.1f ms\n", r.DetectBatches, r.DetectP50Ms, r.DetectP99Ms)
+	fmt.Fprintf(w, "               of which waiting before detection (muckwatch_detection_wait_seconds: decoding, hand-off, batch fill, the batches before),\n"+
+		"               %d batches: p50 %.1f ms, p99 %.1f ms; %d garbage collection cycles of this process in the window\n",
+		r.WaitBatches, r.WaitP50Ms, r.WaitP99Ms, r.LiveGCCycles)
+	fmt.Fprintf(w, "               produce → speeding alert read back from the alerts topic (producer, broker, batch fill, detection, announcement),\n"+
+		"               %d alerts: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", r.AlertSamples, r.AlertP50Ms, r.AlertP99Ms, r.AlertMaxMs)
+	fmt.Fprintf(w, "  queryable    %d probe fixes (one per %s), ClickHouse polled every %s for them: p50 %.0f ms, p99 %.0f ms, max %.0f ms, %d never seen\n",
+		r.QueryableProbes, probeEvery, probePoll, r.QueryableP50Ms, r.QueryableP99Ms, r.QueryableMaxMs, r.QueryableMissing)
+	fmt.Fprintf(w, "  memory       %d vehicles tracked (muckwatch_tracked_vehicles); live heap after GC: %s before the pipeline, %s once started\n"+
+		"               (%d tracked), %s after the backlog: %.0f B per vehicle tracked meanwhile, %.0f B per vehicle for the whole pipeline\n"+
+		"               (city, buffers, API view); a full collection of it, the pipeline idle, %.0f ms; peak RSS of this process %s (now %s)",
+		r.Tracked, mb(r.HeapBefore), mb(r.HeapReady), r.TrackedAtReady, mb(r.HeapAfter), r.HeapPerVehicle, r.HeapAllPerVeh, r.FullGCMs, mb(r.PeakRSS), mb(r.RSS))
+	if r.PeakRSSReset {
+		fmt.Fprintf(w, ", reset when the pipeline started")
+	}
+	fmt.Fprintln(w)
+	if r.BrokerPeakRSS > 0 {
+		fmt.Fprintf(w, "               broker child process peak RSS %s (not counted above)\n", mb(r.BrokerPeakRSS))
+	}
+	if r.ClickHousePeak > 0 {
+		fmt.Fprintf(w, "               ClickHouse server peak RSS %s, now %s (not counted above)\n", mb(r.ClickHousePeak), mb(r.ClickHouseRSS))
+	}
+	how := fmt.Sprintf("by %d clients flat out", r.Concurrency)
+	if r.LookupTarget > 0 {
+		how = fmt.Sprintf("from %d squads arriving at random at %.0f/s (at most %d at once)", r.Concurrency, r.LookupTarget, r.LookupInFlight)
+	}
+	fmt.Fprintf(w, "  lookups      %d GET /api/v1/vehicles/{plate} %s, from %s: %.0f/s, p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d failed\n",
+		r.Lookups, how, r.Squads, r.LookupRate, r.LookupP50Ms, r.LookupP99Ms, r.LookupMaxMs, r.LookupFailures)
+	fmt.Fprintf(w, "  CPU          cores used (of %d) working off the backlog: %s; in the live window: %s\n",
+		runtime.NumCPU(), r.BacklogCPU, r.LiveCPU)
+	fmt.Fprintf(w, "  per batch    backlog: %s\n               live window: %s\n", r.BacklogBatches, r.LiveBatches)
+	fmt.Fprintf(w, "  stored       %d distinct fixes of %d produced\n", r.Stored, r.Produced)
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "  note         %s\n", n)
+	}
+}
