@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/muckwatch/muckwatch/detectors"
 )
 
 // Dispatch kinds.
@@ -45,10 +47,10 @@ func (l *Live) plan(v *AlertView) *DispatchPlan {
 		}
 		grid.GridStaff = "grid-staff:" + district
 	}
-	if v.Severity != "severe" && !(d.WarningsToOfficers && v.Severity == "warning") {
+	if v.Severity != detectors.SeveritySevere && !(d.WarningsToOfficers && v.Severity == detectors.SeverityWarning) {
 		return grid
 	}
-	officers := l.nearestOfficers(v.Lat, v.Lon, d.Officers, v.UpdatedMs)
+	officers := l.nearestOfficers(v.Lat, v.Lon, d.Officers, detectors.UnixMilli(v.Updated))
 	if len(officers) == 0 {
 		grid.Note = fmt.Sprintf("no available officer with a position of the last %s within %.0f m", d.OfficerStale, d.MaxDistanceM)
 		return grid
@@ -178,11 +180,11 @@ func (l *Live) restoreAction(id string, a Action) {
 }
 
 // ackWithin is the acknowledgement deadline of a severity.
-func (l *Live) ackWithin(severity string) time.Duration {
+func (l *Live) ackWithin(severity detectors.Severity) time.Duration {
 	switch severity {
-	case "severe":
+	case detectors.SeveritySevere:
 		return l.cfg.AckWithin.Severe
-	case "warning":
+	case detectors.SeverityWarning:
 		return l.cfg.AckWithin.Warning
 	}
 	return l.cfg.AckWithin.Info

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -11,19 +13,56 @@ import (
 
 	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/record"
-	"github.com/muckwatch/muckwatch/sink"
 )
 
-// AlertView is an alert as the API shows it: the detector's latest snapshot, how the command
-// centre is handling it, and who it was offered to.
+// AlertView is an alert as the API shows it: the detectors' latest snapshot of it and the change
+// that made it, and the command centre's part (Supervision). Its JSON is the alert's muck.alerts
+// message (detectors.Change) followed by Supervision's fields.
 type AlertView struct {
-	sink.AlertMessage
+	// Change is the alert's last change: the detectors' (opened, escalated, updated, resolved)
+	// or the API's (restored, handling, overdue).
+	Change detectors.ChangeKind
+	detectors.Alert
+	Supervision
+}
+
+// Supervision is what the API adds to an alert: how the command centre is handling it, who it
+// was offered to, whether it is overdue, and when it arrived.
+type Supervision struct {
 	Handling Handling      `json:"handling"`
 	Dispatch *DispatchPlan `json:"dispatch,omitempty"`
 	Overdue  bool          `json:"overdue"`
 	// ReceivedMs is when (wall time) muckwatch first published the alert; acknowledgement
 	// deadlines count from here.
 	ReceivedMs int64 `json:"received_ms"`
+}
+
+// MarshalJSON writes the alert's change message with the supervision's fields after it.
+func (v AlertView) MarshalJSON() ([]byte, error) {
+	c := detectors.Change{Kind: v.Change, Alert: v.Alert}
+	var own bytes.Buffer
+	enc := json.NewEncoder(&own)
+	enc.SetEscapeHTML(false) // the caller's encoder escapes, or not, the whole
+	if err := enc.Encode(v.Supervision); err != nil {
+		return nil, fmt.Errorf("cannot encode alert %s: %w", v.ID, err)
+	}
+	b := c.AppendJSON(make([]byte, 0, c.JSONSize()+own.Len()))
+	b[len(b)-1] = ','
+	return append(b, bytes.TrimSpace(own.Bytes())[1:]...), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (v *AlertView) UnmarshalJSON(data []byte) error {
+	var c detectors.Change
+	if err := c.UnmarshalJSON(data); err != nil {
+		return err
+	}
+	var s Supervision
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("cannot read the supervision of alert %s: %w", c.Alert.ID, err)
+	}
+	*v = AlertView{Change: c.Kind, Alert: c.Alert, Supervision: s}
+	return nil
 }
 
 // Handling is an alert's place in the command centre's lifecycle.
@@ -55,6 +94,7 @@ const (
 const (
 	ChangeHandling = "handling" // a person acted on the alert; alert.handling says how
 	ChangeOverdue  = "overdue"  // nobody acknowledged the alert in time
+	ChangeRestored = "restored" // an alert still open when the API started, read from ClickHouse
 )
 
 // FeedItem is one item of the live alert feed (SSE, webhook).
@@ -152,7 +192,7 @@ func (l *Live) Observe(fixes []record.Fix, officers []record.OfficerPosition, ch
 		l.officers[o.OfficerID] = OfficerPosition{OfficerID: o.OfficerID, Lat: o.Lat, Lon: o.Lon, Available: o.Available, TimeMs: ms}
 	}
 	for _, c := range changes {
-		l.applyChange(sink.NewAlertMessage(c))
+		l.applyChange(c)
 	}
 }
 
@@ -175,37 +215,38 @@ func (l *Live) position(plate string, no uint32) (*VehiclePosition, bool) {
 }
 
 // applyChange updates the view with a detector change and publishes it. l.mu is held.
-func (l *Live) applyChange(m sink.AlertMessage) {
-	if m.Change == string(detectors.ChangeOpened) {
-		l.addViolation(m.VehicleID, m.AlertID, m.Rule, time.UnixMilli(m.StartMs))
+func (l *Live) applyChange(c detectors.Change) {
+	a := &c.Alert
+	if c.Kind == detectors.ChangeOpened {
+		l.addViolation(a.VehicleID, a.ID, string(a.Rule), a.Start)
 	}
-	v := l.alerts[m.AlertID]
+	v := l.alerts[a.ID]
 	if v == nil {
-		if m.Version > 1 && m.Change != string(detectors.ChangeOpened) && !l.keepOpen(m) {
+		if a.Version > 1 && c.Kind != detectors.ChangeOpened && !l.keepOpen(a) {
 			// a later change of an alert that is no longer on the open list
-			l.publish(FeedItem{Change: m.Change, Alert: AlertView{AlertMessage: m, Handling: Handling{State: StateNew, Actions: []Action{}}}})
+			l.publish(FeedItem{Change: string(c.Kind), Alert: AlertView{Change: c.Kind, Alert: *a,
+				Supervision: Supervision{Handling: Handling{State: StateNew, Actions: []Action{}}}}})
 			return
 		}
-		v = &AlertView{Handling: Handling{State: StateNew}, ReceivedMs: l.now().UnixMilli()}
-		v.AlertMessage = m
+		v = &AlertView{Alert: *a, Supervision: Supervision{Handling: Handling{State: StateNew}, ReceivedMs: l.now().UnixMilli()}}
 		l.putAlert(v)
-	} else if m.Version < v.Version {
+	} else if a.Version < v.Version {
 		return // an older change read again after a replay
 	}
-	v.AlertMessage = m
-	if v.Dispatch == nil || (m.Severity == "severe" && v.Dispatch.Kind != DispatchOfficers) {
+	v.Change, v.Alert = c.Kind, *a
+	if v.Dispatch == nil || (a.Severity == detectors.SeveritySevere && v.Dispatch.Kind != DispatchOfficers) {
 		v.Dispatch = l.plan(v)
 	}
-	item := FeedItem{Change: m.Change, Alert: cloneView(v)}
-	if !l.keepOpen(m) || terminal(v.Handling.State) {
-		l.dropAlert(m.AlertID)
+	item := FeedItem{Change: string(c.Kind), Alert: cloneView(v)}
+	if !l.keepOpen(a) || terminal(v.Handling.State) {
+		l.dropAlert(a.ID)
 	}
 	l.publish(item)
 }
 
 // putAlert adds v to the open list. l.mu is held.
 func (l *Live) putAlert(v *AlertView) {
-	l.alerts[v.AlertID] = v
+	l.alerts[v.ID] = v
 	l.byVehicle[v.VehicleID] = append(l.byVehicle[v.VehicleID], v)
 }
 
@@ -226,11 +267,11 @@ func (l *Live) dropAlert(id string) {
 
 // keepOpen: an alert stays on the open list while its episode is under way, and a severe one until
 // a supervisor resolves or dismisses it (for OpenSevereFor at most).
-func (l *Live) keepOpen(m sink.AlertMessage) bool {
-	if m.Status == string(detectors.StatusOpen) {
+func (l *Live) keepOpen(a *detectors.Alert) bool {
+	if a.Status == detectors.StatusOpen {
 		return true
 	}
-	return m.Severity == "severe" && l.now().Sub(time.UnixMilli(m.EndMs)) < l.cfg.OpenSevereFor
+	return a.Severity == detectors.SeveritySevere && l.now().Sub(a.End) < l.cfg.OpenSevereFor
 }
 
 func terminal(state string) bool { return state == StateResolved || state == StateDismissed }
@@ -329,10 +370,10 @@ type AlertFilter struct {
 	Vehicle                      string
 }
 
-// Match reports whether the filter selects m.
-func (f AlertFilter) Match(m *sink.AlertMessage) bool {
-	return (len(f.Rules) == 0 || f.Rules[m.Rule]) && (len(f.Severities) == 0 || f.Severities[m.Severity]) &&
-		(len(f.Districts) == 0 || f.Districts[m.District]) && (f.Vehicle == "" || f.Vehicle == m.VehicleID)
+// Match reports whether the filter selects a.
+func (f AlertFilter) Match(a *detectors.Alert) bool {
+	return (len(f.Rules) == 0 || f.Rules[string(a.Rule)]) && (len(f.Severities) == 0 || f.Severities[string(a.Severity)]) &&
+		(len(f.Districts) == 0 || f.Districts[a.District]) && (f.Vehicle == "" || f.Vehicle == a.VehicleID)
 }
 
 // OpenAlerts returns the open alerts the filter selects, most severe first, then newest first.
@@ -341,14 +382,14 @@ func (l *Live) OpenAlerts(f AlertFilter) []AlertView {
 	var out []AlertView
 	if f.Vehicle != "" {
 		for _, v := range l.byVehicle[f.Vehicle] {
-			if f.Match(&v.AlertMessage) {
+			if f.Match(&v.Alert) {
 				out = append(out, cloneView(v))
 			}
 		}
 	} else {
 		out = make([]AlertView, 0, len(l.alerts))
 		for _, v := range l.alerts {
-			if f.Match(&v.AlertMessage) {
+			if f.Match(&v.Alert) {
 				out = append(out, cloneView(v))
 			}
 		}
@@ -359,13 +400,13 @@ func (l *Live) OpenAlerts(f AlertFilter) []AlertView {
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := &out[i], &out[j]
-		if ra, rb := severityRank[a.Severity], severityRank[b.Severity]; ra != rb {
+		if ra, rb := severityRank[string(a.Severity)], severityRank[string(b.Severity)]; ra != rb {
 			return ra > rb
 		}
-		if a.StartMs != b.StartMs {
-			return a.StartMs > b.StartMs
+		if sa, sb := detectors.UnixMilli(a.Start), detectors.UnixMilli(b.Start); sa != sb {
+			return sa > sb
 		}
-		return a.AlertID < b.AlertID
+		return a.ID < b.ID
 	})
 	return out
 }
@@ -497,7 +538,7 @@ type subscriber struct {
 }
 
 func (s *subscriber) offer(item FeedItem) {
-	if s.closed || !s.filter.Match(&item.Alert.AlertMessage) {
+	if s.closed || !s.filter.Match(&item.Alert.Alert) {
 		return
 	}
 	select {

@@ -167,7 +167,7 @@ func TestLiveAlertLifecycle(t *testing.T) {
 	}
 	*now = now.Add(2 * time.Second)
 	over := l.CheckOverdue()
-	if len(over) != 1 || over[0].Alert.AlertID != "w1" || over[0].Change != ChangeOverdue || !over[0].Alert.Overdue {
+	if len(over) != 1 || over[0].Alert.ID != "w1" || over[0].Change != ChangeOverdue || !over[0].Alert.Overdue {
 		t.Fatalf("overdue: %+v", over)
 	}
 	if len(l.CheckOverdue()) != 0 {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/muckwatch/muckwatch/sink"
+	"github.com/muckwatch/muckwatch/detectors"
 )
 
 // Store is the API's access to ClickHouse: history for the analysts, the records the API keeps
@@ -115,7 +115,7 @@ func (s *Store) WriteFeed(ctx context.Context, items []FeedItem) error {
 	return s.insert(ctx, "alert_feed", "seq, change, alert_id, rule, severity, district, vehicle_id, item, written_at", func(b driver.Batch) error {
 		for _, it := range items {
 			a := &it.Alert
-			if err := b.Append(it.Seq, it.Change, a.AlertID, a.Rule, a.Severity, a.District, a.VehicleID, string(encodeItem(it)), now); err != nil {
+			if err := b.Append(it.Seq, it.Change, a.ID, string(a.Rule), string(a.Severity), a.District, a.VehicleID, string(encodeItem(it)), now); err != nil {
 				return err
 			}
 		}
@@ -213,16 +213,18 @@ func (s *Store) Restore(ctx context.Context, l *Live) error {
 	open := 0
 	l.mu.Lock()
 	for rows.Next() {
-		var m sink.AlertMessage
-		if err := rows.Scan(&m.AlertID, &m.Rule, &m.Severity, &m.Phase, &m.Status, &m.VehicleID, &m.Company, &m.PermitID, &m.Place,
-			&m.District, &m.StartMs, &m.EndMs, &m.Lat, &m.Lon, &m.Value, &m.Limit, &m.Evidence, &m.Version, &m.UpdatedMs); err != nil {
+		var a detectors.Alert
+		var rule, severity, phase, status string
+		var startMs, endMs, updatedMs int64
+		if err := rows.Scan(&a.ID, &rule, &severity, &phase, &status, &a.VehicleID, &a.Company, &a.PermitID, &a.Place,
+			&a.District, &startMs, &endMs, &a.Lat, &a.Lon, &a.Value, &a.Limit, &a.Evidence, &a.Version, &updatedMs); err != nil {
 			l.mu.Unlock()
 			rows.Close()
 			return fmt.Errorf("cannot restore the open alerts: %w", err)
 		}
-		m.Action = actionOf(m.Severity)
-		m.Change = "restored"
-		v := &AlertView{AlertMessage: m, Handling: Handling{State: StateNew}, ReceivedMs: m.UpdatedMs}
+		a.Rule, a.Severity, a.Phase, a.Status = detectors.Rule(rule), detectors.Severity(severity), detectors.Phase(phase), detectors.Status(status)
+		a.Start, a.End, a.Updated = detectors.FromUnixMilli(startMs), detectors.FromUnixMilli(endMs), detectors.FromUnixMilli(updatedMs)
+		v := &AlertView{Change: ChangeRestored, Alert: a, Supervision: Supervision{Handling: Handling{State: StateNew}, ReceivedMs: updatedMs}}
 		l.putAlert(v)
 		open++
 	}
@@ -280,11 +282,4 @@ func (s *Store) Restore(ctx context.Context, l *Live) error {
 	}
 	s.log.Info("API state restored from ClickHouse", "violations_30d", n, "open_alerts", open)
 	return nil
-}
-
-func actionOf(severity string) string {
-	if severity == "severe" {
-		return "dispatch_enforcement"
-	}
-	return "notify_grid_staff"
 }

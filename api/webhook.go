@@ -152,7 +152,7 @@ func (h *Webhook) Enqueue(items []FeedItem) {
 
 // wants reports whether an item's alert is severe enough to deliver.
 func (h *Webhook) wants(item *FeedItem) bool {
-	rank, ok := severityRank[item.Alert.Severity]
+	rank, ok := severityRank[string(item.Alert.Severity)]
 	return ok && rank >= h.minRank
 }
 
@@ -237,19 +237,19 @@ func (h *Webhook) deliver(ctx context.Context, item FeedItem) {
 			return
 		}
 		if ctx.Err() != nil {
-			h.log.Info("webhook stopped while delivering a feed item", "url", h.target, "seq", item.Seq, "alert", item.Alert.AlertID, "attempt", attempt)
+			h.log.Info("webhook stopped while delivering a feed item", "url", h.target, "seq", item.Seq, "alert", item.Alert.ID, "attempt", attempt)
 			return
 		}
 		if !res.retry {
 			h.metrics.failed.Inc()
 			h.log.Warn("webhook refused a feed item; not retrying", "url", h.target, "seq", item.Seq, "change", item.Change,
-				"alert", item.Alert.AlertID, "err", res.err)
+				"alert", item.Alert.ID, "err", res.err)
 			return
 		}
 		if attempt >= h.cfg.MaxAttempts {
 			h.metrics.failed.Inc()
 			h.log.Warn("webhook delivery failed; giving up", "url", h.target, "seq", item.Seq, "change", item.Change,
-				"alert", item.Alert.AlertID, "attempts", attempt, "err", res.err)
+				"alert", item.Alert.ID, "attempts", attempt, "err", res.err)
 			return
 		}
 		wait := backoff
@@ -259,7 +259,7 @@ func (h *Webhook) deliver(ctx context.Context, item FeedItem) {
 		backoff = min(2*backoff, h.cfg.MaxBackoff)
 		h.log.Debug("webhook delivery failed; retrying", "url", h.target, "seq", item.Seq, "attempt", attempt, "in", wait, "err", res.err)
 		if err := h.sleep(ctx, wait); err != nil {
-			h.log.Info("webhook stopped while waiting to retry a feed item", "url", h.target, "seq", item.Seq, "alert", item.Alert.AlertID, "attempt", attempt)
+			h.log.Info("webhook stopped while waiting to retry a feed item", "url", h.target, "seq", item.Seq, "alert", item.Alert.ID, "attempt", attempt)
 			return
 		}
 	}
