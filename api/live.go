@@ -400,7 +400,7 @@ func (l *Live) OpenAlerts(f AlertFilter) []AlertView {
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := &out[i], &out[j]
-		if ra, rb := severityRank[string(a.Severity)], severityRank[string(b.Severity)]; ra != rb {
+		if ra, rb := a.Severity.Rank(), b.Severity.Rank(); ra != rb {
 			return ra > rb
 		}
 		if sa, sb := detectors.UnixMilli(a.Start), detectors.UnixMilli(b.Start); sa != sb {

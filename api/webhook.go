@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/muckwatch/muckwatch/detectors"
 )
 
 // Webhook headers. The signature is "sha256=" followed by the hex HMAC-SHA256, keyed with the
@@ -87,7 +89,7 @@ func NewWebhook(cfg WebhookConfig, secret string, log *slog.Logger, reg promethe
 		reg.MustRegister(deliveries, attempts, queueLen)
 	}
 	return &Webhook{
-		cfg: cfg, secret: []byte(secret), minRank: severityRank[cfg.MinSeverity], target: target, log: log,
+		cfg: cfg, secret: []byte(secret), minRank: detectors.Severity(cfg.MinSeverity).Rank(), target: target, log: log,
 		metrics: webhookMetrics{
 			delivered: deliveries.WithLabelValues("delivered"), failed: deliveries.WithLabelValues("failed"),
 			dropped: deliveries.WithLabelValues("dropped"), attempts: attempts, queueLen: queueLen,
@@ -152,8 +154,8 @@ func (h *Webhook) Enqueue(items []FeedItem) {
 
 // wants reports whether an item's alert is severe enough to deliver.
 func (h *Webhook) wants(item *FeedItem) bool {
-	rank, ok := severityRank[string(item.Alert.Severity)]
-	return ok && rank >= h.minRank
+	sev, ok := detectors.ParseSeverity(string(item.Alert.Severity))
+	return ok && sev.Rank() >= h.minRank
 }
 
 // grow enlarges the full ring buffer, at most to cfg.Queue. h.mu is held.
