@@ -1,15 +1,8 @@
 package api
 
-// Analysts' endpoints: the history of violations, a vehicle's track and the violation heatmap,
-// read from ClickHouse.
-//
-// The alerts table keeps one row per alert version (ReplacingMergeTree(version)) and merges them
-// only eventually, so every query here first reduces it to the newest version of each alert
-// (GROUP BY id with argMax(…, version)): an alert counts once however many versions are stored.
-// An alert's id is derived from its rule, vehicle and start, so those columns are the same in
-// every version and are grouped on beside id, and filters on them go inside the reduction (where
-// they use the table's key and partitions); filters on what may change (severity, company, place,
-// district) apply to the newest version, outside it.
+// The analysts' queries: the history of violations, a vehicle's track and the violation
+// heatmap, read from ClickHouse (the reduction of alerts to their newest versions is in
+// alert_rows.go).
 
 import (
 	"context"
@@ -18,6 +11,9 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/muckwatch/muckwatch/detectors"
+	"github.com/muckwatch/muckwatch/tables"
 )
 
 // ViolationQuery selects the violations (alerts) that started within a window.
@@ -38,15 +34,6 @@ type ViolationQuery struct {
 	Limit int
 }
 
-// ViolationRecord is the newest version of one alert.
-type ViolationRecord struct {
-	AlertID, Rule, Severity, Status, VehicleID, Company, PermitID, Place, District string
-	// StartMs and EndMs are Unix milliseconds; EndMs is 0 while the alert is open.
-	StartMs, EndMs         int64
-	Lat, Lon, Value, Limit float64
-	Evidence               string
-}
-
 // ViolationGroup is the count of violations with one combination of group keys.
 type ViolationGroup struct {
 	// Keys are the values of ViolationQuery.GroupBy, in that order, as the answer shows them.
@@ -54,8 +41,8 @@ type ViolationGroup struct {
 	Violations uint64
 }
 
-// groupKey is a key violations can be counted by: an expression over the columns of
-// latestAlertsColumns, which takes the time zone as its parameter when zoned.
+// groupKey is a key violations can be counted by: an expression over the newest version of the
+// alerts (see latest), which takes the time zone as its parameter when zoned.
 type groupKey struct {
 	name, expr string
 	zoned      bool
@@ -64,13 +51,13 @@ type groupKey struct {
 }
 
 var groupKeys = []groupKey{
-	{name: "day", expr: "toString(toDate(start_time, ?))", zoned: true},
-	{name: "hour", expr: "toUInt32(toStartOfHour(start_time, ?))", zoned: true, unixHour: true},
-	{name: "rule", expr: "rule"},
-	{name: "severity", expr: "sev"},
-	{name: "company", expr: "comp"},
-	{name: "district", expr: "dist"},
-	{name: "site", expr: "plc"},
+	{name: "day", expr: "toString(toDate(" + latest("start_time") + ", ?))", zoned: true},
+	{name: "hour", expr: "toUInt32(toStartOfHour(" + latest("start_time") + ", ?))", zoned: true, unixHour: true},
+	{name: "rule", expr: latest("rule")},
+	{name: "severity", expr: latest("severity")},
+	{name: "company", expr: latest("company")},
+	{name: "district", expr: latest("district")},
+	{name: "site", expr: latest("place")},
 }
 
 // ViolationGroupKeys returns the keys violations can be grouped by.
@@ -91,44 +78,32 @@ func lookupGroupKey(name string) (groupKey, bool) {
 	return groupKey{}, false
 }
 
-// latestAlertsColumns reduce the alerts table to the newest version of each alert. The aliases
-// differ from the column names on purpose: an alias equal to the column it aggregates would be
-// read as the aggregate inside itself.
-const latestAlertsColumns = `id, rule, vehicle_id, start_time, start_ms,
-		argMax(severity, version) AS sev, argMax(status, version) AS stat, argMax(company, version) AS comp,
-		argMax(permit_id, version) AS permit, argMax(place, version) AS plc, argMax(district, version) AS dist,
-		argMax(end_ms, version) AS stop_ms, argMax(lat, version) AS alat, argMax(lon, version) AS alon,
-		argMax(value, version) AS val, argMax(limit_value, version) AS lim, argMax(evidence, version) AS evid`
-
-// latestAlertsGroupBy groups on id and the columns that never change for an id.
-const latestAlertsGroupBy = " GROUP BY id, rule, vehicle_id, start_time, start_ms"
-
-// violationColumns are what a ViolationRecord is scanned from, in scanViolations' order.
-const violationColumns = "id, rule, sev, stat, vehicle_id, comp, permit, plc, dist, start_ms, stop_ms, alat, alon, val, lim, evid"
-
-// with extra conditions on the columns of latestAlertsColumns.
+// fromLatestAlerts appends to q " FROM (the newest version of every alert vq selects) WHERE …",
+// with extra conditions on the columns of the newest version (see latest).
 func (s *Store) fromLatestAlerts(q *sqlText, vq ViolationQuery, extra ...string) {
+	t := tables.Alerts
 	// start_time (seconds) selects partitions; start_ms makes the bounds exact.
-	q.add(" FROM (SELECT "+latestAlertsColumns+" FROM "+s.db+".alerts"+
-		" WHERE start_time >= toDateTime(?) AND start_time <= toDateTime(?) AND start_ms >= ? AND start_ms < ?",
+	start, startMs := t.Col("start_time"), t.Col("start_ms")
+	q.add(" FROM (SELECT "+latestAlertsSelect+" FROM "+t.In(s.db)+
+		" WHERE "+start+" >= toDateTime(?) AND "+start+" <= toDateTime(?) AND "+startMs+" >= ? AND "+startMs+" < ?",
 		unixSeconds(vq.From), unixSeconds(vq.To), vq.From.UnixMilli(), vq.To.UnixMilli())
 	var inner conditions
-	inner.in("rule", vq.Rules)
+	inner.in(t.Col("rule"), vq.Rules)
 	if vq.Vehicle != "" {
-		inner.add("vehicle_id = ?", vq.Vehicle)
+		inner.add(t.Col("vehicle_id")+" = ?", vq.Vehicle)
 	}
 	if len(inner.parts) > 0 {
 		q.add(" AND "+strings.Join(inner.parts, " AND "), inner.args...)
 	}
 	q.add(latestAlertsGroupBy + ")")
 	var outer conditions
-	outer.in("sev", vq.Severities)
-	outer.in("dist", vq.Districts)
+	outer.in(latest("severity"), vq.Severities)
+	outer.in(latest("district"), vq.Districts)
 	if vq.Company != "" {
-		outer.add("comp = ?", vq.Company)
+		outer.add(latest("company")+" = ?", vq.Company)
 	}
 	if vq.Site != "" {
-		outer.add("plc = ?", vq.Site)
+		outer.add(latest("place")+" = ?", vq.Site)
 	}
 	for _, e := range extra {
 		outer.add(e)
@@ -138,7 +113,9 @@ func (s *Store) fromLatestAlerts(q *sqlText, vq ViolationQuery, extra ...string)
 
 // Violations returns the newest version of the alerts vq selects, newest first, up to vq.Limit,
 // and how many alerts it selects in all.
-func (s *Store) Violations(ctx context.Context, vq ViolationQuery) ([]ViolationRecord, uint64, error) {
+func (s *Store) Violations(ctx context.Context, vq ViolationQuery) ([]detectors.Alert, uint64, error) {
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	var count sqlText
 	count.add("SELECT count()")
 	s.fromLatestAlerts(&count, vq)
@@ -147,10 +124,10 @@ func (s *Store) Violations(ctx context.Context, vq ViolationQuery) ([]ViolationR
 		return nil, 0, fmt.Errorf("cannot count the violations: %w", err)
 	}
 	var list sqlText
-	list.add("SELECT " + violationColumns)
+	list.add("SELECT " + latestAlertList)
 	s.fromLatestAlerts(&list, vq)
-	list.add(" ORDER BY start_ms DESC, id LIMIT ?", vq.Limit)
-	recs, err := s.scanViolations(ctx, &list)
+	list.add(" ORDER BY "+latest("start_ms")+" DESC, "+latest("id")+" LIMIT ?", vq.Limit)
+	recs, err := s.scanAlerts(ctx, &list)
 	if err != nil {
 		return nil, 0, fmt.Errorf("cannot read the violations: %w", err)
 	}
@@ -163,6 +140,8 @@ func (s *Store) ViolationGroups(ctx context.Context, vq ViolationQuery) (groups 
 	if len(vq.GroupBy) == 0 {
 		return nil, false, errors.New("cannot count the violations by nothing: GroupBy is empty")
 	}
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	zone := ""
 	if vq.Location != nil {
 		zone = vq.Location.String()
@@ -234,33 +213,37 @@ func (s *Store) ViolationGroups(ctx context.Context, vq ViolationQuery) (groups 
 
 // VehicleAlerts returns the newest version of the alerts of plate that overlap [from, to): they
 // started before to and were open at from or ended after it. Oldest first, up to limit.
-func (s *Store) VehicleAlerts(ctx context.Context, plate string, from, to time.Time, limit int) ([]ViolationRecord, error) {
+func (s *Store) VehicleAlerts(ctx context.Context, plate string, from, to time.Time, limit int) ([]detectors.Alert, error) {
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
+	t := tables.Alerts
+	end := latest("end_ms")
 	var q sqlText
-	q.add("SELECT "+violationColumns+" FROM (SELECT "+latestAlertsColumns+" FROM "+s.db+".alerts"+
-		" WHERE vehicle_id = ? AND start_time <= toDateTime(?) AND start_ms < ?"+latestAlertsGroupBy+")"+
-		" WHERE stop_ms = 0 OR stop_ms >= ? ORDER BY start_ms, id LIMIT ?",
+	q.add("SELECT "+latestAlertList+" FROM (SELECT "+latestAlertsSelect+" FROM "+t.In(s.db)+
+		" WHERE "+t.Col("vehicle_id")+" = ? AND "+t.Col("start_time")+" <= toDateTime(?) AND "+t.Col("start_ms")+" < ?"+latestAlertsGroupBy+")"+
+		" WHERE "+end+" = 0 OR "+end+" >= ? ORDER BY "+latest("start_ms")+", "+latest("id")+" LIMIT ?",
 		plate, unixSeconds(to), to.UnixMilli(), from.UnixMilli(), limit)
-	recs, err := s.scanViolations(ctx, &q)
+	recs, err := s.scanAlerts(ctx, &q)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the alerts of %s: %w", plate, err)
 	}
 	return recs, nil
 }
 
-func (s *Store) scanViolations(ctx context.Context, q *sqlText) ([]ViolationRecord, error) {
+// scanAlerts runs q, which selects latestAlertList, and returns the alerts it reads.
+func (s *Store) scanAlerts(ctx context.Context, q *sqlText) ([]detectors.Alert, error) {
 	rows, err := s.conn.Query(ctx, q.String(), q.args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := []ViolationRecord{}
+	out := []detectors.Alert{}
+	r := newAlertRow()
 	for rows.Next() {
-		var v ViolationRecord
-		if err := rows.Scan(&v.AlertID, &v.Rule, &v.Severity, &v.Status, &v.VehicleID, &v.Company, &v.PermitID, &v.Place,
-			&v.District, &v.StartMs, &v.EndMs, &v.Lat, &v.Lon, &v.Value, &v.Limit, &v.Evidence); err != nil {
+		if err := rows.Scan(r.dest...); err != nil {
 			return nil, err
 		}
-		out = append(out, v)
+		out = append(out, r.alert())
 	}
 	return out, rows.Err()
 }
@@ -274,10 +257,14 @@ type TrackPoint struct {
 // Track returns plate's fixes with from <= time < to, each fix once, in time order, up to
 // limit.
 func (s *Store) Track(ctx context.Context, plate string, from, to time.Time, limit int) ([]TrackPoint, error) {
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
+	t := tables.Positions
+	id, ts, tsMs := t.Col("fix_id"), t.Col("ts"), t.Col("ts_ms")
 	var q sqlText
-	q.add("SELECT t, la, lo FROM (SELECT fix_id, any(ts_ms) AS t, any(lat) AS la, any(lon) AS lo FROM "+s.db+".positions"+
-		" WHERE vehicle_id = ? AND ts >= toDateTime(?) AND ts <= toDateTime(?) AND ts_ms >= ? AND ts_ms < ?"+
-		" GROUP BY fix_id) ORDER BY t, fix_id LIMIT ?",
+	q.add("SELECT t, la, lo FROM (SELECT "+id+", any("+tsMs+") AS t, any("+t.Col("lat")+") AS la, any("+t.Col("lon")+") AS lo FROM "+t.In(s.db)+
+		" WHERE "+t.Col("vehicle_id")+" = ? AND "+ts+" >= toDateTime(?) AND "+ts+" <= toDateTime(?) AND "+tsMs+" >= ? AND "+tsMs+" < ?"+
+		" GROUP BY "+id+") ORDER BY t, "+id+" LIMIT ?",
 		plate, unixSeconds(from), unixSeconds(to), from.UnixMilli(), to.UnixMilli(), limit)
 	rows, err := s.conn.Query(ctx, q.String(), q.args...)
 	if err != nil {
@@ -320,9 +307,12 @@ func (s *Store) Heatmap(ctx context.Context, hq HeatmapQuery) ([]HeatCell, error
 	if !(hq.DLat > 0) || !(hq.DLon > 0) || math.IsInf(hq.DLat, 0) || math.IsInf(hq.DLon, 0) {
 		return nil, fmt.Errorf("cannot count the violations on a grid of %g × %g degrees: the cells must be positive", hq.DLat, hq.DLon)
 	}
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
+	lat, lon := latest("lat"), latest("lon")
 	var q sqlText
-	q.add("SELECT toInt64(floor(alat / ?)) AS cy, toInt64(floor(alon / ?)) AS cx, count() AS n", hq.DLat, hq.DLon)
-	s.fromLatestAlerts(&q, ViolationQuery{From: hq.From, To: hq.To, Rules: hq.Rules}, "NOT (alat = 0 AND alon = 0)")
+	q.add("SELECT toInt64(floor("+lat+" / ?)) AS cy, toInt64(floor("+lon+" / ?)) AS cx, count() AS n", hq.DLat, hq.DLon)
+	s.fromLatestAlerts(&q, ViolationQuery{From: hq.From, To: hq.To, Rules: hq.Rules}, "NOT ("+lat+" = 0 AND "+lon+" = 0)")
 	q.add(" GROUP BY cy, cx ORDER BY cy, cx LIMIT ?", hq.Limit)
 	rows, err := s.conn.Query(ctx, q.String(), q.args...)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/muckwatch/muckwatch/detectors"
 )
 
 // ViolationView is one violation as the analysts see it.
@@ -37,13 +39,14 @@ type ViolationView struct {
 var violationCSVHeader = []string{"alert_id", "rule", "severity", "status", "vehicle_id", "company", "permit_id", "place",
 	"district", "start", "end", "lat", "lon", "value", "limit", "evidence"}
 
-func violationView(v ViolationRecord, loc *time.Location) ViolationView {
-	out := ViolationView{AlertID: v.AlertID, Rule: v.Rule, Severity: v.Severity, Status: v.Status, VehicleID: v.VehicleID,
-		Company: v.Company, PermitID: v.PermitID, Place: v.Place, District: v.District,
-		Start: formatTime(time.UnixMilli(v.StartMs), loc), Lat: jsonFloat(v.Lat), Lon: jsonFloat(v.Lon),
-		Value: jsonFloat(v.Value), Limit: jsonFloat(v.Limit), Evidence: v.Evidence}
-	if v.EndMs != 0 {
-		end := formatTime(time.UnixMilli(v.EndMs), loc)
+// violationView is alert a as the analysts see it, its times in loc.
+func violationView(a *detectors.Alert, loc *time.Location) ViolationView {
+	out := ViolationView{AlertID: a.ID, Rule: string(a.Rule), Severity: string(a.Severity), Status: string(a.Status),
+		VehicleID: a.VehicleID, Company: a.Company, PermitID: a.PermitID, Place: a.Place, District: a.District,
+		Start: formatTime(a.Start, loc), Lat: jsonFloat(a.Lat), Lon: jsonFloat(a.Lon),
+		Value: jsonFloat(a.Value), Limit: jsonFloat(a.Limit), Evidence: a.Evidence}
+	if !a.End.IsZero() {
+		end := formatTime(a.End, loc)
 		out.End = &end
 	}
 	return out

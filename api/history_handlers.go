@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/muckwatch/muckwatch/city"
+	"github.com/muckwatch/muckwatch/detectors"
 )
 
 // Limits of the parameters.
@@ -178,8 +179,8 @@ func (s *Server) handleViolations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	views := make([]ViolationView, len(recs))
-	for i, v := range recs {
-		views[i] = violationView(v, loc)
+	for i := range recs {
+		views[i] = violationView(&recs[i], loc)
 	}
 	if format == "csv" {
 		rows := make([][]string, 0, len(views)+1)
@@ -212,7 +213,7 @@ func (s *Server) handleTrack(w http.ResponseWriter, r *http.Request) {
 	}
 	maxRows := s.cfg.MaxRows
 	points, err := s.store.Track(r.Context(), plate, from, to, maxRows+1)
-	var alerts []ViolationRecord
+	var alerts []detectors.Alert
 	if err == nil {
 		alerts, err = s.store.VehicleAlerts(r.Context(), plate, from, to, maxRows+1)
 	}
@@ -249,14 +250,14 @@ func (s *Server) handleTrack(w http.ResponseWriter, r *http.Request) {
 		}
 		fc.Features = append(fc.Features, feature{Type: "Feature", Geometry: g, Properties: props})
 	}
-	for _, a := range alerts {
-		v := violationView(a, loc)
+	for i := range alerts {
+		v := violationView(&alerts[i], loc)
 		var g *geometry
-		if a.Lat != 0 || a.Lon != 0 {
-			g = &geometry{Type: "Point", Coordinates: [2]float64{a.Lon, a.Lat}}
+		if v.Lat != 0 || v.Lon != 0 {
+			g = &geometry{Type: "Point", Coordinates: [2]float64{float64(v.Lon), float64(v.Lat)}}
 		}
 		fc.Features = append(fc.Features, feature{Type: "Feature", Geometry: g, Properties: AlertProperties{Kind: "alert",
-			AlertID: a.AlertID, Rule: a.Rule, Severity: a.Severity, Status: a.Status, Start: v.Start, End: v.End, Evidence: a.Evidence}})
+			AlertID: v.AlertID, Rule: v.Rule, Severity: v.Severity, Status: v.Status, Start: v.Start, End: v.End, Evidence: v.Evidence}})
 	}
 	status = writeBody(w, "application/geo+json", fc)
 }

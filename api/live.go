@@ -310,6 +310,37 @@ func (l *Live) publish(item FeedItem) FeedItem {
 	return item
 }
 
+// restoreViolation adds a violation read from ClickHouse on start.
+func (l *Live) restoreViolation(plate, id, rule string, start time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.addViolation(plate, id, rule, start)
+}
+
+// restoreAlert puts an alert read from ClickHouse on start on the open list, as restored.
+func (l *Live) restoreAlert(a detectors.Alert) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.putAlert(&AlertView{Change: ChangeRestored, Alert: a,
+		Supervision: Supervision{Handling: Handling{State: StateNew}, ReceivedMs: detectors.UnixMilli(a.Updated)}})
+}
+
+// restoreOfficer keeps an officer's position read from ClickHouse on start.
+func (l *Live) restoreOfficer(o OfficerPosition) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.officers[o.OfficerID] = o
+}
+
+// replanAlerts decides again who each open alert is offered to (after the officers are restored).
+func (l *Live) replanAlerts() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, v := range l.alerts {
+		v.Dispatch = l.plan(v)
+	}
+}
+
 // takeJournal returns the items published since the last call, for the journal writer.
 func (l *Live) takeJournal() []FeedItem {
 	l.mu.Lock()
