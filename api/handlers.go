@@ -351,3 +351,17 @@ func (s *Server) audit(r *http.Request, plate string, status int) {
 		s.metrics.auditDropped.Inc()
 	}
 }
+
+// splitSet parses a comma-separated list into a set.
+func splitSet(s string) map[string]bool {
+	if s == "" {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out[p] = true
+		}
+	}
+	return out
+}
