@@ -8,58 +8,131 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/muckwatch/muckwatch/detectors"
+	"github.com/muckwatch/muckwatch/internal/jsonenc"
 )
 
-// ViolationView is one violation as the analysts see it.
+// ViolationView is one violation as the analysts see it: an alert with its times in the city's
+// zone. Its JSON object and its CSV row have the fields of violationFields, in that order.
 type ViolationView struct {
-	AlertID   string    `json:"alert_id"`
-	Rule      string    `json:"rule"`
-	Severity  string    `json:"severity"`
-	Status    string    `json:"status"`
-	VehicleID string    `json:"vehicle_id"`
-	Company   string    `json:"company"`
-	PermitID  string    `json:"permit_id"`
-	Place     string    `json:"place"`
-	District  string    `json:"district"`
-	Start     string    `json:"start"`
-	End       *string   `json:"end"` // null while open
-	Lat       jsonFloat `json:"lat"`
-	Lon       jsonFloat `json:"lon"`
-	Value     jsonFloat `json:"value"`
-	Limit     jsonFloat `json:"limit"`
-	Evidence  string    `json:"evidence"`
+	alert *detectors.Alert
+	loc   *time.Location
 }
-
-// violationCSVHeader is the CSV header of a violations list: ViolationView's JSON names.
-var violationCSVHeader = []string{"alert_id", "rule", "severity", "status", "vehicle_id", "company", "permit_id", "place",
-	"district", "start", "end", "lat", "lon", "value", "limit", "evidence"}
 
 // violationView is alert a as the analysts see it, its times in loc.
 func violationView(a *detectors.Alert, loc *time.Location) ViolationView {
-	out := ViolationView{AlertID: a.ID, Rule: string(a.Rule), Severity: string(a.Severity), Status: string(a.Status),
-		VehicleID: a.VehicleID, Company: a.Company, PermitID: a.PermitID, Place: a.Place, District: a.District,
-		Start: formatTime(a.Start, loc), Lat: jsonFloat(a.Lat), Lon: jsonFloat(a.Lon),
-		Value: jsonFloat(a.Value), Limit: jsonFloat(a.Limit), Evidence: a.Evidence}
-	if !a.End.IsZero() {
-		end := formatTime(a.End, loc)
-		out.End = &end
+	return ViolationView{alert: a, loc: loc}
+}
+
+// violationField is one field of a ViolationView: text (defused in CSV, see csvText), a time
+// (RFC 3339; null in JSON and empty in CSV when zero) or a number (null in JSON and empty in CSV
+// when not finite).
+type violationField struct {
+	name   string
+	text   func(a *detectors.Alert) string
+	time   func(a *detectors.Alert) time.Time
+	number func(a *detectors.Alert) float64
+	// nullable: a zero time is null (an open alert's end); otherwise it is formatted as it is.
+	nullable bool
+}
+
+// violationFields are the fields of a violation, in the order of the answer's JSON and CSV.
+var violationFields = []violationField{
+	{name: "alert_id", text: func(a *detectors.Alert) string { return a.ID }},
+	{name: "rule", text: func(a *detectors.Alert) string { return string(a.Rule) }},
+	{name: "severity", text: func(a *detectors.Alert) string { return string(a.Severity) }},
+	{name: "status", text: func(a *detectors.Alert) string { return string(a.Status) }},
+	{name: "vehicle_id", text: func(a *detectors.Alert) string { return a.VehicleID }},
+	{name: "company", text: func(a *detectors.Alert) string { return a.Company }},
+	{name: "permit_id", text: func(a *detectors.Alert) string { return a.PermitID }},
+	{name: "place", text: func(a *detectors.Alert) string { return a.Place }},
+	{name: "district", text: func(a *detectors.Alert) string { return a.District }},
+	{name: "start", time: func(a *detectors.Alert) time.Time { return a.Start }},
+	{name: "end", time: func(a *detectors.Alert) time.Time { return a.End }, nullable: true},
+	{name: "lat", number: func(a *detectors.Alert) float64 { return a.Lat }},
+	{name: "lon", number: func(a *detectors.Alert) float64 { return a.Lon }},
+	{name: "value", number: func(a *detectors.Alert) float64 { return a.Value }},
+	{name: "limit", number: func(a *detectors.Alert) float64 { return a.Limit }},
+	{name: "evidence", text: func(a *detectors.Alert) string { return a.Evidence }},
+}
+
+// violationCSVHeader is the CSV header of a violations list: the fields' names.
+var violationCSVHeader = func() []string {
+	out := make([]string, len(violationFields))
+	for i, f := range violationFields {
+		out[i] = f.name
 	}
 	return out
+}()
+
+// appendJSON appends the field's JSON value for v.
+func (f *violationField) appendJSON(b []byte, v ViolationView) []byte {
+	switch {
+	case f.text != nil:
+		return jsonenc.AppendString(b, f.text(v.alert))
+	case f.number != nil:
+		return jsonenc.AppendFloat(b, f.number(v.alert))
+	}
+	t := f.time(v.alert)
+	if f.nullable && t.IsZero() {
+		return append(b, "null"...)
+	}
+	return jsonenc.AppendString(b, formatTime(t, v.loc))
+}
+
+// csv is the field's CSV value for v.
+func (f *violationField) csv(v ViolationView) string {
+	switch {
+	case f.text != nil:
+		return csvText(f.text(v.alert))
+	case f.number != nil:
+		x := f.number(v.alert)
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return ""
+		}
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	}
+	t := f.time(v.alert)
+	if f.nullable && t.IsZero() {
+		return ""
+	}
+	return formatTime(t, v.loc)
+}
+
+// appendFields appends the JSON members of the named fields of v (all of them when names is
+// empty), each followed by a comma.
+func (v ViolationView) appendFields(b []byte, names ...string) []byte {
+	for i := range violationFields {
+		f := &violationFields[i]
+		if len(names) > 0 && !slices.Contains(names, f.name) {
+			continue
+		}
+		b = jsonenc.AppendString(b, f.name)
+		b = append(b, ':')
+		b = f.appendJSON(b, v)
+		b = append(b, ',')
+	}
+	return b
+}
+
+// MarshalJSON writes the fields of violationFields.
+func (v ViolationView) MarshalJSON() ([]byte, error) {
+	b := v.appendFields([]byte{'{'})
+	b[len(b)-1] = '}'
+	return b, nil
 }
 
 func (v ViolationView) csvRecord() []string {
-	end := ""
-	if v.End != nil {
-		end = *v.End
+	out := make([]string, len(violationFields))
+	for i := range violationFields {
+		out[i] = violationFields[i].csv(v)
 	}
-	return []string{csvText(v.AlertID), csvText(v.Rule), csvText(v.Severity), csvText(v.Status), csvText(v.VehicleID),
-		csvText(v.Company), csvText(v.PermitID), csvText(v.Place), csvText(v.District), v.Start, end,
-		v.Lat.String(), v.Lon.String(), v.Value.String(), v.Limit.String(), csvText(v.Evidence)}
+	return out
 }
 
 // ViolationsAnswer is the answer of GET /api/v1/violations without group_by.
@@ -103,23 +176,6 @@ func (g groupRow) MarshalJSON() ([]byte, error) {
 	b.WriteString(strconv.FormatUint(g.Violations, 10))
 	b.WriteByte('}')
 	return b.Bytes(), nil
-}
-
-// jsonFloat is a float that is null in JSON (and empty in CSV) when it is not a finite number.
-type jsonFloat float64
-
-func (f jsonFloat) MarshalJSON() ([]byte, error) {
-	if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
-		return []byte("null"), nil
-	}
-	return json.Marshal(float64(f))
-}
-
-func (f jsonFloat) String() string {
-	if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
-		return ""
-	}
-	return strconv.FormatFloat(float64(f), 'f', -1, 64)
 }
 
 // csvText defuses a text field that a spreadsheet would run as a formula (CSV injection): plates
@@ -176,16 +232,20 @@ type TrackProperties struct {
 	TimesMs []int64 `json:"times_ms"`
 }
 
-// AlertProperties are the properties of an alert's point on a track.
+// AlertProperties are the properties of an alert's point on a track: "kind": "alert" and some
+// of the alert's violation fields.
 type AlertProperties struct {
-	Kind     string  `json:"kind"` // "alert"
-	AlertID  string  `json:"alert_id"`
-	Rule     string  `json:"rule"`
-	Severity string  `json:"severity"`
-	Status   string  `json:"status"`
-	Start    string  `json:"start"`
-	End      *string `json:"end"` // null while open
-	Evidence string  `json:"evidence"`
+	ViolationView
+}
+
+// alertPropertyFields are the violation fields an alert's point on a track has.
+var alertPropertyFields = []string{"alert_id", "rule", "severity", "status", "start", "end", "evidence"}
+
+// MarshalJSON writes {"kind":"alert", …alertPropertyFields}.
+func (p AlertProperties) MarshalJSON() ([]byte, error) {
+	b := p.appendFields([]byte(`{"kind":"alert",`), alertPropertyFields...)
+	b[len(b)-1] = '}'
+	return b, nil
 }
 
 // HeatCellProperties are the properties of a heatmap cell.

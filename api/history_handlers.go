@@ -251,13 +251,12 @@ func (s *Server) handleTrack(w http.ResponseWriter, r *http.Request) {
 		fc.Features = append(fc.Features, feature{Type: "Feature", Geometry: g, Properties: props})
 	}
 	for i := range alerts {
-		v := violationView(&alerts[i], loc)
+		a := &alerts[i]
 		var g *geometry
-		if v.Lat != 0 || v.Lon != 0 {
-			g = &geometry{Type: "Point", Coordinates: [2]float64{float64(v.Lon), float64(v.Lat)}}
+		if a.Lat != 0 || a.Lon != 0 {
+			g = &geometry{Type: "Point", Coordinates: [2]float64{a.Lon, a.Lat}}
 		}
-		fc.Features = append(fc.Features, feature{Type: "Feature", Geometry: g, Properties: AlertProperties{Kind: "alert",
-			AlertID: v.AlertID, Rule: v.Rule, Severity: v.Severity, Status: v.Status, Start: v.Start, End: v.End, Evidence: v.Evidence}})
+		fc.Features = append(fc.Features, feature{Type: "Feature", Geometry: g, Properties: AlertProperties{violationView(a, loc)}})
 	}
 	status = writeBody(w, "application/geo+json", fc)
 }
