@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/url"
 	"time"
+
+	"github.com/muckwatch/muckwatch/detectors"
 )
 
 // Config configures the HTTP API. The zero value, after WithDefaults, serves nothing (Listen is
@@ -207,7 +209,7 @@ func (c Config) Validate() error {
 			return errors.New("api.webhook.secret_env must name the environment variable holding the signing secret")
 		}
 	}
-	if _, ok := severityRank[w.MinSeverity]; !ok {
+	if _, ok := detectors.ParseSeverity(w.MinSeverity); !ok {
 		return fmt.Errorf("api.webhook.min_severity must be info, warning or severe, got %q", w.MinSeverity)
 	}
 	if w.Timeout <= 0 || w.MaxAttempts < 1 || w.Backoff <= 0 || w.MaxBackoff < w.Backoff || w.Queue < 1 {
@@ -215,5 +217,3 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
-
-var severityRank = map[string]int{"info": 0, "warning": 1, "severe": 2}

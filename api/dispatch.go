@@ -2,8 +2,9 @@ package api
 
 import (
 	"fmt"
-	"sort"
 	"time"
+
+	"github.com/muckwatch/muckwatch/detectors"
 )
 
 // Dispatch kinds.
@@ -34,7 +35,7 @@ type OfferedOfficer struct {
 
 // plan decides who an alert goes to: a severe one (and warnings, when configured) to the nearest
 // available officers with a fresh position within reach; otherwise, or when no officer is, the
-// district's grid staff. l.mu is held.
+// district's grid staff. l.alerts.mu is held.
 func (l *Live) plan(v *AlertView) *DispatchPlan {
 	d := l.cfg.Dispatch
 	grid := &DispatchPlan{Kind: DispatchGridStaff, District: v.District, GridStaff: d.GridStaff[v.District]}
@@ -45,42 +46,15 @@ func (l *Live) plan(v *AlertView) *DispatchPlan {
 		}
 		grid.GridStaff = "grid-staff:" + district
 	}
-	if v.Severity != "severe" && !(d.WarningsToOfficers && v.Severity == "warning") {
+	if v.Severity != detectors.SeveritySevere && !(d.WarningsToOfficers && v.Severity == detectors.SeverityWarning) {
 		return grid
 	}
-	officers := l.nearestOfficers(v.Lat, v.Lon, d.Officers, v.UpdatedMs)
+	officers := l.officers.nearest(d, v.Lat, v.Lon, d.Officers, detectors.UnixMilli(v.Updated))
 	if len(officers) == 0 {
 		grid.Note = fmt.Sprintf("no available officer with a position of the last %s within %.0f m", d.OfficerStale, d.MaxDistanceM)
 		return grid
 	}
 	return &DispatchPlan{Kind: DispatchOfficers, Officers: officers, District: v.District}
-}
-
-// nearestOfficers returns up to n available officers within reach of (lat, lon) whose position
-// is fresh at atMs (the alert's event time: a replayed backlog is dispatched as it was then),
-// nearest first. l.mu is held.
-func (l *Live) nearestOfficers(lat, lon float64, n int, atMs int64) []OfferedOfficer {
-	d := l.cfg.Dispatch
-	cutoff := atMs - d.OfficerStale.Milliseconds()
-	var out []OfferedOfficer
-	for _, o := range l.officers {
-		if !o.Available || o.TimeMs < cutoff {
-			continue
-		}
-		dist := distanceM(lat, lon, o.Lat, o.Lon)
-		if dist > d.MaxDistanceM {
-			continue
-		}
-		eta := dist * d.RoadFactor / (d.SpeedKmh / 3.6)
-		out = append(out, OfferedOfficer{OfficerID: o.OfficerID, DistanceM: round1(dist), ETASeconds: round1(eta), Lat: o.Lat, Lon: o.Lon})
-	}
-	sort.Slice(out, func(i, j int) bool {
-		return out[i].DistanceM < out[j].DistanceM || (out[i].DistanceM == out[j].DistanceM && out[i].OfficerID < out[j].OfficerID)
-	})
-	if len(out) > n {
-		out = out[:n]
-	}
-	return out
 }
 
 func round1(x float64) float64 { return float64(int64(x*10+0.5)) / 10 }
@@ -115,9 +89,9 @@ func (l *Live) Act(id, action string, who Principal, officerID, reason string) (
 	if action == "dismiss" && reason == "" {
 		return AlertView{}, Action{}, &ActionError{400, "dismiss needs a reason (why the alert is not a violation or needs no action)"}
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	v, ok := l.alerts[id]
+	l.alerts.mu.Lock()
+	defer l.alerts.mu.Unlock()
+	v, ok := l.alerts.open[id]
 	if !ok {
 		return AlertView{}, Action{}, &ActionError{404, fmt.Sprintf("alert %q is not open (unknown, ended, or already resolved or dismissed)", id)}
 	}
@@ -130,12 +104,12 @@ func (l *Live) Act(id, action string, who Principal, officerID, reason string) (
 	}
 	if action == "dispatch" {
 		if officerID == "" {
-			near := l.nearestOfficers(v.Lat, v.Lon, 1, l.eventNowMs())
+			near := l.officers.nearest(l.cfg.Dispatch, v.Lat, v.Lon, 1, l.eventNowMs())
 			if len(near) == 0 {
 				return AlertView{}, Action{}, &ActionError{409, fmt.Sprintf("cannot dispatch alert %s: no available officer within %.0f m; name one with officer_id", id, l.cfg.Dispatch.MaxDistanceM)}
 			}
 			officerID = near[0].OfficerID
-		} else if _, known := l.officers[officerID]; !known {
+		} else if !l.officers.known(officerID) {
 			return AlertView{}, Action{}, &ActionError{400, fmt.Sprintf("officer %q has sent no position; dispatch to a known officer", officerID)}
 		}
 		if v.Handling.State == StateDispatched {
@@ -154,7 +128,7 @@ func (l *Live) Act(id, action string, who Principal, officerID, reason string) (
 	v.Handling.Actions = append(v.Handling.Actions, a)
 	out := cloneView(v)
 	if terminal(v.Handling.State) {
-		l.dropAlert(id)
+		l.alerts.drop(id)
 	}
 	l.publish(FeedItem{Change: ChangeHandling, Alert: out})
 	return out, a, nil
@@ -162,9 +136,9 @@ func (l *Live) Act(id, action string, who Principal, officerID, reason string) (
 
 // restoreAction replays a recorded action on start (no feed item).
 func (l *Live) restoreAction(id string, a Action) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	v, ok := l.alerts[id]
+	l.alerts.mu.Lock()
+	defer l.alerts.mu.Unlock()
+	v, ok := l.alerts.open[id]
 	if !ok {
 		return
 	}
@@ -173,16 +147,16 @@ func (l *Live) restoreAction(id string, a Action) {
 		v.Handling.Actions = append(v.Handling.Actions, a)
 	}
 	if terminal(v.Handling.State) {
-		l.dropAlert(id)
+		l.alerts.drop(id)
 	}
 }
 
 // ackWithin is the acknowledgement deadline of a severity.
-func (l *Live) ackWithin(severity string) time.Duration {
+func (l *Live) ackWithin(severity detectors.Severity) time.Duration {
 	switch severity {
-	case "severe":
+	case detectors.SeveritySevere:
 		return l.cfg.AckWithin.Severe
-	case "warning":
+	case detectors.SeverityWarning:
 		return l.cfg.AckWithin.Warning
 	}
 	return l.cfg.AckWithin.Info
@@ -191,11 +165,11 @@ func (l *Live) ackWithin(severity string) time.Duration {
 // CheckOverdue marks the open alerts nobody has acknowledged or dispatched within their deadline
 // as overdue, publishes an overdue change for each, and returns them.
 func (l *Live) CheckOverdue() []FeedItem {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.alerts.mu.Lock()
+	defer l.alerts.mu.Unlock()
 	now := l.now()
 	var out []FeedItem
-	for _, v := range l.alerts {
+	for _, v := range l.alerts.open {
 		if v.Overdue || v.Handling.State != StateNew {
 			continue
 		}

@@ -110,10 +110,7 @@ func (s *Server) vehicleReport(r *http.Request, plate string) (VehicleReport, bo
 	if risk, ok := s.risk.Risk(plate); ok {
 		rep.Risk = risk
 	} else {
-		rep.Risk = detectors.Risk{Level: "low", Reasons: []string{}}
-		if !rep.Registered {
-			rep.Risk = detectors.Risk{Score: 35, Level: "medium", Reasons: []string{"not a registered muck truck"}}
-		}
+		rep.Risk = detectors.UnseenRisk(rep.Registered)
 	}
 	if rep.Risk.Reasons == nil {
 		rep.Risk.Reasons = []string{}
@@ -255,7 +252,7 @@ func alertFilter(rules, severities, districts string) (AlertFilter, error) {
 		}
 	}
 	for sv := range f.Severities {
-		if _, ok := severityRank[sv]; !ok {
+		if _, ok := detectors.ParseSeverity(sv); !ok {
 			return f, fmt.Errorf("severity %q is not info, warning or severe", sv)
 		}
 	}
@@ -353,4 +350,18 @@ func (s *Server) audit(r *http.Request, plate string, status int) {
 	if !s.store.Audit(AuditRecord{At: s.now(), Actor: p.Name, Role: string(p.Role), Method: r.Method, Path: r.URL.Path, Plate: plate, Status: status, Remote: r.RemoteAddr}) {
 		s.metrics.auditDropped.Inc()
 	}
+}
+
+// splitSet parses a comma-separated list into a set.
+func splitSet(s string) map[string]bool {
+	if s == "" {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out[p] = true
+		}
+	}
+	return out
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/muckwatch/muckwatch/city"
 	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/sink"
+	"github.com/muckwatch/muckwatch/tables"
 )
 
 // Tokens of the history tests.
@@ -130,8 +131,7 @@ type histAlert struct {
 
 func (e *histEnv) insertAlerts(alerts ...histAlert) {
 	e.t.Helper()
-	b, err := e.conn.PrepareBatch(context.Background(), "INSERT INTO "+e.db+".alerts (id, rule, severity, phase, status, vehicle_id, company, "+
-		"permit_id, place, district, start_time, start_ms, end_time, end_ms, lat, lon, value, limit_value, evidence, version, updated_at, updated_ms)")
+	b, err := e.conn.PrepareBatch(context.Background(), tables.Alerts.Insert(e.db))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -160,7 +160,8 @@ type histFix struct {
 
 func (e *histEnv) insertFixes(fixes ...histFix) {
 	e.t.Helper()
-	b, err := e.conn.PrepareBatch(context.Background(), "INSERT INTO "+e.db+".positions (fix_id, vehicle_id, ts, ts_ms, lat, lon, speed_kmh)")
+	t := tables.Positions
+	b, err := e.conn.PrepareBatch(context.Background(), "INSERT INTO "+t.In(e.db)+" ("+t.List("fix_id", "vehicle_id", "ts", "ts_ms", "lat", "lon", "speed_kmh")+")")
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,7 +83,7 @@ func testLive() (*Live, *time.Time) {
 	l := NewLive(cfg)
 	now := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 	l.now = func() time.Time { return now }
-	l.complete = 0
+	l.feed.complete = 0
 	return l, &now
 }
 
@@ -167,7 +169,7 @@ func TestLiveAlertLifecycle(t *testing.T) {
 	}
 	*now = now.Add(2 * time.Second)
 	over := l.CheckOverdue()
-	if len(over) != 1 || over[0].Alert.AlertID != "w1" || over[0].Change != ChangeOverdue || !over[0].Alert.Overdue {
+	if len(over) != 1 || over[0].Alert.ID != "w1" || over[0].Change != ChangeOverdue || !over[0].Alert.Overdue {
 		t.Fatalf("overdue: %+v", over)
 	}
 	if len(l.CheckOverdue()) != 0 {
@@ -187,7 +189,7 @@ func TestLiveFeedResume(t *testing.T) {
 		*now = now.Add(time.Millisecond)
 		l.Observe(nil, nil, []detectors.Change{change(detectors.ChangeOpened, "a"+string(rune('A'+i%26))+string(rune('a'+i/26)), "粤B1",
 			detectors.SeverityWarning, detectors.StatusOpen, 1, *now)})
-		seqs = append(seqs, l.seq)
+		seqs = append(seqs, l.feed.seq)
 	}
 	for i := 1; i < len(seqs); i++ {
 		if seqs[i] <= seqs[i-1] {
@@ -283,5 +285,49 @@ func TestLivePositionsByNumber(t *testing.T) {
 	}
 	if _, ok := l.Position("粤B9"); ok {
 		t.Error("a plate never seen has a position")
+	}
+}
+
+// TestLiveConcurrent drives every part of the view at once (positions, officers, alerts and
+// their handling, the feed and its subscribers), for the race detector: each part has a lock of
+// its own.
+func TestLiveConcurrent(t *testing.T) {
+	cfg := Config{}.WithDefaults()
+	cfg.FeedBuffer = 50
+	l := NewLive(cfg)
+	at := time.Now()
+	var wg sync.WaitGroup
+	const rounds = 200
+	wg.Go(func() {
+		for i := range rounds {
+			plate := "粤B" + strconv.Itoa(i%7)
+			c := change(detectors.ChangeOpened, "a"+strconv.Itoa(i), plate, detectors.SeveritySevere, detectors.StatusOpen, 1, at)
+			l.Observe([]record.Fix{{VehicleID: plate, Time: at.Add(time.Duration(i) * time.Second), Lat: 22.54, Lon: 114.06}},
+				[]record.OfficerPosition{{OfficerID: "o" + strconv.Itoa(i%3), Time: at, Lat: 22.541, Lon: 114.06, Available: true}},
+				[]detectors.Change{c})
+		}
+	})
+	wg.Go(func() {
+		for i := range rounds {
+			_, _, _ = l.Act("a"+strconv.Itoa(i), "dispatch", Principal{Name: "sup", Role: RoleSupervisor}, "", "")
+			l.CheckOverdue()
+		}
+	})
+	wg.Go(func() {
+		sub, _, _ := l.Subscribe(AlertFilter{}, 0, 8)
+		defer l.Unsubscribe(sub)
+		for range rounds {
+			l.OpenAlerts(AlertFilter{})
+			l.Near(22.54, 114.06, 1000, time.Hour, 10)
+			l.Since(0, 10)
+			l.takeJournal()
+			l.ViolationsByRule("粤B1")
+			l.RememberPosition(VehiclePosition{Plate: "粤Z1", TimeMs: 1})
+			l.Position("粤B2")
+		}
+	})
+	wg.Wait()
+	if n := len(l.OpenAlerts(AlertFilter{})); n == 0 || n > rounds {
+		t.Errorf("%d open alerts after %d opened", n, rounds)
 	}
 }

@@ -46,7 +46,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	}
 	sent := after
 	send := func(it FeedItem) bool {
-		if it.Seq <= sent || !f.Match(&it.Alert.AlertMessage) {
+		if it.Seq <= sent || !f.Match(&it.Alert.Alert) {
 			return true
 		}
 		if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", it.Seq, it.Change, encodeItem(it)); err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/internal/backoff"
 )
 
@@ -89,7 +90,7 @@ func NewWebhook(cfg WebhookConfig, secret string, log *slog.Logger, reg promethe
 		reg.MustRegister(deliveries, attempts, queueLen)
 	}
 	return &Webhook{
-		cfg: cfg, secret: []byte(secret), minRank: severityRank[cfg.MinSeverity], target: target, log: log,
+		cfg: cfg, secret: []byte(secret), minRank: detectors.Severity(cfg.MinSeverity).Rank(), target: target, log: log,
 		metrics: webhookMetrics{
 			delivered: deliveries.WithLabelValues("delivered"), failed: deliveries.WithLabelValues("failed"),
 			dropped: deliveries.WithLabelValues("dropped"), attempts: attempts, queueLen: queueLen,
@@ -139,8 +140,8 @@ func (h *Webhook) Enqueue(items []FeedItem) {
 
 // wants reports whether an item's alert is severe enough to deliver.
 func (h *Webhook) wants(item *FeedItem) bool {
-	rank, ok := severityRank[item.Alert.Severity]
-	return ok && rank >= h.minRank
+	sev, ok := detectors.ParseSeverity(string(item.Alert.Severity))
+	return ok && sev.Rank() >= h.minRank
 }
 
 // grow enlarges the full ring buffer, at most to cfg.Queue. h.mu is held.
@@ -224,19 +225,19 @@ func (h *Webhook) deliver(ctx context.Context, item FeedItem) {
 			return
 		}
 		if ctx.Err() != nil {
-			h.log.Info("webhook stopped while delivering a feed item", "url", h.target, "seq", item.Seq, "alert", item.Alert.AlertID, "attempt", attempt)
+			h.log.Info("webhook stopped while delivering a feed item", "url", h.target, "seq", item.Seq, "alert", item.Alert.ID, "attempt", attempt)
 			return
 		}
 		if !res.retry {
 			h.metrics.failed.Inc()
 			h.log.Warn("webhook refused a feed item; not retrying", "url", h.target, "seq", item.Seq, "change", item.Change,
-				"alert", item.Alert.AlertID, "err", res.err)
+				"alert", item.Alert.ID, "err", res.err)
 			return
 		}
 		if attempt >= h.cfg.MaxAttempts {
 			h.metrics.failed.Inc()
 			h.log.Warn("webhook delivery failed; giving up", "url", h.target, "seq", item.Seq, "change", item.Change,
-				"alert", item.Alert.AlertID, "attempts", attempt, "err", res.err)
+				"alert", item.Alert.ID, "attempts", attempt, "err", res.err)
 			return
 		}
 		wait := b.Next() // taken even when the receiver says when: the back-off goes on growing
@@ -245,7 +246,7 @@ func (h *Webhook) deliver(ctx context.Context, item FeedItem) {
 		}
 		h.log.Debug("webhook delivery failed; retrying", "url", h.target, "seq", item.Seq, "attempt", attempt, "in", wait, "err", res.err)
 		if err := h.sleep(ctx, wait); err != nil {
-			h.log.Info("webhook stopped while waiting to retry a feed item", "url", h.target, "seq", item.Seq, "alert", item.Alert.AlertID, "attempt", attempt)
+			h.log.Info("webhook stopped while waiting to retry a feed item", "url", h.target, "seq", item.Seq, "alert", item.Alert.ID, "attempt", attempt)
 			return
 		}
 	}

@@ -14,8 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/internal/backoff"
-	"github.com/muckwatch/muckwatch/sink"
 )
 
 const hookSecret = "s3cret-for-tests"
@@ -109,9 +109,10 @@ func newTestWebhook(t *testing.T, cfg WebhookConfig) (*Webhook, *prometheus.Regi
 
 func hookItem(seq uint64, change, severity string) FeedItem {
 	return FeedItem{Seq: seq, Change: change, Alert: AlertView{
-		AlertMessage: sink.AlertMessage{Change: change, AlertID: "a-" + strconv.FormatUint(seq, 10), Rule: "speeding",
-			Severity: severity, Status: "open", VehicleID: "粤B12345", District: "futian", Version: 1},
-		Handling: Handling{State: StateNew},
+		Change: detectors.ChangeKind(change),
+		Alert: detectors.Alert{ID: "a-" + strconv.FormatUint(seq, 10), Rule: detectors.RuleSpeeding,
+			Severity: detectors.Severity(severity), Status: detectors.StatusOpen, VehicleID: "粤B12345", District: "futian", Version: 1},
+		Supervision: Supervision{Handling: Handling{State: StateNew}},
 	}}
 }
 

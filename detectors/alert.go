@@ -123,7 +123,9 @@ func (s Severity) Action() string {
 	return "notify_grid_staff"
 }
 
-func (s Severity) rank() int {
+// Rank orders severities from mild to severe: info 0, warning 1, severe 2 (and 0 for an unknown
+// one).
+func (s Severity) Rank() int {
 	switch s {
 	case SeveritySevere:
 		return 2
@@ -132,6 +134,8 @@ func (s Severity) rank() int {
 	}
 	return 0
 }
+
+func (s Severity) rank() int { return s.Rank() }
 
 // ParseSeverity parses a severity name.
 func ParseSeverity(s string) (Severity, bool) {

@@ -108,14 +108,33 @@ func (e *Engine) updateRisk(tr *Track, now time.Time) {
 		}
 		reasons = append(reasons, fmt.Sprintf("%d %s in the last 30 days", n, word))
 	}
-	switch {
-	case !tr.registered:
-		score += riskUnregister
-		reasons = append(reasons, "not a registered muck truck")
-	case !tr.permitted:
-		score += riskNoPermit
-		reasons = append(reasons, "no muck-transport permit valid now")
+	if add, reason := registrationRisk(tr.registered, tr.permitted); add > 0 {
+		score += add
+		reasons = append(reasons, reason)
 	}
 	score = min(score, 100)
 	e.risks.set(tr.VehicleID, Risk{Score: score, Level: riskLevel(score), Reasons: reasons, Updated: now})
+}
+
+// registrationRisk is what a vehicle's registration and permit add to its score, and why.
+func registrationRisk(registered, permitted bool) (int, string) {
+	switch {
+	case !registered:
+		return riskUnregister, "not a registered muck truck"
+	case !permitted:
+		return riskNoPermit, "no muck-transport permit valid now"
+	}
+	return 0, ""
+}
+
+// UnseenRisk is the risk of a vehicle the engine has not seen (Engine.Risk has none): it has no
+// open alert and no history here, and its permit is judged only once it drives, so only whether
+// it is a registered muck truck counts.
+func UnseenRisk(registered bool) Risk {
+	r := Risk{Reasons: []string{}}
+	if add, reason := registrationRisk(registered, true); add > 0 {
+		r.Score, r.Reasons = add, append(r.Reasons, reason)
+	}
+	r.Level = riskLevel(r.Score)
+	return r
 }

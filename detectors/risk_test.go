@@ -46,3 +46,15 @@ func TestRiskScore(t *testing.T) {
 	}
 	f("粤Z99999", "high", 35+8+35, "2 violations in the last 30 days")
 }
+
+func TestUnseenRisk(t *testing.T) {
+	f := func(registered bool, wantScore int, wantLevel string, wantReasons ...string) {
+		t.Helper()
+		r := UnseenRisk(registered)
+		if r.Score != wantScore || r.Level != wantLevel || strings.Join(r.Reasons, "; ") != strings.Join(wantReasons, "; ") || r.Reasons == nil {
+			t.Errorf("UnseenRisk(%v) = %+v, want %d %s %q", registered, r, wantScore, wantLevel, wantReasons)
+		}
+	}
+	f(true, 0, "low")
+	f(false, 35, "medium", "not a registered muck truck")
+}

@@ -229,9 +229,9 @@ func TestAPI(t *testing.T) {
 	opened := next(t, stream, "the severe speeding alert", func(ev sseEvent) bool {
 		return ev.event == "opened" && ev.item.Alert.Rule == "speeding" && ev.item.Alert.VehicleID == plate
 	})
-	alertID := opened.item.Alert.AlertID
-	if opened.item.Alert.Severity != "severe" || opened.item.Alert.Action != "dispatch_enforcement" {
-		t.Errorf("speeding at 90 in a 40 limit: severity %s, action %s", opened.item.Alert.Severity, opened.item.Alert.Action)
+	alertID := opened.item.Alert.ID
+	if opened.item.Alert.Severity != "severe" || opened.item.Alert.Severity.Action() != "dispatch_enforcement" {
+		t.Errorf("speeding at 90 in a 40 limit: severity %s, action %s", opened.item.Alert.Severity, opened.item.Alert.Severity.Action())
 	}
 	d := opened.item.Alert.Dispatch
 	if d == nil || d.Kind != api.DispatchOfficers || len(d.Officers) != 2 || d.Officers[0].OfficerID != "officer-near" {
@@ -308,7 +308,7 @@ func TestAPI(t *testing.T) {
 		}
 		found := false
 		for _, a := range rep.OpenAlerts {
-			found = found || a.AlertID == alertID
+			found = found || a.ID == alertID
 		}
 		if !found || rep.Violations30d["speeding"] != 1 || rep.ViolationsSum < 1 {
 			t.Errorf("open alerts %v, violations %v", rep.OpenAlerts, rep.Violations30d)
@@ -343,7 +343,7 @@ func TestAPI(t *testing.T) {
 			Next   string          `json:"next"`
 		}
 		c.getJSON(api.RoleSupervisor, "/api/v1/alerts?severity=severe&rule=speeding", 200, &page)
-		if page.Total != 1 || page.Alerts[0].AlertID != alertID || page.Alerts[0].Handling.State != api.StateNew {
+		if page.Total != 1 || page.Alerts[0].ID != alertID || page.Alerts[0].Handling.State != api.StateNew {
 			t.Fatalf("open severe speeding alerts: %+v", page)
 		}
 		c.getJSON(api.RoleSupervisor, "/api/v1/alerts?limit=1", 200, &page)
@@ -398,7 +398,7 @@ func TestAPI(t *testing.T) {
 			}
 		}
 		ev := next(t, stream, "the resolve action on the stream", func(ev sseEvent) bool {
-			return ev.event == api.ChangeHandling && ev.item.Alert.AlertID == alertID && ev.item.Alert.Handling.State == api.StateResolved
+			return ev.event == api.ChangeHandling && ev.item.Alert.ID == alertID && ev.item.Alert.Handling.State == api.StateResolved
 		})
 		acts := ev.item.Alert.Handling.Actions
 		if len(acts) != 3 || acts[0].Actor != "test-supervisor" || acts[1].OfficerID != "officer-near" || acts[2].Reason != "fined on the spot" {
@@ -433,7 +433,7 @@ func TestAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 		ev := next(t, resumed, "the resolution missed while disconnected", func(ev sseEvent) bool {
-			return ev.item.Alert.AlertID == alertID && ev.event == "resolved"
+			return ev.item.Alert.ID == alertID && ev.event == "resolved"
 		})
 		if ev.id <= lastSeen && len(ev.id) == len(lastSeen) {
 			t.Errorf("resumed event id %s is not after %s", ev.id, lastSeen)

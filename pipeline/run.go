@@ -186,10 +186,10 @@ func (a alertAnnouncer) Announce(ctx context.Context, items []api.FeedItem) erro
 	keys, values := make([][]byte, len(items)), make([][]byte, len(items))
 	for i, it := range items {
 		v := it.Alert
-		v.Change = it.Change
+		v.Change = detectors.ChangeKind(it.Change)
 		b, err := json.Marshal(v)
 		if err != nil {
-			return fmt.Errorf("cannot encode alert %s: %w", v.AlertID, err)
+			return fmt.Errorf("cannot encode alert %s: %w", v.ID, err)
 		}
 		keys[i], values[i] = []byte(v.VehicleID), b
 	}

@@ -6,17 +6,19 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/muckwatch/muckwatch/tables"
 )
 
 // ReadDetections reads every alert stored in database db, as the scorer needs it.
 func ReadDetections(ctx context.Context, conn driver.Conn, db string) ([]Detection, error) {
-	rows, err := conn.Query(ctx, `
-		SELECT rule, vehicle_id, place, start_ms, end_ms, opened_ms
-		FROM (SELECT id, any(rule) AS rule, any(vehicle_id) AS vehicle_id, any(place) AS place,
-		             min(start_ms) AS start_ms, argMax(end_ms, version) AS end_ms
-		      FROM `+db+`.alerts GROUP BY id) AS a
-		ANY LEFT JOIN (SELECT alert_id AS id, min(changed_ms) AS opened_ms FROM `+db+`.alert_changes
-		               WHERE kind = 'opened' GROUP BY alert_id) AS o USING (id)`)
+	a, c := tables.Alerts, tables.AlertChanges
+	// every alert once (its first start, its newest end), with when its opened change was written
+	rows, err := conn.Query(ctx, "SELECT rule, vehicle_id, place, start_ms, end_ms, opened_ms"+
+		" FROM (SELECT "+a.Col("id")+", any("+a.Col("rule")+") AS rule, any("+a.Col("vehicle_id")+") AS vehicle_id, any("+a.Col("place")+") AS place,"+
+		" min("+a.Col("start_ms")+") AS start_ms, argMax("+a.Col("end_ms")+", "+a.Version+") AS end_ms FROM "+a.In(db)+" GROUP BY "+a.Col("id")+") AS a"+
+		" ANY LEFT JOIN (SELECT "+c.Col("alert_id")+" AS id, min("+c.Col("changed_ms")+") AS opened_ms FROM "+c.In(db)+
+		" WHERE "+c.Col("kind")+" = ? GROUP BY "+c.Col("alert_id")+") AS o USING (id)", "opened") // detectors.ChangeOpened (sim cannot import detectors: its tests import sim)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the alerts: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/record"
+	"github.com/muckwatch/muckwatch/tables"
 )
 
 // ClickHouse writes batches of records into muckwatch's ClickHouse database. It is safe for
@@ -93,12 +94,12 @@ func OpenClickHouse(ctx context.Context, cfg ClickHouseConfig, log *slog.Logger,
 	m := newMetrics(reg)
 	m.up.Set(1)
 	c := &ClickHouse{cfg: cfg, conn: conn, log: log, m: m, version: sv.Version.String()}
-	c.positions = newInserter(c, "positions", positionColumns(), true)
-	c.events = newInserter(c, "events", eventColumns(), true)
-	c.officers = newInserter(c, "officer_positions", officerColumns(), true)
-	c.rejects = newInserter(c, "rejects", rejectColumns(), false)
-	c.alerts = newInserter(c, "alerts", alertColumns(), true)
-	c.changes = newInserter(c, "alert_changes", changeColumns(), true)
+	c.positions = newInserter(c, tables.Positions.Name, positionColumns(), true)
+	c.events = newInserter(c, tables.Events.Name, eventColumns(), true)
+	c.officers = newInserter(c, tables.OfficerPositions.Name, officerColumns(), true)
+	c.rejects = newInserter(c, tables.Rejects.Name, rejectColumns(), false)
+	c.alerts = newInserter(c, tables.Alerts.Name, alertColumns(), true)
+	c.changes = newInserter(c, tables.AlertChanges.Name, changeColumns(), true)
 	log.Info("connected to ClickHouse", "addr", cfg.Addr, "database", cfg.Database, "server_version", c.version,
 		"server", sv.DisplayName, "timezone", sv.Timezone)
 	return c, nil
@@ -166,7 +167,8 @@ func (c *ClickHouse) Write(ctx context.Context, b *Batch) error {
 
 // insertTables lists the tables Write inserts into, for metric labels.
 func insertTables() []string {
-	return []string{"positions", "events", "officer_positions", "rejects", "alert_changes", "alerts"}
+	return []string{tables.Positions.Name, tables.Events.Name, tables.OfficerPositions.Name, tables.Rejects.Name,
+		tables.AlertChanges.Name, tables.Alerts.Name}
 }
 
 // transient reports whether a failed insert may succeed if tried again: connection and network

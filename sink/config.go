@@ -155,7 +155,7 @@ func (c *ClickHouseConfig) Validate() error {
 type KafkaOutputConfig struct {
 	// Brokers lists bootstrap brokers as host:port; at least one is required.
 	Brokers []string `yaml:"brokers"`
-	// AlertsTopic receives one JSON AlertMessage per alert change, keyed by vehicle id.
+	// AlertsTopic receives one JSON message per alert change (EncodeChange), keyed by vehicle id.
 	// Default "muck.alerts".
 	AlertsTopic string `yaml:"alerts_topic"`
 	// DLQTopic receives one JSON DeadLetterMessage per rejected record, keyed by the record's

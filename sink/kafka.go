@@ -82,7 +82,7 @@ func requiredAcks(s string) (kafka.RequiredAcks, error) {
 	return 0, fmt.Errorf("%q must be \"all\" or \"one\"", s)
 }
 
-// Write produces one AlertMessage per change (key: vehicle id) and one DeadLetterMessage per
+// Write produces one alert message (EncodeChange) per change (key: vehicle id) and one DeadLetterMessage per
 // reject (key: the original key; header muckwatch-reason), and returns when the broker
 // acknowledged every record, or with the error of the records it did not.
 func (o *KafkaOutput) Write(ctx context.Context, changes []detectors.Change, rejects []record.Reject) error {

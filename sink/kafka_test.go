@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
@@ -96,31 +97,32 @@ func TestKafkaOutput(t *testing.T) {
 	lastVersion := map[string]uint64{}
 	partitionOf := map[string]int{}
 	for _, m := range alerts {
-		var am AlertMessage
-		if err := json.Unmarshal(m.Value, &am); err != nil {
+		var got detectors.Change
+		if err := json.Unmarshal(m.Value, &got); err != nil {
 			t.Fatalf("alert record %s is not JSON: %v", m.Value, err)
 		}
+		am := &got.Alert
 		if string(m.Key) != am.VehicleID {
 			t.Errorf("alert record key %q, vehicle %q", m.Key, am.VehicleID)
 		}
-		want := NewAlertMessage(changes[0])
+		want := changes[0]
 		for _, c := range changes {
-			if c.Alert.ID == am.AlertID && c.Alert.Version == am.Version {
-				want = NewAlertMessage(c)
+			if c.Alert.ID == am.ID && c.Alert.Version == am.Version {
+				want = c
 			}
 		}
-		if am != want {
-			t.Errorf("alert record\n got %+v\nwant %+v", am, want)
+		if !bytes.Equal(m.Value, EncodeChange(want)) || am.Evidence != want.Alert.Evidence || !am.Updated.Equal(want.Alert.Updated) {
+			t.Errorf("alert record\n got %s\nwant %s", m.Value, EncodeChange(want))
 		}
 		// one vehicle's changes are in one partition, in order
 		if p, ok := partitionOf[am.VehicleID]; ok && p != m.Partition {
 			t.Errorf("vehicle %s in partitions %d and %d", am.VehicleID, p, m.Partition)
 		}
 		partitionOf[am.VehicleID] = m.Partition
-		if am.Version <= lastVersion[am.AlertID] {
-			t.Errorf("alert %s: version %d after %d", am.AlertID, am.Version, lastVersion[am.AlertID])
+		if am.Version <= lastVersion[am.ID] {
+			t.Errorf("alert %s: version %d after %d", am.ID, am.Version, lastVersion[am.ID])
 		}
-		lastVersion[am.AlertID] = am.Version
+		lastVersion[am.ID] = am.Version
 	}
 	if lastVersion["a-1"] != 3 || lastVersion["a-2"] != 1 {
 		t.Errorf("last versions = %v", lastVersion)

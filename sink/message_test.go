@@ -5,13 +5,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"flag"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/record"
@@ -41,64 +39,6 @@ func TestEncodeChangeGolden(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("EncodeChange changed the muck.alerts contract (run with -update if on purpose):\n got %s\nwant %s", got, want)
 	}
-}
-
-// TestEncodeChangeMatchesEncodingJSON checks the hand-written encoder against encoding/json.
-func TestEncodeChangeMatchesEncodingJSON(t *testing.T) {
-	f := func(c detectors.Change) {
-		t.Helper()
-		var want bytes.Buffer
-		enc := json.NewEncoder(&want)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(NewAlertMessage(c)); err != nil {
-			t.Fatal(err)
-		}
-		got := append(EncodeChange(c), '\n')
-		if !bytes.Equal(got, want.Bytes()) {
-			t.Errorf("EncodeChange\n got %s\nwant %s", got, want.Bytes())
-		}
-		var back AlertMessage
-		if err := json.Unmarshal(got, &back); err != nil || utf8.ValidString(c.Alert.Evidence) && back != NewAlertMessage(c) {
-			t.Errorf("EncodeChange does not decode back: %v\n%+v", err, back)
-		}
-	}
-	f(goldenChange())
-	f(testAlert("a", 1, detectors.ChangeOpened))
-	f(detectors.Change{})
-	c := testAlert("a\"\\\n\t\x00\x1f<>&\u2028\u2029\x7f", math.MaxUint64, detectors.ChangeUpdated)
-	c.Alert.Evidence = "bad utf-8 \xff\xfe end \xe4\xb8"
-	c.Alert.Lat, c.Alert.Lon, c.Alert.Value, c.Alert.Limit = 1e-7, -1e21, 123456789.125, -0.000001
-	f(c)
-}
-
-func TestEncodeChangeNaN(t *testing.T) {
-	c := testAlert("a", 1, detectors.ChangeOpened)
-	c.Alert.Value, c.Alert.Limit = math.NaN(), math.Inf(1)
-	var m map[string]any
-	if err := json.Unmarshal(EncodeChange(c), &m); err != nil {
-		t.Fatalf("EncodeChange with NaN is not JSON: %v", err)
-	}
-	if m["value"] != nil || m["limit"] != nil {
-		t.Errorf("NaN and Inf encoded as %v and %v, want null", m["value"], m["limit"])
-	}
-}
-
-func FuzzAppendJSONString(f *testing.F) {
-	for _, s := range []string{"", "粤B12345", "a\"b\\c\n\x00", "\xff\xe4\xb8", "\u2028<&>", "\x7f\u00e9"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		var want bytes.Buffer
-		enc := json.NewEncoder(&want)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(s); err != nil {
-			t.Fatal(err)
-		}
-		got := append(appendJSONString(nil, s), '\n')
-		if !bytes.Equal(got, want.Bytes()) {
-			t.Errorf("appendJSONString(%q) = %s, want %s", s, got, want.Bytes())
-		}
-	})
 }
 
 func TestEncodeReject(t *testing.T) {

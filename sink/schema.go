@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/muckwatch/muckwatch/tables"
 )
 
 // schemaFiles are the migrations, schema/NNN_name.sql, in the order of NNN. Each file is a list
@@ -153,8 +155,7 @@ func (c *ClickHouse) Migrate(ctx context.Context) error {
 				return fmt.Errorf("cannot apply migration %03d_%s (statement %d of %d): %w", m.Version, m.Name, i+1, len(m.Statements), err)
 			}
 		}
-		q := "INSERT INTO " + c.cfg.Database + ".schema_migrations (version, name, applied_at)"
-		bt, err := c.conn.PrepareBatch(ctx, q)
+		bt, err := c.conn.PrepareBatch(ctx, tables.SchemaMigrations.Insert(c.cfg.Database))
 		if err == nil {
 			err = bt.Append(uint32(m.Version), m.Name, time.Now())
 			if err == nil {
@@ -173,7 +174,8 @@ func (c *ClickHouse) Migrate(ctx context.Context) error {
 
 // AppliedMigrations returns the versions recorded in schema_migrations, ascending.
 func (c *ClickHouse) AppliedMigrations(ctx context.Context) ([]int, error) {
-	rows, err := c.conn.Query(ctx, "SELECT DISTINCT version FROM "+c.cfg.Database+".schema_migrations ORDER BY version")
+	t := tables.SchemaMigrations
+	rows, err := c.conn.Query(ctx, "SELECT DISTINCT "+t.Col("version")+" FROM "+t.In(c.cfg.Database)+" ORDER BY "+t.Col("version"))
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %s.schema_migrations: %w", c.cfg.Database, err)
 	}

@@ -6,8 +6,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/muckwatch/muckwatch/tables"
 )
 
 func TestMigrations(t *testing.T) {
@@ -153,8 +156,8 @@ func TestSchemaOnModernClickHouse(t *testing.T) {
 
 // insertColumns returns the column list of every insert Write makes, by table.
 func insertColumns() map[string][]string {
-	names := func(n int, name func(i int) string) []string {
-		out := make([]string, n)
+	names := func(cols int, name func(i int) string) []string {
+		out := make([]string, cols)
 		for i := range out {
 			out[i] = name(i)
 		}
@@ -162,11 +165,111 @@ func insertColumns() map[string][]string {
 	}
 	p, e, o, r, a, ch := positionColumns(), eventColumns(), officerColumns(), rejectColumns(), alertColumns(), changeColumns()
 	return map[string][]string{
-		"positions":         names(len(p), func(i int) string { return p[i].name }),
-		"events":            names(len(e), func(i int) string { return e[i].name }),
-		"officer_positions": names(len(o), func(i int) string { return o[i].name }),
-		"rejects":           names(len(r), func(i int) string { return r[i].name }),
-		"alerts":            names(len(a), func(i int) string { return a[i].name }),
-		"alert_changes":     names(len(ch), func(i int) string { return ch[i].name }),
+		tables.Positions.Name:        names(len(p), func(i int) string { return p[i].name }),
+		tables.Events.Name:           names(len(e), func(i int) string { return e[i].name }),
+		tables.OfficerPositions.Name: names(len(o), func(i int) string { return o[i].name }),
+		tables.Rejects.Name:          names(len(r), func(i int) string { return r[i].name }),
+		tables.Alerts.Name:           names(len(a), func(i int) string { return a[i].name }),
+		tables.AlertChanges.Name:     names(len(ch), func(i int) string { return ch[i].name }),
+	}
+}
+
+// ddlColumns returns the columns ("name Type") of every table the migrations create, by table.
+func ddlColumns(t *testing.T) map[string][]string {
+	t.Helper()
+	ms, err := Migrations("mw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, m := range ms {
+		for _, st := range m.Statements {
+			ct := createTableRE.FindStringSubmatch(st)
+			if ct == nil {
+				continue
+			}
+			for _, line := range strings.Split(ct[2], "\n") {
+				if line = strings.TrimSuffix(strings.TrimSpace(line), ","); line != "" {
+					name, typ, _ := strings.Cut(line, " ")
+					out[ct[1]] = append(out[ct[1]], name+" "+strings.TrimSpace(typ))
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestTablesMatchMigrations checks the table descriptions, which the writer and the readers build
+// their SQL from, against the DDL of the migrations.
+func TestTablesMatchMigrations(t *testing.T) {
+	ddl := ddlColumns(t)
+	described := map[string]bool{}
+	for _, tbl := range tables.All() {
+		described[tbl.Name] = true
+		var got []string
+		for _, c := range tbl.Columns {
+			got = append(got, c.Name+" "+c.Type)
+			if c.Seconds != "" {
+				if ms, ok := tbl.Column(c.Seconds); !ok || ms.Type != "Int64" || c.Type != "DateTime" || ms.Fixed != c.Fixed {
+					t.Errorf("%s.%s: the seconds of %q, which is not a column of the same kind", tbl.Name, c.Name, c.Seconds)
+				}
+			}
+		}
+		if want := ddl[tbl.Name]; !slices.Equal(got, want) {
+			t.Errorf("table %s is described as\n%q\nits DDL has\n%q", tbl.Name, got, want)
+		}
+		if tbl.Version != "" {
+			if _, ok := tbl.Column(tbl.Version); !ok {
+				t.Errorf("table %s: version column %q missing", tbl.Name, tbl.Version)
+			}
+		}
+	}
+	for name := range ddl {
+		if !described[name] {
+			t.Errorf("table %s of the migrations is not described in package tables", name)
+		}
+	}
+	for name, cols := range insertColumns() {
+		if tbl := tableNamed(name); tbl == nil || !slices.Equal(cols, tbl.Names()) {
+			t.Errorf("the insert into %s lists %v", name, cols)
+		}
+	}
+}
+
+func tableNamed(name string) *tables.Table {
+	for _, t := range tables.All() {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// TestTablesOnServer checks the descriptions against the tables the migrations made on the test
+// server (ClickHouse 18.16).
+func TestTablesOnServer(t *testing.T) {
+	c := openTestDB(t, nil, nil)
+	ctx := context.Background()
+	for _, tbl := range tables.All() {
+		rows, err := c.Conn().Query(ctx, "SELECT name, type FROM system.columns WHERE database = ? AND table = ?", c.Database(), tbl.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for rows.Next() {
+			var name, typ string
+			if err := rows.Scan(&name, &typ); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, name+" "+typ)
+		}
+		rows.Close()
+		var want []string
+		for _, col := range tbl.Columns {
+			want = append(want, col.Name+" "+col.Type)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("table %s on ClickHouse %s has\n%q\ndescribed as\n%q", tbl.Name, c.ServerVersion(), got, want)
+		}
 	}
 }

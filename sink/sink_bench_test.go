@@ -18,7 +18,7 @@ func BenchmarkEncodeChange(b *testing.B) {
 	b.ReportAllocs()
 	var buf []byte
 	for b.Loop() {
-		buf = AppendChange(buf[:0], c)
+		buf = c.AppendJSON(buf[:0])
 	}
 }
 

@@ -1,0 +1,91 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/muckwatch/muckwatch/detectors"
+)
+
+// AlertView is an alert as the API shows it: the detectors' latest snapshot of it and the change
+// that made it, and the command centre's part (Supervision). Its JSON is the alert's muck.alerts
+// message (detectors.Change) followed by Supervision's fields.
+type AlertView struct {
+	// Change is the alert's last change: the detectors' (opened, escalated, updated, resolved)
+	// or the API's (restored, handling, overdue).
+	Change detectors.ChangeKind
+	detectors.Alert
+	Supervision
+}
+
+// Supervision is what the API adds to an alert: how the command centre is handling it, who it
+// was offered to, whether it is overdue, and when it arrived.
+type Supervision struct {
+	Handling Handling      `json:"handling"`
+	Dispatch *DispatchPlan `json:"dispatch,omitempty"`
+	Overdue  bool          `json:"overdue"`
+	// ReceivedMs is when (wall time) muckwatch first published the alert; acknowledgement
+	// deadlines count from here.
+	ReceivedMs int64 `json:"received_ms"`
+}
+
+// MarshalJSON writes the alert's change message with the supervision's fields after it.
+func (v AlertView) MarshalJSON() ([]byte, error) {
+	c := detectors.Change{Kind: v.Change, Alert: v.Alert}
+	var own bytes.Buffer
+	enc := json.NewEncoder(&own)
+	enc.SetEscapeHTML(false) // the caller's encoder escapes, or not, the whole
+	if err := enc.Encode(v.Supervision); err != nil {
+		return nil, fmt.Errorf("cannot encode alert %s: %w", v.ID, err)
+	}
+	b := c.AppendJSON(make([]byte, 0, c.JSONSize()+own.Len()))
+	b[len(b)-1] = ','
+	return append(b, bytes.TrimSpace(own.Bytes())[1:]...), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (v *AlertView) UnmarshalJSON(data []byte) error {
+	var c detectors.Change
+	if err := c.UnmarshalJSON(data); err != nil {
+		return err
+	}
+	var s Supervision
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("cannot read the supervision of alert %s: %w", c.Alert.ID, err)
+	}
+	*v = AlertView{Change: c.Kind, Alert: c.Alert, Supervision: s}
+	return nil
+}
+
+// Handling is an alert's place in the command centre's lifecycle.
+type Handling struct {
+	State   string   `json:"state"` // new, dispatched, acknowledged, resolved, dismissed
+	Actions []Action `json:"actions"`
+}
+
+// Action is one step a person took on an alert.
+type Action struct {
+	Action    string `json:"action"` // dispatch, acknowledge, resolve, dismiss
+	Actor     string `json:"actor"`
+	Role      string `json:"role"`
+	OfficerID string `json:"officer_id,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+	AtMs      int64  `json:"at_ms"`
+}
+
+// Handling states.
+const (
+	StateNew          = "new"
+	StateDispatched   = "dispatched"
+	StateAcknowledged = "acknowledged"
+	StateResolved     = "resolved"
+	StateDismissed    = "dismissed"
+)
+
+// Feed change kinds beside the detectors' opened, escalated, updated and resolved.
+const (
+	ChangeHandling = "handling" // a person acted on the alert; alert.handling says how
+	ChangeOverdue  = "overdue"  // nobody acknowledged the alert in time
+	ChangeRestored = "restored" // an alert still open when the API started, read from ClickHouse
+)

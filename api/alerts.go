@@ -1,0 +1,236 @@
+package api
+
+import (
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/muckwatch/muckwatch/detectors"
+)
+
+// alertBook is the open alerts with their handling, and each vehicle's violations of the last
+// 30 days. Its lock is taken before the officers' and the feed's.
+type alertBook struct {
+	mu        sync.RWMutex
+	open      map[string]*AlertView // open, or severe and not yet handled to the end
+	byVehicle map[string][]*AlertView
+	recent    map[string][]violation
+	recentIDs map[string]struct{}
+}
+
+type violation struct {
+	id    string
+	rule  string
+	start time.Time
+}
+
+const violationHistory = 30 * 24 * time.Hour
+
+func newAlertBook() alertBook {
+	return alertBook{open: make(map[string]*AlertView), byVehicle: make(map[string][]*AlertView),
+		recent: make(map[string][]violation), recentIDs: make(map[string]struct{})}
+}
+
+// applyChange updates the view with a detector change and publishes it. l.alerts.mu is held.
+func (l *Live) applyChange(c detectors.Change) {
+	b := &l.alerts
+	a := &c.Alert
+	if c.Kind == detectors.ChangeOpened {
+		b.addViolation(a.VehicleID, a.ID, string(a.Rule), a.Start, l.now())
+	}
+	v := b.open[a.ID]
+	if v == nil {
+		if a.Version > 1 && c.Kind != detectors.ChangeOpened && !l.keepOpen(a) {
+			// a later change of an alert that is no longer on the open list
+			l.publish(FeedItem{Change: string(c.Kind), Alert: AlertView{Change: c.Kind, Alert: *a,
+				Supervision: Supervision{Handling: Handling{State: StateNew, Actions: []Action{}}}}})
+			return
+		}
+		v = &AlertView{Alert: *a, Supervision: Supervision{Handling: Handling{State: StateNew}, ReceivedMs: l.now().UnixMilli()}}
+		b.put(v)
+	} else if a.Version < v.Version {
+		return // an older change read again after a replay
+	}
+	v.Change, v.Alert = c.Kind, *a
+	if v.Dispatch == nil || (a.Severity == detectors.SeveritySevere && v.Dispatch.Kind != DispatchOfficers) {
+		v.Dispatch = l.plan(v)
+	}
+	item := FeedItem{Change: string(c.Kind), Alert: cloneView(v)}
+	if !l.keepOpen(a) || terminal(v.Handling.State) {
+		b.drop(a.ID)
+	}
+	l.publish(item)
+}
+
+// put adds v to the open list. b.mu is held.
+func (b *alertBook) put(v *AlertView) {
+	b.open[v.ID] = v
+	b.byVehicle[v.VehicleID] = append(b.byVehicle[v.VehicleID], v)
+}
+
+// drop removes an alert from the open list. b.mu is held.
+func (b *alertBook) drop(id string) {
+	v, ok := b.open[id]
+	if !ok {
+		return
+	}
+	delete(b.open, id)
+	vs := slices.DeleteFunc(b.byVehicle[v.VehicleID], func(x *AlertView) bool { return x == v })
+	if len(vs) == 0 {
+		delete(b.byVehicle, v.VehicleID)
+	} else {
+		b.byVehicle[v.VehicleID] = vs
+	}
+}
+
+// keepOpen: an alert stays on the open list while its episode is under way, and a severe one until
+// a supervisor resolves or dismisses it (for OpenSevereFor at most).
+func (l *Live) keepOpen(a *detectors.Alert) bool {
+	if a.Status == detectors.StatusOpen {
+		return true
+	}
+	return a.Severity == detectors.SeveritySevere && l.now().Sub(a.End) < l.cfg.OpenSevereFor
+}
+
+func terminal(state string) bool { return state == StateResolved || state == StateDismissed }
+
+// addViolation counts a vehicle's violation once, forgetting those older than violationHistory
+// at now. b.mu is held.
+func (b *alertBook) addViolation(plate, id, rule string, start, now time.Time) {
+	if _, ok := b.recentIDs[id]; ok {
+		return
+	}
+	b.recentIDs[id] = struct{}{}
+	vs := append(b.recent[plate], violation{id: id, rule: rule, start: start})
+	cutoff := now.Add(-violationHistory)
+	for len(vs) > 0 && vs[0].start.Before(cutoff) {
+		delete(b.recentIDs, vs[0].id)
+		vs = vs[1:]
+	}
+	b.recent[plate] = vs
+}
+
+// restoreViolation adds a violation read from ClickHouse on start.
+func (l *Live) restoreViolation(plate, id, rule string, start time.Time) {
+	l.alerts.mu.Lock()
+	defer l.alerts.mu.Unlock()
+	l.alerts.addViolation(plate, id, rule, start, l.now())
+}
+
+// restoreAlert puts an alert read from ClickHouse on start on the open list, as restored.
+func (l *Live) restoreAlert(a detectors.Alert) {
+	l.alerts.mu.Lock()
+	defer l.alerts.mu.Unlock()
+	l.alerts.put(&AlertView{Change: ChangeRestored, Alert: a,
+		Supervision: Supervision{Handling: Handling{State: StateNew}, ReceivedMs: detectors.UnixMilli(a.Updated)}})
+}
+
+// restoreOfficer keeps an officer's position read from ClickHouse on start.
+func (l *Live) restoreOfficer(o OfficerPosition) { l.officers.put(o) }
+
+// replanAlerts decides again who each open alert is offered to (after the officers are restored).
+func (l *Live) replanAlerts() {
+	l.alerts.mu.Lock()
+	defer l.alerts.mu.Unlock()
+	for _, v := range l.alerts.open {
+		v.Dispatch = l.plan(v)
+	}
+}
+
+// Alert returns an open alert.
+func (l *Live) Alert(id string) (AlertView, bool) {
+	l.alerts.mu.RLock()
+	defer l.alerts.mu.RUnlock()
+	v, ok := l.alerts.open[id]
+	if !ok {
+		return AlertView{}, false
+	}
+	return cloneView(v), true
+}
+
+func cloneView(v *AlertView) AlertView {
+	c := *v
+	c.Handling.Actions = slices.Clone(v.Handling.Actions)
+	if c.Handling.Actions == nil {
+		c.Handling.Actions = []Action{}
+	}
+	if v.Dispatch != nil {
+		d := *v.Dispatch
+		d.Officers = slices.Clone(v.Dispatch.Officers)
+		c.Dispatch = &d
+	}
+	return c
+}
+
+// AlertFilter selects open alerts.
+type AlertFilter struct {
+	Rules, Severities, Districts map[string]bool // empty: any
+	Vehicle                      string
+}
+
+// Match reports whether the filter selects a.
+func (f AlertFilter) Match(a *detectors.Alert) bool {
+	return (len(f.Rules) == 0 || f.Rules[string(a.Rule)]) && (len(f.Severities) == 0 || f.Severities[string(a.Severity)]) &&
+		(len(f.Districts) == 0 || f.Districts[a.District]) && (f.Vehicle == "" || f.Vehicle == a.VehicleID)
+}
+
+// OpenAlerts returns the open alerts the filter selects, most severe first, then newest first.
+func (l *Live) OpenAlerts(f AlertFilter) []AlertView {
+	b := &l.alerts
+	b.mu.RLock()
+	var out []AlertView
+	if f.Vehicle != "" {
+		for _, v := range b.byVehicle[f.Vehicle] {
+			if f.Match(&v.Alert) {
+				out = append(out, cloneView(v))
+			}
+		}
+	} else {
+		out = make([]AlertView, 0, len(b.open))
+		for _, v := range b.open {
+			if f.Match(&v.Alert) {
+				out = append(out, cloneView(v))
+			}
+		}
+	}
+	b.mu.RUnlock()
+	if out == nil {
+		out = []AlertView{}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := &out[i], &out[j]
+		if ra, rb := a.Severity.Rank(), b.Severity.Rank(); ra != rb {
+			return ra > rb
+		}
+		if sa, sb := detectors.UnixMilli(a.Start), detectors.UnixMilli(b.Start); sa != sb {
+			return sa > sb
+		}
+		return a.ID < b.ID
+	})
+	return out
+}
+
+// OpenAlertCount is the number of a vehicle's open alerts.
+func (l *Live) OpenAlertCount(plate string) int {
+	l.alerts.mu.RLock()
+	defer l.alerts.mu.RUnlock()
+	return len(l.alerts.byVehicle[plate])
+}
+
+// ViolationsByRule counts a vehicle's violations of the last 30 days by rule.
+func (l *Live) ViolationsByRule(plate string) (map[string]int, int) {
+	cutoff := l.now().Add(-violationHistory)
+	out := map[string]int{}
+	total := 0
+	l.alerts.mu.RLock()
+	defer l.alerts.mu.RUnlock()
+	for _, v := range l.alerts.recent[plate] {
+		if v.start.Before(cutoff) {
+			continue
+		}
+		out[v.rule]++
+		total++
+	}
+	return out, total
+}

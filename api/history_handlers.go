@@ -1,0 +1,302 @@
+package api
+
+// The analysts' endpoints: GET /api/v1/violations, /api/v1/vehicles/{plate}/track and
+// /api/v1/heatmap.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/muckwatch/muckwatch/city"
+	"github.com/muckwatch/muckwatch/detectors"
+)
+
+// Limits of the parameters.
+const (
+	defaultViolationLimit = 1000
+	maxFilterBytes        = 256
+	defaultCellM          = 500
+	minCellM, maxCellM    = 50, 20_000
+	metresPerDegreeLat    = 111_320.0
+)
+
+func (s *Server) noStore(w http.ResponseWriter) bool {
+	if s.store != nil {
+		return false
+	}
+	writeError(w, http.StatusServiceUnavailable, "the history is not available: this server has no ClickHouse store configured")
+	return true
+}
+
+func (s *Server) queryFailed(w http.ResponseWriter, r *http.Request, err error) {
+	if !errors.Is(err, context.Canceled) {
+		s.log.Warn("API history query failed", "path", r.URL.Path, "err", err)
+	}
+	writeError(w, http.StatusServiceUnavailable, "cannot query ClickHouse: "+err.Error())
+}
+
+// textParam checks a free-text filter.
+func textParam(v, name string) (string, error) {
+	v = strings.TrimSpace(v)
+	if len(v) > maxFilterBytes {
+		return "", fmt.Errorf("%s must be at most %d bytes, got %d", name, maxFilterBytes, len(v))
+	}
+	return v, nil
+}
+
+// plateParam normalises a plate given as parameter name.
+func plateParam(raw, name string) (string, error) {
+	plate := city.NormalizePlate(raw)
+	if plate == "" || len(plate) > 32 {
+		return "", fmt.Errorf("%s %q is not a licence plate", name, raw)
+	}
+	return plate, nil
+}
+
+func sortedKeys(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// violationParams parses GET /api/v1/violations' parameters.
+func (s *Server) violationParams(r *http.Request) (ViolationQuery, string, error) {
+	q := r.URL.Query()
+	var vq ViolationQuery
+	var errs []error
+	var err error
+	if vq.From, vq.To, err = s.window(r); err != nil {
+		errs = append(errs, err)
+	}
+	f, err := alertFilter(q.Get("rule"), q.Get("severity"), "")
+	if err != nil {
+		errs = append(errs, err)
+	}
+	vq.Rules, vq.Severities = sortedKeys(f.Rules), sortedKeys(f.Severities)
+	vq.Districts = sortedKeys(splitSet(q.Get("district")))
+	for _, d := range vq.Districts {
+		if len(d) > maxFilterBytes {
+			errs = append(errs, fmt.Errorf("district: each district must be at most %d bytes, got one of %d", maxFilterBytes, len(d)))
+			break
+		}
+	}
+	if vq.Company, err = textParam(q.Get("company"), "company"); err != nil {
+		errs = append(errs, err)
+	}
+	if vq.Site, err = textParam(q.Get("site"), "site"); err != nil {
+		errs = append(errs, err)
+	}
+	if raw := q.Get("vehicle"); raw != "" {
+		if vq.Vehicle, err = plateParam(raw, "vehicle"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	seen := map[string]bool{}
+	for _, k := range strings.Split(q.Get("group_by"), ",") {
+		if k = strings.TrimSpace(k); k == "" {
+			continue
+		}
+		switch {
+		case seen[k]:
+			errs = append(errs, fmt.Errorf("group_by lists %q twice", k))
+		case !slices.Contains(ViolationGroupKeys(), k):
+			errs = append(errs, fmt.Errorf("group_by: %q is not one of %s", k, strings.Join(ViolationGroupKeys(), ", ")))
+		default:
+			vq.GroupBy = append(vq.GroupBy, k)
+		}
+		seen[k] = true
+	}
+	format := orDefault(q.Get("format"), "json")
+	if format != "json" && format != "csv" {
+		errs = append(errs, fmt.Errorf("format must be json or csv, got %q", format))
+	}
+	if vq.Limit, err = intParam(orDefault(q.Get("limit"), strconv.Itoa(min(defaultViolationLimit, s.cfg.MaxRows))), "limit", 1, s.cfg.MaxRows); err != nil {
+		errs = append(errs, err)
+	}
+	return vq, format, errors.Join(errs...)
+}
+
+func (s *Server) handleViolations(w http.ResponseWriter, r *http.Request) {
+	vq, format, err := s.violationParams(r)
+	status := http.StatusOK
+	if vq.Vehicle != "" { // looking at one truck's history is a vehicle lookup
+		defer func() { s.audit(r, vq.Vehicle, status) }()
+	}
+	if err != nil {
+		status = http.StatusBadRequest
+		writeError(w, status, err.Error())
+		return
+	}
+	if s.noStore(w) {
+		status = http.StatusServiceUnavailable
+		return
+	}
+	loc := s.city.City().Location
+	vq.Location = loc
+	from, to := formatTime(vq.From, loc), formatTime(vq.To, loc)
+	if len(vq.GroupBy) > 0 {
+		groups, truncated, err := s.store.ViolationGroups(r.Context(), vq)
+		if err != nil {
+			status = http.StatusServiceUnavailable
+			s.queryFailed(w, r, err)
+			return
+		}
+		if format == "csv" {
+			recs := make([][]string, 0, len(groups)+1)
+			recs = append(recs, append(slices.Clone(vq.GroupBy), "violations"))
+			for _, g := range groups {
+				rec := make([]string, 0, len(g.Keys)+1)
+				for _, k := range g.Keys {
+					rec = append(rec, csvText(k))
+				}
+				recs = append(recs, append(rec, strconv.FormatUint(g.Violations, 10)))
+			}
+			w.Header().Set("X-Truncated", strconv.FormatBool(truncated))
+			status = writeCSV(w, "violations.csv", recs)
+			return
+		}
+		ans := ViolationGroupsAnswer{From: from, To: to, GroupBy: vq.GroupBy, Rows: make([]groupRow, len(groups)), Truncated: truncated}
+		for i, g := range groups {
+			ans.Rows[i] = groupRow{names: vq.GroupBy, ViolationGroup: g}
+		}
+		status = writeBody(w, "application/json; charset=utf-8", ans)
+		return
+	}
+	recs, total, err := s.store.Violations(r.Context(), vq)
+	if err != nil {
+		status = http.StatusServiceUnavailable
+		s.queryFailed(w, r, err)
+		return
+	}
+	views := make([]ViolationView, len(recs))
+	for i := range recs {
+		views[i] = violationView(&recs[i], loc)
+	}
+	if format == "csv" {
+		rows := make([][]string, 0, len(views)+1)
+		rows = append(rows, violationCSVHeader)
+		for _, v := range views {
+			rows = append(rows, v.csvRecord())
+		}
+		w.Header().Set("X-Total-Count", strconv.FormatUint(total, 10))
+		status = writeCSV(w, "violations.csv", rows)
+		return
+	}
+	status = writeBody(w, "application/json; charset=utf-8", ViolationsAnswer{From: from, To: to, Total: total, Violations: views})
+}
+
+func (s *Server) handleTrack(w http.ResponseWriter, r *http.Request) {
+	raw := r.PathValue("plate")
+	plate := city.NormalizePlate(raw)
+	_, perr := plateParam(raw, "plate")
+	status := http.StatusOK
+	defer func() { s.audit(r, plate, status) }()
+	from, to, werr := s.window(r)
+	if err := errors.Join(perr, werr); err != nil {
+		status = http.StatusBadRequest
+		writeError(w, status, err.Error())
+		return
+	}
+	if s.noStore(w) {
+		status = http.StatusServiceUnavailable
+		return
+	}
+	maxRows := s.cfg.MaxRows
+	points, err := s.store.Track(r.Context(), plate, from, to, maxRows+1)
+	var alerts []detectors.Alert
+	if err == nil {
+		alerts, err = s.store.VehicleAlerts(r.Context(), plate, from, to, maxRows+1)
+	}
+	if err != nil {
+		status = http.StatusServiceUnavailable
+		s.queryFailed(w, r, err)
+		return
+	}
+	loc := s.city.City().Location
+	if len(points) > maxRows || len(alerts) > maxRows {
+		status = http.StatusUnprocessableEntity
+		what := "positions"
+		if len(alerts) > maxRows {
+			what = "alerts"
+		}
+		writeError(w, status, fmt.Sprintf("%s has more than %d %s from %s to %s; narrow the window (from, to)",
+			plate, maxRows, what, formatTime(from, loc), formatTime(to, loc)))
+		return
+	}
+	fc := newFeatureCollection()
+	if len(points) > 0 {
+		coords := make([][2]float64, len(points))
+		props := TrackProperties{Kind: "track", Plate: plate, From: formatTime(from, loc), To: formatTime(to, loc), Points: len(points),
+			First: formatTime(time.UnixMilli(points[0].TimeMs), loc), Last: formatTime(time.UnixMilli(points[len(points)-1].TimeMs), loc),
+			TimesMs: make([]int64, len(points))}
+		for i, p := range points {
+			coords[i] = [2]float64{p.Lon, p.Lat}
+			props.TimesMs[i] = p.TimeMs
+		}
+		// A LineString needs two positions (RFC 7946 §3.1.4): a single fix is a Point.
+		g := &geometry{Type: "LineString", Coordinates: coords}
+		if len(coords) == 1 {
+			g = &geometry{Type: "Point", Coordinates: coords[0]}
+		}
+		fc.Features = append(fc.Features, feature{Type: "Feature", Geometry: g, Properties: props})
+	}
+	for i := range alerts {
+		a := &alerts[i]
+		var g *geometry
+		if a.Lat != 0 || a.Lon != 0 {
+			g = &geometry{Type: "Point", Coordinates: [2]float64{a.Lon, a.Lat}}
+		}
+		fc.Features = append(fc.Features, feature{Type: "Feature", Geometry: g, Properties: AlertProperties{violationView(a, loc)}})
+	}
+	status = writeBody(w, "application/geo+json", fc)
+}
+
+func (s *Server) handleHeatmap(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	from, to, err1 := s.window(r)
+	f, err2 := alertFilter(q.Get("rule"), "", "")
+	cellM, err3 := floatParam(orDefault(q.Get("cell_m"), strconv.Itoa(defaultCellM)), "cell_m", minCellM, maxCellM)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if s.noStore(w) {
+		return
+	}
+	c := s.city.City()
+	dlat := cellM / metresPerDegreeLat
+	dlon := cellM / (metresPerDegreeLat * math.Cos(c.Origin.Lat()*math.Pi/180))
+	maxRows := s.cfg.MaxRows
+	cells, err := s.store.Heatmap(r.Context(), HeatmapQuery{From: from, To: to, Rules: sortedKeys(f.Rules), DLat: dlat, DLon: dlon, Limit: maxRows + 1})
+	if err != nil {
+		s.queryFailed(w, r, err)
+		return
+	}
+	if len(cells) > maxRows {
+		writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("the violations from %s to %s fall in more than %d cells of %g m; narrow the window (from, to), select rules or use larger cells (cell_m)",
+			formatTime(from, c.Location), formatTime(to, c.Location), maxRows, cellM))
+		return
+	}
+	fc := newFeatureCollection()
+	for _, cell := range cells {
+		lat0, lat1 := roundDeg(float64(cell.Row)*dlat), roundDeg(float64(cell.Row+1)*dlat)
+		lon0, lon1 := roundDeg(float64(cell.Col)*dlon), roundDeg(float64(cell.Col+1)*dlon)
+		ring := [][2]float64{{lon0, lat0}, {lon1, lat0}, {lon1, lat1}, {lon0, lat1}, {lon0, lat0}} // counter-clockwise, closed
+		fc.Features = append(fc.Features, feature{Type: "Feature", Geometry: &geometry{Type: "Polygon", Coordinates: [][][2]float64{ring}},
+			Properties: HeatCellProperties{Violations: cell.Violations, CellM: cellM}})
+	}
+	writeBody(w, "application/geo+json", fc)
+}
+
+// roundDeg rounds degrees to 1e-7 (about a centimetre).
+func roundDeg(x float64) float64 { return math.Round(x*1e7) / 1e7 }
