@@ -55,6 +55,8 @@ func Read(ctx context.Context, brokers []string, topic string, dialer *kafka.Dia
 		}
 		parts = slices.DeleteFunc(parts, func(p kafka.Partition) bool { return !want[p.ID] })
 	}
+	// in partition order, whatever order the metadata lists them in
+	slices.SortFunc(parts, func(a, b kafka.Partition) int { return a.ID - b.ID })
 	n := 0
 	for _, p := range parts {
 		k, err := readPartition(ctx, p.Leader, topic, p.ID, dialer, f)
