@@ -4,12 +4,13 @@
 #   make test   every test, integration tests against a real ClickHouse server and the broker
 GO ?= go
 
-.PHONY: demo test deps build fuzz vet chaos
+.PHONY: demo test deps build console fuzz vet chaos
 
 demo: deps build
 	bin/muckwatch demo
 
-test: deps vet
+test: deps vet console
+	cd console && node --test web/*.test.mjs
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
 
@@ -38,12 +39,18 @@ vet:
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-# Installs what the tests and the demo need: Debian's clickhouse-server (when missing) and the Go
-# modules. Idempotent.
+# Installs what the tests and the demo need: Debian's clickhouse-server (when missing), the Go
+# modules, the console's npm packages and Debian's chromium for its browser journeys. Idempotent.
 deps:
 	bash deploy/clickhouse-local.sh install
 	$(GO) mod download
+	bash console/build.sh deps
 
-build:
+# The browser console's bundle (console/dist, embedded in the binary; committed so that a plain
+# `go build` works without Node), rebuilt from console/web.
+console:
+	bash console/build.sh build
+
+build: console
 	$(GO) build -o bin/muckwatch ./cmd/muckwatch
 	$(GO) build -o bin/muckbench ./cmd/muckbench
