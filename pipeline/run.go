@@ -20,8 +20,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/muckwatch/muckwatch/api"
-	"github.com/muckwatch/muckwatch/console"
 	"github.com/muckwatch/muckwatch/city"
+	"github.com/muckwatch/muckwatch/console"
 	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/ingest"
 	"github.com/muckwatch/muckwatch/internal/statetopic"
