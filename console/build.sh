@@ -23,12 +23,12 @@ deps() {
     npm ci --no-audit --no-fund --loglevel=error >&2
     cp package-lock.json node_modules/.mw-lock
   fi
-  if [[ ! -x /usr/bin/chromium ]]; then
+  if [[ ! -x /usr/bin/chromium || ! -d /usr/share/fonts/truetype/wqy ]]; then
     local sudo=""
     if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
-    echo "console: installing Debian's chromium for the browser journeys" >&2
+    echo "console: installing Debian's chromium (and a CJK font for its screenshots) for the browser journeys" >&2
     $sudo apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium fonts-wqy-microhei >&2
     [[ -x /usr/bin/chromium ]] || { echo "console: /usr/bin/chromium still missing after apt-get install" >&2; exit 1; }
   fi
 }

@@ -44,6 +44,7 @@ export async function analyst(root, session) {
       mapBox, el('div', { class: 'replay' }, slider, readout))));
 
   const cm = new CityMap(mapBox, session.layers);
+  window.mwMap = cm.map; // for the journeys: what is on the map
   const params = (extra) => api.qs({
     from: cityMidnight(Date.parse(from.value + 'T12:00:00Z')), to: cityMidnight(Date.parse(to.value + 'T12:00:00Z')) + 86400000,
     rule: rule.value, district: district.value, ...extra });
@@ -73,7 +74,10 @@ export async function analyst(root, session) {
     } else {
       plot = new uPlot({
         width: chartBox.clientWidth || 700, height: 260, tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), session.layers.time_zone),
-        scales: { x: { time: true } },
+        scales: { x: { time: true, range: () => {
+          const [a, b] = [Number(new URLSearchParams(params({})).get('from')), Number(new URLSearchParams(params({})).get('to'))];
+          return [a / 1000 - (bucket.value === 'day' ? 43200 : 1800), b / 1000 - (bucket.value === 'day' ? 43200 : 1800)];
+        } } },
         series: [{}, ...keys.map((k, i) => ({ label: label(k), stroke: palette[i % palette.length], width: 2, points: { size: 6 },
           paths: uPlot.paths.bars ? uPlot.paths.bars({ size: [0.6 / Math.max(1, keys.length), 40], align: 0 }) : undefined,
           fill: palette[i % palette.length] + '55' }))],
@@ -156,7 +160,7 @@ export async function analyst(root, session) {
     show();
     if (pts.length) {
       const b = pts.reduce((acc, p) => [[Math.min(acc[0][0], p[0]), Math.min(acc[0][1], p[1])], [Math.max(acc[1][0], p[0]), Math.max(acc[1][1], p[1])]], [[180, 90], [-180, -90]]);
-      cm.map.fitBounds([cm.point(...b[0]), cm.point(...b[1])], { padding: 60, maxZoom: 15, duration: 0 });
+      cm.map.fitBounds([cm.point(...b[0]), cm.point(...b[1])], { padding: 60, maxZoom: 14, duration: 0 });
     }
   }
 

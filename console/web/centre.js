@@ -52,7 +52,11 @@ export async function centre(root, session) {
     list);
   root.append(el('div', { class: 'centre' }, el('div', { class: 'mapwrap' }, mapBox, legend, panel), feedBox));
 
+  // the first fleet and the open alerts are fetched while the map loads
+  const firstFleet = api.get('/api/v1/fleet').catch(() => null);
+  const firstAlerts = api.get('/api/v1/alerts?limit=1000');
   const cm = new CityMap(mapBox, session.layers);
+  window.mwMap = cm.map; // for the journeys: what is on the map
   const alerts = new Map(); // id → alert view, open ones
   let selected = null;
   let stopped = false;
@@ -81,9 +85,9 @@ export async function centre(root, session) {
   cm.map.on('click', 'alert-rings', (e) => open(e.features[0].properties.id));
 
   const counts = {};
-  async function refreshFleet() {
+  async function refreshFleet(pending) {
     try {
-      const ans = await api.get('/api/v1/fleet');
+      const ans = (await pending) || await api.get('/api/v1/fleet');
       for (const k of Object.keys(stateColours)) counts[k] = 0;
       fleetPoints.features = ans.vehicles.map((r) => {
         counts[r[5]] = (counts[r[5]] || 0) + 1;
@@ -96,8 +100,8 @@ export async function centre(root, session) {
       // the next round tries again
     }
   }
-  await refreshFleet();
-  const fleetTimer = setInterval(refreshFleet, FLEET_EVERY_MS);
+  await refreshFleet(firstFleet);
+  const fleetTimer = setInterval(() => refreshFleet(null), FLEET_EVERY_MS);
 
   // --- the feed
   const filterOK = (a) => (!districtSel.value || a.district === districtSel.value) && (!ruleSel.value || a.rule === ruleSel.value) && (!sevSel.value || a.severity === sevSel.value);
@@ -118,7 +122,7 @@ export async function centre(root, session) {
   }
   for (const s of [districtSel, ruleSel, sevSel]) s.addEventListener('change', render);
 
-  const first = await api.get('/api/v1/alerts?limit=1000');
+  const first = await firstAlerts;
   for (const a of first.alerts) alerts.set(a.alert_id, a);
   render();
 

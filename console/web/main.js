@@ -25,8 +25,7 @@ const session = { me: null, layers: null, stop: null };
 async function signIn(tok) {
   api.setToken(tok);
   try {
-    session.me = await api.get('/api/v1/me');
-    session.layers = await api.get('/api/v1/city/layers');
+    [session.me, session.layers] = await Promise.all([api.get('/api/v1/me'), api.get('/api/v1/city/layers')]);
     setCityZone(session.layers.time_zone);
     return true;
   } catch (e) {
@@ -83,7 +82,7 @@ function header(current) {
   return el('header', { class: 'top' },
     el('span', { class: 'brand' }, t('title'), el('small', {}, session.layers.city)), nav,
     el('span', { class: 'who', id: 'who' }, session.me.name + ' · ' + session.me.role),
-    el('button', { type: 'button', onclick: settingsDialog, title: t('settings') }, '🗺'),
+    el('button', { type: 'button', onclick: settingsDialog, title: t('settings'), id: 'settings' }, t('settings')),
     langSwitch(),
     el('button', { type: 'button', id: 'signout', onclick: () => { api.setToken(''); session.me = null; location.hash = ''; route(); } }, t('signout')));
 }
