@@ -10,6 +10,7 @@ demo: deps build
 	bin/muckwatch demo
 
 test: deps vet console
+	@git diff --quiet -- console/dist 2>/dev/null || { echo "console/dist differs from a build of console/web: commit the rebuilt bundle (make console)"; exit 1; }
 	cd console && node --test web/*.test.mjs
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz

@@ -13,10 +13,10 @@ export async function squad(root, session) {
   const form = el('form', { class: 'lookup', onsubmit: (e) => { e.preventDefault(); lookup(normalizePlate(input.value)); } },
     el('button', { type: 'button', class: 'prov', id: 'prov-toggle', onclick: () => { picker.hidden = !picker.hidden; } }, '粤▾'),
     input, el('button', { type: 'submit', class: 'primary', id: 'lookup' }, t('lookup')));
-  const nearBtn = el('button', { class: 'primary wide', id: 'near-me', onclick: () => nearMe() }, '📍 ' + t('nearMe'));
+  const nearBtn = el('button', { class: 'primary wide', id: 'near-me', onclick: () => nearMe() }, t('nearMe'));
   const nearBox = el('section', { id: 'near', class: 'near' });
   const mapBox = el('div', { class: 'minimap', id: 'squad-map' });
-  root.append(form, picker, result, nearBtn, el('p', { class: 'muted small' }, t('tapMap')), mapBox, nearBox);
+  root.append(form, picker, result, nearBtn, nearBox, el('p', { class: 'muted small' }, t('tapMap')), mapBox);
 
   const cm = new CityMap(mapBox, session.layers);
   await cm.loaded;
