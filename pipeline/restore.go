@@ -8,6 +8,7 @@ import (
 
 	"github.com/muckwatch/muckwatch/ingest"
 	"github.com/muckwatch/muckwatch/internal/backoff"
+	"github.com/muckwatch/muckwatch/internal/statetopic"
 	"github.com/muckwatch/muckwatch/record"
 )
 
@@ -47,11 +48,16 @@ func (p *stages) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
 		return added[ingest.TopicPartition{Topic: s.Topic, Partition: s.Partition}]
 	}
 	began := time.Now()
-	n, retried := 0, false
+	n, foreign, retried := 0, map[string]int{}, false
 	err := backoff.Retry(ctx, p.backoff, func() error {
 		restored := 0
+		clear(foreign)
 		var err error
-		n, err = p.state(ctx, inputs, func(_, v []byte) error {
+		n, err = p.state(ctx, inputs, func(k, v []byte) error {
+			if group, legacy := statetopic.Owner(k); !legacy && group != p.group {
+				foreign[group]++ // another consumer group's state: not this one's to carry on
+				return nil
+			}
 			if err := p.engine.Restore(v, owned); err != nil {
 				p.log.Warn("a detector checkpoint cannot be restored; that vehicle starts afresh", "err", err)
 			} else {
@@ -75,6 +81,10 @@ func (p *stages) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
 	}
 	if retried {
 		p.metrics.holding.Set(0)
+	}
+	for group, k := range foreign {
+		p.log.Warn("the state topic holds checkpoints of another consumer group; they are left alone (give each group a state topic of its own: outputs.state_topic)",
+			"group", group, "checkpoints", k, "own_group", p.group)
 	}
 	p.log.Info("detector state restored for the partitions taken over", "generation", r.Generation,
 		"added", len(r.Added), "revoked", len(r.Revoked), "checkpoints_read", n, "vehicles", p.engine.Tracks(),

@@ -79,7 +79,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 		return err
 	}
 	p := newStages(cfg.Pipeline, engine, ch, out, log, reg)
-	p.topics = cfg.Kafka.WithDefaults().Topics
+	p.topics, p.group = cfg.Kafka.WithDefaults().Topics, cfg.Kafka.WithDefaults().GroupID
 	p.flushInterval, p.inFlight = ch.FlushInterval(), cfg.Kafka.WithDefaults().BatchesInFlight
 	// half of what the consumer may have in flight: it goes on judging the other half while the
 	// writer writes this one

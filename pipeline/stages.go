@@ -15,6 +15,7 @@ import (
 	"github.com/muckwatch/muckwatch/ingest"
 	"github.com/muckwatch/muckwatch/internal/backoff"
 	"github.com/muckwatch/muckwatch/internal/eventtime"
+	"github.com/muckwatch/muckwatch/internal/statetopic"
 	"github.com/muckwatch/muckwatch/record"
 	"github.com/muckwatch/muckwatch/sink"
 )
@@ -61,6 +62,7 @@ type stages struct {
 	observe batchObserver // may be nil
 	state   stateReader   // may be nil: no state is restored
 	topics  record.Topics
+	group   string // the consumer group: its checkpoints are its own (statetopic.AppendKey)
 	metrics pipelineMetrics
 	// backoff paces the retries while a sink is down (retry, Rebalanced)
 	backoff backoff.Policy
@@ -372,7 +374,7 @@ func (p *stages) write(ctx context.Context, group []*judgedBatch) error {
 			}
 			p.stateAt[v] = len(p.stateKeys)
 			start := len(p.stateKeyBytes)
-			p.stateKeyBytes = append(p.stateKeyBytes, v...)
+			p.stateKeyBytes = statetopic.AppendKey(p.stateKeyBytes, p.group, v)
 			p.stateKeys = append(p.stateKeys, p.stateKeyBytes[start:len(p.stateKeyBytes):len(p.stateKeyBytes)])
 			p.stateValues = append(p.stateValues, j.values[i])
 			p.stateParts = append(p.stateParts, j.parts[i])

@@ -137,7 +137,8 @@ type KafkaOutputConfig struct {
 	// DLQTopic receives one JSON DeadLetterMessage per rejected record, keyed by the record's
 	// original key, with a muckwatch-reason header. Default "muck.dlq".
 	DLQTopic string `yaml:"dlq_topic"`
-	// StateTopic receives the detectors' per-vehicle checkpoints, keyed by vehicle id; it should be
+	// StateTopic receives the detectors' per-vehicle checkpoints, keyed by consumer group and
+	// vehicle id ("GROUP/PLATE", so that each group restores only its own); it should be
 	// compacted (cleanup.policy=compact) with as many partitions as the GPS topic, so that a
 	// vehicle's state lives in the same partition number as its fixes. Default "muck.state".
 	StateTopic string `yaml:"state_topic"`

@@ -6,6 +6,7 @@
 package statetopic
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,28 @@ import (
 
 	"github.com/segmentio/kafka-go"
 )
+
+// A checkpoint's key is its consumer group and its vehicle, "GROUP/PLATE" (a plate has no "/"):
+// the state belongs to the group whose offsets it matches. Another group sharing the topic (a
+// backfill with a group of its own, say) neither restores nor overwrites it. Keys of builds before
+// this layout are the plate alone; they are taken as the restoring group's.
+
+// AppendKey appends the key of vehicle's checkpoint for consumer group to dst.
+func AppendKey(dst []byte, group, vehicle string) []byte {
+	dst = append(dst, group...)
+	dst = append(dst, '/')
+	return append(dst, vehicle...)
+}
+
+// Owner returns the consumer group a checkpoint's key belongs to; legacy is true for a key of an
+// earlier build, the plate alone, whose group is not known.
+func Owner(key []byte) (group string, legacy bool) {
+	i := bytes.LastIndexByte(key, '/')
+	if i < 0 {
+		return "", true
+	}
+	return string(key[:i]), false
+}
 
 // Partition is the state topic partition holding the checkpoints of the vehicles read from input
 // partition p, when the state topic has n partitions.
