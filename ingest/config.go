@@ -38,6 +38,12 @@ type ConsumerConfig struct {
 	// group and its partitions move to the others. Default 30s; at least 6s (the brokers' usual
 	// group.min.session.timeout.ms).
 	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// Partitioner is how the producers of the GPS and events topics choose a record's partition
+	// from its key (the plate), as the wire contract says: fnv1a (default: kafka-go's Hash,
+	// sarama), murmur2 (Java clients, kafkajs; librdkafka with partitioner=murmur2) or crc32
+	// (librdkafka's default, consistent_random). Records found elsewhere are counted in
+	// muckwatch_ingest_misrouted_total.
+	Partitioner string `yaml:"partitioner"`
 	// Decode bounds what a valid record is.
 	Decode record.DecodeConfig `yaml:"decode"`
 	// Security: SASL authentication and TLS (sasl: and tls: in the kafka section).
@@ -51,6 +57,9 @@ func (c ConsumerConfig) WithDefaults() ConsumerConfig {
 	}
 	if c.Topics.GPS == "" {
 		c.Topics.GPS = "muck.gps"
+	}
+	if c.Partitioner == "" {
+		c.Partitioner = "fnv1a"
 	}
 	if c.Topics.Events == "" {
 		c.Topics.Events = "muck.events"
@@ -97,6 +106,8 @@ func (c ConsumerConfig) Validate() error {
 		return errors.New("kafka.topics: gps, events and officers must all be named")
 	case c.Topics.GPS == c.Topics.Events || c.Topics.GPS == c.Topics.Officers || c.Topics.Events == c.Topics.Officers:
 		return fmt.Errorf("kafka.topics: gps, events and officers must be different topics, got %q, %q, %q", c.Topics.GPS, c.Topics.Events, c.Topics.Officers)
+	case c.Partitioner != "fnv1a" && c.Partitioner != "murmur2" && c.Partitioner != "crc32":
+		return fmt.Errorf("kafka.partitioner must be fnv1a, murmur2 or crc32, got %q", c.Partitioner)
 	case c.StartOffset != "first" && c.StartOffset != "last":
 		return fmt.Errorf("kafka.start_offset must be \"first\" or \"last\", got %q", c.StartOffset)
 	case c.BatchMaxRecords < 1 || c.BatchMaxRecords > 1_000_000:

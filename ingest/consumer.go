@@ -131,6 +131,7 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		}
 		parts, rb := c.assignment(gen, owned, lastGen)
 		rb.CaughtUp = c.caughtUp(ctx, parts, rb.Added)
+		c.countPartitions(ctx, parts)
 		lastGen = gen.ID
 		c.metrics.rebalances.Inc()
 		c.metrics.assigned.Set(float64(len(parts)))
@@ -165,7 +166,7 @@ func (c *Consumer) assignment(gen *kafka.Generation, owned map[TopicPartition]bo
 		for _, a := range as {
 			tp := TopicPartition{topic, int32(a.ID)}
 			now[tp] = true
-			parts = append(parts, assignedPartition{tp, a.Offset})
+			parts = append(parts, assignedPartition{TopicPartition: tp, offset: a.Offset})
 			rb.Owned = append(rb.Owned, tp)
 			if !owned[tp] || gen.ID != lastGen+1 {
 				rb.Added = append(rb.Added, tp)
@@ -212,6 +213,30 @@ func (c *Consumer) caughtUp(ctx context.Context, parts []assignedPartition, adde
 	return out
 }
 
+// countPartitions sets how many partitions the topics of parts have, for the check that each
+// record of a truck's is where the contract's partitioner puts it (partitioner.go). A topic whose
+// metadata cannot be read is not checked in this generation.
+func (c *Consumer) countPartitions(ctx context.Context, parts []assignedPartition) {
+	counts := map[string]int{}
+	for i := range parts {
+		topic := parts[i].Topic
+		if topic != c.cfg.Topics.GPS && topic != c.cfg.Topics.Events {
+			continue // officers are keyed by officer: no state of theirs is split
+		}
+		n, ok := counts[topic]
+		if !ok {
+			for _, b := range c.cfg.Brokers {
+				if l, err := c.dialer.LookupPartitions(ctx, "tcp", b, topic); err == nil {
+					n = len(l)
+					break
+				}
+			}
+			counts[topic] = n
+		}
+		parts[i].of = n
+	}
+}
+
 // partitionEnds reads a partition's first and end offsets from its leader.
 func (c *Consumer) partitionEnds(ctx context.Context, tp TopicPartition) (int64, int64, error) {
 	var err error
@@ -234,6 +259,7 @@ func (c *Consumer) partitionEnds(ctx context.Context, tp TopicPartition) (int64,
 type assignedPartition struct {
 	TopicPartition
 	offset int64 // where to start: the committed offset, or kafka.FirstOffset / LastOffset
+	of     int   // how many partitions its topic has (0: unknown), for the partitioner check
 }
 
 // partitionList is l for a log line: "muck.gps/0,muck.gps/1".

@@ -38,6 +38,11 @@ type fetcher struct {
 	client  *kafka.Client
 	req     kafka.FetchRequest // req.Offset is the next record to read
 	dec     *record.Decoder
+	// the contract's partitioner and how many partitions the topic has (0: not checked)
+	part      *partitioner
+	of        int
+	misrouted prometheus.Counter
+	warned    bool // a misrouted record of this partition has been logged
 	records prometheus.Counter // the partition's topic's records read
 	chunks  chan<- *chunk
 	spare   *sync.Pool
@@ -73,7 +78,29 @@ func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, chunk
 		m:          kafka.Message{Topic: p.Topic, Partition: int(p.Partition)},
 	}
 	f.dec.NumberPlates(c.plates)
+	if p.of > 0 {
+		if f.part, err = newPartitioner(c.cfg.Partitioner); err != nil { // validated with the config
+			c.log.Error("cannot check the partitioning of the input", "err", err)
+		}
+		f.of, f.misrouted = p.of, c.metrics.misrouted.WithLabelValues(p.Topic, c.cfg.Partitioner)
+	}
 	f.run(ctx)
+}
+
+// checkPartition counts m when the contract's partitioner puts its key on another partition: its
+// producer partitions differently, and the truck's records on the two partitions may be judged
+// by different instances. It is still judged here (nothing valid is dropped).
+func (f *fetcher) checkPartition(m *kafka.Message) {
+	want := f.part.partition(m.Key, f.of)
+	if want == m.Partition {
+		return
+	}
+	f.misrouted.Inc()
+	if !f.warned {
+		f.warned = true
+		f.c.log.Warn("a record is not on the partition the contract's partitioner gives its key: its producer partitions differently (see kafka.partitioner)",
+			"topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "key", string(m.Key), "partitioner", f.c.cfg.Partitioner, "expected_partition", want)
+	}
 }
 
 // run fetches until ctx is cancelled, waiting out each failed fetch before the next: 1s, doubling
@@ -170,6 +197,9 @@ func (f *fetcher) read(ctx context.Context, res *kafka.FetchResponse) (stopped b
 			ch = f.spare.Get().(*chunk)
 			ch.fetched, ch.mark.tp = fetched, f.tp
 			f.ch = ch
+		}
+		if f.part != nil && len(m.Key) > 0 {
+			f.checkPartition(m)
 		}
 		f.c.decode(f.dec, m, &ch.b, tooLarge)
 		ch.mark.next, ch.mark.hwm = m.Offset+1, m.HighWaterMark

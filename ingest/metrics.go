@@ -11,6 +11,7 @@ type consumerMetrics struct {
 	inGPS, inEv   prometheus.Counter
 	inOff         prometheus.Counter
 	rejects       *prometheus.CounterVec
+	misrouted     *prometheus.CounterVec
 	lag           *prometheus.GaugeVec
 	batchRecords  prometheus.Histogram
 	handleSeconds prometheus.Histogram
@@ -29,6 +30,8 @@ func newConsumerMetrics(reg prometheus.Registerer, topics record.Topics) *consum
 			Help: "Records read from Kafka, by topic (rejected ones included)."}, []string{"topic"}),
 		rejects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "muckwatch_ingest_rejects_total",
 			Help: "Records rejected to the dead-letter topic, by topic and reason."}, []string{"topic", "reason"}),
+		misrouted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "muckwatch_ingest_misrouted_total",
+			Help: "Keyed records of the GPS and events topics that are not on the partition the contract's partitioner (kafka.partitioner) gives their key: a producer partitions differently, and a truck's state may be split between instances."}, []string{"topic", "partitioner"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "muckwatch_consumer_lag",
 			Help: "Records behind the partition's high watermark after the last commit."}, []string{"topic", "partition"}),
 		batchRecords: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_ingest_batch_records",
@@ -58,7 +61,7 @@ func newConsumerMetrics(reg prometheus.Registerer, topics record.Topics) *consum
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.in, m.rejects, m.lag, m.batchRecords, m.handleSeconds, m.heldSeconds, m.commits, m.commitErrors, m.fetchErrors, m.rebalances, m.assigned)
+		reg.MustRegister(m.in, m.rejects, m.misrouted, m.lag, m.batchRecords, m.handleSeconds, m.heldSeconds, m.commits, m.commitErrors, m.fetchErrors, m.rebalances, m.assigned)
 	}
 	return m
 }
