@@ -33,19 +33,19 @@ const maxFetchBytes = 1 << 20
 // allocated every record's key and value and handed each over a channel from a goroutine of its
 // own (a sixth of the pipeline's CPU with the garbage it made).
 type fetcher struct {
-	c       *Consumer
-	tp      TopicPartition
-	client  *kafka.Client
-	req     kafka.FetchRequest // req.Offset is the next record to read
-	dec     *record.Decoder
+	c      *Consumer
+	tp     TopicPartition
+	client *kafka.Client
+	req    kafka.FetchRequest // req.Offset is the next record to read
+	dec    *record.Decoder
 	// the contract's partitioner and how many partitions the topic has (0: not checked)
 	part      *partitioner
 	of        int
 	misrouted prometheus.Counter
-	warned    bool // a misrouted record of this partition has been logged
-	records prometheus.Counter // the partition's topic's records read
-	chunks  chan<- *chunk
-	spare   *sync.Pool
+	warned    bool               // a misrouted record of this partition has been logged
+	records   prometheus.Counter // the partition's topic's records read
+	chunks    chan<- *chunk
+	spare     *sync.Pool
 	// a chunk is sent on once it holds maxRecords records or maxBytes bytes
 	maxRecords, maxBytes int
 
