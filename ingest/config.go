@@ -44,6 +44,11 @@ type ConsumerConfig struct {
 	// (librdkafka's default, consistent_random). Records found elsewhere are counted in
 	// muckwatch_ingest_misrouted_total.
 	Partitioner string `yaml:"partitioner"`
+	// Rekey re-keys misrouted fixes and events (like Kafka Streams' repartition topics): each is
+	// produced to TOPIC.rekeyed (which must exist with as many partitions as TOPIC) on the
+	// partition the contract's partitioner gives its key, and judged from there, so that a truck's
+	// state stays whole whatever partitioner its producers use. Default off.
+	Rekey bool `yaml:"rekey"`
 	// Decode bounds what a valid record is.
 	Decode record.DecodeConfig `yaml:"decode"`
 	// Security: SASL authentication and TLS (sasl: and tls: in the kafka section).

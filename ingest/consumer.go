@@ -34,10 +34,12 @@ import (
 // read by one fetcher per assigned partition; a generation ends (an instance joined or left) only
 // once the batches in hand are handled and committed.
 type Consumer struct {
-	cfg    ConsumerConfig
-	log    *slog.Logger
-	group  kafka.ConsumerGroupConfig
-	dialer *kafka.Dialer
+	cfg ConsumerConfig
+	// the re-keyed topics of the GPS and events topics, read as those are (empty without rekey)
+	rekeyedGPS, rekeyedEvents string
+	log                       *slog.Logger
+	group                     kafka.ConsumerGroupConfig
+	dialer                    *kafka.Dialer
 	// normalize makes a plate canonical (each partition's fetcher has a decoder of its own)
 	normalize func(string) string
 	// plates numbers the plates for all the fetchers' decoders (record.Fix.VehicleNo)
@@ -68,11 +70,17 @@ func NewConsumer(cfg ConsumerConfig, normalize func(string) string, log *slog.Lo
 	if cfg.StartOffset == "last" {
 		start = kafka.LastOffset
 	}
+	topics := []string{cfg.Topics.GPS, cfg.Topics.Events, cfg.Topics.Officers}
+	var rekeyedGPS, rekeyedEvents string
+	if cfg.Rekey {
+		rekeyedGPS, rekeyedEvents = record.Rekeyed(cfg.Topics.GPS), record.Rekeyed(cfg.Topics.Events)
+		topics = append(topics, rekeyedGPS, rekeyedEvents)
+	}
 	gc := kafka.ConsumerGroupConfig{
 		ID:             cfg.GroupID,
 		Brokers:        cfg.Brokers,
 		Dialer:         dialer,
-		Topics:         []string{cfg.Topics.GPS, cfg.Topics.Events, cfg.Topics.Officers},
+		Topics:         topics,
 		GroupBalancers: []kafka.GroupBalancer{coPartitioned{}},
 		// A silent terminal must not look like a dead consumer: the heartbeat is the group's.
 		HeartbeatInterval: 3 * time.Second,
@@ -87,16 +95,18 @@ func NewConsumer(cfg ConsumerConfig, normalize func(string) string, log *slog.Lo
 		return nil, fmt.Errorf("cannot create the Kafka consumer: %w", err)
 	}
 	return &Consumer{
-		cfg:          cfg,
-		log:          log,
-		group:        gc,
-		dialer:       dialer,
-		normalize:    normalize,
-		plates:       record.NewPlateNumbers(),
-		metrics:      newConsumerMetrics(reg, cfg.Topics),
-		now:          time.Now,
-		lags:         make(map[TopicPartition]int64),
-		DrainTimeout: 30 * time.Second,
+		cfg:           cfg,
+		rekeyedGPS:    rekeyedGPS,
+		rekeyedEvents: rekeyedEvents,
+		log:           log,
+		group:         gc,
+		dialer:        dialer,
+		normalize:     normalize,
+		plates:        record.NewPlateNumbers(),
+		metrics:       newConsumerMetrics(reg, cfg.Topics),
+		now:           time.Now,
+		lags:          make(map[TopicPartition]int64),
+		DrainTimeout:  30 * time.Second,
 	}, nil
 }
 
@@ -131,7 +141,9 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		}
 		parts, rb := c.assignment(gen, owned, lastGen)
 		rb.CaughtUp = c.caughtUp(ctx, parts, rb.Added)
-		c.countPartitions(ctx, parts)
+		if err := c.countPartitions(ctx, parts); err != nil {
+			return err
+		}
 		lastGen = gen.ID
 		c.metrics.rebalances.Inc()
 		c.metrics.assigned.Set(float64(len(parts)))
@@ -215,14 +227,11 @@ func (c *Consumer) caughtUp(ctx context.Context, parts []assignedPartition, adde
 
 // countPartitions sets how many partitions the topics of parts have, for the check that each
 // record of a truck's is where the contract's partitioner puts it (partitioner.go). A topic whose
-// metadata cannot be read is not checked in this generation.
-func (c *Consumer) countPartitions(ctx context.Context, parts []assignedPartition) {
+// metadata cannot be read is not checked in this generation. With rekey, a re-keyed topic must
+// have as many partitions as its topic: records re-keyed to it would be misrouted again.
+func (c *Consumer) countPartitions(ctx context.Context, parts []assignedPartition) error {
 	counts := map[string]int{}
-	for i := range parts {
-		topic := parts[i].Topic
-		if topic != c.cfg.Topics.GPS && topic != c.cfg.Topics.Events {
-			continue // officers are keyed by officer: no state of theirs is split
-		}
+	count := func(topic string) int {
 		n, ok := counts[topic]
 		if !ok {
 			for _, b := range c.cfg.Brokers {
@@ -233,8 +242,22 @@ func (c *Consumer) countPartitions(ctx context.Context, parts []assignedPartitio
 			}
 			counts[topic] = n
 		}
-		parts[i].of = n
+		return n
 	}
+	for i := range parts {
+		topic := parts[i].Topic
+		if topic != c.cfg.Topics.GPS && topic != c.cfg.Topics.Events {
+			continue // officers are keyed by officer, re-keyed records are where they belong
+		}
+		parts[i].of = count(topic)
+		if c.cfg.Rekey && parts[i].of > 0 {
+			if r := count(record.Rekeyed(topic)); r != parts[i].of {
+				return fmt.Errorf("kafka.rekey: topic %s has %d partitions where %s has %d: create it with %d",
+					record.Rekeyed(topic), r, topic, parts[i].of, parts[i].of)
+			}
+		}
+	}
+	return nil
 }
 
 // partitionEnds reads a partition's first and end offsets from its leader.

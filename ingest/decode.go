@@ -57,6 +57,7 @@ func (f *flight) add(ch *chunk) {
 	b.Events = append(b.Events, ch.b.Events...)
 	b.Officers = append(b.Officers, ch.b.Officers...)
 	b.Rejects = append(b.Rejects, ch.b.Rejects...)
+	b.Misrouted = append(b.Misrouted, ch.b.Misrouted...)
 	f.records += ch.b.Len()
 	f.bytes += ch.bytes
 	for j := range f.marks {
@@ -80,7 +81,7 @@ func (c *Consumer) decode(dec *record.Decoder, m *kafka.Message, b *Batch, owned
 	src := record.Source{Shard: record.Shard{Topic: m.Topic, Partition: int32(m.Partition)}, Offset: m.Offset, Behind: max(0, m.HighWaterMark-m.Offset-1)}
 	var err error
 	switch m.Topic {
-	case c.cfg.Topics.GPS:
+	case c.cfg.Topics.GPS, c.rekeyedGPS:
 		b.Fixes = append(b.Fixes, record.Fix{})
 		f := &b.Fixes[len(b.Fixes)-1]
 		if err = dec.DecodeFix(m.Value, ref, f); err != nil {
@@ -88,7 +89,7 @@ func (c *Consumer) decode(dec *record.Decoder, m *kafka.Message, b *Batch, owned
 		} else {
 			f.Src = src
 		}
-	case c.cfg.Topics.Events:
+	case c.cfg.Topics.Events, c.rekeyedEvents:
 		b.Events = append(b.Events, record.Event{})
 		e := &b.Events[len(b.Events)-1]
 		if err = dec.DecodeEvent(m.Value, ref, e); err != nil {

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -87,20 +88,21 @@ func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, chunk
 	f.run(ctx)
 }
 
-// checkPartition counts m when the contract's partitioner puts its key on another partition: its
-// producer partitions differently, and the truck's records on the two partitions may be judged
-// by different instances. It is still judged here (nothing valid is dropped).
-func (f *fetcher) checkPartition(m *kafka.Message) {
+// misplaced reports (and counts) m when the contract's partitioner puts its key on another
+// partition: its producer partitions differently, and the truck's records on the two partitions
+// would be judged by different instances. With kafka.rekey it is re-keyed; else it is judged here.
+func (f *fetcher) misplaced(m *kafka.Message) bool {
 	want := f.part.partition(m.Key, f.of)
 	if want == m.Partition {
-		return
+		return false
 	}
 	f.misrouted.Inc()
 	if !f.warned {
 		f.warned = true
 		f.c.log.Warn("a record is not on the partition the contract's partitioner gives its key: its producer partitions differently (see kafka.partitioner)",
-			"topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "key", string(m.Key), "partitioner", f.c.cfg.Partitioner, "expected_partition", want)
+			"topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "key", string(m.Key), "partitioner", f.c.cfg.Partitioner, "expected_partition", want, "rekey", f.c.cfg.Rekey)
 	}
+	return true
 }
 
 // run fetches until ctx is cancelled, waiting out each failed fetch before the next: 1s, doubling
@@ -198,10 +200,13 @@ func (f *fetcher) read(ctx context.Context, res *kafka.FetchResponse) (stopped b
 			ch.fetched, ch.mark.tp = fetched, f.tp
 			f.ch = ch
 		}
-		if f.part != nil && len(m.Key) > 0 {
-			f.checkPartition(m)
+		if f.part != nil && len(m.Key) > 0 && f.misplaced(m) && f.c.cfg.Rekey {
+			ch.b.Misrouted = append(ch.b.Misrouted, record.Misrouted{
+				Src: record.Source{Shard: record.Shard{Topic: m.Topic, Partition: int32(m.Partition)}, Offset: m.Offset},
+				Key: bytes.Clone(m.Key), Value: bytes.Clone(m.Value), Partition: int32(f.part.partition(m.Key, f.of))})
+		} else {
+			f.c.decode(f.dec, m, &ch.b, tooLarge)
 		}
-		f.c.decode(f.dec, m, &ch.b, tooLarge)
 		ch.mark.next, ch.mark.hwm = m.Offset+1, m.HighWaterMark
 		ch.bytes += len(m.Key) + len(m.Value)
 		f.req.Offset = m.Offset + 1

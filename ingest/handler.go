@@ -16,6 +16,9 @@ type Batch struct {
 	Events   []record.Event
 	Officers []record.OfficerPosition
 	Rejects  []record.Reject
+	// Misrouted are fixes and events to re-key (kafka.rekey): produced to their re-keyed topic's
+	// right partition before the batch is done, and judged once read from there.
+	Misrouted []record.Misrouted
 	// Fetched is when the first message of the batch was fetched, for latency measurement.
 	Fetched time.Time
 	done    chan error // the handler's verdict, read by the consumer's committer
@@ -35,7 +38,9 @@ func (b *Batch) Done(err error) {
 }
 
 // Len is the number of records in the batch, rejects included.
-func (b *Batch) Len() int { return len(b.Fixes) + len(b.Events) + len(b.Officers) + len(b.Rejects) }
+func (b *Batch) Len() int {
+	return len(b.Fixes) + len(b.Events) + len(b.Officers) + len(b.Rejects) + len(b.Misrouted)
+}
 
 // Reset empties the batch, keeping its capacity unless it has used little of a large one for
 // shrinkAfter fills in a row (a batch of a backlog now filled by live traffic): what batches keep
@@ -58,6 +63,8 @@ func (b *Batch) Reset() {
 		b.Rejects[i] = record.Reject{} // drop references to message bytes
 	}
 	b.Rejects = b.Rejects[:0]
+	clear(b.Misrouted)
+	b.Misrouted = b.Misrouted[:0]
 	b.Fetched = time.Time{}
 	select { // a verdict left unread when the drain timeout gave up on this batch
 	case <-b.done:

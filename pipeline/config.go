@@ -18,6 +18,7 @@ import (
 	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/ingest"
 	"github.com/muckwatch/muckwatch/internal/secure"
+	"github.com/muckwatch/muckwatch/record"
 	"github.com/muckwatch/muckwatch/sink"
 )
 
@@ -214,5 +215,9 @@ func NewLogger(c LogConfig) *slog.Logger {
 
 // Topics lists every topic the configuration names: the inputs and the outputs.
 func (c Config) Topics() []string {
-	return []string{c.Kafka.Topics.GPS, c.Kafka.Topics.Events, c.Kafka.Topics.Officers, c.Outputs.AlertsTopic, c.Outputs.DLQTopic, c.Outputs.StateTopic}
+	t := []string{c.Kafka.Topics.GPS, c.Kafka.Topics.Events, c.Kafka.Topics.Officers, c.Outputs.AlertsTopic, c.Outputs.DLQTopic, c.Outputs.StateTopic}
+	if c.Kafka.Rekey {
+		t = append(t, record.Rekeyed(c.Kafka.Topics.GPS), record.Rekeyed(c.Kafka.Topics.Events))
+	}
+	return t
 }

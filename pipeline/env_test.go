@@ -13,6 +13,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/muckwatch/muckwatch/internal/broker"
 	"github.com/muckwatch/muckwatch/internal/chlocal"
@@ -36,6 +37,7 @@ type testEnv struct {
 	conn    driver.Conn
 	started Started
 	stop    func() error
+	regs    []*prometheus.Registry // the metrics of each instance (startGroup)
 }
 
 func testLogger(t testing.TB) *slog.Logger {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/muckwatch/muckwatch/detectors"
@@ -75,32 +76,65 @@ func TestQuietTrucksDeclaredLost(t *testing.T) {
 // runQuiet runs instances pipelines in one consumer group over a broker with partitions input
 // partitions, produces msgs, and returns the signal_lost alerts opened once n are stored.
 func runQuiet(t *testing.T, instances, partitions int, after time.Duration, msgs []kafka.Message, n int) []quietAlert {
+	g := startGroup(t, instances, partitions, func(cfg *Config) {
+		cfg.Pipeline.IdlePartition = time.Second
+		cfg.Detectors.Rules.SignalLost.After = after
+	})
+	produce(t, g.broker, msgs...)
+	const query = "SELECT DISTINCT alert_id, vehicle_id, start_ms, changed_ms FROM alert_changes WHERE rule = 'signal_lost' AND kind = 'opened' ORDER BY vehicle_id, changed_ms"
+	g.waitFor(fmt.Sprintf("%d signal_lost alerts", n), 2*time.Minute, func() bool {
+		return g.count("SELECT uniqExact(alert_id) FROM alert_changes WHERE rule = 'signal_lost'") >= uint64(n)
+	})
+	rows, err := g.conn.Query(context.Background(), query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []quietAlert
+	for rows.Next() {
+		var a quietAlert
+		if err := rows.Scan(&a.id, &a.vehicle, &a.start, &a.openedAt); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, a)
+	}
+	return got
+}
+
+// startGroup runs instances pipelines in one consumer group, with no API or metrics server, over
+// a broker of their own with partitions partitions a topic and a database of their own; edit
+// changes their config. They stop when the test ends.
+func startGroup(t *testing.T, instances, partitions int, edit func(*Config)) *testEnv {
 	cfg, err := LoadConfig("")
 	if err != nil {
 		t.Fatal(err)
+	}
+	cfg.City = "../configs/cities/shenzhen"
+	cfg.CityReloadInterval = 0
+	cfg.Kafka.GroupID = "group"
+	cfg.ClickHouse.Addr = []string{chServer.TCPAddr}
+	cfg.ClickHouse.Database = fmt.Sprintf("mw_group_%d_%d", os.Getpid(), dbSeq.Add(1))
+	cfg.Metrics.Listen, cfg.API.Listen = "", ""
+	if edit != nil {
+		edit(&cfg)
 	}
 	bk, addr, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Partitions: partitions, Topics: cfg.Topics()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(bk.Close)
-	cfg.City = "../configs/cities/shenzhen"
-	cfg.CityReloadInterval = 0
 	cfg.Kafka.Brokers, cfg.Outputs.Brokers = []string{addr}, []string{addr}
-	cfg.Kafka.GroupID = "quiet"
-	cfg.ClickHouse.Addr = []string{chServer.TCPAddr}
-	cfg.ClickHouse.Database = fmt.Sprintf("mw_quiet_%d_%d", os.Getpid(), dbSeq.Add(1))
-	cfg.Metrics.Listen, cfg.API.Listen = "", ""
-	cfg.Pipeline.IdlePartition = time.Second
-	cfg.Detectors.Rules.SignalLost.After = after
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, instances)
+	var regs []*prometheus.Registry
 	for range instances {
 		ready := make(chan Started, 1)
-		go func() { done <- Run(ctx, cfg, testLogger(t), NewRegistry(), ready) }()
+		reg := NewRegistry()
+		regs = append(regs, reg)
+		go func() { done <- Run(ctx, cfg, testLogger(t), reg, ready) }()
 		select {
 		case <-ready:
 		case err := <-done:
@@ -116,24 +150,40 @@ func runQuiet(t *testing.T, instances, partitions int, after time.Duration, msgs
 			}
 		}
 	})
-	produce(t, addr, msgs...)
-	env := &testEnv{t: t, cfg: cfg, conn: openConn(t, cfg)}
-	const query = "SELECT DISTINCT alert_id, vehicle_id, start_ms, changed_ms FROM alert_changes WHERE rule = 'signal_lost' AND kind = 'opened' ORDER BY vehicle_id, changed_ms"
-	env.waitFor(fmt.Sprintf("%d signal_lost alerts", n), 2*time.Minute, func() bool {
-		return env.count("SELECT uniqExact(alert_id) FROM alert_changes WHERE rule = 'signal_lost'") >= uint64(n)
+	return &testEnv{t: t, cfg: cfg, broker: addr, conn: openConn(t, cfg), regs: regs}
+}
+
+// waitBalanced waits until the group's instances share all of its input partitions (topics of
+// partitions each), every instance reading some.
+func (e *testEnv) waitBalanced(topics, partitions int) {
+	e.t.Helper()
+	e.waitFor("the partitions shared by every instance", 2*time.Minute, func() bool {
+		sum := 0.0
+		for _, reg := range e.regs {
+			n := gauge(e.t, reg, "muckwatch_consumer_assigned_partitions")
+			if n == 0 {
+				return false
+			}
+			sum += n
+		}
+		return int(sum) == topics*partitions
 	})
-	rows, err := env.conn.Query(context.Background(), query)
+}
+
+// gauge reads an unlabelled gauge (or counter) from reg; 0 when it has none.
+func gauge(t testing.TB, reg *prometheus.Registry, name string) float64 {
+	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
-	var got []quietAlert
-	for rows.Next() {
-		var a quietAlert
-		if err := rows.Scan(&a.id, &a.vehicle, &a.start, &a.openedAt); err != nil {
-			t.Fatal(err)
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			m := mf.GetMetric()[0]
+			if m.GetGauge() != nil {
+				return m.GetGauge().GetValue()
+			}
+			return m.GetCounter().GetValue()
 		}
-		got = append(got, a)
 	}
-	return got
+	return 0
 }

@@ -28,7 +28,7 @@ func (p *stages) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
 	added := map[ingest.TopicPartition]bool{}
 	var inputs []int32
 	for _, tp := range r.Added {
-		if tp.Topic != p.topics.GPS && tp.Topic != p.topics.Events {
+		if tp.Topic != p.topics.GPS && tp.Topic != p.topics.Events && tp.Topic != record.Rekeyed(p.topics.GPS) && tp.Topic != record.Rekeyed(p.topics.Events) {
 			continue
 		}
 		s := shardOf(tp)

@@ -29,6 +29,7 @@ type historyWriter interface {
 type feedWriter interface {
 	Write(ctx context.Context, changes []detectors.Change, rejects []record.Reject) error
 	WriteState(ctx context.Context, keys, values [][]byte, partitions []int32) error
+	WriteMisrouted(ctx context.Context, recs []record.Misrouted) error
 }
 
 // stateReader reads the detector checkpoints of some input partitions (statetopic.Read).
@@ -228,6 +229,14 @@ func (p *stages) announce(ctx context.Context) {
 			return
 		}
 		b := j.b
+		if len(b.Misrouted) > 0 { // re-keyed before the batch is done: its offsets then cover them
+			if err := p.retry(ctx, "re-key the misrouted records of", len(b.Fixes), func() error {
+				return p.feed.WriteMisrouted(ctx, b.Misrouted)
+			}); err != nil {
+				b.Done(err)
+				return
+			}
+		}
 		if len(j.changes) > 0 || len(b.Rejects) > 0 {
 			if err := p.retry(ctx, "announce the alert changes and rejects of", len(b.Fixes), func() error {
 				return p.feed.Write(ctx, j.changes, b.Rejects)

@@ -128,6 +128,19 @@ type OfficerPosition struct {
 	Src       Source
 }
 
+// Misrouted is a fix or event read from a partition other than the one the contract's
+// partitioner gives its key (a producer that partitions differently): it is re-keyed, produced as
+// it came to partition Partition of its topic's re-keyed topic (Rekeyed), and judged from there,
+// with the rest of its truck's records. Key and Value are its own copies.
+type Misrouted struct {
+	Src        Source // where it was read
+	Key, Value []byte
+	Partition  int32 // where the contract's partitioner puts it
+}
+
+// Rekeyed is the topic that carries the re-keyed records of input topic t: partitioned like t.
+func Rekeyed(t string) string { return t + ".rekeyed" }
+
 // Reject is a record that could not be accepted, with its original bytes and the reason. It is
 // what the dead-letter topic and the rejects table receive.
 type Reject struct {

@@ -32,6 +32,7 @@ type KafkaOutput struct {
 	cfg        KafkaOutputConfig
 	w          *kafka.Writer
 	state      *PartitionProducer
+	rekeyed    map[string]*PartitionProducer // by re-keyed topic, made on first use (WriteMisrouted's goroutine only)
 	transports [2]*kafka.Transport
 	log        *slog.Logger
 	m          *kafkaMetrics
@@ -161,6 +162,40 @@ func (o *KafkaOutput) WriteState(ctx context.Context, keys, values [][]byte, par
 		return fmt.Errorf("cannot produce %d detector checkpoints to Kafka topic %s: %w", len(values), o.cfg.StateTopic, err)
 	}
 	o.m.produced.WithLabelValues(o.cfg.StateTopic).Add(float64(len(values)))
+	return nil
+}
+
+// WriteMisrouted produces misrouted fixes and events as they came (key and value) to their
+// topics' re-keyed topics (record.Rekeyed), each to the partition the contract's partitioner gives
+// its key, and returns when the broker acknowledged them all. It is called by one goroutine.
+func (o *KafkaOutput) WriteMisrouted(ctx context.Context, recs []record.Misrouted) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	byTopic := map[string][]int{}
+	for i := range recs {
+		byTopic[recs[i].Src.Topic] = append(byTopic[recs[i].Src.Topic], i)
+	}
+	for topic, idx := range byTopic {
+		dst := record.Rekeyed(topic)
+		p := o.rekeyed[dst]
+		if p == nil {
+			if o.rekeyed == nil {
+				o.rekeyed = map[string]*PartitionProducer{}
+			}
+			p = NewPartitionProducer(&kafka.Client{Addr: kafka.TCP(o.cfg.Brokers...), Transport: o.transports[1]}, dst, o.state.acks)
+			o.rekeyed[dst] = p
+		}
+		keys, values, parts := make([][]byte, len(idx)), make([][]byte, len(idx)), make([]int32, len(idx))
+		for j, i := range idx {
+			keys[j], values[j], parts[j] = recs[i].Key, recs[i].Value, recs[i].Partition
+		}
+		if err := p.Write(ctx, keys, values, parts); err != nil {
+			o.m.errors.WithLabelValues(dst).Add(float64(len(idx)))
+			return fmt.Errorf("cannot re-key %d records of %s to %s: %w", len(idx), topic, dst, err)
+		}
+		o.m.produced.WithLabelValues(dst).Add(float64(len(idx)))
+	}
 	return nil
 }
 
