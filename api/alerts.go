@@ -9,12 +9,17 @@ import (
 	"github.com/muckwatch/muckwatch/detectors"
 )
 
-// alertBook is the open alerts with their handling, and each vehicle's violations of the last
-// 30 days. Its lock is taken before the officers' and the feed's.
+// alertBook is the open alerts with their handling, the alerts a supervisor resolved or
+// dismissed, and each vehicle's violations of the last 30 days. Its lock is taken before the
+// officers' and the feed's.
 type alertBook struct {
 	mu        sync.RWMutex
 	open      map[string]*AlertView // open, or severe and not yet handled to the end
 	byVehicle map[string][]*AlertView
+	// handled holds the alerts a supervisor resolved or dismissed, while their episode may still
+	// send changes (and OpenSevereFor after it ended): a later change of one keeps its handling
+	// instead of opening it again, and GET /alerts/{id} shows its history.
+	handled   map[string]*AlertView
 	recent    map[string][]violation
 	recentIDs map[string]struct{}
 }
@@ -28,7 +33,7 @@ type violation struct {
 const violationHistory = 30 * 24 * time.Hour
 
 func newAlertBook() alertBook {
-	return alertBook{open: make(map[string]*AlertView), byVehicle: make(map[string][]*AlertView),
+	return alertBook{open: make(map[string]*AlertView), byVehicle: make(map[string][]*AlertView), handled: make(map[string]*AlertView),
 		recent: make(map[string][]violation), recentIDs: make(map[string]struct{})}
 }
 
@@ -41,6 +46,15 @@ func (l *Live) applyChange(c detectors.Change) {
 	}
 	v := b.open[a.ID]
 	if v == nil {
+		if h := b.handled[a.ID]; h != nil {
+			// a supervisor resolved or dismissed it: the decision stands while the episode goes on
+			if a.Version < h.Version {
+				return
+			}
+			h.Change, h.Alert = c.Kind, *a
+			l.publish(FeedItem{Change: string(c.Kind), Alert: cloneView(h)})
+			return
+		}
 		if a.Version > 1 && c.Kind != detectors.ChangeOpened && !l.keepOpen(a) {
 			// a later change of an alert that is no longer on the open list
 			l.publish(FeedItem{Change: string(c.Kind), Alert: AlertView{Change: c.Kind, Alert: *a,
@@ -57,7 +71,7 @@ func (l *Live) applyChange(c detectors.Change) {
 		v.Dispatch = l.plan(v)
 	}
 	item := FeedItem{Change: string(c.Kind), Alert: cloneView(v)}
-	if !l.keepOpen(a) || terminal(v.Handling.State) {
+	if !l.keepOpen(a) {
 		b.drop(a.ID)
 	}
 	l.publish(item)
@@ -69,11 +83,19 @@ func (b *alertBook) put(v *AlertView) {
 	b.byVehicle[v.VehicleID] = append(b.byVehicle[v.VehicleID], v)
 }
 
-// drop removes an alert from the open list. b.mu is held.
-func (b *alertBook) drop(id string) {
+// close moves an alert a supervisor resolved or dismissed from the open list to the handled
+// ones. b.mu is held.
+func (b *alertBook) close(id string) {
+	if v := b.drop(id); v != nil {
+		b.handled[id] = v
+	}
+}
+
+// drop removes an alert from the open list and returns it (nil: it was not open). b.mu is held.
+func (b *alertBook) drop(id string) *AlertView {
 	v, ok := b.open[id]
 	if !ok {
-		return
+		return nil
 	}
 	delete(b.open, id)
 	vs := slices.DeleteFunc(b.byVehicle[v.VehicleID], func(x *AlertView) bool { return x == v })
@@ -81,6 +103,18 @@ func (b *alertBook) drop(id string) {
 		delete(b.byVehicle, v.VehicleID)
 	} else {
 		b.byVehicle[v.VehicleID] = vs
+	}
+	return v
+}
+
+// forgetHandled forgets the handled alerts whose episode ended more than OpenSevereFor ago: no
+// change of theirs can arrive any more. l.alerts.mu is held.
+func (l *Live) forgetHandled() {
+	now := l.now()
+	for id, v := range l.alerts.handled {
+		if v.Status != detectors.StatusOpen && now.Sub(v.End) > l.cfg.OpenSevereFor {
+			delete(l.alerts.handled, id)
+		}
 	}
 }
 
@@ -118,12 +152,48 @@ func (l *Live) restoreViolation(plate, id, rule string, start time.Time) {
 	l.alerts.addViolation(plate, id, rule, start, l.now())
 }
 
-// restoreAlert puts an alert read from ClickHouse on start on the open list, as restored.
+// restoreAlert puts an alert read from ClickHouse on start on the open list, as restored. Its
+// acknowledgement deadline counts from the restart until restoreFeed finds when it was first
+// published.
 func (l *Live) restoreAlert(a detectors.Alert) {
 	l.alerts.mu.Lock()
 	defer l.alerts.mu.Unlock()
 	l.alerts.put(&AlertView{Change: ChangeRestored, Alert: a,
-		Supervision: Supervision{Handling: Handling{State: StateNew}, ReceivedMs: detectors.UnixMilli(a.Updated)}})
+		Supervision: Supervision{Handling: Handling{State: StateNew}, ReceivedMs: l.now().UnixMilli()}})
+}
+
+// restoreFeed sets what the feed journal says of a restored alert: when it was first published
+// (its deadline counts from there) and whether it was already announced overdue (it is not
+// announced again).
+func (l *Live) restoreFeed(id string, firstMs int64, overdue bool) {
+	l.alerts.mu.Lock()
+	defer l.alerts.mu.Unlock()
+	v := l.alerts.open[id]
+	if v == nil {
+		v = l.alerts.handled[id]
+	}
+	if v == nil {
+		return
+	}
+	if firstMs > 0 {
+		v.ReceivedMs = min(v.ReceivedMs, firstMs)
+	}
+	v.Overdue = v.Overdue || overdue
+}
+
+// restoredIDs lists the alerts restored, open or handled.
+func (l *Live) restoredIDs() []string {
+	l.alerts.mu.RLock()
+	defer l.alerts.mu.RUnlock()
+	out := make([]string, 0, len(l.alerts.open)+len(l.alerts.handled))
+	for id := range l.alerts.open {
+		out = append(out, id)
+	}
+	for id := range l.alerts.handled {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // restoreOfficer keeps an officer's position read from ClickHouse on start.
@@ -138,11 +208,14 @@ func (l *Live) replanAlerts() {
 	}
 }
 
-// Alert returns an open alert.
+// Alert returns an open alert, or one a supervisor resolved or dismissed, with its handling.
 func (l *Live) Alert(id string) (AlertView, bool) {
 	l.alerts.mu.RLock()
 	defer l.alerts.mu.RUnlock()
 	v, ok := l.alerts.open[id]
+	if !ok {
+		v, ok = l.alerts.handled[id]
+	}
 	if !ok {
 		return AlertView{}, false
 	}

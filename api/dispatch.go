@@ -93,7 +93,12 @@ func (l *Live) Act(id, action string, who Principal, officerID, reason string) (
 	defer l.alerts.mu.Unlock()
 	v, ok := l.alerts.open[id]
 	if !ok {
-		return AlertView{}, Action{}, &ActionError{404, fmt.Sprintf("alert %q is not open (unknown, ended, or already resolved or dismissed)", id)}
+		if h := l.alerts.handled[id]; h != nil {
+			last := h.Handling.Actions[len(h.Handling.Actions)-1]
+			return AlertView{}, Action{}, &ActionError{409, fmt.Sprintf("cannot %s alert %s: %s %s it at %s; a %s alert takes no further action (GET /api/v1/alerts/%s shows its history)",
+				action, id, last.Actor, h.Handling.State, time.UnixMilli(last.AtMs).UTC().Format(time.RFC3339), h.Handling.State, id)}
+		}
+		return AlertView{}, Action{}, &ActionError{404, fmt.Sprintf("alert %q is not open: unknown, or its episode ended (query /api/v1/violations for history)", id)}
 	}
 	allowed := false
 	for _, s := range from {
@@ -128,13 +133,14 @@ func (l *Live) Act(id, action string, who Principal, officerID, reason string) (
 	v.Handling.Actions = append(v.Handling.Actions, a)
 	out := cloneView(v)
 	if terminal(v.Handling.State) {
-		l.alerts.drop(id)
+		l.alerts.close(id)
 	}
 	l.publish(FeedItem{Change: ChangeHandling, Alert: out})
 	return out, a, nil
 }
 
-// restoreAction replays a recorded action on start (no feed item).
+// restoreAction replays a recorded action on start (no feed item): a resolved or dismissed alert
+// goes to the handled ones, so that its decision stands when its episode sends more changes.
 func (l *Live) restoreAction(id string, a Action) {
 	l.alerts.mu.Lock()
 	defer l.alerts.mu.Unlock()
@@ -147,7 +153,7 @@ func (l *Live) restoreAction(id string, a Action) {
 		v.Handling.Actions = append(v.Handling.Actions, a)
 	}
 	if terminal(v.Handling.State) {
-		l.alerts.drop(id)
+		l.alerts.close(id)
 	}
 }
 
@@ -167,6 +173,7 @@ func (l *Live) ackWithin(severity detectors.Severity) time.Duration {
 func (l *Live) CheckOverdue() []FeedItem {
 	l.alerts.mu.Lock()
 	defer l.alerts.mu.Unlock()
+	l.forgetHandled()
 	now := l.now()
 	var out []FeedItem
 	for _, v := range l.alerts.open {
