@@ -68,7 +68,7 @@ func (l *Live) applyChange(c detectors.Change) {
 	}
 	v.Change, v.Alert = c.Kind, *a
 	if v.Dispatch == nil || (a.Severity == detectors.SeveritySevere && v.Dispatch.Kind != DispatchOfficers) {
-		v.Dispatch = l.plan(v)
+		v.Dispatch = l.plan(v, detectors.UnixMilli(a.Updated))
 	}
 	item := FeedItem{Change: string(c.Kind), Alert: cloneView(v)}
 	if !l.keepOpen(a) {
@@ -204,22 +204,26 @@ func (l *Live) replanAlerts() {
 	l.alerts.mu.Lock()
 	defer l.alerts.mu.Unlock()
 	for _, v := range l.alerts.open {
-		v.Dispatch = l.plan(v)
+		v.Dispatch = l.plan(v, detectors.UnixMilli(v.Updated))
 	}
 }
 
-// Alert returns an open alert, or one a supervisor resolved or dismissed, with its handling.
+// Alert returns an open alert, or one a supervisor resolved or dismissed, with its handling. An
+// open alert's dispatch plan is decided again as it is read, from the officers' positions and
+// dispatches now.
 func (l *Live) Alert(id string) (AlertView, bool) {
 	l.alerts.mu.RLock()
 	defer l.alerts.mu.RUnlock()
 	v, ok := l.alerts.open[id]
-	if !ok {
-		v, ok = l.alerts.handled[id]
+	if ok {
+		c := cloneView(v)
+		c.Dispatch = l.plan(v, l.eventNowMs())
+		return c, true
 	}
-	if !ok {
-		return AlertView{}, false
+	if v, ok = l.alerts.handled[id]; ok {
+		return cloneView(v), true
 	}
-	return cloneView(v), true
+	return AlertView{}, false
 }
 
 func cloneView(v *AlertView) AlertView {

@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -48,25 +50,21 @@ type PermitView struct {
 func (s *Server) handleVehicle(w http.ResponseWriter, r *http.Request) {
 	raw := r.PathValue("plate")
 	plate := city.NormalizePlate(raw)
-	status := http.StatusOK
-	defer func() { s.audit(r, plate, status) }()
+	auditPlates(r, plate)
 	if plate == "" || len(plate) > 32 {
-		status = http.StatusBadRequest
-		writeError(w, status, fmt.Sprintf("plate %q is not a licence plate", raw))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("plate %q is not a licence plate", raw))
 		return
 	}
 	rep, found, err := s.vehicleReport(r, plate)
 	if err != nil {
-		status = http.StatusServiceUnavailable
-		writeError(w, status, "cannot read the vehicle's history: "+err.Error())
+		s.historyFailed(w, r, err)
 		return
 	}
 	if !found {
-		status = http.StatusNotFound
-		writeError(w, status, fmt.Sprintf("vehicle %s is unknown: not registered, no permit, and never seen by muckwatch", plate))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("vehicle %s is unknown: not registered, no permit, and never seen by muckwatch", plate))
 		return
 	}
-	writeJSON(w, status, rep)
+	writeJSON(w, http.StatusOK, rep)
 }
 
 func (s *Server) vehicleReport(r *http.Request, plate string) (VehicleReport, bool, error) {
@@ -96,7 +94,12 @@ func (s *Server) vehicleReport(r *http.Request, plate string) (VehicleReport, bo
 	if pos, ok := s.live.Position(plate); ok {
 		rep.Position, found = &pos, true
 	} else if s.store != nil && !s.live.KnownUnseen(plate) {
-		pos, ok, err := s.store.LastPosition(r.Context(), plate)
+		var pos VehiclePosition
+		var ok bool
+		err := s.query(r.Context(), func(ctx context.Context) (err error) {
+			pos, ok, err = s.store.LastPosition(ctx, plate)
+			return err
+		})
 		if err != nil {
 			return rep, false, err
 		}
@@ -148,18 +151,22 @@ func (s *Server) handleNear(w http.ResponseWriter, r *http.Request) {
 	ps, ds := s.live.Near(lat, lon, radius, maxAge, limit)
 	c := s.city.City()
 	out := make([]NearVehicle, len(ps))
+	plates := make([]string, len(ps))
 	for i, p := range ps {
-		nv := NearVehicle{VehiclePosition: p, DistanceM: round1(ds[i]), RiskLevel: "low"}
+		nv := NearVehicle{VehiclePosition: p, DistanceM: round1(ds[i])}
 		if v := c.Vehicle(p.Plate); v != nil {
 			nv.Registered, nv.Company = true, v.Company
 		}
-		if risk, ok := s.risk.Risk(p.Plate); ok {
-			nv.RiskScore, nv.RiskLevel = risk.Score, risk.Level
+		risk, ok := s.risk.Risk(p.Plate)
+		if !ok {
+			risk = detectors.UnseenRisk(nv.Registered)
 		}
+		nv.RiskScore, nv.RiskLevel = risk.Score, risk.Level
 		nv.OpenAlerts = s.live.OpenAlertCount(p.Plate)
-		s.audit(r, p.Plate, http.StatusOK)
+		plates[i] = p.Plate
 		out[i] = nv
 	}
+	auditPlates(r, plates...) // one audit row for the request, listing the vehicles shown
 	writeJSON(w, http.StatusOK, map[string]any{"lat": lat, "lon": lon, "radius_m": radius, "vehicles": out})
 }
 
@@ -174,6 +181,7 @@ func (s *Server) handleAlerts(w http.ResponseWriter, r *http.Request) {
 	}
 	if v := q.Get("vehicle"); v != "" {
 		f.Vehicle = city.NormalizePlate(v)
+		auditPlates(r, f.Vehicle) // a vehicle's alerts are a lookup of the vehicle
 	}
 	all := s.live.OpenAlerts(f)
 	page := all[min(offset, len(all)):min(offset+limit, len(all))]
@@ -212,7 +220,7 @@ func (s *Server) handleAction(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", tooBig.Limit))
 			return
 		}
-		writeError(w, http.StatusBadRequest, "body must be JSON {\"action\": \"dispatch|acknowledge|resolve|dismiss\", \"officer_id\": \"…\", \"reason\": \"…\"}: "+err.Error())
+		writeError(w, http.StatusBadRequest, describeJSONError(err)+`; the body must be {"action": "dispatch|acknowledge|resolve|dismiss", "officer_id": "…", "reason": "…"}`)
 		return
 	}
 	if len(req.Reason) > 1000 || len(req.OfficerID) > 64 {
@@ -228,7 +236,8 @@ func (s *Server) handleAction(w http.ResponseWriter, r *http.Request) {
 			writeError(w, ae.Status, ae.Msg)
 			return
 		}
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.log.Error("cannot apply an alert action", "alert", r.PathValue("id"), "err", err)
+		writeError(w, http.StatusInternalServerError, "cannot apply the action (a bug: please report it)")
 		return
 	}
 	if s.store != nil {
@@ -342,16 +351,6 @@ func (s *Server) window(r *http.Request) (time.Time, time.Time, error) {
 	return from, to, nil
 }
 
-func (s *Server) audit(r *http.Request, plate string, status int) {
-	if s.store == nil {
-		return
-	}
-	p := principal(r)
-	if !s.store.Audit(AuditRecord{At: s.now(), Actor: p.Name, Role: string(p.Role), Method: r.Method, Path: r.URL.Path, Plate: plate, Status: status, Remote: r.RemoteAddr}) {
-		s.metrics.auditDropped.Inc()
-	}
-}
-
 // splitSet parses a comma-separated list into a set.
 func splitSet(s string) map[string]bool {
 	if s == "" {
@@ -364,4 +363,27 @@ func splitSet(s string) map[string]bool {
 		}
 	}
 	return out
+}
+
+// describeJSONError says what is wrong with a JSON request body in the client's terms: where the
+// syntax breaks, which field has the wrong kind of value; never the Go types it was read into.
+func describeJSONError(err error) string {
+	var syntax *json.SyntaxError
+	var kind *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("the body is not valid JSON (at byte %d)", syntax.Offset)
+	case errors.As(err, &kind) && kind.Field != "":
+		return fmt.Sprintf("field %q must be a string, got a JSON %s", kind.Field, kind.Value)
+	case errors.As(err, &kind):
+		return fmt.Sprintf("the body must be a JSON object, got a JSON %s", kind.Value)
+	case errors.Is(err, io.EOF):
+		return "the body is empty"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the body ends in the middle of a JSON value"
+	}
+	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return "unknown field " + f
+	}
+	return "the body is not a JSON object"
 }

@@ -261,7 +261,7 @@ func writeBody(w http.ResponseWriter, ct string, v any) int {
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
-		writeError(w, http.StatusInternalServerError, "cannot encode the answer: "+err.Error())
+		writeError(w, http.StatusInternalServerError, "cannot encode the answer (a bug: please report it)")
 		return http.StatusInternalServerError
 	}
 	w.Header().Set("Content-Type", ct)
@@ -274,9 +274,10 @@ func writeBody(w http.ResponseWriter, ct string, v any) int {
 // status sent.
 func writeCSV(w http.ResponseWriter, filename string, records [][]string) int {
 	var b bytes.Buffer
+	b.WriteString("\ufeff") // a byte-order mark: Excel then reads the file as UTF-8, not the system's code page
 	cw := csv.NewWriter(&b)
 	if err := cw.WriteAll(records); err != nil {
-		writeError(w, http.StatusInternalServerError, "cannot encode the answer as CSV: "+err.Error())
+		writeError(w, http.StatusInternalServerError, "cannot encode the answer as CSV (a bug: please report it)")
 		return http.StatusInternalServerError
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")

@@ -28,7 +28,7 @@ func TestViolationViewEncoding(t *testing.T) {
 	}
 	rec = httptest.NewRecorder()
 	writeCSV(rec, "violations.csv", [][]string{violationCSVHeader, views[0].csvRecord(), views[1].csvRecord()})
-	if got, want := rec.Body.String(), "alert_id,rule,severity,status,vehicle_id,company,permit_id,place,district,start,end,lat,lon,value,limit,evidence\n'=a<b>&,speeding,severe,open,'+粤B1,\"A&B   \"\"q\"\"\",'-p,'@x,'\td,2026-11-23T16:00:00.123+08:00,,,,0.0000001,1000000000000000000000,bad \xff utf8 <b>\nb,dwell,,,,,,,,2026-11-23T16:00:00+08:00,2026-11-23T16:00:01.500+08:00,22.5,114,62.5,40,ok\n"; got != want {
+	if got, want := rec.Body.String(), "\ufeffalert_id,rule,severity,status,vehicle_id,company,permit_id,place,district,start,end,lat,lon,value,limit,evidence\n'=a<b>&,speeding,severe,open,'+粤B1,\"A&B   \"\"q\"\"\",'-p,'@x,'\td,2026-11-23T16:00:00.123+08:00,,,,0.0000001,1000000000000000000000,bad \xff utf8 <b>\nb,dwell,,,,,,,,2026-11-23T16:00:00+08:00,2026-11-23T16:00:01.500+08:00,22.5,114,62.5,40,ok\n"; got != want {
 		t.Errorf("CSV\n got %q\nwant %q", got, want)
 	}
 	rec = httptest.NewRecorder()

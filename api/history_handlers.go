@@ -35,11 +35,61 @@ func (s *Server) noStore(w http.ResponseWriter) bool {
 	return true
 }
 
-func (s *Server) queryFailed(w http.ResponseWriter, r *http.Request, err error) {
-	if !errors.Is(err, context.Canceled) {
-		s.log.Warn("API history query failed", "path", r.URL.Path, "err", err)
+// errQueryTimeout is a history query that did not finish within api.query_timeout.
+var errQueryTimeout = errors.New("the history query did not finish in time")
+
+// errQueriesBusy is a history query refused because api.max_queries are running.
+var errQueriesBusy = errors.New("too many history queries are running")
+
+// query runs fn, ClickHouse queries for a request, bounded by api.query_timeout and by
+// api.max_queries at once. It returns when fn does or when the timeout passes, whichever is
+// first: a driver that does not notice its context (a server that accepted the connection and
+// went silent) cannot hold the request, only the query's slot until the driver gives up.
+func (s *Server) query(ctx context.Context, fn func(context.Context) error) error {
+	select {
+	case s.queries <- struct{}{}:
+	default:
+		return errQueriesBusy
 	}
-	writeError(w, http.StatusServiceUnavailable, "cannot query ClickHouse: "+err.Error())
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
+	done := make(chan error, 1)
+	go func() {
+		defer func() { <-s.queries }()
+		defer cancel()
+		done <- fn(ctx)
+	}()
+	select {
+	case err := <-done:
+		if err != nil && ctx.Err() == context.DeadlineExceeded {
+			return fmt.Errorf("%w: %w", errQueryTimeout, err)
+		}
+		return err
+	case <-ctx.Done():
+		if ctx.Err() == context.DeadlineExceeded {
+			return errQueryTimeout
+		}
+		return ctx.Err()
+	}
+}
+
+// historyFailed answers a failed ClickHouse query: 504 when it timed out, 503 otherwise, with a
+// message for the client and the details only in the log.
+func (s *Server) historyFailed(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, errQueryTimeout):
+		s.log.Warn("API query timed out", "path", r.URL.Path, "timeout", s.cfg.QueryTimeout, "err", err)
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("the history (ClickHouse) did not answer within %s; narrow the window or retry later", s.cfg.QueryTimeout))
+	case errors.Is(err, errQueriesBusy):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("%d history queries are already running, the most at once; retry in a few seconds", s.cfg.MaxQueries))
+	case errors.Is(err, context.Canceled):
+		// the client went away
+	default:
+		s.log.Warn("API history query failed", "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, "the history (ClickHouse) is not available now; retry later")
+	}
 }
 
 // textParam checks a free-text filter.
@@ -128,27 +178,28 @@ func (s *Server) violationParams(r *http.Request) (ViolationQuery, string, error
 
 func (s *Server) handleViolations(w http.ResponseWriter, r *http.Request) {
 	vq, format, err := s.violationParams(r)
-	status := http.StatusOK
 	if vq.Vehicle != "" { // looking at one truck's history is a vehicle lookup
-		defer func() { s.audit(r, vq.Vehicle, status) }()
+		auditPlates(r, vq.Vehicle)
 	}
 	if err != nil {
-		status = http.StatusBadRequest
-		writeError(w, status, err.Error())
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if s.noStore(w) {
-		status = http.StatusServiceUnavailable
 		return
 	}
 	loc := s.city.City().Location
 	vq.Location = loc
 	from, to := formatTime(vq.From, loc), formatTime(vq.To, loc)
 	if len(vq.GroupBy) > 0 {
-		groups, truncated, err := s.store.ViolationGroups(r.Context(), vq)
+		var groups []ViolationGroup
+		var truncated bool
+		err := s.query(r.Context(), func(ctx context.Context) (err error) {
+			groups, truncated, err = s.store.ViolationGroups(ctx, vq)
+			return err
+		})
 		if err != nil {
-			status = http.StatusServiceUnavailable
-			s.queryFailed(w, r, err)
+			s.historyFailed(w, r, err)
 			return
 		}
 		if format == "csv" {
@@ -162,20 +213,24 @@ func (s *Server) handleViolations(w http.ResponseWriter, r *http.Request) {
 				recs = append(recs, append(rec, strconv.FormatUint(g.Violations, 10)))
 			}
 			w.Header().Set("X-Truncated", strconv.FormatBool(truncated))
-			status = writeCSV(w, "violations.csv", recs)
+			writeCSV(w, "violations.csv", recs)
 			return
 		}
 		ans := ViolationGroupsAnswer{From: from, To: to, GroupBy: vq.GroupBy, Rows: make([]groupRow, len(groups)), Truncated: truncated}
 		for i, g := range groups {
 			ans.Rows[i] = groupRow{names: vq.GroupBy, ViolationGroup: g}
 		}
-		status = writeBody(w, "application/json; charset=utf-8", ans)
+		writeBody(w, "application/json; charset=utf-8", ans)
 		return
 	}
-	recs, total, err := s.store.Violations(r.Context(), vq)
+	var recs []detectors.Alert
+	var total uint64
+	err = s.query(r.Context(), func(ctx context.Context) (err error) {
+		recs, total, err = s.store.Violations(ctx, vq)
+		return err
+	})
 	if err != nil {
-		status = http.StatusServiceUnavailable
-		s.queryFailed(w, r, err)
+		s.historyFailed(w, r, err)
 		return
 	}
 	views := make([]ViolationView, len(recs))
@@ -189,47 +244,46 @@ func (s *Server) handleViolations(w http.ResponseWriter, r *http.Request) {
 			rows = append(rows, v.csvRecord())
 		}
 		w.Header().Set("X-Total-Count", strconv.FormatUint(total, 10))
-		status = writeCSV(w, "violations.csv", rows)
+		writeCSV(w, "violations.csv", rows)
 		return
 	}
-	status = writeBody(w, "application/json; charset=utf-8", ViolationsAnswer{From: from, To: to, Total: total, Violations: views})
+	writeBody(w, "application/json; charset=utf-8", ViolationsAnswer{From: from, To: to, Total: total, Violations: views})
 }
 
 func (s *Server) handleTrack(w http.ResponseWriter, r *http.Request) {
 	raw := r.PathValue("plate")
 	plate := city.NormalizePlate(raw)
 	_, perr := plateParam(raw, "plate")
-	status := http.StatusOK
-	defer func() { s.audit(r, plate, status) }()
+	auditPlates(r, plate)
 	from, to, werr := s.window(r)
 	if err := errors.Join(perr, werr); err != nil {
-		status = http.StatusBadRequest
-		writeError(w, status, err.Error())
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if s.noStore(w) {
-		status = http.StatusServiceUnavailable
 		return
 	}
 	maxRows := s.cfg.MaxRows
-	points, err := s.store.Track(r.Context(), plate, from, to, maxRows+1)
+	var points []TrackPoint
 	var alerts []detectors.Alert
-	if err == nil {
-		alerts, err = s.store.VehicleAlerts(r.Context(), plate, from, to, maxRows+1)
-	}
+	err := s.query(r.Context(), func(ctx context.Context) (err error) {
+		if points, err = s.store.Track(ctx, plate, from, to, maxRows+1); err != nil {
+			return err
+		}
+		alerts, err = s.store.VehicleAlerts(ctx, plate, from, to, maxRows+1)
+		return err
+	})
 	if err != nil {
-		status = http.StatusServiceUnavailable
-		s.queryFailed(w, r, err)
+		s.historyFailed(w, r, err)
 		return
 	}
 	loc := s.city.City().Location
 	if len(points) > maxRows || len(alerts) > maxRows {
-		status = http.StatusUnprocessableEntity
 		what := "positions"
 		if len(alerts) > maxRows {
 			what = "alerts"
 		}
-		writeError(w, status, fmt.Sprintf("%s has more than %d %s from %s to %s; narrow the window (from, to)",
+		writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("%s has more than %d %s from %s to %s; narrow the window (from, to)",
 			plate, maxRows, what, formatTime(from, loc), formatTime(to, loc)))
 		return
 	}
@@ -258,7 +312,7 @@ func (s *Server) handleTrack(w http.ResponseWriter, r *http.Request) {
 		}
 		fc.Features = append(fc.Features, feature{Type: "Feature", Geometry: g, Properties: AlertProperties{violationView(a, loc)}})
 	}
-	status = writeBody(w, "application/geo+json", fc)
+	writeBody(w, "application/geo+json", fc)
 }
 
 func (s *Server) handleHeatmap(w http.ResponseWriter, r *http.Request) {
@@ -277,9 +331,13 @@ func (s *Server) handleHeatmap(w http.ResponseWriter, r *http.Request) {
 	dlat := cellM / metresPerDegreeLat
 	dlon := cellM / (metresPerDegreeLat * math.Cos(c.Origin.Lat()*math.Pi/180))
 	maxRows := s.cfg.MaxRows
-	cells, err := s.store.Heatmap(r.Context(), HeatmapQuery{From: from, To: to, Rules: sortedKeys(f.Rules), DLat: dlat, DLon: dlon, Limit: maxRows + 1})
+	var cells []HeatCell
+	err := s.query(r.Context(), func(ctx context.Context) (err error) {
+		cells, err = s.store.Heatmap(ctx, HeatmapQuery{From: from, To: to, Rules: sortedKeys(f.Rules), DLat: dlat, DLon: dlon, Limit: maxRows + 1})
+		return err
+	})
 	if err != nil {
-		s.queryFailed(w, r, err)
+		s.historyFailed(w, r, err)
 		return
 	}
 	if len(cells) > maxRows {

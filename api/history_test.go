@@ -108,12 +108,22 @@ func newHistEnv(t *testing.T) *histEnv {
 
 func (e *histEnv) newServer(store *Store) *Server {
 	e.t.Helper()
+	return e.newServerWith(store, nil)
+}
+
+// newServerWith is newServer with the configuration edited by edit (nil: unchanged).
+func (e *histEnv) newServerWith(store *Store, edit func(*Config)) *Server {
+	e.t.Helper()
 	e.t.Setenv("MUCKWATCH_API_TOKENS", strings.Join([]string{
 		TokenEntry(RoleAnalyst, "ana", histAnalystToken),
 		TokenEntry(RoleSquad, "squad-7", histSquadToken),
 		TokenEntry(RoleAdmin, "root", histAdminToken),
 	}, ","))
-	cfg := Config{MaxRows: histMaxRows}.WithDefaults()
+	cfg := Config{MaxRows: histMaxRows}
+	if edit != nil {
+		edit(&cfg)
+	}
+	cfg = cfg.WithDefaults()
 	srv, err := NewServer(cfg, NewLive(cfg), store, histCity{e.city}, histNoRisk{}, nil, histLogger(), nil)
 	if err != nil {
 		e.t.Fatalf("cannot make the API server: %v", err)
@@ -445,7 +455,12 @@ func TestViolationsCSV(t *testing.T) {
 			if got := h.Get("X-Truncated"); got != tc.wantTruncated {
 				t.Errorf("X-Truncated %q, want %q", got, tc.wantTruncated)
 			}
-			recs, err := csv.NewReader(strings.NewReader(string(body))).ReadAll()
+			// a byte-order mark first, so that Excel reads UTF-8 whatever the system's code page
+			text, bom := strings.CutPrefix(string(body), "\ufeff")
+			if !bom {
+				t.Errorf("the CSV does not start with a byte-order mark: %q", body[:min(len(body), 8)])
+			}
+			recs, err := csv.NewReader(strings.NewReader(text)).ReadAll()
 			if err != nil {
 				t.Fatalf("the answer is not CSV: %v\n%s", err, body)
 			}
@@ -770,7 +785,7 @@ func TestHistoryAccessAndFailures(t *testing.T) {
 		{"squad is refused", e.h, histSquadToken, 403, "role squad may not use"},
 		{"no token", e.h, "", 401, "missing bearer token"},
 		{"no store", noStore, histAnalystToken, 503, "no ClickHouse store configured"},
-		{"ClickHouse fails", badDB, histAnalystToken, 503, "cannot query ClickHouse: "},
+		{"ClickHouse fails", badDB, histAnalystToken, 503, "the history (ClickHouse) is not available now"},
 	}
 	for _, tc := range tests {
 		for _, p := range paths {

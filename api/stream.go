@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -30,6 +32,14 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	who := principal(r).Name
+	if !s.streams.take(who, s.cfg.MaxStreamsPerToken) {
+		s.metrics.streamRefused.Inc()
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("%s already has %d alert streams open, the most one token may; close one first", who, s.cfg.MaxStreamsPerToken))
+		return
+	}
+	defer s.streams.release(who)
 	sub, backlog, complete := s.live.Subscribe(f, after, sseBuffer)
 	defer s.live.Unsubscribe(sub)
 	s.metrics.sseClients.Inc()
@@ -57,10 +67,12 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	}
 	if after > 0 {
 		if !complete && s.store != nil {
-			missed, err := s.store.FeedSince(r.Context(), after, 1_000_000)
+			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+			missed, err := s.store.FeedSince(ctx, after, 1_000_000)
+			cancel()
 			if err != nil {
 				s.log.Warn("cannot replay the alert feed journal to a resuming client", "after", after, "err", err)
-				fmt.Fprintf(w, "event: error\ndata: {\"error\":%q}\n\n", "cannot replay missed alerts: "+err.Error())
+				fmt.Fprintf(w, "event: error\ndata: {\"error\":%q}\n\n", "cannot replay the alerts missed since this Last-Event-ID: the history is not answering; reconnect later to get them")
 			}
 			for _, it := range missed {
 				if !send(it) {
@@ -113,5 +125,30 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		if rc.Flush() != nil {
 			return
 		}
+	}
+}
+
+// streamCounter counts the alert streams each token has open.
+type streamCounter struct {
+	mu   sync.Mutex
+	open map[string]int
+}
+
+// take opens a stream for who unless who has max open; release closes it.
+func (c *streamCounter) take(who string, max int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open[who] >= max {
+		return false
+	}
+	c.open[who]++
+	return true
+}
+
+func (c *streamCounter) release(who string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open[who]--; c.open[who] <= 0 {
+		delete(c.open, who)
 	}
 }
