@@ -1,7 +1,11 @@
 package api
 
 import (
+	"encoding/base64"
+	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sort"
 	"sync"
 	"time"
@@ -41,6 +45,7 @@ func newAlertBook() alertBook {
 func (l *Live) applyChange(c detectors.Change) {
 	b := &l.alerts
 	a := &c.Alert
+	tidyAlert(a)
 	if c.Kind == detectors.ChangeOpened {
 		b.addViolation(a.VehicleID, a.ID, string(a.Rule), a.Start, l.now())
 	}
@@ -244,6 +249,15 @@ func cloneView(v *AlertView) AlertView {
 type AlertFilter struct {
 	Rules, Severities, Districts map[string]bool // empty: any
 	Vehicle                      string
+	// States selects handling states (empty: any); Overdue, when set, whether overdue. Only the
+	// open list applies them (not the stream).
+	States  map[string]bool
+	Overdue *bool
+}
+
+// matchView reports whether the filter selects v, handling included.
+func (f AlertFilter) matchView(v *AlertView) bool {
+	return f.Match(&v.Alert) && (len(f.States) == 0 || f.States[v.Handling.State]) && (f.Overdue == nil || *f.Overdue == v.Overdue)
 }
 
 // Match reports whether the filter selects a.
@@ -259,14 +273,14 @@ func (l *Live) OpenAlerts(f AlertFilter) []AlertView {
 	var out []AlertView
 	if f.Vehicle != "" {
 		for _, v := range b.byVehicle[f.Vehicle] {
-			if f.Match(&v.Alert) {
+			if f.matchView(v) {
 				out = append(out, cloneView(v))
 			}
 		}
 	} else {
 		out = make([]AlertView, 0, len(b.open))
 		for _, v := range b.open {
-			if f.Match(&v.Alert) {
+			if f.matchView(v) {
 				out = append(out, cloneView(v))
 			}
 		}
@@ -275,17 +289,58 @@ func (l *Live) OpenAlerts(f AlertFilter) []AlertView {
 	if out == nil {
 		out = []AlertView{}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := &out[i], &out[j]
-		if ra, rb := a.Severity.Rank(), b.Severity.Rank(); ra != rb {
-			return ra > rb
-		}
-		if sa, sb := detectors.UnixMilli(a.Start), detectors.UnixMilli(b.Start); sa != sb {
-			return sa > sb
-		}
-		return a.ID < b.ID
-	})
+	sort.Slice(out, func(i, j int) bool { return cursorOf(&out[i]).less(cursorOf(&out[j])) })
 	return out
+}
+
+// alertCursor is a position in the open list's order: most severe first, then newest first, then
+// by id.
+type alertCursor struct {
+	rank    int
+	startMs int64
+	id      string
+}
+
+func cursorOf(v *AlertView) alertCursor {
+	return alertCursor{rank: v.Severity.Rank(), startMs: detectors.UnixMilli(v.Start), id: v.ID}
+}
+
+// less reports whether c comes before d in the open list's order.
+func (c alertCursor) less(d alertCursor) bool {
+	if c.rank != d.rank {
+		return c.rank > d.rank
+	}
+	if c.startMs != d.startMs {
+		return c.startMs > d.startMs
+	}
+	return c.id < d.id
+}
+
+// before reports whether c comes before v: v is on a page after the cursor.
+func (c *alertCursor) before(v *AlertView) bool { return c.less(cursorOf(v)) }
+
+// String is the cursor as a query parameter (opaque to clients).
+func (c alertCursor) String() string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(c.rank) + "." + strconv.FormatInt(c.startMs, 10) + "." + c.id))
+}
+
+// parseCursor reads what String writes.
+func parseCursor(s string) (*alertCursor, error) {
+	bad := fmt.Errorf("cursor %q is not a cursor of this list: take it from a page's next", s[:min(len(s), 60)])
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, bad
+	}
+	parts := strings.SplitN(string(b), ".", 3)
+	if len(parts) != 3 {
+		return nil, bad
+	}
+	rank, err1 := strconv.Atoi(parts[0])
+	ms, err2 := strconv.ParseInt(parts[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return nil, bad
+	}
+	return &alertCursor{rank: rank, startMs: ms, id: parts[2]}, nil
 }
 
 // OpenAlertCount is the number of a vehicle's open alerts.

@@ -139,9 +139,12 @@ func (v ViolationView) csvRecord() []string {
 type ViolationsAnswer struct {
 	From string `json:"from"`
 	To   string `json:"to"`
-	// Total counts every violation selected; Violations holds up to limit of them, newest first.
+	// Total counts every violation selected; Violations holds up to limit of them, newest first,
+	// after skipping Offset; Next is the request for the next page ("" on the last).
 	Total      uint64          `json:"total"`
+	Offset     int             `json:"offset"`
 	Violations []ViolationView `json:"violations"`
+	Next       string          `json:"next"`
 }
 
 // ViolationGroupsAnswer is the answer of GET /api/v1/violations with group_by.
@@ -228,8 +231,9 @@ type TrackProperties struct {
 	Points int    `json:"points"`
 	First  string `json:"first"` // time of the first point
 	Last   string `json:"last"`  // time of the last point
-	// TimesMs are the Unix milliseconds of the line's points, in order.
-	TimesMs []int64 `json:"times_ms"`
+	// TimesMs are the Unix milliseconds of the line's points, in order; SpeedsKmh their speeds.
+	TimesMs   []int64   `json:"times_ms"`
+	SpeedsKmh []float64 `json:"speeds_kmh"`
 }
 
 // AlertProperties are the properties of an alert's point on a track: "kind": "alert" and some

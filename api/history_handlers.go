@@ -133,13 +133,11 @@ func (s *Server) violationParams(r *http.Request) (ViolationQuery, string, error
 		errs = append(errs, err)
 	}
 	vq.Rules, vq.Severities = sortedKeys(f.Rules), sortedKeys(f.Severities)
-	vq.Districts = sortedKeys(splitSet(q.Get("district")))
-	for _, d := range vq.Districts {
-		if len(d) > maxFilterBytes {
-			errs = append(errs, fmt.Errorf("district: each district must be at most %d bytes, got one of %d", maxFilterBytes, len(d)))
-			break
-		}
+	districts, err := s.districtParam(q.Get("district"))
+	if err != nil {
+		errs = append(errs, err)
 	}
+	vq.Districts = sortedKeys(districts)
 	if vq.Company, err = textParam(q.Get("company"), "company"); err != nil {
 		errs = append(errs, err)
 	}
@@ -172,6 +170,12 @@ func (s *Server) violationParams(r *http.Request) (ViolationQuery, string, error
 	}
 	if vq.Limit, err = intParam(orDefault(q.Get("limit"), strconv.Itoa(min(defaultViolationLimit, s.cfg.MaxRows))), "limit", 1, s.cfg.MaxRows); err != nil {
 		errs = append(errs, err)
+	}
+	if vq.Offset, err = intParam(orDefault(q.Get("offset"), "0"), "offset", 0, math.MaxInt32); err != nil {
+		errs = append(errs, err)
+	}
+	if vq.Offset > 0 && len(vq.GroupBy) > 0 {
+		errs = append(errs, errors.New("offset pages the violations listed; it does not apply with group_by"))
 	}
 	return vq, format, errors.Join(errs...)
 }
@@ -244,10 +248,58 @@ func (s *Server) handleViolations(w http.ResponseWriter, r *http.Request) {
 			rows = append(rows, v.csvRecord())
 		}
 		w.Header().Set("X-Total-Count", strconv.FormatUint(total, 10))
+		if next := nextOffset(r, vq, len(views), total); next != "" {
+			w.Header().Set("Link", "<"+next+">; rel=\"next\"")
+		}
 		writeCSV(w, "violations.csv", rows)
 		return
 	}
-	writeBody(w, "application/json; charset=utf-8", ViolationsAnswer{From: from, To: to, Total: total, Violations: views})
+	writeBody(w, "application/json; charset=utf-8", ViolationsAnswer{From: from, To: to, Total: total, Offset: vq.Offset, Violations: views,
+		Next: nextOffset(r, vq, len(views), total)})
+}
+
+// nextOffset is the request for the page of violations after this one, "" when this is the last.
+func nextOffset(r *http.Request, vq ViolationQuery, n int, total uint64) string {
+	if n == 0 || uint64(vq.Offset+n) >= total {
+		return ""
+	}
+	q := r.URL.Query()
+	q.Set("offset", strconv.Itoa(vq.Offset+n))
+	return r.URL.Path + "?" + q.Encode()
+}
+
+// districtParam parses a comma-separated list of district ids, each of which must be one of the
+// city's.
+func (s *Server) districtParam(v string) (map[string]bool, error) {
+	set := splitSet(v)
+	c := s.city.City()
+	var unknown []string
+	for d := range set {
+		if c.District(d) == nil {
+			unknown = append(unknown, d)
+		}
+	}
+	if len(unknown) == 0 {
+		return set, nil
+	}
+	slices.Sort(unknown)
+	known := make([]string, 0, len(c.Districts))
+	for _, d := range c.Districts {
+		known = append(known, d.ID)
+	}
+	for i, d := range unknown {
+		if len(d) > 40 {
+			unknown[i] = d[:40] + "…"
+		}
+	}
+	return nil, fmt.Errorf("district %s is not a district of %s (districts: %s)", strings.Join(quoteAll(unknown), ", "), c.Name, strings.Join(known, ", "))
+}
+
+// knownPlate reports whether the city knows the plate (registered, or with a permit) or the live
+// view has seen it.
+func (s *Server) knownPlate(plate string) bool {
+	c := s.city.City()
+	return c.Vehicle(plate) != nil || len(c.PermitsOf(plate)) > 0 || s.live.Seen(plate)
 }
 
 func (s *Server) handleTrack(w http.ResponseWriter, r *http.Request) {
@@ -266,18 +318,35 @@ func (s *Server) handleTrack(w http.ResponseWriter, r *http.Request) {
 	maxRows := s.cfg.MaxRows
 	var points []TrackPoint
 	var alerts []detectors.Alert
+	everSeen := true
 	err := s.query(r.Context(), func(ctx context.Context) (err error) {
 		if points, err = s.store.Track(ctx, plate, from, to, maxRows+1); err != nil {
 			return err
 		}
-		alerts, err = s.store.VehicleAlerts(ctx, plate, from, to, maxRows+1)
+		if alerts, err = s.store.VehicleAlerts(ctx, plate, from, to, maxRows+1); err != nil {
+			return err
+		}
+		if len(points) == 0 && len(alerts) == 0 && !s.knownPlate(plate) {
+			// unknown, and nothing in the window: has muckwatch ever had a position or an alert of it?
+			if _, everSeen, err = s.store.LastPosition(ctx, plate); err != nil || everSeen {
+				return err
+			}
+			var ever []detectors.Alert
+			ever, err = s.store.VehicleAlerts(ctx, plate, time.UnixMilli(0), s.now().Add(24*time.Hour), 1)
+			everSeen = len(ever) > 0
+		}
 		return err
 	})
 	if err != nil {
 		s.historyFailed(w, r, err)
 		return
 	}
-	loc := s.city.City().Location
+	c := s.city.City()
+	loc := c.Location
+	if !everSeen {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("vehicle %s is unknown: not registered, no permit, and never seen by muckwatch%s", plate, s.plateHint(plate)))
+		return
+	}
 	if len(points) > maxRows || len(alerts) > maxRows {
 		what := "positions"
 		if len(alerts) > maxRows {
@@ -292,10 +361,11 @@ func (s *Server) handleTrack(w http.ResponseWriter, r *http.Request) {
 		coords := make([][2]float64, len(points))
 		props := TrackProperties{Kind: "track", Plate: plate, From: formatTime(from, loc), To: formatTime(to, loc), Points: len(points),
 			First: formatTime(time.UnixMilli(points[0].TimeMs), loc), Last: formatTime(time.UnixMilli(points[len(points)-1].TimeMs), loc),
-			TimesMs: make([]int64, len(points))}
+			TimesMs: make([]int64, len(points)), SpeedsKmh: make([]float64, len(points))}
 		for i, p := range points {
 			coords[i] = [2]float64{p.Lon, p.Lat}
 			props.TimesMs[i] = p.TimeMs
+			props.SpeedsKmh[i] = roundValue(float64(p.SpeedKmh))
 		}
 		// A LineString needs two positions (RFC 7946 §3.1.4): a single fix is a Point.
 		g := &geometry{Type: "LineString", Coordinates: coords}
@@ -318,9 +388,10 @@ func (s *Server) handleTrack(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleHeatmap(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	from, to, err1 := s.window(r)
-	f, err2 := alertFilter(q.Get("rule"), "", "")
+	f, err2 := alertFilter(q.Get("rule"), q.Get("severity"), "")
 	cellM, err3 := floatParam(orDefault(q.Get("cell_m"), strconv.Itoa(defaultCellM)), "cell_m", minCellM, maxCellM)
-	if err := errors.Join(err1, err2, err3); err != nil {
+	districts, err4 := s.districtParam(q.Get("district"))
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -333,7 +404,7 @@ func (s *Server) handleHeatmap(w http.ResponseWriter, r *http.Request) {
 	maxRows := s.cfg.MaxRows
 	var cells []HeatCell
 	err := s.query(r.Context(), func(ctx context.Context) (err error) {
-		cells, err = s.store.Heatmap(ctx, HeatmapQuery{From: from, To: to, Rules: sortedKeys(f.Rules), DLat: dlat, DLon: dlon, Limit: maxRows + 1})
+		cells, err = s.store.Heatmap(ctx, HeatmapQuery{From: from, To: to, Rules: sortedKeys(f.Rules), Severities: sortedKeys(f.Severities), Districts: sortedKeys(districts), DLat: dlat, DLon: dlon, Limit: maxRows + 1})
 		return err
 	})
 	if err != nil {

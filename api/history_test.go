@@ -541,8 +541,14 @@ func TestTrack(t *testing.T) {
 		{"window ends before a fix", plate, histAt(23, 8, 0, 0, 0), histAt(23, 8, 20, 0, 0), 2, 0, "2026-11-23T08:10:00+08:00", []string{"A1"}},
 		{"one fix is a point", plate, histAt(23, 8, 30, 0, 0), histAt(23, 8, 31, 0, 0), 1, 4, "2026-11-23T08:30:00+08:00", nil},
 		{"an open alert started before the window", url.PathEscape("粤B10002"), histAt(24, 0, 0, 0, 0), histAt(24, 1, 0, 0, 0), 0, 0, "", []string{"A2"}},
-		{"nothing", url.PathEscape("粤Z99999"), histAt(23, 0, 0, 0, 0), histAt(24, 0, 0, 0, 0), 0, 0, "", nil},
+		{"nothing in the window", url.PathEscape("粤B10004"), histAt(23, 0, 0, 0, 0), histAt(24, 0, 0, 0, 0), 0, 0, "", nil},
 	}
+	t.Run("never seen", func(t *testing.T) {
+		path := histQuery("/api/v1/vehicles/"+url.PathEscape("粤Z99999")+"/track", "from", histFrom.Format(time.RFC3339), "to", histTo.Format(time.RFC3339))
+		if status, _, body := e.get(histAnalystToken, path); status != http.StatusNotFound || !strings.Contains(string(body), "never seen") {
+			t.Errorf("track of a plate never seen: %d %s, want 404", status, body)
+		}
+	})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var fc histGeoJSON
@@ -769,6 +775,7 @@ func TestHistoryBadRequests(t *testing.T) {
 
 func TestHistoryAccessAndFailures(t *testing.T) {
 	e := newHistEnv(t)
+	e.insertFixture()
 	win := "from=2026-11-22T00:00:00%2B08:00&to=2026-11-25T00:00:00%2B08:00"
 	paths := []string{"/api/v1/violations?" + win, "/api/v1/vehicles/" + url.PathEscape("粤B10001") + "/track?" + win, "/api/v1/heatmap?" + win}
 	noStore := e.newServer(nil).Handler()

@@ -19,7 +19,7 @@ const sseBuffer = 4096
 // does not reach back that far.
 func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f, err := alertFilter(q.Get("rule"), q.Get("severity"), q.Get("district"))
+	f, err := s.liveFilter(q)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
