@@ -4,9 +4,9 @@ import (
 	"encoding/base64"
 	"fmt"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
-	"sort"
 	"sync"
 	"time"
 

@@ -29,12 +29,12 @@ type VehicleReport struct {
 	RatedLoad  float64 `json:"rated_load_kg,omitempty"`
 	// PermitValidNow says whether one of the permits is valid now; PermitStatus says why (which
 	// permit until when, or why none is).
-	PermitValidNow bool         `json:"permit_valid_now"`
-	PermitStatus   string       `json:"permit_status"`
-	Permits        []PermitView `json:"permits"`
-	Position       *LastPosition `json:"last_position"`
-	Risk       detectors.Risk   `json:"risk"`
-	OpenAlerts []AlertView      `json:"open_alerts"`
+	PermitValidNow bool           `json:"permit_valid_now"`
+	PermitStatus   string         `json:"permit_status"`
+	Permits        []PermitView   `json:"permits"`
+	Position       *LastPosition  `json:"last_position"`
+	Risk           detectors.Risk `json:"risk"`
+	OpenAlerts     []AlertView    `json:"open_alerts"`
 	// Violations30d counts the violations of the last 30 days by rule.
 	Violations30d map[string]int `json:"violations_30d"`
 	ViolationsSum int            `json:"violations_30d_total"`

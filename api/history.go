@@ -290,7 +290,7 @@ func (s *Store) Track(ctx context.Context, plate string, from, to time.Time, lim
 type HeatmapQuery struct {
 	From, To                     time.Time
 	Rules, Severities, Districts []string
-	DLat, DLon float64
+	DLat, DLon                   float64
 	// Limit bounds the cells returned.
 	Limit int
 }
