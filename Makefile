@@ -4,14 +4,19 @@
 #   make test   every test, integration tests against a real ClickHouse server and the broker
 GO ?= go
 
-.PHONY: demo test deps build fuzz vet chaos
+.PHONY: demo test deps build fuzz vet chaos lint-openapi
 
 demo: deps build
 	bin/muckwatch demo
 
-test: deps vet
+test: deps vet lint-openapi
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
+
+# The OpenAPI document through a third-party linter (Redocly's recommended rules, warnings as
+# errors; installed by `make deps`).
+lint-openapi:
+	tools/openapi-lint/node_modules/.bin/redocly lint --config tools/openapi-lint/redocly.yaml --format=stylish api/openapi.json
 
 # The fault tests at full length: ClickHouse down for 60 s under load, kill -9 of the pipeline at
 # six points, three instances with one killed, a 550 MB flood of huge records, several times over
@@ -38,11 +43,12 @@ vet:
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-# Installs what the tests and the demo need: Debian's clickhouse-server (when missing) and the Go
-# modules. Idempotent.
+# Installs what the tests and the demo need: Debian's clickhouse-server (when missing), the Go
+# modules and the OpenAPI linter (npm, pinned). Idempotent.
 deps:
 	bash deploy/clickhouse-local.sh install
 	$(GO) mod download
+	bash tools/openapi-lint/install.sh
 
 build:
 	$(GO) build -o bin/muckwatch ./cmd/muckwatch

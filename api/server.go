@@ -298,7 +298,9 @@ func (s *Server) guard(rt route, h http.HandlerFunc) http.Handler {
 		}()
 		r.Body = http.MaxBytesReader(rec, r.Body, s.cfg.MaxBodyBytes)
 		if rt.roles == nil {
-			h(rec, r)
+			if s.checkParams(rec, r, rt) {
+				h(rec, r)
+			}
 			return
 		}
 		ri := &requestInfo{}
