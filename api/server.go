@@ -118,7 +118,7 @@ func NewServer(cfg Config, live *Live, store *Store, cs CitySource, risk RiskSou
 		{method: "GET", path: "/api/v1/alerts", roles: []Role{RoleSupervisor},
 			params: []string{"rule", "severity", "district", "vehicle", "state", "overdue", "limit", "offset", "cursor"}},
 		{method: "GET", path: "/api/v1/alerts/stream", roles: []Role{RoleSupervisor},
-			params: []string{"rule", "severity", "district", "last_event_id"}},
+			params: []string{"rule", "severity", "district", "last_event_id", "snapshot"}},
 		{method: "GET", path: "/api/v1/alerts/{id}", roles: []Role{RoleSupervisor}},
 		{method: "POST", path: "/api/v1/alerts/{id}/actions", roles: []Role{RoleSupervisor}},
 		{method: "GET", path: "/api/v1/officers", roles: []Role{RoleSupervisor}},

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -22,6 +23,15 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	f, err := s.liveFilter(q)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	snapshot := false
+	switch q.Get("snapshot") {
+	case "", "false":
+	case "true":
+		snapshot = true
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("snapshot must be true or false, got %q", q.Get("snapshot")))
 		return
 	}
 	var after uint64
@@ -53,6 +63,16 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	if _, err := fmt.Fprint(w, "retry: 2000\n\n"); err != nil {
 		return
+	}
+	if snapshot {
+		// the open alerts now, taken after subscribing: a change published meanwhile comes both
+		// in the snapshot and as an event (clients keep the newest version of each alert)
+		b, _ := json.Marshal(struct {
+			Alerts []AlertView `json:"alerts"`
+		}{s.live.OpenAlerts(f)}) // only strings, numbers and bools: cannot fail
+		if _, err := fmt.Fprintf(w, "event: snapshot\ndata: %s\n\n", b); err != nil {
+			return
+		}
 	}
 	sent := after
 	send := func(it FeedItem) bool {

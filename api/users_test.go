@@ -1,7 +1,10 @@
 package api
 
 import (
+	"bufio"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -227,5 +230,40 @@ func TestAlertNumbersTidy(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("answer lacks %s: %s", want, body)
 		}
+	}
+}
+
+// A stream opened with snapshot=true starts with the open alerts the filters select.
+func TestStreamSnapshot(t *testing.T) {
+	s, tok, now := usersServer(t)
+	s.live.Observe(nil, nil, []detectors.Change{
+		change(detectors.ChangeOpened, "s1", "粤B1", detectors.SeveritySevere, detectors.StatusOpen, 1, *now),
+		change(detectors.ChangeOpened, "w1", "粤B2", detectors.SeverityWarning, detectors.StatusOpen, 1, *now),
+	})
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	req, _ := http.NewRequest("GET", ts.URL+"/api/v1/alerts/stream?snapshot=true&severity=severe", nil)
+	req.Header.Set("Authorization", "Bearer "+tok[RoleSupervisor])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	var event, data string
+	for event == "" || data == "" {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("stream ended before the snapshot: %v", err)
+		}
+		if v, ok := strings.CutPrefix(line, "event: "); ok {
+			event = strings.TrimSpace(v)
+		} else if v, ok := strings.CutPrefix(line, "data: "); ok {
+			data = v
+		}
+	}
+	snap := decode[struct{ Alerts []AlertView }](t, []byte(data))
+	if event != "snapshot" || len(snap.Alerts) != 1 || snap.Alerts[0].ID != "s1" {
+		t.Errorf("first event %q with %d alerts, want snapshot with s1 only", event, len(snap.Alerts))
 	}
 }
