@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/muckwatch/muckwatch/record"
 	"github.com/muckwatch/muckwatch/sink"
@@ -166,11 +167,19 @@ func TestAuditFullRefuses(t *testing.T) {
 	if err := ch.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.FlushAudit(context.Background()); err != nil {
-		t.Fatal(err)
+	// the server flushes every second and keeps what a failed flush did not write; a connection
+	// the driver closed after the failed inserts may fail one more attempt
+	var err2 error
+	for range 3 {
+		if err2 = store.FlushAudit(context.Background()); err2 == nil {
+			break
+		}
+	}
+	if err2 != nil {
+		t.Fatal(err2)
 	}
 	var n uint64
-	if err := e.conn.QueryRow(context.Background(), "SELECT count() FROM "+later+".api_audit").Scan(&n); err != nil {
+	if err := ch.Conn().QueryRow(context.Background(), "SELECT count() FROM "+later+".api_audit").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != uint64(served) {
@@ -333,7 +342,7 @@ func TestStreamsPerToken(t *testing.T) {
 }
 
 // Refused authentications are counted and, past api.auth_failures_per_minute from one address,
-// answered 429; other addresses and valid tokens are not held up.
+// answered 429; other addresses, and valid tokens from the same address, are not held up.
 func TestBadTokensLimited(t *testing.T) {
 	e := newHistEnv(t)
 	srv := e.newServerWith(nil, func(c *Config) { c.AuthFailuresPerMinute = 5 })
@@ -348,8 +357,15 @@ func TestBadTokensLimited(t *testing.T) {
 	if rec := serve(h, "GET", "/api/v1/violations", "guess", "203.0.113.10:1111", ""); rec.Code != 401 {
 		t.Errorf("another address: %d, want 401", rec.Code)
 	}
-	if rec := serve(h, "GET", "/api/v1/officers", histAdminToken, "192.0.2.50:1", ""); rec.Code != 200 {
-		t.Errorf("a valid token: %d %s", rec.Code, rec.Body)
+	if rec := serve(h, "GET", "/api/v1/officers", histAdminToken, "203.0.113.9:2222", ""); rec.Code != 200 {
+		t.Errorf("a valid token from the limited address: %d %s", rec.Code, rec.Body)
+	}
+	var m dto.Metric
+	if err := srv.metrics.authFailures.WithLabelValues("rate_limited").Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if metric := m.GetCounter().GetValue(); metric != 3 {
+		t.Errorf("muckwatch_api_auth_failures_total{reason=rate_limited} = %g, want 3", metric)
 	}
 }
 

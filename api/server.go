@@ -319,27 +319,30 @@ func (s *Server) guard(rt route, h http.HandlerFunc) http.Handler {
 			audit = true
 			writeError(rec, status, msg)
 		}
-		remote := remoteHost(r)
-		if ok, wait := s.badTokens.allowed(remote); !ok {
-			s.metrics.authFailures.WithLabelValues("rate_limited").Inc()
-			rec.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-			refuse(http.StatusTooManyRequests, fmt.Sprintf("too many requests with a missing or unknown token from %s; retry in %s", remote, wait.Round(time.Second)))
-			return
+		// A missing or unknown token is counted per client address; past the limit the answer is
+		// 429 instead of 401. A valid token is never held up by others' failures from the same
+		// address (a squad behind the same NAT as a misconfigured client).
+		badToken := func(reason, challenge, msg string) {
+			s.metrics.authFailures.WithLabelValues(reason).Inc()
+			remote := remoteHost(r)
+			if ok, wait := s.badTokens.allowed(remote); !ok {
+				s.metrics.authFailures.WithLabelValues("rate_limited").Inc()
+				rec.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+				refuse(http.StatusTooManyRequests, fmt.Sprintf("too many requests with a missing or unknown token from %s; retry in %s", remote, wait.Round(time.Second)))
+				return
+			}
+			s.badTokens.failed(remote)
+			rec.Header().Set("WWW-Authenticate", challenge)
+			refuse(http.StatusUnauthorized, msg)
 		}
 		token, ok := bearer(r)
 		if !ok {
-			s.metrics.authFailures.WithLabelValues("missing").Inc()
-			s.badTokens.failed(remote)
-			rec.Header().Set("WWW-Authenticate", `Bearer realm="muckwatch"`)
-			refuse(http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer TOKEN")
+			badToken("missing", `Bearer realm="muckwatch"`, "missing bearer token: send Authorization: Bearer TOKEN")
 			return
 		}
 		p, ok := s.tokens.Lookup(token)
 		if !ok {
-			s.metrics.authFailures.WithLabelValues("unknown").Inc()
-			s.badTokens.failed(remote)
-			rec.Header().Set("WWW-Authenticate", `Bearer realm="muckwatch", error="invalid_token"`)
-			refuse(http.StatusUnauthorized, "unknown or revoked token")
+			badToken("unknown", `Bearer realm="muckwatch", error="invalid_token"`, "unknown or revoked token")
 			return
 		}
 		ri.who = p
