@@ -11,15 +11,19 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/muckwatch/muckwatch/internal/chlocal"
 	"github.com/muckwatch/muckwatch/record"
 	"github.com/muckwatch/muckwatch/sink"
 )
@@ -384,6 +388,76 @@ func TestQueryParameters(t *testing.T) {
 		rec := serve(h, "GET", tc.path, histAdminToken, "", "")
 		if rec.Code != 400 || !strings.Contains(errorMessage(t, rec), tc.says) {
 			t.Errorf("%s: %d %s, want 400 saying %s", tc.path, rec.Code, rec.Body, tc.says)
+		}
+	}
+}
+
+// The history endpoints answer 504 within api.query_timeout while the ClickHouse server is
+// stopped with SIGSTOP (its connections open, nothing answering), and work again once it
+// continues.
+func TestHistoryWhenClickHouseIsStopped(t *testing.T) {
+	srvCH, err := chlocal.Start()
+	if err != nil {
+		t.Fatalf("cannot start a ClickHouse server of its own for this test: %v", err)
+	}
+	t.Cleanup(func() { _ = srvCH.Destroy() })
+	raw, err := os.ReadFile(filepath.Join(srvCH.Dir, "server.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ch, err := sink.OpenClickHouse(ctx, sink.ClickHouseConfig{Addr: []string{srvCH.TCPAddr}, Database: "stopped"}, histLogger(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ch.Close() })
+	if err := ch.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e := &histEnv{t: t, city: histLoadCity(t)}
+	const timeout = 500 * time.Millisecond
+	srv := e.newServerWith(NewStore(ch.Conn(), "stopped", histLogger()), func(c *Config) { c.QueryTimeout = timeout })
+	win := "from=2026-11-22T00:00:00%2B08:00&to=2026-11-25T00:00:00%2B08:00"
+	paths := []string{"/api/v1/violations?" + win, "/api/v1/heatmap?" + win, "/api/v1/vehicles/" + url.PathEscape("粤B70214") + "/track?" + win}
+	for _, p := range paths { // warm: connections in the pool
+		if rec := serve(srv.Handler(), "GET", p, histAdminToken, "", ""); rec.Code != 200 {
+			t.Fatalf("%s before the stop: %d %s", p, rec.Code, rec.Body)
+		}
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	continued := false
+	cont := func() {
+		if !continued {
+			continued = true
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}
+	t.Cleanup(cont)
+	for _, p := range paths {
+		start := time.Now()
+		rec := serve(srv.Handler(), "GET", p, histAdminToken, "", "")
+		if took := time.Since(start); rec.Code != http.StatusGatewayTimeout || took > timeout+2*time.Second {
+			t.Errorf("%s with ClickHouse stopped: %d after %s (%s), want 504 within about %s", p, rec.Code, took, rec.Body, timeout)
+		}
+	}
+	cont()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, p := range paths {
+		for {
+			rec := serve(srv.Handler(), "GET", p, histAdminToken, "", "")
+			if rec.Code == 200 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s after ClickHouse continued: %d %s", p, rec.Code, rec.Body)
+			}
+			time.Sleep(100 * time.Millisecond) // queries stuck while it was stopped are still finishing
 		}
 	}
 }
