@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -58,9 +59,13 @@ func (s *Server) query(ctx context.Context, fn func(context.Context) error) erro
 		defer cancel()
 		done <- fn(ctx)
 	}()
+	deadline, _ := ctx.Deadline()
 	select {
 	case err := <-done:
-		if err != nil && ctx.Err() == context.DeadlineExceeded {
+		// the driver may give up on its own network deadline (set from ctx) a moment before ctx's
+		// timer fires: a failure at or past the deadline, or a network timeout, is a timeout
+		var ne net.Error
+		if err != nil && (!time.Now().Before(deadline) || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())) {
 			return fmt.Errorf("%w: %w", errQueryTimeout, err)
 		}
 		return err
