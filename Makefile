@@ -4,16 +4,21 @@
 #   make test   every test, integration tests against a real ClickHouse server and the broker
 GO ?= go
 
-.PHONY: demo test deps build console console-perf fuzz vet chaos
+.PHONY: demo test deps build console console-perf fuzz vet chaos lint-openapi
 
 demo: deps build
 	bin/muckwatch demo
 
-test: deps vet console
+test: deps vet lint-openapi console
 	@git diff --quiet -- console/dist 2>/dev/null || { echo "console/dist differs from a build of console/web: commit the rebuilt bundle (make console)"; exit 1; }
 	cd console && node --test web/*.test.mjs
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
+
+# The OpenAPI document through a third-party linter (Redocly's recommended rules, warnings as
+# errors; installed by `make deps`).
+lint-openapi:
+	tools/openapi-lint/node_modules/.bin/redocly lint --config tools/openapi-lint/redocly.yaml --format=stylish api/openapi.json
 
 # The fault tests at full length: ClickHouse down for 60 s under load, kill -9 of the pipeline at
 # six points, three instances with one killed, a 550 MB flood of huge records, several times over
@@ -34,6 +39,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEvent$$' -fuzztime $(FUZZEXECS)x ./record
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeOfficer$$' -fuzztime $(FUZZEXECS)x ./record
 	$(GO) test -run '^$$' -fuzz '^FuzzRestore$$' -fuzztime $(FUZZEXECS)x ./detectors
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCursor$$' -fuzztime $(FUZZEXECS)x ./api
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -41,10 +47,12 @@ vet:
 	$(GO) vet ./...
 
 # Installs what the tests and the demo need: Debian's clickhouse-server (when missing), the Go
-# modules, the console's npm packages and Debian's chromium for its browser journeys. Idempotent.
+# modules, the OpenAPI linter (npm, pinned), the console's npm packages and Debian's chromium for
+# its browser journeys. Idempotent.
 deps:
 	bash deploy/clickhouse-local.sh install
 	$(GO) mod download
+	bash tools/openapi-lint/install.sh
 	bash console/build.sh deps
 
 # The browser console's bundle (console/dist, embedded in the binary; committed so that a plain

@@ -10,6 +10,7 @@ package api
 // outside it.
 
 import (
+	"math"
 	"strings"
 
 	"github.com/muckwatch/muckwatch/detectors"
@@ -135,5 +136,22 @@ func (r *alertRow) alert() detectors.Alert {
 	a := r.a
 	a.Rule, a.Severity, a.Phase, a.Status = detectors.Rule(r.rule), detectors.Severity(r.severity), detectors.Phase(r.phase), detectors.Status(r.status)
 	a.Start, a.End, a.Updated = detectors.FromUnixMilli(r.startMs), detectors.FromUnixMilli(r.endMs), detectors.FromUnixMilli(r.updatedMs)
+	tidyAlert(&a)
 	return a
+}
+
+// tidyAlert rounds away the noise of binary floating point in an alert's numbers as the API
+// shows them (0.8999999761581421 → 0.9, 37.97717100000001 → 37.977171): coordinates to 1e-7
+// degrees (about a centimetre), measured values and limits to 1e-6.
+func tidyAlert(a *detectors.Alert) {
+	a.Lat, a.Lon = roundDeg(a.Lat), roundDeg(a.Lon)
+	a.Value, a.Limit = roundValue(a.Value), roundValue(a.Limit)
+}
+
+// roundValue rounds x to 1e-6, leaving values too large for that as they are.
+func roundValue(x float64) float64 {
+	if math.Abs(x) >= 1e9 || math.IsNaN(x) || math.IsInf(x, 0) {
+		return x
+	}
+	return math.Round(x*1e6) / 1e6
 }

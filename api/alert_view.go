@@ -70,8 +70,12 @@ type Action struct {
 	Actor     string `json:"actor"`
 	Role      string `json:"role"`
 	OfficerID string `json:"officer_id,omitempty"`
-	Reason    string `json:"reason,omitempty"`
-	AtMs      int64  `json:"at_ms"`
+	// DistanceM and ETASeconds are the dispatched officer's distance and estimated time to the
+	// alert when dispatched (not kept in alert_actions: absent after a restart).
+	DistanceM  float64 `json:"distance_m,omitempty"`
+	ETASeconds float64 `json:"eta_s,omitempty"`
+	Reason     string  `json:"reason,omitempty"`
+	AtMs       int64   `json:"at_ms"`
 }
 
 // Handling states.

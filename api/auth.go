@@ -165,3 +165,54 @@ func bearer(r *http.Request) (string, bool) {
 	}
 	return strings.TrimSpace(h[len(p):]), true
 }
+
+// failureLimiter counts refused authentications per client address: after burst of them, at most
+// rate per second more are answered (429 before that), so that tokens cannot be guessed at speed.
+type failureLimiter struct {
+	rate, burst float64
+	mu          sync.Mutex
+	buckets     map[string]*bucket
+	now         func() time.Time
+}
+
+// maxFailureClients bounds the addresses remembered; beyond it the oldest state is forgotten.
+const maxFailureClients = 100_000
+
+func newFailureLimiter(perMinute int) *failureLimiter {
+	return &failureLimiter{rate: float64(perMinute) / 60, burst: float64(perMinute), buckets: make(map[string]*bucket), now: time.Now}
+}
+
+// refill brings host's bucket up to now. l.mu is held.
+func (l *failureLimiter) refill(host string) *bucket {
+	now := l.now()
+	b := l.buckets[host]
+	if b == nil {
+		if len(l.buckets) >= maxFailureClients {
+			clear(l.buckets)
+		}
+		b = &bucket{tokens: l.burst, last: now}
+		l.buckets[host] = b
+	}
+	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
+	b.last = now
+	return b
+}
+
+// allowed reports whether host may try a token now, and if not how long until it may.
+func (l *failureLimiter) allowed(host string) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.refill(host)
+	if b.tokens >= 1 {
+		return true, 0
+	}
+	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+}
+
+// failed counts a refused authentication from host.
+func (l *failureLimiter) failed(host string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.refill(host)
+	b.tokens = max(0, b.tokens-1)
+}

@@ -50,9 +50,9 @@ var fleetFields = []string{"plate", "lon", "lat", "speed_kmh", "time_ms", "state
 func (s *Server) consoleRoutes() ([]route, map[string]http.HandlerFunc) {
 	all := []Role{RoleSquad, RoleSupervisor, RoleAnalyst}
 	return []route{
-			{"GET", "/api/v1/me", all},
-			{"GET", "/api/v1/city/layers", all},
-			{"GET", "/api/v1/fleet", []Role{RoleSupervisor}},
+			{method: "GET", path: "/api/v1/me", roles: all},
+			{method: "GET", path: "/api/v1/city/layers", roles: all},
+			{method: "GET", path: "/api/v1/fleet", roles: []Role{RoleSupervisor}, params: []string{"max_age", "silent_after"}},
 		}, map[string]http.HandlerFunc{
 			"/api/v1/me":          s.handleMe,
 			"/api/v1/city/layers": s.handleCityLayers,

@@ -30,6 +30,19 @@ type Config struct {
 	MaxWindow time.Duration `yaml:"max_window"`
 	// MaxRows bounds the rows of one answer (violations, track points).
 	MaxRows int `yaml:"max_rows"`
+	// QueryTimeout bounds every ClickHouse query of a request (history, a vehicle's last position,
+	// the feed journal): past it the request is answered 504.
+	QueryTimeout time.Duration `yaml:"query_timeout"`
+	// MaxQueries bounds the history queries running at once; more are answered 503.
+	MaxQueries int `yaml:"max_queries"`
+	// AuditQueue bounds the audit records waiting to be written to ClickHouse; when it is full
+	// the requests that would be audited are refused with 503 (none is served unaudited).
+	AuditQueue int `yaml:"audit_queue"`
+	// AuthFailuresPerMinute bounds the refused authentications per client address (a token
+	// bucket with this burst); past it requests from that address get 429 until it refills.
+	AuthFailuresPerMinute int `yaml:"auth_failures_per_minute"`
+	// MaxStreamsPerToken bounds the alert streams one token may have open at once.
+	MaxStreamsPerToken int `yaml:"max_streams_per_token"`
 	// FeedBuffer is how many alert-feed items are kept in memory for SSE clients resuming with
 	// Last-Event-ID; older ones are read back from ClickHouse.
 	FeedBuffer int `yaml:"feed_buffer"`
@@ -113,6 +126,21 @@ func (c Config) WithDefaults() Config {
 	if c.MaxRows == 0 {
 		c.MaxRows = 100_000
 	}
+	if c.QueryTimeout == 0 {
+		c.QueryTimeout = 10 * time.Second
+	}
+	if c.MaxQueries == 0 {
+		c.MaxQueries = 16
+	}
+	if c.AuditQueue == 0 {
+		c.AuditQueue = 100_000
+	}
+	if c.AuthFailuresPerMinute == 0 {
+		c.AuthFailuresPerMinute = 30
+	}
+	if c.MaxStreamsPerToken == 0 {
+		c.MaxStreamsPerToken = 5
+	}
 	if c.FeedBuffer == 0 {
 		c.FeedBuffer = 50_000
 	}
@@ -186,6 +214,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf("api.max_window must be at least 1h, got %s", c.MaxWindow)
 	case c.MaxRows < 100:
 		return fmt.Errorf("api.max_rows must be at least 100, got %d", c.MaxRows)
+	case c.QueryTimeout < 100*time.Millisecond || c.QueryTimeout > 10*time.Minute:
+		return fmt.Errorf("api.query_timeout must be within [100ms, 10m], got %s", c.QueryTimeout)
+	case c.MaxQueries < 1:
+		return fmt.Errorf("api.max_queries must be at least 1, got %d", c.MaxQueries)
+	case c.AuditQueue < 1:
+		return fmt.Errorf("api.audit_queue must be at least 1, got %d", c.AuditQueue)
+	case c.AuthFailuresPerMinute < 1:
+		return fmt.Errorf("api.auth_failures_per_minute must be at least 1, got %d", c.AuthFailuresPerMinute)
+	case c.MaxStreamsPerToken < 1:
+		return fmt.Errorf("api.max_streams_per_token must be at least 1, got %d", c.MaxStreamsPerToken)
 	case c.FeedBuffer < 100:
 		return fmt.Errorf("api.feed_buffer must be at least 100, got %d", c.FeedBuffer)
 	case c.OpenSevereFor < 0:

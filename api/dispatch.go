@@ -34,9 +34,10 @@ type OfferedOfficer struct {
 }
 
 // plan decides who an alert goes to: a severe one (and warnings, when configured) to the nearest
-// available officers with a fresh position within reach; otherwise, or when no officer is, the
-// district's grid staff. l.alerts.mu is held.
-func (l *Live) plan(v *AlertView) *DispatchPlan {
+// available officers with a position fresh at atMs within reach, not already dispatched to another
+// alert; otherwise, or when no officer is, the district's grid staff. l.alerts.mu is held (read
+// is enough).
+func (l *Live) plan(v *AlertView, atMs int64) *DispatchPlan {
 	d := l.cfg.Dispatch
 	grid := &DispatchPlan{Kind: DispatchGridStaff, District: v.District, GridStaff: d.GridStaff[v.District]}
 	if grid.GridStaff == "" {
@@ -49,7 +50,7 @@ func (l *Live) plan(v *AlertView) *DispatchPlan {
 	if v.Severity != detectors.SeveritySevere && !(d.WarningsToOfficers && v.Severity == detectors.SeverityWarning) {
 		return grid
 	}
-	officers := l.officers.nearest(d, v.Lat, v.Lon, d.Officers, detectors.UnixMilli(v.Updated))
+	officers := l.officers.nearest(d, v.Lat, v.Lon, d.Officers, atMs, l.busyOfficers(v.ID))
 	if len(officers) == 0 {
 		grid.Note = fmt.Sprintf("no available officer with a position of the last %s within %.0f m", d.OfficerStale, d.MaxDistanceM)
 		return grid
@@ -93,7 +94,12 @@ func (l *Live) Act(id, action string, who Principal, officerID, reason string) (
 	defer l.alerts.mu.Unlock()
 	v, ok := l.alerts.open[id]
 	if !ok {
-		return AlertView{}, Action{}, &ActionError{404, fmt.Sprintf("alert %q is not open (unknown, ended, or already resolved or dismissed)", id)}
+		if h := l.alerts.handled[id]; h != nil {
+			last := h.Handling.Actions[len(h.Handling.Actions)-1]
+			return AlertView{}, Action{}, &ActionError{409, fmt.Sprintf("cannot %s alert %s: %s %s it at %s; a %s alert takes no further action (GET /api/v1/alerts/%s shows its history)",
+				action, id, last.Actor, h.Handling.State, time.UnixMilli(last.AtMs).UTC().Format(time.RFC3339), h.Handling.State, id)}
+		}
+		return AlertView{}, Action{}, &ActionError{404, fmt.Sprintf("alert %q is not open: unknown, or its episode ended (query /api/v1/violations for history)", id)}
 	}
 	allowed := false
 	for _, s := range from {
@@ -102,15 +108,20 @@ func (l *Live) Act(id, action string, who Principal, officerID, reason string) (
 	if !allowed {
 		return AlertView{}, Action{}, &ActionError{409, fmt.Sprintf("cannot %s alert %s: it is %s", action, id, v.Handling.State)}
 	}
+	var offered *OfferedOfficer
 	if action == "dispatch" {
 		if officerID == "" {
-			near := l.officers.nearest(l.cfg.Dispatch, v.Lat, v.Lon, 1, l.eventNowMs())
+			near := l.officers.nearest(l.cfg.Dispatch, v.Lat, v.Lon, 1, l.eventNowMs(), l.busyOfficers(id))
 			if len(near) == 0 {
-				return AlertView{}, Action{}, &ActionError{409, fmt.Sprintf("cannot dispatch alert %s: no available officer within %.0f m; name one with officer_id", id, l.cfg.Dispatch.MaxDistanceM)}
+				return AlertView{}, Action{}, &ActionError{409, fmt.Sprintf("cannot dispatch alert %s: no available officer within %.0f m who is not dispatched to another alert; name one with officer_id", id, l.cfg.Dispatch.MaxDistanceM)}
 			}
 			officerID = near[0].OfficerID
-		} else if !l.officers.known(officerID) {
+			offered = &near[0]
+		} else if o, ok := l.officers.get(officerID); !ok {
 			return AlertView{}, Action{}, &ActionError{400, fmt.Sprintf("officer %q has sent no position; dispatch to a known officer", officerID)}
+		} else {
+			oo := l.cfg.Dispatch.offer(o, v.Lat, v.Lon)
+			offered = &oo
 		}
 		if v.Handling.State == StateDispatched {
 			for i := len(v.Handling.Actions) - 1; i >= 0; i-- {
@@ -124,17 +135,42 @@ func (l *Live) Act(id, action string, who Principal, officerID, reason string) (
 		}
 	}
 	a := Action{Action: action, Actor: who.Name, Role: string(who.Role), OfficerID: officerID, Reason: reason, AtMs: l.now().UnixMilli()}
+	if offered != nil {
+		a.DistanceM, a.ETASeconds = offered.DistanceM, offered.ETASeconds
+	}
 	v.Handling.State = actionState[action]
 	v.Handling.Actions = append(v.Handling.Actions, a)
 	out := cloneView(v)
 	if terminal(v.Handling.State) {
-		l.alerts.drop(id)
+		l.alerts.close(id)
 	}
 	l.publish(FeedItem{Change: ChangeHandling, Alert: out})
 	return out, a, nil
 }
 
-// restoreAction replays a recorded action on start (no feed item).
+// busyOfficers lists the officers dispatched to an open alert other than except, by the alert
+// they are dispatched to. l.alerts.mu is held (read is enough).
+func (l *Live) busyOfficers(except string) map[string]string {
+	var busy map[string]string
+	for id, v := range l.alerts.open {
+		if id == except || v.Handling.State != StateDispatched {
+			continue
+		}
+		for i := len(v.Handling.Actions) - 1; i >= 0; i-- {
+			if a := v.Handling.Actions[i]; a.Action == "dispatch" {
+				if busy == nil {
+					busy = map[string]string{}
+				}
+				busy[a.OfficerID] = id
+				break
+			}
+		}
+	}
+	return busy
+}
+
+// restoreAction replays a recorded action on start (no feed item): a resolved or dismissed alert
+// goes to the handled ones, so that its decision stands when its episode sends more changes.
 func (l *Live) restoreAction(id string, a Action) {
 	l.alerts.mu.Lock()
 	defer l.alerts.mu.Unlock()
@@ -147,7 +183,7 @@ func (l *Live) restoreAction(id string, a Action) {
 		v.Handling.Actions = append(v.Handling.Actions, a)
 	}
 	if terminal(v.Handling.State) {
-		l.alerts.drop(id)
+		l.alerts.close(id)
 	}
 }
 
@@ -167,6 +203,7 @@ func (l *Live) ackWithin(severity detectors.Severity) time.Duration {
 func (l *Live) CheckOverdue() []FeedItem {
 	l.alerts.mu.Lock()
 	defer l.alerts.mu.Unlock()
+	l.forgetHandled()
 	now := l.now()
 	var out []FeedItem
 	for _, v := range l.alerts.open {

@@ -1,14 +1,21 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
+	"net/url"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/paulmach/orb"
 
 	"github.com/muckwatch/muckwatch/city"
 	"github.com/muckwatch/muckwatch/detectors"
@@ -16,17 +23,31 @@ import (
 
 // VehicleReport is the squads' answer about one vehicle.
 type VehicleReport struct {
-	Plate      string           `json:"plate"`
-	Registered bool             `json:"registered"`
-	Company    string           `json:"company,omitempty"`
-	RatedLoad  float64          `json:"rated_load_kg,omitempty"`
-	Permits    []PermitView     `json:"permits"`
-	Position   *VehiclePosition `json:"last_position"`
-	Risk       detectors.Risk   `json:"risk"`
-	OpenAlerts []AlertView      `json:"open_alerts"`
+	Plate      string  `json:"plate"`
+	Registered bool    `json:"registered"`
+	Company    string  `json:"company,omitempty"`
+	RatedLoad  float64 `json:"rated_load_kg,omitempty"`
+	// PermitValidNow says whether one of the permits is valid now; PermitStatus says why (which
+	// permit until when, or why none is).
+	PermitValidNow bool           `json:"permit_valid_now"`
+	PermitStatus   string         `json:"permit_status"`
+	Permits        []PermitView   `json:"permits"`
+	Position       *LastPosition  `json:"last_position"`
+	Risk           detectors.Risk `json:"risk"`
+	OpenAlerts     []AlertView    `json:"open_alerts"`
 	// Violations30d counts the violations of the last 30 days by rule.
 	Violations30d map[string]int `json:"violations_30d"`
 	ViolationsSum int            `json:"violations_30d_total"`
+}
+
+// LastPosition is a vehicle's last known position with its time in the city's zone, its age and
+// the district it is in.
+type LastPosition struct {
+	VehiclePosition
+	Time         string  `json:"time"`
+	AgeS         float64 `json:"age_s"`
+	District     string  `json:"district,omitempty"`
+	DistrictName string  `json:"district_name,omitempty"`
 }
 
 // PermitView is a transport permit as the squads see it.
@@ -48,25 +69,80 @@ type PermitView struct {
 func (s *Server) handleVehicle(w http.ResponseWriter, r *http.Request) {
 	raw := r.PathValue("plate")
 	plate := city.NormalizePlate(raw)
-	status := http.StatusOK
-	defer func() { s.audit(r, plate, status) }()
+	auditPlates(r, plate)
 	if plate == "" || len(plate) > 32 {
-		status = http.StatusBadRequest
-		writeError(w, status, fmt.Sprintf("plate %q is not a licence plate", raw))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("plate %q is not a licence plate", raw))
 		return
 	}
 	rep, found, err := s.vehicleReport(r, plate)
 	if err != nil {
-		status = http.StatusServiceUnavailable
-		writeError(w, status, "cannot read the vehicle's history: "+err.Error())
+		s.historyFailed(w, r, err)
 		return
 	}
 	if !found {
-		status = http.StatusNotFound
-		writeError(w, status, fmt.Sprintf("vehicle %s is unknown: not registered, no permit, and never seen by muckwatch", plate))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("vehicle %s is unknown: not registered, no permit, and never seen by muckwatch%s", plate, s.plateHint(plate)))
 		return
 	}
-	writeJSON(w, status, rep)
+	if p := principal(r); p.Role != RoleSupervisor && p.Role != RoleAdmin {
+		// who is sent where, and the officers' positions, are the command centre's
+		for i := range rep.OpenAlerts {
+			rep.OpenAlerts[i].Dispatch = nil
+		}
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+// plateHint suggests known plates that end with plate (a plate given without its province
+// character, B70214 for 粤B70214), as text to append to a 404 message.
+func (s *Server) plateHint(plate string) string {
+	if plate == "" || plate[0] >= 0x80 { // starts with a province character: nothing to add
+		return ""
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range s.city.City().Vehicles {
+		if len(v.Plate) > len(plate) && strings.HasSuffix(v.Plate, plate) && !seen[v.Plate] {
+			seen[v.Plate] = true
+			out = append(out, v.Plate)
+		}
+	}
+	for _, p := range s.live.PlatesEndingWith(plate, 5) {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return "; a plate starts with its province character (粤B12345)"
+	}
+	slices.Sort(out)
+	return "; did you mean " + strings.Join(out[:min(len(out), 5)], " or ") + "?"
+}
+
+// permitStatus says whether a permit is valid at now and why, in the city's zone.
+func permitStatus(ps []*city.Permit, now time.Time, loc *time.Location) (bool, string) {
+	if len(ps) == 0 {
+		return false, "no muck-transport permit"
+	}
+	var next, last *city.Permit
+	for _, p := range ps {
+		switch {
+		case p.Valid(now):
+			return true, fmt.Sprintf("permit %s is valid until %s", p.ID, p.ValidTo.In(loc).Format(time.RFC3339))
+		case now.Before(p.ValidFrom):
+			if next == nil || p.ValidFrom.Before(next.ValidFrom) {
+				next = p
+			}
+		default:
+			if last == nil || p.ValidTo.After(last.ValidTo) {
+				last = p
+			}
+		}
+	}
+	if next != nil {
+		return false, fmt.Sprintf("no permit valid now: permit %s is valid from %s", next.ID, next.ValidFrom.In(loc).Format(time.RFC3339))
+	}
+	return false, fmt.Sprintf("no permit valid now: permit %s expired at %s", last.ID, last.ValidTo.In(loc).Format(time.RFC3339))
 }
 
 func (s *Server) vehicleReport(r *http.Request, plate string) (VehicleReport, bool, error) {
@@ -93,19 +169,34 @@ func (s *Server) vehicleReport(r *http.Request, plate string) (VehicleReport, bo
 		}
 		rep.Permits = append(rep.Permits, pv)
 	}
+	rep.PermitValidNow, rep.PermitStatus = permitStatus(c.PermitsOf(plate), now, c.Location)
+	var last *VehiclePosition
 	if pos, ok := s.live.Position(plate); ok {
-		rep.Position, found = &pos, true
+		last, found = &pos, true
 	} else if s.store != nil && !s.live.KnownUnseen(plate) {
-		pos, ok, err := s.store.LastPosition(r.Context(), plate)
+		var pos VehiclePosition
+		var ok bool
+		err := s.query(r.Context(), func(ctx context.Context) (err error) {
+			pos, ok, err = s.store.LastPosition(ctx, plate)
+			return err
+		})
 		if err != nil {
 			return rep, false, err
 		}
 		if ok {
 			s.live.RememberPosition(pos)
-			rep.Position, found = &pos, true
+			last, found = &pos, true
 		} else {
 			s.live.RememberUnseen(plate)
 		}
+	}
+	if last != nil {
+		lp := &LastPosition{VehiclePosition: *last, Time: formatTime(time.UnixMilli(last.TimeMs), c.Location),
+			AgeS: round1(max(0, float64(s.live.eventNowMs()-last.TimeMs)/1000))}
+		if d := c.DistrictAt(c.Proj.Forward(orb.Point{last.Lon, last.Lat})); d != nil {
+			lp.District, lp.DistrictName = d.ID, d.Name
+		}
+		rep.Position = lp
 	}
 	if risk, ok := s.risk.Risk(plate); ok {
 		rep.Risk = risk
@@ -148,42 +239,99 @@ func (s *Server) handleNear(w http.ResponseWriter, r *http.Request) {
 	ps, ds := s.live.Near(lat, lon, radius, maxAge, limit)
 	c := s.city.City()
 	out := make([]NearVehicle, len(ps))
+	plates := make([]string, len(ps))
 	for i, p := range ps {
-		nv := NearVehicle{VehiclePosition: p, DistanceM: round1(ds[i]), RiskLevel: "low"}
+		nv := NearVehicle{VehiclePosition: p, DistanceM: round1(ds[i])}
 		if v := c.Vehicle(p.Plate); v != nil {
 			nv.Registered, nv.Company = true, v.Company
 		}
-		if risk, ok := s.risk.Risk(p.Plate); ok {
-			nv.RiskScore, nv.RiskLevel = risk.Score, risk.Level
+		risk, ok := s.risk.Risk(p.Plate)
+		if !ok {
+			risk = detectors.UnseenRisk(nv.Registered)
 		}
+		nv.RiskScore, nv.RiskLevel = risk.Score, risk.Level
 		nv.OpenAlerts = s.live.OpenAlertCount(p.Plate)
-		s.audit(r, p.Plate, http.StatusOK)
+		plates[i] = p.Plate
 		out[i] = nv
 	}
+	auditPlates(r, plates...) // one audit row for the request, listing the vehicles shown
 	writeJSON(w, http.StatusOK, map[string]any{"lat": lat, "lon": lon, "radius_m": radius, "vehicles": out})
+}
+
+// AlertsPage is the answer of GET /api/v1/alerts.
+type AlertsPage struct {
+	Total  int         `json:"total"`
+	Offset int         `json:"offset"`
+	Limit  int         `json:"limit"`
+	Alerts []AlertView `json:"alerts"`
+	// Next is the request for the next page ("" on the last): it carries a cursor, the position
+	// after this page's last alert, so that alerts opened or closed meanwhile do not shift items
+	// between pages.
+	Next string `json:"next"`
 }
 
 func (s *Server) handleAlerts(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f, err := alertFilter(q.Get("rule"), q.Get("severity"), q.Get("district"))
+	f, err := s.liveFilter(q)
 	limit, err2 := intParam(orDefault(q.Get("limit"), "100"), "limit", 1, 1000)
 	offset, err3 := intParam(orDefault(q.Get("offset"), "0"), "offset", 0, math.MaxInt32)
-	if err := errors.Join(err, err2, err3); err != nil {
+	var err4 error
+	var after *alertCursor
+	if c := q.Get("cursor"); c != "" {
+		after, err4 = parseCursor(c)
+		if err4 == nil && offset > 0 {
+			err4 = errors.New("give either cursor or offset, not both")
+		}
+	}
+	var err5 error
+	if st := q.Get("state"); st != "" {
+		f.States = splitSet(st)
+		for s := range f.States {
+			if s != StateNew && s != StateDispatched && s != StateAcknowledged {
+				err5 = fmt.Errorf("state %q is not new, dispatched or acknowledged (resolved and dismissed alerts are not open; GET /api/v1/alerts/{id} shows one)", s)
+			}
+		}
+	}
+	var err6 error
+	switch q.Get("overdue") {
+	case "":
+	case "true":
+		f.Overdue = new(true)
+	case "false":
+		f.Overdue = new(false)
+	default:
+		err6 = fmt.Errorf("overdue must be true or false, got %q", q.Get("overdue"))
+	}
+	if err := errors.Join(err, err2, err3, err4, err5, err6); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if v := q.Get("vehicle"); v != "" {
 		f.Vehicle = city.NormalizePlate(v)
+		auditPlates(r, f.Vehicle) // a vehicle's alerts are a lookup of the vehicle
 	}
 	all := s.live.OpenAlerts(f)
-	page := all[min(offset, len(all)):min(offset+limit, len(all))]
+	start := min(offset, len(all))
+	if after != nil {
+		start = sort.Search(len(all), func(i int) bool { return after.before(&all[i]) })
+	}
+	page := all[start:min(start+limit, len(all))]
 	next := ""
-	if offset+limit < len(all) {
+	if start+limit < len(all) && len(page) > 0 {
 		nq := r.URL.Query()
-		nq.Set("offset", strconv.Itoa(offset+limit))
+		nq.Del("offset")
+		nq.Set("cursor", cursorOf(&page[len(page)-1]).String())
 		next = r.URL.Path + "?" + nq.Encode()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"total": len(all), "offset": offset, "limit": limit, "alerts": page, "next": next})
+	writeJSON(w, http.StatusOK, AlertsPage{Total: len(all), Offset: start, Limit: limit, Alerts: page, Next: next})
+}
+
+// liveFilter parses the rule, severity and district filters of the live alerts and the stream.
+func (s *Server) liveFilter(q url.Values) (AlertFilter, error) {
+	f, err := alertFilter(q.Get("rule"), q.Get("severity"), "")
+	districts, err2 := s.districtParam(q.Get("district"))
+	f.Districts = districts
+	return f, errors.Join(err, err2)
 }
 
 func (s *Server) handleAlert(w http.ResponseWriter, r *http.Request) {
@@ -212,7 +360,7 @@ func (s *Server) handleAction(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", tooBig.Limit))
 			return
 		}
-		writeError(w, http.StatusBadRequest, "body must be JSON {\"action\": \"dispatch|acknowledge|resolve|dismiss\", \"officer_id\": \"…\", \"reason\": \"…\"}: "+err.Error())
+		writeError(w, http.StatusBadRequest, describeJSONError(err)+`; the body must be {"action": "dispatch|acknowledge|resolve|dismiss", "officer_id": "…", "reason": "…"}`)
 		return
 	}
 	if len(req.Reason) > 1000 || len(req.OfficerID) > 64 {
@@ -228,7 +376,8 @@ func (s *Server) handleAction(w http.ResponseWriter, r *http.Request) {
 			writeError(w, ae.Status, ae.Msg)
 			return
 		}
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.log.Error("cannot apply an alert action", "alert", r.PathValue("id"), "err", err)
+		writeError(w, http.StatusInternalServerError, "cannot apply the action (a bug: please report it)")
 		return
 	}
 	if s.store != nil {
@@ -310,12 +459,20 @@ func durationParam(s, name string, lo, hi time.Duration) (time.Duration, error) 
 	return d, nil
 }
 
+// minPlausibleMs: a Unix-milliseconds time before it (2001-09-09) is taken for Unix seconds given
+// by mistake (every Unix second of this century is below it) and refused. 0 stays allowed.
+const minPlausibleMs = 1_000_000_000_000
+
 // timeParam parses RFC 3339 or Unix milliseconds.
 func timeParam(s, name string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, fmt.Errorf("%s is required (RFC 3339, e.g. 2026-11-23T08:00:00+08:00, or Unix milliseconds)", name)
 	}
 	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if ms > 0 && ms < minPlausibleMs {
+			return time.Time{}, fmt.Errorf("%s %s reads as Unix milliseconds, %s: it looks like Unix seconds; give milliseconds (%s000) or RFC 3339",
+				name, s, time.UnixMilli(ms).UTC().Format(time.RFC3339), s)
+		}
 		return time.UnixMilli(ms), nil
 	}
 	t, err := time.Parse(time.RFC3339, s)
@@ -342,16 +499,6 @@ func (s *Server) window(r *http.Request) (time.Time, time.Time, error) {
 	return from, to, nil
 }
 
-func (s *Server) audit(r *http.Request, plate string, status int) {
-	if s.store == nil {
-		return
-	}
-	p := principal(r)
-	if !s.store.Audit(AuditRecord{At: s.now(), Actor: p.Name, Role: string(p.Role), Method: r.Method, Path: r.URL.Path, Plate: plate, Status: status, Remote: r.RemoteAddr}) {
-		s.metrics.auditDropped.Inc()
-	}
-}
-
 // splitSet parses a comma-separated list into a set.
 func splitSet(s string) map[string]bool {
 	if s == "" {
@@ -364,4 +511,27 @@ func splitSet(s string) map[string]bool {
 		}
 	}
 	return out
+}
+
+// describeJSONError says what is wrong with a JSON request body in the client's terms: where the
+// syntax breaks, which field has the wrong kind of value; never the Go types it was read into.
+func describeJSONError(err error) string {
+	var syntax *json.SyntaxError
+	var kind *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("the body is not valid JSON (at byte %d)", syntax.Offset)
+	case errors.As(err, &kind) && kind.Field != "":
+		return fmt.Sprintf("field %q must be a string, got a JSON %s", kind.Field, kind.Value)
+	case errors.As(err, &kind):
+		return fmt.Sprintf("the body must be a JSON object, got a JSON %s", kind.Value)
+	case errors.Is(err, io.EOF):
+		return "the body is empty"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the body ends in the middle of a JSON value"
+	}
+	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return "unknown field " + f
+	}
+	return "the body is not a JSON object"
 }

@@ -30,8 +30,8 @@ type ViolationQuery struct {
 	GroupBy []string
 	// Location is the time zone of the day and hour keys; it must have an IANA name.
 	Location *time.Location
-	// Limit bounds the alerts listed or the groups counted.
-	Limit int
+	// Limit bounds the alerts listed or the groups counted; Offset skips as many alerts first.
+	Limit, Offset int
 }
 
 // ViolationGroup is the count of violations with one combination of group keys.
@@ -126,7 +126,7 @@ func (s *Store) Violations(ctx context.Context, vq ViolationQuery) ([]detectors.
 	var list sqlText
 	list.add("SELECT " + latestAlertList)
 	s.fromLatestAlerts(&list, vq)
-	list.add(" ORDER BY "+latest("start_ms")+" DESC, "+latest("id")+" LIMIT ?", vq.Limit)
+	list.add(" ORDER BY "+latest("start_ms")+" DESC, "+latest("id")+" LIMIT ?, ?", vq.Offset, vq.Limit)
 	recs, err := s.scanAlerts(ctx, &list)
 	if err != nil {
 		return nil, 0, fmt.Errorf("cannot read the violations: %w", err)
@@ -252,6 +252,7 @@ func (s *Store) scanAlerts(ctx context.Context, q *sqlText) ([]detectors.Alert, 
 type TrackPoint struct {
 	TimeMs   int64
 	Lat, Lon float64
+	SpeedKmh float32
 }
 
 // Track returns plate's fixes with from <= time < to, each fix once, in time order, up to
@@ -262,7 +263,7 @@ func (s *Store) Track(ctx context.Context, plate string, from, to time.Time, lim
 	t := tables.Positions
 	id, ts, tsMs := t.Col("fix_id"), t.Col("ts"), t.Col("ts_ms")
 	var q sqlText
-	q.add("SELECT t, la, lo FROM (SELECT "+id+", any("+tsMs+") AS t, any("+t.Col("lat")+") AS la, any("+t.Col("lon")+") AS lo FROM "+t.In(s.db)+
+	q.add("SELECT t, la, lo, sp FROM (SELECT "+id+", any("+tsMs+") AS t, any("+t.Col("lat")+") AS la, any("+t.Col("lon")+") AS lo, any("+t.Col("speed_kmh")+") AS sp FROM "+t.In(s.db)+
 		" WHERE "+t.Col("vehicle_id")+" = ? AND "+ts+" >= toDateTime(?) AND "+ts+" <= toDateTime(?) AND "+tsMs+" >= ? AND "+tsMs+" < ?"+
 		" GROUP BY "+id+") ORDER BY t, "+id+" LIMIT ?",
 		plate, unixSeconds(from), unixSeconds(to), from.UnixMilli(), to.UnixMilli(), limit)
@@ -274,7 +275,7 @@ func (s *Store) Track(ctx context.Context, plate string, from, to time.Time, lim
 	out := []TrackPoint{}
 	for rows.Next() {
 		var p TrackPoint
-		if err := rows.Scan(&p.TimeMs, &p.Lat, &p.Lon); err != nil {
+		if err := rows.Scan(&p.TimeMs, &p.Lat, &p.Lon, &p.SpeedKmh); err != nil {
 			return nil, fmt.Errorf("cannot read the track of %s: %w", plate, err)
 		}
 		out = append(out, p)
@@ -287,9 +288,9 @@ func (s *Store) Track(ctx context.Context, plate string, from, to time.Time, lim
 
 // HeatmapQuery selects the violations to count on a grid of DLat × DLon degree cells.
 type HeatmapQuery struct {
-	From, To   time.Time
-	Rules      []string
-	DLat, DLon float64
+	From, To                     time.Time
+	Rules, Severities, Districts []string
+	DLat, DLon                   float64
 	// Limit bounds the cells returned.
 	Limit int
 }
@@ -312,7 +313,7 @@ func (s *Store) Heatmap(ctx context.Context, hq HeatmapQuery) ([]HeatCell, error
 	lat, lon := latest("lat"), latest("lon")
 	var q sqlText
 	q.add("SELECT toInt64(floor("+lat+" / ?)) AS cy, toInt64(floor("+lon+" / ?)) AS cx, count() AS n", hq.DLat, hq.DLon)
-	s.fromLatestAlerts(&q, ViolationQuery{From: hq.From, To: hq.To, Rules: hq.Rules}, "NOT ("+lat+" = 0 AND "+lon+" = 0)")
+	s.fromLatestAlerts(&q, ViolationQuery{From: hq.From, To: hq.To, Rules: hq.Rules, Severities: hq.Severities, Districts: hq.Districts}, "NOT ("+lat+" = 0 AND "+lon+" = 0)")
 	q.add(" GROUP BY cy, cx ORDER BY cy, cx LIMIT ?", hq.Limit)
 	rows, err := s.conn.Query(ctx, q.String(), q.args...)
 	if err != nil {

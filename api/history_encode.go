@@ -139,9 +139,12 @@ func (v ViolationView) csvRecord() []string {
 type ViolationsAnswer struct {
 	From string `json:"from"`
 	To   string `json:"to"`
-	// Total counts every violation selected; Violations holds up to limit of them, newest first.
+	// Total counts every violation selected; Violations holds up to limit of them, newest first,
+	// after skipping Offset; Next is the request for the next page ("" on the last).
 	Total      uint64          `json:"total"`
+	Offset     int             `json:"offset"`
 	Violations []ViolationView `json:"violations"`
+	Next       string          `json:"next"`
 }
 
 // ViolationGroupsAnswer is the answer of GET /api/v1/violations with group_by.
@@ -228,8 +231,9 @@ type TrackProperties struct {
 	Points int    `json:"points"`
 	First  string `json:"first"` // time of the first point
 	Last   string `json:"last"`  // time of the last point
-	// TimesMs are the Unix milliseconds of the line's points, in order.
-	TimesMs []int64 `json:"times_ms"`
+	// TimesMs are the Unix milliseconds of the line's points, in order; SpeedsKmh their speeds.
+	TimesMs   []int64   `json:"times_ms"`
+	SpeedsKmh []float64 `json:"speeds_kmh"`
 }
 
 // AlertProperties are the properties of an alert's point on a track: "kind": "alert" and some
@@ -261,7 +265,7 @@ func writeBody(w http.ResponseWriter, ct string, v any) int {
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
-		writeError(w, http.StatusInternalServerError, "cannot encode the answer: "+err.Error())
+		writeError(w, http.StatusInternalServerError, "cannot encode the answer (a bug: please report it)")
 		return http.StatusInternalServerError
 	}
 	w.Header().Set("Content-Type", ct)
@@ -274,9 +278,10 @@ func writeBody(w http.ResponseWriter, ct string, v any) int {
 // status sent.
 func writeCSV(w http.ResponseWriter, filename string, records [][]string) int {
 	var b bytes.Buffer
+	b.WriteString("\ufeff") // a byte-order mark: Excel then reads the file as UTF-8, not the system's code page
 	cw := csv.NewWriter(&b)
 	if err := cw.WriteAll(records); err != nil {
-		writeError(w, http.StatusInternalServerError, "cannot encode the answer as CSV: "+err.Error())
+		writeError(w, http.StatusInternalServerError, "cannot encode the answer as CSV (a bug: please report it)")
 		return http.StatusInternalServerError
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")

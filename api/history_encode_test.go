@@ -23,12 +23,12 @@ func TestViolationViewEncoding(t *testing.T) {
 	views := []ViolationView{violationView(&alerts[0], loc), violationView(&alerts[1], loc)}
 	rec := httptest.NewRecorder()
 	writeBody(rec, "application/json", ViolationsAnswer{Violations: views})
-	if got, want := rec.Body.String(), `{"from":"","to":"","total":0,"violations":[{"alert_id":"=a<b>&","rule":"speeding","severity":"severe","status":"open","vehicle_id":"+粤B1","company":"A&B \u2028 \"q\"","permit_id":"-p","place":"@x","district":"\td","start":"2026-11-23T16:00:00.123+08:00","end":null,"lat":null,"lon":null,"value":1e-7,"limit":1e+21,"evidence":"bad \ufffd utf8 <b>"},{"alert_id":"b","rule":"dwell","severity":"","status":"","vehicle_id":"","company":"","permit_id":"","place":"","district":"","start":"2026-11-23T16:00:00+08:00","end":"2026-11-23T16:00:01.500+08:00","lat":22.5,"lon":114,"value":62.5,"limit":40,"evidence":"ok"}]}`+"\n"; got != want {
+	if got, want := rec.Body.String(), `{"from":"","to":"","total":0,"offset":0,"violations":[{"alert_id":"=a<b>&","rule":"speeding","severity":"severe","status":"open","vehicle_id":"+粤B1","company":"A&B \u2028 \"q\"","permit_id":"-p","place":"@x","district":"\td","start":"2026-11-23T16:00:00.123+08:00","end":null,"lat":null,"lon":null,"value":1e-7,"limit":1e+21,"evidence":"bad \ufffd utf8 <b>"},{"alert_id":"b","rule":"dwell","severity":"","status":"","vehicle_id":"","company":"","permit_id":"","place":"","district":"","start":"2026-11-23T16:00:00+08:00","end":"2026-11-23T16:00:01.500+08:00","lat":22.5,"lon":114,"value":62.5,"limit":40,"evidence":"ok"}],"next":""}`+"\n"; got != want {
 		t.Errorf("JSON\n got %s\nwant %s", got, want)
 	}
 	rec = httptest.NewRecorder()
 	writeCSV(rec, "violations.csv", [][]string{violationCSVHeader, views[0].csvRecord(), views[1].csvRecord()})
-	if got, want := rec.Body.String(), "alert_id,rule,severity,status,vehicle_id,company,permit_id,place,district,start,end,lat,lon,value,limit,evidence\n'=a<b>&,speeding,severe,open,'+粤B1,\"A&B   \"\"q\"\"\",'-p,'@x,'\td,2026-11-23T16:00:00.123+08:00,,,,0.0000001,1000000000000000000000,bad \xff utf8 <b>\nb,dwell,,,,,,,,2026-11-23T16:00:00+08:00,2026-11-23T16:00:01.500+08:00,22.5,114,62.5,40,ok\n"; got != want {
+	if got, want := rec.Body.String(), "\ufeffalert_id,rule,severity,status,vehicle_id,company,permit_id,place,district,start,end,lat,lon,value,limit,evidence\n'=a<b>&,speeding,severe,open,'+粤B1,\"A&B   \"\"q\"\"\",'-p,'@x,'\td,2026-11-23T16:00:00.123+08:00,,,,0.0000001,1000000000000000000000,bad \xff utf8 <b>\nb,dwell,,,,,,,,2026-11-23T16:00:00+08:00,2026-11-23T16:00:01.500+08:00,22.5,114,62.5,40,ok\n"; got != want {
 		t.Errorf("CSV\n got %q\nwant %q", got, want)
 	}
 	rec = httptest.NewRecorder()

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -35,11 +36,65 @@ func (s *Server) noStore(w http.ResponseWriter) bool {
 	return true
 }
 
-func (s *Server) queryFailed(w http.ResponseWriter, r *http.Request, err error) {
-	if !errors.Is(err, context.Canceled) {
-		s.log.Warn("API history query failed", "path", r.URL.Path, "err", err)
+// errQueryTimeout is a history query that did not finish within api.query_timeout.
+var errQueryTimeout = errors.New("the history query did not finish in time")
+
+// errQueriesBusy is a history query refused because api.max_queries are running.
+var errQueriesBusy = errors.New("too many history queries are running")
+
+// query runs fn, ClickHouse queries for a request, bounded by api.query_timeout and by
+// api.max_queries at once. It returns when fn does or when the timeout passes, whichever is
+// first: a driver that does not notice its context (a server that accepted the connection and
+// went silent) cannot hold the request, only the query's slot until the driver gives up.
+func (s *Server) query(ctx context.Context, fn func(context.Context) error) error {
+	select {
+	case s.queries <- struct{}{}:
+	default:
+		return errQueriesBusy
 	}
-	writeError(w, http.StatusServiceUnavailable, "cannot query ClickHouse: "+err.Error())
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
+	done := make(chan error, 1)
+	go func() {
+		defer func() { <-s.queries }()
+		defer cancel()
+		done <- fn(ctx)
+	}()
+	deadline, _ := ctx.Deadline()
+	select {
+	case err := <-done:
+		// the driver may give up on its own network deadline (set from ctx) a moment before ctx's
+		// timer fires: a failure at or past the deadline, or a network timeout, is a timeout
+		var ne net.Error
+		if err != nil && (!time.Now().Before(deadline) || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())) {
+			return fmt.Errorf("%w: %w", errQueryTimeout, err)
+		}
+		return err
+	case <-ctx.Done():
+		if ctx.Err() == context.DeadlineExceeded {
+			return errQueryTimeout
+		}
+		return ctx.Err()
+	}
+}
+
+// historyFailed answers a failed ClickHouse query: 504 when it timed out, 503 otherwise, with a
+// message for the client and the details only in the log.
+func (s *Server) historyFailed(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, errQueryTimeout):
+		s.log.Warn("API query timed out", "path", r.URL.Path, "timeout", s.cfg.QueryTimeout, "err", err)
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("the history (ClickHouse) did not answer within %s; narrow the window or retry later", s.cfg.QueryTimeout))
+	case errors.Is(err, errQueriesBusy):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("%d history queries are already running, the most at once; retry in a few seconds", s.cfg.MaxQueries))
+	case errors.Is(err, context.Canceled):
+		// the client went away
+	default:
+		s.log.Warn("API history query failed", "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, "the history (ClickHouse) is not available now; retry later")
+	}
 }
 
 // textParam checks a free-text filter.
@@ -83,13 +138,11 @@ func (s *Server) violationParams(r *http.Request) (ViolationQuery, string, error
 		errs = append(errs, err)
 	}
 	vq.Rules, vq.Severities = sortedKeys(f.Rules), sortedKeys(f.Severities)
-	vq.Districts = sortedKeys(splitSet(q.Get("district")))
-	for _, d := range vq.Districts {
-		if len(d) > maxFilterBytes {
-			errs = append(errs, fmt.Errorf("district: each district must be at most %d bytes, got one of %d", maxFilterBytes, len(d)))
-			break
-		}
+	districts, err := s.districtParam(q.Get("district"))
+	if err != nil {
+		errs = append(errs, err)
 	}
+	vq.Districts = sortedKeys(districts)
 	if vq.Company, err = textParam(q.Get("company"), "company"); err != nil {
 		errs = append(errs, err)
 	}
@@ -123,32 +176,39 @@ func (s *Server) violationParams(r *http.Request) (ViolationQuery, string, error
 	if vq.Limit, err = intParam(orDefault(q.Get("limit"), strconv.Itoa(min(defaultViolationLimit, s.cfg.MaxRows))), "limit", 1, s.cfg.MaxRows); err != nil {
 		errs = append(errs, err)
 	}
+	if vq.Offset, err = intParam(orDefault(q.Get("offset"), "0"), "offset", 0, math.MaxInt32); err != nil {
+		errs = append(errs, err)
+	}
+	if vq.Offset > 0 && len(vq.GroupBy) > 0 {
+		errs = append(errs, errors.New("offset pages the violations listed; it does not apply with group_by"))
+	}
 	return vq, format, errors.Join(errs...)
 }
 
 func (s *Server) handleViolations(w http.ResponseWriter, r *http.Request) {
 	vq, format, err := s.violationParams(r)
-	status := http.StatusOK
 	if vq.Vehicle != "" { // looking at one truck's history is a vehicle lookup
-		defer func() { s.audit(r, vq.Vehicle, status) }()
+		auditPlates(r, vq.Vehicle)
 	}
 	if err != nil {
-		status = http.StatusBadRequest
-		writeError(w, status, err.Error())
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if s.noStore(w) {
-		status = http.StatusServiceUnavailable
 		return
 	}
 	loc := s.city.City().Location
 	vq.Location = loc
 	from, to := formatTime(vq.From, loc), formatTime(vq.To, loc)
 	if len(vq.GroupBy) > 0 {
-		groups, truncated, err := s.store.ViolationGroups(r.Context(), vq)
+		var groups []ViolationGroup
+		var truncated bool
+		err := s.query(r.Context(), func(ctx context.Context) (err error) {
+			groups, truncated, err = s.store.ViolationGroups(ctx, vq)
+			return err
+		})
 		if err != nil {
-			status = http.StatusServiceUnavailable
-			s.queryFailed(w, r, err)
+			s.historyFailed(w, r, err)
 			return
 		}
 		if format == "csv" {
@@ -162,20 +222,24 @@ func (s *Server) handleViolations(w http.ResponseWriter, r *http.Request) {
 				recs = append(recs, append(rec, strconv.FormatUint(g.Violations, 10)))
 			}
 			w.Header().Set("X-Truncated", strconv.FormatBool(truncated))
-			status = writeCSV(w, "violations.csv", recs)
+			writeCSV(w, "violations.csv", recs)
 			return
 		}
 		ans := ViolationGroupsAnswer{From: from, To: to, GroupBy: vq.GroupBy, Rows: make([]groupRow, len(groups)), Truncated: truncated}
 		for i, g := range groups {
 			ans.Rows[i] = groupRow{names: vq.GroupBy, ViolationGroup: g}
 		}
-		status = writeBody(w, "application/json; charset=utf-8", ans)
+		writeBody(w, "application/json; charset=utf-8", ans)
 		return
 	}
-	recs, total, err := s.store.Violations(r.Context(), vq)
+	var recs []detectors.Alert
+	var total uint64
+	err = s.query(r.Context(), func(ctx context.Context) (err error) {
+		recs, total, err = s.store.Violations(ctx, vq)
+		return err
+	})
 	if err != nil {
-		status = http.StatusServiceUnavailable
-		s.queryFailed(w, r, err)
+		s.historyFailed(w, r, err)
 		return
 	}
 	views := make([]ViolationView, len(recs))
@@ -189,47 +253,111 @@ func (s *Server) handleViolations(w http.ResponseWriter, r *http.Request) {
 			rows = append(rows, v.csvRecord())
 		}
 		w.Header().Set("X-Total-Count", strconv.FormatUint(total, 10))
-		status = writeCSV(w, "violations.csv", rows)
+		if next := nextOffset(r, vq, len(views), total); next != "" {
+			w.Header().Set("Link", "<"+next+">; rel=\"next\"")
+		}
+		writeCSV(w, "violations.csv", rows)
 		return
 	}
-	status = writeBody(w, "application/json; charset=utf-8", ViolationsAnswer{From: from, To: to, Total: total, Violations: views})
+	writeBody(w, "application/json; charset=utf-8", ViolationsAnswer{From: from, To: to, Total: total, Offset: vq.Offset, Violations: views,
+		Next: nextOffset(r, vq, len(views), total)})
+}
+
+// nextOffset is the request for the page of violations after this one, "" when this is the last.
+func nextOffset(r *http.Request, vq ViolationQuery, n int, total uint64) string {
+	if n == 0 || uint64(vq.Offset+n) >= total {
+		return ""
+	}
+	q := r.URL.Query()
+	q.Set("offset", strconv.Itoa(vq.Offset+n))
+	return r.URL.Path + "?" + q.Encode()
+}
+
+// districtParam parses a comma-separated list of district ids, each of which must be one of the
+// city's.
+func (s *Server) districtParam(v string) (map[string]bool, error) {
+	set := splitSet(v)
+	c := s.city.City()
+	var unknown []string
+	for d := range set {
+		if c.District(d) == nil {
+			unknown = append(unknown, d)
+		}
+	}
+	if len(unknown) == 0 {
+		return set, nil
+	}
+	slices.Sort(unknown)
+	known := make([]string, 0, len(c.Districts))
+	for _, d := range c.Districts {
+		known = append(known, d.ID)
+	}
+	for i, d := range unknown {
+		if len(d) > 40 {
+			unknown[i] = d[:40] + "…"
+		}
+	}
+	return nil, fmt.Errorf("district %s is not a district of %s (districts: %s)", strings.Join(quoteAll(unknown), ", "), c.Name, strings.Join(known, ", "))
+}
+
+// knownPlate reports whether the city knows the plate (registered, or with a permit) or the live
+// view has seen it.
+func (s *Server) knownPlate(plate string) bool {
+	c := s.city.City()
+	return c.Vehicle(plate) != nil || len(c.PermitsOf(plate)) > 0 || s.live.Seen(plate)
 }
 
 func (s *Server) handleTrack(w http.ResponseWriter, r *http.Request) {
 	raw := r.PathValue("plate")
 	plate := city.NormalizePlate(raw)
 	_, perr := plateParam(raw, "plate")
-	status := http.StatusOK
-	defer func() { s.audit(r, plate, status) }()
+	auditPlates(r, plate)
 	from, to, werr := s.window(r)
 	if err := errors.Join(perr, werr); err != nil {
-		status = http.StatusBadRequest
-		writeError(w, status, err.Error())
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if s.noStore(w) {
-		status = http.StatusServiceUnavailable
 		return
 	}
 	maxRows := s.cfg.MaxRows
-	points, err := s.store.Track(r.Context(), plate, from, to, maxRows+1)
+	var points []TrackPoint
 	var alerts []detectors.Alert
-	if err == nil {
-		alerts, err = s.store.VehicleAlerts(r.Context(), plate, from, to, maxRows+1)
-	}
+	everSeen := true
+	err := s.query(r.Context(), func(ctx context.Context) (err error) {
+		if points, err = s.store.Track(ctx, plate, from, to, maxRows+1); err != nil {
+			return err
+		}
+		if alerts, err = s.store.VehicleAlerts(ctx, plate, from, to, maxRows+1); err != nil {
+			return err
+		}
+		if len(points) == 0 && len(alerts) == 0 && !s.knownPlate(plate) {
+			// unknown, and nothing in the window: has muckwatch ever had a position or an alert of it?
+			if _, everSeen, err = s.store.LastPosition(ctx, plate); err != nil || everSeen {
+				return err
+			}
+			var ever []detectors.Alert
+			ever, err = s.store.VehicleAlerts(ctx, plate, time.UnixMilli(0), s.now().Add(24*time.Hour), 1)
+			everSeen = len(ever) > 0
+		}
+		return err
+	})
 	if err != nil {
-		status = http.StatusServiceUnavailable
-		s.queryFailed(w, r, err)
+		s.historyFailed(w, r, err)
 		return
 	}
-	loc := s.city.City().Location
+	c := s.city.City()
+	loc := c.Location
+	if !everSeen {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("vehicle %s is unknown: not registered, no permit, and never seen by muckwatch%s", plate, s.plateHint(plate)))
+		return
+	}
 	if len(points) > maxRows || len(alerts) > maxRows {
-		status = http.StatusUnprocessableEntity
 		what := "positions"
 		if len(alerts) > maxRows {
 			what = "alerts"
 		}
-		writeError(w, status, fmt.Sprintf("%s has more than %d %s from %s to %s; narrow the window (from, to)",
+		writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("%s has more than %d %s from %s to %s; narrow the window (from, to)",
 			plate, maxRows, what, formatTime(from, loc), formatTime(to, loc)))
 		return
 	}
@@ -238,10 +366,11 @@ func (s *Server) handleTrack(w http.ResponseWriter, r *http.Request) {
 		coords := make([][2]float64, len(points))
 		props := TrackProperties{Kind: "track", Plate: plate, From: formatTime(from, loc), To: formatTime(to, loc), Points: len(points),
 			First: formatTime(time.UnixMilli(points[0].TimeMs), loc), Last: formatTime(time.UnixMilli(points[len(points)-1].TimeMs), loc),
-			TimesMs: make([]int64, len(points))}
+			TimesMs: make([]int64, len(points)), SpeedsKmh: make([]float64, len(points))}
 		for i, p := range points {
 			coords[i] = [2]float64{p.Lon, p.Lat}
 			props.TimesMs[i] = p.TimeMs
+			props.SpeedsKmh[i] = roundValue(float64(p.SpeedKmh))
 		}
 		// A LineString needs two positions (RFC 7946 §3.1.4): a single fix is a Point.
 		g := &geometry{Type: "LineString", Coordinates: coords}
@@ -258,15 +387,16 @@ func (s *Server) handleTrack(w http.ResponseWriter, r *http.Request) {
 		}
 		fc.Features = append(fc.Features, feature{Type: "Feature", Geometry: g, Properties: AlertProperties{violationView(a, loc)}})
 	}
-	status = writeBody(w, "application/geo+json", fc)
+	writeBody(w, "application/geo+json", fc)
 }
 
 func (s *Server) handleHeatmap(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	from, to, err1 := s.window(r)
-	f, err2 := alertFilter(q.Get("rule"), "", "")
+	f, err2 := alertFilter(q.Get("rule"), q.Get("severity"), "")
 	cellM, err3 := floatParam(orDefault(q.Get("cell_m"), strconv.Itoa(defaultCellM)), "cell_m", minCellM, maxCellM)
-	if err := errors.Join(err1, err2, err3); err != nil {
+	districts, err4 := s.districtParam(q.Get("district"))
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -277,9 +407,13 @@ func (s *Server) handleHeatmap(w http.ResponseWriter, r *http.Request) {
 	dlat := cellM / metresPerDegreeLat
 	dlon := cellM / (metresPerDegreeLat * math.Cos(c.Origin.Lat()*math.Pi/180))
 	maxRows := s.cfg.MaxRows
-	cells, err := s.store.Heatmap(r.Context(), HeatmapQuery{From: from, To: to, Rules: sortedKeys(f.Rules), DLat: dlat, DLon: dlon, Limit: maxRows + 1})
+	var cells []HeatCell
+	err := s.query(r.Context(), func(ctx context.Context) (err error) {
+		cells, err = s.store.Heatmap(ctx, HeatmapQuery{From: from, To: to, Rules: sortedKeys(f.Rules), Severities: sortedKeys(f.Severities), Districts: sortedKeys(districts), DLat: dlat, DLon: dlon, Limit: maxRows + 1})
+		return err
+	})
 	if err != nil {
-		s.queryFailed(w, r, err)
+		s.historyFailed(w, r, err)
 		return
 	}
 	if len(cells) > maxRows {

@@ -108,12 +108,22 @@ func newHistEnv(t *testing.T) *histEnv {
 
 func (e *histEnv) newServer(store *Store) *Server {
 	e.t.Helper()
+	return e.newServerWith(store, nil)
+}
+
+// newServerWith is newServer with the configuration edited by edit (nil: unchanged).
+func (e *histEnv) newServerWith(store *Store, edit func(*Config)) *Server {
+	e.t.Helper()
 	e.t.Setenv("MUCKWATCH_API_TOKENS", strings.Join([]string{
 		TokenEntry(RoleAnalyst, "ana", histAnalystToken),
 		TokenEntry(RoleSquad, "squad-7", histSquadToken),
 		TokenEntry(RoleAdmin, "root", histAdminToken),
 	}, ","))
-	cfg := Config{MaxRows: histMaxRows}.WithDefaults()
+	cfg := Config{MaxRows: histMaxRows}
+	if edit != nil {
+		edit(&cfg)
+	}
+	cfg = cfg.WithDefaults()
 	srv, err := NewServer(cfg, NewLive(cfg), store, histCity{e.city}, histNoRisk{}, nil, histLogger(), nil)
 	if err != nil {
 		e.t.Fatalf("cannot make the API server: %v", err)
@@ -445,7 +455,12 @@ func TestViolationsCSV(t *testing.T) {
 			if got := h.Get("X-Truncated"); got != tc.wantTruncated {
 				t.Errorf("X-Truncated %q, want %q", got, tc.wantTruncated)
 			}
-			recs, err := csv.NewReader(strings.NewReader(string(body))).ReadAll()
+			// a byte-order mark first, so that Excel reads UTF-8 whatever the system's code page
+			text, bom := strings.CutPrefix(string(body), "\ufeff")
+			if !bom {
+				t.Errorf("the CSV does not start with a byte-order mark: %q", body[:min(len(body), 8)])
+			}
+			recs, err := csv.NewReader(strings.NewReader(text)).ReadAll()
 			if err != nil {
 				t.Fatalf("the answer is not CSV: %v\n%s", err, body)
 			}
@@ -526,8 +541,14 @@ func TestTrack(t *testing.T) {
 		{"window ends before a fix", plate, histAt(23, 8, 0, 0, 0), histAt(23, 8, 20, 0, 0), 2, 0, "2026-11-23T08:10:00+08:00", []string{"A1"}},
 		{"one fix is a point", plate, histAt(23, 8, 30, 0, 0), histAt(23, 8, 31, 0, 0), 1, 4, "2026-11-23T08:30:00+08:00", nil},
 		{"an open alert started before the window", url.PathEscape("粤B10002"), histAt(24, 0, 0, 0, 0), histAt(24, 1, 0, 0, 0), 0, 0, "", []string{"A2"}},
-		{"nothing", url.PathEscape("粤Z99999"), histAt(23, 0, 0, 0, 0), histAt(24, 0, 0, 0, 0), 0, 0, "", nil},
+		{"nothing in the window", url.PathEscape("粤B10004"), histAt(23, 0, 0, 0, 0), histAt(24, 0, 0, 0, 0), 0, 0, "", nil},
 	}
+	t.Run("never seen", func(t *testing.T) {
+		path := histQuery("/api/v1/vehicles/"+url.PathEscape("粤Z99999")+"/track", "from", histFrom.Format(time.RFC3339), "to", histTo.Format(time.RFC3339))
+		if status, _, body := e.get(histAnalystToken, path); status != http.StatusNotFound || !strings.Contains(string(body), "never seen") {
+			t.Errorf("track of a plate never seen: %d %s, want 404", status, body)
+		}
+	})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var fc histGeoJSON
@@ -754,6 +775,7 @@ func TestHistoryBadRequests(t *testing.T) {
 
 func TestHistoryAccessAndFailures(t *testing.T) {
 	e := newHistEnv(t)
+	e.insertFixture()
 	win := "from=2026-11-22T00:00:00%2B08:00&to=2026-11-25T00:00:00%2B08:00"
 	paths := []string{"/api/v1/violations?" + win, "/api/v1/vehicles/" + url.PathEscape("粤B10001") + "/track?" + win, "/api/v1/heatmap?" + win}
 	noStore := e.newServer(nil).Handler()
@@ -770,7 +792,7 @@ func TestHistoryAccessAndFailures(t *testing.T) {
 		{"squad is refused", e.h, histSquadToken, 403, "role squad may not use"},
 		{"no token", e.h, "", 401, "missing bearer token"},
 		{"no store", noStore, histAnalystToken, 503, "no ClickHouse store configured"},
-		{"ClickHouse fails", badDB, histAnalystToken, 503, "cannot query ClickHouse: "},
+		{"ClickHouse fails", badDB, histAnalystToken, 503, "the history (ClickHouse) is not available now"},
 	}
 	for _, tc := range tests {
 		for _, p := range paths {

@@ -141,7 +141,7 @@ func TestLiveAlertLifecycle(t *testing.T) {
 		{"a1", "acknowledge", "", "", 0, StateAcknowledged},
 		{"a1", "acknowledge", "", "", 409, ""},
 		{"a1", "dismiss", "", "duplicate of a1 seen by camera", 0, StateDismissed},
-		{"a1", "resolve", "", "", 404, ""},
+		{"a1", "resolve", "", "", 409, ""}, // already dismissed
 	} {
 		v, a, err := l.Act(tc.id, tc.action, sup, tc.officer, tc.reason)
 		if tc.status != 0 {
@@ -329,5 +329,50 @@ func TestLiveConcurrent(t *testing.T) {
 	wg.Wait()
 	if n := len(l.OpenAlerts(AlertFilter{})); n == 0 || n > rounds {
 		t.Errorf("%d open alerts after %d opened", n, rounds)
+	}
+}
+
+// A supervisor's resolution or dismissal stands while the alert's episode goes on: later changes
+// of the alert keep its handling, it does not come back on the open list nor go overdue, and
+// GET /alerts/{id} still shows it with its history; another action on it is refused with 409.
+func TestHandledAlertStaysHandled(t *testing.T) {
+	for _, action := range []string{"dismiss", "resolve"} {
+		for _, sev := range []detectors.Severity{detectors.SeverityWarning, detectors.SeveritySevere} {
+			t.Run(action+" "+string(sev), func(t *testing.T) {
+				l, now := testLive()
+				at := *now
+				l.Observe(nil, nil, []detectors.Change{change(detectors.ChangeOpened, "a1", "粤B1", sev, detectors.StatusOpen, 1, at)})
+				sup := Principal{Name: "desk-1", Role: RoleSupervisor}
+				if _, _, err := l.Act("a1", action, sup, "", "camera misread, checked on site"); err != nil {
+					t.Fatalf("%s: %v", action, err)
+				}
+				want := actionState[action]
+				// the episode goes on, and later ends
+				for v := uint64(2); v <= 4; v++ {
+					*now = now.Add(8 * time.Second)
+					l.Observe(nil, nil, []detectors.Change{change(detectors.ChangeUpdated, "a1", "粤B1", sev, detectors.StatusOpen, v, *now)})
+				}
+				items, _ := l.Since(0, 100)
+				last := items[len(items)-1]
+				if last.Alert.Handling.State != want || last.Alert.Version != 4 {
+					t.Errorf("feed item of the later change: state %q version %d, want %q 4", last.Alert.Handling.State, last.Alert.Version, want)
+				}
+				v, ok := l.Alert("a1")
+				if !ok || v.Handling.State != want || len(v.Handling.Actions) != 1 || v.Handling.Actions[0].Reason == "" {
+					t.Fatalf("GET alert after later changes: ok %v handling %+v, want %s with its action", ok, v.Handling, want)
+				}
+				if open := l.OpenAlerts(AlertFilter{}); len(open) != 0 {
+					t.Errorf("the %s alert is open again: %+v", want, open)
+				}
+				*now = now.Add(l.cfg.AckWithin.Info + time.Hour)
+				if over := l.CheckOverdue(); len(over) != 0 {
+					t.Errorf("the %s alert went overdue: %+v", want, over)
+				}
+				_, _, err := l.Act("a1", "acknowledge", sup, "", "")
+				if ae, ok := err.(*ActionError); !ok || ae.Status != 409 || !strings.Contains(ae.Msg, want) {
+					t.Errorf("acknowledge after %s: %v, want 409 saying it is %s", action, err, want)
+				}
+			})
+		}
 	}
 }

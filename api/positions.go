@@ -2,7 +2,9 @@ package api
 
 import (
 	"math"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -152,4 +154,25 @@ func distanceM(lat1, lon1, lat2, lon2 float64) float64 {
 	dp, dl := p2-p1, (lon2-lon1)*math.Pi/180
 	a := math.Sin(dp/2)*math.Sin(dp/2) + math.Cos(p1)*math.Cos(p2)*math.Sin(dl/2)*math.Sin(dl/2)
 	return 2 * r * math.Asin(math.Min(1, math.Sqrt(a)))
+}
+
+// Seen reports whether the view has a position of the vehicle.
+func (l *Live) Seen(plate string) bool {
+	_, ok := l.Position(plate)
+	return ok
+}
+
+// PlatesEndingWith returns up to n plates seen whose text ends with suffix, sorted.
+func (l *Live) PlatesEndingWith(suffix string, n int) []string {
+	p := &l.positions
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	var out []string
+	for _, pos := range p.list {
+		if len(pos.Plate) > len(suffix) && strings.HasSuffix(pos.Plate, suffix) {
+			out = append(out, pos.Plate)
+		}
+	}
+	slices.Sort(out)
+	return out[:min(len(out), n)]
 }

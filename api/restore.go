@@ -91,6 +91,34 @@ func (s *Store) Restore(ctx context.Context, l *Live) error {
 	if err != nil {
 		return err
 	}
+	// when each restored alert was first published, and whether it was announced overdue: the
+	// deadline keeps counting from its first publication, and an alert announced overdue before
+	// the restart is not announced again
+	af := tables.AlertFeed
+	ids := l.restoredIDs()
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 1000)]
+		ids = ids[len(chunk):]
+		var c conditions
+		c.in(af.Col("alert_id"), chunk)
+		args := append([]any{ChangeOverdue}, c.args...)
+		err = s.each(ctx, "restore when the open alerts were published",
+			"SELECT "+af.Col("alert_id")+", min("+af.Col("seq")+"), max("+af.Col("change")+" = ?) FROM "+af.In(s.db)+
+				" WHERE "+c.parts[0]+" GROUP BY "+af.Col("alert_id"), args,
+			func(rows driver.Rows) error {
+				var id string
+				var first uint64
+				var overdue uint8
+				if err := rows.Scan(&id, &first, &overdue); err != nil {
+					return err
+				}
+				l.restoreFeed(id, int64(first/1000), overdue == 1) // seq: wall-clock microseconds
+				return nil
+			})
+		if err != nil {
+			return err
+		}
+	}
 	s.log.Info("API state restored from ClickHouse", "violations_30d", n, "open_alerts", open)
 	return nil
 }

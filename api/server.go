@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,10 +46,19 @@ type Announcer interface {
 
 // Server serves the API.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	tokens   *Tokens
-	limit    *limiter
+	cfg    Config
+	log    *slog.Logger
+	tokens *Tokens
+	limit  *limiter
+	// badTokens limits the refused authentications per client address.
+	badTokens *failureLimiter
+	// streams counts each token's open alert streams.
+	streams streamCounter
+	// auditWarned is when (Unix ns) the last "audit log full" error was logged.
+	auditWarned atomic.Int64
+	// queries bounds the history queries running at once (a query that outlives its request's
+	// timeout still holds its slot until ClickHouse answers or the driver gives up).
+	queries  chan struct{}
 	live     *Live
 	store    *Store
 	city     CitySource
@@ -66,6 +76,10 @@ type Server struct {
 type route struct {
 	method, path string
 	roles        []Role // empty: public
+	// audit: every request is a vehicle lookup, written to the audit log.
+	audit bool
+	// params are the query parameters the route takes; any other is refused with 400.
+	params []string
 }
 
 // NewServer returns a server over live state and ClickHouse history. Tokens are read from the
@@ -82,7 +96,11 @@ func NewServer(cfg Config, live *Live, store *Store, cs CitySource, risk RiskSou
 	if tokens.Len() == 0 {
 		log.Warn("no API tokens configured: every request but /api/v1/openapi.json will be refused", "env", cfg.TokensEnv)
 	}
-	s := &Server{cfg: cfg, log: log, tokens: tokens, limit: newLimiter(cfg.RatePerSecond, cfg.Burst), live: live, store: store,
+	if store != nil {
+		store.auditMax = cfg.AuditQueue
+	}
+	s := &Server{cfg: cfg, log: log, tokens: tokens, limit: newLimiter(cfg.RatePerSecond, cfg.Burst), badTokens: newFailureLimiter(cfg.AuthFailuresPerMinute),
+		streams: streamCounter{open: map[string]int{}}, queries: make(chan struct{}, cfg.MaxQueries), live: live, store: store,
 		city: cs, risk: risk, announce: announce, metrics: newServerMetrics(reg), mux: http.NewServeMux(), now: time.Now}
 	if cfg.Webhook.URL != "" {
 		secret := os.Getenv(cfg.Webhook.SecretEnv)
@@ -92,17 +110,24 @@ func NewServer(cfg Config, live *Live, store *Store, cs CitySource, risk RiskSou
 		s.hook = NewWebhook(cfg.Webhook, secret, log, reg)
 	}
 	s.routes = []route{
-		{"GET", "/api/v1/openapi.json", nil},
-		{"GET", "/healthz", nil},
-		{"GET", "/api/v1/vehicles/near", []Role{RoleSquad, RoleSupervisor}},
-		{"GET", "/api/v1/vehicles/{plate}", []Role{RoleSquad, RoleSupervisor, RoleAnalyst}},
-		{"GET", "/api/v1/vehicles/{plate}/track", []Role{RoleSupervisor, RoleAnalyst}},
-		{"GET", "/api/v1/alerts", []Role{RoleSupervisor}},
-		{"GET", "/api/v1/alerts/stream", []Role{RoleSupervisor}},
-		{"GET", "/api/v1/alerts/{id}", []Role{RoleSupervisor}},
-		{"POST", "/api/v1/alerts/{id}/actions", []Role{RoleSupervisor}},
-		{"GET", "/api/v1/violations", []Role{RoleAnalyst, RoleSupervisor}},
-		{"GET", "/api/v1/heatmap", []Role{RoleAnalyst, RoleSupervisor}},
+		{method: "GET", path: "/api/v1/openapi.json"},
+		{method: "GET", path: "/healthz"},
+		{method: "GET", path: "/api/v1/vehicles/near", roles: []Role{RoleSquad, RoleSupervisor}, audit: true,
+			params: []string{"lat", "lon", "radius_m", "limit", "max_age"}},
+		{method: "GET", path: "/api/v1/vehicles/{plate}", roles: []Role{RoleSquad, RoleSupervisor, RoleAnalyst}, audit: true},
+		{method: "GET", path: "/api/v1/vehicles/{plate}/track", roles: []Role{RoleSupervisor, RoleAnalyst}, audit: true,
+			params: []string{"from", "to"}},
+		{method: "GET", path: "/api/v1/alerts", roles: []Role{RoleSupervisor},
+			params: []string{"rule", "severity", "district", "vehicle", "state", "overdue", "limit", "offset", "cursor"}},
+		{method: "GET", path: "/api/v1/alerts/stream", roles: []Role{RoleSupervisor},
+			params: []string{"rule", "severity", "district", "last_event_id", "snapshot"}},
+		{method: "GET", path: "/api/v1/alerts/{id}", roles: []Role{RoleSupervisor}},
+		{method: "POST", path: "/api/v1/alerts/{id}/actions", roles: []Role{RoleSupervisor}},
+		{method: "GET", path: "/api/v1/officers", roles: []Role{RoleSupervisor}},
+		{method: "GET", path: "/api/v1/violations", roles: []Role{RoleAnalyst, RoleSupervisor},
+			params: []string{"from", "to", "rule", "severity", "company", "site", "district", "vehicle", "group_by", "format", "limit", "offset"}},
+		{method: "GET", path: "/api/v1/heatmap", roles: []Role{RoleAnalyst, RoleSupervisor},
+			params: []string{"from", "to", "rule", "severity", "district", "cell_m"}},
 	}
 	handlers := map[string]http.HandlerFunc{
 		"/api/v1/openapi.json":           s.handleOpenAPI,
@@ -114,6 +139,7 @@ func NewServer(cfg Config, live *Live, store *Store, cs CitySource, risk RiskSou
 		"/api/v1/alerts/stream":          s.handleStream,
 		"/api/v1/alerts/{id}":            s.handleAlert,
 		"/api/v1/alerts/{id}/actions":    s.handleAction,
+		"/api/v1/officers":               s.handleOfficers,
 		"/api/v1/violations":             s.handleViolations,
 		"/api/v1/heatmap":                s.handleHeatmap,
 	}
@@ -192,7 +218,9 @@ func (s *Server) background(ctx context.Context) {
 		case <-ctx.Done():
 			s.flushJournal(context.Background())
 			if s.store != nil {
-				_ = s.store.FlushAudit(context.Background())
+				if err := s.store.FlushAudit(context.Background()); err != nil {
+					s.log.Error("cannot write the API audit log on shutdown; these records are lost", "records", s.store.AuditQueued(), "err", err)
+				}
 			}
 			if hookDone != nil {
 				<-hookDone
@@ -208,7 +236,8 @@ func (s *Server) background(ctx context.Context) {
 		s.flushJournal(ctx)
 		if s.store != nil {
 			if err := s.store.FlushAudit(ctx); err != nil {
-				s.log.Warn("cannot write the API audit log; kept for the next attempt", "err", err)
+				s.metrics.auditErrors.Inc()
+				s.log.Warn("cannot write the API audit log; kept for the next attempt", "queued", s.store.AuditQueued(), "err", err)
 			}
 		}
 	}
@@ -233,13 +262,40 @@ func (s *Server) flushJournal(ctx context.Context) {
 
 type ctxKey struct{}
 
-// principal returns who the request is from (set by guard).
-func principal(r *http.Request) Principal {
-	p, _ := r.Context().Value(ctxKey{}).(Principal)
-	return p
+// requestInfo is what guard keeps of a request for its handler: who it is from, and what the
+// handler noted for the audit log.
+type requestInfo struct {
+	who Principal
+	// plates are the vehicles the request looked up (the audit row's plate, comma-separated).
+	plates []string
 }
 
-// guard authenticates, authorises, rate-limits and bounds a request before h.
+// principal returns who the request is from (set by guard).
+func principal(r *http.Request) Principal {
+	if ri, ok := r.Context().Value(ctxKey{}).(*requestInfo); ok {
+		return ri.who
+	}
+	return Principal{}
+}
+
+// auditPlates notes the vehicles a request looks up; guard writes the request's one audit row
+// with them.
+func auditPlates(r *http.Request, plates ...string) {
+	if ri, ok := r.Context().Value(ctxKey{}).(*requestInfo); ok {
+		ri.plates = append(ri.plates, plates...)
+	}
+}
+
+// audited reports whether a request to rt is written to the audit log when it is authorised:
+// every lookup of a vehicle (rt.audit, or a vehicle filter).
+func audited(rt route, r *http.Request) bool {
+	return rt.audit || r.URL.Query().Has("vehicle")
+}
+
+// guard authenticates, authorises, rate-limits and bounds a request before h, and writes the
+// audit row of a vehicle lookup and of a refused authentication. When the audit log cannot take
+// the row (ClickHouse down for long), the request is refused with 503 rather than served
+// unaudited.
 func (s *Server) guard(rt route, h http.HandlerFunc) http.Handler {
 	pattern := rt.method + " " + rt.path
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -251,23 +307,57 @@ func (s *Server) guard(rt route, h http.HandlerFunc) http.Handler {
 		}()
 		r.Body = http.MaxBytesReader(rec, r.Body, s.cfg.MaxBodyBytes)
 		if rt.roles == nil {
-			h(rec, r)
+			if s.checkParams(rec, r, rt) {
+				h(rec, r)
+			}
 			return
+		}
+		ri := &requestInfo{}
+		audit := false
+		defer func() {
+			if audit {
+				s.writeAudit(r, ri, rec.status)
+			}
+		}()
+		// refuse is a refused authentication or authorisation: audited, or 503 when the audit
+		// log is full.
+		refuse := func(status int, msg string) {
+			if !s.auditRoom(rec) {
+				return
+			}
+			audit = true
+			writeError(rec, status, msg)
+		}
+		// A missing or unknown token is counted per client address; past the limit the answer is
+		// 429 instead of 401. A valid token is never held up by others' failures from the same
+		// address (a squad behind the same NAT as a misconfigured client).
+		badToken := func(reason, challenge, msg string) {
+			s.metrics.authFailures.WithLabelValues(reason).Inc()
+			remote := remoteHost(r)
+			if ok, wait := s.badTokens.allowed(remote); !ok {
+				s.metrics.authFailures.WithLabelValues("rate_limited").Inc()
+				rec.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+				refuse(http.StatusTooManyRequests, fmt.Sprintf("too many requests with a missing or unknown token from %s; retry in %s", remote, wait.Round(time.Second)))
+				return
+			}
+			s.badTokens.failed(remote)
+			rec.Header().Set("WWW-Authenticate", challenge)
+			refuse(http.StatusUnauthorized, msg)
 		}
 		token, ok := bearer(r)
 		if !ok {
-			rec.Header().Set("WWW-Authenticate", `Bearer realm="muckwatch"`)
-			writeError(rec, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer TOKEN")
+			badToken("missing", `Bearer realm="muckwatch"`, "missing bearer token: send Authorization: Bearer TOKEN")
 			return
 		}
 		p, ok := s.tokens.Lookup(token)
 		if !ok {
-			rec.Header().Set("WWW-Authenticate", `Bearer realm="muckwatch", error="invalid_token"`)
-			writeError(rec, http.StatusUnauthorized, "unknown or revoked token")
+			badToken("unknown", `Bearer realm="muckwatch", error="invalid_token"`, "unknown or revoked token")
 			return
 		}
+		ri.who = p
 		if p.Role != RoleAdmin && !slices.Contains(rt.roles, p.Role) {
-			writeError(rec, http.StatusForbidden, fmt.Sprintf("role %s may not use %s %s (allowed: %s)", p.Role, rt.method, rt.path, rolesList(rt.roles)))
+			s.metrics.authFailures.WithLabelValues("forbidden").Inc()
+			refuse(http.StatusForbidden, fmt.Sprintf("role %s may not use %s %s (allowed: %s)", p.Role, rt.method, rt.path, rolesList(rt.roles)))
 			return
 		}
 		if ok, wait := s.limit.allow(p.Name); !ok {
@@ -275,8 +365,54 @@ func (s *Server) guard(rt route, h http.HandlerFunc) http.Handler {
 			writeError(rec, http.StatusTooManyRequests, fmt.Sprintf("rate limit of %g requests/s for %s exceeded; retry in %s", s.cfg.RatePerSecond, p.Name, wait.Round(time.Millisecond)))
 			return
 		}
-		h(rec, r.WithContext(context.WithValue(r.Context(), ctxKey{}, p)))
+		if audited(rt, r) {
+			if !s.auditRoom(rec) {
+				return
+			}
+			audit = true
+		}
+		if !s.checkParams(rec, r, rt) {
+			return
+		}
+		h(rec, r.WithContext(context.WithValue(r.Context(), ctxKey{}, ri)))
 	})
+}
+
+// auditRoom reports whether the audit log can take another row; when it cannot, it answers 503
+// and logs (at most every 10 s) that requests are refused.
+func (s *Server) auditRoom(w http.ResponseWriter) bool {
+	if s.store == nil || s.store.AuditRoom() {
+		return true
+	}
+	s.metrics.auditRefused.Inc()
+	if now := time.Now(); now.UnixNano()-s.auditWarned.Load() > int64(10*time.Second) {
+		s.auditWarned.Store(now.UnixNano())
+		s.log.Error("the API audit log is full (ClickHouse does not take it); refusing the requests it would record", "queued", s.store.AuditQueued())
+	}
+	w.Header().Set("Retry-After", "10")
+	writeError(w, http.StatusServiceUnavailable, "the audit log cannot record this request now; retry later")
+	return false
+}
+
+// writeAudit queues the request's audit row.
+func (s *Server) writeAudit(r *http.Request, ri *requestInfo, status int) {
+	if s.store == nil {
+		return
+	}
+	actor, role := ri.who.Name, string(ri.who.Role)
+	if actor == "" {
+		actor = "(unauthenticated)"
+	}
+	s.store.Audit(AuditRecord{At: s.now(), Actor: actor, Role: role, Method: r.Method, Path: r.URL.Path,
+		Plate: strings.Join(ri.plates, ","), Status: status, Remote: r.RemoteAddr})
+}
+
+// remoteHost is the request's peer address without the port.
+func remoteHost(r *http.Request) string {
+	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return h
+	}
+	return r.RemoteAddr
 }
 
 func rolesList(roles []Role) string {
@@ -329,8 +465,11 @@ type serverMetrics struct {
 	requests      *prometheus.CounterVec
 	seconds       *prometheus.HistogramVec
 	journalErrors prometheus.Counter
-	auditDropped  prometheus.Counter
+	auditErrors   prometheus.Counter
+	auditRefused  prometheus.Counter
+	authFailures  *prometheus.CounterVec
 	sseClients    prometheus.Gauge
+	streamRefused prometheus.Counter
 }
 
 func newServerMetrics(reg prometheus.Registerer) *serverMetrics {
@@ -341,13 +480,19 @@ func newServerMetrics(reg prometheus.Registerer) *serverMetrics {
 			Help: "API request latency by route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"route"}),
 		journalErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "muckwatch_api_feed_journal_errors_total",
 			Help: "Failed writes of the alert feed journal to ClickHouse."}),
-		auditDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "muckwatch_api_audit_errors_total",
-			Help: "Audit records that could not be written to ClickHouse."}),
+		auditErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "muckwatch_api_audit_errors_total",
+			Help: "Failed writes of the API audit log to ClickHouse (the records stay queued and are written later)."}),
+		auditRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "muckwatch_api_audit_refused_total",
+			Help: "Requests refused with 503 because the audit log was full (ClickHouse not taking it)."}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "muckwatch_api_auth_failures_total",
+			Help: "Refused authentications and authorisations by reason (missing, unknown, forbidden, rate_limited)."}, []string{"reason"}),
+		streamRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "muckwatch_api_sse_refused_total",
+			Help: "Alert-stream connections refused because their token had api.max_streams_per_token open."}),
 		sseClients: prometheus.NewGauge(prometheus.GaugeOpts{Name: "muckwatch_api_sse_clients",
 			Help: "Connected alert-stream clients."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.seconds, m.journalErrors, m.auditDropped, m.sseClients)
+		reg.MustRegister(m.requests, m.seconds, m.journalErrors, m.auditErrors, m.auditRefused, m.authFailures, m.sseClients, m.streamRefused)
 	}
 	return m
 }

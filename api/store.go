@@ -28,8 +28,10 @@ type Store struct {
 
 	mu    sync.Mutex
 	audit []AuditRecord
-	// auditMax bounds the audit records waiting to be written; beyond it they are dropped and
-	// counted (ClickHouse down for long).
+	// auditFlushing is how many records a flush is writing (they come back to audit if it fails).
+	auditFlushing int
+	// auditMax bounds the audit records waiting to be written: beyond it the API refuses the
+	// requests it would audit (AuditRoom), so that none is served unaudited. No record is dropped.
 	auditMax int
 }
 
@@ -55,15 +57,27 @@ type AuditRecord struct {
 	Remote string
 }
 
-// Audit queues a lookup for the audit log; false when the queue is full.
-func (s *Store) Audit(r AuditRecord) bool {
+// AuditRoom reports whether the audit queue has room for another record; a request that would be
+// audited is refused when it has not. A few requests admitted together may take the queue past
+// auditMax by as many: Audit never drops a record.
+func (s *Store) AuditRoom() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.audit) >= s.auditMax {
-		return false
-	}
+	return len(s.audit)+s.auditFlushing < s.auditMax
+}
+
+// AuditQueued is the number of audit records not yet written.
+func (s *Store) AuditQueued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.audit) + s.auditFlushing
+}
+
+// Audit queues a record for the audit log.
+func (s *Store) Audit(r AuditRecord) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.audit = append(s.audit, r)
-	return true
 }
 
 // FlushAudit writes the queued audit records. On failure they stay queued for the next flush.
@@ -71,6 +85,7 @@ func (s *Store) FlushAudit(ctx context.Context) error {
 	s.mu.Lock()
 	recs := s.audit
 	s.audit = nil
+	s.auditFlushing = len(recs)
 	s.mu.Unlock()
 	if len(recs) == 0 {
 		return nil
@@ -83,14 +98,12 @@ func (s *Store) FlushAudit(ctx context.Context) error {
 		}
 		return nil
 	})
+	s.mu.Lock()
+	s.auditFlushing = 0
 	if err != nil {
-		s.mu.Lock()
 		s.audit = append(recs, s.audit...)
-		if len(s.audit) > s.auditMax {
-			s.audit = s.audit[len(s.audit)-s.auditMax:]
-		}
-		s.mu.Unlock()
 	}
+	s.mu.Unlock()
 	return err
 }
 

@@ -1,9 +1,12 @@
 package api
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -17,9 +20,18 @@ const sseBuffer = 4096
 // does not reach back that far.
 func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f, err := alertFilter(q.Get("rule"), q.Get("severity"), q.Get("district"))
+	f, err := s.liveFilter(q)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	snapshot := false
+	switch q.Get("snapshot") {
+	case "", "false":
+	case "true":
+		snapshot = true
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("snapshot must be true or false, got %q", q.Get("snapshot")))
 		return
 	}
 	var after uint64
@@ -30,6 +42,14 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	who := principal(r).Name
+	if !s.streams.take(who, s.cfg.MaxStreamsPerToken) {
+		s.metrics.streamRefused.Inc()
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("%s already has %d alert streams open, the most one token may; close one first", who, s.cfg.MaxStreamsPerToken))
+		return
+	}
+	defer s.streams.release(who)
 	sub, backlog, complete := s.live.Subscribe(f, after, sseBuffer)
 	defer s.live.Unsubscribe(sub)
 	s.metrics.sseClients.Inc()
@@ -44,6 +64,16 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	if _, err := fmt.Fprint(w, "retry: 2000\n\n"); err != nil {
 		return
 	}
+	if snapshot {
+		// the open alerts now, taken after subscribing: a change published meanwhile comes both
+		// in the snapshot and as an event (clients keep the newest version of each alert)
+		b, _ := json.Marshal(struct {
+			Alerts []AlertView `json:"alerts"`
+		}{s.live.OpenAlerts(f)}) // only strings, numbers and bools: cannot fail
+		if _, err := fmt.Fprintf(w, "event: snapshot\ndata: %s\n\n", b); err != nil {
+			return
+		}
+	}
 	sent := after
 	send := func(it FeedItem) bool {
 		if it.Seq <= sent || !f.Match(&it.Alert.Alert) {
@@ -57,10 +87,12 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	}
 	if after > 0 {
 		if !complete && s.store != nil {
-			missed, err := s.store.FeedSince(r.Context(), after, 1_000_000)
+			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+			missed, err := s.store.FeedSince(ctx, after, 1_000_000)
+			cancel()
 			if err != nil {
 				s.log.Warn("cannot replay the alert feed journal to a resuming client", "after", after, "err", err)
-				fmt.Fprintf(w, "event: error\ndata: {\"error\":%q}\n\n", "cannot replay missed alerts: "+err.Error())
+				fmt.Fprintf(w, "event: error\ndata: {\"error\":%q}\n\n", "cannot replay the alerts missed since this Last-Event-ID: the history is not answering; reconnect later to get them")
 			}
 			for _, it := range missed {
 				if !send(it) {
@@ -113,5 +145,30 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		if rc.Flush() != nil {
 			return
 		}
+	}
+}
+
+// streamCounter counts the alert streams each token has open.
+type streamCounter struct {
+	mu   sync.Mutex
+	open map[string]int
+}
+
+// take opens a stream for who unless who has max open; release closes it.
+func (c *streamCounter) take(who string, max int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open[who] >= max {
+		return false
+	}
+	c.open[who]++
+	return true
+}
+
+func (c *streamCounter) release(who string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open[who]--; c.open[who] <= 0 {
+		delete(c.open, who)
 	}
 }

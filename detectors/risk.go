@@ -28,6 +28,9 @@ const (
 	riskPastCap     = 30
 	riskNoPermit    = 25
 	riskUnregister  = 35
+	// riskSevereFloor: a vehicle with an open severe alert scores at least this (high), whatever
+	// else it has: a squad must not read "medium" for a truck spilling its load right now.
+	riskSevereFloor = 60
 	riskHistory     = 30 * 24 * time.Hour
 	riskHistoryMax  = 64 // opened times kept per vehicle
 )
@@ -83,6 +86,7 @@ func (e *Engine) updateRisk(tr *Track, now time.Time) {
 	}
 	var reasons []string
 	open := 0
+	severe := false
 	for _, ep := range tr.episodes {
 		if ep == nil || ep.alert == nil {
 			continue
@@ -91,6 +95,7 @@ func (e *Engine) updateRisk(tr *Track, now time.Time) {
 		switch a.Severity {
 		case SeveritySevere:
 			open += riskOpenSevere
+			severe = true
 		case SeverityWarning:
 			open += riskOpenWarning
 		default:
@@ -111,6 +116,9 @@ func (e *Engine) updateRisk(tr *Track, now time.Time) {
 	if add, reason := registrationRisk(tr.registered, tr.permitted); add > 0 {
 		score += add
 		reasons = append(reasons, reason)
+	}
+	if severe {
+		score = max(score, riskSevereFloor)
 	}
 	score = min(score, 100)
 	e.risks.set(tr.VehicleID, Risk{Score: score, Level: riskLevel(score), Reasons: reasons, Updated: now})

@@ -30,6 +30,11 @@ func TestRiskScore(t *testing.T) {
 	}
 	fix("粤B00001", 0, 1000, 30)
 	f("粤B00001", "low", 0, "")
+	// one open severe alert of a registered, permitted truck is high on its own (35 + 4 would be
+	// medium)
+	fix("粤B00001", 10, 1200, 70)
+	fix("粤B00001", 20, 1400, 70)
+	f("粤B00001", "high", 60, "open severe speeding alert")
 	if _, ok := eng.Risk("粤B99998"); ok {
 		t.Error("a vehicle never seen has no risk")
 	}

@@ -380,7 +380,7 @@ func TestAPI(t *testing.T) {
 			{`{"action":"dispatch","officer_id":"officer-near"}`, 200, api.StateDispatched},
 			{`{"action":"dispatch","officer_id":"nobody"}`, 400, ""},
 			{`{"action":"resolve","reason":"fined on the spot"}`, 200, api.StateResolved},
-			{`{"action":"resolve"}`, 404, ""},
+			{`{"action":"resolve"}`, 409, ""}, // already resolved: a conflict, not unknown
 			{`not json`, 400, ""},
 		} {
 			status, body := c.do(api.RoleSupervisor, "POST", path, tc.body)
@@ -396,6 +396,12 @@ func TestAPI(t *testing.T) {
 			} else if !strings.Contains(string(body), `"error"`) {
 				t.Errorf("%s: refused without a message: %s", tc.body, body)
 			}
+		}
+		// a resolved alert keeps its history for GET
+		var handled api.AlertView
+		c.getJSON(api.RoleSupervisor, "/api/v1/alerts/"+alertID, 200, &handled)
+		if handled.Handling.State != api.StateResolved || len(handled.Handling.Actions) != 3 {
+			t.Errorf("GET of the resolved alert: %s with %d actions, want resolved with 3", handled.Handling.State, len(handled.Handling.Actions))
 		}
 		ev := next(t, stream, "the resolve action on the stream", func(ev sseEvent) bool {
 			return ev.event == api.ChangeHandling && ev.item.Alert.ID == alertID && ev.item.Alert.Handling.State == api.StateResolved

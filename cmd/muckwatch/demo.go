@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,6 +21,8 @@ import (
 	"github.com/muckwatch/muckwatch/internal/chlocal"
 	"github.com/muckwatch/muckwatch/pipeline"
 	"github.com/muckwatch/muckwatch/sim"
+	"github.com/muckwatch/muckwatch/sink"
+	"github.com/muckwatch/muckwatch/tables"
 )
 
 func cmdDemo(ctx context.Context, args []string) error {
@@ -135,11 +138,20 @@ muckwatch demo — %s: %d sites, %d routes, %d zones, %d vehicles, %d permits
 			fmt.Printf("                 curl -N -H 'Authorization: Bearer %s' %s/api/v1/alerts/stream?severity=severe\n", demoTokens[1][1], st.APIURL)
 		}
 	}
-	fmt.Printf("simulating the city at %gx real time from %s ago (Ctrl-C stops everything)\n\n", sf.speedup, sf.back)
+	start, resumed, err := demoStart(ctx, cfg.ClickHouse, log, time.Now(), sf.back)
+	if err != nil {
+		return err
+	}
+	if resumed {
+		fmt.Printf("continuing the city at %gx real time from %s, where the last run on this data stopped (its hours are not simulated again; Ctrl-C stops everything)\n\n",
+			sf.speedup, start.Format(time.RFC3339))
+	} else {
+		fmt.Printf("simulating the city at %gx real time from %s ago (Ctrl-C stops everything)\n\n", sf.speedup, sf.back)
+	}
 
 	em := sim.NewKafkaEmitter(ctx, cfg.Kafka.Brokers, cfg.Kafka.Topics)
 	defer em.Close()
-	simulator, err := sim.New(c, sf.options(ctx, em.Flush))
+	simulator, err := sim.New(c, sf.options(ctx, em.Flush, start))
 	if err != nil {
 		return err
 	}
@@ -178,6 +190,32 @@ muckwatch demo — %s: %d sites, %d routes, %d zones, %d vehicles, %d permits
 			return nil
 		}
 	}
+}
+
+// demoStart is when the demo's simulated time starts: back before now, or, when ClickHouse
+// already holds positions after that (an earlier demo run on the same data), just after the
+// newest of them, so that a re-run continues the city instead of simulating the same hours again
+// (which would store a second copy of them, with other times and so other alerts). resumed
+// reports the latter.
+func demoStart(ctx context.Context, chCfg sink.ClickHouseConfig, log *slog.Logger, now time.Time, back time.Duration) (start time.Time, resumed bool, err error) {
+	start = now.Add(-back).Truncate(time.Second)
+	ch, err := sink.OpenClickHouse(ctx, chCfg, log, nil)
+	if err != nil {
+		return start, false, err
+	}
+	defer ch.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	t := tables.Positions
+	var newest int64
+	q := "SELECT max(" + t.Col("ts_ms") + ") FROM " + t.In(ch.Database()) + " WHERE " + t.Col("ts") + " >= toDateTime(?)"
+	if err := ch.Conn().QueryRow(ctx, q, start.Unix()).Scan(&newest); err != nil {
+		return start, false, fmt.Errorf("cannot read the newest position stored in %s: %w", ch.Database(), err)
+	}
+	if newest <= start.UnixMilli() {
+		return start, false, nil
+	}
+	return time.UnixMilli(newest).Add(time.Second).Truncate(time.Second), true, nil
 }
 
 // statusPrinter prints live counts from the metrics registry.

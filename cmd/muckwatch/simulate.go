@@ -40,8 +40,8 @@ func (f *simFlags) register(fl *flag.FlagSet, duration, back time.Duration, spee
 	fl.Float64Var(&f.noise, "noise-m", 3, "GPS position noise, standard deviation in metres")
 }
 
-func (f *simFlags) options(ctx context.Context, flush func() error) sim.Options {
-	start := time.Now().Add(-f.back).Truncate(time.Second)
+// options are the simulator's options with simulated time starting at start.
+func (f *simFlags) options(ctx context.Context, flush func() error, start time.Time) sim.Options {
 	o := sim.Options{Seed: f.seed, Start: start, Duration: f.duration, Interval: f.interval, Vehicles: f.vehicles,
 		Unregistered: f.unregistered, Officers: f.officers, ViolationRate: f.violationRate, NoiseM: f.noise}
 	if f.speedup > 0 {
@@ -71,7 +71,7 @@ func cmdSimulate(ctx context.Context, args []string) error {
 	}
 	em := sim.NewKafkaEmitter(ctx, strings.Split(*brokers, ","), cfg.Kafka.Topics)
 	defer em.Close()
-	s, err := sim.New(c, sf.options(ctx, em.Flush))
+	s, err := sim.New(c, sf.options(ctx, em.Flush, time.Now().Add(-sf.back).Truncate(time.Second)))
 	if err != nil {
 		return err
 	}
