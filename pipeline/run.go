@@ -106,6 +106,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 	p.state = func(ctx context.Context, inputs []int32, f func(key, value []byte) error) (int, error) {
 		return statetopic.Read(ctx, cfg.Outputs.Brokers, cfg.Outputs.StateTopic, stateDialer, inputs, f)
 	}
+	// the consumer's view of p, telling the probes when its loop turns and when it holds back;
+	// before any of p's goroutines start
+	handler := h.watch(p)
 
 	g, gctx := errgroup.WithContext(ctx)
 	var live *api.Live
@@ -156,7 +159,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 		p.Run(writerCtx)
 	}()
 	g.Go(func() error {
-		err := consumer.Run(gctx, h.watch(p))
+		err := consumer.Run(gctx, handler)
 		stopWriter()
 		<-writerDone
 		if err != nil {
