@@ -4,12 +4,12 @@
 #   make test   every test, integration tests against a real ClickHouse server and the broker
 GO ?= go
 
-.PHONY: demo test deps build console console-perf fuzz vet chaos lint-openapi
+.PHONY: demo test deps build console console-perf fuzz vet chaos lint-openapi rules chart
 
 demo: deps build
 	bin/muckwatch demo
 
-test: deps vet lint-openapi console
+test: deps vet lint-openapi console rules
 	@git diff --quiet -- console/dist 2>/dev/null || { echo "console/dist differs from a build of console/web: commit the rebuilt bundle (make console)"; exit 1; }
 	cd console && node --test web/*.test.mjs
 	$(GO) test -race -count=1 -timeout 30m ./...
@@ -41,6 +41,19 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRestore$$' -fuzztime $(FUZZEXECS)x ./detectors
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCursor$$' -fuzztime $(FUZZEXECS)x ./api
 
+# The Prometheus alert rules (deploy/prometheus): valid, and each firing on the series it is meant
+# for and only after its hold duration (promtool's unit tests, about a second).
+rules:
+	promtool check rules deploy/prometheus/muckwatch-rules.yml
+	promtool test rules deploy/prometheus/muckwatch-rules.test.yml
+
+# The Helm chart linted and rendered by a helm built from the Go module proxy (a few minutes the
+# first time; not part of `make test`).
+HELM ?= $(GO) run helm.sh/helm/v3/cmd/helm@v3.19.5
+chart:
+	$(HELM) lint --strict deploy/helm/muckwatch
+	$(HELM) template muckwatch deploy/helm/muckwatch >/dev/null
+
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
@@ -48,9 +61,10 @@ vet:
 
 # Installs what the tests and the demo need: Debian's clickhouse-server (when missing), the Go
 # modules, the OpenAPI linter (npm, pinned), the console's npm packages and Debian's chromium for
-# its browser journeys. Idempotent.
+# its browser journeys, promtool (Debian's prometheus package) for the alert rules. Idempotent.
 deps:
 	bash deploy/clickhouse-local.sh install
+	bash deploy/promtool.sh
 	$(GO) mod download
 	bash tools/openapi-lint/install.sh
 	bash console/build.sh deps

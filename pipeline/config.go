@@ -79,6 +79,23 @@ type MetricsConfig struct {
 	// Listen is the address of the HTTP server serving /metrics (default 127.0.0.1:9464); "off"
 	// disables it.
 	Listen string `yaml:"listen"`
+	// HealthzStall: /healthz (liveness) fails once the consumer has handled no batch and no idle
+	// tick for this long while nothing explains it (starting, restoring detector state, holding
+	// back for a failing sink). Default 2m.
+	HealthzStall time.Duration `yaml:"healthz_stall"`
+	// ReadyzHolding: /readyz (readiness) fails once the pipeline has held back for a failing sink
+	// for this long. Default 30s.
+	ReadyzHolding time.Duration `yaml:"readyz_holding"`
+}
+
+func (c MetricsConfig) withDefaults() MetricsConfig {
+	if c.HealthzStall == 0 {
+		c.HealthzStall = 2 * time.Minute
+	}
+	if c.ReadyzHolding == 0 {
+		c.ReadyzHolding = 30 * time.Second
+	}
+	return c
 }
 
 // LogConfig configures logging.
@@ -143,6 +160,7 @@ func (c *Config) applyDefaults() {
 	if c.Metrics.Listen == "off" {
 		c.Metrics.Listen = ""
 	}
+	c.Metrics = c.Metrics.withDefaults()
 	c.Pipeline = c.Pipeline.withDefaults()
 	c.Detectors = c.Detectors.WithDefaults()
 	c.API = c.API.WithDefaults()
@@ -186,6 +204,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
 			return fmt.Errorf("metrics.listen: %q is not host:port", c.Metrics.Listen)
 		}
+	}
+	if c.Metrics.HealthzStall < 0 || c.Metrics.ReadyzHolding < 0 {
+		return fmt.Errorf("metrics.healthz_stall (%s) and metrics.readyz_holding (%s) must not be negative", c.Metrics.HealthzStall, c.Metrics.ReadyzHolding)
 	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		return err

@@ -45,6 +45,7 @@ func TestConfigErrors(t *testing.T) {
 	f("log:\n  level: loud\n", "log.level")
 	f("metrics:\n  listen: nonsense\n", "metrics.listen")
 	f("city_reload_interval: -1s\n", "city_reload_interval")
+	f("metrics:\n  healthz_stall: -1s\n", "metrics.healthz_stall")
 }
 
 func TestEmptyConfigIsDefaults(t *testing.T) {

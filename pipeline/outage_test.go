@@ -77,6 +77,12 @@ func TestClickHouseOutage(t *testing.T) {
 	env := startEnv(t, func(c *Config) {
 		c.ClickHouse.Addr = []string{srv.TCPAddr}
 		c.API.Listen = ""
+		c.Metrics.ReadyzHolding = 5 * time.Second
+	})
+	readyz, healthz := probeURL(env.started.MetricsURL, "/readyz"), probeURL(env.started.MetricsURL, "/healthz")
+	env.waitFor("ready before the outage", time.Minute, func() bool {
+		code, _ := probe(t, readyz)
+		return code == 200
 	})
 	c := env.started.Engine.City()
 	start, err := sim.PastStart(time.Now(), "07:00", time.Hour, c.Location)
@@ -117,12 +123,33 @@ func TestClickHouseOutage(t *testing.T) {
 	// the live heap (after a collection, so that garbage of earlier tests in this process does
 	// not count), sampled while the outage lasts
 	var peak uint64
+	// the probes during the outage: not ready (ClickHouse does not answer; and holding back once
+	// that has lasted metrics.readyz_holding), alive all along (a restart would not help)
+	var unready, unreadyHolding, unalive int
 	for time.Since(down) < outage {
 		var ms runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&ms)
 		peak = max(peak, ms.HeapAlloc)
+		code, body := probe(t, readyz)
+		if code == 503 && strings.Contains(body, "ClickHouse does not answer") {
+			unready++
+			if strings.Contains(body, "holding back for") {
+				unreadyHolding++
+			}
+		}
+		if code, body := probe(t, healthz); code != 200 {
+			unalive++
+			t.Logf("/healthz during the outage: %d %q", code, body)
+		}
 		time.Sleep(500 * time.Millisecond) // the outage lasts; this samples it
+	}
+	if code, body := probe(t, readyz); code != 503 || !strings.Contains(body, "holding back for") {
+		t.Errorf("/readyz at the end of the outage: %d %q, want 503 holding back", code, body)
+	}
+	t.Logf("probes during the outage: %d not ready (%d of them holding back), %d not alive", unready, unreadyHolding, unalive)
+	if unready == 0 || unreadyHolding == 0 || unalive > 0 {
+		t.Errorf("probes during the outage: %d times not ready for ClickHouse, %d of them holding back, %d times not alive; want some, some, none", unready, unreadyHolding, unalive)
 	}
 	holding := scrape(t, env.started.MetricsURL, "muckwatch_pipeline_holding")
 	failures := scrape(t, env.started.MetricsURL, "muckwatch_pipeline_write_failures_total")
@@ -130,6 +157,7 @@ func TestClickHouseOutage(t *testing.T) {
 	if _, err := chlocal.StartIn(srv.Dir); err != nil {
 		t.Fatal(err)
 	}
+	up := time.Now()
 	t.Logf("ClickHouse down %s: holding=%g, %g failed writes retried, %g commits during the outage (at most the one in flight), peak live heap %d MiB",
 		time.Since(down).Round(time.Second), holding, failures, commitsDuring, peak>>20)
 	if holding != 1 || failures < 1 {
@@ -151,6 +179,14 @@ func TestClickHouseOutage(t *testing.T) {
 	env.waitFor("the pipeline no longer holding", time.Minute, func() bool {
 		return scrape(t, env.started.MetricsURL, "muckwatch_pipeline_holding") == 0
 	})
+	env.waitFor("ready again after the outage", time.Minute, func() bool {
+		code, _ := probe(t, readyz)
+		return code == 200
+	})
+	t.Logf("ready again %s after ClickHouse was started", time.Since(up).Round(100*time.Millisecond))
+	if code, body := probe(t, healthz); code != 200 {
+		t.Errorf("/healthz after the outage: %d %q", code, body)
+	}
 }
 
 // simMessages runs simulator s and returns its records as Kafka messages for cfg's topics, to be

@@ -7,16 +7,14 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/muckwatch/muckwatch/api"
@@ -49,6 +47,18 @@ type Started struct {
 // (handling and committing what was read), close the outputs. ready, if not nil, receives the
 // running parts once the pipeline is consuming.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Registry, ready chan<- Started) error {
+	// The probes answer from the start: not ready while starting (health.go).
+	h := newHealth(cfg.Metrics, time.Now, log)
+	var metrics *metricsServer
+	if cfg.Metrics.Listen != "" {
+		var err error
+		if metrics, err = serveMetrics(cfg.Metrics.Listen, reg, h); err != nil {
+			return err
+		}
+		defer metrics.Close()
+		log.Info("metrics served", "url", metrics.URL, "liveness", strings.TrimSuffix(metrics.URL, "/metrics")+"/healthz",
+			"readiness", strings.TrimSuffix(metrics.URL, "/metrics")+"/readyz")
+	}
 	loaded := folderStamp(cfg.City) // before loading: a change made meanwhile is reloaded
 	c, err := LoadCity(cfg.City)
 	if err != nil {
@@ -56,6 +66,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 	}
 	log.Info("city loaded", "city", c.Name, "sites", len(c.Sites), "routes", len(c.Routes), "zones", len(c.Zones),
 		"vehicles", len(c.Vehicles), "permits", len(c.Permits))
+	h.setStep(stepSchema)
 	ch, err := sink.OpenClickHouse(ctx, cfg.ClickHouse, log, reg)
 	if err != nil {
 		return err
@@ -64,6 +75,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 	if err := ch.Migrate(ctx); err != nil {
 		return err
 	}
+	h.setClickHouse(ch)
+	h.setStep(stepJoin)
 	log.Info("ClickHouse schema up to date", "addr", cfg.ClickHouse.Addr, "database", ch.Database(), "server", ch.ServerVersion())
 	out, err := sink.NewKafkaOutput(cfg.Outputs, log, reg)
 	if err != nil {
@@ -93,6 +106,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 	p.state = func(ctx context.Context, inputs []int32, f func(key, value []byte) error) (int, error) {
 		return statetopic.Read(ctx, cfg.Outputs.Brokers, cfg.Outputs.StateTopic, stateDialer, inputs, f)
 	}
+	// the consumer's view of p, telling the probes when its loop turns and when it holds back;
+	// before any of p's goroutines start
+	handler := h.watch(p)
 
 	g, gctx := errgroup.WithContext(ctx)
 	var live *api.Live
@@ -122,26 +138,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 		log.Info("API served", "url", apiURL+"/api/v1", "openapi", apiURL+"/api/v1/openapi.json")
 	}
 	metricsURL := ""
-	if cfg.Metrics.Listen != "" {
-		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
-		if err != nil {
-			return fmt.Errorf("cannot listen for metrics on %s: %w", cfg.Metrics.Listen, err)
-		}
-		metricsURL = "http://" + ln.Addr().String() + "/metrics"
-		srv := &http.Server{Handler: metricsMux(reg), ReadHeaderTimeout: 5 * time.Second}
+	if metrics != nil {
+		metricsURL = metrics.URL
 		g.Go(func() error {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("metrics server: %w", err)
+			select {
+			case err := <-metrics.failed:
+				return err
+			case <-gctx.Done():
+				h.setStep(stepStopping)
+				return nil
 			}
-			return nil
 		})
-		g.Go(func() error {
-			<-gctx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			return srv.Shutdown(sctx)
-		})
-		log.Info("metrics served", "url", metricsURL)
 	}
 	// The writer outlives a stop of the consumer by as long as the consumer waits for the batches
 	// in flight (its drain timeout): it is stopped once the consumer returned.
@@ -152,7 +159,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 		p.Run(writerCtx)
 	}()
 	g.Go(func() error {
-		err := consumer.Run(gctx, p)
+		err := consumer.Run(gctx, handler)
 		stopWriter()
 		<-writerDone
 		if err != nil {
@@ -196,11 +203,4 @@ func (a alertAnnouncer) Announce(ctx context.Context, items []api.FeedItem) erro
 		keys[i], values[i] = []byte(v.VehicleID), b
 	}
 	return a.out.WriteAlertJSON(ctx, keys, values)
-}
-
-func metricsMux(reg *prometheus.Registry) *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	return mux
 }
