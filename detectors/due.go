@@ -62,6 +62,7 @@ func (e *Engine) Tick() {
 			}
 			e.release(tr, i)
 		}
+		e.expire(tr, wm) // episode.go: episodes a silence ends, escalations due in time
 		e.schedule(tr, wm)
 	}
 }
@@ -104,6 +105,9 @@ func (e *Engine) schedule(tr *Track, after time.Time) {
 		if t := e.fixes[i].rule.(TimeRule).NextDue(tr, ep); !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
+	}
+	if t := e.expireDue(tr); !t.IsZero() && (next.IsZero() || t.Before(next)) {
+		next = t // episode.go: a silence that ends episodes, an escalation due in time
 	}
 	if next.IsZero() {
 		if tr.dueAt >= 0 {

@@ -53,7 +53,7 @@ func (r *SignalLost) Judge(c *city.City, prev, cur *Observation, ep *Episode) Ve
 // Due implements TimeRule: silent for After since a fix on the road at speed. It keeps no memo.
 func (r *SignalLost) Due(c *city.City, tr *Track, ep *Episode, watermark time.Time) (Verdict, bool) {
 	silent := watermark.Sub(tr.last.Time)
-	if silent < r.cfg.After || tr.last.SpeedKmh <= r.cfg.MovingSpeedKmh || tr.inSite {
+	if silent < r.cfg.After || !r.moving(&tr.last) || tr.inSite {
 		return Verdict{}, false
 	}
 	return Verdict{Active: true, Immediate: true, Severity: SeverityWarning, Value: silent.Seconds(), Limit: r.cfg.After.Seconds(), Since: tr.last.Time}, false
@@ -61,10 +61,15 @@ func (r *SignalLost) Due(c *city.City, tr *Track, ep *Episode, watermark time.Ti
 
 // NextDue implements TimeRule: a truck last seen moving on the road is due its threshold after.
 func (r *SignalLost) NextDue(tr *Track, ep *Episode) time.Time {
-	if !tr.hasLast || tr.last.SpeedKmh <= r.cfg.MovingSpeedKmh || tr.inSite {
+	if !tr.hasLast || !r.moving(&tr.last) || tr.inSite {
 		return time.Time{}
 	}
 	return tr.last.Time.Add(r.cfg.After)
+}
+
+// moving reports whether the truck was moving at o: not still, and above MovingSpeedKmh.
+func (r *SignalLost) moving(o *Observation) bool {
+	return (o.Reported || !o.Still) && o.SpeedKmh > r.cfg.MovingSpeedKmh
 }
 
 // Describe implements FixRule.

@@ -1,9 +1,14 @@
 package detectors
 
 import (
+	"math"
 	"time"
 
+	"github.com/paulmach/orb"
+
 	"github.com/muckwatch/muckwatch/city"
+	"github.com/muckwatch/muckwatch/geo"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 // A Track is everything the engine remembers of one vehicle: its last accepted fix, its episodes
@@ -23,6 +28,7 @@ type Track struct {
 	permitted  bool
 	scored     bool // a risk was computed
 	jumps      int
+	motion     motion // recent fixes: derived speed, stillness (kinematics)
 	episodes   []*Episode   // one per registered rule, fix rules first (each nil while it holds nothing); nil while all are (slot)
 	dirty      bool         // changed since the last checkpoint
 	src        partitionKey // the input partition its fixes come from
@@ -85,4 +91,210 @@ func (e *Engine) unnumber(tr *Track) {
 func (e *Engine) forget(tr *Track) {
 	delete(e.tracks, tr.VehicleID)
 	e.unnumber(tr)
+}
+
+// The track's kinematics: what a vehicle's recent fixes say about its motion. Terminals report
+// a speed or not; positions are noisy (σ 10–15 m), jump after a re-acquisition, and jitter while
+// parked. So no speed is ever taken from one pair of fixes:
+//
+//   - distances are on the ground, anywhere on Earth (groundDist: a local scale per pair of fixes,
+//     great-circle for far ones), never in the city's projection, which is right only near its
+//     origin;
+//   - a fix farther from the last accepted one than the truck can have gone (at the speed it had,
+//     accelerating at most MaxAccel, never above MaxSpeedKmh, plus two fixes' GPS error) is a
+//     jump: stored, not judged; three in a row are believed, and the motion starts afresh there;
+//   - a derived speed is the median (of three) or the lower (of two) of the distances over time
+//     from the cur fix back to the recent fixes 20–60 s before it (SpeedWindow), capped at the
+//     physical maximum, so one noisy or jumped fix moves it little and one pair never sets it;
+//   - a truck that has stayed within StopRadiusM of where it stopped for StillFor is still (speed
+//     0), whatever one fix's jitter says: one fix outside the radius is set aside, the stop moves
+//     only when two fixes in a row agree on a new place.
+
+// motionLen is how many recent fixes a track keeps for its derived speed, at least motionStep
+// apart: 8 × 4 s covers the speed window at 1 s reporting, 8 fixes at 30 s.
+const (
+	motionLen  = 8
+	motionStep = 4 * time.Second
+)
+
+// trace is one remembered fix: its time and where it was.
+type trace struct {
+	t  time.Time
+	ll orb.Point
+}
+
+// motion is a track's kinematic memory. It is not checkpointed: after a restore a track's speed
+// is derived again once its window has filled (a few fixes), reported speeds are used at once.
+type motion struct {
+	ring [motionLen]trace // newest at head, n filled
+	head int
+	n    int
+	stay stay
+}
+
+// reset forgets the motion: the next fix starts it afresh.
+func (m *motion) reset() { *m = motion{} }
+
+// push remembers a fix, unless the newest remembered one is less than motionStep older.
+func (m *motion) push(t time.Time, ll orb.Point) {
+	if m.n > 0 && t.Sub(m.ring[m.head].t) < motionStep {
+		return
+	}
+	m.head = (m.head + 1) % motionLen
+	m.ring[m.head] = trace{t: t, ll: ll}
+	if m.n < motionLen {
+		m.n++
+	}
+}
+
+// speed derives the speed at (t, ll) in m/s from the remembered fixes between window and
+// 3·window before it: the median of the three newest such estimates, the lower of two, or the
+// one; ok is false when there is none.
+func (m *motion) speed(t time.Time, ll orb.Point, window time.Duration) (mps float64, ok bool) {
+	var est [3]float64
+	k := 0
+	for i := 0; i < m.n && k < 3; i++ {
+		tr := &m.ring[(m.head-i+motionLen)%motionLen]
+		span := t.Sub(tr.t)
+		if span < window {
+			continue
+		}
+		if span > 3*window {
+			break
+		}
+		est[k] = groundDist(tr.ll, ll) / span.Seconds()
+		k++
+	}
+	switch k {
+	case 0:
+		return 0, false
+	case 1:
+		return est[0], true
+	case 2:
+		return min(est[0], est[1]), true
+	}
+	return max(min(est[0], est[1]), min(max(est[0], est[1]), est[2])), true
+}
+
+// stay is where a vehicle has been staying: the centre of its fixes there (a running mean, so
+// that it does not wander with one fix's noise), since when, and a fix outside it that may be
+// the start of another stay (alt), if the next one agrees.
+type stay struct {
+	centre orb.Point // lon/lat
+	n      int
+	since  time.Time
+	alt    orb.Point
+	altAt  time.Time
+	hasAlt bool
+}
+
+// stayMeanMax bounds the running mean's weight, so a slow drift while parked moves the centre.
+const stayMeanMax = 32
+
+// stayStep is what one fix did to a stay.
+type stayStep uint8
+
+const (
+	stayIn    stayStep = iota // within the stay (or its first fix)
+	stayAside                 // outside it, set aside: jitter, or the start of a move
+	stayMoved                 // outside it twice in a row: a new stay starts (at the fix set aside, if this one agrees with it)
+)
+
+// observe moves the stay on by a fix: within radius of the centre it goes on; outside it, the fix
+// is set aside (alt), and if the one before was set aside too the vehicle has moved: a new stay
+// starts, at the fix set aside when this one is within radius of it, else at this one.
+func (s *stay) observe(t time.Time, ll orb.Point, radius float64) stayStep {
+	if s.n == 0 {
+		*s = stay{centre: ll, n: 1, since: t}
+		return stayIn
+	}
+	if groundDist(s.centre, ll) <= radius {
+		s.n++
+		w := 1 / float64(min(s.n, stayMeanMax))
+		s.centre = orb.Point{s.centre[0] + (ll[0]-s.centre[0])*w, s.centre[1] + (ll[1]-s.centre[1])*w}
+		s.hasAlt = false
+		return stayIn
+	}
+	if !s.hasAlt {
+		s.alt, s.altAt, s.hasAlt = ll, t, true
+		return stayAside
+	}
+	if groundDist(s.alt, ll) <= radius {
+		*s = stay{centre: orb.Point{(s.alt[0] + ll[0]) / 2, (s.alt[1] + ll[1]) / 2}, n: 2, since: s.altAt}
+	} else {
+		*s = stay{centre: ll, n: 1, since: t}
+	}
+	return stayMoved
+}
+
+// kinematics judges fix f against the track's last accepted observation prev (nil for its first
+// fix) and fills cur's speed and stillness. It returns false for a fix that is not to be judged
+// (a jump).
+func (e *Engine) kinematics(tr *Track, f *record.Fix, prev, cur *Observation) bool {
+	m := &tr.motion
+	if f.HasSpeed {
+		cur.SpeedKmh, cur.Reported = min(float64(f.SpeedKmh), e.cfg.MaxSpeedKmh), true
+	}
+	if prev == nil {
+		m.reset()
+	} else {
+		dt := f.Time.Sub(prev.Time).Seconds()
+		dist := groundDist(prev.LL, cur.LL)
+		vmax := e.cfg.MaxSpeedKmh / 3.6
+		if f.HasSpeed && prev.Reported {
+			vmax = min(vmax, (max(float64(f.SpeedKmh), prev.SpeedKmh)*1.3+25)/3.6)
+		}
+		reach := vmax * dt
+		if prev.Reported || prev.Derived { // from the speed it had (or has), accelerating at most MaxAccel
+			v0 := prev.SpeedKmh
+			if cur.Reported {
+				v0 = max(v0, cur.SpeedKmh)
+			}
+			reach = min(reach, v0/3.6*dt+e.cfg.MaxAccel*dt*dt/2)
+		}
+		if dist > reach+e.cfg.JumpSlackM {
+			if tr.jumps < 3 {
+				tr.jumps++
+				e.metrics.skipped.WithLabelValues("jump").Inc()
+				return false
+			}
+			m.reset() // believed: the positions before it are not comparable with it
+		}
+	}
+	tr.jumps = 0
+	step := m.stay.observe(cur.Time, cur.LL, e.cfg.StopRadiusM)
+	cur.Still = step != stayAside && cur.Time.Sub(m.stay.since) >= e.cfg.StillFor
+	if cur.Still {
+		cur.StillSince, cur.StayAt = m.stay.since, m.stay.centre
+	}
+	if !cur.Reported {
+		switch v, ok := m.speed(cur.Time, cur.LL, e.cfg.SpeedWindow); {
+		case cur.Still:
+			cur.SpeedKmh, cur.Derived = 0, true
+		case ok:
+			cur.SpeedKmh, cur.Derived = min(v*3.6, e.cfg.MaxSpeedKmh), true
+		}
+	}
+	m.push(cur.Time, cur.LL)
+	return true
+}
+
+// groundDist is the distance in metres between two lon/lat points on the ground: on the local
+// scale of the pair (metres per degree of longitude at their mean latitude), which is within
+// 0.01 % of the great circle up to tens of kilometres, anywhere on Earth; farther apart, the
+// great circle itself.
+func groundDist(a, b orb.Point) float64 {
+	const rad = math.Pi / 180
+	dlon := b[0] - a[0]
+	if dlon > 180 {
+		dlon -= 360
+	} else if dlon < -180 {
+		dlon += 360
+	}
+	dlat := b[1] - a[1]
+	if math.Abs(dlon) > 0.5 || math.Abs(dlat) > 0.5 {
+		return geo.DistanceM(a, b)
+	}
+	kx := math.Cos((a[1] + b[1]) / 2 * rad)
+	return geo.EarthRadiusM * rad * math.Hypot(dlon*kx, dlat)
 }
