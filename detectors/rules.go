@@ -30,12 +30,12 @@ type Observation struct {
 	Still      bool
 	StillSince time.Time
 	StayAt     orb.Point // the centre of the track's current stay (lon/lat)
-	Lifted   bool
-	ACC      bool
-	Vehicle  *city.Vehicle // nil for an unregistered plate
-	Permit   *city.Permit  // the permit valid now, nil if none
-	Sites    []int32       // indices of sites containing XY
-	Zones    []int32       // indices of zones containing XY
+	Lifted     bool
+	ACC        bool
+	Vehicle    *city.Vehicle // nil for an unregistered plate
+	Permit     *city.Permit  // the permit valid now, nil if none
+	Sites      []int32       // indices of sites containing XY
+	Zones      []int32       // indices of zones containing XY
 }
 
 // Verdict is a rule's judgement of one observation.

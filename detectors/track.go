@@ -28,7 +28,7 @@ type Track struct {
 	permitted  bool
 	scored     bool // a risk was computed
 	jumps      int
-	motion     motion // recent fixes: derived speed, stillness (kinematics)
+	motion     motion       // recent fixes: derived speed, stillness (kinematics)
 	episodes   []*Episode   // one per registered rule, fix rules first (each nil while it holds nothing); nil while all are (slot)
 	dirty      bool         // changed since the last checkpoint
 	src        partitionKey // the input partition its fixes come from
