@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/muckwatch/muckwatch/record"
 	"github.com/paulmach/orb"
 )
 
@@ -121,14 +122,14 @@ func fromMs(v int64) time.Time {
 }
 
 // Dirty calls f with the checkpoint of every vehicle whose state changed since the last call, and
-// forgets them. partition is the input partition the vehicle's records come from: the checkpoint
-// belongs with it (the state topic is partitioned like the input).
+// forgets them. shard is the input the vehicle's records come from: the checkpoint belongs with
+// it (the pipeline's state topic is partitioned like the input).
 // The checkpoints of one call are appended to one buffer, arena (one allocation a batch at most,
 // not one a vehicle), which Dirty returns: pass it again once the slices f was given are no
 // longer used, or nil. f may keep them until then but must not append to them. An arena far
 // larger than the call needs (arenaSlack times) is dropped for a new one, so a burst does not
 // stay in memory; one a few times too large is kept, as live batches vary that much in size.
-func (e *Engine) Dirty(arena []byte, f func(vehicle string, partition int32, checkpoint []byte)) []byte {
+func (e *Engine) Dirty(arena []byte, f func(vehicle string, shard record.Shard, checkpoint []byte)) []byte {
 	if len(e.dirty) == 0 {
 		return arena
 	}
@@ -142,7 +143,7 @@ func (e *Engine) Dirty(arena []byte, f func(vehicle string, partition int32, che
 		tr.dirty = false
 		start := len(arena)
 		arena = e.appendCheckpoint(arena, tr)
-		f(tr.VehicleID, tr.src.partition, arena[start:len(arena):len(arena)])
+		f(tr.VehicleID, tr.shard, arena[start:len(arena):len(arena)])
 	}
 	e.checkpointSize = len(arena) / len(e.dirty)
 	clear(e.dirty)
@@ -161,9 +162,9 @@ func (e *Engine) markDirty(tr *Track) {
 }
 
 // Restore sets a vehicle's state from its checkpoint, unless the engine already holds newer state
-// for it or owned (when not nil) says its input partition is not this instance's. Episodes of
+// for it or owned (when not nil) says its input shard is not this instance's. Episodes of
 // rules no longer enabled are dropped; rules added since start empty.
-func (e *Engine) Restore(checkpoint []byte, owned func(topic string, partition int32) bool) error {
+func (e *Engine) Restore(checkpoint []byte, owned func(record.Shard) bool) error {
 	var s TrackState
 	if len(checkpoint) > 0 && (checkpoint[0] == binaryCheckpoint || checkpoint[0] == binaryCheckpointV2) {
 		var err error
@@ -181,16 +182,17 @@ func (e *Engine) Restore(checkpoint []byte, owned func(topic string, partition i
 	if s.VehicleID == "" {
 		return fmt.Errorf("checkpoint without a vehicle id")
 	}
-	if owned != nil && !owned(s.Topic, s.Partition) {
+	shard, evShard := record.Shard{Topic: s.Topic, Partition: s.Partition}, record.Shard{Topic: s.EventsTopic, Partition: s.EventsPartition}
+	if owned != nil && !owned(shard) {
 		return nil // another instance's vehicle (or an older checkpoint from before it moved)
 	}
 	if cur := e.tracks[s.VehicleID]; cur != nil && ((cur.hasLast && cur.last.Time.UnixMilli() > s.Last.TimeMs) ||
-		(cur.evSrc == partitionKey{s.EventsTopic, s.EventsPartition} && cur.evNext > s.EventsNext)) {
+		(cur.evShard == evShard && cur.evNext > s.EventsNext)) {
 		return nil // this instance is ahead (the checkpoint is older than what it processed)
 	}
 	tr := e.track(s.VehicleID)
-	tr.src, tr.restored = partitionKey{s.Topic, s.Partition}, true
-	tr.evSrc, tr.evNext = partitionKey{s.EventsTopic, s.EventsPartition}, s.EventsNext
+	tr.shard, tr.restored = shard, true
+	tr.evShard, tr.evNext = evShard, s.EventsNext
 	tr.hasLast, tr.inSite, tr.registered, tr.permitted, tr.scored, tr.jumps = s.HasLast, s.InSite, s.Registered, s.Permitted, s.Scored, s.Jumps
 	tr.last = Observation{Time: fromMs(s.Last.TimeMs), LL: s.Last.LL, XY: s.Last.XY, SpeedKmh: s.Last.SpeedKmh,
 		Reported: s.Last.Reported, Lifted: s.Last.Lifted, ACC: s.Last.ACC}

@@ -72,9 +72,9 @@ func TestCheckpointFormats(t *testing.T) {
 	for sec := 0; sec <= 60; sec += 10 {
 		ll := c.Proj.Inverse([2]float64{2100 + float64(sec)*10, 150})
 		f := record.Fix{VehicleID: "粤B00001", Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: 45, HasSpeed: true,
-			Src: record.Source{Topic: "muck.gps", Partition: 1}}
+			Src: record.Source{Shard: record.Shard{Topic: "muck.gps", Partition: 1}}}
 		eng.ProcessFix(&f)
-		eng.Dirty(nil, func(_ string, _ int32, cp []byte) { live = append(live, cp) })
+		eng.Dirty(nil, func(_ string, _ record.Shard, cp []byte) { live = append(live, cp) })
 	}
 	if !strings.Contains(string(live[len(live)-1]), "speeding") {
 		t.Fatal("the last checkpoint holds no speeding episode")
@@ -152,7 +152,7 @@ func TestBinaryCheckpointDamaged(t *testing.T) {
 		ll := c.Proj.Inverse([2]float64{2100 + float64(sec)*10, 150})
 		f := record.Fix{VehicleID: "粤B00001", Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: 45, HasSpeed: true}
 		eng.ProcessFix(&f)
-		eng.Dirty(nil, func(_ string, _ int32, b []byte) { cp = b })
+		eng.Dirty(nil, func(_ string, _ record.Shard, b []byte) { cp = b })
 	}
 	for _, tc := range []struct {
 		name string

@@ -24,9 +24,9 @@ func FuzzRestore(f *testing.F) {
 	for sec := 0; sec <= 60; sec += 10 {
 		ll := c.Proj.Inverse([2]float64{2100 + float64(sec)*10, 150})
 		fx := record.Fix{VehicleID: "粤B00001", Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: 45, HasSpeed: true,
-			Src: record.Source{Topic: "muck.gps", Partition: 1}}
+			Src: record.Source{Shard: record.Shard{Topic: "muck.gps", Partition: 1}}}
 		eng.ProcessFix(&fx)
-		eng.Dirty(nil, func(_ string, _ int32, cp []byte) { f.Add(cp) })
+		eng.Dirty(nil, func(_ string, _ record.Shard, cp []byte) { f.Add(cp) })
 	}
 	if file, err := os.Open("testdata/checkpoints.jsonl"); err == nil {
 		sc := bufio.NewScanner(file)
@@ -74,7 +74,7 @@ func FuzzRestore(f *testing.F) {
 			}
 			eng.Reset()
 			eng.ProcessFix(&fx)
-			eng.Tick()
+			tickTo(eng, fx.Time)
 		}
 	})
 }

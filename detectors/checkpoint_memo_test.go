@@ -43,6 +43,11 @@ func TestCheckpointMemosFromEarlierBuild(t *testing.T) {
 		own[k] = maps.Clone(latest)
 	}
 	earlier := readJourneyCheckpoints(t, "testdata/checkpoints_v3_journey.txt", len(journey))
+	// From the journey's first tick on, the earlier build's checkpoints hold decisions of the
+	// time-driven rules stamped with the event time of the tick that took them; this build
+	// stamps them with the time they fell due (the same whatever the inputs' progress), so their
+	// alerts differ from this build's own; what is restored is still carried on alike.
+	decided := slices.IndexFunc(journey, func(r journeyRecord) bool { return r.tick })
 	var stops, lifted, trips, sightings, waiting int
 	for k := range journey {
 		restored := newEngine()
@@ -51,8 +56,9 @@ func TestCheckpointMemosFromEarlierBuild(t *testing.T) {
 				t.Fatalf("after record %d: %v", k, err)
 			}
 		}
+		restored.Resume(record.Shard{}) // the journey's one input is read again at once
 		for v, tr := range restored.tracks {
-			if got := restored.checkpoint(tr); string(got) != string(own[k][v]) {
+			if got := restored.checkpoint(tr); k < decided && string(got) != string(own[k][v]) {
 				t.Errorf("after record %d: %s restored from the earlier build's checkpoint checkpoints to\n%x\nits own state to\n%x", k, v, got, own[k][v])
 			}
 			for _, ep := range tr.episodes {
@@ -216,9 +222,9 @@ func (r journeyRecord) process(eng *Engine) map[string][]byte {
 		eng.ProcessEvent(&ev)
 	}
 	if r.tick {
-		eng.Tick()
+		tickTo(eng, r.time())
 	}
 	cps := map[string][]byte{}
-	eng.Dirty(nil, func(v string, _ int32, cp []byte) { cps[v] = slices.Clone(cp) })
+	eng.Dirty(nil, func(v string, _ record.Shard, cp []byte) { cps[v] = slices.Clone(cp) })
 	return cps
 }

@@ -56,11 +56,11 @@ func TestCheckpointRestore(t *testing.T) {
 	first := newEngine()
 	got := run(first, fixes[:4]) // both episodes open
 	checkpoints := map[string][]byte{}
-	first.Dirty(nil, func(v string, _ int32, cp []byte) { checkpoints[v] = cp })
+	first.Dirty(nil, func(v string, _ record.Shard, cp []byte) { checkpoints[v] = cp })
 	if len(checkpoints) != 1 || len(checkpoints["粤B00001"]) > 4<<10 {
 		t.Fatalf("checkpoints: %d, %d bytes", len(checkpoints), len(checkpoints["粤B00001"]))
 	}
-	first.Dirty(nil, func(string, int32, []byte) { t.Error("a clean vehicle was checkpointed again") })
+	first.Dirty(nil, func(string, record.Shard, []byte) { t.Error("a clean vehicle was checkpointed again") })
 
 	second := newEngine()
 	if err := second.Restore(checkpoints["粤B00001"], nil); err != nil {
@@ -130,16 +130,16 @@ func TestRestoredTrackNotSilent(t *testing.T) {
 	fix := func(plate string, partition int32, sec int, x float64) record.Fix {
 		ll := c.Proj.Inverse([2]float64{x, 0})
 		return record.Fix{VehicleID: plate, Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: 40, HasSpeed: true,
-			Src: record.Source{Topic: "gps", Partition: partition}}
+			Src: record.Source{Shard: record.Shard{Topic: "gps", Partition: partition}}}
 	}
 	first, err := NewEngine(Config{}, c, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fs := []record.Fix{fix("粤B00001", 0, 0, 1000), fix("粤B00002", 1, 0, 1000)}
-	first.ProcessBatch(fs, nil)
+	newInput(first).batch(fs, nil)
 	var cps [][]byte
-	first.Dirty(nil, func(_ string, _ int32, cp []byte) { cps = append(cps, cp) })
+	first.Dirty(nil, func(_ string, _ record.Shard, cp []byte) { cps = append(cps, cp) })
 
 	second, err := NewEngine(Config{}, c, nil, nil)
 	if err != nil {
@@ -155,7 +155,8 @@ func TestRestoredTrackNotSilent(t *testing.T) {
 	for sec := 60; sec <= 600; sec += 60 {
 		later = append(later, fix("粤B00002", 1, sec, 1000+float64(sec)*10))
 	}
-	second.ProcessBatch(later, nil)
+	in := newInput(second)
+	in.batch(later, nil)
 	for _, ch := range second.Changes() {
 		if ch.Alert.Rule == RuleSignalLost {
 			t.Errorf("signal_lost for %s, whose partition was not read since the restart", ch.Alert.VehicleID)
@@ -163,7 +164,7 @@ func TestRestoredTrackNotSilent(t *testing.T) {
 	}
 	// once its partition is read again, a real silence is found
 	second.Reset()
-	second.ProcessBatch([]record.Fix{fix("粤B00003", 0, 660, 5000), fix("粤B00002", 1, 660, 8000)}, nil)
+	in.batch([]record.Fix{fix("粤B00003", 0, 660, 5000), fix("粤B00002", 1, 660, 8000)}, nil)
 	found := false
 	for _, ch := range second.Changes() {
 		found = found || (ch.Alert.Rule == RuleSignalLost && ch.Alert.VehicleID == "粤B00001")
@@ -187,26 +188,23 @@ func TestReleaseAndRestoreByPartition(t *testing.T) {
 	for i, plate := range plates {
 		ll := c.Proj.Inverse([2]float64{2100, 150})
 		f := record.Fix{VehicleID: plate, Time: start, Lat: ll[1], Lon: ll[0], SpeedKmh: 45, HasSpeed: true,
-			Src: record.Source{Topic: "muck.gps", Partition: int32(i % 2), Behind: 10}}
+			Src: record.Source{Shard: record.Shard{Topic: "muck.gps", Partition: int32(i % 2)}, Behind: 10}}
 		eng.ProcessFix(&f)
 	}
 	cps := map[string][]byte{}
 	parts := map[string]int32{}
-	eng.Dirty(nil, func(v string, p int32, cp []byte) { cps[v], parts[v] = cp, p })
+	eng.Dirty(nil, func(v string, s record.Shard, cp []byte) { cps[v], parts[v] = cp, s.Partition })
 	if parts["粤B00002"] != 1 || parts["粤B00003"] != 0 {
 		t.Fatalf("checkpoint partitions %v", parts)
 	}
-	if n := eng.Release("muck.gps", 1); n != 1 || eng.Tracks() != 2 {
+	if n := eng.Release(record.Shard{Topic: "muck.gps", Partition: 1}); n != 1 || eng.Tracks() != 2 {
 		t.Fatalf("released %d, %d tracks left; want 1 and 2", n, eng.Tracks())
 	}
 	checkEpisodeGauges(t, eng)
 	if _, ok := eng.Risk("粤B00002"); ok {
 		t.Error("a released vehicle still has a risk")
 	}
-	if _, ok := eng.clock.get(partitionKey{"muck.gps", 1}); ok {
-		t.Error("a released partition still holds the watermark")
-	}
-	if n := eng.Release("muck.gps", 7); n != 0 {
+	if n := eng.Release(record.Shard{Topic: "muck.gps", Partition: 7}); n != 0 {
 		t.Errorf("releasing a partition never read forgot %d vehicles", n)
 	}
 
@@ -214,7 +212,7 @@ func TestReleaseAndRestoreByPartition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	owned := func(topic string, p int32) bool { return topic == "muck.gps" && p == 1 }
+	owned := func(s record.Shard) bool { return s == record.Shard{Topic: "muck.gps", Partition: 1} }
 	for _, plate := range plates {
 		if err := fresh.Restore(cps[plate], owned); err != nil {
 			t.Fatal(err)
@@ -229,12 +227,11 @@ func TestReleaseAndRestoreByPartition(t *testing.T) {
 	if !fresh.tracks["粤B00002"].restored {
 		t.Fatal("a restored vehicle is judged before its partition is read")
 	}
-	fresh.Caught("muck.gps", 1)
-	if fresh.tracks["粤B00002"].restored {
-		t.Error("Caught left the vehicle waiting for its partition")
+	if newest := fresh.Resume(record.Shard{Topic: "muck.gps", Partition: 1}); !newest.Equal(start) {
+		t.Errorf("Resume gave the partition's event time as %v, want %v", newest, start)
 	}
-	if pt, ok := fresh.clock.get(partitionKey{"muck.gps", 1}); !ok || !pt.event.Equal(start) {
-		t.Errorf("Caught set the partition's event time to %v, want %v", pt.event, start)
+	if fresh.tracks["粤B00002"].restored {
+		t.Error("Resume left the vehicle waiting for its partition")
 	}
 }
 
@@ -248,7 +245,7 @@ func TestExpectedPartitionHoldsEventTime(t *testing.T) {
 	fix := func(plate string, partition int32, sec int, x float64) record.Fix {
 		ll := c.Proj.Inverse([2]float64{x, 0})
 		return record.Fix{VehicleID: plate, Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: 40, HasSpeed: true,
-			Src: record.Source{Topic: "gps", Partition: partition, Behind: 1}}
+			Src: record.Source{Shard: record.Shard{Topic: "gps", Partition: partition}, Behind: 1}}
 	}
 	for _, tc := range []struct {
 		name   string
@@ -259,9 +256,10 @@ func TestExpectedPartitionHoldsEventTime(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			in := newInput(eng)
 			if tc.expect {
-				eng.Expect("gps", 0)
-				eng.Expect("gps", 1)
+				in.clock.Expect(record.Shard{Topic: "gps", Partition: 0}, in.now())
+				in.clock.Expect(record.Shard{Topic: "gps", Partition: 1}, in.now())
 			}
 			var first, second []record.Fix
 			for sec := 0; sec <= 3600; sec += 30 {
@@ -271,8 +269,8 @@ func TestExpectedPartitionHoldsEventTime(t *testing.T) {
 				second = append(second, fix("粤B00002", 1, sec, 1000+float64(sec)))
 			}
 			second = append(second, fix("粤B00003", 1, 1800, 5000)) // the partition goes on; 粤B00002 is silent
-			eng.ProcessBatch(first, nil)
-			eng.ProcessBatch(second, nil)
+			in.batch(first, nil)
+			in.batch(second, nil)
 			found := false
 			for _, ch := range eng.Changes() {
 				found = found || (ch.Alert.Rule == RuleSignalLost && ch.Alert.VehicleID == "粤B00002")
@@ -295,7 +293,7 @@ func TestReplayedEventsNotJudgedTwice(t *testing.T) {
 	start := time.Date(2026, 11, 23, 10, 0, 0, 0, time.FixedZone("CST", 8*3600))
 	weigh := func(offset int64, at time.Duration, kg float64) record.Event {
 		return record.Event{EventID: fmt.Sprintf("w%d", offset), VehicleID: "粤B00001", Time: start.Add(at), Kind: record.KindWeigh,
-			SiteID: "C1", LoadKg: kg, HasLoad: true, Confidence: 1, Src: record.Source{Topic: "muck.events", Partition: 2, Offset: offset}}
+			SiteID: "C1", LoadKg: kg, HasLoad: true, Confidence: 1, Src: record.Source{Shard: record.Shard{Topic: "muck.events", Partition: 2}, Offset: offset}}
 	}
 	events := []record.Event{
 		weigh(0, 0, 21000),               // opens an overload alert
@@ -328,7 +326,7 @@ func TestReplayedEventsNotJudgedTwice(t *testing.T) {
 	got := batch(first, events[:2]...)
 	got = append(got, batch(first, events[2:3]...)...)
 	var cp []byte
-	first.Dirty(nil, func(_ string, _ int32, b []byte) { cp = b })
+	first.Dirty(nil, func(_ string, _ record.Shard, b []byte) { cp = b })
 	// the crash: the 12:30 batch is checkpointed, the offsets committed only up to the first event
 	second := newEngine()
 	if err := second.Restore(cp, nil); err != nil {
@@ -382,12 +380,12 @@ func TestDirtyCheckpointsShareNoBytes(t *testing.T) {
 	const n = 300
 	for i := range n {
 		f := record.Fix{VehicleID: fmt.Sprintf("粤B%05d", i), Time: start.Add(time.Duration(i) * time.Millisecond), Lat: ll[1], Lon: ll[0],
-			SpeedKmh: 45, HasSpeed: true, Src: record.Source{Topic: "muck.gps", Partition: int32(i % 4)}}
+			SpeedKmh: 45, HasSpeed: true, Src: record.Source{Shard: record.Shard{Topic: "muck.gps", Partition: int32(i % 4)}}}
 		eng.ProcessFix(&f)
 	}
 	var got [][]byte
 	var ids []string
-	eng.Dirty(nil, func(v string, _ int32, cp []byte) {
+	eng.Dirty(nil, func(v string, _ record.Shard, cp []byte) {
 		ids = append(ids, v)
 		got = append(got, cp)
 	})
@@ -426,7 +424,7 @@ func TestDirtyReusesArena(t *testing.T) {
 	}
 	collect := func(arena []byte) ([]byte, map[string][]byte) {
 		cps := map[string][]byte{}
-		arena = eng.Dirty(arena, func(v string, _ int32, cp []byte) { cps[v] = cp })
+		arena = eng.Dirty(arena, func(v string, _ record.Shard, cp []byte) { cps[v] = cp })
 		return arena, cps
 	}
 	touch(0, 50)

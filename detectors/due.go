@@ -3,6 +3,8 @@ package detectors
 import (
 	"container/heap"
 	"time"
+
+	"github.com/muckwatch/muckwatch/city"
 )
 
 // The time-driven rules (signal_lost, trip closure's pending decisions) take decisions as the
@@ -10,17 +12,17 @@ import (
 // such time the watermark has reached, from a min-heap of tracks by that time, instead of every
 // track of the fleet at every tick.
 
-// Tick runs the time-driven rules (signal_lost, trip_unclosed's pending decisions) at the
-// event-time watermark: the newest device time every busy partition, of fixes and of events, has
-// reached. A backlog or a lagging partition holds the watermark back, so the pipeline's own lag
-// never looks like a silent truck and no decision is taken before the evidence that could change
-// it has been read; nothing ticks at shutdown.
-func (e *Engine) Tick() {
-	if len(e.timed) == 0 {
-		return
-	}
-	wm, ok := e.clock.watermark()
-	if !ok || !wm.After(e.ticked) {
+// Tick runs the time-driven rules (signal_lost, trip_unclosed's pending decisions) up to the
+// event time every input has been read to (Advance). A backlog or a lagging input holds it back,
+// so the pipeline's own lag never looks like a silent truck and no decision is taken before the
+// evidence that could change it has been read; nothing ticks at shutdown.
+func (e *Engine) Tick() { e.tick(e.advanced) }
+
+// tick takes every time-driven decision due up to event time wm. A decision is stamped with the
+// time it fell due, not with wm: the same input gives the same alerts, whenever the decision was
+// taken, however the inputs were spread over instances and however far each had been read.
+func (e *Engine) tick(wm time.Time) {
+	if len(e.timed) == 0 || !wm.After(e.ticked) {
 		return
 	}
 	e.ticked = wm
@@ -31,39 +33,51 @@ func (e *Engine) Tick() {
 			continue
 		}
 		if tr.restored {
-			if pt, ok := e.clock.get(tr.src); !ok || pt.expected {
-				// its partition not read since the restore: its silence is this process's, not
-				// the truck's (or another instance owns the partition now); looked at again later
-				tr.due = wm.Add(time.Second)
-				heap.Push(&e.due, tr)
-				continue
-			}
-			tr.restored = false
+			// its input not read since the restore: its silence is this process's, not the
+			// truck's; looked at again later
+			tr.due = wm.Add(time.Second)
+			heap.Push(&e.due, tr)
+			continue
 		}
 		for _, i := range e.timed {
-			ep := e.episode(tr, i)
-			if ep.state.alertOpen() {
-				continue
-			}
-			fe := &e.fixes[i]
-			v, decided := fe.rule.(TimeRule).Due(c, tr, ep, wm)
-			if decided {
-				e.markDirty(tr)
-			}
-			if !v.Active {
-				e.release(tr, i)
-				continue
-			}
-			ep = e.keep(tr, i, ep)
-			e.markDirty(tr)
-			e.openAt(tr, i, ep, fe.rule, fe.phase, v.Since, tr.last.LL, &Observation{Time: wm, LL: tr.last.LL}, v)
-			if v.Instant {
-				e.resolve(i, ep, fe.rule, v.Since)
-			}
-			e.release(tr, i)
+			e.decide(c, tr, i, wm)
 		}
 		e.expire(tr, wm) // episode.go: episodes a silence ends, escalations due in time
 		e.schedule(tr, wm)
+	}
+}
+
+// decide takes the decisions of time-driven fix rule i for tr that fell due up to wm, in order.
+func (e *Engine) decide(c *city.City, tr *Track, i int, wm time.Time) {
+	fe := &e.fixes[i]
+	rule := fe.rule.(TimeRule)
+	for {
+		ep := e.episode(tr, i)
+		if ep.state.alertOpen() {
+			return
+		}
+		at := rule.NextDue(tr, ep)
+		if at.IsZero() || at.After(wm) {
+			return
+		}
+		v, decided := rule.Due(c, tr, ep, at)
+		if decided {
+			e.markDirty(tr)
+		}
+		if !v.Active {
+			e.release(tr, i)
+			if !decided {
+				return // nothing more falls due before something else happens to the truck
+			}
+			continue
+		}
+		ep = e.keep(tr, i, ep)
+		e.markDirty(tr)
+		e.openAt(tr, i, ep, fe.rule, fe.phase, v.Since, tr.last.LL, &Observation{Time: at, LL: tr.last.LL}, v)
+		if v.Instant {
+			e.resolve(i, ep, fe.rule, v.Since)
+		}
+		e.release(tr, i)
 	}
 }
 

@@ -32,9 +32,6 @@ import (
 type Config struct {
 	// MaxSpeedKmh is the highest speed a truck can really have; a fix implying more is a GPS jump.
 	MaxSpeedKmh float64 `yaml:"max_speed_kmh"`
-	// IdlePartition: a caught-up partition that has delivered nothing for this long (wall time) no
-	// longer holds back the event-time watermark that time-driven rules judge by.
-	IdlePartition time.Duration `yaml:"idle_partition"`
 	// JumpSlackM is the GPS error of two fixes allowed on top of the distance a truck can cover
 	// between them (at the speed it had, accelerating at most MaxAccel, never above MaxSpeedKmh)
 	// before the second one counts as a jump.
@@ -57,9 +54,6 @@ type Config struct {
 func (c Config) WithDefaults() Config {
 	if c.MaxSpeedKmh == 0 {
 		c.MaxSpeedKmh = 150
-	}
-	if c.IdlePartition == 0 {
-		c.IdlePartition = 5 * time.Second
 	}
 	if c.JumpSlackM == 0 {
 		c.JumpSlackM = 60
@@ -127,7 +121,7 @@ type Engine struct {
 	metrics        *engineMetrics
 	tracked        atomic.Int64
 	risks          riskBook
-	clock          eventClock
+	advanced       time.Time   // the event time the pipeline has read every input up to (Advance)
 	silence        *SignalLost // nil when signal_lost is disabled
 	silIdx         int         // its episode slot
 	timed          []int       // the fix rules that are also TimeRules
@@ -150,7 +144,6 @@ func NewEngine(cfg Config, c *city.City, log *slog.Logger, reg prometheus.Regist
 	e := &Engine{cfg: cfg, log: log, tracks: make(map[string]*Track)}
 	e.city.Store(c)
 	e.fixes, e.events = registerRules(cfg.Rules)
-	e.clock.idle, e.clock.now = cfg.IdlePartition, time.Now
 	for i, f := range e.fixes {
 		if sl, ok := f.rule.(*SignalLost); ok {
 			e.silence, e.silIdx = sl, i
@@ -199,10 +192,9 @@ func (e *Engine) Reset() {
 // ProcessFix runs the fix rules over f.
 func (e *Engine) ProcessFix(f *record.Fix) {
 	c := e.city.Load()
-	e.clock.observe(f.Src.Topic, f.Src.Partition, f.Time, f.Src.Behind)
 	tr := e.numberedTrack(f.VehicleID, f.VehicleNo)
 	e.markDirty(tr)
-	tr.src = partitionKey{f.Src.Topic, f.Src.Partition}
+	tr.shard, tr.restored = f.Src.Shard, false // its own input is being read
 	// The observation is the engine's scratch value, not a new one per fix: the rules take it by
 	// pointer (through interfaces, so a local would escape to the heap) and none keeps it.
 	cur := &e.cur
@@ -253,14 +245,14 @@ func (e *Engine) ProcessFix(f *record.Fix) {
 			e.release(tr, i)
 		}
 	}
-	// Event-rule episodes end once their window has passed, for this truck and for the watermark:
-	// a camera event of the same episode may still be on its way on a lagging events partition.
+	// Event-rule episodes end once their window has passed, for this truck and for event time: a
+	// camera event of the same episode may still be on its way on a lagging input.
 	for i := range e.events {
 		ee := &e.events[i]
 		slot := len(e.fixes) + i
 		ep := tr.slot(slot)
 		if ep != nil && ep.state.alertOpen() && f.Time.Sub(ep.last) > ee.timing.Window {
-			if wm, _ := e.clock.watermark(); wm.Sub(ep.last) > ee.timing.Window {
+			if e.advanced.Sub(ep.last) > ee.timing.Window {
 				e.resolve(slot, ep, ee.rule, ep.last.Add(ee.timing.Window))
 				e.release(tr, slot)
 			}
@@ -274,14 +266,13 @@ func (e *Engine) ProcessFix(f *record.Fix) {
 
 // ProcessBatch runs the rules over a batch in event-time order: fixes and events are sorted by
 // device time (stably, so one vehicle's fixes with equal times keep their order) and merged, and the
-// time-driven rules tick whenever the watermark has advanced by a second. Reading several
-// partitions yields each one's records in runs; merging them keeps a partition that was read
-// first from running ahead of the others, and puts a fix that arrived late within the batch back
-// in its place. The slices are reordered in place.
+// time-driven rules tick, up to the event time the batch's records have reached and at most to
+// what Advance allowed, whenever that has moved on by a second. Reading several inputs yields
+// each one's records in runs; merging them keeps an input that was read first from running ahead
+// of the others, and puts a fix that arrived late within the batch back in its place. The slices
+// are reordered in place. The pipeline calls Advance with the batch's records counted first.
 func (e *Engine) ProcessBatch(fixes []record.Fix, events []record.Event) {
 	e.followCity()
-	e.clock.batch = e.clock.now() // a batch is read at once: one wall time for its records
-	defer func() { e.clock.batch = time.Time{} }()
 	e.batches++
 	for i := range events { // in the order read, before they are sorted
 		e.admit(&events[i])
@@ -290,15 +281,21 @@ func (e *Engine) ProcessBatch(fixes []record.Fix, events []record.Event) {
 	slices.SortStableFunc(events, func(a, b record.Event) int { return a.Time.Compare(b.Time) })
 	i, j := 0, 0
 	for i < len(fixes) || j < len(events) {
+		var judged time.Time
 		if j >= len(events) || (i < len(fixes) && !fixes[i].Time.After(events[j].Time)) {
+			judged = fixes[i].Time
 			e.ProcessFix(&fixes[i])
 			i++
 		} else {
+			judged = events[j].Time
 			e.processEvent(&events[j])
 			j++
 		}
-		if wm, ok := e.clock.watermark(); ok && wm.Sub(e.ticked) >= time.Second {
-			e.Tick()
+		// Every record of the batch up to the one just judged is judged, the rest are later: the
+		// time-driven rules may decide up to its time, once no other record has that time.
+		if at := earliest(e.advanced, judged); at.Sub(e.ticked) >= time.Second &&
+			(i >= len(fixes) || fixes[i].Time.After(judged)) && (j >= len(events) || events[j].Time.After(judged)) {
+			e.tick(at)
 		}
 	}
 	e.Tick()
@@ -316,12 +313,12 @@ func (e *Engine) ProcessEvent(ev *record.Event) {
 // below the one after the newest judged before this batch. Called in the order read, for every
 // event of a batch before any is judged, as the batch is judged in event-time order.
 func (e *Engine) admit(ev *record.Event) {
-	if ev.Src.Topic == "" {
+	if ev.Src.Shard == (record.Shard{}) {
 		return // not from Kafka (tests, tools): nothing to tell a replay by
 	}
 	tr := e.track(ev.VehicleID)
-	if k := (partitionKey{ev.Src.Topic, ev.Src.Partition}); tr.evSrc != k {
-		tr.evSrc, tr.evNext = k, 0 // first seen, or the topic was repartitioned
+	if tr.evShard != ev.Src.Shard {
+		tr.evShard, tr.evNext = ev.Src.Shard, 0 // first seen, or the topic was repartitioned
 	}
 	if tr.evBatch != e.batches {
 		tr.evBatch, tr.evFloor = e.batches, tr.evNext
@@ -331,17 +328,19 @@ func (e *Engine) admit(ev *record.Event) {
 
 func (e *Engine) processEvent(ev *record.Event) {
 	c := e.city.Load()
-	e.clock.observe(ev.Src.Topic, ev.Src.Partition, ev.Time, ev.Src.Behind)
 	tr := e.track(ev.VehicleID)
-	if ev.Src.Topic != "" && ev.Src.Offset < tr.evFloor {
+	if ev.Src.Shard != (record.Shard{}) && ev.Src.Offset < tr.evFloor {
 		// judged before this restart or rebalance: stored again, not judged twice (an episode's
 		// evidence counted again, or its last sighting moved back in time)
 		e.metrics.skippedEvents.WithLabelValues("replayed").Inc()
 		return
 	}
 	e.markDirty(tr)
-	if tr.src.topic == "" { // seen by cameras only so far: its state goes with the events partition
-		tr.src = partitionKey{ev.Src.Topic, ev.Src.Partition}
+	if tr.shard == (record.Shard{}) { // seen by cameras only so far: its state goes with the events' shard
+		tr.shard = ev.Src.Shard
+	}
+	if tr.shard == ev.Src.Shard {
+		tr.restored = false // its input is being read
 	}
 	obs := Observation{Time: ev.Time}
 	switch {
@@ -381,6 +380,13 @@ func (e *Engine) processEvent(ev *record.Event) {
 	if tr.dueAt < 0 {
 		e.schedule(tr, e.ticked) // a track seen by cameras only may have decisions due too
 	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 func planarDist(a, b orb.Point) float64 { return math.Hypot(a[0]-b[0], a[1]-b[1]) }

@@ -148,7 +148,7 @@ func BenchmarkTrackMemory(b *testing.B) {
 				eng.ProcessFix(&fix)
 			}
 			eng.Reset()
-			eng.Dirty(nil, func(string, int32, []byte) {})
+			eng.Dirty(nil, func(string, record.Shard, []byte) {})
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)

@@ -26,8 +26,7 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 		t.Fatal(err)
 	}
 	// Replayed as if live: the engine's wall clock is the simulated time.
-	var simNow time.Time
-	eng.clock.now = func() time.Time { return simNow }
+	in := newInput(eng)
 	const partitions, batchSize = 4, 100 // small batches, as a live pipeline reads them
 	dec := record.NewDecoder(record.DecodeConfig{MaxAge: 30 * 24 * time.Hour}, city.NormalizePlate)
 	var fixes []record.Fix
@@ -39,7 +38,7 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 	alerts := map[string]*sim.Detection{}
 	flush := func() {
 		eng.Reset()
-		eng.ProcessBatch(fixes, events)
+		in.batch(fixes, events)
 		for _, ch := range eng.Changes() {
 			a := ch.Alert
 			d := alerts[a.ID]
@@ -54,12 +53,12 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 	n := 0
 	offsets := map[record.Source]int64{} // the next offset of each partition, by topic and partition
 	res, err := s.Run(sim.EmitterFunc(func(r sim.Record) error {
-		simNow = r.Time
+		in.wall = r.Time
 		h := fnv.New32a()
 		h.Write([]byte(r.Key))
-		src := record.Source{Topic: r.Topic, Partition: int32(h.Sum32() % partitions)}
+		src := record.Source{Shard: record.Shard{Topic: r.Topic, Partition: int32(h.Sum32() % partitions)}}
 		src.Offset = offsets[src] // as a broker numbers each partition's records
-		offsets[record.Source{Topic: src.Topic, Partition: src.Partition}]++
+		offsets[record.Source{Shard: record.Shard{Topic: src.Topic, Partition: src.Partition}}]++
 		switch r.Topic {
 		case "gps":
 			var f record.Fix

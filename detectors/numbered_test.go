@@ -21,7 +21,7 @@ func TestNumberedTracks(t *testing.T) {
 	fix := func(plate string, no uint32, sec int, partition int32) {
 		t.Helper()
 		f := record.Fix{VehicleID: plate, VehicleNo: no, Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0],
-			SpeedKmh: 20, HasSpeed: true, Src: record.Source{Topic: "muck.gps", Partition: partition}}
+			SpeedKmh: 20, HasSpeed: true, Src: record.Source{Shard: record.Shard{Topic: "muck.gps", Partition: partition}}}
 		eng.ProcessFix(&f)
 	}
 	last := func(plate string) time.Time {
@@ -47,7 +47,7 @@ func TestNumberedTracks(t *testing.T) {
 		{"the third plate without a number", func() { fix("粤B00003", 0, 30, 0) }, 3, "粤B00003", 30},
 		{"older than its last fix: skipped", func() { fix("粤B00001", 1, 15, 0) }, 3, "粤B00001", 20},
 		// partition 0 moves to another instance; a later owner's earlier fix is judged afresh
-		{"released", func() { eng.Release("muck.gps", 0) }, 1, "粤B00002", 0},
+		{"released", func() { eng.Release(record.Shard{Topic: "muck.gps", Partition: 0}) }, 1, "粤B00002", 0},
 		{"back after the release", func() { fix("粤B00001", 1, 15, 0) }, 2, "粤B00001", 15},
 	}
 	for _, s := range steps {

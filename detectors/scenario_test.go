@@ -79,6 +79,7 @@ func runScenario(t *testing.T, path string, c *city.City) {
 	}
 	var start time.Time
 	var got, want []expectation
+	var newest time.Time // the newest device time fed: "tick" runs the time-driven rules up to it
 	collect := func() {
 		for _, ch := range eng.Changes() {
 			got = append(got, expectation{ch.Alert.Updated, ch.Kind, ch.Alert.Rule, ch.Alert.VehicleID, ch.Alert.Severity, ch.Alert.End})
@@ -122,6 +123,8 @@ func runScenario(t *testing.T, path string, c *city.City) {
 					t.Fatalf("%s: unknown fix option %q", where, o)
 				}
 			}
+			newest = latest(newest, fx.Time)
+			eng.Advance(newest) // one input, read in order: read up to its newest record
 			eng.ProcessFix(&fx)
 			collect()
 		}
@@ -148,7 +151,7 @@ func runScenario(t *testing.T, path string, c *city.City) {
 				fix(at, fields[4], x0+(x1-x0)*k, y0+(y1-y0)*k, fields[9:])
 			}
 		case "tick":
-			eng.Tick()
+			tickTo(eng, newest)
 			collect()
 		case "event":
 			ev := record.Event{EventID: where, VehicleID: fields[2], Time: offset(fields[1]), Kind: record.ParseEventKind(fields[3]), Source: "cam", Confidence: 1}
@@ -172,6 +175,8 @@ func runScenario(t *testing.T, path string, c *city.City) {
 					t.Fatalf("%s: unknown event option %q", where, o)
 				}
 			}
+			newest = latest(newest, ev.Time)
+			eng.Advance(newest)
 			eng.ProcessEvent(&ev)
 			collect()
 		case "expect":

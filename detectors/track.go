@@ -31,14 +31,14 @@ type Track struct {
 	motion     motion       // recent fixes: derived speed, stillness (kinematics)
 	episodes   []*Episode   // one per registered rule, fix rules first (each nil while it holds nothing); nil while all are (slot)
 	dirty      bool         // changed since the last checkpoint
-	src        partitionKey // the input partition its fixes come from
-	// its camera events: the partition they come from, the offset after the newest judged, and,
-	// for the batch being processed (evBatch), the offset below which they were judged before
-	evSrc    partitionKey
+	shard      record.Shard // the input its fixes come from (its camera events', while it has no fix)
+	// its camera events: the input they come from, the offset after the newest judged, and, for
+	// the batch being processed (evBatch), the offset below which they were judged before
+	evShard  record.Shard
 	evNext   int64
 	evFloor  int64
 	evBatch  uint64
-	restored bool      // from a checkpoint, its partition not yet seen read by this engine
+	restored bool      // from a checkpoint, its input not yet read again (Resume)
 	due      time.Time // the next time a time-driven rule may decide, when dueAt >= 0
 	dueAt    int       // index in the engine's due heap, -1 when not in it
 	// its registration and permits in the reference data in force (looked up once, not per fix)

@@ -77,7 +77,7 @@ func (c *Consumer) decode(dec *record.Decoder, m *kafka.Message, b *Batch, owned
 	if ref.IsZero() {
 		ref = c.now()
 	}
-	src := record.Source{Topic: m.Topic, Partition: int32(m.Partition), Offset: m.Offset, Behind: max(0, m.HighWaterMark-m.Offset-1)}
+	src := record.Source{Shard: record.Shard{Topic: m.Topic, Partition: int32(m.Partition)}, Offset: m.Offset, Behind: max(0, m.HighWaterMark-m.Offset-1)}
 	var err error
 	switch m.Topic {
 	case c.cfg.Topics.GPS:

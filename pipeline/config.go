@@ -29,10 +29,48 @@ type Config struct {
 	Kafka              ingest.ConsumerConfig  `yaml:"kafka"`
 	Outputs            sink.KafkaOutputConfig `yaml:"outputs"`
 	ClickHouse         sink.ClickHouseConfig  `yaml:"clickhouse"`
+	Pipeline           StagesConfig           `yaml:"pipeline"`
 	Detectors          detectors.Config       `yaml:"detectors"`
 	API                api.Config             `yaml:"api"`
 	Metrics            MetricsConfig          `yaml:"metrics"`
 	Log                LogConfig              `yaml:"log"`
+}
+
+// StagesConfig configures the pipeline between the consumer and the sinks: event time, and the
+// retries while a sink fails (the only layer that retries a write).
+type StagesConfig struct {
+	// IdlePartition: an input partition read to its end that has delivered nothing for this long
+	// (wall time) no longer holds event time back; once all are so, event time moves on with the
+	// wall clock, this far behind. Default 5s.
+	IdlePartition time.Duration `yaml:"idle_partition"`
+	// RetryBackoff and MaxRetryBackoff: the first and the longest wait between attempts to write
+	// a batch, or to read the checkpoints of partitions taken over, while a sink fails. It retries
+	// for as long as that lasts, its offsets uncommitted meanwhile. Defaults 200ms and 10s.
+	RetryBackoff    time.Duration `yaml:"retry_backoff"`
+	MaxRetryBackoff time.Duration `yaml:"max_retry_backoff"`
+}
+
+func (c StagesConfig) withDefaults() StagesConfig {
+	if c.IdlePartition == 0 {
+		c.IdlePartition = 5 * time.Second
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = 200 * time.Millisecond
+	}
+	if c.MaxRetryBackoff == 0 {
+		c.MaxRetryBackoff = 10 * time.Second
+	}
+	return c
+}
+
+func (c StagesConfig) validate() error {
+	if c.IdlePartition < 0 {
+		return fmt.Errorf("pipeline.idle_partition must not be negative, got %s", c.IdlePartition)
+	}
+	if c.RetryBackoff < 0 || c.MaxRetryBackoff < c.RetryBackoff {
+		return fmt.Errorf("pipeline.retry_backoff (%s) and pipeline.max_retry_backoff (%s) must be positive, the longest at least the first", c.RetryBackoff, c.MaxRetryBackoff)
+	}
+	return nil
 }
 
 // MetricsConfig configures the Prometheus endpoint.
@@ -104,6 +142,7 @@ func (c *Config) applyDefaults() {
 	if c.Metrics.Listen == "off" {
 		c.Metrics.Listen = ""
 	}
+	c.Pipeline = c.Pipeline.withDefaults()
 	c.Detectors = c.Detectors.WithDefaults()
 	c.API = c.API.WithDefaults()
 	if c.Log.Level == "" {
@@ -132,6 +171,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.ClickHouse.Validate(); err != nil {
 		return fmt.Errorf("clickhouse: %w", err)
+	}
+	if err := c.Pipeline.validate(); err != nil {
+		return err
 	}
 	if err := c.Detectors.Validate(); err != nil {
 		return err

@@ -115,10 +115,7 @@ func startEnvLog(t testing.TB, edit func(*Config), log *slog.Logger) *testEnv {
 		cancel()
 		t.Fatalf("pipeline did not start: %v", err)
 	}
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: cfg.ClickHouse.Addr, Auth: clickhouse.Auth{Database: cfg.ClickHouse.Database}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := openConn(t, cfg)
 	env := &testEnv{t: t, cfg: cfg, broker: addr, conn: conn, started: st}
 	stopped := false
 	env.stop = func() error {
@@ -133,9 +130,19 @@ func startEnvLog(t testing.TB, edit func(*Config), log *slog.Logger) *testEnv {
 		if err := env.stop(); err != nil {
 			t.Errorf("pipeline stopped with an error: %v", err)
 		}
-		conn.Close()
 	})
 	return env
+}
+
+// openConn connects to the config's ClickHouse database, closed when the test ends.
+func openConn(t testing.TB, cfg Config) driver.Conn {
+	t.Helper()
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: cfg.ClickHouse.Addr, Auth: clickhouse.Auth{Database: cfg.ClickHouse.Database}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 func (e *testEnv) count(query string, args ...any) uint64 {

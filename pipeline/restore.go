@@ -8,6 +8,7 @@ import (
 
 	"github.com/muckwatch/muckwatch/ingest"
 	"github.com/muckwatch/muckwatch/internal/backoff"
+	"github.com/muckwatch/muckwatch/record"
 )
 
 // Rebalanced implements ingest.Rebalancer: detector state moves with the input partitions. The
@@ -17,8 +18,11 @@ import (
 // read again after a checkpoint are stored but not judged twice.
 func (p *stages) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
 	forgot := 0
+	now := time.Now()
 	for _, tp := range r.Revoked {
-		forgot += p.engine.Release(tp.Topic, tp.Partition)
+		s := shardOf(tp)
+		forgot += p.engine.Release(s)
+		p.clock.Forget(s)
 	}
 	added := map[ingest.TopicPartition]bool{}
 	var inputs []int32
@@ -26,9 +30,11 @@ func (p *stages) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
 		if tp.Topic != p.topics.GPS && tp.Topic != p.topics.Events {
 			continue
 		}
-		forgot += p.engine.Release(tp.Topic, tp.Partition) // whatever this instance knew of it is stale
+		s := shardOf(tp)
+		forgot += p.engine.Release(s) // whatever this instance knew of it is stale
+		p.clock.Forget(s)
 		if !slices.Contains(r.CaughtUp, tp) {
-			p.engine.Expect(tp.Topic, tp.Partition) // event time waits for its first records
+			p.clock.Expect(s, now) // event time waits for its first records
 		}
 		added[tp] = true
 		inputs = append(inputs, tp.Partition)
@@ -37,8 +43,8 @@ func (p *stages) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
 		p.log.Info("partitions moved", "generation", r.Generation, "owned", len(r.Owned), "revoked", len(r.Revoked), "vehicles_forgotten", forgot)
 		return nil
 	}
-	owned := func(topic string, partition int32) bool {
-		return added[ingest.TopicPartition{Topic: topic, Partition: partition}]
+	owned := func(s record.Shard) bool {
+		return added[ingest.TopicPartition{Topic: s.Topic, Partition: s.Partition}]
 	}
 	began := time.Now()
 	n, retried := 0, false
@@ -64,7 +70,8 @@ func (p *stages) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
 		return fmt.Errorf("cannot restore the detector state of partitions %v: %w", inputs, err)
 	}
 	for _, tp := range r.CaughtUp {
-		p.engine.Caught(tp.Topic, tp.Partition)
+		s := shardOf(tp)
+		p.clock.Settle(s, p.engine.Resume(s), time.Now())
 	}
 	if retried {
 		p.metrics.holding.Set(0)
@@ -73,4 +80,8 @@ func (p *stages) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
 		"added", len(r.Added), "revoked", len(r.Revoked), "checkpoints_read", n, "vehicles", p.engine.Tracks(),
 		"vehicles_forgotten", forgot, "caught_up", r.CaughtUp, "took", time.Since(began).Round(time.Millisecond))
 	return nil
+}
+
+func shardOf(tp ingest.TopicPartition) record.Shard {
+	return record.Shard{Topic: tp.Topic, Partition: tp.Partition}
 }

@@ -77,7 +77,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 	if err != nil {
 		return err
 	}
-	p := newStages(engine, ch, out, log, reg)
+	p := newStages(cfg.Pipeline, engine, ch, out, log, reg)
 	p.topics = cfg.Kafka.WithDefaults().Topics
 	p.flushInterval, p.inFlight = ch.FlushInterval(), cfg.Kafka.WithDefaults().BatchesInFlight
 	// half of what the consumer may have in flight: it goes on judging the other half while the

@@ -14,6 +14,7 @@ import (
 	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/ingest"
 	"github.com/muckwatch/muckwatch/internal/backoff"
+	"github.com/muckwatch/muckwatch/internal/eventtime"
 	"github.com/muckwatch/muckwatch/record"
 	"github.com/muckwatch/muckwatch/sink"
 )
@@ -53,6 +54,7 @@ type batchObserver interface {
 // the alert changes in ClickHouse.
 type stages struct {
 	engine  *detectors.Engine
+	clock   *eventtime.Clock // how far each input partition has been read, in event time
 	history historyWriter
 	feed    feedWriter
 	log     *slog.Logger
@@ -113,9 +115,11 @@ type pipelineMetrics struct {
 // batches_in_flight bounds it in practice (a batch is in flight until written).
 const judgedQueue = 64
 
-func newStages(engine *detectors.Engine, history historyWriter, feed feedWriter, log *slog.Logger, reg prometheus.Registerer) *stages {
-	p := &stages{engine: engine, history: history, feed: feed, log: log, backoff: backoff.Policy{Min: 200 * time.Millisecond, Max: 10 * time.Second},
-		judged: make(chan *judgedBatch, judgedQueue), toWrite: make(chan *judgedBatch, judgedQueue), spare: make(chan *judgedBatch, judgedQueue),
+func newStages(cfg StagesConfig, engine *detectors.Engine, history historyWriter, feed feedWriter, log *slog.Logger, reg prometheus.Registerer) *stages {
+	cfg = cfg.withDefaults()
+	p := &stages{engine: engine, clock: eventtime.New(cfg.IdlePartition), history: history, feed: feed, log: log,
+		backoff: backoff.Policy{Min: cfg.RetryBackoff, Max: cfg.MaxRetryBackoff},
+		judged:  make(chan *judgedBatch, judgedQueue), toWrite: make(chan *judgedBatch, judgedQueue), spare: make(chan *judgedBatch, judgedQueue),
 		stateAt: map[string]int{}}
 	p.metrics = pipelineMetrics{
 		detectSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_detector_batch_seconds",
@@ -156,9 +160,20 @@ func (p *stages) Handle(ctx context.Context, b *ingest.Batch) error {
 		p.metrics.waitSeconds.Observe(start.Sub(b.Fetched).Seconds())
 	}
 	p.engine.Reset()
+	p.advance(b, start)
 	p.engine.ProcessBatch(b.Fixes, b.Events)
 	p.metrics.detectSeconds.Observe(time.Since(start).Seconds())
 	return p.pass(ctx, b)
+}
+
+// advance counts the batch's records in the event clock (a batch is read at once: one wall time
+// for all of them) and tells the engine how far event time has got. A partition taken over that
+// delivers its first record is read again: its restored vehicles are judged from now on.
+func (p *stages) advance(b *ingest.Batch, wall time.Time) {
+	p.clock.ReadBatch(b.Fixes, b.Events, wall, func(s record.Shard) { p.engine.Resume(s) })
+	if wm, ok := p.clock.Watermark(wall); ok {
+		p.engine.Advance(wm)
+	}
 }
 
 // Idle implements ingest.Idler: with no record arriving, the partitions go quiet and stop holding
@@ -166,6 +181,9 @@ func (p *stages) Handle(ctx context.Context, b *ingest.Batch) error {
 // that were waiting for them; the alert changes and checkpoints go the way of a batch's.
 func (p *stages) Idle(ctx context.Context, b *ingest.Batch) error {
 	p.engine.Reset()
+	if wm, ok := p.clock.Watermark(time.Now()); ok {
+		p.engine.Advance(wm)
+	}
 	p.engine.Tick()
 	return p.pass(ctx, b)
 }
@@ -182,12 +200,12 @@ func (p *stages) pass(ctx context.Context, b *ingest.Batch) error {
 	j.b = b
 	j.changes = append(j.changes[:0], p.engine.Changes()...)
 	j.vehicles, j.values, j.parts = j.vehicles[:0], j.values[:0], j.parts[:0]
-	j.arena = p.engine.Dirty(j.arena, func(vehicle string, partition int32, cp []byte) {
+	j.arena = p.engine.Dirty(j.arena, func(vehicle string, shard record.Shard, cp []byte) {
 		j.vehicles = append(j.vehicles, vehicle)
 		j.values = append(j.values, cp)
-		j.parts = append(j.parts, partition)
+		j.parts = append(j.parts, shard.Partition) // the state topic is partitioned like the input
 	})
-	j.judged, j.read = p.engine.Judged(), p.engine.Read()
+	j.judged, j.read = p.engine.Judged(), p.clock.Newest()
 	select {
 	case p.judged <- j:
 		return nil

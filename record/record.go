@@ -9,10 +9,17 @@ import "time"
 // Source says where a record came from in Kafka; it travels with every decoded record so that a
 // downstream reject or a stored row can point back at the exact offset.
 type Source struct {
+	Shard
+	Offset int64
+	Behind int64 // records left in the partition when this one was read (its lag)
+}
+
+// Shard is the input a record was read from: a topic's partition. Records of one shard are read
+// in order; the detectors keep a vehicle's state with the shard its records come from, and the
+// pipeline tracks event time per shard.
+type Shard struct {
 	Topic     string
 	Partition int32
-	Offset    int64
-	Behind    int64 // records left in the partition when this one was read (its lag)
 }
 
 // Fix is one GPS fix from a truck terminal, decoded and validated. Coordinates are WGS-84.

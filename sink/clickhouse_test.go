@@ -472,7 +472,7 @@ func TestWriteReusesSentBatches(t *testing.T) {
 		for i := from; i < from+n; i++ {
 			b.Fixes = append(b.Fixes, record.Fix{FixID: fmt.Sprintf("粤B00001-%d", i), VehicleID: "粤B00001",
 				Time: base.Add(time.Duration(i) * time.Second), Lat: 22.5 + float64(i)*1e-3, Lon: 114,
-				Src: record.Source{Topic: "muck.gps", Partition: 1, Offset: int64(i)}})
+				Src: record.Source{Shard: record.Shard{Topic: "muck.gps", Partition: 1}, Offset: int64(i)}})
 		}
 		return b
 	}

@@ -47,12 +47,6 @@ type ClickHouseConfig struct {
 	// Compression compresses the native protocol with LZ4; worth it when ClickHouse is across a
 	// network, not on the same machine. Default off.
 	Compression bool `yaml:"compression"`
-	// WriteAttempts, RetryBackoff and MaxRetryBackoff are no longer used: Write attempts each
-	// insert once and the pipeline retries, keeping its offsets uncommitted meanwhile. They are
-	// still read and validated so that existing configs load.
-	WriteAttempts   int           `yaml:"write_attempts"`
-	RetryBackoff    time.Duration `yaml:"retry_backoff"`
-	MaxRetryBackoff time.Duration `yaml:"max_retry_backoff"`
 	// FlushInterval: the pipeline inserts at most this often, all the batches judged meanwhile
 	// together (their alerts are announced at once regardless). Default 250ms; at most 10s.
 	FlushInterval time.Duration `yaml:"flush_interval"`
@@ -64,14 +58,11 @@ func (c *ClickHouseConfig) tlsSettings() secure.TLS {
 
 // Defaults of ClickHouseConfig.
 const (
-	DefaultDatabase        = "muckwatch"
-	DefaultUsername        = "default"
-	DefaultDialTimeout     = 10 * time.Second
-	DefaultMaxOpenConns    = 4
-	DefaultWriteAttempts   = 5
-	DefaultRetryBackoff    = 200 * time.Millisecond
-	DefaultMaxRetryBackoff = 5 * time.Second
-	DefaultFlushInterval   = 250 * time.Millisecond
+	DefaultDatabase      = "muckwatch"
+	DefaultUsername      = "default"
+	DefaultDialTimeout   = 10 * time.Second
+	DefaultMaxOpenConns  = 4
+	DefaultFlushInterval = 250 * time.Millisecond
 )
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -89,15 +80,6 @@ func (c *ClickHouseConfig) ApplyDefaults() {
 	}
 	if c.MaxOpenConns == 0 {
 		c.MaxOpenConns = DefaultMaxOpenConns
-	}
-	if c.WriteAttempts == 0 {
-		c.WriteAttempts = DefaultWriteAttempts
-	}
-	if c.RetryBackoff == 0 {
-		c.RetryBackoff = DefaultRetryBackoff
-	}
-	if c.MaxRetryBackoff == 0 {
-		c.MaxRetryBackoff = DefaultMaxRetryBackoff
 	}
 	if c.FlushInterval == 0 {
 		c.FlushInterval = DefaultFlushInterval
@@ -136,14 +118,8 @@ func (c *ClickHouseConfig) Validate() error {
 	if c.Cluster != "" {
 		errs = append(errs, fmt.Errorf("cluster: %q: the pipeline does not run ON CLUSTER DDL itself; print it with `muckwatch migrate --cluster-ddl %s`, run it once, and leave cluster empty", c.Cluster, c.Cluster))
 	}
-	if c.WriteAttempts < 1 {
-		errs = append(errs, fmt.Errorf("write_attempts: %d must be at least 1", c.WriteAttempts))
-	}
 	if c.FlushInterval < 0 || c.FlushInterval > 10*time.Second {
 		errs = append(errs, fmt.Errorf("flush_interval: %s must be between 0 and 10s", c.FlushInterval))
-	}
-	if c.RetryBackoff < 0 || c.MaxRetryBackoff < c.RetryBackoff {
-		errs = append(errs, fmt.Errorf("retry_backoff: %s and max_retry_backoff: %s must be positive, max at least the first", c.RetryBackoff, c.MaxRetryBackoff))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("invalid clickhouse config: %w", err)

@@ -25,7 +25,7 @@ compression: true
 	want := ClickHouseConfig{
 		Addr: []string{"ch-1:9000", "ch-2:9000"}, Database: "muckwatch", Username: "default",
 		PasswordEnv: "MUCKWATCH_CLICKHOUSE_PASSWORD", DialTimeout: 3 * time.Second, MaxOpenConns: 4,
-		Compression: true, WriteAttempts: 5, RetryBackoff: 200 * time.Millisecond, MaxRetryBackoff: 5 * time.Second,
+		Compression: true,
 	}
 	if !equalCH(c, want) {
 		t.Errorf("config = %+v\nwant %+v", c, want)
@@ -36,8 +36,7 @@ func equalCH(a, b ClickHouseConfig) bool {
 	return strings.Join(a.Addr, ",") == strings.Join(b.Addr, ",") && a.Database == b.Database &&
 		a.Username == b.Username && a.PasswordEnv == b.PasswordEnv && a.TLS == b.TLS &&
 		a.InsecureSkipVerify == b.InsecureSkipVerify && a.DialTimeout == b.DialTimeout &&
-		a.MaxOpenConns == b.MaxOpenConns && a.Cluster == b.Cluster && a.Compression == b.Compression &&
-		a.WriteAttempts == b.WriteAttempts && a.RetryBackoff == b.RetryBackoff && a.MaxRetryBackoff == b.MaxRetryBackoff
+		a.MaxOpenConns == b.MaxOpenConns && a.Cluster == b.Cluster && a.Compression == b.Compression
 }
 
 func TestClickHouseConfigValidate(t *testing.T) {
@@ -66,8 +65,6 @@ func TestClickHouseConfigValidate(t *testing.T) {
 	f(func(c *ClickHouseConfig) { c.InsecureSkipVerify = true }, "need tls: true")
 	f(func(c *ClickHouseConfig) { c.MaxOpenConns = -1 }, "max_open_conns:")
 	f(func(c *ClickHouseConfig) { c.Cluster = "muck" }, "--cluster-ddl muck")
-	f(func(c *ClickHouseConfig) { c.WriteAttempts = -2 }, "write_attempts:")
-	f(func(c *ClickHouseConfig) { c.MaxRetryBackoff = time.Millisecond }, "retry_backoff:")
 }
 
 func TestKafkaOutputConfig(t *testing.T) {

@@ -80,7 +80,7 @@ func TestKafkaOutput(t *testing.T) {
 	changes = append(changes, other)
 	rejects := testBatch().Rejects
 	rejects = append(rejects, record.Reject{
-		Src: record.Source{Topic: "muck.events", Partition: 1, Offset: 9}, Value: []byte(`{"kind":"teleport"}`),
+		Src: record.Source{Shard: record.Shard{Topic: "muck.events", Partition: 1}, Offset: 9}, Value: []byte(`{"kind":"teleport"}`),
 		Reason: record.ReasonUnknownKind, Detail: `field "kind": "teleport" is not an event kind`, Received: base,
 	})
 	if err := o.Write(ctx, changes[:2], nil); err != nil {
@@ -136,7 +136,7 @@ func TestKafkaOutput(t *testing.T) {
 		}
 		var r record.Reject
 		for _, x := range rejects {
-			if x.Src == (record.Source{Topic: dm.Topic, Partition: dm.Partition, Offset: dm.Offset}) {
+			if x.Src == (record.Source{Shard: record.Shard{Topic: dm.Topic, Partition: dm.Partition}, Offset: dm.Offset}) {
 				r = x
 			}
 		}

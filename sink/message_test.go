@@ -45,7 +45,7 @@ func TestEncodeReject(t *testing.T) {
 	f := func(value []byte, wantValue string) {
 		t.Helper()
 		r := record.Reject{
-			Src:    record.Source{Topic: "muck.fixes", Partition: 2, Offset: 42},
+			Src:    record.Source{Shard: record.Shard{Topic: "muck.fixes", Partition: 2}, Offset: 42},
 			Key:    []byte("粤B12345"),
 			Value:  value,
 			Reason: record.ReasonOutOfRange, Detail: `field "lat": 123.4 is out of range [-90, 90]`,

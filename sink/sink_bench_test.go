@@ -41,7 +41,7 @@ func benchFixes(n, round int) []record.Fix {
 			FixID: fmt.Sprintf("%s-%d", v, t.UnixMilli()), VehicleID: v, Time: t,
 			Lat: 22.5 + float64(i%1000)*1e-4, Lon: 114 + float64(i%777)*1e-4, SpeedKmh: float32(i % 60), HasSpeed: true,
 			Heading: float32(i % 360), HasHeading: true, ACC: true, Alarm: uint32(i % 3),
-			Src: record.Source{Topic: "muck.fixes", Partition: int32(i % 12), Offset: int64(round*n + i)},
+			Src: record.Source{Shard: record.Shard{Topic: "muck.fixes", Partition: int32(i % 12)}, Offset: int64(round*n + i)},
 		}
 	}
 	return fixes

@@ -141,7 +141,7 @@ func testAlert(id string, version uint64, kind detectors.ChangeKind) detectors.C
 // position, an alert change and a reject whose value is not valid UTF-8.
 func testBatch() *Batch {
 	src := func(topic string, off int64) record.Source {
-		return record.Source{Topic: topic, Partition: 3, Offset: off}
+		return record.Source{Shard: record.Shard{Topic: topic, Partition: 3}, Offset: off}
 	}
 	b := &Batch{}
 	for i := range 5 {
