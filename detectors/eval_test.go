@@ -2,6 +2,7 @@ package detectors
 
 import (
 	"hash/fnv"
+	"math"
 	"os"
 	"strconv"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/muckwatch/muckwatch/city"
 	"github.com/muckwatch/muckwatch/record"
 	"github.com/muckwatch/muckwatch/sim"
+	"github.com/paulmach/orb"
 )
 
 // evalEngine drives the engine directly with a simulated city (decoded by the real decoder, split
@@ -50,6 +52,8 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 		}
 		fixes, events = fixes[:0], events[:0]
 	}
+	debug := os.Getenv("EVAL_DEBUG") != ""
+	seen := map[string][]record.Fix{} // EVAL_DEBUG: every vehicle's fixes, to show around a false alert
 	n := 0
 	offsets := map[record.Source]int64{} // the next offset of each partition, by topic and partition
 	res, err := s.Run(sim.EmitterFunc(func(r sim.Record) error {
@@ -67,6 +71,9 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 			}
 			f.Src = src
 			fixes = append(fixes, f)
+			if debug {
+				seen[f.VehicleID] = append(seen[f.VehicleID], f)
+			}
 		case "events":
 			var e record.Event
 			if err := dec.DecodeEvent(r.Value, r.Time, &e); err != nil {
@@ -142,6 +149,7 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 							t.Logf("   truth %s %s..%s %s", ep.Rule, ep.Start.Format("15:04:05"), ep.End.Format("15:04:05"), ep.Note)
 						}
 					}
+					logFixesAround(t, c, seen[d.VehicleID], d)
 				}
 			}
 		}
@@ -228,5 +236,35 @@ func TestAccuracyStreet(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// logFixesAround logs a vehicle's fixes around a false alert (EVAL_DEBUG): time, position in the
+// city's plane, reported speed, distance to its permit's route corridor, the sites it is in.
+func logFixesAround(t *testing.T, c *city.City, fixes []record.Fix, d sim.Detection) {
+	t.Helper()
+	from, to := d.Start.Add(-40*time.Second), d.End.Add(20*time.Second)
+	if d.End.IsZero() {
+		to = d.Opened.Add(60 * time.Second)
+	}
+	var prev orb.Point
+	for _, f := range fixes {
+		if f.Time.Before(from) || f.Time.After(to) {
+			continue
+		}
+		xy := c.Proj.Forward(orb.Point{f.Lon, f.Lat})
+		route := -1.0
+		if p := c.ActivePermit(f.VehicleID, f.Time); p != nil {
+			if r := c.Route(p.RouteID); r != nil {
+				route = r.Corridor.Distance(xy)
+			}
+		}
+		var buf [8]int32
+		step := 0.0
+		if prev != (orb.Point{}) {
+			step = math.Hypot(xy[0]-prev[0], xy[1]-prev[1])
+		}
+		prev = xy
+		t.Logf("      %s xy %8.0f %8.0f step %5.0f reported %5.1f (%v) route %6.0f sites %d", f.Time.Format("15:04:05"), xy[0], xy[1], step, f.SpeedKmh, f.HasSpeed, route, len(c.SitesAt(xy, buf[:0])))
 	}
 }

@@ -102,7 +102,8 @@ func (e *Engine) forget(tr *Track) {
 //     origin;
 //   - a fix farther from the last accepted one than the truck can have gone (at the speed it had,
 //     accelerating at most MaxAccel, never above MaxSpeedKmh, plus two fixes' GPS error) is a
-//     jump: stored, not judged; three in a row are believed, and the motion starts afresh there;
+//     jump: set aside, not judged; two such in a row that agree with each other are believed,
+//     and the motion starts afresh there (the accepted fix before them was the outlier);
 //   - a derived speed is the median (of three) or the lower (of two) of the distances over time
 //     from the cur fix back to the recent fixes 20–60 s before it (SpeedWindow), capped at the
 //     physical maximum, so one noisy or jumped fix moves it little and one pair never sets it;
@@ -126,11 +127,17 @@ type trace struct {
 // motion is a track's kinematic memory. It is not checkpointed: after a restore a track's speed
 // is derived again once its window has filled (a few fixes), reported speeds are used at once.
 type motion struct {
-	ring [motionLen]trace // newest at head, n filled
-	head int
-	n    int
-	stay stay
+	ring   [motionLen]trace // newest at head, n filled
+	head   int
+	n      int
+	stay   stay
+	alt    trace // the last fix set aside as a jump, while hasAlt
+	hasAlt bool
 }
+
+// maxJumps is how many fixes in a row, out of reach of the last accepted one and of each other,
+// are set aside before one is believed regardless.
+const maxJumps = 8
 
 // reset forgets the motion: the next fix starts it afresh.
 func (m *motion) reset() { *m = motion{} }
@@ -253,15 +260,29 @@ func (e *Engine) kinematics(tr *Track, f *record.Fix, prev, cur *Observation) bo
 			reach = min(reach, v0/3.6*dt+e.cfg.MaxAccel*dt*dt/2)
 		}
 		if dist > reach+e.cfg.JumpSlackM {
-			if tr.jumps < 3 {
+			// Out of reach of the last accepted fix. Believed once two such fixes in a row agree
+			// with each other (the second within reach of the first at the highest speed): the
+			// truck is there, and the accepted fix was the outlier (a re-acquisition snap after
+			// a gap is within reach of the fix before the gap, the fixes after it are not) or the
+			// truck moved while unheard. A lone jump is set aside; so is the next, unless it
+			// agrees with it. Only after maxJumps in a row, none agreeing, is a fix believed
+			// regardless.
+			agrees := m.hasAlt && groundDist(m.alt.ll, cur.LL) <= vmax*cur.Time.Sub(m.alt.t).Seconds()+e.cfg.JumpSlackM
+			if !agrees && tr.jumps < maxJumps {
 				tr.jumps++
+				m.alt, m.hasAlt = trace{t: cur.Time, ll: cur.LL}, true
 				e.metrics.skipped.WithLabelValues("jump").Inc()
 				return false
 			}
-			m.reset() // believed: the positions before it are not comparable with it
+			alt, had := m.alt, agrees
+			m.reset() // the positions before it are not comparable with it
+			if had {
+				m.stay.observe(alt.t, alt.ll, e.cfg.StopRadiusM)
+				m.push(alt.t, alt.ll)
+			}
 		}
 	}
-	tr.jumps = 0
+	tr.jumps, m.hasAlt = 0, false
 	step := m.stay.observe(cur.Time, cur.LL, e.cfg.StopRadiusM)
 	cur.Still = step != stayAside && cur.Time.Sub(m.stay.since) >= e.cfg.StillFor
 	if cur.Still {
