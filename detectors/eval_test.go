@@ -265,6 +265,12 @@ func logFixesAround(t *testing.T, c *city.City, fixes []record.Fix, d sim.Detect
 			step = math.Hypot(xy[0]-prev[0], xy[1]-prev[1])
 		}
 		prev = xy
-		t.Logf("      %s xy %8.0f %8.0f step %5.0f reported %5.1f (%v) route %6.0f sites %d", f.Time.Format("15:04:05"), xy[0], xy[1], step, f.SpeedKmh, f.HasSpeed, route, len(c.SitesAt(xy, buf[:0])))
+		limits := ""
+		for _, i := range c.ZonesAt(xy, buf[:0]) {
+			if z := c.ZoneAt(i); z.Kind == city.ZoneSpeed {
+				limits += " " + z.ID + ":" + strconv.FormatFloat(z.SpeedLimitKmh, 'f', 0, 64)
+			}
+		}
+		t.Logf("      %s xy %8.0f %8.0f step %5.0f reported %5.1f (%v) route %6.0f sites %d limits%s", f.Time.Format("15:04:05"), xy[0], xy[1], step, f.SpeedKmh, f.HasSpeed, route, len(c.SitesAt(xy, buf[:0])), limits)
 	}
 }

@@ -133,6 +133,10 @@ type motion struct {
 	stay   stay
 	alt    trace // the last fix set aside as a jump, while hasAlt
 	hasAlt bool
+	// the accepted fix before the last accepted one, while hasBefore: a fix back there after a
+	// lone outlier within reach is not a jump
+	before    trace
+	hasBefore bool
 }
 
 // maxJumps is how many fixes in a row, out of reach of the last accepted one and of each other,
@@ -151,6 +155,15 @@ func (m *motion) push(t time.Time, ll orb.Point) {
 	m.ring[m.head] = trace{t: t, ll: ll}
 	if m.n < motionLen {
 		m.n++
+	}
+}
+
+// drop forgets the newest remembered fix if it is the one at t.
+func (m *motion) drop(t time.Time) {
+	if m.n > 0 && m.ring[m.head].t.Equal(t) {
+		m.ring[m.head] = trace{}
+		m.head = (m.head - 1 + motionLen) % motionLen
+		m.n--
 	}
 }
 
@@ -193,6 +206,30 @@ type stay struct {
 	alt    orb.Point
 	altAt  time.Time
 	hasAlt bool
+	// when the vehicle came to rest there (settled): the stay takes in the last metres of the
+	// approach (up to the radius, some seconds at walking pace), the stop is from the first
+	// remembered fix near its centre; judged once, when the stay is first found still
+	settledAt time.Time
+	settled   bool
+}
+
+// settled is when the vehicle came to rest at its stay: the oldest remembered fix since the
+// stay's start within near of its centre, going back from the newest until two in a row are not
+// (one fix's GPS error is not the approach); the stay's start when none is.
+func (m *motion) settled(near float64) time.Time {
+	at, far := m.stay.since, 0
+	for i := 0; i < m.n && far < 2; i++ {
+		tr := &m.ring[(m.head-i+motionLen)%motionLen]
+		if tr.t.Before(m.stay.since) {
+			break
+		}
+		if groundDist(tr.ll, m.stay.centre) > near {
+			far++
+			continue
+		}
+		at, far = tr.t, 0
+	}
+	return at
 }
 
 // stayMeanMax bounds the running mean's weight, so a slow drift while parked moves the centre.
@@ -268,6 +305,18 @@ func (e *Engine) kinematics(tr *Track, f *record.Fix, prev, cur *Observation) bo
 			// agrees with it. Only after maxJumps in a row, none agreeing, is a fix believed
 			// regardless.
 			agrees := m.hasAlt && groundDist(m.alt.ll, cur.LL) <= vmax*cur.Time.Sub(m.alt.t).Seconds()+e.cfg.JumpSlackM
+			if back := groundDist(m.before.ll, cur.LL); m.hasBefore && !agrees && back+e.cfg.JumpSlackM < dist &&
+				back <= prev.SpeedKmh/3.6*cur.Time.Sub(m.before.t).Seconds()+e.cfg.JumpSlackM {
+				// back where the truck was before the last accepted fix (or as far on from there
+				// as its speed then takes it): that one was a lone outlier within reach (a
+				// re-acquisition snap after a gap); it leaves the speed window, and this fix is
+				// judged
+				m.drop(prev.Time)
+				m.hasAlt = false
+				tr.jumps = 0
+				e.accept(tr, m, cur, nil)
+				return true
+			}
 			if !agrees && tr.jumps < maxJumps {
 				tr.jumps++
 				m.alt, m.hasAlt = trace{t: cur.Time, ll: cur.LL}, true
@@ -282,11 +331,33 @@ func (e *Engine) kinematics(tr *Track, f *record.Fix, prev, cur *Observation) bo
 			}
 		}
 	}
+	e.accept(tr, m, cur, prev)
+	return true
+}
+
+// accept takes cur as the track's newest fix: its stillness and, unless reported, its speed.
+// prev is the last accepted fix before it, nil when it is not to be remembered as the one before.
+func (e *Engine) accept(tr *Track, m *motion, cur, prev *Observation) {
+	if m.hasAlt && groundDist(m.alt.ll, cur.LL) <= e.cfg.MaxSpeedKmh/3.6*cur.Time.Sub(m.alt.t).Seconds()+e.cfg.JumpSlackM &&
+		prev != nil && groundDist(prev.LL, cur.LL) > groundDist(m.alt.ll, cur.LL)+e.cfg.JumpSlackM {
+		// Within reach of the last accepted fix, but nearer the fix set aside just before it,
+		// which it agrees with: at sparse reporting a jump can be within reach of the fix before
+		// it, and the fixes after it are then set aside against it. The two that agree are the
+		// truck; the accepted one drops out of the speed window, the set-aside one comes in.
+		m.drop(prev.Time)
+		m.push(m.alt.t, m.alt.ll)
+	}
 	tr.jumps, m.hasAlt = 0, false
+	if prev != nil {
+		m.before, m.hasBefore = trace{t: prev.Time, ll: prev.LL}, true
+	}
 	step := m.stay.observe(cur.Time, cur.LL, e.cfg.StopRadiusM)
 	cur.Still = step != stayAside && cur.Time.Sub(m.stay.since) >= e.cfg.StillFor
 	if cur.Still {
-		cur.StillSince, cur.StayAt = m.stay.since, m.stay.centre
+		if !m.stay.settled {
+			m.stay.settledAt, m.stay.settled = m.settled(e.cfg.StopRadiusM/2), true
+		}
+		cur.StillSince, cur.StayAt = m.stay.settledAt, m.stay.centre
 	}
 	if !cur.Reported {
 		switch v, ok := m.speed(cur.Time, cur.LL, e.cfg.SpeedWindow); {
@@ -297,7 +368,6 @@ func (e *Engine) kinematics(tr *Track, f *record.Fix, prev, cur *Observation) bo
 		}
 	}
 	m.push(cur.Time, cur.LL)
-	return true
 }
 
 // groundDist is the distance in metres between two lon/lat points on the ground: on the local

@@ -510,14 +510,18 @@ func (s *Simulator) advance(t *truck, now time.Time, step time.Duration, em Emit
 		if t.injActive && t.inj == injDeviation {
 			half := cor.HalfWidthM
 			elapsed := 4*time.Minute - t.injUntil.Sub(now)
+			// sideways at most at 80 % of its speed over the ground (below), or the truck would
+			// be going faster than its speed says: a detour in a 30 zone was a speeding the
+			// ground truth did not know of
+			lateral := math.Min(12, 0.8*t.speed/3.6)
 			switch {
 			case now.After(t.injUntil):
-				t.offset = math.Max(0, t.offset-10*dt)
+				t.offset = math.Max(0, t.offset-math.Min(10, lateral)*dt)
 				if t.offset == 0 {
 					t.inj = injNone
 				}
 			case elapsed < 40*time.Second:
-				t.offset = math.Min(half*6, t.offset+12*dt)
+				t.offset = math.Min(half*6, t.offset+lateral*dt)
 			}
 			switch {
 			case t.offset > half && t.episode < 0 && t.inj == injDeviation:
