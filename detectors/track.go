@@ -373,7 +373,8 @@ func (e *Engine) accept(tr *Track, m *motion, cur, prev *Observation) {
 // groundDist is the distance in metres between two lon/lat points on the ground: on the local
 // scale of the pair (metres per degree of longitude at their mean latitude), which is within
 // 0.01 % of the great circle up to tens of kilometres, anywhere on Earth; farther apart, the
-// great circle itself.
+// great circle itself. It runs several times per fix, so the cosine comes from a table
+// (cosLat) and the root is a plain square root.
 func groundDist(a, b orb.Point) float64 {
 	const rad = math.Pi / 180
 	dlon := b[0] - a[0]
@@ -386,6 +387,30 @@ func groundDist(a, b orb.Point) float64 {
 	if math.Abs(dlon) > 0.5 || math.Abs(dlat) > 0.5 {
 		return geo.DistanceM(a, b)
 	}
-	kx := math.Cos((a[1] + b[1]) / 2 * rad)
-	return geo.EarthRadiusM * rad * math.Hypot(dlon*kx, dlat)
+	x, y := dlon*cosLat((a[1]+b[1])/2), dlat
+	return geo.EarthRadiusM * rad * math.Sqrt(x*x+y*y)
+}
+
+// cosTableStep is the step of cosTable, in degrees of latitude: interpolated linearly, the cosine
+// is then within 1e-9 of math.Cos.
+const cosTableStep = 0.01
+
+// cosTable holds the cosine of every cosTableStep of latitude from 0° to 90° (and one past);
+// it is filled once and never written after.
+var cosTable = func() []float64 {
+	t := make([]float64, int(90/cosTableStep)+2)
+	for i := range t {
+		t[i] = math.Cos(float64(i) * cosTableStep * math.Pi / 180)
+	}
+	return t
+}()
+
+// cosLat is the cosine of latitude lat, in degrees (|lat| at most 90).
+func cosLat(lat float64) float64 {
+	f := math.Abs(lat) / cosTableStep
+	i := int(f)
+	if i >= len(cosTable)-1 {
+		return math.Cos(lat * math.Pi / 180)
+	}
+	return cosTable[i] + (cosTable[i+1]-cosTable[i])*(f-float64(i))
 }
