@@ -221,6 +221,7 @@ func TestAccuracyStreet(t *testing.T) {
 		{5 * time.Second, 6 * time.Hour, false},
 		{30 * time.Second, 6 * time.Hour, false},
 		{time.Second, 2 * time.Hour, true},
+		{5 * time.Second, 6 * time.Hour, true},
 		{30 * time.Second, 6 * time.Hour, true},
 	} {
 		name := tc.interval.String() + "/without_speed"
