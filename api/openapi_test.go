@@ -380,6 +380,9 @@ func TestOpenAPIDocument(t *testing.T) {
 			{"GET /api/v1/violations", []string{"query:from", "query:to", "query:rule", "query:severity", "query:company", "query:site",
 				"query:district", "query:vehicle", "query:group_by", "query:format", "query:limit"}},
 			{"GET /api/v1/heatmap", []string{"query:rule", "query:from", "query:to", "query:cell_m"}},
+			{"GET /api/v1/me", nil},
+			{"GET /api/v1/city/layers", nil},
+			{"GET /api/v1/fleet", []string{"query:max_age", "query:silent_after"}},
 		}
 		covered := map[string]bool{}
 		for _, tt := range tests {
@@ -488,6 +491,8 @@ func TestOpenAPIDocument(t *testing.T) {
 			{"AlertView", AlertView{Supervision: Supervision{Dispatch: &DispatchPlan{}}}},
 			{"FeedItem", FeedItem{}},
 			{"ActionRequest", ActionRequest{}},
+			{"Me", Me{}},
+			{"FleetAnswer", FleetAnswer{}},
 		}
 		for _, tt := range tests {
 			t.Run(tt.schema, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -54,6 +55,7 @@ type Server struct {
 	risk     RiskSource
 	announce Announcer
 	hook     *Webhook
+	console  http.Handler // the browser console, served outside /api/ (SetConsole)
 	metrics  *serverMetrics
 	mux      *http.ServeMux
 	now      func() time.Time
@@ -115,6 +117,9 @@ func NewServer(cfg Config, live *Live, store *Store, cs CitySource, risk RiskSou
 		"/api/v1/violations":             s.handleViolations,
 		"/api/v1/heatmap":                s.handleHeatmap,
 	}
+	consoleRoutes, consoleHandlers := s.consoleRoutes()
+	s.routes = append(s.routes, consoleRoutes...)
+	maps.Copy(handlers, consoleHandlers)
 	for _, rt := range s.routes {
 		h := handlers[rt.path]
 		if h == nil {
@@ -123,6 +128,10 @@ func NewServer(cfg Config, live *Live, store *Store, cs CitySource, risk RiskSou
 		s.mux.Handle(rt.method+" "+rt.path, s.guard(rt, h))
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if s.console != nil && !strings.HasPrefix(r.URL.Path, "/api/") {
+			s.console.ServeHTTP(w, r)
+			return
+		}
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see /api/v1/openapi.json)", r.Method, r.URL.Path))
 	})
 	return s, nil

@@ -9,13 +9,6 @@ import (
 	"github.com/muckwatch/muckwatch/record"
 )
 
-// Topics names the input topics.
-type Topics struct {
-	GPS      string `yaml:"gps"`
-	Events   string `yaml:"events"`
-	Officers string `yaml:"officers"`
-}
-
 // ConsumerConfig configures the Kafka input.
 type ConsumerConfig struct {
 	// Brokers are the bootstrap brokers, host:port.
@@ -23,7 +16,7 @@ type ConsumerConfig struct {
 	// GroupID is the consumer group; instances with the same group share the partitions.
 	GroupID string `yaml:"group_id"`
 	// Topics are the input topic names.
-	Topics Topics `yaml:"topics"`
+	Topics record.Topics `yaml:"topics"`
 	// StartOffset is where a new group starts: "first" (default) or "last".
 	StartOffset string `yaml:"start_offset"`
 	// BatchMaxRecords is the most records handed downstream at once.

@@ -20,10 +20,10 @@ type consumerMetrics struct {
 	fetchErrors   prometheus.Counter
 	rebalances    prometheus.Counter
 	assigned      prometheus.Gauge
-	topics        Topics
+	topics        record.Topics
 }
 
-func newConsumerMetrics(reg prometheus.Registerer, topics Topics) *consumerMetrics {
+func newConsumerMetrics(reg prometheus.Registerer, topics record.Topics) *consumerMetrics {
 	m := &consumerMetrics{
 		in: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "muckwatch_ingest_records_total",
 			Help: "Records read from Kafka, by topic (rejected ones included)."}, []string{"topic"}),

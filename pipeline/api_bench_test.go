@@ -34,7 +34,7 @@ func BenchmarkVehicleLookup(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	em := sim.NewKafkaEmitter(context.Background(), []string{env.broker}, simTopics(env.cfg))
+	em := sim.NewKafkaEmitter(context.Background(), []string{env.broker}, env.cfg.Kafka.Topics)
 	res, err := s.Run(em)
 	if err == nil {
 		err = em.Flush()

@@ -49,7 +49,7 @@ func TestBacklog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	em := sim.NewKafkaEmitter(context.Background(), []string{addr}, simTopics(cfg))
+	em := sim.NewKafkaEmitter(context.Background(), []string{addr}, cfg.Kafka.Topics)
 	res, err := s.Run(em)
 	if err == nil {
 		err = em.Flush()

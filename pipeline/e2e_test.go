@@ -81,7 +81,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	em := sim.NewKafkaEmitter(ctx, []string{env.broker}, simTopics(env.cfg))
+	em := sim.NewKafkaEmitter(ctx, []string{env.broker}, env.cfg.Kafka.Topics)
 	defer em.Close()
 	res, err := s.Run(em)
 	if err != nil {

@@ -17,7 +17,6 @@ import (
 	"github.com/muckwatch/muckwatch/internal/broker"
 	"github.com/muckwatch/muckwatch/internal/chlocal"
 	"github.com/muckwatch/muckwatch/internal/watchdog"
-	"github.com/muckwatch/muckwatch/sim"
 )
 
 // chServer is the real ClickHouse server the integration tests share.
@@ -169,8 +168,3 @@ func (e *testEnv) waitFor(what string, timeout time.Duration, cond func() bool) 
 
 // tail is the pipelines' last log lines, for the watchdog.
 func (r *logRing) tail() []string { return r.last(40) }
-
-// simTopics names the config's input topics for the simulator's records.
-func simTopics(cfg Config) sim.Topics {
-	return sim.Topics{GPS: cfg.Kafka.Topics.GPS, Events: cfg.Kafka.Topics.Events, Officers: cfg.Kafka.Topics.Officers}
-}

@@ -40,7 +40,7 @@ func BenchmarkPipeline(b *testing.B) {
 		b.Fatal(err)
 	}
 	cfg.Kafka.Brokers = []string{addr}
-	em := sim.NewKafkaEmitter(ctx, []string{addr}, simTopics(cfg))
+	em := sim.NewKafkaEmitter(ctx, []string{addr}, cfg.Kafka.Topics)
 	res, err := s.Run(em)
 	if err == nil {
 		err = em.Flush()

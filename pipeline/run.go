@@ -21,6 +21,7 @@ import (
 
 	"github.com/muckwatch/muckwatch/api"
 	"github.com/muckwatch/muckwatch/city"
+	"github.com/muckwatch/muckwatch/console"
 	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/ingest"
 	"github.com/muckwatch/muckwatch/internal/statetopic"
@@ -106,6 +107,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 		if err != nil {
 			return err
 		}
+		srv.SetConsole(console.Handler())
 		ln, err := net.Listen("tcp", cfg.API.Listen)
 		if err != nil {
 			return fmt.Errorf("cannot listen for the API on %s: %w", cfg.API.Listen, err)

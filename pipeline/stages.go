@@ -60,7 +60,7 @@ type stages struct {
 	log     *slog.Logger
 	observe batchObserver // may be nil
 	state   stateReader   // may be nil: no state is restored
-	topics  ingest.Topics
+	topics  record.Topics
 	metrics pipelineMetrics
 	// backoff paces the retries while a sink is down (retry, Rebalanced)
 	backoff backoff.Policy

@@ -6,6 +6,14 @@ package record
 
 import "time"
 
+// Topics names the input topics, by the kind of record each carries: fixes, camera/sensor
+// events, officers' positions. Every topic is keyed by vehicle plate (officer id for officers).
+type Topics struct {
+	GPS      string `yaml:"gps"`
+	Events   string `yaml:"events"`
+	Officers string `yaml:"officers"`
+}
+
 // Source says where a record came from in Kafka; it travels with every decoded record so that a
 // downstream reject or a stored row can point back at the exact offset.
 type Source struct {

@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/muckwatch/muckwatch/record"
 	"github.com/segmentio/kafka-go"
 )
-
-// Topics names the Kafka topics the simulator's records go to, by kind.
-type Topics struct{ GPS, Events, Officers string }
 
 // KafkaEmitter produces the simulator's records to Kafka, keyed by vehicle, in batches.
 type KafkaEmitter struct {
@@ -20,7 +18,7 @@ type KafkaEmitter struct {
 	sent   int
 }
 
-func NewKafkaEmitter(ctx context.Context, brokers []string, t Topics) *KafkaEmitter {
+func NewKafkaEmitter(ctx context.Context, brokers []string, t record.Topics) *KafkaEmitter {
 	return &KafkaEmitter{
 		ctx: ctx,
 		w: &kafka.Writer{

@@ -11,14 +11,10 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/muckwatch/muckwatch/internal/bench"
+	"github.com/muckwatch/muckwatch/internal/cli"
 )
 
 const usage = `muckbench — measure muckwatch
@@ -34,39 +30,20 @@ Run 'muckbench COMMAND -h' for a command's flags.
 `
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
-	}
-	os.Exit(runCommand(os.Args[1], os.Args[2:]))
+	os.Exit(cli.Program{Name: "muckbench", Usage: usage, Commands: commands()}.Main(os.Args[1:]))
 }
 
-// runCommand runs subcommand name with args until it ends or SIGINT/SIGTERM stops it, and
-// returns the process's exit code.
-func runCommand(name string, args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	var err error
-	switch name {
-	case "bench":
-		err = cmdBench(ctx, args)
-	case "evaluate":
-		err = cmdEvaluate(ctx, args)
-	case "terminals", "squads", "broker":
-		err = bench.RunChild(ctx, name, args, os.Stdin, os.Stdout)
-	case "help", "-h", "--help":
-		fmt.Print(usage)
-		return 0
-	default:
-		fmt.Fprintf(os.Stderr, "muckbench: unknown command %q\n\n%s", name, usage)
-		return 2
+func commands() map[string]cli.Command {
+	child := func(name string) cli.Command {
+		return func(ctx context.Context, args []string) error {
+			return bench.RunChild(ctx, name, args, os.Stdin, os.Stdout)
+		}
 	}
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
+	return map[string]cli.Command{
+		"bench":     cmdBench,
+		"evaluate":  cmdEvaluate,
+		"terminals": child("terminals"),
+		"squads":    child("squads"),
+		"broker":    child("broker"),
 	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "muckbench %s: %v\n", name, err)
-		return 1
-	}
-	return 0
 }

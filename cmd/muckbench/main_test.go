@@ -1,19 +1,27 @@
 package main
 
-import "testing"
+import (
+	"errors"
+	"flag"
+	"testing"
+)
 
-// TestRunCommand: help exits 0, an unknown command 2 (and a child process that cannot run, 1).
-func TestRunCommand(t *testing.T) {
-	f := func(name string, args []string, want int) {
-		t.Helper()
-		if got := runCommand(name, args); got != want {
-			t.Errorf("muckbench %s %v: exit code %d, want %d", name, args, got, want)
+// TestCommands: the bench's and the evaluation's -h end in flag.ErrHelp (exit 0), a child process
+// that cannot run and a bench of no vehicles fail. The switch itself is tested in internal/cli.
+func TestCommands(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		help bool
+	}{
+		{"bench", []string{"-h"}, true},
+		{"evaluate", []string{"-h"}, true},
+		{"broker", nil, false},
+		{"bench", []string{"--vehicles", "0"}, false},
+	} {
+		err := commands()[tc.name](t.Context(), tc.args)
+		if errors.Is(err, flag.ErrHelp) != tc.help || err == nil {
+			t.Errorf("muckbench %s %v: %v; want help %v, or an error", tc.name, tc.args, err, tc.help)
 		}
 	}
-	f("help", nil, 0)
-	f("bench", []string{"-h"}, 0)
-	f("evaluate", []string{"-h"}, 0)
-	f("run", nil, 2)
-	f("broker", nil, 1)
-	f("bench", []string{"--vehicles", "0"}, 1)
 }

@@ -137,7 +137,7 @@ muckwatch demo — %s: %d sites, %d routes, %d zones, %d vehicles, %d permits
 	}
 	fmt.Printf("simulating the city at %gx real time from %s ago (Ctrl-C stops everything)\n\n", sf.speedup, sf.back)
 
-	em := sim.NewKafkaEmitter(ctx, cfg.Kafka.Brokers, simTopics(cfg))
+	em := sim.NewKafkaEmitter(ctx, cfg.Kafka.Brokers, cfg.Kafka.Topics)
 	defer em.Close()
 	simulator, err := sim.New(c, sf.options(ctx, em.Flush))
 	if err != nil {

@@ -12,12 +12,9 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/muckwatch/muckwatch/internal/cli"
 )
 
 const usage = `muckwatch — real-time supervision of urban muck trucks
@@ -36,45 +33,12 @@ another command's: muckbench.
 `
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
-	}
-	os.Exit(runCommand(os.Args[1], os.Args[2:]))
-}
-
-// runCommand runs subcommand name with args until it ends or SIGINT/SIGTERM stops it, and
-// returns the process's exit code.
-func runCommand(name string, args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	var err error
-	switch name {
-	case "run":
-		err = cmdRun(ctx, args)
-	case "demo":
-		err = cmdDemo(ctx, args)
-	case "broker":
-		err = cmdBroker(ctx, args)
-	case "simulate":
-		err = cmdSimulate(ctx, args)
-	case "migrate":
-		err = cmdMigrate(ctx, args)
-	case "token":
-		err = cmdToken(args)
-	case "help", "-h", "--help":
-		fmt.Print(usage)
-		return 0
-	default:
-		fmt.Fprintf(os.Stderr, "muckwatch: unknown command %q\n\n%s", name, usage)
-		return 2
-	}
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "muckwatch %s: %v\n", name, err)
-		return 1
-	}
-	return 0
+	os.Exit(cli.Program{Name: "muckwatch", Usage: usage, Commands: map[string]cli.Command{
+		"run":      cmdRun,
+		"demo":     cmdDemo,
+		"broker":   cmdBroker,
+		"simulate": cmdSimulate,
+		"migrate":  cmdMigrate,
+		"token":    func(_ context.Context, args []string) error { return cmdToken(args) },
+	}}.Main(os.Args[1:]))
 }

@@ -69,7 +69,7 @@ func cmdSimulate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	em := sim.NewKafkaEmitter(ctx, strings.Split(*brokers, ","), simTopics(cfg))
+	em := sim.NewKafkaEmitter(ctx, strings.Split(*brokers, ","), cfg.Kafka.Topics)
 	defer em.Close()
 	s, err := sim.New(c, sf.options(ctx, em.Flush))
 	if err != nil {
@@ -110,6 +110,3 @@ func writeTruth(path string, truth []sim.Episode) error {
 }
 
 // simTopics names the config's input topics for the simulator's records.
-func simTopics(cfg pipeline.Config) sim.Topics {
-	return sim.Topics{GPS: cfg.Kafka.Topics.GPS, Events: cfg.Kafka.Topics.Events, Officers: cfg.Kafka.Topics.Officers}
-}

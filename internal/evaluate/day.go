@@ -60,7 +60,7 @@ func scoreDay(ctx context.Context, c *city.City, o sim.Options, addr string, cfg
 		return result{}, err
 	}
 	began := time.Now()
-	topics := sim.Topics{GPS: cfg.Kafka.Topics.GPS, Events: cfg.Kafka.Topics.Events, Officers: cfg.Kafka.Topics.Officers}
+	topics := cfg.Kafka.Topics
 	em := sim.NewKafkaEmitter(ctx, []string{addr}, topics)
 	res, err := s.Run(em)
 	if err == nil {

@@ -1,0 +1,51 @@
+// The analyst's journey: filter the violations by rule, read the chart and the table, export
+// the CSV, see the heatmap, replay a truck's track with the slider; then switch to English.
+import { readFileSync } from 'node:fs';
+import { launch, newPage, signIn, shot, step, expect, fail } from './lib.mjs';
+
+const plate = process.env.MW_PLATE || fail('MW_PLATE is not set');
+const browser = await launch();
+try {
+  const page = await newPage(browser, { viewport: { width: 1440, height: 900 }, acceptDownloads: true });
+  await signIn(page, 'analyst');
+  await page.waitForFunction(() => Number(document.querySelector('#screen').dataset.total || 0) > 0);
+  await page.selectOption('#a-rule', 'speeding');
+  await page.selectOption('#a-split', 'rule');
+  await page.click('#a-query');
+  await page.waitForFunction(() => document.querySelectorAll('#table thead th').length === 3 && document.querySelector('#table thead').textContent.includes('超速'));
+  expect(await page.locator('#chart canvas').count() > 0, 'no chart drawn');
+  const heads = await page.locator('#table thead th').allTextContents();
+  expect(heads.length === 3 && heads[1] === '超速', `the table's columns are ${heads}, want the day, 超速 and the total`);
+  step('filtered by rule: ' + (await page.textContent('#a-msg')));
+
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#a-csv')]);
+  const csv = readFileSync(await download.path(), 'utf8').replace(/^\ufeff/, '');
+  const lines = csv.trim().split(/\r?\n/);
+  expect(lines[0] === 'day,rule,violations', `the CSV's header is ${lines[0]}`);
+  expect(lines.length > 1 && lines.slice(1).every((l) => l.split(',')[1] === 'speeding'), 'the CSV is not filtered by rule: ' + csv);
+  step(`CSV ${download.suggestedFilename()}: ${lines.length - 1} rows`);
+
+  await page.waitForFunction(() => window.mwMap?.querySourceFeatures('heat').length > 0, null, { timeout: 15000 })
+    .catch(() => fail('the heatmap has no cell'));
+
+  await page.fill('#r-plate', plate);
+  await page.click('#r-load');
+  await page.waitForFunction(() => Number(document.querySelector('#screen').dataset.trackPoints || 0) >= 6);
+  expect(Number(await page.evaluate(() => document.querySelector('#screen').dataset.trackAlerts)) >= 1, 'no alert on the track');
+  const max = await page.getAttribute('#r-slider', 'max');
+  await page.fill('#r-slider', String(Math.floor(Number(max) / 2)));
+  const readout = await page.textContent('#r-readout');
+  const kmh = Number(/(\d+) km\/h/.exec(readout)?.[1]);
+  expect(kmh > 60, `the replay's speed in the middle of the track is ${readout}, want the truck's 90 km/h or so`);
+  step('replay: ' + readout);
+  await shot(page, 'analyst');
+
+  await page.click('#lang');
+  await page.waitForSelector('#nav-analyst:text-is("Analysis")');
+  step('switched to English');
+  await shot(page, 'analyst-en');
+  expect(page.errors.length === 0, 'the page threw: ' + page.errors.join('; '));
+  step('analyst journey passed');
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,68 @@
+// Shared by the journeys: Debian's Chromium driven by playwright-core, sign-in, screenshots and
+// a step log. Every journey reads MW_URL and the tokens from the environment (MW_TOKEN_<ROLE>)
+// and writes its screenshots under MW_ARTEFACTS (default e2e/artefacts).
+import { chromium } from 'playwright-core';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const base = process.env.MW_URL || fail('MW_URL is not set: the console URL to test');
+export const artefacts = process.env.MW_ARTEFACTS || new URL('./artefacts', import.meta.url).pathname;
+mkdirSync(artefacts, { recursive: true });
+
+export function fail(msg) {
+  console.error('FAIL: ' + msg);
+  process.exit(1);
+}
+
+export function tokenOf(role) {
+  return process.env['MW_TOKEN_' + role.toUpperCase()] || fail(`MW_TOKEN_${role.toUpperCase()} is not set`);
+}
+
+export function step(msg) {
+  console.log(`[${new Date().toISOString().slice(11, 23)}] ${msg}`);
+}
+
+// launch starts Debian's Chromium headless, without the background traffic this machine's closed
+// network refuses. Playwright gives every launch a fresh temporary profile (--user-data-dir) of
+// its own and removes it on close.
+export async function launch() {
+  const executablePath = process.env.MW_CHROMIUM || '/usr/bin/chromium';
+  if (!existsSync(executablePath)) fail(`${executablePath} is missing: run make deps (it installs Debian's chromium)`);
+  return chromium.launch({
+    executablePath, headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--enable-unsafe-swiftshader', '--use-angle=swiftshader'],
+  });
+}
+
+// page opens a page that fails the journey on any uncaught error of the console.
+export async function newPage(browser, opts = {}) {
+  const ctx = await browser.newContext({ locale: 'zh-CN', timezoneId: 'Asia/Shanghai', ...opts });
+  const page = await ctx.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => { page.errors.push(e.message); console.error('page error: ' + e.message); });
+  page.on('console', (m) => { if (m.type() === 'error') console.error('console error: ' + m.text()); });
+  page.setDefaultTimeout(30000);
+  return page;
+}
+
+export async function signIn(page, role) {
+  await page.goto(base + '/');
+  await page.fill('#token', tokenOf(role));
+  await page.click('form.signin button[type=submit]');
+  await page.waitForSelector('#who', { state: 'attached' });
+  const who = await page.textContent('#who');
+  if (!who.includes(role)) fail(`signed in as ${role} but the header says ${who}`);
+  const url = page.url();
+  if (url.includes(tokenOf(role))) fail('the token is in the URL: ' + url);
+}
+
+export async function shot(page, name) {
+  const path = join(artefacts, name + '.png');
+  await page.screenshot({ path });
+  step('screenshot ' + path);
+}
+
+export function expect(cond, msg) {
+  if (!cond) fail(msg);
+}

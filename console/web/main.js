@@ -1,0 +1,110 @@
+// The console's shell: sign-in, the role's screens, the language switch, and the router
+// (#/centre, #/wall, #/squad, #/analyst). Nothing is shown without a token.
+import 'maplibre-gl/dist/maplibre-gl.css';
+import 'uplot/dist/uPlot.min.css';
+import './app.css';
+import * as api from './api.js';
+import { t, lang, setLang } from './i18n.js';
+import { el, setCityZone } from './util.js';
+import { baseMap, setBaseMap } from './citymap.js';
+import { centre } from './centre.js';
+import { wall } from './wall.js';
+import { squad } from './squad.js';
+import { analyst } from './analyst.js';
+
+const screens = {
+  centre: { roles: ['supervisor', 'admin'], show: centre },
+  wall: { roles: ['supervisor', 'admin'], show: wall },
+  squad: { roles: ['squad', 'supervisor', 'admin'], show: squad },
+  analyst: { roles: ['analyst', 'supervisor', 'admin'], show: analyst },
+};
+const home = { supervisor: 'centre', admin: 'centre', squad: 'squad', analyst: 'analyst' };
+
+const session = { me: null, layers: null, stop: null };
+
+async function signIn(tok) {
+  api.setToken(tok);
+  try {
+    [session.me, session.layers] = await Promise.all([api.get('/api/v1/me'), api.get('/api/v1/city/layers')]);
+    setCityZone(session.layers.time_zone);
+    return true;
+  } catch (e) {
+    api.setToken('');
+    session.me = null;
+    return e;
+  }
+}
+
+function signInScreen(root, err) {
+  document.title = t('title');
+  const input = el('input', { id: 'token', type: 'password', autocomplete: 'current-password', placeholder: t('token'), 'aria-label': t('token') });
+  const msg = el('p', { class: 'error', id: 'signin-error' }, err ? (err.status === 401 ? t('badToken') : err.message) : '');
+  const form = el('form', { class: 'signin', onsubmit: async (e) => {
+    e.preventDefault();
+    const r = await signIn(input.value.trim());
+    if (r === true) {
+      location.hash = '#/' + home[session.me.role];
+      route();
+    } else signInScreen(root, r);
+  } }, el('h1', {}, t('title')), el('p', {}, t('signinHint')), input, el('button', { type: 'submit', class: 'primary' }, t('signin')), msg, langSwitch());
+  root.replaceChildren(form);
+  input.focus();
+}
+
+function langSwitch() {
+  return el('button', { class: 'lang', id: 'lang', type: 'button', onclick: () => {
+    setLang(lang() === 'zh' ? 'en' : 'zh');
+    route();
+  } }, lang() === 'zh' ? 'English' : '中文');
+}
+
+function settingsDialog() {
+  const b = baseMap() || { url: '', crs: 'wgs84' };
+  const url = el('input', { id: 'tile-url', value: b.url, placeholder: 'http://tiles.city.local/{z}/{x}/{y}.png' });
+  const crs = el('select', { id: 'tile-crs' }, el('option', { value: 'wgs84' }, 'WGS-84'), el('option', { value: 'gcj02' }, 'GCJ-02'));
+  crs.value = b.crs;
+  const dlg = el('dialog', { class: 'settings' },
+    el('h3', {}, t('settings')), el('p', { class: 'muted' }, t('noBase')),
+    el('label', {}, t('tileUrl'), url), el('label', {}, t('tileCrs'), crs),
+    el('div', { class: 'row' },
+      el('button', { class: 'primary', onclick: () => { setBaseMap({ url: url.value.trim(), crs: crs.value }); dlg.close(); route(); } }, t('save')),
+      el('button', { onclick: () => dlg.close() }, t('cancel'))));
+  document.body.append(dlg);
+  dlg.showModal();
+}
+
+function header(current) {
+  const nav = el('nav', {});
+  for (const [name, s] of Object.entries(screens)) {
+    if (!s.roles.includes(session.me.role)) continue;
+    nav.append(el('a', { href: '#/' + name, class: name === current ? 'active' : '', id: 'nav-' + name }, t(name)));
+  }
+  return el('header', { class: 'top' },
+    el('span', { class: 'brand' }, t('title'), el('small', {}, session.layers.city)), nav,
+    el('span', { class: 'who', id: 'who' }, session.me.name + ' · ' + session.me.role),
+    el('button', { type: 'button', onclick: settingsDialog, title: t('settings'), id: 'settings' }, t('settings')),
+    langSwitch(),
+    el('button', { type: 'button', id: 'signout', onclick: () => { api.setToken(''); session.me = null; location.hash = ''; route(); } }, t('signout')));
+}
+
+async function route() {
+  const root = document.getElementById('app');
+  session.stop?.();
+  session.stop = null;
+  document.documentElement.lang = lang() === 'zh' ? 'zh-CN' : 'en';
+  if (!session.me && api.token()) {
+    const r = await signIn(api.token());
+    if (r !== true) return signInScreen(root, r);
+  }
+  if (!session.me) return signInScreen(root);
+  let name = location.hash.replace(/^#\/?/, '').split('?')[0];
+  if (!screens[name] || !screens[name].roles.includes(session.me.role)) name = home[session.me.role];
+  document.title = t(name) + ' · ' + t('title');
+  const body = el('main', { id: 'screen', class: 'screen-' + name });
+  root.replaceChildren(name === 'wall' ? '' : header(name), body);
+  document.body.className = name === 'wall' ? 'wall' : name === 'squad' ? 'handheld' : '';
+  session.stop = await screens[name].show(body, session);
+}
+
+window.addEventListener('hashchange', route);
+route();
