@@ -255,6 +255,12 @@ func (e *Engine) step(tr *Track, i int, ep *Episode, d describer, t Timing, phas
 		// needed any more and, unless the rule keeps a memo in it, it is released.
 		e.move(i, ep, StateInactive)
 		ep.fixes, ep.since, ep.sinceLL, ep.last, ep.cleared = 0, time.Time{}, orb.Point{}, time.Time{}, time.Time{}
+	case ep.state == StatePending && t.MinFixes > 1:
+		// Neither in violation nor clear of it (a rule's hysteresis band) before the alert
+		// fired: the fixes that open an alert are in violation in a row, so two lone outliers
+		// with a sound fix between them (two re-acquisition snaps) are not an episode.
+		e.move(i, ep, StateInactive)
+		ep.fixes, ep.since, ep.sinceLL, ep.last, ep.cleared = 0, time.Time{}, orb.Point{}, time.Time{}, time.Time{}
 	}
 }
 

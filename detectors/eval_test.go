@@ -95,23 +95,14 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 	for _, d := range alerts {
 		dets = append(dets, *d)
 	}
-	scores := sim.Score(res.Truth, dets, 2*o.Interval+5*time.Second)
+	slack := o.MatchSlack()
+	scores := sim.Score(res.Truth, dets, slack)
 	if testing.Verbose() {
 		sim.WriteScores(os.Stdout, scores, o.Interval)
 		if rule := os.Getenv("EVAL_DEBUG"); rule != "" {
-			for _, ep := range res.Truth {
-				if ep.Rule != rule {
-					continue
-				}
-				hit := false
-				for _, d := range dets {
-					if d.Rule == rule && d.VehicleID == ep.VehicleID && !d.Start.After(ep.End.Add(3*o.Interval)) && !(d.End.Before(ep.Start.Add(-3*o.Interval)) && !d.End.IsZero()) {
-						hit = true
-					}
-				}
-				if !hit {
-					t.Logf("FN %s %s at %s %s..%s %s", ep.Rule, ep.VehicleID, ep.Place, ep.Start.Format("15:04:05"), ep.End.Format("15:04:05"), ep.Note)
-				}
+			fns, fps := sim.Unmatched(res.Truth, dets, slack, rule)
+			for _, ep := range fns {
+				t.Logf("FN %s %s at %s %s..%s %s", ep.Rule, ep.VehicleID, ep.Place, ep.Start.Format("15:04:05"), ep.End.Format("15:04:05"), ep.Note)
 			}
 			for _, ep := range res.Truth {
 				if ep.Rule != rule {
@@ -130,19 +121,11 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 					}
 				}
 			}
-			n := 0
-			for _, d := range dets {
-				if d.Rule != rule || n > 6 {
-					continue
+			for n, d := range fps {
+				if n > 6 {
+					break
 				}
-				hit := false
-				for _, ep := range res.Truth {
-					if ep.Rule == rule && ep.VehicleID == d.VehicleID && !d.Start.After(ep.End.Add(3*o.Interval)) && !(d.End.Before(ep.Start.Add(-3*o.Interval)) && !d.End.IsZero()) {
-						hit = true
-					}
-				}
-				if !hit {
-					n++
+				{
 					t.Logf("FP %s %s at %s start %s end %s opened %s", d.Rule, d.VehicleID, d.Place, d.Start.Format("15:04:05"), d.End.Format("15:04:05"), d.Opened.Format("15:04:05"))
 					for _, ep := range res.Truth {
 						if ep.VehicleID == d.VehicleID {

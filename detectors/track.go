@@ -214,20 +214,36 @@ type stay struct {
 }
 
 // settled is when the vehicle came to rest at its stay: the oldest remembered fix since the
-// stay's start within near of its centre, going back from the newest until two in a row are not
-// (one fix's GPS error is not the approach); the stay's start when none is.
+// stay's start within near of its centre, going back from the newest until two in a row are not,
+// the older farther (the approach), or three in a row are not (one or two fixes' GPS error or
+// jitter are not the approach); the stay's start when none is.
 func (m *motion) settled(near float64) time.Time {
-	at, far := m.stay.since, 0
-	for i := 0; i < m.n && far < 2; i++ {
+	at, far, last := m.stay.since, 0, 0.0
+	for i := 0; i < m.n && far < 3; i++ {
 		tr := &m.ring[(m.head-i+motionLen)%motionLen]
 		if tr.t.Before(m.stay.since) {
 			break
 		}
-		if groundDist(tr.ll, m.stay.centre) > near {
-			far++
+		if d := groundDist(tr.ll, m.stay.centre); d > near {
+			if far++; far == 2 && d > last {
+				break // farther and farther back: the approach
+			}
+			last = d
 			continue
 		}
 		at, far = tr.t, 0
+	}
+	// The newest remembered fix before it, when long before it (a loss of the fix, or sparse
+	// reporting), was on the way: the truck arrived unheard between the two, at an unknown
+	// moment; the middle of the gap is the estimate nearest the truth in the worst case.
+	for i := 0; i < m.n; i++ {
+		tr := &m.ring[(m.head-i+motionLen)%motionLen]
+		if tr.t.Before(at) {
+			if gap := at.Sub(tr.t); gap > 2*motionStep {
+				at = at.Add(-gap / 2)
+			}
+			break
+		}
 	}
 	return at
 }
@@ -263,9 +279,15 @@ func (s *stay) observe(t time.Time, ll orb.Point, radius float64) stayStep {
 		s.alt, s.altAt, s.hasAlt = ll, t, true
 		return stayAside
 	}
-	if groundDist(s.alt, ll) <= radius {
+	switch {
+	case groundDist(s.alt, ll) <= radius:
 		*s = stay{centre: orb.Point{(s.alt[0] + ll[0]) / 2, (s.alt[1] + ll[1]) / 2}, n: 2, since: s.altAt}
-	} else {
+	case groundDist(s.centre, s.alt) <= 2*radius && groundDist(s.centre, ll) <= 2*radius:
+		// two fixes just outside, on different sides, disagreeing with each other: a parked
+		// receiver's jitter, not a move (a truck driving off goes one way, and farther)
+		s.alt, s.altAt = ll, t
+		return stayAside
+	default:
 		*s = stay{centre: ll, n: 1, since: t}
 	}
 	return stayMoved
@@ -305,11 +327,13 @@ func (e *Engine) kinematics(tr *Track, f *record.Fix, prev, cur *Observation) bo
 			// agrees with it. Only after maxJumps in a row, none agreeing, is a fix believed
 			// regardless.
 			agrees := m.hasAlt && groundDist(m.alt.ll, cur.LL) <= vmax*cur.Time.Sub(m.alt.t).Seconds()+e.cfg.JumpSlackM
-			if back := groundDist(m.before.ll, cur.LL); m.hasBefore && !agrees && back+e.cfg.JumpSlackM < dist &&
-				back <= prev.SpeedKmh/3.6*cur.Time.Sub(m.before.t).Seconds()+e.cfg.JumpSlackM {
+			if back := groundDist(m.before.ll, cur.LL); m.hasBefore && !agrees &&
+				back <= prev.SpeedKmh/3.6*cur.Time.Sub(m.before.t).Seconds()+e.cfg.JumpSlackM &&
+				(back+e.cfg.JumpSlackM < dist || prev.Time.Sub(m.before.t) > 2*cur.Time.Sub(prev.Time)) {
 				// back where the truck was before the last accepted fix (or as far on from there
-				// as its speed then takes it): that one was a lone outlier within reach (a
-				// re-acquisition snap after a gap); it leaves the speed window, and this fix is
+				// as its speed then takes it), and nearer there than to it or it was the first
+				// fix after a gap: that one was a lone outlier within reach (a re-acquisition
+				// snap after a loss of the fix); it leaves the speed window, and this fix is
 				// judged
 				m.drop(prev.Time)
 				m.hasAlt = false
