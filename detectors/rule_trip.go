@@ -45,8 +45,13 @@ type SignalLost struct{ cfg SignalLostConfig }
 // Name implements FixRule.
 func (r *SignalLost) Name() Rule { return RuleSignalLost }
 
-// Judge implements FixRule: any fix ends the silence.
+// Judge implements FixRule: a fix ends the silence, unless it is one from before the silence,
+// read late (sent out of order, after the fixes resumed): within After of the fix before it, it
+// does not bridge the silence that fired, and the next fix will.
 func (r *SignalLost) Judge(c *city.City, prev, cur *Observation, ep *Episode) Verdict {
+	if prev != nil && ep.state.alertOpen() && cur.Time.Sub(prev.Time) < r.cfg.After {
+		return Verdict{}
+	}
 	return Verdict{Clear: true}
 }
 
