@@ -304,6 +304,17 @@ func (e *Engine) kinematics(tr *Track, f *record.Fix, prev, cur *Observation) bo
 	if prev == nil {
 		m.reset()
 	} else {
+		if prev.Still && !m.hasAlt && m.hasBefore && cur.Time.Sub(prev.Time) > 2*prev.Time.Sub(m.before.t) &&
+			groundDist(m.stay.centre, cur.LL) > e.cfg.StopRadiusM {
+			// A parked truck's first fix after a gap, off its stop: held back, not judged, until
+			// the next fix says whether the truck left (it agrees with this one) or this was a
+			// re-acquisition snap (it is back at the stop). A truck that drove off while unheard
+			// is judged one fix late.
+			tr.jumps++
+			m.alt, m.hasAlt = trace{t: cur.Time, ll: cur.LL}, true
+			e.metrics.skipped.WithLabelValues("jump").Inc()
+			return false
+		}
 		dt := f.Time.Sub(prev.Time).Seconds()
 		dist := groundDist(prev.LL, cur.LL)
 		vmax := e.cfg.MaxSpeedKmh / 3.6
