@@ -139,6 +139,12 @@ type motion struct {
 	hasBefore bool
 }
 
+// maxMeanGain bounds, in m/s, how much faster than its last speed a truck is taken to have gone
+// on average between two fixes: MaxAccel holds over a few seconds, not over a 30 s interval (a
+// loaded truck does not gain 75 m/s in 30 s), so at sparse reporting a jump of a few hundred
+// metres is out of reach and set aside, not believed and judged.
+const maxMeanGain = 5
+
 // maxJumps is how many fixes in a row, out of reach of the last accepted one and of each other,
 // are set aside before one is believed regardless.
 const maxJumps = 8
@@ -327,7 +333,7 @@ func (e *Engine) kinematics(tr *Track, f *record.Fix, prev, cur *Observation) bo
 			if cur.Reported {
 				v0 = max(v0, cur.SpeedKmh)
 			}
-			reach = min(reach, v0/3.6*dt+e.cfg.MaxAccel*dt*dt/2)
+			reach = min(reach, (v0/3.6+min(e.cfg.MaxAccel*dt/2, maxMeanGain))*dt)
 		}
 		if dist > reach+e.cfg.JumpSlackM {
 			// Out of reach of the last accepted fix. Believed once two such fixes in a row agree
