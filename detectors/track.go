@@ -333,7 +333,11 @@ func (e *Engine) kinematics(tr *Track, f *record.Fix, prev, cur *Observation) bo
 			if cur.Reported {
 				v0 = max(v0, cur.SpeedKmh)
 			}
-			reach = min(reach, (v0/3.6+min(e.cfg.MaxAccel*dt/2, maxMeanGain))*dt)
+			gain := e.cfg.MaxAccel * dt / 2
+			if !cur.Reported {
+				gain = min(gain, maxMeanGain) // a derived speed only: no reported one vouches for the fix
+			}
+			reach = min(reach, (v0/3.6+gain)*dt)
 		}
 		if dist > reach+e.cfg.JumpSlackM {
 			// Out of reach of the last accepted fix. Believed once two such fixes in a row agree
