@@ -95,6 +95,9 @@ type Alert struct {
 	Evidence  string    // a sentence a supervisor can read
 	Version   uint64    // increases with every change, for ReplacingMergeTree(version)
 	Updated   time.Time // event time of the last change
+	// kept in the engine only, for the evidence (not in the alert's JSON or the checkpoint)
+	basis string // how Value was measured (speeding: "reported" or "derived"), "" when unknown
+	note  string // appended to the evidence (an episode ended by a lost signal)
 }
 
 // Change is one change of an alert: the snapshot after the change and what the change was.

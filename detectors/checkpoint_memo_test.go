@@ -3,7 +3,6 @@ package detectors
 import (
 	"bufio"
 	"encoding/hex"
-	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -17,8 +16,17 @@ import (
 
 // Checkpoints written by the build before the rules kept memos of their own (format 3, a stop, a
 // trip under way, sightings and a decision waiting for the watermark in every episode's generic
-// fields) restore to the same memos: a fleet restored from them at any point of a journey carries
-// on as if there had been no restart, and this build checkpoints it as it checkpoints its own.
+// fields) restore to memos of every kind, which this build checkpoints again without loss, and a
+// fleet restored from them at any point of the journey carries on: every change it gives is for
+// an alert it opened or restored open.
+//
+// What the fixture can no longer prove is that the restored fleet carries on exactly as this
+// build would without a restart: the rules it was written under judged stops by speed, started a
+// trip at the first fix outside the site and stamped the time-driven decisions with the tick's
+// event time; this build judges stops by displacement over time, starts a trip once the truck is
+// clearly out and stamps decisions with the time they fell due, so the earlier build's states are
+// not states this build reaches on the same records. That continuity is held for this build's own
+// checkpoints by TestCheckpointRestore.
 func TestCheckpointMemosFromEarlierBuild(t *testing.T) {
 	c := loadTestCity(t)
 	journey := memoJourney(c)
@@ -29,26 +37,8 @@ func TestCheckpointMemosFromEarlierBuild(t *testing.T) {
 		}
 		return eng
 	}
-	// the journey without a restart: the changes of each record, this build's checkpoints
-	eng := newEngine()
-	want := make([][]Change, len(journey))
-	own := make([]map[string][]byte, len(journey)) // the newest checkpoint of every vehicle after each record
-	latest := map[string][]byte{}
-	for k, r := range journey {
-		eng.Reset()
-		for v, cp := range r.process(eng) {
-			latest[v] = cp
-		}
-		want[k] = slices.Clone(eng.Changes())
-		own[k] = maps.Clone(latest)
-	}
 	earlier := readJourneyCheckpoints(t, "testdata/checkpoints_v3_journey.txt", len(journey))
-	// From the journey's first tick on, the earlier build's checkpoints hold decisions of the
-	// time-driven rules stamped with the event time of the tick that took them; this build
-	// stamps them with the time they fell due (the same whatever the inputs' progress), so their
-	// alerts differ from this build's own; what is restored is still carried on alike.
-	decided := slices.IndexFunc(journey, func(r journeyRecord) bool { return r.tick })
-	var stops, lifted, trips, sightings, waiting int
+	var stops, lifted, trips, sightings, waiting, continued int
 	for k := range journey {
 		restored := newEngine()
 		for _, cp := range earlier[k] {
@@ -57,11 +47,21 @@ func TestCheckpointMemosFromEarlierBuild(t *testing.T) {
 			}
 		}
 		restored.Resume(record.Shard{}) // the journey's one input is read again at once
+		open := map[string]bool{}
 		for v, tr := range restored.tracks {
-			if got := restored.checkpoint(tr); k < decided && string(got) != string(own[k][v]) {
-				t.Errorf("after record %d: %s restored from the earlier build's checkpoint checkpoints to\n%x\nits own state to\n%x", k, v, got, own[k][v])
+			// what was restored checkpoints again as it was restored
+			cp := restored.checkpoint(tr)
+			again := newEngine()
+			if err := again.Restore(cp, nil); err != nil {
+				t.Fatalf("after record %d: %s: restoring this build's checkpoint of the restored state: %v", k, v, err)
+			}
+			if got := again.checkpoint(again.tracks[v]); string(got) != string(cp) {
+				t.Errorf("after record %d: %s restored from the earlier build checkpoints to\n%x\nand restored from that to\n%x", k, v, cp, got)
 			}
 			for _, ep := range tr.episodes {
+				if ep != nil && ep.alert != nil {
+					open[ep.alert.ID] = true
+				}
 				switch m := episodeMemo(ep).(type) {
 				case *dwellStop:
 					stops++
@@ -73,27 +73,25 @@ func TestCheckpointMemosFromEarlierBuild(t *testing.T) {
 				}
 			}
 		}
-		var got, rest []Change
 		for j := k + 1; j < len(journey); j++ {
 			restored.Reset()
 			journey[j].process(restored)
-			got = append(got, restored.Changes()...)
-			rest = append(rest, want[j]...)
-		}
-		if len(got) != len(rest) {
-			t.Fatalf("restored after record %d: %s\nwithout a restart: %s", k, kinds(got), kinds(rest))
-		}
-		for i, w := range rest {
-			g := got[i]
-			if g.Kind != w.Kind || g.Alert.ID != w.Alert.ID || g.Alert.Version != w.Alert.Version || g.Alert.Severity != w.Alert.Severity ||
-				!g.Alert.End.Equal(w.Alert.End) || !g.Alert.Updated.Equal(w.Alert.Updated) || g.Alert.Value != w.Alert.Value {
-				t.Errorf("restored after record %d, change %d: %s %s v%d, without a restart %s %s v%d", k, i, g.Kind, g.Alert.ID, g.Alert.Version, w.Kind, w.Alert.ID, w.Alert.Version)
+			for _, ch := range restored.Changes() {
+				switch {
+				case ch.Kind == ChangeOpened:
+					open[ch.Alert.ID] = true
+				case !open[ch.Alert.ID]:
+					t.Errorf("restored after record %d, record %d: %s %s v%d of an alert neither restored open nor opened since", k, j, ch.Kind, ch.Alert.ID, ch.Alert.Version)
+				case ch.Kind == ChangeResolved:
+					delete(open, ch.Alert.ID)
+				}
+				continued++
 			}
 		}
 	}
-	if stops == 0 || lifted == 0 || trips == 0 || sightings == 0 || waiting == 0 {
-		t.Errorf("the journey's checkpoints restored %d stops (%d with the body raised), %d trips under way, %d sightings, %d waiting decisions; want some of each",
-			stops, lifted, trips, sightings, waiting)
+	if stops == 0 || lifted == 0 || trips == 0 || sightings == 0 || waiting == 0 || continued == 0 {
+		t.Errorf("the journey's checkpoints restored %d stops (%d with the body raised), %d trips under way, %d sightings, %d waiting decisions, and gave %d changes after; want some of each",
+			stops, lifted, trips, sightings, waiting, continued)
 	}
 }
 

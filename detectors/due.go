@@ -39,10 +39,16 @@ func (e *Engine) tick(wm time.Time) {
 			heap.Push(&e.due, tr)
 			continue
 		}
+		// Judged as of the time it is due, not as of wm: what falls due later is decided when
+		// the heap brings it round again (still within this tick when it is not after wm), so
+		// the changes come in the order of their times whatever the watermark's steps (a trip
+		// decision due after a silence ends an episode comes after that episode's end).
+		now := tr.due
 		for _, i := range e.timed {
-			e.decide(c, tr, i, wm)
+			e.decide(c, tr, i, now)
 		}
-		e.schedule(tr, wm)
+		e.expire(tr, now) // episode.go: episodes a silence ends, escalations due in time
+		e.schedule(tr, now)
 	}
 }
 
@@ -118,6 +124,9 @@ func (e *Engine) schedule(tr *Track, after time.Time) {
 		if t := e.fixes[i].rule.(TimeRule).NextDue(tr, ep); !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
+	}
+	if t := e.expireDue(tr); !t.IsZero() && (next.IsZero() || t.Before(next)) {
+		next = t // episode.go: a silence that ends episodes, an escalation due in time
 	}
 	if next.IsZero() {
 		if tr.dueAt >= 0 {

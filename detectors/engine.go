@@ -32,10 +32,22 @@ import (
 type Config struct {
 	// MaxSpeedKmh is the highest speed a truck can really have; a fix implying more is a GPS jump.
 	MaxSpeedKmh float64 `yaml:"max_speed_kmh"`
-	// JumpSlackM is the GPS error allowed on top of the distance a truck can cover between two
-	// fixes before the second one counts as a jump.
-	JumpSlackM float64     `yaml:"jump_slack_m"`
-	Rules      RulesConfig `yaml:"rules"`
+	// JumpSlackM is the GPS error of two fixes allowed on top of the distance a truck can cover
+	// between them (at the speed it had, accelerating at most MaxAccel, never above MaxSpeedKmh)
+	// before the second one counts as a jump.
+	JumpSlackM float64 `yaml:"jump_slack_m"`
+	// MaxAccel is the highest acceleration of a truck, m/s², for the jump test.
+	MaxAccel float64 `yaml:"max_accel"`
+	// SpeedWindow: a speed derived from positions (no speed_kmh) is over at least this long.
+	SpeedWindow time.Duration `yaml:"speed_window"`
+	// StopRadiusM and StillFor: a truck that has stayed within StopRadiusM of one place for
+	// StillFor is still (speed 0, stopped at a site), whatever one fix's jitter says.
+	StopRadiusM float64       `yaml:"stop_radius_m"`
+	StillFor    time.Duration `yaml:"still_for"`
+	// SilentAfter: an open fix-driven episode (speeding, off route, in a zone, stopped,
+	// unlicensed) of a track that has sent no fix for this long ends, as of its last evidence.
+	SilentAfter time.Duration `yaml:"silent_after"`
+	Rules       RulesConfig   `yaml:"rules"`
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -44,7 +56,22 @@ func (c Config) WithDefaults() Config {
 		c.MaxSpeedKmh = 150
 	}
 	if c.JumpSlackM == 0 {
-		c.JumpSlackM = 100
+		c.JumpSlackM = 60
+	}
+	if c.MaxAccel == 0 {
+		c.MaxAccel = 2.5
+	}
+	if c.SpeedWindow == 0 {
+		c.SpeedWindow = 20 * time.Second
+	}
+	if c.StopRadiusM == 0 {
+		c.StopRadiusM = 60
+	}
+	if c.StillFor == 0 {
+		c.StillFor = 30 * time.Second
+	}
+	if c.SilentAfter == 0 {
+		c.SilentAfter = 5 * time.Minute
 	}
 	c.Rules = c.Rules.withDefaults()
 	return c
@@ -54,6 +81,12 @@ func (c Config) WithDefaults() Config {
 func (c Config) Validate() error {
 	if c.MaxSpeedKmh <= 0 || c.MaxSpeedKmh > 400 {
 		return fmt.Errorf("detectors.max_speed_kmh must be within (0, 400], got %g", c.MaxSpeedKmh)
+	}
+	if c.JumpSlackM < 0 || c.MaxAccel <= 0 || c.StopRadiusM <= 0 {
+		return fmt.Errorf("detectors.jump_slack_m must not be negative, max_accel and stop_radius_m must be positive, got %g, %g and %g", c.JumpSlackM, c.MaxAccel, c.StopRadiusM)
+	}
+	if c.SpeedWindow < time.Second || c.SpeedWindow > 5*time.Minute || c.StillFor <= 0 || c.SilentAfter < time.Minute {
+		return fmt.Errorf("detectors.speed_window must be within [1s, 5m], still_for positive and silent_after at least 1m, got %s, %s and %s", c.SpeedWindow, c.StillFor, c.SilentAfter)
 	}
 	return c.Rules.validate()
 }
@@ -174,30 +207,10 @@ func (e *Engine) ProcessFix(f *record.Fix) {
 			e.metrics.skipped.WithLabelValues("out_of_order").Inc()
 			return
 		}
-		dt := f.Time.Sub(prev.Time).Seconds()
-		dist := planarDist(prev.XY, cur.XY)
-		implied := dist / dt * 3.6
-		// The farthest the truck can have gone: at the higher of the two reported speeds with some
-		// slack (or the physical maximum without them), plus GPS error. Farther is a jump: the
-		// fix is stored but not judged; three jumps in a row are believed.
-		vmax := e.cfg.MaxSpeedKmh
-		if f.HasSpeed && prev.Reported {
-			vmax = min(vmax, max(float64(f.SpeedKmh), prev.SpeedKmh)*1.3+25)
-		}
-		if dist > vmax/3.6*dt+e.cfg.JumpSlackM && tr.jumps < 3 {
-			tr.jumps++
-			e.metrics.skipped.WithLabelValues("jump").Inc()
-			return
-		}
-		if f.HasSpeed {
-			cur.SpeedKmh, cur.Reported = float64(f.SpeedKmh), true
-		} else {
-			cur.SpeedKmh = implied
-		}
-	} else if f.HasSpeed {
-		cur.SpeedKmh, cur.Reported = float64(f.SpeedKmh), true
 	}
-	tr.jumps = 0
+	if !e.kinematics(tr, f, prev, cur) { // track.go: jumps, derived speed, stillness
+		return
+	}
 	vehicle, permits := tr.lookUp(c)
 	cur.Vehicle = vehicle
 	cur.Permit = city.ActiveAmong(permits, f.Time)
@@ -217,6 +230,10 @@ func (e *Engine) ProcessFix(f *record.Fix) {
 			ep := e.keep(tr, e.silIdx, sl)
 			e.openAt(tr, e.silIdx, ep, e.silence, PhaseIn, prev.Time, prev.LL, &Observation{Time: prev.Time.Add(e.silence.cfg.After), LL: prev.LL}, v)
 		}
+	}
+	if prev != nil && tr.episodes != nil {
+		// what the silence before this fix ended or escalated, as Tick would have (episode.go)
+		e.expire(tr, cur.Time)
 	}
 	for i := range e.fixes {
 		fe := &e.fixes[i]

@@ -193,6 +193,9 @@ func (e *Engine) step(tr *Track, i int, ep *Episode, d describer, t Timing, phas
 		case StateInactive, StateResolved: // a new episode
 			e.move(i, ep, StatePending)
 			ep.since, ep.sinceLL = cur.Time, cur.LL
+			if !v.Since.IsZero() && v.Since.Before(cur.Time) {
+				ep.since = v.Since // a condition judged over time (a stop) started before it was seen
+			}
 		case StateClearing: // a relapse
 			e.move(i, ep, StateFiring)
 		}
@@ -210,11 +213,16 @@ func (e *Engine) step(tr *Track, i int, ep *Episode, d describer, t Timing, phas
 			}
 			return
 		}
-		// Firing. The peak value is kept; it reaches the feed with the next change, so repeats
-		// within an episode do not flood it.
+		// Firing. The value follows the episode (its peak: the highest speed, the farthest off
+		// route, the longest stop) and reaches the feed as an update, throttled (updateEvery,
+		// updateStep) so that repeats within an episode do not flood it, and with every change.
 		a := ep.alert
-		if v.Value > a.Value {
+		peak := v.Value > a.Value
+		if peak {
 			a.Value = v.Value
+		}
+		if v.Basis != "" {
+			a.basis = v.Basis
 		}
 		if v.Severity.rank() > a.Severity.rank() {
 			a.Severity = v.Severity
@@ -224,11 +232,18 @@ func (e *Engine) step(tr *Track, i int, ep *Episode, d describer, t Timing, phas
 		if t.EscalateAfter > 0 && a.Severity != SeveritySevere && cur.Time.Sub(a.Start) >= t.EscalateAfter {
 			a.Severity = SeveritySevere
 			e.emit(ChangeEscalated, a, d, cur.Time)
+			return
+		}
+		if peak && cur.Time.Sub(a.Updated) >= max(updateEvery, a.Updated.Sub(a.Start)/2) {
+			e.emit(ChangeUpdated, a, d, cur.Time)
 		}
 	case v.Clear:
 		if ep.state.alertOpen() {
 			if ep.state == StateFiring {
 				ep.cleared = cur.Time
+				if v.Since.After(ep.last) && v.Since.Before(cur.Time) {
+					ep.cleared = v.Since // over since an earlier fix, known only now (a stop left)
+				}
 			}
 			if cur.Time.Sub(ep.last) < t.ClearFor {
 				e.move(i, ep, StateClearing) // a relapse continues this alert
@@ -240,12 +255,21 @@ func (e *Engine) step(tr *Track, i int, ep *Episode, d describer, t Timing, phas
 		// needed any more and, unless the rule keeps a memo in it, it is released.
 		e.move(i, ep, StateInactive)
 		ep.fixes, ep.since, ep.sinceLL, ep.last, ep.cleared = 0, time.Time{}, orb.Point{}, time.Time{}, time.Time{}
+	case ep.state == StatePending && t.MinFixes > 1:
+		// Neither in violation nor clear of it (a rule's hysteresis band) before the alert
+		// fired: the fixes that open an alert are in violation in a row, so two lone outliers
+		// with a sound fix between them (two re-acquisition snaps) are not an episode.
+		e.move(i, ep, StateInactive)
+		ep.fixes, ep.since, ep.sinceLL, ep.last, ep.cleared = 0, time.Time{}, orb.Point{}, time.Time{}, time.Time{}
 	}
 }
 
 // openAt opens an alert for an episode a time-driven rule found under way since since, at ll (a
 // silence, a trip's decision that waited for the watermark): it fires at once, decided at cur.
 func (e *Engine) openAt(tr *Track, i int, ep *Episode, d describer, phase Phase, since time.Time, ll orb.Point, cur *Observation, v Verdict) {
+	if v.At != (orb.Point{}) {
+		ll = v.At // where the finding is, not where the truck is when it is decided
+	}
 	ep.since, ep.sinceLL, ep.fixes = since, ll, 1
 	e.open(tr, i, ep, d, phase, cur, v)
 }
@@ -267,6 +291,7 @@ func (e *Engine) open(tr *Track, i int, ep *Episode, d describer, phase Phase, c
 		Lon:       ep.sinceLL[0],
 		Value:     v.Value,
 		Limit:     v.Limit,
+		basis:     v.Basis,
 	}
 	if veh := c.Vehicle(tr.VehicleID); veh != nil {
 		a.Company = veh.Company
@@ -293,6 +318,9 @@ func (e *Engine) resolveAt(i int, ep *Episode, d describer, end, at time.Time) {
 	a := ep.alert
 	a.Status = StatusResolved
 	a.End = end
+	if at.Before(a.Updated) {
+		at = a.Updated // a change is never stamped before the one it follows
+	}
 	ep.alert = nil // closed before emit, so the risk it recomputes no longer counts it
 	ep.fixes = 0
 	ep.cleared = time.Time{}
@@ -304,6 +332,9 @@ func (e *Engine) emit(kind ChangeKind, a *Alert, d describer, at time.Time) {
 	a.Version++
 	a.Updated = at
 	a.Evidence = d.Describe(a)
+	if a.note != "" {
+		a.Evidence += "; " + a.note
+	}
 	e.out = append(e.out, Change{Kind: kind, Alert: *a})
 	e.metrics.alerts.WithLabelValues(string(a.Rule), string(a.Severity), string(kind)).Inc()
 	if tr := e.tracks[a.VehicleID]; tr != nil {
@@ -315,4 +346,108 @@ func (e *Engine) emit(kind ChangeKind, a *Alert, d describer, at time.Time) {
 		}
 		e.updateRisk(tr, at)
 	}
+}
+
+// An open alert's value follows its episode: a new peak goes out as an update once the time since
+// the alert's last change is at least updateEvery and half the alert's age then (updates thin out
+// as an episode goes on: a 30-minute stop gives four), and with every other change. The throttle
+// is judged from the alert's own times only, so a restore from a checkpoint changes nothing.
+const updateEvery = time.Minute
+
+// A fix-driven episode lives on its track's fixes: once the track has been silent for
+// Config.SilentAfter, nothing will end it, so it ends there (expire), as of its last evidence,
+// "ended by a lost signal". Escalations that wait for time, not for a fix (signal_lost: severe
+// after escalate_after of silence), are taken as event time passes too. Both are decided at
+// times fixed by the track's fixes (its last fix, the alert's start), not by when the engine
+// looks, so a backlog and a live feed give the same changes: at the track's next fix after a
+// gap (ProcessFix), or at the watermark (Tick), whichever comes first.
+
+// expire ends the fix-driven episodes of tr that its silence ends and takes the escalations due,
+// as of event time now (the watermark, or the track's next fix).
+func (e *Engine) expire(tr *Track, now time.Time) {
+	if tr.episodes == nil || !tr.hasLast {
+		return
+	}
+	silentAt := tr.last.Time.Add(e.cfg.SilentAfter)
+	for i := range e.fixes {
+		ep := tr.slot(i)
+		if ep == nil {
+			continue
+		}
+		fe := &e.fixes[i]
+		if ep.state.alertOpen() {
+			if a := ep.alert; fe.timing.EscalateAfter > 0 && a.Severity != SeveritySevere {
+				if at := a.Start.Add(fe.timing.EscalateAfter); !now.Before(at) {
+					a.Severity = SeveritySevere
+					e.emit(ChangeEscalated, a, fe.rule, maxTime(at, a.Updated))
+					e.markDirty(tr)
+				}
+			}
+		}
+		if now.Before(silentAt) || !silenceEnds(fe.rule, e.silence) {
+			continue
+		}
+		switch ep.state {
+		case StateFiring, StateClearing:
+			ep.alert.note = "ended: no fix for " + e.cfg.SilentAfter.String()
+			end := ep.last
+			if ep.state == StateClearing {
+				end = ep.cleared
+			}
+			e.resolveAt(i, ep, fe.rule, end, silentAt)
+			e.move(i, ep, StateInactive)
+		case StatePending:
+			e.move(i, ep, StateInactive)
+		}
+		ep.fixes, ep.since, ep.sinceLL, ep.last, ep.cleared = 0, time.Time{}, orb.Point{}, time.Time{}, time.Time{}
+		if _, ok := ep.memo.(*dwellStop); ok {
+			ep.memo = nil // a stop is not known to go on through a silence
+		}
+		e.markDirty(tr)
+		e.release(tr, i)
+	}
+}
+
+// expireDue is the earliest event time at which expire may change something for tr (zero:
+// none until its next fix).
+func (e *Engine) expireDue(tr *Track) time.Time {
+	var next time.Time
+	earlier := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	if tr.episodes == nil || !tr.hasLast {
+		return next
+	}
+	for i := range e.fixes {
+		ep := tr.slot(i)
+		if ep == nil {
+			continue
+		}
+		fe := &e.fixes[i]
+		if ep.state.alertOpen() && fe.timing.EscalateAfter > 0 && ep.alert.Severity != SeveritySevere {
+			earlier(ep.alert.Start.Add(fe.timing.EscalateAfter))
+		}
+		if ep.state != StateInactive && ep.state != StateResolved && silenceEnds(fe.rule, e.silence) {
+			earlier(tr.last.Time.Add(e.cfg.SilentAfter))
+		}
+	}
+	return next
+}
+
+// silenceEnds reports whether a track's silence ends rule's episodes: every fix-driven rule's
+// but signal_lost's (the silence is its episode) and the time-driven trip decisions'.
+func silenceEnds(rule FixRule, sl *SignalLost) bool {
+	if _, timed := rule.(TimeRule); timed {
+		return false
+	}
+	return rule != FixRule(sl)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

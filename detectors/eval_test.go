@@ -2,6 +2,7 @@ package detectors
 
 import (
 	"hash/fnv"
+	"math"
 	"os"
 	"strconv"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/muckwatch/muckwatch/city"
 	"github.com/muckwatch/muckwatch/record"
 	"github.com/muckwatch/muckwatch/sim"
+	"github.com/paulmach/orb"
 )
 
 // evalEngine drives the engine directly with a simulated city (decoded by the real decoder, split
@@ -50,6 +52,8 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 		}
 		fixes, events = fixes[:0], events[:0]
 	}
+	debug := os.Getenv("EVAL_DEBUG") != ""
+	seen := map[string][]record.Fix{} // EVAL_DEBUG: every vehicle's fixes, to show around a false alert
 	n := 0
 	offsets := map[record.Source]int64{} // the next offset of each partition, by topic and partition
 	res, err := s.Run(sim.EmitterFunc(func(r sim.Record) error {
@@ -67,6 +71,9 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 			}
 			f.Src = src
 			fixes = append(fixes, f)
+			if debug {
+				seen[f.VehicleID] = append(seen[f.VehicleID], f)
+			}
 		case "events":
 			var e record.Event
 			if err := dec.DecodeEvent(r.Value, r.Time, &e); err != nil {
@@ -88,23 +95,14 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 	for _, d := range alerts {
 		dets = append(dets, *d)
 	}
-	scores := sim.Score(res.Truth, dets, 2*o.Interval+5*time.Second)
+	slack := o.MatchSlack()
+	scores := sim.Score(res.Truth, dets, slack)
 	if testing.Verbose() {
 		sim.WriteScores(os.Stdout, scores, o.Interval)
 		if rule := os.Getenv("EVAL_DEBUG"); rule != "" {
-			for _, ep := range res.Truth {
-				if ep.Rule != rule {
-					continue
-				}
-				hit := false
-				for _, d := range dets {
-					if d.Rule == rule && d.VehicleID == ep.VehicleID && !d.Start.After(ep.End.Add(3*o.Interval)) && !(d.End.Before(ep.Start.Add(-3*o.Interval)) && !d.End.IsZero()) {
-						hit = true
-					}
-				}
-				if !hit {
-					t.Logf("FN %s %s at %s %s..%s %s", ep.Rule, ep.VehicleID, ep.Place, ep.Start.Format("15:04:05"), ep.End.Format("15:04:05"), ep.Note)
-				}
+			fns, fps := sim.Unmatched(res.Truth, dets, slack, rule)
+			for _, ep := range fns {
+				t.Logf("FN %s %s at %s %s..%s %s", ep.Rule, ep.VehicleID, ep.Place, ep.Start.Format("15:04:05"), ep.End.Format("15:04:05"), ep.Note)
 			}
 			for _, ep := range res.Truth {
 				if ep.Rule != rule {
@@ -123,25 +121,18 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 					}
 				}
 			}
-			n := 0
-			for _, d := range dets {
-				if d.Rule != rule || n > 6 {
-					continue
+			for n, d := range fps {
+				if n > 6 {
+					break
 				}
-				hit := false
-				for _, ep := range res.Truth {
-					if ep.Rule == rule && ep.VehicleID == d.VehicleID && !d.Start.After(ep.End.Add(3*o.Interval)) && !(d.End.Before(ep.Start.Add(-3*o.Interval)) && !d.End.IsZero()) {
-						hit = true
-					}
-				}
-				if !hit {
-					n++
+				{
 					t.Logf("FP %s %s at %s start %s end %s opened %s", d.Rule, d.VehicleID, d.Place, d.Start.Format("15:04:05"), d.End.Format("15:04:05"), d.Opened.Format("15:04:05"))
 					for _, ep := range res.Truth {
 						if ep.VehicleID == d.VehicleID {
 							t.Logf("   truth %s %s..%s %s", ep.Rule, ep.Start.Format("15:04:05"), ep.End.Format("15:04:05"), ep.Note)
 						}
 					}
+					logFixesAround(t, c, seen[d.VehicleID], d)
 				}
 			}
 		}
@@ -186,4 +177,97 @@ func vehicles() int {
 		return n
 	}
 	return 150
+}
+
+// TestAccuracyStreet scores every rule on the street's GPS (sim.Street: no reported speed,
+// irregular 1–5 s reporting, re-acquisition snaps after short losses of the fix, parked jitter)
+// at 1 s, 5 s and 30 s, without a reported speed and with one: precision and recall at least 0.98,
+// at most 2 % of episodes split. The delay is reported, not held: a derived speed is over 20 s
+// or more, so speeding is seen ~10–25 s after it starts at 1 s reporting.
+//
+// streetShortfalls are the rules not yet at 0.98 in a mode (docs/accuracy.md says why): each is
+// held to the floor it was measured at, so it cannot get worse unnoticed, and the test says when
+// one reaches the target (then take it off the list).
+var streetShortfalls = map[string]float64{
+	"1s/without_speed/route_deviation": 0.96, // 1 false alert of 26, not diagnosed
+	"1s/without_speed/speeding":        0.92, // derived speed over a jump within reach
+	"5s/without_speed/signal_lost":     0.97, // 1 missed silence of 44, not diagnosed
+	"30s/without_speed/speeding":       0.92, // derived speed over a jump within reach
+}
+
+func TestAccuracyStreet(t *testing.T) {
+	c, err := city.Load("../configs/cities/shenzhen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 11, 23, 20, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		interval time.Duration
+		duration time.Duration
+		speed    bool
+	}{
+		{time.Second, 2 * time.Hour, false},
+		{5 * time.Second, 6 * time.Hour, false},
+		{30 * time.Second, 6 * time.Hour, false},
+		{time.Second, 2 * time.Hour, true},
+		{5 * time.Second, 6 * time.Hour, true},
+		{30 * time.Second, 6 * time.Hour, true},
+	} {
+		name := tc.interval.String() + "/without_speed"
+		if tc.speed {
+			name = tc.interval.String() + "/with_speed"
+		}
+		t.Run(name, func(t *testing.T) {
+			scores := evalEngine(t, c, sim.Street(seed(), start, tc.duration, tc.interval, vehicles(), tc.speed))
+			for _, s := range scores {
+				floor, short := streetShortfalls[name+"/"+s.Rule]
+				if !short || seed() != 11 || vehicles() != 150 {
+					floor = 0.98 // the floors were measured on the default traffic only
+				}
+				if s.Precision < floor || s.Recall < floor || s.Split*50 > s.Episodes {
+					t.Errorf("%s: precision %.3f recall %.3f (floor %.2f) median delay %s (TP %d FP %d FN %d, %d of %d episodes split)",
+						s.Rule, s.Precision, s.Recall, floor, s.DelayMedian, s.TP, s.FP, s.FN, s.Split, s.Episodes)
+				}
+				if short && s.Precision >= 0.98 && s.Recall >= 0.98 {
+					t.Logf("%s is at the target now (precision %.3f recall %.3f): take it off streetShortfalls", s.Rule, s.Precision, s.Recall)
+				}
+			}
+		})
+	}
+}
+
+// logFixesAround logs a vehicle's fixes around a false alert (EVAL_DEBUG): time, position in the
+// city's plane, reported speed, distance to its permit's route corridor, the sites it is in.
+func logFixesAround(t *testing.T, c *city.City, fixes []record.Fix, d sim.Detection) {
+	t.Helper()
+	from, to := d.Start.Add(-40*time.Second), d.End.Add(20*time.Second)
+	if d.End.IsZero() {
+		to = d.Opened.Add(60 * time.Second)
+	}
+	var prev orb.Point
+	for _, f := range fixes {
+		if f.Time.Before(from) || f.Time.After(to) {
+			continue
+		}
+		xy := c.Proj.Forward(orb.Point{f.Lon, f.Lat})
+		route := -1.0
+		if p := c.ActivePermit(f.VehicleID, f.Time); p != nil {
+			if r := c.Route(p.RouteID); r != nil {
+				route = r.Corridor.Distance(xy)
+			}
+		}
+		var buf [8]int32
+		step := 0.0
+		if prev != (orb.Point{}) {
+			step = math.Hypot(xy[0]-prev[0], xy[1]-prev[1])
+		}
+		prev = xy
+		limits := ""
+		for _, i := range c.ZonesAt(xy, buf[:0]) {
+			if z := c.ZoneAt(i); z.Kind == city.ZoneSpeed {
+				limits += " " + z.ID + ":" + strconv.FormatFloat(z.SpeedLimitKmh, 'f', 0, 64)
+			}
+		}
+		t.Logf("      %s xy %8.0f %8.0f step %5.0f reported %5.1f (%v) route %6.0f sites %d limits%s", f.Time.Format("15:04:05"), xy[0], xy[1], step, f.SpeedKmh, f.HasSpeed, route, len(c.SitesAt(xy, buf[:0])), limits)
+	}
 }

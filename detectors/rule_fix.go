@@ -2,6 +2,7 @@ package detectors
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/paulmach/orb"
@@ -71,7 +72,7 @@ func (r *RouteDeviation) Judge(c *city.City, prev, cur *Observation, ep *Episode
 
 // Describe implements FixRule.
 func (r *RouteDeviation) Describe(a *Alert) string {
-	return fmt.Sprintf("left approved route %s: up to %.0f m from its centreline (corridor %.0f m)", a.Place, a.Value, a.Limit)
+	return fmt.Sprintf("left approved route %s: up to %.0f m from its centreline (corridor %.0f m) for %s", a.Place, a.Value, a.Limit, episodeSpan(a))
 }
 
 // SpeedingConfig configures speeding.
@@ -98,7 +99,8 @@ func (c SpeedingConfig) withDefaults() SpeedingConfig {
 	if c.SevereFactor == 0 {
 		c.SevereFactor = 1.5
 	}
-	c.Timing = defaultTiming(c.Timing, Timing{MinFixes: 2, ClearFor: time.Minute})
+	// held for 10 s and two fixes: never one pair of fixes, never one second of noise
+	c.Timing = defaultTiming(c.Timing, Timing{For: 10 * time.Second, MinFixes: 2, ClearFor: time.Minute})
 	return c
 }
 
@@ -126,8 +128,15 @@ func (r *Speeding) Judge(c *city.City, prev, cur *Observation, ep *Episode) Verd
 		// exact tests are most of this rule's cost, and most fixes are slower than that)
 		return Verdict{Clear: true}
 	}
+	if !cur.SpeedKnown() {
+		return Verdict{} // no speed reported, none derived yet (a window after a jump or a restart)
+	}
 	limit, place := r.limit(c, cur.XY)
-	return r.verdict(cur.SpeedKmh, limit, place)
+	v := r.verdict(cur.SpeedKmh, limit, place)
+	if v.Active {
+		v.Basis = cur.speedBasis()
+	}
+	return v
 }
 
 // verdict judges a speed against the limit where the truck is (place: the speed zone's id).
@@ -185,7 +194,35 @@ func (r *Speeding) Describe(a *Alert) string {
 	if a.Place != "" {
 		where = "in speed zone " + a.Place
 	}
-	return fmt.Sprintf("speeding: up to %.0f km/h %s of %.0f km/h", a.Value, where, a.Limit)
+	return fmt.Sprintf("speeding: up to %.0f km/h %s of %.0f km/h for %s (%s)", a.Value, where, a.Limit, episodeSpan(a), speedSource(a))
+}
+
+// speedSource says how a speeding alert's speed was measured: the basis of its last verdict, or,
+// for an alert restored from a checkpoint and not judged since, what its evidence said.
+func speedSource(a *Alert) string {
+	basis := a.basis
+	if basis == "" && strings.Contains(a.Evidence, srcDerived) {
+		basis = "derived"
+	}
+	if basis == "derived" {
+		return srcDerived
+	}
+	return srcReported
+}
+
+const (
+	srcReported = "speed reported by the terminal"
+	srcDerived  = "speed derived from positions over 20 s or more"
+)
+
+// episodeSpan is how long an alert's episode has lasted: to its end once resolved, else to its
+// last change.
+func episodeSpan(a *Alert) time.Duration {
+	end := a.Updated
+	if !a.End.IsZero() {
+		end = a.End
+	}
+	return end.Sub(a.Start).Round(time.Second)
 }
 
 // RestrictedZoneConfig configures restricted_zone.
@@ -362,8 +399,8 @@ func (r *Unlicensed) Judge(c *city.City, prev, cur *Observation, ep *Episode) Ve
 	if cur.Permit != nil {
 		return Verdict{Clear: true}
 	}
-	if cur.SpeedKmh <= r.cfg.MovingSpeedKmh {
-		return Verdict{} // a stopped truck neither starts nor ends an episode
+	if (cur.Still && !cur.Reported) || !cur.SpeedKnown() || cur.SpeedKmh <= r.cfg.MovingSpeedKmh {
+		return Verdict{} // a stopped truck (or one whose speed is unknown) neither starts nor ends an episode
 	}
 	sev, place := SeverityWarning, "no_valid_permit"
 	if cur.Vehicle == nil {

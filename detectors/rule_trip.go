@@ -45,15 +45,20 @@ type SignalLost struct{ cfg SignalLostConfig }
 // Name implements FixRule.
 func (r *SignalLost) Name() Rule { return RuleSignalLost }
 
-// Judge implements FixRule: any fix ends the silence.
+// Judge implements FixRule: a fix ends the silence, unless it is one from before the silence,
+// read late (sent out of order, after the fixes resumed): within After of the fix before it, it
+// does not bridge the silence that fired, and the next fix will.
 func (r *SignalLost) Judge(c *city.City, prev, cur *Observation, ep *Episode) Verdict {
+	if prev != nil && ep.state.alertOpen() && cur.Time.Sub(prev.Time) < r.cfg.After {
+		return Verdict{}
+	}
 	return Verdict{Clear: true}
 }
 
 // Due implements TimeRule: silent for After since a fix on the road at speed. It keeps no memo.
 func (r *SignalLost) Due(c *city.City, tr *Track, ep *Episode, watermark time.Time) (Verdict, bool) {
 	silent := watermark.Sub(tr.last.Time)
-	if silent < r.cfg.After || tr.last.SpeedKmh <= r.cfg.MovingSpeedKmh || tr.inSite {
+	if silent < r.cfg.After || !r.moving(&tr.last) || tr.inSite {
 		return Verdict{}, false
 	}
 	return Verdict{Active: true, Immediate: true, Severity: SeverityWarning, Value: silent.Seconds(), Limit: r.cfg.After.Seconds(), Since: tr.last.Time}, false
@@ -61,10 +66,15 @@ func (r *SignalLost) Due(c *city.City, tr *Track, ep *Episode, watermark time.Ti
 
 // NextDue implements TimeRule: a truck last seen moving on the road is due its threshold after.
 func (r *SignalLost) NextDue(tr *Track, ep *Episode) time.Time {
-	if !tr.hasLast || tr.last.SpeedKmh <= r.cfg.MovingSpeedKmh || tr.inSite {
+	if !tr.hasLast || !r.moving(&tr.last) || tr.inSite {
 		return time.Time{}
 	}
 	return tr.last.Time.Add(r.cfg.After)
+}
+
+// moving reports whether the truck was moving at o: not still, and above MovingSpeedKmh.
+func (r *SignalLost) moving(o *Observation) bool {
+	return (o.Reported || !o.Still) && o.SpeedKmh > r.cfg.MovingSpeedKmh
 }
 
 // Describe implements FixRule.
@@ -85,8 +95,12 @@ type TripUnclosedConfig struct {
 	// at the gate, manoeuvring).
 	MinTrip time.Duration `yaml:"min_trip"`
 	// StopSpeedKmh: a trip ends at a site only where the truck stops (passing through a site's
-	// corner on the road does not end it).
+	// corner on the road does not end it): its reported speed at most this, or, whatever it
+	// reports or not, it has stayed within the engine's stop_radius_m for still_for.
 	StopSpeedKmh float64 `yaml:"stop_speed_kmh"`
+	// LeaveMarginM: a trip starts only once the truck is clearly out of the site, this far beyond
+	// its border at two fixes in a row (GPS jitter inside a site, even a fast one, is no trip).
+	LeaveMarginM float64 `yaml:"leave_margin_m"`
 	Timing       `yaml:",inline"`
 }
 
@@ -99,6 +113,9 @@ func (c TripUnclosedConfig) withDefaults() TripUnclosedConfig {
 	}
 	if c.MinTrip == 0 {
 		c.MinTrip = 3 * time.Minute
+	}
+	if c.LeaveMarginM == 0 {
+		c.LeaveMarginM = 100
 	}
 	c.Timing = defaultTiming(c.Timing, Timing{MinFixes: 1})
 	return c
@@ -181,12 +198,12 @@ func (r *TripUnclosed) Judge(c *city.City, prev, cur *Observation, ep *Episode) 
 			break
 		}
 	}
-	if site != nil && cur.SpeedKmh > r.cfg.StopSpeedKmh {
+	if site != nil && !cur.Still && !(cur.Reported && cur.SpeedKmh <= r.cfg.StopSpeedKmh) {
 		site = nil // driving through a site's corner is neither arriving at it nor leaving it
 	}
-	if site == nil { // on the road
+	if site == nil { // on the road, or moving inside a site
 		if t, ok := ep.memo.(*tripLog); ok {
-			return r.onRoad(c, cur, t)
+			return r.onRoad(c, prev, cur, t)
 		}
 		return Verdict{} // never stopped at a site
 	}
@@ -210,8 +227,12 @@ func (r *TripUnclosed) Judge(c *city.City, prev, cur *Observation, ep *Episode) 
 	if onTrip && !sawDisposal(t.seen, left, cur.Time) {
 		// Decided once events up to now have been read (Due): a disposal gate camera may have
 		// seen the truck while its terminal was silent.
+		arrived := cur.Time
+		if cur.Still && cur.StillSince.After(left) {
+			arrived = cur.StillSince // stopped there since then: the trip ended then, whenever confirmed
+		}
 		if len(t.waiting) < maxSightings {
-			t.waiting = append(t.waiting, tripDecision{Due: cur.Time, From: left, Place: site.ID})
+			t.waiting = append(t.waiting, tripDecision{Due: arrived, From: left, Place: site.ID})
 		}
 		return Verdict{}
 	}
@@ -220,11 +241,11 @@ func (r *TripUnclosed) Judge(c *city.City, prev, cur *Observation, ep *Episode) 
 
 // onRoad judges a truck on the road: a trip starts once it has left a construction site, ends
 // once a disposal gate camera has seen it, and is unclosed once it has run out of time.
-func (r *TripUnclosed) onRoad(c *city.City, cur *Observation, t *tripLog) Verdict {
+func (r *TripUnclosed) onRoad(c *city.City, prev, cur *Observation, t *tripLog) Verdict {
 	switch {
 	case !t.underway:
-		if s := c.Site(t.site); t.site != "" && s != nil && s.Kind == city.SiteConstruction {
-			t.start(cur.Time)
+		if s := c.Site(t.site); t.site != "" && s != nil && s.Kind == city.SiteConstruction && r.clearlyOut(s, prev) && r.clearlyOut(s, cur) {
+			t.start(prev.Time) // out since the first of the two fixes
 			return Verdict{Clear: true}
 		}
 	case sawDisposal(t.seen, t.left, cur.Time): // a disposal gate camera saw it during this trip
@@ -240,6 +261,11 @@ func (r *TripUnclosed) onRoad(c *city.City, cur *Observation, t *tripLog) Verdic
 	return Verdict{}
 }
 
+// clearlyOut reports whether o is outside site s by more than the leave margin.
+func (r *TripUnclosed) clearlyOut(s *city.Site, o *Observation) bool {
+	return o != nil && !s.Area.Contains(o.XY) && s.Area.DistanceToEdge(o.XY) >= r.cfg.LeaveMarginM
+}
+
 // Due implements TimeRule: the waiting decisions on trips that ended at a construction site.
 func (r *TripUnclosed) Due(c *city.City, tr *Track, ep *Episode, watermark time.Time) (Verdict, bool) {
 	t, ok := ep.memo.(*tripLog)
@@ -251,7 +277,13 @@ func (r *TripUnclosed) Due(c *city.City, tr *Track, ep *Episode, watermark time.
 		d := t.waiting[0]
 		t.waiting, decided = t.waiting[1:], true
 		if !sawDisposal(t.seen, d.From, d.Due) {
-			return Verdict{Active: true, Immediate: true, Instant: true, Severity: SeveritySevere, Value: d.Due.Sub(d.From).Seconds(), Place: d.Place, Since: d.Due}, true
+			// Everything in it comes from the trip (not from when it is decided): its place is
+			// the construction site it names, where the alert is.
+			v := Verdict{Active: true, Immediate: true, Instant: true, Severity: SeveritySevere, Value: d.Due.Sub(d.From).Seconds(), Place: d.Place, Since: d.Due}
+			if s := c.Site(d.Place); s != nil {
+				v.At = c.Proj.Inverse(s.Area.Bound.Center())
+			}
+			return v, true
 		}
 	}
 	if len(t.waiting) == 0 {

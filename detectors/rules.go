@@ -22,14 +22,20 @@ type Observation struct {
 	Time     time.Time
 	LL       orb.Point // lon/lat, WGS-84
 	XY       orb.Point // projected metres
-	SpeedKmh float64   // from the terminal, else derived from the previous fix
+	SpeedKmh float64   // from the terminal, else derived over the speed window; capped at max_speed_kmh
 	Reported bool      // SpeedKmh came from the terminal
-	Lifted   bool
-	ACC      bool
-	Vehicle  *city.Vehicle // nil for an unregistered plate
-	Permit   *city.Permit  // the permit valid now, nil if none
-	Sites    []int32       // indices of sites containing XY
-	Zones    []int32       // indices of zones containing XY
+	Derived  bool      // SpeedKmh was derived from positions (neither: unknown, 0)
+	// Still: the vehicle has stayed within stop_radius_m of one place for still_for, since
+	// StillSince (track.go: kinematics).
+	Still      bool
+	StillSince time.Time
+	StayAt     orb.Point // the centre of the track's current stay (lon/lat)
+	Lifted     bool
+	ACC        bool
+	Vehicle    *city.Vehicle // nil for an unregistered plate
+	Permit     *city.Permit  // the permit valid now, nil if none
+	Sites      []int32       // indices of sites containing XY
+	Zones      []int32       // indices of zones containing XY
 }
 
 // Verdict is a rule's judgement of one observation.
@@ -46,6 +52,23 @@ type Verdict struct {
 	Since time.Time
 	// Instant: the finding is a single moment; the alert opens and resolves at once.
 	Instant bool
+	// At is where the finding is (lon/lat), when it is not where the vehicle is now: the site a
+	// trip decision names. Zero: where the episode started.
+	At orb.Point
+	// Basis says how Value was measured when it can be told ("reported", "derived"); it is kept
+	// in the alert's evidence.
+	Basis string
+}
+
+// SpeedKnown reports whether o has a speed, reported or derived.
+func (o *Observation) SpeedKnown() bool { return o.Reported || o.Derived }
+
+// speedBasis names how o's speed was measured.
+func (o *Observation) speedBasis() string {
+	if o.Reported {
+		return "reported"
+	}
+	return "derived"
 }
 
 // FixRule judges a vehicle at each GPS fix. prev is the previous accepted observation (nil at

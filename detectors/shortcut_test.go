@@ -35,7 +35,11 @@ func TestSpeedingBelowLowestLimit(t *testing.T) {
 	// the verdict from the limit where the truck is, as Judge gives it past the shortcut
 	full := func(xy orb.Point, kmh float64) Verdict {
 		limit, place := r.limit(c, xy)
-		return r.verdict(kmh, limit, place)
+		v := r.verdict(kmh, limit, place)
+		if v.Active {
+			v.Basis = "reported"
+		}
+		return v
 	}
 	shortcuts, points := 0, 0
 	const steps = 60
@@ -44,7 +48,7 @@ func TestSpeedingBelowLowestLimit(t *testing.T) {
 			xy := orb.Point{b.Min[0] + (b.Max[0]-b.Min[0])*float64(i)/steps, b.Min[1] + (b.Max[1]-b.Min[1])*float64(j)/steps}
 			points++
 			for _, kmh := range speeds {
-				cur := Observation{XY: xy, SpeedKmh: kmh}
+				cur := Observation{XY: xy, SpeedKmh: kmh, Reported: true}
 				got, want := r.Judge(c, nil, &cur, &Episode{}), full(xy, kmh)
 				if fmt.Sprint(got) != fmt.Sprint(want) {
 					t.Fatalf("at %v, %.1f km/h: Judge = %+v, the limit there gives %+v", xy, kmh, got, want)

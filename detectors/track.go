@@ -1,9 +1,13 @@
 package detectors
 
 import (
+	"math"
 	"time"
 
+	"github.com/paulmach/orb"
+
 	"github.com/muckwatch/muckwatch/city"
+	"github.com/muckwatch/muckwatch/geo"
 	"github.com/muckwatch/muckwatch/record"
 )
 
@@ -24,6 +28,7 @@ type Track struct {
 	permitted  bool
 	scored     bool // a risk was computed
 	jumps      int
+	motion     motion       // recent fixes: derived speed, stillness (kinematics)
 	episodes   []*Episode   // one per registered rule, fix rules first (each nil while it holds nothing); nil while all are (slot)
 	dirty      bool         // changed since the last checkpoint
 	shard      record.Shard // the input its fixes come from (its camera events', while it has no fix)
@@ -86,4 +91,371 @@ func (e *Engine) unnumber(tr *Track) {
 func (e *Engine) forget(tr *Track) {
 	delete(e.tracks, tr.VehicleID)
 	e.unnumber(tr)
+}
+
+// The track's kinematics: what a vehicle's recent fixes say about its motion. Terminals report
+// a speed or not; positions are noisy (σ 10–15 m), jump after a re-acquisition, and jitter while
+// parked. So no speed is ever taken from one pair of fixes:
+//
+//   - distances are on the ground, anywhere on Earth (groundDist: a local scale per pair of fixes,
+//     great-circle for far ones), never in the city's projection, which is right only near its
+//     origin;
+//   - a fix farther from the last accepted one than the truck can have gone (at the speed it had,
+//     accelerating at most MaxAccel, never above MaxSpeedKmh, plus two fixes' GPS error) is a
+//     jump: set aside, not judged; two such in a row that agree with each other are believed,
+//     and the motion starts afresh there (the accepted fix before them was the outlier);
+//   - a derived speed is the median (of three) or the lower (of two) of the distances over time
+//     from the cur fix back to the recent fixes 20–60 s before it (SpeedWindow), capped at the
+//     physical maximum, so one noisy or jumped fix moves it little and one pair never sets it;
+//   - a truck that has stayed within StopRadiusM of where it stopped for StillFor is still (speed
+//     0), whatever one fix's jitter says: one fix outside the radius is set aside, the stop moves
+//     only when two fixes in a row agree on a new place.
+
+// motionLen is how many recent fixes a track keeps for its derived speed, at least motionStep
+// apart: 8 × 4 s covers the speed window at 1 s reporting, 8 fixes at 30 s.
+const (
+	motionLen  = 8
+	motionStep = 4 * time.Second
+)
+
+// trace is one remembered fix: its time and where it was.
+type trace struct {
+	t  time.Time
+	ll orb.Point
+}
+
+// motion is a track's kinematic memory. It is not checkpointed: after a restore a track's speed
+// is derived again once its window has filled (a few fixes), reported speeds are used at once.
+type motion struct {
+	ring   [motionLen]trace // newest at head, n filled
+	head   int
+	n      int
+	stay   stay
+	alt    trace // the last fix set aside as a jump, while hasAlt
+	hasAlt bool
+	// the accepted fix before the last accepted one, while hasBefore: a fix back there after a
+	// lone outlier within reach is not a jump
+	before    trace
+	hasBefore bool
+}
+
+// maxMeanGain bounds, in m/s, how much faster than its last speed a truck is taken to have gone
+// on average between two fixes: MaxAccel holds over a few seconds, not over a 30 s interval (a
+// loaded truck does not gain 75 m/s in 30 s), so at sparse reporting a jump of a few hundred
+// metres is out of reach and set aside, not believed and judged.
+const maxMeanGain = 5
+
+// maxJumps is how many fixes in a row, out of reach of the last accepted one and of each other,
+// are set aside before one is believed regardless.
+const maxJumps = 8
+
+// reset forgets the motion: the next fix starts it afresh.
+func (m *motion) reset() { *m = motion{} }
+
+// push remembers a fix, unless the newest remembered one is less than motionStep older.
+func (m *motion) push(t time.Time, ll orb.Point) {
+	if m.n > 0 && t.Sub(m.ring[m.head].t) < motionStep {
+		return
+	}
+	m.head = (m.head + 1) % motionLen
+	m.ring[m.head] = trace{t: t, ll: ll}
+	if m.n < motionLen {
+		m.n++
+	}
+}
+
+// drop forgets the newest remembered fix if it is the one at t.
+func (m *motion) drop(t time.Time) {
+	if m.n > 0 && m.ring[m.head].t.Equal(t) {
+		m.ring[m.head] = trace{}
+		m.head = (m.head - 1 + motionLen) % motionLen
+		m.n--
+	}
+}
+
+// speed derives the speed at (t, ll) in m/s from the remembered fixes between window and
+// 3·window before it: the median of the three newest such estimates, the lower of two, or the
+// one; ok is false when there is none.
+func (m *motion) speed(t time.Time, ll orb.Point, window time.Duration) (mps float64, ok bool) {
+	var est [3]float64
+	k := 0
+	for i := 0; i < m.n && k < 3; i++ {
+		tr := &m.ring[(m.head-i+motionLen)%motionLen]
+		span := t.Sub(tr.t)
+		if span < window {
+			continue
+		}
+		if span > 3*window {
+			break
+		}
+		est[k] = groundDist(tr.ll, ll) / span.Seconds()
+		k++
+	}
+	switch k {
+	case 0:
+		return 0, false
+	case 1:
+		return est[0], true
+	case 2:
+		return min(est[0], est[1]), true
+	}
+	return max(min(est[0], est[1]), min(max(est[0], est[1]), est[2])), true
+}
+
+// stay is where a vehicle has been staying: the centre of its fixes there (a running mean, so
+// that it does not wander with one fix's noise), since when, and a fix outside it that may be
+// the start of another stay (alt), if the next one agrees.
+type stay struct {
+	centre orb.Point // lon/lat
+	n      int
+	since  time.Time
+	alt    orb.Point
+	altAt  time.Time
+	hasAlt bool
+	// when the vehicle came to rest there (settled): the stay takes in the last metres of the
+	// approach (up to the radius, some seconds at walking pace), the stop is from the first
+	// remembered fix near its centre; judged once, when the stay is first found still
+	settledAt time.Time
+	settled   bool
+}
+
+// settled is when the vehicle came to rest at its stay: the oldest remembered fix since the
+// stay's start within near of its centre, going back from the newest until two in a row are not,
+// the older farther (the approach), or three in a row are not (one or two fixes' GPS error or
+// jitter are not the approach); the stay's start when none is.
+func (m *motion) settled(near float64) time.Time {
+	at, far, last := m.stay.since, 0, 0.0
+	for i := 0; i < m.n && far < 3; i++ {
+		tr := &m.ring[(m.head-i+motionLen)%motionLen]
+		if tr.t.Before(m.stay.since) {
+			break
+		}
+		if d := groundDist(tr.ll, m.stay.centre); d > near {
+			if far++; far == 2 && d > last {
+				break // farther and farther back: the approach
+			}
+			last = d
+			continue
+		}
+		at, far = tr.t, 0
+	}
+	// The newest remembered fix before it, when long before it (a loss of the fix, or sparse
+	// reporting), was on the way: the truck arrived unheard between the two, at an unknown
+	// moment; the middle of the gap is the estimate nearest the truth in the worst case.
+	for i := 0; i < m.n; i++ {
+		tr := &m.ring[(m.head-i+motionLen)%motionLen]
+		if tr.t.Before(at) {
+			if gap := at.Sub(tr.t); gap > 2*motionStep {
+				at = at.Add(-gap / 2)
+			}
+			break
+		}
+	}
+	return at
+}
+
+// stayMeanMax bounds the running mean's weight, so a slow drift while parked moves the centre.
+const stayMeanMax = 32
+
+// stayStep is what one fix did to a stay.
+type stayStep uint8
+
+const (
+	stayIn    stayStep = iota // within the stay (or its first fix)
+	stayAside                 // outside it, set aside: jitter, or the start of a move
+	stayMoved                 // outside it twice in a row: a new stay starts (at the fix set aside, if this one agrees with it)
+)
+
+// observe moves the stay on by a fix: within radius of the centre it goes on; outside it, the fix
+// is set aside (alt), and if the one before was set aside too the vehicle has moved: a new stay
+// starts, at the fix set aside when this one is within radius of it, else at this one.
+func (s *stay) observe(t time.Time, ll orb.Point, radius float64) stayStep {
+	if s.n == 0 {
+		*s = stay{centre: ll, n: 1, since: t}
+		return stayIn
+	}
+	if groundDist(s.centre, ll) <= radius {
+		s.n++
+		w := 1 / float64(min(s.n, stayMeanMax))
+		s.centre = orb.Point{s.centre[0] + (ll[0]-s.centre[0])*w, s.centre[1] + (ll[1]-s.centre[1])*w}
+		s.hasAlt = false
+		return stayIn
+	}
+	if !s.hasAlt {
+		s.alt, s.altAt, s.hasAlt = ll, t, true
+		return stayAside
+	}
+	switch {
+	case groundDist(s.alt, ll) <= radius:
+		*s = stay{centre: orb.Point{(s.alt[0] + ll[0]) / 2, (s.alt[1] + ll[1]) / 2}, n: 2, since: s.altAt}
+	case groundDist(s.centre, s.alt) <= 2*radius && groundDist(s.centre, ll) <= 2*radius:
+		// two fixes just outside, on different sides, disagreeing with each other: a parked
+		// receiver's jitter, not a move (a truck driving off goes one way, and farther)
+		s.alt, s.altAt = ll, t
+		return stayAside
+	default:
+		*s = stay{centre: ll, n: 1, since: t}
+	}
+	return stayMoved
+}
+
+// kinematics judges fix f against the track's last accepted observation prev (nil for its first
+// fix) and fills cur's speed and stillness. It returns false for a fix that is not to be judged
+// (a jump).
+func (e *Engine) kinematics(tr *Track, f *record.Fix, prev, cur *Observation) bool {
+	m := &tr.motion
+	if f.HasSpeed {
+		cur.SpeedKmh, cur.Reported = min(float64(f.SpeedKmh), e.cfg.MaxSpeedKmh), true
+	}
+	if prev == nil {
+		m.reset()
+	} else {
+		if prev.Still && !m.hasAlt && m.hasBefore && cur.Time.Sub(prev.Time) > 2*prev.Time.Sub(m.before.t) &&
+			groundDist(m.stay.centre, cur.LL) > e.cfg.StopRadiusM {
+			// A parked truck's first fix after a gap, off its stop: held back, not judged, until
+			// the next fix says whether the truck left (it agrees with this one) or this was a
+			// re-acquisition snap (it is back at the stop). A truck that drove off while unheard
+			// is judged one fix late.
+			tr.jumps++
+			m.alt, m.hasAlt = trace{t: cur.Time, ll: cur.LL}, true
+			e.metrics.skipped.WithLabelValues("jump").Inc()
+			return false
+		}
+		dt := f.Time.Sub(prev.Time).Seconds()
+		dist := groundDist(prev.LL, cur.LL)
+		vmax := e.cfg.MaxSpeedKmh / 3.6
+		if f.HasSpeed && prev.Reported {
+			vmax = min(vmax, (max(float64(f.SpeedKmh), prev.SpeedKmh)*1.3+25)/3.6)
+		}
+		reach := vmax * dt
+		if prev.Reported || prev.Derived { // from the speed it had (or has), accelerating at most MaxAccel
+			v0 := prev.SpeedKmh
+			if cur.Reported {
+				v0 = max(v0, cur.SpeedKmh)
+			}
+			gain := e.cfg.MaxAccel * dt / 2
+			if !cur.Reported {
+				gain = min(gain, maxMeanGain) // a derived speed only: no reported one vouches for the fix
+			}
+			reach = min(reach, (v0/3.6+gain)*dt)
+		}
+		if dist > reach+e.cfg.JumpSlackM {
+			// Out of reach of the last accepted fix. Believed once two such fixes in a row agree
+			// with each other (the second within reach of the first at the highest speed): the
+			// truck is there, and the accepted fix was the outlier (a re-acquisition snap after
+			// a gap is within reach of the fix before the gap, the fixes after it are not) or the
+			// truck moved while unheard. A lone jump is set aside; so is the next, unless it
+			// agrees with it. Only after maxJumps in a row, none agreeing, is a fix believed
+			// regardless.
+			agrees := m.hasAlt && groundDist(m.alt.ll, cur.LL) <= vmax*cur.Time.Sub(m.alt.t).Seconds()+e.cfg.JumpSlackM
+			if back := groundDist(m.before.ll, cur.LL); m.hasBefore && !agrees &&
+				back <= prev.SpeedKmh/3.6*cur.Time.Sub(m.before.t).Seconds()+e.cfg.JumpSlackM &&
+				(back+e.cfg.JumpSlackM < dist || prev.Time.Sub(m.before.t) > 2*cur.Time.Sub(prev.Time)) {
+				// back where the truck was before the last accepted fix (or as far on from there
+				// as its speed then takes it), and nearer there than to it or it was the first
+				// fix after a gap: that one was a lone outlier within reach (a re-acquisition
+				// snap after a loss of the fix); it leaves the speed window, and this fix is
+				// judged
+				m.drop(prev.Time)
+				m.hasAlt = false
+				tr.jumps = 0
+				e.accept(tr, m, cur, nil)
+				return true
+			}
+			if !agrees && tr.jumps < maxJumps {
+				tr.jumps++
+				m.alt, m.hasAlt = trace{t: cur.Time, ll: cur.LL}, true
+				e.metrics.skipped.WithLabelValues("jump").Inc()
+				return false
+			}
+			alt, had := m.alt, agrees
+			m.reset() // the positions before it are not comparable with it
+			if had {
+				m.stay.observe(alt.t, alt.ll, e.cfg.StopRadiusM)
+				m.push(alt.t, alt.ll)
+			}
+		}
+	}
+	e.accept(tr, m, cur, prev)
+	return true
+}
+
+// accept takes cur as the track's newest fix: its stillness and, unless reported, its speed.
+// prev is the last accepted fix before it, nil when it is not to be remembered as the one before.
+func (e *Engine) accept(tr *Track, m *motion, cur, prev *Observation) {
+	if m.hasAlt && groundDist(m.alt.ll, cur.LL) <= e.cfg.MaxSpeedKmh/3.6*cur.Time.Sub(m.alt.t).Seconds()+e.cfg.JumpSlackM &&
+		prev != nil && groundDist(prev.LL, cur.LL) > groundDist(m.alt.ll, cur.LL)+e.cfg.JumpSlackM {
+		// Within reach of the last accepted fix, but nearer the fix set aside just before it,
+		// which it agrees with: at sparse reporting a jump can be within reach of the fix before
+		// it, and the fixes after it are then set aside against it. The two that agree are the
+		// truck; the accepted one drops out of the speed window, the set-aside one comes in.
+		m.drop(prev.Time)
+		m.push(m.alt.t, m.alt.ll)
+	}
+	tr.jumps, m.hasAlt = 0, false
+	if prev != nil {
+		m.before, m.hasBefore = trace{t: prev.Time, ll: prev.LL}, true
+	}
+	step := m.stay.observe(cur.Time, cur.LL, e.cfg.StopRadiusM)
+	cur.Still = step != stayAside && cur.Time.Sub(m.stay.since) >= e.cfg.StillFor
+	if cur.Still {
+		if !m.stay.settled {
+			m.stay.settledAt, m.stay.settled = m.settled(e.cfg.StopRadiusM/2), true
+		}
+		cur.StillSince, cur.StayAt = m.stay.settledAt, m.stay.centre
+	}
+	if !cur.Reported {
+		switch v, ok := m.speed(cur.Time, cur.LL, e.cfg.SpeedWindow); {
+		case cur.Still:
+			cur.SpeedKmh, cur.Derived = 0, true
+		case ok:
+			cur.SpeedKmh, cur.Derived = min(v*3.6, e.cfg.MaxSpeedKmh), true
+		}
+	}
+	m.push(cur.Time, cur.LL)
+}
+
+// groundDist is the distance in metres between two lon/lat points on the ground: on the local
+// scale of the pair (metres per degree of longitude at their mean latitude), which is within
+// 0.01 % of the great circle up to tens of kilometres, anywhere on Earth; farther apart, the
+// great circle itself. It runs several times per fix, so the cosine comes from a table
+// (cosLat) and the root is a plain square root.
+func groundDist(a, b orb.Point) float64 {
+	const rad = math.Pi / 180
+	dlon := b[0] - a[0]
+	if dlon > 180 {
+		dlon -= 360
+	} else if dlon < -180 {
+		dlon += 360
+	}
+	dlat := b[1] - a[1]
+	if math.Abs(dlon) > 0.5 || math.Abs(dlat) > 0.5 {
+		return geo.DistanceM(a, b)
+	}
+	x, y := dlon*cosLat((a[1]+b[1])/2), dlat
+	return geo.EarthRadiusM * rad * math.Sqrt(x*x+y*y)
+}
+
+// cosTableStep is the step of cosTable, in degrees of latitude: interpolated linearly, the cosine
+// is then within 1e-9 of math.Cos.
+const cosTableStep = 0.01
+
+// cosTable holds the cosine of every cosTableStep of latitude from 0° to 90° (and one past);
+// it is filled once and never written after.
+var cosTable = func() []float64 {
+	t := make([]float64, int(90/cosTableStep)+2)
+	for i := range t {
+		t[i] = math.Cos(float64(i) * cosTableStep * math.Pi / 180)
+	}
+	return t
+}()
+
+// cosLat is the cosine of latitude lat, in degrees (|lat| at most 90).
+func cosLat(lat float64) float64 {
+	f := math.Abs(lat) / cosTableStep
+	i := int(f)
+	if i >= len(cosTable)-1 {
+		return math.Cos(lat * math.Pi / 180)
+	}
+	return cosTable[i] + (cosTable[i+1]-cosTable[i])*(f-float64(i))
 }

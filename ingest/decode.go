@@ -84,7 +84,10 @@ func (c *Consumer) decode(dec *record.Decoder, m *kafka.Message, b *Batch, owned
 	case c.cfg.Topics.GPS, c.rekeyedGPS:
 		b.Fixes = append(b.Fixes, record.Fix{})
 		f := &b.Fixes[len(b.Fixes)-1]
-		if err = dec.DecodeFix(m.Value, ref, f); err != nil {
+		if err = dec.DecodeFix(m.Value, ref, f); err == nil {
+			err = dec.CheckKey(m.Key, f.VehicleID) // record.Decoder.CheckKey: why a mismatch is rejected
+		}
+		if err != nil {
 			b.Fixes = b.Fixes[:len(b.Fixes)-1]
 		} else {
 			f.Src = src
@@ -92,7 +95,10 @@ func (c *Consumer) decode(dec *record.Decoder, m *kafka.Message, b *Batch, owned
 	case c.cfg.Topics.Events, c.rekeyedEvents:
 		b.Events = append(b.Events, record.Event{})
 		e := &b.Events[len(b.Events)-1]
-		if err = dec.DecodeEvent(m.Value, ref, e); err != nil {
+		if err = dec.DecodeEvent(m.Value, ref, e); err == nil {
+			err = dec.CheckKey(m.Key, e.VehicleID)
+		}
+		if err != nil {
 			b.Events = b.Events[:len(b.Events)-1]
 		} else {
 			e.Src = src

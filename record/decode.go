@@ -349,6 +349,30 @@ func (d *Decoder) vehicle(v *jsonValue) (string, uint32, error) {
 	return n.plate, n.no, nil
 }
 
+// CheckKey rejects a record whose Kafka key names another vehicle than its body's vehicle_id
+// (plate, as decoded: normalised), with ReasonKeyMismatch. Records are partitioned by key and a
+// vehicle's state lives with its partition, so a fix keyed 粤B00001 with the body of 粤B00004
+// would be judged as 粤B00004 on 粤B00001's partition: out of order with 粤B00004's own fixes,
+// its episodes split between the instances owning the two partitions. The producer is wrong,
+// and which of the two it meant cannot be told: the record is dead-lettered, not judged. A
+// record without a key is not checked (nothing to disagree with).
+func (d *Decoder) CheckKey(key []byte, plate string) error {
+	if len(key) == 0 {
+		return nil
+	}
+	n, ok := d.plates[string(key)]
+	if !ok {
+		n.plate = string(key)
+		if d.normalize != nil {
+			n.plate = d.normalize(n.plate)
+		}
+	}
+	if n.plate == plate {
+		return nil
+	}
+	return reject(ReasonKeyMismatch, "record key %.40q is vehicle %.40q but its vehicle_id is %.40q", key, n.plate, plate)
+}
+
 // plate rejects an empty normalised plate.
 func plate(s string) (string, error) {
 	if s == "" {

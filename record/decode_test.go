@@ -168,3 +168,31 @@ func TestParseEventKind(t *testing.T) {
 		t.Error("unknown names must parse to KindUnknown")
 	}
 }
+
+// A record whose key names another vehicle than its body is rejected as key_mismatch; a key
+// written differently for the same plate (normalised alike), or no key, is accepted.
+func TestCheckKey(t *testing.T) {
+	dec := NewDecoder(DecodeConfig{}, strings.ToUpper)
+	f := func(key, body string, want Reason) {
+		t.Helper()
+		var fx Fix
+		value := `{"vehicle_id":"` + body + `","ts":1767225600000,"lat":22.5,"lon":114.0}`
+		if err := dec.DecodeFix([]byte(value), time.UnixMilli(1767225600000), &fx); err != nil {
+			t.Fatalf("%s: %v", value, err)
+		}
+		err := dec.CheckKey([]byte(key), fx.VehicleID)
+		if got := Reason(""); err != nil {
+			got = ReasonOf(err)
+			if got != want {
+				t.Errorf("key %q, body %q: %v, want %q", key, body, err, want)
+			}
+		} else if want != "" {
+			t.Errorf("key %q, body %q: accepted, want %q", key, body, want)
+		}
+	}
+	f("粤B00001", "粤B00001", "")
+	f("粤b00001", "粤B00001", "")
+	f("", "粤B00004", "")
+	f("粤B00001", "粤B00004", ReasonKeyMismatch)
+	f("粤B00004", "粤B00001", ReasonKeyMismatch)
+}

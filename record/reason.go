@@ -24,7 +24,7 @@ const (
 func AllReasons() []Reason {
 	return []Reason{ReasonMalformed, ReasonMissingField, ReasonOutOfRange, ReasonInvalidNumber,
 		ReasonFutureTimestamp, ReasonStaleTimestamp, ReasonUnknownKind, ReasonInvalidID, ReasonTooLarge,
-		ReasonUnknownTopic}
+		ReasonKeyMismatch, ReasonUnknownTopic}
 }
 
 // RejectError is the error a decoder returns for bad input: a reason and a message saying what

@@ -28,6 +28,14 @@ type RuleScore struct {
 	DelayMedian, DelayP95 time.Duration // from the violation's start to the alert, over alerted episodes
 }
 
+// MatchSlack is how far an alert may lie outside its episode's span and still match it: two
+// reporting intervals and 5 s. A feed reporting irregularly (IntervalSpread) is judged by its
+// longest interval: a 1–5 s feed has the slack of a 5 s one, since a stop, an entry or a turn
+// between two of its fixes is seen only at the later one.
+func (o Options) MatchSlack() time.Duration {
+	return 2*(o.Interval+o.IntervalSpread) + 5*time.Second
+}
+
 // Score matches detections to ground-truth episodes: a detection matches an episode of the same
 // rule and vehicle whose time span overlaps its own, widened by slack on both sides. Precision is
 // matched alerts over alerts, recall alerted episodes over episodes, and the delay of an alerted

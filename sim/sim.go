@@ -76,6 +76,18 @@ type Options struct {
 	// BrushRate is the share of trips that run along the edge of their corridor for a while without
 	// leaving it (a test of false alarms).
 	BrushRate float64
+	// The street's GPS (real recorded traces, not only a simulator's):
+	// NoSpeed sends fixes without speed_kmh: the detectors derive speed from positions.
+	NoSpeed bool
+	// IntervalSpread makes reporting irregular: each interval is Interval plus up to this much
+	// more (1–5 s feeds: Interval 1s, IntervalSpread 4s).
+	IntervalSpread time.Duration
+	// SnapRate is the share of fixes after which the terminal loses its fix for 5–30 s; the first
+	// fix after it is a re-acquisition snap 100–250 m off the truck's position.
+	SnapRate float64
+	// ParkedJitterRate is the share of a parked truck's fixes (at a site or stopped on the road)
+	// that jitter 20–50 m off, as a parked receiver does; parked trucks also drift slowly.
+	ParkedJitterRate float64
 	// DwellThreshold, SpeedTolerance, ZoneMarginM and SignalLostAfter mirror the detectors'
 	// settings, so that ground-truth episodes start where a violation by the rules' definition
 	// starts.
@@ -186,6 +198,8 @@ type truck struct {
 	held      *Record   // an out-of-order fix waiting for the next one
 	lastSent  time.Time // device time of the last fix sent
 	silentTil time.Time // no fixes until then (signal lost)
+	gapTil    time.Time // no fix until then (a short loss of the GPS fix), then a snap
+	snap      bool      // the next fix is a re-acquisition snap
 	silentEp  int       // open signal_lost episode, -1
 	unclosed  bool      // turned back to the construction site with the load
 	brushAt   float64   // along-distance where a corridor-edge brush starts, 0 if none
@@ -466,6 +480,7 @@ func (s *Simulator) advance(t *truck, now time.Time, step time.Duration, em Emit
 				return s.report(t, now, em)
 			}
 		}
+		offset0 := t.offset // a sideways move (a detour, a brush) is part of the truck's speed
 		// brushing along the corridor's edge, inside it
 		if forward && t.brushAt > 0 && t.along >= t.brushAt {
 			if t.brushTil.IsZero() {
@@ -495,14 +510,18 @@ func (s *Simulator) advance(t *truck, now time.Time, step time.Duration, em Emit
 		if t.injActive && t.inj == injDeviation {
 			half := cor.HalfWidthM
 			elapsed := 4*time.Minute - t.injUntil.Sub(now)
+			// sideways at most at 80 % of its speed over the ground (below), or the truck would
+			// be going faster than its speed says: a detour in a 30 zone was a speeding the
+			// ground truth did not know of
+			lateral := math.Min(12, 0.8*t.speed/3.6)
 			switch {
 			case now.After(t.injUntil):
-				t.offset = math.Max(0, t.offset-10*dt)
+				t.offset = math.Max(0, t.offset-math.Min(10, lateral)*dt)
 				if t.offset == 0 {
 					t.inj = injNone
 				}
 			case elapsed < 40*time.Second:
-				t.offset = math.Min(half*6, t.offset+12*dt)
+				t.offset = math.Min(half*6, t.offset+lateral*dt)
 			}
 			switch {
 			case t.offset > half && t.episode < 0 && t.inj == injDeviation:
@@ -511,7 +530,9 @@ func (s *Simulator) advance(t *truck, now time.Time, step time.Duration, em Emit
 				s.closeEpisode(&t.episode, now)
 			}
 		}
-		move := t.speed / 3.6 * dt
+		// the truck's speed is its speed over the ground: moving sideways, it goes less far along
+		lateral := math.Abs(t.offset-offset0) / dt
+		move := math.Sqrt(math.Max(0, (t.speed/3.6)*(t.speed/3.6)-lateral*lateral)) * dt
 		if forward {
 			t.along += move
 			if t.along >= cor.Length() {
@@ -589,6 +610,12 @@ func (s *Simulator) report(t *truck, now time.Time, em Emitter) error {
 		return nil
 	}
 	t.reportAt = t.reportAt.Add(s.o.Interval)
+	if s.o.IntervalSpread > 0 {
+		t.reportAt = t.reportAt.Add(time.Duration(s.rng.Int64N(int64(s.o.IntervalSpread) + 1)).Truncate(time.Second))
+	}
+	if now.Before(t.gapTil) {
+		return nil // no fix: a short loss of the GPS signal (not a silent terminal)
+	}
 	if now.Before(t.silentTil) {
 		if t.silentEp < 0 && !t.lastSent.IsZero() && now.Sub(t.lastSent) >= s.o.SignalLostAfter {
 			s.openEpisode(&t.silentEp, "signal_lost", t, t.lastSent.Add(s.o.SignalLostAfter), "", "terminal silent while moving")
@@ -606,9 +633,35 @@ func (s *Simulator) report(t *truck, now time.Time, em Emitter) error {
 		xy[0] += d * math.Cos(a)
 		xy[1] += d * math.Sin(a)
 	}
+	parked := t.phase == phLoading || t.phase == phUnloading || t.phase == phStopped
+	if parked && s.o.ParkedJitterRate > 0 {
+		// a parked receiver drifts slowly (a random walk pulled back to the truck) and now and
+		// then jitters off
+		t.driftX = 0.9*t.driftX + s.rng.NormFloat64()*2
+		t.driftY = 0.9*t.driftY + s.rng.NormFloat64()*2
+		xy[0] += t.driftX
+		xy[1] += t.driftY
+		if s.rng.Float64() < s.o.ParkedJitterRate {
+			d, a := 20+30*s.rng.Float64(), 2*math.Pi*s.rng.Float64()
+			xy[0] += d * math.Cos(a)
+			xy[1] += d * math.Sin(a)
+		}
+	}
+	if t.snap {
+		d, a := 100+150*s.rng.Float64(), 2*math.Pi*s.rng.Float64()
+		xy[0] += d * math.Cos(a)
+		xy[1] += d * math.Sin(a)
+		t.snap = false
+	} else if s.o.SnapRate > 0 && s.rng.Float64() < s.o.SnapRate {
+		t.gapTil, t.snap = now.Add(5*time.Second+time.Duration(s.rng.Int64N(int64(25*time.Second)))), true
+	}
 	ll := s.c.Proj.Inverse(xy)
 	heading := travelHeading(t.route.Corridor, t.along, t.phase == phReturning)
-	b := appendFix(s.buf[:0], t.plate, now.UnixMilli(), ll, t.speed, heading, t.lifted)
+	kmh := t.speed
+	if s.o.NoSpeed {
+		kmh = -1
+	}
+	b := appendFix(s.buf[:0], t.plate, now.UnixMilli(), ll, kmh, heading, t.lifted)
 	s.buf = b
 	s.res.Fixes++
 	t.lastSent = now

@@ -20,8 +20,10 @@ func appendFix(b []byte, plate string, ms int64, ll orb.Point, kmh, heading floa
 	b = append(b, `","ts":`...)
 	b = strconv.AppendInt(b, ms, 10)
 	b = appendLatLon(b, ll)
-	b = append(b, `,"speed_kmh":`...)
-	b = appendDecimal(b, kmh, 1)
+	if kmh >= 0 { // a negative speed: the terminal reports none
+		b = append(b, `,"speed_kmh":`...)
+		b = appendDecimal(b, kmh, 1)
+	}
 	b = append(b, `,"heading":`...)
 	b = appendDecimal(b, heading, 0)
 	b = append(b, `,"acc":true,"lifted":`...)

@@ -23,7 +23,7 @@ type result struct {
 }
 
 // matchSlack is how far an alert may start from its episode and still match it.
-func matchSlack(o sim.Options) time.Duration { return 2*o.Interval + 5*time.Second }
+func matchSlack(o sim.Options) time.Duration { return o.MatchSlack() }
 
 // runDay runs the pipeline with cfg, produces a simulated city into the broker at addr, waits
 // until the pipeline has stored every fix in the database conn points at and finished the write
