@@ -43,14 +43,17 @@ const (
 
 // How the bench loads the pipeline.
 const (
-	fastKmh        = 95  // a speeding truck: far above every limit, severe everywhere
-	violatorEvery  = 100 // vehicle i speeds throughout if i%100 == 0, from a moment in the live phase if i%100 == 50
-	probeEvery     = 100 * time.Millisecond
-	probePoll      = 200 * time.Millisecond
-	produceEvery   = 20 * time.Millisecond // the live producer writes what is due this often, as a gateway batches
-	stall          = 90 * time.Second
-	tokensEnv      = "MUCKWATCH_BENCH_API_TOKENS"
-	ceilingGroupID = "muckwatch-bench-ceiling"
+	fastKmh = 95 // a speeding truck: far above every limit, severe everywhere
+	// speedingConfirm is how long a truck speeds before the rule opens an alert (fixes in a row
+	// over about 10 s); the live window must be longer for the produce → alert latency.
+	speedingConfirm = 12 * time.Second
+	violatorEvery   = 100 // vehicle i speeds throughout if i%100 == 0, from a moment in the live phase if i%100 == 50
+	probeEvery      = 100 * time.Millisecond
+	probePoll       = 200 * time.Millisecond
+	produceEvery    = 20 * time.Millisecond // the live producer writes what is due this often, as a gateway batches
+	stall           = 90 * time.Second
+	tokensEnv       = "MUCKWATCH_BENCH_API_TOKENS"
+	ceilingGroupID  = "muckwatch-bench-ceiling"
 )
 
 // Options configure one run of the bench.

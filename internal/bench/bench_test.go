@@ -27,7 +27,7 @@ func TestBench(t *testing.T) {
 	const fixes, vehicles = 3000, 200
 	r, err := Run(context.Background(), Options{
 		Fixes: fixes, Vehicles: vehicles, City: "sample", Partitions: 2, Interval: 10 * time.Second, At: "10:00",
-		Live: 3 * time.Second, Lookups: 400, LookupRate: 500, Concurrency: 200, Seed: 7,
+		Live: 16 * time.Second, Lookups: 400, LookupRate: 500, Concurrency: 200, Seed: 7,
 		ClickHouse: chServer.TCPAddr, ClickHouseDir: chServer.Dir, BrokerInProcess: true, Progress: progress,
 		ChildCommand: testChild, // the squads in a child process, as `muckbench bench` runs them
 	})

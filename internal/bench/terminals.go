@@ -97,9 +97,10 @@ func Terminals(ctx context.Context, in io.Reader, out io.Writer) error {
 	f.SetOrigin(time.UnixMilli(l.DeviceT0))
 	f.ResumeAt(l.SimStart)
 	// The live violators start speeding at a moment in the window that leaves them time for the
-	// two fast fixes the rule wants: the fleet reports every vehicles/rate seconds.
+	// fast fixes the rule wants before it opens an alert (about 10 s of them, so that a pair of
+	// noisy fixes opens none): the fleet reports every vehicles/rate seconds.
 	every := time.Duration(float64(f.Len()) / l.Rate * float64(time.Second))
-	f.SpeedLater(l.SimStart, max(0, l.Window-3*every))
+	f.SpeedLater(l.SimStart, max(0, l.Window-3*every-speedingConfirm))
 
 	bw := bufio.NewWriter(out)
 	enc := json.NewEncoder(bw)
