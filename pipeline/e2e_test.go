@@ -98,11 +98,13 @@ func TestEndToEnd(t *testing.T) {
 			env.count("SELECT count() FROM officer_positions") >= uint64(res.OfficerPositions)
 	})
 	// A write inserts a group's positions before its alerts: wait for the write holding the newest
-	// fix to be over (the event time written reaching it), not only for its positions.
+	// fix to be over (the event time written reaching it), not only for its positions, and for
+	// the time-driven rules to have decided up to it (a partition read last within
+	// pipeline.idle_partition holds event time back until it has been quiet that long).
 	newest := time.UnixMilli(int64(env.count("SELECT toUInt64(max(ts_ms)) FROM positions")))
-	env.waitFor("the last write to be over", time.Minute, func() bool {
-		read, _ := eventTimes(env.started.MetricsURL)
-		return !read.Before(newest)
+	env.waitFor("the last write to be over and every decision up to it taken", time.Minute, func() bool {
+		read, judged := eventTimes(env.started.MetricsURL)
+		return !read.Before(newest) && !judged.Before(newest)
 	})
 	// Exactly once: no duplicates, nothing missing, nothing rejected.
 	if n := env.count("SELECT count() FROM positions"); n != uint64(res.Fixes) {

@@ -115,7 +115,8 @@ export async function analyst(root, session) {
   async function replay() {
     await cm.loaded;
     clearInterval(timer);
-    const fc = await api.get(`/api/v1/vehicles/${encodeURIComponent(plate.value.trim())}/track` + params({})).catch((e) => { readout.textContent = e.message; return null; });
+    const period = new URLSearchParams(params({})); // a track takes its period only: the API refuses other parameters
+    const fc = await api.get(`/api/v1/vehicles/${encodeURIComponent(plate.value.trim())}/track` + api.qs({ from: period.get('from'), to: period.get('to') })).catch((e) => { readout.textContent = e.message; return null; });
     if (!fc) return;
     const line = fc.features.find((f) => f.geometry.type === 'LineString');
     const pts = line ? line.geometry.coordinates : [];
