@@ -40,10 +40,12 @@ vet:
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-# Installs what the tests and the demo need: Debian's clickhouse-server (when missing), the Go
-# modules, the console's npm packages and Debian's chromium for its browser journeys. Idempotent.
+# Installs what the tests and the demo need: Debian's clickhouse-server (when missing), Debian's
+# zookeeper for the ClickHouse cluster test (when missing), the Go modules, the console's npm
+# packages and Debian's chromium for its browser journeys. Idempotent.
 deps:
 	bash deploy/clickhouse-local.sh install
+	bash deploy/zookeeper-local.sh install
 	$(GO) mod download
 	bash console/build.sh deps
 
