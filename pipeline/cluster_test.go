@@ -165,6 +165,10 @@ func TestClickHouseCluster(t *testing.T) {
 		t.Errorf("violations_daily over the cluster counts %d alerts, alerts has %d", daily, alerts)
 	}
 	raw := env.count("SELECT count() FROM positions")
+	// The API's own writes go through the Distributed tables too: the alert feed's journal.
+	env.waitFor("the API's alert feed journalled on the cluster", time.Minute, func() bool {
+		return env.count("SELECT count() FROM alert_feed") > 0
+	})
 
 	// Spread over both shards, each key on one shard only: the shards' distinct keys add up to
 	// the whole (a replayed row met its first copy), and the replicas of a shard agree.
