@@ -59,11 +59,13 @@ vet:
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-# Installs what the tests and the demo need: Debian's clickhouse-server (when missing), the Go
-# modules, the OpenAPI linter (npm, pinned), the console's npm packages and Debian's chromium for
-# its browser journeys, promtool (Debian's prometheus package) for the alert rules. Idempotent.
+# Installs what the tests and the demo need: Debian's clickhouse-server and zookeeper (for the
+# ClickHouse cluster test) when missing, the Go modules, the OpenAPI linter (npm, pinned), the
+# console's npm packages and Debian's chromium for its browser journeys, promtool (Debian's
+# prometheus package) for the alert rules. Idempotent.
 deps:
 	bash deploy/clickhouse-local.sh install
+	bash deploy/zookeeper-local.sh install
 	bash deploy/promtool.sh
 	$(GO) mod download
 	bash tools/openapi-lint/install.sh

@@ -6,6 +6,10 @@
 #                                               prints "tcp=PORT http=PORT pid=PID" and writes DIR/server.env
 #   deploy/clickhouse-local.sh stop DIR         stop the server started under DIR
 #
+# CLICKHOUSE_PORTS="TCP HTTP INTERSERVER" starts on those ports instead of free ones, and
+# DIR/config.d/*.xml (written before start) add to the config: a cluster's remote_servers,
+# zookeeper and macros (internal/chcluster).
+#
 # The server listens on 127.0.0.1 only, as user "default" with no password: it is for one machine's
 # demo and tests. Production points muckwatch at its own ClickHouse cluster (see README).
 set -euo pipefail
@@ -50,6 +54,10 @@ start() {
     if [[ $rc -ne 3 ]]; then
       return "$rc"
     fi
+    if [[ -n ${CLICKHOUSE_PORTS:-} ]]; then
+      echo "clickhouse-local: a port of CLICKHOUSE_PORTS ($CLICKHOUSE_PORTS) is taken" >&2
+      exit 3
+    fi
     echo "clickhouse-local: a port was taken meanwhile; trying other ports (attempt $attempt)" >&2
     rm -f "$dir/config.xml" "$dir/server.pid"
   done
@@ -65,9 +73,15 @@ start_once() {
   fi
   local tcp http inter
   tcp=$(free_port); http=$(free_port); inter=$(free_port)
+  # CLICKHOUSE_PORTS="TCP HTTP INTERSERVER" pins the ports: a cluster's servers name each other's
+  # ports in their config.d (DIR/config.d/*.xml, merged into config.xml by the server) before
+  # they start (internal/chcluster).
+  if [[ -n ${CLICKHOUSE_PORTS:-} ]]; then
+    read -r tcp http inter <<<"$CLICKHOUSE_PORTS"
+    [[ $tcp =~ ^[0-9]+$ && $http =~ ^[0-9]+$ && $inter =~ ^[0-9]+$ ]] || { echo "clickhouse-local: CLICKHOUSE_PORTS must be \"TCP HTTP INTERSERVER\", not \"$CLICKHOUSE_PORTS\"" >&2; exit 1; }
   # A server restarted on the same folder keeps its ports when they are free, so that clients
   # configured with them reconnect (an outage, not a move).
-  if [[ -f $dir/config.xml ]]; then
+  elif [[ -f $dir/config.xml ]]; then
     local old_tcp old_http old_inter
     old_tcp=$(sed -n 's:.*<tcp_port>\([0-9]*\)</tcp_port>.*:\1:p' "$dir/config.xml")
     old_http=$(sed -n 's:.*<http_port>\([0-9]*\)</http_port>.*:\1:p' "$dir/config.xml")

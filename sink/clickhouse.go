@@ -73,6 +73,11 @@ func OpenClickHouse(ctx context.Context, cfg ClickHouseConfig, log *slog.Logger,
 		return nil, fmt.Errorf("cannot connect to ClickHouse: tls: %w", err)
 	}
 	opts.TLS = tc
+	if cfg.Cluster != "" {
+		// Into the Distributed tables synchronously: the insert returns once every shard has
+		// its rows, not once they are queued on the server that took the insert.
+		opts.Settings = clickhouse.Settings{"insert_distributed_sync": 1}
+	}
 	if cfg.Compression {
 		opts.Compression = &clickhouse.Compression{Method: clickhouse.CompressionLZ4}
 	}

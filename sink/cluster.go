@@ -1,9 +1,11 @@
 package sink
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // ClusterDDL renders the schema for a ClickHouse cluster (see the README, "ClickHouse on a
@@ -75,3 +77,72 @@ var (
 	orderByRE     = regexp.MustCompile(`ORDER BY (\([^)]*\)|\w+)`)
 	createViewRE  = regexp.MustCompile(`^CREATE MATERIALIZED VIEW IF NOT EXISTS \w+\.(\w+) TO \w+\.(\w+) AS`)
 )
+
+// clusterObjectRE reads the object a statement of ClusterDDL creates: its name and engine.
+var clusterObjectRE = regexp.MustCompile(`^CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS \w+\.(\w+) ON CLUSTER \w+ (?:AS \S+ )?(?:\(|TO |ENGINE = (\w+))`)
+
+// CheckClusterSchema checks, on the server it is connected to, that the database has every
+// table and view of ClusterDDL for the configured cluster: the Distributed tables over that
+// cluster under the tables' own names, the Replicated local tables, the view. It fails, naming
+// what is missing or different, when the operator has not run the DDL (or ran it for another
+// cluster); muckwatch then does not start, rather than write into tables of another layout.
+func (c *ClickHouse) CheckClusterSchema(ctx context.Context) error {
+	db, cluster := c.cfg.Database, c.cfg.Cluster
+	stmts, err := ClusterDDL(db, cluster)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	rows, err := c.conn.Query(ctx, "SELECT name, engine, engine_full FROM system.tables WHERE database = ?", db)
+	if err != nil {
+		return fmt.Errorf("cannot list the tables of %s to check its cluster schema: %w", db, err)
+	}
+	defer rows.Close()
+	type table struct{ engine, full string }
+	have := map[string]table{}
+	for rows.Next() {
+		var name string
+		var t table
+		if err := rows.Scan(&name, &t.engine, &t.full); err != nil {
+			return fmt.Errorf("cannot list the tables of %s to check its cluster schema: %w", db, err)
+		}
+		have[name] = t
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("cannot list the tables of %s to check its cluster schema: %w", db, err)
+	}
+	unquote := strings.NewReplacer("'", "", "`", "", `"`, "")
+	var problems []string
+	for _, s := range stmts {
+		m := clusterObjectRE.FindStringSubmatch(s)
+		if m == nil {
+			continue // the database
+		}
+		name, engine := m[2], m[3]
+		t, ok := have[name]
+		switch {
+		case !ok:
+			problems = append(problems, name+" is missing")
+		case m[1] == "MATERIALIZED VIEW":
+			if t.engine != "MaterializedView" {
+				problems = append(problems, fmt.Sprintf("%s is %s, not a materialized view", name, t.engine))
+			}
+		case engine == "Distributed" && t.engine != "Distributed":
+			problems = append(problems, fmt.Sprintf("%s is %s, not Distributed over cluster %s", name, t.engine, cluster))
+		case engine == "Distributed":
+			// Newer servers show the engine's first arguments quoted.
+			if !strings.HasPrefix(unquote.Replace(t.full), "Distributed("+cluster+",") {
+				problems = append(problems, fmt.Sprintf("%s is %s, not Distributed over cluster %s", name, t.full, cluster))
+			}
+		case !strings.HasPrefix(t.engine, "Replicated"):
+			problems = append(problems, fmt.Sprintf("%s is %s, not Replicated", name, t.engine))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("database %s is not laid out for ClickHouse cluster %s (clickhouse.cluster): %s; run the statements of `muckwatch migrate --cluster-ddl %s` once (docs/operations.md, ClickHouse on a cluster)",
+			db, cluster, strings.Join(problems, "; "), cluster)
+	}
+	c.log.Info("ClickHouse cluster schema checked", "database", db, "cluster", cluster, "objects", len(stmts)-1)
+	return nil
+}

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -60,5 +61,44 @@ func TestClusterDDL(t *testing.T) {
 	}
 	if _, err := ClusterDDL("muckwatch", "bad name"); err == nil {
 		t.Error("a cluster name that is not an identifier was accepted")
+	}
+}
+
+// With clickhouse.cluster set, muckwatch checks the cluster schema instead of migrating, and
+// refuses a database the operator has not laid out with the cluster DDL, saying what to run.
+func TestCheckClusterSchemaRefuses(t *testing.T) {
+	single := openTestDB(t, nil, nil) // the single-server schema
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, db string
+		want     []string
+	}{
+		{"single-server schema", single.Database(), []string{
+			"positions is ReplacingMergeTree, not Distributed over cluster fleet",
+			"positions_local is missing", "violations_daily_local is missing",
+			"run the statements of `muckwatch migrate --cluster-ddl fleet` once"}},
+		{"no database", "mw_no_such_database", []string{"alerts is missing", "alerts_local is missing"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := OpenClickHouse(ctx, ClickHouseConfig{Addr: []string{chAddr}, Database: tc.db, Cluster: "fleet"}, testLogger(t), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			err = c.Migrate(ctx)
+			if err == nil {
+				t.Fatal("a database without the cluster schema was accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("the error does not say %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+	// Nothing was created: the check migrates nothing.
+	var n uint64
+	if err := single.Conn().QueryRow(ctx, "SELECT count() FROM system.databases WHERE name = 'mw_no_such_database'").Scan(&n); err != nil || n != 0 {
+		t.Errorf("the check created the database (%d, %v)", n, err)
 	}
 }

@@ -41,8 +41,13 @@ type ClickHouseConfig struct {
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// MaxOpenConns bounds the connections open at once. Default 4.
 	MaxOpenConns int `yaml:"max_open_conns"`
-	// Cluster is reserved: the cluster schema is printed by `muckwatch migrate --cluster-ddl NAME`
-	// and run once by an operator; it must be empty.
+	// Cluster names the ClickHouse cluster (in the servers' remote_servers) whose schema an
+	// operator created once from `muckwatch migrate --cluster-ddl NAME`. Set, muckwatch does not
+	// migrate the database (the pipeline never runs ON CLUSTER DDL itself): it checks that every
+	// table is the Distributed table of that schema over this cluster and refuses to start
+	// otherwise; and every insert is synchronous (insert_distributed_sync = 1), so a write is
+	// acknowledged, and its Kafka offsets committed, only once its rows are on their shards.
+	// Empty (the default): one server, migrated by muckwatch.
 	Cluster string `yaml:"cluster"`
 	// Compression compresses the native protocol with LZ4; worth it when ClickHouse is across a
 	// network, not on the same machine. Default off.
@@ -115,8 +120,8 @@ func (c *ClickHouseConfig) Validate() error {
 	if c.MaxOpenConns < 1 {
 		errs = append(errs, fmt.Errorf("max_open_conns: %d must be at least 1", c.MaxOpenConns))
 	}
-	if c.Cluster != "" {
-		errs = append(errs, fmt.Errorf("cluster: %q: the pipeline does not run ON CLUSTER DDL itself; print it with `muckwatch migrate --cluster-ddl %s`, run it once, and leave cluster empty", c.Cluster, c.Cluster))
+	if c.Cluster != "" && !identRE.MatchString(c.Cluster) {
+		errs = append(errs, fmt.Errorf("cluster: %q must match %s (the cluster's name in remote_servers)", c.Cluster, identRE))
 	}
 	if c.FlushInterval < 0 || c.FlushInterval > 10*time.Second {
 		errs = append(errs, fmt.Errorf("flush_interval: %s must be between 0 and 10s", c.FlushInterval))

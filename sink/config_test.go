@@ -64,7 +64,8 @@ func TestClickHouseConfigValidate(t *testing.T) {
 	f(func(c *ClickHouseConfig) { c.PasswordEnv = "s3cret!" }, "password_env:")
 	f(func(c *ClickHouseConfig) { c.InsecureSkipVerify = true }, "need tls: true")
 	f(func(c *ClickHouseConfig) { c.MaxOpenConns = -1 }, "max_open_conns:")
-	f(func(c *ClickHouseConfig) { c.Cluster = "muck" }, "--cluster-ddl muck")
+	f(func(c *ClickHouseConfig) { c.Cluster = "muck" }, "")
+	f(func(c *ClickHouseConfig) { c.Cluster = "muck fleet" }, "cluster:")
 }
 
 func TestKafkaOutputConfig(t *testing.T) {

@@ -127,7 +127,13 @@ func splitStatements(text string) []string {
 // schema_migrations if needed, then runs every migration whose version is not recorded there, in
 // order, recording each after its statements succeeded. Running it again changes nothing; two
 // instances running it at once only repeat IF NOT EXISTS statements.
+//
+// On a cluster (ClickHouseConfig.Cluster) it migrates nothing: it checks the schema an operator
+// created from ClusterDDL instead (CheckClusterSchema).
 func (c *ClickHouse) Migrate(ctx context.Context) error {
+	if c.cfg.Cluster != "" {
+		return c.CheckClusterSchema(ctx)
+	}
 	ms, err := Migrations(c.cfg.Database)
 	if err != nil {
 		return err

@@ -49,6 +49,10 @@ func cmdMigrate(ctx context.Context, args []string) error {
 	if err := ch.Migrate(ctx); err != nil {
 		return err
 	}
+	if cfg.ClickHouse.Cluster != "" {
+		fmt.Printf("database %s has the schema of ClickHouse cluster %s (checked on ClickHouse %s)\n", ch.Database(), cfg.ClickHouse.Cluster, ch.ServerVersion())
+		return nil
+	}
 	applied, err := ch.AppliedMigrations(ctx)
 	if err != nil {
 		return err

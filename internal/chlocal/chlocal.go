@@ -43,6 +43,16 @@ func Start() (*Server, error) {
 // StartIn starts (or finds running) a server with its data under dir.
 func StartIn(dir string) (*Server, error) { return start(dir, nil) }
 
+// Ports are a server's ports, chosen by the caller.
+type Ports struct{ TCP, HTTP, Interserver int }
+
+// StartOn starts a server under dir on the ports given (not free ones of its choosing), with the
+// XML files the caller put in dir/config.d merged into its config: the servers of a cluster name
+// each other's ports before they start (internal/chcluster). It fails when a port is taken.
+func StartOn(dir string, p Ports) (*Server, error) {
+	return start(dir, []string{fmt.Sprintf("CLICKHOUSE_PORTS=%d %d %d", p.TCP, p.HTTP, p.Interserver)})
+}
+
 // StartSecure starts a server under dir that also speaks TLS on a native port of its own (with
 // the PEM certificate and key given) and has a user with a password besides "default".
 func StartSecure(dir, certFile, keyFile, user, password string) (*Server, error) {
