@@ -13,8 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/muckwatch/muckwatch/ingest"
 )
 
 // health answers an orchestrator's probes on the metrics listener.
@@ -181,55 +179,6 @@ func answer(w http.ResponseWriter, why []string, ok string) {
 	}
 	w.WriteHeader(http.StatusServiceUnavailable)
 	fmt.Fprintln(w, strings.Join(why, "\n"))
-}
-
-// watchedStages is the pipeline as the consumer sees it: each call tells the health checks that
-// the consumer's loop turned.
-type watchedStages struct {
-	*stages
-	h *health
-}
-
-// The consumer finds the optional interfaces by type assertion: the wrapper must keep them all.
-var (
-	_ ingest.Handler    = watchedStages{}
-	_ ingest.Idler      = watchedStages{}
-	_ ingest.Rebalancer = watchedStages{}
-)
-
-func (w watchedStages) Handle(ctx context.Context, b *ingest.Batch) error {
-	w.h.turn()
-	return w.stages.Handle(ctx, b)
-}
-
-func (w watchedStages) Idle(ctx context.Context, b *ingest.Batch) error {
-	w.h.turn()
-	return w.stages.Idle(ctx, b)
-}
-
-func (w watchedStages) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
-	w.h.setRestoring(true, false)
-	err := w.stages.Rebalanced(ctx, r)
-	w.h.setRestoring(false, err == nil)
-	return err
-}
-
-// holdingGauge is muckwatch_pipeline_holding, also telling the health checks when the pipeline
-// starts and stops holding back.
-type holdingGauge struct {
-	prometheus.Gauge
-	h *health
-}
-
-func (g holdingGauge) Set(v float64) {
-	g.Gauge.Set(v)
-	g.h.setHolding(v != 0)
-}
-
-// watch makes p tell h when its loop turns and when it holds back.
-func (h *health) watch(p *stages) ingest.Handler {
-	p.metrics.holding = holdingGauge{Gauge: p.metrics.holding, h: h}
-	return watchedStages{stages: p, h: h}
 }
 
 // metricsServer serves /metrics, /healthz and /readyz on the metrics listener.

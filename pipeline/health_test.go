@@ -99,18 +99,19 @@ func TestHealthAfterHolding(t *testing.T) {
 	h.setRestoring(true, false)
 	h.setRestoring(false, true)
 	reg := prometheus.NewRegistry()
-	g := holdingGauge{Gauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "muckwatch_pipeline_holding"}), h: h}
-	reg.MustRegister(g)
+	p := newStages(StagesConfig{}, nil, nil, nil, slog.New(slog.DiscardHandler), nil)
+	p.health = h
+	reg.MustRegister(p.metrics.holding)
 	now = now.Add(time.Second)
-	g.Set(1)
+	p.hold(true)
 	if mfs, err := reg.Gather(); err != nil || len(mfs) != 1 || mfs[0].GetMetric()[0].GetGauge().GetValue() != 1 {
-		t.Fatalf("muckwatch_pipeline_holding through the wrapper: %v %v, want 1", mfs, err)
+		t.Fatalf("muckwatch_pipeline_holding through hold: %v %v, want 1", mfs, err)
 	}
 	now = now.Add(10 * time.Minute)
 	if why := h.live(); why != nil {
 		t.Errorf("not alive while holding back: %q", why)
 	}
-	g.Set(0)
+	p.hold(false)
 	now = now.Add(59 * time.Second)
 	if why := h.live(); why != nil {
 		t.Errorf("not alive 59 s after holding ended: %q", why)

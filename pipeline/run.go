@@ -106,9 +106,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 	p.state = func(ctx context.Context, inputs []int32, f func(key, value []byte) error) (int, error) {
 		return statetopic.Read(ctx, cfg.Outputs.Brokers, cfg.Outputs.StateTopic, stateDialer, inputs, f)
 	}
-	// the consumer's view of p, telling the probes when its loop turns and when it holds back;
-	// before any of p's goroutines start
-	handler := h.watch(p)
+	p.health = h // told when the loop turns and when it holds back; before p's goroutines start
 
 	g, gctx := errgroup.WithContext(ctx)
 	var live *api.Live
@@ -159,7 +157,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 		p.Run(writerCtx)
 	}()
 	g.Go(func() error {
-		err := consumer.Run(gctx, handler)
+		err := consumer.Run(gctx, p)
 		stopWriter()
 		<-writerDone
 		if err != nil {

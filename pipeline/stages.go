@@ -57,6 +57,7 @@ type batchObserver interface {
 type stages struct {
 	engine  *detectors.Engine
 	clock   *eventtime.Clock // how far each input partition has been read, in event time
+	health  *health          // the probes, told when the loop turns and when it holds back; may be nil
 	history historyWriter
 	feed    feedWriter
 	log     *slog.Logger
@@ -158,6 +159,7 @@ func newStages(cfg StagesConfig, engine *detectors.Engine, history historyWriter
 // Handle implements ingest.Handler: it judges the batch and hands it on to be announced and
 // written; the writer calls b.Done once it is written.
 func (p *stages) Handle(ctx context.Context, b *ingest.Batch) error {
+	p.turned()
 	start := time.Now()
 	if !b.Fetched.IsZero() {
 		p.metrics.waitSeconds.Observe(start.Sub(b.Fetched).Seconds())
@@ -183,6 +185,7 @@ func (p *stages) advance(b *ingest.Batch, wall time.Time) {
 // back the event time, and the time-driven rules (signal_lost, trip closure) take the decisions
 // that were waiting for them; the alert changes and checkpoints go the way of a batch's.
 func (p *stages) Idle(ctx context.Context, b *ingest.Batch) error {
+	p.turned()
 	p.engine.Reset()
 	if wm, ok := p.clock.Watermark(time.Now()); ok {
 		p.engine.Advance(wm)
@@ -423,6 +426,26 @@ func (p *stages) write(ctx context.Context, group []*judgedBatch) error {
 	})
 }
 
+// turned tells the probes that the consumer's loop turned (a batch, or an idle tick).
+func (p *stages) turned() {
+	if p.health != nil {
+		p.health.turn()
+	}
+}
+
+// hold shows whether the pipeline holds back because a sink fails: muckwatch_pipeline_holding,
+// and the readiness probe.
+func (p *stages) hold(on bool) {
+	v := 0.0
+	if on {
+		v = 1
+	}
+	p.metrics.holding.Set(v)
+	if p.health != nil {
+		p.health.setHolding(on)
+	}
+}
+
 // retry calls f until it succeeds, with back-off, holding the pipeline back meanwhile; it gives
 // up only when ctx is done.
 //
@@ -439,7 +462,7 @@ func (p *stages) retry(ctx context.Context, what string, fixes int, f func() err
 		if err != nil {
 			failures++
 			p.metrics.writeFailures.Inc()
-			p.metrics.holding.Set(1)
+			p.hold(true)
 		}
 		return err
 	}, func(attempt int, err error, wait time.Duration) {
@@ -450,7 +473,7 @@ func (p *stages) retry(ctx context.Context, what string, fixes int, f func() err
 	}
 	if failures > 0 {
 		p.log.Info("sinks recovered", "did", what+" a batch", "attempts", failures+1)
-		p.metrics.holding.Set(0)
+		p.hold(false)
 	}
 	return nil
 }
