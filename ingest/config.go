@@ -55,6 +55,16 @@ type ConsumerConfig struct {
 	Security secure.Kafka `yaml:",inline"`
 }
 
+// InputTopics lists the topics the consumer reads: the GPS, events and officers topics, and with
+// rekey the GPS and events topics' re-keyed topics.
+func (c ConsumerConfig) InputTopics() []string {
+	t := []string{c.Topics.GPS, c.Topics.Events, c.Topics.Officers}
+	if c.Rekey {
+		t = append(t, record.Rekeyed(c.Topics.GPS), record.Rekeyed(c.Topics.Events))
+	}
+	return t
+}
+
 // WithDefaults returns c with zero fields set to their defaults.
 func (c ConsumerConfig) WithDefaults() ConsumerConfig {
 	if c.GroupID == "" {

@@ -70,17 +70,15 @@ func NewConsumer(cfg ConsumerConfig, normalize func(string) string, log *slog.Lo
 	if cfg.StartOffset == "last" {
 		start = kafka.LastOffset
 	}
-	topics := []string{cfg.Topics.GPS, cfg.Topics.Events, cfg.Topics.Officers}
 	var rekeyedGPS, rekeyedEvents string
 	if cfg.Rekey {
 		rekeyedGPS, rekeyedEvents = record.Rekeyed(cfg.Topics.GPS), record.Rekeyed(cfg.Topics.Events)
-		topics = append(topics, rekeyedGPS, rekeyedEvents)
 	}
 	gc := kafka.ConsumerGroupConfig{
 		ID:             cfg.GroupID,
 		Brokers:        cfg.Brokers,
 		Dialer:         dialer,
-		Topics:         topics,
+		Topics:         cfg.InputTopics(),
 		GroupBalancers: []kafka.GroupBalancer{coPartitioned{}},
 		// A silent terminal must not look like a dead consumer: the heartbeat is the group's.
 		HeartbeatInterval: 3 * time.Second,

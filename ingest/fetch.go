@@ -89,12 +89,16 @@ func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, chunk
 }
 
 // misplaced reports (and counts) m when the contract's partitioner puts its key on another
-// partition: its producer partitions differently, and the truck's records on the two partitions
-// would be judged by different instances. With kafka.rekey it is re-keyed; else it is judged here.
-func (f *fetcher) misplaced(m *kafka.Message) bool {
-	want := f.part.partition(m.Key, f.of)
+// partition, want: its producer partitions differently, and the truck's records on the two
+// partitions would be judged by different instances. With kafka.rekey it is re-keyed; else it is
+// judged here. Unkeyed records, and topics not checked (f.part nil), are never misplaced.
+func (f *fetcher) misplaced(m *kafka.Message) (want int, ok bool) {
+	if f.part == nil || len(m.Key) == 0 {
+		return 0, false
+	}
+	want = f.part.partition(m.Key, f.of)
 	if want == m.Partition {
-		return false
+		return want, false
 	}
 	f.misrouted.Inc()
 	if !f.warned {
@@ -102,7 +106,7 @@ func (f *fetcher) misplaced(m *kafka.Message) bool {
 		f.c.log.Warn("a record is not on the partition the contract's partitioner gives its key: its producer partitions differently (see kafka.partitioner)",
 			"topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "key", string(m.Key), "partitioner", f.c.cfg.Partitioner, "expected_partition", want, "rekey", f.c.cfg.Rekey)
 	}
-	return true
+	return want, true
 }
 
 // run fetches until ctx is cancelled, waiting out each failed fetch before the next: 1s, doubling
@@ -200,10 +204,10 @@ func (f *fetcher) read(ctx context.Context, res *kafka.FetchResponse) (stopped b
 			ch.fetched, ch.mark.tp = fetched, f.tp
 			f.ch = ch
 		}
-		if f.part != nil && len(m.Key) > 0 && f.misplaced(m) && f.c.cfg.Rekey {
+		if want, ok := f.misplaced(m); ok && f.c.cfg.Rekey {
 			ch.b.Misrouted = append(ch.b.Misrouted, record.Misrouted{
 				Src: record.Source{Shard: record.Shard{Topic: m.Topic, Partition: int32(m.Partition)}, Offset: m.Offset},
-				Key: bytes.Clone(m.Key), Value: bytes.Clone(m.Value), Partition: int32(f.part.partition(m.Key, f.of))})
+				Key: bytes.Clone(m.Key), Value: bytes.Clone(m.Value), Partition: int32(want)})
 		} else {
 			f.c.decode(f.dec, m, &ch.b, tooLarge)
 		}

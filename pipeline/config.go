@@ -18,7 +18,6 @@ import (
 	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/ingest"
 	"github.com/muckwatch/muckwatch/internal/secure"
-	"github.com/muckwatch/muckwatch/record"
 	"github.com/muckwatch/muckwatch/sink"
 )
 
@@ -236,9 +235,5 @@ func NewLogger(c LogConfig) *slog.Logger {
 
 // Topics lists every topic the configuration names: the inputs and the outputs.
 func (c Config) Topics() []string {
-	t := []string{c.Kafka.Topics.GPS, c.Kafka.Topics.Events, c.Kafka.Topics.Officers, c.Outputs.AlertsTopic, c.Outputs.DLQTopic, c.Outputs.StateTopic}
-	if c.Kafka.Rekey {
-		t = append(t, record.Rekeyed(c.Kafka.Topics.GPS), record.Rekeyed(c.Kafka.Topics.Events))
-	}
-	return t
+	return append(c.Kafka.InputTopics(), c.Outputs.AlertsTopic, c.Outputs.DLQTopic, c.Outputs.StateTopic)
 }

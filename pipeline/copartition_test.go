@@ -58,7 +58,7 @@ func TestMixedPartitionersKeepTrucksWhole(t *testing.T) {
 			g := startGroup(t, instances, partitions, func(cfg *Config) {
 				cfg.Kafka.Partitioner, cfg.Kafka.Rekey = "fnv1a", true
 			})
-			g.waitBalanced(len(g.cfg.Topics())-3, partitions) // the inputs: all but alerts, DLQ, state
+			g.waitBalanced(len(g.cfg.Kafka.InputTopics()), partitions)
 			produce(t, g.broker, fixes...)
 			g.waitFor("every fix stored", 2*time.Minute, func() bool {
 				return g.count("SELECT uniqExact(fix_id) FROM positions") >= uint64(len(fixes))

@@ -18,6 +18,16 @@ import (
 // so the state restored covers at least the committed offsets the partition is read from. Records
 // read again after a checkpoint are stored but not judged twice.
 func (p *stages) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
+	if p.health == nil {
+		return p.rebalance(ctx, r)
+	}
+	p.health.setRestoring(true, false)
+	err := p.rebalance(ctx, r)
+	p.health.setRestoring(false, err == nil)
+	return err
+}
+
+func (p *stages) rebalance(ctx context.Context, r ingest.Rebalance) error {
 	forgot := 0
 	now := time.Now()
 	for _, tp := range r.Revoked {
@@ -28,7 +38,7 @@ func (p *stages) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
 	added := map[ingest.TopicPartition]bool{}
 	var inputs []int32
 	for _, tp := range r.Added {
-		if tp.Topic != p.topics.GPS && tp.Topic != p.topics.Events && tp.Topic != record.Rekeyed(p.topics.GPS) && tp.Topic != record.Rekeyed(p.topics.Events) {
+		if !p.judges(tp.Topic) {
 			continue
 		}
 		s := shardOf(tp)
@@ -68,11 +78,11 @@ func (p *stages) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
 		return err
 	}, func(attempt int, err error, wait time.Duration) {
 		retried = true
-		p.metrics.holding.Set(1)
+		p.hold(true)
 		p.log.Warn("cannot read the detector checkpoints of the partitions taken over; retrying", "attempt", attempt, "retry_in", wait, "err", err)
 	})
 	if err != nil {
-		p.metrics.holding.Set(1)
+		p.hold(true)
 		return fmt.Errorf("cannot restore the detector state of partitions %v: %w", inputs, err)
 	}
 	for _, tp := range r.CaughtUp {
@@ -80,7 +90,7 @@ func (p *stages) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
 		p.clock.Settle(s, p.engine.Resume(s), time.Now())
 	}
 	if retried {
-		p.metrics.holding.Set(0)
+		p.hold(false)
 	}
 	for group, k := range foreign {
 		p.log.Warn("the state topic holds checkpoints of another consumer group; they are left alone (give each group a state topic of its own: outputs.state_topic)",
@@ -94,4 +104,14 @@ func (p *stages) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
 
 func shardOf(tp ingest.TopicPartition) record.Shard {
 	return record.Shard{Topic: tp.Topic, Partition: tp.Partition}
+}
+
+// judges reports whether the detectors judge the records of topic: fixes and camera events, as
+// produced or re-keyed (officers' positions keep no detector state).
+func (p *stages) judges(topic string) bool {
+	switch topic {
+	case p.topics.GPS, p.topics.Events, record.Rekeyed(p.topics.GPS), record.Rekeyed(p.topics.Events):
+		return true
+	}
+	return false
 }
