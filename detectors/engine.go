@@ -293,7 +293,7 @@ func (e *Engine) ProcessBatch(fixes []record.Fix, events []record.Event) {
 		}
 		// Every record of the batch up to the one just judged is judged, the rest are later: the
 		// time-driven rules may decide up to its time, once no other record has that time.
-		if at := earliest(e.advanced, judged); at.Sub(e.ticked) >= time.Second &&
+		if at := minTime(e.advanced, judged); at.Sub(e.ticked) >= time.Second &&
 			(i >= len(fixes) || fixes[i].Time.After(judged)) && (j >= len(events) || events[j].Time.After(judged)) {
 			e.tick(at)
 		}
@@ -380,13 +380,6 @@ func (e *Engine) processEvent(ev *record.Event) {
 	if tr.dueAt < 0 {
 		e.schedule(tr, e.ticked) // a track seen by cameras only may have decisions due too
 	}
-}
-
-func earliest(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
 }
 
 func planarDist(a, b orb.Point) float64 { return math.Hypot(a[0]-b[0], a[1]-b[1]) }

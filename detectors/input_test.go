@@ -39,10 +39,3 @@ func tickTo(eng *Engine, t time.Time) {
 	eng.Advance(t)
 	eng.Tick()
 }
-
-func latest(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}

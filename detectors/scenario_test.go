@@ -123,7 +123,7 @@ func runScenario(t *testing.T, path string, c *city.City) {
 					t.Fatalf("%s: unknown fix option %q", where, o)
 				}
 			}
-			newest = latest(newest, fx.Time)
+			newest = maxTime(newest, fx.Time)
 			eng.Advance(newest) // one input, read in order: read up to its newest record
 			eng.ProcessFix(&fx)
 			collect()
@@ -175,7 +175,7 @@ func runScenario(t *testing.T, path string, c *city.City) {
 					t.Fatalf("%s: unknown event option %q", where, o)
 				}
 			}
-			newest = latest(newest, ev.Time)
+			newest = maxTime(newest, ev.Time)
 			eng.Advance(newest)
 			eng.ProcessEvent(&ev)
 			collect()
