@@ -32,6 +32,13 @@ func (e *Engine) tick(wm time.Time) {
 		if !tr.hasLast {
 			continue
 		}
+		if h := tr.held; h != nil && !h.until.After(tr.due) {
+			// a fix held back, and no next fix came to confirm or refute it: judged alone (which
+			// schedules the track again)
+			tr.held = nil
+			e.judgeFix(tr, &h.fix, true)
+			continue
+		}
 		if tr.restored {
 			// its input not read since the restore: its silence is this process's, not the
 			// truck's; looked at again later
@@ -127,6 +134,9 @@ func (e *Engine) schedule(tr *Track, after time.Time) {
 	}
 	if t := e.expireDue(tr); !t.IsZero() && (next.IsZero() || t.Before(next)) {
 		next = t // episode.go: a silence that ends episodes, an escalation due in time
+	}
+	if tr.held != nil && (next.IsZero() || tr.held.until.Before(next)) {
+		next = tr.held.until // a fix held back is judged alone once no next fix came
 	}
 	if next.IsZero() {
 		if tr.dueAt >= 0 {

@@ -189,12 +189,32 @@ func (e *Engine) Reset() {
 	e.out = e.out[:0]
 }
 
-// ProcessFix runs the fix rules over f.
+// ProcessFix runs the fix rules over f. A fix the track's kinematics hold back (the first after
+// a gap: a re-acquisition snap, or the truck) is judged before f when f confirms it, and dropped
+// when f refutes it (track.go: held).
 func (e *Engine) ProcessFix(f *record.Fix) {
-	c := e.city.Load()
 	tr := e.numberedTrack(f.VehicleID, f.VehicleNo)
 	e.markDirty(tr)
 	tr.shard, tr.restored = f.Src.Shard, false // its own input is being read
+	if h := tr.held; h != nil {
+		if !f.Time.After(h.fix.Time) {
+			e.metrics.skipped.WithLabelValues("out_of_order").Inc()
+			return
+		}
+		tr.held = nil
+		if f.Time.After(h.until) || e.confirms(tr, &h.fix, f) {
+			e.judgeFix(tr, &h.fix, true) // confirmed, or too long ago for f to tell
+		} else {
+			e.metrics.skipped.WithLabelValues("snap").Inc()
+		}
+	}
+	e.judgeFix(tr, f, false)
+}
+
+// judgeFix runs the fix rules over f, a fix of tr: confirmed when it was held back and the next
+// fix confirmed it (it is not held back again).
+func (e *Engine) judgeFix(tr *Track, f *record.Fix, confirmed bool) {
+	c := e.city.Load()
 	// The observation is the engine's scratch value, not a new one per fix: the rules take it by
 	// pointer (through interfaces, so a local would escape to the heap) and none keeps it.
 	cur := &e.cur
@@ -208,7 +228,10 @@ func (e *Engine) ProcessFix(f *record.Fix) {
 			return
 		}
 	}
-	if !e.kinematics(tr, f, prev, cur) { // track.go: jumps, derived speed, stillness
+	if !e.kinematics(tr, f, prev, cur, confirmed) { // track.go: jumps, derived speed, stillness
+		if tr.held != nil {
+			e.schedule(tr, e.ticked) // judged alone if no next fix comes in time
+		}
 		return
 	}
 	vehicle, permits := tr.lookUp(c)

@@ -184,17 +184,6 @@ func vehicles() int {
 // at 1 s, 5 s and 30 s, without a reported speed and with one: precision and recall at least 0.98,
 // at most 2 % of episodes split. The delay is reported, not held: a derived speed is over 20 s
 // or more, so speeding is seen ~10–25 s after it starts at 1 s reporting.
-//
-// streetShortfalls are the rules not yet at 0.98 in a mode (docs/accuracy.md says why): each is
-// held to the floor it was measured at, so it cannot get worse unnoticed, and the test says when
-// one reaches the target (then take it off the list).
-var streetShortfalls = map[string]float64{
-	"1s/without_speed/route_deviation": 0.96, // 1 false alert of 26, not diagnosed
-	"1s/without_speed/speeding":        0.92, // derived speed over a jump within reach
-	"5s/without_speed/signal_lost":     0.97, // 1 missed silence of 44, not diagnosed
-	"30s/without_speed/speeding":       0.92, // derived speed over a jump within reach
-}
-
 func TestAccuracyStreet(t *testing.T) {
 	c, err := city.Load("../configs/cities/shenzhen")
 	if err != nil {
@@ -220,16 +209,9 @@ func TestAccuracyStreet(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			scores := evalEngine(t, c, sim.Street(seed(), start, tc.duration, tc.interval, vehicles(), tc.speed))
 			for _, s := range scores {
-				floor, short := streetShortfalls[name+"/"+s.Rule]
-				if !short || seed() != 11 || vehicles() != 150 {
-					floor = 0.98 // the floors were measured on the default traffic only
-				}
-				if s.Precision < floor || s.Recall < floor || s.Split*50 > s.Episodes {
-					t.Errorf("%s: precision %.3f recall %.3f (floor %.2f) median delay %s (TP %d FP %d FN %d, %d of %d episodes split)",
-						s.Rule, s.Precision, s.Recall, floor, s.DelayMedian, s.TP, s.FP, s.FN, s.Split, s.Episodes)
-				}
-				if short && s.Precision >= 0.98 && s.Recall >= 0.98 {
-					t.Logf("%s is at the target now (precision %.3f recall %.3f): take it off streetShortfalls", s.Rule, s.Precision, s.Recall)
+				if s.Precision < 0.98 || s.Recall < 0.98 || s.Split*50 > s.Episodes {
+					t.Errorf("%s: precision %.3f recall %.3f median delay %s (TP %d FP %d FN %d, %d of %d episodes split)",
+						s.Rule, s.Precision, s.Recall, s.DelayMedian, s.TP, s.FP, s.FN, s.Split, s.Episodes)
 				}
 			}
 		})

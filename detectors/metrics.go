@@ -16,7 +16,7 @@ func newEngineMetrics(reg prometheus.Registerer, rules []Rule) *engineMetrics {
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "muckwatch_alert_changes_total",
 			Help: "Alert changes emitted, by rule, severity and change (opened, escalated, resolved)."}, []string{"rule", "severity", "change"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "muckwatch_detector_skipped_fixes_total",
-			Help: "Fixes stored but not judged, by reason (out_of_order, jump)."}, []string{"reason"}),
+			Help: "Fixes stored but not judged, by reason (out_of_order, jump, snap)."}, []string{"reason"}),
 		skippedEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "muckwatch_detector_skipped_events_total",
 			Help: "Events stored but not judged, by reason (replayed: judged before a restart or rebalance)."}, []string{"reason"}),
 		tracked: prometheus.NewGauge(prometheus.GaugeOpts{Name: "muckwatch_tracked_vehicles",

@@ -228,8 +228,14 @@ func (r *TripUnclosed) Judge(c *city.City, prev, cur *Observation, ep *Episode) 
 		// Decided once events up to now have been read (Due): a disposal gate camera may have
 		// seen the truck while its terminal was silent.
 		arrived := cur.Time
-		if cur.Still && cur.StillSince.After(left) {
+		switch {
+		case cur.Still && cur.StillSince.After(left):
 			arrived = cur.StillSince // stopped there since then: the trip ended then, whenever confirmed
+		case prev != nil && cur.AfterGap && prev.Time.After(left):
+			// stopped (a reported speed) at the first fix after a gap (a loss of the fix, a snap
+			// dropped): the truck arrived unheard between the two, at an unknown moment, the
+			// middle of the gap being the estimate nearest the truth in the worst case
+			arrived = cur.Time.Add(-cur.Time.Sub(prev.Time) / 2)
 		}
 		if len(t.waiting) < maxSightings {
 			t.waiting = append(t.waiting, tripDecision{Due: arrived, From: left, Place: site.ID})

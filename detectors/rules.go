@@ -25,6 +25,9 @@ type Observation struct {
 	SpeedKmh float64   // from the terminal, else derived over the speed window; capped at max_speed_kmh
 	Reported bool      // SpeedKmh came from the terminal
 	Derived  bool      // SpeedKmh was derived from positions (neither: unknown, 0)
+	// AfterGap: the fix came after a gap in the track's reporting (a loss of the fix), more than
+	// twice the interval before it: what changed in between happened at an unknown moment
+	AfterGap bool
 	// Still: the vehicle has stayed within stop_radius_m of one place for still_for, since
 	// StillSince (track.go: kinematics).
 	Still      bool

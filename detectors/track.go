@@ -29,6 +29,7 @@ type Track struct {
 	scored     bool // a risk was computed
 	jumps      int
 	motion     motion       // recent fixes: derived speed, stillness (kinematics)
+	held       *heldFix     // the first fix after a gap, held back until the next (kinematics: suspect)
 	episodes   []*Episode   // one per registered rule, fix rules first (each nil while it holds nothing); nil while all are (slot)
 	dirty      bool         // changed since the last checkpoint
 	shard      record.Shard // the input its fixes come from (its camera events', while it has no fix)
@@ -100,10 +101,15 @@ func (e *Engine) forget(tr *Track) {
 //   - distances are on the ground, anywhere on Earth (groundDist: a local scale per pair of fixes,
 //     great-circle for far ones), never in the city's projection, which is right only near its
 //     origin;
+//   - the first fix after a gap in the reporting (a loss of the fix) is held back until the next
+//     one: judged then if it lies on the way from the fix before the gap to the next (or the next
+//     is out of reach itself), dropped as a re-acquisition snap if not, judged alone if no next
+//     fix comes within twice the regular interval;
 //   - a fix farther from the last accepted one than the truck can have gone (at the speed it had,
 //     accelerating at most MaxAccel, never above MaxSpeedKmh, plus two fixes' GPS error) is a
-//     jump: set aside, not judged; two such in a row that agree with each other are believed,
-//     and the motion starts afresh there (the accepted fix before them was the outlier);
+//     jump: set aside, not judged; two such in a row that agree with each other (within reach
+//     at the truck's speed, or in line with the last accepted one) are believed, three if they
+//     agree only at the highest speed, and the motion starts afresh there;
 //   - a derived speed is the median (of three) or the lower (of two) of the distances over time
 //     from the cur fix back to the recent fixes 20–60 s before it (SpeedWindow), capped at the
 //     physical maximum, so one noisy or jumped fix moves it little and one pair never sets it;
@@ -133,6 +139,8 @@ type motion struct {
 	stay   stay
 	alt    trace // the last fix set aside as a jump, while hasAlt
 	hasAlt bool
+	// altAgreed: alt was within reach, at the highest speed, of the jump set aside before it
+	altAgreed bool
 	// the accepted fix before the last accepted one, while hasBefore: a fix back there after a
 	// lone outlier within reach is not a jump
 	before    trace
@@ -299,10 +307,94 @@ func (s *stay) observe(t time.Time, ll orb.Point, radius float64) stayStep {
 	return stayMoved
 }
 
+// holdGapMin is the shortest gap after which a fix is held back (suspect): longer than a street
+// terminal's slowest regular interval (1–5 s), and than twice the interval before it.
+const holdGapMin = 5 * time.Second
+
+// suspect says whether cur, the first fix after a gap in the track's reporting (more than twice
+// the interval before it, and holdGapMin), is to be held back until the next fix: after a loss
+// of the fix, a terminal's first fix is often a re-acquisition snap 100–250 m off, within reach
+// of the fix before the gap, so the jump test cannot tell it. A gap as long as a silence
+// (signal_lost's threshold) is not held: the fix after it ends the silence.
+func (e *Engine) suspect(m *motion, prev, cur *Observation) bool {
+	if !m.hasBefore || m.hasAlt {
+		return false
+	}
+	gap := cur.Time.Sub(prev.Time)
+	maxGap := e.cfg.SilentAfter
+	if e.silence != nil {
+		maxGap = min(maxGap, e.silence.cfg.After)
+	}
+	return gap > holdGapMin && gap > 2*prev.Time.Sub(m.before.t) && gap < maxGap
+}
+
+// heldFix is a fix held back (suspect) and until when the next fix is awaited: twice the
+// track's regular interval, at least 2 × holdGapMin. A fix held that long is judged alone.
+type heldFix struct {
+	fix   record.Fix
+	until time.Time
+}
+
+// confirms says whether f, the fix after the held fix h, confirms it: h is refuted (a snap) when f
+// is within reach of the track's last accepted fix and h is more than two fixes' GPS error off
+// the way between them (where the truck would have been at h's time, going on evenly from the
+// one to the other). A truck that turned or braked during the gap may lose a sound fix so; a
+// snap is never judged. When f is out of reach itself, it is no witness: h is taken, and the
+// jump test judges f.
+func (e *Engine) confirms(tr *Track, h, f *record.Fix) bool {
+	p := &tr.last
+	cl := orb.Point{f.Lon, f.Lat}
+	span := f.Time.Sub(p.Time).Seconds()
+	if groundDist(p.LL, cl) > e.reach(p, f, span)+e.cfg.JumpSlackM {
+		return true
+	}
+	w := h.Time.Sub(p.Time).Seconds() / span
+	way := orb.Point{p.LL[0] + (cl[0]-p.LL[0])*w, p.LL[1] + (cl[1]-p.LL[1])*w}
+	return groundDist(orb.Point{h.Lon, h.Lat}, way) <= e.cfg.JumpSlackM
+}
+
+// reach is how far, in metres, a truck whose last accepted fix is prev can have gone in dt
+// seconds by fix f: at most MaxSpeedKmh (or a little above the speeds reported), and from the
+// speed it had (or has, reported), accelerating at most MaxAccel, on average at most
+// maxMeanGain faster when no reported speed vouches for the fix. GPS error is not included.
+func (e *Engine) reach(prev *Observation, f *record.Fix, dt float64) float64 {
+	vmax := e.cfg.MaxSpeedKmh / 3.6
+	if f.HasSpeed && prev.Reported {
+		vmax = min(vmax, (max(float64(f.SpeedKmh), prev.SpeedKmh)*1.3+25)/3.6)
+	}
+	reach := vmax * dt
+	if prev.Reported || prev.Derived { // from the speed it had (or has), accelerating at most MaxAccel
+		v0 := prev.SpeedKmh
+		if f.HasSpeed {
+			v0 = max(v0, min(float64(f.SpeedKmh), e.cfg.MaxSpeedKmh))
+		}
+		gain := e.cfg.MaxAccel * dt / 2
+		if !f.HasSpeed {
+			gain = min(gain, maxMeanGain) // a derived speed only: no reported one vouches for the fix
+		}
+		reach = min(reach, (v0/3.6+gain)*dt)
+	}
+	return reach
+}
+
+// goesOn says whether cur is where the truck would be going on from prev through the fix set
+// aside (alt) at the same pace and heading, within two fixes' GPS error: a truck speeding up
+// faster than the jump test allows (leaving a stop, at sparse reporting) is believed at once,
+// where two jumps in a row almost never line up so.
+func (e *Engine) goesOn(prev *Observation, alt trace, cur *Observation) bool {
+	span1, span2 := alt.t.Sub(prev.Time).Seconds(), cur.Time.Sub(alt.t).Seconds()
+	if span1 <= 0 {
+		return false
+	}
+	k := span2 / span1
+	ahead := orb.Point{alt.ll[0] + (alt.ll[0]-prev.LL[0])*k, alt.ll[1] + (alt.ll[1]-prev.LL[1])*k}
+	return groundDist(ahead, cur.LL) <= e.cfg.JumpSlackM
+}
+
 // kinematics judges fix f against the track's last accepted observation prev (nil for its first
 // fix) and fills cur's speed and stillness. It returns false for a fix that is not to be judged
-// (a jump).
-func (e *Engine) kinematics(tr *Track, f *record.Fix, prev, cur *Observation) bool {
+// (a jump), or not yet (held back: suspect, unless confirmed already).
+func (e *Engine) kinematics(tr *Track, f *record.Fix, prev, cur *Observation, confirmed bool) bool {
 	m := &tr.motion
 	if f.HasSpeed {
 		cur.SpeedKmh, cur.Reported = min(float64(f.SpeedKmh), e.cfg.MaxSpeedKmh), true
@@ -310,44 +402,41 @@ func (e *Engine) kinematics(tr *Track, f *record.Fix, prev, cur *Observation) bo
 	if prev == nil {
 		m.reset()
 	} else {
-		if prev.Still && !m.hasAlt && m.hasBefore && cur.Time.Sub(prev.Time) > 2*prev.Time.Sub(m.before.t) &&
-			groundDist(m.stay.centre, cur.LL) > e.cfg.StopRadiusM {
-			// A parked truck's first fix after a gap, off its stop: held back, not judged, until
-			// the next fix says whether the truck left (it agrees with this one) or this was a
-			// re-acquisition snap (it is back at the stop). A truck that drove off while unheard
-			// is judged one fix late.
-			tr.jumps++
-			m.alt, m.hasAlt = trace{t: cur.Time, ll: cur.LL}, true
-			e.metrics.skipped.WithLabelValues("jump").Inc()
+		if !confirmed && e.suspect(m, prev, cur) {
+			// The first fix after a gap: held back, not judged, until the next fix says whether
+			// the truck is there (ProcessFix judges it then) or it was a re-acquisition snap.
+			tr.held = &heldFix{fix: *f, until: cur.Time.Add(max(2*prev.Time.Sub(m.before.t), 2*holdGapMin))}
 			return false
 		}
-		dt := f.Time.Sub(prev.Time).Seconds()
+		gap := f.Time.Sub(prev.Time)
+		cur.AfterGap = m.hasBefore && gap > holdGapMin && gap > 2*prev.Time.Sub(m.before.t)
+		dt := gap.Seconds()
 		dist := groundDist(prev.LL, cur.LL)
 		vmax := e.cfg.MaxSpeedKmh / 3.6
 		if f.HasSpeed && prev.Reported {
 			vmax = min(vmax, (max(float64(f.SpeedKmh), prev.SpeedKmh)*1.3+25)/3.6)
 		}
-		reach := vmax * dt
-		if prev.Reported || prev.Derived { // from the speed it had (or has), accelerating at most MaxAccel
-			v0 := prev.SpeedKmh
-			if cur.Reported {
-				v0 = max(v0, cur.SpeedKmh)
-			}
-			gain := e.cfg.MaxAccel * dt / 2
-			if !cur.Reported {
-				gain = min(gain, maxMeanGain) // a derived speed only: no reported one vouches for the fix
-			}
-			reach = min(reach, (v0/3.6+gain)*dt)
-		}
-		if dist > reach+e.cfg.JumpSlackM {
-			// Out of reach of the last accepted fix. Believed once two such fixes in a row agree
-			// with each other (the second within reach of the first at the highest speed): the
-			// truck is there, and the accepted fix was the outlier (a re-acquisition snap after
-			// a gap is within reach of the fix before the gap, the fixes after it are not) or the
-			// truck moved while unheard. A lone jump is set aside; so is the next, unless it
-			// agrees with it. Only after maxJumps in a row, none agreeing, is a fix believed
+		if dist > e.reach(prev, f, dt)+e.cfg.JumpSlackM {
+			// Out of reach of the last accepted fix. Believed once fixes in a row agree with each
+			// other: the truck is there, and the accepted fix was the outlier or the truck moved
+			// while unheard. Two agree when the second is within reach of the first as of the
+			// truck's last speed (tight); within reach at the highest speed only (loose), a third
+			// must agree too, since two GPS jumps of a few hundred metres 30 s apart are within
+			// reach of each other at 150 km/h. A lone jump is set aside; so is the next, unless
+			// it agrees with it. Only after maxJumps in a row, none agreeing, is a fix believed
 			// regardless.
-			agrees := m.hasAlt && groundDist(m.alt.ll, cur.LL) <= vmax*cur.Time.Sub(m.alt.t).Seconds()+e.cfg.JumpSlackM
+			tight, loose := false, false
+			if m.hasAlt {
+				if !cur.Time.After(m.alt.t) {
+					// the fix set aside again (a duplicate): no second witness
+					e.metrics.skipped.WithLabelValues("jump").Inc()
+					return false
+				}
+				d, span := groundDist(m.alt.ll, cur.LL), cur.Time.Sub(m.alt.t).Seconds()
+				tight = d <= e.reach(prev, f, span)+e.cfg.JumpSlackM || e.goesOn(prev, m.alt, cur)
+				loose = d <= vmax*span+e.cfg.JumpSlackM
+			}
+			agrees := tight || (loose && m.altAgreed)
 			if back := groundDist(m.before.ll, cur.LL); m.hasBefore && !agrees &&
 				back <= prev.SpeedKmh/3.6*cur.Time.Sub(m.before.t).Seconds()+e.cfg.JumpSlackM &&
 				(back+e.cfg.JumpSlackM < dist || prev.Time.Sub(m.before.t) > 2*cur.Time.Sub(prev.Time)) {
@@ -357,14 +446,14 @@ func (e *Engine) kinematics(tr *Track, f *record.Fix, prev, cur *Observation) bo
 				// snap after a loss of the fix); it leaves the speed window, and this fix is
 				// judged
 				m.drop(prev.Time)
-				m.hasAlt = false
+				m.hasAlt, m.altAgreed = false, false
 				tr.jumps = 0
 				e.accept(tr, m, cur, nil)
 				return true
 			}
 			if !agrees && tr.jumps < maxJumps {
 				tr.jumps++
-				m.alt, m.hasAlt = trace{t: cur.Time, ll: cur.LL}, true
+				m.alt, m.hasAlt, m.altAgreed = trace{t: cur.Time, ll: cur.LL}, true, loose
 				e.metrics.skipped.WithLabelValues("jump").Inc()
 				return false
 			}
@@ -392,7 +481,7 @@ func (e *Engine) accept(tr *Track, m *motion, cur, prev *Observation) {
 		m.drop(prev.Time)
 		m.push(m.alt.t, m.alt.ll)
 	}
-	tr.jumps, m.hasAlt = 0, false
+	tr.jumps, m.hasAlt, m.altAgreed = 0, false, false
 	if prev != nil {
 		m.before, m.hasBefore = trace{t: prev.Time, ll: prev.LL}, true
 	}
