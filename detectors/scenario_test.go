@@ -23,6 +23,7 @@ import (
 //	start 2026-11-23T10:00:00+08:00         the time offsets below count from here
 //	fix   OFFSET PLATE X Y [speed=KMH] [lifted]   a fix at X,Y metres east/north of the city origin
 //	fixes FROM TO STEP PLATE X0 Y0 X1 Y1 [speed=KMH] [lifted]   fixes every STEP, moving linearly
+//	fixesll FROM TO STEP PLATE LON0 LAT0 LON1 LAT1 [...]   the same in degrees, anywhere on Earth
 //	event OFFSET PLATE KIND [site=ID] [load=KG] [cover=open|closed] [conf=C] [source=ID]
 //	tick                                   run the time-driven rules at the event-time watermark
 //	expect OFFSET CHANGE RULE PLATE SEVERITY [end=OFFSET]   a change with this event time (and the
@@ -109,8 +110,7 @@ func runScenario(t *testing.T, path string, c *city.City) {
 			}
 			return x
 		}
-		fix := func(at time.Time, plate string, x, y float64, opts []string) {
-			ll := c.Proj.Inverse([2]float64{x, y})
+		fixAt := func(at time.Time, plate string, ll orb.Point, opts []string) {
 			fx := record.Fix{FixID: plate + at.String(), VehicleID: plate, Time: at, Lat: ll[1], Lon: ll[0]}
 			for _, o := range opts {
 				k, v, _ := strings.Cut(o, "=")
@@ -127,6 +127,9 @@ func runScenario(t *testing.T, path string, c *city.City) {
 			eng.Advance(newest) // one input, read in order: read up to its newest record
 			eng.ProcessFix(&fx)
 			collect()
+		}
+		fix := func(at time.Time, plate string, x, y float64, opts []string) {
+			fixAt(at, plate, c.Proj.Inverse(orb.Point{x, y}), opts)
 		}
 		switch fields[0] {
 		case "start":
@@ -149,6 +152,21 @@ func runScenario(t *testing.T, path string, c *city.City) {
 					k = at.Sub(from).Seconds() / span
 				}
 				fix(at, fields[4], x0+(x1-x0)*k, y0+(y1-y0)*k, fields[9:])
+			}
+		case "fixesll": // as fixes, in degrees of longitude and latitude (anywhere on Earth)
+			from, to := offset(fields[1]), offset(fields[2])
+			step, err := time.ParseDuration(fields[3])
+			if err != nil || step <= 0 {
+				t.Fatalf("%s: bad step %q", where, fields[3])
+			}
+			a, b := orb.Point{num(fields[5]), num(fields[6])}, orb.Point{num(fields[7]), num(fields[8])}
+			span := to.Sub(from).Seconds()
+			for at := from; !at.After(to); at = at.Add(step) {
+				k := 0.0
+				if span > 0 {
+					k = at.Sub(from).Seconds() / span
+				}
+				fixAt(at, fields[4], orb.Point{a[0] + (b[0]-a[0])*k, a[1] + (b[1]-a[1])*k}, fields[9:])
 			}
 		case "tick":
 			tickTo(eng, newest)
