@@ -18,7 +18,7 @@ import (
 // stored but not judged, so nothing is alerted twice.
 
 // checkpointVersion is the format of a JSON checkpoint (format 1, written by earlier builds and
-// still read); this build writes format 3, binary (checkpoint_binary.go).
+// still read); this build writes format 4, binary (checkpoint_binary.go).
 const checkpointVersion = 1
 
 // TrackState is the serialisable state of one vehicle, as both formats decode it.
@@ -40,6 +40,16 @@ type TrackState struct {
 	EventsPartition int32          `json:"-"`
 	EventsNext      int64          `json:"-"`
 	Episodes        []episodeState `json:"episodes"`
+	// what the kinematics set aside (binary format 4 only)
+	Aside asideState `json:"-"`
+}
+
+// asideState is what a track's kinematics set aside (track.go): a jump that the next fix may
+// agree with, the accepted fix before the last, and a fix held back until the next one.
+type asideState struct {
+	HasAlt, AltAgreed, HasBefore bool
+	Alt, Before                  trace
+	Held                         *heldFix
 }
 
 type obsState struct {
@@ -166,7 +176,7 @@ func (e *Engine) markDirty(tr *Track) {
 // rules no longer enabled are dropped; rules added since start empty.
 func (e *Engine) Restore(checkpoint []byte, owned func(record.Shard) bool) error {
 	var s TrackState
-	if len(checkpoint) > 0 && (checkpoint[0] == binaryCheckpoint || checkpoint[0] == binaryCheckpointV2) {
+	if len(checkpoint) > 0 && (checkpoint[0] == binaryCheckpoint || checkpoint[0] == binaryCheckpointV3 || checkpoint[0] == binaryCheckpointV2) {
 		var err error
 		if s, err = decodeBinaryCheckpoint(checkpoint); err != nil {
 			return err
@@ -176,7 +186,7 @@ func (e *Engine) Restore(checkpoint []byte, owned func(record.Shard) bool) error
 			return fmt.Errorf("checkpoint is neither binary (format %d) nor valid JSON: %w", binaryCheckpoint, err)
 		}
 		if s.Version != checkpointVersion {
-			return fmt.Errorf("checkpoint of %q has format %d, this build reads %d, %d and %d", s.VehicleID, s.Version, checkpointVersion, binaryCheckpointV2, binaryCheckpoint)
+			return fmt.Errorf("checkpoint of %q has format %d, this build reads %d, %d, %d and %d", s.VehicleID, s.Version, checkpointVersion, binaryCheckpointV2, binaryCheckpointV3, binaryCheckpoint)
 		}
 	}
 	if s.VehicleID == "" {
@@ -200,6 +210,14 @@ func (e *Engine) Restore(checkpoint []byte, owned func(record.Shard) bool) error
 	tr.last.Vehicle = c.Vehicle(s.VehicleID)
 	if s.HasLast {
 		tr.last.Permit = c.ActivePermit(s.VehicleID, tr.last.Time)
+	}
+	tr.motion.reset() // its recent fixes are not kept: a derived speed is derived again
+	m := &tr.motion
+	m.hasAlt, m.altAgreed, m.hasBefore, m.alt, m.before = s.Aside.HasAlt, s.Aside.AltAgreed, s.Aside.HasBefore, s.Aside.Alt, s.Aside.Before
+	tr.held = nil
+	if h := s.Aside.Held; h != nil && s.HasLast {
+		h.fix.VehicleID = s.VehicleID
+		tr.held = h
 	}
 	tr.history = tr.history[:0]
 	for _, h := range s.History {

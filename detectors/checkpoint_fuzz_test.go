@@ -14,7 +14,8 @@ import (
 // checkpoint again, and that checkpoint restores to itself.
 func FuzzRestore(f *testing.F) {
 	c := loadTestCity(f)
-	// seeds: real checkpoints of a vehicle mid-episode, the corpus in testdata, and the journey's
+	// seeds: real checkpoints of a vehicle mid-episode and of one with a fix held back, the corpus
+	// in testdata, and the journey's
 	// checkpoints with every rule's memo (checkpoint_memo_test.go)
 	eng, err := NewEngine(Config{}, c, nil, nil)
 	if err != nil {
@@ -27,6 +28,15 @@ func FuzzRestore(f *testing.F) {
 			Src: record.Source{Shard: record.Shard{Topic: "muck.gps", Partition: 1}}}
 		eng.ProcessFix(&fx)
 		eng.Dirty(nil, func(_ string, _ record.Shard, cp []byte) { f.Add(cp) })
+	}
+	// a fix held back after a gap, and a jump set aside (format 4's set-aside section)
+	held, err := NewEngine(Config{}, c, nil, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, fx := range snapJourney(c) {
+		held.ProcessFix(&fx)
+		held.Dirty(nil, func(_ string, _ record.Shard, cp []byte) { f.Add(cp) })
 	}
 	if file, err := os.Open("testdata/checkpoints.jsonl"); err == nil {
 		sc := bufio.NewScanner(file)

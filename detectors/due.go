@@ -32,18 +32,19 @@ func (e *Engine) tick(wm time.Time) {
 		if !tr.hasLast {
 			continue
 		}
-		if h := tr.held; h != nil && !h.until.After(tr.due) {
-			// a fix held back, and no next fix came to confirm or refute it: judged alone (which
-			// schedules the track again)
-			tr.held = nil
-			e.judgeFix(tr, &h.fix, true)
-			continue
-		}
 		if tr.restored {
 			// its input not read since the restore: its silence is this process's, not the
 			// truck's; looked at again later
 			tr.due = wm.Add(time.Second)
 			heap.Push(&e.due, tr)
+			continue
+		}
+		if h := tr.held; h != nil && !h.until.After(tr.due) {
+			// a fix held back, and no next fix came to confirm or refute it: judged alone (which
+			// schedules the track again)
+			tr.held = nil
+			e.markDirty(tr)
+			e.judgeFix(tr, &h.fix, true)
 			continue
 		}
 		// Judged as of the time it is due, not as of wm: what falls due later is decided when
