@@ -31,7 +31,8 @@ import (
 // same alerts: the same ids, and for each the same changes in the same order.
 //
 // The day carries trips (trip_unclosed decisions wait for the truck to stop somewhere), silences
-// (signal_lost, and the episodes a silence ends) and stops (dwell): the time-driven decisions
+// (signal_lost, and the episodes a silence ends), stops (dwell) and long hauls off the city's map
+// (sim.Options.AwayRate; their trips time out): the time-driven decisions
 // that depend on how far event time has got. Fixes sent out of order are left out: a late fix
 // that comes in the same batch as the one that overtook it is put back in its place, one in a
 // later batch is skipped (docs/development.md), so batching decides them by design.
@@ -56,6 +57,7 @@ func TestPipelineMatchesEngine(t *testing.T) {
 			o := sim.Street(tc.seed, start, tc.duration, tc.interval, 30, tc.speed)
 			o.OutOfOrderRate = 0
 			o.ViolationRate = 0.8
+			o.AwayRate = 0.1 // some trucks leave the map: far fixes, hauls that time out
 			recs := simulate(t, c, o)
 			cfg, err := LoadConfig("")
 			if err != nil {
