@@ -6,7 +6,9 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -42,17 +44,27 @@ func TestPipelineMatchesEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
+	type day struct {
 		seed     uint64
 		interval time.Duration
 		duration time.Duration
 		speed    bool
-	}{
+	}
+	days := []day{
 		{1, 5 * time.Second, 3 * time.Hour, false},
 		{2, 30 * time.Second, 4 * time.Hour, false},
 		{3, time.Second, 90 * time.Minute, false},
 		{4, 5 * time.Second, 3 * time.Hour, true},
-	} {
+	}
+	// EQUIV_SEEDS=N runs seeds up to N: more days, other batchings
+	more, _ := strconv.Atoi(os.Getenv("EQUIV_SEEDS"))
+	base := slices.Clone(days)
+	for seed := len(base) + 1; seed <= more; seed++ {
+		d := base[seed%len(base)]
+		d.seed = uint64(seed)
+		days = append(days, d)
+	}
+	for _, tc := range days {
 		t.Run(fmt.Sprintf("seed %d %s", tc.seed, tc.interval), func(t *testing.T) {
 			o := sim.Street(tc.seed, start, tc.duration, tc.interval, 30, tc.speed)
 			o.OutOfOrderRate = 0
