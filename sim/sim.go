@@ -686,21 +686,18 @@ func (s *Simulator) report(t *truck, now time.Time, em Emitter) error {
 	}
 	s.closeEpisode(&t.silentEp, now)
 	// The errors are metres east and north of the truck: in the city's plane, or, off the map, on
-	// the ground where the truck is.
+	// the ground where the truck is (the plane's offsets from base).
 	xy := s.position(t)
-	shift := func(dx, dy float64) { xy[0] += dx; xy[1] += dy }
+	base := xy
 	away := t.phase == phAway
-	var off [2]float64
-	if away {
-		shift = func(dx, dy float64) { off[0] += dx; off[1] += dy }
-	}
 	if s.o.NoiseM > 0 {
-		shift(s.rng.NormFloat64()*s.o.NoiseM, 0)
-		shift(0, s.rng.NormFloat64()*s.o.NoiseM)
+		xy[0] += s.rng.NormFloat64() * s.o.NoiseM
+		xy[1] += s.rng.NormFloat64() * s.o.NoiseM
 	}
 	if s.o.JumpRate > 0 && s.rng.Float64() < s.o.JumpRate {
 		d, a := 300+2700*s.rng.Float64(), 2*math.Pi*s.rng.Float64()
-		shift(d*math.Cos(a), d*math.Sin(a))
+		xy[0] += d * math.Cos(a)
+		xy[1] += d * math.Sin(a)
 	}
 	parked := t.phase == phLoading || t.phase == phUnloading || t.phase == phStopped || (away && t.speed == 0)
 	if parked && s.o.ParkedJitterRate > 0 {
@@ -708,15 +705,18 @@ func (s *Simulator) report(t *truck, now time.Time, em Emitter) error {
 		// then jitters off
 		t.driftX = 0.9*t.driftX + s.rng.NormFloat64()*2
 		t.driftY = 0.9*t.driftY + s.rng.NormFloat64()*2
-		shift(t.driftX, t.driftY)
+		xy[0] += t.driftX
+		xy[1] += t.driftY
 		if s.rng.Float64() < s.o.ParkedJitterRate {
 			d, a := 20+30*s.rng.Float64(), 2*math.Pi*s.rng.Float64()
-			shift(d*math.Cos(a), d*math.Sin(a))
+			xy[0] += d * math.Cos(a)
+			xy[1] += d * math.Sin(a)
 		}
 	}
 	if t.snap {
 		d, a := 100+150*s.rng.Float64(), 2*math.Pi*s.rng.Float64()
-		shift(d*math.Cos(a), d*math.Sin(a))
+		xy[0] += d * math.Cos(a)
+		xy[1] += d * math.Sin(a)
 		t.snap = false
 	} else if s.o.SnapRate > 0 && s.rng.Float64() < s.o.SnapRate {
 		t.gapTil, t.snap = now.Add(5*time.Second+time.Duration(s.rng.Int64N(int64(25*time.Second)))), true
@@ -724,7 +724,7 @@ func (s *Simulator) report(t *truck, now time.Time, em Emitter) error {
 	var ll orb.Point
 	var heading float64
 	if away {
-		ll = groundOffset(t.away.ll, off[0], off[1])
+		ll = groundOffset(t.away.ll, xy[0]-base[0], xy[1]-base[1])
 		heading = math.Mod(t.away.bearing*180/math.Pi+360, 360)
 	} else {
 		ll = s.c.Proj.Inverse(xy)
