@@ -56,6 +56,7 @@ func (e *Engine) tick(wm time.Time) {
 			e.decide(c, tr, i, now)
 		}
 		e.expire(tr, now) // episode.go: episodes a silence ends, escalations due in time
+		e.closeWindows(tr, now)
 		e.schedule(tr, now)
 	}
 }

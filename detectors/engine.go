@@ -248,10 +248,14 @@ func (e *Engine) judgeFix(tr *Track, f *record.Fix, confirmed bool) {
 	// A gap longer than signal_lost's threshold after a fix on the road is a silence even when the
 	// watermark never saw it (a backlog read partition by partition): open it now, and the fix
 	// below ends it.
+	// It is judged as of the time it fell due, as Tick judges it, not as of this fix: the alert
+	// opens with the same value whether the watermark or this fix found the silence.
 	if sl := e.episode(tr, e.silIdx); e.silence != nil && prev != nil && !sl.state.alertOpen() {
-		if v, _ := e.silence.Due(c, tr, sl, cur.Time); v.Active {
-			ep := e.keep(tr, e.silIdx, sl)
-			e.openAt(tr, e.silIdx, ep, e.silence, PhaseIn, prev.Time, prev.LL, &Observation{Time: prev.Time.Add(e.silence.cfg.After), LL: prev.LL}, v)
+		if due := prev.Time.Add(e.silence.cfg.After); !cur.Time.Before(due) {
+			if v, _ := e.silence.Due(c, tr, sl, due); v.Active {
+				ep := e.keep(tr, e.silIdx, sl)
+				e.openAt(tr, e.silIdx, ep, e.silence, PhaseIn, prev.Time, prev.LL, &Observation{Time: due, LL: prev.LL}, v)
+			}
 		}
 	}
 	if prev != nil && tr.episodes != nil {

@@ -408,8 +408,29 @@ func (e *Engine) expire(tr *Track, now time.Time) {
 	}
 }
 
-// expireDue is the earliest event time at which expire may change something for tr (zero:
-// none until its next fix).
+// closeWindows resolves tr's event-rule episodes whose window has passed both for its fixes and
+// for event time now (the watermark's), as ProcessFix does at a fix once the watermark is past
+// the window: a fix read while a lagging input held the watermark back leaves the episode to the
+// watermark, which must not wait for another fix of the truck (there may be none). Either way
+// the alert ends at the window's end, so the change is the same whichever comes first.
+func (e *Engine) closeWindows(tr *Track, now time.Time) {
+	if tr.episodes == nil || !tr.hasLast {
+		return
+	}
+	for i := range e.events {
+		ee := &e.events[i]
+		slot := len(e.fixes) + i
+		ep := tr.slot(slot)
+		if ep != nil && ep.state.alertOpen() && tr.last.Time.Sub(ep.last) > ee.timing.Window && now.Sub(ep.last) > ee.timing.Window {
+			e.resolve(slot, ep, ee.rule, ep.last.Add(ee.timing.Window))
+			e.release(tr, slot)
+			e.markDirty(tr)
+		}
+	}
+}
+
+// expireDue is the earliest event time at which expire or closeWindows may change something for
+// tr (zero: none until its next fix).
 func (e *Engine) expireDue(tr *Track) time.Time {
 	var next time.Time
 	earlier := func(t time.Time) {
@@ -431,6 +452,12 @@ func (e *Engine) expireDue(tr *Track) time.Time {
 		}
 		if ep.state != StateInactive && ep.state != StateResolved && silenceEnds(fe.rule, e.silence) {
 			earlier(tr.last.Time.Add(e.cfg.SilentAfter))
+		}
+	}
+	for i := range e.events {
+		window := e.events[i].timing.Window
+		if ep := tr.slot(len(e.fixes) + i); ep != nil && ep.state.alertOpen() && tr.last.Time.Sub(ep.last) > window {
+			earlier(ep.last.Add(window + time.Millisecond)) // closeWindows: once past the window
 		}
 	}
 	return next

@@ -3,6 +3,7 @@ package detectors
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,11 +24,15 @@ import (
 //	start 2026-11-23T10:00:00+08:00         the time offsets below count from here
 //	fix   OFFSET PLATE X Y [speed=KMH] [lifted]   a fix at X,Y metres east/north of the city origin
 //	fixes FROM TO STEP PLATE X0 Y0 X1 Y1 [speed=KMH] [lifted]   fixes every STEP, moving linearly
-//	fixesll FROM TO STEP PLATE LON0 LAT0 LON1 LAT1 [...]   the same in degrees, anywhere on Earth
 //	event OFFSET PLATE KIND [site=ID] [load=KG] [cover=open|closed] [conf=C] [source=ID]
 //	tick                                   run the time-driven rules at the event-time watermark
-//	expect OFFSET CHANGE RULE PLATE SEVERITY [end=OFFSET]   a change with this event time (and the
-//	                                       alert's end, for a resolution decided after clear_for)
+//	fixll OFFSET PLATE LAT LON [speed=KMH] [lifted]   a fix at WGS-84 LAT,LON (anywhere on Earth)
+//	fixesll FROM TO STEP PLATE LAT0 LON0 LAT1 LON1 [speed=KMH] [lifted]   fixes every STEP, linearly
+//	expect OFFSET CHANGE RULE PLATE SEVERITY [end=OFFSET] [place=ID] [at=X,Y] [value=LO..HI]
+//	                                       a change with this event time; optionally the alert's end
+//	                                       (a resolution decided after clear_for), the place it
+//	                                       names, where it is (within 30 m of X,Y metres from the
+//	                                       city origin) and its value (between LO and HI)
 //
 // Offsets are Go durations (0s, 90s, 10m). Adding a case is adding a file.
 
@@ -58,6 +63,13 @@ type expectation struct {
 	plate    string
 	severity Severity
 	end      time.Time // checked when the expectation names it
+	// checked when the expectation names them: the place, the position (city plane, metres) and
+	// the value's bounds
+	place            string
+	xy               orb.Point
+	hasXY            bool
+	valueLo, valueHi float64
+	hasValue         bool
 }
 
 func (e expectation) String() string {
@@ -65,7 +77,36 @@ func (e expectation) String() string {
 	if !e.end.IsZero() {
 		s += " end=" + e.end.Format("15:04:05")
 	}
+	if e.place != "" {
+		s += " place=" + e.place
+	}
+	if e.hasXY {
+		s += fmt.Sprintf(" at=%.0f,%.0f", e.xy[0], e.xy[1])
+	}
+	if e.hasValue {
+		s += fmt.Sprintf(" value=%.1f..%.1f", e.valueLo, e.valueHi)
+	}
 	return s
+}
+
+// scenarioPositionSlack is how far an alert may be from the position a scenario expects.
+const scenarioPositionSlack = 30.0 // metres
+
+// matches reports whether got (a change as it came) meets the expectation want.
+func (want expectation) matches(got expectation) bool {
+	if !got.at.Equal(want.at) || got.kind != want.kind || got.rule != want.rule || got.plate != want.plate || got.severity != want.severity {
+		return false
+	}
+	if !want.end.IsZero() && !got.end.Equal(want.end) {
+		return false
+	}
+	if want.place != "" && got.place != want.place {
+		return false
+	}
+	if want.hasXY && math.Hypot(got.xy[0]-want.xy[0], got.xy[1]-want.xy[1]) > scenarioPositionSlack {
+		return false
+	}
+	return !want.hasValue || (got.valueLo >= want.valueLo && got.valueLo <= want.valueHi)
 }
 
 func runScenario(t *testing.T, path string, c *city.City) {
@@ -83,7 +124,9 @@ func runScenario(t *testing.T, path string, c *city.City) {
 	var newest time.Time // the newest device time fed: "tick" runs the time-driven rules up to it
 	collect := func() {
 		for _, ch := range eng.Changes() {
-			got = append(got, expectation{ch.Alert.Updated, ch.Kind, ch.Alert.Rule, ch.Alert.VehicleID, ch.Alert.Severity, ch.Alert.End})
+			a := &ch.Alert
+			got = append(got, expectation{at: a.Updated, kind: ch.Kind, rule: a.Rule, plate: a.VehicleID, severity: a.Severity, end: a.End,
+				place: a.Place, xy: c.Proj.Forward(orb.Point{a.Lon, a.Lat}), hasXY: true, valueLo: a.Value, valueHi: a.Value, hasValue: true})
 		}
 		eng.Reset()
 		checkSlots(t, eng)
@@ -110,7 +153,7 @@ func runScenario(t *testing.T, path string, c *city.City) {
 			}
 			return x
 		}
-		fixAt := func(at time.Time, plate string, ll orb.Point, opts []string) {
+		fix := func(at time.Time, plate string, ll orb.Point, opts []string) {
 			fx := record.Fix{FixID: plate + at.String(), VehicleID: plate, Time: at, Lat: ll[1], Lon: ll[0]}
 			for _, o := range opts {
 				k, v, _ := strings.Cut(o, "=")
@@ -128,17 +171,16 @@ func runScenario(t *testing.T, path string, c *city.City) {
 			eng.ProcessFix(&fx)
 			collect()
 		}
-		fix := func(at time.Time, plate string, x, y float64, opts []string) {
-			fixAt(at, plate, c.Proj.Inverse(orb.Point{x, y}), opts)
-		}
 		switch fields[0] {
 		case "start":
 			if start, err = time.Parse(time.RFC3339, fields[1]); err != nil {
 				t.Fatalf("%s: %v", where, err)
 			}
 		case "fix":
-			fix(offset(fields[1]), fields[2], num(fields[3]), num(fields[4]), fields[5:])
-		case "fixes":
+			fix(offset(fields[1]), fields[2], c.Proj.Inverse(orb.Point{num(fields[3]), num(fields[4])}), fields[5:])
+		case "fixll":
+			fix(offset(fields[1]), fields[2], orb.Point{num(fields[4]), num(fields[3])}, fields[5:])
+		case "fixes", "fixesll":
 			from, to := offset(fields[1]), offset(fields[2])
 			step, err := time.ParseDuration(fields[3])
 			if err != nil || step <= 0 {
@@ -151,22 +193,11 @@ func runScenario(t *testing.T, path string, c *city.City) {
 				if span > 0 {
 					k = at.Sub(from).Seconds() / span
 				}
-				fix(at, fields[4], x0+(x1-x0)*k, y0+(y1-y0)*k, fields[9:])
-			}
-		case "fixesll": // as fixes, in degrees of longitude and latitude (anywhere on Earth)
-			from, to := offset(fields[1]), offset(fields[2])
-			step, err := time.ParseDuration(fields[3])
-			if err != nil || step <= 0 {
-				t.Fatalf("%s: bad step %q", where, fields[3])
-			}
-			a, b := orb.Point{num(fields[5]), num(fields[6])}, orb.Point{num(fields[7]), num(fields[8])}
-			span := to.Sub(from).Seconds()
-			for at := from; !at.After(to); at = at.Add(step) {
-				k := 0.0
-				if span > 0 {
-					k = at.Sub(from).Seconds() / span
+				if fields[0] == "fixesll" { // LAT0 LON0 LAT1 LON1
+					fix(at, fields[4], orb.Point{y0 + (y1-y0)*k, x0 + (x1-x0)*k}, fields[9:])
+					continue
 				}
-				fixAt(at, fields[4], orb.Point{a[0] + (b[0]-a[0])*k, a[1] + (b[1]-a[1])*k}, fields[9:])
+				fix(at, fields[4], c.Proj.Inverse(orb.Point{x0 + (x1-x0)*k, y0 + (y1-y0)*k}), fields[9:])
 			}
 		case "tick":
 			tickTo(eng, newest)
@@ -198,12 +229,32 @@ func runScenario(t *testing.T, path string, c *city.City) {
 			eng.ProcessEvent(&ev)
 			collect()
 		case "expect":
-			if len(fields) != 6 && (len(fields) != 7 || !strings.HasPrefix(fields[6], "end=")) {
-				t.Fatalf("%s: expect needs OFFSET CHANGE RULE PLATE SEVERITY [end=OFFSET]", where)
+			if len(fields) < 6 {
+				t.Fatalf("%s: expect needs OFFSET CHANGE RULE PLATE SEVERITY [end=OFFSET] [place=ID] [at=X,Y] [value=LO..HI]", where)
 			}
 			x := expectation{at: offset(fields[1]), kind: ChangeKind(fields[2]), rule: Rule(fields[3]), plate: fields[4], severity: Severity(fields[5])}
-			if len(fields) == 7 {
-				x.end = offset(strings.TrimPrefix(fields[6], "end="))
+			for _, o := range fields[6:] {
+				k, v, _ := strings.Cut(o, "=")
+				switch k {
+				case "end":
+					x.end = offset(v)
+				case "place":
+					x.place = v
+				case "at":
+					xs, ys, ok := strings.Cut(v, ",")
+					if !ok {
+						t.Fatalf("%s: at needs X,Y, got %q", where, v)
+					}
+					x.xy, x.hasXY = orb.Point{num(xs), num(ys)}, true
+				case "value":
+					lo, hi, ok := strings.Cut(v, "..")
+					if !ok {
+						hi = lo
+					}
+					x.valueLo, x.valueHi, x.hasValue = num(lo), num(hi), true
+				default:
+					t.Fatalf("%s: unknown expect option %q", where, o)
+				}
 			}
 			want = append(want, x)
 		default:
@@ -215,9 +266,7 @@ func runScenario(t *testing.T, path string, c *city.City) {
 		return
 	}
 	for i := range want {
-		if !got[i].at.Equal(want[i].at) || got[i].kind != want[i].kind || got[i].rule != want[i].rule ||
-			got[i].plate != want[i].plate || got[i].severity != want[i].severity ||
-			(!want[i].end.IsZero() && !got[i].end.Equal(want[i].end)) {
+		if !want[i].matches(got[i]) {
 			t.Errorf("%s: change %d:\n got %v\nwant %v", path, i+1, got[i], want[i])
 		}
 	}

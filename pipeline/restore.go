@@ -29,7 +29,7 @@ func (p *stages) Rebalanced(ctx context.Context, r ingest.Rebalance) error {
 
 func (p *stages) rebalance(ctx context.Context, r ingest.Rebalance) error {
 	forgot := 0
-	now := time.Now()
+	now := p.now()
 	for _, tp := range r.Revoked {
 		s := shardOf(tp)
 		forgot += p.engine.Release(s)
@@ -87,7 +87,7 @@ func (p *stages) rebalance(ctx context.Context, r ingest.Rebalance) error {
 	}
 	for _, tp := range r.CaughtUp {
 		s := shardOf(tp)
-		p.clock.Settle(s, p.engine.Resume(s), time.Now())
+		p.clock.Settle(s, p.engine.Resume(s), p.now())
 	}
 	if retried {
 		p.hold(false)

@@ -55,9 +55,11 @@ type batchObserver interface {
 // is a batch done and its offsets committed, so the state on the state topic never runs ahead of
 // the alert changes in ClickHouse.
 type stages struct {
-	engine  *detectors.Engine
-	clock   *eventtime.Clock // how far each input partition has been read, in event time
-	health  *health          // the probes, told when the loop turns and when it holds back; may be nil
+	engine *detectors.Engine
+	clock  *eventtime.Clock // how far each input partition has been read, in event time
+	// now is the wall clock the event clock is read against (time.Now; a test's own clock)
+	now     func() time.Time
+	health  *health // the probes, told when the loop turns and when it holds back; may be nil
 	history historyWriter
 	feed    feedWriter
 	log     *slog.Logger
@@ -121,7 +123,7 @@ const judgedQueue = 64
 
 func newStages(cfg StagesConfig, engine *detectors.Engine, history historyWriter, feed feedWriter, log *slog.Logger, reg prometheus.Registerer) *stages {
 	cfg = cfg.withDefaults()
-	p := &stages{engine: engine, clock: eventtime.New(cfg.IdlePartition), history: history, feed: feed, log: log,
+	p := &stages{engine: engine, clock: eventtime.New(cfg.IdlePartition), now: time.Now, history: history, feed: feed, log: log,
 		backoff: backoff.Policy{Min: cfg.RetryBackoff, Max: cfg.MaxRetryBackoff},
 		judged:  make(chan *judgedBatch, judgedQueue), toWrite: make(chan *judgedBatch, judgedQueue), spare: make(chan *judgedBatch, judgedQueue),
 		stateAt: map[string]int{}}
@@ -165,7 +167,7 @@ func (p *stages) Handle(ctx context.Context, b *ingest.Batch) error {
 		p.metrics.waitSeconds.Observe(start.Sub(b.Fetched).Seconds())
 	}
 	p.engine.Reset()
-	p.advance(b, start)
+	p.advance(b, p.now())
 	p.engine.ProcessBatch(b.Fixes, b.Events)
 	p.metrics.detectSeconds.Observe(time.Since(start).Seconds())
 	return p.pass(ctx, b)
@@ -187,7 +189,7 @@ func (p *stages) advance(b *ingest.Batch, wall time.Time) {
 func (p *stages) Idle(ctx context.Context, b *ingest.Batch) error {
 	p.turned()
 	p.engine.Reset()
-	if wm, ok := p.clock.Watermark(time.Now()); ok {
+	if wm, ok := p.clock.Watermark(p.now()); ok {
 		p.engine.Advance(wm)
 	}
 	p.engine.Tick()

@@ -88,13 +88,22 @@ type Options struct {
 	// ParkedJitterRate is the share of a parked truck's fixes (at a site or stopped on the road)
 	// that jitter 20–50 m off, as a parked receiver does; parked trucks also drift slowly.
 	ParkedJitterRate float64
-	// DwellThreshold, SpeedTolerance, ZoneMarginM and SignalLostAfter mirror the detectors'
-	// settings, so that ground-truth episodes start where a violation by the rules' definition
-	// starts.
+	// AwayRate is the share of licensed trips that leave the city's map on a long haul: the
+	// truck turns off its route on the way out and drives 50–300 km away from the city, stops
+	// there 20–40 min (another city's site, unknown to this one's map: a dwell), then comes back
+	// to where it left its route and carries on (half of them), or drives on further out (the
+	// others). Half of the hauls speed for 3 minutes on the way out. It moves in WGS-84 at its
+	// true ground speed, so that far from the city's origin the ground truth is still right.
+	AwayRate float64
+	// DwellThreshold, SpeedTolerance, ZoneMarginM, SignalLostAfter, MaxTrip and LeaveMarginM
+	// (trip_unclosed's) mirror the detectors' settings, so that ground-truth episodes start where
+	// a violation by the rules' definition starts.
 	DwellThreshold  time.Duration
 	SpeedTolerance  float64
 	ZoneMarginM     float64
 	SignalLostAfter time.Duration
+	MaxTrip         time.Duration
+	LeaveMarginM    float64
 	// Clock paces the run: nil runs as fast as the emitter takes records.
 	Clock Pacer
 }
@@ -132,6 +141,12 @@ func (o Options) withDefaults() Options {
 	if o.SignalLostAfter == 0 {
 		o.SignalLostAfter = 5 * time.Minute
 	}
+	if o.MaxTrip == 0 {
+		o.MaxTrip = 3 * time.Hour
+	}
+	if o.LeaveMarginM == 0 {
+		o.LeaveMarginM = 100
+	}
 	return o
 }
 
@@ -168,6 +183,7 @@ const (
 	phUnloading
 	phReturning
 	phStopped // injected stop on the road (dwell / dumping)
+	phAway    // off the city's map on a long haul (away)
 )
 
 type truck struct {
@@ -204,6 +220,26 @@ type truck struct {
 	unclosed  bool      // turned back to the construction site with the load
 	brushAt   float64   // along-distance where a corridor-edge brush starts, 0 if none
 	brushTil  time.Time
+	leftSite  time.Time // when the trip got clearly out of its construction site (hauls only)
+	out       bool      // leftSite is set
+	timedOut  bool      // the trip's trip_unclosed timeout is in the ground truth
+	away      *haul     // the trip's long haul off the map, nil if none
+}
+
+// haul is a trip's long haul off the city's map (Options.AwayRate).
+type haul struct {
+	at       float64   // along-distance where the truck leaves its route
+	ll       orb.Point // where the truck is (lon, lat) once off its route
+	bearing  float64   // radians clockwise from north
+	out      float64   // metres of the way out, to its stop
+	left     float64   // metres left on this leg
+	speedAt  float64   // metres into the way out where it speeds for 3 minutes, -1 if not
+	back     bool      // it comes back after its stop (else it drives on)
+	homeward bool      // on its way back
+	stopped  bool      // its stop is over
+	stopTil  time.Time // stopped until then
+	ep       int       // its open route_deviation episode, -1
+	tripEp   int       // its overdue trip (trip_unclosed), -1
 }
 
 type officer struct {
@@ -306,6 +342,11 @@ func (s *Simulator) planTrip(t *truck) {
 	} else if s.rng.Float64() < s.o.BrushRate {
 		t.brushAt = length * (0.2 + 0.5*s.rng.Float64())
 	}
+	t.away = nil
+	if s.o.AwayRate > 0 && t.inj == injNone && s.rng.Float64() < s.o.AwayRate {
+		t.brushAt = 0
+		t.away = &haul{at: length * (0.2 + 0.3*s.rng.Float64()), ep: -1, tripEp: -1}
+	}
 }
 
 // Run simulates until the end of the run, emitting every record in time order.
@@ -360,6 +401,10 @@ func (s *Simulator) finish(at time.Time) Result {
 		s.closeEpisode(&t.episode, at)
 		s.closeEpisode(&t.zoneEp, at)
 		s.closeEpisode(&t.unlicEp, at)
+		if t.away != nil {
+			s.closeEpisode(&t.away.ep, at)
+			s.closeEpisode(&t.away.tripEp, at)
+		}
 	}
 	// A dwell's episode starts once the stop has lasted the threshold; a stop cut short by the end
 	// of the run never became a violation, and one that starts in its last two intervals cannot be
@@ -435,10 +480,24 @@ func (s *Simulator) advance(t *truck, now time.Time, step time.Duration, em Emit
 			s.closeEpisode(&t.episode, now)
 			t.inj = injNone
 		}
+	case phAway:
+		if err := s.drive(t, now, dt); err != nil {
+			return err
+		}
 	case phHauling, phReturning:
 		xy := s.position(t)
 		limit := s.limitAt(xy)
 		forward := t.phase == phHauling
+		if forward && t.away != nil && !t.out {
+			// a trip starts once the truck is clearly out of its site (trip_unclosed's margin)
+			if site := s.c.Site(t.route.FromSite); site != nil && !site.Area.Contains(xy) && site.Area.DistanceToEdge(xy) >= s.o.LeaveMarginM {
+				t.out, t.leftSite = true, now
+			}
+		}
+		if forward && t.away != nil && t.away.ll == (orb.Point{}) && t.along >= t.away.at {
+			s.leave(t, xy)
+			return s.report(t, now, em)
+		}
 		// drivers slow down before a lower limit, not after its sign
 		ahead := t.along - 150
 		if forward {
@@ -588,6 +647,9 @@ func (s *Simulator) trackZone(t *truck, now time.Time) {
 	// A truck is in violation once it is deeper inside a closed zone than GPS error can explain
 	// (the margin), until it has left the zone.
 	xy := s.position(t)
+	if t.phase == phAway {
+		xy = s.c.Proj.Forward(t.away.ll)
+	}
 	var buf [8]int32
 	inside, deep := "", ""
 	if len(s.c.SitesAt(xy, buf[:0])) > 0 { // inside an authorised site, off the road
@@ -630,7 +692,11 @@ func (s *Simulator) report(t *truck, now time.Time, em Emitter) error {
 		return nil
 	}
 	s.closeEpisode(&t.silentEp, now)
+	// The errors are metres east and north of the truck: in the city's plane, or, off the map, on
+	// the ground where the truck is (the plane's offsets from base).
 	xy := s.position(t)
+	base := xy
+	away := t.phase == phAway
 	if s.o.NoiseM > 0 {
 		xy[0] += s.rng.NormFloat64() * s.o.NoiseM
 		xy[1] += s.rng.NormFloat64() * s.o.NoiseM
@@ -640,7 +706,7 @@ func (s *Simulator) report(t *truck, now time.Time, em Emitter) error {
 		xy[0] += d * math.Cos(a)
 		xy[1] += d * math.Sin(a)
 	}
-	parked := t.phase == phLoading || t.phase == phUnloading || t.phase == phStopped
+	parked := t.phase == phLoading || t.phase == phUnloading || t.phase == phStopped || (away && t.speed == 0)
 	if parked && s.o.ParkedJitterRate > 0 {
 		// a parked receiver drifts slowly (a random walk pulled back to the truck) and now and
 		// then jitters off
@@ -662,8 +728,15 @@ func (s *Simulator) report(t *truck, now time.Time, em Emitter) error {
 	} else if s.o.SnapRate > 0 && s.rng.Float64() < s.o.SnapRate {
 		t.gapTil, t.snap = now.Add(5*time.Second+time.Duration(s.rng.Int64N(int64(25*time.Second)))), true
 	}
-	ll := s.c.Proj.Inverse(xy)
-	heading := travelHeading(t.route.Corridor, t.along, t.phase == phReturning)
+	var ll orb.Point
+	var heading float64
+	if away {
+		ll = groundOffset(t.away.ll, xy[0]-base[0], xy[1]-base[1])
+		heading = math.Mod(t.away.bearing*180/math.Pi+360, 360)
+	} else {
+		ll = s.c.Proj.Inverse(xy)
+		heading = travelHeading(t.route.Corridor, t.along, t.phase == phReturning)
+	}
 	kmh := t.speed
 	if s.o.NoSpeed {
 		kmh = -1
@@ -739,6 +812,7 @@ func (s *Simulator) gateExit(t *truck, now time.Time, em Emitter) error {
 	}
 	load := rated * (0.80 + 0.15*s.rng.Float64())
 	closed := true
+	t.out, t.timedOut = false, false
 	risk := 0
 	if !t.licensed {
 		risk += 50

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/muckwatch/muckwatch/internal/evaluate"
@@ -13,7 +15,10 @@ import (
 func cmdEvaluate(ctx context.Context, args []string) error {
 	fl := flag.NewFlagSet("evaluate", flag.ContinueOnError)
 	var o evaluate.Options
-	fl.DurationVar(&o.Interval, "interval", 30*time.Second, "terminal reporting interval (e.g. 1s, 10s, 30s)")
+	intervals := fl.String("interval", "30s", "terminal reporting interval (e.g. 1s, 10s, 30s); a comma-separated list runs one day for each, in turn")
+	fl.BoolVar(&o.Street, "street", false, "the street's GPS: irregular reporting (a 1s feed reports every 1-5s), re-acquisition snaps after losses of the fix, parked jitter")
+	fl.BoolVar(&o.NoSpeed, "no-speed", false, "fixes without speed_kmh: the detectors derive speed from positions")
+	fl.Float64Var(&o.Away, "away", 0, "share of licensed trips that leave the city's map on a long haul of 50-300 km (0 to 1)")
 	fl.DurationVar(&o.Duration, "duration", 24*time.Hour, "simulated time span")
 	fl.IntVar(&o.Vehicles, "vehicles", 0, "simulate the first N registered vehicles (0: all)")
 	fl.Uint64Var(&o.Seed, "seed", 1, "random seed")
@@ -24,5 +29,22 @@ func cmdEvaluate(ctx context.Context, args []string) error {
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
+	var err error
+	if o.Intervals, err = parseIntervals(*intervals); err != nil {
+		return err
+	}
 	return evaluate.Run(ctx, o, os.Stdout)
+}
+
+// parseIntervals reads --interval: one duration, or several separated by commas.
+func parseIntervals(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, f := range strings.Split(s, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(f))
+		if err != nil || d < time.Second {
+			return nil, fmt.Errorf("--interval: %q is not a reporting interval of at least 1s (e.g. 1s, 5s, 30s, or 1s,5s,30s)", f)
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }

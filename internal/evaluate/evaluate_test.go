@@ -69,3 +69,20 @@ func TestEvaluate(t *testing.T) {
 		}
 	}
 }
+
+// TestModes: the street, no-speed and away flags give the simulated day they name.
+func TestModes(t *testing.T) {
+	start := time.Date(2026, 11, 23, 6, 0, 0, 0, time.UTC)
+	f := func(o Options, interval time.Duration, spread time.Duration, noSpeed bool, snaps bool, away float64) {
+		t.Helper()
+		so := o.simOptions(start, interval)
+		if so.Interval != interval || so.IntervalSpread != spread || so.NoSpeed != noSpeed || (so.SnapRate > 0) != snaps || (so.ParkedJitterRate > 0) != snaps || so.AwayRate != away {
+			t.Errorf("%+v at %s: interval %s+%s, no speed %v, snaps %g, jitter %g, away %g", o, interval, so.Interval, so.IntervalSpread, so.NoSpeed, so.SnapRate, so.ParkedJitterRate, so.AwayRate)
+		}
+	}
+	f(Options{}, 30*time.Second, 0, false, false, 0)
+	f(Options{NoSpeed: true}, 10*time.Second, 0, true, false, 0)
+	f(Options{Street: true}, time.Second, 4*time.Second, false, true, 0)
+	f(Options{Street: true, NoSpeed: true}, 5*time.Second, 0, true, true, 0)
+	f(Options{Street: true, NoSpeed: true, Away: 0.1}, 30*time.Second, 0, true, true, 0.1)
+}
