@@ -49,11 +49,17 @@ type batchObserver interface {
 // they are judged, and announced under the same alert ids, again), shows them in the live view
 // and hands the batch to the writer.
 //
-// The writer (Run) writes the batches in the order handed in: history
-// to ClickHouse, then the checkpoints of the vehicles they touched to the state topic, retrying
-// for as long as a sink fails; batches that queued up meanwhile are written together. Only then
-// is a batch done and its offsets committed, so the state on the state topic never runs ahead of
-// the alert changes in ClickHouse.
+// The writer (Run) writes the batches in the order handed in: history to ClickHouse, then the
+// checkpoints they carry to the state topic, retrying for as long as a sink fails; batches that
+// queued up meanwhile are written together. The state on the state topic never runs ahead of the
+// alert changes in ClickHouse.
+//
+// Checkpoints are taken on an interval (checkpointInterval), not with every batch: the batch
+// judged once the interval has passed carries the checkpoints of every vehicle touched since
+// the last one (a backlog touches almost every vehicle in every batch; producing them all each
+// write cost a third of a write). A written batch without checkpoints is only Written: its
+// offsets are committed with the next batch that carries them (Done), so that a crash restores
+// checkpoints and offsets that go together and reads again at most an interval of input.
 type stages struct {
 	engine  *detectors.Engine
 	clock   *eventtime.Clock // how far each input partition has been read, in event time
@@ -84,17 +90,25 @@ type stages struct {
 	stateKeyBytes          []byte // the keys' bytes, one buffer a write
 	stateParts             []int32
 	stateAt                map[string]int
+
+	// checkpoints on an interval: when the last were taken, and the arenas of those written
+	checkpointInterval time.Duration
+	checkpointed       time.Time
+	now                func() time.Time
+	arenas             chan []byte
 }
 
 // judgedBatch is a batch the detectors have been over, on its way to the writer.
 type judgedBatch struct {
 	b       *ingest.Batch
 	changes []detectors.Change
-	// the checkpoints of the vehicles the batch touched
-	vehicles []string
-	values   [][]byte
-	parts    []int32
-	arena    []byte // values point into it; reused once the batch is written (Engine.Dirty)
+	// checkpoint: the batch carries the checkpoints of the vehicles touched since the last ones;
+	// its offsets, and those of the batches before it, may be committed once it is written
+	checkpoint bool
+	vehicles   []string
+	values     [][]byte
+	parts      []int32
+	arena      []byte // values point into it; reused once the batch is written (Engine.Dirty)
 	// the engine's event times after the batch, for the metrics once it is written
 	judged, read time.Time
 }
@@ -124,7 +138,7 @@ func newStages(cfg StagesConfig, engine *detectors.Engine, history historyWriter
 	p := &stages{engine: engine, clock: eventtime.New(cfg.IdlePartition), history: history, feed: feed, log: log,
 		backoff: backoff.Policy{Min: cfg.RetryBackoff, Max: cfg.MaxRetryBackoff},
 		judged:  make(chan *judgedBatch, judgedQueue), toWrite: make(chan *judgedBatch, judgedQueue), spare: make(chan *judgedBatch, judgedQueue),
-		stateAt: map[string]int{}}
+		stateAt: map[string]int{}, checkpointInterval: cfg.CheckpointInterval, now: time.Now, arenas: make(chan []byte, 2)}
 	p.metrics = pipelineMetrics{
 		detectSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_detector_batch_seconds",
 			Help: "Time the detectors take over one batch.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
@@ -168,7 +182,7 @@ func (p *stages) Handle(ctx context.Context, b *ingest.Batch) error {
 	p.advance(b, start)
 	p.engine.ProcessBatch(b.Fixes, b.Events)
 	p.metrics.detectSeconds.Observe(time.Since(start).Seconds())
-	return p.pass(ctx, b)
+	return p.pass(ctx, b, false)
 }
 
 // advance counts the batch's records in the event clock (a batch is read at once: one wall time
@@ -191,12 +205,21 @@ func (p *stages) Idle(ctx context.Context, b *ingest.Batch) error {
 		p.engine.Advance(wm)
 	}
 	p.engine.Tick()
-	return p.pass(ctx, b)
+	return p.pass(ctx, b, false)
 }
 
-// pass hands a judged batch, with its alert changes and the checkpoints of the vehicles it
-// touched, to the announcer (and through it to the writer).
-func (p *stages) pass(ctx context.Context, b *ingest.Batch) error {
+// Checkpoint implements ingest.Checkpointer: at the end of a generation (a rebalance, a stop) the
+// vehicles touched since the last checkpoint are checkpointed, so that what was read is
+// committed before another instance may take the partitions over.
+func (p *stages) Checkpoint(ctx context.Context, b *ingest.Batch) error {
+	p.engine.Reset()
+	return p.pass(ctx, b, true)
+}
+
+// pass hands a judged batch, with its alert changes and, once checkpointInterval has passed since
+// the last ones (or when told to), the checkpoints of the vehicles touched since, to the
+// announcer (and through it to the writer).
+func (p *stages) pass(ctx context.Context, b *ingest.Batch, checkpoint bool) error {
 	var j *judgedBatch
 	select {
 	case j = <-p.spare:
@@ -206,11 +229,19 @@ func (p *stages) pass(ctx context.Context, b *ingest.Batch) error {
 	j.b = b
 	j.changes = append(j.changes[:0], p.engine.Changes()...)
 	j.vehicles, j.values, j.parts = j.vehicles[:0], j.values[:0], j.parts[:0]
-	j.arena = p.engine.Dirty(j.arena, func(vehicle string, shard record.Shard, cp []byte) {
-		j.vehicles = append(j.vehicles, vehicle)
-		j.values = append(j.values, cp)
-		j.parts = append(j.parts, shard.Partition) // the state topic is partitioned like the input
-	})
+	if now := p.now(); checkpoint || now.Sub(p.checkpointed) >= p.checkpointInterval {
+		p.checkpointed, j.checkpoint = now, true
+		var arena []byte
+		select {
+		case arena = <-p.arenas:
+		default:
+		}
+		j.arena = p.engine.Dirty(arena, func(vehicle string, shard record.Shard, cp []byte) {
+			j.vehicles = append(j.vehicles, vehicle)
+			j.values = append(j.values, cp)
+			j.parts = append(j.parts, shard.Partition) // the state topic is partitioned like the input
+		})
+	}
 	j.judged, j.read = p.engine.Judged(), p.clock.Newest()
 	select {
 	case p.judged <- j:
@@ -323,18 +354,28 @@ func (p *stages) Run(ctx context.Context) {
 		p.metrics.coalesced.Observe(float64(len(group)))
 		err := p.write(ctx, group)
 		for _, j := range group {
-			if err == nil {
+			switch {
+			case err != nil:
+				j.b.Done(err)
+			case j.checkpoint: // commits its offsets and those of the batches Written before it
 				p.setEventTimes(j.judged, j.read)
+				j.b.Done(nil)
+			default:
+				p.setEventTimes(j.judged, j.read)
+				j.b.Written()
 			}
-			j.b.Done(err)
 			j.b = nil
 			clear(j.changes)
 			clear(j.values)
-			if err != nil {
-				// a failed write may have left a request with the checkpoints half sent on a
-				// connection being closed: their bytes are not written over
-				j.arena = nil
+			if j.checkpoint && err == nil {
+				select {
+				case p.arenas <- j.arena:
+				default:
+				}
 			}
+			// a failed write may have left a request with the checkpoints half sent on a
+			// connection being closed: their bytes are not written over
+			j.arena, j.checkpoint = nil, false
 			select {
 			case p.spare <- j:
 			default:
@@ -417,8 +458,10 @@ func (p *stages) write(ctx context.Context, group []*judgedBatch) error {
 		if err == nil {
 			changed := time.Now()
 			p.metrics.writeChanges.Observe(changed.Sub(start).Seconds())
-			if err = p.feed.WriteState(ctx, p.stateKeys, p.stateValues, p.stateParts); err == nil {
-				p.metrics.writeState.Observe(time.Since(changed).Seconds())
+			if len(p.stateKeys) > 0 {
+				if err = p.feed.WriteState(ctx, p.stateKeys, p.stateValues, p.stateParts); err == nil {
+					p.metrics.writeState.Observe(time.Since(changed).Seconds())
+				}
 			}
 		}
 		wg.Wait()
