@@ -91,11 +91,22 @@ type stages struct {
 	stateParts             []int32
 	stateAt                map[string]int
 
-	// checkpoints on an interval: when the last were taken, and the arenas of those written
+	// checkpoints on an interval: when the last were taken, and the buffers of those written
 	checkpointInterval time.Duration
 	checkpointed       time.Time
 	now                func() time.Time
-	arenas             chan []byte
+	spareCheckpoints   chan *checkpoints
+}
+
+// checkpoints are the checkpoints a batch carries: every vehicle touched since the last ones,
+// each with its input partition (the state topic is partitioned like the input). A backlog's are
+// every vehicle, megabytes: they are kept apart from the batches, a couple for reuse, so
+// that the many batches between checkpoints do not each keep slices that size.
+type checkpoints struct {
+	vehicles []string
+	values   [][]byte
+	parts    []int32
+	arena    []byte // values point into it (Engine.Dirty)
 }
 
 // judgedBatch is a batch the detectors have been over, on its way to the writer.
@@ -105,10 +116,10 @@ type judgedBatch struct {
 	// checkpoint: the batch carries the checkpoints of the vehicles touched since the last ones;
 	// its offsets, and those of the batches before it, may be committed once it is written
 	checkpoint bool
-	vehicles   []string
-	values     [][]byte
-	parts      []int32
-	arena      []byte // values point into it; reused once the batch is written (Engine.Dirty)
+	cps        *checkpoints // when checkpoint: nil until taken (see ready)
+	// ready is signalled once the checkpoints are in (they are taken after the batch is handed to
+	// the announcer); the writer waits for it before it writes the batch
+	ready chan struct{}
 	// the engine's event times after the batch, for the metrics once it is written
 	judged, read time.Time
 }
@@ -138,7 +149,7 @@ func newStages(cfg StagesConfig, engine *detectors.Engine, history historyWriter
 	p := &stages{engine: engine, clock: eventtime.New(cfg.IdlePartition), history: history, feed: feed, log: log,
 		backoff: backoff.Policy{Min: cfg.RetryBackoff, Max: cfg.MaxRetryBackoff},
 		judged:  make(chan *judgedBatch, judgedQueue), toWrite: make(chan *judgedBatch, judgedQueue), spare: make(chan *judgedBatch, judgedQueue),
-		stateAt: map[string]int{}, checkpointInterval: cfg.CheckpointInterval, now: time.Now, arenas: make(chan []byte, 2)}
+		stateAt: map[string]int{}, checkpointInterval: cfg.CheckpointInterval, now: time.Now, spareCheckpoints: make(chan *checkpoints, 2)}
 	p.metrics = pipelineMetrics{
 		detectSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_detector_batch_seconds",
 			Help: "Time the detectors take over one batch.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
@@ -224,31 +235,40 @@ func (p *stages) pass(ctx context.Context, b *ingest.Batch, checkpoint bool) err
 	select {
 	case j = <-p.spare:
 	default:
-		j = new(judgedBatch)
+		j = &judgedBatch{ready: make(chan struct{}, 1)}
 	}
 	j.b = b
 	j.changes = append(j.changes[:0], p.engine.Changes()...)
-	j.vehicles, j.values, j.parts = j.vehicles[:0], j.values[:0], j.parts[:0]
+	j.judged, j.read = p.engine.Judged(), p.clock.Newest()
 	if now := p.now(); checkpoint || now.Sub(p.checkpointed) >= p.checkpointInterval {
 		p.checkpointed, j.checkpoint = now, true
-		var arena []byte
-		select {
-		case arena = <-p.arenas:
-		default:
-		}
-		j.arena = p.engine.Dirty(arena, func(vehicle string, shard record.Shard, cp []byte) {
-			j.vehicles = append(j.vehicles, vehicle)
-			j.values = append(j.values, cp)
-			j.parts = append(j.parts, shard.Partition) // the state topic is partitioned like the input
-		})
 	}
-	j.judged, j.read = p.engine.Judged(), p.clock.Newest()
 	select {
 	case p.judged <- j:
-		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("cannot hand a batch to the announcer before shutdown: %w", ctx.Err())
 	}
+	// The checkpoints are taken once the alert changes are on their way: encoding 100,000
+	// vehicles' state takes ~10 ms, which the batch's announcement does not wait for. The writer
+	// waits for them (ready); the next batch is judged only after them, so they are the state
+	// after this batch.
+	if j.checkpoint {
+		var cps *checkpoints
+		select {
+		case cps = <-p.spareCheckpoints:
+		default:
+			cps = new(checkpoints)
+		}
+		cps.vehicles, cps.values, cps.parts = cps.vehicles[:0], cps.values[:0], cps.parts[:0]
+		cps.arena = p.engine.Dirty(cps.arena, func(vehicle string, shard record.Shard, cp []byte) {
+			cps.vehicles = append(cps.vehicles, vehicle)
+			cps.values = append(cps.values, cp)
+			cps.parts = append(cps.parts, shard.Partition)
+		})
+		j.cps = cps
+	}
+	j.ready <- struct{}{}
+	return nil
 }
 
 // announce announces the alert changes and rejects of each judged batch, in order, as soon as it
@@ -350,6 +370,9 @@ func (p *stages) Run(ctx context.Context) {
 				break more
 			}
 		}
+		for _, j := range group {
+			<-j.ready
+		}
 		lastWrite = time.Now()
 		p.metrics.coalesced.Observe(float64(len(group)))
 		err := p.write(ctx, group)
@@ -366,16 +389,17 @@ func (p *stages) Run(ctx context.Context) {
 			}
 			j.b = nil
 			clear(j.changes)
-			clear(j.values)
-			if j.checkpoint && err == nil {
+			// a failed write may have left a request with the checkpoints half sent on a
+			// connection being closed: their bytes are not written over, not reused
+			if j.cps != nil && err == nil {
+				clear(j.cps.vehicles)
+				clear(j.cps.values)
 				select {
-				case p.arenas <- j.arena:
+				case p.spareCheckpoints <- j.cps:
 				default:
 				}
 			}
-			// a failed write may have left a request with the checkpoints half sent on a
-			// connection being closed: their bytes are not written over
-			j.arena, j.checkpoint = nil, false
+			j.cps, j.checkpoint = nil, false
 			select {
 			case p.spare <- j:
 			default:
@@ -420,17 +444,21 @@ func (p *stages) write(ctx context.Context, group []*judgedBatch) error {
 	p.stateKeys, p.stateValues, p.stateParts, p.stateKeyBytes = p.stateKeys[:0], p.stateValues[:0], p.stateParts[:0], p.stateKeyBytes[:0]
 	clear(p.stateAt)
 	for _, j := range group {
-		for i, v := range j.vehicles {
+		if j.cps == nil {
+			continue
+		}
+		cps := j.cps
+		for i, v := range cps.vehicles {
 			if at, ok := p.stateAt[v]; ok {
-				p.stateValues[at], p.stateParts[at] = j.values[i], j.parts[i]
+				p.stateValues[at], p.stateParts[at] = cps.values[i], cps.parts[i]
 				continue
 			}
 			p.stateAt[v] = len(p.stateKeys)
 			start := len(p.stateKeyBytes)
 			p.stateKeyBytes = statetopic.AppendKey(p.stateKeyBytes, p.group, v)
 			p.stateKeys = append(p.stateKeys, p.stateKeyBytes[start:len(p.stateKeyBytes):len(p.stateKeyBytes)])
-			p.stateValues = append(p.stateValues, j.values[i])
-			p.stateParts = append(p.stateParts, j.parts[i])
+			p.stateValues = append(p.stateValues, cps.values[i])
+			p.stateParts = append(p.stateParts, cps.parts[i])
 		}
 	}
 	defer func() { // keep the buffers, not what they point to
