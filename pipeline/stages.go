@@ -91,22 +91,22 @@ type stages struct {
 	stateParts             []int32
 	stateAt                map[string]int
 
-	// checkpoints on an interval: when the last were taken, and the buffers of those written
+	// checkpoints on an interval: when the last were taken, and how many they were
 	checkpointInterval time.Duration
 	checkpointed       time.Time
 	now                func() time.Time
-	spareCheckpoints   chan *checkpoints
+	lastCheckpoints    int
 }
 
 // checkpoints are the checkpoints a batch carries: every vehicle touched since the last ones,
 // each with its input partition (the state topic is partitioned like the input). A backlog's are
-// every vehicle, megabytes: they are kept apart from the batches, a couple for reuse, so
-// that the many batches between checkpoints do not each keep slices that size.
+// every vehicle, ~25 MB: they are kept apart from the batches, so that the many batches between
+// checkpoints do not each keep slices that size, and not kept once written (one every few
+// seconds is little garbage; kept for reuse they were a quarter of a KB a vehicle of live heap).
 type checkpoints struct {
 	vehicles []string
 	values   [][]byte
 	parts    []int32
-	arena    []byte // values point into it (Engine.Dirty)
 }
 
 // judgedBatch is a batch the detectors have been over, on its way to the writer.
@@ -149,7 +149,7 @@ func newStages(cfg StagesConfig, engine *detectors.Engine, history historyWriter
 	p := &stages{engine: engine, clock: eventtime.New(cfg.IdlePartition), history: history, feed: feed, log: log,
 		backoff: backoff.Policy{Min: cfg.RetryBackoff, Max: cfg.MaxRetryBackoff},
 		judged:  make(chan *judgedBatch, judgedQueue), toWrite: make(chan *judgedBatch, judgedQueue), spare: make(chan *judgedBatch, judgedQueue),
-		stateAt: map[string]int{}, checkpointInterval: cfg.CheckpointInterval, now: time.Now, spareCheckpoints: make(chan *checkpoints, 2)}
+		stateAt: map[string]int{}, checkpointInterval: cfg.CheckpointInterval, now: time.Now}
 	p.metrics = pipelineMetrics{
 		detectSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_detector_batch_seconds",
 			Help: "Time the detectors take over one batch.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
@@ -253,19 +253,14 @@ func (p *stages) pass(ctx context.Context, b *ingest.Batch, checkpoint bool) err
 	// waits for them (ready); the next batch is judged only after them, so they are the state
 	// after this batch.
 	if j.checkpoint {
-		var cps *checkpoints
-		select {
-		case cps = <-p.spareCheckpoints:
-		default:
-			cps = new(checkpoints)
-		}
-		cps.vehicles, cps.values, cps.parts = cps.vehicles[:0], cps.values[:0], cps.parts[:0]
-		cps.arena = p.engine.Dirty(cps.arena, func(vehicle string, shard record.Shard, cp []byte) {
+		n := p.lastCheckpoints
+		cps := &checkpoints{vehicles: make([]string, 0, n), values: make([][]byte, 0, n), parts: make([]int32, 0, n)}
+		p.engine.Dirty(nil, func(vehicle string, shard record.Shard, cp []byte) {
 			cps.vehicles = append(cps.vehicles, vehicle)
 			cps.values = append(cps.values, cp)
 			cps.parts = append(cps.parts, shard.Partition)
 		})
-		j.cps = cps
+		j.cps, p.lastCheckpoints = cps, len(cps.vehicles)
 	}
 	j.ready <- struct{}{}
 	return nil
@@ -389,16 +384,6 @@ func (p *stages) Run(ctx context.Context) {
 			}
 			j.b = nil
 			clear(j.changes)
-			// a failed write may have left a request with the checkpoints half sent on a
-			// connection being closed: their bytes are not written over, not reused
-			if j.cps != nil && err == nil {
-				clear(j.cps.vehicles)
-				clear(j.cps.values)
-				select {
-				case p.spareCheckpoints <- j.cps:
-				default:
-				}
-			}
 			j.cps, j.checkpoint = nil, false
 			select {
 			case p.spare <- j:
