@@ -84,12 +84,8 @@ type stages struct {
 	inFlight      int // batches
 	fullRecords   int // records: more and the consumer may be waiting for some to be written
 
-	// the writer's buffers: the batches written together, their checkpoints (the newest per vehicle)
-	merged                 sink.Batch
-	stateKeys, stateValues [][]byte
-	stateKeyBytes          []byte // the keys' bytes, one buffer a write
-	stateParts             []int32
-	stateAt                map[string]int
+	// the writer's buffer: the batches written together
+	merged sink.Batch
 
 	// checkpoints on an interval: when the last were taken, and how many they were
 	checkpointInterval time.Duration
@@ -149,7 +145,7 @@ func newStages(cfg StagesConfig, engine *detectors.Engine, history historyWriter
 	p := &stages{engine: engine, clock: eventtime.New(cfg.IdlePartition), history: history, feed: feed, log: log,
 		backoff: backoff.Policy{Min: cfg.RetryBackoff, Max: cfg.MaxRetryBackoff},
 		judged:  make(chan *judgedBatch, judgedQueue), toWrite: make(chan *judgedBatch, judgedQueue), spare: make(chan *judgedBatch, judgedQueue),
-		stateAt: map[string]int{}, checkpointInterval: cfg.CheckpointInterval, now: time.Now}
+		checkpointInterval: cfg.CheckpointInterval, now: time.Now}
 	p.metrics = pipelineMetrics{
 		detectSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_detector_batch_seconds",
 			Help: "Time the detectors take over one batch.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
@@ -425,32 +421,8 @@ func (p *stages) write(ctx context.Context, group []*judgedBatch) error {
 		}
 		batch = *m
 	}
-	// The newest checkpoint of each vehicle, in the order first touched.
-	p.stateKeys, p.stateValues, p.stateParts, p.stateKeyBytes = p.stateKeys[:0], p.stateValues[:0], p.stateParts[:0], p.stateKeyBytes[:0]
-	clear(p.stateAt)
-	for _, j := range group {
-		if j.cps == nil {
-			continue
-		}
-		cps := j.cps
-		for i, v := range cps.vehicles {
-			if at, ok := p.stateAt[v]; ok {
-				p.stateValues[at], p.stateParts[at] = cps.values[i], cps.parts[i]
-				continue
-			}
-			p.stateAt[v] = len(p.stateKeys)
-			start := len(p.stateKeyBytes)
-			p.stateKeyBytes = statetopic.AppendKey(p.stateKeyBytes, p.group, v)
-			p.stateKeys = append(p.stateKeys, p.stateKeyBytes[start:len(p.stateKeyBytes):len(p.stateKeyBytes)])
-			p.stateValues = append(p.stateValues, cps.values[i])
-			p.stateParts = append(p.stateParts, cps.parts[i])
-		}
-	}
-	defer func() { // keep the buffers, not what they point to
-		clear(m.Rejects)
-		clear(p.stateKeys)
-		clear(p.stateValues)
-	}()
+	stateKeys, stateValues, stateParts := p.stateToWrite(group)
+	defer clear(m.Rejects) // keep the buffer, not what it points to
 	// The checkpoints are written once the alert changes they follow from are stored: a crash in
 	// between reads the records again from the uncommitted offsets and judges them again, where a
 	// checkpoint ahead of its changes would have them stored but never judged again, so lost.
@@ -471,8 +443,8 @@ func (p *stages) write(ctx context.Context, group []*judgedBatch) error {
 		if err == nil {
 			changed := time.Now()
 			p.metrics.writeChanges.Observe(changed.Sub(start).Seconds())
-			if len(p.stateKeys) > 0 {
-				if err = p.feed.WriteState(ctx, p.stateKeys, p.stateValues, p.stateParts); err == nil {
+			if len(stateKeys) > 0 {
+				if err = p.feed.WriteState(ctx, stateKeys, stateValues, stateParts); err == nil {
 					p.metrics.writeState.Observe(time.Since(changed).Seconds())
 				}
 			}
@@ -480,6 +452,49 @@ func (p *stages) write(ctx context.Context, group []*judgedBatch) error {
 		wg.Wait()
 		return errors.Join(recordsErr, err)
 	})
+}
+
+// stateToWrite lists the checkpoints a group of batches carries, keyed for the state topic: the
+// newest of each vehicle, in the order first touched. They come once an interval, so their
+// buffers are made for the write (a backlog's ~7 MB) rather than kept between writes.
+func (p *stages) stateToWrite(group []*judgedBatch) (keys, values [][]byte, parts []int32) {
+	n, carriers := 0, 0
+	for _, j := range group {
+		if j.cps != nil {
+			n += len(j.cps.vehicles)
+			carriers++
+		}
+	}
+	if n == 0 {
+		return nil, nil, nil
+	}
+	keys, values, parts = make([][]byte, 0, n), make([][]byte, 0, n), make([]int32, 0, n)
+	keyBytes := make([]byte, 0, n*(len(p.group)+1+12)) // a plate: 9-12 bytes
+	var at map[string]int                              // with checkpoints taken twice in the group, a vehicle may be in both
+	if carriers > 1 {
+		at = make(map[string]int, n)
+	}
+	for _, j := range group {
+		if j.cps == nil {
+			continue
+		}
+		cps := j.cps
+		for i, v := range cps.vehicles {
+			if at != nil {
+				if k, ok := at[v]; ok {
+					values[k], parts[k] = cps.values[i], cps.parts[i]
+					continue
+				}
+				at[v] = len(keys)
+			}
+			start := len(keyBytes)
+			keyBytes = statetopic.AppendKey(keyBytes, p.group, v)
+			keys = append(keys, keyBytes[start:len(keyBytes):len(keyBytes)])
+			values = append(values, cps.values[i])
+			parts = append(parts, cps.parts[i])
+		}
+	}
+	return keys, values, parts
 }
 
 // turned tells the probes that the consumer's loop turned (a batch, or an idle tick).
