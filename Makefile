@@ -38,6 +38,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFix$$' -fuzztime $(FUZZEXECS)x ./record
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEvent$$' -fuzztime $(FUZZEXECS)x ./record
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeOfficer$$' -fuzztime $(FUZZEXECS)x ./record
+	$(GO) test -run '^$$' -fuzz '^FuzzNumberFastPaths$$' -fuzztime $(FUZZEXECS)x ./record
 	$(GO) test -run '^$$' -fuzz '^FuzzRestore$$' -fuzztime $(FUZZEXECS)x ./detectors
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCursor$$' -fuzztime $(FUZZEXECS)x ./api
 

@@ -19,33 +19,55 @@ func (g *generation) commitInOrder() {
 	defer close(g.committed)
 	c := g.c
 	broken := false
+	// the marks of the batches written but held (Batch.Written), the newest per partition, and
+	// how many records they cover: committed with the next batch done
+	var held []partitionMark
+	heldRecords := 0
 	for f := range g.handed {
-		var err error
+		var v verdict
 		select {
-		case err = <-f.b.done:
+		case v = <-f.b.done:
 		case <-g.work.Done():
-			err = fmt.Errorf("not written within the drain timeout (%s) after the stop: %w", c.DrainTimeout, g.work.Err())
+			v.err = fmt.Errorf("not written within the drain timeout (%s) after the stop: %w", c.DrainTimeout, g.work.Err())
 		}
-		if err != nil && !broken {
+		if v.err != nil && !broken {
 			broken = true
-			g.fail(fmt.Errorf("cannot write a batch of %d records: %w", f.records, err))
+			g.fail(fmt.Errorf("cannot write a batch of %d records: %w", f.records, v.err))
 		}
 		if !broken {
 			c.metrics.handleSeconds.Observe(c.now().Sub(f.handed).Seconds())
-			if len(f.marks) > 0 {
-				g.commit(f)
+			held = mergeMarks(held, f.marks)
+			heldRecords += f.records
+			if !v.held && len(held) > 0 {
+				g.commit(held, heldRecords)
+				held, heldRecords = held[:0], 0
 			}
 		}
 		g.flights.done(f)
 	}
 }
 
-// commit commits the offsets after f, which is durably written: five attempts at most, 200ms
-// apart and doubling. A commit that keeps failing (the broker down, the group rebalancing) only means the
-// records are read again, and writing them again is idempotent.
-func (g *generation) commit(f *flight) {
+// mergeMarks adds marks to held, a later mark of a partition replacing an earlier one.
+func mergeMarks(held, marks []partitionMark) []partitionMark {
+next:
+	for _, m := range marks {
+		for i := range held {
+			if held[i].tp == m.tp {
+				held[i] = m
+				continue next
+			}
+		}
+		held = append(held, m)
+	}
+	return held
+}
+
+// commit commits the offsets after marks, which cover records durably written: five attempts at
+// most, 200ms apart and doubling. A commit that keeps failing (the broker down, the group
+// rebalancing) only means the records are read again, and writing them again is idempotent.
+func (g *generation) commit(marks []partitionMark, records int) {
 	offsets := map[string]map[int]int64{}
-	for _, pm := range f.marks {
+	for _, pm := range marks {
 		po := offsets[pm.tp.Topic]
 		if po == nil {
 			po = map[int]int64{}
@@ -65,11 +87,11 @@ func (g *generation) commit(f *flight) {
 		return err
 	}, nil)
 	if err != nil {
-		c.log.Warn("cannot commit offsets; the batch's records will be read again (writes are idempotent)", "records", f.records, "err", err)
+		c.log.Warn("cannot commit offsets; the batches' records will be read again (writes are idempotent)", "records", records, "err", err)
 	} else {
 		c.metrics.commits.Inc()
 	}
-	c.setLags(f.marks)
+	c.setLags(marks)
 }
 
 // setLags records how far behind the partitions' high watermarks the marks are, once committed.

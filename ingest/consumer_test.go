@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -213,5 +214,102 @@ func TestConsumerStagedHandler(t *testing.T) {
 	}
 	if len(ids) != 10 || ids[0] == "f-0" {
 		t.Fatalf("after all batches were done the group must read only the 10 new fixes, read %d: %v", len(ids), ids)
+	}
+}
+
+// heldHandler writes every batch at once but holds its offsets back (Batch.Written) except the
+// doneAt-th, which it reports Done: as the pipeline does between checkpoints. It stops the consumer
+// once want fixes were handed in.
+type heldHandler struct {
+	doneAt, batches, want int
+	stop                  context.CancelFunc
+	ids                   []string
+	committed             map[string]bool // the ids up to the batch reported Done
+	checkpoints           int
+}
+
+func (h *heldHandler) Handle(_ context.Context, b *Batch) error {
+	h.batches++
+	for _, f := range b.Fixes {
+		h.ids = append(h.ids, f.ID())
+	}
+	if h.batches == h.doneAt {
+		for _, id := range h.ids {
+			h.committed[id] = true
+		}
+		b.Done(nil)
+	} else {
+		b.Written()
+	}
+	if len(h.ids) >= h.want {
+		h.stop()
+	}
+	return nil
+}
+
+// checkpointingHandler is a heldHandler that is an ingest.Checkpointer: at the end of the
+// generation it commits everything it was handed.
+type checkpointingHandler struct{ *heldHandler }
+
+func (h checkpointingHandler) Checkpoint(_ context.Context, b *Batch) error {
+	h.checkpoints++
+	if b.Len() != 0 {
+		return fmt.Errorf("the end-of-generation batch holds %d records, want none", b.Len())
+	}
+	b.Done(nil)
+	return nil
+}
+
+// Batches reported Written are freed at once (more of them pass than BatchesInFlight) but their
+// offsets are committed only with a later batch reported Done: a consumer stopped without a
+// checkpoint has the next one read from after the last batch Done; a Checkpointer is handed an
+// empty batch at the end of the generation and everything read is committed.
+func TestConsumerHeldOffsets(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		checkpoint bool
+	}{{"stopped between checkpoints", false}, {"checkpoint at the generation's end", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := startBroker(t, "muck.gps", "muck.events", "muck.officers")
+			produceFixes(t, addr, "muck.gps", 0, 60)
+			cfg := ConsumerConfig{Brokers: []string{addr}, GroupID: "g", BatchMaxWait: 20 * time.Millisecond, BatchMaxRecords: 10, BatchesInFlight: 2}
+			c, err := NewConsumer(cfg, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			h := &heldHandler{doneAt: 3, want: 60, stop: cancel, committed: map[string]bool{}}
+			var handler Handler = h
+			if tc.checkpoint {
+				handler = checkpointingHandler{h}
+			}
+			if err := c.Run(ctx, handler); err != nil {
+				t.Fatal(err)
+			}
+			if h.batches <= cfg.BatchesInFlight+1 {
+				t.Fatalf("%d batches handed in: too few to show Written batches freed", h.batches)
+			}
+			if tc.checkpoint != (h.checkpoints == 1) {
+				t.Fatalf("%d checkpoints at the generation's end", h.checkpoints)
+			}
+			produceFixes(t, addr, "muck.gps", 60, 10)
+			want := 10
+			if !tc.checkpoint {
+				want += 60 - len(h.committed)
+			}
+			ids, err := collect(t, newTestConsumer(t, addr), want, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ids) != want {
+				t.Fatalf("the next consumer read %d fixes, want %d", len(ids), want)
+			}
+			for _, id := range ids {
+				if h.committed[id] || (tc.checkpoint && slices.Contains(h.ids, id)) {
+					t.Errorf("fix %s read again after its offset was committed", id)
+				}
+			}
+		})
 	}
 }

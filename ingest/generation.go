@@ -15,10 +15,11 @@ import (
 // offsets in order once each is done. The generation is held open until the batches in hand are
 // handled and committed.
 type generation struct {
-	c     *Consumer
-	gen   *kafka.Generation
-	h     Handler
-	idler Idler // h, when it has time-driven decisions
+	c            *Consumer
+	gen          *kafka.Generation
+	h            Handler
+	idler        Idler        // h, when it has time-driven decisions
+	checkpointer Checkpointer // h, when it holds offsets back until it checkpoints
 
 	// ctx is the consumer's, cancelled when it stops. read ends the read loop: cancelled too when
 	// the group ends the generation (an instance joined or left) and at the first failure. work
@@ -56,6 +57,7 @@ func newGeneration(ctx context.Context, c *Consumer, gen *kafka.Generation, h Ha
 		failed:    make(chan struct{}),
 	}
 	g.idler, _ = h.(Idler)
+	g.checkpointer, _ = h.(Checkpointer)
 	g.read, g.stopRead = context.WithCancel(ctx)
 	return g
 }
@@ -228,6 +230,7 @@ func (g *generation) fail(err error) {
 // generation ended: a stop while a batch could not be finished is not an error (its records are
 // read again), a failure is.
 func (g *generation) finish() (stopped bool, err error) {
+	g.checkpoint()
 	close(g.handed)
 	<-g.committed
 	stopped = g.ctx.Err() != nil
@@ -241,6 +244,39 @@ func (g *generation) finish() (stopped bool, err error) {
 	default:
 	}
 	return stopped, nil
+}
+
+// checkpoint hands a Checkpointer an empty batch at the end of the generation, unless it failed,
+// so that the offsets it holds back are committed before the partitions may go elsewhere.
+func (g *generation) checkpoint() {
+	if g.checkpointer == nil {
+		return
+	}
+	var f *flight
+	for f == nil {
+		select {
+		case <-g.failed:
+			return
+		default:
+		}
+		if f = g.flights.take(); f != nil {
+			break
+		}
+		select {
+		case <-g.flights.freed:
+		case <-g.failed:
+			return
+		case <-g.work.Done():
+			return
+		}
+	}
+	f.handed = g.c.now()
+	if err := g.checkpointer.Checkpoint(g.work, &f.b); err != nil {
+		g.fail(fmt.Errorf("cannot checkpoint at the end of generation %d: %w", g.gen.ID, err))
+		g.flights.done(f)
+		return
+	}
+	g.handed <- f
 }
 
 // flights are a generation's batches: the free ones, to be filled, and the bounds on those handed
@@ -269,7 +305,7 @@ func newFlights(cfg ConsumerConfig) *flights {
 		freed:       make(chan struct{}, 1),
 	}
 	for range cfg.BatchesInFlight {
-		fs.free = append(fs.free, &flight{b: Batch{done: make(chan error, 1)}})
+		fs.free = append(fs.free, &flight{b: Batch{done: make(chan verdict, 1)}})
 	}
 	return fs
 }

@@ -21,18 +21,33 @@ type Batch struct {
 	Misrouted []record.Misrouted
 	// Fetched is when the first message of the batch was fetched, for latency measurement.
 	Fetched time.Time
-	done    chan error // the handler's verdict, read by the consumer's committer
-	lean    int        // consecutive Resets that found a large slice mostly unused
+	done    chan verdict // the handler's verdict, read by the consumer's committer
+	lean    int          // consecutive Resets that found a large slice mostly unused
 }
 
-// Done reports that the batch is durably written (err nil), or cannot be. Only the first call
-// counts.
-func (b *Batch) Done(err error) {
+// verdict is what a handler said of a batch: Done (err, or nil) or Written (held).
+type verdict struct {
+	err  error
+	held bool // written, but its offsets wait for a later batch's Done
+}
+
+// Done reports that the batch is durably written (err nil), or cannot be. With err nil the
+// offsets of this batch and of every batch before it are committed (those Written included).
+// Only the first call of Done or Written counts.
+func (b *Batch) Done(err error) { b.tell(verdict{err: err}) }
+
+// Written reports that the batch is durably written but its offsets must not be committed yet:
+// the handler's state that covers it is not (a checkpoint taken on an interval). The batch is
+// freed to be filled again, and its offsets are committed with the next batch that is Done.
+// A consumer stopped before that reads those records again.
+func (b *Batch) Written() { b.tell(verdict{held: true}) }
+
+func (b *Batch) tell(v verdict) {
 	if b.done == nil {
 		return // a batch the consumer did not hand out (a test's)
 	}
 	select {
-	case b.done <- err:
+	case b.done <- v:
 	default:
 	}
 }
@@ -90,9 +105,10 @@ func empty[T any](s []T, drop bool) []T {
 
 // Handler is what the consumer needs downstream. Handle takes a batch in and may return before it
 // is written (judging the next batch while this one is written); it calls b.Done once everything
-// in the batch is durably written, or cannot be. The consumer commits a batch's offsets only
-// once it and every batch handed in before it are done, and keeps at most
-// ConsumerConfig.BatchesInFlight batches handed in and not done. An error, from Handle or Done,
+// in the batch is durably written, or cannot be, or b.Written once it is written but its offsets
+// are to wait (see Batch.Written). The consumer commits a batch's offsets only once it and every
+// batch handed in before it are done, and keeps at most ConsumerConfig.BatchesInFlight batches
+// handed in and neither done nor written. An error, from Handle or Done,
 // stops the consumer without committing, so the records are read again after a restart.
 type Handler interface {
 	Handle(ctx context.Context, b *Batch) error
@@ -140,6 +156,15 @@ type Rebalance struct {
 // the start of every generation, before any record of it is handled; an error stops the consumer.
 type Rebalancer interface {
 	Rebalanced(ctx context.Context, r Rebalance) error
+}
+
+// Checkpointer is implemented by a Handler that checkpoints its state on an interval and calls
+// Batch.Written for the batches in between. Checkpoint is called with an empty batch at the end of
+// every generation (a rebalance, a stop), once every batch read in it has been handed in: the
+// handler checkpoints its state and calls b.Done, so that what the generation read is committed
+// before its partitions may go to another instance; its error stops the consumer.
+type Checkpointer interface {
+	Checkpoint(ctx context.Context, b *Batch) error
 }
 
 // Idler is implemented by a Handler with time-driven decisions: Idle is called about once a

@@ -48,6 +48,11 @@ type StagesConfig struct {
 	// for as long as that lasts, its offsets uncommitted meanwhile. Defaults 200ms and 10s.
 	RetryBackoff    time.Duration `yaml:"retry_backoff"`
 	MaxRetryBackoff time.Duration `yaml:"max_retry_backoff"`
+	// CheckpointInterval: how often the detector state of the vehicles touched since the last
+	// checkpoint is produced to the state topic; the input offsets are committed only with the
+	// checkpoint that covers them, so a crash reads again (and the idempotent writes absorb) at
+	// most this much input, plus the one write the checkpoint rides with. Default 5s.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 }
 
 func (c StagesConfig) withDefaults() StagesConfig {
@@ -60,6 +65,9 @@ func (c StagesConfig) withDefaults() StagesConfig {
 	if c.MaxRetryBackoff == 0 {
 		c.MaxRetryBackoff = 10 * time.Second
 	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = 5 * time.Second
+	}
 	return c
 }
 
@@ -69,6 +77,9 @@ func (c StagesConfig) validate() error {
 	}
 	if c.RetryBackoff < 0 || c.MaxRetryBackoff < c.RetryBackoff {
 		return fmt.Errorf("pipeline.retry_backoff (%s) and pipeline.max_retry_backoff (%s) must be positive, the longest at least the first", c.RetryBackoff, c.MaxRetryBackoff)
+	}
+	if c.CheckpointInterval < 0 {
+		return fmt.Errorf("pipeline.checkpoint_interval must not be negative, got %s", c.CheckpointInterval)
 	}
 	return nil
 }

@@ -49,11 +49,17 @@ type batchObserver interface {
 // they are judged, and announced under the same alert ids, again), shows them in the live view
 // and hands the batch to the writer.
 //
-// The writer (Run) writes the batches in the order handed in: history
-// to ClickHouse, then the checkpoints of the vehicles they touched to the state topic, retrying
-// for as long as a sink fails; batches that queued up meanwhile are written together. Only then
-// is a batch done and its offsets committed, so the state on the state topic never runs ahead of
-// the alert changes in ClickHouse.
+// The writer (Run) writes the batches in the order handed in: history to ClickHouse, then the
+// checkpoints they carry to the state topic, retrying for as long as a sink fails; batches that
+// queued up meanwhile are written together. The state on the state topic never runs ahead of the
+// alert changes in ClickHouse.
+//
+// Checkpoints are taken on an interval (checkpointInterval), not with every batch: the batch
+// judged once the interval has passed carries the checkpoints of every vehicle touched since
+// the last one (a backlog touches almost every vehicle in every batch; producing them all each
+// write cost a third of a write). A written batch without checkpoints is only Written: its
+// offsets are committed with the next batch that carries them (Done), so that a crash restores
+// checkpoints and offsets that go together and reads again at most an interval of input.
 type stages struct {
 	engine *detectors.Engine
 	clock  *eventtime.Clock // how far each input partition has been read, in event time
@@ -80,23 +86,38 @@ type stages struct {
 	inFlight      int // batches
 	fullRecords   int // records: more and the consumer may be waiting for some to be written
 
-	// the writer's buffers: the batches written together, their checkpoints (the newest per vehicle)
-	merged                 sink.Batch
-	stateKeys, stateValues [][]byte
-	stateKeyBytes          []byte // the keys' bytes, one buffer a write
-	stateParts             []int32
-	stateAt                map[string]int
+	// the writer's buffer: the batches written together
+	merged sink.Batch
+
+	// checkpoints on an interval: when the last were taken, and how many they were
+	checkpointInterval time.Duration
+	checkpointed       time.Time
+	now                func() time.Time
+	lastCheckpoints    int
+}
+
+// checkpoints are the checkpoints a batch carries: every vehicle touched since the last ones,
+// each with its input partition (the state topic is partitioned like the input). A backlog's are
+// every vehicle, ~25 MB: they are kept apart from the batches, so that the many batches between
+// checkpoints do not each keep slices that size, and not kept once written (one every few
+// seconds is little garbage; kept for reuse they were a quarter of a KB a vehicle of live heap).
+type checkpoints struct {
+	vehicles []string
+	values   [][]byte
+	parts    []int32
 }
 
 // judgedBatch is a batch the detectors have been over, on its way to the writer.
 type judgedBatch struct {
 	b       *ingest.Batch
 	changes []detectors.Change
-	// the checkpoints of the vehicles the batch touched
-	vehicles []string
-	values   [][]byte
-	parts    []int32
-	arena    []byte // values point into it; reused once the batch is written (Engine.Dirty)
+	// checkpoint: the batch carries the checkpoints of the vehicles touched since the last ones;
+	// its offsets, and those of the batches before it, may be committed once it is written
+	checkpoint bool
+	cps        *checkpoints // when checkpoint: nil until taken (see ready)
+	// ready is signalled once the checkpoints are in (they are taken after the batch is handed to
+	// the announcer); the writer waits for it before it writes the batch
+	ready chan struct{}
 	// the engine's event times after the batch, for the metrics once it is written
 	judged, read time.Time
 }
@@ -126,7 +147,7 @@ func newStages(cfg StagesConfig, engine *detectors.Engine, history historyWriter
 	p := &stages{engine: engine, clock: eventtime.New(cfg.IdlePartition), now: time.Now, history: history, feed: feed, log: log,
 		backoff: backoff.Policy{Min: cfg.RetryBackoff, Max: cfg.MaxRetryBackoff},
 		judged:  make(chan *judgedBatch, judgedQueue), toWrite: make(chan *judgedBatch, judgedQueue), spare: make(chan *judgedBatch, judgedQueue),
-		stateAt: map[string]int{}}
+		checkpointInterval: cfg.CheckpointInterval, now: time.Now}
 	p.metrics = pipelineMetrics{
 		detectSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_detector_batch_seconds",
 			Help: "Time the detectors take over one batch.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
@@ -170,7 +191,7 @@ func (p *stages) Handle(ctx context.Context, b *ingest.Batch) error {
 	p.advance(b, p.now())
 	p.engine.ProcessBatch(b.Fixes, b.Events)
 	p.metrics.detectSeconds.Observe(time.Since(start).Seconds())
-	return p.pass(ctx, b)
+	return p.pass(ctx, b, false)
 }
 
 // advance counts the batch's records in the event clock (a batch is read at once: one wall time
@@ -193,33 +214,54 @@ func (p *stages) Idle(ctx context.Context, b *ingest.Batch) error {
 		p.engine.Advance(wm)
 	}
 	p.engine.Tick()
-	return p.pass(ctx, b)
+	return p.pass(ctx, b, false)
 }
 
-// pass hands a judged batch, with its alert changes and the checkpoints of the vehicles it
-// touched, to the announcer (and through it to the writer).
-func (p *stages) pass(ctx context.Context, b *ingest.Batch) error {
+// Checkpoint implements ingest.Checkpointer: at the end of a generation (a rebalance, a stop) the
+// vehicles touched since the last checkpoint are checkpointed, so that what was read is
+// committed before another instance may take the partitions over.
+func (p *stages) Checkpoint(ctx context.Context, b *ingest.Batch) error {
+	p.engine.Reset()
+	return p.pass(ctx, b, true)
+}
+
+// pass hands a judged batch, with its alert changes and, once checkpointInterval has passed since
+// the last ones (or when told to), the checkpoints of the vehicles touched since, to the
+// announcer (and through it to the writer).
+func (p *stages) pass(ctx context.Context, b *ingest.Batch, checkpoint bool) error {
 	var j *judgedBatch
 	select {
 	case j = <-p.spare:
 	default:
-		j = new(judgedBatch)
+		j = &judgedBatch{ready: make(chan struct{}, 1)}
 	}
 	j.b = b
 	j.changes = append(j.changes[:0], p.engine.Changes()...)
-	j.vehicles, j.values, j.parts = j.vehicles[:0], j.values[:0], j.parts[:0]
-	j.arena = p.engine.Dirty(j.arena, func(vehicle string, shard record.Shard, cp []byte) {
-		j.vehicles = append(j.vehicles, vehicle)
-		j.values = append(j.values, cp)
-		j.parts = append(j.parts, shard.Partition) // the state topic is partitioned like the input
-	})
 	j.judged, j.read = p.engine.Judged(), p.clock.Newest()
+	if now := p.now(); checkpoint || now.Sub(p.checkpointed) >= p.checkpointInterval {
+		p.checkpointed, j.checkpoint = now, true
+	}
 	select {
 	case p.judged <- j:
-		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("cannot hand a batch to the announcer before shutdown: %w", ctx.Err())
 	}
+	// The checkpoints are taken once the alert changes are on their way: encoding 100,000
+	// vehicles' state takes ~10 ms, which the batch's announcement does not wait for. The writer
+	// waits for them (ready); the next batch is judged only after them, so they are the state
+	// after this batch.
+	if j.checkpoint {
+		n := p.lastCheckpoints
+		cps := &checkpoints{vehicles: make([]string, 0, n), values: make([][]byte, 0, n), parts: make([]int32, 0, n)}
+		p.engine.Dirty(nil, func(vehicle string, shard record.Shard, cp []byte) {
+			cps.vehicles = append(cps.vehicles, vehicle)
+			cps.values = append(cps.values, cp)
+			cps.parts = append(cps.parts, shard.Partition)
+		})
+		j.cps, p.lastCheckpoints = cps, len(cps.vehicles)
+	}
+	j.ready <- struct{}{}
+	return nil
 }
 
 // announce announces the alert changes and rejects of each judged batch, in order, as soon as it
@@ -321,22 +363,26 @@ func (p *stages) Run(ctx context.Context) {
 				break more
 			}
 		}
+		for _, j := range group {
+			<-j.ready
+		}
 		lastWrite = time.Now()
 		p.metrics.coalesced.Observe(float64(len(group)))
 		err := p.write(ctx, group)
 		for _, j := range group {
-			if err == nil {
+			switch {
+			case err != nil:
+				j.b.Done(err)
+			case j.checkpoint: // commits its offsets and those of the batches Written before it
 				p.setEventTimes(j.judged, j.read)
+				j.b.Done(nil)
+			default:
+				p.setEventTimes(j.judged, j.read)
+				j.b.Written()
 			}
-			j.b.Done(err)
 			j.b = nil
 			clear(j.changes)
-			clear(j.values)
-			if err != nil {
-				// a failed write may have left a request with the checkpoints half sent on a
-				// connection being closed: their bytes are not written over
-				j.arena = nil
-			}
+			j.cps, j.checkpoint = nil, false
 			select {
 			case p.spare <- j:
 			default:
@@ -377,28 +423,8 @@ func (p *stages) write(ctx context.Context, group []*judgedBatch) error {
 		}
 		batch = *m
 	}
-	// The newest checkpoint of each vehicle, in the order first touched.
-	p.stateKeys, p.stateValues, p.stateParts, p.stateKeyBytes = p.stateKeys[:0], p.stateValues[:0], p.stateParts[:0], p.stateKeyBytes[:0]
-	clear(p.stateAt)
-	for _, j := range group {
-		for i, v := range j.vehicles {
-			if at, ok := p.stateAt[v]; ok {
-				p.stateValues[at], p.stateParts[at] = j.values[i], j.parts[i]
-				continue
-			}
-			p.stateAt[v] = len(p.stateKeys)
-			start := len(p.stateKeyBytes)
-			p.stateKeyBytes = statetopic.AppendKey(p.stateKeyBytes, p.group, v)
-			p.stateKeys = append(p.stateKeys, p.stateKeyBytes[start:len(p.stateKeyBytes):len(p.stateKeyBytes)])
-			p.stateValues = append(p.stateValues, j.values[i])
-			p.stateParts = append(p.stateParts, j.parts[i])
-		}
-	}
-	defer func() { // keep the buffers, not what they point to
-		clear(m.Rejects)
-		clear(p.stateKeys)
-		clear(p.stateValues)
-	}()
+	stateKeys, stateValues, stateParts := p.stateToWrite(group)
+	defer clear(m.Rejects) // keep the buffer, not what it points to
 	// The checkpoints are written once the alert changes they follow from are stored: a crash in
 	// between reads the records again from the uncommitted offsets and judges them again, where a
 	// checkpoint ahead of its changes would have them stored but never judged again, so lost.
@@ -419,13 +445,58 @@ func (p *stages) write(ctx context.Context, group []*judgedBatch) error {
 		if err == nil {
 			changed := time.Now()
 			p.metrics.writeChanges.Observe(changed.Sub(start).Seconds())
-			if err = p.feed.WriteState(ctx, p.stateKeys, p.stateValues, p.stateParts); err == nil {
-				p.metrics.writeState.Observe(time.Since(changed).Seconds())
+			if len(stateKeys) > 0 {
+				if err = p.feed.WriteState(ctx, stateKeys, stateValues, stateParts); err == nil {
+					p.metrics.writeState.Observe(time.Since(changed).Seconds())
+				}
 			}
 		}
 		wg.Wait()
 		return errors.Join(recordsErr, err)
 	})
+}
+
+// stateToWrite lists the checkpoints a group of batches carries, keyed for the state topic: the
+// newest of each vehicle, in the order first touched. They come once an interval, so their
+// buffers are made for the write (a backlog's ~7 MB) rather than kept between writes.
+func (p *stages) stateToWrite(group []*judgedBatch) (keys, values [][]byte, parts []int32) {
+	n, carriers := 0, 0
+	for _, j := range group {
+		if j.cps != nil {
+			n += len(j.cps.vehicles)
+			carriers++
+		}
+	}
+	if n == 0 {
+		return nil, nil, nil
+	}
+	keys, values, parts = make([][]byte, 0, n), make([][]byte, 0, n), make([]int32, 0, n)
+	keyBytes := make([]byte, 0, n*(len(p.group)+1+12)) // a plate: 9-12 bytes
+	var at map[string]int                              // with checkpoints taken twice in the group, a vehicle may be in both
+	if carriers > 1 {
+		at = make(map[string]int, n)
+	}
+	for _, j := range group {
+		if j.cps == nil {
+			continue
+		}
+		cps := j.cps
+		for i, v := range cps.vehicles {
+			if at != nil {
+				if k, ok := at[v]; ok {
+					values[k], parts[k] = cps.values[i], cps.parts[i]
+					continue
+				}
+				at[v] = len(keys)
+			}
+			start := len(keyBytes)
+			keyBytes = statetopic.AppendKey(keyBytes, p.group, v)
+			keys = append(keys, keyBytes[start:len(keyBytes):len(keyBytes)])
+			values = append(values, cps.values[i])
+			parts = append(parts, cps.parts[i])
+		}
+	}
+	return keys, values, parts
 }
 
 // turned tells the probes that the consumer's loop turned (a batch, or an idle tick).

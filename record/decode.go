@@ -192,6 +192,9 @@ func float(key string, v *jsonValue) (float64, error) {
 	if v.kind != kindNumber {
 		return 0, typeError(key, kindNumber, v)
 	}
+	if f, ok := fastFloat(v.raw); ok {
+		return f, nil
+	}
 	f, err := strconv.ParseFloat(string(v.raw), 64)
 	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 		return 0, reject(ReasonInvalidNumber, "field %q: %.40s is not a finite number", key, v.raw)
@@ -202,6 +205,9 @@ func float(key string, v *jsonValue) (float64, error) {
 func integer(key string, v *jsonValue) (int64, error) {
 	if v.kind != kindNumber {
 		return 0, typeError(key, kindNumber, v)
+	}
+	if n, ok := fastInt(v.raw); ok {
+		return n, nil
 	}
 	n, err := strconv.ParseInt(string(v.raw), 10, 64)
 	if err != nil {

@@ -283,13 +283,15 @@ func (s *objectScanner) readString() ([]byte, error) {
 	}
 	s.i++
 	start := s.i
+	var high byte // the bits of every byte or'ed: below 0x80, the string is ASCII, so valid UTF-8
 	for s.i < len(s.in) {
 		c := s.in[s.i]
+		high |= c
 		switch {
 		case c == '"':
 			out := s.in[start:s.i]
 			s.i++
-			if !utf8.Valid(out) {
+			if high >= utf8.RuneSelf && !utf8.Valid(out) {
 				return nil, &RejectError{Reason: ReasonInvalidID, Detail: "string ending at byte " + strconv.Itoa(s.i) + " is not valid UTF-8"}
 			}
 			return out, nil

@@ -120,6 +120,7 @@ func workBacklog(ctx context.Context, o *Options, cfg pipeline.Config, log *slog
 	r.PipelineRate = float64(o.Fixes) / r.PipelineSeconds
 	r.PipelineRateAll = float64(o.Fixes) / doneAt.Sub(began).Seconds()
 	r.CeilingShare = r.PipelineRate / r.CeilingRate
+	r.CPUPerFix = r.BacklogCPU.Pipeline / r.PipelineRate * 1e6
 	r.HeapAfter = liveHeap()
 	// What a collection over that heap costs, the pipeline idle: the best of three, each with
 	// both cores marking (the pipeline's collections mark beside the traffic, on a quarter of

@@ -62,7 +62,7 @@ func TestBench(t *testing.T) {
 		"produce → alert p50": r.AlertP50Ms, "produce → alert p99": r.AlertP99Ms,
 		"fix → queryable p50": r.QueryableP50Ms, "fix → queryable p99": r.QueryableP99Ms,
 		"lookup p50": r.LookupP50Ms, "lookup p99": r.LookupP99Ms, "lookup rate": r.LookupRate,
-		"full GC": r.FullGCMs, "peak RSS": float64(r.PeakRSS), "backlog CPU": r.BacklogCPU.Pipeline,
+		"full GC": r.FullGCMs, "peak RSS": float64(r.PeakRSS), "backlog CPU": r.BacklogCPU.Pipeline, "CPU per fix": r.CPUPerFix,
 		"backlog writes": r.BacklogBatches.Writes, "backlog write records step": r.BacklogBatches.WriteStepMs["records"],
 		"backlog write checkpoints step": r.BacklogBatches.WriteStepMs["checkpoints"], "backlog positions inserts": r.BacklogBatches.Inserts["positions"],
 	}
@@ -98,8 +98,8 @@ func TestBench(t *testing.T) {
 	if r.Lookups != 400 || r.LookupFailures != 0 || r.LookupInFlight < 1 || r.LookupP99Ms <= 0 {
 		t.Errorf("lookups: %d done, %d failed, at most %d at once, p99 %.1f ms", r.Lookups, r.LookupFailures, r.LookupInFlight, r.LookupP99Ms)
 	}
-	if len(r.Targets) != 7 {
-		t.Fatalf("%d targets in the report, want 7", len(r.Targets))
+	if len(r.Targets) != 8 {
+		t.Fatalf("%d targets in the report, want 8", len(r.Targets))
 	}
 	for _, tg := range r.Targets {
 		if tg.Measured == "" || (tg.Status != "met" && tg.Status != "SHORT" && tg.Status != "n/a") {

@@ -95,7 +95,10 @@ type Report struct {
 	LookupMaxMs    float64 `json:"lookup_max_ms"`
 	LookupLag      int64   `json:"lookup_phase_lag_at_end"`
 
-	BacklogCPU     CPU     `json:"backlog_cpu_cores"`
+	BacklogCPU CPU `json:"backlog_cpu_cores"`
+	// CPUPerFix is the pipeline process's CPU a fix working off the backlog, in µs: its cores
+	// then over the end-to-end rate
+	CPUPerFix      float64 `json:"pipeline_cpu_us_per_fix"`
 	LiveCPU        CPU     `json:"live_window_cpu_cores"`
 	BacklogBatches Batches `json:"backlog_batches"`
 	LiveBatches    Batches `json:"live_window_batches"`
@@ -162,6 +165,8 @@ func targets(r *Report) []Target {
 		l.Measured += fmt.Sprintf(", %d failed", r.LookupFailures)
 	}
 	t = append(t, l)
+	t = append(t, Target{"pipeline CPU per fix, backlog", fmt.Sprintf("≤ %.1f µs", targetCPUPerFix),
+		fmt.Sprintf("%.2f µs (%.2f cores)", r.CPUPerFix, r.BacklogCPU.Pipeline), status(r.CPUPerFix > 0 && r.CPUPerFix <= targetCPUPerFix)})
 	return t
 }
 
