@@ -113,11 +113,39 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 	apiURL := ""
 	if cfg.API.Listen != "" {
 		live = api.NewLive(cfg.API)
+		// A shared view (api.view shared) answers for every instance's vehicles: it is fed from
+		// the alerts and live topics that all instances publish to (view.go), this instance's
+		// pipeline included; a local one from this instance's pipeline only.
+		var view *sharedView
+		var risk api.RiskSource = engine
+		if cfg.API.WithDefaults().View == api.ViewShared {
+			origin := newInstanceID()
+			out.SetOrigin(origin)
+			if view, err = newSharedView(cfg, live, origin, log, reg); err != nil {
+				return err
+			}
+			if err := view.plan(ctx); err != nil { // before the restore: the alerts topic is read from before it
+				return err
+			}
+			risk = live
+		}
 		store := api.NewStore(ch.Conn(), ch.Database(), log)
 		if err := store.Restore(ctx, live); err != nil {
 			return err
 		}
-		srv, err := api.NewServer(cfg.API, live, store, engine, engine, alertAnnouncer{out}, log, reg)
+		if view != nil {
+			caughtUp := make(chan struct{})
+			g.Go(func() error { view.run(gctx, caughtUp); return nil })
+			select {
+			case <-caughtUp:
+			case <-gctx.Done():
+			}
+			log.Info("shared view caught up", "alerts_topic", view.alertsTopic, "live_topic", view.liveTopic, "partitions", len(view.parts))
+			p.live = out
+		} else {
+			p.observe = live
+		}
+		srv, err := api.NewServer(cfg.API, live, store, engine, risk, alertAnnouncer{out}, log, reg)
 		if err != nil {
 			return err
 		}
@@ -131,7 +159,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 			scheme = "https"
 		}
 		apiURL = scheme + "://" + ln.Addr().String()
-		p.observe = live
 		g.Go(func() error { return srv.Serve(gctx, ln) })
 		log.Info("API served", "url", apiURL+"/api/v1", "openapi", apiURL+"/api/v1/openapi.json")
 	}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/muckwatch/muckwatch/api"
 	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/ingest"
 	"github.com/muckwatch/muckwatch/internal/backoff"
@@ -30,6 +32,12 @@ type feedWriter interface {
 	Write(ctx context.Context, changes []detectors.Change, rejects []record.Reject) error
 	WriteState(ctx context.Context, keys, values [][]byte, partitions []int32) error
 	WriteMisrouted(ctx context.Context, recs []record.Misrouted) error
+}
+
+// liveWriter publishes live records (api.LiveRecord) for the instances' shared view (api.view
+// shared).
+type liveWriter interface {
+	WriteLive(ctx context.Context, keys, values [][]byte) error
 }
 
 // stateReader reads the detector checkpoints of some input partitions (statetopic.Read).
@@ -62,6 +70,9 @@ type stages struct {
 	feed    feedWriter
 	log     *slog.Logger
 	observe batchObserver // may be nil
+	// live, with a shared view, publishes each judged batch's vehicles (position, risk) and
+	// officers to the live topic, where every instance's view reads them; nil: not published
+	live    liveWriter
 	state   stateReader   // may be nil: no state is restored
 	topics  record.Topics
 	group   string // the consumer group: its checkpoints are its own (statetopic.AppendKey)
@@ -95,6 +106,8 @@ type judgedBatch struct {
 	values   [][]byte
 	parts    []int32
 	arena    []byte // values point into it; reused once the batch is written (Engine.Dirty)
+	// the live records of the vehicles it touched and the officers it moved (stages.live)
+	liveKeys, liveValues [][]byte
 	// the engine's event times after the batch, for the metrics once it is written
 	judged, read time.Time
 }
@@ -211,6 +224,9 @@ func (p *stages) pass(ctx context.Context, b *ingest.Batch) error {
 		j.values = append(j.values, cp)
 		j.parts = append(j.parts, shard.Partition) // the state topic is partitioned like the input
 	})
+	if p.live != nil {
+		p.liveRecords(j)
+	}
 	j.judged, j.read = p.engine.Judged(), p.clock.Newest()
 	select {
 	case p.judged <- j:
@@ -249,6 +265,14 @@ func (p *stages) announce(ctx context.Context) {
 			}
 			if len(j.changes) > 0 && !b.Fetched.IsZero() {
 				p.metrics.latencySeconds.Observe(time.Since(b.Fetched).Seconds())
+			}
+		}
+		if p.live != nil && len(j.liveValues) > 0 {
+			if err := p.retry(ctx, "publish the live positions and risks of", len(b.Fixes), func() error {
+				return p.live.WriteLive(ctx, j.liveKeys, j.liveValues)
+			}); err != nil {
+				b.Done(err)
+				return
 			}
 		}
 		if p.observe != nil {
@@ -476,4 +500,43 @@ func (p *stages) retry(ctx context.Context, what string, fixes int, f func() err
 		p.hold(false)
 	}
 	return nil
+}
+
+// liveRecords encodes the live records of a judged batch, on the consumer's goroutine (the
+// engine is between batches): the position and risk of every vehicle it touched (j.vehicles) and
+// the newest position of every officer it moved.
+func (p *stages) liveRecords(j *judgedBatch) {
+	j.liveKeys, j.liveValues = j.liveKeys[:0], j.liveValues[:0]
+	add := func(r *api.LiveRecord) {
+		v, err := json.Marshal(r)
+		if err != nil { // plain fields only: cannot happen
+			p.log.Error("cannot encode a live record", "err", err)
+			return
+		}
+		j.liveKeys = append(j.liveKeys, api.LiveKey(nil, r))
+		j.liveValues = append(j.liveValues, v)
+	}
+	for _, plate := range j.vehicles {
+		sv := &api.SharedVehicle{VehiclePosition: api.VehiclePosition{Plate: plate}}
+		if lat, lon, speed, at, ok := p.engine.LastSeen(plate); ok {
+			sv.Lat, sv.Lon, sv.SpeedKmh, sv.TimeMs = lat, lon, float32(speed), at.UnixMilli()
+		}
+		risk, ok := p.engine.Risk(plate)
+		if !ok {
+			continue // forgotten (its partition released) or never scored
+		}
+		sv.Risk = risk
+		add(&api.LiveRecord{Vehicle: sv})
+	}
+	newest := map[string]int{}
+	for i := range j.b.Officers {
+		o := &j.b.Officers[i]
+		if k, ok := newest[o.OfficerID]; !ok || j.b.Officers[k].Time.Before(o.Time) {
+			newest[o.OfficerID] = i
+		}
+	}
+	for _, i := range newest {
+		o := &j.b.Officers[i]
+		add(&api.LiveRecord{Officer: &api.OfficerPosition{OfficerID: o.OfficerID, Lat: o.Lat, Lon: o.Lon, Available: o.Available, TimeMs: o.Time.UnixMilli()}})
+	}
 }
