@@ -73,7 +73,7 @@ type stages struct {
 	// live, with a shared view, publishes each judged batch's vehicles (position, risk) and
 	// officers to the live topic, where every instance's view reads them; nil: not published
 	live    liveWriter
-	state   stateReader   // may be nil: no state is restored
+	state   stateReader // may be nil: no state is restored
 	topics  record.Topics
 	group   string // the consumer group: its checkpoints are its own (statetopic.AppendKey)
 	metrics pipelineMetrics

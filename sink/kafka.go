@@ -97,9 +97,11 @@ func (o *KafkaOutput) Write(ctx context.Context, changes []detectors.Change, rej
 		return nil
 	}
 	msgs := make([]kafka.Message, 0, n)
+	now := time.Now() // the records' time: when they were produced (a shared view's lag counts from it)
 	for _, c := range changes {
 		msgs = append(msgs, kafka.Message{
-			Topic: o.cfg.AlertsTopic,
+			Time:    now,
+			Topic:   o.cfg.AlertsTopic,
 			Key:     []byte(c.Alert.VehicleID),
 			Value:   EncodeChange(c),
 			Headers: o.origin,
@@ -144,8 +146,9 @@ func (o *KafkaOutput) WriteAlertJSON(ctx context.Context, keys, values [][]byte)
 		return nil
 	}
 	msgs := make([]kafka.Message, len(values))
+	now := time.Now()
 	for i := range values {
-		msgs[i] = kafka.Message{Topic: o.cfg.AlertsTopic, Key: keys[i], Value: values[i], Headers: o.origin}
+		msgs[i] = kafka.Message{Time: now, Topic: o.cfg.AlertsTopic, Key: keys[i], Value: values[i], Headers: o.origin}
 	}
 	if err := o.w.WriteMessages(ctx, msgs...); err != nil {
 		o.m.errors.WithLabelValues(o.cfg.AlertsTopic).Add(float64(len(msgs)))
@@ -168,8 +171,9 @@ func (o *KafkaOutput) WriteLive(ctx context.Context, keys, values [][]byte) erro
 		return nil
 	}
 	msgs := make([]kafka.Message, len(values))
+	now := time.Now()
 	for i := range values {
-		msgs[i] = kafka.Message{Topic: o.cfg.LiveTopic, Key: keys[i], Value: values[i]}
+		msgs[i] = kafka.Message{Time: now, Topic: o.cfg.LiveTopic, Key: keys[i], Value: values[i]}
 	}
 	if err := o.w.WriteMessages(ctx, msgs...); err != nil {
 		o.m.errors.WithLabelValues(o.cfg.LiveTopic).Add(float64(len(msgs)))
