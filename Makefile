@@ -61,8 +61,9 @@ vet:
 
 # Installs what the tests and the demo need: Debian's clickhouse-server and zookeeper (for the
 # ClickHouse cluster test) when missing, the Go modules, the OpenAPI linter (npm, pinned), the
-# console's npm packages and Debian's chromium for its browser journeys, promtool (Debian's
-# prometheus package) for the alert rules. Idempotent.
+# console's npm packages and Debian's chromium for its browser journeys, Debian's prometheus
+# package (promtool for the alert rules, the server for the test that scrapes a running pipeline).
+# Idempotent.
 deps:
 	bash deploy/clickhouse-local.sh install
 	bash deploy/zookeeper-local.sh install
