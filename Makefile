@@ -47,12 +47,17 @@ rules:
 	promtool check rules deploy/prometheus/muckwatch-rules.yml
 	promtool test rules deploy/prometheus/muckwatch-rules.test.yml
 
-# The Helm chart linted and rendered by a helm built from the Go module proxy (a few minutes the
-# first time; not part of `make test`).
-HELM ?= $(GO) run helm.sh/helm/v3/cmd/helm@v3.19.5
-chart:
+# The Helm chart linted and rendered by a helm built from the Go module proxy into bin/ (a few
+# minutes the first time, on a clean clone; a second or two after that; not part of `make test`,
+# which CI runs on a clean clone).
+HELM_VERSION ?= v3.19.5
+HELM ?= bin/helm-$(HELM_VERSION)/helm
+chart: $(HELM)
 	$(HELM) lint --strict deploy/helm/muckwatch
 	$(HELM) template muckwatch deploy/helm/muckwatch >/dev/null
+
+bin/helm-$(HELM_VERSION)/helm:
+	GOBIN=$(CURDIR)/bin/helm-$(HELM_VERSION) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -109,18 +109,24 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 	p.health = h // told when the loop turns and when it holds back; before p's goroutines start
 
 	g, gctx := errgroup.WithContext(ctx)
+	// With a shared view (api.view shared) every instance publishes its vehicles' positions and
+	// risks and names itself on its alert records, whether it serves the API or not; the view of
+	// those that do is fed from what all publish (view.go), this instance's pipeline included. A
+	// local view is fed from this instance's pipeline only.
+	shared := cfg.API.WithDefaults().View == api.ViewShared
+	origin := ""
+	if shared {
+		origin = newInstanceID()
+		out.SetOrigin(origin)
+		p.live = out
+	}
 	var live *api.Live
 	apiURL := ""
 	if cfg.API.Listen != "" {
 		live = api.NewLive(cfg.API)
-		// A shared view (api.view shared) answers for every instance's vehicles: it is fed from
-		// the alerts and live topics that all instances publish to (view.go), this instance's
-		// pipeline included; a local one from this instance's pipeline only.
 		var view *sharedView
 		var risk api.RiskSource = engine
-		if cfg.API.WithDefaults().View == api.ViewShared {
-			origin := newInstanceID()
-			out.SetOrigin(origin)
+		if shared {
 			if view, err = newSharedView(cfg, live, origin, log, reg); err != nil {
 				return err
 			}
@@ -141,7 +147,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 			case <-gctx.Done():
 			}
 			log.Info("shared view caught up", "alerts_topic", view.alertsTopic, "live_topic", view.liveTopic, "partitions", len(view.parts))
-			p.live = out
 		} else {
 			p.observe = live
 		}
