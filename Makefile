@@ -28,8 +28,8 @@ chaos: deps
 	MUCKWATCH_OUTAGE=60s MUCKWATCH_FLOOD_RECORDS=600 $(GO) test -race -count=$(CHAOS_ROUNDS) -timeout 60m -v \
 	  -run 'TestClickHouseOutage|TestCrashRecovery|TestScaleOut|TestHostileFlood|TestRestartContinuesEpisodes' ./pipeline
 
-# Every decoder's fuzz test (the input records, and the detector checkpoints read back from the
-# state topic), for a bounded number of inputs each (about 10 s here), seeded from its testdata
+# Every decoder's fuzz test (the input records, the detector checkpoints read back from the
+# state topic, and the live records of a shared API view), for a bounded number of inputs each (about 10 s here), seeded from its testdata
 # corpus. A count, not a duration: with a duration Go's fuzzing coordinator (go1.26) can report
 # its own deadline as a failure, "context deadline exceeded" with no failing input
 # (golang/go#75804).
@@ -40,6 +40,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeOfficer$$' -fuzztime $(FUZZEXECS)x ./record
 	$(GO) test -run '^$$' -fuzz '^FuzzRestore$$' -fuzztime $(FUZZEXECS)x ./detectors
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCursor$$' -fuzztime $(FUZZEXECS)x ./api
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeLiveRecord$$' -fuzztime $(FUZZEXECS)x ./api
 
 # The Prometheus alert rules (deploy/prometheus): valid, and each firing on the series it is meant
 # for and only after its hold duration (promtool's unit tests, about a second).
