@@ -106,7 +106,9 @@ type judgedBatch struct {
 	values   [][]byte
 	parts    []int32
 	arena    []byte // values point into it; reused once the batch is written (Engine.Dirty)
-	// the live records of the vehicles it touched and the officers it moved (stages.live)
+	// the live records of the vehicles it touched and the officers it moved (stages.live), and
+	// their keys and values once encoded
+	live                 []api.LiveRecord
 	liveKeys, liveValues [][]byte
 	// the engine's event times after the batch, for the metrics once it is written
 	judged, read time.Time
@@ -266,6 +268,9 @@ func (p *stages) announce(ctx context.Context) {
 			if len(j.changes) > 0 && !b.Fetched.IsZero() {
 				p.metrics.latencySeconds.Observe(time.Since(b.Fetched).Seconds())
 			}
+		}
+		if p.live != nil {
+			p.encodeLive(j)
 		}
 		if p.live != nil && len(j.liveValues) > 0 {
 			if err := p.retry(ctx, "publish the live positions and risks of", len(b.Fixes), func() error {
@@ -502,31 +507,21 @@ func (p *stages) retry(ctx context.Context, what string, fixes int, f func() err
 	return nil
 }
 
-// liveRecords encodes the live records of a judged batch, on the consumer's goroutine (the
-// engine is between batches): the position and risk of every vehicle it touched (j.vehicles) and
-// the newest position of every officer it moved.
+// liveRecords gathers the live records of a judged batch, on the consumer's goroutine (the engine
+// is between batches): the position and risk of every vehicle it touched (j.vehicles) and the
+// newest position of every officer it moved. The announcer encodes them (encodeLive).
 func (p *stages) liveRecords(j *judgedBatch) {
-	j.liveKeys, j.liveValues = j.liveKeys[:0], j.liveValues[:0]
-	add := func(r *api.LiveRecord) {
-		v, err := json.Marshal(r)
-		if err != nil { // plain fields only: cannot happen
-			p.log.Error("cannot encode a live record", "err", err)
-			return
-		}
-		j.liveKeys = append(j.liveKeys, api.LiveKey(nil, r))
-		j.liveValues = append(j.liveValues, v)
-	}
+	j.live = j.live[:0]
 	for _, plate := range j.vehicles {
-		sv := &api.SharedVehicle{VehiclePosition: api.VehiclePosition{Plate: plate}}
-		if lat, lon, speed, at, ok := p.engine.LastSeen(plate); ok {
-			sv.Lat, sv.Lon, sv.SpeedKmh, sv.TimeMs = lat, lon, float32(speed), at.UnixMilli()
-		}
 		risk, ok := p.engine.Risk(plate)
 		if !ok {
 			continue // forgotten (its partition released) or never scored
 		}
-		sv.Risk = risk
-		add(&api.LiveRecord{Vehicle: sv})
+		sv := &api.SharedVehicle{VehiclePosition: api.VehiclePosition{Plate: plate}, Risk: risk}
+		if lat, lon, speed, at, ok := p.engine.LastSeen(plate); ok {
+			sv.Lat, sv.Lon, sv.SpeedKmh, sv.TimeMs = lat, lon, float32(speed), at.UnixMilli()
+		}
+		j.live = append(j.live, api.LiveRecord{Vehicle: sv})
 	}
 	newest := map[string]int{}
 	for i := range j.b.Officers {
@@ -537,6 +532,22 @@ func (p *stages) liveRecords(j *judgedBatch) {
 	}
 	for _, i := range newest {
 		o := &j.b.Officers[i]
-		add(&api.LiveRecord{Officer: &api.OfficerPosition{OfficerID: o.OfficerID, Lat: o.Lat, Lon: o.Lon, Available: o.Available, TimeMs: o.Time.UnixMilli()}})
+		j.live = append(j.live, api.LiveRecord{Officer: &api.OfficerPosition{OfficerID: o.OfficerID, Lat: o.Lat, Lon: o.Lon, Available: o.Available, TimeMs: o.Time.UnixMilli()}})
 	}
+}
+
+// encodeLive encodes a judged batch's live records, on the announcer's goroutine.
+func (p *stages) encodeLive(j *judgedBatch) {
+	j.liveKeys, j.liveValues = j.liveKeys[:0], j.liveValues[:0]
+	for i := range j.live {
+		r := &j.live[i]
+		v, err := json.Marshal(r)
+		if err != nil { // plain fields only: cannot happen
+			p.log.Error("cannot encode a live record", "err", err)
+			continue
+		}
+		j.liveKeys = append(j.liveKeys, api.LiveKey(nil, r))
+		j.liveValues = append(j.liveValues, v)
+	}
+	clear(j.live)
 }
