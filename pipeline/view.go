@@ -166,7 +166,8 @@ func (v *sharedView) run(ctx context.Context, caughtUp chan<- struct{}) {
 }
 
 // read reads one partition from p.start and applies its records, calling done once it has
-// read up to p.end.
+// read up to p.end (or ctx is done). A reader that fails is opened again where it stopped, after
+// a pause growing up to 10 s.
 func (v *sharedView) read(ctx context.Context, p viewPartition, done func()) {
 	caught := false
 	catch := func() {
@@ -179,15 +180,37 @@ func (v *sharedView) read(ctx context.Context, p viewPartition, done func()) {
 	if p.start >= p.end {
 		catch()
 	}
+	next, pause := p.start, 100*time.Millisecond
+	for {
+		from := next
+		next = v.readFrom(ctx, p, next, &caught, catch)
+		if ctx.Err() != nil {
+			return
+		}
+		if next > from {
+			pause = 100 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 10*time.Second)
+	}
+}
+
+// readFrom reads partition p from offset until ctx is done or the reader fails, and returns the
+// offset after the last record it read.
+func (v *sharedView) readFrom(ctx context.Context, p viewPartition, offset int64, caught *bool, catch func()) int64 {
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: v.brokers, Topic: p.topic, Partition: p.partition, Dialer: v.dialer,
 		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 250 * time.Millisecond, ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: 2 * time.Second,
 		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
 			v.log.Warn("shared view: "+fmt.Sprintf(msg, args...), "topic", p.topic, "partition", p.partition)
 		})})
 	defer r.Close()
-	if err := r.SetOffset(p.start); err != nil {
-		v.log.Error("shared view: cannot start reading a partition", "topic", p.topic, "partition", p.partition, "offset", p.start, "err", err)
-		return
+	if err := r.SetOffset(offset); err != nil {
+		v.log.Error("shared view: cannot start reading a partition; retrying", "topic", p.topic, "partition", p.partition, "offset", offset, "err", err)
+		return offset
 	}
 	applied := v.metrics.applied.WithLabelValues(p.topic)
 	rejected := v.metrics.rejected.WithLabelValues(p.topic)
@@ -196,13 +219,14 @@ func (v *sharedView) read(ctx context.Context, p viewPartition, done func()) {
 		m, err := r.ReadMessage(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
-				v.log.Error("shared view: cannot read a partition; this instance's answers miss its changes from now on", "topic", p.topic, "partition", p.partition, "err", err)
+				v.log.Error("shared view: cannot read a partition; reading it again from where it stopped", "topic", p.topic, "partition", p.partition, "offset", offset, "err", err)
 			}
-			return
+			return offset
 		}
+		offset = m.Offset + 1
 		if err := v.apply(p.topic, &m); err != nil {
 			rejected.Inc()
-			if !warned { // the first of each partition: a producer other than muckwatch's
+			if !warned { // the first of each read: a producer other than muckwatch's
 				warned = true
 				v.log.Warn("shared view: a record is not the format muckwatch writes; skipped (counted in muckwatch_api_view_rejected_total)",
 					"topic", p.topic, "partition", p.partition, "offset", m.Offset, "err", err)
@@ -210,10 +234,10 @@ func (v *sharedView) read(ctx context.Context, p viewPartition, done func()) {
 		} else {
 			applied.Inc()
 		}
-		if caught && !m.Time.IsZero() {
+		if *caught && !m.Time.IsZero() {
 			v.metrics.lag.Observe(max(0, time.Since(m.Time).Seconds()))
 		}
-		if m.Offset+1 >= p.end {
+		if offset >= p.end {
 			catch()
 		}
 	}
