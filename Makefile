@@ -28,8 +28,8 @@ chaos: deps
 	MUCKWATCH_OUTAGE=60s MUCKWATCH_FLOOD_RECORDS=600 $(GO) test -race -count=$(CHAOS_ROUNDS) -timeout 60m -v \
 	  -run 'TestClickHouseOutage|TestCrashRecovery|TestScaleOut|TestHostileFlood|TestRestartContinuesEpisodes' ./pipeline
 
-# Every decoder's fuzz test (the input records, and the detector checkpoints read back from the
-# state topic), for a bounded number of inputs each (about 10 s here), seeded from its testdata
+# Every decoder's fuzz test (the input records, the detector checkpoints read back from the
+# state topic, and the live records of a shared API view), for a bounded number of inputs each (about 10 s here), seeded from its testdata
 # corpus. A count, not a duration: with a duration Go's fuzzing coordinator (go1.26) can report
 # its own deadline as a failure, "context deadline exceeded" with no failing input
 # (golang/go#75804).
@@ -41,6 +41,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzNumberFastPaths$$' -fuzztime $(FUZZEXECS)x ./record
 	$(GO) test -run '^$$' -fuzz '^FuzzRestore$$' -fuzztime $(FUZZEXECS)x ./detectors
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCursor$$' -fuzztime $(FUZZEXECS)x ./api
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeLiveRecord$$' -fuzztime $(FUZZEXECS)x ./api
 
 # The Prometheus alert rules (deploy/prometheus): valid, and each firing on the series it is meant
 # for and only after its hold duration (promtool's unit tests, about a second).
@@ -48,12 +49,17 @@ rules:
 	promtool check rules deploy/prometheus/muckwatch-rules.yml
 	promtool test rules deploy/prometheus/muckwatch-rules.test.yml
 
-# The Helm chart linted and rendered by a helm built from the Go module proxy (a few minutes the
-# first time; not part of `make test`).
-HELM ?= $(GO) run helm.sh/helm/v3/cmd/helm@v3.19.5
-chart:
+# The Helm chart linted and rendered by a helm built from the Go module proxy into bin/ (a few
+# minutes the first time, on a clean clone; a second or two after that; not part of `make test`,
+# which CI runs on a clean clone).
+HELM_VERSION ?= v3.19.5
+HELM ?= bin/helm-$(HELM_VERSION)/helm
+chart: $(HELM)
 	$(HELM) lint --strict deploy/helm/muckwatch
 	$(HELM) template muckwatch deploy/helm/muckwatch >/dev/null
+
+bin/helm-$(HELM_VERSION)/helm:
+	GOBIN=$(CURDIR)/bin/helm-$(HELM_VERSION) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -62,8 +68,9 @@ vet:
 
 # Installs what the tests and the demo need: Debian's clickhouse-server and zookeeper (for the
 # ClickHouse cluster test) when missing, the Go modules, the OpenAPI linter (npm, pinned), the
-# console's npm packages and Debian's chromium for its browser journeys, promtool (Debian's
-# prometheus package) for the alert rules. Idempotent.
+# console's npm packages and Debian's chromium for its browser journeys, Debian's prometheus
+# package (promtool for the alert rules, the server for the test that scrapes a running pipeline).
+# Idempotent.
 deps:
 	bash deploy/clickhouse-local.sh install
 	bash deploy/zookeeper-local.sh install

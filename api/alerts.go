@@ -26,6 +26,9 @@ type alertBook struct {
 	handled   map[string]*AlertView
 	recent    map[string][]violation
 	recentIDs map[string]struct{}
+	// relaying is set while a change another instance made is applied (ApplyAnnounced): the feed
+	// items it publishes are relayed.
+	relaying bool
 }
 
 type violation struct {

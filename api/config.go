@@ -56,7 +56,23 @@ type Config struct {
 	Dispatch DispatchConfig `yaml:"dispatch"`
 	// Webhook delivers the alert feed to an external notification system.
 	Webhook WebhookConfig `yaml:"webhook"`
+	// View is where the live view (positions, risk, open alerts and their handling, the alert
+	// feed) comes from: "local" (default), this instance's own pipeline, so only the vehicles of
+	// the partitions it reads; "shared", what every instance publishes to Kafka (the alerts topic
+	// and outputs.live_topic, read whole by every instance), so that any instance gives the same
+	// answers (docs/architecture.md, "Any instance answers any question").
+	View string `yaml:"view"`
+	// ViewLookback: with view shared, how far back (by record time) the alerts topic is read on
+	// start, on top of what ClickHouse restores: the changes announced but not yet written there.
+	// Default 10m.
+	ViewLookback time.Duration `yaml:"view_lookback"`
 }
+
+// Views of the live state (Config.View).
+const (
+	ViewLocal  = "local"
+	ViewShared = "shared"
+)
 
 // AckWithin is the acknowledgement deadline per severity.
 type AckWithin struct {
@@ -110,6 +126,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.TokensEnv == "" {
 		c.TokensEnv = "MUCKWATCH_API_TOKENS"
+	}
+	if c.View == "" {
+		c.View = ViewLocal
+	}
+	if c.ViewLookback == 0 {
+		c.ViewLookback = 10 * time.Minute
 	}
 	if c.RatePerSecond == 0 {
 		c.RatePerSecond = 100
@@ -206,6 +228,10 @@ func (c Config) Validate() error {
 		return errors.New("api: tls_cert_file and tls_key_file must be set together")
 	case c.TokensEnv == "":
 		return errors.New("api.tokens_env must name an environment variable")
+	case c.View != ViewLocal && c.View != ViewShared:
+		return fmt.Errorf("api.view must be %s or %s, got %q", ViewLocal, ViewShared, c.View)
+	case c.ViewLookback < 0:
+		return fmt.Errorf("api.view_lookback must not be negative, got %s", c.ViewLookback)
 	case c.RatePerSecond <= 0 || c.Burst < 1:
 		return fmt.Errorf("api: rate_per_second must be positive and burst at least 1, got %g and %d", c.RatePerSecond, c.Burst)
 	case c.MaxBodyBytes < 1<<10 || c.MaxBodyBytes > 16<<20:

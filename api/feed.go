@@ -13,6 +13,9 @@ type FeedItem struct {
 	Seq    uint64    `json:"seq"`
 	Change string    `json:"change"`
 	Alert  AlertView `json:"alert"`
+	// relayed: the change was made by another instance and read from the alerts topic (a shared
+	// view, shared.go); that instance journals it and hands it to the webhook, not this one.
+	relayed bool
 }
 
 // feed is the live alert feed: the last items in a ring for clients resuming with Last-Event-ID,
@@ -35,6 +38,7 @@ func newFeed(size int, complete uint64) feed {
 // publish appends an item to the feed and hands it to the subscribers. Called with the alerts'
 // lock held, so that items are in the order the alerts changed.
 func (l *Live) publish(item FeedItem) FeedItem {
+	item.relayed = item.relayed || l.alerts.relaying
 	return l.feed.publish(item, l.now())
 }
 
@@ -52,7 +56,9 @@ func (f *feed) publish(item FeedItem, now time.Time) FeedItem {
 		f.ring[f.ringStart] = item
 		f.ringStart = (f.ringStart + 1) % len(f.ring)
 	}
-	f.journal = append(f.journal, item)
+	if !item.relayed {
+		f.journal = append(f.journal, item)
+	}
 	for s := range f.subs {
 		s.offer(item)
 	}

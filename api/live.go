@@ -26,6 +26,7 @@ type Live struct {
 	officers  officerPositions
 	alerts    alertBook
 	feed      feed
+	risks     riskBook // a shared view's risk scores (shared.go)
 }
 
 // NewLive returns an empty view.

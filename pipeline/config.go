@@ -244,7 +244,12 @@ func NewLogger(c LogConfig) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
-// Topics lists every topic the configuration names: the inputs and the outputs.
+// Topics lists every topic the configuration names: the inputs and the outputs (the live topic
+// with api.view shared only).
 func (c Config) Topics() []string {
-	return append(c.Kafka.InputTopics(), c.Outputs.AlertsTopic, c.Outputs.DLQTopic, c.Outputs.StateTopic)
+	t := append(c.Kafka.InputTopics(), c.Outputs.AlertsTopic, c.Outputs.DLQTopic, c.Outputs.StateTopic)
+	if c.API.View == api.ViewShared {
+		t = append(t, c.Outputs.LiveTopic)
+	}
+	return t
 }

@@ -109,15 +109,48 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 	p.health = h // told when the loop turns and when it holds back; before p's goroutines start
 
 	g, gctx := errgroup.WithContext(ctx)
+	// With a shared view (api.view shared) every instance publishes its vehicles' positions and
+	// risks and names itself on its alert records, whether it serves the API or not; the view of
+	// those that do is fed from what all publish (view.go), this instance's pipeline included. A
+	// local view is fed from this instance's pipeline only.
+	shared := cfg.API.WithDefaults().View == api.ViewShared
+	origin := ""
+	if shared {
+		origin = newInstanceID()
+		out.SetOrigin(origin)
+		p.live = out
+	}
 	var live *api.Live
 	apiURL := ""
 	if cfg.API.Listen != "" {
 		live = api.NewLive(cfg.API)
+		var view *sharedView
+		var risk api.RiskSource = engine
+		if shared {
+			if view, err = newSharedView(cfg, live, origin, log, reg); err != nil {
+				return err
+			}
+			if err := view.plan(ctx); err != nil { // before the restore: the alerts topic is read from before it
+				return err
+			}
+			risk = live
+		}
 		store := api.NewStore(ch.Conn(), ch.Database(), log)
 		if err := store.Restore(ctx, live); err != nil {
 			return err
 		}
-		srv, err := api.NewServer(cfg.API, live, store, engine, engine, alertAnnouncer{out}, log, reg)
+		if view != nil {
+			caughtUp := make(chan struct{})
+			g.Go(func() error { view.run(gctx, caughtUp); return nil })
+			select {
+			case <-caughtUp:
+			case <-gctx.Done():
+			}
+			log.Info("shared view caught up", "alerts_topic", view.alertsTopic, "live_topic", view.liveTopic, "partitions", len(view.parts))
+		} else {
+			p.observe = live
+		}
+		srv, err := api.NewServer(cfg.API, live, store, engine, risk, alertAnnouncer{out}, log, reg)
 		if err != nil {
 			return err
 		}
@@ -131,7 +164,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 			scheme = "https"
 		}
 		apiURL = scheme + "://" + ln.Addr().String()
-		p.observe = live
 		g.Go(func() error { return srv.Serve(gctx, ln) })
 		log.Info("API served", "url", apiURL+"/api/v1", "openapi", apiURL+"/api/v1/openapi.json")
 	}

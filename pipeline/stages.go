@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/muckwatch/muckwatch/api"
 	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/ingest"
 	"github.com/muckwatch/muckwatch/internal/backoff"
@@ -30,6 +32,12 @@ type feedWriter interface {
 	Write(ctx context.Context, changes []detectors.Change, rejects []record.Reject) error
 	WriteState(ctx context.Context, keys, values [][]byte, partitions []int32) error
 	WriteMisrouted(ctx context.Context, recs []record.Misrouted) error
+}
+
+// liveWriter publishes live records (api.LiveRecord) for the instances' shared view (api.view
+// shared).
+type liveWriter interface {
+	WriteLive(ctx context.Context, keys, values [][]byte) error
 }
 
 // stateReader reads the detector checkpoints of some input partitions (statetopic.Read).
@@ -70,7 +78,10 @@ type stages struct {
 	feed    feedWriter
 	log     *slog.Logger
 	observe batchObserver // may be nil
-	state   stateReader   // may be nil: no state is restored
+	// live, with a shared view, publishes each judged batch's vehicles (position, risk) and
+	// officers to the live topic, where every instance's view reads them; nil: not published
+	live    liveWriter
+	state   stateReader // may be nil: no state is restored
 	topics  record.Topics
 	group   string // the consumer group: its checkpoints are its own (statetopic.AppendKey)
 	metrics pipelineMetrics
@@ -92,7 +103,6 @@ type stages struct {
 	// checkpoints on an interval: when the last were taken, and how many they were
 	checkpointInterval time.Duration
 	checkpointed       time.Time
-	now                func() time.Time
 	lastCheckpoints    int
 }
 
@@ -118,6 +128,12 @@ type judgedBatch struct {
 	// ready is signalled once the checkpoints are in (they are taken after the batch is handed to
 	// the announcer); the writer waits for it before it writes the batch
 	ready chan struct{}
+	// the vehicles the batch touched (its fixes, events and changes), when live records are made
+	touched []string
+	// the live records of the vehicles it touched and the officers it moved (stages.live), and
+	// their keys and values once encoded
+	live                 []api.LiveRecord
+	liveKeys, liveValues [][]byte
 	// the engine's event times after the batch, for the metrics once it is written
 	judged, read time.Time
 }
@@ -147,7 +163,7 @@ func newStages(cfg StagesConfig, engine *detectors.Engine, history historyWriter
 	p := &stages{engine: engine, clock: eventtime.New(cfg.IdlePartition), now: time.Now, history: history, feed: feed, log: log,
 		backoff: backoff.Policy{Min: cfg.RetryBackoff, Max: cfg.MaxRetryBackoff},
 		judged:  make(chan *judgedBatch, judgedQueue), toWrite: make(chan *judgedBatch, judgedQueue), spare: make(chan *judgedBatch, judgedQueue),
-		checkpointInterval: cfg.CheckpointInterval, now: time.Now}
+		checkpointInterval: cfg.CheckpointInterval}
 	p.metrics = pipelineMetrics{
 		detectSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_detector_batch_seconds",
 			Help: "Time the detectors take over one batch.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
@@ -237,6 +253,10 @@ func (p *stages) pass(ctx context.Context, b *ingest.Batch, checkpoint bool) err
 	}
 	j.b = b
 	j.changes = append(j.changes[:0], p.engine.Changes()...)
+	if p.live != nil {
+		p.touchedVehicles(j)
+		p.liveRecords(j)
+	}
 	j.judged, j.read = p.engine.Judged(), p.clock.Newest()
 	if now := p.now(); checkpoint || now.Sub(p.checkpointed) >= p.checkpointInterval {
 		p.checkpointed, j.checkpoint = now, true
@@ -293,6 +313,17 @@ func (p *stages) announce(ctx context.Context) {
 			}
 			if len(j.changes) > 0 && !b.Fetched.IsZero() {
 				p.metrics.latencySeconds.Observe(time.Since(b.Fetched).Seconds())
+			}
+		}
+		if p.live != nil {
+			p.encodeLive(j)
+		}
+		if p.live != nil && len(j.liveValues) > 0 {
+			if err := p.retry(ctx, "publish the live positions and risks of", len(b.Fixes), func() error {
+				return p.live.WriteLive(ctx, j.liveKeys, j.liveValues)
+			}); err != nil {
+				b.Done(err)
+				return
 			}
 		}
 		if p.observe != nil {
@@ -549,4 +580,71 @@ func (p *stages) retry(ctx context.Context, what string, fixes int, f func() err
 		p.hold(false)
 	}
 	return nil
+}
+
+// liveRecords gathers the live records of a judged batch, on the consumer's goroutine (the engine
+// is between batches): the position and risk of every vehicle it touched (j.touched) and the
+// newest position of every officer it moved. The announcer encodes them (encodeLive).
+func (p *stages) liveRecords(j *judgedBatch) {
+	j.live = j.live[:0]
+	for _, plate := range j.touched {
+		risk, ok := p.engine.Risk(plate)
+		if !ok {
+			continue // forgotten (its partition released) or never scored
+		}
+		sv := &api.SharedVehicle{VehiclePosition: api.VehiclePosition{Plate: plate}, Risk: risk}
+		if lat, lon, speed, at, ok := p.engine.LastSeen(plate); ok {
+			sv.Lat, sv.Lon, sv.SpeedKmh, sv.TimeMs = lat, lon, float32(speed), at.UnixMilli()
+		}
+		j.live = append(j.live, api.LiveRecord{Vehicle: sv})
+	}
+	newest := map[string]int{}
+	for i := range j.b.Officers {
+		o := &j.b.Officers[i]
+		if k, ok := newest[o.OfficerID]; !ok || j.b.Officers[k].Time.Before(o.Time) {
+			newest[o.OfficerID] = i
+		}
+	}
+	for _, i := range newest {
+		o := &j.b.Officers[i]
+		j.live = append(j.live, api.LiveRecord{Officer: &api.OfficerPosition{OfficerID: o.OfficerID, Lat: o.Lat, Lon: o.Lon, Available: o.Available, TimeMs: o.Time.UnixMilli()}})
+	}
+}
+
+// touchedVehicles lists, once each, the vehicles a judged batch touched: those of its fixes and
+// events and those its changes are about (time-driven decisions included).
+func (p *stages) touchedVehicles(j *judgedBatch) {
+	j.touched = j.touched[:0]
+	seen := make(map[string]struct{}, len(j.b.Fixes)/4+len(j.changes))
+	add := func(plate string) {
+		if _, ok := seen[plate]; !ok {
+			seen[plate] = struct{}{}
+			j.touched = append(j.touched, plate)
+		}
+	}
+	for i := range j.b.Fixes {
+		add(j.b.Fixes[i].VehicleID)
+	}
+	for i := range j.b.Events {
+		add(j.b.Events[i].VehicleID)
+	}
+	for i := range j.changes {
+		add(j.changes[i].Alert.VehicleID)
+	}
+}
+
+// encodeLive encodes a judged batch's live records, on the announcer's goroutine.
+func (p *stages) encodeLive(j *judgedBatch) {
+	j.liveKeys, j.liveValues = j.liveKeys[:0], j.liveValues[:0]
+	for i := range j.live {
+		r := &j.live[i]
+		v, err := json.Marshal(r)
+		if err != nil { // plain fields only: cannot happen
+			p.log.Error("cannot encode a live record", "err", err)
+			continue
+		}
+		j.liveKeys = append(j.liveKeys, api.LiveKey(nil, r))
+		j.liveValues = append(j.liveValues, v)
+	}
+	clear(j.live)
 }

@@ -147,6 +147,11 @@ type KafkaOutputConfig struct {
 	// compacted (cleanup.policy=compact) with as many partitions as the GPS topic, so that a
 	// vehicle's state lives in the same partition number as its fixes. Default "muck.state".
 	StateTopic string `yaml:"state_topic"`
+	// LiveTopic receives, with api.view shared, each vehicle's newest position and risk and each
+	// officer's newest position (api.LiveRecord), keyed "vehicle/PLATE" or "officer/ID"; every
+	// instance reads it whole to answer for every vehicle. It should be compacted. Default
+	// "muck.live".
+	LiveTopic string `yaml:"live_topic"`
 	// BatchTimeout is how long the producer waits to fill a batch before sending it. Default 1ms:
 	// every write the pipeline makes is already a batch (a judged batch's alert changes, a write's
 	// checkpoints), and an alert waits this long to be announced (kafka-go's own default of 1s
@@ -165,6 +170,7 @@ const (
 	DefaultAlertsTopic  = "muck.alerts"
 	DefaultDLQTopic     = "muck.dlq"
 	DefaultStateTopic   = "muck.state"
+	DefaultLiveTopic    = "muck.live"
 	DefaultBatchTimeout = time.Millisecond
 	DefaultRequiredAcks = "all"
 )
@@ -179,6 +185,9 @@ func (c *KafkaOutputConfig) ApplyDefaults() {
 	}
 	if c.StateTopic == "" {
 		c.StateTopic = DefaultStateTopic
+	}
+	if c.LiveTopic == "" {
+		c.LiveTopic = DefaultLiveTopic
 	}
 	if c.BatchTimeout == 0 {
 		c.BatchTimeout = DefaultBatchTimeout
@@ -209,6 +218,13 @@ func (c *KafkaOutputConfig) Validate() error {
 	}
 	if c.StateTopic != "" && (c.StateTopic == c.AlertsTopic || c.StateTopic == c.DLQTopic) {
 		errs = append(errs, fmt.Errorf("state_topic: %q must differ from alerts_topic and dlq_topic", c.StateTopic))
+	}
+	if c.LiveTopic != "" {
+		if err := validTopic(c.LiveTopic); err != nil {
+			errs = append(errs, fmt.Errorf("live_topic: %w", err))
+		} else if c.LiveTopic == c.AlertsTopic || c.LiveTopic == c.DLQTopic || c.LiveTopic == c.StateTopic {
+			errs = append(errs, fmt.Errorf("live_topic: %q must differ from alerts_topic, dlq_topic and state_topic", c.LiveTopic))
+		}
 	}
 	if c.BatchTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("batch_timeout: %s must be positive", c.BatchTimeout))

@@ -22,6 +22,10 @@ import (
 // ReasonHeader is the header of dead-letter records that holds the reject reason.
 const ReasonHeader = "muckwatch-reason"
 
+// OriginHeader is the header of alert records that names the instance that made the change
+// (SetOrigin): in a shared view that instance journals the change and hands it to the webhook.
+const OriginHeader = "muckwatch-origin"
+
 // KafkaOutput produces alert changes to the alerts topic, rejects to the dead-letter topic and
 // detector checkpoints to the state topic. It is safe for concurrent use.
 //
@@ -34,6 +38,7 @@ type KafkaOutput struct {
 	state      *PartitionProducer
 	rekeyed    map[string]*PartitionProducer // by re-keyed topic, made on first use (WriteMisrouted's goroutine only)
 	transports [2]*kafka.Transport
+	origin     []kafka.Header // the alert records' OriginHeader; nil: none
 	log        *slog.Logger
 	m          *kafkaMetrics
 }
@@ -92,11 +97,14 @@ func (o *KafkaOutput) Write(ctx context.Context, changes []detectors.Change, rej
 		return nil
 	}
 	msgs := make([]kafka.Message, 0, n)
+	now := time.Now() // the records' time: when they were produced (a shared view's lag counts from it)
 	for _, c := range changes {
 		msgs = append(msgs, kafka.Message{
-			Topic: o.cfg.AlertsTopic,
-			Key:   []byte(c.Alert.VehicleID),
-			Value: EncodeChange(c),
+			Time:    now,
+			Topic:   o.cfg.AlertsTopic,
+			Key:     []byte(c.Alert.VehicleID),
+			Value:   EncodeChange(c),
+			Headers: o.origin,
 		})
 	}
 	for _, r := range rejects {
@@ -138,14 +146,40 @@ func (o *KafkaOutput) WriteAlertJSON(ctx context.Context, keys, values [][]byte)
 		return nil
 	}
 	msgs := make([]kafka.Message, len(values))
+	now := time.Now()
 	for i := range values {
-		msgs[i] = kafka.Message{Topic: o.cfg.AlertsTopic, Key: keys[i], Value: values[i]}
+		msgs[i] = kafka.Message{Time: now, Topic: o.cfg.AlertsTopic, Key: keys[i], Value: values[i], Headers: o.origin}
 	}
 	if err := o.w.WriteMessages(ctx, msgs...); err != nil {
 		o.m.errors.WithLabelValues(o.cfg.AlertsTopic).Add(float64(len(msgs)))
 		return fmt.Errorf("cannot produce %d alert changes to Kafka topic %s: %w", len(msgs), o.cfg.AlertsTopic, err)
 	}
 	o.m.produced.WithLabelValues(o.cfg.AlertsTopic).Add(float64(len(msgs)))
+	return nil
+}
+
+// SetOrigin names the instance in the OriginHeader of every alert record produced from now on.
+// Call it before the first write.
+func (o *KafkaOutput) SetOrigin(instance string) {
+	o.origin = []kafka.Header{{Key: OriginHeader, Value: []byte(instance)}}
+}
+
+// WriteLive produces live records (api.LiveRecord, already encoded) to the live topic, keyed
+// "vehicle/PLATE" or "officer/ID", and returns when the broker acknowledged them.
+func (o *KafkaOutput) WriteLive(ctx context.Context, keys, values [][]byte) error {
+	if len(values) == 0 {
+		return nil
+	}
+	msgs := make([]kafka.Message, len(values))
+	now := time.Now()
+	for i := range values {
+		msgs[i] = kafka.Message{Time: now, Topic: o.cfg.LiveTopic, Key: keys[i], Value: values[i]}
+	}
+	if err := o.w.WriteMessages(ctx, msgs...); err != nil {
+		o.m.errors.WithLabelValues(o.cfg.LiveTopic).Add(float64(len(msgs)))
+		return fmt.Errorf("cannot produce %d live records to Kafka topic %s: %w", len(msgs), o.cfg.LiveTopic, err)
+	}
+	o.m.produced.WithLabelValues(o.cfg.LiveTopic).Add(float64(len(msgs)))
 	return nil
 }
 
