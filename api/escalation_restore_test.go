@@ -103,3 +103,49 @@ func byAlert(items []FeedItem) map[string][]string {
 	}
 	return out
 }
+
+// A journal write that fails (ClickHouse away) is retried at the next flush, so a step taken
+// meanwhile is still known after a restart and not notified again.
+func TestEscalationJournalRetried(t *testing.T) {
+	e := newHistEnv(t)
+	ctx := context.Background()
+	t.Setenv("MUCKWATCH_API_TOKENS", "")
+	cfg := Config{Escalation: EscalationConfig{Levels: twoLevels}}.WithDefaults()
+	store := NewStore(e.conn, e.db+"_missing", histLogger()) // every write fails: no such database
+	live := NewLive(cfg)
+	s, err := NewServer(cfg, live, store, histCity{histLoadCity(t)}, histNoRisk{}, nil, histLogger(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	now := t0
+	s.now = func() time.Time { return now }
+	live.now = s.now
+	e.insertAlerts(histAlert{id: "W", rule: "speeding", severity: "warning", status: "open", vehicle: "粤B1W", district: "futian",
+		start: t0, lat: 22.54, lon: 114.06, version: 1})
+	live.Observe(nil, nil, []detectors.Change{change(detectors.ChangeOpened, "W", "粤B1W", detectors.SeverityWarning, detectors.StatusOpen, 1, t0)})
+	now = t0.Add(41 * time.Minute)
+	s.tick(ctx) // overdue and level 1, not journaled
+	if n := len(s.journalPending); n != 3 {
+		t.Fatalf("%d items kept after the failed write, want opened, overdue and renotified", n)
+	}
+	store.db = e.db // ClickHouse is back
+	now = now.Add(time.Second)
+	s.tick(ctx)
+	if n := len(s.journalPending); n != 0 {
+		t.Fatalf("%d items still kept after a good write", n)
+	}
+
+	l2, n2 := ladderLive(twoLevels)
+	*n2 = t0.Add(50 * time.Minute)
+	if err := store.Restore(ctx, l2); err != nil {
+		t.Fatal(err)
+	}
+	if got := l2.CheckOverdue(); len(got) != 0 {
+		t.Errorf("after the restart: %v, want nothing (level 1 was taken, level 2 is due at 60 min)", byAlert(got))
+	}
+	*n2 = t0.Add(60 * time.Minute)
+	if got := byAlert(l2.CheckOverdue()); !slices.Equal(got["W"], []string{"renotified:2"}) {
+		t.Errorf("at 60 min: %v, want level 2", got)
+	}
+}

@@ -72,10 +72,12 @@ type Server struct {
 	levelHooks   []*Webhook
 	levelHookIdx [][]int
 	digest       *digestSchedule
-	console      http.Handler // the browser console, served outside /api/ (SetConsole)
-	metrics      *serverMetrics
-	mux          *http.ServeMux
-	now          func() time.Time
+	// journalPending are feed items whose journal write failed, for the next flush.
+	journalPending []FeedItem
+	console        http.Handler // the browser console, served outside /api/ (SetConsole)
+	metrics        *serverMetrics
+	mux            *http.ServeMux
+	now            func() time.Time
 	// routes lists every route with the roles that may use it, for the OpenAPI check.
 	routes []route
 }
@@ -232,6 +234,9 @@ func (s *Server) background(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			s.flushJournal(context.Background())
+			if n := len(s.journalPending); n > 0 {
+				s.log.Error("cannot journal the alert feed on shutdown; after the restart these items' overdue and escalation steps may be notified again", "items", n)
+			}
 			if s.store != nil {
 				if err := s.store.FlushAudit(context.Background()); err != nil {
 					s.log.Error("cannot write the API audit log on shutdown; these records are lost", "records", s.store.AuditQueued(), "err", err)
@@ -321,20 +326,33 @@ func (s *Server) enqueueLevelHooks(items []FeedItem) {
 	}
 }
 
+// flushJournal hands the feed items published since the last flush to the webhook and writes
+// them, with any a failed write left, to the ClickHouse journal. Items whose write fails are kept
+// for the next flush (at most api.feed_buffer, the oldest dropped beyond): the journal is what
+// tells a restarted API which alerts went overdue and which escalation steps were taken, so that
+// it does not notify them again. Called from the background goroutine only.
 func (s *Server) flushJournal(ctx context.Context) {
 	items := s.live.takeJournal()
-	if len(items) == 0 {
-		return
-	}
-	if s.hook != nil {
+	if s.hook != nil && len(items) > 0 {
 		s.hook.Enqueue(items)
 	}
 	if s.store == nil {
 		return
 	}
+	items = append(s.journalPending, items...)
+	s.journalPending = nil
+	if len(items) == 0 {
+		return
+	}
 	if err := s.store.WriteFeed(ctx, items); err != nil {
 		s.metrics.journalErrors.Inc()
-		s.log.Warn("cannot journal the alert feed; SSE clients resuming from before the in-memory buffer may miss these", "items", len(items), "err", err)
+		if drop := len(items) - s.cfg.FeedBuffer; drop > 0 {
+			s.log.Error("the alert feed journal is behind by more than api.feed_buffer items; dropping the oldest: after a restart their overdue and escalation steps may be notified again",
+				"dropped", drop)
+			items = items[drop:]
+		}
+		s.journalPending = items
+		s.log.Warn("cannot journal the alert feed; kept for the next attempt", "items", len(items), "err", err)
 	}
 }
 
