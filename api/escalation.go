@@ -179,18 +179,24 @@ func redactURL(s string) string {
 // acknowledgement deadline ack: never before the previous level, nor before the alert is overdue.
 func ladderDue(levels []EscalationLevel, received time.Time, ack time.Duration) []time.Time {
 	out := make([]time.Time, len(levels))
-	prev := received.Add(ack) // overdue
-	for i, lv := range levels {
-		due := prev.Add(lv.AfterPrevious)
-		if lv.AfterArrival > 0 {
-			due = received.Add(lv.AfterArrival)
-		}
-		if due.Before(prev) {
-			due = prev
-		}
-		out[i], prev = due, due
+	for i := range levels {
+		out[i] = time.UnixMilli(levelDue(levels, i, received.UnixMilli(), ack))
 	}
 	return out
+}
+
+// levelDue is when level i (0-based) falls due, as ladderDue says, in Unix milliseconds and
+// without allocating: the overdue check asks it every second of every alert on the ladder.
+func levelDue(levels []EscalationLevel, i int, receivedMs int64, ack time.Duration) int64 {
+	prev := receivedMs + ack.Milliseconds() // overdue
+	for _, lv := range levels[:i+1] {
+		due := prev + lv.AfterPrevious.Milliseconds()
+		if lv.AfterArrival > 0 {
+			due = receivedMs + lv.AfterArrival.Milliseconds()
+		}
+		prev = max(prev, due)
+	}
+	return prev
 }
 
 // climbs reports whether an open alert is on the ladder: overdue, nobody handled it, and severe
@@ -209,11 +215,14 @@ func (l *Live) escalate(v *AlertView, now time.Time, out []FeedItem) []FeedItem 
 		return out
 	}
 	levels := l.cfg.Escalation.Levels
-	due := ladderDue(levels, time.UnixMilli(v.ReceivedMs), l.ackWithin(v.Severity))
-	for i := v.EscalationLevel; i < len(levels) && !now.Before(due[i]); i++ {
+	ack, nowMs := l.ackWithin(v.Severity), now.UnixMilli()
+	for i := v.EscalationLevel; i < len(levels); i++ {
+		due := levelDue(levels, i, v.ReceivedMs, ack)
+		if nowMs < due {
+			break
+		}
 		lv := levels[i]
-		step := EscalationStep{Level: i + 1, Name: lv.Name, Scope: lv.Scope, Roles: lv.Roles,
-			DueMs: due[i].UnixMilli(), AtMs: now.UnixMilli()}
+		step := EscalationStep{Level: i + 1, Name: lv.Name, Scope: lv.Scope, Roles: lv.Roles, DueMs: due, AtMs: nowMs}
 		if lv.Scope == ScopeDistrict {
 			step.District = v.District
 		}
