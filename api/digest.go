@@ -182,7 +182,8 @@ func parseClock(s string) (clock, error) {
 	h, m, ok := strings.Cut(s, ":")
 	hh, err1 := strconv.Atoi(h)
 	mm, err2 := strconv.Atoi(m)
-	if !ok || len(h) != 2 || len(m) != 2 || err1 != nil || err2 != nil || hh < 0 || hh > 23 || mm < 0 || mm > 59 {
+	digits := func(s string) bool { return len(s) == 2 && s[0] >= '0' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9' }
+	if !ok || !digits(h) || !digits(m) || err1 != nil || err2 != nil || hh > 23 || mm > 59 {
 		return clock{}, fmt.Errorf("%q is not a time of day HH:MM (00:00-23:59, local time) or off", s)
 	}
 	return clock{hour: hh, minute: mm}, nil

@@ -229,7 +229,7 @@ func TestParseClock(t *testing.T) {
 	for _, tc := range []struct {
 		in string
 		ok bool
-	}{{"08:00", true}, {"23:59", true}, {"00:00", true}, {"24:00", false}, {"8:00", false}, {"08:60", false}, {"08", false}, {"", false}, {"ab:cd", false}} {
+	}{{"08:00", true}, {"23:59", true}, {"00:00", true}, {"24:00", false}, {"8:00", false}, {"08:60", false}, {"08", false}, {"", false}, {"ab:cd", false}, {"+1:05", false}, {"-0:30", false}} {
 		if _, err := parseClock(tc.in); (err == nil) != tc.ok {
 			t.Errorf("parseClock(%q): %v", tc.in, err)
 		}
