@@ -41,7 +41,8 @@ const signaturePrefix = "sha256="
 // alert is at least cfg.MinSeverity is POSTed, as JSON, to cfg.URL, one at a time and in feed
 // order, so a receiver sees each vehicle's changes in order. Failed attempts are retried with
 // exponential back-off; items waiting for delivery are bounded by cfg.Queue, and when the queue
-// is full the oldest are dropped. Enqueue is safe for concurrent use; Run is called once.
+// is full the oldest are dropped. The daily digest (EnqueueDigest) goes the same way, whatever
+// the severities in it. Enqueue is safe for concurrent use; Run is called once.
 type Webhook struct {
 	cfg     WebhookConfig
 	secret  []byte
