@@ -42,6 +42,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRestore$$' -fuzztime $(FUZZEXECS)x ./detectors
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCursor$$' -fuzztime $(FUZZEXECS)x ./api
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeLiveRecord$$' -fuzztime $(FUZZEXECS)x ./api
+	$(GO) test -run '^$$' -fuzz '^FuzzFeedItemJSON$$' -fuzztime $(FUZZEXECS)x ./api
+	$(GO) test -run '^$$' -fuzz '^FuzzParseClock$$' -fuzztime $(FUZZEXECS)x ./api
 
 # The Prometheus alert rules (deploy/prometheus): valid, and each firing on the series it is meant
 # for and only after its hold duration (promtool's unit tests, about a second).

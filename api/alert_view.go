@@ -13,7 +13,7 @@ import (
 // message (detectors.Change) followed by Supervision's fields.
 type AlertView struct {
 	// Change is the alert's last change: the detectors' (opened, escalated, updated, resolved)
-	// or the API's (restored, handling, overdue).
+	// or the API's (restored, handling, overdue, renotified).
 	Change detectors.ChangeKind
 	detectors.Alert
 	Supervision
@@ -25,6 +25,10 @@ type Supervision struct {
 	Handling Handling      `json:"handling"`
 	Dispatch *DispatchPlan `json:"dispatch,omitempty"`
 	Overdue  bool          `json:"overdue"`
+	// EscalationLevel is the ladder level the overdue alert reached (0: not escalated);
+	// Escalation the steps taken, oldest first (api.escalation).
+	EscalationLevel int              `json:"escalation_level"`
+	Escalation      []EscalationStep `json:"escalation,omitempty"`
 	// ReceivedMs is when (wall time) muckwatch first published the alert; acknowledgement
 	// deadlines count from here.
 	ReceivedMs int64 `json:"received_ms"`

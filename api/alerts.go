@@ -237,6 +237,7 @@ func (l *Live) Alert(id string) (AlertView, bool) {
 func cloneView(v *AlertView) AlertView {
 	c := *v
 	c.Handling.Actions = slices.Clone(v.Handling.Actions)
+	c.Escalation = slices.Clone(v.Escalation) // the steps' roles and channels are never changed
 	if c.Handling.Actions == nil {
 		c.Handling.Actions = []Action{}
 	}

@@ -66,6 +66,19 @@ type Config struct {
 	// start, on top of what ClickHouse restores: the changes announced but not yet written there.
 	// Default 10m.
 	ViewLookback time.Duration `yaml:"view_lookback"`
+	// Escalation is the ladder an overdue alert climbs (re-notifications to more senior people).
+	Escalation EscalationConfig `yaml:"escalation"`
+	// Digest configures the daily digest per district of the open and overdue alerts.
+	Digest DigestConfig `yaml:"digest"`
+}
+
+// DigestConfig configures the daily digest.
+type DigestConfig struct {
+	// At is the local time of day, HH:MM in the city's time zone, at which the digest is made and
+	// sent to api.webhook.url; "off" makes none (GET /api/v1/alerts/digest still answers).
+	At string `yaml:"at"`
+	// MaxAlerts bounds the overdue alerts listed by id per district (the counts are complete).
+	MaxAlerts int `yaml:"max_alerts"`
 }
 
 // Views of the live state (Config.View).
@@ -213,6 +226,13 @@ func (c Config) WithDefaults() Config {
 	if w.Queue == 0 {
 		w.Queue = 10_000
 	}
+	c.Escalation = c.Escalation.withDefaults()
+	if c.Digest.At == "" {
+		c.Digest.At = "08:00"
+	}
+	if c.Digest.MaxAlerts == 0 {
+		c.Digest.MaxAlerts = 50
+	}
 	return c
 }
 
@@ -278,6 +298,17 @@ func (c Config) Validate() error {
 	}
 	if w.Timeout <= 0 || w.MaxAttempts < 1 || w.Backoff <= 0 || w.MaxBackoff < w.Backoff || w.Queue < 1 {
 		return errors.New("api.webhook: timeout, backoff and queue must be positive, max_attempts at least 1, max_backoff at least backoff")
+	}
+	if err := c.Escalation.validate(w.SecretEnv); err != nil {
+		return err
+	}
+	if c.Digest.At != "off" {
+		if _, err := parseClock(c.Digest.At); err != nil {
+			return fmt.Errorf("api.digest.at: %w", err)
+		}
+	}
+	if c.Digest.MaxAlerts < 1 || c.Digest.MaxAlerts > 10_000 {
+		return fmt.Errorf("api.digest.max_alerts must be within [1, 10000], got %d", c.Digest.MaxAlerts)
 	}
 	return nil
 }

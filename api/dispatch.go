@@ -199,7 +199,8 @@ func (l *Live) ackWithin(severity detectors.Severity) time.Duration {
 }
 
 // CheckOverdue marks the open alerts nobody has acknowledged or dispatched within their deadline
-// as overdue, publishes an overdue change for each, and returns them.
+// as overdue and publishes an overdue change for each; then it takes the escalation steps that
+// are due (a renotified change each, see escalate). It returns the changes published.
 func (l *Live) CheckOverdue() []FeedItem {
 	l.alerts.mu.Lock()
 	defer l.alerts.mu.Unlock()
@@ -207,14 +208,17 @@ func (l *Live) CheckOverdue() []FeedItem {
 	now := l.now()
 	var out []FeedItem
 	for _, v := range l.alerts.open {
-		if v.Overdue || v.Handling.State != StateNew {
+		if v.Handling.State != StateNew {
 			continue
 		}
-		if now.Sub(time.UnixMilli(v.ReceivedMs)) < l.ackWithin(v.Severity) {
-			continue
+		if !v.Overdue {
+			if now.Sub(time.UnixMilli(v.ReceivedMs)) < l.ackWithin(v.Severity) {
+				continue
+			}
+			v.Overdue = true
+			out = append(out, l.publish(FeedItem{Change: ChangeOverdue, Alert: cloneView(v)}))
 		}
-		v.Overdue = true
-		out = append(out, l.publish(FeedItem{Change: ChangeOverdue, Alert: cloneView(v)}))
+		out = l.escalate(v, now, out)
 	}
 	return out
 }

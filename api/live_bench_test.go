@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/record"
 )
 
@@ -47,6 +48,38 @@ func BenchmarkLiveObserve(b *testing.B) {
 				l.Observe(fixes, nil, nil)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/fix")
+		})
+	}
+}
+
+// BenchmarkCheckOverdueLadder is the API's once-a-second overdue and escalation check with 10,000
+// open alerts, all overdue and, with a ladder, at its first level and not yet due for the next:
+// the cost of a quiet second in a backlogged city, with and without the ladder.
+func BenchmarkCheckOverdueLadder(b *testing.B) {
+	const alerts = 10_000
+	for _, tc := range []struct {
+		name   string
+		levels []EscalationLevel
+	}{{"no-ladder", nil}, {"two-levels", twoLevels}} {
+		b.Run(tc.name, func(b *testing.B) {
+			l, now := ladderLive(tc.levels)
+			start := *now
+			changes := make([]detectors.Change, alerts)
+			for i := range changes {
+				changes[i] = change(detectors.ChangeOpened, fmt.Sprintf("a%05d", i), fmt.Sprintf("粤B%05d", i), detectors.SeverityWarning, detectors.StatusOpen, 1, start)
+			}
+			l.Observe(nil, nil, changes)
+			*now = start.Add(45 * time.Minute) // overdue (30 min) and level 1 (40 min) taken; level 2 at 60 min
+			if got, want := len(l.CheckOverdue()), alerts*(1+min(len(tc.levels), 1)); got != want {
+				b.Fatalf("%d items, want %d", got, want)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if len(l.CheckOverdue()) != 0 {
+					b.Fatal("a quiet check published")
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*alerts), "ns/alert")
 		})
 	}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -117,6 +118,31 @@ func (s *Store) Restore(ctx context.Context, l *Live) error {
 			})
 		if err != nil {
 			return err
+		}
+		// the escalation steps already taken: not taken (nor notified) again
+		steps := map[string][]EscalationStep{}
+		err = s.each(ctx, "restore the escalation steps of the open alerts",
+			"SELECT "+af.Col("alert_id")+", "+af.Col("item")+" FROM "+af.In(s.db)+" WHERE "+af.Col("change")+" = ? AND "+c.parts[0]+
+				" ORDER BY "+af.Col("seq")+" LIMIT ?", append(append([]any{ChangeRenotified}, c.args...), maxEscalationLevels*4*len(chunk)),
+			func(rows driver.Rows) error {
+				var id, raw string
+				if err := rows.Scan(&id, &raw); err != nil {
+					return err
+				}
+				var it FeedItem
+				if err := json.Unmarshal([]byte(raw), &it); err != nil {
+					return fmt.Errorf("journaled escalation step of alert %s is not valid JSON: %w", id, err)
+				}
+				if step, ok := lastStep(&it.Alert); ok {
+					steps[id] = append(steps[id], step)
+				}
+				return nil
+			})
+		if err != nil {
+			return err
+		}
+		for id, st := range steps {
+			l.restoreEscalation(id, st)
 		}
 	}
 	s.log.Info("API state restored from ClickHouse", "violations_30d", n, "open_alerts", open)

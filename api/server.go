@@ -7,6 +7,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -65,10 +67,17 @@ type Server struct {
 	risk     RiskSource
 	announce Announcer
 	hook     *Webhook
-	console  http.Handler // the browser console, served outside /api/ (SetConsole)
-	metrics  *serverMetrics
-	mux      *http.ServeMux
-	now      func() time.Time
+	// levelHooks are the escalation levels' webhooks (distinct URLs); levelHookIdx[level] the
+	// indexes of a level's (1-based) in levelHooks.
+	levelHooks   []*Webhook
+	levelHookIdx [][]int
+	digest       *digestSchedule
+	// journalPending are feed items whose journal write failed, for the next flush.
+	journalPending []FeedItem
+	console        http.Handler // the browser console, served outside /api/ (SetConsole)
+	metrics        *serverMetrics
+	mux            *http.ServeMux
+	now            func() time.Time
 	// routes lists every route with the roles that may use it, for the OpenAPI check.
 	routes []route
 }
@@ -101,13 +110,17 @@ func NewServer(cfg Config, live *Live, store *Store, cs CitySource, risk RiskSou
 	}
 	s := &Server{cfg: cfg, log: log, tokens: tokens, limit: newLimiter(cfg.RatePerSecond, cfg.Burst), badTokens: newFailureLimiter(cfg.AuthFailuresPerMinute),
 		streams: streamCounter{open: map[string]int{}}, queries: make(chan struct{}, cfg.MaxQueries), live: live, store: store,
-		city: cs, risk: risk, announce: announce, metrics: newServerMetrics(reg), mux: http.NewServeMux(), now: time.Now}
+		city: cs, risk: risk, announce: announce, metrics: newServerMetrics(reg), mux: http.NewServeMux(), now: time.Now,
+		digest: newDigestSchedule(cfg.Digest)}
 	if cfg.Webhook.URL != "" {
 		secret := os.Getenv(cfg.Webhook.SecretEnv)
 		if secret == "" {
 			return nil, fmt.Errorf("api.webhook: environment variable %s (the signing secret) is not set", cfg.Webhook.SecretEnv)
 		}
 		s.hook = NewWebhook(cfg.Webhook, secret, log, reg)
+	}
+	if err := s.makeLevelHooks(reg); err != nil {
+		return nil, err
 	}
 	s.routes = []route{
 		{method: "GET", path: "/api/v1/openapi.json"},
@@ -121,6 +134,8 @@ func NewServer(cfg Config, live *Live, store *Store, cs CitySource, risk RiskSou
 			params: []string{"rule", "severity", "district", "vehicle", "state", "overdue", "limit", "offset", "cursor"}},
 		{method: "GET", path: "/api/v1/alerts/stream", roles: []Role{RoleSupervisor},
 			params: []string{"rule", "severity", "district", "last_event_id", "snapshot"}},
+		{method: "GET", path: "/api/v1/alerts/digest", roles: []Role{RoleSupervisor, RoleAnalyst}, audit: true,
+			params: []string{"district", "current"}},
 		{method: "GET", path: "/api/v1/alerts/{id}", roles: []Role{RoleSupervisor}},
 		{method: "POST", path: "/api/v1/alerts/{id}/actions", roles: []Role{RoleSupervisor}},
 		{method: "GET", path: "/api/v1/officers", roles: []Role{RoleSupervisor}},
@@ -137,6 +152,7 @@ func NewServer(cfg Config, live *Live, store *Store, cs CitySource, risk RiskSou
 		"/api/v1/vehicles/{plate}/track": s.handleTrack,
 		"/api/v1/alerts":                 s.handleAlerts,
 		"/api/v1/alerts/stream":          s.handleStream,
+		"/api/v1/alerts/digest":          s.handleDigest,
 		"/api/v1/alerts/{id}":            s.handleAlert,
 		"/api/v1/alerts/{id}/actions":    s.handleAction,
 		"/api/v1/officers":               s.handleOfficers,
@@ -203,13 +219,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// background checks overdue alerts, journals the feed to ClickHouse and feeds the webhook, until
-// ctx is cancelled; a last journal flush follows.
+// background checks overdue alerts and their escalation, makes the daily digest, journals the
+// feed to ClickHouse and feeds the webhooks, until ctx is cancelled; a last journal flush follows.
 func (s *Server) background(ctx context.Context) {
-	var hookDone chan struct{}
-	if s.hook != nil {
-		hookDone = make(chan struct{})
-		go func() { defer close(hookDone); s.hook.Run(ctx) }()
+	var hooks sync.WaitGroup
+	for _, h := range append([]*Webhook{s.hook}, s.levelHooks...) {
+		if h != nil {
+			hooks.Go(func() { h.Run(ctx) })
+		}
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -217,46 +234,125 @@ func (s *Server) background(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			s.flushJournal(context.Background())
+			if n := len(s.journalPending); n > 0 {
+				s.log.Error("cannot journal the alert feed on shutdown; after the restart these items' overdue and escalation steps may be notified again", "items", n)
+			}
 			if s.store != nil {
 				if err := s.store.FlushAudit(context.Background()); err != nil {
 					s.log.Error("cannot write the API audit log on shutdown; these records are lost", "records", s.store.AuditQueued(), "err", err)
 				}
 			}
-			if hookDone != nil {
-				<-hookDone
-			}
+			hooks.Wait()
 			return
 		case <-tick.C:
 		}
-		if over := s.live.CheckOverdue(); len(over) > 0 && s.announce != nil {
+		s.tick(ctx)
+	}
+}
+
+// tick is one second of background work, at the server's clock: overdue alerts and escalation
+// steps (announced on the alerts topic, journaled, handed to the webhooks), the daily digest, the
+// audit log.
+func (s *Server) tick(ctx context.Context) {
+	if over := s.live.CheckOverdue(); len(over) > 0 {
+		if s.announce != nil {
 			if err := s.announce.Announce(ctx, over); err != nil {
 				s.log.Warn("cannot announce overdue alerts on the alerts topic", "alerts", len(over), "err", err)
 			}
 		}
-		s.flushJournal(ctx)
-		if s.store != nil {
-			if err := s.store.FlushAudit(ctx); err != nil {
-				s.metrics.auditErrors.Inc()
-				s.log.Warn("cannot write the API audit log; kept for the next attempt", "queued", s.store.AuditQueued(), "err", err)
-			}
+		s.enqueueLevelHooks(over)
+	}
+	s.checkDigest()
+	s.flushJournal(ctx)
+	if s.store != nil {
+		if err := s.store.FlushAudit(ctx); err != nil {
+			s.metrics.auditErrors.Inc()
+			s.log.Warn("cannot write the API audit log; kept for the next attempt", "queued", s.store.AuditQueued(), "err", err)
 		}
 	}
 }
 
-func (s *Server) flushJournal(ctx context.Context) {
-	items := s.live.takeJournal()
-	if len(items) == 0 {
+// makeLevelHooks makes a webhook for each distinct URL of the escalation levels, signed with
+// the escalation's secret (or api.webhook's), timed as api.webhook.
+func (s *Server) makeLevelHooks(reg prometheus.Registerer) error {
+	urls, byLevel := levelWebhooks(s.cfg.Escalation.Levels)
+	if len(urls) == 0 {
+		return nil
+	}
+	env := cmp.Or(s.cfg.Escalation.SecretEnv, s.cfg.Webhook.SecretEnv)
+	secret := os.Getenv(env)
+	if secret == "" {
+		return fmt.Errorf("api.escalation: environment variable %s (the signing secret of the levels' webhooks) is not set", env)
+	}
+	deliveries := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "muckwatch_escalation_webhook_deliveries_total",
+		Help: "Escalation webhook deliveries by URL (its index in the order the levels name them) and outcome: delivered, failed, dropped."},
+		[]string{"webhook", "result"})
+	attempts := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "muckwatch_escalation_webhook_attempts_total",
+		Help: "Escalation webhook delivery attempts (HTTP requests), retries included."}, []string{"webhook"})
+	queueLen := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "muckwatch_escalation_webhook_queue_length",
+		Help: "Escalation steps waiting for webhook delivery."}, []string{"webhook"})
+	if reg != nil {
+		reg.MustRegister(deliveries, attempts, queueLen)
+	}
+	for i, u := range urls {
+		cfg := s.cfg.Webhook
+		cfg.URL, cfg.MinSeverity = u, string(detectors.SeverityInfo)
+		k := strconv.Itoa(i)
+		s.levelHooks = append(s.levelHooks, newWebhook(cfg, secret, s.log, webhookMetrics{
+			delivered: deliveries.WithLabelValues(k, "delivered"), failed: deliveries.WithLabelValues(k, "failed"),
+			dropped: deliveries.WithLabelValues(k, "dropped"), attempts: attempts.WithLabelValues(k), queueLen: queueLen.WithLabelValues(k),
+		}))
+	}
+	s.levelHookIdx = byLevel
+	return nil
+}
+
+// enqueueLevelHooks hands each renotified item to the webhooks of the level it announces.
+func (s *Server) enqueueLevelHooks(items []FeedItem) {
+	if len(s.levelHooks) == 0 {
 		return
 	}
-	if s.hook != nil {
+	for _, it := range items {
+		if it.Change != ChangeRenotified {
+			continue
+		}
+		step, ok := lastStep(&it.Alert)
+		if !ok || step.Level >= len(s.levelHookIdx) {
+			continue
+		}
+		for _, k := range s.levelHookIdx[step.Level] {
+			s.levelHooks[k].Enqueue([]FeedItem{it})
+		}
+	}
+}
+
+// flushJournal hands the feed items published since the last flush to the webhook and writes
+// them, with any a failed write left, to the ClickHouse journal. Items whose write fails are kept
+// for the next flush (at most api.feed_buffer, the oldest dropped beyond): the journal is what
+// tells a restarted API which alerts went overdue and which escalation steps were taken, so that
+// it does not notify them again. Called from the background goroutine only.
+func (s *Server) flushJournal(ctx context.Context) {
+	items := s.live.takeJournal()
+	if s.hook != nil && len(items) > 0 {
 		s.hook.Enqueue(items)
 	}
 	if s.store == nil {
 		return
 	}
+	items = append(s.journalPending, items...)
+	s.journalPending = nil
+	if len(items) == 0 {
+		return
+	}
 	if err := s.store.WriteFeed(ctx, items); err != nil {
 		s.metrics.journalErrors.Inc()
-		s.log.Warn("cannot journal the alert feed; SSE clients resuming from before the in-memory buffer may miss these", "items", len(items), "err", err)
+		if drop := len(items) - s.cfg.FeedBuffer; drop > 0 {
+			s.log.Error("the alert feed journal is behind by more than api.feed_buffer items; dropping the oldest: after a restart their overdue and escalation steps may be notified again",
+				"dropped", drop)
+			items = items[drop:]
+		}
+		s.journalPending = items
+		s.log.Warn("cannot journal the alert feed; kept for the next attempt", "items", len(items), "err", err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,7 +41,8 @@ const signaturePrefix = "sha256="
 // alert is at least cfg.MinSeverity is POSTed, as JSON, to cfg.URL, one at a time and in feed
 // order, so a receiver sees each vehicle's changes in order. Failed attempts are retried with
 // exponential back-off; items waiting for delivery are bounded by cfg.Queue, and when the queue
-// is full the oldest are dropped. Enqueue is safe for concurrent use; Run is called once.
+// is full the oldest are dropped. The daily digest (EnqueueDigest) goes the same way, whatever
+// the severities in it. Enqueue is safe for concurrent use; Run is called once.
 type Webhook struct {
 	cfg     WebhookConfig
 	secret  []byte
@@ -57,11 +59,22 @@ type Webhook struct {
 	now func() time.Time
 
 	mu    sync.Mutex
-	queue []FeedItem // ring buffer of at most cfg.Queue items, grown on demand
+	queue []hookPost // ring buffer of at most cfg.Queue items, grown on demand
 	head  int        // index of the oldest item
 	n     int        // items queued
 	wake  chan struct{}
 }
+
+// hookPost is one POST waiting for delivery: a feed item or a digest, already encoded.
+type hookPost struct {
+	event string // X-Muckwatch-Event: the feed item's change, or "digest"
+	id    uint64 // X-Muckwatch-Delivery: the feed item's seq, or the digest's
+	alert string // the alert's id, for the log ("" for a digest)
+	body  []byte
+}
+
+// EventDigest is the X-Muckwatch-Event of a daily digest.
+const EventDigest = "digest"
 
 type webhookMetrics struct {
 	delivered, failed, dropped prometheus.Counter
@@ -72,14 +85,6 @@ type webhookMetrics struct {
 // NewWebhook returns a webhook posting to cfg.URL, signing with secret. Zero fields of cfg take
 // their defaults. The metrics are registered on reg when it is not nil.
 func NewWebhook(cfg WebhookConfig, secret string, log *slog.Logger, reg prometheus.Registerer) *Webhook {
-	cfg = Config{Webhook: cfg}.WithDefaults().Webhook
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	target := cfg.URL
-	if u, err := url.Parse(cfg.URL); err == nil {
-		target = (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
-	}
 	deliveries := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "muckwatch_webhook_deliveries_total",
 		Help: "Webhook feed items by outcome: delivered, failed (refused or out of attempts), dropped (queue full)."}, []string{"result"})
 	attempts := prometheus.NewCounter(prometheus.CounterOpts{Name: "muckwatch_webhook_attempts_total",
@@ -89,12 +94,25 @@ func NewWebhook(cfg WebhookConfig, secret string, log *slog.Logger, reg promethe
 	if reg != nil {
 		reg.MustRegister(deliveries, attempts, queueLen)
 	}
+	return newWebhook(cfg, secret, log, webhookMetrics{
+		delivered: deliveries.WithLabelValues("delivered"), failed: deliveries.WithLabelValues("failed"),
+		dropped: deliveries.WithLabelValues("dropped"), attempts: attempts, queueLen: queueLen,
+	})
+}
+
+// newWebhook is NewWebhook with the metrics made by the caller.
+func newWebhook(cfg WebhookConfig, secret string, log *slog.Logger, m webhookMetrics) *Webhook {
+	cfg = Config{Webhook: cfg}.WithDefaults().Webhook
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	target := cfg.URL
+	if u, err := url.Parse(cfg.URL); err == nil {
+		target = (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+	}
 	return &Webhook{
 		cfg: cfg, secret: []byte(secret), minRank: detectors.Severity(cfg.MinSeverity).Rank(), target: target, log: log,
-		metrics: webhookMetrics{
-			delivered: deliveries.WithLabelValues("delivered"), failed: deliveries.WithLabelValues("failed"),
-			dropped: deliveries.WithLabelValues("dropped"), attempts: attempts, queueLen: queueLen,
-		},
+		metrics: m,
 		client: &http.Client{
 			// a redirected POST would become a GET without the body: answer 3xx as a refusal
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -108,14 +126,32 @@ func NewWebhook(cfg WebhookConfig, secret string, log *slog.Logger, reg promethe
 // Enqueue queues the items severe enough for delivery. It never blocks: when the queue is full
 // the oldest items are dropped and counted.
 func (h *Webhook) Enqueue(items []FeedItem) {
+	hs := make([]hookPost, 0, len(items))
+	for i := range items {
+		if h.wants(&items[i]) {
+			hs = append(hs, hookPost{event: items[i].Change, id: items[i].Seq, alert: items[i].Alert.ID, body: encodeItem(items[i])})
+		}
+	}
+	h.push(hs)
+}
+
+// EnqueueDigest queues a daily digest (whatever the severities in it), as event "digest" with
+// the digest's seq as its delivery id.
+func (h *Webhook) EnqueueDigest(d Digest) {
+	body, _ := json.Marshal(d) // only strings, numbers and slices of them: cannot fail
+	h.push([]hookPost{{event: EventDigest, id: d.Seq, body: body}})
+}
+
+// push queues encoded items, dropping the oldest when the queue is full.
+func (h *Webhook) push(items []hookPost) {
+	if len(items) == 0 {
+		return
+	}
 	dropped := 0
 	h.mu.Lock()
 	for i := range items {
-		if !h.wants(&items[i]) {
-			continue
-		}
 		if h.n == h.cfg.Queue {
-			h.queue[h.head] = FeedItem{}
+			h.queue[h.head] = hookPost{}
 			h.head = (h.head + 1) % len(h.queue)
 			h.n--
 			dropped++
@@ -147,7 +183,7 @@ func (h *Webhook) wants(item *FeedItem) bool {
 // grow enlarges the full ring buffer, at most to cfg.Queue. h.mu is held.
 func (h *Webhook) grow() {
 	size := min(max(2*len(h.queue), 64), h.cfg.Queue)
-	q := make([]FeedItem, size)
+	q := make([]hookPost, size)
 	for i := 0; i < h.n; i++ {
 		q[i] = h.queue[(h.head+i)%len(h.queue)]
 	}
@@ -155,14 +191,14 @@ func (h *Webhook) grow() {
 }
 
 // pop removes and returns the oldest queued item.
-func (h *Webhook) pop() (FeedItem, bool) {
+func (h *Webhook) pop() (hookPost, bool) {
 	h.mu.Lock()
 	if h.n == 0 {
 		h.mu.Unlock()
-		return FeedItem{}, false
+		return hookPost{}, false
 	}
 	item := h.queue[h.head]
-	h.queue[h.head] = FeedItem{}
+	h.queue[h.head] = hookPost{}
 	h.head = (h.head + 1) % len(h.queue)
 	h.n--
 	h.metrics.queueLen.Set(float64(h.n))
@@ -214,8 +250,8 @@ type attemptResult struct {
 
 // deliver posts one item, retrying as configured, and counts the outcome. It returns early, without
 // counting the item, when ctx is cancelled.
-func (h *Webhook) deliver(ctx context.Context, item FeedItem) {
-	body := encodeItem(item)
+func (h *Webhook) deliver(ctx context.Context, item hookPost) {
+	body := item.body
 	b := backoff.New(backoff.Policy{Min: h.cfg.Backoff, Max: h.cfg.MaxBackoff})
 	for attempt := 1; ; attempt++ {
 		h.metrics.attempts.Inc()
@@ -225,35 +261,35 @@ func (h *Webhook) deliver(ctx context.Context, item FeedItem) {
 			return
 		}
 		if ctx.Err() != nil {
-			h.log.Info("webhook stopped while delivering a feed item", "url", h.target, "seq", item.Seq, "alert", item.Alert.ID, "attempt", attempt)
+			h.log.Info("webhook stopped while delivering a feed item", "url", h.target, "seq", item.id, "alert", item.alert, "attempt", attempt)
 			return
 		}
 		if !res.retry {
 			h.metrics.failed.Inc()
-			h.log.Warn("webhook refused a feed item; not retrying", "url", h.target, "seq", item.Seq, "change", item.Change,
-				"alert", item.Alert.ID, "err", res.err)
+			h.log.Warn("webhook refused a feed item; not retrying", "url", h.target, "seq", item.id, "event", item.event,
+				"alert", item.alert, "err", res.err)
 			return
 		}
 		if attempt >= h.cfg.MaxAttempts {
 			h.metrics.failed.Inc()
-			h.log.Warn("webhook delivery failed; giving up", "url", h.target, "seq", item.Seq, "change", item.Change,
-				"alert", item.Alert.ID, "attempts", attempt, "err", res.err)
+			h.log.Warn("webhook delivery failed; giving up", "url", h.target, "seq", item.id, "event", item.event,
+				"alert", item.alert, "attempts", attempt, "err", res.err)
 			return
 		}
 		wait := b.Next() // taken even when the receiver says when: the back-off goes on growing
 		if res.hasWait {
 			wait = min(res.wait, h.cfg.MaxBackoff)
 		}
-		h.log.Debug("webhook delivery failed; retrying", "url", h.target, "seq", item.Seq, "attempt", attempt, "in", wait, "err", res.err)
+		h.log.Debug("webhook delivery failed; retrying", "url", h.target, "seq", item.id, "attempt", attempt, "in", wait, "err", res.err)
 		if err := h.sleep(ctx, wait); err != nil {
-			h.log.Info("webhook stopped while waiting to retry a feed item", "url", h.target, "seq", item.Seq, "alert", item.Alert.ID, "attempt", attempt)
+			h.log.Info("webhook stopped while waiting to retry a feed item", "url", h.target, "seq", item.id, "alert", item.alert, "attempt", attempt)
 			return
 		}
 	}
 }
 
 // attempt makes one POST of body, bounded by cfg.Timeout.
-func (h *Webhook) attempt(ctx context.Context, item FeedItem, body []byte) attemptResult {
+func (h *Webhook) attempt(ctx context.Context, item hookPost, body []byte) attemptResult {
 	actx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, h.cfg.URL, bytes.NewReader(body))
@@ -263,8 +299,8 @@ func (h *Webhook) attempt(ctx context.Context, item FeedItem, body []byte) attem
 	ts := strconv.FormatInt(h.now().Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "muckwatch-webhook/1")
-	req.Header.Set(WebhookHeaderEvent, item.Change)
-	req.Header.Set(WebhookHeaderDelivery, strconv.FormatUint(item.Seq, 10))
+	req.Header.Set(WebhookHeaderEvent, item.event)
+	req.Header.Set(WebhookHeaderDelivery, strconv.FormatUint(item.id, 10))
 	req.Header.Set(WebhookHeaderTimestamp, ts)
 	req.Header.Set(WebhookHeaderSignature, signaturePrefix+sign(h.secret, ts, body))
 	resp, err := h.client.Do(req)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -180,7 +181,11 @@ func next(t *testing.T, ch <-chan sseEvent, what string, pred func(sseEvent) boo
 // resume the stream after a disconnect; every lookup is audited and every action recorded.
 func TestAPI(t *testing.T) {
 	env, c := startAPIEnv(t, func(cfg *Config) {
-		cfg.API.AckWithin.Severe = 2 * time.Second // the unlicensed truck's severe alert goes overdue in this test
+		cfg.API.AckWithin.Severe = 2 * time.Second         // the unlicensed truck's severe alert goes overdue in this test
+		cfg.API.Escalation.Levels = []api.EscalationLevel{ // ... and climbs to the city a second later each
+			{Name: "district-supervisor", AfterPrevious: time.Second, Scope: api.ScopeDistrict, Roles: []string{"supervisor"}, Channels: []string{"sup-{district}"}},
+			{Name: "city", AfterPrevious: time.Second, Scope: api.ScopeCity, Channels: []string{"city-centre"}},
+		}
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -363,6 +368,30 @@ func TestAPI(t *testing.T) {
 		if ev.item.Alert.VehicleID != "粤Z00001" || !ev.item.Alert.Overdue {
 			t.Errorf("overdue: %+v", ev.item)
 		}
+		// nobody acts: it is re-notified to the district supervisor, then to the city
+		ev = next(t, all, "the overdue alert escalated to the city", func(ev sseEvent) bool {
+			return ev.event == api.ChangeRenotified && ev.item.Alert.VehicleID == "粤Z00001" && ev.item.Alert.EscalationLevel == 2
+		})
+		steps := ev.item.Alert.Escalation
+		district := ev.item.Alert.District
+		if len(steps) != 2 || steps[0].Name != "district-supervisor" || steps[0].District != district ||
+			!slices.Equal(steps[0].Channels, []string{"sup-" + district}) || steps[1].Scope != api.ScopeCity {
+			t.Errorf("escalation steps on the feed: %+v", steps)
+		}
+		if n := readTopic(t, env.broker, env.cfg.Outputs.AlertsTopic, 1, func(m kafka.Message) bool {
+			return strings.Contains(string(m.Value), `"change":"renotified"`) && strings.Contains(string(m.Value), `"escalation_level":2`)
+		}); n != 1 {
+			t.Errorf("muck.alerts carries %d renotified changes at level 2, want 1", n)
+		}
+		// the digest counts it, for its district, at level 2; and the request is audited
+		var dg api.Digest
+		c.getJSON(api.RoleSupervisor, "/api/v1/alerts/digest?current=true&district="+url.QueryEscape(district), 200, &dg)
+		if len(dg.Districts) != 1 || dg.Districts[0].Overdue < 1 || !slices.ContainsFunc(dg.Districts[0].ByLevel, func(l api.DigestLevel) bool { return l.Level == 2 && l.Name == "city" }) {
+			t.Errorf("digest of %s: %+v", district, dg)
+		}
+		env.waitFor("the digest request in api_audit", 30*time.Second, func() bool {
+			return env.count("SELECT count() FROM api_audit WHERE path = '/api/v1/alerts/digest' AND status = 200") >= 1
+		})
 	})
 
 	var lastSeen string

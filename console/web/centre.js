@@ -205,7 +205,8 @@ export async function centre(root, session) {
         el('dt', {}, t('company')), el('dd', {}, a.company || veh?.company || '—'),
         el('dt', {}, t('permit')), el('dd', {}, permit ? `${permit.id} · ${permit.valid_now ? '✓' : '✕'} · ${permit.route_name || permit.route}` : t('noPermit')),
         el('dt', {}, t('risk')), el('dd', { id: 'panel-risk' }, veh ? `${t(veh.risk.level)} (${veh.risk.score}) · ${veh.risk.reasons.join('；')}` : '…'),
-        el('dt', {}, t('state')), el('dd', { id: 'panel-state' }, t(state), a.overdue ? el('span', { class: 'badge overdue-badge' }, t('overdue')) : '')),
+        el('dt', {}, t('state')), el('dd', { id: 'panel-state' }, t(state), a.overdue ? el('span', { class: 'badge overdue-badge' }, t('overdue')) : '',
+          a.escalation_level ? el('span', { class: 'badge overdue-badge', id: 'panel-level' }, `${t('level')} ${a.escalation_level}`) : '')),
       el('h3', {}, t('officers')),
       offered.length ? el('ol', { class: 'officers', id: 'officers' }, offered.map((o) => el('li', {},
         el('span', {}, o.officer_id), el('span', {}, fmtDistance(o.distance_m)), el('span', {}, t('eta'), ' ', fmtDuration(o.eta_s)),
@@ -219,8 +220,13 @@ export async function centre(root, session) {
       dismissBox,
       el('p', { class: 'error' }),
       el('h3', {}, t('history')),
-      el('ol', { class: 'history', id: 'history' }, (a.handling?.actions || []).map((x) => el('li', {},
-        fmtTime(x.at_ms), ' ', el('b', {}, t(x.action)), ' ', x.officer_id || '', x.reason ? ` “${x.reason}”` : '', el('small', {}, ' — ', x.actor)))));
+      el('ol', { class: 'history', id: 'history' }, [
+        ...(a.handling?.actions || []).map((x) => [x.at_ms, el('li', {},
+          fmtTime(x.at_ms), ' ', el('b', {}, t(x.action)), ' ', x.officer_id || '', x.reason ? ` “${x.reason}”` : '', el('small', {}, ' — ', x.actor))]),
+        // the escalation steps of an overdue alert, among the actions by time
+        ...(a.escalation || []).map((x) => [x.at_ms, el('li', { class: 'escalation' },
+          fmtTime(x.at_ms), ' ', el('b', {}, t('level'), ' ', x.level, ' · ', x.name), ' ', (x.channels || []).join(', '))]),
+      ].sort((x, y) => x[0] - y[0]).map((x) => x[1])));
   }
 
   return () => {

@@ -10,6 +10,7 @@ const zh = {
   dispatch: '派遣', acknowledge: '签收', resolve: '办结', dismiss: '误报', dismissReason: '误报原因（必填）', confirm: '确认',
   cancel: '取消', history: '处置记录', state: '状态', new: '待处置', dispatched: '已派遣', acknowledged: '已签收',
   resolved: '已办结', dismissed: '已作废', gridStaff: '网格员', close: '关闭', track: '轨迹',
+  level: '升级', // an overdue alert's escalation level: 升级 N
   plate: '车牌', lookup: '查询', nearMe: '附近车辆', permitValid: '准运证有效', permitInvalid: '无有效准运证',
   noPermit: '没有准运证', permitNotNow: '准运证不在有效期', route: '路线', lastPosition: '最后位置', violations30: '近30天违规',
   none: '无', unknownPlate: '查无此车', riskiest: '风险最高', low: '低', medium: '中', high: '高', locating: '定位中…',
@@ -36,6 +37,7 @@ const en = {
   dispatch: 'Dispatch', acknowledge: 'Acknowledge', resolve: 'Resolve', dismiss: 'Dismiss', dismissReason: 'Why is it false? (required)', confirm: 'Confirm',
   cancel: 'Cancel', history: 'Handling', state: 'State', new: 'New', dispatched: 'Dispatched', acknowledged: 'Acknowledged',
   resolved: 'Resolved', dismissed: 'Dismissed', gridStaff: 'Grid staff', close: 'Close', track: 'Track',
+  level: 'Level', // an overdue alert's escalation level
   plate: 'Plate', lookup: 'Look up', nearMe: 'Near me', permitValid: 'Permit valid', permitInvalid: 'No valid permit',
   noPermit: 'No permit', permitNotNow: 'Permit not valid now', route: 'Route', lastPosition: 'Last position', violations30: 'Violations, 30 days',
   none: 'None', unknownPlate: 'Unknown vehicle', riskiest: 'Riskiest', low: 'Low', medium: 'Medium', high: 'High', locating: 'Locating…',
