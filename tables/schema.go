@@ -126,3 +126,8 @@ var AlertFeed = &Table{Name: "alert_feed", Columns: []Column{
 	typed("seq", typeUInt64), str("change"), str("alert_id"), str("rule"), str("severity"), str("district"),
 	str("vehicle_id"), str("item"), dateTime("written_at"),
 }}
+
+// VehicleKmDaily is the km each vehicle drove per day, rolled up from positions (005_kpi).
+var VehicleKmDaily = &Table{Name: "vehicle_km_daily", Version: "rolled_at", Columns: []Column{
+	typed("day", "Date"), str("vehicle_id"), f64("km"), typed("fixes", typeUInt64), dateTime("rolled_at"),
+}}
