@@ -120,7 +120,7 @@ func (s *Store) handlingFrom(q *sqlText, hq HandlingQuery) error {
 	start, startMs := a.Col("start_time"), a.Col("start_ms")
 	q.add(" FROM (SELECT "+a.Col("id")+", any("+start+") AS k_time, any("+startMs+") AS k_start, argMax("+a.Col("district")+", "+a.Col("version")+") AS k_district,"+
 		" multiIf(argMin("+a.Col("severity")+", "+a.Col("version")+") = 'severe', ?, argMin("+a.Col("severity")+", "+a.Col("version")+") = 'warning', ?, ?) AS k_deadline"+
-		" FROM "+a.In(s.db)+" WHERE "+start+" >= toDateTime(?) AND "+start+" <= toDateTime(?) AND "+startMs+" >= ? AND "+startMs+" < ? GROUP BY "+a.Col("id")+")",
+		" FROM "+a.In(s.db)+" WHERE "+start+" >= toDateTime(?) AND "+start+" <= toDateTime(?) AND "+startMs+" >= ? AND "+startMs+" < ? GROUP BY "+a.Col("id")+") AS k_alerts",
 		hq.AckWithin.Severe.Milliseconds(), hq.AckWithin.Warning.Milliseconds(), hq.AckWithin.Info.Milliseconds(),
 		unixSeconds(hq.From), unixSeconds(hq.To), hq.From.UnixMilli(), hq.To.UnixMilli())
 	at, action, reason := act.Col("at_ms"), act.Col("action"), act.Col("reason")
@@ -129,7 +129,7 @@ func (s *Store) handlingFrom(q *sqlText, hq HandlingQuery) error {
 		" minIf("+at+", "+action+" = 'resolve') AS h_resolve, minIf("+at+", "+action+" = 'dismiss') AS h_dismiss,"+
 		" anyIf("+reason+", "+action+" = 'dismiss') AS h_reason, anyIf("+reason+", "+action+" = 'resolve') AS h_outcome,"+
 		" argMaxIf("+act.Col("officer_id")+", "+at+", "+action+" = 'dispatch') AS h_officer"+
-		" FROM "+act.In(s.db)+" WHERE "+act.Col("at")+" >= toDateTime(?) AND "+at+" >= ? GROUP BY id) USING id)",
+		" FROM "+act.In(s.db)+" WHERE "+act.Col("at")+" >= toDateTime(?) AND "+at+" >= ? GROUP BY id) AS k_handling USING id)",
 		unixSeconds(hq.From), hq.From.UnixMilli())
 	var where conditions
 	where.in("k_district", hq.Districts)

@@ -7,13 +7,18 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/muckwatch/muckwatch/city"
+	"github.com/muckwatch/muckwatch/sink"
 	"github.com/muckwatch/muckwatch/tables"
 )
 
@@ -861,4 +866,113 @@ func fmtPtr(p *float64) string {
 		return "null"
 	}
 	return fmt.Sprint(*p)
+}
+
+// sqlRecorder is a connection that keeps the text of every query and statement, with its
+// arguments bound, for running them through another ClickHouse (MUCKWATCH_KPI_SQL_OUT).
+type sqlRecorder struct {
+	driver.Conn
+	mu   sync.Mutex
+	sqls []string
+}
+
+func (r *sqlRecorder) keep(query string, args []any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b strings.Builder
+	i := 0
+	for _, part := range strings.SplitAfter(query, "?") {
+		if !strings.HasSuffix(part, "?") {
+			b.WriteString(part)
+			continue
+		}
+		b.WriteString(strings.TrimSuffix(part, "?"))
+		b.WriteString(sqlLiteral(args[i]))
+		i++
+	}
+	r.sqls = append(r.sqls, b.String())
+}
+
+func sqlLiteral(v any) string {
+	quote := func(s string) string { return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'" }
+	switch x := v.(type) {
+	case string:
+		return quote(x)
+	case []string:
+		q := make([]string, len(x))
+		for i, s := range x {
+			q[i] = quote(s)
+		}
+		return "[" + strings.Join(q, ", ") + "]"
+	}
+	return fmt.Sprint(v)
+}
+
+func (r *sqlRecorder) Query(ctx context.Context, query string, args ...any) (driver.Rows, error) {
+	r.keep(query, args)
+	return r.Conn.Query(ctx, query, args...)
+}
+
+func (r *sqlRecorder) QueryRow(ctx context.Context, query string, args ...any) driver.Row {
+	r.keep(query, args)
+	return r.Conn.QueryRow(ctx, query, args...)
+}
+
+func (r *sqlRecorder) Exec(ctx context.Context, query string, args ...any) error {
+	r.keep(query, args)
+	return r.Conn.Exec(ctx, query, args...)
+}
+
+// TestKPISQLOnModernClickHouse writes every KPI query, as run against the test server (Debian's
+// 18.16), to the file MUCKWATCH_KPI_SQL_OUT names, after the schema, for
+// /work/shared/tools/ch-modern (current ClickHouse): docs/kpis.md, Checking the SQL. Without the
+// variable it checks only that the queries were recorded.
+func TestKPISQLOnModernClickHouse(t *testing.T) {
+	e, h := newKPIEnv(t)
+	rec := &sqlRecorder{Conn: e.conn}
+	e.srv = e.newServerWith(NewStore(rec, e.db, histLogger()), func(c *Config) {
+		c.Dispatch.Teams = h.teams
+		c.Dispatch.GridStaff = h.grid
+		c.MaxWindow = 400 * 24 * time.Hour
+	})
+	e.h = e.srv.Handler()
+	if err := e.srv.store.RollUpKm(context.Background(), h.from.AddDate(0, 0, 3), kpiZone, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	w := []string{"from", h.from.Format(time.RFC3339), "to", h.to.Format(time.RFC3339)}
+	for _, path := range []string{
+		histQuery("/api/v1/kpis/handling", append(w, "by", "unit", "interval", "week")...),
+		histQuery("/api/v1/kpis/handling", append(w, "by", "district", "interval", "day", "district", "futian")...),
+		histQuery("/api/v1/scorecards", append(w, "of", "company", "interval", "month")...),
+		histQuery("/api/v1/scorecards", append(w, "of", "vehicle", "vehicle", h.vehicle[0].Plate)...),
+		histQuery("/api/v1/rankings", "of", "districts", "period", "week", "at", "2026-11-15"),
+		histQuery("/api/v1/rankings", "of", "companies", "period", "day", "at", "2026-11-15"),
+	} {
+		if code, _, body := e.get(histAnalystToken, path); code != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, code, body)
+		}
+	}
+	if len(rec.sqls) < 10 {
+		t.Fatalf("recorded %d statements", len(rec.sqls))
+	}
+	out := os.Getenv("MUCKWATCH_KPI_SQL_OUT")
+	if out == "" {
+		return
+	}
+	ms, err := sink.Migrations("kpi_modern")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, m := range ms {
+		for _, s := range m.Statements {
+			b.WriteString(s + ";\n")
+		}
+	}
+	for _, s := range rec.sqls {
+		b.WriteString(strings.ReplaceAll(s, e.db+".", "kpi_modern.") + ";\n")
+	}
+	if err := os.WriteFile(out, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
