@@ -108,7 +108,7 @@ type PeriodScorecard struct {
 	// RepeatOffenders are the vehicles with at least api.kpi.repeat_offender violations.
 	RepeatOffenders []string `json:"repeat_offenders"`
 	Score           float64  `json:"score"`
-	// Reasons say what took points off the score, largest first.
+	// Reasons say what took points off the score, largest first ("POINTS points off: why").
 	Reasons []string `json:"reasons"`
 }
 
@@ -252,7 +252,7 @@ func scorePeriod(period string, as []VehicleActivity, cfg KPIConfig) PeriodScore
 			continue
 		}
 		total += c.points
-		p.Reasons = append(p.Reasons, fmt.Sprintf("-%.1f: %s", c.points, c.why))
+		p.Reasons = append(p.Reasons, fmt.Sprintf("%.1f points off: %s", c.points, c.why))
 	}
 	p.Score = roundTenth(max(0, 100-total))
 	return p

@@ -230,8 +230,12 @@ func (s *Server) handleScorecards(w http.ResponseWriter, r *http.Request) {
 }
 
 func scorecardsCSV(of string, cards []Scorecard) [][]string {
-	out := [][]string{{of, "company", "period", "score", "reasons", "vehicles", "km", "trips", "trips_closed", "trips_closed_share", "unlicensed_trips",
-		"violations_total", "violations", "violations_per_1000_km", "repeat_offenders"}}
+	head := []string{"company"}
+	if of == "vehicle" {
+		head = []string{"vehicle", "company"}
+	}
+	out := [][]string{append(head, "period", "score", "reasons", "vehicles", "km", "trips", "trips_closed", "trips_closed_share", "unlicensed_trips",
+		"violations_total", "violations", "violations_per_1000_km", "repeat_offenders")}
 	for _, sc := range cards {
 		for _, p := range sc.Periods {
 			var v, rate []string
@@ -241,10 +245,14 @@ func scorecardsCSV(of string, cards []Scorecard) [][]string {
 					rate = append(rate, fmt.Sprintf("%s=%g", r, p.Per1000Km[r]))
 				}
 			}
-			out = append(out, []string{csvText(sc.Name), csvText(sc.Company), p.Period, strconv.FormatFloat(p.Score, 'f', 1, 64), csvText(strings.Join(p.Reasons, "; ")),
+			rec := []string{csvText(sc.Name)}
+			if of == "vehicle" {
+				rec = append(rec, csvText(sc.Company))
+			}
+			out = append(out, append(rec, p.Period, strconv.FormatFloat(p.Score, 'f', 1, 64), csvText(strings.Join(p.Reasons, "; ")),
 				strconv.Itoa(p.Vehicles), strconv.FormatFloat(p.Km, 'f', 3, 64), strconv.FormatUint(p.Trips, 10), strconv.FormatUint(p.TripsClosed, 10),
 				optFloat(p.TripsClosedShare), strconv.FormatUint(p.UnlicensedTrips, 10), strconv.FormatUint(p.ViolationsTotal, 10),
-				csvText(strings.Join(v, "; ")), csvText(strings.Join(rate, "; ")), csvText(strings.Join(p.RepeatOffenders, " "))})
+				csvText(strings.Join(v, "; ")), csvText(strings.Join(rate, "; ")), csvText(strings.Join(p.RepeatOffenders, " "))))
 		}
 	}
 	return out

@@ -976,3 +976,75 @@ func TestKPISQLOnModernClickHouse(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The SQL of docs/kpis.md runs as written (on the test's database) and its handling per district
+// and day gives the API's figures.
+func TestKPIDocsSQL(t *testing.T) {
+	e, h := newKPIEnv(t)
+	doc, err := os.ReadFile("../docs/kpis.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks []string
+	for _, part := range strings.Split(string(doc), "```sql\n")[1:] {
+		sql, _, _ := strings.Cut(part, "```")
+		if strings.HasPrefix(sql, "SELECT") {
+			blocks = append(blocks, strings.ReplaceAll(sql, "muckwatch.", e.db+"."))
+		}
+	}
+	if len(blocks) != 4 {
+		t.Fatalf("docs/kpis.md has %d SELECT blocks, want 4", len(blocks))
+	}
+	ctx := context.Background()
+	for _, sql := range blocks {
+		rows, err := e.conn.Query(ctx, sql)
+		if err != nil {
+			t.Errorf("docs/kpis.md: %v in\n%s", err, sql)
+			continue
+		}
+		rows.Close()
+	}
+	var perDay *string
+	for i := range blocks {
+		if strings.HasPrefix(blocks[i], "SELECT toString(toDate(k_time") {
+			perDay = &blocks[i]
+		}
+	}
+	if perDay == nil {
+		t.Fatal("docs/kpis.md has no handling per district and day")
+	}
+	type row struct {
+		raised, within, closed uint64
+		p50                    float64
+	}
+	doc2 := map[[2]string]row{}
+	rows, err := e.conn.Query(ctx, *perDay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var day, district string
+		var r row
+		if err := rows.Scan(&day, &district, &r.raised, &r.within, &r.closed, &r.p50); err != nil {
+			t.Fatal(err)
+		}
+		doc2[[2]string{day, district}] = r
+	}
+	var ans HandlingAnswer
+	nov := time.Date(2026, 11, 1, 0, 0, 0, 0, kpiZone)
+	e.getJSON(histQuery("/api/v1/kpis/handling", "from", nov.Format(time.RFC3339), "to", h.to.Format(time.RFC3339), "interval", "day"), "application/json; charset=utf-8", &ans)
+	if len(ans.Rows) != len(doc2) || len(ans.Rows) == 0 {
+		t.Fatalf("the API has %d rows, the documented SQL %d", len(ans.Rows), len(doc2))
+	}
+	for _, a := range ans.Rows {
+		d := doc2[[2]string{a.Period, a.Key}]
+		p50 := 0.0
+		if a.FirstActionP50S != nil {
+			p50 = *a.FirstActionP50S
+		}
+		if d.raised != a.Raised || d.within != a.WithinDeadline || d.closed != a.ClosedLoop || math.Abs(d.p50-p50) > 1e-9 {
+			t.Errorf("%s %s: the documented SQL gives %+v, the API %d raised, %d within, %d closed-loop, p50 %g", a.Period, a.Key, d, a.Raised, a.WithinDeadline, a.ClosedLoop, p50)
+		}
+	}
+}
