@@ -25,7 +25,7 @@ const (
 )
 
 // periodExpr is the SQL expression of the start ('YYYY-MM-DD', in zone ?) of the period of
-// interval that DateTime expression t falls in; IntervalAll is the constant ''.
+// interval that DateTime expression t falls in; IntervalAll is the constant ”.
 func periodExpr(interval, t string) (string, bool) {
 	switch interval {
 	case IntervalDay:
@@ -70,7 +70,7 @@ type HandlingQuery struct {
 
 // HandlingRow is the handling of the alerts of one period and district or unit.
 type HandlingRow struct {
-	Period, Key string
+	Period, Key                                           string
 	Raised, Dispatched, Acknowledged, Resolved, Dismissed uint64
 	// Acted: alerts with any action; WithinDeadline: their first action within the deadline;
 	// Overdue: first action after the deadline, or none and the deadline has passed.
