@@ -25,7 +25,7 @@ const (
 )
 
 // periodExpr is the SQL expression of the start ('YYYY-MM-DD', in zone ?) of the period of
-// interval that DateTime expression t falls in; IntervalAll is the constant ”.
+// interval that DateTime expression t falls in; for IntervalAll, the empty string.
 func periodExpr(interval, t string) (string, bool) {
 	switch interval {
 	case IntervalDay:
