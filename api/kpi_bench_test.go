@@ -95,7 +95,13 @@ func BenchmarkKPIYear(b *testing.B) {
 		" SELECT concat('F', toString(number)), concat('V', toString(v)), toDateTime(intDiv(ms, 1000)), ms, 22.5 + (v % 100) / 500 + k * 0.00005, 114.0 + intDiv(v, 100) / 500, 30"+
 		" FROM (SELECT number, number % ? AS v, intDiv(number, ?) AS k, toInt64(? + 6 * 3600000 + k * 30000) AS ms FROM system.numbers LIMIT ?)",
 		vehicles, vehicles, lastDay.UnixMilli(), vehicles*fixesPerDay)
-	for _, tbl := range []string{"alerts", "alert_actions", "events", "vehicle_km_daily", "positions"} {
+	settled := dayFloor(to.Add(-e.srv.cfg.KPI.HandlingSettle), loc)
+	start := time.Now()
+	if err := e.srv.store.RollUpHandling(ctx, from, settled, loc, e.srv.cfg.AckWithin, time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("rolled up the handling of %s to %s in %s", from.Format(time.DateOnly), settled.Format(time.DateOnly), time.Since(start).Round(time.Millisecond))
+	for _, tbl := range []string{"alerts", "alert_actions", "alert_handling", "events", "vehicle_km_daily", "positions"} {
 		var rows uint64
 		if err := e.conn.QueryRow(ctx, "SELECT count() FROM "+e.db+"."+tbl).Scan(&rows); err != nil {
 			b.Fatal(err)
@@ -132,9 +138,16 @@ func BenchmarkKPIYear(b *testing.B) {
 			b.ReportMetric(float64(size), "answer-bytes")
 		})
 	}
-	b.Run("rollup/one-day", func(b *testing.B) {
+	b.Run("rollup/km-one-day", func(b *testing.B) {
 		for b.Loop() {
 			if err := e.srv.store.RollUpKm(ctx, lastDay, loc, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("rollup/handling-one-day", func(b *testing.B) {
+		for b.Loop() {
+			if err := e.srv.store.RollUpHandling(ctx, settled, settled.AddDate(0, 0, 1), loc, e.srv.cfg.AckWithin, time.Now()); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -23,8 +23,11 @@ type KPIConfig struct {
 	// those days).
 	RollupDays int `yaml:"rollup_days"`
 	// RollupBack is how far back the background roll-up looks for days missing from
-	// vehicle_km_daily.
+	// vehicle_km_daily and alert_handling.
 	RollupBack time.Duration `yaml:"rollup_back"`
+	// HandlingSettle: a day's alerts are rolled up into alert_handling this long after the day
+	// ended (actions taken later are not in the roll-up).
+	HandlingSettle time.Duration `yaml:"handling_settle"`
 }
 
 // CompanyWeights are the points a company's score loses for each shortcoming, each capped.
@@ -68,6 +71,9 @@ func (k KPIConfig) withDefaults() KPIConfig {
 	if k.RollupDays == 0 {
 		k.RollupDays = 7
 	}
+	if k.HandlingSettle == 0 {
+		k.HandlingSettle = 7 * 24 * time.Hour
+	}
 	if k.RollupBack == 0 {
 		k.RollupBack = 400 * 24 * time.Hour
 	}
@@ -99,6 +105,9 @@ func (k KPIConfig) validate() error {
 	d := k.District
 	if d.WithinDeadline < 0 || d.ClosedLoop < 0 || d.NotDismissed < 0 {
 		errs = append(errs, errors.New("api.kpi.district: the weights must not be negative"))
+	}
+	if k.HandlingSettle < time.Hour {
+		errs = append(errs, fmt.Errorf("api.kpi.handling_settle must be at least 1h, got %s", k.HandlingSettle))
 	}
 	if k.RollupDays < -1 || k.RollupDays > 366 {
 		errs = append(errs, fmt.Errorf("api.kpi.rollup_days must be within [1, 366], or -1 (off), got %d", k.RollupDays))

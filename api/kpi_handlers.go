@@ -344,28 +344,71 @@ func (s *Server) handleRankings(w http.ResponseWriter, r *http.Request) {
 // rollUpKm rolls up, into vehicle_km_daily, up to api.kpi.rollup_days of the days that ended
 // more than an hour ago and are missing, newest first. It returns the days it rolled up.
 func (s *Server) rollUpKm(ctx context.Context) ([]time.Time, error) {
+	loc := s.city.City().Location
+	return s.rollUp(ctx, time.Hour, func(ctx context.Context, from, to time.Time) ([]time.Time, error) {
+		return s.store.MissingKmDays(ctx, from, to, loc)
+	}, func(ctx context.Context, day time.Time) error {
+		return s.store.RollUpKm(ctx, day, loc, s.now())
+	})
+}
+
+// rollUpHandling rolls up, into alert_handling, up to api.kpi.rollup_days of the days that ended
+// more than api.kpi.handling_settle ago and are missing, newest first.
+func (s *Server) rollUpHandling(ctx context.Context) ([]time.Time, error) {
+	loc := s.city.City().Location
+	// the days come newest first; consecutive ones are rolled up in one statement (each reads the
+	// actions from its first day on)
+	var run []time.Time
+	flush := func(ctx context.Context) error {
+		if len(run) == 0 {
+			return nil
+		}
+		from, to := run[len(run)-1], run[0].AddDate(0, 0, 1)
+		run = run[:0]
+		return s.store.RollUpHandling(ctx, from, to, loc, s.cfg.AckWithin, s.now())
+	}
+	days, err := s.rollUp(ctx, s.cfg.KPI.HandlingSettle, s.store.MissingHandlingDays, func(ctx context.Context, day time.Time) error {
+		if len(run) > 0 && !run[len(run)-1].AddDate(0, 0, -1).Equal(day) {
+			if err := flush(ctx); err != nil {
+				return err
+			}
+		}
+		run = append(run, day)
+		return nil
+	})
+	if err == nil {
+		err = flush(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return days, nil
+}
+
+// rollUp rolls up the missing days (as missing lists them) that ended settle ago, newest
+// first, up to api.kpi.rollup_days, with roll.
+func (s *Server) rollUp(ctx context.Context, settle time.Duration, missing func(ctx context.Context, from, to time.Time) ([]time.Time, error),
+	roll func(ctx context.Context, day time.Time) error) ([]time.Time, error) {
 	if s.store == nil || s.cfg.KPI.RollupDays < 1 {
 		return nil, nil
 	}
 	loc := s.city.City().Location
 	now := s.now()
-	to := dayFloor(now.Add(-time.Hour), loc)
-	from := dayFloor(now.Add(-s.cfg.KPI.RollupBack), loc)
-	missing, err := s.store.MissingKmDays(ctx, from, to, loc)
+	days, err := missing(ctx, dayFloor(now.Add(-s.cfg.KPI.RollupBack), loc), dayFloor(now.Add(-settle), loc))
 	if err != nil {
 		return nil, err
 	}
-	slices.Reverse(missing)
-	missing = missing[:min(len(missing), s.cfg.KPI.RollupDays)]
-	for i, d := range missing {
-		if err := s.store.RollUpKm(ctx, d, loc, now); err != nil {
-			return missing[:i], err
+	slices.Reverse(days)
+	days = days[:min(len(days), s.cfg.KPI.RollupDays)]
+	for i, d := range days {
+		if err := roll(ctx, d); err != nil {
+			return days[:i], err
 		}
 	}
-	return missing, nil
+	return days, nil
 }
 
-// kpiRollup runs the km roll-up (rollUpKm) from the background loop every rollupEvery, one run
+// kpiRollup runs the roll-ups (rollUpKm, rollUpHandling) from the background loop every rollupEvery, one run
 // at a time, beside the loop.
 type kpiRollup struct {
 	next time.Time
@@ -392,11 +435,17 @@ func (k *kpiRollup) maybe(ctx context.Context, s *Server) {
 	k.done = make(chan struct{})
 	go func(done chan struct{}) {
 		defer close(done)
-		days, err := s.rollUpKm(ctx)
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn("cannot roll up the km driven per day (the scorecards read positions for the days missing)", "rolled_up", len(days), "err", err)
-		} else if len(days) > 0 {
-			s.log.Info("rolled up the km driven per day", "days", len(days), "newest", days[0].Format(time.DateOnly))
+		for _, r := range []struct {
+			what string
+			run  func(context.Context) ([]time.Time, error)
+		}{{"the km driven per day (the scorecards read positions for the days missing)", s.rollUpKm},
+			{"the handling of the alerts per day (the handling KPIs read alerts and actions for the days missing)", s.rollUpHandling}} {
+			days, err := r.run(ctx)
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("cannot roll up "+r.what, "rolled_up", len(days), "err", err)
+			} else if len(days) > 0 {
+				s.log.Info("rolled up "+r.what, "days", len(days), "newest", days[0].Format(time.DateOnly))
+			}
 		}
 	}(k.done)
 }

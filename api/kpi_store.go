@@ -84,12 +84,42 @@ type HandlingRow struct {
 	DismissedBy map[string]uint64
 }
 
-// handlingFrom appends to q " FROM (one row per alert hq selects, with its handling)": columns
-// k_period, k_key, k_start (ms), k_deadline (ms), h_first, h_dispatch, h_ack, h_resolve,
-// h_dismiss (ms of the first such action, 0 when none), h_reason (the dismissal's), h_outcome
-// (the resolution's).
-func (s *Store) handlingFrom(q *sqlText, hq HandlingQuery) error {
+// handlingCols are the columns of one alert's handling (handlingAlerts, alert_handling): its key
+// (cityHash64 of the id: a fixed-size key hashes and joins several times faster than the id),
+// start (DateTime and ms), district (the newest version's), deadline (ms, by the severity it
+// opened with), and the ms of the first action of each kind (0 when none), the dismissal's
+// reason, the resolution's outcome and the officer dispatched last.
+const handlingCols = "k_id, k_time, k_start, k_district, k_deadline, h_first, h_dispatch, h_ack, h_resolve, h_dismiss, h_reason, h_outcome, h_officer"
+
+// handlingAlerts appends to q a subquery of handlingCols, one row per alert that started in
+// [from, to), read from alerts and alert_actions, leaving out the alerts whose day (in zone) is
+// one of skip.
+func (s *Store) handlingAlerts(q *sqlText, from, to time.Time, ack AckWithin, zone string, skip []string) {
 	a, act := tables.Alerts, tables.AlertActions
+	start, startMs := a.Col("start_time"), a.Col("start_ms")
+	q.add("(SELECT "+handlingCols+" FROM (SELECT cityHash64("+a.Col("id")+") AS k_id, any("+start+") AS k_time, any("+startMs+") AS k_start,"+
+		" argMax("+a.Col("district")+", "+a.Col("version")+") AS k_district,"+
+		" multiIf(argMin("+a.Col("severity")+", "+a.Col("version")+") = 'severe', ?, argMin("+a.Col("severity")+", "+a.Col("version")+") = 'warning', ?, ?) AS k_deadline"+
+		" FROM "+a.In(s.db)+" WHERE "+start+" >= toDateTime(?) AND "+start+" <= toDateTime(?) AND "+startMs+" >= ? AND "+startMs+" < ?",
+		ack.Severe.Milliseconds(), ack.Warning.Milliseconds(), ack.Info.Milliseconds(),
+		unixSeconds(from), unixSeconds(to), from.UnixMilli(), to.UnixMilli())
+	if len(skip) > 0 {
+		q.add(" AND NOT has(?, toString(toDate("+start+", ?)))", skip, zone)
+	}
+	at, action, reason := act.Col("at_ms"), act.Col("action"), act.Col("reason")
+	q.add(" GROUP BY k_id) AS k_alerts ANY LEFT JOIN (SELECT cityHash64("+act.Col("alert_id")+") AS k_id, min("+at+") AS h_first,"+
+		" minIf("+at+", "+action+" = 'dispatch') AS h_dispatch, minIf("+at+", "+action+" = 'acknowledge') AS h_ack,"+
+		" minIf("+at+", "+action+" = 'resolve') AS h_resolve, minIf("+at+", "+action+" = 'dismiss') AS h_dismiss,"+
+		" anyIf("+reason+", "+action+" = 'dismiss') AS h_reason, anyIf("+reason+", "+action+" = 'resolve') AS h_outcome,"+
+		" argMaxIf("+act.Col("officer_id")+", "+at+", "+action+" = 'dispatch') AS h_officer"+
+		" FROM "+act.In(s.db)+" WHERE "+act.Col("at")+" >= toDateTime(?) AND "+at+" >= ? GROUP BY k_id) AS k_handling USING k_id)",
+		unixSeconds(from), from.UnixMilli())
+}
+
+// handlingFrom appends to q " FROM (one row per alert hq selects, with its handling)": the
+// handlingCols, k_period and k_key. The alerts of the days rolled up (rolled, in
+// alert_handling) are read from there, the others from alerts and alert_actions.
+func (s *Store) handlingFrom(q *sqlText, hq HandlingQuery, rolled []string) error {
 	zone := hq.Location.String()
 	period, zoned := periodExpr(hq.Interval, "k_time")
 	var key string
@@ -116,24 +146,51 @@ func (s *Store) handlingFrom(q *sqlText, hq HandlingQuery) error {
 		return fmt.Errorf("cannot count the handling by %q: not district or unit", hq.By)
 	}
 	q.add(" FROM (SELECT *, "+key+" AS k_key", keyArgs...)
-	q.add(", "+period+" AS k_period", zoneArgs(zoned, zone)...)
-	start, startMs := a.Col("start_time"), a.Col("start_ms")
-	q.add(" FROM (SELECT "+a.Col("id")+", any("+start+") AS k_time, any("+startMs+") AS k_start, argMax("+a.Col("district")+", "+a.Col("version")+") AS k_district,"+
-		" multiIf(argMin("+a.Col("severity")+", "+a.Col("version")+") = 'severe', ?, argMin("+a.Col("severity")+", "+a.Col("version")+") = 'warning', ?, ?) AS k_deadline"+
-		" FROM "+a.In(s.db)+" WHERE "+start+" >= toDateTime(?) AND "+start+" <= toDateTime(?) AND "+startMs+" >= ? AND "+startMs+" < ? GROUP BY "+a.Col("id")+") AS k_alerts",
-		hq.AckWithin.Severe.Milliseconds(), hq.AckWithin.Warning.Milliseconds(), hq.AckWithin.Info.Milliseconds(),
-		unixSeconds(hq.From), unixSeconds(hq.To), hq.From.UnixMilli(), hq.To.UnixMilli())
-	at, action, reason := act.Col("at_ms"), act.Col("action"), act.Col("reason")
-	q.add(" ANY LEFT JOIN (SELECT "+act.Col("alert_id")+" AS id, min("+at+") AS h_first,"+
-		" minIf("+at+", "+action+" = 'dispatch') AS h_dispatch, minIf("+at+", "+action+" = 'acknowledge') AS h_ack,"+
-		" minIf("+at+", "+action+" = 'resolve') AS h_resolve, minIf("+at+", "+action+" = 'dismiss') AS h_dismiss,"+
-		" anyIf("+reason+", "+action+" = 'dismiss') AS h_reason, anyIf("+reason+", "+action+" = 'resolve') AS h_outcome,"+
-		" argMaxIf("+act.Col("officer_id")+", "+at+", "+action+" = 'dispatch') AS h_officer"+
-		" FROM "+act.In(s.db)+" WHERE "+act.Col("at")+" >= toDateTime(?) AND "+at+" >= ? GROUP BY id) AS k_handling USING id)",
-		unixSeconds(hq.From), hq.From.UnixMilli())
+	q.add(", "+period+" AS k_period FROM ", zoneArgs(zoned, zone)...)
+	if len(rolled) > 0 {
+		h := tables.AlertHandling
+		q.add("(SELECT "+handlingCols+" FROM "+h.In(s.db)+" WHERE "+h.Col("day")+" >= toDate(?) AND "+h.Col("day")+" < toDate(?) AND has(?, toString("+h.Col("day")+"))"+
+			" AND k_id != 0 AND k_start >= ? AND k_start < ? UNION ALL SELECT "+handlingCols+" FROM ",
+			rolled[0], dayAfter(rolled[len(rolled)-1]), rolled, hq.From.UnixMilli(), hq.To.UnixMilli())
+		s.handlingAlerts(q, hq.From, hq.To, hq.AckWithin, zone, rolled)
+		q.add(")")
+	} else {
+		s.handlingAlerts(q, hq.From, hq.To, hq.AckWithin, zone, nil)
+	}
+	q.add(")")
 	var where conditions
 	where.in("k_district", hq.Districts)
 	where.appendTo(q)
+	return nil
+}
+
+// dayAfter is the day after d (YYYY-MM-DD).
+func dayAfter(d string) string {
+	t, err := time.Parse(time.DateOnly, d)
+	if err != nil {
+		return d
+	}
+	return t.AddDate(0, 0, 1).Format(time.DateOnly)
+}
+
+// RollUpHandling writes the handling of the alerts that started on the days [from, to)
+// (midnights in loc) to alert_handling, with a row of key 0 marking each day done.
+func (s *Store) RollUpHandling(ctx context.Context, from, to time.Time, loc *time.Location, ack AckWithin, now time.Time) error {
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
+	h := tables.AlertHandling
+	days := 0
+	for d := from; d.Before(to); d = d.AddDate(0, 0, 1) {
+		days++
+	}
+	var q sqlText
+	q.add(h.Insert(s.db)+" SELECT toDate(k_time, ?), "+handlingCols+", toDateTime(?) FROM ", loc.String(), unixSeconds(now))
+	s.handlingAlerts(&q, from, to, ack, loc.String(), nil)
+	q.add(" UNION ALL SELECT toDate(?) + number, toUInt64(0), toDateTime(0), toInt64(0), '', toInt64(0), toInt64(0), toInt64(0), toInt64(0), toInt64(0), toInt64(0), '', '', '', toDateTime(?)"+
+		" FROM system.numbers LIMIT ?", from.Format(time.DateOnly), unixSeconds(now), days)
+	if err := s.conn.Exec(ctx, q.String(), q.args...); err != nil {
+		return fmt.Errorf("cannot roll up the handling of %s to %s into %s: %w", from.Format(time.DateOnly), to.Format(time.DateOnly), h.Name, err)
+	}
 	return nil
 }
 
@@ -166,6 +223,11 @@ func (s *Store) Handling(ctx context.Context, hq HandlingQuery) ([]HandlingRow, 
 	}
 	ctx, cancel := s.bounded(ctx)
 	defer cancel()
+	fromDay := dayFloor(hq.From, hq.Location)
+	rolled, err := s.rolledDaysOf(ctx, tables.AlertHandling, "k_id = 0", fromDay.Format(time.DateOnly), dayCeil(hq.To, hq.Location).Format(time.DateOnly))
+	if err != nil {
+		return nil, err
+	}
 	var q sqlText
 	q.add("SELECT k_period, k_key, count() AS raised, countIf(h_dispatch > 0) AS dispatched, countIf(h_ack > 0) AS acknowledged," +
 		" countIf(h_resolve > 0) AS resolved, countIf(h_dismiss > 0) AS dismissed, countIf(h_first > 0) AS acted," +
@@ -173,8 +235,9 @@ func (s *Store) Handling(ctx context.Context, hq HandlingQuery) ([]HandlingRow, 
 	q.add(" countIf(h_first - k_start > k_deadline OR (h_first = 0 AND k_start + k_deadline <= ?)) AS overdue,", hq.NowMs)
 	q.add(" countIf(h_resolve > 0 AND h_outcome != '') AS closed_loop," +
 		" toFloat64(quantileExactIf(0.5)(h_first - k_start, h_first > 0)) AS first_p50, toFloat64(quantileExactIf(0.9)(h_first - k_start, h_first > 0)) AS first_p90," +
-		" toFloat64(quantileExactIf(0.5)(h_resolve - k_start, h_resolve > 0)) AS resolve_p50, toFloat64(quantileExactIf(0.9)(h_resolve - k_start, h_resolve > 0)) AS resolve_p90")
-	if err := s.handlingFrom(&q, hq); err != nil {
+		" toFloat64(quantileExactIf(0.5)(h_resolve - k_start, h_resolve > 0)) AS resolve_p50, toFloat64(quantileExactIf(0.9)(h_resolve - k_start, h_resolve > 0)) AS resolve_p90," +
+		" groupArrayIf(h_reason, h_dismiss > 0) AS reasons")
+	if err := s.handlingFrom(&q, hq, rolled); err != nil {
 		return nil, err
 	}
 	q.add(" GROUP BY k_period, k_key ORDER BY k_period, k_key")
@@ -184,49 +247,24 @@ func (s *Store) Handling(ctx context.Context, hq HandlingQuery) ([]HandlingRow, 
 	}
 	defer rows.Close()
 	var out []HandlingRow
-	index := map[[2]string]int{}
 	for rows.Next() {
 		var r HandlingRow
+		var reasons []string
 		if err := rows.Scan(&r.Period, &r.Key, &r.Raised, &r.Dispatched, &r.Acknowledged, &r.Resolved, &r.Dismissed, &r.Acted,
-			&r.WithinDeadline, &r.Overdue, &r.ClosedLoop, &r.FirstActionP50, &r.FirstActionP90, &r.ResolutionP50, &r.ResolutionP90); err != nil {
+			&r.WithinDeadline, &r.Overdue, &r.ClosedLoop, &r.FirstActionP50, &r.FirstActionP90, &r.ResolutionP50, &r.ResolutionP90, &reasons); err != nil {
 			return nil, fmt.Errorf("cannot read the handling by %s: %w", hq.By, err)
 		}
 		for _, p := range []*float64{&r.FirstActionP50, &r.FirstActionP90, &r.ResolutionP50, &r.ResolutionP90} {
 			*p /= 1000
 		}
 		r.DismissedBy = map[string]uint64{}
-		index[[2]string{r.Period, r.Key}] = len(out)
+		for _, reason := range reasons {
+			r.DismissedBy[reason]++
+		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("cannot read the handling by %s: %w", hq.By, err)
-	}
-	rows.Close()
-
-	// handlingFrom may end with a WHERE: the dismissed are selected outside it
-	var d sqlText
-	d.add("SELECT k_period, k_key, h_reason, count() FROM (SELECT *")
-	if err := s.handlingFrom(&d, hq); err != nil {
-		return nil, err
-	}
-	d.add(") WHERE h_dismiss > 0 GROUP BY k_period, k_key, h_reason ORDER BY k_period, k_key, h_reason")
-	drows, err := s.conn.Query(ctx, d.String(), d.args...)
-	if err != nil {
-		return nil, fmt.Errorf("cannot count the dismissals by reason: %w", err)
-	}
-	defer drows.Close()
-	for drows.Next() {
-		var period, key, reason string
-		var n uint64
-		if err := drows.Scan(&period, &key, &reason, &n); err != nil {
-			return nil, fmt.Errorf("cannot read the dismissals by reason: %w", err)
-		}
-		if i, ok := index[[2]string{period, key}]; ok {
-			out[i].DismissedBy[reason] = n
-		}
-	}
-	if err := drows.Err(); err != nil {
-		return nil, fmt.Errorf("cannot read the dismissals by reason: %w", err)
 	}
 	return out, nil
 }
@@ -282,17 +320,23 @@ func (s *Store) kmFromPositions(q *sqlText, from, to time.Time, zone string, ski
 
 // rolledDays lists the days of [from, to) (Date strings) that vehicle_km_daily holds.
 func (s *Store) rolledDays(ctx context.Context, from, to string) ([]string, error) {
-	k := tables.VehicleKmDaily
-	rows, err := s.conn.Query(ctx, "SELECT DISTINCT toString("+k.Col("day")+") FROM "+k.In(s.db)+" WHERE "+k.Col("day")+" >= toDate(?) AND "+k.Col("day")+" < toDate(?)", from, to)
+	return s.rolledDaysOf(ctx, tables.VehicleKmDaily, "vehicle_id = ''", from, to)
+}
+
+// rolledDaysOf lists the days of [from, to) (Date strings, in order) that roll-up table t has
+// marked done (a row where mark holds).
+func (s *Store) rolledDaysOf(ctx context.Context, t *tables.Table, mark, from, to string) ([]string, error) {
+	day := t.Col("day")
+	rows, err := s.conn.Query(ctx, "SELECT DISTINCT toString("+day+") AS d FROM "+t.In(s.db)+" WHERE "+day+" >= toDate(?) AND "+day+" < toDate(?) AND "+mark+" ORDER BY d", from, to)
 	if err != nil {
-		return nil, fmt.Errorf("cannot list the days rolled up in %s: %w", k.Name, err)
+		return nil, fmt.Errorf("cannot list the days rolled up in %s: %w", t.Name, err)
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
 		var d string
 		if err := rows.Scan(&d); err != nil {
-			return nil, fmt.Errorf("cannot list the days rolled up in %s: %w", k.Name, err)
+			return nil, fmt.Errorf("cannot list the days rolled up in %s: %w", t.Name, err)
 		}
 		out = append(out, d)
 	}
@@ -316,11 +360,22 @@ func (s *Store) RollUpKm(ctx context.Context, day time.Time, loc *time.Location,
 	return nil
 }
 
-// MissingKmDays lists the days in [from, to) (midnights in loc) not rolled up yet.
+// MissingKmDays lists the days in [from, to) (midnights in loc) not rolled up yet into
+// vehicle_km_daily.
 func (s *Store) MissingKmDays(ctx context.Context, from, to time.Time, loc *time.Location) ([]time.Time, error) {
+	return s.missingDays(ctx, tables.VehicleKmDaily, "vehicle_id = ''", from, to)
+}
+
+// MissingHandlingDays lists the days in [from, to) (midnights) not rolled up yet into
+// alert_handling.
+func (s *Store) MissingHandlingDays(ctx context.Context, from, to time.Time) ([]time.Time, error) {
+	return s.missingDays(ctx, tables.AlertHandling, "k_id = 0", from, to)
+}
+
+func (s *Store) missingDays(ctx context.Context, t *tables.Table, mark string, from, to time.Time) ([]time.Time, error) {
 	ctx, cancel := s.bounded(ctx)
 	defer cancel()
-	done, err := s.rolledDays(ctx, from.Format(time.DateOnly), to.Format(time.DateOnly))
+	done, err := s.rolledDaysOf(ctx, t, mark, from.Format(time.DateOnly), to.Format(time.DateOnly))
 	if err != nil {
 		return nil, err
 	}
@@ -359,14 +414,14 @@ func (s *Store) Activity(ctx context.Context, aq ActivityQuery) ([]VehicleActivi
 	var v sqlText
 	v.add("SELECT k_period, vehicle_id, rule, count(), argMax(k_company, k_start) FROM (SELECT *, "+period+" AS k_period", zoneArgs(zoned, zone)...)
 	start, startMs := a.Col("start_time"), a.Col("start_ms")
-	v.add(" FROM (SELECT "+a.Col("id")+", "+a.Col("vehicle_id")+", "+a.Col("rule")+", any("+start+") AS k_time, any("+startMs+") AS k_start,"+
+	v.add(" FROM (SELECT cityHash64("+a.Col("id")+") AS k_id, "+a.Col("vehicle_id")+", "+a.Col("rule")+", any("+start+") AS k_time, any("+startMs+") AS k_start,"+
 		" argMax("+a.Col("company")+", "+a.Col("version")+") AS k_company FROM "+a.In(s.db)+
 		" WHERE "+start+" >= toDateTime(?) AND "+start+" <= toDateTime(?) AND "+startMs+" >= ? AND "+startMs+" < ?",
 		unixSeconds(aq.From), unixSeconds(aq.To), aq.From.UnixMilli(), aq.To.UnixMilli())
 	if len(aq.Vehicles) > 0 {
 		v.add(" AND has(?, "+a.Col("vehicle_id")+")", aq.Vehicles)
 	}
-	v.add(" GROUP BY " + a.Col("id") + ", " + a.Col("vehicle_id") + ", " + a.Col("rule") + ")) GROUP BY k_period, vehicle_id, rule")
+	v.add(" GROUP BY k_id, " + a.Col("vehicle_id") + ", " + a.Col("rule") + ")) GROUP BY k_period, vehicle_id, rule")
 	rows, err := s.conn.Query(ctx, v.String(), v.args...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot count the violations per vehicle: %w", err)

@@ -485,6 +485,17 @@ func newKPIEnv(t *testing.T) (*histEnv, *kpiHistory) {
 func TestHandlingKPIs(t *testing.T) {
 	e, h := newKPIEnv(t)
 	ack := e.srv.cfg.AckWithin
+	// the handling of some days is rolled up (alert_handling), one at a time and a week at once,
+	// the rest read from alerts and actions: the answers must be the same
+	if err := e.srv.store.RollUpHandling(context.Background(), h.from.AddDate(0, 0, 10), h.from.AddDate(0, 0, 17), kpiZone, ack, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, day := range []int{0, 1, 2, 40, 59, 60} {
+		d := h.from.AddDate(0, 0, day)
+		if err := e.srv.store.RollUpHandling(context.Background(), d, d.AddDate(0, 0, 1), kpiZone, ack, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, by := range []string{"district", "unit"} {
 		for _, interval := range []string{IntervalAll, IntervalDay, IntervalWeek, IntervalMonth} {
 			t.Run(by+"/"+interval, func(t *testing.T) {
@@ -859,6 +870,11 @@ func TestRollUpKm(t *testing.T) {
 	if err != nil || len(days) != 3 || days[0].Format(time.DateOnly) != "2026-11-05" {
 		t.Errorf("second roll-up: %v %v, want the 5th, 4th and 3rd", days, err)
 	}
+	// the handling waits a week after the day's end
+	days, err = e.srv.rollUpHandling(context.Background())
+	if err != nil || len(days) != 3 || days[0].Format(time.DateOnly) != "2026-11-02" || days[2].Format(time.DateOnly) != "2026-10-31" {
+		t.Errorf("handling roll-up: %v %v, want the 2nd of November and the two days before", days, err)
+	}
 }
 
 func fmtPtr(p *float64) string {
@@ -937,6 +953,9 @@ func TestKPISQLOnModernClickHouse(t *testing.T) {
 	})
 	e.h = e.srv.Handler()
 	if err := e.srv.store.RollUpKm(context.Background(), h.from.AddDate(0, 0, 3), kpiZone, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.store.RollUpHandling(context.Background(), h.from.AddDate(0, 0, 40), h.from.AddDate(0, 0, 42), kpiZone, e.srv.cfg.AckWithin, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	w := []string{"from", h.from.Format(time.RFC3339), "to", h.to.Format(time.RFC3339)}

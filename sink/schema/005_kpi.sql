@@ -22,3 +22,33 @@ CREATE TABLE IF NOT EXISTS {db}.vehicle_km_daily (
 ) ENGINE = ReplacingMergeTree(rolled_at)
 PARTITION BY toYYYYMM(day)
 ORDER BY (day, vehicle_id);
+
+-- alert_handling: the handling of every alert, one row per alert, by the day (city's zone) it
+-- started, rolled up from alerts and alert_actions once the day has settled (api.kpi.
+-- handling_settle after its end, 7 days by default), so that the handling KPIs of a year read
+-- one narrow row per alert instead of joining every alert version with every action. The
+-- columns are those of the per-alert query of docs/kpis.md: k_id is cityHash64 of the alert's
+-- id, k_start its start (ms), k_district its newest version's district, k_deadline its
+-- deadline (ms, by the severity it opened with, as configured at the roll-up), h_* the ms of
+-- the first action of each kind (0: none), the dismissal's reason, the resolution's outcome and
+-- the officer dispatched last. A row of k_id 0 marks a day rolled up. Actions taken after the
+-- roll-up of their alert's day are not in it.
+CREATE TABLE IF NOT EXISTS {db}.alert_handling (
+    day        Date,
+    k_id       UInt64,
+    k_time     DateTime,
+    k_start    Int64,
+    k_district String,
+    k_deadline Int64,
+    h_first    Int64,
+    h_dispatch Int64,
+    h_ack      Int64,
+    h_resolve  Int64,
+    h_dismiss  Int64,
+    h_reason   String,
+    h_outcome  String,
+    h_officer  String,
+    rolled_at  DateTime
+) ENGINE = ReplacingMergeTree(rolled_at)
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, k_id);
