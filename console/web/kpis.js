@@ -91,7 +91,11 @@ export async function kpis(root) {
       return v === null || v === undefined ? null : shares.has(m) ? v * 100 : v;
     }));
     plot = new uPlot({
-      width: chartBox.clientWidth || 700, height: 240, scales: { x: { time: interval.value !== 'all' } },
+      width: chartBox.clientWidth || 700, height: 240,
+      scales: { x: interval.value === 'all' ? { time: false } : { time: true, range: () => {
+        const q = new URLSearchParams(params({}));
+        return [Number(q.get('from')) / 1000 - 43200, Number(q.get('to')) / 1000 - 43200];
+      } } },
       series: [{}, ...keys.map((k, i) => ({ label: k || '—', stroke: palette[i % palette.length], width: 2, points: { size: 6 } }))],
       axes: [{}, { label: w(m) + (shares.has(m) ? ' %' : '') }],
     }, [xs, ...series], chartBox);
