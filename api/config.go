@@ -70,6 +70,8 @@ type Config struct {
 	Escalation EscalationConfig `yaml:"escalation"`
 	// Digest configures the daily digest per district of the open and overdue alerts.
 	Digest DigestConfig `yaml:"digest"`
+	// KPI configures the handling KPIs, scorecards and rankings.
+	KPI KPIConfig `yaml:"kpi"`
 }
 
 // DigestConfig configures the daily digest.
@@ -109,6 +111,9 @@ type DispatchConfig struct {
 	// GridStaff maps a district id to the grid staff's channel (a team name, a group chat id); a
 	// district not listed gets "grid-staff:DISTRICT".
 	GridStaff map[string]string `yaml:"grid_staff"`
+	// Teams maps a team (handling unit) to its officers' ids, for the handling KPIs per unit; an
+	// officer in no team is a unit of their own ("officer:ID").
+	Teams map[string][]string `yaml:"teams"`
 	// SevereOnly: only severe alerts go to officers (default); with false, warnings do too.
 	WarningsToOfficers bool `yaml:"warnings_to_officers"`
 }
@@ -191,6 +196,7 @@ func (c Config) WithDefaults() Config {
 	if c.AckWithin.Info == 0 {
 		c.AckWithin.Info = 2 * time.Hour
 	}
+	c.KPI = c.KPI.withDefaults()
 	d := &c.Dispatch
 	if d.Officers == 0 {
 		d.Officers = 3
@@ -242,6 +248,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 			return fmt.Errorf("api.listen: %q is not host:port", c.Listen)
 		}
+	}
+	if err := c.KPI.validate(); err != nil {
+		return err
 	}
 	switch {
 	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):

@@ -49,7 +49,7 @@ var (
 	histCityVal atomic.Pointer[city.City]
 )
 
-func histLoadCity(t *testing.T) *city.City {
+func histLoadCity(t testing.TB) *city.City {
 	t.Helper()
 	if c := histCityVal.Load(); c != nil {
 		return c
@@ -71,7 +71,7 @@ func histLogger() *slog.Logger {
 
 // histEnv is a fresh ClickHouse database with the schema, and an API server over it.
 type histEnv struct {
-	t    *testing.T
+	t    testing.TB
 	db   string
 	conn driver.Conn
 	city *city.City
@@ -79,7 +79,7 @@ type histEnv struct {
 	h    http.Handler
 }
 
-func newHistEnv(t *testing.T) *histEnv {
+func newHistEnv(t testing.TB) *histEnv {
 	t.Helper()
 	ctx := context.Background()
 	db := fmt.Sprintf("api_hist_%d_%d", os.Getpid(), histDBSeq.Add(1))

@@ -500,6 +500,14 @@ func TestOpenAPIDocument(t *testing.T) {
 			{"AlertsPage", AlertsPage{}},
 			{"ViolationsAnswer", ViolationsAnswer{}},
 			{"TrackProperties", TrackProperties{}},
+			{"HandlingAnswer", HandlingAnswer{}},
+			{"HandlingKPI", HandlingKPI{}},
+			{"ScorecardsAnswer", ScorecardsAnswer{}},
+			{"Scorecard", Scorecard{}},
+			{"PeriodScorecard", PeriodScorecard{}},
+			{"RankingAnswer", RankingAnswer{}},
+			{"Ranked", Ranked{}},
+			{"PeriodRange", PeriodRange{}},
 		}
 		for _, tt := range tests {
 			t.Run(tt.schema, func(t *testing.T) {

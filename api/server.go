@@ -143,6 +143,12 @@ func NewServer(cfg Config, live *Live, store *Store, cs CitySource, risk RiskSou
 			params: []string{"from", "to", "rule", "severity", "company", "site", "district", "vehicle", "group_by", "format", "limit", "offset"}},
 		{method: "GET", path: "/api/v1/heatmap", roles: []Role{RoleAnalyst, RoleSupervisor},
 			params: []string{"from", "to", "rule", "severity", "district", "cell_m"}},
+		{method: "GET", path: "/api/v1/kpis/handling", roles: []Role{RoleAnalyst, RoleSupervisor},
+			params: []string{"from", "to", "by", "interval", "district", "format"}},
+		{method: "GET", path: "/api/v1/scorecards", roles: []Role{RoleAnalyst, RoleSupervisor},
+			params: []string{"from", "to", "of", "interval", "company", "vehicle", "format"}},
+		{method: "GET", path: "/api/v1/rankings", roles: []Role{RoleAnalyst, RoleSupervisor},
+			params: []string{"of", "period", "at", "format"}},
 	}
 	handlers := map[string]http.HandlerFunc{
 		"/api/v1/openapi.json":           s.handleOpenAPI,
@@ -158,6 +164,9 @@ func NewServer(cfg Config, live *Live, store *Store, cs CitySource, risk RiskSou
 		"/api/v1/officers":               s.handleOfficers,
 		"/api/v1/violations":             s.handleViolations,
 		"/api/v1/heatmap":                s.handleHeatmap,
+		"/api/v1/kpis/handling":          s.handleHandlingKPIs,
+		"/api/v1/scorecards":             s.handleScorecards,
+		"/api/v1/rankings":               s.handleRankings,
 	}
 	consoleRoutes, consoleHandlers := s.consoleRoutes()
 	s.routes = append(s.routes, consoleRoutes...)
@@ -230,6 +239,8 @@ func (s *Server) background(ctx context.Context) {
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var rollup kpiRollup
+	defer rollup.wait()
 	for {
 		select {
 		case <-ctx.Done():
@@ -247,6 +258,7 @@ func (s *Server) background(ctx context.Context) {
 		case <-tick.C:
 		}
 		s.tick(ctx)
+		rollup.maybe(ctx, s) // the KPI roll-ups, at most one at a time, in the background
 	}
 }
 

@@ -121,6 +121,8 @@ func TestMigrateIdempotent(t *testing.T) {
 		"alert_actions":       "ReplacingMergeTree",
 		"api_audit":           "MergeTree",
 		"alert_feed":          "ReplacingMergeTree",
+		"vehicle_km_daily":    "ReplacingMergeTree",
+		"alert_handling":      "ReplacingMergeTree",
 	}
 	if !reflect.DeepEqual(tables, wantTables) {
 		t.Errorf("tables = %v, want %v", tables, wantTables)

@@ -126,3 +126,16 @@ var AlertFeed = &Table{Name: "alert_feed", Columns: []Column{
 	typed("seq", typeUInt64), str("change"), str("alert_id"), str("rule"), str("severity"), str("district"),
 	str("vehicle_id"), str("item"), dateTime("written_at"),
 }}
+
+// VehicleKmDaily is the km each vehicle drove per day, rolled up from positions (005_kpi).
+var VehicleKmDaily = &Table{Name: "vehicle_km_daily", Version: "rolled_at", Columns: []Column{
+	typed("day", "Date"), str("vehicle_id"), f64("km"), typed("fixes", typeUInt64), dateTime("rolled_at"),
+}}
+
+// AlertHandling is the handling of every alert, one row per alert by the day it started, rolled
+// up from alerts and alert_actions once the day has settled (005_kpi).
+var AlertHandling = &Table{Name: "alert_handling", Version: "rolled_at", Columns: []Column{
+	typed("day", "Date"), typed("k_id", typeUInt64), dateTime("k_time"), i64("k_start"), str("k_district"), i64("k_deadline"),
+	i64("h_first"), i64("h_dispatch"), i64("h_ack"), i64("h_resolve"), i64("h_dismiss"), str("h_reason"), str("h_outcome"), str("h_officer"),
+	dateTime("rolled_at"),
+}}

@@ -1,5 +1,6 @@
 // The analyst's journey: filter the violations by rule, read the chart and the table, export
-// the CSV, see the heatmap, replay a truck's track with the slider; then switch to English.
+// the CSV, see the heatmap, replay a truck's track with the slider, read the handling KPIs and
+// the districts' ranking; then switch to English.
 import { readFileSync } from 'node:fs';
 import { launch, newPage, signIn, shot, step, expect, fail } from './lib.mjs';
 
@@ -39,6 +40,20 @@ try {
   expect(kmh > 60, `the replay's speed in the middle of the track is ${readout}, want the truck's 90 km/h or so`);
   step('replay: ' + readout);
   await shot(page, 'analyst');
+
+  // the assessment desk: the handling KPIs of the last week include the speeding alert, and the
+  // districts are ranked for this month
+  await page.click('#nav-kpis');
+  await page.waitForFunction(() => Number(document.querySelector('#screen').dataset.kpiRaised || 0) >= 1 && document.querySelector('#screen').dataset.rankings !== undefined,
+    null, { timeout: 15000 }).catch(() => fail('the handling KPIs show no alert raised'));
+  expect(await page.locator('#k-chart canvas').count() > 0, 'no KPI chart drawn');
+  const kpiHead = await page.locator('#kpi-table thead th').allTextContents();
+  expect(kpiHead[0] === '周期' && kpiHead[2] === '报警数', `the KPI table's columns are ${kpiHead}`);
+  const ranked = await page.locator('#ranking-table tbody tr').allTextContents();
+  expect(Number(await page.evaluate(() => document.querySelector('#screen').dataset.rankings)) >= 1 && /^1\b/.test(ranked[0]),
+    `the ranking of the districts is ${ranked}, want at least the district of the speeding alert ranked 1`);
+  step(`KPIs: ${await page.textContent('#k-msg')}; ranking: ${ranked[0]}`);
+  await shot(page, 'kpis');
 
   await page.click('#lang');
   await page.waitForSelector('#nav-analyst:text-is("Analysis")');

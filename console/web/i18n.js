@@ -1,7 +1,7 @@
 // Words of the console in Chinese (the default: the users are city staff) and English.
 const zh = {
   title: '渣土车智能监管', signin: '登录', token: '访问令牌', signinHint: '请输入管理员发放的访问令牌（muckwatch token）',
-  signout: '退出', badToken: '令牌无效或已撤销', centre: '实时监控', wall: '大屏', squad: '路面稽查', analyst: '统计分析',
+  signout: '退出', badToken: '令牌无效或已撤销', centre: '实时监控', wall: '大屏', squad: '路面稽查', analyst: '统计分析', kpis: '考核排名',
   feed: '报警处置', allDistricts: '全部区', allRules: '全部规则', allSeverities: '全部级别', sound: '声音', notify: '桌面通知',
   moving: '行驶', stopped: '停车', no_signal: '无信号', alert_severe: '严重报警', alert_warning: '一般报警', alert_info: '提示',
   severe: '严重', warning: '一般', info: '提示', overdue: '超时未处置', live: '实时', reconnecting: '重连中…',
@@ -28,7 +28,7 @@ const zh = {
 };
 const en = {
   title: 'Muck-truck supervision', signin: 'Sign in', token: 'Access token', signinHint: 'Paste the token your administrator gave you (muckwatch token)',
-  signout: 'Sign out', badToken: 'Unknown or revoked token', centre: 'Command centre', wall: 'Wall screen', squad: 'Squad', analyst: 'Analysis',
+  signout: 'Sign out', badToken: 'Unknown or revoked token', centre: 'Command centre', wall: 'Wall screen', squad: 'Squad', analyst: 'Analysis', kpis: 'KPIs',
   feed: 'Alerts', allDistricts: 'All districts', allRules: 'All rules', allSeverities: 'All severities', sound: 'Sound', notify: 'Desktop notice',
   moving: 'Moving', stopped: 'Stopped', no_signal: 'No signal', alert_severe: 'Severe alert', alert_warning: 'Warning', alert_info: 'Info',
   severe: 'Severe', warning: 'Warning', info: 'Info', overdue: 'Overdue', live: 'Live', reconnecting: 'Reconnecting…',

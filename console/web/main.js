@@ -1,5 +1,5 @@
 // The console's shell: sign-in, the role's screens, the language switch, and the router
-// (#/centre, #/wall, #/squad, #/analyst). Nothing is shown without a token.
+// (#/centre, #/wall, #/squad, #/analyst, #/kpis). Nothing is shown without a token.
 import 'maplibre-gl/dist/maplibre-gl.css';
 import 'uplot/dist/uPlot.min.css';
 import './app.css';
@@ -11,12 +11,14 @@ import { centre } from './centre.js';
 import { wall } from './wall.js';
 import { squad } from './squad.js';
 import { analyst } from './analyst.js';
+import { kpis } from './kpis.js';
 
 const screens = {
   centre: { roles: ['supervisor', 'admin'], show: centre },
   wall: { roles: ['supervisor', 'admin'], show: wall },
   squad: { roles: ['squad', 'supervisor', 'admin'], show: squad },
   analyst: { roles: ['analyst', 'supervisor', 'admin'], show: analyst },
+  kpis: { roles: ['analyst', 'supervisor', 'admin'], show: kpis },
 };
 const home = { supervisor: 'centre', admin: 'centre', squad: 'squad', analyst: 'analyst' };
 
