@@ -9,24 +9,89 @@
 package console
 
 import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"io/fs"
+	"mime"
 	"net/http"
+	"path"
+	"regexp"
 	"strings"
+	"sync"
+	"time"
 )
 
 //go:embed dist
 var dist embed.FS
 
+// asset is one file of the bundle, with its validator and, for text, a gzip copy made on the
+// first request that accepts it.
+type asset struct {
+	name  string
+	body  []byte
+	etag  string
+	ctype string
+
+	gzipOnce sync.Once
+	gz       []byte // nil when compressing does not pay
+}
+
+func (a *asset) gzipped() []byte {
+	a.gzipOnce.Do(func() {
+		if len(a.body) < 1024 || !(strings.HasPrefix(a.ctype, "text/") || strings.Contains(a.ctype, "javascript")) {
+			return
+		}
+		var b bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression) // a valid level: cannot fail
+		zw.Write(a.body)                                       // into memory: cannot fail
+		zw.Close()
+		if b.Len() < len(a.body)*9/10 {
+			a.gz = b.Bytes()
+		}
+	})
+	return a.gz
+}
+
+// hashed matches the names esbuild gives the chunks (name-HASH.js): their content never changes
+// under a name, so a browser may keep them without asking again.
+var hashed = regexp.MustCompile(`-[A-Z0-9]{8}\.(js|css)$`)
+
 // Handler serves the console: index.html at / and the bundle's files beside it. Unknown paths
 // answer 404. The token never travels in a URL; the headers keep the page from being framed or
 // from leaking its address.
+//
+// Every file has an ETag (a hash of its content), so a reload revalidates it with a 304 instead
+// of downloading it again, and the browser can reuse the code it compiled from it; JavaScript and
+// CSS are sent gzip-compressed to a browser that accepts it; the hashed chunks are cached for a
+// year, the rest (index.html, app.js, app.css) revalidated on every load.
 func Handler() http.Handler {
 	files, err := fs.Sub(dist, "dist")
 	if err != nil {
 		panic("console: the embedded dist folder is missing: " + err.Error()) // a build error, not a run-time one
 	}
-	static := http.FileServerFS(files)
+	assets := map[string]*asset{}
+	err = fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(files, p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		ctype := mime.TypeByExtension(path.Ext(p))
+		if ctype == "" {
+			ctype = http.DetectContentType(b)
+		}
+		assets["/"+p] = &asset{name: p, body: b, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, ctype: ctype}
+		return nil
+	})
+	if err != nil {
+		panic("console: cannot read the embedded dist folder: " + err.Error()) // a build error, not a run-time one
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -42,14 +107,43 @@ func Handler() http.Handler {
 		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "+
 			"img-src 'self' data: blob: http: https:; connect-src 'self' http: https:; worker-src 'self' blob:; "+
 			"frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
-		if r.URL.Path == "/" || r.URL.Path == "/index.html" {
-			h.Set("Cache-Control", "no-cache")
-			http.ServeFileFS(w, r, files, "index.html")
+		p := r.URL.Path
+		if p == "/" {
+			p = "/index.html"
+		}
+		a := assets[p]
+		if a == nil {
+			http.NotFound(w, r)
 			return
 		}
-		if strings.HasSuffix(r.URL.Path, ".js") || strings.HasSuffix(r.URL.Path, ".css") {
-			h.Set("Cache-Control", "no-cache") // revalidated by Last-Modified; small next to a reload's worth
+		if hashed.MatchString(p) {
+			h.Set("Cache-Control", "public, max-age=31536000, immutable")
+		} else {
+			h.Set("Cache-Control", "no-cache")
 		}
-		static.ServeHTTP(w, r)
+		h.Set("Content-Type", a.ctype)
+		body, etag := a.body, a.etag
+		if gz := a.gzipped(); gz != nil {
+			h.Add("Vary", "Accept-Encoding")
+			if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+				body, etag = gz, strings.TrimSuffix(a.etag, `"`)+`-gz"`
+				h.Set("Content-Encoding", "gzip")
+			}
+		}
+		h.Set("ETag", etag)
+		http.ServeContent(w, r, a.name, time.Time{}, bytes.NewReader(body))
 	})
+}
+
+// acceptsGzip tells whether an Accept-Encoding header admits gzip (not refused with q=0).
+func acceptsGzip(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if !strings.EqualFold(strings.TrimSpace(name), "gzip") && strings.TrimSpace(name) != "*" {
+			continue
+		}
+		q := strings.ReplaceAll(params, " ", "")
+		return !(q == "q=0" || q == "q=0.0" || q == "q=0.00" || q == "q=0.000")
+	}
+	return false
 }

@@ -40,20 +40,23 @@ func TestConsoleJourneys(t *testing.T) {
 	city := env.started.Engine.City()
 	gps, officers := env.cfg.Kafka.Topics.GPS, env.cfg.Kafka.Topics.Officers
 	now := time.Now()
-	var plate string
+	var plate, plate2 string
 	var fleet []kafka.Message
 	for i, v := range city.Vehicles {
 		if plate == "" && city.ActivePermit(v.Plate, now) != nil {
 			plate = v.Plate
 			continue
 		}
+		if i >= 80 && plate2 == "" {
+			plate2 = v.Plate // speeds in the handling journey
+		}
 		if i < 80 { // some trucks about the city, moving and parked, for the map
 			lat, lon := 22.52+float64(i%9)*0.01, 113.95+float64(i/9)*0.02
 			fleet = append(fleet, fixMsg(gps, v.Plate, now.Add(-30*time.Second), lat, lon, float64(i%3)*20))
 		}
 	}
-	if plate == "" {
-		t.Fatal("the sample city has no vehicle with a permit valid now")
+	if plate == "" || plate2 == "" {
+		t.Fatalf("the sample city has no vehicle with a permit valid now (%q) or fewer than 82 vehicles (%q)", plate, plate2)
 	}
 	produce(t, env.broker, fleet...)
 	env.waitFor("the fleet's positions", 30*time.Second, func() bool {
@@ -63,7 +66,7 @@ func TestConsoleJourneys(t *testing.T) {
 	// The speeding of TestAPI: 90 km/h eastwards where the limit is 40, near two officers.
 	lat0, lon0 := 22.5700, 114.1300
 	start := now.Add(-70 * time.Second)
-	speeding := func() {
+	speeding := func(plate string, start time.Time) {
 		produce(t, env.broker,
 			officerMsg(officers, "officer-far", start, lat0+0.05, lon0),
 			officerMsg(officers, "officer-near", start, lat0+0.005, lon0))
@@ -77,7 +80,7 @@ func TestConsoleJourneys(t *testing.T) {
 		produce(t, env.broker, msgs...)
 	}
 
-	vars := []string{"MW_URL=" + c.base, "MW_PLATE=" + plate, fmt.Sprintf("MW_HERE=%.6f,%.6f", lat0, lon0+5*0.0024)}
+	vars := []string{"MW_URL=" + c.base, "MW_PLATE=" + plate, "MW_PLATE2=" + plate2, fmt.Sprintf("MW_HERE=%.6f,%.6f", lat0, lon0+5*0.0024)}
 	for role, tok := range c.tokens {
 		vars = append(vars, "MW_TOKEN_"+strings.ToUpper(string(role))+"="+tok)
 	}
@@ -113,7 +116,7 @@ func TestConsoleJourneys(t *testing.T) {
 	t.Run("supervisor", func(t *testing.T) {
 		journey(t, "supervisor.mjs", func(line string) {
 			if line == "READY" {
-				speeding()
+				speeding(plate, start)
 			}
 		})
 		var a api.AlertView
@@ -140,5 +143,34 @@ func TestConsoleJourneys(t *testing.T) {
 			return env.count("SELECT count() FROM alerts WHERE rule = 'speeding' AND vehicle_id = ?", plate) > 0
 		})
 		journey(t, "analyst.mjs", nil)
+	})
+	// last, for it dismisses and resolves alerts the other journeys look at
+	t.Run("handling", func(t *testing.T) {
+		var dismissed, resolved string
+		journey(t, "handling.mjs", func(line string) {
+			switch {
+			case line == "READY":
+				speeding(plate2, time.Now().Add(-70*time.Second))
+			case strings.HasPrefix(line, "DISMISSED "):
+				dismissed = strings.TrimPrefix(line, "DISMISSED ")
+			case strings.HasPrefix(line, "RESOLVED "):
+				resolved = strings.TrimPrefix(line, "RESOLVED ")
+			}
+		})
+		for _, want := range []struct{ id, state, action, reason string }{
+			{dismissed, api.StateDismissed, "dismiss", "test drive of the city fleet"},
+			{resolved, api.StateResolved, "resolve", ""},
+		} {
+			if want.id == "" {
+				t.Fatalf("the journey did not say which alert it %s", want.state)
+			}
+			var a api.AlertView
+			c.getJSON(api.RoleSupervisor, "/api/v1/alerts/"+url.PathEscape(want.id), 200, &a)
+			acts := a.Handling.Actions
+			if a.Handling.State != want.state || len(acts) == 0 || acts[len(acts)-1].Action != want.action ||
+				acts[len(acts)-1].Reason != want.reason || acts[len(acts)-1].Actor != "test-supervisor" {
+				t.Errorf("alert %s after the journey: %+v, want %s by test-supervisor with reason %q", want.id, a.Handling, want.state, want.reason)
+			}
+		}
 	})
 }

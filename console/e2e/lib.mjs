@@ -30,10 +30,21 @@ export async function launch() {
   if (!existsSync(executablePath)) fail(`${executablePath} is missing: run make deps (it installs Debian's chromium)`);
   return chromium.launch({
     executablePath, headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--enable-unsafe-swiftshader', '--use-angle=swiftshader'],
+    args: ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', ...glFlags[gl]],
   });
 }
+
+// glFlags are the ways this machine (no GPU) can give the page WebGL, chosen with MW_GL: swiftshader
+// (the default: ANGLE over SwiftShader, Chromium's own software Vulkan), or llvmpipe (ANGLE over
+// Mesa's software OpenGL; needs Debian's libgl1-mesa-dri).
+const glFlags = {
+  swiftshader: ['--disable-gpu', '--enable-unsafe-swiftshader', '--use-angle=swiftshader'],
+  'swiftshader-gpu': ['--enable-unsafe-swiftshader', '--use-angle=swiftshader', '--ignore-gpu-blocklist'],
+  llvmpipe: ['--use-gl=angle', '--use-angle=gl-egl', '--ignore-gpu-blocklist', '--enable-unsafe-swiftshader'],
+};
+export const gl = process.env.MW_GL || 'swiftshader';
+if (!glFlags[gl]) fail(`MW_GL must be one of ${Object.keys(glFlags).join(', ')}, got ${gl}`);
 
 // page opens a page that fails the journey on any uncaught error of the console.
 export async function newPage(browser, opts = {}) {
@@ -65,4 +76,13 @@ export async function shot(page, name) {
 
 export function expect(cond, msg) {
   if (!cond) fail(msg);
+}
+
+// waitLive waits for the alert stream of the page's screen to be live, and says what it shows
+// when it is not.
+export async function waitLive(page, timeout = 60000) {
+  await page.waitForSelector('#stream-state.live', { timeout }).catch(async () => {
+    const st = await page.evaluate(() => { const e = document.querySelector('#stream-state'); return e ? `${e.className} "${e.textContent}"` : 'no #stream-state'; });
+    fail(`the alert stream is not live after ${timeout / 1000} s: ${st}; page errors: ${page.errors.join('; ')}`);
+  });
 }

@@ -27,6 +27,13 @@ try {
     .catch(() => fail('the alert is not on the map'));
   await page.waitForFunction(() => Number(document.querySelector('#count-alert_severe').textContent) > 0, null, { timeout: 15000 })
     .catch(() => fail('no truck is coloured severe on the map'));
+  // every officer is on the map, the two near the speeding truck among them
+  await page.waitForFunction(() => Number(document.querySelector('#count-officers').textContent) >= 2, null, { timeout: 15000 })
+    .catch(() => fail('the officers are not counted on the map'));
+  const officersOnMap = () => window.mwMap.querySourceFeatures('all-officers').map((f) => f.properties.id);
+  await page.waitForFunction(() => ['officer-near', 'officer-far'].every((o) => window.mwMap.querySourceFeatures('all-officers').some((f) => f.properties.id === o)),
+    null, { timeout: 15000 })
+    .catch(async () => fail(`the officers' layer has ${(await page.evaluate(officersOnMap)).join(', ')}, want officer-near and officer-far`));
   await shot(page, 'centre');
 
   // a network drop: the stream resumes after the last item it delivered, nothing doubled

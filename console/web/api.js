@@ -39,6 +39,24 @@ export async function get(path) {
   return (await request(path)).json();
 }
 
+// prefetch starts a GET whose answer a screen takes later with fetched(path): the shell asks for
+// a screen's first data while the screen's code is still loading. A prefetched answer is used
+// once; a later call fetches again.
+const early = new Map();
+export function prefetch(path) {
+  if (!early.has(path)) {
+    const p = get(path);
+    p.catch(() => {}); // the taker sees the failure
+    early.set(path, p);
+  }
+}
+
+export function fetched(path) {
+  const p = early.get(path);
+  early.delete(path);
+  return p || get(path);
+}
+
 export async function getText(path) {
   return (await request(path)).text();
 }

@@ -3,11 +3,18 @@
 // and the handling buttons.
 import * as api from './api.js';
 import { t, ruleName, ruleIds } from './i18n.js';
-import { el, fmtTime, fmtDistance, fmtDuration } from './util.js';
+import { el, fmtTime, fmtDistance, fmtDuration, mark } from './util.js';
 import { CityMap, stateColours } from './citymap.js';
+import { FleetLayer } from './fleetlayer.js';
+
+// every officer on the map: available, dispatched to an alert, or neither (unavailable or a stale
+// position)
+const officerColours = { free: '#0b57d0', busy: '#8e24aa', stale: '#9aa5b1' };
 
 const sevRank = { severe: 3, warning: 2, info: 1 };
 const FLEET_EVERY_MS = 10000;
+const RENDER_AFTER_MS = 100; // a burst of feed items redraws the feed once
+const FEED_MAX = 200; // items listed; the rest are counted (the filters narrow the list)
 
 function prefs() {
   return { sound: localStorage.getItem('mw.sound') !== 'off', notify: localStorage.getItem('mw.notify') === 'on' };
@@ -31,7 +38,8 @@ function beep() {
 export async function centre(root, session) {
   const mapBox = el('div', { class: 'map', id: 'map' });
   const legend = el('div', { class: 'legend', id: 'legend' },
-    Object.entries(stateColours).map(([k, c]) => el('span', { 'data-state': k }, el('i', { style: `background:${c}` }), t(k), ' ', el('b', { id: 'count-' + k }, '0'))));
+    Object.entries(stateColours).map(([k, c]) => el('span', { 'data-state': k }, el('i', { style: `background:${c}` }), t(k), ' ', el('b', { id: 'count-' + k }, '0'))),
+    el('span', { 'data-state': 'officers' }, el('i', { class: 'officer', style: `background:${officerColours.free}` }), t('allOfficers'), ' ', el('b', { id: 'count-officers' }, '0')));
   const panel = el('aside', { class: 'panel', id: 'alert-panel', hidden: true });
   const districtSel = el('select', { id: 'f-district' }, el('option', { value: '' }, t('allDistricts')),
     session.layers.features.filter((f) => f.properties.layer === 'district').map((f) => el('option', { value: f.properties.id }, f.properties.name)));
@@ -53,24 +61,23 @@ export async function centre(root, session) {
   root.append(el('div', { class: 'centre' }, el('div', { class: 'mapwrap' }, mapBox, legend, panel), feedBox));
 
   // the first fleet and the open alerts are fetched while the map loads
-  const firstFleet = api.get('/api/v1/fleet').catch(() => null);
-  const firstAlerts = api.get('/api/v1/alerts?limit=1000');
+  mark('centre');
+  const firstFleet = api.fetched('/api/v1/fleet').then((f) => { mark('fleet-fetched'); return f; }, () => null);
+  const firstAlerts = api.fetched('/api/v1/alerts?limit=1000').then((a) => { mark('alerts-fetched'); return a; });
   const cm = new CityMap(mapBox, session.layers);
+  mark('map-created');
+  cm.map.once('render', () => mark('first-render'));
   window.mwMap = cm.map; // for the journeys: what is on the map
   const alerts = new Map(); // id → alert view, open ones
   let selected = null;
   let stopped = false;
   const districtName = (id) => session.layers.features.find((f) => f.properties.layer === 'district' && f.properties.id === id)?.properties.name || id || '—';
 
-  // --- the fleet on the map
-  const fleetPoints = { type: 'FeatureCollection', features: [] };
+  // --- the fleet on the map, drawn by a WebGL layer of its own (fleetlayer.js)
+  const fleet = new FleetLayer('fleet', stateColours, (z) => (z <= 9 ? 2.5 : z >= 14 ? 6 : 2.5 + (z - 9) * 0.7));
   await cm.loaded;
-  cm.setData('fleet', fleetPoints);
-  cm.map.addLayer({ id: 'fleet', type: 'circle', source: 'fleet', paint: {
-    'circle-radius': ['interpolate', ['linear'], ['zoom'], 9, ['match', ['get', 's'], 'alert_severe', 5, 2.5], 14, ['match', ['get', 's'], 'alert_severe', 9, 6]],
-    'circle-color': ['match', ['get', 's'], ...Object.entries(stateColours).flat(), '#444'],
-    'circle-stroke-width': ['match', ['get', 's'], 'alert_severe', 2, 0], 'circle-stroke-color': '#fff',
-  } });
+  mark('style-loaded');
+  cm.map.addLayer(fleet);
   cm.setData('alerts', { type: 'FeatureCollection', features: [] });
   cm.map.addLayer({ id: 'alert-rings', type: 'circle', source: 'alerts', paint: {
     'circle-radius': 11, 'circle-color': 'rgba(0,0,0,0)', 'circle-stroke-width': 2.5,
@@ -78,45 +85,84 @@ export async function centre(root, session) {
   } });
   cm.setData('track', { type: 'FeatureCollection', features: [] });
   cm.map.addLayer({ id: 'track', type: 'line', source: 'track', paint: { 'line-color': '#0b57d0', 'line-width': 3 } });
+  cm.setData('all-officers', { type: 'FeatureCollection', features: [] });
+  cm.map.addLayer({ id: 'all-officers', type: 'circle', source: 'all-officers', paint: {
+    'circle-radius': ['interpolate', ['linear'], ['zoom'], 9, 3.5, 14, 7], 'circle-color': ['match', ['get', 'st'], 'busy', officerColours.busy, 'free', officerColours.free, officerColours.stale],
+    'circle-stroke-width': 1.5, 'circle-stroke-color': '#fff',
+  } });
+  cm.hover(['all-officers'], (pr) => `${pr.id} · ${t({ free: 'officerFree', busy: 'officerBusy', stale: 'officerStale', off: 'officerOff' }[pr.st])}${pr.to ? ' · ' + pr.to : ''}`);
   cm.setData('officers', { type: 'FeatureCollection', features: [] });
   cm.map.addLayer({ id: 'officers', type: 'circle', source: 'officers', paint: { 'circle-radius': 6, 'circle-color': '#0b57d0', 'circle-stroke-width': 2, 'circle-stroke-color': '#fff' } });
-  cm.hover(['fleet'], (pr) => `${pr.plate} · ${t(pr.s)} · ${Math.round(pr.v)} km/h`);
   cm.hover(['alert-rings'], (pr) => `${pr.plate} · ${ruleName(pr.rule)}`);
   cm.map.on('click', 'alert-rings', (e) => open(e.features[0].properties.id));
+  // a truck's plate on hover: picked from the fleet layer's points, at most once a frame
+  let hovered = false, pointer = null;
+  cm.map.on('mousemove', (e) => {
+    if (!pointer) requestAnimationFrame(() => {
+      const at = pointer;
+      pointer = null;
+      const r = fleet.at(at);
+      if (r) cm.popup.setLngLat(cm.map.unproject([at.x, at.y])).setText(`${r[0]} · ${t(r[5])} · ${Math.round(r[3])} km/h`).addTo(cm.map);
+      else if (hovered) cm.popup.remove();
+      hovered = !!r;
+      cm.map.getCanvas().style.cursor = r ? 'pointer' : '';
+    });
+    pointer = e.point;
+  });
 
-  const counts = {};
   async function refreshFleet(pending) {
     try {
       const ans = (await pending) || await api.get('/api/v1/fleet');
-      for (const k of Object.keys(stateColours)) counts[k] = 0;
-      fleetPoints.features = ans.vehicles.map((r) => {
-        counts[r[5]] = (counts[r[5]] || 0) + 1;
-        return { type: 'Feature', geometry: { type: 'Point', coordinates: cm.point(r[1], r[2]) }, properties: { plate: r[0], v: r[3], s: r[5] } };
-      });
-      cm.setData('fleet', fleetPoints);
-      for (const k of Object.keys(stateColours)) document.getElementById('count-' + k).textContent = counts[k] || 0;
+      const counts = Object.fromEntries(Object.keys(stateColours).map((k) => [k, 0]));
+      for (const r of ans.vehicles) counts[r[5]] = (counts[r[5]] || 0) + 1;
+      fleet.set(ans.vehicles, (c) => cm.coords.toMap(c));
+      for (const k of Object.keys(stateColours)) document.getElementById('count-' + k).textContent = counts[k];
       root.dataset.fleet = String(ans.vehicles.length);
     } catch {
       // the next round tries again
     }
   }
+  async function refreshOfficers() {
+    try {
+      const ans = await api.get('/api/v1/officers');
+      cm.setData('all-officers', { type: 'FeatureCollection', features: ans.officers.map((o) => ({
+        type: 'Feature', geometry: { type: 'Point', coordinates: cm.point(o.lon, o.lat) },
+        properties: { id: o.officer_id, st: o.dispatched_to ? 'busy' : o.stale ? 'stale' : o.available ? 'free' : 'off', to: o.dispatched_to || '' },
+      })) });
+      document.getElementById('count-officers').textContent = ans.officers.length;
+    } catch {
+      // the next round tries again
+    }
+  }
+  refreshOfficers();
   await refreshFleet(firstFleet);
-  const fleetTimer = setInterval(() => refreshFleet(null), FLEET_EVERY_MS);
+  mark('fleet-set');
+  cm.map.once('render', () => mark('fleet-frame')); // the first frame with every truck
+  cm.map.once('idle', () => mark('fleet-drawn')); // and with every layer of the city loaded
+  const fleetTimer = setInterval(() => { refreshFleet(null); refreshOfficers(); }, FLEET_EVERY_MS);
 
   // --- the feed
   const filterOK = (a) => (!districtSel.value || a.district === districtSel.value) && (!ruleSel.value || a.rule === ruleSel.value) && (!sevSel.value || a.severity === sevSel.value);
+  // render redraws the feed and the alert rings once, soon, however many items arrived meanwhile
+  let renderQueued = 0;
   function render() {
+    renderQueued ||= setTimeout(draw, RENDER_AFTER_MS);
+  }
+  function draw() {
+    renderQueued = 0;
     const items = [...alerts.values()].filter(filterOK)
       .sort((a, b) => (sevRank[b.severity] - sevRank[a.severity]) || (b.received_ms - a.received_ms));
-    list.replaceChildren(...items.map((a) => el('li', {
+    const shown = items.slice(0, FEED_MAX);
+    list.replaceChildren(...shown.map((a) => el('li', {
       class: `alert sev-${a.severity}${a.overdue ? ' overdue' : ''}${a._fresh ? ' fresh' : ''}${selected === a.alert_id ? ' selected' : ''}`,
       'data-id': a.alert_id, 'data-plate': a.vehicle_id, 'data-rule': a.rule, onclick: () => open(a.alert_id),
     },
     el('div', { class: 'l1' }, el('b', { class: 'sev' }, t(a.severity)), el('span', { class: 'rule' }, ruleName(a.rule)), el('span', { class: 'plate' }, a.vehicle_id)),
     el('div', { class: 'l2' }, districtName(a.district), ' · ', fmtTime(a.start_ms), ' · ', el('span', { class: 'hstate' }, t(a.handling?.state || 'new')),
-      a.overdue ? el('span', { class: 'badge overdue-badge' }, t('overdue')) : ''))));
+      a.overdue ? el('span', { class: 'badge overdue-badge' }, t('overdue')) : ''))),
+    items.length > shown.length ? el('li', { class: 'more muted' }, t('moreAlerts').replace('%d', items.length - shown.length)) : '');
     document.getElementById('open-count').textContent = String(items.length);
-    cm.setData('alerts', { type: 'FeatureCollection', features: [...alerts.values()].filter(filterOK).map((a) => ({
+    cm.setData('alerts', { type: 'FeatureCollection', features: items.map((a) => ({
       type: 'Feature', geometry: { type: 'Point', coordinates: cm.point(a.lon, a.lat) }, properties: { id: a.alert_id, plate: a.vehicle_id, rule: a.rule, severity: a.severity },
     })) });
   }
@@ -124,7 +170,8 @@ export async function centre(root, session) {
 
   const first = await firstAlerts;
   for (const a of first.alerts) alerts.set(a.alert_id, a);
-  render();
+  draw();
+  mark('feed-rendered');
 
   const terminal = (a) => a.status === 'resolved' && a.severity !== 'severe' || ['resolved', 'dismissed'].includes(a.handling?.state);
   const stream = new api.AlertStream('', (event, item) => {
@@ -146,6 +193,7 @@ export async function centre(root, session) {
   }, (st) => {
     status.textContent = st === 'live' ? '● ' + t('live') : st === 'denied' ? '✕' : '○ ' + t('reconnecting');
     status.className = 'stream-state ' + st;
+    if (st === 'live') mark('stream-live');
   }).start();
   window.mwStream = stream; // for the journeys: drop the connection as a network failure would
 
@@ -232,6 +280,7 @@ export async function centre(root, session) {
   return () => {
     stopped = true;
     clearInterval(fleetTimer);
+    clearTimeout(renderQueued);
     stream.stop();
     cm.map.remove();
     void stopped;

@@ -2,27 +2,17 @@
 // raster base map from the city's tile server, and helpers to put data on it in the map's datum.
 import maplibregl from 'maplibre-gl';
 import { mapCoords, mapGeometry } from './coord.js';
+import { baseMap } from './basemap.js';
+import { closedAt } from './zones.js';
+
+export { baseMap, setBaseMap } from './basemap.js';
+
+const ZONE_CHECK_MS = 10000;
 
 export const stateColours = {
   moving: '#1f8a3b', stopped: '#5f6b7a', no_signal: '#b7bcc4',
   alert_info: '#2f6fd6', alert_warning: '#f08c00', alert_severe: '#d6001c',
 };
-
-// baseMap is the configured raster base map: {url, crs} or null (kept in localStorage; a tile
-// URL is not a secret).
-export function baseMap() {
-  try {
-    const b = JSON.parse(localStorage.getItem('mw.tiles') || 'null');
-    return b && b.url ? b : null;
-  } catch {
-    return null;
-  }
-}
-
-export function setBaseMap(b) {
-  if (b && b.url) localStorage.setItem('mw.tiles', JSON.stringify({ url: b.url, crs: b.crs === 'gcj02' ? 'gcj02' : 'wgs84' }));
-  else localStorage.removeItem('mw.tiles');
-}
 
 function style(dark) {
   const s = {
@@ -58,6 +48,10 @@ export class CityMap {
     if (interactive) this.map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-left');
     this.loaded = new Promise((resolve) => this.map.on('load', resolve));
     this.loaded.then(() => this.drawCity(dark));
+    // the restricted zones open and close by the clock: their shading follows it
+    this.followZones();
+    const zoneTimer = setInterval(() => this.followZones(), ZONE_CHECK_MS);
+    this.map.on('remove', () => clearInterval(zoneTimer));
     this.popup = new maplibregl.Popup({ closeButton: false, closeOnClick: false, className: 'mw-popup' });
   }
 
@@ -105,6 +99,24 @@ export class CityMap {
       paint: { 'fill-color': ['match', ['get', 'kind'], 'disposal', '#8d5a2b', '#e8a33d'], 'fill-opacity': 0.55 } });
     m.addLayer({ id: 'site-line', type: 'line', source: 'city', filter: is('site'), paint: { 'line-color': '#7a4a1c', 'line-width': 1 } });
     this.hover(['site-fill', 'restricted-fill', 'speed-fill', 'route'], (p) => p.name || p.id);
+  }
+
+  // followZones recomputes every restricted zone's closed_now from its closing hours at the
+  // browser's time in the city's zone, and redraws the city's layers when one changed. The
+  // closed zones' ids are kept in the map container's data-closed-zones.
+  followZones() {
+    const zone = this.layers.time_zone || 'Asia/Shanghai';
+    let changed = false;
+    for (const f of this.layers.features) {
+      if (f.properties.layer !== 'restricted') continue;
+      const closed = closedAt(f.properties.closed_hours, Date.now(), zone);
+      if (closed === undefined || closed === f.properties.closed_now) continue;
+      f.properties.closed_now = closed;
+      changed = true;
+    }
+    this.map.getContainer().dataset.closedZones = this.layers.features
+      .filter((f) => f.properties.layer === 'restricted' && f.properties.closed_now).map((f) => f.properties.id).join(',');
+    if (changed && this.map.getSource('city')) this.map.getSource('city').setData(this.geo(this.layers));
   }
 
   // hover shows label(properties) beside the pointer over the given layers.

@@ -2,7 +2,7 @@
 const zh = {
   title: '渣土车智能监管', signin: '登录', token: '访问令牌', signinHint: '请输入管理员发放的访问令牌（muckwatch token）',
   signout: '退出', badToken: '令牌无效或已撤销', centre: '实时监控', wall: '大屏', squad: '路面稽查', analyst: '统计分析', kpis: '考核排名',
-  feed: '报警处置', allDistricts: '全部区', allRules: '全部规则', allSeverities: '全部级别', sound: '声音', notify: '桌面通知',
+  feed: '报警处置', allOfficers: '执法人员', officerFree: '空闲', officerBusy: '已派遣', officerStale: '位置过时', officerOff: '不可派遣', moreAlerts: '另有 %d 条（用筛选缩小范围）', allDistricts: '全部区', allRules: '全部规则', allSeverities: '全部级别', sound: '声音', notify: '桌面通知',
   moving: '行驶', stopped: '停车', no_signal: '无信号', alert_severe: '严重报警', alert_warning: '一般报警', alert_info: '提示',
   severe: '严重', warning: '一般', info: '提示', overdue: '超时未处置', live: '实时', reconnecting: '重连中…',
   trucks: '车辆', openAlerts: '未结报警', since: '开始于', where: '位置', value: '测量值', limit: '限值', evidence: '证据',
@@ -29,7 +29,7 @@ const zh = {
 const en = {
   title: 'Muck-truck supervision', signin: 'Sign in', token: 'Access token', signinHint: 'Paste the token your administrator gave you (muckwatch token)',
   signout: 'Sign out', badToken: 'Unknown or revoked token', centre: 'Command centre', wall: 'Wall screen', squad: 'Squad', analyst: 'Analysis', kpis: 'KPIs',
-  feed: 'Alerts', allDistricts: 'All districts', allRules: 'All rules', allSeverities: 'All severities', sound: 'Sound', notify: 'Desktop notice',
+  feed: 'Alerts', allOfficers: 'Officers', officerFree: 'available', officerBusy: 'dispatched', officerStale: 'position stale', officerOff: 'unavailable', moreAlerts: '%d more (narrow them with the filters)', allDistricts: 'All districts', allRules: 'All rules', allSeverities: 'All severities', sound: 'Sound', notify: 'Desktop notice',
   moving: 'Moving', stopped: 'Stopped', no_signal: 'No signal', alert_severe: 'Severe alert', alert_warning: 'Warning', alert_info: 'Info',
   severe: 'Severe', warning: 'Warning', info: 'Info', overdue: 'Overdue', live: 'Live', reconnecting: 'Reconnecting…',
   trucks: 'Trucks', openAlerts: 'Open alerts', since: 'Since', where: 'Where', value: 'Value', limit: 'Limit', evidence: 'Evidence',

@@ -5,20 +5,20 @@ import 'uplot/dist/uPlot.min.css';
 import './app.css';
 import * as api from './api.js';
 import { t, lang, setLang } from './i18n.js';
-import { el, setCityZone } from './util.js';
-import { baseMap, setBaseMap } from './citymap.js';
-import { centre } from './centre.js';
-import { wall } from './wall.js';
-import { squad } from './squad.js';
-import { analyst } from './analyst.js';
-import { kpis } from './kpis.js';
+import { el, setCityZone, mark } from './util.js';
+import { baseMap, setBaseMap } from './basemap.js';
 
+mark('main');
+
+// Each screen is a module of its own, loaded when first shown (MapLibre with the map screens,
+// uPlot with the analyst's), while the sign-in and the screen's first data are fetched.
 const screens = {
-  centre: { roles: ['supervisor', 'admin'], show: centre },
-  wall: { roles: ['supervisor', 'admin'], show: wall },
-  squad: { roles: ['squad', 'supervisor', 'admin'], show: squad },
-  analyst: { roles: ['analyst', 'supervisor', 'admin'], show: analyst },
-  kpis: { roles: ['analyst', 'supervisor', 'admin'], show: kpis },
+  centre: { roles: ['supervisor', 'admin'], load: () => import('./centre.js').then((m) => m.centre),
+    data: ['/api/v1/fleet', '/api/v1/alerts?limit=1000'] },
+  wall: { roles: ['supervisor', 'admin'], load: () => import('./wall.js').then((m) => m.wall) },
+  squad: { roles: ['squad', 'supervisor', 'admin'], load: () => import('./squad.js').then((m) => m.squad) },
+  analyst: { roles: ['analyst', 'supervisor', 'admin'], load: () => import('./analyst.js').then((m) => m.analyst) },
+  kpis: { roles: ['analyst', 'supervisor', 'admin'], load: () => import('./kpis.js').then((m) => m.kpis) },
 };
 const home = { supervisor: 'centre', admin: 'centre', squad: 'squad', analyst: 'analyst' };
 
@@ -29,6 +29,7 @@ async function signIn(tok) {
   try {
     [session.me, session.layers] = await Promise.all([api.get('/api/v1/me'), api.get('/api/v1/city/layers')]);
     setCityZone(session.layers.time_zone);
+    mark('signed-in');
     return true;
   } catch (e) {
     api.setToken('');
@@ -94,6 +95,13 @@ async function route() {
   session.stop?.();
   session.stop = null;
   document.documentElement.lang = lang() === 'zh' ? 'zh-CN' : 'en';
+  const wanted = screens[location.hash.replace(/^#\/?/, '').split('?')[0]];
+  if (wanted && api.token()) {
+    // start the screen's code and first data now, beside the sign-in, not after it
+    wanted.loading ||= wanted.load();
+    wanted.loading.catch(() => { wanted.loading = null; });
+    if (!session.me) for (const path of wanted.data || []) api.prefetch(path);
+  }
   if (!session.me && api.token()) {
     const r = await signIn(api.token());
     if (r !== true) return signInScreen(root, r);
@@ -105,7 +113,18 @@ async function route() {
   const body = el('main', { id: 'screen', class: 'screen-' + name });
   root.replaceChildren(name === 'wall' ? '' : header(name), body);
   document.body.className = name === 'wall' ? 'wall' : name === 'squad' ? 'handheld' : '';
-  session.stop = await screens[name].show(body, session);
+  const s = screens[name];
+  s.loading ||= s.load();
+  let show;
+  try {
+    show = await s.loading;
+  } catch (e) {
+    s.loading = null; // the network failed, or a new console was installed meanwhile: the next visit retries
+    body.append(el('p', { class: 'error' }, e.message));
+    return;
+  }
+  mark('screen-loaded');
+  session.stop = await show(body, session);
 }
 
 window.addEventListener('hashchange', route);

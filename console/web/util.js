@@ -13,6 +13,12 @@ export function el(tag, attrs = {}, ...children) {
   return e;
 }
 
+// mark records a step of the page's opening in the browser's performance timeline (mw:name), for
+// console/e2e/perf.mjs and for anyone who opens the browser's performance panel.
+export function mark(name) {
+  performance.mark('mw:' + name);
+}
+
 // cityZone is the city's IANA time zone (from the city's layers), Asia/Shanghai until known.
 let zone = 'Asia/Shanghai';
 export function setCityZone(z) {
@@ -22,11 +28,20 @@ export function cityZone() {
   return zone;
 }
 
+const timeFormats = new Map(); // language, zone, with date → Intl.DateTimeFormat
+
 export function fmtTime(ms, withDate = false) {
   if (!ms) return '—';
-  const opts = { timeZone: zone, hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false };
-  if (withDate) Object.assign(opts, { year: 'numeric', month: '2-digit', day: '2-digit' });
-  return new Intl.DateTimeFormat(lang() === 'en' ? 'en-GB' : 'zh-CN', opts).format(new Date(ms));
+  const key = `${lang()} ${zone} ${withDate}`;
+  let f = timeFormats.get(key);
+  if (!f) {
+    // making a formatter costs far more than using one: a feed of hundreds of alerts reuses it
+    const opts = { timeZone: zone, hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false };
+    if (withDate) Object.assign(opts, { year: 'numeric', month: '2-digit', day: '2-digit' });
+    f = new Intl.DateTimeFormat(lang() === 'en' ? 'en-GB' : 'zh-CN', opts);
+    timeFormats.set(key, f);
+  }
+  return f.format(new Date(ms));
 }
 
 // cityDay is the city's calendar date of ms, YYYY-MM-DD.

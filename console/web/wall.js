@@ -4,6 +4,7 @@ import * as api from './api.js';
 import { t, ruleName } from './i18n.js';
 import { el, fmtTime, cityMidnight } from './util.js';
 import { CityMap, stateColours } from './citymap.js';
+import { FleetLayer } from './fleetlayer.js';
 
 const EVERY_MS = 15000;
 
@@ -29,8 +30,8 @@ export async function wall(root, session) {
     el('section', { class: 'panel-r' }, el('h2', {}, t('severeOpen')), severe)));
   const cm = new CityMap(mapBox, session.layers, { dark: true, interactive: false });
   await cm.loaded;
-  cm.setData('fleet', { type: 'FeatureCollection', features: [] });
-  cm.map.addLayer({ id: 'fleet', type: 'circle', source: 'fleet', paint: { 'circle-radius': ['match', ['get', 's'], 'alert_severe', 5, 2], 'circle-color': ['match', ['get', 's'], ...Object.entries(stateColours).flat(), '#888'] } });
+  const fleet = new FleetLayer('fleet', stateColours, () => 2);
+  cm.map.addLayer(fleet);
 
   async function refresh() {
     const now = Date.now();
@@ -51,7 +52,7 @@ export async function wall(root, session) {
     byRule.replaceChildren(bars(r.rows.sort((a, b) => b.violations - a.violations), (x) => ruleName(x.rule)));
     severe.replaceChildren(...s.alerts.map((a) => el('li', { class: a.overdue ? 'overdue' : '' },
       el('b', {}, a.vehicle_id), ' ', ruleName(a.rule), el('small', {}, fmtTime(a.start_ms), ' · ', names[a.district] || a.district, a.overdue ? ' · ' + t('overdue') : ''))));
-    cm.setData('fleet', { type: 'FeatureCollection', features: f.vehicles.map((v) => ({ type: 'Feature', geometry: { type: 'Point', coordinates: cm.point(v[1], v[2]) }, properties: { s: v[5] } })) });
+    fleet.set(f.vehicles, (c) => cm.coords.toMap(c));
     clock.textContent = t('updated') + ' ' + fmtTime(now);
     root.dataset.refreshed = String(now);
   }

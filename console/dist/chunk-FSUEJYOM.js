@@ -1,0 +1,1 @@
+function t(){try{let e=JSON.parse(localStorage.getItem("mw.tiles")||"null");return e&&e.url?e:null}catch{return null}}function l(e){e&&e.url?localStorage.setItem("mw.tiles",JSON.stringify({url:e.url,crs:e.crs==="gcj02"?"gcj02":"wgs84"})):localStorage.removeItem("mw.tiles")}export{t as a,l as b};
