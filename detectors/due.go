@@ -44,7 +44,11 @@ func (e *Engine) tick(wm time.Time) {
 			// schedules the track again)
 			tr.held = nil
 			e.markDirty(tr)
+			// judged as of its due time, not as of wm: what it makes due comes round again in
+			// this tick when not after wm, however far wm has jumped
+			e.ticked = tr.due
 			e.judgeFix(tr, &h.fix, true)
+			e.ticked = wm
 			continue
 		}
 		// Judged as of the time it is due, not as of wm: what falls due later is decided when
