@@ -13,7 +13,8 @@ try {
   await page.selectOption('#a-rule', 'speeding');
   await page.selectOption('#a-split', 'rule');
   await page.click('#a-query');
-  await page.waitForFunction(() => document.querySelectorAll('#table thead th').length === 3 && document.querySelector('#table thead').textContent.includes('超速'));
+  await page.waitForFunction(() => document.querySelectorAll('#table thead th').length === 3 && document.querySelector('#table thead').textContent.includes('超速'))
+    .catch(async () => fail(`no table of speeding by day after the query; the screen says "${await page.textContent('#a-msg')}"; page errors: ${page.errors.join('; ')}`));
   expect(await page.locator('#chart canvas').count() > 0, 'no chart drawn');
   const heads = await page.locator('#table thead th').allTextContents();
   expect(heads.length === 3 && heads[1] === '超速', `the table's columns are ${heads}, want the day, 超速 and the total`);
