@@ -1,4 +1,4 @@
-import{a as v}from"./chunk-JZVGKVQK.js";import{b as p}from"./chunk-CGND62HK.js";var u=p(v(),1),d=["no_signal","stopped","moving","alert_info","alert_warning","alert_severe"],y=`
+import{a as v}from"./chunk-VPA7RRBY.js";import{b as p}from"./chunk-SQE76S5B.js";var u=p(v(),1),d=["no_signal","stopped","moving","alert_info","alert_warning","alert_severe"],y=`
 attribute vec2 a_pos;
 attribute float a_state;
 uniform mat4 u_matrix;
