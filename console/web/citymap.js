@@ -174,20 +174,19 @@ export class CityMap {
     if (changed && this.map.getSource('city')) this.map.getSource('city').setData(this.geo(cityStyle(this.layers, this.dark)));
   }
 
-  // hover shows label(properties) beside the pointer over the given layers.
+  // hover shows label(properties) beside the pointer over the given layers: the topmost feature
+  // under it with a label (a corridor has none: the site under it, or its route's line, speaks).
   hover(layerIds, label) {
-    for (const id of layerIds) {
-      this.map.on('mousemove', id, (e) => {
-        const text = label(e.features[0].properties);
-        this.map.getCanvas().style.cursor = text ? 'pointer' : '';
-        if (text) this.popup.setLngLat(e.lngLat).setText(text).addTo(this.map);
-        else this.popup.remove();
-      });
-      this.map.on('mouseleave', id, () => {
-        this.map.getCanvas().style.cursor = '';
-        this.popup.remove();
-      });
-    }
+    this.map.on('mousemove', layerIds, (e) => {
+      const f = e.features.find((x) => label(x.properties));
+      this.map.getCanvas().style.cursor = f ? 'pointer' : '';
+      if (f) this.popup.setLngLat(e.lngLat).setText(label(f.properties)).addTo(this.map);
+      else this.popup.remove();
+    });
+    this.map.on('mouseleave', layerIds, () => {
+      this.map.getCanvas().style.cursor = '';
+      this.popup.remove();
+    });
   }
 
   // setData replaces (or adds) a GeoJSON source; data is in the map's datum already.
