@@ -23,15 +23,19 @@ export function step(msg) {
 }
 
 // launch starts Debian's Chromium headless, without the background traffic this machine's closed
-// network refuses. Playwright gives every launch a fresh temporary profile (--user-data-dir) of
-// its own and removes it on close.
+// network refuses, and without the address bar's popup: headless Chromium is the whole browser,
+// and on every navigation it built that popup (a WebUI page of its own, chrome://omnibox-popup,
+// about 400 requests and 0.7 s of script in a second renderer) that nobody sees, competing with
+// the page for this machine's two cores. Playwright gives every launch a fresh temporary profile
+// (--user-data-dir) of its own and removes it on close.
 export async function launch() {
   const executablePath = process.env.MW_CHROMIUM || '/usr/bin/chromium';
   if (!existsSync(executablePath)) fail(`${executablePath} is missing: run make deps (it installs Debian's chromium)`);
   return chromium.launch({
     executablePath, headless: true,
     args: ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', ...glFlags[gl]],
+      '--disable-component-update', '--disable-sync',
+      '--disable-features=WebUIOmniboxFullPopup,WebUIOmniboxPopup,WebUIOmniboxAimPopup', ...glFlags[gl]],
   });
 }
 

@@ -4,14 +4,16 @@
 import * as api from './api.js';
 import { t, ruleName, ruleIds } from './i18n.js';
 import { el, fmtTime, fmtDistance, fmtDuration, mark } from './util.js';
-import { CityMap, stateColours } from './citymap.js';
-import { FleetLayer } from './fleetlayer.js';
+import { stateColours } from './colours.js';
+import { mapCoords, mapGeometry } from './coord.js';
+import { baseMap } from './basemap.js';
 
 // every officer on the map: available, dispatched to an alert, or neither (unavailable or a stale
 // position)
 const officerColours = { free: '#0b57d0', busy: '#8e24aa', stale: '#9aa5b1' };
 
 const sevRank = { severe: 3, warning: 2, info: 1 };
+const sourceOrder = ['alerts', 'track', 'all-officers', 'officers']; // their layers, bottom to top
 const FLEET_EVERY_MS = 10000;
 const RENDER_AFTER_MS = 100; // a burst of feed items redraws the feed once
 const FEED_MAX = 200; // items listed; the rest are counted (the filters narrow the list)
@@ -36,6 +38,9 @@ function beep() {
 }
 
 export async function centre(root, session) {
+  // MapLibre's chunk (a megabyte) is the last to arrive and the slowest to start: the feed and the
+  // counts are filled from the first data without it, and the map follows
+  const mapCode = Promise.all([import('./citymap.js'), import('./fleetlayer.js')]);
   const mapBox = el('div', { class: 'map', id: 'map' });
   const legend = el('div', { class: 'legend', id: 'legend' },
     Object.entries(stateColours).map(([k, c]) => el('span', { 'data-state': k }, el('i', { style: `background:${c}` }), t(k), ' ', el('b', { id: 'count-' + k }, '0'))),
@@ -60,86 +65,80 @@ export async function centre(root, session) {
     list);
   root.append(el('div', { class: 'centre' }, el('div', { class: 'mapwrap' }, mapBox, legend, panel), feedBox));
 
-  // the first fleet and the open alerts are fetched while the map loads
+  // the first fleet and the open alerts were asked for beside the sign-in (main.js)
   mark('centre');
   const firstFleet = api.fetched('/api/v1/fleet').then((f) => { mark('fleet-fetched'); return f; }, () => null);
   const firstAlerts = api.fetched('/api/v1/alerts?limit=1000').then((a) => { mark('alerts-fetched'); return a; });
-  const cm = new CityMap(mapBox, session.layers);
-  mark('map-created');
-  cm.map.once('render', () => mark('first-render'));
-  window.mwMap = cm.map; // for the journeys: what is on the map
   const alerts = new Map(); // id → alert view, open ones
   let selected = null;
-  let stopped = false;
   const districtName = (id) => session.layers.features.find((f) => f.properties.layer === 'district' && f.properties.id === id)?.properties.name || id || '—';
 
-  // --- the fleet on the map, drawn by a WebGL layer of its own (fleetlayer.js)
-  const fleet = new FleetLayer('fleet', stateColours, (z) => (z <= 9 ? 2.5 : z >= 14 ? 6 : 2.5 + (z - 9) * 0.7));
-  await cm.loaded;
-  mark('style-loaded');
-  cm.map.addLayer(fleet);
-  cm.setData('alerts', { type: 'FeatureCollection', features: [] });
-  cm.map.addLayer({ id: 'alert-rings', type: 'circle', source: 'alerts', paint: {
-    'circle-radius': 11, 'circle-color': 'rgba(0,0,0,0)', 'circle-stroke-width': 2.5,
-    'circle-stroke-color': ['match', ['get', 'severity'], 'severe', stateColours.alert_severe, 'warning', stateColours.alert_warning, stateColours.alert_info],
-  } });
-  cm.setData('track', { type: 'FeatureCollection', features: [] });
-  cm.map.addLayer({ id: 'track', type: 'line', source: 'track', paint: { 'line-color': '#0b57d0', 'line-width': 3 } });
-  cm.setData('all-officers', { type: 'FeatureCollection', features: [] });
-  cm.map.addLayer({ id: 'all-officers', type: 'circle', source: 'all-officers', paint: {
-    'circle-radius': ['interpolate', ['linear'], ['zoom'], 9, 3.5, 14, 7], 'circle-color': ['match', ['get', 'st'], 'busy', officerColours.busy, 'free', officerColours.free, officerColours.stale],
-    'circle-stroke-width': 1.5, 'circle-stroke-color': '#fff',
-  } });
-  cm.hover(['all-officers'], (pr) => `${pr.id} · ${t({ free: 'officerFree', busy: 'officerBusy', stale: 'officerStale', off: 'officerOff' }[pr.st])}${pr.to ? ' · ' + pr.to : ''}`);
-  cm.setData('officers', { type: 'FeatureCollection', features: [] });
-  cm.map.addLayer({ id: 'officers', type: 'circle', source: 'officers', paint: { 'circle-radius': 6, 'circle-color': '#0b57d0', 'circle-stroke-width': 2, 'circle-stroke-color': '#fff' } });
-  cm.hover(['alert-rings'], (pr) => `${pr.plate} · ${ruleName(pr.rule)}`);
-  cm.map.on('click', 'alert-rings', (e) => open(e.features[0].properties.id));
-  // a truck's plate on hover: picked from the fleet layer's points, at most once a frame
-  let hovered = false, pointer = null;
-  cm.map.on('mousemove', (e) => {
-    if (!pointer) requestAnimationFrame(() => {
-      const at = pointer;
-      pointer = null;
-      const r = fleet.at(at);
-      if (r) cm.popup.setLngLat(cm.map.unproject([at.x, at.y])).setText(`${r[0]} · ${t(r[5])} · ${Math.round(r[3])} km/h`).addTo(cm.map);
-      else if (hovered) cm.popup.remove();
-      hovered = !!r;
-      cm.map.getCanvas().style.cursor = r ? 'pointer' : '';
-    });
-    pointer = e.point;
-  });
+  // Everything put on the map is in the map's datum; until the map is ready, the last data of each
+  // of its sources waits in pending.
+  const coords = mapCoords(baseMap()?.crs || 'wgs84');
+  const point = (lon, lat) => coords.toMap([lon, lat]);
+  const geo = (fc) => ({ ...fc, features: fc.features.map((f) => ({ ...f, geometry: mapGeometry(f.geometry, coords.toMap) })) });
+  let cm = null; // the CityMap, once its layers are added
+  let made = null; // the CityMap, from its making
+  const pending = new Map();
+  // A source (with its layers) is added only once it has something to draw: an empty GeoJSON
+  // source still costs the worker a task per tile and the software GL a frame per answer.
+  const layersOf = {}; // source → its layers, set with the map
+  const put = (id, data) => {
+    if (!cm) return pending.set(id, data);
+    if (!cm.map.getSource(id) && !data.features.length) return;
+    cm.setData(id, data);
+    for (const l of layersOf[id] || []) {
+      if (cm.map.getLayer(l.id)) continue;
+      const above = sourceOrder.slice(sourceOrder.indexOf(id) + 1).flatMap((s) => layersOf[s] || []).find((x) => cm.map.getLayer(x.id));
+      cm.map.addLayer(l, above?.id);
+    }
+  };
 
-  async function refreshFleet(pending) {
+  // "open" (mw:open) is the first frame shown with the city's layers, every truck and the alert
+  // rings drawn, with the feed listed and live.
+  const opening = { feed: false, live: false, drawn: false, done: false };
+  const opened = () => {
+    if (opening.feed && opening.live && opening.drawn && !opening.done) {
+      opening.done = true;
+      mark('open');
+    }
+  };
+
+  // --- the counts (before the map: the first fleet is counted as soon as it arrives)
+  function count(ans) {
+    const counts = Object.fromEntries(Object.keys(stateColours).map((k) => [k, 0]));
+    for (const r of ans.vehicles) counts[r[5]] = (counts[r[5]] || 0) + 1;
+    for (const k of Object.keys(stateColours)) document.getElementById('count-' + k).textContent = counts[k];
+  }
+  let fleet = null; // the FleetLayer, once the map is ready
+  async function refreshFleet(pendingAnswer) {
     try {
-      const ans = (await pending) || await api.get('/api/v1/fleet');
-      const counts = Object.fromEntries(Object.keys(stateColours).map((k) => [k, 0]));
-      for (const r of ans.vehicles) counts[r[5]] = (counts[r[5]] || 0) + 1;
-      fleet.set(ans.vehicles, (c) => cm.coords.toMap(c));
-      for (const k of Object.keys(stateColours)) document.getElementById('count-' + k).textContent = counts[k];
-      root.dataset.fleet = String(ans.vehicles.length);
+      const ans = (await pendingAnswer) || await api.get('/api/v1/fleet');
+      count(ans);
+      if (!fleet) return ans;
+      fleet.set(ans.vehicles, (c) => coords.toMap(c));
+      root.dataset.fleet = String(ans.vehicles.length); // every truck handed to the map
+      return ans;
     } catch {
-      // the next round tries again
+      return null; // the next round tries again
     }
   }
   async function refreshOfficers() {
     try {
       const ans = await api.get('/api/v1/officers');
-      cm.setData('all-officers', { type: 'FeatureCollection', features: ans.officers.map((o) => ({
-        type: 'Feature', geometry: { type: 'Point', coordinates: cm.point(o.lon, o.lat) },
-        properties: { id: o.officer_id, st: o.dispatched_to ? 'busy' : o.stale ? 'stale' : o.available ? 'free' : 'off', to: o.dispatched_to || '' },
-      })) });
+      put('all-officers', { type: 'FeatureCollection', features: ans.officers.map((o) => {
+        const st = o.dispatched_to ? 'busy' : o.stale ? 'stale' : o.available ? 'free' : 'off';
+        return { type: 'Feature', geometry: { type: 'Point', coordinates: point(o.lon, o.lat) },
+          properties: { id: o.officer_id, st, to: o.dispatched_to || '', _c: officerColours[st] || officerColours.stale } };
+      }) });
       document.getElementById('count-officers').textContent = ans.officers.length;
     } catch {
       // the next round tries again
     }
   }
+  const counted = refreshFleet(firstFleet);
   refreshOfficers();
-  await refreshFleet(firstFleet);
-  mark('fleet-set');
-  cm.map.once('render', () => mark('fleet-frame')); // the first frame with every truck
-  cm.map.once('idle', () => mark('fleet-drawn')); // and with every layer of the city loaded
-  const fleetTimer = setInterval(() => { refreshFleet(null); refreshOfficers(); }, FLEET_EVERY_MS);
 
   // --- the feed
   const filterOK = (a) => (!districtSel.value || a.district === districtSel.value) && (!ruleSel.value || a.rule === ruleSel.value) && (!sevSel.value || a.severity === sevSel.value);
@@ -148,6 +147,7 @@ export async function centre(root, session) {
   function render() {
     renderQueued ||= setTimeout(draw, RENDER_AFTER_MS);
   }
+  const ringColour = { severe: stateColours.alert_severe, warning: stateColours.alert_warning };
   function draw() {
     renderQueued = 0;
     const items = [...alerts.values()].filter(filterOK)
@@ -162,16 +162,82 @@ export async function centre(root, session) {
       a.overdue ? el('span', { class: 'badge overdue-badge' }, t('overdue')) : ''))),
     items.length > shown.length ? el('li', { class: 'more muted' }, t('moreAlerts').replace('%d', items.length - shown.length)) : '');
     document.getElementById('open-count').textContent = String(items.length);
-    cm.setData('alerts', { type: 'FeatureCollection', features: items.map((a) => ({
-      type: 'Feature', geometry: { type: 'Point', coordinates: cm.point(a.lon, a.lat) }, properties: { id: a.alert_id, plate: a.vehicle_id, rule: a.rule, severity: a.severity },
+    put('alerts', { type: 'FeatureCollection', features: items.map((a) => ({
+      type: 'Feature', geometry: { type: 'Point', coordinates: point(a.lon, a.lat) },
+      properties: { id: a.alert_id, plate: a.vehicle_id, rule: a.rule, severity: a.severity, _sc: ringColour[a.severity] || stateColours.alert_info },
     })) });
   }
   for (const s of [districtSel, ruleSel, sevSel]) s.addEventListener('change', render);
+
+  // --- the map: the city's layers, the fleet drawn by a WebGL layer of its own (fleetlayer.js),
+  // the alert rings, the officers, an alert's track
+  async function startMap() {
+    const [{ CityMap, circleStyle, lineStyle }, { FleetLayer }] = await mapCode;
+    mark('map-code');
+    made = new CityMap(mapBox, session.layers);
+    const m = made.map;
+    mark('map-created');
+    m.once('render', () => mark('first-render'));
+    window.mwMap = m; // for the journeys: what is on the map
+    const newFleet = new FleetLayer('fleet', stateColours, (z) => (z <= 9 ? 2.5 : z >= 14 ? 6 : 2.5 + (z - 9) * 0.7));
+    await made.styled; // not loaded: that waits for a complete frame of the city, the fleet need not
+    mark('style-loaded');
+    m.addLayer(newFleet);
+    // the circle layers share one paint shape (circleStyle), hence one program for the software GL
+    layersOf.alerts = [{ id: 'alert-rings', type: 'circle', source: 'alerts', paint: circleStyle(11, 'rgba(0,0,0,0)', 2.5, stateColours.alert_info) }];
+    layersOf.track = [{ id: 'track', type: 'line', source: 'track', paint: lineStyle('#0b57d0', 3) }];
+    layersOf['all-officers'] = [{ id: 'all-officers', type: 'circle', source: 'all-officers',
+      paint: circleStyle(['interpolate', ['linear'], ['zoom'], 9, 3.5, 14, 7], officerColours.stale, 1.5, '#ffffff') }];
+    layersOf.officers = [{ id: 'officers', type: 'circle', source: 'officers', paint: circleStyle(6, '#0b57d0', 2, '#ffffff') }];
+    cm = made;
+    for (const [id, data] of pending) put(id, data);
+    pending.clear();
+    made.hover(['all-officers'], (pr) => `${pr.id} · ${t({ free: 'officerFree', busy: 'officerBusy', stale: 'officerStale', off: 'officerOff' }[pr.st])}${pr.to ? ' · ' + pr.to : ''}`);
+    made.hover(['alert-rings'], (pr) => `${pr.plate} · ${ruleName(pr.rule)}`);
+    m.on('click', 'alert-rings', (e) => open(e.features[0].properties.id));
+    // a truck's plate on hover: picked from the fleet layer's points, at most once a frame
+    let hovered = false, pointer = null;
+    m.on('mousemove', (e) => {
+      if (!pointer) requestAnimationFrame(() => {
+        const at = pointer;
+        pointer = null;
+        const r = newFleet.at(at);
+        if (r) made.popup.setLngLat(m.unproject([at.x, at.y])).setText(`${r[0]} · ${t(r[5])} · ${Math.round(r[3])} km/h`).addTo(m);
+        else if (hovered) made.popup.remove();
+        hovered = !!r;
+        m.getCanvas().style.cursor = r ? 'pointer' : '';
+      });
+      pointer = e.point;
+    });
+    fleet = newFleet;
+    // the first fleet (already counted) goes on the map; the next rounds every 10 s
+    const firstAnswer = await counted;
+    if (firstAnswer) {
+      fleet.set(firstAnswer.vehicles, (c) => coords.toMap(c));
+      root.dataset.fleet = String(firstAnswer.vehicles.length);
+    } else await refreshFleet(null);
+    mark('fleet-set');
+    m.once('render', () => mark('fleet-frame')); // the first frame with every truck
+    m.once('idle', () => mark('fleet-drawn')); // and with every source loaded and nothing moving
+    const drawn = () => {
+      if (!opening.feed || root.dataset.fleet === undefined || !m.isSourceLoaded('city') || (m.getSource('alerts') && !m.isSourceLoaded('alerts'))) return;
+      m.off('render', drawn);
+      // the frame is on the screen once the browser has composited it: the next animation frame
+      requestAnimationFrame(() => {
+        opening.drawn = true;
+        opened();
+      });
+    };
+    m.on('render', drawn);
+    m.triggerRepaint();
+  }
+  const mapReady = startMap();
 
   const first = await firstAlerts;
   for (const a of first.alerts) alerts.set(a.alert_id, a);
   draw();
   mark('feed-rendered');
+  opening.feed = true;
 
   const terminal = (a) => a.status === 'resolved' && a.severity !== 'severe' || ['resolved', 'dismissed'].includes(a.handling?.state);
   const stream = new api.AlertStream('', (event, item) => {
@@ -193,9 +259,16 @@ export async function centre(root, session) {
   }, (st) => {
     status.textContent = st === 'live' ? '● ' + t('live') : st === 'denied' ? '✕' : '○ ' + t('reconnecting');
     status.className = 'stream-state ' + st;
-    if (st === 'live') mark('stream-live');
+    if (st === 'live') {
+      mark('stream-live');
+      opening.live = true;
+      opened();
+    }
   }).start();
   window.mwStream = stream; // for the journeys: drop the connection as a network failure would
+
+  await mapReady;
+  const fleetTimer = setInterval(() => { refreshFleet(null); refreshOfficers(); }, FLEET_EVERY_MS);
 
   // --- an alert's panel
   async function open(id) {
@@ -209,13 +282,13 @@ export async function centre(root, session) {
     }
     if (!a) return;
     showPanel(a);
-    cm.map.easeTo({ center: cm.point(a.lon, a.lat), zoom: Math.max(cm.map.getZoom(), 13) });
+    cm?.map.easeTo({ center: point(a.lon, a.lat), zoom: Math.max(cm.map.getZoom(), 13) });
     const [veh, track] = await Promise.all([
       api.get('/api/v1/vehicles/' + encodeURIComponent(a.vehicle_id)).catch(() => null),
       api.get(`/api/v1/vehicles/${encodeURIComponent(a.vehicle_id)}/track${api.qs({ from: a.start_ms - 60000, to: Date.now() + 60000 })}`).catch(() => null),
     ]);
     if (selected !== id) return;
-    cm.setData('track', track ? cm.geo({ type: 'FeatureCollection', features: track.features.filter((f) => f.geometry.type === 'LineString') }) : { type: 'FeatureCollection', features: [] });
+    put('track', track ? geo({ type: 'FeatureCollection', features: track.features.filter((f) => f.geometry.type === 'LineString') }) : { type: 'FeatureCollection', features: [] });
     panel.vehicle = veh;
     showPanel(alerts.get(id) || a);
   }
@@ -224,7 +297,7 @@ export async function centre(root, session) {
     panel.hidden = false;
     const veh = panel.vehicle && panel.vehicle.plate === a.vehicle_id ? panel.vehicle : null;
     const offered = a.dispatch?.officers || [];
-    cm.setData('officers', { type: 'FeatureCollection', features: offered.map((o) => ({ type: 'Feature', geometry: { type: 'Point', coordinates: cm.point(o.lon, o.lat) }, properties: { id: o.officer_id } })) });
+    put('officers', { type: 'FeatureCollection', features: offered.map((o) => ({ type: 'Feature', geometry: { type: 'Point', coordinates: point(o.lon, o.lat) }, properties: { id: o.officer_id } })) });
     const state = a.handling?.state || 'new';
     const act = async (action, extra = {}) => {
       try {
@@ -242,7 +315,7 @@ export async function centre(root, session) {
       el('button', { id: 'dismiss-confirm', onclick: () => reason.value.trim() ? act('dismiss', { reason: reason.value.trim() }) : reason.focus() }, t('confirm')));
     const permit = veh?.permits?.find((x) => x.valid_now) || veh?.permits?.[0];
     panel.replaceChildren(
-      el('button', { class: 'close', onclick: () => { panel.hidden = true; selected = null; cm.setData('track', { type: 'FeatureCollection', features: [] }); render(); } }, '×'),
+      el('button', { class: 'close', onclick: () => { panel.hidden = true; selected = null; put('track', { type: 'FeatureCollection', features: [] }); render(); } }, '×'),
       el('h2', { class: 'sev-' + a.severity }, t(a.severity), ' · ', ruleName(a.rule)),
       el('p', { class: 'big plate', id: 'panel-plate' }, a.vehicle_id),
       el('dl', {},
@@ -278,11 +351,9 @@ export async function centre(root, session) {
   }
 
   return () => {
-    stopped = true;
     clearInterval(fleetTimer);
     clearTimeout(renderQueued);
     stream.stop();
-    cm.map.remove();
-    void stopped;
+    made?.map.remove();
   };
 }

@@ -66,6 +66,7 @@ export class FleetLayer {
     this.state = new Float32Array(0);
     this.rows = []; // the vehicle rows behind the points, same order
     this.dirty = false;
+    this.matrix = new Float32Array(16);
   }
 
   // set replaces the fleet: rows are /api/v1/fleet rows [plate, lon, lat, kmh, time, state],
@@ -124,7 +125,11 @@ export class FleetLayer {
     }
     const dpr = window.devicePixelRatio || 1;
     gl.useProgram(this.program);
-    gl.uniformMatrix4fv(this.loc.matrix, false, args.modelViewProjectionMatrix || args);
+    // MapLibre 5 gives custom layers args: defaultProjectionData.mainMatrix takes mercator
+    // coordinates (0..1) to clip space; modelViewProjectionMatrix takes world pixels, and with it
+    // every truck landed in one corner of the world, off the screen.
+    this.matrix.set(args.defaultProjectionData.mainMatrix);
+    gl.uniformMatrix4fv(this.loc.matrix, false, this.matrix);
     gl.uniform1f(this.loc.radius, this.radius(this.map.getZoom()) * dpr);
     gl.uniform3fv(this.loc.colour, this.colours);
     gl.bindBuffer(gl.ARRAY_BUFFER, this.posBuf);

@@ -11,10 +11,12 @@ import { baseMap, setBaseMap } from './basemap.js';
 mark('main');
 
 // Each screen is a module of its own, loaded when first shown (MapLibre with the map screens,
-// uPlot with the analyst's), while the sign-in and the screen's first data are fetched.
+// uPlot with the analyst's), while the sign-in and the screen's first data are fetched. The
+// command centre takes MapLibre itself once its feed is up; it is started here (code), beside the
+// sign-in, so that the megabyte is fetched and compiled while the rest waits on the network.
 const screens = {
   centre: { roles: ['supervisor', 'admin'], load: () => import('./centre.js').then((m) => m.centre),
-    data: ['/api/v1/fleet', '/api/v1/alerts?limit=1000'] },
+    data: ['/api/v1/fleet', '/api/v1/alerts?limit=1000'], code: () => Promise.all([import('./citymap.js'), import('./fleetlayer.js')]) },
   wall: { roles: ['supervisor', 'admin'], load: () => import('./wall.js').then((m) => m.wall) },
   squad: { roles: ['squad', 'supervisor', 'admin'], load: () => import('./squad.js').then((m) => m.squad) },
   analyst: { roles: ['analyst', 'supervisor', 'admin'], load: () => import('./analyst.js').then((m) => m.analyst) },
@@ -101,6 +103,7 @@ async function route() {
     wanted.loading ||= wanted.load();
     wanted.loading.catch(() => { wanted.loading = null; });
     if (!session.me) for (const path of wanted.data || []) api.prefetch(path);
+    wanted.code?.().catch(() => {}); // the screen imports it again and sees any failure
   }
   if (!session.me && api.token()) {
     const r = await signIn(api.token());
