@@ -131,6 +131,8 @@ func (l *Live) ApplyAnnounced(v AlertView, relayed bool) {
 			cur.Overdue = true
 			l.publish(FeedItem{Change: ChangeOverdue, Alert: cloneView(cur)})
 		}
+	case ChangeRenotified:
+		l.applyEscalation(&v)
 	case ChangeRestored:
 		// an API's view of its own start; never announced
 	default:
@@ -156,4 +158,22 @@ func (l *Live) applyHandling(v *AlertView) {
 		b.close(cur.ID)
 	}
 	l.publish(FeedItem{Change: ChangeHandling, Alert: out})
+}
+
+// applyEscalation takes in an escalation step the instance watching the alert took (or this one,
+// read back): the alert is overdue and has reached the step's level, so that whichever instance
+// watches it next does not take the step again. l.alerts.mu is held.
+func (l *Live) applyEscalation(v *AlertView) {
+	b := &l.alerts
+	cur := b.open[v.ID]
+	if cur == nil {
+		cur = b.handled[v.ID]
+	}
+	if cur == nil || v.EscalationLevel <= cur.EscalationLevel {
+		return // not known here, or already applied
+	}
+	cur.Overdue = true
+	cur.EscalationLevel = v.EscalationLevel
+	cur.Escalation = append(cur.Escalation[:0:0], v.Escalation...)
+	l.publish(FeedItem{Change: ChangeRenotified, Alert: cloneView(cur)})
 }

@@ -134,6 +134,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 				return err
 			}
 			risk = live
+			// one instance of the group checks each alert for overdue and escalates it, one sends
+			// the digest (duty.go)
+			duty, err := newAPIDuty(cfg, view.partitions(view.alertsTopic), log, reg)
+			if err != nil {
+				return err
+			}
+			live.SetDuty(duty)
+			g.Go(func() error { return duty.run(gctx) })
 		}
 		store := api.NewStore(ch.Conn(), ch.Database(), log)
 		if err := store.Restore(ctx, live); err != nil {

@@ -124,6 +124,17 @@ func (v *sharedView) plan(ctx context.Context) error {
 	return nil
 }
 
+// partitions is how many partitions of topic the view reads.
+func (v *sharedView) partitions(topic string) int {
+	n := 0
+	for _, p := range v.parts {
+		if p.topic == topic {
+			n++
+		}
+	}
+	return n
+}
+
 func (v *sharedView) planPartition(ctx context.Context, p kafka.Partition, from time.Time) (viewPartition, error) {
 	addr := net.JoinHostPort(p.Leader.Host, strconv.Itoa(p.Leader.Port))
 	conn, err := v.dialer.DialLeader(ctx, "tcp", addr, p.Topic, p.ID)
