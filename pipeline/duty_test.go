@@ -342,6 +342,21 @@ func TestSharedViewEscalatesOnce(t *testing.T) {
 	if n := rig.env.count("SELECT count() FROM alert_feed FINAL WHERE change IN ('overdue', 'renotified')"); n != uint64(3*alerts) {
 		t.Errorf("the journal has %d overdue and renotified items, want %d (one per step)", n, 3*alerts)
 	}
+	// every running instance's view has caught up with both topics, and says so
+	for i, in := range rig.all {
+		if in.stopped {
+			continue
+		}
+		series := 0
+		rig.env.waitFor(fmt.Sprintf("instance %d's view lag at 0 records", i), time.Minute, func() bool {
+			sum, n := sumGauge(t, in.reg, "muckwatch_api_view_lag_records")
+			series = n
+			return sum == 0
+		})
+		if series != 2*partitions {
+			t.Errorf("instance %d reports the view lag of %d partitions, want %d (both topics)", i, series, 2*partitions)
+		}
+	}
 	// every running instance shows every alert at the top of the ladder
 	for i, in := range rig.all {
 		if in.stopped {
@@ -355,4 +370,21 @@ func TestSharedViewEscalatesOnce(t *testing.T) {
 			}
 		}
 	}
+}
+
+// sumGauge sums the series of a labelled gauge in reg, and counts them.
+func sumGauge(t testing.TB, reg *prometheus.Registry, name string) (sum float64, series int) {
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetGauge().GetValue()
+				series++
+			}
+		}
+	}
+	return sum, series
 }

@@ -52,6 +52,7 @@ type viewPartition struct {
 
 type viewMetrics struct {
 	lag      prometheus.Histogram
+	behind   *prometheus.GaugeVec
 	applied  *prometheus.CounterVec
 	rejected *prometheus.CounterVec
 }
@@ -61,13 +62,15 @@ func newViewMetrics(reg prometheus.Registerer) viewMetrics {
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_api_view_lag_seconds",
 			Help:    "With api.view shared: from a record's production (by the instance that judged the vehicle, or made the change) to its being applied to this instance's view, once the view has caught up.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 1.5, 26)}),
+		behind: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "muckwatch_api_view_lag_records",
+			Help: "With api.view shared: records of the alerts and live topics this instance's view has not applied yet, per partition, as of its last fetch (from its start: the records it still has to read to catch up)."}, []string{"topic", "partition"}),
 		applied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "muckwatch_api_view_records_total",
 			Help: "With api.view shared: records of the alerts and live topics applied to this instance's view, by topic."}, []string{"topic"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "muckwatch_api_view_rejected_total",
 			Help: "With api.view shared: records of the alerts and live topics that could not be read (not the format muckwatch writes), by topic."}, []string{"topic"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.lag, m.applied, m.rejected)
+		reg.MustRegister(m.lag, m.behind, m.applied, m.rejected)
 	}
 	return m
 }
@@ -225,6 +228,10 @@ func (v *sharedView) readFrom(ctx context.Context, p viewPartition, offset int64
 	}
 	applied := v.metrics.applied.WithLabelValues(p.topic)
 	rejected := v.metrics.rejected.WithLabelValues(p.topic)
+	behind := v.metrics.behind.WithLabelValues(p.topic, strconv.Itoa(p.partition))
+	if offset < p.end {
+		behind.Set(float64(p.end - offset)) // until the first fetch says otherwise
+	}
 	warned := false
 	for {
 		m, err := r.ReadMessage(ctx)
@@ -235,6 +242,9 @@ func (v *sharedView) readFrom(ctx context.Context, p viewPartition, offset int64
 			return offset
 		}
 		offset = m.Offset + 1
+		if lag := r.Lag(); lag >= 0 { // the high watermark of the fetch that returned m, less m
+			behind.Set(float64(lag))
+		}
 		if err := v.apply(p.topic, &m); err != nil {
 			rejected.Inc()
 			if !warned { // the first of each read: a producer other than muckwatch's
