@@ -40,6 +40,9 @@ type sharedView struct {
 	metrics     viewMetrics
 
 	parts []viewPartition // planned by plan
+	// positioned: the alerts topic has one partition, and the feed's seqs are its positions
+	// (api.Live.SetFeedPositions)
+	positioned bool
 }
 
 // viewPartition is one partition the view reads: from start, caught up once read to end (its
@@ -125,6 +128,19 @@ func (v *sharedView) plan(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// positionFeed makes the view's feed number its items by their position on the alerts topic when
+// it has a single partition, so that an SSE client resumes exactly on any instance; with more the
+// order of the items differs between instances and a resume on another is approximate.
+func (v *sharedView) positionFeed() bool {
+	for _, p := range v.parts {
+		if p.topic == v.alertsTopic && v.partitions(v.alertsTopic) == 1 {
+			v.live.SetFeedPositions(uint64(p.start))
+			v.positioned = true
+		}
+	}
+	return v.positioned
 }
 
 // partitions is how many partitions of topic the view reads.
@@ -286,6 +302,10 @@ func (v *sharedView) apply(topic string, m *kafka.Message) error {
 			relayed = false
 		}
 	}
-	v.live.ApplyAnnounced(a, relayed)
+	var pos uint64
+	if v.positioned {
+		pos = uint64(m.Offset) + 1
+	}
+	v.live.ApplyAnnouncedAt(a, relayed, pos)
 	return nil
 }
