@@ -27,8 +27,10 @@ type alertBook struct {
 	recent    map[string][]violation
 	recentIDs map[string]struct{}
 	// relaying is set while a change another instance made is applied (ApplyAnnounced): the feed
-	// items it publishes are relayed.
+	// items it publishes are relayed. position is the position (offset + 1) on the alerts topic of
+	// the record being applied, for a positioned feed; 0 outside ApplyAnnounced.
 	relaying bool
+	position uint64
 }
 
 type violation struct {

@@ -60,7 +60,9 @@ type Config struct {
 	// feed) comes from: "local" (default), this instance's own pipeline, so only the vehicles of
 	// the partitions it reads; "shared", what every instance publishes to Kafka (the alerts topic
 	// and outputs.live_topic, read whole by every instance), so that any instance gives the same
-	// answers (docs/architecture.md, "Any instance answers any question").
+	// answers (docs/architecture.md, "Any instance answers any question"); the overdue checks,
+	// escalation steps and daily digest are then shared out so that each happens once (Duty), and
+	// with an alerts topic of one partition the feed's ids are the same on every instance.
 	View string `yaml:"view"`
 	// ViewLookback: with view shared, how far back (by record time) the alerts topic is read on
 	// start, on top of what ClickHouse restores: the changes announced but not yet written there.

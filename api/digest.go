@@ -2,6 +2,7 @@ package api
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -24,7 +25,10 @@ type Digest struct {
 	MadeAt   string `json:"made_at"`
 	MadeMs   int64  `json:"made_ms"`
 	// Scheduled: made at api.digest.at (false: made on request, as of now).
-	Scheduled bool             `json:"scheduled"`
+	Scheduled bool `json:"scheduled"`
+	// DueMs is when a scheduled digest was due (Unix milliseconds): its made_ms is later when it
+	// was missed while no instance was up and made when one came back.
+	DueMs     int64            `json:"due_ms,omitempty"`
 	Districts []DistrictDigest `json:"districts"`
 }
 
@@ -209,6 +213,15 @@ type digestSchedule struct {
 	off    bool
 	due    time.Time // the next digest's time; zero until the first tick
 	latest *Digest   // the last scheduled digest made
+
+	// Of the server's background goroutine only:
+	// owed is the scheduled time of a digest due and not yet sent (zero: none).
+	owed time.Time
+	// recheck: ask the journal which digest was sent last before sending one (the first tick,
+	// and a shared view's instance that has just been given the digest).
+	recheck, hadDuty bool
+	retryAt          time.Time // when to ask the journal again after it failed to answer
+	unjournaled      *Digest   // a digest sent whose journal write failed, for the next tick
 }
 
 func newDigestSchedule(cfg DigestConfig) *digestSchedule {
@@ -216,11 +229,12 @@ func newDigestSchedule(cfg DigestConfig) *digestSchedule {
 		return &digestSchedule{off: true}
 	}
 	c, _ := parseClock(cfg.At) // validated
-	return &digestSchedule{at: c}
+	return &digestSchedule{at: c, recheck: true}
 }
 
 // tick reports whether a digest is due at now (in loc); the first tick only sets the first due
-// time, after now: a digest due while muckwatch was down is not made late.
+// time, after now (a digest due while no instance was up is found in the journal, see
+// checkDigest).
 func (d *digestSchedule) tick(now time.Time, loc *time.Location) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -236,6 +250,17 @@ func (d *digestSchedule) tick(now time.Time, loc *time.Location) bool {
 	}
 	d.due = d.at.next(now, loc)
 	return true
+}
+
+// prev is the last time at c in loc at or before t.
+func (c clock) prev(t time.Time, loc *time.Location) time.Time {
+	lt := t.In(loc)
+	at := time.Date(lt.Year(), lt.Month(), lt.Day(), c.hour, c.minute, 0, 0, loc)
+	for at.After(t) {
+		lt = lt.AddDate(0, 0, -1)
+		at = time.Date(lt.Year(), lt.Month(), lt.Day(), c.hour, c.minute, 0, 0, loc)
+	}
+	return at
 }
 
 func (d *digestSchedule) keep(dg Digest) {
@@ -272,23 +297,81 @@ func (s *Server) makeDigest(scheduled bool) Digest {
 	return s.live.MakeDigest(names, loc, scheduled)
 }
 
-// checkDigest makes, keeps and sends the scheduled digest when it is due.
-func (s *Server) checkDigest() {
-	_, loc := s.districtNames()
-	if !s.digest.tick(s.now(), loc) {
+// checkDigest makes, keeps, sends and journals the scheduled digest when it is due, once for the
+// whole group: of a shared view only the instance given the digest (Duty) sends it, after asking
+// the journal whether another instance already did. A digest that fell due while no instance was
+// up is sent when one starts (the journal's last digest is older than the last scheduled time),
+// marked by its due_ms; a new installation owes none.
+func (s *Server) checkDigest(ctx context.Context) {
+	d := s.digest
+	if d.off {
 		return
 	}
-	d := s.makeDigest(true)
-	s.digest.keep(d)
+	_, loc := s.districtNames()
+	now := s.now()
+	if d.tick(now, loc) {
+		d.owed = d.at.prev(now, loc)
+	}
+	if u := d.unjournaled; u != nil && s.store != nil {
+		if err := s.store.WriteDigest(ctx, *u); err != nil {
+			s.log.Warn("cannot journal the daily digest; retrying", "date", u.Date, "err", err)
+		} else {
+			d.unjournaled = nil
+		}
+	}
+	duty := s.live.sendsDigest()
+	if duty && !d.hadDuty && s.live.shared() {
+		d.recheck = true // given the digest: the instance that had it may have owed one
+	}
+	d.hadDuty = duty
+	if !duty {
+		d.owed = time.Time{} // the instance given the digest sends it
+		return
+	}
+	if s.store == nil {
+		d.recheck = false
+	}
+	if d.recheck || (!d.owed.IsZero() && s.live.shared() && s.store != nil) {
+		if now.Before(d.retryAt) {
+			return
+		}
+		last, found, err := s.store.LastDigestDue(ctx)
+		if err != nil {
+			d.retryAt = now.Add(10 * time.Second)
+			s.log.Warn("cannot read which daily digest was sent last; asking again in 10 s", "err", err)
+			return
+		}
+		if d.recheck && found && d.at.prev(now, loc).After(last) {
+			d.owed = d.at.prev(now, loc) // fell due while no instance sent it
+		}
+		if found && !d.owed.IsZero() && !d.owed.After(last) {
+			d.owed = time.Time{} // sent by another instance
+		}
+		d.recheck = false
+	}
+	if d.owed.IsZero() {
+		return
+	}
+	dg := s.makeDigest(true)
+	dg.DueMs = d.owed.UnixMilli()
+	d.owed = time.Time{}
+	d.keep(dg)
 	if s.hook != nil {
-		s.hook.EnqueueDigest(d)
+		s.hook.EnqueueDigest(dg)
+	}
+	if s.store != nil {
+		if err := s.store.WriteDigest(ctx, dg); err != nil {
+			d.unjournaled = &dg
+			s.log.Warn("cannot journal the daily digest; retrying (until it is, another instance given the digest may send it again)", "date", dg.Date, "err", err)
+		}
 	}
 	open, overdue := 0, 0
-	for _, p := range d.Districts {
+	for _, p := range dg.Districts {
 		open += p.Open
 		overdue += p.Overdue
 	}
-	s.log.Info("daily alert digest made", "date", d.Date, "districts", len(d.Districts), "open", open, "overdue", overdue, "webhook", s.hook != nil)
+	s.log.Info("daily alert digest made", "date", dg.Date, "due", time.UnixMilli(dg.DueMs).In(loc).Format(time.DateTime),
+		"districts", len(dg.Districts), "open", open, "overdue", overdue, "webhook", s.hook != nil)
 }
 
 // handleDigest serves the last scheduled digest, or one made now (current=true, or when none

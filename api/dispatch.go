@@ -200,7 +200,8 @@ func (l *Live) ackWithin(severity detectors.Severity) time.Duration {
 
 // CheckOverdue marks the open alerts nobody has acknowledged or dispatched within their deadline
 // as overdue and publishes an overdue change for each; then it takes the escalation steps that
-// are due (a renotified change each, see escalate). It returns the changes published.
+// are due (a renotified change each, see escalate). It returns the changes published. Of a
+// shared view it checks only the alerts its Duty covers.
 func (l *Live) CheckOverdue() []FeedItem {
 	l.alerts.mu.Lock()
 	defer l.alerts.mu.Unlock()
@@ -208,8 +209,8 @@ func (l *Live) CheckOverdue() []FeedItem {
 	now := l.now()
 	var out []FeedItem
 	for _, v := range l.alerts.open {
-		if v.Handling.State != StateNew {
-			continue
+		if v.Handling.State != StateNew || !l.watches(v) {
+			continue // another instance of a shared view checks it (duty.go)
 		}
 		if !v.Overdue {
 			if now.Sub(time.UnixMilli(v.ReceivedMs)) < l.ackWithin(v.Severity) {

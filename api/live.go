@@ -27,6 +27,7 @@ type Live struct {
 	alerts    alertBook
 	feed      feed
 	risks     riskBook // a shared view's risk scores (shared.go)
+	duty      Duty     // a shared view's share of the overdue checks (duty.go); nil: all
 }
 
 // NewLive returns an empty view.

@@ -274,7 +274,7 @@ func (s *Server) tick(ctx context.Context) {
 		}
 		s.enqueueLevelHooks(over)
 	}
-	s.checkDigest()
+	s.checkDigest(ctx)
 	s.flushJournal(ctx)
 	if s.store != nil {
 		if err := s.store.FlushAudit(ctx); err != nil {

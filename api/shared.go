@@ -117,12 +117,24 @@ func (l *Live) Risk(plate string) (detectors.Risk, bool) {
 // ApplyAnnounced takes in an alert change read from the alerts topic: a detector's, or an API's
 // (handling, overdue). relayed is true when another instance made it. A change already applied
 // (this instance's own action read back, a record read again) changes nothing and publishes
-// nothing.
-func (l *Live) ApplyAnnounced(v AlertView, relayed bool) {
+// nothing — except on a positioned feed, which streams this instance's own actions only now.
+func (l *Live) ApplyAnnounced(v AlertView, relayed bool) { l.ApplyAnnouncedAt(v, relayed, 0) }
+
+// ApplyAnnouncedAt is ApplyAnnounced of the record at offset pos-1 of the alerts topic (pos 0:
+// unknown); a positioned feed streams what it publishes with pos as its seq.
+func (l *Live) ApplyAnnouncedAt(v AlertView, relayed bool, pos uint64) {
 	l.alerts.mu.Lock()
 	defer l.alerts.mu.Unlock()
-	l.alerts.relaying = relayed
-	defer func() { l.alerts.relaying = false }()
+	l.alerts.relaying, l.alerts.position = relayed, pos
+	defer func() { l.alerts.relaying, l.alerts.position = false, 0 }()
+	switch string(v.Change) {
+	case ChangeHandling, ChangeOverdue, ChangeRenotified:
+		if !relayed && pos > 0 && l.feed.positioned {
+			// made here, applied and journaled then: streamed now, as every instance streams it
+			l.publish(FeedItem{Change: string(v.Change), Alert: v, readBack: true})
+			return
+		}
+	}
 	switch string(v.Change) {
 	case ChangeHandling:
 		l.applyHandling(&v)
@@ -131,6 +143,8 @@ func (l *Live) ApplyAnnounced(v AlertView, relayed bool) {
 			cur.Overdue = true
 			l.publish(FeedItem{Change: ChangeOverdue, Alert: cloneView(cur)})
 		}
+	case ChangeRenotified:
+		l.applyEscalation(&v)
 	case ChangeRestored:
 		// an API's view of its own start; never announced
 	default:
@@ -156,4 +170,22 @@ func (l *Live) applyHandling(v *AlertView) {
 		b.close(cur.ID)
 	}
 	l.publish(FeedItem{Change: ChangeHandling, Alert: out})
+}
+
+// applyEscalation takes in an escalation step the instance watching the alert took (or this one,
+// read back): the alert is overdue and has reached the step's level, so that whichever instance
+// watches it next does not take the step again. l.alerts.mu is held.
+func (l *Live) applyEscalation(v *AlertView) {
+	b := &l.alerts
+	cur := b.open[v.ID]
+	if cur == nil {
+		cur = b.handled[v.ID]
+	}
+	if cur == nil || v.EscalationLevel <= cur.EscalationLevel {
+		return // not known here, or already applied
+	}
+	cur.Overdue = true
+	cur.EscalationLevel = v.EscalationLevel
+	cur.Escalation = append(cur.Escalation[:0:0], v.Escalation...)
+	l.publish(FeedItem{Change: ChangeRenotified, Alert: cloneView(cur)})
 }

@@ -2,8 +2,10 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -181,5 +183,73 @@ func TestApplyAnnounced(t *testing.T) {
 	}
 	if cs, _ := items(c); strings.Join(cs, ",") != "opened,overdue" {
 		t.Errorf("feed %v, want opened then one overdue", cs)
+	}
+}
+
+// A positioned feed (SetFeedPositions): two instances reading the same alerts topic stream the
+// same items under the same ids, the positions of their records — a detector change, a dismissal
+// made on one of them (journaled there when made, streamed by both only when read back), an
+// overdue step — and a record read again is not streamed again. A client that got some items from
+// one resumes on the other after the last id it got with exactly the rest.
+func TestPositionedFeed(t *testing.T) {
+	a, _ := testLive()
+	b, now := testLive()
+	for _, l := range []*Live{a, b} {
+		l.SetFeedPositions(100) // the view starts reading at offset 100
+	}
+	opened := change(detectors.ChangeOpened, "a1", "粤B1", detectors.SeverityWarning, detectors.StatusOpen, 1, *now)
+	opening := roundTrip(t, AlertView{Alert: opened.Alert, Supervision: Supervision{Handling: Handling{State: StateNew, Actions: []Action{}}}}, string(opened.Kind))
+	second := change(detectors.ChangeOpened, "a2", "粤B2", detectors.SeverityWarning, detectors.StatusOpen, 1, *now)
+	opening2 := roundTrip(t, AlertView{Alert: second.Alert, Supervision: Supervision{Handling: Handling{State: StateNew, Actions: []Action{}}}}, string(second.Kind))
+	// record at offset o, made by instance a (fromA) or b
+	read := func(v AlertView, fromA bool, o uint64) {
+		a.ApplyAnnouncedAt(v, !fromA, o+1)
+		b.ApplyAnnouncedAt(v, fromA, o+1)
+	}
+	read(opening, false, 100) // b judges the trucks
+	read(opening, false, 100) // read again after a reader's restart
+	v, _, err := a.Act("a1", "dismiss", Principal{Name: "sup", Role: RoleSupervisor}, "", "a camera fault")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if items, _ := a.Since(100, 10); len(items) != 1 {
+		t.Fatalf("a dismissal made here is streamed before it is read back: %v", items)
+	}
+	if j := a.takeJournal(); len(j) != 1 || j[0].Change != ChangeHandling || j[0].Seq < 1e15 {
+		t.Fatalf("a dismissal made here: journaled %+v, want once with a wall-clock seq", j)
+	}
+	read(opening2, false, 101)
+	read(roundTrip(t, v, ChangeHandling), true, 102)
+	read(roundTrip(t, AlertView{Alert: second.Alert, Supervision: Supervision{Overdue: true, Handling: Handling{State: StateNew, Actions: []Action{}}}}, ChangeOverdue), false, 103)
+	feed := func(l *Live, after uint64) []string {
+		items, complete := l.Since(after, 100)
+		if !complete {
+			t.Fatalf("Since(%d) is not complete", after)
+		}
+		var out []string
+		for _, it := range items {
+			out = append(out, fmt.Sprintf("%d %s %s %s", it.Seq, it.Change, it.Alert.ID, it.Alert.Handling.State))
+		}
+		return out
+	}
+	want := []string{"101 opened a1 new", "102 opened a2 new", "103 handling a1 dismissed", "104 overdue a2 new"}
+	for name, l := range map[string]*Live{"a": a, "b": b} {
+		if got := feed(l, 100); !slices.Equal(got, want) {
+			t.Errorf("instance %s streamed %v, want %v", name, got, want)
+		}
+	}
+	if got := append(feed(a, 100)[:2], feed(b, 102)...); !slices.Equal(got, want) {
+		t.Errorf("two items from a, then resumed on b after id 102: %v, want %v", got, want)
+	}
+	if j := a.takeJournal(); len(j) != 0 {
+		t.Errorf("instance a journaled %v on reading, want nothing (it made only the dismissal)", j)
+	}
+	// b's pipeline made the two openings: journaled as read, once; its overdue change would have
+	// been journaled when CheckOverdue made it, not when read back
+	if j := b.takeJournal(); len(j) != 2 || j[0].Seq < 1e15 || j[0].Change != "opened" || j[1].Alert.ID != "a2" {
+		t.Errorf("instance b journaled %+v, want its two openings once each, with wall-clock seqs", j)
+	}
+	if _, complete := b.Since(99, 10); complete {
+		t.Error("a resume from before the view's start is reported complete")
 	}
 }

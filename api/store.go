@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -152,7 +153,8 @@ func (s *Store) FeedSince(ctx context.Context, seq uint64, limit int) ([]FeedIte
 	ctx, cancel := s.bounded(ctx)
 	defer cancel()
 	t := tables.AlertFeed
-	rows, err := s.conn.Query(ctx, "SELECT "+t.Col("item")+" FROM "+t.In(s.db)+" WHERE "+t.Col("seq")+" > ? ORDER BY "+t.Col("seq")+" LIMIT ?", seq, limit)
+	rows, err := s.conn.Query(ctx, "SELECT "+t.Col("item")+" FROM "+t.In(s.db)+" WHERE "+t.Col("seq")+" > ? AND "+t.Col("change")+" != ? ORDER BY "+t.Col("seq")+" LIMIT ?",
+		seq, EventDigest, limit)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the alert feed journal: %w", err)
 	}
@@ -175,6 +177,44 @@ func (s *Store) FeedSince(ctx context.Context, seq uint64, limit int) ([]FeedIte
 		out = append(out, it)
 	}
 	return out, rows.Err()
+}
+
+// WriteDigest journals a scheduled digest, as a row of the feed journal with change "digest" and
+// no alert (never served on the feed): the instances of a group read it to send each digest once
+// (LastDigestDue).
+func (s *Store) WriteDigest(ctx context.Context, d Digest) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("cannot encode the digest of %s: %w", d.Date, err)
+	}
+	return s.insert(ctx, tables.AlertFeed, func(bt driver.Batch) error {
+		return bt.Append(d.Seq, EventDigest, "", "", "", "", "", string(b), time.Now()) // in the order of tables.AlertFeed
+	})
+}
+
+// LastDigestDue reads when the last journaled scheduled digest was due (Unix time); any is false
+// when none was ever journaled.
+func (s *Store) LastDigestDue(ctx context.Context) (last time.Time, found bool, err error) {
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
+	t := tables.AlertFeed
+	rows, err := s.conn.Query(ctx, "SELECT "+t.Col("item")+" FROM "+t.In(s.db)+" WHERE "+t.Col("change")+" = ? AND "+t.Col("alert_id")+" = '' ORDER BY "+t.Col("seq")+" DESC LIMIT 1", EventDigest)
+	if err != nil {
+		return last, false, fmt.Errorf("cannot read the last journaled digest: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var raw string
+		if err := rows.Scan(&raw); err != nil {
+			return last, false, fmt.Errorf("cannot read the last journaled digest: %w", err)
+		}
+		var d Digest
+		if err := json.Unmarshal([]byte(raw), &d); err != nil {
+			return last, false, fmt.Errorf("the last journaled digest is not valid JSON: %w", err)
+		}
+		last, found = time.UnixMilli(cmp.Or(d.DueMs, d.MadeMs)), true
+	}
+	return last, found, rows.Err()
 }
 
 // LastPosition reads a vehicle's newest stored fix.

@@ -17,7 +17,8 @@ const sseBuffer = 4096
 // handleStream serves the live alert feed as Server-Sent Events. Filters: rule, severity,
 // district (comma-separated). A client that reconnects with Last-Event-ID (or ?last_event_id=)
 // gets every item after it first: from memory, or from the ClickHouse journal when the memory
-// does not reach back that far.
+// does not reach back that far. On a positioned feed (a shared view over an alerts topic of one
+// partition) an id means the same on every instance: a client resumes on any of them exactly.
 func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f, err := s.liveFilter(q)
@@ -86,7 +87,10 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		return true
 	}
 	if after > 0 {
-		if !complete && s.store != nil {
+		if !complete && s.live.FeedPositioned() {
+			// the journal numbers its items by time, not by position: it cannot say what follows
+			fmt.Fprintf(w, "event: error\ndata: {\"error\":%q}\n\n", "the alerts since this Last-Event-ID are older than this instance's memory of the feed (api.feed_buffer, api.view_lookback): reconnect with snapshot=true and no Last-Event-ID to start from the open alerts")
+		} else if !complete && s.store != nil {
 			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
 			missed, err := s.store.FeedSince(ctx, after, 1_000_000)
 			cancel()

@@ -140,6 +140,9 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		parts, rb := c.assignment(gen, owned, lastGen)
 		rb.CaughtUp = c.caughtUp(ctx, parts, rb.Added)
 		if err := c.countPartitions(ctx, parts); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
 			return err
 		}
 		lastGen = gen.ID
@@ -155,6 +158,9 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		c.lagMu.Unlock()
 		if r, ok := h.(Rebalancer); ok {
 			if err := r.Rebalanced(ctx, rb); err != nil {
+				if ctx.Err() != nil {
+					return nil // stopped while taking partitions over: nothing of this generation was read
+				}
 				return fmt.Errorf("generation %d of group %s: %w", gen.ID, c.cfg.GroupID, err)
 			}
 		}

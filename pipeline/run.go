@@ -134,6 +134,18 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 				return err
 			}
 			risk = live
+			// one instance of the group checks each alert for overdue and escalates it, one sends
+			// the digest (duty.go)
+			duty, err := newAPIDuty(cfg, view.partitions(view.alertsTopic), log, reg)
+			if err != nil {
+				return err
+			}
+			live.SetDuty(duty)
+			g.Go(func() error { return duty.run(gctx) })
+			if !view.positionFeed() {
+				log.Warn("the alerts topic has more than one partition: an SSE client resuming on another instance may get an item twice or miss one; give it one partition for an exact resume (docs/operations.md)",
+					"topic", view.alertsTopic, "partitions", view.partitions(view.alertsTopic))
+			}
 		}
 		store := api.NewStore(ch.Conn(), ch.Database(), log)
 		if err := store.Restore(ctx, live); err != nil {

@@ -40,6 +40,9 @@ type sharedView struct {
 	metrics     viewMetrics
 
 	parts []viewPartition // planned by plan
+	// positioned: the alerts topic has one partition, and the feed's seqs are its positions
+	// (api.Live.SetFeedPositions)
+	positioned bool
 }
 
 // viewPartition is one partition the view reads: from start, caught up once read to end (its
@@ -52,6 +55,7 @@ type viewPartition struct {
 
 type viewMetrics struct {
 	lag      prometheus.Histogram
+	behind   *prometheus.GaugeVec
 	applied  *prometheus.CounterVec
 	rejected *prometheus.CounterVec
 }
@@ -61,13 +65,15 @@ func newViewMetrics(reg prometheus.Registerer) viewMetrics {
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_api_view_lag_seconds",
 			Help:    "With api.view shared: from a record's production (by the instance that judged the vehicle, or made the change) to its being applied to this instance's view, once the view has caught up.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 1.5, 26)}),
+		behind: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "muckwatch_api_view_lag_records",
+			Help: "With api.view shared: records of the alerts and live topics this instance's view has not applied yet, per partition, as of its last fetch (from its start: the records it still has to read to catch up)."}, []string{"topic", "partition"}),
 		applied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "muckwatch_api_view_records_total",
 			Help: "With api.view shared: records of the alerts and live topics applied to this instance's view, by topic."}, []string{"topic"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "muckwatch_api_view_rejected_total",
 			Help: "With api.view shared: records of the alerts and live topics that could not be read (not the format muckwatch writes), by topic."}, []string{"topic"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.lag, m.applied, m.rejected)
+		reg.MustRegister(m.lag, m.behind, m.applied, m.rejected)
 	}
 	return m
 }
@@ -122,6 +128,30 @@ func (v *sharedView) plan(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// positionFeed makes the view's feed number its items by their position on the alerts topic when
+// it has a single partition, so that an SSE client resumes exactly on any instance; with more the
+// order of the items differs between instances and a resume on another is approximate.
+func (v *sharedView) positionFeed() bool {
+	for _, p := range v.parts {
+		if p.topic == v.alertsTopic && v.partitions(v.alertsTopic) == 1 {
+			v.live.SetFeedPositions(uint64(p.start))
+			v.positioned = true
+		}
+	}
+	return v.positioned
+}
+
+// partitions is how many partitions of topic the view reads.
+func (v *sharedView) partitions(topic string) int {
+	n := 0
+	for _, p := range v.parts {
+		if p.topic == topic {
+			n++
+		}
+	}
+	return n
 }
 
 func (v *sharedView) planPartition(ctx context.Context, p kafka.Partition, from time.Time) (viewPartition, error) {
@@ -214,6 +244,10 @@ func (v *sharedView) readFrom(ctx context.Context, p viewPartition, offset int64
 	}
 	applied := v.metrics.applied.WithLabelValues(p.topic)
 	rejected := v.metrics.rejected.WithLabelValues(p.topic)
+	behind := v.metrics.behind.WithLabelValues(p.topic, strconv.Itoa(p.partition))
+	if offset < p.end {
+		behind.Set(float64(p.end - offset)) // until the first fetch says otherwise
+	}
 	warned := false
 	for {
 		m, err := r.ReadMessage(ctx)
@@ -224,6 +258,9 @@ func (v *sharedView) readFrom(ctx context.Context, p viewPartition, offset int64
 			return offset
 		}
 		offset = m.Offset + 1
+		if lag := r.Lag(); lag >= 0 { // the high watermark of the fetch that returned m, less m
+			behind.Set(float64(lag))
+		}
 		if err := v.apply(p.topic, &m); err != nil {
 			rejected.Inc()
 			if !warned { // the first of each read: a producer other than muckwatch's
@@ -265,6 +302,10 @@ func (v *sharedView) apply(topic string, m *kafka.Message) error {
 			relayed = false
 		}
 	}
-	v.live.ApplyAnnounced(a, relayed)
+	var pos uint64
+	if v.positioned {
+		pos = uint64(m.Offset) + 1
+	}
+	v.live.ApplyAnnouncedAt(a, relayed, pos)
 	return nil
 }
