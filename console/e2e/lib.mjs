@@ -221,3 +221,56 @@ export async function seeFleet(page, name, colours, { want = {}, least = 10, tim
   writeFileSync(join(artefacts, name + '.png'), buf);
   fail(`the map of ${name}.png does not show the fleet after ${Date.now() - t0} ms (${shots} screenshots): ${why}`);
 }
+
+// seeMarks waits until each mark {lon, lat, colour: '#rrggbb', what} is drawn on the page's map
+// (window.mwMap) at its place: its colour within `within` CSS pixels of where the map's own
+// project() puts its WGS-84 lon/lat, on the visible part of the map. The screenshot is saved as
+// name.png.
+export async function seeMarks(page, name, marks, { within = 2, timeout = 15000 } = {}) {
+  const tol = 8;
+  const t0 = Date.now(), deadline = t0 + timeout;
+  let why = '', buf = null, shots = 0;
+  for (;;) {
+    const at = await page.evaluate((pts) => {
+      const m = window.mwMap;
+      if (!m) return 'the page has no window.mwMap';
+      if (localStorage.getItem('mw.tiles')) return 'a base map is configured: the check places marks in WGS-84';
+      const c = m.getCanvas();
+      const r = c.getBoundingClientRect();
+      return pts.map(([lon, lat]) => {
+        const p = m.project([lon, lat]);
+        const x = r.left + p.x, y = r.top + p.y;
+        return { x, y, shown: x > r.left && x < r.right && y > r.top && y < r.bottom && document.elementFromPoint(x, y) === c };
+      });
+    }, marks.map((k) => [k.lon, k.lat]));
+    if (typeof at === 'string') fail(at);
+    buf = await page.screenshot();
+    shots++;
+    const img = decodePNG(buf);
+    const dpr = img.width / page.viewportSize().width;
+    const bad = [];
+    marks.forEach((k, i) => {
+      const { x, y, shown } = at[i];
+      if (!shown) return bad.push(`${k.what} at ${Math.round(x)},${Math.round(y)} is not on the visible map`);
+      const want = hexRGB(k.colour);
+      const cx = Math.round(x * dpr), cy = Math.round(y * dpr), w = Math.ceil(within * dpr);
+      for (let dy = -w; dy <= w; dy++) {
+        for (let dx = -w; dx <= w; dx++) {
+          const j = 3 * ((cy + dy) * img.width + cx + dx);
+          if ([0, 1, 2].every((c) => Math.abs(img.rgb[j + c] - want[c]) <= tol)) return;
+        }
+      }
+      const j = 3 * (cy * img.width + cx);
+      bad.push(`${k.what} at ${Math.round(x)},${Math.round(y)} shows ${hexOf([img.rgb[j], img.rgb[j + 1], img.rgb[j + 2]])}, want ${k.colour}`);
+    });
+    why = bad.join('; ');
+    if (!why) {
+      writeFileSync(join(artefacts, name + '.png'), buf);
+      step(`screenshot ${name}.png: ${marks.map((k) => k.what).join(', ')} drawn at their place in ${Date.now() - t0} ms, ${shots} screenshot${shots > 1 ? 's' : ''}`);
+      return;
+    }
+    if (Date.now() > deadline) break;
+  }
+  writeFileSync(join(artefacts, name + '.png'), buf);
+  fail(`the map of ${name}.png does not show what it should after ${Date.now() - t0} ms (${shots} screenshots): ${why}`);
+}
