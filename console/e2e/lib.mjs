@@ -266,7 +266,7 @@ export async function seeMarks(page, name, marks, { within = 2, timeout = 15000 
     why = bad.join('; ');
     if (!why) {
       writeFileSync(join(artefacts, name + '.png'), buf);
-      step(`screenshot ${name}.png: ${marks.map((k) => k.what).join(', ')} drawn at their place in ${Date.now() - t0} ms, ${shots} screenshot${shots > 1 ? 's' : ''}`);
+      step(`screenshot ${name}.png: ${marks.map((k) => k.what).join(', ')} drawn at ${marks.length > 1 ? 'their places' : 'its place'} in ${Date.now() - t0} ms, ${shots} screenshot${shots > 1 ? 's' : ''}`);
       return;
     }
     if (Date.now() > deadline) break;
