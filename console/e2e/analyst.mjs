@@ -2,7 +2,7 @@
 // the CSV, see the heatmap, replay a truck's track with the slider, read the handling KPIs and
 // the districts' ranking; then switch to English.
 import { readFileSync } from 'node:fs';
-import { launch, newPage, signIn, shot, step, expect, fail } from './lib.mjs';
+import { launch, newPage, signIn, shot, step, expect, fail, seeMarks, base, tokenOf } from './lib.mjs';
 
 const plate = process.env.MW_PLATE || fail('MW_PLATE is not set');
 const browser = await launch();
@@ -40,7 +40,22 @@ try {
   const kmh = Number(/(\d+) km\/h/.exec(readout)?.[1]);
   expect(kmh > 60, `the replay's speed in the middle of the track is ${readout}, want the truck's 90 km/h or so`);
   step('replay: ' + readout);
-  await shot(page, 'analyst');
+  // on the map: the track's line, and the replay's marker at the slider's point; the track as the
+  // API gives it
+  const period = await page.evaluate(() => [document.querySelector('#a-from').value, document.querySelector('#a-to').value]);
+  const res = await fetch(`${base}/api/v1/vehicles/${encodeURIComponent(plate)}/track?from=${Date.parse(period[0] + 'T00:00:00+08:00')}&to=${Date.parse(period[1] + 'T00:00:00+08:00') + 86400000}`,
+    { headers: { Authorization: 'Bearer ' + tokenOf('analyst') } });
+  expect(res.ok, `the track of ${plate}: HTTP ${res.status}`);
+  const line = (await res.json()).features.find((f) => f.geometry.type === 'LineString');
+  expect(line, `the API gives no track line of ${plate}`);
+  const pts = line.geometry.coordinates;
+  const i = Number(await page.inputValue('#r-slider'));
+  const mid = (a, b) => [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2];
+  const last = pts.length - 1;
+  await seeMarks(page, 'analyst', [
+    { lon: pts[i][0], lat: pts[i][1], colour: '#111111', what: `the replay's marker (point ${i + 1})` },
+    ...[mid(pts[last - 1], pts[last])].map(([lon, lat]) => ({ lon, lat, colour: '#0b57d0', what: 'the track between its last two points' })),
+  ]);
 
   // the assessment desk: the handling KPIs of the last week include the speeding alert, and the
   // districts are ranked for this month

@@ -2,8 +2,9 @@
 // a step log. Every journey reads MW_URL and the tokens from the environment (MW_TOKEN_<ROLE>)
 // and writes its screenshots under MW_ARTEFACTS (default e2e/artefacts).
 import { chromium } from 'playwright-core';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { inflateSync } from 'node:zlib';
 
 export const base = process.env.MW_URL || fail('MW_URL is not set: the console URL to test');
 export const artefacts = process.env.MW_ARTEFACTS || new URL('./artefacts', import.meta.url).pathname;
@@ -89,4 +90,187 @@ export async function waitLive(page, timeout = 60000) {
     const st = await page.evaluate(() => { const e = document.querySelector('#stream-state'); return e ? `${e.className} "${e.textContent}"` : 'no #stream-state'; });
     fail(`the alert stream is not live after ${timeout / 1000} s: ${st}; page errors: ${page.errors.join('; ')}`);
   });
+}
+
+// decodePNG reads the PNG a screenshot is (8-bit RGB or RGBA, not interlaced: what Chromium
+// writes) into {width, height, rgb}, three bytes a pixel, row after row.
+export function decodePNG(buf) {
+  if (buf.readUInt32BE(0) !== 0x89504e47 || buf.readUInt32BE(4) !== 0x0d0a1a0a) throw new Error('not a PNG');
+  let width = 0, height = 0, depth = 0, type = 0, interlace = 0;
+  const idat = [];
+  for (let off = 8; off + 8 <= buf.length;) {
+    const len = buf.readUInt32BE(off);
+    const kind = buf.toString('latin1', off + 4, off + 8);
+    const data = buf.subarray(off + 8, off + 8 + len);
+    if (kind === 'IHDR') [width, height, depth, type, interlace] = [data.readUInt32BE(0), data.readUInt32BE(4), data[8], data[9], data[12]];
+    else if (kind === 'IDAT') idat.push(data);
+    else if (kind === 'IEND') break;
+    off += 12 + len; // length, kind, data, CRC
+  }
+  const ch = { 2: 3, 6: 4 }[type];
+  if (depth !== 8 || !ch || interlace) throw new Error(`a PNG of depth ${depth}, colour type ${type}, interlace ${interlace}: only 8-bit RGB(A) without interlace is read`);
+  const raw = inflateSync(Buffer.concat(idat));
+  const stride = width * ch;
+  const rgb = Buffer.alloc(3 * width * height);
+  let prev = new Uint8Array(stride), cur = new Uint8Array(stride);
+  for (let y = 0; y < height; y++) {
+    const row = y * (stride + 1);
+    const filter = raw[row];
+    for (let i = 0; i < stride; i++) {
+      const a = i >= ch ? cur[i - ch] : 0, b = prev[i], c = i >= ch ? prev[i - ch] : 0;
+      let pred = 0;
+      if (filter === 1) pred = a;
+      else if (filter === 2) pred = b;
+      else if (filter === 3) pred = (a + b) >> 1;
+      else if (filter === 4) {
+        const pa = Math.abs(b - c), pb = Math.abs(a - c), pc = Math.abs(a + b - 2 * c);
+        pred = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+      } else if (filter !== 0) throw new Error(`PNG row ${y} has filter ${filter}`);
+      cur[i] = (raw[row + 1 + i] + pred) & 255;
+    }
+    for (let x = 0; x < width; x++) rgb.set(cur.subarray(x * ch, x * ch + 3), 3 * (y * width + x));
+    [prev, cur] = [cur, prev];
+  }
+  return { width, height, rgb };
+}
+
+const hexRGB = (hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+const hexOf = (p) => '#' + p.map((v) => v.toString(16).padStart(2, '0')).join('');
+
+// seeFleet waits until the screen shows what the map's fleet layer holds: every truck whose
+// place (its lon/lat through the map's own project(), not through the layer) is on the visible
+// map is drawn there in its state's colour, and no dot of a state's colour is drawn where no
+// truck is. It reads the pixels of a screenshot, so a layer that draws the trucks anywhere else
+// (off the screen, shifted, at the wrong zoom) fails it. Trucks under another truck or a circle
+// of the map (an alert's ring, an officer) are not judged. The page's map is window.mwMap and
+// its fleet layer has the id "fleet"; want is {state: the least number of trucks of that state
+// seen drawn}. The screenshot is saved as name.png; the answer says what was seen.
+export async function seeFleet(page, name, colours, { want = {}, least = 10, timeout = 15000 } = {}) {
+  const tol = 8; // per channel: the software GL's rounding
+  const rgbOf = Object.fromEntries(Object.entries(colours).map(([k, v]) => [k, hexRGB(v)]));
+  const near = (p, q) => Math.abs(p[0] - q[0]) <= tol && Math.abs(p[1] - q[1]) <= tol && Math.abs(p[2] - q[2]) <= tol;
+  // the restricted zones' outlines are alert_severe's red: a stray red is no evidence
+  const strayStates = Object.keys(colours).filter((k) => k !== 'alert_severe');
+  const t0 = Date.now(), deadline = t0 + timeout;
+  let why = '', buf = null, shots = 0;
+  for (;;) {
+    const seen = await page.evaluate(() => {
+      const m = window.mwMap;
+      const layer = m?.getLayer('fleet')?.implementation;
+      if (!layer) return { err: m ? 'the map has no fleet layer' : 'the page has no window.mwMap' };
+      if (localStorage.getItem('mw.tiles')) return { err: 'a base map is configured: the check places trucks in WGS-84' };
+      const c = m.getCanvas();
+      const r = c.getBoundingClientRect();
+      const at = ([lon, lat]) => { const p = m.project([lon, lat]); return [r.left + p.x, r.top + p.y]; };
+      const shown = (x, y) => x > r.left && x < r.right && y > r.top && y < r.bottom && document.elementFromPoint(x, y) === c;
+      const trucks = layer.rows.map((row) => { const [x, y] = at([row[1], row[2]]); return { plate: row[0], state: row[5], x, y, shown: shown(x, y) }; });
+      const circles = ['alerts', 'all-officers', 'officers'].filter((s) => m.getSource(s)).flatMap((s) => m.querySourceFeatures(s))
+        .filter((f) => f.geometry.type === 'Point').map((f) => at(f.geometry.coordinates));
+      return { rect: [r.left, r.top, r.right, r.bottom], trucks, circles, radius: layer.radius(m.getZoom()) };
+    });
+    if (seen.err) fail(seen.err);
+    buf = await page.screenshot();
+    shots++;
+    const img = decodePNG(buf);
+    const dpr = img.width / page.viewportSize().width;
+    const px = (x, y) => { const i = 3 * (y * img.width + x); return [img.rgb[i], img.rgb[i + 1], img.rgb[i + 2]]; };
+    const R = seen.radius * 2 + 3; // a severe truck is drawn twice as large
+    const covered = (t) => seen.circles.some(([x, y]) => Math.hypot(x - t.x, y - t.y) < 14 + R) ||
+      seen.trucks.some((o) => o !== t && Math.hypot(o.x - t.x, o.y - t.y) < 2 * R);
+    const judged = seen.trucks.filter((t) => t.shown && !covered(t));
+    const missing = [], drawn = {};
+    for (const t of judged) {
+      // the centre pixel, or one beside it (the point's centre falls between pixels)
+      const cx = Math.round(t.x * dpr), cy = Math.round(t.y * dpr);
+      let ok = false;
+      for (let dy = -1; dy <= 1 && !ok; dy++) for (let dx = -1; dx <= 1 && !ok; dx++) ok = near(px(cx + dx, cy + dy), rgbOf[t.state] || [0, 0, 0]);
+      if (ok) drawn[t.state] = (drawn[t.state] || 0) + 1;
+      else missing.push(`${t.plate} (${t.state}) at ${Math.round(t.x)},${Math.round(t.y)} shows ${hexOf(px(cx, cy))}, want ${colours[t.state]}`);
+    }
+    // a stray: a solid 3x3 patch of a state's colour far from every truck and circle
+    const strays = [];
+    const [l, tp, rt, bt] = seen.rect.map((v) => Math.round(v * dpr));
+    const far = (x, y) => seen.trucks.every((t) => Math.hypot(t.x - x, t.y - y) > 2 * R) && seen.circles.every(([cx, cy]) => Math.hypot(cx - x, cy - y) > 14 + R);
+    for (let y = tp + 1; y < bt - 1 && strays.length < 50; y += 2) {
+      for (let x = l + 1; x < rt - 1; x += 2) {
+        const k = strayStates.find((s) => near(px(x, y), rgbOf[s]));
+        if (!k) continue;
+        let solid = true;
+        for (let dy = -1; dy <= 1 && solid; dy++) for (let dx = -1; dx <= 1 && solid; dx++) solid = near(px(x + dx, y + dy), rgbOf[k]);
+        if (solid && far(x / dpr, y / dpr) && !strays.some((s) => Math.hypot(s.x - x / dpr, s.y - y / dpr) < 8)) strays.push({ x: x / dpr, y: y / dpr, state: k });
+      }
+    }
+    // what lies over the map (the legend's swatches, the panel) is not the map's
+    const onMap = strays.length ? await page.evaluate((pts) => pts.map(([x, y]) => document.elementFromPoint(x, y) === window.mwMap.getCanvas()), strays.map((s) => [s.x, s.y])) : [];
+    const stray = strays.filter((s, i) => onMap[i]).map((s) => `${s.state} at ${Math.round(s.x)},${Math.round(s.y)}`);
+    const short = Object.entries(want).filter(([k, n]) => (drawn[k] || 0) < n).map(([k, n]) => `${drawn[k] || 0} ${k} (want ${n})`);
+    why = [
+      missing.length ? `${missing.length} of the ${judged.length} trucks on the screen are not drawn at their place: ${missing.slice(0, 4).join('; ')}` : '',
+      judged.length < least ? `only ${judged.length} of the layer's ${seen.trucks.length} trucks are on the visible map, want ${least}` : '',
+      short.length ? 'seen drawn: ' + short.join(', ') : '',
+      stray.length ? `a truck's colour where no truck is: ${stray.slice(0, 4).join('; ')}` : '',
+    ].filter(Boolean).join('. ');
+    if (!why) {
+      writeFileSync(join(artefacts, name + '.png'), buf);
+      step(`screenshot ${name}.png: ${judged.length} trucks seen drawn at their place (${Object.entries(drawn).map(([k, n]) => `${n} ${k}`).join(', ')}) ` +
+        `in ${Date.now() - t0} ms, ${shots} screenshot${shots > 1 ? 's' : ''}`);
+      return { judged: judged.length, drawn };
+    }
+    if (Date.now() > deadline) break;
+  }
+  writeFileSync(join(artefacts, name + '.png'), buf);
+  fail(`the map of ${name}.png does not show the fleet after ${Date.now() - t0} ms (${shots} screenshots): ${why}`);
+}
+
+// seeMarks waits until each mark {lon, lat, colour: '#rrggbb', what} is drawn on the page's map
+// (window.mwMap) at its place: its colour within `within` CSS pixels of where the map's own
+// project() puts its WGS-84 lon/lat, on the visible part of the map. The screenshot is saved as
+// name.png.
+export async function seeMarks(page, name, marks, { within = 2, timeout = 15000 } = {}) {
+  const tol = 8;
+  const t0 = Date.now(), deadline = t0 + timeout;
+  let why = '', buf = null, shots = 0;
+  for (;;) {
+    const at = await page.evaluate((pts) => {
+      const m = window.mwMap;
+      if (!m) return 'the page has no window.mwMap';
+      if (localStorage.getItem('mw.tiles')) return 'a base map is configured: the check places marks in WGS-84';
+      const c = m.getCanvas();
+      const r = c.getBoundingClientRect();
+      return pts.map(([lon, lat]) => {
+        const p = m.project([lon, lat]);
+        const x = r.left + p.x, y = r.top + p.y;
+        return { x, y, shown: x > r.left && x < r.right && y > r.top && y < r.bottom && document.elementFromPoint(x, y) === c };
+      });
+    }, marks.map((k) => [k.lon, k.lat]));
+    if (typeof at === 'string') fail(at);
+    buf = await page.screenshot();
+    shots++;
+    const img = decodePNG(buf);
+    const dpr = img.width / page.viewportSize().width;
+    const bad = [];
+    marks.forEach((k, i) => {
+      const { x, y, shown } = at[i];
+      if (!shown) return bad.push(`${k.what} at ${Math.round(x)},${Math.round(y)} is not on the visible map`);
+      const want = hexRGB(k.colour);
+      const cx = Math.round(x * dpr), cy = Math.round(y * dpr), w = Math.ceil(within * dpr);
+      for (let dy = -w; dy <= w; dy++) {
+        for (let dx = -w; dx <= w; dx++) {
+          const j = 3 * ((cy + dy) * img.width + cx + dx);
+          if ([0, 1, 2].every((c) => Math.abs(img.rgb[j + c] - want[c]) <= tol)) return;
+        }
+      }
+      const j = 3 * (cy * img.width + cx);
+      bad.push(`${k.what} at ${Math.round(x)},${Math.round(y)} shows ${hexOf([img.rgb[j], img.rgb[j + 1], img.rgb[j + 2]])}, want ${k.colour}`);
+    });
+    why = bad.join('; ');
+    if (!why) {
+      writeFileSync(join(artefacts, name + '.png'), buf);
+      step(`screenshot ${name}.png: ${marks.map((k) => k.what).join(', ')} drawn at ${marks.length > 1 ? 'their places' : 'its place'} in ${Date.now() - t0} ms, ${shots} screenshot${shots > 1 ? 's' : ''}`);
+      return;
+    }
+    if (Date.now() > deadline) break;
+  }
+  writeFileSync(join(artefacts, name + '.png'), buf);
+  fail(`the map of ${name}.png does not show what it should after ${Date.now() - t0} ms (${shots} screenshots): ${why}`);
 }

@@ -1,6 +1,6 @@
 // The squad's journey on a phone-sized screen: pick the province, type the rest of a plate
 // loosely, read the verdict (permit, risk, open alerts), then list the trucks near the phone.
-import { launch, newPage, signIn, shot, step, expect, fail } from './lib.mjs';
+import { launch, newPage, signIn, shot, step, expect, fail, seeMarks } from './lib.mjs';
 
 const plate = process.env.MW_PLATE || fail('MW_PLATE is not set');
 const [lat, lon] = (process.env.MW_HERE || fail('MW_HERE is not set (lat,lon)')).split(',').map(Number);
@@ -23,6 +23,12 @@ try {
   expect((await page.textContent('#risk')).length > 4, 'no risk level');
   step('plate looked up: ' + verdict.replace(/\s+/g, ' ').slice(0, 80));
   await shot(page, 'squad-lookup');
+  // the small map below: the truck at its last position (MW_HERE), coloured by its risk
+  const riskColour = { high: '#d6001c', medium: '#f08c00', low: '#1f8a3b' };
+  const risk = /risk-(\w+)/.exec(await page.getAttribute('#risk', 'class'))?.[1];
+  expect(riskColour[risk], `the risk card's class is ${await page.getAttribute('#risk', 'class')}`);
+  await page.locator('#squad-map').scrollIntoViewIfNeeded();
+  await seeMarks(page, 'squad-map', [{ lon, lat, colour: riskColour[risk], what: `the ${risk}-risk truck` }]);
 
   await page.click('#near-me');
   await page.waitForSelector('#near-list li');

@@ -3,8 +3,8 @@
 // nearest officer and see it in the handling history; then the wall screen.
 // Protocol with the Go test that runs it: it prints READY when the centre is live, and the test
 // then makes MW_PLATE speed near two officers (officer-near and officer-far).
-import { launch, newPage, signIn, shot, step, expect, fail, base } from './lib.mjs';
-
+import { launch, newPage, signIn, step, expect, fail, base, seeFleet } from './lib.mjs';
+import { stateColours } from '../web/colours.js';
 
 const plate = process.env.MW_PLATE || fail('MW_PLATE is not set');
 const browser = await launch();
@@ -34,7 +34,8 @@ try {
   await page.waitForFunction(() => ['officer-near', 'officer-far'].every((o) => window.mwMap.querySourceFeatures('all-officers').some((f) => f.properties.id === o)),
     null, { timeout: 15000 })
     .catch(async () => fail(`the officers' layer has ${(await page.evaluate(officersOnMap)).join(', ')}, want officer-near and officer-far`));
-  await shot(page, 'centre');
+  // what a person sees: every truck drawn at its place in its state's colour, the speeding one red
+  await seeFleet(page, 'centre', stateColours, { want: { alert_severe: 1, moving: 5, stopped: 5 }, least: 40 });
 
   // a network drop: the stream resumes after the last item it delivered, nothing doubled
   const before = await page.evaluate(() => window.mwStream.delivered);
@@ -56,7 +57,9 @@ try {
   const state = await page.textContent('#panel-state');
   expect(state.includes('已派遣'), `the panel's state is ${state}, want 已派遣 (dispatched)`);
   step('dispatched officer-near; the handling history shows it');
-  await shot(page, 'centre-alert');
+  // zoomed in on the alert, the trucks drawn larger; the panel may cover the speeding truck, which
+  // has driven on since the alert's start, where the map is centred
+  await seeFleet(page, 'centre-alert', stateColours, { least: 5 });
 
   // dismissing asks for a reason
   await page.click('#act-dismiss');
@@ -67,8 +70,7 @@ try {
   await page.goto(base + '/#/wall');
   await page.waitForFunction(() => Number(document.querySelector('#kpi-severe')?.textContent) > 0);
   await page.waitForFunction(() => document.querySelectorAll('#by-rule li').length > 0);
-  await page.waitForTimeout(1000);
-  await shot(page, 'wall');
+  await seeFleet(page, 'wall', stateColours, { want: { alert_severe: 1, moving: 5, stopped: 5 }, least: 40 });
   expect(page.errors.length === 0, 'the page threw: ' + page.errors.join('; '));
   step('supervisor journey passed');
 } finally {

@@ -19,6 +19,7 @@ export async function squad(root, session) {
   root.append(form, picker, result, nearBtn, nearBox, el('p', { class: 'muted small' }, t('tapMap')), mapBox);
 
   const cm = new CityMap(mapBox, session.layers);
+  window.mwMap = cm.map; // for the journeys: what is on the map
   await cm.loaded;
   cm.setData('pts', { type: 'FeatureCollection', features: [] });
   cm.map.addLayer({ id: 'pts', type: 'circle', source: 'pts', paint: {

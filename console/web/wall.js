@@ -29,6 +29,7 @@ export async function wall(root, session) {
     el('section', { class: 'panel-c' }, mapBox),
     el('section', { class: 'panel-r' }, el('h2', {}, t('severeOpen')), severe)));
   const cm = new CityMap(mapBox, session.layers, { dark: true, interactive: false });
+  window.mwMap = cm.map; // for the journeys: what is on the map
   await cm.loaded;
   const fleet = new FleetLayer('fleet', stateColours, () => 2);
   cm.map.addLayer(fleet);
