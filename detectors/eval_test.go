@@ -104,6 +104,7 @@ func replayEngine(t *testing.T, c *city.City, o sim.Options, check func(eng *Eng
 		dets = append(dets, *d)
 	}
 	slack := o.MatchSlack()
+	dets = res.Observable(dets, slack)
 	scores := sim.Score(res.Truth, dets, slack)
 	if testing.Verbose() {
 		sim.WriteScores(os.Stdout, scores, o.Interval)

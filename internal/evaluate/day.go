@@ -127,6 +127,7 @@ func scoreDay(ctx context.Context, c *city.City, o sim.Options, addr string, cfg
 			dets = append(dets, d)
 		}
 	}
+	dets = res.Observable(dets, matchSlack(o))
 	return result{sim: res, dets: dets, scores: sim.Score(res.Truth, dets, matchSlack(o)), elapsed: elapsed}, nil
 }
 
