@@ -18,7 +18,7 @@ import (
 // stored but not judged, so nothing is alerted twice.
 
 // checkpointVersion is the format of a JSON checkpoint (format 1, written by earlier builds and
-// still read); this build writes format 4, binary (checkpoint_binary.go).
+// still read); this build writes format 5, binary (checkpoint_binary.go).
 const checkpointVersion = 1
 
 // TrackState is the serialisable state of one vehicle, as both formats decode it.
@@ -40,16 +40,21 @@ type TrackState struct {
 	EventsPartition int32          `json:"-"`
 	EventsNext      int64          `json:"-"`
 	Episodes        []episodeState `json:"episodes"`
-	// what the kinematics set aside (binary format 4 only)
+	// what the kinematics set aside (binary format 4 on), and their memory (format 5)
 	Aside asideState `json:"-"`
 }
 
 // asideState is what a track's kinematics set aside (track.go): a jump that the next fix may
-// agree with, the accepted fix before the last, and a fix held back until the next one.
+// agree with, the accepted fix before the last, and a fix held back until the next one; and
+// their memory (format 5, HasMemory): the recent fixes of the speed window, newest first, and the
+// track's stay.
 type asideState struct {
 	HasAlt, AltAgreed, HasBefore bool
 	Alt, Before                  trace
 	Held                         *heldFix
+	HasMemory                    bool
+	Recent                       []trace
+	Stay                         stay
 }
 
 type obsState struct {
@@ -60,6 +65,9 @@ type obsState struct {
 	Reported bool      `json:"reported,omitempty"`
 	Lifted   bool      `json:"lifted,omitempty"`
 	ACC      bool      `json:"acc,omitempty"`
+	// binary format 5 only
+	Derived bool `json:"-"`
+	Still   bool `json:"-"`
 }
 
 type episodeState struct {
@@ -76,6 +84,7 @@ type episodeState struct {
 	Ref      string        `json:"ref,omitempty"`
 	Seen     []int64       `json:"seen,omitempty"`
 	Pending  []pendingJSON `json:"pending,omitempty"`
+	Stay     *stay         `json:"-"` // the memo's own stay (binary format 5 only)
 }
 
 type pendingJSON struct {
@@ -97,6 +106,9 @@ type memoFields struct {
 	Ref      string
 	Seen     []time.Time
 	Pending  []tripDecision
+	// Stay is dwell's stop in full (format 5): Anchor and Mark are its centre and start, which
+	// is all earlier formats kept
+	Stay *stay
 }
 
 // remembering is implemented by a rule that keeps a memo: restoreMemo makes its memo from a
@@ -107,7 +119,7 @@ type remembering interface {
 
 // memo returns the memo fields of a decoded episode.
 func (es *episodeState) memo() memoFields {
-	f := memoFields{Anchor: es.Anchor, Mark: fromMs(es.Mark), Anchored: es.Anchored, Ref: es.Ref}
+	f := memoFields{Anchor: es.Anchor, Mark: fromMs(es.Mark), Anchored: es.Anchored, Ref: es.Ref, Stay: es.Stay}
 	for _, t := range es.Seen {
 		f.Seen = append(f.Seen, fromMs(t))
 	}
@@ -176,7 +188,7 @@ func (e *Engine) markDirty(tr *Track) {
 // rules no longer enabled are dropped; rules added since start empty.
 func (e *Engine) Restore(checkpoint []byte, owned func(record.Shard) bool) error {
 	var s TrackState
-	if len(checkpoint) > 0 && (checkpoint[0] == binaryCheckpoint || checkpoint[0] == binaryCheckpointV3 || checkpoint[0] == binaryCheckpointV2) {
+	if len(checkpoint) > 0 && checkpoint[0] >= binaryCheckpointV2 && checkpoint[0] <= binaryCheckpoint {
 		var err error
 		if s, err = decodeBinaryCheckpoint(checkpoint); err != nil {
 			return err
@@ -186,7 +198,7 @@ func (e *Engine) Restore(checkpoint []byte, owned func(record.Shard) bool) error
 			return fmt.Errorf("checkpoint is neither binary (format %d) nor valid JSON: %w", binaryCheckpoint, err)
 		}
 		if s.Version != checkpointVersion {
-			return fmt.Errorf("checkpoint of %q has format %d, this build reads %d, %d, %d and %d", s.VehicleID, s.Version, checkpointVersion, binaryCheckpointV2, binaryCheckpointV3, binaryCheckpoint)
+			return fmt.Errorf("checkpoint of %q has format %d, this build reads %d and %d to %d", s.VehicleID, s.Version, checkpointVersion, binaryCheckpointV2, binaryCheckpoint)
 		}
 	}
 	if s.VehicleID == "" {
@@ -205,15 +217,23 @@ func (e *Engine) Restore(checkpoint []byte, owned func(record.Shard) bool) error
 	tr.evShard, tr.evNext = evShard, s.EventsNext
 	tr.hasLast, tr.inSite, tr.registered, tr.permitted, tr.scored, tr.jumps = s.HasLast, s.InSite, s.Registered, s.Permitted, s.Scored, s.Jumps
 	tr.last = Observation{Time: fromMs(s.Last.TimeMs), LL: s.Last.LL, XY: s.Last.XY, SpeedKmh: s.Last.SpeedKmh,
-		Reported: s.Last.Reported, Lifted: s.Last.Lifted, ACC: s.Last.ACC}
+		Reported: s.Last.Reported, Lifted: s.Last.Lifted, ACC: s.Last.ACC, Derived: s.Last.Derived, Still: s.Last.Still}
 	c := e.city.Load()
 	tr.last.Vehicle = c.Vehicle(s.VehicleID)
 	if s.HasLast {
 		tr.last.Permit = c.ActivePermit(s.VehicleID, tr.last.Time)
 	}
-	tr.motion.reset() // its recent fixes are not kept: a derived speed is derived again
+	// its recent fixes and stay (before format 5: none kept, a derived speed is derived again
+	// once the window has filled)
+	tr.motion.reset()
 	m := &tr.motion
 	m.hasAlt, m.altAgreed, m.hasBefore, m.alt, m.before = s.Aside.HasAlt, s.Aside.AltAgreed, s.Aside.HasBefore, s.Aside.Alt, s.Aside.Before
+	for i := len(s.Aside.Recent) - 1; i >= 0; i-- { // oldest first
+		m.head = (m.head + 1) % motionLen
+		m.ring[m.head] = s.Aside.Recent[i]
+		m.n++
+	}
+	m.stay = s.Aside.Stay
 	tr.held = nil
 	if h := s.Aside.Held; h != nil && s.HasLast {
 		h.fix.VehicleID = s.VehicleID

@@ -11,31 +11,38 @@ import (
 	"github.com/paulmach/orb"
 )
 
-// The binary checkpoint format (format 4; format 3, without the set-aside fixes, and format 2,
-// without the events' partition and offset either, are still read). Checkpoints are written for
-// every vehicle a batch
+// The binary checkpoint format (format 5; format 4, without the kinematics' recent fixes and
+// stays, format 3, without the set-aside fixes either, and format 2, without the events'
+// partition and offset either, are still read). Checkpoints are written for every vehicle a batch
 // touches, so their encoding is on the hot path: a hand-written append encoder, about a third of
 // the JSON's size and several times faster. A JSON checkpoint (format 1, written by earlier
 // builds) starts with '{' and is still read.
 //
-//	0x04 vehicle flags jumps topic partition events-topic events-partition events-next last history episodes aside
+//	0x05 vehicle flags jumps topic partition events-topic events-partition events-next last history episodes aside
 //
 // aside is what the kinematics set aside (track.go): a flags byte (a jump set aside, whether it
 // agreed with the one before it, the accepted fix before the last, a fix held back), then the
 // jump's time and position, the fix before's, and the held fix (time, position, speed, heading,
-// flags, alarm bits, id, until when the next is awaited), each when its flag is set.
+// flags, alarm bits, id, until when the next is awaited), each when its flag is set; then
+// (format 5) the kinematics' memory: the recent fixes of the speed window (a count, then, newest
+// first, each fix's time, as nanoseconds before the one after it but the newest's, and position) and the track's stay. An episode's memo ends (format 5) with the memo's own stay
+// (dwell's stop), a flags byte first. A stay is a flags byte (it holds fixes, a fix set aside,
+// settled) then its centre, weight, start, the fix set aside and when the vehicle settled, each
+// when its flag is set. Without them a restart would derive no speed for the window's length,
+// drop a pending episode, and restart a stop's clock: alerts an uninterrupted run does not give.
 //
 // strings are a uvarint length and the bytes, counts a uvarint, times in milliseconds and other
 // integers varints, floats 8 bytes little-endian, flags one byte of bits.
 
 // The first byte of a binary checkpoint: the format this build writes, and the one before it.
 const (
-	binaryCheckpoint   = 4
+	binaryCheckpoint   = 5
+	binaryCheckpointV4 = 4
 	binaryCheckpointV3 = 3
 	binaryCheckpointV2 = 2
 )
 
-// appendCheckpoint appends tr's state in format 4 to dst.
+// appendCheckpoint appends tr's state in format 5 to dst.
 func (e *Engine) appendCheckpoint(dst []byte, tr *Track) []byte {
 	dst = append(dst, binaryCheckpoint)
 	dst = appendString(dst, tr.VehicleID)
@@ -50,7 +57,7 @@ func (e *Engine) appendCheckpoint(dst []byte, tr *Track) []byte {
 	dst = appendPoint(dst, tr.last.LL)
 	dst = appendPoint(dst, tr.last.XY)
 	dst = appendFloat(dst, tr.last.SpeedKmh)
-	dst = append(dst, bits(tr.last.Reported, tr.last.Lifted, tr.last.ACC))
+	dst = append(dst, bits(tr.last.Reported, tr.last.Lifted, tr.last.ACC, tr.last.Derived, tr.last.Still))
 	dst = binary.AppendUvarint(dst, uint64(len(tr.history)))
 	for _, h := range tr.history {
 		dst = binary.AppendVarint(dst, ms(h))
@@ -89,6 +96,12 @@ func (e *Engine) appendCheckpoint(dst []byte, tr *Track) []byte {
 			dst = binary.AppendVarint(dst, ms(p.Due))
 			dst = binary.AppendVarint(dst, ms(p.From))
 			dst = appendString(dst, p.Place)
+		}
+		if m.Stay != nil {
+			dst = append(dst, 1)
+			dst = appendStay(dst, m.Stay)
+		} else {
+			dst = append(dst, 0)
 		}
 		if a := ep.alert; a != nil {
 			for _, s := range [...]string{a.ID, string(a.Rule), string(a.Severity), string(a.Phase), string(a.Status),
@@ -131,6 +144,34 @@ func appendAside(dst []byte, tr *Track) []byte {
 		dst = binary.AppendUvarint(dst, uint64(f.Alarm))
 		dst = appendString(dst, f.FixID)
 		dst = appendTime(dst, h.until)
+	}
+	dst = binary.AppendUvarint(dst, uint64(m.n))
+	for i := 0; i < m.n; i++ {
+		t := &m.ring[(m.head-i+motionLen)%motionLen]
+		if i == 0 {
+			dst = appendTime(dst, t.t)
+		} else {
+			dst = binary.AppendVarint(dst, int64(m.ring[(m.head-i+1+motionLen)%motionLen].t.Sub(t.t)))
+		}
+		dst = appendPoint(dst, t.ll)
+	}
+	return appendStay(dst, &m.stay)
+}
+
+// appendStay appends a stay (track.go): where a vehicle has been staying.
+func appendStay(dst []byte, s *stay) []byte {
+	dst = append(dst, bits(s.n > 0, s.hasAlt, s.settled))
+	if s.n > 0 {
+		dst = appendPoint(dst, s.centre)
+		dst = binary.AppendUvarint(dst, uint64(min(s.n, stayMeanMax))) // the mean's weight stops there
+		dst = appendTime(dst, s.since)
+	}
+	if s.hasAlt {
+		dst = appendPoint(dst, s.alt)
+		dst = appendTime(dst, s.altAt)
+	}
+	if s.settled {
+		dst = appendTime(dst, s.settledAt)
 	}
 	return dst
 }
@@ -278,7 +319,7 @@ func (r *checkpointReader) time(what string) time.Time {
 	}
 }
 
-// decodeBinaryCheckpoint decodes a format-4 (or 3, or 2) checkpoint into the state Restore applies.
+// decodeBinaryCheckpoint decodes a format-5 (or 4, 3, 2) checkpoint into the state Restore applies.
 func decodeBinaryCheckpoint(b []byte) (TrackState, error) {
 	r := &checkpointReader{b: b, off: 1}
 	s := TrackState{Version: checkpointVersion}
@@ -298,6 +339,9 @@ func decodeBinaryCheckpoint(b []byte) (TrackState, error) {
 	s.Last.SpeedKmh = r.float("last speed")
 	f = r.byte("last fix flags")
 	s.Last.Reported, s.Last.Lifted, s.Last.ACC = f&1 != 0, f&2 != 0, f&4 != 0
+	if b[0] >= binaryCheckpoint {
+		s.Last.Derived, s.Last.Still = f&8 != 0, f&16 != 0
+	}
 	for range r.count("history", 1) {
 		s.History = append(s.History, r.varint("history"))
 	}
@@ -319,6 +363,16 @@ func decodeBinaryCheckpoint(b []byte) (TrackState, error) {
 		for range r.count("pending decisions", 3) {
 			es.Pending = append(es.Pending, pendingJSON{Due: r.varint("pending due"), From: r.varint("pending from"), Place: r.string("pending place")})
 		}
+		if b[0] >= binaryCheckpoint {
+			switch r.byte("episode stay") {
+			case 0:
+			case 1:
+				st := r.stay("episode stay")
+				es.Stay = &st
+			default:
+				r.fail("episode stay", errors.New("is neither 0 nor 1"))
+			}
+		}
 		if f&2 != 0 {
 			a := new(Alert)
 			var str [11]string
@@ -337,8 +391,8 @@ func decodeBinaryCheckpoint(b []byte) (TrackState, error) {
 		}
 		s.Episodes = append(s.Episodes, es)
 	}
-	if b[0] >= binaryCheckpoint {
-		s.Aside = r.aside()
+	if b[0] >= binaryCheckpointV4 {
+		s.Aside = r.aside(b[0] >= binaryCheckpoint)
 	}
 	if r.err == nil && r.off != len(b) {
 		r.fail("checkpoint", fmt.Errorf("%d bytes after its end", len(b)-r.off))
@@ -349,8 +403,9 @@ func decodeBinaryCheckpoint(b []byte) (TrackState, error) {
 	return s, nil
 }
 
-// aside decodes what the kinematics set aside (format 4).
-func (r *checkpointReader) aside() asideState {
+// aside decodes what the kinematics set aside (format 4) and, with memory (format 5), their
+// recent fixes and stay.
+func (r *checkpointReader) aside(memory bool) asideState {
 	var a asideState
 	f := r.byte("set-aside flags")
 	if f&^15 != 0 {
@@ -383,5 +438,48 @@ func (r *checkpointReader) aside() asideState {
 		}
 		a.Held = h
 	}
+	if !memory {
+		return a
+	}
+	n := r.count("recent fixes", 17)
+	if n > motionLen {
+		r.fail("recent fixes", fmt.Errorf("%d are more than the %d kept", n, motionLen))
+		return a
+	}
+	var at time.Time
+	for i := range n {
+		if i == 0 {
+			at = r.time("recent fix time")
+		} else {
+			at = at.Add(-time.Duration(r.varint("recent fix time")))
+		}
+		a.Recent = append(a.Recent, trace{t: at, ll: r.point("recent fix position")})
+	}
+	a.HasMemory, a.Stay = true, r.stay("stay")
 	return a
+}
+
+// stay decodes a stay (appendStay).
+func (r *checkpointReader) stay(what string) stay {
+	var s stay
+	f := r.byte(what)
+	if f&^7 != 0 {
+		r.fail(what, fmt.Errorf("unknown bits %#x", f))
+	}
+	if f&1 != 0 {
+		s.centre = r.point(what)
+		n := r.uvarint(what)
+		if r.err == nil && (n == 0 || n > stayMeanMax) {
+			r.fail(what, fmt.Errorf("weight %d is not within 1..%d", n, stayMeanMax))
+		}
+		s.n = int(n)
+		s.since = r.time(what)
+	}
+	if f&2 != 0 {
+		s.alt, s.altAt, s.hasAlt = r.point(what), r.time(what), true
+	}
+	if f&4 != 0 {
+		s.settledAt, s.settled = r.time(what), true
+	}
+	return s
 }

@@ -38,6 +38,20 @@ func FuzzRestore(f *testing.F) {
 		held.ProcessFix(&fx)
 		held.Dirty(nil, func(_ string, _ record.Shard, cp []byte) { f.Add(cp) })
 	}
+	// no reported speed: the speed window's recent fixes, the stays and dwell's stop (format 5's
+	// kinematic memory), every tenth fix's
+	street, err := NewEngine(Config{}, c, nil, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for i, fx := range streetJourney(c) {
+		street.ProcessFix(&fx)
+		street.Dirty(nil, func(_ string, _ record.Shard, cp []byte) {
+			if i%10 == 0 {
+				f.Add(cp)
+			}
+		})
+	}
 	if file, err := os.Open("testdata/checkpoints.jsonl"); err == nil {
 		sc := bufio.NewScanner(file)
 		sc.Buffer(nil, 1<<20)

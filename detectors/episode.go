@@ -328,7 +328,17 @@ func (e *Engine) resolveAt(i int, ep *Episode, d describer, end, at time.Time) {
 	e.emit(ChangeResolved, a, d, at)
 }
 
+// spanValued is implemented by a rule whose alert's value is how long its episode has lasted,
+// with no fix to say so as it goes on (signal_lost: how long the truck has been silent): the
+// value is taken at every change, and at the end once resolved.
+type spanValued interface {
+	spanValue(a *Alert, at time.Time) float64
+}
+
 func (e *Engine) emit(kind ChangeKind, a *Alert, d describer, at time.Time) {
+	if sv, ok := d.(spanValued); ok {
+		a.Value = sv.spanValue(a, at)
+	}
 	a.Version++
 	a.Updated = at
 	a.Evidence = d.Describe(a)

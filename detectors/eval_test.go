@@ -16,8 +16,15 @@ import (
 
 // evalEngine drives the engine directly with a simulated city (decoded by the real decoder, split
 // over partitions by key, in batches as the consumer hands them) and scores its alerts against
-// the simulator's ground truth. The real-pipeline version is `muckwatch evaluate`.
+// the simulator's ground truth. The real-pipeline version is `muckwatch evaluate`. Every alert
+// change is held to what no alert may say (checkPlausible).
 func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
+	t.Helper()
+	return replayEngine(t, c, o, func(eng *Engine, ch Change) { checkPlausible(t, eng, ch) })
+}
+
+// replayEngine is evalEngine, calling check with every alert change.
+func replayEngine(t *testing.T, c *city.City, o sim.Options, check func(eng *Engine, ch Change)) []sim.RuleScore {
 	t.Helper()
 	s, err := sim.New(c, o)
 	if err != nil {
@@ -42,6 +49,7 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 		eng.Reset()
 		in.batch(fixes, events)
 		for _, ch := range eng.Changes() {
+			check(eng, ch)
 			a := ch.Alert
 			d := alerts[a.ID]
 			if d == nil {
@@ -96,6 +104,7 @@ func evalEngine(t *testing.T, c *city.City, o sim.Options) []sim.RuleScore {
 		dets = append(dets, *d)
 	}
 	slack := o.MatchSlack()
+	dets = res.Observable(dets, slack)
 	scores := sim.Score(res.Truth, dets, slack)
 	if testing.Verbose() {
 		sim.WriteScores(os.Stdout, scores, o.Interval)

@@ -65,7 +65,7 @@ type dwellStop struct {
 func (s *dwellStop) empty() bool { return false }
 
 func (s *dwellStop) saved() memoFields {
-	f := memoFields{Anchor: s.stay.centre, Mark: s.stay.since, Anchored: true}
+	f := memoFields{Anchor: s.stay.centre, Mark: s.stay.since, Anchored: true, Stay: &s.stay}
 	if s.lifted {
 		f.Ref = "lifted"
 	}
@@ -76,6 +76,9 @@ func (s *dwellStop) saved() memoFields {
 func (r *DwellDetector) restoreMemo(f memoFields) memo {
 	if !f.Anchored {
 		return nil
+	}
+	if f.Stay != nil && f.Stay.n > 0 {
+		return &dwellStop{stay: *f.Stay, lifted: f.Ref == "lifted"}
 	}
 	return &dwellStop{stay: stay{centre: f.Anchor, n: stayMeanMax, since: f.Mark}, lifted: f.Ref == "lifted"}
 }

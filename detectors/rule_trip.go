@@ -77,12 +77,23 @@ func (r *SignalLost) moving(o *Observation) bool {
 	return (o.Reported || !o.Still) && o.SpeedKmh > r.cfg.MovingSpeedKmh
 }
 
+// spanValue implements spanValued: an alert's value is how long the truck has been silent, in
+// seconds: the threshold when it opens, escalate_after when it escalates, the whole silence once
+// the fixes resume.
+func (r *SignalLost) spanValue(a *Alert, at time.Time) float64 {
+	if !a.End.IsZero() {
+		at = a.End
+	}
+	return at.Sub(a.Start).Seconds()
+}
+
 // Describe implements FixRule.
 func (r *SignalLost) Describe(a *Alert) string {
+	silent := (time.Duration(a.Value) * time.Second).Round(time.Second)
 	if a.Status == StatusResolved {
-		return fmt.Sprintf("no GPS fix for %s while moving on the road; fixes resumed", a.End.Sub(a.Start).Round(time.Second))
+		return fmt.Sprintf("no GPS fix for %s while moving on the road; fixes resumed", silent)
 	}
-	return fmt.Sprintf("no GPS fix for over %s while moving on the road: terminal off or shielded", time.Duration(a.Limit)*time.Second)
+	return fmt.Sprintf("no GPS fix for over %s while moving on the road: terminal off or shielded", silent)
 }
 
 // TripUnclosedConfig configures trip_unclosed.

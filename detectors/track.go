@@ -130,8 +130,8 @@ type trace struct {
 	ll orb.Point
 }
 
-// motion is a track's kinematic memory. It is not checkpointed: after a restore a track's speed
-// is derived again once its window has filled (a few fixes), reported speeds are used at once.
+// motion is a track's kinematic memory. It is checkpointed whole (format 5), so that a restored
+// track derives the speeds and finds the stops an uninterrupted one does.
 type motion struct {
 	ring   [motionLen]trace // newest at head, n filled
 	head   int

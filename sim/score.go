@@ -128,9 +128,8 @@ func WriteScores(w io.Writer, scores []RuleScore, interval time.Duration) {
 	}
 }
 
-// Unmatched returns the episodes of rule no detection matched and the detections of rule that
-// matched no episode, by Score's matching, to explain a score.
-func Unmatched(truth []Episode, dets []Detection, slack time.Duration, rule string) ([]Episode, []Detection) {
+// overlaps reports whether detection d matches episode ep by Score's matching.
+func overlaps(ep Episode, d Detection, slack time.Duration) bool {
 	forever := time.Unix(1<<40, 0)
 	endOr := func(t time.Time) time.Time {
 		if t.IsZero() {
@@ -138,10 +137,32 @@ func Unmatched(truth []Episode, dets []Detection, slack time.Duration, rule stri
 		}
 		return t
 	}
-	overlap := func(ep Episode, d Detection) bool {
-		return d.Rule == ep.Rule && d.VehicleID == ep.VehicleID &&
-			!d.Start.After(endOr(ep.End).Add(slack)) && !endOr(d.End).Before(ep.Start.Add(-slack))
+	return d.Rule == ep.Rule && d.VehicleID == ep.VehicleID &&
+		!d.Start.After(endOr(ep.End).Add(slack)) && !endOr(d.End).Before(ep.Start.Add(-slack))
+}
+
+// Observable returns dets without the detections that start after the run's horizon (its last
+// two intervals) and match no episode: the ground truth leaves out the episodes starting there,
+// which two fixes before the end cannot confirm, so an alert for one (a trip's timeout decided an
+// interval before a deadline that falls just after the end) has nothing to match. An alert there
+// that matches an episode still counts. dets is filtered in place.
+func (r Result) Observable(dets []Detection, slack time.Duration) []Detection {
+	if r.Horizon.IsZero() {
+		return dets
 	}
+	out := dets[:0]
+	for _, d := range dets {
+		if !d.Start.After(r.Horizon) || slices.ContainsFunc(r.Truth, func(ep Episode) bool { return overlaps(ep, d, slack) }) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// Unmatched returns the episodes of rule no detection matched and the detections of rule that
+// matched no episode, by Score's matching, to explain a score.
+func Unmatched(truth []Episode, dets []Detection, slack time.Duration, rule string) ([]Episode, []Detection) {
+	overlap := func(ep Episode, d Detection) bool { return overlaps(ep, d, slack) }
 	var eps []Episode
 	var ds []Detection
 	for _, ep := range truth {

@@ -48,3 +48,24 @@ func TestScore(t *testing.T) {
 		t.Errorf("Unmatched: missed %v, unmatched %v", missed, unmatched)
 	}
 }
+
+// Observable leaves out only the alerts that start after the horizon and match no episode.
+func TestObservable(t *testing.T) {
+	t0 := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	at := func(sec int) time.Time { return t0.Add(time.Duration(sec) * time.Second) }
+	r := Result{Horizon: at(600), Truth: []Episode{{Rule: "speeding", VehicleID: "A", Start: at(500), End: at(640)}}}
+	f := func(d Detection, kept bool) {
+		t.Helper()
+		got := r.Observable([]Detection{d}, 10*time.Second)
+		if (len(got) == 1) != kept {
+			t.Errorf("%+v: kept %v, want %v", d, len(got) == 1, kept)
+		}
+	}
+	f(Detection{Rule: "speeding", VehicleID: "A", Start: at(620), Opened: at(630)}, true)                // after the horizon, matching
+	f(Detection{Rule: "trip_unclosed", VehicleID: "A", Start: at(620), Opened: at(620)}, false)          // after the horizon, no episode
+	f(Detection{Rule: "trip_unclosed", VehicleID: "A", Start: at(590), Opened: at(590)}, true)           // before it: a false alert still
+	f(Detection{Rule: "speeding", VehicleID: "B", Start: at(601), End: at(610), Opened: at(605)}, false) // another truck
+	if got := (Result{}).Observable([]Detection{{Start: at(1 << 20)}}, time.Second); len(got) != 1 {
+		t.Error("a result without a horizon drops alerts")
+	}
+}

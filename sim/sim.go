@@ -155,6 +155,9 @@ type Result struct {
 	Fixes, Events, OfficerPositions int
 	Duplicates                      int // fixes sent twice on purpose (counted once in Fixes)
 	Truth                           []Episode
+	// Horizon is the last time an episode can start and be observed before the run's end (two
+	// intervals before it): Truth leaves out later starts, and Observable later alerts.
+	Horizon time.Time
 }
 
 // violation kinds a trip can carry
@@ -417,7 +420,7 @@ func (s *Simulator) finish(at time.Time) Result {
 		}
 	}
 	sort.SliceStable(truth, func(i, j int) bool { return truth[i].Start.Before(truth[j].Start) })
-	s.res.Truth = truth
+	s.res.Truth, s.res.Horizon = truth, observable
 	return s.res
 }
 

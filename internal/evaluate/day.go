@@ -28,8 +28,10 @@ func matchSlack(o sim.Options) time.Duration { return o.MatchSlack() }
 // runDay runs the pipeline with cfg, produces a simulated city into the broker at addr, waits
 // until the pipeline has stored every fix in the database conn points at and finished the write
 // holding the newest (written reports the newest event time the pipeline has read and written:
-// muckwatch_event_time_read_seconds, set once a write's positions and alerts are all stored),
-// then scores the alerts stored there against the simulator's ground truth.
+// muckwatch_event_time_read_seconds, set once a write's positions and alerts are all stored) and
+// until its time-driven decisions have reached the end of the simulated span (judged:
+// muckwatch_event_time_judged_seconds), then scores the alerts stored there against the
+// simulator's ground truth.
 func runDay(ctx context.Context, c *city.City, o sim.Options, addr string, cfg pipeline.Config) (result, error) {
 	pctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -44,7 +46,8 @@ func runDay(ctx context.Context, c *city.City, o sim.Options, addr string, cfg p
 		return result{}, err
 	}
 	written := func() time.Time { return gaugeTime(reg, "muckwatch_event_time_read_seconds") }
-	r, err := scoreDay(ctx, c, o, addr, cfg, st.ClickHouse.Conn(), written)
+	judged := func() time.Time { return gaugeTime(reg, "muckwatch_event_time_judged_seconds") }
+	r, err := scoreDay(ctx, c, o, addr, cfg, st.ClickHouse.Conn(), written, judged)
 	stop()
 	if perr := <-done; err == nil && perr != nil {
 		err = fmt.Errorf("the pipeline stopped with an error: %w", perr)
@@ -53,7 +56,7 @@ func runDay(ctx context.Context, c *city.City, o sim.Options, addr string, cfg p
 }
 
 // scoreDay produces the simulation and scores what the pipeline stored of it.
-func scoreDay(ctx context.Context, c *city.City, o sim.Options, addr string, cfg pipeline.Config, conn driver.Conn, written func() time.Time) (result, error) {
+func scoreDay(ctx context.Context, c *city.City, o sim.Options, addr string, cfg pipeline.Config, conn driver.Conn, written, judged func() time.Time) (result, error) {
 	db := cfg.ClickHouse.Database // a validated identifier
 	s, err := sim.New(c, o)
 	if err != nil {
@@ -96,12 +99,41 @@ func scoreDay(ctx context.Context, c *city.City, o sim.Options, addr string, cfg
 		}
 	}
 	elapsed := time.Since(began)
-	dets, err := sim.ReadDetections(ctx, conn, db)
+	// A decision that falls due in the span's last seconds (a silence found 5 minutes after a
+	// truck's last fix) is taken once event time gets there: with the producer done, once every
+	// input has been quiet for the idle time (pipeline.idle_partition). Scored before that, it
+	// would count as missed; decisions taken past the span's end are left out, as the ground
+	// truth stops there.
+	end := o.Start.Add(o.Duration)
+	deadline := time.Now().Add(endWait)
+	for judged().Before(end) {
+		if time.Now().After(deadline) {
+			return result{}, fmt.Errorf("event time did not reach the end of the simulated span (%s) within %s of the last write: judged up to %s",
+				end.Format(time.RFC3339), endWait, judged().Format(time.RFC3339))
+		}
+		select {
+		case <-ctx.Done():
+			return result{}, fmt.Errorf("stopped before event time reached the end of the simulated span: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	all, err := sim.ReadDetections(ctx, conn, db)
 	if err != nil {
 		return result{}, err
 	}
+	dets := all[:0]
+	for _, d := range all {
+		if !d.Opened.After(end) {
+			dets = append(dets, d)
+		}
+	}
+	dets = res.Observable(dets, matchSlack(o))
 	return result{sim: res, dets: dets, scores: sim.Score(res.Truth, dets, matchSlack(o)), elapsed: elapsed}, nil
 }
+
+// endWait bounds how long after its last write the pipeline may take to let event time pass the
+// end of the simulated span: the idle time (5 s by default) and a few idle turns.
+const endWait = time.Minute
 
 // gaugeTime reads a gauge holding Unix seconds from g; zero when it has no such gauge.
 func gaugeTime(g prometheus.Gatherer, name string) time.Time {
