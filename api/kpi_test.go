@@ -871,7 +871,7 @@ func TestRollUpKm(t *testing.T) {
 		t.Errorf("second roll-up: %v %v, want the 5th, 4th and 3rd", days, err)
 	}
 	// the handling waits a week after the day's end
-	days, err = e.srv.rollUpHandling(context.Background())
+	days, err = e.srv.rollUpDaily(context.Background())
 	if err != nil || len(days) != 3 || days[0].Format(time.DateOnly) != "2026-11-02" || days[2].Format(time.DateOnly) != "2026-10-31" {
 		t.Errorf("handling roll-up: %v %v, want the 2nd of November and the two days before", days, err)
 	}
