@@ -180,10 +180,10 @@ func (s *Store) LateHandlingDays(ctx context.Context, since time.Time, loc *time
 	recent := act.Col("at") + " >= toDateTime(?) AND " + act.Col("at_ms") + " >= ?"
 	q := "SELECT toString(k_day), toUnixTimestamp(k_rolled) FROM (" +
 		"SELECT k_day, max(k_last) AS k_action FROM (SELECT " + act.Col("alert_id") + " AS k_alert, max(" + act.Col("at_ms") + ") AS k_last FROM " + act.In(s.db) +
-		" WHERE " + recent + " GROUP BY k_alert) ANY INNER JOIN (SELECT " + a.Col("id") + " AS k_alert, toDate(any(" + a.Col("start_time") + "), ?) AS k_day FROM " + a.In(s.db) +
-		" WHERE " + a.Col("id") + " IN (SELECT " + act.Col("alert_id") + " FROM " + act.In(s.db) + " WHERE " + recent + ") GROUP BY k_alert) USING k_alert GROUP BY k_day" +
-		") ANY INNER JOIN (SELECT " + m.Col("day") + " AS k_day, max(" + m.Col("rolled_at") + ") AS k_rolled FROM " + m.In(s.db) +
-		" WHERE " + m.Col("roll_up") + " = ? GROUP BY k_day) USING k_day WHERE k_action >= (toInt64(toUnixTimestamp(k_rolled)) - ?) * 1000 ORDER BY k_day"
+		" WHERE " + recent + " GROUP BY k_alert) AS k_acts ANY INNER JOIN (SELECT " + a.Col("id") + " AS k_alert, toDate(any(" + a.Col("start_time") + "), ?) AS k_day FROM " + a.In(s.db) +
+		" WHERE " + a.Col("id") + " IN (SELECT " + act.Col("alert_id") + " FROM " + act.In(s.db) + " WHERE " + recent + ") GROUP BY k_alert) AS k_alerts USING k_alert GROUP BY k_day" +
+		") AS k_days ANY INNER JOIN (SELECT " + m.Col("day") + " AS k_day, max(" + m.Col("rolled_at") + ") AS k_rolled FROM " + m.In(s.db) +
+		" WHERE " + m.Col("roll_up") + " = ? GROUP BY k_day) AS k_marks USING k_day WHERE k_action >= (toInt64(toUnixTimestamp(k_rolled)) - ?) * 1000 ORDER BY k_day"
 	rows, err := s.conn.Query(ctx, q, unixSeconds(since), since.UnixMilli(), loc.String(), unixSeconds(since), since.UnixMilli(),
 		tables.HandlingDaily.Name, int64(margin/time.Second))
 	if err != nil {
