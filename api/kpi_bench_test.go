@@ -97,11 +97,13 @@ func BenchmarkKPIYear(b *testing.B) {
 		vehicles, vehicles, lastDay.UnixMilli(), vehicles*fixesPerDay)
 	settled := dayFloor(to.Add(-e.srv.cfg.KPI.HandlingSettle), loc)
 	start := time.Now()
-	if err := e.srv.store.RollUpHandling(ctx, from, settled, loc, e.srv.cfg.AckWithin, time.Now()); err != nil {
-		b.Fatal(err)
+	for d := from; d.Before(settled); d = d.AddDate(0, 1, 0) { // a month at a time
+		if err := e.srv.store.RollUpDaily(ctx, d, minTime(d.AddDate(0, 1, 0), settled), loc, e.srv.cfg.AckWithin, time.Now()); err != nil {
+			b.Fatal(err)
+		}
 	}
-	b.Logf("rolled up the handling of %s to %s in %s", from.Format(time.DateOnly), settled.Format(time.DateOnly), time.Since(start).Round(time.Millisecond))
-	for _, tbl := range []string{"alerts", "alert_actions", "alert_handling", "events", "vehicle_km_daily", "positions"} {
+	b.Logf("rolled up the alerts and gate exits of %s to %s in %s", from.Format(time.DateOnly), settled.Format(time.DateOnly), time.Since(start).Round(time.Millisecond))
+	for _, tbl := range []string{"alerts", "alert_actions", "handling_daily", "vehicle_violations_daily", "events", "vehicle_exits_daily", "vehicle_km_daily", "positions"} {
 		var rows uint64
 		if err := e.conn.QueryRow(ctx, "SELECT count() FROM "+e.db+"."+tbl).Scan(&rows); err != nil {
 			b.Fatal(err)
@@ -145,9 +147,23 @@ func BenchmarkKPIYear(b *testing.B) {
 			}
 		}
 	})
-	b.Run("rollup/handling-one-day", func(b *testing.B) {
+	b.Run("rollup/alerts-one-day", func(b *testing.B) {
 		for b.Loop() {
-			if err := e.srv.store.RollUpHandling(ctx, settled, settled.AddDate(0, 0, 1), loc, e.srv.cfg.AckWithin, time.Now()); err != nil {
+			if err := e.srv.store.RollUpDaily(ctx, settled, settled.AddDate(0, 0, 1), loc, e.srv.cfg.AckWithin, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("rollup/handling-one-old-day", func(b *testing.B) { // as after a late action
+		for b.Loop() {
+			if err := e.srv.store.RollUpHandling(ctx, from.AddDate(0, 0, 30), from.AddDate(0, 0, 31), loc, e.srv.cfg.AckWithin, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("rollup/late-actions-check", func(b *testing.B) { // the actions of the last 15 minutes
+		for b.Loop() {
+			if _, err := e.srv.store.LateHandlingDays(ctx, to.Add(-15*time.Minute), loc, lateMargin); err != nil {
 				b.Fatal(err)
 			}
 		}
