@@ -114,32 +114,38 @@ func BenchmarkKPIYear(b *testing.B) {
 	year := []string{"from", from.Format(time.RFC3339), "to", to.Format(time.RFC3339)}
 	month := []string{"from", to.AddDate(0, -1, 0).Format(time.RFC3339), "to", to.Format(time.RFC3339)}
 	at := lastDay.Format(time.DateOnly)
-	for _, tc := range []struct{ name, path string }{
-		{"handling/year/district/month", histQuery("/api/v1/kpis/handling", append(year, "by", "district", "interval", "month")...)},
-		{"handling/year/unit/week", histQuery("/api/v1/kpis/handling", append(year, "by", "unit", "interval", "week")...)},
-		{"handling/month/district/day", histQuery("/api/v1/kpis/handling", append(month, "by", "district", "interval", "day")...)},
+	type request struct{ name, path string }
+	serve := func(prefix string, reqs []request) {
+		for _, tc := range reqs {
+			b.Run(prefix+tc.name, func(b *testing.B) {
+				var size int
+				for b.Loop() {
+					req := httptest.NewRequest(http.MethodGet, tc.path, nil)
+					req.Header.Set("Authorization", "Bearer "+histAnalystToken)
+					rec := httptest.NewRecorder()
+					e.h.ServeHTTP(rec, req)
+					if rec.Code != http.StatusOK {
+						b.Fatalf("GET %s: %d %s", tc.path, rec.Code, rec.Body.String())
+					}
+					size = rec.Body.Len()
+				}
+				b.ReportMetric(float64(size), "answer-bytes")
+			})
+		}
+	}
+	scorecards := []request{
 		{"scorecards/year/company/month", histQuery("/api/v1/scorecards", append(year, "of", "company", "interval", "month")...)},
 		{"scorecards/year/vehicle/all", histQuery("/api/v1/scorecards", append(year, "of", "vehicle")...)},
 		{"scorecards/month/company/week", histQuery("/api/v1/scorecards", append(month, "of", "company", "interval", "week")...)},
-		{"rankings/districts/month", histQuery("/api/v1/rankings", "of", "districts", "period", "month", "at", at)},
 		{"rankings/companies/month", histQuery("/api/v1/rankings", "of", "companies", "period", "month", "at", at)},
 		{"rankings/companies/week", histQuery("/api/v1/rankings", "of", "companies", "period", "week", "at", at)},
-	} {
-		b.Run(tc.name, func(b *testing.B) {
-			var size int
-			for b.Loop() {
-				req := httptest.NewRequest(http.MethodGet, tc.path, nil)
-				req.Header.Set("Authorization", "Bearer "+histAnalystToken)
-				rec := httptest.NewRecorder()
-				e.h.ServeHTTP(rec, req)
-				if rec.Code != http.StatusOK {
-					b.Fatalf("GET %s: %d %s", tc.path, rec.Code, rec.Body.String())
-				}
-				size = rec.Body.Len()
-			}
-			b.ReportMetric(float64(size), "answer-bytes")
-		})
 	}
+	serve("", append([]request{
+		{"handling/year/district/month", histQuery("/api/v1/kpis/handling", append(year, "by", "district", "interval", "month")...)},
+		{"handling/year/unit/week", histQuery("/api/v1/kpis/handling", append(year, "by", "unit", "interval", "week")...)},
+		{"handling/month/district/day", histQuery("/api/v1/kpis/handling", append(month, "by", "district", "interval", "day")...)},
+		{"rankings/districts/month", histQuery("/api/v1/rankings", "of", "districts", "period", "month", "at", at)},
+	}, scorecards...))
 	b.Run("rollup/km-one-day", func(b *testing.B) {
 		for b.Loop() {
 			if err := e.srv.store.RollUpKm(ctx, lastDay, loc, time.Now()); err != nil {
@@ -147,6 +153,8 @@ func BenchmarkKPIYear(b *testing.B) {
 			}
 		}
 	})
+	// the same scorecards once the last day's km is rolled up too (an hour after it ended)
+	serve("km-rolled/", scorecards)
 	b.Run("rollup/alerts-one-day", func(b *testing.B) {
 		for b.Loop() {
 			if err := e.srv.store.RollUpDaily(ctx, settled, settled.AddDate(0, 0, 1), loc, e.srv.cfg.AckWithin, time.Now()); err != nil {
