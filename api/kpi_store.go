@@ -518,12 +518,7 @@ func (s *Store) Activity(ctx context.Context, aq ActivityQuery) ([]VehicleActivi
 	ctx, cancel := s.bounded(ctx)
 	defer cancel()
 	zone := aq.Location.String()
-	type newest struct {
-		company string
-		start   int64
-	}
 	acts := map[[2]string]*VehicleActivity{}
-	companies := map[[2]string]newest{}
 	get := func(period, vehicle string) *VehicleActivity {
 		k := [2]string{period, vehicle}
 		if a := acts[k]; a != nil {
@@ -563,33 +558,32 @@ func (s *Store) Activity(ctx context.Context, aq ActivityQuery) ([]VehicleActivi
 		return nil
 	}
 
-	// violations: the distinct alerts by period, vehicle and rule, with the newest company
+	// violations: the distinct alerts by period and vehicle, by rule (as arrays of each day's and
+	// rule's counts, summed here: a GROUP BY per period and vehicle is much smaller than one per
+	// period, vehicle and rule), with the company of the newest alert that names one
 	var v sqlText
-	v.add("SELECT k_period, vehicle_id, rule, sum(alerts), argMax(company, last_start), max(last_start)")
+	v.add("SELECT k_period, vehicle_id, groupArray(rule), groupArray(alerts), argMaxIf(company, last_start, company != '')")
 	if err := from(&v, tables.VehicleViolationsDaily, "day, vehicle_id, rule, alerts, company, last_start", func(q *sqlText, spans [][2]time.Time) {
 		s.violationsDays(q, spans, zone, aq.Vehicles)
 	}); err != nil {
 		return nil, err
 	}
-	v.add(" GROUP BY k_period, vehicle_id, rule")
+	v.add(" GROUP BY k_period, vehicle_id")
 	if err := s.periodRows(ctx, &v, "the violations per vehicle", func(scan func(dest ...any) error) error {
-		var p, veh, rule, company string
-		var n uint64
-		var last int64
-		if err := scan(&p, &veh, &rule, &n, &company, &last); err != nil {
+		var p, veh, company string
+		var rules []string
+		var ns []uint64
+		if err := scan(&p, &veh, &rules, &ns, &company); err != nil {
 			return err
 		}
-		get(p, veh).Violations[rule] = n
-		k := [2]string{p, veh}
-		if c, ok := companies[k]; company != "" && (!ok || last > c.start || last == c.start && company > c.company) {
-			companies[k] = newest{company, last}
+		a := get(p, veh)
+		for i, rule := range rules {
+			a.Violations[rule] += ns[i]
 		}
+		a.Company = company
 		return nil
 	}); err != nil {
 		return nil, err
-	}
-	for k, c := range companies {
-		acts[k].Company = c.company
 	}
 
 	// trips: gate exits from a construction site
@@ -638,12 +632,13 @@ func (s *Store) Activity(ctx context.Context, aq ActivityQuery) ([]VehicleActivi
 			runs[i] = k.Col("day") + " >= toDate(?) AND " + k.Col("day") + " < toDate(?)"
 			args = append(args, r[0], r[1])
 		}
-		p.add("SELECT "+k.Col("day")+" AS k_day, "+k.Col("vehicle_id")+" AS k_vehicle, argMax("+k.Col("km")+", "+k.Col("rolled_at")+") AS k_km FROM "+k.In(s.db)+
-			" WHERE ("+strings.Join(runs, " OR ")+") AND "+k.Col("vehicle_id")+" != ''", args...)
+		// FINAL keeps each day's and vehicle's newest roll-up, as argMax(km, rolled_at) would,
+		// without a GROUP BY over every vehicle and day (several times faster)
+		p.add("SELECT "+k.Col("day")+" AS k_day, "+k.Col("vehicle_id")+" AS k_vehicle, "+k.Col("km")+" AS k_km FROM "+k.In(s.db)+
+			" FINAL WHERE ("+strings.Join(runs, " OR ")+") AND "+k.Col("vehicle_id")+" != ''", args...)
 		if len(aq.Vehicles) > 0 {
 			p.add(" AND has(?, "+k.Col("vehicle_id")+")", aq.Vehicles)
 		}
-		p.add(" GROUP BY k_day, k_vehicle")
 		return true
 	}, func(p *sqlText) bool {
 		if len(plan.raw) == 0 {
