@@ -429,11 +429,13 @@ func (s *Store) violationsDays(q *sqlText, spans [][2]time.Time, zone string, ve
 	q.add(") GROUP BY day, vehicle_id, rule")
 }
 
-// exitsDays appends to q a SELECT of (day, vehicle_id, site_id, exits): the distinct gate exits
-// in the spans per day (in zone), vehicle and site.
+// exitsDays appends to q a SELECT of (day, vehicle_id, site_ids, site_exits): the distinct gate
+// exits in the spans per day (in zone) and vehicle, counted by site (the sites and their counts
+// as arrays: one row per truck and day, however many sites it left).
 func (s *Store) exitsDays(q *sqlText, spans [][2]time.Time, zone string, vehicles []string) {
 	e := tables.Events
 	ts, tsMs := e.Col("ts"), e.Col("ts_ms")
+	q.add("SELECT day, vehicle_id, groupArray(site_id) AS site_ids, groupArray(exits) AS site_exits FROM (")
 	parts := make([]func(*sqlText) bool, len(spans))
 	for i, sp := range spans {
 		parts[i] = func(p *sqlText) bool {
@@ -448,6 +450,7 @@ func (s *Store) exitsDays(q *sqlText, spans [][2]time.Time, zone string, vehicle
 		}
 	}
 	unionAll(q, parts...)
+	q.add(") GROUP BY day, vehicle_id")
 }
 
 // RollUpDaily rolls up the alerts and gate exits of the days [from, to) (midnights in loc):
@@ -463,7 +466,7 @@ func (s *Store) RollUpDaily(ctx context.Context, from, to time.Time, loc *time.L
 		{tables.VehicleViolationsDaily, "day, vehicle_id, rule, alerts, company, last_start", func(q *sqlText) {
 			s.violationsDays(q, [][2]time.Time{{from, to}}, loc.String(), nil)
 		}},
-		{tables.VehicleExitsDaily, "day, vehicle_id, site_id, exits", func(q *sqlText) {
+		{tables.VehicleExitsDaily, "day, vehicle_id, site_ids, site_exits", func(q *sqlText) {
 			s.exitsDays(q, [][2]time.Time{{from, to}}, loc.String(), nil)
 		}},
 	} {
@@ -589,13 +592,13 @@ func (s *Store) Activity(ctx context.Context, aq ActivityQuery) ([]VehicleActivi
 	// trips: gate exits from a construction site
 	if len(aq.ConstructionSites) > 0 {
 		var t sqlText
-		t.add("SELECT k_period, vehicle_id, sum(exits)")
-		if err := from(&t, tables.VehicleExitsDaily, "day, vehicle_id, site_id, exits", func(q *sqlText, spans [][2]time.Time) {
+		t.add("SELECT k_period, vehicle_id, sum(arraySum(arrayMap((site, n) -> if(has(?, site), n, 0), site_ids, site_exits)))", aq.ConstructionSites)
+		if err := from(&t, tables.VehicleExitsDaily, "day, vehicle_id, site_ids, site_exits", func(q *sqlText, spans [][2]time.Time) {
 			s.exitsDays(q, spans, zone, aq.Vehicles)
 		}); err != nil {
 			return nil, err
 		}
-		t.add(" WHERE has(?, site_id) GROUP BY k_period, vehicle_id", aq.ConstructionSites)
+		t.add(" GROUP BY k_period, vehicle_id")
 		if err := s.periodRows(ctx, &t, "the trips per vehicle", func(scan func(dest ...any) error) error {
 			var p, veh string
 			var n uint64

@@ -163,7 +163,7 @@ var VehicleViolationsDaily = &Table{Name: "vehicle_violations_daily", Version: "
 	typed("day", "Date"), str("vehicle_id"), str("rule"), typed("alerts", typeUInt64), str("company"), i64("last_start"), dateTime("rolled_at"),
 }}
 
-// VehicleExitsDaily counts the gate exits of a day by vehicle and site (006_kpi_daily).
+// VehicleExitsDaily counts the gate exits of a day by vehicle, by site as arrays (006_kpi_daily).
 var VehicleExitsDaily = &Table{Name: "vehicle_exits_daily", Version: "rolled_at", Columns: []Column{
-	typed("day", "Date"), str("vehicle_id"), str("site_id"), typed("exits", typeUInt64), dateTime("rolled_at"),
+	typed("day", "Date"), str("vehicle_id"), typed("site_ids", "Array(String)"), typed("site_exits", "Array(UInt64)"), dateTime("rolled_at"),
 }}

@@ -65,14 +65,15 @@ CREATE TABLE IF NOT EXISTS {db}.vehicle_violations_daily (
 PARTITION BY toYYYYMM(day)
 ORDER BY (day, vehicle_id, rule);
 
--- vehicle_exits_daily: the distinct gate exits (events of kind gate_exit) of day, by vehicle
--- and site; a scorecard's trips are those from the city's construction sites.
+-- vehicle_exits_daily: the distinct gate exits (events of kind gate_exit) of day, by vehicle,
+-- counted by site: site_exits[i] left site_ids[i] (one row per truck and day); a scorecard's
+-- trips are those from the city's construction sites.
 CREATE TABLE IF NOT EXISTS {db}.vehicle_exits_daily (
     day        Date,
     vehicle_id String,
-    site_id    String,
-    exits      UInt64,
+    site_ids   Array(String),
+    site_exits Array(UInt64),
     rolled_at  DateTime
 ) ENGINE = ReplacingMergeTree(rolled_at)
 PARTITION BY toYYYYMM(day)
-ORDER BY (day, vehicle_id, site_id);
+ORDER BY (day, vehicle_id);
