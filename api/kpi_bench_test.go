@@ -97,11 +97,13 @@ func BenchmarkKPIYear(b *testing.B) {
 		vehicles, vehicles, lastDay.UnixMilli(), vehicles*fixesPerDay)
 	settled := dayFloor(to.Add(-e.srv.cfg.KPI.HandlingSettle), loc)
 	start := time.Now()
-	if err := e.srv.store.RollUpHandling(ctx, from, settled, loc, e.srv.cfg.AckWithin, time.Now()); err != nil {
-		b.Fatal(err)
+	for d := from; d.Before(settled); d = d.AddDate(0, 1, 0) { // a month at a time
+		if err := e.srv.store.RollUpDaily(ctx, d, minTime(d.AddDate(0, 1, 0), settled), loc, e.srv.cfg.AckWithin, time.Now()); err != nil {
+			b.Fatal(err)
+		}
 	}
-	b.Logf("rolled up the handling of %s to %s in %s", from.Format(time.DateOnly), settled.Format(time.DateOnly), time.Since(start).Round(time.Millisecond))
-	for _, tbl := range []string{"alerts", "alert_actions", "alert_handling", "events", "vehicle_km_daily", "positions"} {
+	b.Logf("rolled up the alerts and gate exits of %s to %s in %s", from.Format(time.DateOnly), settled.Format(time.DateOnly), time.Since(start).Round(time.Millisecond))
+	for _, tbl := range []string{"alerts", "alert_actions", "handling_daily", "vehicle_violations_daily", "events", "vehicle_exits_daily", "vehicle_km_daily", "positions"} {
 		var rows uint64
 		if err := e.conn.QueryRow(ctx, "SELECT count() FROM "+e.db+"."+tbl).Scan(&rows); err != nil {
 			b.Fatal(err)
@@ -112,32 +114,38 @@ func BenchmarkKPIYear(b *testing.B) {
 	year := []string{"from", from.Format(time.RFC3339), "to", to.Format(time.RFC3339)}
 	month := []string{"from", to.AddDate(0, -1, 0).Format(time.RFC3339), "to", to.Format(time.RFC3339)}
 	at := lastDay.Format(time.DateOnly)
-	for _, tc := range []struct{ name, path string }{
-		{"handling/year/district/month", histQuery("/api/v1/kpis/handling", append(year, "by", "district", "interval", "month")...)},
-		{"handling/year/unit/week", histQuery("/api/v1/kpis/handling", append(year, "by", "unit", "interval", "week")...)},
-		{"handling/month/district/day", histQuery("/api/v1/kpis/handling", append(month, "by", "district", "interval", "day")...)},
+	type request struct{ name, path string }
+	serve := func(prefix string, reqs []request) {
+		for _, tc := range reqs {
+			b.Run(prefix+tc.name, func(b *testing.B) {
+				var size int
+				for b.Loop() {
+					req := httptest.NewRequest(http.MethodGet, tc.path, nil)
+					req.Header.Set("Authorization", "Bearer "+histAnalystToken)
+					rec := httptest.NewRecorder()
+					e.h.ServeHTTP(rec, req)
+					if rec.Code != http.StatusOK {
+						b.Fatalf("GET %s: %d %s", tc.path, rec.Code, rec.Body.String())
+					}
+					size = rec.Body.Len()
+				}
+				b.ReportMetric(float64(size), "answer-bytes")
+			})
+		}
+	}
+	scorecards := []request{
 		{"scorecards/year/company/month", histQuery("/api/v1/scorecards", append(year, "of", "company", "interval", "month")...)},
 		{"scorecards/year/vehicle/all", histQuery("/api/v1/scorecards", append(year, "of", "vehicle")...)},
 		{"scorecards/month/company/week", histQuery("/api/v1/scorecards", append(month, "of", "company", "interval", "week")...)},
-		{"rankings/districts/month", histQuery("/api/v1/rankings", "of", "districts", "period", "month", "at", at)},
 		{"rankings/companies/month", histQuery("/api/v1/rankings", "of", "companies", "period", "month", "at", at)},
 		{"rankings/companies/week", histQuery("/api/v1/rankings", "of", "companies", "period", "week", "at", at)},
-	} {
-		b.Run(tc.name, func(b *testing.B) {
-			var size int
-			for b.Loop() {
-				req := httptest.NewRequest(http.MethodGet, tc.path, nil)
-				req.Header.Set("Authorization", "Bearer "+histAnalystToken)
-				rec := httptest.NewRecorder()
-				e.h.ServeHTTP(rec, req)
-				if rec.Code != http.StatusOK {
-					b.Fatalf("GET %s: %d %s", tc.path, rec.Code, rec.Body.String())
-				}
-				size = rec.Body.Len()
-			}
-			b.ReportMetric(float64(size), "answer-bytes")
-		})
 	}
+	serve("", append([]request{
+		{"handling/year/district/month", histQuery("/api/v1/kpis/handling", append(year, "by", "district", "interval", "month")...)},
+		{"handling/year/unit/week", histQuery("/api/v1/kpis/handling", append(year, "by", "unit", "interval", "week")...)},
+		{"handling/month/district/day", histQuery("/api/v1/kpis/handling", append(month, "by", "district", "interval", "day")...)},
+		{"rankings/districts/month", histQuery("/api/v1/rankings", "of", "districts", "period", "month", "at", at)},
+	}, scorecards...))
 	b.Run("rollup/km-one-day", func(b *testing.B) {
 		for b.Loop() {
 			if err := e.srv.store.RollUpKm(ctx, lastDay, loc, time.Now()); err != nil {
@@ -145,9 +153,25 @@ func BenchmarkKPIYear(b *testing.B) {
 			}
 		}
 	})
-	b.Run("rollup/handling-one-day", func(b *testing.B) {
+	// the same scorecards once the last day's km is rolled up too (an hour after it ended)
+	serve("km-rolled/", scorecards)
+	b.Run("rollup/alerts-one-day", func(b *testing.B) {
 		for b.Loop() {
-			if err := e.srv.store.RollUpHandling(ctx, settled, settled.AddDate(0, 0, 1), loc, e.srv.cfg.AckWithin, time.Now()); err != nil {
+			if err := e.srv.store.RollUpDaily(ctx, settled, settled.AddDate(0, 0, 1), loc, e.srv.cfg.AckWithin, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("rollup/handling-one-old-day", func(b *testing.B) { // as after a late action
+		for b.Loop() {
+			if err := e.srv.store.RollUpHandling(ctx, from.AddDate(0, 0, 30), from.AddDate(0, 0, 31), loc, e.srv.cfg.AckWithin, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("rollup/late-actions-check", func(b *testing.B) { // the actions of the last 15 minutes
+		for b.Loop() {
+			if _, err := e.srv.store.LateHandlingDays(ctx, to.Add(-15*time.Minute), loc, lateMargin); err != nil {
 				b.Fatal(err)
 			}
 		}

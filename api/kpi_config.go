@@ -18,15 +18,15 @@ type KPIConfig struct {
 	Company CompanyWeights `yaml:"company"`
 	// District weighs a district's handling into its score.
 	District DistrictWeights `yaml:"district"`
-	// RollupDays is how many ended days the background roll-up of km (vehicle_km_daily) does at
-	// a time (default 7); -1 turns the background roll-up off (scorecards then read positions for
-	// those days).
+	// RollupDays is how many ended days the background roll-ups (vehicle_km_daily, and
+	// handling_daily, vehicle_violations_daily and vehicle_exits_daily) do at a time (default 7);
+	// -1 turns them off (the KPIs then read the raw tables for those days).
 	RollupDays int `yaml:"rollup_days"`
-	// RollupBack is how far back the background roll-up looks for days missing from
-	// vehicle_km_daily and alert_handling.
+	// RollupBack is how far back the background roll-ups look for days missing from
+	// vehicle_km_daily and handling_daily.
 	RollupBack time.Duration `yaml:"rollup_back"`
-	// HandlingSettle: a day's alerts are rolled up into alert_handling this long after the day
-	// ended (actions taken later are not in the roll-up).
+	// HandlingSettle: a day's alerts and gate exits are rolled up into the daily roll-ups this long
+	// after the day ended; actions taken later roll the day's handling up again (rollUpLate).
 	HandlingSettle time.Duration `yaml:"handling_settle"`
 }
 

@@ -352,12 +352,12 @@ func (s *Server) rollUpKm(ctx context.Context) ([]time.Time, error) {
 	})
 }
 
-// rollUpHandling rolls up, into alert_handling, up to api.kpi.rollup_days of the days that ended
-// more than api.kpi.handling_settle ago and are missing, newest first.
-func (s *Server) rollUpHandling(ctx context.Context) ([]time.Time, error) {
+// rollUpDaily rolls up, into the daily roll-ups of the alerts and gate exits (RollUpDaily), up
+// to api.kpi.rollup_days of the days that ended more than api.kpi.handling_settle ago and are
+// missing, newest first.
+func (s *Server) rollUpDaily(ctx context.Context) ([]time.Time, error) {
 	loc := s.city.City().Location
-	// the days come newest first; consecutive ones are rolled up in one statement (each reads the
-	// actions from its first day on)
+	// the days come newest first; consecutive ones are rolled up in one statement
 	var run []time.Time
 	flush := func(ctx context.Context) error {
 		if len(run) == 0 {
@@ -365,9 +365,9 @@ func (s *Server) rollUpHandling(ctx context.Context) ([]time.Time, error) {
 		}
 		from, to := run[len(run)-1], run[0].AddDate(0, 0, 1)
 		run = run[:0]
-		return s.store.RollUpHandling(ctx, from, to, loc, s.cfg.AckWithin, s.now())
+		return s.store.RollUpDaily(ctx, from, to, loc, s.cfg.AckWithin, s.now())
 	}
-	days, err := s.rollUp(ctx, s.cfg.KPI.HandlingSettle, s.store.MissingHandlingDays, func(ctx context.Context, day time.Time) error {
+	days, err := s.rollUp(ctx, s.cfg.KPI.HandlingSettle, s.store.MissingDailyDays, func(ctx context.Context, day time.Time) error {
 		if len(run) > 0 && !run[len(run)-1].AddDate(0, 0, -1).Equal(day) {
 			if err := flush(ctx); err != nil {
 				return err
@@ -383,6 +383,35 @@ func (s *Server) rollUpHandling(ctx context.Context) ([]time.Time, error) {
 		return nil, err
 	}
 	return days, nil
+}
+
+// lateMargin: an action taken up to this long before a day's roll-up may still have been
+// written after it (the roll-up did not see it), so it counts as late too.
+const lateMargin = 5 * time.Minute
+
+// rollUpLate rolls up again the days of handling_daily whose alerts got actions after the
+// day's roll-up (an alert resolved weeks after it started): it reads the actions taken since
+// the last check (less lateMargin), rolls their days up again, and records the check.
+func (s *Server) rollUpLate(ctx context.Context) ([]time.Time, error) {
+	if s.store == nil || s.cfg.KPI.RollupDays < 1 {
+		return nil, nil
+	}
+	loc := s.city.City().Location
+	now := s.now()
+	since, ok, err := s.store.ActionsChecked(ctx)
+	if err != nil || !ok {
+		return nil, err // nothing rolled up yet: nothing can be late
+	}
+	days, err := s.store.LateHandlingDays(ctx, since.Add(-lateMargin), loc, lateMargin)
+	if err != nil {
+		return nil, err
+	}
+	for i, d := range days {
+		if err := s.store.RollUpHandling(ctx, d, d.AddDate(0, 0, 1), loc, s.cfg.AckWithin, s.now()); err != nil {
+			return days[:i], err
+		}
+	}
+	return days, s.store.SetActionsChecked(ctx, now)
 }
 
 // rollUp rolls up the missing days (as missing lists them) that ended settle ago, newest
@@ -408,7 +437,7 @@ func (s *Server) rollUp(ctx context.Context, settle time.Duration, missing func(
 	return days, nil
 }
 
-// kpiRollup runs the roll-ups (rollUpKm, rollUpHandling) from the background loop every rollupEvery, one run
+// kpiRollup runs the roll-ups (rollUpKm, rollUpDaily, rollUpLate) from the background loop every rollupEvery, one run
 // at a time, beside the loop.
 type kpiRollup struct {
 	next time.Time
@@ -439,7 +468,8 @@ func (k *kpiRollup) maybe(ctx context.Context, s *Server) {
 			what string
 			run  func(context.Context) ([]time.Time, error)
 		}{{"the km driven per day (the scorecards read positions for the days missing)", s.rollUpKm},
-			{"the handling of the alerts per day (the handling KPIs read alerts and actions for the days missing)", s.rollUpHandling}} {
+			{"the alerts and gate exits per day (the KPIs read alerts, actions and events for the days missing)", s.rollUpDaily},
+			{"again the handling of the days with late actions", s.rollUpLate}} {
 			days, err := r.run(ctx)
 			if err != nil && ctx.Err() == nil {
 				s.log.Warn("cannot roll up "+r.what, "rolled_up", len(days), "err", err)

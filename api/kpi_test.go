@@ -485,45 +485,58 @@ func newKPIEnv(t *testing.T) (*histEnv, *kpiHistory) {
 func TestHandlingKPIs(t *testing.T) {
 	e, h := newKPIEnv(t)
 	ack := e.srv.cfg.AckWithin
-	// the handling of some days is rolled up (alert_handling), one at a time and a week at once,
-	// the rest read from alerts and actions: the answers must be the same
-	if err := e.srv.store.RollUpHandling(context.Background(), h.from.AddDate(0, 0, 10), h.from.AddDate(0, 0, 17), kpiZone, ack, time.Now()); err != nil {
+	// the handling of some days is rolled up (handling_daily), a week at once, one day at a
+	// time and one day twice, the rest read from alerts and actions: the answers must be the
+	// values computed here from the generated records
+	ctx := context.Background()
+	if err := e.srv.store.RollUpHandling(ctx, h.from.AddDate(0, 0, 10), h.from.AddDate(0, 0, 17), kpiZone, ack, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	for _, day := range []int{0, 1, 2, 40, 59, 60} {
+	for _, day := range []int{0, 1, 2, 40, 40, 59, 60} {
 		d := h.from.AddDate(0, 0, day)
-		if err := e.srv.store.RollUpHandling(context.Background(), d, d.AddDate(0, 0, 1), kpiZone, ack, time.Now()); err != nil {
+		if err := e.srv.store.RollUpHandling(ctx, d, d.AddDate(0, 0, 1), kpiZone, ack, time.Now()); err != nil {
 			t.Fatal(err)
+		}
+	}
+	check := func(t *testing.T, from, to time.Time, by, interval string) {
+		t.Helper()
+		var ans HandlingAnswer
+		e.getJSON(histQuery("/api/v1/kpis/handling", "from", from.Format(time.RFC3339), "to", to.Format(time.RFC3339), "by", by, "interval", interval),
+			"application/json; charset=utf-8", &ans)
+		want := h.wantHandling(from, to, by, interval, ack)
+		if len(ans.Rows) != len(want) {
+			t.Errorf("%d rows, want %d", len(ans.Rows), len(want))
+		}
+		raised, wantRaised := uint64(0), uint64(0)
+		for _, w := range want {
+			wantRaised += w.Raised
+		}
+		for _, got := range ans.Rows {
+			w, ok := want[[2]string{got.Period, got.Key}]
+			if !ok {
+				t.Errorf("unexpected row %s %s", got.Period, got.Key)
+				continue
+			}
+			raised += got.Raised
+			if msg := diffHandling(got, w); msg != "" {
+				t.Errorf("%s %s: %s", got.Period, got.Key, msg)
+			}
+		}
+		if raised != wantRaised || wantRaised == 0 {
+			t.Errorf("%d alerts raised in all, want the %d in the window", raised, wantRaised)
 		}
 	}
 	for _, by := range []string{"district", "unit"} {
 		for _, interval := range []string{IntervalAll, IntervalDay, IntervalWeek, IntervalMonth} {
-			t.Run(by+"/"+interval, func(t *testing.T) {
-				var ans HandlingAnswer
-				e.getJSON(histQuery("/api/v1/kpis/handling", "from", h.from.Format(time.RFC3339), "to", h.to.Format(time.RFC3339), "by", by, "interval", interval),
-					"application/json; charset=utf-8", &ans)
-				want := h.wantHandling(h.from, h.to, by, interval, ack)
-				if len(ans.Rows) != len(want) {
-					t.Errorf("%d rows, want %d", len(ans.Rows), len(want))
-				}
-				raised := uint64(0)
-				for _, got := range ans.Rows {
-					w, ok := want[[2]string{got.Period, got.Key}]
-					if !ok {
-						t.Errorf("unexpected row %s %s", got.Period, got.Key)
-						continue
-					}
-					raised += got.Raised
-					if msg := diffHandling(got, w); msg != "" {
-						t.Errorf("%s %s: %s", got.Period, got.Key, msg)
-					}
-				}
-				if raised != 400 {
-					t.Errorf("%d alerts raised in all, want the 400 in the window", raised)
-				}
-			})
+			t.Run(by+"/"+interval, func(t *testing.T) { check(t, h.from, h.to, by, interval) })
 		}
 	}
+	// a window that starts and ends within days rolled up: its first and last days are partly
+	// read from alerts and actions
+	t.Run("partial days", func(t *testing.T) {
+		check(t, h.from.AddDate(0, 0, 1).Add(7*time.Hour+30*time.Minute), h.from.AddDate(0, 0, 40).Add(15*time.Hour), "unit", IntervalDay)
+		check(t, h.from.AddDate(0, 0, 1).Add(7*time.Hour+30*time.Minute), h.from.AddDate(0, 0, 40).Add(15*time.Hour), "district", IntervalAll)
+	})
 	t.Run("district filter and csv", func(t *testing.T) {
 		code, hdr, body := e.get(histAnalystToken, histQuery("/api/v1/kpis/handling", "from", h.from.Format(time.RFC3339), "to", h.to.Format(time.RFC3339),
 			"district", "futian", "format", "csv"))
@@ -666,6 +679,17 @@ func TestScorecards(t *testing.T) {
 	if err := e.srv.store.RollUpKm(context.Background(), h.from.AddDate(0, 0, 17), kpiZone, time.Now()); err != nil {
 		t.Fatal(err)
 	}
+	// the violations and gate exits of most days are rolled up (vehicle_violations_daily,
+	// vehicle_exits_daily), October at once, some days of November one at a time and one twice
+	if err := e.srv.store.RollUpDaily(context.Background(), h.from, h.from.AddDate(0, 1, 0), kpiZone, e.srv.cfg.AckWithin, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, day := range []int{31, 40, 45, 45, 59} {
+		d := h.from.AddDate(0, 0, day)
+		if err := e.srv.store.RollUpDaily(context.Background(), d, d.AddDate(0, 0, 1), kpiZone, e.srv.cfg.AckWithin, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, of := range []string{"company", "vehicle"} {
 		for _, interval := range []string{IntervalAll, IntervalWeek, IntervalMonth} {
 			t.Run(of+"/"+interval, func(t *testing.T) {
@@ -741,6 +765,10 @@ func TestRankings(t *testing.T) {
 	at := time.Date(2026, 11, 15, 0, 0, 0, 0, kpiZone)
 	cur0, cur1 := time.Date(2026, 11, 1, 0, 0, 0, 0, kpiZone), time.Date(2026, 12, 1, 0, 0, 0, 0, kpiZone)
 	prev0 := time.Date(2026, 10, 1, 0, 0, 0, 0, kpiZone)
+	// the previous period is read from the daily roll-ups, the current one raw
+	if err := e.srv.store.RollUpDaily(context.Background(), prev0, cur0, kpiZone, cfg.AckWithin, time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	check := func(t *testing.T, ans RankingAnswer, cur, prev map[string]float64) {
 		t.Helper()
 		if len(ans.Rankings) != len(cur) {
@@ -871,10 +899,102 @@ func TestRollUpKm(t *testing.T) {
 		t.Errorf("second roll-up: %v %v, want the 5th, 4th and 3rd", days, err)
 	}
 	// the handling waits a week after the day's end
-	days, err = e.srv.rollUpHandling(context.Background())
+	days, err = e.srv.rollUpDaily(context.Background())
 	if err != nil || len(days) != 3 || days[0].Format(time.DateOnly) != "2026-11-02" || days[2].Format(time.DateOnly) != "2026-10-31" {
 		t.Errorf("handling roll-up: %v %v, want the 2nd of November and the two days before", days, err)
 	}
+}
+
+// An action taken after its alert's day was rolled up reaches the KPIs: rollUpLate rolls the
+// day up again, once.
+func TestLateActions(t *testing.T) {
+	e, h := newKPIEnv(t)
+	ctx := context.Background()
+	clock := time.Now()
+	e.srv.now = func() time.Time { return clock }
+	ack := e.srv.cfg.AckWithin
+	if days, err := e.srv.rollUpLate(ctx); err != nil || len(days) != 0 {
+		t.Fatalf("late roll-up before any roll-up: %v %v, want none", days, err)
+	}
+	if err := e.srv.store.RollUpDaily(ctx, h.from, h.to, kpiZone, ack, clock.Add(-2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// two alerts never handled get actions an hour after the roll-up: one is dispatched to an
+	// officer of team-west and resolved (its unit changes from the grid staff), one dismissed
+	var late []int
+	for i, a := range h.alerts {
+		if len(a.actions) == 0 && !a.start.Before(h.from) && a.start.Before(h.to) && (len(late) == 0 || !sameDay(h.alerts[late[0]].start, a.start)) {
+			late = append(late, i)
+		}
+		if len(late) == 2 {
+			break
+		}
+	}
+	if len(late) != 2 {
+		t.Fatal("the history has no two unhandled alerts on different days")
+	}
+	at := clock.Add(-time.Hour).Truncate(time.Millisecond)
+	h.alerts[late[0]].actions = []kpiAction{{action: "dispatch", officer: "OFF-3", at: at}, {action: "resolve", reason: "fined", at: at.Add(time.Second)}}
+	h.alerts[late[1]].actions = []kpiAction{{action: "dismiss", reason: "duplicate", at: at}}
+	b, err := e.conn.PrepareBatch(ctx, tables.AlertActions.Insert(e.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range late {
+		for _, x := range h.alerts[i].actions {
+			if err := b.Append(h.alerts[i].id, x.action, x.action, "sup", "supervisor", x.officer, x.reason, x.at, x.at.UnixMilli()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := b.Send(); err != nil {
+		t.Fatal(err)
+	}
+	mismatches := func() int {
+		n := 0
+		for _, by := range []string{"district", "unit"} {
+			var ans HandlingAnswer
+			e.getJSON(histQuery("/api/v1/kpis/handling", "from", h.from.Format(time.RFC3339), "to", h.to.Format(time.RFC3339), "by", by, "interval", IntervalDay),
+				"application/json; charset=utf-8", &ans)
+			want := h.wantHandling(h.from, h.to, by, IntervalDay, ack)
+			for _, got := range ans.Rows {
+				if diffHandling(got, want[[2]string{got.Period, got.Key}]) != "" {
+					n++
+				}
+				delete(want, [2]string{got.Period, got.Key})
+			}
+			n += len(want) // rows missing
+		}
+		return n
+	}
+	if n := mismatches(); n == 0 {
+		t.Fatal("the roll-ups already count the late actions")
+	}
+	days, err := e.srv.rollUpLate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range days {
+		got = append(got, d.Format(time.DateOnly))
+	}
+	want := []string{h.alerts[late[0]].start.In(kpiZone).Format(time.DateOnly), h.alerts[late[1]].start.In(kpiZone).Format(time.DateOnly)}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("rolled up again %v, want the days of the late actions %v", got, want)
+	}
+	if n := mismatches(); n != 0 {
+		t.Errorf("%d rows differ from the records after the late roll-up", n)
+	}
+	// the next run, ten minutes later, has nothing more to do
+	clock = clock.Add(10 * time.Minute)
+	if days, err := e.srv.rollUpLate(ctx); err != nil || len(days) != 0 {
+		t.Errorf("second late roll-up: %v %v, want none", days, err)
+	}
+}
+
+func sameDay(a, b time.Time) bool {
+	return a.In(kpiZone).Format(time.DateOnly) == b.In(kpiZone).Format(time.DateOnly)
 }
 
 func fmtPtr(p *float64) string {
@@ -955,7 +1075,13 @@ func TestKPISQLOnModernClickHouse(t *testing.T) {
 	if err := e.srv.store.RollUpKm(context.Background(), h.from.AddDate(0, 0, 3), kpiZone, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.srv.store.RollUpHandling(context.Background(), h.from.AddDate(0, 0, 40), h.from.AddDate(0, 0, 42), kpiZone, e.srv.cfg.AckWithin, time.Now()); err != nil {
+	if err := e.srv.store.RollUpDaily(context.Background(), h.from.AddDate(0, 0, 40), h.from.AddDate(0, 0, 42), kpiZone, e.srv.cfg.AckWithin, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.srv.rollUpLate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.srv.store.LateHandlingDays(context.Background(), h.from, kpiZone, lateMargin); err != nil {
 		t.Fatal(err)
 	}
 	w := []string{"from", h.from.Format(time.RFC3339), "to", h.to.Format(time.RFC3339)}
@@ -996,10 +1122,15 @@ func TestKPISQLOnModernClickHouse(t *testing.T) {
 	}
 }
 
-// The SQL of docs/kpis.md runs as written (on the test's database) and its handling per district
-// and day gives the API's figures.
+// The SQL of docs/kpis.md runs as written (on the test's database), and its handling per district
+// and day, from the alerts and actions and from handling_daily, gives the API's figures.
 func TestKPIDocsSQL(t *testing.T) {
 	e, h := newKPIEnv(t)
+	nov := time.Date(2026, 11, 1, 0, 0, 0, 0, kpiZone)
+	ctx := context.Background()
+	if err := e.srv.store.RollUpDaily(ctx, nov, h.to, kpiZone, e.srv.cfg.AckWithin, time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	doc, err := os.ReadFile("../docs/kpis.md")
 	if err != nil {
 		t.Fatal(err)
@@ -1011,10 +1142,9 @@ func TestKPIDocsSQL(t *testing.T) {
 			blocks = append(blocks, strings.ReplaceAll(sql, "muckwatch.", e.db+"."))
 		}
 	}
-	if len(blocks) != 4 {
-		t.Fatalf("docs/kpis.md has %d SELECT blocks, want 4", len(blocks))
+	if len(blocks) != 7 {
+		t.Fatalf("docs/kpis.md has %d SELECT blocks, want 7", len(blocks))
 	}
-	ctx := context.Background()
 	for _, sql := range blocks {
 		rows, err := e.conn.Query(ctx, sql)
 		if err != nil {
@@ -1023,47 +1153,53 @@ func TestKPIDocsSQL(t *testing.T) {
 		}
 		rows.Close()
 	}
-	var perDay *string
-	for i := range blocks {
-		if strings.HasPrefix(blocks[i], "SELECT toString(toDate(k_time") {
-			perDay = &blocks[i]
+	var ans HandlingAnswer
+	e.getJSON(histQuery("/api/v1/kpis/handling", "from", nov.Format(time.RFC3339), "to", h.to.Format(time.RFC3339), "interval", "day"), "application/json; charset=utf-8", &ans)
+	for _, prefix := range []string{"SELECT toString(toDate(k_time", "SELECT toString(day) AS k_day"} {
+		var perDay *string
+		for i := range blocks {
+			if strings.HasPrefix(blocks[i], prefix) {
+				perDay = &blocks[i]
+			}
 		}
-	}
-	if perDay == nil {
-		t.Fatal("docs/kpis.md has no handling per district and day")
-	}
-	type row struct {
-		raised, within, closed uint64
-		p50                    float64
-	}
-	doc2 := map[[2]string]row{}
-	rows, err := e.conn.Query(ctx, *perDay)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var day, district string
-		var r row
-		if err := rows.Scan(&day, &district, &r.raised, &r.within, &r.closed, &r.p50); err != nil {
+		if perDay == nil {
+			t.Fatalf("docs/kpis.md has no handling per district and day starting %q", prefix)
+		}
+		type row struct {
+			raised, within, closed uint64
+			p50                    float64
+		}
+		doc2 := map[[2]string]row{}
+		rows, err := e.conn.Query(ctx, *perDay)
+		if err != nil {
 			t.Fatal(err)
 		}
-		doc2[[2]string{day, district}] = r
-	}
-	var ans HandlingAnswer
-	nov := time.Date(2026, 11, 1, 0, 0, 0, 0, kpiZone)
-	e.getJSON(histQuery("/api/v1/kpis/handling", "from", nov.Format(time.RFC3339), "to", h.to.Format(time.RFC3339), "interval", "day"), "application/json; charset=utf-8", &ans)
-	if len(ans.Rows) != len(doc2) || len(ans.Rows) == 0 {
-		t.Fatalf("the API has %d rows, the documented SQL %d", len(ans.Rows), len(doc2))
-	}
-	for _, a := range ans.Rows {
-		d := doc2[[2]string{a.Period, a.Key}]
-		p50 := 0.0
-		if a.FirstActionP50S != nil {
-			p50 = *a.FirstActionP50S
+		for rows.Next() {
+			var day, district string
+			var r row
+			dest := []any{&day, &district, &r.raised, &r.within, &r.closed, &r.p50}
+			if n := len(rows.Columns()); n == 7 {
+				var overdue uint64
+				dest = append(dest, &overdue)
+			}
+			if err := rows.Scan(dest...); err != nil {
+				t.Fatal(err)
+			}
+			doc2[[2]string{day, district}] = r
 		}
-		if d.raised != a.Raised || d.within != a.WithinDeadline || d.closed != a.ClosedLoop || math.Abs(d.p50-p50) > 1e-9 {
-			t.Errorf("%s %s: the documented SQL gives %+v, the API %d raised, %d within, %d closed-loop, p50 %g", a.Period, a.Key, d, a.Raised, a.WithinDeadline, a.ClosedLoop, p50)
+		rows.Close()
+		if len(ans.Rows) != len(doc2) || len(ans.Rows) == 0 {
+			t.Fatalf("the API has %d rows, the documented SQL (%s) %d", len(ans.Rows), prefix, len(doc2))
+		}
+		for _, a := range ans.Rows {
+			d := doc2[[2]string{a.Period, a.Key}]
+			p50 := 0.0
+			if a.FirstActionP50S != nil {
+				p50 = *a.FirstActionP50S
+			}
+			if d.raised != a.Raised || d.within != a.WithinDeadline || d.closed != a.ClosedLoop || math.Abs(d.p50-p50) > 1e-9 {
+				t.Errorf("%s %s: the documented SQL (%s) gives %+v, the API %d raised, %d within, %d closed-loop, p50 %g", a.Period, a.Key, prefix, d, a.Raised, a.WithinDeadline, a.ClosedLoop, p50)
+			}
 		}
 	}
 }

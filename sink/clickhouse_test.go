@@ -109,20 +109,24 @@ func TestMigrateIdempotent(t *testing.T) {
 		tables[name] = engine
 	}
 	wantTables := map[string]string{
-		"schema_migrations":   "ReplacingMergeTree",
-		"positions":           "ReplacingMergeTree",
-		"events":              "ReplacingMergeTree",
-		"officer_positions":   "ReplacingMergeTree",
-		"rejects":             "ReplacingMergeTree",
-		"alerts":              "ReplacingMergeTree",
-		"alert_changes":       "ReplacingMergeTree",
-		"violations_daily":    "AggregatingMergeTree",
-		"violations_daily_mv": "MaterializedView",
-		"alert_actions":       "ReplacingMergeTree",
-		"api_audit":           "MergeTree",
-		"alert_feed":          "ReplacingMergeTree",
-		"vehicle_km_daily":    "ReplacingMergeTree",
-		"alert_handling":      "ReplacingMergeTree",
+		"schema_migrations":        "ReplacingMergeTree",
+		"positions":                "ReplacingMergeTree",
+		"events":                   "ReplacingMergeTree",
+		"officer_positions":        "ReplacingMergeTree",
+		"rejects":                  "ReplacingMergeTree",
+		"alerts":                   "ReplacingMergeTree",
+		"alert_changes":            "ReplacingMergeTree",
+		"violations_daily":         "AggregatingMergeTree",
+		"violations_daily_mv":      "MaterializedView",
+		"alert_actions":            "ReplacingMergeTree",
+		"api_audit":                "MergeTree",
+		"alert_feed":               "ReplacingMergeTree",
+		"vehicle_km_daily":         "ReplacingMergeTree",
+		"alert_handling":           "ReplacingMergeTree",
+		"kpi_rollups":              "ReplacingMergeTree",
+		"handling_daily":           "ReplacingMergeTree",
+		"vehicle_violations_daily": "ReplacingMergeTree",
+		"vehicle_exits_daily":      "ReplacingMergeTree",
 	}
 	if !reflect.DeepEqual(tables, wantTables) {
 		t.Errorf("tables = %v, want %v", tables, wantTables)

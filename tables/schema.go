@@ -133,9 +133,37 @@ var VehicleKmDaily = &Table{Name: "vehicle_km_daily", Version: "rolled_at", Colu
 }}
 
 // AlertHandling is the handling of every alert, one row per alert by the day it started, rolled
-// up from alerts and alert_actions once the day has settled (005_kpi).
+// up from alerts and alert_actions once the day has settled (005_kpi). Superseded by HandlingDaily
+// (006_kpi_daily): no longer written or read.
 var AlertHandling = &Table{Name: "alert_handling", Version: "rolled_at", Columns: []Column{
 	typed("day", "Date"), typed("k_id", typeUInt64), dateTime("k_time"), i64("k_start"), str("k_district"), i64("k_deadline"),
 	i64("h_first"), i64("h_dispatch"), i64("h_ack"), i64("h_resolve"), i64("h_dismiss"), str("h_reason"), str("h_outcome"), str("h_officer"),
 	dateTime("rolled_at"),
+}}
+
+// KPIRollups marks each day rolled up into one of the KPIs' daily roll-ups (006_kpi_daily): a
+// reader takes of each day the rows of its newest mark.
+var KPIRollups = &Table{Name: "kpi_rollups", Version: "rolled_at", Columns: []Column{
+	str("roll_up"), typed("day", "Date"), dateTime("rolled_at"),
+}}
+
+// HandlingDaily is the handling of the alerts that started on a day, by district and the officer
+// dispatched last (006_kpi_daily).
+var HandlingDaily = &Table{Name: "handling_daily", Version: "rolled_at", Columns: []Column{
+	typed("day", "Date"), str("district"), str("officer"),
+	typed("raised", typeUInt64), typed("dispatched", typeUInt64), typed("acknowledged", typeUInt64), typed("resolved", typeUInt64),
+	typed("dismissed", typeUInt64), typed("acted", typeUInt64), typed("within_deadline", typeUInt64), typed("overdue", typeUInt64),
+	typed("closed_loop", typeUInt64), typed("pending_due", "Array(Int64)"), typed("first_ms", "Array(Int64)"), typed("resolve_ms", "Array(Int64)"),
+	typed("dismiss_reasons", "Array(String)"), dateTime("rolled_at"),
+}}
+
+// VehicleViolationsDaily counts the alerts that started on a day by vehicle and rule
+// (006_kpi_daily).
+var VehicleViolationsDaily = &Table{Name: "vehicle_violations_daily", Version: "rolled_at", Columns: []Column{
+	typed("day", "Date"), str("vehicle_id"), str("rule"), typed("alerts", typeUInt64), str("company"), i64("last_start"), dateTime("rolled_at"),
+}}
+
+// VehicleExitsDaily counts the gate exits of a day by vehicle, by site as arrays (006_kpi_daily).
+var VehicleExitsDaily = &Table{Name: "vehicle_exits_daily", Version: "rolled_at", Columns: []Column{
+	typed("day", "Date"), str("vehicle_id"), typed("site_ids", "Array(String)"), typed("site_exits", "Array(UInt64)"), dateTime("rolled_at"),
 }}

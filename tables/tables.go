@@ -84,5 +84,6 @@ func (t *Table) List(names ...string) string {
 // All returns every table, in the order of the migrations that create them.
 func All() []*Table {
 	return []*Table{SchemaMigrations, Positions, Events, OfficerPositions, Rejects, Alerts, AlertChanges, ViolationsDaily,
-		AlertActions, APIAudit, AlertFeed, VehicleKmDaily, AlertHandling}
+		AlertActions, APIAudit, AlertFeed, VehicleKmDaily, AlertHandling, KPIRollups, HandlingDaily,
+		VehicleViolationsDaily, VehicleExitsDaily}
 }
