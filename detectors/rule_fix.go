@@ -59,6 +59,10 @@ func (r *RouteDeviation) Judge(c *city.City, prev, cur *Observation, ep *Episode
 	half := route.Corridor.HalfWidthM
 	switch {
 	case d > half+r.cfg.LeaveMarginM:
+		// The test above is in the city's projection, exact on its map; the value reported (and
+		// the severity read from it) is the distance on the ground, right however far the truck
+		// has driven from the map (the projection is ~2 % off 300 km north of it).
+		d = route.Corridor.GroundDistance(c.Proj, cur.LL)
 		sev := SeverityWarning
 		if d > 5*half {
 			sev = SeveritySevere
