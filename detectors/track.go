@@ -183,7 +183,7 @@ func (m *motion) drop(t time.Time) {
 
 // speed derives the speed at (t, ll) in m/s from the remembered fixes between window and
 // 3·window before it: the median of the three newest such estimates, the lower of two, or the
-// one; ok is false when there is none.
+// one; ok is false when there is none. from is the oldest remembered fix the estimates span.
 func (m *motion) speed(t time.Time, ll orb.Point, window time.Duration) (mps float64, from trace, ok bool) {
 	var est [3]float64
 	k := 0
