@@ -205,7 +205,7 @@ func (e *Engine) step(tr *Track, i int, ep *Episode, d describer, t Timing, phas
 		}
 		ep.cleared = time.Time{}
 		if ep.state == StatePending {
-			if v.Immediate || (cur.Time.Sub(ep.since) >= t.For && ep.fixes >= t.MinFixes) {
+			if v.Immediate || (cur.Time.Sub(ep.since) >= t.For && ep.fixes >= t.MinFixes+v.MoreFixes) {
 				e.open(tr, i, ep, d, phase, cur, v)
 				if v.Instant {
 					e.resolve(i, ep, d, cur.Time)

@@ -59,6 +59,10 @@ func (r *RouteDeviation) Judge(c *city.City, prev, cur *Observation, ep *Episode
 	half := route.Corridor.HalfWidthM
 	switch {
 	case d > half+r.cfg.LeaveMarginM:
+		// The test above is in the city's projection, exact on its map; the value reported (and
+		// the severity read from it) is the distance on the ground, right however far the truck
+		// has driven from the map (the projection is ~2 % off 300 km north of it).
+		d = route.Corridor.GroundDistance(c.Proj, cur.LL)
 		sev := SeverityWarning
 		if d > 5*half {
 			sev = SeveritySevere
@@ -132,12 +136,47 @@ func (r *Speeding) Judge(c *city.City, prev, cur *Observation, ep *Episode) Verd
 		return Verdict{} // no speed reported, none derived yet (a window after a jump or a restart)
 	}
 	limit, place := r.limit(c, cur.XY)
+	sparse := cur.Derived && prev != nil && cur.Time.Sub(prev.Time) >= sparseFixes
+	if cur.Derived && !sparse && cur.SpeedFrom != (orb.Point{}) {
+		// A derived speed is the average since the start of its window (20–30 s back at 5 s):
+		// judged against the highest limit along it, so that a truck slowing down as it leaves a
+		// faster zone is not read as speeding in the slower one for the window's length. (From
+		// sparse fixes the window reaches a minute back, too long to hold a truck to the limit
+		// it left; those are confirmed by a third fix instead, below.)
+		if l, p := r.limit(c, c.Proj.Forward(cur.SpeedFrom)); l > limit {
+			limit, place = l, p
+		}
+	}
+	if sparse && ep.state == StatePending {
+		// Confirming a pending episode from sparse fixes (below): the truck, speeding, may read
+		// slower for a turn taken between two fixes, a chord cutting its corner; so may the
+		// fix after two ahead of it by one offset, the displacement over the whole window too.
+		// The episode goes on while the fix or the whole window is above the limit, at the
+		// speed it had.
+		if kmh := max(cur.SpeedKmh, cur.SpanKmh); kmh > limit*(1-2*r.cfg.Tolerance) {
+			kmh = max(kmh, prev.SpeedKmh)
+			if v := r.verdict(kmh, limit, place); v.Active {
+				v.Basis, v.MoreFixes = cur.speedBasis(), 1
+				return v
+			}
+		}
+	}
 	v := r.verdict(cur.SpeedKmh, limit, place)
 	if v.Active {
 		v.Basis = cur.speedBasis()
+		if sparse {
+			// From sparse fixes, two in a row can be ahead of the truck by one offset (a GPS
+			// error that persists, a re-acquisition without a gap): both read fast, the next
+			// reads slow, and slower than the limit over the whole window. A third fix is
+			// needed, judged as above.
+			v.MoreFixes = 1
+		}
 	}
 	return v
 }
+
+// sparseFixes: fixes this far apart or more are sparse for a derived speed (its window is 20 s).
+const sparseFixes = 10 * time.Second
 
 // verdict judges a speed against the limit where the truck is (place: the speed zone's id).
 func (r *Speeding) verdict(kmh, limit float64, place string) Verdict {

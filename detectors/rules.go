@@ -25,6 +25,11 @@ type Observation struct {
 	SpeedKmh float64   // from the terminal, else derived over the speed window; capped at max_speed_kmh
 	Reported bool      // SpeedKmh came from the terminal
 	Derived  bool      // SpeedKmh was derived from positions (neither: unknown, 0)
+	// SpeedFrom: where a derived speed's window starts (lon/lat of the oldest fix it spans); the
+	// truck's speed is an average from there, under the limits along the way. SpanKmh is that
+	// average over the whole window (capped as SpeedKmh), whatever the fixes in between say.
+	SpeedFrom orb.Point
+	SpanKmh   float64
 	// AfterGap: the fix came after a gap in the track's reporting (a loss of the fix), more than
 	// twice the interval before it: what changed in between happened at an unknown moment
 	AfterGap bool
@@ -51,6 +56,9 @@ type Verdict struct {
 	Place    string   // zone, site or route id
 	// Immediate fires at once, without waiting for the rule's For and MinFixes.
 	Immediate bool
+	// MoreFixes: the episode needs this many fixes beyond the rule's MinFixes to open (a
+	// speed derived from sparse fixes: two in a row can share one offset).
+	MoreFixes int
 	// Since is when a time-driven episode started (TimeRule verdicts only).
 	Since time.Time
 	// Instant: the finding is a single moment; the alert opens and resolves at once.

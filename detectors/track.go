@@ -183,8 +183,8 @@ func (m *motion) drop(t time.Time) {
 
 // speed derives the speed at (t, ll) in m/s from the remembered fixes between window and
 // 3·window before it: the median of the three newest such estimates, the lower of two, or the
-// one; ok is false when there is none.
-func (m *motion) speed(t time.Time, ll orb.Point, window time.Duration) (mps float64, ok bool) {
+// one; ok is false when there is none. from is the oldest remembered fix the estimates span.
+func (m *motion) speed(t time.Time, ll orb.Point, window time.Duration) (mps float64, from trace, ok bool) {
 	var est [3]float64
 	k := 0
 	for i := 0; i < m.n && k < 3; i++ {
@@ -197,17 +197,18 @@ func (m *motion) speed(t time.Time, ll orb.Point, window time.Duration) (mps flo
 			break
 		}
 		est[k] = groundDist(tr.ll, ll) / span.Seconds()
+		from = *tr
 		k++
 	}
 	switch k {
 	case 0:
-		return 0, false
+		return 0, from, false
 	case 1:
-		return est[0], true
+		return est[0], from, true
 	case 2:
-		return min(est[0], est[1]), true
+		return min(est[0], est[1]), from, true
 	}
-	return max(min(est[0], est[1]), min(max(est[0], est[1]), est[2])), true
+	return max(min(est[0], est[1]), min(max(est[0], est[1]), est[2])), from, true
 }
 
 // stay is where a vehicle has been staying: the centre of its fixes there (a running mean, so
@@ -494,11 +495,15 @@ func (e *Engine) accept(tr *Track, m *motion, cur, prev *Observation) {
 		cur.StillSince, cur.StayAt = m.stay.settledAt, m.stay.centre
 	}
 	if !cur.Reported {
-		switch v, ok := m.speed(cur.Time, cur.LL, e.cfg.SpeedWindow); {
+		switch v, from, ok := m.speed(cur.Time, cur.LL, e.cfg.SpeedWindow); {
 		case cur.Still:
 			cur.SpeedKmh, cur.Derived = 0, true
 		case ok:
 			cur.SpeedKmh, cur.Derived = min(v*3.6, e.cfg.MaxSpeedKmh), true
+			cur.SpeedFrom = from.ll
+			if span := cur.Time.Sub(from.t).Seconds(); span > 0 {
+				cur.SpanKmh = min(groundDist(from.ll, cur.LL)/span*3.6, e.cfg.MaxSpeedKmh)
+			}
 		}
 	}
 	m.push(cur.Time, cur.LL)

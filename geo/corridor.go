@@ -245,3 +245,51 @@ func heading(a, b orb.Point) float64 {
 	}
 	return h
 }
+
+// GroundDistance returns the distance in metres on the ground from the lon/lat point ll to the
+// centreline, whose projected vertices proj maps back to lon/lat (proj must be the projection
+// the line was built in). Distance works in the projection, which is exact near its origin
+// but drifts east–west away from it (~2 % 300 km north of a city at 22.6°N); GroundDistance
+// is right anywhere: each segment is measured on the local scale of its middle and the point
+// (metres per degree of longitude at their mean latitude), and the distance to the nearest
+// point so found is the great circle's. It costs a cosine per segment: use it for values
+// reported, not for every test. An empty line gives +Inf.
+func (c *Corridor) GroundDistance(proj Projection, ll orb.Point) float64 {
+	const rad = math.Pi / 180
+	switch len(c.Line) {
+	case 0:
+		return math.Inf(1)
+	case 1:
+		return DistanceM(ll, proj.Inverse(c.Line[0]))
+	}
+	best, bestD2 := orb.Point{}, math.Inf(1)
+	a := proj.Inverse(c.Line[0])
+	for i := 1; i < len(c.Line); i++ {
+		b := proj.Inverse(c.Line[i])
+		k := math.Cos(((a[1]+b[1])/2 + ll[1]) / 2 * rad)
+		ax, ay := lonDelta(ll[0], a[0])*k, a[1]-ll[1]
+		bx, by := lonDelta(ll[0], b[0])*k, b[1]-ll[1]
+		dx, dy := bx-ax, by-ay
+		var t float64
+		if l2 := dx*dx + dy*dy; l2 > 0 {
+			t = min(max(-(ax*dx+ay*dy)/l2, 0), 1)
+		}
+		if ex, ey := ax+t*dx, ay+t*dy; ex*ex+ey*ey < bestD2 {
+			bestD2 = ex*ex + ey*ey
+			best = orb.Point{a[0] + t*lonDelta(a[0], b[0]), a[1] + t*(b[1]-a[1])}
+		}
+		a = b
+	}
+	return DistanceM(ll, best)
+}
+
+// lonDelta returns the difference of longitude to − from in degrees, within [-180, 180].
+func lonDelta(from, to float64) float64 {
+	d := to - from
+	if d > 180 {
+		d -= 360
+	} else if d < -180 {
+		d += 360
+	}
+	return d
+}

@@ -201,3 +201,48 @@ func TestCorridorQueriesDoNotAllocate(t *testing.T) {
 	}
 	_ = sink
 }
+
+// groundTruthDist is the great-circle distance from ll to the lon/lat line, its minimum over
+// points every ~1 m along each segment: slow, obviously right.
+func groundTruthDist(line orb.LineString, ll orb.Point) float64 {
+	best := math.Inf(1)
+	for i := 1; i < len(line); i++ {
+		a, b := line[i-1], line[i]
+		n := int(DistanceM(a, b)) + 1
+		for j := 0; j <= n; j++ {
+			k := float64(j) / float64(n)
+			best = min(best, DistanceM(ll, orb.Point{a[0] + k*(b[0]-a[0]), a[1] + k*(b[1]-a[1])}))
+		}
+	}
+	return best
+}
+
+func TestCorridorGroundDistanceFarFromOrigin(t *testing.T) {
+	proj := NewProjection(orb.Point{114.0, 22.6})
+	// a route of the city, bending across ~25 km of it
+	ll := orb.LineString{{113.90, 22.55}, {113.98, 22.58}, {114.05, 22.62}, {114.10, 22.70}, {114.12, 22.75}}
+	c := NewCorridor("r", proj.LineString(ll), 50)
+	for _, tc := range []struct {
+		name string
+		at   orb.Point
+	}{
+		{"on the map, ~270 m off", orb.Point{114.02, 22.6057}},
+		{"50 km north-east", orb.Point{114.40, 22.95}},
+		{"120 km east", orb.Point{115.30, 22.70}},
+		{"300 km north-west", orb.Point{112.0, 25.1}},
+		{"300 km north-east", orb.Point{116.2, 24.9}},
+		{"200 km south-west", orb.Point{112.3, 21.4}},
+		{"1,900 km north-east (Harbin)", orb.Point{126.63, 45.75}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := groundTruthDist(ll, tc.at)
+			got := c.GroundDistance(proj, tc.at)
+			if math.Abs(got-want) > 0.001*want+1 {
+				t.Fatalf("GroundDistance = %.1f m; the great circle gives %.1f m (projected %.1f m)", got, want, c.Distance(proj.Forward(tc.at)))
+			}
+		})
+	}
+	if d := NewCorridor("empty", nil, 50).GroundDistance(proj, orb.Point{114, 22.6}); !math.IsInf(d, 1) {
+		t.Fatalf("empty line: %v, want +Inf", d)
+	}
+}
