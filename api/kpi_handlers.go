@@ -352,6 +352,37 @@ func (s *Server) rollUpKm(ctx context.Context) ([]time.Time, error) {
 	})
 }
 
+// rollUpKmHours rolls up, into vehicle_km_hourly, the hours of the days not in vehicle_km_daily
+// (of today and yesterday) that ended more than hourSettle ago and are missing, newest first. It
+// returns the hours it rolled up.
+func (s *Server) rollUpKmHours(ctx context.Context) ([]time.Time, error) {
+	if s.store == nil || s.cfg.KPI.RollupDays < 1 {
+		return nil, nil
+	}
+	loc := s.city.City().Location
+	now := s.now()
+	today := dayFloor(now, loc)
+	days, err := s.store.MissingKmDays(ctx, today.AddDate(0, 0, -1), today.AddDate(0, 0, 1), loc)
+	if err != nil || len(days) == 0 {
+		return nil, err
+	}
+	hours, err := s.store.MissingKmHours(ctx, days[0], minTime(days[len(days)-1].AddDate(0, 0, 1), now.Add(-hourSettle).Truncate(time.Hour)))
+	if err != nil {
+		return nil, err
+	}
+	// not the hours of a day already in vehicle_km_daily (yesterday's, when today's is missing)
+	hours = slices.DeleteFunc(hours, func(h time.Time) bool {
+		return !slices.ContainsFunc(days, func(d time.Time) bool { return h.Add(time.Hour).After(d) && h.Before(d.AddDate(0, 0, 1)) })
+	})
+	slices.Reverse(hours)
+	for i, h := range hours {
+		if err := s.store.RollUpKmHour(ctx, h, loc, s.now()); err != nil {
+			return hours[:i], err
+		}
+	}
+	return hours, nil
+}
+
 // rollUpDaily rolls up, into the daily roll-ups of the alerts and gate exits (RollUpDaily), up
 // to api.kpi.rollup_days of the days that ended more than api.kpi.handling_settle ago and are
 // missing, newest first.
@@ -437,7 +468,7 @@ func (s *Server) rollUp(ctx context.Context, settle time.Duration, missing func(
 	return days, nil
 }
 
-// kpiRollup runs the roll-ups (rollUpKm, rollUpDaily, rollUpLate) from the background loop every rollupEvery, one run
+// kpiRollup runs the roll-ups (rollUpKm, rollUpKmHours, rollUpDaily, rollUpLate) from the background loop every rollupEvery, one run
 // at a time, beside the loop.
 type kpiRollup struct {
 	next time.Time
@@ -468,13 +499,14 @@ func (k *kpiRollup) maybe(ctx context.Context, s *Server) {
 			what string
 			run  func(context.Context) ([]time.Time, error)
 		}{{"the km driven per day (the scorecards read positions for the days missing)", s.rollUpKm},
+			{"the km driven per hour of the days not rolled up (the scorecards read positions for the hours missing)", s.rollUpKmHours},
 			{"the alerts and gate exits per day (the KPIs read alerts, actions and events for the days missing)", s.rollUpDaily},
 			{"again the handling of the days with late actions", s.rollUpLate}} {
 			days, err := r.run(ctx)
 			if err != nil && ctx.Err() == nil {
 				s.log.Warn("cannot roll up "+r.what, "rolled_up", len(days), "err", err)
 			} else if len(days) > 0 {
-				s.log.Info("rolled up "+r.what, "days", len(days), "newest", days[0].Format(time.DateOnly))
+				s.log.Info("rolled up "+r.what, "count", len(days), "newest", days[0].Format(time.RFC3339))
 			}
 		}
 	}(k.done)

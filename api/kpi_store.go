@@ -612,7 +612,7 @@ func (s *Store) Activity(ctx context.Context, aq ActivityQuery) ([]VehicleActivi
 		}
 	}
 
-	// km: the days rolled up, and the others from positions
+	// km: the days rolled up, and the others from their hours rolled up and positions
 	done, err := s.rolledDaysOf(ctx, tables.VehicleKmDaily, "vehicle_id = ''", aq.From.In(aq.Location).Format(time.DateOnly), aq.To.In(aq.Location).Format(time.DateOnly))
 	if err != nil {
 		return nil, err
@@ -647,16 +647,15 @@ func (s *Store) Activity(ctx context.Context, aq ActivityQuery) ([]VehicleActivi
 		if len(plan.raw) == 0 {
 			return false
 		}
-		for i, sp := range plan.raw {
-			if i > 0 {
-				p.add(" UNION ALL ")
-			}
-			p.add("SELECT k_day, vehicle_id AS k_vehicle, km AS k_km FROM (")
-			s.kmFromPositions(p, sp[0], sp[1], zone, aq.Vehicles)
-			p.add(")")
+		// the days not rolled up: their ended hours from vehicle_km_hourly, the rest from positions
+		if err = s.kmDays(ctx, p, plan.raw, zone, aq.Vehicles); err != nil {
+			return false
 		}
 		return true
 	})
+	if err != nil {
+		return nil, err
+	}
 	km.add(") GROUP BY k_period, k_vehicle")
 	if err := s.periodRows(ctx, &km, "the km per vehicle", func(scan func(dest ...any) error) error {
 		var p, veh string
