@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -109,6 +111,41 @@ func TestKmHourly(t *testing.T) {
 	}
 	for _, w := range windows {
 		check("after the roll-up: "+w.name, w.from, w.to)
+	}
+	// the docs' SQL summing a day from its hours gives the 9th's km (all its hours are rolled up)
+	doc, err := os.ReadFile("../docs/kpis.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hourly string
+	for _, part := range strings.Split(string(doc), "```sql\n")[1:] {
+		if sql, _, _ := strings.Cut(part, "```"); strings.Contains(sql, "FROM muckwatch.vehicle_km_hourly FINAL") {
+			hourly = strings.ReplaceAll(strings.ReplaceAll(sql, "muckwatch.", e.db+"."), "day = '2026-12-11'", "day = '2026-11-09'")
+		}
+	}
+	if hourly == "" {
+		t.Fatal("docs/kpis.md has no SQL summing a day's km from vehicle_km_hourly")
+	}
+	rows, err := e.conn.Query(ctx, hourly)
+	if err != nil {
+		t.Fatalf("docs/kpis.md: %v in\n%s", err, hourly)
+	}
+	want, n := rawKm(t, e, day, day.AddDate(0, 0, 1)), 0
+	for rows.Next() {
+		var v string
+		var d time.Time
+		var km float64
+		if err := rows.Scan(&v, &d, &km); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if w := want[[2]string{d.Format(time.DateOnly), v}]; math.Abs(km-w) > 1e-9*math.Max(1, w) {
+			t.Errorf("docs/kpis.md: the km of %s on %s = %.12f, want %.12f", v, d.Format(time.DateOnly), km, w)
+		}
+	}
+	rows.Close()
+	if n != len(want) || n == 0 {
+		t.Errorf("docs/kpis.md: %d vehicles on the 9th, want %d", n, len(want))
 	}
 	if again, err := e.srv.rollUpKmHours(ctx); err != nil || len(again) != 0 {
 		t.Errorf("second roll-up: %v %v, want none", again, err)

@@ -1145,8 +1145,8 @@ func TestKPIDocsSQL(t *testing.T) {
 			blocks = append(blocks, strings.ReplaceAll(sql, "muckwatch.", e.db+"."))
 		}
 	}
-	if len(blocks) != 7 {
-		t.Fatalf("docs/kpis.md has %d SELECT blocks, want 7", len(blocks))
+	if len(blocks) != 8 {
+		t.Fatalf("docs/kpis.md has %d SELECT blocks, want 8", len(blocks))
 	}
 	for _, sql := range blocks {
 		rows, err := e.conn.Query(ctx, sql)
