@@ -109,7 +109,7 @@ func (s *Server) handleHandlingKPIs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var rows []HandlingRow
-	if err := s.query(r.Context(), func(ctx context.Context) (err error) {
+	if err := s.queryWithin(r.Context(), s.cfg.KPI.QueryTimeout, func(ctx context.Context) (err error) {
 		rows, err = s.store.Handling(ctx, hq)
 		return err
 	}); err != nil {
@@ -159,7 +159,7 @@ func handlingCSV(by string, rows []HandlingKPI) [][]string {
 // activity reads the vehicles' activity over whole days [from, to) of the city's zone.
 func (s *Server) activity(ctx context.Context, c *city.City, from, to time.Time, interval string, vehicles []string) ([]VehicleActivity, error) {
 	var acts []VehicleActivity
-	err := s.query(ctx, func(ctx context.Context) (err error) {
+	err := s.queryWithin(ctx, s.cfg.KPI.QueryTimeout, func(ctx context.Context) (err error) {
 		acts, err = s.store.Activity(ctx, ActivityQuery{From: from, To: to, Interval: interval, Location: c.Location,
 			ConstructionSites: constructionSites(c), Vehicles: vehicles})
 		return err
@@ -299,7 +299,7 @@ func (s *Server) handleRankings(w http.ResponseWriter, r *http.Request) {
 	if of == "districts" {
 		var rows []HandlingRow
 		hq := HandlingQuery{From: prevStart, To: end, By: "district", Interval: period, Location: loc, AckWithin: s.cfg.AckWithin, NowMs: s.now().UnixMilli()}
-		err = s.query(r.Context(), func(ctx context.Context) (err error) {
+		err = s.queryWithin(r.Context(), s.cfg.KPI.QueryTimeout, func(ctx context.Context) (err error) {
 			rows, err = s.store.Handling(ctx, hq)
 			return err
 		})
