@@ -164,7 +164,11 @@ func (s *Server) activity(ctx context.Context, c *city.City, from, to time.Time,
 			ConstructionSites: constructionSites(c), Vehicles: vehicles})
 		return err
 	})
-	return acts, err
+	if err != nil {
+		// acts is not read: a query given up on may still be writing it
+		return nil, err
+	}
+	return acts, nil
 }
 
 func (s *Server) handleScorecards(w http.ResponseWriter, r *http.Request) {
@@ -303,6 +307,12 @@ func (s *Server) handleRankings(w http.ResponseWriter, r *http.Request) {
 			rows, err = s.store.Handling(ctx, hq)
 			return err
 		})
+		if err != nil {
+			// rows are not read: a query given up on (timeout, the client gone) may still be
+			// writing them
+			s.historyFailed(w, r, err)
+			return
+		}
 		for _, row := range rows {
 			if m := pick(row.Period); m != nil && row.Key != "" {
 				m[row.Key] = districtScore(handlingKPI(row), s.cfg.KPI.District)
@@ -311,6 +321,10 @@ func (s *Server) handleRankings(w http.ResponseWriter, r *http.Request) {
 	} else {
 		var acts []VehicleActivity
 		acts, err = s.activity(r.Context(), c, prevStart, end, period, nil)
+		if err != nil {
+			s.historyFailed(w, r, err)
+			return
+		}
 		for _, sc := range scorecards(acts, "company", c, s.cfg.KPI) {
 			for _, p := range sc.Periods {
 				if m := pick(p.Period); m != nil {
@@ -318,10 +332,6 @@ func (s *Server) handleRankings(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
-	}
-	if err != nil {
-		s.historyFailed(w, r, err)
-		return
 	}
 	ans := RankingAnswer{Of: of, Period: period, Current: PeriodRange{formatTime(start, loc), formatTime(end, loc)},
 		Previous: PeriodRange{formatTime(prevStart, loc), formatTime(start, loc)}, Rankings: ranking(cur, prev)}
