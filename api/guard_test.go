@@ -257,6 +257,42 @@ func TestQueriesBoundedWhenClickHouseHangs(t *testing.T) {
 	}
 }
 
+// The KPIs' reports are bounded by api.kpi.query_timeout, not by the lookups' api.query_timeout:
+// with the lookups' timeout long and the KPIs' short, a hanging ClickHouse answers the KPI
+// requests 504 within the KPIs' timeout, saying which.
+func TestKPIQueriesBoundedByTheirOwnTimeout(t *testing.T) {
+	e := newHistEnv(t)
+	addr := silentServer(t)
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, DialTimeout: time.Minute, ReadTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	const timeout = 300 * time.Millisecond
+	srv := e.newServerWith(NewStore(conn, "muckwatch", histLogger()), func(c *Config) {
+		c.QueryTimeout = 5 * time.Minute
+		c.KPI.QueryTimeout = timeout
+	})
+	win := "from=2026-11-01T00:00:00%2B08:00&to=2026-12-01T00:00:00%2B08:00"
+	for _, p := range []string{
+		"/api/v1/kpis/handling?" + win,
+		"/api/v1/scorecards?of=company&" + win,
+		"/api/v1/rankings?of=districts&period=month&at=2026-11-15T00:00:00%2B08:00",
+	} {
+		t.Run(p[:min(len(p), 40)], func(t *testing.T) {
+			start := time.Now()
+			rec := serve(srv.Handler(), "GET", p, histAdminToken, "", "")
+			took := time.Since(start)
+			if rec.Code != http.StatusGatewayTimeout || took > timeout+2*time.Second {
+				t.Fatalf("%d after %s: %s; want 504 within about %s", rec.Code, took, rec.Body, timeout)
+			}
+			if body := rec.Body.String(); !strings.Contains(body, "did not answer within 300ms") {
+				t.Errorf("body %s: want the KPIs' timeout named", body)
+			}
+		})
+	}
+}
+
 // Error answers say what was wrong in the client's terms, never Go types, addresses or driver
 // messages.
 func TestErrorBodiesWithoutInternals(t *testing.T) {

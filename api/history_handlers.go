@@ -39,6 +39,18 @@ func (s *Server) noStore(w http.ResponseWriter) bool {
 // errQueryTimeout is a history query that did not finish within api.query_timeout.
 var errQueryTimeout = errors.New("the history query did not finish in time")
 
+// timedOut is errQueryTimeout with the timeout that passed (api.query_timeout, or
+// api.kpi.query_timeout for a KPI request), for the client's message.
+type timedOut struct {
+	after time.Duration
+	err   error
+}
+
+func (e *timedOut) Error() string {
+	return fmt.Sprintf("%v after %s: %v", errQueryTimeout, e.after, e.err)
+}
+func (e *timedOut) Unwrap() []error { return []error{errQueryTimeout, e.err} }
+
 // errQueriesBusy is a history query refused because api.max_queries are running.
 var errQueriesBusy = errors.New("too many history queries are running")
 
@@ -47,12 +59,18 @@ var errQueriesBusy = errors.New("too many history queries are running")
 // first: a driver that does not notice its context (a server that accepted the connection and
 // went silent) cannot hold the request, only the query's slot until the driver gives up.
 func (s *Server) query(ctx context.Context, fn func(context.Context) error) error {
+	return s.queryWithin(ctx, s.cfg.QueryTimeout, fn)
+}
+
+// queryWithin is query bounded by timeout instead of api.query_timeout: the KPIs' questions over
+// a year are analysts' reports, given api.kpi.query_timeout.
+func (s *Server) queryWithin(ctx context.Context, timeout time.Duration, fn func(context.Context) error) error {
 	select {
 	case s.queries <- struct{}{}:
 	default:
 		return errQueriesBusy
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	done := make(chan error, 1)
 	go func() {
 		defer func() { <-s.queries }()
@@ -66,12 +84,12 @@ func (s *Server) query(ctx context.Context, fn func(context.Context) error) erro
 		// timer fires: a failure at or past the deadline, or a network timeout, is a timeout
 		var ne net.Error
 		if err != nil && (!time.Now().Before(deadline) || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())) {
-			return fmt.Errorf("%w: %w", errQueryTimeout, err)
+			return &timedOut{after: timeout, err: err}
 		}
 		return err
 	case <-ctx.Done():
 		if ctx.Err() == context.DeadlineExceeded {
-			return errQueryTimeout
+			return &timedOut{after: timeout, err: ctx.Err()}
 		}
 		return ctx.Err()
 	}
@@ -82,9 +100,14 @@ func (s *Server) query(ctx context.Context, fn func(context.Context) error) erro
 func (s *Server) historyFailed(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, errQueryTimeout):
-		s.log.Warn("API query timed out", "path", r.URL.Path, "timeout", s.cfg.QueryTimeout, "err", err)
+		after := s.cfg.QueryTimeout
+		var to *timedOut
+		if errors.As(err, &to) {
+			after = to.after
+		}
+		s.log.Warn("API query timed out", "path", r.URL.Path, "timeout", after, "err", err)
 		w.Header().Set("Retry-After", "30")
-		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("the history (ClickHouse) did not answer within %s; narrow the window or retry later", s.cfg.QueryTimeout))
+		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("the history (ClickHouse) did not answer within %s; narrow the window or retry later", after))
 	case errors.Is(err, errQueriesBusy):
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("%d history queries are already running, the most at once; retry in a few seconds", s.cfg.MaxQueries))

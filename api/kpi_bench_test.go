@@ -21,7 +21,8 @@ import (
 // 364 days rolled up (3,640,000 rows of vehicle_km_daily) and one last day of positions at full
 // density (10,000 trucks × 1,200 fixes = 12,000,000 rows) that the scorecards read raw. The
 // history is generated inside ClickHouse (INSERT … SELECT FROM numbers), which takes a few
-// minutes; MUCKWATCH_KPI_BENCH_SCALE scales every count (0.01 for a quick run). Not part of
+// minutes; the scorecards are timed reading the last day raw, from its hours rolled up but the
+// last (vehicle_km_hourly) and from vehicle_km_daily. MUCKWATCH_KPI_BENCH_SCALE scales every count (0.01 for a quick run). Not part of
 // `make test`:
 //
 //	go test -run '^$' -bench BenchmarkKPIYear -benchtime 3x -timeout 60m ./api
@@ -146,6 +147,24 @@ func BenchmarkKPIYear(b *testing.B) {
 		{"handling/month/district/day", histQuery("/api/v1/kpis/handling", append(month, "by", "district", "interval", "day")...)},
 		{"rankings/districts/month", histQuery("/api/v1/rankings", "of", "districts", "period", "month", "at", at)},
 	}, scorecards...))
+	// the same scorecards once the last day's hours up to 15:00 are rolled up (as at 15:30): its
+	// fixes run from 06:00 to 16:00, so the hour going on, read from positions, holds a tenth
+	// of them
+	b.Run("rollup/km-one-hour", func(b *testing.B) {
+		for b.Loop() {
+			if err := e.srv.store.RollUpKmHour(ctx, lastDay.Add(12*time.Hour), loc, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	start = time.Now()
+	for h := lastDay; h.Before(lastDay.Add(15 * time.Hour)); h = h.Add(time.Hour) {
+		if err := e.srv.store.RollUpKmHour(ctx, h, loc, time.Now()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("rolled up 15 hours of the last day's km in %s", time.Since(start).Round(time.Millisecond))
+	serve("km-hourly/", scorecards)
 	b.Run("rollup/km-one-day", func(b *testing.B) {
 		for b.Loop() {
 			if err := e.srv.store.RollUpKm(ctx, lastDay, loc, time.Now()); err != nil {

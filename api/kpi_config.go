@@ -28,6 +28,10 @@ type KPIConfig struct {
 	// HandlingSettle: a day's alerts and gate exits are rolled up into the daily roll-ups this long
 	// after the day ended; actions taken later roll the day's handling up again (rollUpLate).
 	HandlingSettle time.Duration `yaml:"handling_settle"`
+	// QueryTimeout bounds the ClickHouse queries of a KPI, scorecard or ranking request (default
+	// 60s) in place of api.query_timeout: a year's scorecards of a large city are a report that
+	// takes seconds, not a lookup.
+	QueryTimeout time.Duration `yaml:"query_timeout"`
 }
 
 // CompanyWeights are the points a company's score loses for each shortcoming, each capped.
@@ -77,6 +81,9 @@ func (k KPIConfig) withDefaults() KPIConfig {
 	if k.RollupBack == 0 {
 		k.RollupBack = 400 * 24 * time.Hour
 	}
+	if k.QueryTimeout == 0 {
+		k.QueryTimeout = time.Minute
+	}
 	return k
 }
 
@@ -108,6 +115,9 @@ func (k KPIConfig) validate() error {
 	}
 	if k.HandlingSettle < time.Hour {
 		errs = append(errs, fmt.Errorf("api.kpi.handling_settle must be at least 1h, got %s", k.HandlingSettle))
+	}
+	if k.QueryTimeout < 100*time.Millisecond || k.QueryTimeout > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("api.kpi.query_timeout must be within [100ms, 10m], got %s", k.QueryTimeout))
 	}
 	if k.RollupDays < -1 || k.RollupDays > 366 {
 		errs = append(errs, fmt.Errorf("api.kpi.rollup_days must be within [1, 366], or -1 (off), got %d", k.RollupDays))

@@ -109,7 +109,7 @@ func (s *Server) handleHandlingKPIs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var rows []HandlingRow
-	if err := s.query(r.Context(), func(ctx context.Context) (err error) {
+	if err := s.queryWithin(r.Context(), s.cfg.KPI.QueryTimeout, func(ctx context.Context) (err error) {
 		rows, err = s.store.Handling(ctx, hq)
 		return err
 	}); err != nil {
@@ -159,12 +159,16 @@ func handlingCSV(by string, rows []HandlingKPI) [][]string {
 // activity reads the vehicles' activity over whole days [from, to) of the city's zone.
 func (s *Server) activity(ctx context.Context, c *city.City, from, to time.Time, interval string, vehicles []string) ([]VehicleActivity, error) {
 	var acts []VehicleActivity
-	err := s.query(ctx, func(ctx context.Context) (err error) {
+	err := s.queryWithin(ctx, s.cfg.KPI.QueryTimeout, func(ctx context.Context) (err error) {
 		acts, err = s.store.Activity(ctx, ActivityQuery{From: from, To: to, Interval: interval, Location: c.Location,
 			ConstructionSites: constructionSites(c), Vehicles: vehicles})
 		return err
 	})
-	return acts, err
+	if err != nil {
+		// acts is not read: a query given up on may still be writing it
+		return nil, err
+	}
+	return acts, nil
 }
 
 func (s *Server) handleScorecards(w http.ResponseWriter, r *http.Request) {
@@ -299,10 +303,16 @@ func (s *Server) handleRankings(w http.ResponseWriter, r *http.Request) {
 	if of == "districts" {
 		var rows []HandlingRow
 		hq := HandlingQuery{From: prevStart, To: end, By: "district", Interval: period, Location: loc, AckWithin: s.cfg.AckWithin, NowMs: s.now().UnixMilli()}
-		err = s.query(r.Context(), func(ctx context.Context) (err error) {
+		err = s.queryWithin(r.Context(), s.cfg.KPI.QueryTimeout, func(ctx context.Context) (err error) {
 			rows, err = s.store.Handling(ctx, hq)
 			return err
 		})
+		if err != nil {
+			// rows are not read: a query given up on (timeout, the client gone) may still be
+			// writing them
+			s.historyFailed(w, r, err)
+			return
+		}
 		for _, row := range rows {
 			if m := pick(row.Period); m != nil && row.Key != "" {
 				m[row.Key] = districtScore(handlingKPI(row), s.cfg.KPI.District)
@@ -311,6 +321,10 @@ func (s *Server) handleRankings(w http.ResponseWriter, r *http.Request) {
 	} else {
 		var acts []VehicleActivity
 		acts, err = s.activity(r.Context(), c, prevStart, end, period, nil)
+		if err != nil {
+			s.historyFailed(w, r, err)
+			return
+		}
 		for _, sc := range scorecards(acts, "company", c, s.cfg.KPI) {
 			for _, p := range sc.Periods {
 				if m := pick(p.Period); m != nil {
@@ -318,10 +332,6 @@ func (s *Server) handleRankings(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
-	}
-	if err != nil {
-		s.historyFailed(w, r, err)
-		return
 	}
 	ans := RankingAnswer{Of: of, Period: period, Current: PeriodRange{formatTime(start, loc), formatTime(end, loc)},
 		Previous: PeriodRange{formatTime(prevStart, loc), formatTime(start, loc)}, Rankings: ranking(cur, prev)}
@@ -350,6 +360,37 @@ func (s *Server) rollUpKm(ctx context.Context) ([]time.Time, error) {
 	}, func(ctx context.Context, day time.Time) error {
 		return s.store.RollUpKm(ctx, day, loc, s.now())
 	})
+}
+
+// rollUpKmHours rolls up, into vehicle_km_hourly, the hours of the days not in vehicle_km_daily
+// (of today and yesterday) that ended more than hourSettle ago and are missing, newest first. It
+// returns the hours it rolled up.
+func (s *Server) rollUpKmHours(ctx context.Context) ([]time.Time, error) {
+	if s.store == nil || s.cfg.KPI.RollupDays < 1 {
+		return nil, nil
+	}
+	loc := s.city.City().Location
+	now := s.now()
+	today := dayFloor(now, loc)
+	days, err := s.store.MissingKmDays(ctx, today.AddDate(0, 0, -1), today.AddDate(0, 0, 1), loc)
+	if err != nil || len(days) == 0 {
+		return nil, err
+	}
+	hours, err := s.store.MissingKmHours(ctx, days[0], minTime(days[len(days)-1].AddDate(0, 0, 1), now.Add(-hourSettle).Truncate(time.Hour)))
+	if err != nil {
+		return nil, err
+	}
+	// not the hours of a day already in vehicle_km_daily (yesterday's, when today's is missing)
+	hours = slices.DeleteFunc(hours, func(h time.Time) bool {
+		return !slices.ContainsFunc(days, func(d time.Time) bool { return h.Add(time.Hour).After(d) && h.Before(d.AddDate(0, 0, 1)) })
+	})
+	slices.Reverse(hours)
+	for i, h := range hours {
+		if err := s.store.RollUpKmHour(ctx, h, loc, s.now()); err != nil {
+			return hours[:i], err
+		}
+	}
+	return hours, nil
 }
 
 // rollUpDaily rolls up, into the daily roll-ups of the alerts and gate exits (RollUpDaily), up
@@ -437,7 +478,7 @@ func (s *Server) rollUp(ctx context.Context, settle time.Duration, missing func(
 	return days, nil
 }
 
-// kpiRollup runs the roll-ups (rollUpKm, rollUpDaily, rollUpLate) from the background loop every rollupEvery, one run
+// kpiRollup runs the roll-ups (rollUpKm, rollUpKmHours, rollUpDaily, rollUpLate) from the background loop every rollupEvery, one run
 // at a time, beside the loop.
 type kpiRollup struct {
 	next time.Time
@@ -468,13 +509,14 @@ func (k *kpiRollup) maybe(ctx context.Context, s *Server) {
 			what string
 			run  func(context.Context) ([]time.Time, error)
 		}{{"the km driven per day (the scorecards read positions for the days missing)", s.rollUpKm},
+			{"the km driven per hour of the days not rolled up (the scorecards read positions for the hours missing)", s.rollUpKmHours},
 			{"the alerts and gate exits per day (the KPIs read alerts, actions and events for the days missing)", s.rollUpDaily},
 			{"again the handling of the days with late actions", s.rollUpLate}} {
 			days, err := r.run(ctx)
 			if err != nil && ctx.Err() == nil {
 				s.log.Warn("cannot roll up "+r.what, "rolled_up", len(days), "err", err)
 			} else if len(days) > 0 {
-				s.log.Info("rolled up "+r.what, "days", len(days), "newest", days[0].Format(time.DateOnly))
+				s.log.Info("rolled up "+r.what, "count", len(days), "newest", days[0].Format(time.RFC3339))
 			}
 		}
 	}(k.done)

@@ -92,7 +92,9 @@ type HandlingRow struct {
 const handlingCols = "k_id, k_time, k_start, k_district, k_deadline, h_first, h_dispatch, h_ack, h_resolve, h_dismiss, h_reason, h_outcome, h_officer"
 
 // handlingAlerts appends to q a SELECT of handlingCols, one row per alert that started in
-// [from, to), read from alerts and alert_actions (the actions of those alerts only).
+// [from, to), read from alerts and alert_actions (the actions of those alerts only). GLOBAL IN:
+// on a cluster both are Distributed tables, and a subquery of one inside the other is refused
+// (distributed_product_mode 'deny'); the alerts' ids are read once and sent to the shards.
 func (s *Store) handlingAlerts(q *sqlText, from, to time.Time, ack AckWithin) {
 	a, act := tables.Alerts, tables.AlertActions
 	start, startMs := a.Col("start_time"), a.Col("start_ms")
@@ -110,7 +112,7 @@ func (s *Store) handlingAlerts(q *sqlText, from, to time.Time, ack AckWithin) {
 		" anyIf("+reason+", "+action+" = 'dismiss') AS h_reason, anyIf("+reason+", "+action+" = 'resolve') AS h_outcome,"+
 		" argMaxIf("+act.Col("officer_id")+", "+at+", "+action+" = 'dispatch') AS h_officer"+
 		" FROM "+act.In(s.db)+" WHERE "+act.Col("at")+" >= toDateTime(?) AND "+at+" >= ?"+
-		" AND "+act.Col("alert_id")+" IN (SELECT "+a.Col("id")+" FROM "+a.In(s.db)+" WHERE "+inWindow+") GROUP BY k_id) AS k_handling USING k_id",
+		" AND "+act.Col("alert_id")+" GLOBAL IN (SELECT "+a.Col("id")+" FROM "+a.In(s.db)+" WHERE "+inWindow+") GROUP BY k_id) AS k_handling USING k_id",
 		append([]any{unixSeconds(from), from.UnixMilli()}, window...)...)
 }
 
@@ -612,7 +614,7 @@ func (s *Store) Activity(ctx context.Context, aq ActivityQuery) ([]VehicleActivi
 		}
 	}
 
-	// km: the days rolled up, and the others from positions
+	// km: the days rolled up, and the others from their hours rolled up and positions
 	done, err := s.rolledDaysOf(ctx, tables.VehicleKmDaily, "vehicle_id = ''", aq.From.In(aq.Location).Format(time.DateOnly), aq.To.In(aq.Location).Format(time.DateOnly))
 	if err != nil {
 		return nil, err
@@ -647,16 +649,15 @@ func (s *Store) Activity(ctx context.Context, aq ActivityQuery) ([]VehicleActivi
 		if len(plan.raw) == 0 {
 			return false
 		}
-		for i, sp := range plan.raw {
-			if i > 0 {
-				p.add(" UNION ALL ")
-			}
-			p.add("SELECT k_day, vehicle_id AS k_vehicle, km AS k_km FROM (")
-			s.kmFromPositions(p, sp[0], sp[1], zone, aq.Vehicles)
-			p.add(")")
+		// the days not rolled up: their ended hours from vehicle_km_hourly, the rest from positions
+		if err = s.kmDays(ctx, p, plan.raw, zone, aq.Vehicles); err != nil {
+			return false
 		}
 		return true
 	})
+	if err != nil {
+		return nil, err
+	}
 	km.add(") GROUP BY k_period, k_vehicle")
 	if err := s.periodRows(ctx, &km, "the km per vehicle", func(scan func(dest ...any) error) error {
 		var p, veh string

@@ -1075,6 +1075,9 @@ func TestKPISQLOnModernClickHouse(t *testing.T) {
 	if err := e.srv.store.RollUpKm(context.Background(), h.from.AddDate(0, 0, 3), kpiZone, time.Now()); err != nil {
 		t.Fatal(err)
 	}
+	if err := e.srv.store.RollUpKmHour(context.Background(), h.from.AddDate(0, 0, 5).Add(10*time.Hour), kpiZone, time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.srv.store.RollUpDaily(context.Background(), h.from.AddDate(0, 0, 40), h.from.AddDate(0, 0, 42), kpiZone, e.srv.cfg.AckWithin, time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -1142,8 +1145,8 @@ func TestKPIDocsSQL(t *testing.T) {
 			blocks = append(blocks, strings.ReplaceAll(sql, "muckwatch.", e.db+"."))
 		}
 	}
-	if len(blocks) != 7 {
-		t.Fatalf("docs/kpis.md has %d SELECT blocks, want 7", len(blocks))
+	if len(blocks) != 8 {
+		t.Fatalf("docs/kpis.md has %d SELECT blocks, want 8", len(blocks))
 	}
 	for _, sql := range blocks {
 		rows, err := e.conn.Query(ctx, sql)

@@ -223,6 +223,11 @@ func compareHistory(t *testing.T, onCluster, onSingle *apiClient, from, to time.
 		"/api/v1/violations?" + window + "&rule=speeding,overload&format=csv",
 		"/api/v1/heatmap?" + window,
 		"/api/v1/heatmap?" + window + "&cell_m=2000&rule=restricted_zone",
+		// the KPIs: joins of alerts with their actions, of gate exits with km, across the shards
+		"/api/v1/kpis/handling?" + window + "&by=district&interval=day",
+		"/api/v1/scorecards?" + window + "&of=company&interval=day",
+		"/api/v1/scorecards?" + window + "&of=vehicle&interval=day",
+		"/api/v1/rankings?of=companies&period=day&at=" + url.QueryEscape(from.Add(time.Hour).Format(time.RFC3339)),
 	}
 	// The tracks of the trucks with the most alerts (a track reads its truck's shard).
 	rows, err := env.conn.Query(context.Background(), "SELECT vehicle_id FROM alerts GROUP BY vehicle_id ORDER BY uniqExact(id) DESC, vehicle_id LIMIT 4")

@@ -127,6 +127,7 @@ func TestMigrateIdempotent(t *testing.T) {
 		"handling_daily":           "ReplacingMergeTree",
 		"vehicle_violations_daily": "ReplacingMergeTree",
 		"vehicle_exits_daily":      "ReplacingMergeTree",
+		"vehicle_km_hourly":        "ReplacingMergeTree",
 	}
 	if !reflect.DeepEqual(tables, wantTables) {
 		t.Errorf("tables = %v, want %v", tables, wantTables)

@@ -33,7 +33,7 @@ func TestMigrations(t *testing.T) {
 			}
 		}
 	}
-	if want := []string{"bootstrap", "raw_history", "alerts", "violations_daily", "api", "kpi", "kpi_daily"}; !reflect.DeepEqual(names, want) {
+	if want := []string{"bootstrap", "raw_history", "alerts", "violations_daily", "api", "kpi", "kpi_daily", "km_hourly"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("migrations = %v, want %v", names, want)
 	}
 	for _, bad := range []string{"", "1db", "mw;DROP", "mw.x", "mw`"} {

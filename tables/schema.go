@@ -132,6 +132,13 @@ var VehicleKmDaily = &Table{Name: "vehicle_km_daily", Version: "rolled_at", Colu
 	typed("day", "Date"), str("vehicle_id"), f64("km"), typed("fixes", typeUInt64), dateTime("rolled_at"),
 }}
 
+// VehicleKmHourly is the km each vehicle drove per hour, with the hour's first and last fix,
+// rolled up from positions for the days not in VehicleKmDaily yet (007_km_hourly).
+var VehicleKmHourly = &Table{Name: "vehicle_km_hourly", Version: "rolled_at", Columns: []Column{
+	typed("day", "Date"), dateTime("hour"), str("vehicle_id"), f64("km"), typed("fixes", typeUInt64),
+	i64("first_ms"), f64("first_lat"), f64("first_lon"), i64("last_ms"), f64("last_lat"), f64("last_lon"), dateTime("rolled_at"),
+}}
+
 // AlertHandling is the handling of every alert, one row per alert by the day it started, rolled
 // up from alerts and alert_actions once the day has settled (005_kpi). Superseded by HandlingDaily
 // (006_kpi_daily): no longer written or read.

@@ -85,5 +85,5 @@ func (t *Table) List(names ...string) string {
 func All() []*Table {
 	return []*Table{SchemaMigrations, Positions, Events, OfficerPositions, Rejects, Alerts, AlertChanges, ViolationsDaily,
 		AlertActions, APIAudit, AlertFeed, VehicleKmDaily, AlertHandling, KPIRollups, HandlingDaily,
-		VehicleViolationsDaily, VehicleExitsDaily}
+		VehicleViolationsDaily, VehicleExitsDaily, VehicleKmHourly}
 }
