@@ -137,12 +137,13 @@ func (r *Speeding) Judge(c *city.City, prev, cur *Observation, ep *Episode) Verd
 	}
 	limit, place := r.limit(c, cur.XY)
 	sparse := cur.Derived && prev != nil && cur.Time.Sub(prev.Time) >= sparseFixes
-	if cur.Derived && !sparse && cur.SpeedFrom != (orb.Point{}) {
+	if cur.Derived && !sparse && cur.SpeedKmh > limit && cur.SpeedFrom != (orb.Point{}) {
 		// A derived speed is the average since the start of its window (20–30 s back at 5 s):
 		// judged against the highest limit along it, so that a truck slowing down as it leaves a
 		// faster zone is not read as speeding in the slower one for the window's length. (From
 		// sparse fixes the window reaches a minute back, too long to hold a truck to the limit
-		// it left; those are confirmed by a third fix instead, below.)
+		// it left; those are confirmed by a third fix instead, below.) A speed within the limit
+		// here is within a higher one too: the second zone lookup is only for a faster fix.
 		if l, p := r.limit(c, c.Proj.Forward(cur.SpeedFrom)); l > limit {
 			limit, place = l, p
 		}
