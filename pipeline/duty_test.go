@@ -43,9 +43,9 @@ type sharedInstance struct {
 	stopped bool
 }
 
-// startShared starts n instances with api.view shared over partitions partitions; edit changes
-// their configuration, and each's (instance -1: the configuration of all).
-func startShared(t *testing.T, n, partitions int, edit func(instance int, cfg *Config)) *sharedRig {
+// sharedConfig is the configuration of instances with api.view shared over the test ClickHouse
+// (a database of their own, named from prefix), with a squad's and a supervisor's tokens.
+func sharedConfig(t *testing.T, prefix string) (Config, map[api.Role]string) {
 	t.Helper()
 	tokens := map[api.Role]string{}
 	var entries []string
@@ -63,11 +63,19 @@ func startShared(t *testing.T, n, partitions int, edit func(instance int, cfg *C
 	}
 	cfg.City, cfg.CityReloadInterval = "../configs/cities/shenzhen", 0
 	cfg.Kafka.GroupID = "group"
-	cfg.Kafka.SessionTimeout = 6 * time.Second
 	cfg.ClickHouse.Addr = []string{chServer.TCPAddr}
-	cfg.ClickHouse.Database = fmt.Sprintf("mw_duty_%d", dbSeq.Add(1))
+	cfg.ClickHouse.Database = fmt.Sprintf("%s_%d", prefix, dbSeq.Add(1))
 	cfg.Metrics.Listen = ""
 	cfg.API.Listen, cfg.API.View = "127.0.0.1:0", api.ViewShared
+	return cfg, tokens
+}
+
+// startShared starts n instances with api.view shared over partitions partitions; edit changes
+// their configuration, and each's (instance -1: the configuration of all).
+func startShared(t *testing.T, n, partitions int, edit func(instance int, cfg *Config)) *sharedRig {
+	t.Helper()
+	cfg, tokens := sharedConfig(t, "mw_duty")
+	cfg.Kafka.SessionTimeout = 6 * time.Second
 	bk, addr, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Partitions: partitions, Topics: cfg.Topics()})
 	if err != nil {
 		t.Fatal(err)

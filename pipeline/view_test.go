@@ -27,26 +27,7 @@ import (
 // view is behind the records' production (muckwatch_api_view_lag_seconds).
 func TestSharedViewAnyInstanceAnswers(t *testing.T) {
 	const instances, partitions = 3, 8
-	tokens := map[api.Role]string{}
-	var entries []string
-	for _, r := range []api.Role{api.RoleSquad, api.RoleSupervisor} {
-		tok, entry, err := api.NewToken(r, "test-"+string(r))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tokens[r], entries = tok, append(entries, entry)
-	}
-	t.Setenv("MUCKWATCH_API_TOKENS", strings.Join(entries, ","))
-	cfg, err := LoadConfig("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.City, cfg.CityReloadInterval = "../configs/cities/shenzhen", 0
-	cfg.Kafka.GroupID = "group"
-	cfg.ClickHouse.Addr = []string{chServer.TCPAddr}
-	cfg.ClickHouse.Database = fmt.Sprintf("mw_view_%d", dbSeq.Add(1))
-	cfg.Metrics.Listen = ""
-	cfg.API.Listen, cfg.API.View = "127.0.0.1:0", api.ViewShared
+	cfg, tokens := sharedConfig(t, "mw_view")
 	bk, addr, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Partitions: partitions, Topics: cfg.Topics()})
 	if err != nil {
 		t.Fatal(err)
