@@ -160,13 +160,22 @@ export async function seeFleet(page, name, colours, { want = {}, least = 10, tim
       if (!layer) return { err: m ? 'the map has no fleet layer' : 'the page has no window.mwMap' };
       if (localStorage.getItem('mw.tiles')) return { err: 'a base map is configured: the check places trucks in WGS-84' };
       const c = m.getCanvas();
+      if (!document.contains(c)) return { err: 'the map on window.mwMap is not on the page' };
       const r = c.getBoundingClientRect();
       const at = ([lon, lat]) => { const p = m.project([lon, lat]); return [r.left + p.x, r.top + p.y]; };
-      const shown = (x, y) => x > r.left && x < r.right && y > r.top && y < r.bottom && document.elementFromPoint(x, y) === c;
-      const trucks = layer.rows.map((row) => { const [x, y] = at([row[1], row[2]]); return { plate: row[0], state: row[5], x, y, shown: shown(x, y) }; });
+      const inside = (x, y) => x > r.left && x < r.right && y > r.top && y < r.bottom;
+      // what lies over a point of the map instead of its canvas, if anything
+      const over = (x, y) => { const e = document.elementFromPoint(x, y); return e === c ? '' : e ? e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/\s+/).join('.') : '') : 'nothing'; };
+      const trucks = layer.rows.map((row) => {
+        const [x, y] = at([row[1], row[2]]);
+        const off = !inside(x, y), under = off ? '' : over(x, y);
+        return { plate: row[0], state: row[5], x, y, shown: !off && !under, off, under };
+      });
+      const ctr = m.getCenter();
+      const view = `zoom ${m.getZoom().toFixed(2)} at ${ctr.lng.toFixed(4)},${ctr.lat.toFixed(4)}, canvas ${Math.round(r.width)}x${Math.round(r.height)} at ${Math.round(r.left)},${Math.round(r.top)}`;
       const circles = ['alerts', 'all-officers', 'officers'].filter((s) => m.getSource(s)).flatMap((s) => m.querySourceFeatures(s))
         .filter((f) => f.geometry.type === 'Point').map((f) => at(f.geometry.coordinates));
-      return { rect: [r.left, r.top, r.right, r.bottom], trucks, circles, radius: layer.radius(m.getZoom()) };
+      return { rect: [r.left, r.top, r.right, r.bottom], trucks, circles, radius: layer.radius(m.getZoom()), view };
     });
     if (seen.err) fail(seen.err);
     buf = await page.screenshot();
@@ -206,7 +215,8 @@ export async function seeFleet(page, name, colours, { want = {}, least = 10, tim
     const short = Object.entries(want).filter(([k, n]) => (drawn[k] || 0) < n).map(([k, n]) => `${drawn[k] || 0} ${k} (want ${n})`);
     why = [
       missing.length ? `${missing.length} of the ${judged.length} trucks on the screen are not drawn at their place: ${missing.slice(0, 4).join('; ')}` : '',
-      judged.length < least ? `only ${judged.length} of the layer's ${seen.trucks.length} trucks are on the visible map, want ${least}` : '',
+      judged.length < least ? `only ${judged.length} of the layer's ${seen.trucks.length} trucks are on the visible map, want ${least} ` +
+        `(${unseen(seen, covered)}; the map: ${seen.view})` : '',
       short.length ? 'seen drawn: ' + short.join(', ') : '',
       stray.length ? `a truck's colour where no truck is: ${stray.slice(0, 4).join('; ')}` : '',
     ].filter(Boolean).join('. ');
@@ -220,6 +230,16 @@ export async function seeFleet(page, name, colours, { want = {}, least = 10, tim
   }
   writeFileSync(join(artefacts, name + '.png'), buf);
   fail(`the map of ${name}.png does not show the fleet after ${Date.now() - t0} ms (${shots} screenshots): ${why}`);
+}
+
+// unseen says why the trucks not judged were not: off the map, under another element (which), or
+// covered by another truck or a circle.
+function unseen(seen, covered) {
+  const off = seen.trucks.filter((t) => t.off).length;
+  const under = seen.trucks.filter((t) => t.under);
+  const hid = seen.trucks.filter((t) => t.shown && covered(t)).length;
+  const by = [...new Set(under.map((t) => t.under))].slice(0, 3).join(', ');
+  return `${off} off the map, ${under.length} under another element${by ? ' (' + by + ')' : ''}, ${hid} covered by a truck or circle`;
 }
 
 // seeMarks waits until each mark {lon, lat, colour: '#rrggbb', what} is drawn on the page's map

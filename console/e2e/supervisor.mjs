@@ -16,6 +16,9 @@ try {
   await page.waitForFunction(() => Number(document.querySelector('#screen').dataset.fleet || 0) > 0);
   step(`command centre live with trucks on the map in ${Date.now() - t0} ms`);
   expect(await page.isVisible('#map canvas'), 'the map has no canvas');
+  // one sign-in starts one command centre: a second one would run beside it, unseen
+  const started = await page.evaluate(() => performance.getEntriesByName('mw:map-created').length);
+  expect(started === 1, `signing in started the command centre ${started} times, want once`);
 
   console.log('READY');
   const sel = `li.alert.sev-severe[data-plate="${plate}"][data-rule="speeding"]`;

@@ -47,10 +47,8 @@ function signInScreen(root, err) {
   const form = el('form', { class: 'signin', onsubmit: async (e) => {
     e.preventDefault();
     const r = await signIn(input.value.trim());
-    if (r === true) {
-      location.hash = '#/' + home[session.me.role];
-      route();
-    } else signInScreen(root, r);
+    if (r === true) go('#/' + home[session.me.role]);
+    else signInScreen(root, r);
   } }, el('h1', {}, t('title')), el('p', {}, t('signinHint')), input, el('button', { type: 'submit', class: 'primary' }, t('signin')), msg, langSwitch());
   root.replaceChildren(form);
   input.focus();
@@ -89,10 +87,21 @@ function header(current) {
     el('span', { class: 'who', id: 'who' }, session.me.name + ' · ' + session.me.role),
     el('button', { type: 'button', onclick: settingsDialog, title: t('settings'), id: 'settings' }, t('settings')),
     langSwitch(),
-    el('button', { type: 'button', id: 'signout', onclick: () => { api.setToken(''); session.me = null; location.hash = ''; route(); } }, t('signout')));
+    el('button', { type: 'button', id: 'signout', onclick: () => { api.setToken(''); session.me = null; go(''); } }, t('signout')));
 }
 
+// go shows the screen of hash: a changed hash routes through hashchange, an unchanged one here.
+// Both at once would start the screen twice, the first one in a box already replaced.
+function go(hash) {
+  if (location.hash.replace(/^#$/, '') !== hash) location.hash = hash;
+  else route();
+}
+
+// route shows the screen the hash names. Only the latest call shows one: an earlier call still
+// loading gives up, and a screen it started anyway is stopped at once.
+let routing = 0;
 async function route() {
+  const gen = ++routing;
   const root = document.getElementById('app');
   session.stop?.();
   session.stop = null;
@@ -107,6 +116,7 @@ async function route() {
   }
   if (!session.me && api.token()) {
     const r = await signIn(api.token());
+    if (gen !== routing) return;
     if (r !== true) return signInScreen(root, r);
   }
   if (!session.me) return signInScreen(root);
@@ -126,8 +136,11 @@ async function route() {
     body.append(el('p', { class: 'error' }, e.message));
     return;
   }
+  if (gen !== routing) return;
   mark('screen-loaded');
-  session.stop = await show(body, session);
+  const stop = await show(body, session);
+  if (gen !== routing) stop?.();
+  else session.stop = stop;
 }
 
 window.addEventListener('hashchange', route);
