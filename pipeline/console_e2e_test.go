@@ -66,13 +66,25 @@ func TestConsoleJourneys(t *testing.T) {
 	// The speeding of TestAPI: 90 km/h eastwards where the limit is 40, near two officers.
 	lat0, lon0 := 22.5700, 114.1300
 	start := now.Add(-70 * time.Second)
-	speeding := func(plate string, start time.Time) {
+	// speeding runs on a journey's subtest: it fails that test (t), not the parent env.t. Each call
+	// places the officers anew, at start: it waits for those two positions, not for any two.
+	speeding := func(t *testing.T, plate string, start time.Time) {
 		produce(t, env.broker,
 			officerMsg(officers, "officer-far", start, lat0+0.05, lon0),
 			officerMsg(officers, "officer-near", start, lat0+0.005, lon0))
-		env.waitFor("the officers' positions", 30*time.Second, func() bool {
-			return env.count("SELECT count() FROM officer_positions WHERE officer_id IN ('officer-far', 'officer-near')") == 2
-		})
+		const placed = "SELECT uniqExact(officer_id) FROM officer_positions WHERE officer_id IN ('officer-far', 'officer-near') AND ts_ms = ?"
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			var n uint64
+			if err := env.conn.QueryRow(context.Background(), placed, start.UnixMilli()).Scan(&n); err != nil {
+				t.Fatalf("%s: %v", placed, err)
+			}
+			if n == 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out after 30s waiting for the officers' positions at %s (%d of 2 stored)", start.Format(time.RFC3339Nano), n)
+			}
+		}
 		var msgs []kafka.Message
 		for i := range 6 {
 			msgs = append(msgs, fixMsg(gps, plate, start.Add(time.Duration(i)*10*time.Second), lat0, lon0+float64(i)*0.0024, 90))
@@ -116,7 +128,7 @@ func TestConsoleJourneys(t *testing.T) {
 	t.Run("supervisor", func(t *testing.T) {
 		journey(t, "supervisor.mjs", func(line string) {
 			if line == "READY" {
-				speeding(plate, start)
+				speeding(t, plate, start)
 			}
 		})
 		var a api.AlertView
@@ -150,7 +162,7 @@ func TestConsoleJourneys(t *testing.T) {
 		journey(t, "handling.mjs", func(line string) {
 			switch {
 			case line == "READY":
-				speeding(plate2, time.Now().Add(-70*time.Second))
+				speeding(t, plate2, time.Now().Add(-70*time.Second))
 			case strings.HasPrefix(line, "DISMISSED "):
 				dismissed = strings.TrimPrefix(line, "DISMISSED ")
 			case strings.HasPrefix(line, "RESOLVED "):
