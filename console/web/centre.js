@@ -174,7 +174,7 @@ export async function centre(root, session) {
   async function startMap() {
     const [{ CityMap, circleStyle, lineStyle }, { FleetLayer }] = await mapCode;
     mark('map-code');
-    made = new CityMap(mapBox, session.layers);
+    made = new CityMap(mapBox, session.layers, { lowRes: true });
     const m = made.map;
     mark('map-created');
     m.once('render', () => mark('first-render'));

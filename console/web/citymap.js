@@ -4,6 +4,7 @@ import maplibregl from 'maplibre-gl';
 import { mapCoords, mapGeometry } from './coord.js';
 import { baseMap } from './basemap.js';
 import { closedAt } from './zones.js';
+import { rendererOf, pixelRatio, sawRenderer } from './render.js';
 
 export { baseMap, setBaseMap } from './basemap.js';
 
@@ -101,7 +102,10 @@ function style(dark, city) {
 }
 
 export class CityMap {
-  constructor(container, layers, { dark = false, interactive = true } = {}) {
+  // lowRes: drawn at a lower resolution on software WebGL when the setting is on (render.js); for
+  // the command centre's map, panned over the whole live fleet. The other maps are small or still
+  // and show thin lines (a replayed track) that half the resolution blurs.
+  constructor(container, layers, { dark = false, interactive = true, lowRes = false } = {}) {
     const b = baseMap();
     this.coords = mapCoords(b ? b.crs : 'wgs84');
     this.layers = layers;
@@ -113,6 +117,17 @@ export class CityMap {
       container, style: style(dark, this.geo(cityStyle(layers, dark))), bounds, fitBoundsOptions: { padding: 20 }, interactive,
       attributionControl: false, dragRotate: false, pitchWithRotate: false, maxPitch: 0,
     });
+    // Software WebGL draws every pixel on the CPU: there a lowRes map is drawn at a lower
+    // resolution (render.js), set before its first frame. The renderer is known only from a WebGL
+    // context; the map's own is asked rather than a second one made.
+    const canvas = this.map.getCanvas();
+    this.renderer = rendererOf(canvas.getContext('webgl2') || canvas.getContext('webgl'));
+    sawRenderer(this.renderer);
+    const dpr = window.devicePixelRatio || 1;
+    const ratio = lowRes ? pixelRatio(this.renderer, dpr) : dpr;
+    if (ratio !== dpr) this.map.setPixelRatio(ratio);
+    container.dataset.renderer = this.renderer;
+    container.dataset.pixelRatio = String(this.map.getPixelRatio());
     if (interactive) this.map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-left');
     // styled: the style is read and layers may be added (the city's tiles may still be cut);
     // loaded: MapLibre's load, after the first complete frame
