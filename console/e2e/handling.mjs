@@ -53,6 +53,23 @@ try {
   expect(!(await page.isChecked('#sound')) && await page.isChecked('#notify'), 'the sound and notification switches did not survive a reload');
   step('sound off and notifications on, kept across a reload');
 
+  // the journeys' WebGL is software: the centre's map is drawn at half the screen's resolution,
+  // and the base-map dialog's setting switches that off (kept across a reload, checked below)
+  const drawnAt = () => page.evaluate(() => ({ ratio: window.mwMap.getPixelRatio(), dpr: window.devicePixelRatio, renderer: document.querySelector('#map').dataset.renderer }));
+  const low = await drawnAt();
+  expect(/swiftshader|llvmpipe/i.test(low.renderer), `the journeys run on software WebGL, the map says it is drawn by "${low.renderer}"`);
+  expect(low.ratio === low.dpr / 2, `on ${low.renderer} the centre's map is drawn at pixel ratio ${low.ratio}, want ${low.dpr / 2}`);
+  await page.click('#settings');
+  expect(await page.isChecked('dialog.settings[open] #low-res'), 'the low-resolution map on software rendering is off by default');
+  const said = await page.textContent('dialog.settings[open] #renderer');
+  expect(said.includes(low.renderer) && said.includes('软件渲染'), `the dialog does not name the software renderer: "${said}"`);
+  await page.uncheck('dialog.settings[open] #low-res');
+  await page.click('dialog.settings[open] button.primary');
+  await waitLive(page);
+  await page.waitForFunction(() => window.mwMap?.getPixelRatio() === window.devicePixelRatio && document.body.contains(window.mwMap.getCanvas()), null, { timeout: 15000 })
+    .catch(async () => fail(`with the setting off the centre's map is drawn at ${JSON.stringify(await drawnAt())}`));
+  step(`the centre's map at pixel ratio ${low.ratio} on ${low.renderer}; ${low.dpr} with the setting off`);
+
   // a dismissal needs a reason and then is recorded with it
   const id2 = await page.getAttribute(sel, 'data-id');
   await page.click(`li.alert[data-id="${id2}"]`);
@@ -82,6 +99,7 @@ try {
   await page.reload();
   await waitLive(page);
   await page.evaluate(() => new Promise((r) => window.mwMap.once('idle', r)));
+  expect(await page.evaluate(() => window.mwMap.getPixelRatio() === window.devicePixelRatio), 'the low-resolution setting did not survive a reload');
   let z = await closedNow();
   expect(z.shown && z.drawn.length > 0 && z.drawn.every((c) => c === true), `${zoneId} is not shaded closed on Monday 07:30: ${JSON.stringify(z)}`);
   await page.clock.setFixedTime(new Date('2026-12-07T09:30:00+08:00'));

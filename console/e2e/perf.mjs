@@ -9,6 +9,8 @@
 //             reload: the bundle revalidated, its compiled code cached); default 5
 //   MW_GL     how the page gets WebGL without a GPU (lib.mjs); default swiftshader
 //   MW_PAN_S  seconds of panning; default 40
+//   MW_LOWRES off switches the low-resolution map on software rendering off (render.js), as
+//             the settings dialog does
 //   MW_OPEN   the mark that says open (default open); fleet-drawn (MapLibre's idle) measures a
 //             console from before mw:open existed the same way
 import { launch, newPage, step, expect, fail, base, tokenOf, gl } from './lib.mjs';
@@ -72,6 +74,7 @@ try {
     page = await newPage(browser, { viewport: { width: 1440, height: 900 } });
     page.on('pageerror', (e) => fail('the command centre threw: ' + e.message));
     await page.addInitScript((tok) => localStorage.setItem('mw.token', tok), tokenOf('supervisor'));
+    if (process.env.MW_LOWRES) await page.addInitScript((v) => localStorage.setItem('mw.lowres', v), process.env.MW_LOWRES);
     cold.push(await open(page, false));
     warm.push(await open(page, true));
     step(`open ${i + 1}: cold ${cold[i].wall} ms ${JSON.stringify(cold[i].tl)}; warm ${warm[i].wall} ms ${JSON.stringify(warm[i].tl)}`);
@@ -104,7 +107,7 @@ try {
   expect(fleet >= trucks, `the map shows ${fleet} trucks, want ${trucks}`);
   expect(page.errors.length === 0, `the page had errors: ${page.errors.join('; ')}`);
   const out = {
-    trucks: fleet, gl, renderer,
+    trucks: fleet, gl, renderer, pixel_ratio: Number(await page.evaluate(() => window.mwMap.getPixelRatio())),
     open_cold_ms: cold.map((x) => x.wall), open_cold_median_ms: median(cold.map((x) => x.wall)),
     open_warm_ms: warm.map((x) => x.wall), open_warm_median_ms: median(warm.map((x) => x.wall)),
     cold_steps_median_ms: steps(cold), warm_steps_median_ms: steps(warm),

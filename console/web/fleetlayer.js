@@ -8,6 +8,11 @@ import maplibregl from 'maplibre-gl';
 // states in drawing order: the alerts last, on top
 const order = ['no_signal', 'stopped', 'moving', 'alert_info', 'alert_warning', 'alert_severe'];
 
+// A point is solid for at least this many drawing-buffer pixels from its centre. On software
+// rendering the map is drawn at half the screen's resolution (render.js) and scaled up: a truck of
+// 2.5 CSS pixels would be solid for barely one pixel and blur into its neighbours' colours.
+const MIN_SOLID_PX = 1.5;
+
 const vertexSource = `
 attribute vec2 a_pos;
 attribute float a_state;
@@ -31,12 +36,15 @@ precision highp float;
 varying vec3 v_colour;
 varying float v_severe;
 uniform float u_radius;
+uniform float u_px; // drawing-buffer pixels per CSS pixel
 void main() {
+  // solid to the radius, fading out over the next drawing-buffer pixel
   float r = u_radius * (1.0 + v_severe) + 1.0;
-  float d = length(gl_PointCoord - 0.5) * 2.0 * r; // pixels from the centre
+  float d = length(gl_PointCoord - 0.5) * 2.0 * r; // drawing-buffer pixels from the centre
   float a = clamp(r - d, 0.0, 1.0);
   if (a <= 0.0) discard;
-  vec3 c = v_severe > 0.5 && d > r - 2.5 ? vec3(1.0) : v_colour;
+  // the severe ring is 2.5 CSS pixels wide whatever the resolution
+  vec3 c = v_severe > 0.5 && d > r - 2.5 * u_px ? vec3(1.0) : v_colour;
   gl_FragColor = vec4(c * a, a); // premultiplied, as MapLibre blends
 }`;
 
@@ -56,11 +64,11 @@ function compile(gl, type, source) {
 export class FleetLayer {
   // colours maps each state to '#rrggbb'; radius(zoom) is a point's radius in CSS pixels.
   constructor(id, colours, radius) {
+    this.radiusAt = radius;
     this.id = id;
     this.type = 'custom';
     this.renderingMode = '2d';
     this.colours = new Float32Array(order.flatMap((s) => rgb(colours[s] || '#444444')));
-    this.radius = radius;
     this.count = 0;
     this.xy = new Float32Array(0); // mercator x, y per point, in drawing order
     this.state = new Float32Array(0);
@@ -101,6 +109,7 @@ export class FleetLayer {
     this.loc = {
       pos: gl.getAttribLocation(p, 'a_pos'), state: gl.getAttribLocation(p, 'a_state'),
       matrix: gl.getUniformLocation(p, 'u_matrix'), radius: gl.getUniformLocation(p, 'u_radius'), colour: gl.getUniformLocation(p, 'u_colour'),
+      px: gl.getUniformLocation(p, 'u_px'),
     };
     this.posBuf = gl.createBuffer();
     this.stateBuf = gl.createBuffer();
@@ -123,7 +132,8 @@ export class FleetLayer {
       gl.bufferData(gl.ARRAY_BUFFER, this.state, gl.DYNAMIC_DRAW);
       this.dirty = false;
     }
-    const dpr = window.devicePixelRatio || 1;
+    // the drawing buffer's pixels per CSS pixel: below the screen's on software rendering (render.js)
+    const dpr = this.map.getPixelRatio();
     gl.useProgram(this.program);
     // MapLibre 5 gives custom layers args: defaultProjectionData.mainMatrix takes mercator
     // coordinates (0..1) to clip space; modelViewProjectionMatrix takes world pixels, and with it
@@ -131,6 +141,7 @@ export class FleetLayer {
     this.matrix.set(args.defaultProjectionData.mainMatrix);
     gl.uniformMatrix4fv(this.loc.matrix, false, this.matrix);
     gl.uniform1f(this.loc.radius, this.radius(this.map.getZoom()) * dpr);
+    gl.uniform1f(this.loc.px, dpr);
     gl.uniform3fv(this.loc.colour, this.colours);
     gl.bindBuffer(gl.ARRAY_BUFFER, this.posBuf);
     gl.enableVertexAttribArray(this.loc.pos);
@@ -143,6 +154,13 @@ export class FleetLayer {
     gl.drawArrays(gl.POINTS, 0, this.count);
     gl.disableVertexAttribArray(this.loc.pos);
     gl.disableVertexAttribArray(this.loc.state);
+  }
+
+  // radius answers the radius a truck is drawn with at zoom, in CSS pixels: radiusAt(zoom), or
+  // more where the drawing buffer's resolution is low (MIN_SOLID_PX).
+  radius(zoom) {
+    const px = this.map ? this.map.getPixelRatio() : 1;
+    return Math.max(this.radiusAt(zoom), MIN_SOLID_PX / px);
   }
 
   // at answers the row of the truck drawn under the screen point {x, y}, the topmost, or null.

@@ -20,6 +20,7 @@ const zh = {
   play: '播放', pause: '暂停', total: '合计', noData: '没有数据',
   today: '今日', byDistrict: '各区报警', byRule: '各类违规', severeOpen: '未结严重报警', onRoad: '在途车辆',
   updated: '更新于', settings: '底图', tileUrl: '瓦片地址', tileCrs: '坐标系', save: '保存', noBase: '无底图（仅城市图层）',
+  lowRes: '无显卡（软件渲染）时以较低分辨率绘制指挥中心地图，更流畅', renderer: '本机地图渲染', softwareGL: '软件渲染',
   rules: {
     route_deviation: '偏离路线', speeding: '超速', restricted_zone: '禁行区', overload: '超载', dwell: '异常停留',
     unlicensed: '无证运输', cover_open: '未密闭', spillage: '撒漏', signal_lost: 'GPS掉线', site_exit_risk: '出场风险',
@@ -47,6 +48,7 @@ const en = {
   play: 'Play', pause: 'Pause', total: 'Total', noData: 'No data',
   today: 'Today', byDistrict: 'Alerts by district', byRule: 'Violations by rule', severeOpen: 'Open severe alerts', onRoad: 'Trucks on the road',
   updated: 'Updated', settings: 'Base map', tileUrl: 'Tile URL', tileCrs: 'Coordinates', save: 'Save', noBase: 'No base map (city layers only)',
+  lowRes: 'Draw the command centre\'s map at a lower resolution on software rendering (no GPU): smoother', renderer: 'Map drawn by', softwareGL: 'software',
   rules: {
     route_deviation: 'Route deviation', speeding: 'Speeding', restricted_zone: 'Restricted zone', overload: 'Overload', dwell: 'Dwell',
     unlicensed: 'Unlicensed', cover_open: 'Cover open', spillage: 'Spillage', signal_lost: 'Signal lost', site_exit_risk: 'Site-exit risk',

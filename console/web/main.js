@@ -7,6 +7,7 @@ import * as api from './api.js';
 import { t, lang, setLang } from './i18n.js';
 import { el, setCityZone, mark } from './util.js';
 import { baseMap, setBaseMap } from './basemap.js';
+import { lowResOn, setLowRes, seenRenderer, isSoftware } from './render.js';
 
 mark('main');
 
@@ -66,11 +67,21 @@ function settingsDialog() {
   const url = el('input', { id: 'tile-url', value: b.url, placeholder: 'http://tiles.city.local/{z}/{x}/{y}.png' });
   const crs = el('select', { id: 'tile-crs' }, el('option', { value: 'wgs84' }, 'WGS-84'), el('option', { value: 'gcj02' }, 'GCJ-02'));
   crs.value = b.crs;
+  // the map's resolution where WebGL is software (render.js); the renderer once a map was drawn
+  const lowRes = el('input', { type: 'checkbox', id: 'low-res', checked: lowResOn() });
+  const r = seenRenderer();
   const dlg = el('dialog', { class: 'settings' },
     el('h3', {}, t('settings')), el('p', { class: 'muted' }, t('noBase')),
     el('label', {}, t('tileUrl'), url), el('label', {}, t('tileCrs'), crs),
+    el('label', { class: 'check' }, lowRes, t('lowRes')),
+    r ? el('p', { class: 'muted', id: 'renderer' }, `${t('renderer')}: ${r}${isSoftware(r) ? ` (${t('softwareGL')})` : ''}`) : '',
     el('div', { class: 'row' },
-      el('button', { class: 'primary', onclick: () => { setBaseMap({ url: url.value.trim(), crs: crs.value }); dlg.close(); route(); } }, t('save')),
+      el('button', { class: 'primary', onclick: () => {
+        setBaseMap({ url: url.value.trim(), crs: crs.value });
+        setLowRes(lowRes.checked);
+        dlg.close();
+        route();
+      } }, t('save')),
       el('button', { onclick: () => dlg.close() }, t('cancel'))));
   document.body.append(dlg);
   dlg.showModal();

@@ -1,1 +1,0 @@
-import{a}from"./chunk-USZWLBQB.js";import"./chunk-VPA7RRBY.js";import"./chunk-SQE76S5B.js";export{a as FleetLayer};
