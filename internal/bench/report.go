@@ -80,9 +80,11 @@ type Report struct {
 	PeakRSS        uint64  `json:"peak_rss"`
 	RSS            uint64  `json:"rss"`
 	PeakRSSReset   bool    `json:"peak_rss_reset_at_pipeline_start"`
-	BrokerPeakRSS  uint64  `json:"broker_peak_rss,omitempty"`
-	ClickHousePeak uint64  `json:"clickhouse_peak_rss,omitempty"`
-	ClickHouseRSS  uint64  `json:"clickhouse_rss,omitempty"`
+	// Peak: what the RSS consisted of at its highest, sampled from the pipeline's start
+	Peak           PeakMemory `json:"peak"`
+	BrokerPeakRSS  uint64     `json:"broker_peak_rss,omitempty"`
+	ClickHousePeak uint64     `json:"clickhouse_peak_rss,omitempty"`
+	ClickHouseRSS  uint64     `json:"clickhouse_rss,omitempty"`
 
 	Lookups        int     `json:"lookups"`
 	Concurrency    int     `json:"lookup_concurrency"`
@@ -211,6 +213,11 @@ func PrintReport(w io.Writer, r *Report) {
 		fmt.Fprintf(w, ", reset when the pipeline started")
 	}
 	fmt.Fprintln(w)
+	if pk := r.Peak; pk.RSS > 0 {
+		fmt.Fprintf(w, "               at the highest RSS sampled (%s, %.1fs after the start, %d collections in): heap objects %s (of which marked live by the last\n"+
+			"               collection %s, goal %s), free heap kept %s, unused in spans %s, stacks %s, runtime's other %s\n",
+			mb(pk.RSS), pk.At, pk.GCCycles, mb(pk.HeapObjects), mb(pk.HeapLive), mb(pk.HeapGoal), mb(pk.HeapFree), mb(pk.HeapUnused), mb(pk.Stacks), mb(pk.Other))
+	}
 	if r.BrokerPeakRSS > 0 {
 		fmt.Fprintf(w, "               broker child process peak RSS %s (not counted above)\n", mb(r.BrokerPeakRSS))
 	}

@@ -137,6 +137,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer os.Unsetenv(tokensEnv)
+	peak := watchPeak(o.PeakProfile)
+	peakStopped := false
+	defer func() {
+		if !peakStopped {
+			peak.Stop()
+		}
+	}()
 	p, w, err := workBacklog(ctx, &o, cfg, log, ch, brokerAddr, ps, r)
 	if err != nil {
 		return nil, err
@@ -149,6 +156,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 
 	// 5. Memory at the end, with everything in place.
+	r.Peak, peakStopped = peak.Stop(), true
 	readMemory(ps, r)
 	if r.Stored, err = w.count(ctx, "uniqExact(fix_id)"); err != nil {
 		return nil, err
