@@ -31,6 +31,8 @@ type PeakMemory struct {
 	Other      uint64 `json:"other"`
 	// GCCycles: collections from the pipeline's start to the peak
 	GCCycles uint64 `json:"gc_cycles"`
+	// MemoryLimit: the process's soft memory limit while the pipeline ran (math.MaxInt64: none)
+	MemoryLimit int64 `json:"memory_limit"`
 	// Profile: where the heap profile at the peak was written, if asked
 	Profile string `json:"profile,omitempty"`
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 )
 
@@ -215,8 +216,8 @@ func PrintReport(w io.Writer, r *Report) {
 	fmt.Fprintln(w)
 	if pk := r.Peak; pk.RSS > 0 {
 		fmt.Fprintf(w, "               at the highest RSS sampled (%s, %.1fs after the start, %d collections in): heap objects %s (of which marked live by the last\n"+
-			"               collection %s, goal %s), free heap kept %s, unused in spans %s, stacks %s, runtime's other %s\n",
-			mb(pk.RSS), pk.At, pk.GCCycles, mb(pk.HeapObjects), mb(pk.HeapLive), mb(pk.HeapGoal), mb(pk.HeapFree), mb(pk.HeapUnused), mb(pk.Stacks), mb(pk.Other))
+			"               collection %s, goal %s), free heap kept %s, unused in spans %s, stacks %s, runtime's other %s; memory limit %s\n",
+			mb(pk.RSS), pk.At, pk.GCCycles, mb(pk.HeapObjects), mb(pk.HeapLive), mb(pk.HeapGoal), mb(pk.HeapFree), mb(pk.HeapUnused), mb(pk.Stacks), mb(pk.Other), limitText(pk.MemoryLimit))
 	}
 	if r.BrokerPeakRSS > 0 {
 		fmt.Fprintf(w, "               broker child process peak RSS %s (not counted above)\n", mb(r.BrokerPeakRSS))
@@ -237,4 +238,12 @@ func PrintReport(w io.Writer, r *Report) {
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "  note         %s\n", n)
 	}
+}
+
+// limitText is a memory limit as the report shows it.
+func limitText(limit int64) string {
+	if limit <= 0 || limit == math.MaxInt64 {
+		return "none"
+	}
+	return fmt.Sprintf("%d MiB", limit>>20)
 }
