@@ -126,11 +126,11 @@ func appendAside(dst []byte, tr *Track) []byte {
 	m := &tr.motion
 	dst = append(dst, bits(m.hasAlt, m.altAgreed, m.hasBefore, tr.held != nil))
 	if m.hasAlt {
-		dst = appendTime(dst, m.alt.t)
+		dst = appendTime(dst, m.alt.time())
 		dst = appendPoint(dst, m.alt.ll)
 	}
 	if m.hasBefore {
-		dst = appendTime(dst, m.before.t)
+		dst = appendTime(dst, m.before.time())
 		dst = appendPoint(dst, m.before.ll)
 	}
 	if h := tr.held; h != nil {
@@ -149,9 +149,9 @@ func appendAside(dst []byte, tr *Track) []byte {
 	for i := 0; i < m.n; i++ {
 		t := &m.ring[(m.head-i+motionLen)%motionLen]
 		if i == 0 {
-			dst = appendTime(dst, t.t)
+			dst = appendTime(dst, t.time())
 		} else {
-			dst = binary.AppendVarint(dst, int64(m.ring[(m.head-i+1+motionLen)%motionLen].t.Sub(t.t)))
+			dst = binary.AppendVarint(dst, int64(m.ring[(m.head-i+1+motionLen)%motionLen].time().Sub(t.time())))
 		}
 		dst = appendPoint(dst, t.ll)
 	}
@@ -413,10 +413,10 @@ func (r *checkpointReader) aside(memory bool) asideState {
 	}
 	a.HasAlt, a.AltAgreed, a.HasBefore = f&1 != 0, f&2 != 0, f&4 != 0
 	if a.HasAlt {
-		a.Alt = trace{t: r.time("set-aside jump time"), ll: r.point("set-aside jump position")}
+		a.Alt = newTrace(r.time("set-aside jump time"), r.point("set-aside jump position"))
 	}
 	if a.HasBefore {
-		a.Before = trace{t: r.time("fix before time"), ll: r.point("fix before position")}
+		a.Before = newTrace(r.time("fix before time"), r.point("fix before position"))
 	}
 	if f&8 != 0 {
 		h := &heldFix{}
@@ -453,7 +453,7 @@ func (r *checkpointReader) aside(memory bool) asideState {
 		} else {
 			at = at.Add(-time.Duration(r.varint("recent fix time")))
 		}
-		a.Recent = append(a.Recent, trace{t: at, ll: r.point("recent fix position")})
+		a.Recent = append(a.Recent, newTrace(at, r.point("recent fix position")))
 	}
 	a.HasMemory, a.Stay = true, r.stay("stay")
 	return a
