@@ -18,7 +18,7 @@ import (
 // stored but not judged, so nothing is alerted twice.
 
 // checkpointVersion is the format of a JSON checkpoint (format 1, written by earlier builds and
-// still read); this build writes format 5, binary (checkpoint_binary.go).
+// still read); this build writes format 6, binary (checkpoint_binary.go).
 const checkpointVersion = 1
 
 // TrackState is the serialisable state of one vehicle, as both formats decode it.
