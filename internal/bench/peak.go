@@ -126,3 +126,15 @@ func statmRSS() uint64 {
 	}
 	return pages * uint64(os.Getpagesize())
 }
+
+// gcSample is the collector's work so far: its CPU (the runtime's estimate) and cycles.
+type gcSample struct {
+	cpu    float64
+	cycles uint64
+}
+
+func readGC() gcSample {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	return gcSample{cpu: s[0].Value.Float64(), cycles: s[1].Value.Uint64()}
+}

@@ -101,10 +101,14 @@ type Report struct {
 	BacklogCPU CPU `json:"backlog_cpu_cores"`
 	// CPUPerFix is the pipeline process's CPU a fix working off the backlog, in µs: its cores
 	// then over the end-to-end rate
-	CPUPerFix      float64 `json:"pipeline_cpu_us_per_fix"`
-	LiveCPU        CPU     `json:"live_window_cpu_cores"`
-	BacklogBatches Batches `json:"backlog_batches"`
-	LiveBatches    Batches `json:"live_window_batches"`
+	CPUPerFix float64 `json:"pipeline_cpu_us_per_fix"`
+	// BacklogGCCPU: the runtime's estimate of the CPU its garbage collector took working off the
+	// backlog (runtime/metrics /cpu/classes/gc/total), in seconds, and its cycles then
+	BacklogGCCPU    float64 `json:"backlog_gc_cpu_seconds"`
+	BacklogGCCycles uint64  `json:"backlog_gc_cycles"`
+	LiveCPU         CPU     `json:"live_window_cpu_cores"`
+	BacklogBatches  Batches `json:"backlog_batches"`
+	LiveBatches     Batches `json:"live_window_batches"`
 
 	Produced uint64 `json:"produced"`
 	Stored   uint64 `json:"stored"`
@@ -233,6 +237,10 @@ func PrintReport(w io.Writer, r *Report) {
 		r.Lookups, how, r.Squads, r.LookupRate, r.LookupP50Ms, r.LookupP99Ms, r.LookupMaxMs, r.LookupFailures)
 	fmt.Fprintf(w, "  CPU          cores used (of %d) working off the backlog: %s; in the live window: %s\n",
 		runtime.NumCPU(), r.BacklogCPU, r.LiveCPU)
+	if r.BacklogGCCycles > 0 && r.Fixes > 0 {
+		fmt.Fprintf(w, "               the pipeline's garbage collector working off the backlog: %d cycles, %.2f s of CPU (%.2f µs a fix)\n",
+			r.BacklogGCCycles, r.BacklogGCCPU, r.BacklogGCCPU/float64(r.Fixes)*1e6)
+	}
 	fmt.Fprintf(w, "  per batch    backlog: %s\n               live window: %s\n", r.BacklogBatches, r.LiveBatches)
 	fmt.Fprintf(w, "  stored       %d distinct fixes of %d produced\n", r.Stored, r.Produced)
 	for _, n := range r.Notes {
