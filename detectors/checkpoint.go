@@ -18,7 +18,7 @@ import (
 // stored but not judged, so nothing is alerted twice.
 
 // checkpointVersion is the format of a JSON checkpoint (format 1, written by earlier builds and
-// still read); this build writes format 5, binary (checkpoint_binary.go).
+// still read); this build writes format 6, binary (checkpoint_binary.go).
 const checkpointVersion = 1
 
 // TrackState is the serialisable state of one vehicle, as both formats decode it.
@@ -150,31 +150,58 @@ func fromMs(v int64) time.Time {
 // not one a vehicle), which Dirty returns: pass it again once the slices f was given are no
 // longer used, or nil. f may keep them until then but must not append to them. An arena far
 // larger than the call needs (arenaSlack times) is dropped for a new one, so a burst does not
-// stay in memory; one a few times too large is kept, as live batches vary that much in size.
+// stay in memory; one a few times too large is kept, as live batches vary in size.
+//
+// A call that needs more than arenaChunk (an interval's checkpoints of a whole fleet: ~65 MB for
+// 100,000 moving trucks) and was given no arena that large appends them to chunks of arenaChunk
+// instead, made as they fill, and returns nil: one buffer that size, with room to spare so that it
+// need not grow, was a sixth of the process's peak live heap, and the collector's headroom
+// doubled it in the RSS; chunks hold what is written and go one by one once the caller drops
+// them.
 func (e *Engine) Dirty(arena []byte, f func(vehicle string, shard record.Shard, checkpoint []byte)) []byte {
 	if len(e.dirty) == 0 {
 		return arena
 	}
 	// sized from the last call's average, so that the buffer rarely grows
 	need := len(e.dirty) * max(e.checkpointSize, 64)
-	if cap(arena) < need || cap(arena) > arenaSlack*need {
+	chunked := cap(arena) < need && need > arenaChunk
+	switch {
+	case chunked:
+		arena = make([]byte, 0, arenaChunk)
+	case cap(arena) < need || cap(arena) > arenaSlack*need:
 		arena = make([]byte, 0, need*5/4)
 	}
 	arena = arena[:0]
+	total := 0
 	for _, tr := range e.dirty {
 		tr.dirty = false
+		if chunked && cap(arena)-len(arena) < arenaChunkRoom {
+			total += len(arena)
+			arena = make([]byte, 0, arenaChunk)
+		}
 		start := len(arena)
 		arena = e.appendCheckpoint(arena, tr)
 		f(tr.VehicleID, tr.shard, arena[start:len(arena):len(arena)])
 	}
-	e.checkpointSize = len(arena) / len(e.dirty)
+	e.checkpointSize = (total + len(arena)) / len(e.dirty)
 	clear(e.dirty)
 	e.dirty = e.dirty[:0]
+	if chunked {
+		return nil
+	}
 	return arena
 }
 
 // arenaSlack is how many times larger than a Dirty call needs its arena may be and still be used.
 const arenaSlack = 16
+
+// arenaChunk is the size of the chunks a large Dirty call appends its checkpoints to, and
+// arenaChunkRoom the room a chunk must have left to take the next checkpoint (a larger one
+// grows the chunk: append copies it once, the slices already handed out keep the old one).
+const (
+	arenaChunk     = 1 << 20
+	arenaChunkRoom = 4 << 10
+)
 
 func (e *Engine) markDirty(tr *Track) {
 	if !tr.dirty {

@@ -73,7 +73,7 @@ func TestCheckpointKeepsHeldFix(t *testing.T) {
 		if tr.held != nil || !tr.last.Time.Equal(fixes[len(fixes)-1].Time) {
 			t.Errorf("%s: held %v, last fix at %s", name, tr.held, tr.last.Time)
 		}
-		if !tr.motion.hasBefore || !tr.motion.before.t.Equal(fixes[len(fixes)-2].Time) {
+		if !tr.motion.hasBefore || !tr.motion.before.time().Equal(fixes[len(fixes)-2].Time) {
 			t.Errorf("%s: the fix before the last is %v, want the one at %s: the snap was judged", name, tr.motion.before, fixes[len(fixes)-2].Time)
 		}
 	}

@@ -11,38 +11,49 @@ import (
 	"github.com/paulmach/orb"
 )
 
-// The binary checkpoint format (format 5; format 4, without the kinematics' recent fixes and
+// The binary checkpoint format (format 6; format 5, with every position as two floats and the
+// recent fixes' times in nanoseconds, format 4, without the kinematics' recent fixes and
 // stays, format 3, without the set-aside fixes either, and format 2, without the events'
 // partition and offset either, are still read). Checkpoints are written for every vehicle a batch
 // touches, so their encoding is on the hot path: a hand-written append encoder, about a third of
 // the JSON's size and several times faster. A JSON checkpoint (format 1, written by earlier
 // builds) starts with '{' and is still read.
 //
-//	0x05 vehicle flags jumps topic partition events-topic events-partition events-next last history episodes aside
+//	0x06 vehicle flags jumps topic partition events-topic events-partition events-next last history episodes aside
 //
 // aside is what the kinematics set aside (track.go): a flags byte (a jump set aside, whether it
 // agreed with the one before it, the accepted fix before the last, a fix held back), then the
 // jump's time and position, the fix before's, and the held fix (time, position, speed, heading,
 // flags, alarm bits, id, until when the next is awaited), each when its flag is set; then
 // (format 5) the kinematics' memory: the recent fixes of the speed window (a count, then, newest
-// first, each fix's time, as nanoseconds before the one after it but the newest's, and position) and the track's stay. An episode's memo ends (format 5) with the memo's own stay
-// (dwell's stop), a flags byte first. A stay is a flags byte (it holds fixes, a fix set aside,
+// first, each fix's time, as the gap to the one after it but the newest's, and position) and the
+// track's stay. An episode's memo ends (format 5) with the memo's own stay (dwell's stop), a
+// flags byte first. A stay is a flags byte (it holds fixes, a fix set aside,
 // settled) then its centre, weight, start, the fix set aside and when the vehicle settled, each
 // when its flag is set. Without them a restart would derive no speed for the window's length,
 // drop a pending episode, and restart a stop's clock: alerts an uninterrupted run does not give.
 //
 // strings are a uvarint length and the bytes, counts a uvarint, times in milliseconds and other
 // integers varints, floats 8 bytes little-endian, flags one byte of bits.
+//
+// Format 6 writes the positions fixes gave (an episode's start and anchor, the jump set aside,
+// the fix before, the recent fixes) as their distance in 1e-7 degrees from the last fix (a
+// recent fix: from the one after it) when they are whole units (appendNear: 4-6 bytes instead of
+// 16; a stay's centre, a mean, stays two floats) and the gaps between recent fixes in whole
+// milliseconds (appendGap): a moving truck's checkpoint of ~650 bytes in format 5 is ~500, and
+// decodes to the same state bit for bit. Checkpoints of a whole fleet are taken every interval,
+// so their size is memory held until written and bytes the state topic's broker takes.
 
 // The first byte of a binary checkpoint: the format this build writes, and the one before it.
 const (
-	binaryCheckpoint   = 5
+	binaryCheckpoint   = 6
+	binaryCheckpointV5 = 5
 	binaryCheckpointV4 = 4
 	binaryCheckpointV3 = 3
 	binaryCheckpointV2 = 2
 )
 
-// appendCheckpoint appends tr's state in format 5 to dst.
+// appendCheckpoint appends tr's state in format 6 to dst.
 func (e *Engine) appendCheckpoint(dst []byte, tr *Track) []byte {
 	dst = append(dst, binaryCheckpoint)
 	dst = appendString(dst, tr.VehicleID)
@@ -69,13 +80,14 @@ func (e *Engine) appendCheckpoint(dst []byte, tr *Track) []byte {
 		}
 	}
 	dst = binary.AppendUvarint(dst, uint64(n))
+	ref := nearRef(tr.last.LL)
 	for i, ep := range tr.episodes {
 		if ep == nil || ep.empty() {
 			continue
 		}
 		dst = appendString(dst, string(e.names[i]))
 		dst = binary.AppendVarint(dst, ms(ep.since))
-		dst = appendPoint(dst, ep.sinceLL)
+		dst = appendNear(dst, ep.sinceLL, ref)
 		dst = binary.AppendVarint(dst, ms(ep.last))
 		dst = binary.AppendVarint(dst, ms(ep.cleared))
 		dst = binary.AppendVarint(dst, int64(ep.fixes))
@@ -83,7 +95,7 @@ func (e *Engine) appendCheckpoint(dst []byte, tr *Track) []byte {
 		if ep.memo != nil {
 			m = ep.memo.saved()
 		}
-		dst = appendPoint(dst, m.Anchor)
+		dst = appendNear(dst, m.Anchor, ref)
 		dst = binary.AppendVarint(dst, ms(m.Mark))
 		dst = append(dst, bits(m.Anchored, ep.alert != nil))
 		dst = appendString(dst, m.Ref)
@@ -117,21 +129,21 @@ func (e *Engine) appendCheckpoint(dst []byte, tr *Track) []byte {
 			dst = binary.AppendUvarint(dst, a.Version)
 		}
 	}
-	return appendAside(dst, tr)
+	return appendAside(dst, tr, ref)
 }
 
 // appendAside appends what tr's kinematics set aside: without it, a restart would judge a fix
 // held back as if it were sound and forget a jump that the next fix might agree with.
-func appendAside(dst []byte, tr *Track) []byte {
+func appendAside(dst []byte, tr *Track, ref [2]int64) []byte {
 	m := &tr.motion
 	dst = append(dst, bits(m.hasAlt, m.altAgreed, m.hasBefore, tr.held != nil))
 	if m.hasAlt {
-		dst = appendTime(dst, m.alt.t)
-		dst = appendPoint(dst, m.alt.ll)
+		dst = appendTime(dst, m.alt.time())
+		dst = appendNear(dst, m.alt.ll, ref)
 	}
 	if m.hasBefore {
-		dst = appendTime(dst, m.before.t)
-		dst = appendPoint(dst, m.before.ll)
+		dst = appendTime(dst, m.before.time())
+		dst = appendNear(dst, m.before.ll, ref)
 	}
 	if h := tr.held; h != nil {
 		f := &h.fix
@@ -149,11 +161,12 @@ func appendAside(dst []byte, tr *Track) []byte {
 	for i := 0; i < m.n; i++ {
 		t := &m.ring[(m.head-i+motionLen)%motionLen]
 		if i == 0 {
-			dst = appendTime(dst, t.t)
+			dst = appendTime(dst, t.time())
 		} else {
-			dst = binary.AppendVarint(dst, int64(m.ring[(m.head-i+1+motionLen)%motionLen].t.Sub(t.t)))
+			dst = appendGap(dst, m.ring[(m.head-i+1+motionLen)%motionLen].time().Sub(t.time()))
 		}
-		dst = appendPoint(dst, t.ll)
+		dst = appendNear(dst, t.ll, ref)
+		ref = nearRef(t.ll) // the next, older, fix was near this one
 	}
 	return appendStay(dst, &m.stay)
 }
@@ -196,6 +209,51 @@ func appendFloat(dst []byte, f float64) []byte {
 }
 
 func appendPoint(dst []byte, p orb.Point) []byte { return appendFloat(appendFloat(dst, p[0]), p[1]) }
+
+// nearScale: a position whose coordinates are whole multiples of 1e-7 degrees (1 cm; fixes come
+// with 5-7 decimals, JT/T 808 terminals send millionths) is written, in format 6, as its
+// distance in those units from a reference position nearby (a varint each: 1-4 bytes where the
+// truck was within a few km), not as two 8-byte floats.
+const nearScale = 1e7
+
+// nearUnits returns f in units of 1/nearScale and whether that is f exactly, bit for bit (-0 and
+// any f not a whole number of units are not; nor beyond ±10,000, which no longitude reaches).
+func nearUnits(f float64) (int64, bool) {
+	if !(math.Abs(f) <= 1e4) { // NaN too
+		return 0, false
+	}
+	q := int64(math.Round(f * nearScale))
+	return q, math.Float64bits(float64(q)/nearScale) == math.Float64bits(f)
+}
+
+// nearRef is the reference a position gives the ones written after it: its units, rounded (0
+// for a coordinate out of range), the same for the writer and the reader.
+func nearRef(p orb.Point) [2]int64 {
+	x, _ := nearUnits(p[0])
+	y, _ := nearUnits(p[1])
+	return [2]int64{x, y}
+}
+
+// appendNear appends p (format 6): exact in units, an even varint (twice the x distance from
+// ref) and a varint (the y distance); else the varint 1 and the two floats.
+func appendNear(dst []byte, p orb.Point, ref [2]int64) []byte {
+	x, okx := nearUnits(p[0])
+	y, oky := nearUnits(p[1])
+	if okx && oky {
+		dst = binary.AppendVarint(dst, 2*(x-ref[0]))
+		return binary.AppendVarint(dst, y-ref[1])
+	}
+	return appendPoint(binary.AppendVarint(dst, 1), p)
+}
+
+// appendGap appends the time between two recent fixes (format 6): whole milliseconds (as fixes
+// are timed) as an even varint, twice their number; else the varint 1 and the nanoseconds.
+func appendGap(dst []byte, d time.Duration) []byte {
+	if d%time.Millisecond == 0 {
+		return binary.AppendVarint(dst, 2*int64(d/time.Millisecond))
+	}
+	return binary.AppendVarint(binary.AppendVarint(dst, 1), int64(d))
+}
 
 // appendTime keeps an alert's times exactly (they are not all whole milliseconds).
 func appendTime(dst []byte, t time.Time) []byte {
@@ -319,7 +377,7 @@ func (r *checkpointReader) time(what string) time.Time {
 	}
 }
 
-// decodeBinaryCheckpoint decodes a format-5 (or 4, 3, 2) checkpoint into the state Restore applies.
+// decodeBinaryCheckpoint decodes a format-6 (or 5, 4, 3, 2) checkpoint into the state Restore applies.
 func decodeBinaryCheckpoint(b []byte) (TrackState, error) {
 	r := &checkpointReader{b: b, off: 1}
 	s := TrackState{Version: checkpointVersion}
@@ -339,20 +397,26 @@ func decodeBinaryCheckpoint(b []byte) (TrackState, error) {
 	s.Last.SpeedKmh = r.float("last speed")
 	f = r.byte("last fix flags")
 	s.Last.Reported, s.Last.Lifted, s.Last.ACC = f&1 != 0, f&2 != 0, f&4 != 0
-	if b[0] >= binaryCheckpoint {
+	if b[0] >= binaryCheckpointV5 {
 		s.Last.Derived, s.Last.Still = f&8 != 0, f&16 != 0
 	}
 	for range r.count("history", 1) {
 		s.History = append(s.History, r.varint("history"))
 	}
-	for range r.count("episodes", 20) {
+	v6 := b[0] >= binaryCheckpoint
+	ref := nearRef(s.Last.LL)
+	minEpisode := 20
+	if v6 {
+		minEpisode = 12
+	}
+	for range r.count("episodes", minEpisode) {
 		var es episodeState
 		es.Rule = Rule(r.string("episode rule"))
 		es.Since = r.varint("episode since")
-		es.SinceLL = r.point("episode start")
+		es.SinceLL = r.near("episode start", v6, ref)
 		es.Last, es.Cleared = r.varint("episode last"), r.varint("episode cleared")
 		es.Fixes = int(r.varint("episode fixes"))
-		es.Anchor = r.point("episode anchor")
+		es.Anchor = r.near("episode anchor", v6, ref)
 		es.Mark = r.varint("episode mark")
 		f := r.byte("episode flags")
 		es.Anchored = f&1 != 0
@@ -363,7 +427,7 @@ func decodeBinaryCheckpoint(b []byte) (TrackState, error) {
 		for range r.count("pending decisions", 3) {
 			es.Pending = append(es.Pending, pendingJSON{Due: r.varint("pending due"), From: r.varint("pending from"), Place: r.string("pending place")})
 		}
-		if b[0] >= binaryCheckpoint {
+		if b[0] >= binaryCheckpointV5 {
 			switch r.byte("episode stay") {
 			case 0:
 			case 1:
@@ -392,7 +456,7 @@ func decodeBinaryCheckpoint(b []byte) (TrackState, error) {
 		s.Episodes = append(s.Episodes, es)
 	}
 	if b[0] >= binaryCheckpointV4 {
-		s.Aside = r.aside(b[0] >= binaryCheckpoint)
+		s.Aside = r.aside(b[0], ref)
 	}
 	if r.err == nil && r.off != len(b) {
 		r.fail("checkpoint", fmt.Errorf("%d bytes after its end", len(b)-r.off))
@@ -403,9 +467,10 @@ func decodeBinaryCheckpoint(b []byte) (TrackState, error) {
 	return s, nil
 }
 
-// aside decodes what the kinematics set aside (format 4) and, with memory (format 5), their
+// aside decodes what the kinematics set aside (format 4) and, from format 5, their
 // recent fixes and stay.
-func (r *checkpointReader) aside(memory bool) asideState {
+func (r *checkpointReader) aside(format byte, ref [2]int64) asideState {
+	v6 := format >= binaryCheckpoint
 	var a asideState
 	f := r.byte("set-aside flags")
 	if f&^15 != 0 {
@@ -413,10 +478,10 @@ func (r *checkpointReader) aside(memory bool) asideState {
 	}
 	a.HasAlt, a.AltAgreed, a.HasBefore = f&1 != 0, f&2 != 0, f&4 != 0
 	if a.HasAlt {
-		a.Alt = trace{t: r.time("set-aside jump time"), ll: r.point("set-aside jump position")}
+		a.Alt = newTrace(r.time("set-aside jump time"), r.near("set-aside jump position", v6, ref))
 	}
 	if a.HasBefore {
-		a.Before = trace{t: r.time("fix before time"), ll: r.point("fix before position")}
+		a.Before = newTrace(r.time("fix before time"), r.near("fix before position", v6, ref))
 	}
 	if f&8 != 0 {
 		h := &heldFix{}
@@ -438,25 +503,68 @@ func (r *checkpointReader) aside(memory bool) asideState {
 		}
 		a.Held = h
 	}
-	if !memory {
+	if format < binaryCheckpointV5 {
 		return a
 	}
-	n := r.count("recent fixes", 17)
+	minRecent := 17
+	if v6 {
+		minRecent = 3
+	}
+	n := r.count("recent fixes", minRecent)
 	if n > motionLen {
 		r.fail("recent fixes", fmt.Errorf("%d are more than the %d kept", n, motionLen))
 		return a
 	}
 	var at time.Time
 	for i := range n {
-		if i == 0 {
+		switch {
+		case i == 0:
 			at = r.time("recent fix time")
-		} else {
+		case v6:
+			at = at.Add(-r.gap("recent fix time"))
+		default:
 			at = at.Add(-time.Duration(r.varint("recent fix time")))
 		}
-		a.Recent = append(a.Recent, trace{t: at, ll: r.point("recent fix position")})
+		p := r.near("recent fix position", v6, ref)
+		a.Recent = append(a.Recent, newTrace(at, p))
+		ref = nearRef(p)
 	}
 	a.HasMemory, a.Stay = true, r.stay("stay")
 	return a
+}
+
+// near decodes a position: appendNear's in format 6 (v6), two floats before.
+func (r *checkpointReader) near(what string, v6 bool, ref [2]int64) orb.Point {
+	if !v6 {
+		return r.point(what)
+	}
+	switch dx := r.varint(what); {
+	case r.err != nil:
+		return orb.Point{}
+	case dx == 1:
+		return r.point(what)
+	case dx%2 == 0:
+		dy := r.varint(what)
+		return orb.Point{float64(ref[0]+dx/2) / nearScale, float64(ref[1]+dy) / nearScale}
+	default:
+		r.fail(what, fmt.Errorf("tag %d is neither even nor 1", dx))
+		return orb.Point{}
+	}
+}
+
+// gap decodes appendGap's time between two recent fixes.
+func (r *checkpointReader) gap(what string) time.Duration {
+	switch v := r.varint(what); {
+	case r.err != nil:
+		return 0
+	case v == 1:
+		return time.Duration(r.varint(what))
+	case v%2 == 0:
+		return time.Duration(v/2) * time.Millisecond
+	default:
+		r.fail(what, fmt.Errorf("tag %d is neither even nor 1", v))
+		return 0
+	}
 }
 
 // stay decodes a stay (appendStay).

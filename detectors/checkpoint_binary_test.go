@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/hex"
 	"encoding/json"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -184,4 +185,69 @@ func TestBinaryCheckpointDamaged(t *testing.T) {
 			t.Fatalf("the first %d of %d bytes restored", n, len(cp))
 		}
 	}
+}
+
+// TestCheckpointNearPositions: a truck's checkpoint, whatever its fixes' positions (whole
+// millionths or ten-millionths of a degree as terminals send them, any float, either hemisphere,
+// -0, far from the fixes before), restores to the same state and checkpoints again to the same
+// bytes; positions in whole units take a fraction of the bytes of floats.
+func TestCheckpointNearPositions(t *testing.T) {
+	c, _ := loadTestEngine(t)
+	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	size := map[string]int{}
+	f := func(name string, pos func(i int) (lat, lon float64)) {
+		t.Helper()
+		eng, err := NewEngine(Config{}, c, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 * motionLen {
+			lat, lon := pos(i)
+			eng.Reset()
+			eng.ProcessFix(&record.Fix{VehicleID: "粤B00001", Time: start.Add(time.Duration(i)*10*time.Second + time.Duration(i%3)*time.Microsecond),
+				Lat: lat, Lon: lon, SpeedKmh: 30, HasSpeed: true})
+		}
+		tr := eng.tracks["粤B00001"]
+		if tr.motion.n < 1 {
+			t.Fatalf("%s: no recent fix remembered, want some to write", name)
+		}
+		cp := eng.checkpoint(tr)
+		again, err := NewEngine(Config{}, c, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := again.Restore(cp, nil); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := again.checkpoint(again.tracks["粤B00001"]); !slices.Equal(got, cp) {
+			t.Errorf("%s: checkpoint\n%x\nrestored and checkpointed again\n%x", name, cp, got)
+		}
+		if tr.motion.ring != again.tracks["粤B00001"].motion.ring || tr.motion.before != again.tracks["粤B00001"].motion.before {
+			t.Errorf("%s: the recent fixes restored differ:\n%v\n%v", name, tr.motion.ring, again.tracks["粤B00001"].motion.ring)
+		}
+		size[name] = len(cp)
+	}
+	round := func(v float64, places float64) float64 { return math.Round(v*places) / places }
+	f("millionths", func(i int) (float64, float64) {
+		return round(22.54+float64(i)*0.0007, 1e6), round(114.05+float64(i)*0.0009, 1e6)
+	})
+	f("ten-millionths", func(i int) (float64, float64) {
+		return round(22.54+float64(i)*0.00071234, 1e7), round(114.05+float64(i)*0.00093217, 1e7)
+	})
+	f("floats", func(i int) (float64, float64) {
+		return 22.54 + float64(i)*0.000712345678912, 114.05 + float64(i)*0.000932178912345
+	})
+	f("south and west", func(i int) (float64, float64) {
+		return round(-33.86-float64(i)*0.0007, 1e6), round(-151.2-float64(i)*0.0009, 1e6)
+	})
+	f("-0 and far apart", func(i int) (float64, float64) {
+		if i%2 == 0 {
+			return math.Copysign(0, -1), round(114.05+float64(i), 1e6)
+		}
+		return round(60-float64(i), 1e6), round(-120+float64(i)*3, 1e6)
+	})
+	if size["millionths"]+100 > size["floats"] || size["ten-millionths"]+100 > size["floats"] {
+		t.Errorf("checkpoint sizes %v: positions in whole units not 100 bytes fewer than floats", size)
+	}
+	t.Logf("checkpoint bytes by positions: %v", size)
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/muckwatch/muckwatch/record"
 )
@@ -459,5 +460,56 @@ func TestDirtyReusesArena(t *testing.T) {
 	small, _ := collect(fifth)
 	if cap(small) >= cap(again) {
 		t.Errorf("one vehicle's checkpoint kept an arena of %d bytes (%d for 50 vehicles)", cap(small), cap(again))
+	}
+}
+
+// TestDirtyChunksLargeCalls: a call whose checkpoints need more than arenaChunk (a fleet's, once an
+// interval) appends them to chunks of that size instead of one buffer of them all, returns no
+// arena to keep, and every checkpoint is its vehicle's state whole.
+func TestDirtyChunksLargeCalls(t *testing.T) {
+	c, eng := loadTestEngine(t)
+	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	const vehicles, warm = 4000, motionLen + 2
+	touch := func(round int) {
+		for v := range vehicles {
+			ll := c.Proj.Inverse([2]float64{2100 + float64(round*10), 150 + float64(v%50)})
+			eng.ProcessFix(&record.Fix{VehicleID: fmt.Sprintf("粤B%05d", v), Time: start.Add(time.Duration(round) * 10 * time.Second),
+				Lat: ll[1], Lon: ll[0], SpeedKmh: 20, HasSpeed: true})
+		}
+	}
+	for round := range warm {
+		touch(round)
+	}
+	eng.Dirty(nil, func(string, record.Shard, []byte) {}) // sizes the next call from these
+	touch(warm)
+	var cps [][]byte
+	total := 0
+	arena := eng.Dirty(nil, func(v string, _ record.Shard, cp []byte) {
+		if fresh := eng.checkpoint(eng.tracks[v]); !slices.Equal(cp, fresh) {
+			t.Fatalf("%s: the checkpoint in a chunk differs from its state", v)
+		}
+		cps = append(cps, cp)
+		total += len(cp)
+	})
+	if total <= arenaChunk {
+		t.Fatalf("the call needed %d bytes, not more than a chunk (%d): the test tests nothing", total, arenaChunk)
+	}
+	if arena != nil {
+		t.Errorf("a chunked call returned an arena of %d bytes to keep", cap(arena))
+	}
+	// consecutive checkpoints in one chunk are adjacent; a run of them never exceeds a chunk
+	run, runs := len(cps[0]), 1
+	for i := 1; i < len(cps); i++ {
+		if unsafe.SliceData(cps[i]) == (*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(cps[i-1])), len(cps[i-1]))) {
+			run += len(cps[i])
+		} else {
+			run, runs = len(cps[i]), runs+1
+		}
+		if run > arenaChunk {
+			t.Fatalf("checkpoints %d bytes in one buffer, more than a chunk (%d)", run, arenaChunk)
+		}
+	}
+	if want := total / arenaChunk; runs < want {
+		t.Errorf("%d bytes of checkpoints in %d buffers, want at least %d", total, runs, want)
 	}
 }

@@ -30,6 +30,7 @@ type Config struct {
 	Outputs            sink.KafkaOutputConfig `yaml:"outputs"`
 	ClickHouse         sink.ClickHouseConfig  `yaml:"clickhouse"`
 	Pipeline           StagesConfig           `yaml:"pipeline"`
+	Runtime            RuntimeConfig          `yaml:"runtime"`
 	Detectors          detectors.Config       `yaml:"detectors"`
 	API                api.Config             `yaml:"api"`
 	Metrics            MetricsConfig          `yaml:"metrics"`
@@ -172,6 +173,7 @@ func (c *Config) applyDefaults() {
 	}
 	c.Metrics = c.Metrics.withDefaults()
 	c.Pipeline = c.Pipeline.withDefaults()
+	c.Runtime = c.Runtime.withDefaults()
 	c.Detectors = c.Detectors.WithDefaults()
 	c.API = c.API.WithDefaults()
 	if c.Log.Level == "" {
@@ -202,6 +204,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("clickhouse: %w", err)
 	}
 	if err := c.Pipeline.validate(); err != nil {
+		return err
+	}
+	if err := c.Runtime.validate(); err != nil {
 		return err
 	}
 	if err := c.Detectors.Validate(); err != nil {

@@ -1,8 +1,11 @@
 package pipeline
 
 import (
+	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +49,35 @@ func TestConfigErrors(t *testing.T) {
 	f("metrics:\n  listen: nonsense\n", "metrics.listen")
 	f("city_reload_interval: -1s\n", "city_reload_interval")
 	f("metrics:\n  healthz_stall: -1s\n", "metrics.healthz_stall")
+	f("runtime:\n  memory_limit_mib: -2\n", "runtime.memory_limit_mib")
+}
+
+// TestApplyMemoryLimit: the configured limit is the process's while the pipeline runs, -1 lifts
+// it, the environment's GOMEMLIMIT is left to the runtime, and each undo puts back the limit
+// before.
+func TestApplyMemoryLimit(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	before := debug.SetMemoryLimit(-1)
+	for _, tc := range []struct {
+		mib  int
+		env  string
+		want int64
+	}{
+		{0, "", defaultMemoryLimitMiB << 20},
+		{600, "", 600 << 20},
+		{-1, "", math.MaxInt64},
+		{600, "300MiB", before}, // the runtime read the environment at start; it is left alone
+	} {
+		t.Setenv("GOMEMLIMIT", tc.env)
+		undo := RuntimeConfig{MemoryLimitMiB: tc.mib}.ApplyMemoryLimit(log)
+		if got := debug.SetMemoryLimit(-1); got != tc.want {
+			t.Errorf("memory_limit_mib %d, GOMEMLIMIT %q: limit %d, want %d", tc.mib, tc.env, got, tc.want)
+		}
+		undo()
+		if got := debug.SetMemoryLimit(-1); got != before {
+			t.Errorf("memory_limit_mib %d: the limit after undo is %d, want %d", tc.mib, got, before)
+		}
+	}
 }
 
 func TestEmptyConfigIsDefaults(t *testing.T) {

@@ -33,6 +33,7 @@ func cmdBench(ctx context.Context, args []string) error {
 	squadsMode := fl.String("squads", "process", "process: the squads' lookups from a child process (muckbench squads), as a load generator runs, so that their HTTP clients are not the pipeline's; inprocess: from this process")
 	fl.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the pipeline working off the backlog to this file")
 	fl.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile to this file once the backlog is worked off")
+	fl.StringVar(&o.PeakProfile, "peak-memprofile", "", "write a heap profile taken near this process's highest RSS (the last collection's live heap, and the allocations since the pipeline started) to this file")
 	fl.StringVar(&o.LiveCPUProfile, "live-cpuprofile", "", "write a CPU profile of the live window (the pipeline's process; the live traffic and the squads are processes of their own) to this file")
 	asJSON := fl.Bool("json", false, "also print the report as JSON")
 	if err := fl.Parse(args); err != nil {

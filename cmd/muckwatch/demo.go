@@ -46,6 +46,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	}
 	cfg.Log.Level = "warn" // the demo prints its own status; warnings and errors still show
 	log := pipeline.NewLogger(cfg.Log)
+	defer cfg.Runtime.ApplyMemoryLimit(log)()
 
 	bk, brokerAddr, err := broker.Start(broker.Options{Listen: *brokerListen, Partitions: *partitions, Topics: cfg.Topics()})
 	if err != nil {

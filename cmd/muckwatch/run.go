@@ -15,6 +15,7 @@ func cmdRun(ctx context.Context, args []string) error {
 		return err
 	}
 	log := pipeline.NewLogger(cfg.Log)
+	defer cfg.Runtime.ApplyMemoryLimit(log)()
 	reg := pipeline.NewRegistry()
 	return pipeline.Run(ctx, cfg, log, reg, nil)
 }

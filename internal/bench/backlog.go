@@ -88,6 +88,7 @@ func workBacklog(ctx context.Context, o *Options, cfg pipeline.Config, log *slog
 	}
 	defer stopProfile()
 
+	gc0 := readGC()
 	reg := pipeline.NewRegistry()
 	began := time.Now()
 	o.logf("starting the pipeline on the backlog")
@@ -121,6 +122,8 @@ func workBacklog(ctx context.Context, o *Options, cfg pipeline.Config, log *slog
 	r.PipelineRateAll = float64(o.Fixes) / doneAt.Sub(began).Seconds()
 	r.CeilingShare = r.PipelineRate / r.CeilingRate
 	r.CPUPerFix = r.BacklogCPU.Pipeline / r.PipelineRate * 1e6
+	gc1 := readGC()
+	r.BacklogGCCPU, r.BacklogGCCycles = gc1.cpu-gc0.cpu, gc1.cycles-gc0.cycles
 	r.HeapAfter = liveHeap()
 	// What a collection over that heap costs, the pipeline idle: the best of three, each with
 	// both cores marking (the pipeline's collections mark beside the traffic, on a quarter of

@@ -89,6 +89,7 @@ type Options struct {
 	ChildCommand   func(name string, args ...string) *exec.Cmd
 	CPUProfile     string    // write a CPU profile of the backlog phase here
 	MemProfile     string    // write a heap profile here once the backlog is worked off
+	PeakProfile    string    // write a heap profile taken near the highest RSS here
 	LiveCPUProfile string    // write a CPU profile of the live window here
 	Progress       io.Writer // phase messages; nil discards them
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 )
 
@@ -80,9 +81,11 @@ type Report struct {
 	PeakRSS        uint64  `json:"peak_rss"`
 	RSS            uint64  `json:"rss"`
 	PeakRSSReset   bool    `json:"peak_rss_reset_at_pipeline_start"`
-	BrokerPeakRSS  uint64  `json:"broker_peak_rss,omitempty"`
-	ClickHousePeak uint64  `json:"clickhouse_peak_rss,omitempty"`
-	ClickHouseRSS  uint64  `json:"clickhouse_rss,omitempty"`
+	// Peak: what the RSS consisted of at its highest, sampled from the pipeline's start
+	Peak           PeakMemory `json:"peak"`
+	BrokerPeakRSS  uint64     `json:"broker_peak_rss,omitempty"`
+	ClickHousePeak uint64     `json:"clickhouse_peak_rss,omitempty"`
+	ClickHouseRSS  uint64     `json:"clickhouse_rss,omitempty"`
 
 	Lookups        int     `json:"lookups"`
 	Concurrency    int     `json:"lookup_concurrency"`
@@ -98,10 +101,14 @@ type Report struct {
 	BacklogCPU CPU `json:"backlog_cpu_cores"`
 	// CPUPerFix is the pipeline process's CPU a fix working off the backlog, in µs: its cores
 	// then over the end-to-end rate
-	CPUPerFix      float64 `json:"pipeline_cpu_us_per_fix"`
-	LiveCPU        CPU     `json:"live_window_cpu_cores"`
-	BacklogBatches Batches `json:"backlog_batches"`
-	LiveBatches    Batches `json:"live_window_batches"`
+	CPUPerFix float64 `json:"pipeline_cpu_us_per_fix"`
+	// BacklogGCCPU: the runtime's estimate of the CPU its garbage collector took working off the
+	// backlog (runtime/metrics /cpu/classes/gc/total), in seconds, and its cycles then
+	BacklogGCCPU    float64 `json:"backlog_gc_cpu_seconds"`
+	BacklogGCCycles uint64  `json:"backlog_gc_cycles"`
+	LiveCPU         CPU     `json:"live_window_cpu_cores"`
+	BacklogBatches  Batches `json:"backlog_batches"`
+	LiveBatches     Batches `json:"live_window_batches"`
 
 	Produced uint64 `json:"produced"`
 	Stored   uint64 `json:"stored"`
@@ -211,6 +218,11 @@ func PrintReport(w io.Writer, r *Report) {
 		fmt.Fprintf(w, ", reset when the pipeline started")
 	}
 	fmt.Fprintln(w)
+	if pk := r.Peak; pk.RSS > 0 {
+		fmt.Fprintf(w, "               at the highest RSS sampled (%s, %.1fs after the start, %d collections in): heap objects %s (of which marked live by the last\n"+
+			"               collection %s, goal %s), free heap kept %s, unused in spans %s, stacks %s, runtime's other %s; memory limit %s\n",
+			mb(pk.RSS), pk.At, pk.GCCycles, mb(pk.HeapObjects), mb(pk.HeapLive), mb(pk.HeapGoal), mb(pk.HeapFree), mb(pk.HeapUnused), mb(pk.Stacks), mb(pk.Other), limitText(pk.MemoryLimit))
+	}
 	if r.BrokerPeakRSS > 0 {
 		fmt.Fprintf(w, "               broker child process peak RSS %s (not counted above)\n", mb(r.BrokerPeakRSS))
 	}
@@ -225,9 +237,21 @@ func PrintReport(w io.Writer, r *Report) {
 		r.Lookups, how, r.Squads, r.LookupRate, r.LookupP50Ms, r.LookupP99Ms, r.LookupMaxMs, r.LookupFailures)
 	fmt.Fprintf(w, "  CPU          cores used (of %d) working off the backlog: %s; in the live window: %s\n",
 		runtime.NumCPU(), r.BacklogCPU, r.LiveCPU)
+	if r.BacklogGCCycles > 0 && r.Fixes > 0 {
+		fmt.Fprintf(w, "               the pipeline's garbage collector working off the backlog: %d cycles, %.2f s of CPU (%.2f µs a fix)\n",
+			r.BacklogGCCycles, r.BacklogGCCPU, r.BacklogGCCPU/float64(r.Fixes)*1e6)
+	}
 	fmt.Fprintf(w, "  per batch    backlog: %s\n               live window: %s\n", r.BacklogBatches, r.LiveBatches)
 	fmt.Fprintf(w, "  stored       %d distinct fixes of %d produced\n", r.Stored, r.Produced)
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "  note         %s\n", n)
 	}
+}
+
+// limitText is a memory limit as the report shows it.
+func limitText(limit int64) string {
+	if limit <= 0 || limit == math.MaxInt64 {
+		return "none"
+	}
+	return fmt.Sprintf("%d MiB", limit>>20)
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -137,6 +138,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer os.Unsetenv(tokensEnv)
+	// The pipeline's memory limit, as muckwatch run sets it (the bench's own machinery before
+	// this ran without one).
+	defer cfg.Runtime.ApplyMemoryLimit(log)()
+	r.Peak.MemoryLimit = debug.SetMemoryLimit(-1)
+	peak := watchPeak(o.PeakProfile)
+	peakStopped := false
+	defer func() {
+		if !peakStopped {
+			peak.Stop()
+		}
+	}()
 	p, w, err := workBacklog(ctx, &o, cfg, log, ch, brokerAddr, ps, r)
 	if err != nil {
 		return nil, err
@@ -149,6 +161,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 
 	// 5. Memory at the end, with everything in place.
+	limit := r.Peak.MemoryLimit
+	r.Peak, peakStopped = peak.Stop(), true
+	r.Peak.MemoryLimit = limit
 	readMemory(ps, r)
 	if r.Stored, err = w.count(ctx, "uniqExact(fix_id)"); err != nil {
 		return nil, err
