@@ -202,6 +202,29 @@ func ActiveAmong(ps []*Permit, t time.Time) *Permit {
 	return nil
 }
 
+// ActiveSpan returns ActiveAmong(ps, t) and the span [from, to) around t over which that answer
+// stays the same: from is the latest permit boundary (a ValidFrom or ValidTo) at or before t,
+// to the earliest after it. With no boundary on a side the span's end there is the zero time
+// (from) or the latest time (to) there is. A caller may keep the answer for every t in the span.
+func ActiveSpan(ps []*Permit, t time.Time) (p *Permit, from, to time.Time) {
+	to = maxTime
+	for _, q := range ps {
+		for _, b := range [2]time.Time{q.ValidFrom, q.ValidTo} {
+			if b.After(t) {
+				if b.Before(to) {
+					to = b
+				}
+			} else if b.After(from) {
+				from = b
+			}
+		}
+	}
+	return ActiveAmong(ps, t), from, to
+}
+
+// maxTime is the latest time.Time there is.
+var maxTime = time.Unix(1<<63-1-62135596800, 999_999_999)
+
 // SitesAt appends to dst the indexes of the sites containing the projected point xy and
 // returns it; SiteAt turns an index into the site. Indexes are positions in c.Sites.
 func (c *City) SitesAt(xy orb.Point, dst []int32) []int32 {

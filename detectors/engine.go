@@ -234,9 +234,7 @@ func (e *Engine) judgeFix(tr *Track, f *record.Fix, confirmed bool) {
 		}
 		return
 	}
-	vehicle, permits := tr.lookUp(c)
-	cur.Vehicle = vehicle
-	cur.Permit = city.ActiveAmong(permits, f.Time)
+	cur.Vehicle, cur.Permit = tr.lookUp(c, f.Time)
 	if !tr.scored || tr.registered != (cur.Vehicle != nil) || tr.permitted != (cur.Permit != nil) {
 		tr.registered, tr.permitted, tr.scored = cur.Vehicle != nil, cur.Permit != nil, true
 		e.updateRisk(tr, f.Time)

@@ -176,3 +176,48 @@ func BenchmarkEngineProcessFixFleet(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTrackPermit measures finding the permit a fix is under, for 100,000 trucks with two
+// permits each visited in an order spread over the fleet: scan looks at the truck's permits on
+// every fix (city.ActiveAmong, as judgeFix did), span keeps the permit found until the fix time
+// leaves the span it holds for (Track.lookUp).
+func BenchmarkTrackPermit(b *testing.B) {
+	const trucks = 100_000
+	c := &city.City{}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tracks := make([]*Track, trucks)
+	permits := make([][]*city.Permit, trucks)
+	for i := range tracks {
+		tracks[i] = &Track{VehicleID: fmt.Sprintf("粤B%05d", i), ref: c}
+		permits[i] = []*city.Permit{
+			{ID: fmt.Sprintf("P%d-1", i), ValidFrom: start, ValidTo: start.AddDate(0, 6, 0)},
+			{ID: fmt.Sprintf("P%d-2", i), ValidFrom: start.AddDate(0, 6, 0), ValidTo: start.AddDate(1, 0, 0)},
+		}
+	}
+	at := start.AddDate(0, 3, 0)
+	next := func(i int) int { return (i * 7919) % trucks }
+	b.Run("scan", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if city.ActiveAmong(permits[next(i)], at.Add(time.Duration(i))) == nil {
+				b.Fatal("no permit")
+			}
+			i++
+		}
+	})
+	b.Run("span", func(b *testing.B) {
+		for i, tr := range tracks { // each truck's span found once, as its first fix does
+			p, from, to := city.ActiveSpan(permits[i], at)
+			tr.permit, tr.permitFrom, tr.permitTo = p, from.UnixNano(), to.UnixNano()
+		}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if _, p := tracks[next(i)].lookUp(c, at.Add(time.Duration(i))); p == nil {
+				b.Fatal("no permit")
+			}
+			i++
+		}
+	})
+}

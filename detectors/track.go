@@ -42,10 +42,13 @@ type Track struct {
 	restored bool      // from a checkpoint, its input not yet read again (Resume)
 	due      time.Time // the next time a time-driven rule may decide, when dueAt >= 0
 	dueAt    int       // index in the engine's due heap, -1 when not in it
-	// its registration and permits in the reference data in force (looked up once, not per fix)
-	ref     *city.City
-	vehicle *city.Vehicle
-	permits []*city.Permit
+	// its registration in the reference data in force (looked up once, not per fix), and its
+	// permit valid at the last fix with the span, in Unix nanoseconds [permitFrom, permitTo),
+	// over which that stays the permit (city.ActiveSpan): a fix in it needs no permit looked at
+	ref                  *city.City
+	vehicle              *city.Vehicle
+	permit               *city.Permit
+	permitFrom, permitTo int64
 }
 
 // Tracks returns the number of vehicles tracked. It is safe to call from any goroutine.
