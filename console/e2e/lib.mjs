@@ -294,3 +294,88 @@ export async function seeMarks(page, name, marks, { within = 2, timeout = 15000 
   writeFileSync(join(artefacts, name + '.png'), buf);
   fail(`the map of ${name}.png does not show what it should after ${Date.now() - t0} ms (${shots} screenshots): ${why}`);
 }
+
+// seeCity waits until the city's approved routes are painted on the page's map (window.mwMap):
+// at the middle of each route segment on the visible map, away from every truck and circle, a
+// piel of the route's colour within two CSS piels. Trucks on a blank background are not the
+// command centre: the city's layers are what the supervisor reads the trucks against.
+export async function seeCity(page, { least = 10, share = 0.9, timeout = 15000 } = {}) {
+  // the route's green (#2f9e44), which a thin line on software GL at half resolution blends with
+  // what lies under it (#6cbb7c, #8dc998 seen): green well above red and blue, which nothing
+  // else under a route has (the plain background, districts' grey, zones' red and purple)
+  const green = (r, g, b) => g >= r + 35 && g >= b + 25;
+  const t0 = Date.now(), deadline = t0 + timeout;
+  let why = '';
+  for (;;) {
+    const pts = await page.evaluate(() => {
+      const m = window.mwMap;
+      if (!m) return 'the page has no window.mwMap';
+      if (localStorage.getItem('mw.tiles')) return 'a base map is configured: the check places the routes in WGS-84';
+      const c = m.getCanvas();
+      const r = c.getBoundingClientRect();
+      const at = ([lon, lat]) => { const p = m.project([lon, lat]); return [r.left + p.x, r.top + p.y]; };
+      const busy = [];
+      const fleet = m.getLayer('fleet')?.implementation;
+      if (fleet) for (const row of fleet.rows) busy.push(at([row[1], row[2]]));
+      for (const s of ['alerts', 'all-officers', 'officers', 'track']) {
+        if (!m.getSource(s)) continue;
+        for (const f of m.querySourceFeatures(s)) if (f.geometry.type === 'Point') busy.push(at(f.geometry.coordinates));
+      }
+      const out = [];
+      const layers = window.mwCityLayers;
+      if (!layers) return 'the page has no window.mwCityLayers';
+      // a point every 40 CSS pixels along each route, wherever it is on the visible map
+      for (const f of layers.features) {
+        if (f.properties.layer !== 'route') continue;
+        const lines = f.geometry.type === 'LineString' ? [f.geometry.coordinates] : f.geometry.type === 'MultiLineString' ? f.geometry.coordinates : [];
+        for (const cs of lines) {
+          let carry = 20;
+          for (let i = 1; i < cs.length; i++) {
+            const [x0, y0] = at(cs[i - 1]), [x1, y1] = at(cs[i]);
+            const len = Math.hypot(x1 - x0, y1 - y0);
+            for (; carry < len; carry += 40) {
+              const x = x0 + ((x1 - x0) * carry) / len, y = y0 + ((y1 - y0) * carry) / len;
+              if (!(x > r.left + 3 && x < r.right - 3 && y > r.top + 3 && y < r.bottom - 3)) continue;
+              if (document.elementFromPoint(x, y) !== c) continue;
+              if (busy.some(([bx, by]) => Math.hypot(bx - x, by - y) < 20)) continue;
+              out.push({ x, y, what: `route ${f.properties.name || f.properties.id}` });
+            }
+            carry -= len;
+          }
+        }
+      }
+      return out;
+    });
+    if (typeof pts === 'string') fail(pts);
+    if (pts.length < least) fail(`only ${pts.length} points of the routes are on the visible map away from trucks, want ${least}: the view does not show the city`);
+    const buf = await page.screenshot();
+    const img = decodePNG(buf);
+    const dpr = img.width / page.viewportSize().width;
+    const w = Math.ceil(2 * dpr);
+    const missing = pts.filter(({ x, y }) => {
+      const cx = Math.round(x * dpr), cy = Math.round(y * dpr);
+      for (let dy = -w; dy <= w; dy++) {
+        for (let dx = -w; dx <= w; dx++) {
+          const j = 3 * ((cy + dy) * img.width + cx + dx);
+          if (green(img.rgb[j], img.rgb[j + 1], img.rgb[j + 2])) return false;
+        }
+      }
+      return true;
+    });
+    const drawn = pts.length - missing.length;
+    if (drawn >= share * pts.length) {
+      step(`the city's routes are painted: ${drawn} of ${pts.length} points along the routes seen painted green in ${Date.now() - t0} ms`);
+      return;
+    }
+    why = `${drawn} of ${pts.length} points along the routes on the visible map are painted green, want ${Math.ceil(share * pts.length)}: ` +
+      missing.slice(0, 4).map((p) => {
+        const j = 3 * (Math.round(p.y * dpr) * img.width + Math.round(p.x * dpr));
+        return `${p.what} at ${Math.round(p.x)},${Math.round(p.y)} shows ${hexOf([img.rgb[j], img.rgb[j + 1], img.rgb[j + 2]])}`;
+      }).join('; ');
+    if (Date.now() > deadline) {
+      writeFileSync(join(artefacts, 'city.png'), buf);
+      break;
+    }
+  }
+  fail(`the map does not show the city (city.png): ${why}`);
+}

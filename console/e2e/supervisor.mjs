@@ -3,7 +3,7 @@
 // nearest officer and see it in the handling history; then the wall screen.
 // Protocol with the Go test that runs it: it prints READY when the centre is live, and the test
 // then makes MW_PLATE speed near two officers (officer-near and officer-far).
-import { launch, newPage, signIn, step, expect, fail, base, seeFleet } from './lib.mjs';
+import { launch, newPage, signIn, step, expect, fail, base, seeFleet, seeCity } from './lib.mjs';
 import { stateColours } from '../web/colours.js';
 
 const plate = process.env.MW_PLATE || fail('MW_PLATE is not set');
@@ -39,6 +39,8 @@ try {
     .catch(async () => fail(`the officers' layer has ${(await page.evaluate(officersOnMap)).join(', ')}, want officer-near and officer-far`));
   // what a person sees: every truck drawn at its place in its state's colour, the speeding one red
   await seeFleet(page, 'centre', stateColours, { want: { alert_severe: 1, moving: 5, stopped: 5 }, least: 40 });
+  // and the city they drive in: its approved routes painted under them
+  await seeCity(page);
 
   // a network drop: the stream resumes after the last item it delivered, nothing doubled
   const before = await page.evaluate(() => window.mwStream.delivered);

@@ -176,15 +176,10 @@ export async function centre(root, session) {
     mark('map-code');
     made = new CityMap(mapBox, session.layers, { lowRes: true });
     const m = made.map;
-    // complete: the city's layers, every truck and the alert rings are there to draw; the map
-    // paints nothing before (CityMap.holdFrames)
-    const complete = () => opening.feed && root.dataset.fleet !== undefined && made.sourceSettled('city') &&
-      (!m.getSource('alerts') || m.isSourceLoaded('alerts'));
-    made.waitFor(complete);
     mark('map-created');
     m.once('render', () => mark('first-render'));
-    made.painted.then(() => mark('first-paint'));
     window.mwMap = m; // for the journeys: what is on the map
+    window.mwCityLayers = session.layers; // and what the city's layers are
     const newFleet = new FleetLayer('fleet', stateColours, (z) => (z <= 9 ? 2.5 : z >= 14 ? 6 : 2.5 + (z - 9) * 0.7));
     await made.styled; // not loaded: that waits for a complete frame of the city, the fleet need not
     mark('style-loaded');
@@ -226,7 +221,7 @@ export async function centre(root, session) {
     m.once('render', () => mark('fleet-frame')); // the first frame with every truck
     m.once('idle', () => mark('fleet-drawn')); // and with every source loaded and nothing moving
     const drawn = () => {
-      if (!complete()) return;
+      if (!opening.feed || root.dataset.fleet === undefined || !m.isSourceLoaded('city') || (m.getSource('alerts') && !m.isSourceLoaded('alerts'))) return;
       m.off('render', drawn);
       // the frame is on the screen once the browser has composited it: the next animation frame
       requestAnimationFrame(() => {

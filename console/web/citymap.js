@@ -9,7 +9,6 @@ import { rendererOf, pixelRatio, sawRenderer } from './render.js';
 export { baseMap, setBaseMap } from './basemap.js';
 
 const ZONE_CHECK_MS = 10000;
-const HOLD_MAX_MS = 8000; // the longest the map's first frame waits for its layers (holdFrames)
 
 // MapLibre cuts GeoJSON into tiles in a web worker, which must first compile MapLibre's worker
 // code (most of the megabyte) before it does anything: start it when this module is evaluated,
@@ -130,7 +129,6 @@ export class CityMap {
     container.dataset.renderer = this.renderer;
     container.dataset.pixelRatio = String(this.map.getPixelRatio());
     if (interactive) this.map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-left');
-    this.holdFrames();
     // styled: the style is read and layers may be added (the city's tiles may still be cut);
     // loaded: MapLibre's load, after the first complete frame
     this.styled = new Promise((resolve) => this.map.once('style.load', resolve));
@@ -141,42 +139,6 @@ export class CityMap {
     const zoneTimer = setInterval(() => this.followZones(), ZONE_CHECK_MS);
     this.map.on('remove', () => clearInterval(zoneTimer));
     this.popup = new maplibregl.Popup({ closeButton: false, closeOnClick: false, className: 'mw-popup' });
-  }
-
-  // holdFrames keeps MapLibre from painting until the map is complete: every tile of the city cut
-  // and whatever the screen waits for (waitFor). MapLibre paints a frame when the style is read
-  // and again whenever a tile arrives; with software WebGL each frame is 100-300 ms of the CPU
-  // drawing the whole canvas and reading it back, half a dozen before the map is complete, for
-  // pictures nobody needs. Its frames still run (they ask for the tiles); only painting waits,
-  // and the canvas stays the container's plain colour meanwhile. After HOLD_MAX_MS it paints
-  // whatever it has. painted resolves with the first frame painted.
-  holdFrames() {
-    const painter = this.map.painter;
-    const paint = painter.render;
-    this.waits = [() => this.sourceSettled('city')];
-    const started = performance.now();
-    let release;
-    this.painted = new Promise((resolve) => { release = resolve; });
-    painter.render = (...args) => {
-      if (performance.now() - started < HOLD_MAX_MS && !this.waits.every((w) => w())) return undefined;
-      painter.render = paint;
-      release();
-      return paint.apply(painter, args);
-    };
-    const late = setTimeout(() => this.map.triggerRepaint(), HOLD_MAX_MS + 10);
-    this.painted.then(() => clearTimeout(late));
-    this.map.on('remove', () => clearTimeout(late));
-  }
-
-  // waitFor makes the map's first painted frame wait for ready() too (holdFrames).
-  waitFor(ready) {
-    this.waits.push(ready);
-    this.map.triggerRepaint();
-  }
-
-  // sourceSettled answers whether the source id exists and has all its tiles for the view.
-  sourceSettled(id) {
-    return !!this.map.getSource(id) && this.map.isSourceLoaded(id);
   }
 
   bounds(layers) {

@@ -1,0 +1,1 @@
+import{a as d,b as e,c as f}from"./chunk-X2HZ75KM.js";import"./chunk-C62IVRUG.js";import"./chunk-VPA7RRBY.js";import{a as c}from"./chunk-YUCES5RC.js";import{a,b}from"./chunk-FSUEJYOM.js";import"./chunk-SQE76S5B.js";export{f as CityMap,a as baseMap,e as circleStyle,d as lineStyle,b as setBaseMap,c as stateColours};
