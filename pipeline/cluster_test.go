@@ -105,10 +105,16 @@ func TestClickHouseCluster(t *testing.T) {
 	}
 	msgs, res := simMessages(t, s, cfg)
 	end := start.Add(time.Hour)
+	// The background roll-ups off on both sides: they roll up the test's hours while the
+	// pipeline is still writing them, at a moment that differs between the two servers (the
+	// answers then differed in km when the test's day had ended in the city's zone). The roll-ups
+	// are checked in api's own tests; here the raw tables are compared across the shards.
+	noRollups := func(rc *Config) { rc.API.KPI.RollupDays = -1 }
 	onCluster := func(rc *Config) {
 		rc.ClickHouse.Addr = cl.Addrs()
 		rc.ClickHouse.Database = db
 		rc.ClickHouse.Cluster = cluster
+		noRollups(rc)
 	}
 
 	// The pipeline, writing through the Distributed tables.
@@ -198,7 +204,7 @@ func TestClickHouseCluster(t *testing.T) {
 	t.Logf("positions: %d rows written in all (first run %d, replay %d), %d rows before merges, %d fixes; %d alerts", firstRows+replayed, firstRows, replayed, raw, res.Fixes, alerts)
 
 	// The same rows on a single server: the API's answers must be the same.
-	single, singleC := startAPIEnv(t, nil)
+	single, singleC := startAPIEnv(t, noRollups)
 	for _, tb := range clusterWritten {
 		q := fmt.Sprintf("INSERT INTO %s.%s SELECT * FROM remote('%s', %s, %s)", single.cfg.ClickHouse.Database, tb, cl.Nodes[0].TCPAddr, db, tb)
 		if err := single.conn.Exec(ctx, q); err != nil {
