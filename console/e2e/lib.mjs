@@ -296,8 +296,8 @@ export async function seeMarks(page, name, marks, { within = 2, timeout = 15000 
 }
 
 // seeCity waits until the city's approved routes are painted on the page's map (window.mwMap):
-// at the middle of each route segment on the visible map, away from every truck and circle, a
-// piel of the route's colour within two CSS piels. Trucks on a blank background are not the
+// every 40 CSS pixels along each route on the visible map, away from every truck and circle, a
+// pixel of the route's green within two CSS pixels. Trucks on a blank background are not the
 // command centre: the city's layers are what the supervisor reads the trucks against.
 export async function seeCity(page, { least = 10, share = 0.9, timeout = 15000 } = {}) {
   // the route's green (#2f9e44), which a thin line on software GL at half resolution blends with
