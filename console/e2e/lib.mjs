@@ -273,13 +273,8 @@ export async function seeMarks(page, name, marks, { within = 2, timeout = 15000 
       const { x, y, shown } = at[i];
       if (!shown) return bad.push(`${k.what} at ${Math.round(x)},${Math.round(y)} is not on the visible map`);
       const want = hexRGB(k.colour);
-      const cx = Math.round(x * dpr), cy = Math.round(y * dpr), w = Math.ceil(within * dpr);
-      for (let dy = -w; dy <= w; dy++) {
-        for (let dx = -w; dx <= w; dx++) {
-          const j = 3 * ((cy + dy) * img.width + cx + dx);
-          if ([0, 1, 2].every((c) => Math.abs(img.rgb[j + c] - want[c]) <= tol)) return;
-        }
-      }
+      if (pixelNear(img, x * dpr, y * dpr, within * dpr, (p) => [0, 1, 2].every((c) => Math.abs(p[c] - want[c]) <= tol))) return;
+      const cx = Math.round(x * dpr), cy = Math.round(y * dpr);
       const j = 3 * (cy * img.width + cx);
       bad.push(`${k.what} at ${Math.round(x)},${Math.round(y)} shows ${hexOf([img.rgb[j], img.rgb[j + 1], img.rgb[j + 2]])}, want ${k.colour}`);
     });
@@ -293,6 +288,19 @@ export async function seeMarks(page, name, marks, { within = 2, timeout = 15000 
   }
   writeFileSync(join(artefacts, name + '.png'), buf);
   fail(`the map of ${name}.png does not show what it should after ${Date.now() - t0} ms (${shots} screenshots): ${why}`);
+}
+
+// pixelNear says whether a pixel of the screenshot img within `within` pixels of (x, y), in the
+// screenshot's pixels, is([r, g, b]).
+function pixelNear(img, x, y, within, is) {
+  const cx = Math.round(x), cy = Math.round(y), w = Math.ceil(within);
+  for (let dy = -w; dy <= w; dy++) {
+    for (let dx = -w; dx <= w; dx++) {
+      const j = 3 * ((cy + dy) * img.width + cx + dx);
+      if (is([img.rgb[j], img.rgb[j + 1], img.rgb[j + 2]])) return true;
+    }
+  }
+  return false;
 }
 
 // seeCity waits until the city's approved routes are painted on the page's map (window.mwMap):
@@ -351,17 +359,7 @@ export async function seeCity(page, { least = 10, share = 0.9, timeout = 15000 }
     const buf = await page.screenshot();
     const img = decodePNG(buf);
     const dpr = img.width / page.viewportSize().width;
-    const w = Math.ceil(2 * dpr);
-    const missing = pts.filter(({ x, y }) => {
-      const cx = Math.round(x * dpr), cy = Math.round(y * dpr);
-      for (let dy = -w; dy <= w; dy++) {
-        for (let dx = -w; dx <= w; dx++) {
-          const j = 3 * ((cy + dy) * img.width + cx + dx);
-          if (green(img.rgb[j], img.rgb[j + 1], img.rgb[j + 2])) return false;
-        }
-      }
-      return true;
-    });
+    const missing = pts.filter(({ x, y }) => !pixelNear(img, x * dpr, y * dpr, 2 * dpr, ([r, g, b]) => green(r, g, b)));
     const drawn = pts.length - missing.length;
     if (drawn >= share * pts.length) {
       step(`the city's routes are painted: ${drawn} of ${pts.length} points along the routes seen painted green in ${Date.now() - t0} ms`);
