@@ -97,7 +97,15 @@ func workBacklog(ctx context.Context, o *Options, cfg pipeline.Config, log *slog
 		return nil, nil, err
 	}
 	readyAt := time.Now()
+	cpuReady := ps.mark()
+	r.StartupCPU = cpuReady.self - cpuBacklog.self
 	sumsBacklog := gatherSums(reg)
+	stopTrace, err := startTrace(o.Trace, readyAt)
+	if err != nil {
+		_ = p.stop()
+		return nil, nil, err
+	}
+	defer stopTrace()
 	r.StartupSeconds = readyAt.Sub(began).Seconds()
 	r.TrackedAtReady = p.started.Engine.Tracks()
 	r.HeapReady = liveHeap()
@@ -115,7 +123,10 @@ func workBacklog(ctx context.Context, o *Options, cfg pipeline.Config, log *slog
 		return nil, nil, err
 	}
 	stopProfile()
-	r.BacklogCPU = ps.since(cpuBacklog)
+	stopTrace()
+	// The backlog's CPU is counted from when the pipeline is consuming: its start (the city
+	// loaded, checkpoints restored) is once a process, not a cost a fix (StartupCPU).
+	r.BacklogCPU = ps.since(cpuReady)
 	r.BacklogBatches = batchesSince(sumsBacklog, gatherSums(reg), doneAt.Sub(readyAt))
 	r.PipelineSeconds = doneAt.Sub(readyAt).Seconds()
 	r.PipelineRate = float64(o.Fixes) / r.PipelineSeconds

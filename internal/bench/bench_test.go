@@ -62,7 +62,7 @@ func TestBench(t *testing.T) {
 		"produce → alert p50": r.AlertP50Ms, "produce → alert p99": r.AlertP99Ms,
 		"fix → queryable p50": r.QueryableP50Ms, "fix → queryable p99": r.QueryableP99Ms,
 		"lookup p50": r.LookupP50Ms, "lookup p99": r.LookupP99Ms, "lookup rate": r.LookupRate,
-		"full GC": r.FullGCMs, "peak RSS": float64(r.PeakRSS), "backlog CPU": r.BacklogCPU.Pipeline, "CPU per fix": r.CPUPerFix,
+		"full GC": r.FullGCMs, "peak RSS": float64(r.PeakRSS), "backlog CPU": r.BacklogCPU.Pipeline, "CPU per fix": r.CPUPerFix, "startup CPU": r.StartupCPU,
 		"backlog writes": r.BacklogBatches.Writes, "backlog write records step": r.BacklogBatches.WriteStepMs["records"],
 		"backlog write checkpoints step": r.BacklogBatches.WriteStepMs["checkpoints"], "backlog positions inserts": r.BacklogBatches.Inserts["positions"],
 	}

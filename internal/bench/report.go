@@ -98,9 +98,13 @@ type Report struct {
 	LookupMaxMs    float64 `json:"lookup_max_ms"`
 	LookupLag      int64   `json:"lookup_phase_lag_at_end"`
 
-	BacklogCPU CPU `json:"backlog_cpu_cores"`
+	// BacklogCPU: the cores each process used from the pipeline consuming to the backlog worked
+	// off; StartupCPU: the CPU seconds the pipeline's process used starting (the city loaded,
+	// checkpoints restored) before that
+	BacklogCPU CPU     `json:"backlog_cpu_cores"`
+	StartupCPU float64 `json:"pipeline_startup_cpu_seconds"`
 	// CPUPerFix is the pipeline process's CPU a fix working off the backlog, in µs: its cores
-	// then over the end-to-end rate
+	// then over the end-to-end rate (the start not counted)
 	CPUPerFix float64 `json:"pipeline_cpu_us_per_fix"`
 	// BacklogGCCPU: the runtime's estimate of the CPU its garbage collector took working off the
 	// backlog (runtime/metrics /cpu/classes/gc/total), in seconds, and its cycles then
@@ -237,6 +241,7 @@ func PrintReport(w io.Writer, r *Report) {
 		r.Lookups, how, r.Squads, r.LookupRate, r.LookupP50Ms, r.LookupP99Ms, r.LookupMaxMs, r.LookupFailures)
 	fmt.Fprintf(w, "  CPU          cores used (of %d) working off the backlog: %s; in the live window: %s\n",
 		runtime.NumCPU(), r.BacklogCPU, r.LiveCPU)
+	fmt.Fprintf(w, "               the pipeline's start (the city loaded, checkpoints restored) before that: %.2f s of CPU, not counted a fix\n", r.StartupCPU)
 	if r.BacklogGCCycles > 0 && r.Fixes > 0 {
 		fmt.Fprintf(w, "               the pipeline's garbage collector working off the backlog: %d cycles, %.2f s of CPU (%.2f µs a fix)\n",
 			r.BacklogGCCycles, r.BacklogGCCPU, r.BacklogGCCPU/float64(r.Fixes)*1e6)
