@@ -55,8 +55,21 @@ func (r *RouteDeviation) Judge(c *city.City, prev, cur *Observation, ep *Episode
 	if route == nil {
 		return Verdict{Clear: true}
 	}
-	d := route.Corridor.Distance(cur.XY)
 	half := route.Corridor.HalfWidthM
+	// Back on route, or staying on it, is decided by any segment within the return distance: the
+	// segment of the truck's last fix and its neighbours first, the whole line only when they are
+	// farther (the same verdict as the nearest segment's: ReturnFactor ≤ 1 keeps that distance
+	// below the leaving one).
+	hint := int32(0)
+	if prev != nil {
+		hint = prev.routeSeg
+	}
+	if seg, ok := route.Corridor.WithinNear(cur.XY, half*r.cfg.ReturnFactor, int(hint)); ok {
+		cur.routeSeg = int32(seg)
+		return Verdict{Clear: true}
+	}
+	d, seg := route.Corridor.Nearest(cur.XY)
+	cur.routeSeg = int32(max(seg, 0))
 	switch {
 	case d > half+r.cfg.LeaveMarginM:
 		// The test above is in the city's projection, exact on its map; the value reported (and

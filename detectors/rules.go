@@ -25,6 +25,10 @@ type Observation struct {
 	SpeedKmh float64   // from the terminal, else derived over the speed window; capped at max_speed_kmh
 	Reported bool      // SpeedKmh came from the terminal
 	Derived  bool      // SpeedKmh was derived from positions (neither: unknown, 0)
+	// routeSeg: the segment of the permit's route found nearest (or near enough) by route
+	// deviation, where it looks first at the next fix (geo.Corridor.WithinNear); only a hint,
+	// in the padding after the flags, not checkpointed
+	routeSeg int32
 	// SpeedFrom: where a derived speed's window starts (lon/lat of the oldest fix it spans); the
 	// truck's speed is an average from there, under the limits along the way. SpanKmh is that
 	// average over the whole window (capped as SpeedKmh), whatever the fixes in between say.

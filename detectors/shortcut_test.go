@@ -123,3 +123,64 @@ func zonesBound(c *city.City, kind city.ZoneKind) (orb.Bound, int) {
 	}
 	return b, n
 }
+
+// TestRouteDeviationHintedVerdict: route deviation looks first at the segment of the truck's last
+// fix (Observation.routeSeg) and searches the route only when that is not near enough; the
+// verdict is the one the nearest segment's distance gives, whatever the hint, on a grid across
+// every permitted route of the test city out to beyond its leave distance.
+func TestRouteDeviationHintedVerdict(t *testing.T) {
+	c := loadTestCity(t)
+	r := &RouteDeviation{cfg: RouteDeviationConfig{}.withDefaults()}
+	at := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	checked, hinted := 0, 0
+	seen := map[string]bool{} // one vehicle per route: the grid covers its route
+	for _, v := range c.Vehicles {
+		p := c.ActivePermit(v.Plate, at)
+		if p == nil {
+			continue
+		}
+		route := c.Route(p.RouteID)
+		if route == nil || seen[route.ID] {
+			continue
+		}
+		seen[route.ID] = true
+		cor, half := route.Corridor, route.Corridor.HalfWidthM
+		// the verdict as the nearest segment gives it
+		want := func(xy orb.Point) Verdict {
+			d := cor.Distance(xy)
+			switch {
+			case d > half+r.cfg.LeaveMarginM:
+				return Verdict{Active: true}
+			case d <= half*r.cfg.ReturnFactor:
+				return Verdict{Clear: true}
+			}
+			return Verdict{}
+		}
+		pad := 6 * half
+		b := route.Corridor.Line.Bound()
+		hints := []int32{0, 1, int32(len(cor.Line) / 2), int32(len(cor.Line) - 2), int32(len(cor.Line) + 5)}
+		for x := b.Min[0] - pad; x <= b.Max[0]+pad; x += half / 3 {
+			for y := b.Min[1] - pad; y <= b.Max[1]+pad; y += half / 3 {
+				xy := orb.Point{x, y}
+				w := want(xy)
+				_, nearest := cor.Nearest(xy)
+				for _, h := range append(hints, int32(nearest), int32(nearest)+1, int32(nearest)-1) {
+					prev := Observation{routeSeg: h}
+					cur := Observation{Time: at, XY: xy, LL: c.Proj.Inverse(xy), Permit: p, Vehicle: v}
+					got := r.Judge(c, &prev, &cur, nil)
+					if got.Active != w.Active || got.Clear != w.Clear {
+						t.Fatalf("%s on %s at %v with hint %d: verdict active %v clear %v, want active %v clear %v",
+							v.Plate, route.ID, xy, h, got.Active, got.Clear, w.Active, w.Clear)
+					}
+					if _, ok := cor.WithinNear(xy, half*r.cfg.ReturnFactor, int(h)); ok {
+						hinted++
+					}
+					checked++
+				}
+			}
+		}
+	}
+	if checked == 0 || hinted == 0 {
+		t.Fatalf("checked %d verdicts, %d of them from the hint: the test city has no permitted route at %v?", checked, hinted, at)
+	}
+}

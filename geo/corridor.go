@@ -78,6 +78,42 @@ func (c *Corridor) Locate(p orb.Point) (dist, along float64) {
 	return math.Sqrt(d2), c.cum[seg] + t*(c.cum[seg+1]-c.cum[seg])
 }
 
+// Nearest returns the distance from p to the centreline, as Distance, and the segment it is
+// measured to (-1 for a line without segments): the hint for WithinNear at the next position.
+func (c *Corridor) Nearest(p orb.Point) (dist float64, seg int) {
+	var d2 float64
+	if c.tree != nil {
+		seg, _, d2 = c.nearestTree(p)
+	} else {
+		seg, _, d2 = c.nearestBrute(p)
+	}
+	if seg < 0 {
+		if len(c.Line) == 1 {
+			return math.Sqrt(sqDist(p, c.Line[0])), -1
+		}
+		return math.Inf(1), -1
+	}
+	return math.Sqrt(d2), seg
+}
+
+// WithinNear reports whether segment seg, or the one after or before it, lies within r of p,
+// and which one does. A truck on its route is as a rule on the segment nearest its last fix or
+// the next, so this answers it without the tree search; found means Distance(p) <= r exactly
+// (the distance to one segment bounds the minimum over all of them, and the square root is
+// monotone). Not found says nothing: the caller searches the line (Nearest). A seg out of the
+// line's range (another route's hint) finds nothing.
+func (c *Corridor) WithinNear(p orb.Point, r float64, seg int) (int, bool) {
+	for _, s := range [3]int{seg, seg + 1, seg - 1} {
+		if s < 0 || s+1 >= len(c.Line) {
+			continue
+		}
+		if _, d2 := c.segNearest(s, p); math.Sqrt(d2) <= r {
+			return s, true
+		}
+	}
+	return -1, false
+}
+
 // Contains reports whether p lies within the corridor: Distance(p) <= HalfWidthM.
 func (c *Corridor) Contains(p orb.Point) bool {
 	return c.Distance(p) <= c.HalfWidthM

@@ -173,6 +173,54 @@ func TestCorridorLongLineEqualsBruteForce(t *testing.T) {
 	}
 }
 
+// TestCorridorWithinNearAgreesWithDistance: whatever the hint, WithinNear finds a segment only
+// when Distance(p) <= r, the one it names is within r, and Nearest's segment is the one whose
+// distance Distance is; a truck walked along the line with the last hint is found near it.
+func TestCorridorWithinNearAgreesWithDistance(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, n := range []int{2, 10, 1001} { // brute force and the segment tree
+		line := randomRoute(rng, n)
+		c := NewCorridor("r", line, 30)
+		hint, found := 0, 0
+		for k := range 20000 {
+			q := c.PointAt(float64(k) / 20000 * c.Length()) // along the line, as a truck drives
+			s := 15.0
+			if k%5 == 0 {
+				s = 60 // some fixes off it
+			}
+			p := orb.Point{q[0] + rng.NormFloat64()*s, q[1] + rng.NormFloat64()*s}
+			r := 18.0
+			if k%7 == 0 {
+				hint = rng.IntN(len(line)+4) - 2 // any hint, out of range too
+			}
+			d := c.Distance(p)
+			seg, ok := c.WithinNear(p, r, hint)
+			if ok {
+				found++
+				if d > r {
+					t.Fatalf("%d vertices: WithinNear(%v, %v, %d) found segment %d, but Distance is %v", n, p, r, hint, seg, d)
+				}
+				if _, d2 := c.segNearest(seg, p); math.Sqrt(d2) > r {
+					t.Fatalf("%d vertices: WithinNear named segment %d at %v > %v", n, seg, math.Sqrt(d2), r)
+				}
+				hint = seg
+				continue
+			}
+			nd, nseg := c.Nearest(p)
+			if nd != d {
+				t.Fatalf("%d vertices: Nearest(%v) = %v, Distance %v", n, p, nd, d)
+			}
+			if _, d2 := c.segNearest(nseg, p); math.Sqrt(d2) != d {
+				t.Fatalf("%d vertices: Nearest's segment %d is %v away, not %v", n, nseg, math.Sqrt(d2), d)
+			}
+			hint = nseg
+		}
+		if found < 10000 {
+			t.Errorf("%d vertices: the last segment's hint found the truck near in %d of 20000 fixes, want most", n, found)
+		}
+	}
+}
+
 // refSegDist is the textbook point-to-segment distance.
 func refSegDist(p, a, b orb.Point) float64 {
 	l2 := sqDist(a, b)

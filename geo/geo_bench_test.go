@@ -115,6 +115,34 @@ func BenchmarkCorridorDistance(b *testing.B) {
 	}
 }
 
+// BenchmarkCorridorWithinNear: a truck driving along its route, each fix first tried against
+// the segment of the one before (as route deviation does), the line searched only when that
+// fails.
+func BenchmarkCorridorWithinNear(b *testing.B) {
+	for _, n := range []int{200, 2000} {
+		b.Run(fmt.Sprintf("vertices=%d", n), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(uint64(n), 9))
+			c := NewCorridor("route", randomRoute(rng, n), 30)
+			pts := make([]orb.Point, 4096)
+			for i := range pts {
+				q := c.PointAt(float64(i) / float64(len(pts)) * c.Length())
+				pts[i] = orb.Point{q[0] + rng.NormFloat64()*8, q[1] + rng.NormFloat64()*8}
+			}
+			hint := 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				p := pts[i%len(pts)]
+				if s, ok := c.WithinNear(p, 18, hint); ok {
+					hint = s
+					continue
+				}
+				_, hint = c.Nearest(p)
+			}
+		})
+	}
+}
+
 func BenchmarkGCJ02ToWGS84(b *testing.B) {
 	p := orb.Point{114.06301399856547, 22.54038281422246}
 	var sink orb.Point
