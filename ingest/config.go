@@ -152,8 +152,11 @@ func (c ConsumerConfig) Validate() error {
 }
 
 // recordsInFlight is how many full batches' worth of records may be handed downstream and not
-// yet done.
-const recordsInFlight = 8
+// yet done. The writer starts a write once a quarter of that is judged (pipeline's fullRecords),
+// so the consumer has three quarters to judge on while a write is under way: with half, a write
+// of ~20,000 fixes outlasting the ~65 ms the consumer took to judge the other half held it back
+// a fifth to a third of a backlog.
+const recordsInFlight = 16
 
 // bytesInFlightShare is how many full batches' worth of bytes (batch_max_bytes) may be handed
 // downstream and not yet done.

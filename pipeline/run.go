@@ -94,9 +94,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 	p := newStages(cfg.Pipeline, engine, ch, out, log, reg)
 	p.topics, p.group = cfg.Kafka.WithDefaults().Topics, cfg.Kafka.WithDefaults().GroupID
 	p.flushInterval, p.inFlight = ch.FlushInterval(), cfg.Kafka.WithDefaults().BatchesInFlight
-	// half of what the consumer may have in flight: it goes on judging the other half while the
-	// writer writes this one
-	p.fullRecords = cfg.Kafka.RecordsInFlight() / 2
+	// a quarter of what the consumer may have in flight: it goes on judging the rest while the
+	// writer writes this one (see ingest's recordsInFlight)
+	p.fullRecords = cfg.Kafka.RecordsInFlight() / 4
 	// Detector state from the checkpoints: open episodes continue where the last run, or the
 	// instance that had the partitions before, left them (see pipeline.Rebalanced).
 	stateDialer, err := cfg.Outputs.Security.Dialer()
