@@ -71,9 +71,9 @@ func (f *flight) add(ch *chunk) {
 	f.marks = append(f.marks, ch.mark)
 }
 
-// decode decodes m with dec into b, or adds it to b's rejects. m's key is the fetcher's buffer,
-// copied when kept; so is its value, unless owned says the value's memory is m's own.
-func (c *Consumer) decode(dec *record.Decoder, m *kafka.Message, b *Batch, owned bool) {
+// decode decodes m with dec into b, or adds it to b's rejects. m's key and value are the fetch
+// response's memory, copied when kept (a reject's).
+func (c *Consumer) decode(dec *record.Decoder, m *kafka.Message, b *Batch) {
 	ref := m.Time
 	if ref.IsZero() {
 		ref = c.now()
@@ -115,10 +115,7 @@ func (c *Consumer) decode(dec *record.Decoder, m *kafka.Message, b *Batch, owned
 		err = &record.RejectError{Reason: record.ReasonUnknownTopic, Detail: fmt.Sprintf("topic %q is not one of the configured input topics", m.Topic)}
 	}
 	if err != nil {
-		r := record.Reject{Src: src, Key: bytes.Clone(m.Key), Value: m.Value, Reason: record.ReasonOf(err), Detail: err.Error(), Received: c.now()}
-		if !owned {
-			r.Value = bytes.Clone(m.Value)
-		}
+		r := record.Reject{Src: src, Key: bytes.Clone(m.Key), Value: bytes.Clone(m.Value), Reason: record.ReasonOf(err), Detail: err.Error(), Received: c.now()}
 		var re *record.RejectError
 		if errors.As(err, &re) {
 			r.Detail = re.Detail

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"slices"
 	"sync"
 	"time"
 
@@ -29,16 +27,21 @@ const maxFetchBytes = 1 << 20
 // records into chunks (taken from spare) and sends them to chunks, retrying failed fetches (a
 // broker restart, a lost connection) with back-off. Each partition has its own decoder, so
 // decoding runs beside judging, and its own connection, so that a fetch waiting at the broker for
-// new records (fetch_max_wait) does not hold another partition's back. It fetches with kafka-go's
-// Client: a response's records are read from its buffers into two reused ones, where kafka.Reader
-// allocated every record's key and value and handed each over a channel from a goroutine of its
-// own (a sixth of the pipeline's CPU with the garbage it made).
+// new records (fetch_max_wait) does not hold another partition's back. Its fetches go through
+// kafka-go's Transport (the leader, the connection, TLS and SASL) but read their response in
+// place (wire.go): kafka-go's Client.Fetch decoded every record into a record and two page
+// references, and kafka.Reader before it allocated every record's key and value and handed each
+// over a channel from a goroutine of its own.
 type fetcher struct {
-	c      *Consumer
-	tp     TopicPartition
-	client *kafka.Client
-	req    kafka.FetchRequest // req.Offset is the next record to read
-	dec    *record.Decoder
+	c          *Consumer
+	tp         TopicPartition
+	client     *kafka.Client // for the start offsets; its Transport for the fetches
+	req        *fetchRequest // req.offset is the next record to read
+	batches    batchReader
+	maxWait    time.Duration
+	minBytes   int32
+	fetchBytes int32 // a fetch's max bytes
+	dec        *record.Decoder
 	// the contract's partitioner and how many partitions the topic has (0: not checked)
 	part      *partitioner
 	of        int
@@ -50,9 +53,9 @@ type fetcher struct {
 	// a chunk is sent on once it holds maxRecords records or maxBytes bytes
 	maxRecords, maxBytes int
 
-	m   kafka.Message // the record at hand; its Key is reused
-	buf []byte        // for the values of the records that can be accepted
-	ch  *chunk        // the chunk being filled, nil when none is
+	m   kafka.Message // the record at hand; its Key and Value are the response's memory
+	rec wireRecord
+	ch  *chunk // the chunk being filled, nil when none is
 }
 
 // fetch reads partition p, one of the of partitions of the generation, into chunks until ctx is
@@ -65,11 +68,12 @@ func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, chunk
 	}
 	defer transport.CloseIdleConnections()
 	f := &fetcher{
-		c:      c,
-		tp:     p.TopicPartition,
-		client: &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Transport: transport},
-		req: kafka.FetchRequest{Topic: p.Topic, Partition: int(p.Partition), Offset: p.offset, MinBytes: 1,
-			MaxBytes: int64(max(64<<10, min(maxFetchBytes, c.cfg.FetchMaxBytes/of))), MaxWait: c.cfg.FetchMaxWait},
+		c:          c,
+		tp:         p.TopicPartition,
+		client:     &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Transport: transport},
+		minBytes:   1,
+		fetchBytes: int32(max(64<<10, min(maxFetchBytes, c.cfg.FetchMaxBytes/of))),
+		maxWait:    c.cfg.FetchMaxWait,
 		dec:        record.NewDecoder(c.cfg.Decode, c.normalize),
 		records:    c.metrics.records(p.Topic),
 		chunks:     chunks,
@@ -78,6 +82,7 @@ func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, chunk
 		maxBytes:   max(1, c.cfg.BatchMaxBytes/chunkBytesShare),
 		m:          kafka.Message{Topic: p.Topic, Partition: int(p.Partition)},
 	}
+	f.req = f.newRequest(p.offset)
 	f.dec.NumberPlates(c.plates)
 	if p.of > 0 {
 		if f.part, err = newPartitioner(c.cfg.Partitioner); err != nil { // validated with the config
@@ -87,6 +92,16 @@ func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, chunk
 	}
 	f.run(ctx)
 }
+
+// newRequest returns a fetch from offset; a request whose round trip failed is not reused (the
+// connection's goroutine may still be reading into it).
+func (f *fetcher) newRequest(offset int64) *fetchRequest {
+	return &fetchRequest{topic: f.tp.Topic, partition: f.tp.Partition, offset: offset, maxWait: f.maxWait, minBytes: f.minBytes, maxBytes: f.fetchBytes}
+}
+
+// fetchSlack is how long a fetch may take beyond the wait it asks the broker for before it is
+// given up (and retried).
+const fetchSlack = 30 * time.Second
 
 // misplaced reports (and counts) m when the contract's partitioner puts its key on another
 // partition, want: its producer partitions differently, and the truck's records on the two
@@ -126,7 +141,7 @@ func (f *fetcher) run(ctx context.Context) {
 		}
 		wait := b.Next()
 		f.c.metrics.fetchErrors.Inc()
-		f.c.log.Warn("cannot fetch from Kafka; retrying", "topic", f.tp.Topic, "partition", f.tp.Partition, "offset", f.req.Offset, "retry_in", wait, "err", err)
+		f.c.log.Warn("cannot fetch from Kafka; retrying", "topic", f.tp.Topic, "partition", f.tp.Partition, "offset", f.req.offset, "retry_in", wait, "err", err)
 		if backoff.Sleep(ctx, wait) != nil {
 			return
 		}
@@ -137,25 +152,34 @@ func (f *fetcher) run(ctx context.Context) {
 // the broker answered with records (or none yet). An offset no longer in Kafka is not an error:
 // the next fetch is from the first record left.
 func (f *fetcher) fetch(ctx context.Context) (answered bool, err error) {
-	if f.req.Offset < 0 { // kafka.FirstOffset or LastOffset: found once, not at every fetch
-		if f.req.Offset, err = startOffset(ctx, f.client, f.tp, f.req.Offset); err != nil {
+	if f.req.offset < 0 { // kafka.FirstOffset or LastOffset: found once, not at every fetch
+		if f.req.offset, err = startOffset(ctx, f.client, f.tp, f.req.offset); err != nil {
 			return false, err
 		}
 	}
-	res, err := f.client.Fetch(ctx, &f.req)
+	rctx, cancel := context.WithTimeout(ctx, f.maxWait+fetchSlack)
+	m, err := f.client.Transport.RoundTrip(rctx, f.client.Addr, f.req)
+	cancel()
 	if err != nil {
-		return false, err
+		f.req = f.newRequest(f.req.offset)
+		return false, fmt.Errorf("fetch from offset %d: %w", f.req.offset, err)
 	}
-	if res.Error != nil {
-		if errors.Is(res.Error, kafka.OffsetOutOfRange) {
+	res, ok := m.(*fetchResponse)
+	if !ok { // cannot happen: the request answers with its own response
+		f.req = f.newRequest(f.req.offset)
+		return false, fmt.Errorf("fetch from offset %d: an answer of type %T", f.req.offset, m)
+	}
+	defer f.req.release()
+	if res.err != nil {
+		if errors.Is(res.err, kafka.OffsetOutOfRange) {
 			// Retention deleted the records before they were read, or the topic was made anew:
 			// the partition is read from its first record left.
 			f.c.log.Error("the offset to read from is no longer in Kafka (records deleted before they were read, or the topic recreated); reading from the first record left",
-				"topic", f.tp.Topic, "partition", f.tp.Partition, "offset", f.req.Offset)
-			f.req.Offset = kafka.FirstOffset
+				"topic", f.tp.Topic, "partition", f.tp.Partition, "offset", f.req.offset)
+			f.req.offset = kafka.FirstOffset
 			return false, nil
 		}
-		return false, fmt.Errorf("fetch from offset %d: %w", f.req.Offset, res.Error)
+		return false, fmt.Errorf("fetch from offset %d: %w", f.req.offset, res.err)
 	}
 	stopped, err := f.read(ctx, res)
 	if !stopped && f.ch != nil {
@@ -166,38 +190,35 @@ func (f *fetcher) fetch(ctx context.Context) (answered bool, err error) {
 
 // read decodes the records of a fetch response into chunks, sending each on once full; stopped
 // reports that ctx ended while a chunk waited to be sent.
-func (f *fetcher) read(ctx context.Context, res *kafka.FetchResponse) (stopped bool, err error) {
+func (f *fetcher) read(ctx context.Context, res *fetchResponse) (stopped bool, err error) {
 	fetched := f.c.now()
-	m := &f.m
+	m, rec := &f.m, &f.rec
+	br := &f.batches
+	br.reset(res.records)
+	defer func() {
+		// past the records read: a control batch (a transaction marker) holds no record
+		if err == nil && br.next > f.req.offset {
+			f.req.offset = br.next
+		}
+	}()
+	read := 0
 	for {
-		rec, err := res.Records.ReadRecord()
+		ok, err := br.record(rec)
 		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				return false, fmt.Errorf("a record after offset %d: %w", f.req.Offset, err)
+			return false, fmt.Errorf("a record after offset %d: %w", f.req.offset, err)
+		}
+		if !ok {
+			if read == 0 && len(res.records) > 0 && br.next < 0 {
+				return false, fmt.Errorf("from offset %d: the partition's next record batch is larger than a fetch's %d bytes", f.req.offset, f.fetchBytes)
 			}
 			return false, nil
 		}
-		if rec.Offset < f.req.Offset { // a compressed batch begins before the offset asked for
-			closeBytes(rec)
+		if rec.Offset < f.req.offset { // a compressed batch begins before the offset asked for
 			continue
 		}
-		m.Offset, m.HighWaterMark, m.Time = rec.Offset, res.HighWatermark, rec.Time
-		m.Key, err = readBytes(m.Key, rec.Key)
-		// A value too large to be accepted is read into memory of its own, which its dead-letter
-		// record then keeps: no copy of it, and no buffer grown to its size.
-		tooLarge := rec.Value != nil && rec.Value.Len() > f.c.cfg.Decode.MaxRecordBytes
-		switch {
-		case err != nil:
-		case tooLarge:
-			m.Value, err = readBytes(nil, rec.Value)
-		default:
-			m.Value, err = readBytes(f.buf, rec.Value)
-			f.buf = m.Value
-		}
-		closeBytes(rec)
-		if err != nil {
-			return false, fmt.Errorf("record at offset %d: %w", rec.Offset, err)
-		}
+		read++
+		m.Offset, m.HighWaterMark, m.Time = rec.Offset, res.highWatermark, time.UnixMilli(rec.TimeMs)
+		m.Key, m.Value = rec.Key, rec.Value
 		ch := f.ch
 		if ch == nil {
 			ch = f.spare.Get().(*chunk)
@@ -209,11 +230,11 @@ func (f *fetcher) read(ctx context.Context, res *kafka.FetchResponse) (stopped b
 				Src: record.Source{Shard: record.Shard{Topic: m.Topic, Partition: int32(m.Partition)}, Offset: m.Offset},
 				Key: bytes.Clone(m.Key), Value: bytes.Clone(m.Value), Partition: int32(want)})
 		} else {
-			f.c.decode(f.dec, m, &ch.b, tooLarge)
+			f.c.decode(f.dec, m, &ch.b) // the response's memory: copied when kept
 		}
 		ch.mark.next, ch.mark.hwm = m.Offset+1, m.HighWaterMark
 		ch.bytes += len(m.Key) + len(m.Value)
-		f.req.Offset = m.Offset + 1
+		f.req.offset = m.Offset + 1
 		if (ch.b.Len() >= f.maxRecords || ch.bytes >= f.maxBytes) && !f.send(ctx) {
 			return true, nil
 		}
@@ -251,27 +272,4 @@ func startOffset(ctx context.Context, client *kafka.Client, tp TopicPartition, a
 		}
 	}
 	return at, errors.New("cannot look up where to start reading: the broker did not answer for the partition")
-}
-
-// readBytes reads b into dst's memory (grown when too small); a null b is an empty slice.
-func readBytes(dst []byte, b kafka.Bytes) ([]byte, error) {
-	if b == nil {
-		return dst[:0], nil
-	}
-	n := b.Len()
-	dst = slices.Grow(dst[:0], n)[:n]
-	if _, err := io.ReadFull(b, dst); err != nil {
-		return dst[:0], err
-	}
-	return dst, nil
-}
-
-// closeBytes gives a record's buffers back to kafka-go.
-func closeBytes(r *kafka.Record) {
-	if r.Key != nil {
-		r.Key.Close()
-	}
-	if r.Value != nil {
-		r.Value.Close()
-	}
 }
