@@ -28,7 +28,7 @@ func (e *Engine) followCity() {
 	}
 	e.refCity = c
 	for _, tr := range e.tracks {
-		tr.ref, tr.vehicle, tr.permit, tr.permitFrom, tr.permitTo = nil, nil, nil, 0, 0
+		tr.ref, tr.vehicle, tr.permit, tr.route, tr.permitFrom, tr.permitTo = nil, nil, nil, nil, 0, 0
 	}
 }
 
@@ -36,21 +36,24 @@ func (e *Engine) followCity() {
 // permits), looking them up when the track's are from other reference data or t is outside the
 // span its permit was found for. A truck's fixes stay within one span for days, so that most
 // fixes look at no permit.
-func (tr *Track) lookUp(c *city.City, t time.Time) (*city.Vehicle, *city.Permit) {
+func (tr *Track) lookUp(c *city.City, t time.Time) (*city.Vehicle, *city.Permit, *city.Route) {
 	if tr.ref != c {
 		tr.ref, tr.vehicle, tr.permitFrom, tr.permitTo = c, c.Vehicle(tr.VehicleID), 0, 0
 	}
 	ns, ok := unixNano(t)
 	if ok && tr.permitFrom <= ns && ns < tr.permitTo {
-		return tr.vehicle, tr.permit
+		return tr.vehicle, tr.permit, tr.route
 	}
 	p, from, to := city.ActiveSpan(c.PermitsOf(tr.VehicleID), t)
-	tr.permit, tr.permitFrom, tr.permitTo = p, 0, 0
+	tr.permit, tr.route, tr.permitFrom, tr.permitTo = p, nil, 0, 0
+	if p != nil {
+		tr.route = c.Route(p.RouteID)
+	}
 	if ok {
 		tr.permitFrom, _ = unixNano(from)
 		tr.permitTo, _ = unixNano(to)
 	}
-	return tr.vehicle, p
+	return tr.vehicle, p, tr.route
 }
 
 // The times UnixNano represents: a span end beyond them is clamped to math.MinInt64 or

@@ -25,8 +25,12 @@ func TestTrackPermitSpan(t *testing.T) {
 			tracks[plate] = tr
 		}
 		want := city.ActiveAmong(c.PermitsOf(plate), tm)
-		if v, got := tr.lookUp(c, tm); got != want || v != c.Vehicle(plate) {
-			t.Errorf("%s at %s: permit %v, want %v", plate, at, got, want)
+		var wantRoute *city.Route
+		if want != nil {
+			wantRoute = c.Route(want.RouteID)
+		}
+		if v, got, r := tr.lookUp(c, tm); got != want || v != c.Vehicle(plate) || r != wantRoute {
+			t.Errorf("%s at %s: permit %v, route %v, want %v, %v", plate, at, got, r, want, wantRoute)
 		}
 	}
 	f(c, "粤B00001", "2026-11-23T10:00:00+08:00") // P1

@@ -242,7 +242,7 @@ func (e *Engine) judgeFix(tr *Track, f *record.Fix, confirmed bool) {
 		}
 		return
 	}
-	cur.Vehicle, cur.Permit = tr.lookUp(c, f.Time)
+	cur.Vehicle, cur.Permit, cur.Route = tr.lookUp(c, f.Time)
 	if !tr.scored || tr.registered != (cur.Vehicle != nil) || tr.permitted != (cur.Permit != nil) {
 		tr.registered, tr.permitted, tr.scored = cur.Vehicle != nil, cur.Permit != nil, true
 		e.updateRisk(tr, f.Time)

@@ -214,7 +214,7 @@ func BenchmarkTrackPermit(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
-			if _, p := tracks[next(i)].lookUp(c, at.Add(time.Duration(i))); p == nil {
+			if _, p, _ := tracks[next(i)].lookUp(c, at.Add(time.Duration(i))); p == nil {
 				b.Fatal("no permit")
 			}
 			i++

@@ -51,7 +51,10 @@ func (r *RouteDeviation) Judge(c *city.City, prev, cur *Observation, ep *Episode
 	if cur.Permit == nil || len(cur.Sites) > 0 {
 		return Verdict{Clear: true}
 	}
-	route := c.Route(cur.Permit.RouteID)
+	route := cur.Route // found with the permit, once a span: the permit itself is not read (a cache miss a fix)
+	if route == nil {
+		route = c.Route(cur.Permit.RouteID)
+	}
 	if route == nil {
 		return Verdict{Clear: true}
 	}
@@ -380,7 +383,10 @@ func (r *RestrictedZone) alongRoute(c *city.City, prev, cur *Observation) *city.
 	if cur.Permit == nil {
 		return nil
 	}
-	route := c.Route(cur.Permit.RouteID)
+	route := cur.Route // found with the permit, once a span: the permit itself is not read (a cache miss a fix)
+	if route == nil {
+		route = c.Route(cur.Permit.RouteID)
+	}
 	if route == nil {
 		return nil
 	}

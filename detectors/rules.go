@@ -46,8 +46,11 @@ type Observation struct {
 	ACC        bool
 	Vehicle    *city.Vehicle // nil for an unregistered plate
 	Permit     *city.Permit  // the permit valid now, nil if none
-	Sites      []int32       // indices of sites containing XY
-	Zones      []int32       // indices of zones containing XY
+	// Route: the permit's approved route, found with it (the engine's observations; one made
+	// without it has route deviation look the route up by the permit's RouteID)
+	Route *city.Route
+	Sites []int32 // indices of sites containing XY
+	Zones []int32 // indices of zones containing XY
 }
 
 // Verdict is a rule's judgement of one observation.

@@ -48,6 +48,7 @@ type Track struct {
 	ref                  *city.City
 	vehicle              *city.Vehicle
 	permit               *city.Permit
+	route                *city.Route // the permit's approved route, nil if none
 	permitFrom, permitTo int64
 }
 
