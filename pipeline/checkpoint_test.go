@@ -169,3 +169,77 @@ wait:
 		t.Errorf("checkpoints of %v, want those of %v", slices.Sorted(maps.Keys(written)), slices.Sorted(maps.Keys(want)))
 	}
 }
+
+// TestCheckpointWhenIdle: once the input pauses (the consumer's idle tick), what was judged since
+// the last checkpoint is checkpointed at once, not an interval later; a pause with nothing new
+// takes no checkpoint.
+func TestCheckpointWhenIdle(t *testing.T) {
+	c, err := LoadCity("../configs/cities/shenzhen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine, err := detectors.NewEngine(detectors.Config{}, c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed := &stateFeed{wrote: make(chan []string, 64)}
+	p := newStages(StagesConfig{CheckpointInterval: time.Hour}, engine, nopHistory{}, feed, slog.New(slog.DiscardHandler), nil)
+	p.group = "g"
+	t0 := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	now := t0
+	p.now = func() time.Time { return now }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.Run(ctx)
+	}()
+	defer func() { cancel(); <-done }()
+
+	ll := c.Proj.Inverse(c.Proj.Forward(c.Origin))
+	fix := func(plate string, at time.Time) *ingest.Batch {
+		return &ingest.Batch{Fixes: []record.Fix{{VehicleID: plate, Time: at, Lat: ll[1], Lon: ll[0], SpeedKmh: 20, HasSpeed: true,
+			Src: record.Source{Shard: record.Shard{Topic: "muck.gps"}}}}}
+	}
+	// the first batch takes the first checkpoint (none was taken yet); the next ones wait for
+	// the hour's interval
+	for i, plate := range []string{"粤B10001", "粤B10002", "粤B10003"} {
+		now = t0.Add(time.Duration(i) * time.Second)
+		if err := p.Handle(ctx, fix(plate, now)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !p.checkpointed.Equal(t0) {
+		t.Fatalf("checkpointed at %s, want only the first batch's at %s", p.checkpointed, t0)
+	}
+	now = now.Add(time.Second)
+	if err := p.Idle(ctx, &ingest.Batch{}); err != nil {
+		t.Fatal(err)
+	}
+	if !p.checkpointed.Equal(now) {
+		t.Fatalf("the first idle tick after two batches did not checkpoint (last at %s)", p.checkpointed)
+	}
+	// (the writer may write both checkpoints together)
+	written := map[string]bool{}
+	for _, want := range []string{"粤B10001", "粤B10002", "粤B10003"} {
+		key := string(statetopic.AppendKey(nil, "g", want))
+		for !written[key] {
+			select {
+			case ks := <-feed.wrote:
+				for _, k := range ks {
+					written[k] = true
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("%s was not checkpointed after the idle tick", want)
+			}
+		}
+	}
+	idled := now
+	now = now.Add(time.Second)
+	if err := p.Idle(ctx, &ingest.Batch{}); err != nil {
+		t.Fatal(err)
+	}
+	if !p.checkpointed.Equal(idled) {
+		t.Errorf("an idle tick with nothing judged since the last checkpoint took one at %s", p.checkpointed)
+	}
+}

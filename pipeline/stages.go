@@ -104,6 +104,9 @@ type stages struct {
 	checkpointInterval time.Duration
 	checkpointed       time.Time
 	lastCheckpoints    int
+	// unsaved: batches with records judged since the last checkpoint; the first idle tick after
+	// them checkpoints at once (Idle)
+	unsaved int
 }
 
 // checkpoints are the checkpoints a batch carries: every vehicle touched since the last ones,
@@ -207,6 +210,9 @@ func (p *stages) Handle(ctx context.Context, b *ingest.Batch) error {
 	p.advance(b, p.now())
 	p.engine.ProcessBatch(b.Fixes, b.Events)
 	p.metrics.detectSeconds.Observe(time.Since(start).Seconds())
+	if b.Len() > 0 {
+		p.unsaved++
+	}
 	return p.pass(ctx, b, false)
 }
 
@@ -223,6 +229,11 @@ func (p *stages) advance(b *ingest.Batch, wall time.Time) {
 // Idle implements ingest.Idler: with no record arriving, the partitions go quiet and stop holding
 // back the event time, and the time-driven rules (signal_lost, trip closure) take the decisions
 // that were waiting for them; the alert changes and checkpoints go the way of a batch's.
+//
+// The first idle tick after records were judged checkpoints at once, whatever the interval: the
+// input has paused (a backlog worked off, a quiet hour), so the state of what was read is
+// saved and its offsets committed now instead of up to an interval later, and a crash in the
+// pause reads nothing again.
 func (p *stages) Idle(ctx context.Context, b *ingest.Batch) error {
 	p.turned()
 	p.engine.Reset()
@@ -230,7 +241,7 @@ func (p *stages) Idle(ctx context.Context, b *ingest.Batch) error {
 		p.engine.Advance(wm)
 	}
 	p.engine.Tick()
-	return p.pass(ctx, b, false)
+	return p.pass(ctx, b, p.unsaved > 0)
 }
 
 // Checkpoint implements ingest.Checkpointer: at the end of a generation (a rebalance, a stop) the
@@ -259,7 +270,7 @@ func (p *stages) pass(ctx context.Context, b *ingest.Batch, checkpoint bool) err
 	}
 	j.judged, j.read = p.engine.Judged(), p.clock.Newest()
 	if now := p.now(); checkpoint || now.Sub(p.checkpointed) >= p.checkpointInterval {
-		p.checkpointed, j.checkpoint = now, true
+		p.checkpointed, j.checkpoint, p.unsaved = now, true, 0
 	}
 	select {
 	case p.judged <- j:
