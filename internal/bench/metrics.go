@@ -60,6 +60,7 @@ func gatherSums(g prometheus.Gatherer) histSums {
 }
 
 const (
+	recordsMetric    = "muckwatch_ingest_records_total"
 	insertRowsMetric = "muckwatch_clickhouse_batch_rows"
 	writeStepMetric  = "muckwatch_pipeline_write_seconds"
 )

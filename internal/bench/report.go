@@ -50,7 +50,10 @@ type Report struct {
 	LiveAchievedRate float64 `json:"live_achieved_rate"`
 	LiveWindowFixes  int     `json:"live_window_fixes"`
 	LiveLagAtEnd     int64   `json:"live_lag_at_window_end"`
-	LiveFixes        int     `json:"live_fixes"`
+	// LiveReadLagAtEnd: records not yet read at the window's end (the committed lag above trails
+	// by the offsets waiting for the next checkpoint, up to pipeline.checkpoint_interval's worth)
+	LiveReadLagAtEnd int64 `json:"live_read_lag_at_window_end"`
+	LiveFixes        int   `json:"live_fixes"`
 
 	DetectBatches    uint64  `json:"detect_hist_batches"`
 	DetectP50Ms      float64 `json:"detect_hist_p50_ms"`
@@ -203,8 +206,9 @@ func PrintReport(w io.Writer, r *Report) {
 	if len(r.BacklogAlertsByRule) > 0 {
 		fmt.Fprintf(w, "               alerts opened by rule: %s\n", joinCounts(r.BacklogAlertsByRule))
 	}
-	fmt.Fprintf(w, "  live         %.0f fixes/s asked, %.0f achieved in the %d-fix window; group lag %d at the window's end, %d after the lookups\n",
-		r.LiveTargetRate, r.LiveAchievedRate, r.LiveWindowFixes, r.LiveLagAtEnd, r.LookupLag)
+	fmt.Fprintf(w, "  live         %.0f fixes/s asked, %.0f achieved in the %d-fix window; %d records not yet read at the window's end;\n"+
+		"               group lag (committed, trailing by up to a checkpoint interval) %d at the window's end, %d after the lookups\n",
+		r.LiveTargetRate, r.LiveAchievedRate, r.LiveWindowFixes, r.LiveReadLagAtEnd, r.LiveLagAtEnd, r.LookupLag)
 	fmt.Fprintf(w, "  detection    muckwatch_detection_latency_seconds (a batch's first record fetched → its alert changes produced), %d batches,\n"+
 		"               interpolated within its buckets (×√2 apart): p50 %.1f ms, p99 %.1f ms\n", r.DetectBatches, r.DetectP50Ms, r.DetectP99Ms)
 	fmt.Fprintf(w, "               of which waiting before detection (muckwatch_detection_wait_seconds: decoding, hand-off, batch fill, the batches before),\n"+

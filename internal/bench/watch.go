@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -61,6 +62,23 @@ func (w *watch) lag(ctx context.Context) (int64, error) {
 		lag += max(e.LastOffset-at[e.Partition], 0)
 	}
 	return lag, nil
+}
+
+// readLag returns how many records of the topic the pipeline has yet to read: the partitions'
+// ends less the records its consumer has read (muckwatch_ingest_records_total in reg; the
+// bench's group reads the topic once, from its start). Unlike the group's committed lag, it
+// does not trail by the offsets waiting for the next checkpoint.
+func (w *watch) readLag(ctx context.Context, reg prometheus.Gatherer) (int64, error) {
+	ends, err := topicEnds(ctx, w.client, w.topic, w.partitions)
+	if err != nil {
+		return 0, err
+	}
+	var end int64
+	for _, e := range ends {
+		end += e
+	}
+	read := int64(gatherSums(reg)[recordsMetric][1])
+	return max(end-read, 0), nil
 }
 
 // waitCaughtUp polls until at least want fixes are stored and the group has committed everything,
