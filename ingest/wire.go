@@ -151,7 +151,7 @@ func (r *fetchRequest) encode(b []byte) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(r.maxWait.Milliseconds()))
 	b = binary.BigEndian.AppendUint32(b, uint32(r.minBytes))
 	b = binary.BigEndian.AppendUint32(b, uint32(r.maxBytes))
-	b = append(b, 0)                       // isolation level: read uncommitted, as kafka-go's Fetch did
+	b = append(b, 0)                        // isolation level: read uncommitted, as kafka-go's Fetch did
 	b = binary.BigEndian.AppendUint32(b, 1) // one topic
 	b = appendString(b, r.topic)
 	b = binary.BigEndian.AppendUint32(b, 1) // one partition
@@ -262,13 +262,13 @@ type wireRecord struct {
 type batchReader struct {
 	rest []byte // the batches not yet begun
 	// the batch at hand
-	recs              []byte // its records not yet read
-	left              int32  // how many
-	base, firstTs     int64
-	maxTs             int64
-	logAppendTime     bool
-	next              int64 // the offset after the last batch begun, control batches included
-	plain             bytes.Buffer
+	recs          []byte // its records not yet read
+	left          int32  // how many
+	base, firstTs int64
+	maxTs         int64
+	logAppendTime bool
+	next          int64 // the offset after the last batch begun, control batches included
+	plain         bytes.Buffer
 }
 
 func (br *batchReader) reset(set []byte) {
