@@ -62,38 +62,37 @@ func (c *Corridor) Distance(p orb.Point) float64 {
 // its start, of the nearest point on it. When several segments are equally near, the first one
 // wins. An empty line gives (+Inf, 0).
 func (c *Corridor) Locate(p orb.Point) (dist, along float64) {
-	var seg int
-	var t, d2 float64
-	if c.tree != nil {
-		seg, t, d2 = c.nearestTree(p)
-	} else {
-		seg, t, d2 = c.nearestBrute(p)
-	}
+	dist, seg, t := c.locate(p)
 	if seg < 0 {
-		if len(c.Line) == 1 {
-			return math.Sqrt(sqDist(p, c.Line[0])), 0
-		}
-		return math.Inf(1), 0
+		return dist, 0
 	}
-	return math.Sqrt(d2), c.cum[seg] + t*(c.cum[seg+1]-c.cum[seg])
+	return dist, c.cum[seg] + t*(c.cum[seg+1]-c.cum[seg])
 }
 
 // Nearest returns the distance from p to the centreline, as Distance, and the segment it is
 // measured to (-1 for a line without segments): the hint for WithinNear at the next position.
 func (c *Corridor) Nearest(p orb.Point) (dist float64, seg int) {
+	dist, seg, _ = c.locate(p)
+	return dist, seg
+}
+
+// locate finds the segment nearest p (the segment tree's search, or every segment of a short
+// line), the distance to it and the parameter of its nearest point; seg is -1 for a line without
+// segments (the distance to its one point, or +Inf).
+func (c *Corridor) locate(p orb.Point) (dist float64, seg int, t float64) {
 	var d2 float64
 	if c.tree != nil {
-		seg, _, d2 = c.nearestTree(p)
+		seg, t, d2 = c.nearestTree(p)
 	} else {
-		seg, _, d2 = c.nearestBrute(p)
+		seg, t, d2 = c.nearestBrute(p)
 	}
-	if seg < 0 {
-		if len(c.Line) == 1 {
-			return math.Sqrt(sqDist(p, c.Line[0])), -1
-		}
-		return math.Inf(1), -1
+	switch {
+	case seg >= 0:
+		return math.Sqrt(d2), seg, t
+	case len(c.Line) == 1:
+		return math.Sqrt(sqDist(p, c.Line[0])), -1, 0
 	}
-	return math.Sqrt(d2), seg
+	return math.Inf(1), -1, 0
 }
 
 // WithinNear reports whether segment seg, or the one after or before it, lies within r of p,

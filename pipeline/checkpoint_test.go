@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/muckwatch/muckwatch/city"
 	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/ingest"
 	"github.com/muckwatch/muckwatch/internal/statetopic"
@@ -42,12 +43,11 @@ func (f *stateFeed) WriteState(_ context.Context, keys, _ [][]byte, _ []int32) e
 	return nil
 }
 
-// The detector state is checkpointed on an interval, not with every batch: a batch judged at t
-// is covered by a checkpoint taken no later than t + checkpoint_interval (its offsets are
-// committed with that checkpoint, so a crash reads at most that much input again, see
-// ingest.TestConsumerHeldOffsets), checkpoints are no more frequent than the interval, every
-// vehicle touched in between is in the next one, and the end of a generation forces one.
-func TestCheckpointInterval(t *testing.T) {
+// runCheckpointingStages returns the sample city and the pipeline's stages over it, running (until
+// the test ends) with the checkpoint interval given, ClickHouse's writes dropped and the
+// checkpoints' keys sent on feed.wrote, write by write.
+func runCheckpointingStages(t *testing.T, interval time.Duration) (*city.City, *stages, *stateFeed) {
+	t.Helper()
 	c, err := LoadCity("../configs/cities/shenzhen")
 	if err != nil {
 		t.Fatal(err)
@@ -56,21 +56,31 @@ func TestCheckpointInterval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const interval = 2 * time.Second
 	feed := &stateFeed{wrote: make(chan []string, 64)}
 	p := newStages(StagesConfig{CheckpointInterval: interval}, engine, nopHistory{}, feed, slog.New(slog.DiscardHandler), nil)
 	p.group = "g"
-	t0 := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
-	now := t0
-	p.now = func() time.Time { return now }
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		p.Run(ctx)
 	}()
-	defer func() { cancel(); <-done }()
+	t.Cleanup(func() { cancel(); <-done })
+	return c, p, feed
+}
+
+// The detector state is checkpointed on an interval, not with every batch: a batch judged at t
+// is covered by a checkpoint taken no later than t + checkpoint_interval (its offsets are
+// committed with that checkpoint, so a crash reads at most that much input again, see
+// ingest.TestConsumerHeldOffsets), checkpoints are no more frequent than the interval, every
+// vehicle touched in between is in the next one, and the end of a generation forces one.
+func TestCheckpointInterval(t *testing.T) {
+	const interval = 2 * time.Second
+	c, p, feed := runCheckpointingStages(t, interval)
+	ctx := t.Context()
+	t0 := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	now := t0
+	p.now = func() time.Time { return now }
 
 	ll := c.Proj.Inverse(c.Proj.Forward(c.Origin))
 	shard := record.Shard{Topic: "muck.gps", Partition: 0}
@@ -174,27 +184,11 @@ wait:
 // the last checkpoint is checkpointed at once, not an interval later; a pause with nothing new
 // takes no checkpoint.
 func TestCheckpointWhenIdle(t *testing.T) {
-	c, err := LoadCity("../configs/cities/shenzhen")
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine, err := detectors.NewEngine(detectors.Config{}, c, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	feed := &stateFeed{wrote: make(chan []string, 64)}
-	p := newStages(StagesConfig{CheckpointInterval: time.Hour}, engine, nopHistory{}, feed, slog.New(slog.DiscardHandler), nil)
-	p.group = "g"
+	c, p, feed := runCheckpointingStages(t, time.Hour)
+	ctx := t.Context()
 	t0 := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
 	now := t0
 	p.now = func() time.Time { return now }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		p.Run(ctx)
-	}()
-	defer func() { cancel(); <-done }()
 
 	ll := c.Proj.Inverse(c.Proj.Forward(c.Origin))
 	fix := func(plate string, at time.Time) *ingest.Batch {
