@@ -568,12 +568,13 @@ var cosTable = func() []float64 {
 	return t
 }()
 
-// cosLat is the cosine of latitude lat, in degrees (|lat| at most 90).
+// cosLat is the cosine of latitude lat, in degrees (|lat| at most 90; beyond the table, or not a
+// number — a corrupt checkpoint's position — math.Cos says what it is).
 func cosLat(lat float64) float64 {
 	f := math.Abs(lat) / cosTableStep
-	i := int(f)
-	if i >= len(cosTable)-1 {
+	if !(f < float64(len(cosTable)-1)) {
 		return math.Cos(lat * math.Pi / 180)
 	}
+	i := int(f)
 	return cosTable[i] + (cosTable[i+1]-cosTable[i])*(f-float64(i))
 }
