@@ -51,10 +51,7 @@ func (r *RouteDeviation) Judge(c *city.City, prev, cur *Observation, ep *Episode
 	if cur.Permit == nil || len(cur.Sites) > 0 {
 		return Verdict{Clear: true}
 	}
-	route := cur.Route // found with the permit, once a span: the permit itself is not read (a cache miss a fix)
-	if route == nil {
-		route = c.Route(cur.Permit.RouteID)
-	}
+	route := cur.route(c)
 	if route == nil {
 		return Verdict{Clear: true}
 	}
@@ -383,10 +380,7 @@ func (r *RestrictedZone) alongRoute(c *city.City, prev, cur *Observation) *city.
 	if cur.Permit == nil {
 		return nil
 	}
-	route := cur.Route // found with the permit, once a span: the permit itself is not read (a cache miss a fix)
-	if route == nil {
-		route = c.Route(cur.Permit.RouteID)
-	}
+	route := cur.route(c)
 	if route == nil {
 		return nil
 	}
