@@ -33,15 +33,13 @@ const maxFetchBytes = 1 << 20
 // references, and kafka.Reader before it allocated every record's key and value and handed each
 // over a channel from a goroutine of its own.
 type fetcher struct {
-	c          *Consumer
-	tp         TopicPartition
-	client     *kafka.Client // for the start offsets; its Transport for the fetches
-	req        *fetchRequest // req.offset is the next record to read
-	batches    batchReader
-	maxWait    time.Duration
-	minBytes   int32
-	fetchBytes int32 // a fetch's max bytes
-	dec        *record.Decoder
+	c       *Consumer
+	tp      TopicPartition
+	client  *kafka.Client // for the start offsets; its Transport for the fetches
+	req     *fetchRequest // req.offset is the next record to read
+	fetch0  fetchRequest  // what every fetch of the partition asks, offset aside
+	batches batchReader
+	dec     *record.Decoder
 	// the contract's partitioner and how many partitions the topic has (0: not checked)
 	part      *partitioner
 	of        int
@@ -68,12 +66,11 @@ func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, chunk
 	}
 	defer transport.CloseIdleConnections()
 	f := &fetcher{
-		c:          c,
-		tp:         p.TopicPartition,
-		client:     &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Transport: transport},
-		minBytes:   1,
-		fetchBytes: int32(max(64<<10, min(maxFetchBytes, c.cfg.FetchMaxBytes/of))),
-		maxWait:    c.cfg.FetchMaxWait,
+		c:      c,
+		tp:     p.TopicPartition,
+		client: &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Transport: transport},
+		fetch0: fetchRequest{topic: p.Topic, partition: p.Partition, minBytes: 1, maxWait: c.cfg.FetchMaxWait,
+			maxBytes: int32(max(64<<10, min(maxFetchBytes, c.cfg.FetchMaxBytes/of)))},
 		dec:        record.NewDecoder(c.cfg.Decode, c.normalize),
 		records:    c.metrics.records(p.Topic),
 		chunks:     chunks,
@@ -96,7 +93,9 @@ func (c *Consumer) fetch(ctx context.Context, p assignedPartition, of int, chunk
 // newRequest returns a fetch from offset; a request whose round trip failed is not reused (the
 // connection's goroutine may still be reading into it).
 func (f *fetcher) newRequest(offset int64) *fetchRequest {
-	return &fetchRequest{topic: f.tp.Topic, partition: f.tp.Partition, offset: offset, maxWait: f.maxWait, minBytes: f.minBytes, maxBytes: f.fetchBytes}
+	r := f.fetch0
+	r.offset = offset
+	return &r
 }
 
 // fetchSlack is how long a fetch may take beyond the wait it asks the broker for before it is
@@ -157,7 +156,7 @@ func (f *fetcher) fetch(ctx context.Context) (answered bool, err error) {
 			return false, err
 		}
 	}
-	rctx, cancel := context.WithTimeout(ctx, f.maxWait+fetchSlack)
+	rctx, cancel := context.WithTimeout(ctx, f.fetch0.maxWait+fetchSlack)
 	m, err := f.client.Transport.RoundTrip(rctx, f.client.Addr, f.req)
 	cancel()
 	if err != nil {
@@ -201,22 +200,20 @@ func (f *fetcher) read(ctx context.Context, res *fetchResponse) (stopped bool, e
 			f.req.offset = br.next
 		}
 	}()
-	read := 0
 	for {
 		ok, err := br.record(rec)
 		if err != nil {
 			return false, fmt.Errorf("a record after offset %d: %w", f.req.offset, err)
 		}
 		if !ok {
-			if read == 0 && len(res.records) > 0 && br.next < 0 {
-				return false, fmt.Errorf("from offset %d: the partition's next record batch is larger than a fetch's %d bytes", f.req.offset, f.fetchBytes)
+			if len(res.records) > 0 && br.next < 0 { // not one whole batch in the response
+				return false, fmt.Errorf("from offset %d: the partition's next record batch is larger than a fetch's %d bytes", f.req.offset, f.fetch0.maxBytes)
 			}
 			return false, nil
 		}
 		if rec.Offset < f.req.offset { // a compressed batch begins before the offset asked for
 			continue
 		}
-		read++
 		m.Offset, m.HighWaterMark, m.Time = rec.Offset, res.highWatermark, time.UnixMilli(rec.TimeMs)
 		m.Key, m.Value = rec.Key, rec.Value
 		ch := f.ch
