@@ -104,9 +104,9 @@ type stages struct {
 	checkpointInterval time.Duration
 	checkpointed       time.Time
 	lastCheckpoints    int
-	// unsaved: batches with records judged since the last checkpoint; the first idle tick after
-	// them checkpoints at once (Idle)
-	unsaved int
+	// unsaved: records were judged since the last checkpoint; the first idle tick after them
+	// checkpoints at once (Idle)
+	unsaved bool
 }
 
 // checkpoints are the checkpoints a batch carries: every vehicle touched since the last ones,
@@ -210,9 +210,7 @@ func (p *stages) Handle(ctx context.Context, b *ingest.Batch) error {
 	p.advance(b, p.now())
 	p.engine.ProcessBatch(b.Fixes, b.Events)
 	p.metrics.detectSeconds.Observe(time.Since(start).Seconds())
-	if b.Len() > 0 {
-		p.unsaved++
-	}
+	p.unsaved = p.unsaved || b.Len() > 0
 	return p.pass(ctx, b, false)
 }
 
@@ -241,7 +239,7 @@ func (p *stages) Idle(ctx context.Context, b *ingest.Batch) error {
 		p.engine.Advance(wm)
 	}
 	p.engine.Tick()
-	return p.pass(ctx, b, p.unsaved > 0)
+	return p.pass(ctx, b, p.unsaved)
 }
 
 // Checkpoint implements ingest.Checkpointer: at the end of a generation (a rebalance, a stop) the
@@ -270,7 +268,7 @@ func (p *stages) pass(ctx context.Context, b *ingest.Batch, checkpoint bool) err
 	}
 	j.judged, j.read = p.engine.Judged(), p.clock.Newest()
 	if now := p.now(); checkpoint || now.Sub(p.checkpointed) >= p.checkpointInterval {
-		p.checkpointed, j.checkpoint, p.unsaved = now, true, 0
+		p.checkpointed, j.checkpoint, p.unsaved = now, true, false
 	}
 	select {
 	case p.judged <- j:
