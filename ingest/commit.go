@@ -3,6 +3,7 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -14,7 +15,11 @@ import (
 // commitInOrder waits for each batch handed in to be done, in order, and commits its offsets;
 // then the batch may be filled again. After a failure nothing more is committed: the records from
 // there on are read again. It returns once the read loop has closed g.handed and every batch in
-// it is done, or given up at the drain timeout.
+// it is done and committed, or given up at the drain timeout.
+//
+// A batch written whose commit waits for the handler (Batch.WrittenCommitLater) is freed at once:
+// the marks up to it wait in pending, in order, while the batches after it are taken on; a batch
+// done meanwhile waits behind them, so that offsets are committed in order.
 func (g *generation) commitInOrder() {
 	defer close(g.committed)
 	c := g.c
@@ -23,28 +28,117 @@ func (g *generation) commitInOrder() {
 	// how many records they cover: committed with the next batch done
 	var held []partitionMark
 	heldRecords := 0
-	for f := range g.handed {
-		var v verdict
-		select {
-		case v = <-f.b.done:
-		case <-g.work.Done():
-			v.err = fmt.Errorf("not written within the drain timeout (%s) after the stop: %w", c.DrainTimeout, g.work.Err())
-		}
-		if v.err != nil && !broken {
+	var pending []pendingCommit
+	fail := func(err error) {
+		if !broken {
 			broken = true
-			g.fail(fmt.Errorf("cannot write a batch of %d records: %w", f.records, v.err))
+			g.fail(err)
+		}
+		pending = pending[:0]
+	}
+	// settle commits the pending marks whose handler has said so, in order; wait: until none
+	// is pending, or the drain timeout
+	settle := func(wait bool) {
+		for len(pending) > 0 {
+			p := pending[0]
+			var err error
+			if wait {
+				select {
+				case err = <-p.result:
+				case <-g.work.Done():
+					fail(fmt.Errorf("checkpoint of %d records not saved within the drain timeout (%s) after the stop: %w", p.records, c.DrainTimeout, g.work.Err()))
+					return
+				}
+			} else {
+				select {
+				case err = <-p.result:
+				default:
+					return
+				}
+			}
+			if err != nil {
+				fail(fmt.Errorf("cannot save the state covering %d records: %w", p.records, err))
+				return
+			}
+			g.commit(p.marks, p.records)
+			pending = pending[1:]
+		}
+	}
+	for {
+		var f *flight
+	next:
+		for {
+			var answer <-chan error // the first pending commit's word, while any
+			if len(pending) > 0 {
+				answer = pending[0].result
+			}
+			select {
+			case got, ok := <-g.handed:
+				if !ok {
+					settle(true)
+					return
+				}
+				f = got
+				break next
+			case err := <-answer:
+				pending[0].result = answered(err)
+				settle(false)
+			}
+		}
+		var v Verdict
+	verdict:
+		for {
+			var next <-chan error // the first pending commit's word, while any
+			if len(pending) > 0 {
+				next = pending[0].result
+			}
+			select {
+			case v = <-f.b.done:
+				break verdict
+			case err := <-next:
+				pending[0].result = answered(err)
+				settle(false)
+			case <-g.work.Done():
+				v.Err = fmt.Errorf("not written within the drain timeout (%s) after the stop: %w", c.DrainTimeout, g.work.Err())
+				break verdict
+			}
+		}
+		if v.Err != nil {
+			fail(fmt.Errorf("cannot write a batch of %d records: %w", f.records, v.Err))
 		}
 		if !broken {
 			c.metrics.handleSeconds.Observe(c.now().Sub(f.handed).Seconds())
 			held = mergeMarks(held, f.marks)
 			heldRecords += f.records
-			if !v.held && len(held) > 0 {
+			switch {
+			case v.Later != nil:
+				pending = append(pending, pendingCommit{marks: slices.Clone(held), records: heldRecords, result: v.Later})
+				held, heldRecords = held[:0], 0
+			case !v.Held && len(held) > 0 && len(pending) > 0: // after those pending
+				pending = append(pending, pendingCommit{marks: slices.Clone(held), records: heldRecords, result: answered(nil)})
+				held, heldRecords = held[:0], 0
+				settle(false)
+			case !v.Held && len(held) > 0:
 				g.commit(held, heldRecords)
 				held, heldRecords = held[:0], 0
 			}
 		}
 		g.flights.done(f)
 	}
+}
+
+// pendingCommit is marks to commit once the handler has saved the state that covers them.
+type pendingCommit struct {
+	marks   []partitionMark
+	records int
+	result  <-chan error
+}
+
+// answered returns a channel that holds err: a pending commit's word, once given.
+func answered(err error) <-chan error {
+	ch := make(chan error, 1)
+	ch <- err
+	return ch
 }
 
 // mergeMarks adds marks to held, a later mark of a partition replacing an earlier one.

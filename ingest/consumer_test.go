@@ -313,3 +313,70 @@ func TestConsumerHeldOffsets(t *testing.T) {
 		})
 	}
 }
+
+// A batch whose commit waits for the handler's state (Batch.WrittenCommitLater, the pipeline's
+// checkpoint) is freed at once: more than BatchesInFlight batches are handed in while its commit
+// waits. Its offsets are committed when the handler says so, in order; a later commit that fails
+// commits nothing more.
+func TestConsumerCommitLater(t *testing.T) {
+	addr := startBroker(t, "muck.gps", "muck.events", "muck.officers")
+	produceFixes(t, addr, "muck.gps", 0, 60)
+	cfg := ConsumerConfig{Brokers: []string{addr}, GroupID: "g", BatchMaxWait: 20 * time.Millisecond, BatchMaxRecords: 10, BatchesInFlight: 2}
+	c, err := NewConsumer(cfg, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newStagedHandler()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx, h) }()
+	receive := func() *Batch {
+		t.Helper()
+		select {
+		case b := <-h.handed:
+			return b
+		case <-time.After(30 * time.Second):
+			t.Fatal("no batch handed in within 30 s: the consumer waits for a commit")
+			return nil
+		}
+	}
+
+	b1 := receive()
+	first := len(b1.Fixes) // read before the batch is freed
+	commit1 := b1.WrittenCommitLater()
+	// twice the batches in flight, each written, while the first's commit waits
+	var commit2 func(error)
+	for i := range 2 * cfg.BatchesInFlight {
+		b := receive()
+		if i == 2*cfg.BatchesInFlight-1 {
+			commit2 = b.WrittenCommitLater()
+		} else {
+			b.Written()
+		}
+	}
+	go func() { // the rest written, held
+		for {
+			select {
+			case b := <-h.handed:
+				b.Written()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	commit1(nil)
+	boom := errors.New("the state topic is down")
+	commit2(boom)
+	if err := <-errc; !errors.Is(err, boom) {
+		t.Fatalf("want the failed commit's error, got %v", err)
+	}
+
+	ids, err := collect(t, newTestConsumer(t, addr), 60-first, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 60-first {
+		t.Fatalf("only the first batch of %d fixes was committed, so %d must be read again; read %d", first, 60-first, len(ids))
+	}
+}

@@ -305,7 +305,7 @@ func newFlights(cfg ConsumerConfig) *flights {
 		freed:       make(chan struct{}, 1),
 	}
 	for range cfg.BatchesInFlight {
-		fs.free = append(fs.free, &flight{b: Batch{done: make(chan verdict, 1)}})
+		fs.free = append(fs.free, &flight{b: Batch{done: make(chan Verdict, 1)}})
 	}
 	return fs
 }

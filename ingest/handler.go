@@ -21,28 +21,57 @@ type Batch struct {
 	Misrouted []record.Misrouted
 	// Fetched is when the first message of the batch was fetched, for latency measurement.
 	Fetched time.Time
-	done    chan verdict // the handler's verdict, read by the consumer's committer
+	done    chan Verdict // the handler's verdict, read by the consumer's committer
 	lean    int          // consecutive Resets that found a large slice mostly unused
 }
 
-// verdict is what a handler said of a batch: Done (err, or nil) or Written (held).
-type verdict struct {
-	err  error
-	held bool // written, but its offsets wait for a later batch's Done
+// Verdict is what a handler said of a batch: Done (Err, or nil), Written (Held), or
+// WrittenCommitLater (Later).
+type Verdict struct {
+	Err  error
+	Held bool // written, but its offsets wait for a later batch's Done
+	// Later: written, and its offsets (and those held before it) are committed once an error or
+	// nil comes from it: nil, committed; an error, as Done(err)
+	Later <-chan error
+}
+
+// NewBatch returns an empty batch for driving a Handler without a consumer (a test, a tool), and
+// the channel that receives what the handler says of it (the first Done or Written).
+func NewBatch() (*Batch, <-chan Verdict) {
+	done := make(chan Verdict, 1)
+	return &Batch{done: done}, done
 }
 
 // Done reports that the batch is durably written (err nil), or cannot be. With err nil the
 // offsets of this batch and of every batch before it are committed (those Written included).
 // Only the first call of Done or Written counts.
-func (b *Batch) Done(err error) { b.tell(verdict{err: err}) }
+func (b *Batch) Done(err error) { b.tell(Verdict{Err: err}) }
 
 // Written reports that the batch is durably written but its offsets must not be committed yet:
 // the handler's state that covers it is not (a checkpoint taken on an interval). The batch is
 // freed to be filled again, and its offsets are committed with the next batch that is Done.
 // A consumer stopped before that reads those records again.
-func (b *Batch) Written() { b.tell(verdict{held: true}) }
+func (b *Batch) Written() { b.tell(Verdict{Held: true}) }
 
-func (b *Batch) tell(v verdict) {
+// WrittenCommitLater reports that the batch is durably written and that the handler's state that
+// covers it, and the batches before it, is being saved: the batch is freed to be filled again at
+// once, as with Written, and its offsets and theirs are committed once commit is called with
+// nil (the state is saved). Called with an error, nothing more is committed, as with Done(err).
+// The batches handed in after it go on meanwhile; the commit functions of several batches must be
+// called in the order the batches were handed in. Only the first call of Done, Written or
+// WrittenCommitLater counts, and of commit.
+func (b *Batch) WrittenCommitLater() (commit func(err error)) {
+	later := make(chan error, 1)
+	b.tell(Verdict{Later: later})
+	return func(err error) {
+		select {
+		case later <- err:
+		default:
+		}
+	}
+}
+
+func (b *Batch) tell(v Verdict) {
 	if b.done == nil {
 		return // a batch the consumer did not hand out (a test's)
 	}
