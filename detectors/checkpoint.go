@@ -159,6 +159,7 @@ func fromMs(v int64) time.Time {
 // doubled it in the RSS; chunks hold what is written and go one by one once the caller drops
 // them.
 func (e *Engine) Dirty(arena []byte, f func(vehicle string, shard record.Shard, checkpoint []byte)) []byte {
+	e.finishSnapshot()
 	if len(e.dirty) == 0 {
 		return arena
 	}
@@ -174,7 +175,6 @@ func (e *Engine) Dirty(arena []byte, f func(vehicle string, shard record.Shard, 
 	arena = arena[:0]
 	total := 0
 	for _, tr := range e.dirty {
-		tr.dirty = false
 		if chunked && cap(arena)-len(arena) < arenaChunkRoom {
 			total += len(arena)
 			arena = make([]byte, 0, arenaChunk)
@@ -186,6 +186,7 @@ func (e *Engine) Dirty(arena []byte, f func(vehicle string, shard record.Shard, 
 	e.checkpointSize = (total + len(arena)) / len(e.dirty)
 	clear(e.dirty)
 	e.dirty = e.dirty[:0]
+	e.epoch++ // they are clean
 	if chunked {
 		return nil
 	}
@@ -203,9 +204,12 @@ const (
 	arenaChunkRoom = 4 << 10
 )
 
+// markDirty notes that tr's state changed (or is about to) since the last checkpoint: the next
+// Dirty or Snapshot takes its checkpoint.
 func (e *Engine) markDirty(tr *Track) {
-	if !tr.dirty {
-		tr.dirty = true
+	if tr.marked != e.epoch {
+		e.settle(tr) // the snapshot in flight may still want it as it was
+		tr.marked = e.epoch
 		e.dirty = append(e.dirty, tr)
 	}
 }
@@ -240,6 +244,7 @@ func (e *Engine) Restore(checkpoint []byte, owned func(record.Shard) bool) error
 		return nil // this instance is ahead (the checkpoint is older than what it processed)
 	}
 	tr := e.track(s.VehicleID)
+	e.settle(tr)
 	tr.shard, tr.restored = shard, true
 	tr.evShard, tr.evNext = evShard, s.EventsNext
 	tr.hasLast, tr.inSite, tr.registered, tr.permitted, tr.scored, tr.jumps = s.HasLast, s.InSite, s.Registered, s.Permitted, s.Scored, s.Jumps

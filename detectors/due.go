@@ -29,6 +29,7 @@ func (e *Engine) tick(wm time.Time) {
 	c := e.city.Load()
 	for len(e.due) > 0 && !e.due[0].due.After(wm) {
 		tr := heap.Pop(&e.due).(*Track)
+		e.settle(tr) // before anything of it changes
 		if !tr.hasLast {
 			continue
 		}

@@ -126,7 +126,10 @@ type Engine struct {
 	silIdx         int         // its episode slot
 	timed          []int       // the fix rules that are also TimeRules
 	ticked         time.Time   // watermark of the last Tick
-	dirty          []*Track    // tracks changed since the last Dirty
+	dirty          []*Track    // tracks changed in this epoch: since the last Dirty or Snapshot
+	epoch          uint32      // counts Dirty and Snapshot calls (Track.marked), from 1
+	inflight       *cut        // the last snapshot taken, nil once known to be encoded
+	spare          []*Track    // an encoded snapshot's list, for the next epoch's dirty
 	due            dueHeap     // tracks by the next time a time-driven rule may decide for them
 	cur            Observation // ProcessFix's scratch observation
 	blank          Episode     // stands in for a track's empty episode while a rule looks at it
@@ -148,7 +151,7 @@ func NewEngine(cfg Config, c *city.City, log *slog.Logger, reg prometheus.Regist
 	if c != nil {
 		fleet = len(c.Vehicles)
 	}
-	e := &Engine{cfg: cfg, log: log, tracks: make(map[string]*Track, fleet)}
+	e := &Engine{cfg: cfg, log: log, tracks: make(map[string]*Track, fleet), epoch: 1}
 	e.risks.risks = make(map[string]Risk, fleet)
 	e.city.Store(c)
 	e.fixes, e.events = registerRules(cfg.Rules)
@@ -350,6 +353,7 @@ func (e *Engine) admit(ev *record.Event) {
 		return // not from Kafka (tests, tools): nothing to tell a replay by
 	}
 	tr := e.track(ev.VehicleID)
+	e.settle(tr)
 	if tr.evShard != ev.Src.Shard {
 		tr.evShard, tr.evNext = ev.Src.Shard, 0 // first seen, or the topic was repartitioned
 	}

@@ -35,6 +35,7 @@ func (e *Engine) Resume(s record.Shard) time.Time {
 // consumer group rebalance) and carries their state on from their checkpoints. It returns how
 // many vehicles it forgot.
 func (e *Engine) Release(s record.Shard) int {
+	e.finishSnapshot() // it may be encoding the vehicles about to be forgotten
 	n := 0
 	for id, tr := range e.tracks {
 		if tr.shard != s {

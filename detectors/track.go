@@ -2,6 +2,7 @@ package detectors
 
 import (
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/paulmach/orb"
@@ -28,11 +29,14 @@ type Track struct {
 	permitted  bool
 	scored     bool // a risk was computed
 	jumps      int
-	motion     motion       // recent fixes: derived speed, stillness (kinematics)
-	held       *heldFix     // the first fix after a gap, held back until the next (kinematics: suspect)
-	episodes   []*Episode   // one per registered rule, fix rules first (each nil while it holds nothing); nil while all are (slot)
-	dirty      bool         // changed since the last checkpoint
-	shard      record.Shard // the input its fixes come from (its camera events', while it has no fix)
+	motion     motion     // recent fixes: derived speed, stillness (kinematics)
+	held       *heldFix   // the first fix after a gap, held back until the next (kinematics: suspect)
+	episodes   []*Episode // one per registered rule, fix rules first (each nil while it holds nothing); nil while all are (slot)
+	// marked: the epoch whose changed-list holds it (Engine.dirty); cp: how far the snapshot in
+	// flight has got with it (snapshot.go)
+	marked uint32
+	cp     atomic.Uint32
+	shard  record.Shard // the input its fixes come from (its camera events', while it has no fix)
 	// its camera events: the input they come from, the offset after the newest judged, and, for
 	// the batch being processed (evBatch), the offset below which they were judged before
 	evShard  record.Shard

@@ -1,0 +1,226 @@
+package detectors
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/muckwatch/muckwatch/record"
+)
+
+// Snapshots: the checkpoints of every vehicle changed since the last, as of one moment between
+// two batches, encoded on a goroutine of their own while the engine goes on judging. Encoding a
+// fleet's state takes ~1.2 µs a vehicle (its track, episodes and alerts are out of the cache by
+// then): ~125 ms for 100,000 trucks, which the batches behind it waited for when the engine's own
+// goroutine did it.
+//
+// The cut stays consistent by copy-on-write: before the engine changes a track that a snapshot in
+// flight has not encoded yet, it encodes the track itself (settle). Each track of the snapshot is
+// claimed by exactly one of the two goroutines (Track.cp, compare-and-swap), so it is encoded once,
+// as it stood at the snapshot, whoever gets there first.
+//
+// Track.marked is the epoch (Engine.epoch) whose changed-list (Engine.dirty) holds the track; a
+// snapshot takes the list and starts the next epoch, so that taking one touches no track. Track.cp
+// is 2×epoch once a goroutine has claimed the track for that epoch's snapshot, 2×epoch+1 once it
+// is encoded.
+
+// Snapshot is the checkpoints of the vehicles changed in one epoch (Engine.Snapshot).
+type Snapshot struct {
+	e   *Engine
+	cut *cut
+	enc snapshotPart // what the encoder encoded, and once done all of them
+}
+
+// cut is what the engine keeps of the snapshot in flight (Engine.inflight): enough to tell
+// whether a track is in it and to encode it there, not the checkpoints, which are the
+// Snapshot's holder's.
+type cut struct {
+	epoch  uint32
+	tracks []*Track // the encoder's until done
+	// settled: what the engine's goroutine encoded before it changed a track (under mu: the
+	// encoder takes them over once every track is encoded)
+	mu      sync.Mutex
+	settled snapshotPart
+	done    chan struct{}
+	// hurry is closed when the engine wants the snapshot finished (the next is due): the
+	// encoder stops pacing itself, the engine's goroutine encodes what is left beside it
+	hurry chan struct{}
+	// the checkpoints' number and size, once done: the next snapshot's buffers are sized by them
+	count, bytes int
+}
+
+// snapshotPart is checkpoints encoded by one goroutine, in arenas of its own (Dirty's chunking).
+type snapshotPart struct {
+	vehicles []string
+	shards   []record.Shard
+	values   [][]byte
+	arena    []byte
+	bytes    int
+}
+
+func (p *snapshotPart) add(e *Engine, tr *Track) {
+	if cap(p.arena)-len(p.arena) < arenaChunkRoom { // a chunk twice the last, up to arenaChunk
+		p.bytes += len(p.arena)
+		p.arena = make([]byte, 0, min(arenaChunk, max(16<<10, 2*cap(p.arena))))
+	}
+	start := len(p.arena)
+	p.arena = e.appendCheckpoint(p.arena, tr)
+	p.vehicles = append(p.vehicles, tr.VehicleID)
+	p.shards = append(p.shards, tr.shard)
+	p.values = append(p.values, p.arena[start:len(p.arena):len(p.arena)])
+}
+
+// Snapshot takes the checkpoints of every vehicle whose state changed since the last snapshot (or
+// Dirty call), as it stands now, and forgets that they changed. They are encoded on a goroutine of
+// its own; the engine may go on processing at once. Call Wait before reading them.
+//
+// The encoder spreads its work over about spread (0: at once): a track the engine changes
+// meanwhile is encoded by the engine, just before, while it is in the cache (~0.2 µs, against
+// ~1.2 µs for a track the encoder fetches from memory), so the slower the sweep, the less it
+// costs and the less it takes from the batches being judged beside it; but the checkpoints, and
+// the offsets they commit, wait for it. A snapshot still in flight when the next is taken is
+// finished at once, the engine's goroutine helping.
+func (e *Engine) Snapshot(spread time.Duration) *Snapshot {
+	s := e.takeSnapshot()
+	if len(s.cut.tracks) > 0 {
+		go s.encode(min(arenaChunk, len(s.cut.tracks)*max(e.checkpointSize, 64)*5/4), spread)
+	}
+	return s
+}
+
+// takeSnapshot is Snapshot without its encoder started (s.encode): the tests start it when they
+// choose to.
+func (e *Engine) takeSnapshot() *Snapshot {
+	e.finishSnapshot()
+	c := &cut{epoch: e.epoch, tracks: e.dirty, done: make(chan struct{}), hurry: make(chan struct{})}
+	e.dirty, e.spare = e.spare, nil
+	e.epoch++
+	if len(c.tracks) == 0 {
+		close(c.done)
+	} else {
+		e.inflight = c
+	}
+	return &Snapshot{e: e, cut: c}
+}
+
+// sweepChunk is how many tracks the encoder encodes between its pauses.
+const sweepChunk = 512
+
+// encode encodes every track of the snapshot the engine's goroutine has not claimed, then waits
+// for those it has to be encoded and takes its checkpoints over.
+func (s *Snapshot) encode(arena int, spread time.Duration) {
+	c := s.cut
+	n := len(c.tracks)
+	s.enc.vehicles, s.enc.shards, s.enc.values = make([]string, 0, n), make([]record.Shard, 0, n), make([][]byte, 0, n)
+	s.enc.arena = make([]byte, 0, arena)
+	claimed, encoded := 2*c.epoch, 2*c.epoch+1
+	var theirs []*Track
+	var pause *time.Timer
+	start, chunks := time.Now(), time.Duration((n+sweepChunk-1)/sweepChunk)
+	for i, tr := range c.tracks {
+		if spread > 0 && i > 0 && i%sweepChunk == 0 {
+			if d := time.Until(start.Add(spread * time.Duration(i/sweepChunk) / chunks)); d > 0 {
+				if pause == nil {
+					pause = time.NewTimer(d)
+				} else {
+					pause.Reset(d)
+				}
+				select {
+				case <-pause.C:
+				case <-c.hurry:
+					spread = 0
+				}
+			}
+		}
+		if v := tr.cp.Load(); v < claimed && tr.cp.CompareAndSwap(v, claimed) {
+			s.enc.add(s.e, tr)
+			tr.cp.Store(encoded)
+		} else {
+			theirs = append(theirs, tr)
+		}
+	}
+	for _, tr := range theirs {
+		for tr.cp.Load() != encoded { // the engine's goroutine is encoding it: a µs or two
+			runtime.Gosched()
+		}
+	}
+	c.mu.Lock()
+	st := c.settled
+	c.settled = snapshotPart{}
+	c.mu.Unlock()
+	s.enc.vehicles = append(s.enc.vehicles, st.vehicles...)
+	s.enc.shards = append(s.enc.shards, st.shards...)
+	s.enc.values = append(s.enc.values, st.values...)
+	s.enc.bytes += len(s.enc.arena) + st.bytes + len(st.arena)
+	s.enc.arena = nil
+	c.count, c.bytes = len(s.enc.values), s.enc.bytes
+	close(c.done)
+}
+
+// settle encodes tr for the snapshot in flight, unless it is not in it or already encoded: the
+// engine calls it before it changes a track. When the encoder is at it, it waits for it.
+func (e *Engine) settle(tr *Track) {
+	c := e.inflight
+	if c == nil || tr.marked != c.epoch {
+		return
+	}
+	claimed, encoded := 2*c.epoch, 2*c.epoch+1
+	v := tr.cp.Load()
+	if v == encoded {
+		return
+	}
+	if v < claimed && tr.cp.CompareAndSwap(v, claimed) {
+		c.mu.Lock()
+		c.settled.add(e, tr)
+		c.mu.Unlock()
+		tr.cp.Store(encoded)
+		return
+	}
+	for tr.cp.Load() != encoded {
+		runtime.Gosched()
+	}
+}
+
+// finishSnapshot waits for the snapshot in flight, if any, to be encoded.
+func (e *Engine) finishSnapshot() {
+	if c := e.inflight; c != nil {
+		select {
+		case <-c.done:
+		default:
+			close(c.hurry)
+			for _, tr := range c.tracks { // the encoder reads the list too; neither changes it
+				e.settle(tr)
+			}
+			<-c.done
+		}
+		if c.count > 0 {
+			e.checkpointSize = c.bytes / c.count
+		}
+		clear(c.tracks)
+		e.spare, c.tracks = c.tracks[:0], nil // the next epoch's changed-list
+		e.inflight = nil
+	}
+}
+
+// Len returns how many checkpoints the snapshot holds, once Wait has returned.
+func (s *Snapshot) Len() int { return len(s.enc.values) }
+
+// Wait waits until every checkpoint of the snapshot is encoded, or ctx is done.
+func (s *Snapshot) Wait(ctx context.Context) error {
+	select {
+	case <-s.cut.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("checkpoints not encoded yet: %w", ctx.Err())
+	}
+}
+
+// Each calls f with every checkpoint of the snapshot, once Wait has returned: the vehicle, the
+// input shard its records come from, and its state. f may keep the slices; they are not reused.
+func (s *Snapshot) Each(f func(vehicle string, shard record.Shard, checkpoint []byte)) {
+	for i, v := range s.enc.vehicles {
+		f(v, s.enc.shards[i], s.enc.values[i])
+	}
+}

@@ -1,0 +1,206 @@
+package detectors
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/muckwatch/muckwatch/city"
+	"github.com/muckwatch/muckwatch/record"
+)
+
+// snapshotRound is round k of a fleet of n trucks driving along the test city's streets (some
+// speeding, some off route), each reading from input partition v%4, every seventh truck of the
+// round also weighed overloaded; in round k only the trucks with v%every == 0 report.
+func snapshotRound(c *city.City, n, k, every int) ([]record.Fix, []record.Event) {
+	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	var fixes []record.Fix
+	var events []record.Event
+	for v := 0; v < n; v += every {
+		plate := fmt.Sprintf("粤B%05d", v)
+		ll := c.Proj.Inverse([2]float64{float64(v%500)*10 + float64(k)*80, float64(v % 60)})
+		fixes = append(fixes, record.Fix{VehicleID: plate, Time: start.Add(time.Duration(k*10+v%10) * time.Second), Lat: ll[1], Lon: ll[0],
+			SpeedKmh: 30 + float32(v%30), HasSpeed: true, Src: record.Source{Shard: record.Shard{Topic: "muck.gps", Partition: int32(v % 4)}, Offset: int64(k*n + v)}})
+		if v%7 == k%7 {
+			events = append(events, record.Event{EventID: fmt.Sprintf("w%d-%d", k, v), VehicleID: plate, Time: start.Add(time.Duration(k*10+v%10) * time.Second),
+				Kind: record.KindWeigh, Source: "ws-1", LoadKg: 52000, HasLoad: true, Confidence: 1,
+				Src: record.Source{Shard: record.Shard{Topic: "muck.events", Partition: int32(v % 4)}, Offset: int64(k*n + v)}})
+		}
+	}
+	return fixes, events
+}
+
+// A snapshot's checkpoints are the state at the moment it was taken, whatever the engine did
+// while they were encoded and whichever goroutine encoded each: byte for byte those a twin
+// engine fed the same records gives with Dirty at that moment. And what changed after the
+// snapshot is in the next one, as in the twin's next Dirty.
+func TestSnapshotIsTheStateWhenTaken(t *testing.T) {
+	c := loadTestCity(t)
+	const n = 3000
+	escalated := time.Date(2026, 11, 23, 2, 6, 0, 0, time.UTC) // the first alerts severe by then
+	after := time.Date(2026, 11, 23, 4, 0, 0, 0, time.UTC)     // every truck silent by then: signal_lost
+	cases := []struct {
+		name string
+		// encoderFirst: the encoder runs before the engine goes on (takeSnapshot, encode);
+		// encoderLast: after it, so that every track the engine changes is encoded by the engine;
+		// neither: both at once (Snapshot)
+		encoderFirst, encoderLast bool
+		// paced: the encoder would take an hour (Snapshot's spread); the engine finishes it
+		paced bool
+		every int // the trucks that report after the snapshot: v%every == 0
+		// before the snapshot, every fourth truck reports after a gap (a fix held back); after
+		// the reports, event time passes the held fixes' wait and every truck's silence
+		tick    bool
+		release bool // and partition 1 is released
+	}{
+		{name: "encoder and engine at once", every: 1},
+		{name: "engine first: it encodes what it changes", encoderLast: true, every: 2},
+		{name: "encoder first", encoderFirst: true, every: 1},
+		{name: "time-driven decisions after the snapshot", encoderLast: true, every: 3, tick: true},
+		{name: "time-driven decisions, encoder at once", every: 5, tick: true},
+		{name: "a partition released while in flight", every: 2, release: true},
+		{name: "a paced encoder hurried by the engine", paced: true, every: 2},
+		{name: "a paced encoder hurried by a release", paced: true, every: 3, tick: true, release: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			newEngine := func() *Engine {
+				eng, err := NewEngine(Config{}, c, nil, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return eng
+			}
+			twin, eng := newEngine(), newEngine()
+			feed := func(e *Engine, k, every int) {
+				fixes, events := snapshotRound(c, n, k, every)
+				e.Reset()
+				e.ProcessBatch(fixes, events)
+			}
+			dirty := func(e *Engine) map[string][]byte {
+				m := map[string][]byte{}
+				e.Dirty(nil, func(v string, _ record.Shard, cp []byte) { m[v] = bytes.Clone(cp) })
+				return m
+			}
+			for k := range 3 {
+				feed(twin, k, 1)
+				feed(eng, k, 1)
+			}
+			if tc.tick { // every fourth truck's first fix after a gap, held back until the next
+				feed(twin, 20, 4)
+				feed(eng, 20, 4)
+			}
+			want := dirty(twin)
+			if len(want) != n {
+				t.Fatalf("the twin checkpointed %d vehicles, want %d", len(want), n)
+			}
+
+			var s *Snapshot
+			if tc.encoderLast || tc.encoderFirst {
+				s = eng.takeSnapshot()
+				if tc.encoderFirst {
+					s.encode(1<<16, 0)
+				}
+			} else {
+				spread := time.Duration(0)
+				if tc.paced {
+					spread = time.Hour
+				}
+				s = eng.Snapshot(spread)
+			}
+			later := func(e *Engine) {
+				for k := 3; k < 5; k++ {
+					feed(e, k, tc.every)
+				}
+				if tc.tick { // alerts escalated in time, then signal lost
+					for _, at := range []time.Time{escalated, after} {
+						e.Reset()
+						e.Advance(at)
+						e.Tick()
+						if len(e.Changes()) == 0 {
+							t.Fatalf("no time-driven decision at %s after the snapshot: the case tests nothing", at)
+						}
+					}
+				}
+				if tc.release {
+					if e.Release(record.Shard{Topic: "muck.gps", Partition: 1}) == 0 {
+						t.Fatal("released no vehicle")
+					}
+				}
+			}
+			later(eng)
+			if tc.encoderLast {
+				s.cut.mu.Lock()
+				settled := len(s.cut.settled.vehicles)
+				s.cut.mu.Unlock()
+				if settled == 0 {
+					t.Fatal("the engine encoded no track before changing it")
+				}
+				s.encode(1<<16, 0)
+			}
+			if tc.paced {
+				eng.finishSnapshot() // as the next snapshot does
+			}
+			if err := s.Wait(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string][]byte{}
+			s.Each(func(v string, _ record.Shard, cp []byte) {
+				if _, ok := got[v]; ok {
+					t.Errorf("%s checkpointed twice in one snapshot", v)
+				}
+				got[v] = cp
+			})
+			compareCheckpoints(t, "the snapshot", got, want)
+
+			later(twin)
+			compareCheckpoints(t, "the checkpoints after it", dirty(eng), dirty(twin))
+		})
+	}
+}
+
+func compareCheckpoints(t *testing.T, what string, got, want map[string][]byte) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: %d checkpoints, want %d", what, len(got), len(want))
+	}
+	bad := 0
+	for v, cp := range want {
+		if !bytes.Equal(got[v], cp) {
+			if bad++; bad <= 3 {
+				t.Errorf("%s: %s's checkpoint differs from the twin's", what, v)
+			}
+		}
+	}
+	if bad > 3 {
+		t.Errorf("%s: %d checkpoints differ in all", what, bad)
+	}
+}
+
+// BenchmarkSnapshot is taking a fleet's snapshot on the engine's goroutine: what the batches
+// behind a checkpoint wait for (the encoding goes on beside them).
+func BenchmarkSnapshot(b *testing.B) {
+	c := loadTestCity(b)
+	const n = 20_000
+	eng, err := NewEngine(Config{}, c, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fixes, events := snapshotRound(c, n, 0, 1)
+	eng.ProcessBatch(fixes, events)
+	for b.Loop() {
+		b.StopTimer()
+		for _, tr := range eng.tracks {
+			eng.markDirty(tr)
+		}
+		b.StartTimer()
+		s := eng.Snapshot(0)
+		b.StopTimer()
+		if err := s.Wait(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
