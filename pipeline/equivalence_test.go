@@ -368,11 +368,17 @@ func throughStages(t *testing.T, c *city.City, cfg Config, recs []equivRecord, r
 		if restartAt > 0 && read >= restartAt {
 			// a restart: everything read is checkpointed and written (and so committed), as at
 			// the end of a generation, then new stages take over
-			b, written := sinks.sentinel("before-restart", wall)
+			b, verdict := ingest.NewBatch()
 			if err := p.Checkpoint(ctx, b); err != nil {
 				t.Fatal(err)
 			}
-			<-written
+			v := <-verdict
+			if v.Later != nil { // written; committed once its checkpoints are
+				v.Err = <-v.Later
+			}
+			if v.Err != nil || v.Held {
+				t.Fatalf("the checkpoint before the restart was not committed: %+v", v)
+			}
 			stop()
 			p, stop = start()
 			assign(p, 2)

@@ -57,9 +57,10 @@ type batchObserver interface {
 // they are judged, and announced under the same alert ids, again), shows them in the live view
 // and hands the batch to the writer.
 //
-// The writer (Run) writes the batches in the order handed in: history to ClickHouse, then the
-// checkpoints they carry to the state topic, retrying for as long as a sink fails; batches that
-// queued up meanwhile are written together. The state on the state topic never runs ahead of the
+// The writer (Run) writes the batches in the order handed in to ClickHouse, retrying for as long
+// as it fails; batches that queued up meanwhile are written together. Those that carry
+// checkpoints go on to the state writer (saveState), which writes the checkpoints to the state
+// topic, in order, while the writer goes on. The state on the state topic never runs ahead of the
 // alert changes in ClickHouse.
 //
 // Checkpoints are taken on an interval (checkpointInterval), not with every batch: the batch
@@ -103,21 +104,9 @@ type stages struct {
 	// checkpoints on an interval: when the last were taken, and how many they were
 	checkpointInterval time.Duration
 	checkpointed       time.Time
-	lastCheckpoints    int
 	// unsaved: records were judged since the last checkpoint; the first idle tick after them
 	// checkpoints at once (Idle)
 	unsaved bool
-}
-
-// checkpoints are the checkpoints a batch carries: every vehicle touched since the last ones,
-// each with its input partition (the state topic is partitioned like the input). A backlog's are
-// every vehicle, ~25 MB: they are kept apart from the batches, so that the many batches between
-// checkpoints do not each keep slices that size, and not kept once written (one every few
-// seconds is little garbage; kept for reuse they were a quarter of a KB a vehicle of live heap).
-type checkpoints struct {
-	vehicles []string
-	values   [][]byte
-	parts    []int32
 }
 
 // judgedBatch is a batch the detectors have been over, on its way to the writer.
@@ -126,11 +115,14 @@ type judgedBatch struct {
 	changes []detectors.Change
 	// checkpoint: the batch carries the checkpoints of the vehicles touched since the last ones;
 	// its offsets, and those of the batches before it, may be committed once it is written
+	// (snap: every vehicle's touched since the last ones, as after the batch, encoded on a
+	// goroutine of their own while the next batches are judged: the writer waits for them)
 	checkpoint bool
-	cps        *checkpoints // when checkpoint: nil until taken (see ready)
-	// ready is signalled once the checkpoints are in (they are taken after the batch is handed to
-	// the announcer); the writer waits for it before it writes the batch
-	ready chan struct{}
+	snap       *detectors.Snapshot
+	// once written, its offsets are committed by commit, after its checkpoints; its batch of
+	// fixes is the consumer's again by then
+	commit func(error)
+	fixes  int
 	// the vehicles the batch touched (its fixes, events and changes), when live records are made
 	touched []string
 	// the live records of the vehicles it touched and the officers it moved (stages.live), and
@@ -258,7 +250,7 @@ func (p *stages) pass(ctx context.Context, b *ingest.Batch, checkpoint bool) err
 	select {
 	case j = <-p.spare:
 	default:
-		j = &judgedBatch{ready: make(chan struct{}, 1)}
+		j = &judgedBatch{}
 	}
 	j.b = b
 	j.changes = append(j.changes[:0], p.engine.Changes()...)
@@ -268,29 +260,22 @@ func (p *stages) pass(ctx context.Context, b *ingest.Batch, checkpoint bool) err
 	}
 	j.judged, j.read = p.engine.Judged(), p.clock.Newest()
 	if now := p.now(); checkpoint || now.Sub(p.checkpointed) >= p.checkpointInterval {
+		// The state after this batch, encoded while the next ones are judged (a fleet's takes
+		// ~125 ms, which the batches behind it waited for when this goroutine encoded it), spread
+		// over a quarter of the interval; at once when the input paused or the generation ends.
+		spread := p.checkpointInterval / 4
+		if checkpoint {
+			spread = 0
+		}
 		p.checkpointed, j.checkpoint, p.unsaved = now, true, false
+		j.snap = p.engine.Snapshot(spread)
 	}
 	select {
 	case p.judged <- j:
+		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("cannot hand a batch to the announcer before shutdown: %w", ctx.Err())
 	}
-	// The checkpoints are taken once the alert changes are on their way: encoding 100,000
-	// vehicles' state takes ~10 ms, which the batch's announcement does not wait for. The writer
-	// waits for them (ready); the next batch is judged only after them, so they are the state
-	// after this batch.
-	if j.checkpoint {
-		n := p.lastCheckpoints
-		cps := &checkpoints{vehicles: make([]string, 0, n), values: make([][]byte, 0, n), parts: make([]int32, 0, n)}
-		p.engine.Dirty(nil, func(vehicle string, shard record.Shard, cp []byte) {
-			cps.vehicles = append(cps.vehicles, vehicle)
-			cps.values = append(cps.values, cp)
-			cps.parts = append(cps.parts, shard.Partition)
-		})
-		j.cps, p.lastCheckpoints = cps, len(cps.vehicles)
-	}
-	j.ready <- struct{}{}
-	return nil
 }
 
 // announce announces the alert changes and rejects of each judged batch, in order, as soon as it
@@ -347,16 +332,15 @@ func (p *stages) announce(ctx context.Context) {
 	}
 }
 
-// Run is the pipeline's second and third stages until ctx is cancelled: the announcer (announce)
-// and the writer, which writes the judged batches to ClickHouse and their checkpoints to the
-// state topic, several together.
+// Run is the pipeline's later stages until ctx is cancelled: the announcer (announce), the
+// writer, which writes the judged batches to ClickHouse, several together, and the state
+// writer (saveState), which writes the checkpoints some of them carry to the state topic.
 func (p *stages) Run(ctx context.Context) {
-	announced := make(chan struct{})
-	go func() {
-		defer close(announced)
-		p.announce(ctx)
-	}()
-	defer func() { <-announced }()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { p.announce(ctx) })
+	toSave := make(chan *judgedBatch, judgedQueue)
+	wg.Go(func() { p.saveState(ctx, toSave) })
 	var (
 		group     []*judgedBatch
 		lastWrite time.Time
@@ -403,9 +387,6 @@ func (p *stages) Run(ctx context.Context) {
 				break more
 			}
 		}
-		for _, j := range group {
-			<-j.ready
-		}
 		lastWrite = time.Now()
 		p.metrics.coalesced.Observe(float64(len(group)))
 		err := p.write(ctx, group)
@@ -413,25 +394,79 @@ func (p *stages) Run(ctx context.Context) {
 			switch {
 			case err != nil:
 				j.b.Done(err)
-			case j.checkpoint: // commits its offsets and those of the batches Written before it
-				p.setEventTimes(j.judged, j.read)
-				j.b.Done(nil)
+			case j.checkpoint: // committed once its checkpoints are written too
+				j.fixes, j.commit = len(j.b.Fixes), j.b.WrittenCommitLater()
+				j.b = nil // the consumer's again
+				select {
+				case toSave <- j:
+					continue
+				case <-ctx.Done():
+					j.commit(fmt.Errorf("cannot hand checkpoints to the state writer before shutdown: %w", ctx.Err()))
+				}
 			default:
 				p.setEventTimes(j.judged, j.read)
 				j.b.Written()
 			}
-			j.b = nil
-			clear(j.changes)
-			j.cps, j.checkpoint = nil, false
-			select {
-			case p.spare <- j:
-			default:
-			}
+			p.recycle(j)
 		}
 		clear(group)
 		if err != nil {
 			return
 		}
+	}
+}
+
+// saveState writes the checkpoints of each written batch that carries them to the state topic,
+// in order, and then says that the batch's offsets, and those of the batches written before it,
+// may be committed (ingest.Batch.WrittenCommitLater: the batch itself was freed once written).
+// The writer and the consumer go on with the next batches meanwhile: encoding and producing a
+// fleet's checkpoints (~50 MB) took a third of a second, which the consumer waited for once
+// every batch in flight was behind them. The checkpoints never run ahead of the alert changes in
+// ClickHouse (the writer stored those of the batch, and of every batch before it, first), and a
+// crash meanwhile only reads again from the last offsets committed.
+func (p *stages) saveState(ctx context.Context, in <-chan *judgedBatch) {
+	for {
+		var j *judgedBatch
+		select {
+		case j = <-in:
+		case <-ctx.Done():
+			return
+		}
+		err := j.snap.Wait(ctx) // encoded while the batches after it were judged
+		var keys, values [][]byte
+		var parts []int32
+		if err == nil {
+			keys, values, parts = p.stateToWrite(j.snap)
+		}
+		if err == nil && len(keys) > 0 {
+			err = p.retry(ctx, "write the checkpoints of", j.fixes, func() error {
+				start := time.Now()
+				err := p.feed.WriteState(ctx, keys, values, parts)
+				if err == nil {
+					p.metrics.writeState.Observe(time.Since(start).Seconds())
+				}
+				return err
+			})
+		}
+		if err == nil {
+			p.setEventTimes(j.judged, j.read)
+		}
+		j.commit(err)
+		p.recycle(j)
+		if err != nil {
+			return
+		}
+	}
+}
+
+// recycle keeps a judgedBatch, once its batch is written or given up, for the next.
+func (p *stages) recycle(j *judgedBatch) {
+	j.b = nil
+	clear(j.changes)
+	j.snap, j.checkpoint, j.commit = nil, false, nil
+	select {
+	case p.spare <- j:
+	default:
 	}
 }
 
@@ -444,11 +479,11 @@ func (p *stages) setEventTimes(judged, read time.Time) {
 	}
 }
 
-// write writes a group of judged batches: their records to ClickHouse and, beside that, their
-// alert changes to ClickHouse followed by the newest checkpoint of every vehicle they touched,
-// retrying with back-off for as long as a sink fails (an outage holds the pipeline back; nothing
-// is committed meanwhile). Every write is idempotent, so a retry after a partial success stores
-// nothing twice in effect.
+// write writes a group of judged batches to ClickHouse, their records beside their alert
+// changes, retrying with back-off for as long as it fails (an outage holds the pipeline back;
+// nothing is committed meanwhile). Every write is idempotent, so a retry after a partial success
+// stores nothing twice in effect. The checkpoints some batches carry are written after it
+// (saveState).
 func (p *stages) write(ctx context.Context, group []*judgedBatch) error {
 	batch := sink.Batch{Fixes: group[0].b.Fixes, Events: group[0].b.Events, Officers: group[0].b.Officers, Changes: group[0].changes, Rejects: group[0].b.Rejects}
 	m := &p.merged
@@ -463,12 +498,11 @@ func (p *stages) write(ctx context.Context, group []*judgedBatch) error {
 		}
 		batch = *m
 	}
-	stateKeys, stateValues, stateParts := p.stateToWrite(group)
 	defer clear(m.Rejects) // keep the buffer, not what it points to
 	// The checkpoints are written once the alert changes they follow from are stored: a crash in
 	// between reads the records again from the uncommitted offsets and judges them again, where a
 	// checkpoint ahead of its changes would have them stored but never judged again, so lost.
-	// The records themselves are stored beside both (read again, they are stored again).
+	// The records themselves are stored beside the changes (read again, they are stored again).
 	records := batch
 	records.Changes = nil
 	changes := sink.Batch{Changes: batch.Changes}
@@ -483,59 +517,30 @@ func (p *stages) write(ctx context.Context, group []*judgedBatch) error {
 		})
 		err := p.history.Write(ctx, &changes)
 		if err == nil {
-			changed := time.Now()
-			p.metrics.writeChanges.Observe(changed.Sub(start).Seconds())
-			if len(stateKeys) > 0 {
-				if err = p.feed.WriteState(ctx, stateKeys, stateValues, stateParts); err == nil {
-					p.metrics.writeState.Observe(time.Since(changed).Seconds())
-				}
-			}
+			p.metrics.writeChanges.Observe(time.Since(start).Seconds())
 		}
 		wg.Wait()
 		return errors.Join(recordsErr, err)
 	})
 }
 
-// stateToWrite lists the checkpoints a group of batches carries, keyed for the state topic: the
-// newest of each vehicle, in the order first touched. They come once an interval, so their
-// buffers are made for the write (a backlog's ~7 MB) rather than kept between writes.
-func (p *stages) stateToWrite(group []*judgedBatch) (keys, values [][]byte, parts []int32) {
-	n, carriers := 0, 0
-	for _, j := range group {
-		if j.cps != nil {
-			n += len(j.cps.vehicles)
-			carriers++
-		}
-	}
+// stateToWrite lists a snapshot's checkpoints keyed for the state topic. They come once an
+// interval, so their buffers are made for the write (a backlog's ~7 MB) rather than kept between
+// writes.
+func (p *stages) stateToWrite(s *detectors.Snapshot) (keys, values [][]byte, parts []int32) {
+	n := s.Len()
 	if n == 0 {
 		return nil, nil, nil
 	}
 	keys, values, parts = make([][]byte, 0, n), make([][]byte, 0, n), make([]int32, 0, n)
 	keyBytes := make([]byte, 0, n*(len(p.group)+1+12)) // a plate: 9-12 bytes
-	var at map[string]int                              // with checkpoints taken twice in the group, a vehicle may be in both
-	if carriers > 1 {
-		at = make(map[string]int, n)
-	}
-	for _, j := range group {
-		if j.cps == nil {
-			continue
-		}
-		cps := j.cps
-		for i, v := range cps.vehicles {
-			if at != nil {
-				if k, ok := at[v]; ok {
-					values[k], parts[k] = cps.values[i], cps.parts[i]
-					continue
-				}
-				at[v] = len(keys)
-			}
-			start := len(keyBytes)
-			keyBytes = statetopic.AppendKey(keyBytes, p.group, v)
-			keys = append(keys, keyBytes[start:len(keyBytes):len(keyBytes)])
-			values = append(values, cps.values[i])
-			parts = append(parts, cps.parts[i])
-		}
-	}
+	s.Each(func(v string, shard record.Shard, cp []byte) {
+		start := len(keyBytes)
+		keyBytes = statetopic.AppendKey(keyBytes, p.group, v)
+		keys = append(keys, keyBytes[start:len(keyBytes):len(keyBytes)])
+		values = append(values, cp)
+		parts = append(parts, shard.Partition)
+	})
 	return keys, values, parts
 }
 
