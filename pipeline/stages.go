@@ -48,7 +48,7 @@ type batchObserver interface {
 	Observe(fixes []record.Fix, officers []record.OfficerPosition, changes []detectors.Change)
 }
 
-// pipeline is the ingest.Handler that joins detection and the sinks, in three stages, each on a
+// pipeline is the ingest.Handler that joins detection and the sinks, in four stages, each on a
 // goroutine of its own, so that judging the next batch does not wait for Kafka or ClickHouse.
 //
 // Handle, on the consumer's goroutine, runs the detectors over a batch and hands it on. The
