@@ -119,9 +119,17 @@ func (s *Snapshot) encode(arena int, spread time.Duration) {
 	var theirs []*Track
 	var pause *time.Timer
 	start, chunks := time.Now(), time.Duration((n+sweepChunk-1)/sweepChunk)
+	mine := 0 // tracks this goroutine encoded in the chunk before
 	for i, tr := range c.tracks {
 		if spread > 0 && i > 0 && i%sweepChunk == 0 {
-			if d := time.Until(start.Add(spread * time.Duration(i/sweepChunk) / chunks)); d > 0 {
+			// no pause after a chunk the engine had encoded all of (it is meeting every
+			// track, a backlog): the snapshot is then done as soon as the engine is
+			d := time.Until(start.Add(spread * time.Duration(i/sweepChunk) / chunks))
+			if mine == 0 {
+				d = 0
+			}
+			mine = 0
+			if d > 0 {
 				if pause == nil {
 					pause = time.NewTimer(d)
 				} else {
@@ -137,6 +145,7 @@ func (s *Snapshot) encode(arena int, spread time.Duration) {
 		if v := tr.cp.Load(); v < claimed && tr.cp.CompareAndSwap(v, claimed) {
 			s.enc.add(s.e, tr)
 			tr.cp.Store(encoded)
+			mine++
 		} else {
 			theirs = append(theirs, tr)
 		}
