@@ -3,6 +3,7 @@ package detectors
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/muckwatch/muckwatch/record"
@@ -143,6 +144,42 @@ func fromMs(v int64) time.Time {
 	return time.UnixMilli(v)
 }
 
+// finite checks that the positions and speed a checkpoint holds are numbers: no fix decoded
+// gives anything else (record's decoder rejects them), so a NaN or an infinity is a corrupt or
+// forged checkpoint, which would otherwise be judged against as the truck's last position.
+func (s *TrackState) finite() error {
+	var bad error
+	check := func(what string, p orb.Point) {
+		if bad == nil && (!finite(p[0]) || !finite(p[1])) {
+			bad = fmt.Errorf("%s is not a number (%v)", what, p)
+		}
+	}
+	check("last position", s.Last.LL)
+	check("last projected position", s.Last.XY)
+	check("last speed", orb.Point{s.Last.SpeedKmh, 0})
+	a := &s.Aside
+	check("jump set aside", a.Alt.ll)
+	check("fix before the last", a.Before.ll)
+	for _, r := range a.Recent {
+		check("recent fix", r.ll)
+	}
+	check("stay's centre", a.Stay.centre)
+	check("stay's other centre", a.Stay.alt)
+	if a.Held != nil {
+		check("fix held back", orb.Point{a.Held.fix.Lon, a.Held.fix.Lat})
+	}
+	for _, es := range s.Episodes {
+		check(string(es.Rule)+"'s start", es.SinceLL)
+		check(string(es.Rule)+"'s anchor", es.Anchor)
+		if es.Stay != nil {
+			check(string(es.Rule)+"'s stop", es.Stay.centre)
+		}
+	}
+	return bad
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
 // Dirty calls f with the checkpoint of every vehicle whose state changed since the last call, and
 // forgets them. shard is the input the vehicle's records come from: the checkpoint belongs with
 // it (the pipeline's state topic is partitioned like the input).
@@ -234,6 +271,9 @@ func (e *Engine) Restore(checkpoint []byte, owned func(record.Shard) bool) error
 	}
 	if s.VehicleID == "" {
 		return fmt.Errorf("checkpoint without a vehicle id")
+	}
+	if err := s.finite(); err != nil {
+		return fmt.Errorf("checkpoint of %q: %w", s.VehicleID, err)
 	}
 	shard, evShard := record.Shard{Topic: s.Topic, Partition: s.Partition}, record.Shard{Topic: s.EventsTopic, Partition: s.EventsPartition}
 	if owned != nil && !owned(shard) {

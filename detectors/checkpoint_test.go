@@ -2,6 +2,7 @@ package detectors
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -511,5 +512,70 @@ func TestDirtyChunksLargeCalls(t *testing.T) {
 	}
 	if want := total / arenaChunk; runs < want {
 		t.Errorf("%d bytes of checkpoints in %d buffers, want at least %d", total, runs, want)
+	}
+}
+
+// A checkpoint whose positions or speed are not numbers (no decoded fix gives them: corrupt or
+// forged) is refused at restore, with what was wrong and whose, and restores nothing; the same
+// checkpoint with numbers restores.
+func TestRestoreRefusesNonFiniteState(t *testing.T) {
+	c := loadTestCity(t)
+	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	// speeding in the 30 zone: an open episode, recent fixes kept
+	var fixes []record.Fix
+	for sec := 0; sec <= 60; sec += 10 {
+		ll := c.Proj.Inverse([2]float64{2100 + float64(sec)*10, 150})
+		fixes = append(fixes, record.Fix{VehicleID: "粤B00001", Time: start.Add(time.Duration(sec) * time.Second), Lat: ll[1], Lon: ll[0], SpeedKmh: 45, HasSpeed: true})
+	}
+	nan, inf := math.NaN(), math.Inf(1)
+	cases := []struct {
+		name, want string
+		spoil      func(tr *Track)
+	}{
+		{"numbers", "", func(*Track) {}},
+		{"last position NaN", "last position is not a number", func(tr *Track) { tr.last.LL[1] = nan }},
+		{"last projected position infinite", "last projected position is not a number", func(tr *Track) { tr.last.XY[0] = inf }},
+		{"last speed infinite", "last speed is not a number", func(tr *Track) { tr.last.SpeedKmh = inf }},
+		{"a recent fix NaN", "recent fix is not a number", func(tr *Track) { tr.motion.ring[tr.motion.head].ll[0] = nan }},
+		{"an episode's start NaN", "'s start is not a number", func(tr *Track) {
+			for _, ep := range tr.episodes {
+				if ep != nil && ep.state != StateInactive {
+					ep.sinceLL[0] = nan
+				}
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			eng, err := NewEngine(Config{}, c, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range fixes {
+				eng.ProcessFix(&fixes[i])
+			}
+			tr := eng.tracks["粤B00001"]
+			if tr.episodes == nil {
+				t.Fatal("no episode open: the case tests nothing")
+			}
+			tc.spoil(tr)
+			cp := eng.checkpoint(tr)
+			fresh, err := NewEngine(Config{}, c, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = fresh.Restore(cp, nil)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("a sound checkpoint refused: %v", err)
+			case tc.want == "":
+			case err == nil:
+				t.Fatalf("restored; want an error saying %q", tc.want)
+			case !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "粤B00001"):
+				t.Fatalf("error %q does not say %q of 粤B00001", err, tc.want)
+			case fresh.Tracks() != 0:
+				t.Fatalf("refused, but %d vehicles restored", fresh.Tracks())
+			}
+		})
 	}
 }
