@@ -69,6 +69,7 @@ func (p *stages) rebalance(ctx context.Context, r ingest.Rebalance) error {
 				return nil
 			}
 			if err := p.engine.Restore(v, owned); err != nil {
+				p.metrics.refused.Inc()
 				p.log.Warn("a detector checkpoint cannot be restored; that vehicle starts afresh", "err", err)
 			} else {
 				restored++

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/ingest"
 	"github.com/muckwatch/muckwatch/internal/statetopic"
@@ -39,7 +41,9 @@ func TestRestoreOnlyOwnGroupsCheckpoints(t *testing.T) {
 		{string(statetopic.AppendKey(nil, "live", plates[0])), plates[0]},
 		{string(statetopic.AppendKey(nil, "backfill-2026-11", plates[1])), plates[1]},
 		{plates[2], plates[2]}, // an earlier build's key
+		{string(statetopic.AppendKey(nil, "live", "粤B00004")), "粤B00004"},
 	}
+	cps["粤B00004"] = []byte{6, 0xff, 0xff} // format 6, cut short: refused and counted
 	for _, tc := range []struct {
 		group string
 		want  []string
@@ -70,6 +74,13 @@ func TestRestoreOnlyOwnGroupsCheckpoints(t *testing.T) {
 			if want := plate == tc.want[0] || plate == tc.want[1]; restored != want {
 				t.Errorf("group %s: %s restored %v, want %v", tc.group, plate, restored, want)
 			}
+		}
+		refused := 0
+		if tc.group == "live" {
+			refused = 1
+		}
+		if got := testutil.ToFloat64(p.metrics.refused); got != float64(refused) {
+			t.Errorf("group %s: %v checkpoints counted refused, want %d", tc.group, got, refused)
 		}
 	}
 }

@@ -147,6 +147,8 @@ type pipelineMetrics struct {
 	writeRecords prometheus.Observer
 	writeChanges prometheus.Observer
 	writeState   prometheus.Observer
+	// checkpoints read back that Restore refused (restore.go)
+	refused prometheus.Counter
 }
 
 // judgedQueue is how many judged batches may wait for the writer; the consumer's
@@ -180,12 +182,14 @@ func newStages(cfg StagesConfig, engine *detectors.Engine, history historyWriter
 			Help:    "Time each step of a successful write took, by step: records (to ClickHouse), changes (alert changes to ClickHouse), checkpoints (to the state topic, once the changes are stored). Records go beside the other two.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}, []string{"step"}),
 	}
+	p.metrics.refused = prometheus.NewCounter(prometheus.CounterOpts{Name: "muckwatch_state_checkpoints_refused_total",
+		Help: "Detector checkpoints read back from the state topic that could not be restored (malformed, values that are not numbers, an unknown format): those vehicles start afresh."})
 	p.metrics.writeRecords = p.metrics.writeSeconds.WithLabelValues("records")
 	p.metrics.writeChanges = p.metrics.writeSeconds.WithLabelValues("changes")
 	p.metrics.writeState = p.metrics.writeSeconds.WithLabelValues("checkpoints")
 	if reg != nil {
 		reg.MustRegister(p.metrics.detectSeconds, p.metrics.waitSeconds, p.metrics.latencySeconds, p.metrics.writeFailures, p.metrics.holding, p.metrics.judged, p.metrics.read, p.metrics.coalesced,
-			p.metrics.writeSeconds)
+			p.metrics.writeSeconds, p.metrics.refused)
 	}
 	return p
 }
