@@ -64,14 +64,27 @@ func (g *generation) commitInOrder() {
 			pending = pending[1:]
 		}
 	}
+	// committable is the word of marks pending only behind others: closed, it says nil at once
+	committable := make(chan error)
+	close(committable)
+	// answer is the first pending commit's word, while any (nil: none to wait for); answer
+	// keeps a word taken from it for settle
+	answer := func() <-chan error {
+		if len(pending) == 0 {
+			return nil
+		}
+		return pending[0].result
+	}
+	answered := func(err error) {
+		ch := make(chan error, 1)
+		ch <- err
+		pending[0].result = ch
+		settle(false)
+	}
 	for {
 		var f *flight
 	next:
 		for {
-			var answer <-chan error // the first pending commit's word, while any
-			if len(pending) > 0 {
-				answer = pending[0].result
-			}
 			select {
 			case got, ok := <-g.handed:
 				if !ok {
@@ -80,24 +93,18 @@ func (g *generation) commitInOrder() {
 				}
 				f = got
 				break next
-			case err := <-answer:
-				pending[0].result = answered(err)
-				settle(false)
+			case err := <-answer():
+				answered(err)
 			}
 		}
 		var v Verdict
 	verdict:
 		for {
-			var next <-chan error // the first pending commit's word, while any
-			if len(pending) > 0 {
-				next = pending[0].result
-			}
 			select {
 			case v = <-f.b.done:
 				break verdict
-			case err := <-next:
-				pending[0].result = answered(err)
-				settle(false)
+			case err := <-answer():
+				answered(err)
 			case <-g.work.Done():
 				v.Err = fmt.Errorf("not written within the drain timeout (%s) after the stop: %w", c.DrainTimeout, g.work.Err())
 				break verdict
@@ -115,7 +122,7 @@ func (g *generation) commitInOrder() {
 				pending = append(pending, pendingCommit{marks: slices.Clone(held), records: heldRecords, result: v.Later})
 				held, heldRecords = held[:0], 0
 			case !v.Held && len(held) > 0 && len(pending) > 0: // after those pending
-				pending = append(pending, pendingCommit{marks: slices.Clone(held), records: heldRecords, result: answered(nil)})
+				pending = append(pending, pendingCommit{marks: slices.Clone(held), records: heldRecords, result: committable})
 				held, heldRecords = held[:0], 0
 				settle(false)
 			case !v.Held && len(held) > 0:
@@ -132,13 +139,6 @@ type pendingCommit struct {
 	marks   []partitionMark
 	records int
 	result  <-chan error
-}
-
-// answered returns a channel that holds err: a pending commit's word, once given.
-func answered(err error) <-chan error {
-	ch := make(chan error, 1)
-	ch <- err
-	return ch
 }
 
 // mergeMarks adds marks to held, a later mark of a partition replacing an earlier one.

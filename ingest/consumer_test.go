@@ -121,6 +121,18 @@ func (h *stagedHandler) Handle(_ context.Context, b *Batch) error {
 	return nil
 }
 
+// receive returns the next batch handed in, failing t when none comes within 30 s.
+func (h *stagedHandler) receive(t *testing.T) *Batch {
+	t.Helper()
+	select {
+	case b := <-h.handed:
+		return b
+	case <-time.After(30 * time.Second):
+		t.Fatal("no batch handed in within 30 s")
+		return nil
+	}
+}
+
 func (h *stagedHandler) done(b *Batch, err error) {
 	h.mu.Lock()
 	h.out--
@@ -143,16 +155,7 @@ func TestConsumerStagedHandler(t *testing.T) {
 		}
 		return c, newStagedHandler()
 	}
-	receive := func(h *stagedHandler) *Batch {
-		t.Helper()
-		select {
-		case b := <-h.handed:
-			return b
-		case <-time.After(30 * time.Second):
-			t.Fatal("no batch handed in within 30 s")
-			return nil
-		}
-	}
+	receive := func(h *stagedHandler) *Batch { return h.receive(t) }
 
 	// The first batch fails after the two behind it were written: nothing may be committed.
 	c, h := staged()
@@ -331,16 +334,7 @@ func TestConsumerCommitLater(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- c.Run(ctx, h) }()
-	receive := func() *Batch {
-		t.Helper()
-		select {
-		case b := <-h.handed:
-			return b
-		case <-time.After(30 * time.Second):
-			t.Fatal("no batch handed in within 30 s: the consumer waits for a commit")
-			return nil
-		}
-	}
+	receive := func() *Batch { return h.receive(t) } // none: the consumer waits for a commit
 
 	b1 := receive()
 	first := len(b1.Fixes) // read before the batch is freed
