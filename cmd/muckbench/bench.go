@@ -35,6 +35,7 @@ func cmdBench(ctx context.Context, args []string) error {
 	fl.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile to this file once the backlog is worked off")
 	fl.StringVar(&o.PeakProfile, "peak-memprofile", "", "write a heap profile taken near this process's highest RSS (the last collection's live heap, and the allocations since the pipeline started) to this file")
 	fl.StringVar(&o.Trace, "trace", "", "write an execution trace (go tool trace) of 3s of the backlog, from 2s after the pipeline starts consuming, to this file")
+	fl.StringVar(&o.LiveTrace, "live-trace", "", "write an execution trace (go tool trace) of 6s of the live window, from 2s into it, to this file")
 	fl.StringVar(&o.LiveCPUProfile, "live-cpuprofile", "", "write a CPU profile of the live window (the pipeline's process; the live traffic and the squads are processes of their own) to this file")
 	asJSON := fl.Bool("json", false, "also print the report as JSON")
 	if err := fl.Parse(args); err != nil {

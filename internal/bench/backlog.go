@@ -100,7 +100,7 @@ func workBacklog(ctx context.Context, o *Options, cfg pipeline.Config, log *slog
 	cpuReady := ps.mark()
 	r.StartupCPU = cpuReady.self - cpuBacklog.self
 	sumsBacklog := gatherSums(reg)
-	stopTrace, err := startTrace(o.Trace, readyAt)
+	stopTrace, err := startTrace(o.Trace, readyAt, traceFor)
 	if err != nil {
 		_ = p.stop()
 		return nil, nil, err

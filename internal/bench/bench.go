@@ -91,6 +91,7 @@ type Options struct {
 	MemProfile     string    // write a heap profile here once the backlog is worked off
 	PeakProfile    string    // write a heap profile taken near the highest RSS here
 	LiveCPUProfile string    // write a CPU profile of the live window here
+	LiveTrace      string    // write an execution trace of part of the live window here
 	Trace          string    // write an execution trace of traceSeconds of the backlog here
 	Progress       io.Writer // phase messages; nil discards them
 }

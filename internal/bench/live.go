@@ -85,6 +85,11 @@ func runLive(ctx context.Context, o *Options, cfg pipeline.Config, fleet liveFle
 	sumsLive := gatherSums(reg)
 	wallStart := time.Unix(0, term.started.WallStartNs)
 	windowEnd := wallStart.Add(o.Live)
+	stopTrace, err := startTrace(o.LiveTrace, wallStart, liveTraceFor)
+	if err != nil {
+		return err
+	}
+	defer stopTrace()
 
 	// Produce → alert, read back from the alerts topic.
 	var alertLat latencies

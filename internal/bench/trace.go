@@ -9,16 +9,18 @@ import (
 )
 
 // traceAfter and traceFor place the execution trace (--trace) in the backlog: past the first
-// fetches, and short enough for go tool trace to open.
+// fetches, and short enough for go tool trace to open. The live window's (--live-trace) lasts
+// liveTraceFor, longer than a checkpoint interval, so that one checkpoint falls in it.
 const (
-	traceAfter = 2 * time.Second
-	traceFor   = 3 * time.Second
+	traceAfter   = 2 * time.Second
+	traceFor     = 3 * time.Second
+	liveTraceFor = 6 * time.Second
 )
 
-// startTrace writes an execution trace of traceFor, from traceAfter after from, to path (none
+// startTrace writes an execution trace of length, from traceAfter after from, to path (none
 // when path is empty). The returned stop ends it early if it is still running, and waits for
 // the file to be written; it may be called more than once.
-func startTrace(path string, from time.Time) (stop func(), err error) {
+func startTrace(path string, from time.Time, length time.Duration) (stop func(), err error) {
 	if path == "" {
 		return func() {}, nil
 	}
@@ -53,7 +55,7 @@ func startTrace(path string, from time.Time) (stop func(), err error) {
 			return
 		}
 		started = true
-		time.AfterFunc(traceFor, end)
+		time.AfterFunc(length, end)
 	})
 	return func() {
 		begin.Stop()
