@@ -38,7 +38,7 @@ type Snapshot struct {
 // Snapshot's holder's.
 type cut struct {
 	epoch  uint32
-	tracks []*Track // the encoder's until done
+	tracks []*Track // read by the encoder and, when hurried, the engine; changed by neither until done
 	// settled: what the engine's goroutine encoded before it changed a track (under mu: the
 	// encoder takes them over once every track is encoded)
 	mu      sync.Mutex
