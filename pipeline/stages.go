@@ -101,7 +101,7 @@ type stages struct {
 	// the writer's buffer: the batches written together
 	merged sink.Batch
 
-	// checkpoints on an interval: when the last were taken, and how many they were
+	// checkpoints on an interval: when the last were taken
 	checkpointInterval time.Duration
 	checkpointed       time.Time
 	// unsaved: records were judged since the last checkpoint; the first idle tick after them
@@ -113,12 +113,11 @@ type stages struct {
 type judgedBatch struct {
 	b       *ingest.Batch
 	changes []detectors.Change
-	// checkpoint: the batch carries the checkpoints of the vehicles touched since the last ones;
-	// its offsets, and those of the batches before it, may be committed once it is written
-	// (snap: every vehicle's touched since the last ones, as after the batch, encoded on a
-	// goroutine of their own while the next batches are judged: the writer waits for them)
-	checkpoint bool
-	snap       *detectors.Snapshot
+	// snap, when not nil: the batch carries the checkpoints of the vehicles touched since the last
+	// ones, as after the batch, encoded on a goroutine of their own while the next batches are
+	// judged; its offsets, and those of the batches before it, may be committed once it and they
+	// are written (saveState)
+	snap *detectors.Snapshot
 	// once written, its offsets are committed by commit, after its checkpoints; its batch of
 	// fixes is the consumer's again by then
 	commit func(error)
@@ -271,7 +270,7 @@ func (p *stages) pass(ctx context.Context, b *ingest.Batch, checkpoint bool) err
 		if checkpoint {
 			spread = 0
 		}
-		p.checkpointed, j.checkpoint, p.unsaved = now, true, false
+		p.checkpointed, p.unsaved = now, false
 		j.snap = p.engine.Snapshot(spread)
 	}
 	select {
@@ -398,7 +397,7 @@ func (p *stages) Run(ctx context.Context) {
 			switch {
 			case err != nil:
 				j.b.Done(err)
-			case j.checkpoint: // committed once its checkpoints are written too
+			case j.snap != nil: // committed once its checkpoints are written too
 				j.fixes, j.commit = len(j.b.Fixes), j.b.WrittenCommitLater()
 				j.b = nil // the consumer's again
 				select {
@@ -467,7 +466,7 @@ func (p *stages) saveState(ctx context.Context, in <-chan *judgedBatch) {
 func (p *stages) recycle(j *judgedBatch) {
 	j.b = nil
 	clear(j.changes)
-	j.snap, j.checkpoint, j.commit = nil, false, nil
+	j.snap, j.commit = nil, nil
 	select {
 	case p.spare <- j:
 	default:
