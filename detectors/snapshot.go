@@ -108,6 +108,24 @@ func (e *Engine) takeSnapshot() *Snapshot {
 // sweepChunk is how many tracks the encoder encodes between its pauses.
 const sweepChunk = 512
 
+// claim reports whether the caller has won tr for the cut's snapshot: it is then the one to
+// encode it, and says so with encoded. The other goroutine, losing, waits for that (await).
+func (c *cut) claim(tr *Track) bool {
+	v := tr.cp.Load()
+	return v < 2*c.epoch && tr.cp.CompareAndSwap(v, 2*c.epoch)
+}
+
+func (c *cut) encoded(tr *Track) { tr.cp.Store(2*c.epoch + 1) }
+
+func (c *cut) isEncoded(tr *Track) bool { return tr.cp.Load() == 2*c.epoch+1 }
+
+// await waits for the goroutine that claimed tr to encode it: a µs or two.
+func (c *cut) await(tr *Track) {
+	for !c.isEncoded(tr) {
+		runtime.Gosched()
+	}
+}
+
 // encode encodes every track of the snapshot the engine's goroutine has not claimed, then waits
 // for those it has to be encoded and takes its checkpoints over.
 func (s *Snapshot) encode(arena int, spread time.Duration) {
@@ -115,81 +133,80 @@ func (s *Snapshot) encode(arena int, spread time.Duration) {
 	n := len(c.tracks)
 	s.enc.vehicles, s.enc.shards, s.enc.values = make([]string, 0, n), make([]record.Shard, 0, n), make([][]byte, 0, n)
 	s.enc.arena = make([]byte, 0, arena)
-	claimed, encoded := 2*c.epoch, 2*c.epoch+1
 	var theirs []*Track
 	var pause *time.Timer
 	start, chunks := time.Now(), time.Duration((n+sweepChunk-1)/sweepChunk)
 	mine := 0 // tracks this goroutine encoded in the chunk before
 	for i, tr := range c.tracks {
+		// A pause between chunks, to keep to the spread; none after a chunk the engine had
+		// encoded all of (it is meeting every track, a backlog): the snapshot is then done as
+		// soon as the engine is.
 		if spread > 0 && i > 0 && i%sweepChunk == 0 {
-			// no pause after a chunk the engine had encoded all of (it is meeting every
-			// track, a backlog): the snapshot is then done as soon as the engine is
-			d := time.Until(start.Add(spread * time.Duration(i/sweepChunk) / chunks))
-			if mine == 0 {
-				d = 0
+			if d := time.Until(start.Add(spread * time.Duration(i/sweepChunk) / chunks)); mine > 0 && d > 0 && !sleep(&pause, d, c.hurry) {
+				spread = 0 // hurried
 			}
 			mine = 0
-			if d > 0 {
-				if pause == nil {
-					pause = time.NewTimer(d)
-				} else {
-					pause.Reset(d)
-				}
-				select {
-				case <-pause.C:
-				case <-c.hurry:
-					spread = 0
-				}
-			}
 		}
-		if v := tr.cp.Load(); v < claimed && tr.cp.CompareAndSwap(v, claimed) {
+		if c.claim(tr) {
 			s.enc.add(s.e, tr)
-			tr.cp.Store(encoded)
+			c.encoded(tr)
 			mine++
 		} else {
 			theirs = append(theirs, tr)
 		}
 	}
 	for _, tr := range theirs {
-		for tr.cp.Load() != encoded { // the engine's goroutine is encoding it: a µs or two
-			runtime.Gosched()
-		}
+		c.await(tr)
 	}
 	c.mu.Lock()
 	st := c.settled
 	c.settled = snapshotPart{}
 	c.mu.Unlock()
-	s.enc.vehicles = append(s.enc.vehicles, st.vehicles...)
-	s.enc.shards = append(s.enc.shards, st.shards...)
-	s.enc.values = append(s.enc.values, st.values...)
-	s.enc.bytes += len(s.enc.arena) + st.bytes + len(st.arena)
-	s.enc.arena = nil
+	s.enc.take(&st)
 	c.count, c.bytes = len(s.enc.values), s.enc.bytes
 	close(c.done)
+}
+
+// sleep waits d on *t (made at the first call), and reports false if stop came first.
+func sleep(t **time.Timer, d time.Duration, stop <-chan struct{}) bool {
+	if *t == nil {
+		*t = time.NewTimer(d)
+	} else {
+		(*t).Reset(d)
+	}
+	select {
+	case <-(*t).C:
+		return true
+	case <-stop:
+		return false
+	}
+}
+
+// take appends q's checkpoints to p's, and counts both parts' bytes in p's; p's arena is not
+// appended to any more.
+func (p *snapshotPart) take(q *snapshotPart) {
+	p.vehicles = append(p.vehicles, q.vehicles...)
+	p.shards = append(p.shards, q.shards...)
+	p.values = append(p.values, q.values...)
+	p.bytes += len(p.arena) + q.bytes + len(q.arena)
+	p.arena = nil
 }
 
 // settle encodes tr for the snapshot in flight, unless it is not in it or already encoded: the
 // engine calls it before it changes a track. When the encoder is at it, it waits for it.
 func (e *Engine) settle(tr *Track) {
 	c := e.inflight
-	if c == nil || tr.marked != c.epoch {
+	if c == nil || tr.marked != c.epoch || c.isEncoded(tr) {
 		return
 	}
-	claimed, encoded := 2*c.epoch, 2*c.epoch+1
-	v := tr.cp.Load()
-	if v == encoded {
+	if !c.claim(tr) {
+		c.await(tr)
 		return
 	}
-	if v < claimed && tr.cp.CompareAndSwap(v, claimed) {
-		c.mu.Lock()
-		c.settled.add(e, tr)
-		c.mu.Unlock()
-		tr.cp.Store(encoded)
-		return
-	}
-	for tr.cp.Load() != encoded {
-		runtime.Gosched()
-	}
+	c.mu.Lock()
+	c.settled.add(e, tr)
+	c.mu.Unlock()
+	c.encoded(tr)
 }
 
 // finishSnapshot waits for the snapshot in flight, if any, to be encoded.
