@@ -28,6 +28,8 @@ func (g *generation) commitInOrder() {
 	// how many records they cover: committed with the next batch done
 	var held []partitionMark
 	heldRecords := 0
+	// the marks up to each batch whose commit waits for the handler's word, and of each batch
+	// done behind them (no word to wait for), in order
 	var pending []pendingCommit
 	fail := func(err error) {
 		if !broken {
@@ -36,79 +38,72 @@ func (g *generation) commitInOrder() {
 		}
 		pending = pending[:0]
 	}
-	// settle commits the pending marks whose handler has said so, in order; wait: until none
-	// is pending, or the drain timeout
+	// resolve takes the first pending commit's word: its marks committed, or the failure
+	resolve := func(err error) {
+		p := pending[0]
+		if err != nil {
+			fail(fmt.Errorf("cannot save the state covering %d records: %w", p.records, err))
+			return
+		}
+		g.commit(p.marks, p.records)
+		pending = pending[1:]
+	}
+	// settle commits, in order, the pending marks whose word has come; wait: waits for each
+	// word, up to the drain timeout
 	settle := func(wait bool) {
 		for len(pending) > 0 {
 			p := pending[0]
-			var err error
-			if wait {
+			if p.word == nil {
+				resolve(nil)
+				continue
+			}
+			if !wait {
 				select {
-				case err = <-p.result:
-				case <-g.work.Done():
-					fail(fmt.Errorf("checkpoint of %d records not saved within the drain timeout (%s) after the stop: %w", p.records, c.DrainTimeout, g.work.Err()))
-					return
-				}
-			} else {
-				select {
-				case err = <-p.result:
+				case err := <-p.word:
+					resolve(err)
 				default:
 					return
 				}
+				continue
 			}
-			if err != nil {
-				fail(fmt.Errorf("cannot save the state covering %d records: %w", p.records, err))
-				return
-			}
-			g.commit(p.marks, p.records)
-			pending = pending[1:]
-		}
-	}
-	// committable is the word of marks pending only behind others: closed, it says nil at once
-	committable := make(chan error)
-	close(committable)
-	// answer is the first pending commit's word, while any (nil: none to wait for); answer
-	// keeps a word taken from it for settle
-	answer := func() <-chan error {
-		if len(pending) == 0 {
-			return nil
-		}
-		return pending[0].result
-	}
-	answered := func(err error) {
-		ch := make(chan error, 1)
-		ch <- err
-		pending[0].result = ch
-		settle(false)
-	}
-	for {
-		var f *flight
-	next:
-		for {
 			select {
-			case got, ok := <-g.handed:
-				if !ok {
-					settle(true)
-					return
-				}
-				f = got
-				break next
-			case err := <-answer():
-				answered(err)
+			case err := <-p.word:
+				resolve(err)
+			case <-g.work.Done():
+				fail(fmt.Errorf("checkpoint of %d records not saved within the drain timeout (%s) after the stop: %w", p.records, c.DrainTimeout, g.work.Err()))
 			}
+		}
+	}
+	var f *flight // the batch whose verdict is awaited; nil: the next one handed in
+	for {
+		var next <-chan *flight
+		var verdict <-chan Verdict
+		var drained <-chan struct{}
+		if f == nil {
+			next = g.handed
+		} else {
+			verdict, drained = f.b.done, g.work.Done()
+		}
+		var word <-chan error // the first pending commit's, while any
+		if len(pending) > 0 {
+			word = pending[0].word
 		}
 		var v Verdict
-	verdict:
-		for {
-			select {
-			case v = <-f.b.done:
-				break verdict
-			case err := <-answer():
-				answered(err)
-			case <-g.work.Done():
-				v.Err = fmt.Errorf("not written within the drain timeout (%s) after the stop: %w", c.DrainTimeout, g.work.Err())
-				break verdict
+		select {
+		case got, ok := <-next:
+			if !ok {
+				settle(true)
+				return
 			}
+			f = got
+			continue
+		case err := <-word:
+			resolve(err)
+			settle(false)
+			continue
+		case v = <-verdict:
+		case <-drained:
+			v.Err = fmt.Errorf("not written within the drain timeout (%s) after the stop: %w", c.DrainTimeout, g.work.Err())
 		}
 		if v.Err != nil {
 			fail(fmt.Errorf("cannot write a batch of %d records: %w", f.records, v.Err))
@@ -118,11 +113,8 @@ func (g *generation) commitInOrder() {
 			held = mergeMarks(held, f.marks)
 			heldRecords += f.records
 			switch {
-			case v.Later != nil:
-				pending = append(pending, pendingCommit{marks: slices.Clone(held), records: heldRecords, result: v.Later})
-				held, heldRecords = held[:0], 0
-			case !v.Held && len(held) > 0 && len(pending) > 0: // after those pending
-				pending = append(pending, pendingCommit{marks: slices.Clone(held), records: heldRecords, result: committable})
+			case v.Later != nil || (!v.Held && len(held) > 0 && len(pending) > 0): // after those pending
+				pending = append(pending, pendingCommit{marks: slices.Clone(held), records: heldRecords, word: v.Later})
 				held, heldRecords = held[:0], 0
 				settle(false)
 			case !v.Held && len(held) > 0:
@@ -131,14 +123,16 @@ func (g *generation) commitInOrder() {
 			}
 		}
 		g.flights.done(f)
+		f = nil
 	}
 }
 
-// pendingCommit is marks to commit once the handler has saved the state that covers them.
+// pendingCommit is marks to commit once the handler has saved the state that covers them (its
+// word: nil, committed; an error, nothing more is), or, without a word, once those before it are.
 type pendingCommit struct {
 	marks   []partitionMark
 	records int
-	result  <-chan error
+	word    <-chan error
 }
 
 // mergeMarks adds marks to held, a later mark of a partition replacing an earlier one.
