@@ -52,6 +52,18 @@ func newTestConsumer(t *testing.T, addr string) *Consumer {
 	return c
 }
 
+// newBatchingConsumer returns a consumer of group g at addr making batches of at most 10 records,
+// inFlight of them at most handed in and not done.
+func newBatchingConsumer(t *testing.T, addr string, inFlight int) *Consumer {
+	t.Helper()
+	cfg := ConsumerConfig{Brokers: []string{addr}, GroupID: "g", BatchMaxWait: 20 * time.Millisecond, BatchMaxRecords: 10, BatchesInFlight: inFlight}
+	c, err := NewConsumer(cfg, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // collect runs a consumer until it has handed want fixes to its handler (then stops it) or the
 // handler fails; it returns the fix ids handed over.
 func collect(t *testing.T, c *Consumer, want int, fail error) ([]string, error) {
@@ -275,11 +287,8 @@ func TestConsumerHeldOffsets(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := startBroker(t, "muck.gps", "muck.events", "muck.officers")
 			produceFixes(t, addr, "muck.gps", 0, 60)
-			cfg := ConsumerConfig{Brokers: []string{addr}, GroupID: "g", BatchMaxWait: 20 * time.Millisecond, BatchMaxRecords: 10, BatchesInFlight: 2}
-			c, err := NewConsumer(cfg, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			const inFlight = 2
+			c := newBatchingConsumer(t, addr, inFlight)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			h := &heldHandler{doneAt: 3, want: 60, stop: cancel, committed: map[string]bool{}}
@@ -290,7 +299,7 @@ func TestConsumerHeldOffsets(t *testing.T) {
 			if err := c.Run(ctx, handler); err != nil {
 				t.Fatal(err)
 			}
-			if h.batches <= cfg.BatchesInFlight+1 {
+			if h.batches <= inFlight+1 {
 				t.Fatalf("%d batches handed in: too few to show Written batches freed", h.batches)
 			}
 			if tc.checkpoint != (h.checkpoints == 1) {
@@ -324,11 +333,8 @@ func TestConsumerHeldOffsets(t *testing.T) {
 func TestConsumerCommitLater(t *testing.T) {
 	addr := startBroker(t, "muck.gps", "muck.events", "muck.officers")
 	produceFixes(t, addr, "muck.gps", 0, 60)
-	cfg := ConsumerConfig{Brokers: []string{addr}, GroupID: "g", BatchMaxWait: 20 * time.Millisecond, BatchMaxRecords: 10, BatchesInFlight: 2}
-	c, err := NewConsumer(cfg, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	const inFlight = 2
+	c := newBatchingConsumer(t, addr, inFlight)
 	h := newStagedHandler()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -341,9 +347,9 @@ func TestConsumerCommitLater(t *testing.T) {
 	commit1 := b1.WrittenCommitLater()
 	// twice the batches in flight, each written, while the first's commit waits
 	var commit2 func(error)
-	for i := range 2 * cfg.BatchesInFlight {
+	for i := range 2 * inFlight {
 		b := receive()
-		if i == 2*cfg.BatchesInFlight-1 {
+		if i == 2*inFlight-1 {
 			commit2 = b.WrittenCommitLater()
 		} else {
 			b.Written()
