@@ -144,13 +144,13 @@ func fromMs(v int64) time.Time {
 	return time.UnixMilli(v)
 }
 
-// finite checks that the positions and speed a checkpoint holds are numbers: no fix decoded
+// numbers checks that the positions and speed a checkpoint holds are numbers: no fix decoded
 // gives anything else (record's decoder rejects them), so a NaN or an infinity is a corrupt or
 // forged checkpoint, which would otherwise be judged against as the truck's last position.
-func (s *TrackState) finite() error {
+func (s *TrackState) numbers() error {
 	var bad error
 	check := func(what string, p orb.Point) {
-		if bad == nil && (!finite(p[0]) || !finite(p[1])) {
+		if bad == nil && (!isNumber(p[0]) || !isNumber(p[1])) {
 			bad = fmt.Errorf("%s is not a number (%v)", what, p)
 		}
 	}
@@ -178,7 +178,7 @@ func (s *TrackState) finite() error {
 	return bad
 }
 
-func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+func isNumber(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
 // Dirty calls f with the checkpoint of every vehicle whose state changed since the last call, and
 // forgets them. shard is the input the vehicle's records come from: the checkpoint belongs with
@@ -272,7 +272,7 @@ func (e *Engine) Restore(checkpoint []byte, owned func(record.Shard) bool) error
 	if s.VehicleID == "" {
 		return fmt.Errorf("checkpoint without a vehicle id")
 	}
-	if err := s.finite(); err != nil {
+	if err := s.numbers(); err != nil {
 		return fmt.Errorf("checkpoint of %q: %w", s.VehicleID, err)
 	}
 	shard, evShard := record.Shard{Topic: s.Topic, Partition: s.Partition}, record.Shard{Topic: s.EventsTopic, Partition: s.EventsPartition}
