@@ -71,8 +71,12 @@ type Decoder struct {
 	names map[string]string
 	// plates maps a vehicle_id as sent to its normalised plate and number, so that a known
 	// vehicle costs one lookup: no normalising, no numbering. Cleared when full, like names.
-	plates  map[string]vehicleName
+	plates  vehicleTable
 	numbers *PlateNumbers // nil: fixes carry no VehicleNo
+	// last is the last vehicle_id decoded, as a slot keeps it (when it fits one), and its name:
+	// a record's key is its vehicle_id, which CheckKey then finds without a lookup.
+	last     inlineID
+	lastName vehicleName
 }
 
 type vehicleName struct {
@@ -333,7 +337,15 @@ func (d *Decoder) size(value []byte) error {
 // known to be there, as plate does.
 func (d *Decoder) vehicle(v *jsonValue) (string, uint32, error) {
 	if v.kind == kindString {
-		if n, ok := d.plates[string(v.str)]; ok {
+		if k, ok := inline(v.str); ok {
+			if k == d.last {
+				return d.lastName.plate, d.lastName.no, nil
+			}
+			if n, ok := d.plates.getInline(k); ok {
+				d.last, d.lastName = k, n
+				return n.plate, n.no, nil
+			}
+		} else if n, ok := d.plates.get(v.str); ok {
 			return n.plate, n.no, nil
 		}
 	}
@@ -348,10 +360,13 @@ func (d *Decoder) vehicle(v *jsonValue) (string, uint32, error) {
 	if d.numbers != nil {
 		n.no = d.numbers.Number(n.plate)
 	}
-	if d.plates == nil || len(d.plates) >= maxInterned {
-		d.plates = make(map[string]vehicleName)
+	if d.plates.len() >= maxInterned {
+		d.plates = vehicleTable{}
 	}
-	d.plates[sent] = n
+	d.plates.put(v.str, n)
+	if k, ok := inline(v.str); ok {
+		d.last, d.lastName = k, n
+	}
 	return n.plate, n.no, nil
 }
 
@@ -366,7 +381,14 @@ func (d *Decoder) CheckKey(key []byte, plate string) error {
 	if len(key) == 0 {
 		return nil
 	}
-	n, ok := d.plates[string(key)]
+	var n vehicleName
+	k, short := inline(key)
+	ok := short && k == d.last
+	if ok {
+		n = d.lastName
+	} else {
+		n, ok = d.plates.get(key)
+	}
 	if !ok {
 		n.plate = string(key)
 		if d.normalize != nil {

@@ -1,6 +1,10 @@
 package record
 
-import "testing"
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
 
 func BenchmarkDecodeFix(b *testing.B) {
 	for _, bc := range []struct{ name, in string }{
@@ -33,6 +37,45 @@ func BenchmarkDecodeEvent(b *testing.B) {
 	for b.Loop() {
 		if err := d.DecodeEvent(in, ref, &e); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeFixFleet decodes the fixes of a fleet in turn, as a consumer does: the table of
+// plates is larger than the caches, unlike with one plate decoded again and again.
+func BenchmarkDecodeFixFleet(b *testing.B) {
+	const fleet = 100_000
+	// the records one after another in one buffer, as fetched, the plates in a random order
+	plates := rand.New(rand.NewPCG(1, 2)).Perm(fleet)
+	var buf []byte
+	ends := make([]int, fleet)
+	for i, p := range plates {
+		buf = fmt.Appendf(buf, `{"vehicle_id":"粤B%05d","ts":1795420800000,"lat":22.5431,"lon":114.0579,"speed_kmh":35.5,"heading":90,"acc":true,"lifted":false,"alarm":0}`, p)
+		ends[i] = len(buf)
+	}
+	in := make([][]byte, fleet)
+	for i := range in {
+		in[i] = buf[ends[i]-len(buf[:ends[0]]) : ends[i]]
+	}
+	d := NewDecoder(DecodeConfig{}, nil)
+	d.NumberPlates(NewPlateNumbers())
+	var f Fix
+	for _, v := range in { // every plate known, as in steady state
+		if err := d.DecodeFix(v, ref, &f); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := d.DecodeFix(in[i], ref, &f); err != nil {
+			b.Fatal(err)
+		}
+		if err := d.CheckKey(in[i][15:24], f.VehicleID); err != nil {
+			b.Fatal(err)
+		}
+		if i++; i == fleet {
+			i = 0
 		}
 	}
 }
