@@ -43,19 +43,26 @@ func newBenchFleetFixes(b *testing.B, vehicles int) *benchFleetFixes {
 // process runs the engine over vehicle v's next fix (step: how many fixes the fleet has had,
 // over its size), with its plate number when numbered.
 func (f *benchFleetFixes) process(v int, numbered bool) {
-	step := f.i / f.vehicles
-	ll := f.c.Proj.Inverse([2]float64{float64(step%1000) * 8, float64(v % 40)})
-	f.fix.VehicleID, f.fix.VehicleNo = f.plates[v], 0
-	if numbered {
-		f.fix.VehicleNo = uint32(v + 1)
-	}
-	f.fix.Time = benchFleetStart.Add(time.Duration(step) * time.Second)
-	f.fix.Lat, f.fix.Lon = ll[1], ll[0]
+	f.fix = f.next(v, numbered)
 	f.eng.ProcessFix(&f.fix)
 	if len(f.eng.out) > 1024 {
 		f.eng.Reset()
 	}
+}
+
+// next returns vehicle v's next fix.
+func (f *benchFleetFixes) next(v int, numbered bool) record.Fix {
+	step := f.i / f.vehicles
+	ll := f.c.Proj.Inverse([2]float64{float64(step%1000) * 8, float64(v % 40)})
+	fix := f.fix
+	fix.VehicleID, fix.VehicleNo = f.plates[v], 0
+	if numbered {
+		fix.VehicleNo = uint32(v + 1)
+	}
+	fix.Time = benchFleetStart.Add(time.Duration(step) * time.Second)
+	fix.Lat, fix.Lon = ll[1], ll[0]
 	f.i++
+	return fix
 }
 
 var benchFleetStart = time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
@@ -175,6 +182,30 @@ func BenchmarkEngineProcessFixFleet(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkEngineProcessBatchFleet runs the engine over batches of fixes of a fleet of 100,000,
+// each vehicle's next fix in a batch in turn, as the consumer hands them: the cost a fix when
+// every fix's track is one the caches have not held since its last fix.
+func BenchmarkEngineProcessBatchFleet(b *testing.B) {
+	const batch = 4096
+	fleet := newBenchFleetFixes(b, 100_000)
+	fixes := make([]record.Fix, batch)
+	run := func() {
+		for k := range fixes {
+			fixes[k] = fleet.next((fleet.i*7919)%fleet.vehicles, true) // a permutation of the fleet every 100,000 fixes
+		}
+		fleet.eng.ProcessBatch(fixes, nil)
+		fleet.eng.Reset()
+	}
+	for range fleet.vehicles/batch + 1 {
+		run()
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		run()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/fix")
 }
 
 // BenchmarkTrackPermit measures finding the permit a fix is under, for 100,000 trucks with two
