@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"strconv"
@@ -71,11 +72,11 @@ type Decoder struct {
 	names map[string]string
 	// plates maps a vehicle_id as sent to its normalised plate and number, so that a known
 	// vehicle costs one lookup: no normalising, no numbering. Cleared when full, like names.
-	plates  vehicleTable
+	plates  map[string]vehicleName
 	numbers *PlateNumbers // nil: fixes carry no VehicleNo
-	// last is the last vehicle_id decoded, as a slot keeps it (when it fits one), and its name:
-	// a record's key is its vehicle_id, which CheckKey then finds without a lookup.
-	last     inlineID
+	// last is the last vehicle_id decoded, as sent, and its name: a record's key is its
+	// vehicle_id, which CheckKey then finds without looking it up again.
+	last     []byte
 	lastName vehicleName
 }
 
@@ -337,15 +338,8 @@ func (d *Decoder) size(value []byte) error {
 // known to be there, as plate does.
 func (d *Decoder) vehicle(v *jsonValue) (string, uint32, error) {
 	if v.kind == kindString {
-		if k, ok := inline(v.str); ok {
-			if k == d.last {
-				return d.lastName.plate, d.lastName.no, nil
-			}
-			if n, ok := d.plates.getInline(k); ok {
-				d.last, d.lastName = k, n
-				return n.plate, n.no, nil
-			}
-		} else if n, ok := d.plates.get(v.str); ok {
+		if n, ok := d.plates[string(v.str)]; ok {
+			d.last, d.lastName = append(d.last[:0], v.str...), n
 			return n.plate, n.no, nil
 		}
 	}
@@ -360,13 +354,11 @@ func (d *Decoder) vehicle(v *jsonValue) (string, uint32, error) {
 	if d.numbers != nil {
 		n.no = d.numbers.Number(n.plate)
 	}
-	if d.plates.len() >= maxInterned {
-		d.plates = vehicleTable{}
+	if d.plates == nil || len(d.plates) >= maxInterned {
+		d.plates = make(map[string]vehicleName)
 	}
-	d.plates.put(v.str, n)
-	if k, ok := inline(v.str); ok {
-		d.last, d.lastName = k, n
-	}
+	d.plates[sent] = n
+	d.last, d.lastName = append(d.last[:0], sent...), n
 	return n.plate, n.no, nil
 }
 
@@ -381,13 +373,9 @@ func (d *Decoder) CheckKey(key []byte, plate string) error {
 	if len(key) == 0 {
 		return nil
 	}
-	var n vehicleName
-	k, short := inline(key)
-	ok := short && k == d.last
-	if ok {
-		n = d.lastName
-	} else {
-		n, ok = d.plates.get(key)
+	n, ok := d.lastName, bytes.Equal(key, d.last)
+	if !ok {
+		n, ok = d.plates[string(key)]
 	}
 	if !ok {
 		n.plate = string(key)
