@@ -52,30 +52,42 @@ func TestConfigErrors(t *testing.T) {
 	f("runtime:\n  memory_limit_mib: -2\n", "runtime.memory_limit_mib")
 }
 
-// TestApplyMemoryLimit: the configured limit is the process's while the pipeline runs, -1 lifts
-// it, the environment's GOMEMLIMIT is left to the runtime, and each undo puts back the limit
-// before.
+// TestApplyMemoryLimit: the configured limit is the process's while the pipeline runs, with GOGC
+// off unless the environment set it; -1 lifts the limit and leaves GOGC; the environment's
+// GOMEMLIMIT is left to the runtime, and each undo puts back the limit and GOGC before.
 func TestApplyMemoryLimit(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
-	before := debug.SetMemoryLimit(-1)
+	before, gcBefore := debug.SetMemoryLimit(-1), gcPercent()
+	if gcBefore != 100 {
+		t.Fatalf("GOGC is %d before the test, want the default 100", gcBefore)
+	}
 	for _, tc := range []struct {
-		mib  int
-		env  string
-		want int64
+		mib      int
+		env, gc  string
+		want     int64
+		wantGOGC int
 	}{
-		{0, "", defaultMemoryLimitMiB << 20},
-		{600, "", 600 << 20},
-		{-1, "", math.MaxInt64},
-		{600, "300MiB", before}, // the runtime read the environment at start; it is left alone
+		{0, "", "", defaultMemoryLimitMiB << 20, -1},
+		{600, "", "", 600 << 20, -1},
+		{600, "", "200", 600 << 20, 100}, // GOGC=200 set in the environment: the runtime read it at start, left alone
+		{-1, "", "", math.MaxInt64, 100},
+		{600, "300MiB", "", before, 100}, // the runtime read the environment at start; it is left alone
 	} {
 		t.Setenv("GOMEMLIMIT", tc.env)
+		t.Setenv("GOGC", tc.gc)
 		undo := RuntimeConfig{MemoryLimitMiB: tc.mib}.ApplyMemoryLimit(log)
 		if got := debug.SetMemoryLimit(-1); got != tc.want {
 			t.Errorf("memory_limit_mib %d, GOMEMLIMIT %q: limit %d, want %d", tc.mib, tc.env, got, tc.want)
 		}
+		if got := gcPercent(); got != tc.wantGOGC {
+			t.Errorf("memory_limit_mib %d, GOGC %q: GOGC %d, want %d", tc.mib, tc.gc, got, tc.wantGOGC)
+		}
 		undo()
 		if got := debug.SetMemoryLimit(-1); got != before {
 			t.Errorf("memory_limit_mib %d: the limit after undo is %d, want %d", tc.mib, got, before)
+		}
+		if got := gcPercent(); got != gcBefore {
+			t.Errorf("memory_limit_mib %d: GOGC after undo is %d, want %d", tc.mib, got, gcBefore)
 		}
 	}
 }
