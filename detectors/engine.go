@@ -113,6 +113,7 @@ type Engine struct {
 	log            *slog.Logger
 	tracks         map[string]*Track
 	numbered       record.ByPlateNumber[*Track] // tracks by their fixes' VehicleNo (tracks holds them all)
+	warmed         byte                         // what warm read, kept so that its reads are made
 	fixes          []fixEntry
 	events         []eventEntry
 	out            []Change
@@ -315,10 +316,14 @@ func (e *Engine) ProcessBatch(fixes []record.Fix, events []record.Event) {
 	}
 	slices.SortStableFunc(fixes, func(a, b record.Fix) int { return a.Time.Compare(b.Time) })
 	slices.SortStableFunc(events, func(a, b record.Event) int { return a.Time.Compare(b.Time) })
-	i, j := 0, 0
+	i, j, warmed := 0, 0, 0
 	for i < len(fixes) || j < len(events) {
 		var judged time.Time
 		if j >= len(events) || (i < len(fixes) && !fixes[i].Time.After(events[j].Time)) {
+			if i == warmed { // warm.go
+				e.warm(fixes[i:])
+				warmed = min(i+warmFixes, len(fixes))
+			}
 			judged = fixes[i].Time
 			e.ProcessFix(&fixes[i])
 			i++
