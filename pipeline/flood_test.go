@@ -24,7 +24,7 @@ func TestHostileFlood(t *testing.T) {
 	}
 	r := newRig(t, "flood")
 	// Under its memory limit the process lets the heap grow to the limit before collecting
-	// (GOGC off), so its memory is bounded by the limit, set here below the default 450 MiB.
+	// (GOGC off), so its memory is bounded by the limit, set here below the default 440 MiB.
 	const limitMiB = 300
 	cfg, err := os.ReadFile(r.config)
 	if err != nil {
