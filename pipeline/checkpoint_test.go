@@ -48,6 +48,15 @@ func (f *stateFeed) WriteState(_ context.Context, keys, _ [][]byte, _ []int32) e
 // checkpoints' keys sent on feed.wrote, write by write.
 func runCheckpointingStages(t *testing.T, interval time.Duration) (*city.City, *stages, *stateFeed) {
 	t.Helper()
+	feed := &stateFeed{wrote: make(chan []string, 64)}
+	c, p := runStages(t, interval, nopHistory{}, feed)
+	return c, p, feed
+}
+
+// runStages returns the sample city and the pipeline's stages over it, writing to history and
+// feed, running until the test ends with the checkpoint interval given.
+func runStages(t *testing.T, interval time.Duration, history historyWriter, feed feedWriter) (*city.City, *stages) {
+	t.Helper()
 	c, err := LoadCity("../configs/cities/shenzhen")
 	if err != nil {
 		t.Fatal(err)
@@ -56,8 +65,7 @@ func runCheckpointingStages(t *testing.T, interval time.Duration) (*city.City, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	feed := &stateFeed{wrote: make(chan []string, 64)}
-	p := newStages(StagesConfig{CheckpointInterval: interval}, engine, nopHistory{}, feed, slog.New(slog.DiscardHandler), nil)
+	p := newStages(StagesConfig{CheckpointInterval: interval}, engine, history, feed, slog.New(slog.DiscardHandler), nil)
 	p.group = "g"
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -66,7 +74,7 @@ func runCheckpointingStages(t *testing.T, interval time.Duration) (*city.City, *
 		p.Run(ctx)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	return c, p, feed
+	return c, p
 }
 
 // The detector state is checkpointed on an interval, not with every batch: a batch judged at t
