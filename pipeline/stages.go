@@ -100,13 +100,6 @@ type stages struct {
 
 	// the writer's buffer: the batches written together
 	merged sink.Batch
-	// the alert changes of the batches written since the changes were last written, and when the
-	// oldest of those batches was (writeChangesEvery)
-	changes      []detectors.Change
-	changesSince time.Time
-	// the event times of the written batches whose changes wait with them: set once those are
-	// written (muckwatch_event_time_judged_seconds says their alerts are)
-	changesJudged, changesRead time.Time
 
 	// checkpoints on an interval: when the last were taken
 	checkpointInterval time.Duration
@@ -361,26 +354,13 @@ func (p *stages) Run(ctx context.Context) {
 	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	changesTimer := time.NewTimer(time.Hour)
-	changesTimer.Stop()
 	for {
-		var changesWaited <-chan time.Time // the alert changes waiting are due, without a batch
-		if len(p.changes) > 0 {
-			changesTimer.Reset(time.Until(p.changesSince.Add(writeChangesEvery)))
-			changesWaited = changesTimer.C
-		}
 		select {
 		case j := <-p.toWrite:
 			group = append(group[:0], j)
-		case <-changesWaited:
-			if err := p.write(ctx, nil, true); err != nil {
-				return
-			}
-			continue
 		case <-ctx.Done():
 			return
 		}
-		changesTimer.Stop()
 		// Gather the batches judged until flushInterval after the last write (fewer, larger
 		// inserts), or until the consumer may be waiting for them to be written.
 		records := group[0].b.Len()
@@ -412,7 +392,7 @@ func (p *stages) Run(ctx context.Context) {
 		}
 		lastWrite = time.Now()
 		p.metrics.coalesced.Observe(float64(len(group)))
-		err := p.write(ctx, group, p.changesDue(group, lastWrite))
+		err := p.write(ctx, group)
 		for _, j := range group {
 			switch {
 			case err != nil:
@@ -427,7 +407,7 @@ func (p *stages) Run(ctx context.Context) {
 					j.commit(fmt.Errorf("cannot hand checkpoints to the state writer before shutdown: %w", ctx.Err()))
 				}
 			default:
-				p.writtenEventTimes(j)
+				p.setEventTimes(j.judged, j.read)
 				j.b.Written()
 			}
 			p.recycle(j)
@@ -493,21 +473,6 @@ func (p *stages) recycle(j *judgedBatch) {
 	}
 }
 
-// writtenEventTimes sets the event times of j, a batch without checkpoints whose records are
-// written, once its alert changes are too: now, or when the changes waiting are written.
-func (p *stages) writtenEventTimes(j *judgedBatch) {
-	if len(p.changes) == 0 {
-		p.setEventTimes(j.judged, j.read)
-		return
-	}
-	if j.judged.After(p.changesJudged) {
-		p.changesJudged = j.judged
-	}
-	if j.read.After(p.changesRead) {
-		p.changesRead = j.read
-	}
-}
-
 func (p *stages) setEventTimes(judged, read time.Time) {
 	if !judged.IsZero() {
 		p.metrics.judged.Set(float64(judged.UnixMilli()) / 1000)
@@ -522,19 +487,17 @@ func (p *stages) setEventTimes(judged, read time.Time) {
 // nothing is committed meanwhile). Every write is idempotent, so a retry after a partial success
 // stores nothing twice in effect. The checkpoints some batches carry are written after it
 // (saveState).
-func (p *stages) write(ctx context.Context, group []*judgedBatch, changes bool) error {
-	var batch sink.Batch
-	if len(group) == 1 {
-		batch = sink.Batch{Fixes: group[0].b.Fixes, Events: group[0].b.Events, Officers: group[0].b.Officers, Rejects: group[0].b.Rejects}
-	}
+func (p *stages) write(ctx context.Context, group []*judgedBatch) error {
+	batch := sink.Batch{Fixes: group[0].b.Fixes, Events: group[0].b.Events, Officers: group[0].b.Officers, Changes: group[0].changes, Rejects: group[0].b.Rejects}
 	m := &p.merged
 	if len(group) > 1 {
-		m.Fixes, m.Events, m.Officers, m.Rejects = m.Fixes[:0], m.Events[:0], m.Officers[:0], m.Rejects[:0]
+		m.Fixes, m.Events, m.Officers, m.Changes, m.Rejects = m.Fixes[:0], m.Events[:0], m.Officers[:0], m.Changes[:0], m.Rejects[:0]
 		for _, j := range group {
 			m.Fixes = append(m.Fixes, j.b.Fixes...)
 			m.Events = append(m.Events, j.b.Events...)
 			m.Officers = append(m.Officers, j.b.Officers...)
 			m.Rejects = append(m.Rejects, j.b.Rejects...)
+			m.Changes = append(m.Changes, j.changes...)
 		}
 		batch = *m
 	}
@@ -544,71 +507,24 @@ func (p *stages) write(ctx context.Context, group []*judgedBatch, changes bool) 
 	// checkpoint ahead of its changes would have them stored but never judged again, so lost.
 	// The records themselves are stored beside the changes (read again, they are stored again).
 	records := batch
-	var pending sink.Batch
-	if changes {
-		pending.Changes = p.changes
-	}
-	err := p.retry(ctx, "write", len(batch.Fixes), func() error {
+	records.Changes = nil
+	changes := sink.Batch{Changes: batch.Changes}
+	return p.retry(ctx, "write", len(batch.Fixes), func() error {
 		var recordsErr error
 		var wg sync.WaitGroup
 		start := time.Now()
-		if len(group) > 0 {
-			wg.Go(func() {
-				if recordsErr = p.history.Write(ctx, &records); recordsErr == nil {
-					p.metrics.writeRecords.Observe(time.Since(start).Seconds())
-				}
-			})
-		}
-		var err error
-		if len(pending.Changes) > 0 {
-			if err = p.history.Write(ctx, &pending); err == nil {
-				p.metrics.writeChanges.Observe(time.Since(start).Seconds())
+		wg.Go(func() {
+			if recordsErr = p.history.Write(ctx, &records); recordsErr == nil {
+				p.metrics.writeRecords.Observe(time.Since(start).Seconds())
 			}
+		})
+		err := p.history.Write(ctx, &changes)
+		if err == nil {
+			p.metrics.writeChanges.Observe(time.Since(start).Seconds())
 		}
 		wg.Wait()
 		return errors.Join(recordsErr, err)
 	})
-	if err == nil && changes {
-		clear(p.changes) // keep the buffer, not what it points to; a large one not at all
-		p.changes, p.changesSince = p.changes[:0], time.Time{}
-		if cap(p.changes) > keptChanges {
-			p.changes = nil
-		}
-		p.setEventTimes(p.changesJudged, p.changesRead)
-		p.changesJudged, p.changesRead = time.Time{}, time.Time{}
-	}
-	return err
-}
-
-// The alert changes are not written with every write's records. Each insert into ClickHouse
-// makes a part of every table it goes to (18.16 has wide parts only: two files a column), which
-// its merges then rewrite: with 14 % of the fleet in violation (muckbench --at 08:00) the alerts,
-// their changes and the violations view took an insert each on every write, ClickHouse used a
-// whole core, and the backlog went at 154,000 fixes/s against 223,000 with no changes written.
-// The changes wait instead until a batch carries checkpoints (they follow from its changes,
-// and its offsets are committed after them), until writeChangesEvery has passed since the first
-// of them (written alone if no batch comes), or until there are maxPendingChanges. A batch
-// without checkpoints is freed once its records are written: its offsets are committed only
-// with the next checkpoints, so a crash meanwhile judges it again and its changes come again.
-//
-// The live view and the alerts topic have every change as soon as it is judged (announce); only
-// ClickHouse's copy waits, for up to writeChangesEvery.
-const (
-	writeChangesEvery = time.Second
-	maxPendingChanges = 50_000
-	keptChanges       = 1024 // the changes buffer kept between writes (a busy second's is dropped)
-)
-
-func (p *stages) changesDue(group []*judgedBatch, now time.Time) bool {
-	checkpoint := false
-	for _, j := range group {
-		if len(j.changes) > 0 && len(p.changes) == 0 {
-			p.changesSince = now
-		}
-		p.changes = append(p.changes, j.changes...)
-		checkpoint = checkpoint || j.snap != nil
-	}
-	return len(p.changes) > 0 && (checkpoint || now.Sub(p.changesSince) >= writeChangesEvery || len(p.changes) >= maxPendingChanges)
 }
 
 // stateToWrite lists a snapshot's checkpoints keyed for the state topic. They come once an
