@@ -55,7 +55,13 @@ type faultRig struct {
 	running []*exec.Cmd
 	metrics map[*exec.Cmd]string // each instance's metrics URL
 	end     time.Time            // device time of the stream's last records
+	// the consumer group and the input topics it reads (faultPartitions each)
+	group  string
+	inputs []string
 }
+
+// faultPartitions is how many partitions each topic of the rig's broker has.
+const faultPartitions = 4
 
 func newFaultRig(t *testing.T, name string) *faultRig {
 	t.Helper()
@@ -93,12 +99,13 @@ func newRig(t *testing.T, name string) *faultRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bk, addr, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Partitions: 4, Topics: cfg.Topics()})
+	bk, addr, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", Partitions: faultPartitions, Topics: cfg.Topics()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(bk.Close)
-	r := &faultRig{t: t, bin: bin, addr: addr, db: fmt.Sprintf("mw_%s_%d_%d", name, os.Getpid(), dbSeq.Add(1)), metrics: map[*exec.Cmd]string{}}
+	r := &faultRig{t: t, bin: bin, addr: addr, db: fmt.Sprintf("mw_%s_%d_%d", name, os.Getpid(), dbSeq.Add(1)), metrics: map[*exec.Cmd]string{},
+		group: name, inputs: []string{cfg.Kafka.Topics.GPS, cfg.Kafka.Topics.Events, cfg.Kafka.Topics.Officers}}
 	if r.conn, err = clickhouse.Open(&clickhouse.Options{Addr: []string{chServer.TCPAddr}}); err != nil {
 		t.Fatal(err)
 	}
@@ -212,6 +219,73 @@ func (r *faultRig) waitJudged() {
 	}
 }
 
+// waitCommitted waits until the group's committed offsets are at the end of every input
+// partition: what the instances read is written, its alert changes included, and checkpointed.
+// An instance's own event times do not say so for the group: an instance killed right after it
+// joined may be handed partitions in a generation, and they stay unread until the broker drops
+// it after the session timeout, while the live instances have judged all they own.
+func (r *faultRig) waitCommitted(within time.Duration) {
+	r.t.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(r.addr), Timeout: 10 * time.Second}
+	deadline := time.Now().Add(within)
+	for {
+		behind, err := r.uncommitted(client)
+		if err == nil && len(behind) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("group %s not committed to the end of its input within %s: %v %v; the runs' logs are in %s", r.group, within, behind, err, r.dir)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// uncommitted lists the input partitions whose committed offset is short of their end, as
+// "topic/partition committed/end".
+func (r *faultRig) uncommitted(client *kafka.Client) ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	parts := make([]int, faultPartitions)
+	reqs := map[string][]kafka.OffsetRequest{}
+	fetch := map[string][]int{}
+	for p := range parts {
+		parts[p] = p
+	}
+	for _, topic := range r.inputs {
+		for p := range faultPartitions {
+			reqs[topic] = append(reqs[topic], kafka.LastOffsetOf(p))
+		}
+		fetch[topic] = parts
+	}
+	ends, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: reqs})
+	if err != nil {
+		return nil, fmt.Errorf("cannot list the input's offsets: %w", err)
+	}
+	committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: r.group, Topics: fetch})
+	if err != nil {
+		return nil, fmt.Errorf("cannot fetch group %s's offsets: %w", r.group, err)
+	}
+	if committed.Error != nil {
+		return nil, fmt.Errorf("cannot fetch group %s's offsets: %w", r.group, committed.Error)
+	}
+	var behind []string
+	for _, topic := range r.inputs {
+		at := map[int]int64{}
+		for _, c := range committed.Topics[topic] {
+			at[c.Partition] = max(c.CommittedOffset, 0)
+		}
+		for _, e := range ends.Topics[topic] {
+			if e.Error != nil {
+				return nil, fmt.Errorf("cannot list the offsets of %s/%d: %w", topic, e.Partition, e.Error)
+			}
+			if at[e.Partition] < e.LastOffset {
+				behind = append(behind, fmt.Sprintf("%s/%d %d/%d", topic, e.Partition, at[e.Partition], e.LastOffset))
+			}
+		}
+	}
+	return behind, nil
+}
+
 // kill ends an instance with SIGKILL.
 func (r *faultRig) kill(cmd *exec.Cmd, why string) {
 	if err := cmd.Process.Kill(); err != nil {
@@ -223,8 +297,10 @@ func (r *faultRig) kill(cmd *exec.Cmd, why string) {
 }
 
 // stopAll stops the running instances as an operator would (SIGINT: finish the batch, commit),
-// once they have judged the stream to its end.
+// once the group has committed every input partition to its end and they have judged the stream
+// to its end.
 func (r *faultRig) stopAll() {
+	r.waitCommitted(2 * time.Minute)
 	if !r.end.IsZero() {
 		r.waitJudged()
 	}
