@@ -100,6 +100,8 @@ type stages struct {
 
 	// the writer's buffer: the batches written together
 	merged sink.Batch
+	// the alert changes waiting to be written with later records (changes.go)
+	waiting waitingChanges
 
 	// checkpoints on an interval: when the last were taken
 	checkpointInterval time.Duration
@@ -354,13 +356,26 @@ func (p *stages) Run(ctx context.Context) {
 	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	changesTimer := time.NewTimer(time.Hour)
+	changesTimer.Stop()
 	for {
+		var changesWaited <-chan time.Time // the alert changes waiting are due, without a batch
+		if at, ok := p.waiting.due(); ok {
+			changesTimer.Reset(time.Until(at))
+			changesWaited = changesTimer.C
+		}
 		select {
 		case j := <-p.toWrite:
 			group = append(group[:0], j)
+		case <-changesWaited:
+			if err := p.write(ctx, nil, true); err != nil {
+				return
+			}
+			continue
 		case <-ctx.Done():
 			return
 		}
+		changesTimer.Stop()
 		// Gather the batches judged until flushInterval after the last write (fewer, larger
 		// inserts), or until the consumer may be waiting for them to be written.
 		records := group[0].b.Len()
@@ -392,7 +407,7 @@ func (p *stages) Run(ctx context.Context) {
 		}
 		lastWrite = time.Now()
 		p.metrics.coalesced.Observe(float64(len(group)))
-		err := p.write(ctx, group)
+		err := p.write(ctx, group, p.waiting.add(group, lastWrite))
 		for _, j := range group {
 			switch {
 			case err != nil:
@@ -407,7 +422,9 @@ func (p *stages) Run(ctx context.Context) {
 					j.commit(fmt.Errorf("cannot hand checkpoints to the state writer before shutdown: %w", ctx.Err()))
 				}
 			default:
-				p.setEventTimes(j.judged, j.read)
+				if !p.waiting.hold(j) {
+					p.setEventTimes(j.judged, j.read)
+				}
 				j.b.Written()
 			}
 			p.recycle(j)
@@ -482,22 +499,25 @@ func (p *stages) setEventTimes(judged, read time.Time) {
 	}
 }
 
-// write writes a group of judged batches to ClickHouse, their records beside their alert
-// changes, retrying with back-off for as long as it fails (an outage holds the pipeline back;
+// write writes a group of judged batches' records to ClickHouse, beside the alert changes
+// waiting when changes is true (changes.go), retrying with back-off for as long as it fails (an outage holds the pipeline back;
 // nothing is committed meanwhile). Every write is idempotent, so a retry after a partial success
 // stores nothing twice in effect. The checkpoints some batches carry are written after it
 // (saveState).
-func (p *stages) write(ctx context.Context, group []*judgedBatch) error {
-	batch := sink.Batch{Fixes: group[0].b.Fixes, Events: group[0].b.Events, Officers: group[0].b.Officers, Changes: group[0].changes, Rejects: group[0].b.Rejects}
+func (p *stages) write(ctx context.Context, group []*judgedBatch, changes bool) error {
+	var batch sink.Batch
 	m := &p.merged
-	if len(group) > 1 {
-		m.Fixes, m.Events, m.Officers, m.Changes, m.Rejects = m.Fixes[:0], m.Events[:0], m.Officers[:0], m.Changes[:0], m.Rejects[:0]
+	switch len(group) {
+	case 0: // the changes alone
+	case 1:
+		batch = sink.Batch{Fixes: group[0].b.Fixes, Events: group[0].b.Events, Officers: group[0].b.Officers, Rejects: group[0].b.Rejects}
+	default:
+		m.Fixes, m.Events, m.Officers, m.Rejects = m.Fixes[:0], m.Events[:0], m.Officers[:0], m.Rejects[:0]
 		for _, j := range group {
 			m.Fixes = append(m.Fixes, j.b.Fixes...)
 			m.Events = append(m.Events, j.b.Events...)
 			m.Officers = append(m.Officers, j.b.Officers...)
 			m.Rejects = append(m.Rejects, j.b.Rejects...)
-			m.Changes = append(m.Changes, j.changes...)
 		}
 		batch = *m
 	}
@@ -506,25 +526,34 @@ func (p *stages) write(ctx context.Context, group []*judgedBatch) error {
 	// between reads the records again from the uncommitted offsets and judges them again, where a
 	// checkpoint ahead of its changes would have them stored but never judged again, so lost.
 	// The records themselves are stored beside the changes (read again, they are stored again).
-	records := batch
-	records.Changes = nil
-	changes := sink.Batch{Changes: batch.Changes}
-	return p.retry(ctx, "write", len(batch.Fixes), func() error {
+	var pending sink.Batch
+	if changes {
+		pending.Changes = p.waiting.changes
+	}
+	err := p.retry(ctx, "write", len(batch.Fixes), func() error {
 		var recordsErr error
 		var wg sync.WaitGroup
 		start := time.Now()
-		wg.Go(func() {
-			if recordsErr = p.history.Write(ctx, &records); recordsErr == nil {
-				p.metrics.writeRecords.Observe(time.Since(start).Seconds())
+		if len(group) > 0 {
+			wg.Go(func() {
+				if recordsErr = p.history.Write(ctx, &batch); recordsErr == nil {
+					p.metrics.writeRecords.Observe(time.Since(start).Seconds())
+				}
+			})
+		}
+		var err error
+		if len(pending.Changes) > 0 {
+			if err = p.history.Write(ctx, &pending); err == nil {
+				p.metrics.writeChanges.Observe(time.Since(start).Seconds())
 			}
-		})
-		err := p.history.Write(ctx, &changes)
-		if err == nil {
-			p.metrics.writeChanges.Observe(time.Since(start).Seconds())
 		}
 		wg.Wait()
 		return errors.Join(recordsErr, err)
 	})
+	if err == nil && changes {
+		p.setEventTimes(p.waiting.written())
+	}
+	return err
 }
 
 // stateToWrite lists a snapshot's checkpoints keyed for the state topic. They come once an
