@@ -103,8 +103,11 @@ func OpenClickHouse(ctx context.Context, cfg ClickHouseConfig, log *slog.Logger,
 	c.events = newInserter(c, tables.Events.Name, eventColumns(), true)
 	c.officers = newInserter(c, tables.OfficerPositions.Name, officerColumns(), true)
 	c.rejects = newInserter(c, tables.Rejects.Name, rejectColumns(), false)
-	c.alerts = newInserter(c, tables.Alerts.Name, alertColumns(), true)
-	c.changes = newInserter(c, tables.AlertChanges.Name, changeColumns(), true)
+	// The alert changes come a second or a checkpoint apart, a few or a backlog's thousands with
+	// their evidence: their columns are not kept for the next insert, which they would be sized
+	// for the largest of.
+	c.alerts = newInserter(c, tables.Alerts.Name, alertColumns(), false)
+	c.changes = newInserter(c, tables.AlertChanges.Name, changeColumns(), false)
 	log.Info("connected to ClickHouse", "addr", cfg.Addr, "database", cfg.Database, "server_version", c.version,
 		"server", sv.DisplayName, "timezone", sv.Timezone)
 	return c, nil
