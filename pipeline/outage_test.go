@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -123,6 +124,8 @@ func TestClickHouseOutage(t *testing.T) {
 	// the live heap (after a collection, so that garbage of earlier tests in this process does
 	// not count), sampled while the outage lasts
 	var peak uint64
+	const heapBound = 512 << 20
+	var heapProfile string // written the first time the live heap is over heapBound
 	// the probes during the outage: not ready (ClickHouse does not answer; and holding back once
 	// that has lasted metrics.readyz_holding), alive all along (a restart would not help)
 	var unready, unreadyHolding, unalive int
@@ -131,6 +134,9 @@ func TestClickHouseOutage(t *testing.T) {
 		runtime.GC()
 		runtime.ReadMemStats(&ms)
 		peak = max(peak, ms.HeapAlloc)
+		if ms.HeapAlloc > heapBound && heapProfile == "" {
+			heapProfile = writeHeapProfile(t)
+		}
 		code, body := probe(t, readyz)
 		if code == 503 && strings.Contains(body, "ClickHouse does not answer") {
 			unready++
@@ -166,8 +172,8 @@ func TestClickHouseOutage(t *testing.T) {
 	if commitsDuring > 1 {
 		t.Errorf("%g offset commits while ClickHouse was down", commitsDuring)
 	}
-	if peak > 512<<20 {
-		t.Errorf("heap grew to %d MiB while holding back", peak>>20)
+	if peak > heapBound {
+		t.Errorf("heap grew to %d MiB while holding back; its profile then: %s", peak>>20, heapProfile)
 	}
 	if err := <-produced; err != nil {
 		t.Fatal(err)
@@ -203,4 +209,18 @@ func simMessages(t *testing.T, s *sim.Simulator, cfg Config) ([]kafka.Message, s
 		t.Fatal(err)
 	}
 	return msgs, res
+}
+
+// writeHeapProfile writes the process's heap profile to a file that outlives the test (a heap
+// that grows once in many runs is to be read afterwards) and returns its path, or why not.
+func writeHeapProfile(t *testing.T) string {
+	f, err := os.CreateTemp("", "muckwatch-"+t.Name()+"-heap-*.pprof")
+	if err != nil {
+		return fmt.Sprintf("not written: %v", err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		return fmt.Sprintf("not written: %v", err)
+	}
+	return f.Name()
 }
