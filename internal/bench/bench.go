@@ -38,7 +38,8 @@ const (
 	targetStateBytes   = 2_000
 	targetRSSBytes     = 500_000_000
 	targetRSSVehicles  = 100_000
-	targetLookupP99    = 50 * time.Millisecond
+	// targetLookupP99 is issue 24's (an earlier issue asked for 50 ms)
+	targetLookupP99 = 20 * time.Millisecond
 	// targetCPUPerFix is the pipeline's own CPU a fix working off the backlog (issue 24), in µs
 	targetCPUPerFix = 2.5
 )
