@@ -180,12 +180,13 @@ func segmentsIntersect(p1, p2, p3, p4 orb.Point) bool {
 		(d4 == 0 && onSegment(p1, p2, p4))
 }
 
-// AreaIndex holds areas behind an RTree over their bounds: queries take candidates from the
-// tree and run the exact test on those only. Indices are positions in the slice given to
-// NewAreaIndex. An AreaIndex never modifies its areas and is safe for concurrent use.
+// AreaIndex holds areas behind an RTree over their bounds and, for the point queries every fix
+// makes, a grid of cells (grid.go): queries take candidates from one or the other and run the
+// exact test on those only. Indices are positions in the slice given to NewAreaIndex. An AreaIndex never modifies its areas and is safe for concurrent use.
 type AreaIndex struct {
 	areas []Area
 	tree  *RTree
+	grid  *areaGrid // for Containing; nil when no area has a point
 }
 
 // NewAreaIndex indexes areas. The slice is copied (the polygons are shared, not copied).
@@ -196,6 +197,7 @@ func NewAreaIndex(areas []Area) *AreaIndex {
 		bounds[i] = areas[i].Bound
 	}
 	x.tree = NewRTree(bounds)
+	x.grid = newAreaGrid(x.areas)
 	return x
 }
 
@@ -208,6 +210,14 @@ func (x *AreaIndex) Area(i int32) *Area { return &x.areas[i] }
 // Containing appends to dst, in ascending order, the indices of the areas containing p
 // (Area.Contains). It does not allocate when dst has enough capacity.
 func (x *AreaIndex) Containing(p orb.Point, dst []int32) []int32 {
+	if x.grid == nil {
+		return dst
+	}
+	return x.grid.containing(x.areas, p, dst)
+}
+
+// containingByTree is Containing through the tree, for the tests of the grid.
+func (x *AreaIndex) containingByTree(p orb.Point, dst []int32) []int32 {
 	start := len(dst)
 	dst = x.tree.SearchPoint(p, dst)
 	return x.keep(dst, start, func(a *Area) bool { return a.Contains(p) })
