@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -62,24 +61,9 @@ func (f logFeed) WriteState(context.Context, [][]byte, [][]byte, []int32) error 
 // checkpoints are written up to writeChangesEvery later, alone if nothing else comes; those before
 // a batch with checkpoints are all written before its checkpoints are produced.
 func TestAlertChangesWaitForCheckpoints(t *testing.T) {
-	c, err := LoadCity("../configs/cities/shenzhen")
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine, err := detectors.NewEngine(detectors.Config{}, c, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	log := &writeLog{changes: map[string]bool{}, wrote: make(chan string, 64)}
-	p := newStages(StagesConfig{CheckpointInterval: time.Hour}, engine, log, logFeed{log}, slog.New(slog.DiscardHandler), nil)
-	p.group = "g"
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		p.Run(ctx)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	c, p := runStages(t, time.Hour, log, logFeed{log})
+	engine, ctx := p.engine, t.Context()
 
 	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	p.now = func() time.Time { return t0 }
