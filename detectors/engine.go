@@ -122,19 +122,20 @@ type Engine struct {
 	metrics        *engineMetrics
 	tracked        atomic.Int64
 	risks          riskBook
-	advanced       time.Time   // the event time the pipeline has read every input up to (Advance)
-	silence        *SignalLost // nil when signal_lost is disabled
-	silIdx         int         // its episode slot
-	timed          []int       // the fix rules that are also TimeRules
-	ticked         time.Time   // watermark of the last Tick
-	dirty          []*Track    // tracks changed in this epoch: since the last Dirty or Snapshot
-	epoch          uint32      // counts Dirty and Snapshot calls (Track.marked), from 1
-	inflight       *cut        // the last snapshot taken, nil once known to be encoded
-	spare          []*Track    // an encoded snapshot's list, for the next epoch's dirty
-	due            dueHeap     // tracks by the next time a time-driven rule may decide for them
-	cur            Observation // ProcessFix's scratch observation
-	blank          Episode     // stands in for a track's empty episode while a rule looks at it
-	names          []Rule      // the rule of each episode slot
+	advanced       time.Time      // the event time the pipeline has read every input up to (Advance)
+	silence        *SignalLost    // nil when signal_lost is disabled
+	silIdx         int            // its episode slot
+	timed          []int          // the fix rules that are also TimeRules
+	ticked         time.Time      // watermark of the last Tick
+	dirty          []*Track       // tracks changed in this epoch: since the last Dirty or Snapshot
+	epoch          uint32         // counts Dirty and Snapshot calls (Track.marked), from 1
+	inflight       *cut           // the last snapshot taken, nil once known to be encoded
+	spare          []*Track       // an encoded snapshot's list, for the next epoch's dirty
+	released       snapshotMemory // the memory of snapshots written and released, for the next
+	due            dueHeap        // tracks by the next time a time-driven rule may decide for them
+	cur            Observation    // ProcessFix's scratch observation
+	blank          Episode        // stands in for a track's empty episode while a rule looks at it
+	names          []Rule         // the rule of each episode slot
 	slot           map[Rule]int
 	batches        uint64 // ProcessBatch and ProcessEvent calls so far
 }

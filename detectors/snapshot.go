@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -52,24 +53,125 @@ type cut struct {
 }
 
 // snapshotPart is checkpoints encoded by one goroutine, in arenas of its own (Dirty's chunking).
+// chunks are its arenas of arenaChunk bytes, for Release.
 type snapshotPart struct {
 	vehicles []string
 	shards   []record.Shard
 	values   [][]byte
 	arena    []byte
+	chunks   [][]byte
 	bytes    int
 }
 
 func (p *snapshotPart) add(e *Engine, tr *Track) {
 	if cap(p.arena)-len(p.arena) < arenaChunkRoom { // a chunk twice the last, up to arenaChunk
 		p.bytes += len(p.arena)
-		p.arena = make([]byte, 0, min(arenaChunk, max(16<<10, 2*cap(p.arena))))
+		p.newArena(&e.released, min(arenaChunk, max(16<<10, 2*cap(p.arena))))
 	}
 	start := len(p.arena)
 	p.arena = e.appendCheckpoint(p.arena, tr)
 	p.vehicles = append(p.vehicles, tr.VehicleID)
 	p.shards = append(p.shards, tr.shard)
 	p.values = append(p.values, p.arena[start:len(p.arena):len(p.arena)])
+}
+
+// newArena starts an arena of at least size bytes (at most arenaChunk): a released chunk if there
+// is one, else a new one of size bytes.
+func (p *snapshotPart) newArena(m *snapshotMemory, size int) {
+	p.arena = m.chunk(size < arenaChunk)
+	if p.arena == nil {
+		p.arena = make([]byte, 0, size)
+		return
+	}
+	p.chunks = append(p.chunks, p.arena)
+}
+
+// snapshotMemory keeps the memory of snapshots whose checkpoints were written (Snapshot.Release)
+// for the snapshots after them: in a live window every vehicle moves between two checkpoints, so
+// each snapshot is the whole fleet's state (~50 MB for 100,000 trucks), and made afresh each
+// time it was most of what the process allocated, and the collections it set off every
+// checkpoint interval were the lookups' and the detection's slowest moments. It keeps as many
+// chunks as the last snapshot released had, so that a burst's (a backlog's) do not stay once the
+// snapshots are smaller. The engine's goroutine, the encoder and the releasing goroutine use it.
+type snapshotMemory struct {
+	mu     sync.Mutex
+	chunks [][]byte       // each of arenaChunk bytes, empty
+	lists  []snapshotPart // parts' lists, empty: the encoder's and the engine's (keptLists)
+}
+
+// keptLists is how many parts' lists a snapshotMemory keeps: a snapshot has two parts.
+const keptLists = 2
+
+// chunk returns an empty chunk of arenaChunk bytes, a released one if there is one, else a new
+// one, or nil when kept is true.
+func (m *snapshotMemory) chunk(kept bool) []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if n := len(m.chunks); n > 0 {
+		c := m.chunks[n-1]
+		m.chunks[n-1] = nil
+		m.chunks = m.chunks[:n-1]
+		return c
+	}
+	if kept {
+		return nil
+	}
+	return make([]byte, 0, arenaChunk)
+}
+
+// takeLists gives p lists with room for n checkpoints, kept ones if there are such.
+func (m *snapshotMemory) takeLists(p *snapshotPart, n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, l := range m.lists {
+		if cap(l.values) >= n {
+			p.vehicles, p.shards, p.values = l.vehicles, l.shards, l.values
+			m.lists = slices.Delete(m.lists, i, i+1)
+			return
+		}
+	}
+	p.vehicles, p.shards, p.values = make([]string, 0, n), make([]record.Shard, 0, n), make([][]byte, 0, n)
+}
+
+// putLists keeps p's lists, emptied, unless keptLists larger ones are kept.
+func (m *snapshotMemory) putLists(p *snapshotPart) {
+	if cap(p.values) == 0 {
+		return
+	}
+	clear(p.vehicles)
+	clear(p.values)
+	l := snapshotPart{vehicles: p.vehicles[:0], shards: p.shards[:0], values: p.values[:0]}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lists = append(m.lists, l)
+	if len(m.lists) > keptLists { // the smallest goes
+		slices.SortFunc(m.lists, func(a, b snapshotPart) int { return cap(b.values) - cap(a.values) })
+		m.lists[keptLists] = snapshotPart{}
+		m.lists = m.lists[:keptLists]
+	}
+}
+
+// release keeps p's chunks and lists, emptied, dropping those kept before beyond as many chunks
+// as p had; with keep false it keeps nothing, and drops what it kept.
+func (m *snapshotMemory) release(p *snapshotPart, keep bool) {
+	if keep {
+		m.putLists(p)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !keep {
+		clear(m.chunks)
+		clear(m.lists)
+		m.chunks, m.lists = m.chunks[:0], m.lists[:0]
+		return
+	}
+	for _, c := range p.chunks {
+		m.chunks = append(m.chunks, c[:0])
+	}
+	if extra := len(m.chunks) - len(p.chunks); extra > 0 {
+		clear(m.chunks[:extra]) // the oldest
+		m.chunks = append(m.chunks[:0], m.chunks[extra:]...)
+	}
 }
 
 // Snapshot takes the checkpoints of every vehicle whose state changed since the last snapshot (or
@@ -131,8 +233,8 @@ func (c *cut) await(tr *Track) {
 func (s *Snapshot) encode(arena int, spread time.Duration) {
 	c := s.cut
 	n := len(c.tracks)
-	s.enc.vehicles, s.enc.shards, s.enc.values = make([]string, 0, n), make([]record.Shard, 0, n), make([][]byte, 0, n)
-	s.enc.arena = make([]byte, 0, arena)
+	s.e.released.takeLists(&s.enc, n)
+	s.enc.newArena(&s.e.released, arena)
 	var theirs []*Track
 	var pause *time.Timer
 	start, chunks := time.Now(), time.Duration((n+sweepChunk-1)/sweepChunk)
@@ -163,6 +265,7 @@ func (s *Snapshot) encode(arena int, spread time.Duration) {
 	c.settled = snapshotPart{}
 	c.mu.Unlock()
 	s.enc.take(&st)
+	s.e.released.putLists(&st) // copied: its chunks are the snapshot's now, its lists free
 	c.count, c.bytes = len(s.enc.values), s.enc.bytes
 	close(c.done)
 }
@@ -188,6 +291,7 @@ func (p *snapshotPart) take(q *snapshotPart) {
 	p.vehicles = append(p.vehicles, q.vehicles...)
 	p.shards = append(p.shards, q.shards...)
 	p.values = append(p.values, q.values...)
+	p.chunks = append(p.chunks, q.chunks...)
 	p.bytes += len(p.arena) + q.bytes + len(q.arena)
 	p.arena = nil
 }
@@ -204,6 +308,9 @@ func (e *Engine) settle(tr *Track) {
 		return
 	}
 	c.mu.Lock()
+	if c.settled.values == nil {
+		e.released.takeLists(&c.settled, 0)
+	}
 	c.settled.add(e, tr)
 	c.mu.Unlock()
 	c.encoded(tr)
@@ -244,9 +351,19 @@ func (s *Snapshot) Wait(ctx context.Context) error {
 }
 
 // Each calls f with every checkpoint of the snapshot, once Wait has returned: the vehicle, the
-// input shard its records come from, and its state. f may keep the slices; they are not reused.
+// input shard its records come from, and its state. f may keep the slices until Release.
 func (s *Snapshot) Each(f func(vehicle string, shard record.Shard, checkpoint []byte)) {
 	for i, v := range s.enc.vehicles {
 		f(v, s.enc.shards[i], s.enc.values[i])
 	}
+}
+
+// Release gives the snapshot's memory to the snapshots after it: call it, once Wait has returned,
+// when nothing reads the checkpoints Each gave any more (they are written). The snapshot is then
+// empty. With keep false (no snapshot like it is expected soon: the input paused) the memory goes
+// to the collector instead, with what the snapshots released before left. A snapshot not
+// released leaves its memory to the collector.
+func (s *Snapshot) Release(keep bool) {
+	s.e.released.release(&s.enc, keep)
+	s.enc = snapshotPart{}
 }

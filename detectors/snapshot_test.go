@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/muckwatch/muckwatch/city"
 	"github.com/muckwatch/muckwatch/record"
@@ -158,6 +159,103 @@ func TestSnapshotIsTheStateWhenTaken(t *testing.T) {
 			later(twin)
 			compareCheckpoints(t, "the checkpoints after it", dirty(eng), dirty(twin))
 		})
+	}
+}
+
+// A released snapshot's memory serves the snapshots after it, and only once it is released: the
+// checkpoints of a snapshot still being written stay as they were, and those encoded into a
+// released snapshot's chunks are byte for byte the state (a twin engine's Dirty). What is kept
+// is bounded by the last snapshot released.
+func TestSnapshotMemoryReleased(t *testing.T) {
+	c := loadTestCity(t)
+	const n = 3000 // ~1.5 MB of checkpoints: chunks of arenaChunk
+	newEngine := func() *Engine {
+		eng, err := NewEngine(Config{}, c, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return eng
+	}
+	twin, eng := newEngine(), newEngine()
+	round := func(k, every int) {
+		for _, e := range []*Engine{twin, eng} {
+			fixes, events := snapshotRound(c, n, k, every)
+			e.Reset()
+			e.ProcessBatch(fixes, events)
+		}
+	}
+	take := func() (*Snapshot, map[string][]byte) {
+		t.Helper()
+		s := eng.Snapshot(0)
+		if err := s.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string][]byte{}
+		s.Each(func(v string, _ record.Shard, cp []byte) { got[v] = cp })
+		want := map[string][]byte{}
+		twin.Dirty(nil, func(v string, _ record.Shard, cp []byte) { want[v] = bytes.Clone(cp) })
+		compareCheckpoints(t, fmt.Sprintf("snapshot of epoch %d", s.cut.epoch), got, want)
+		return s, want
+	}
+	chunksOf := func(s *Snapshot) map[*byte]bool {
+		m := map[*byte]bool{}
+		for _, ch := range s.enc.chunks {
+			m[unsafe.SliceData(ch)] = true
+		}
+		return m
+	}
+
+	round(0, 1)
+	take() // sizes the arenas of the next (Engine.checkpointSize); not released
+	round(1, 1)
+	first, firstWant := take()
+	firstChunks := chunksOf(first)
+	if len(firstChunks) < 2 {
+		t.Fatalf("the first snapshot has %d chunks: the test needs several", len(firstChunks))
+	}
+	held := map[string][]byte{}
+	first.Each(func(v string, _ record.Shard, cp []byte) { held[v] = cp })
+
+	round(2, 1)
+	second, _ := take()
+	for ch := range chunksOf(second) {
+		if firstChunks[ch] {
+			t.Fatal("the second snapshot was encoded into the first's memory before the first was released")
+		}
+	}
+	compareCheckpoints(t, "the first snapshot, not released, after the second", held, firstWant)
+
+	first.Release(true)
+	if first.Len() != 0 {
+		t.Errorf("a released snapshot still holds %d checkpoints", first.Len())
+	}
+	round(3, 1)
+	third, _ := take() // compared with the twin: right in reused memory
+	reused := 0
+	for ch := range chunksOf(third) {
+		if firstChunks[ch] {
+			reused++
+		}
+	}
+	if reused != len(firstChunks) {
+		t.Errorf("the third snapshot reused %d of the first's %d chunks", reused, len(firstChunks))
+	}
+
+	// a small snapshot released: what is kept shrinks to its chunks
+	second.Release(true)
+	third.Release(true)
+	round(4, 500)
+	small, _ := take()
+	small.Release(true)
+	if kept := len(eng.released.chunks); kept > 1 {
+		t.Errorf("%d chunks kept after a snapshot of %d vehicles was released, want at most 1", kept, n/500)
+	}
+	// and one released not to keep drops them all
+	round(5, 1)
+	last, _ := take()
+	last.Release(false)
+	if kept := len(eng.released.chunks); kept != 0 {
+		t.Errorf("%d chunks kept after a snapshot was released not to keep", kept)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,6 +31,7 @@ type historyWriter interface {
 // feedWriter is what the pipeline needs from the Kafka outputs.
 type feedWriter interface {
 	Write(ctx context.Context, changes []detectors.Change, rejects []record.Reject) error
+	// WriteState may not keep keys and values once it returned: they are the next write's.
 	WriteState(ctx context.Context, keys, values [][]byte, partitions []int32) error
 	WriteMisrouted(ctx context.Context, recs []record.Misrouted) error
 }
@@ -100,6 +102,8 @@ type stages struct {
 
 	// the writer's buffer: the batches written together
 	merged sink.Batch
+	// the state writer's: a snapshot's checkpoints keyed for the state topic
+	checkpoints stateRecords
 	// the alert changes waiting to be written with later records (changes.go)
 	waiting waitingChanges
 
@@ -120,6 +124,9 @@ type judgedBatch struct {
 	// judged; its offsets, and those of the batches before it, may be committed once it and they
 	// are written (saveState)
 	snap *detectors.Snapshot
+	// paused: snap was taken at once, the input paused or the generation ending: its memory is
+	// not kept for the next (detectors.Snapshot.Release)
+	paused bool
 	// once written, its offsets are committed by commit, after its checkpoints; its batch of
 	// fixes is the consumer's again by then
 	commit func(error)
@@ -273,7 +280,7 @@ func (p *stages) pass(ctx context.Context, b *ingest.Batch, checkpoint bool) err
 			spread = 0
 		}
 		p.checkpointed, p.unsaved = now, false
-		j.snap = p.engine.Snapshot(spread)
+		j.snap, j.paused = p.engine.Snapshot(spread), checkpoint
 	}
 	select {
 	case p.judged <- j:
@@ -453,15 +460,14 @@ func (p *stages) saveState(ctx context.Context, in <-chan *judgedBatch) {
 			return
 		}
 		err := j.snap.Wait(ctx) // encoded while the batches after it were judged
-		var keys, values [][]byte
-		var parts []int32
+		st := &p.checkpoints
 		if err == nil {
-			keys, values, parts = p.stateToWrite(j.snap)
+			st.of(j.snap, p.group)
 		}
-		if err == nil && len(keys) > 0 {
+		if err == nil && len(st.keys) > 0 {
 			err = p.retry(ctx, "write the checkpoints of", j.fixes, func() error {
 				start := time.Now()
-				err := p.feed.WriteState(ctx, keys, values, parts)
+				err := p.feed.WriteState(ctx, st.keys, st.values, st.parts)
 				if err == nil {
 					p.metrics.writeState.Observe(time.Since(start).Seconds())
 				}
@@ -469,6 +475,9 @@ func (p *stages) saveState(ctx context.Context, in <-chan *judgedBatch) {
 			})
 		}
 		if err == nil {
+			// written: the snapshot's memory and the records' lists serve the next
+			st.reset()
+			j.snap.Release(!j.paused)
 			p.setEventTimes(j.judged, j.read)
 		}
 		j.commit(err)
@@ -483,7 +492,7 @@ func (p *stages) saveState(ctx context.Context, in <-chan *judgedBatch) {
 func (p *stages) recycle(j *judgedBatch) {
 	j.b = nil
 	clear(j.changes)
-	j.snap, j.commit = nil, nil
+	j.snap, j.paused, j.commit = nil, false, nil
 	select {
 	case p.spare <- j:
 	default:
@@ -556,24 +565,37 @@ func (p *stages) write(ctx context.Context, group []*judgedBatch, changes bool) 
 	return err
 }
 
-// stateToWrite lists a snapshot's checkpoints keyed for the state topic. They come once an
-// interval, so their buffers are made for the write (a backlog's ~7 MB) rather than kept between
-// writes.
-func (p *stages) stateToWrite(s *detectors.Snapshot) (keys, values [][]byte, parts []int32) {
+// stateRecords is a snapshot's checkpoints keyed for the state topic. The state writer keeps
+// one for every snapshot: once written, its lists are emptied and serve the next.
+type stateRecords struct {
+	keys, values [][]byte
+	parts        []int32
+	keyBytes     []byte
+}
+
+// of lists s's checkpoints keyed by group (statetopic.AppendKey).
+func (r *stateRecords) of(s *detectors.Snapshot, group string) {
 	n := s.Len()
 	if n == 0 {
-		return nil, nil, nil
+		return
 	}
-	keys, values, parts = make([][]byte, 0, n), make([][]byte, 0, n), make([]int32, 0, n)
-	keyBytes := make([]byte, 0, n*(len(p.group)+1+12)) // a plate: 9-12 bytes
+	r.keys, r.values, r.parts = slices.Grow(r.keys[:0], n), slices.Grow(r.values[:0], n), slices.Grow(r.parts[:0], n)
+	r.keyBytes = slices.Grow(r.keyBytes[:0], n*(len(group)+1+12)) // a plate: 9-12 bytes
 	s.Each(func(v string, shard record.Shard, cp []byte) {
-		start := len(keyBytes)
-		keyBytes = statetopic.AppendKey(keyBytes, p.group, v)
-		keys = append(keys, keyBytes[start:len(keyBytes):len(keyBytes)])
-		values = append(values, cp)
-		parts = append(parts, shard.Partition)
+		start := len(r.keyBytes)
+		r.keyBytes = statetopic.AppendKey(r.keyBytes, group, v)
+		r.keys = append(r.keys, r.keyBytes[start:len(r.keyBytes):len(r.keyBytes)])
+		r.values = append(r.values, cp)
+		r.parts = append(r.parts, shard.Partition)
 	})
-	return keys, values, parts
+}
+
+// reset empties r, keeping its lists but not what they point to. A key appended past keyBytes'
+// room made a new array for the keys after it; the earlier ones keep the old one until reset.
+func (r *stateRecords) reset() {
+	clear(r.keys)
+	clear(r.values)
+	r.keys, r.values, r.parts, r.keyBytes = r.keys[:0], r.values[:0], r.parts[:0], r.keyBytes[:0]
 }
 
 // turned tells the probes that the consumer's loop turned (a batch, or an idle tick).
