@@ -475,8 +475,12 @@ func (p *stages) saveState(ctx context.Context, in <-chan *judgedBatch) {
 			})
 		}
 		if err == nil {
-			// written: the snapshot's memory and the records' lists serve the next
+			// written: the snapshot's memory and the records' lists serve the next, unless the
+			// input paused
 			st.reset()
+			if j.paused {
+				*st = stateRecords{}
+			}
 			j.snap.Release(!j.paused)
 			p.setEventTimes(j.judged, j.read)
 		}
