@@ -153,6 +153,7 @@ func runLive(ctx context.Context, o *Options, cfg pipeline.Config, fleet liveFle
 	} else {
 		o.logf("squad lookups: %d by %d concurrent clients as fast as they can, live traffic still at %.0f fixes/s", o.Lookups, o.Concurrency, r.LiveTargetRate)
 	}
+	gcBefore = gcCycles()
 	if err := runLookups(gctx, o, st.APIURL, fleet.plates, tokens, r); err != nil {
 		cancel()
 		if werr := g.Wait(); werr != nil && !errors.Is(werr, context.Canceled) {
@@ -160,6 +161,7 @@ func runLive(ctx context.Context, o *Options, cfg pipeline.Config, fleet liveFle
 		}
 		return err
 	}
+	r.LookupGCCycles = gcCycles() - gcBefore
 	if r.LookupLag, err = w.lag(ctx); err != nil {
 		return err
 	}

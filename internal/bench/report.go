@@ -95,6 +95,7 @@ type Report struct {
 	LookupTarget   float64 `json:"lookup_target_rate,omitempty"`
 	LookupInFlight int     `json:"lookup_max_in_flight"`
 	LookupFailures int     `json:"lookup_failures"`
+	LookupGCCycles uint64  `json:"lookup_gc_cycles"` // the pipeline's collections while they ran
 	LookupRate     float64 `json:"lookups_per_sec"`
 	LookupP50Ms    float64 `json:"lookup_p50_ms"`
 	LookupP99Ms    float64 `json:"lookup_p99_ms"`
@@ -241,8 +242,9 @@ func PrintReport(w io.Writer, r *Report) {
 	if r.LookupTarget > 0 {
 		how = fmt.Sprintf("from %d squads arriving at random at %.0f/s (at most %d at once)", r.Concurrency, r.LookupTarget, r.LookupInFlight)
 	}
-	fmt.Fprintf(w, "  lookups      %d GET /api/v1/vehicles/{plate} %s, from %s: %.0f/s, p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d failed\n",
-		r.Lookups, how, r.Squads, r.LookupRate, r.LookupP50Ms, r.LookupP99Ms, r.LookupMaxMs, r.LookupFailures)
+	fmt.Fprintf(w, "  lookups      %d GET /api/v1/vehicles/{plate} %s, from %s: %.0f/s, p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d failed;\n"+
+		"               %d garbage collection cycles of this process meanwhile\n",
+		r.Lookups, how, r.Squads, r.LookupRate, r.LookupP50Ms, r.LookupP99Ms, r.LookupMaxMs, r.LookupFailures, r.LookupGCCycles)
 	fmt.Fprintf(w, "  CPU          cores used (of %d) working off the backlog: %s; in the live window: %s\n",
 		runtime.NumCPU(), r.BacklogCPU, r.LiveCPU)
 	fmt.Fprintf(w, "               the pipeline's start (the city loaded, checkpoints restored) before that: %.2f s of CPU, not counted a fix\n", r.StartupCPU)
