@@ -67,14 +67,7 @@ func TestSnapshotIsTheStateWhenTaken(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			newEngine := func() *Engine {
-				eng, err := NewEngine(Config{}, c, nil, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return eng
-			}
-			twin, eng := newEngine(), newEngine()
+			twin, eng := defaultEngine(t, c), defaultEngine(t, c)
 			feed := func(e *Engine, k, every int) {
 				fixes, events := snapshotRound(c, n, k, every)
 				e.Reset()
@@ -169,14 +162,7 @@ func TestSnapshotIsTheStateWhenTaken(t *testing.T) {
 func TestSnapshotMemoryReleased(t *testing.T) {
 	c := loadTestCity(t)
 	const n = 3000 // ~1.5 MB of checkpoints: chunks of arenaChunk
-	newEngine := func() *Engine {
-		eng, err := NewEngine(Config{}, c, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return eng
-	}
-	twin, eng := newEngine(), newEngine()
+	twin, eng := defaultEngine(t, c), defaultEngine(t, c)
 	round := func(k, every int) {
 		for _, e := range []*Engine{twin, eng} {
 			fixes, events := snapshotRound(c, n, k, every)
@@ -257,6 +243,16 @@ func TestSnapshotMemoryReleased(t *testing.T) {
 	if kept := len(eng.released.chunks); kept != 0 {
 		t.Errorf("%d chunks kept after a snapshot was released not to keep", kept)
 	}
+}
+
+// defaultEngine is an engine of every rule with its defaults over c.
+func defaultEngine(t *testing.T, c *city.City) *Engine {
+	t.Helper()
+	eng, err := NewEngine(Config{}, c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng
 }
 
 func compareCheckpoints(t *testing.T, what string, got, want map[string][]byte) {
