@@ -103,8 +103,8 @@ type snapshotMemory struct {
 const keptLists = 2
 
 // chunk returns an empty chunk of arenaChunk bytes, a released one if there is one, else a new
-// one, or nil when kept is true.
-func (m *snapshotMemory) chunk(kept bool) []byte {
+// one, or nil when onlyKept is true.
+func (m *snapshotMemory) chunk(onlyKept bool) []byte {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if n := len(m.chunks); n > 0 {
@@ -113,7 +113,7 @@ func (m *snapshotMemory) chunk(kept bool) []byte {
 		m.chunks = m.chunks[:n-1]
 		return c
 	}
-	if kept {
+	if onlyKept {
 		return nil
 	}
 	return make([]byte, 0, arenaChunk)
