@@ -55,12 +55,17 @@ type cut struct {
 // snapshotPart is checkpoints encoded by one goroutine, in arenas of its own (Dirty's chunking).
 // chunks are its arenas of arenaChunk bytes, for Release.
 type snapshotPart struct {
+	checkpointLists
+	arena  []byte
+	chunks [][]byte
+	bytes  int
+}
+
+// checkpointLists is checkpoints by index: the vehicle, its input shard, its state.
+type checkpointLists struct {
 	vehicles []string
 	shards   []record.Shard
 	values   [][]byte
-	arena    []byte
-	chunks   [][]byte
-	bytes    int
 }
 
 func (p *snapshotPart) add(e *Engine, tr *Track) {
@@ -95,8 +100,8 @@ func (p *snapshotPart) newArena(m *snapshotMemory, size int) {
 // snapshots are smaller. The engine's goroutine, the encoder and the releasing goroutine use it.
 type snapshotMemory struct {
 	mu     sync.Mutex
-	chunks [][]byte       // each of arenaChunk bytes, empty
-	lists  []snapshotPart // parts' lists, empty: the encoder's and the engine's (keptLists)
+	chunks [][]byte          // each of arenaChunk bytes, empty
+	lists  []checkpointLists // empty: the encoder's part's and the engine's (keptLists)
 }
 
 // keptLists is how many parts' lists a snapshotMemory keeps: a snapshot has two parts.
@@ -119,35 +124,39 @@ func (m *snapshotMemory) chunk(onlyKept bool) []byte {
 	return make([]byte, 0, arenaChunk)
 }
 
-// takeLists gives p lists with room for n checkpoints, kept ones if there are such.
-func (m *snapshotMemory) takeLists(p *snapshotPart, n int) {
+// takeLists returns lists with room for n checkpoints: the smallest kept ones that have it (so
+// that the engine's part, asking for 0, leaves the encoder the fleet-sized ones), else new ones.
+func (m *snapshotMemory) takeLists(n int) checkpointLists {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	best := -1
 	for i, l := range m.lists {
-		if cap(l.values) >= n {
-			p.vehicles, p.shards, p.values = l.vehicles, l.shards, l.values
-			m.lists = slices.Delete(m.lists, i, i+1)
-			return
+		if cap(l.values) >= n && (best < 0 || cap(l.values) < cap(m.lists[best].values)) {
+			best = i
 		}
 	}
-	p.vehicles, p.shards, p.values = make([]string, 0, n), make([]record.Shard, 0, n), make([][]byte, 0, n)
+	if best < 0 {
+		return checkpointLists{make([]string, 0, n), make([]record.Shard, 0, n), make([][]byte, 0, n)}
+	}
+	l := m.lists[best]
+	m.lists = slices.Delete(m.lists, best, best+1)
+	return l
 }
 
-// putLists keeps p's lists, emptied, unless keptLists larger ones are kept.
-func (m *snapshotMemory) putLists(p *snapshotPart) {
-	if cap(p.values) == 0 {
+// putLists keeps l, emptied, unless keptLists larger ones are kept.
+func (m *snapshotMemory) putLists(l checkpointLists) {
+	if cap(l.values) == 0 {
 		return
 	}
-	clear(p.vehicles)
-	clear(p.values)
-	l := snapshotPart{vehicles: p.vehicles[:0], shards: p.shards[:0], values: p.values[:0]}
+	clear(l.vehicles)
+	clear(l.values)
+	l = checkpointLists{l.vehicles[:0], l.shards[:0], l.values[:0]}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.lists = append(m.lists, l)
 	if len(m.lists) > keptLists { // the smallest goes
-		slices.SortFunc(m.lists, func(a, b snapshotPart) int { return cap(b.values) - cap(a.values) })
-		m.lists[keptLists] = snapshotPart{}
-		m.lists = m.lists[:keptLists]
+		slices.SortFunc(m.lists, func(a, b checkpointLists) int { return cap(b.values) - cap(a.values) })
+		m.lists = slices.Delete(m.lists, keptLists, len(m.lists))
 	}
 }
 
@@ -155,7 +164,7 @@ func (m *snapshotMemory) putLists(p *snapshotPart) {
 // as p had; with keep false it keeps nothing, and drops what it kept.
 func (m *snapshotMemory) release(p *snapshotPart, keep bool) {
 	if keep {
-		m.putLists(p)
+		m.putLists(p.checkpointLists)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -233,7 +242,7 @@ func (c *cut) await(tr *Track) {
 func (s *Snapshot) encode(arena int, spread time.Duration) {
 	c := s.cut
 	n := len(c.tracks)
-	s.e.released.takeLists(&s.enc, n)
+	s.enc.checkpointLists = s.e.released.takeLists(n)
 	s.enc.newArena(&s.e.released, arena)
 	var theirs []*Track
 	var pause *time.Timer
@@ -265,7 +274,7 @@ func (s *Snapshot) encode(arena int, spread time.Duration) {
 	c.settled = snapshotPart{}
 	c.mu.Unlock()
 	s.enc.take(&st)
-	s.e.released.putLists(&st) // copied: its chunks are the snapshot's now, its lists free
+	s.e.released.putLists(st.checkpointLists) // copied: its chunks are the snapshot's now, its lists free
 	c.count, c.bytes = len(s.enc.values), s.enc.bytes
 	close(c.done)
 }
@@ -309,7 +318,7 @@ func (e *Engine) settle(tr *Track) {
 	}
 	c.mu.Lock()
 	if c.settled.values == nil {
-		e.released.takeLists(&c.settled, 0)
+		c.settled.checkpointLists = e.released.takeLists(0)
 	}
 	c.settled.add(e, tr)
 	c.mu.Unlock()
