@@ -477,10 +477,7 @@ func (p *stages) saveState(ctx context.Context, in <-chan *judgedBatch) {
 		if err == nil {
 			// written: the snapshot's memory and the records' lists serve the next, unless the
 			// input paused
-			st.reset()
-			if j.paused {
-				*st = stateRecords{}
-			}
+			st.release(!j.paused)
 			j.snap.Release(!j.paused)
 			p.setEventTimes(j.judged, j.read)
 		}
@@ -594,9 +591,14 @@ func (r *stateRecords) of(s *detectors.Snapshot, group string) {
 	})
 }
 
-// reset empties r, keeping its lists but not what they point to. A key appended past keyBytes'
-// room made a new array for the keys after it; the earlier ones keep the old one until reset.
-func (r *stateRecords) reset() {
+// release empties r once written, keeping its lists (keep), but not what they point to, for the
+// next snapshot. A key appended past keyBytes' room made a new array for the keys after it; the
+// earlier ones keep the old one until then.
+func (r *stateRecords) release(keep bool) {
+	if !keep {
+		*r = stateRecords{}
+		return
+	}
 	clear(r.keys)
 	clear(r.values)
 	r.keys, r.values, r.parts, r.keyBytes = r.keys[:0], r.values[:0], r.parts[:0], r.keyBytes[:0]
