@@ -144,10 +144,15 @@ func fromMs(v int64) time.Time {
 	return time.UnixMilli(v)
 }
 
-// numbers checks that the positions and speed a checkpoint holds are numbers: no fix decoded
-// gives anything else (record's decoder rejects them), so a NaN or an infinity is a corrupt or
-// forged checkpoint, which would otherwise be judged against as the truck's last position.
+// numbers checks that the positions and speed a checkpoint holds are numbers, and that its last
+// fix's time is one a track can hold (lastFix: Unix nanoseconds, the years 1678–2262): no fix
+// decoded gives anything else (record's decoder rejects them), so a NaN, an infinity or such a
+// time is a corrupt or forged checkpoint, which would otherwise be judged against as the truck's
+// last position.
 func (s *TrackState) numbers() error {
+	if ms := s.Last.TimeMs; ms > math.MaxInt64/1_000_000 || ms < math.MinInt64/1_000_000 {
+		return fmt.Errorf("last fix time %d ms is out of range", ms)
+	}
 	var bad error
 	check := func(what string, p orb.Point) {
 		if bad == nil && (!isNumber(p[0]) || !isNumber(p[1])) {
@@ -279,7 +284,7 @@ func (e *Engine) Restore(checkpoint []byte, owned func(record.Shard) bool) error
 	if owned != nil && !owned(shard) {
 		return nil // another instance's vehicle (or an older checkpoint from before it moved)
 	}
-	if cur := e.tracks[s.VehicleID]; cur != nil && ((cur.hasLast && cur.last.Time.UnixMilli() > s.Last.TimeMs) ||
+	if cur := e.tracks[s.VehicleID]; cur != nil && ((cur.hasLast && cur.last.time().UnixMilli() > s.Last.TimeMs) ||
 		(cur.evShard == evShard && cur.evNext > s.EventsNext)) {
 		return nil // this instance is ahead (the checkpoint is older than what it processed)
 	}
@@ -288,13 +293,8 @@ func (e *Engine) Restore(checkpoint []byte, owned func(record.Shard) bool) error
 	tr.shard, tr.restored = shard, true
 	tr.evShard, tr.evNext = evShard, s.EventsNext
 	tr.hasLast, tr.inSite, tr.registered, tr.permitted, tr.scored, tr.jumps = s.HasLast, s.InSite, s.Registered, s.Permitted, s.Scored, s.Jumps
-	tr.last = Observation{Time: fromMs(s.Last.TimeMs), LL: s.Last.LL, XY: s.Last.XY, SpeedKmh: s.Last.SpeedKmh,
-		Reported: s.Last.Reported, Lifted: s.Last.Lifted, ACC: s.Last.ACC, Derived: s.Last.Derived, Still: s.Last.Still}
-	c := e.city.Load()
-	tr.last.Vehicle = c.Vehicle(s.VehicleID)
-	if s.HasLast {
-		tr.last.Permit = c.ActivePermit(s.VehicleID, tr.last.Time)
-	}
+	tr.last.remember(&Observation{Time: fromMs(s.Last.TimeMs), LL: s.Last.LL, XY: s.Last.XY, SpeedKmh: s.Last.SpeedKmh,
+		Reported: s.Last.Reported, Lifted: s.Last.Lifted, ACC: s.Last.ACC, Derived: s.Last.Derived, Still: s.Last.Still})
 	// its recent fixes and stay (before format 5: none kept, a derived speed is derived again
 	// once the window has filled)
 	tr.motion.reset()
@@ -334,7 +334,7 @@ func (e *Engine) Restore(checkpoint []byte, owned func(record.Shard) bool) error
 		e.move(i, ep, state)
 	}
 	if tr.scored {
-		e.updateRisk(tr, tr.last.Time)
+		e.updateRisk(tr, tr.last.time())
 	}
 	e.schedule(tr, e.ticked)
 	return nil

@@ -70,8 +70,8 @@ func TestCheckpointKeepsHeldFix(t *testing.T) {
 	}
 	for name, eng := range map[string]*Engine{"ran on": ran, "restarted": restarted} {
 		tr := eng.tracks["粤B00001"]
-		if tr.held != nil || !tr.last.Time.Equal(fixes[len(fixes)-1].Time) {
-			t.Errorf("%s: held %v, last fix at %s", name, tr.held, tr.last.Time)
+		if tr.held != nil || !tr.last.time().Equal(fixes[len(fixes)-1].Time) {
+			t.Errorf("%s: held %v, last fix at %s", name, tr.held, tr.last.time())
 		}
 		if !tr.motion.hasBefore || !tr.motion.before.time().Equal(fixes[len(fixes)-2].Time) {
 			t.Errorf("%s: the fix before the last is %v, want the one at %s: the snap was judged", name, tr.motion.before, fixes[len(fixes)-2].Time)

@@ -64,11 +64,11 @@ func (e *Engine) appendCheckpoint(dst []byte, tr *Track) []byte {
 	dst = appendString(dst, tr.evShard.Topic)
 	dst = binary.AppendVarint(dst, int64(tr.evShard.Partition))
 	dst = binary.AppendVarint(dst, tr.evNext)
-	dst = binary.AppendVarint(dst, ms(tr.last.Time))
-	dst = appendPoint(dst, tr.last.LL)
-	dst = appendPoint(dst, tr.last.XY)
-	dst = appendFloat(dst, tr.last.SpeedKmh)
-	dst = append(dst, bits(tr.last.Reported, tr.last.Lifted, tr.last.ACC, tr.last.Derived, tr.last.Still))
+	dst = binary.AppendVarint(dst, ms(tr.last.time()))
+	dst = appendPoint(dst, tr.last.ll)
+	dst = appendPoint(dst, tr.last.xy)
+	dst = appendFloat(dst, tr.last.speedKmh)
+	dst = append(dst, bits(tr.last.reported, tr.last.lifted, tr.last.acc, tr.last.derived, tr.last.still))
 	dst = binary.AppendUvarint(dst, uint64(len(tr.history)))
 	for _, h := range tr.history {
 		dst = binary.AppendVarint(dst, ms(h))
@@ -80,7 +80,7 @@ func (e *Engine) appendCheckpoint(dst []byte, tr *Track) []byte {
 		}
 	}
 	dst = binary.AppendUvarint(dst, uint64(n))
-	ref := nearRef(tr.last.LL)
+	ref := nearRef(tr.last.ll)
 	for i, ep := range tr.episodes {
 		if ep == nil || ep.empty() {
 			continue

@@ -92,7 +92,7 @@ func FuzzRestore(f *testing.F) {
 			if second := again.checkpoint(again.tracks[id]); string(second) != string(first) {
 				t.Fatalf("checkpoint round trip differs:\n%s\n%s", first, second)
 			}
-			fx := record.Fix{VehicleID: id, Time: tr.last.Time.Add(10 * time.Second), Lat: 22.5, Lon: 114.0, SpeedKmh: 30, HasSpeed: true}
+			fx := record.Fix{VehicleID: id, Time: tr.last.time().Add(10 * time.Second), Lat: 22.5, Lon: 114.0, SpeedKmh: 30, HasSpeed: true}
 			if fx.Time.Year() < 2000 || fx.Time.Year() > 2100 {
 				fx.Time = start
 			}

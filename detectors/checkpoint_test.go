@@ -1,6 +1,7 @@
 package detectors
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -533,9 +534,9 @@ func TestRestoreRefusesNonFiniteState(t *testing.T) {
 		spoil      func(tr *Track)
 	}{
 		{"numbers", "", func(*Track) {}},
-		{"last position NaN", "last position is not a number", func(tr *Track) { tr.last.LL[1] = nan }},
-		{"last projected position infinite", "last projected position is not a number", func(tr *Track) { tr.last.XY[0] = inf }},
-		{"last speed infinite", "last speed is not a number", func(tr *Track) { tr.last.SpeedKmh = inf }},
+		{"last position NaN", "last position is not a number", func(tr *Track) { tr.last.ll[1] = nan }},
+		{"last projected position infinite", "last projected position is not a number", func(tr *Track) { tr.last.xy[0] = inf }},
+		{"last speed infinite", "last speed is not a number", func(tr *Track) { tr.last.speedKmh = inf }},
 		{"a recent fix NaN", "recent fix is not a number", func(tr *Track) { tr.motion.ring[tr.motion.head].ll[0] = nan }},
 		{"an episode's start NaN", "'s start is not a number", func(tr *Track) {
 			for _, ep := range tr.episodes {
@@ -577,5 +578,58 @@ func TestRestoreRefusesNonFiniteState(t *testing.T) {
 				t.Fatalf("refused, but %d vehicles restored", fresh.Tracks())
 			}
 		})
+	}
+}
+
+// A checkpoint whose last fix's time is beyond what a track holds (Unix nanoseconds: no decoded
+// fix is outside the years 1678–2262) is refused at restore, saying so and whose; the edges of
+// that range restore.
+func TestRestoreRefusesTimeOutOfRange(t *testing.T) {
+	c := loadTestCity(t)
+	ll := c.Proj.Inverse([2]float64{2100, 150})
+	fix := record.Fix{VehicleID: "粤B00001", Time: time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC), Lat: ll[1], Lon: ll[0], SpeedKmh: 45, HasSpeed: true}
+	eng, err := NewEngine(Config{}, c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.ProcessFix(&fix)
+	sound, err := decodeBinaryCheckpoint(eng.checkpoint(eng.tracks["粤B00001"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const edge = math.MaxInt64 / 1_000_000 // ms
+	for _, tc := range []struct {
+		ms   int64
+		want string
+	}{
+		{edge, ""},
+		{-edge, ""},
+		{edge + 1, "last fix time 9223372036855 ms is out of range"},
+		{-edge - 1, "last fix time -9223372036855 ms is out of range"},
+		{math.MaxInt64, "is out of range"},
+	} {
+		s := sound
+		s.Last.TimeMs = tc.ms
+		cp, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh, err := NewEngine(Config{}, c, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = fresh.Restore(cp, nil)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%d ms: refused: %v", tc.ms, err)
+		case tc.want == "":
+			if got := fresh.tracks["粤B00001"].last.time(); got.UnixMilli() != tc.ms {
+				t.Errorf("%d ms: restored as %d ms", tc.ms, got.UnixMilli())
+			}
+		case err == nil:
+			t.Errorf("%d ms: restored; want an error saying %q", tc.ms, tc.want)
+		case !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "粤B00001"):
+			t.Errorf("%d ms: error %q does not say %q of 粤B00001", tc.ms, err, tc.want)
+		}
 	}
 }

@@ -92,7 +92,7 @@ func (e *Engine) decide(c *city.City, tr *Track, i int, wm time.Time) {
 		}
 		ep = e.keep(tr, i, ep)
 		e.markDirty(tr)
-		e.openAt(tr, i, ep, fe.rule, fe.phase, v.Since, tr.last.LL, &Observation{Time: at, LL: tr.last.LL}, v)
+		e.openAt(tr, i, ep, fe.rule, fe.phase, v.Since, tr.last.ll, &Observation{Time: at, LL: tr.last.ll}, v)
 		if v.Instant {
 			e.resolve(i, ep, fe.rule, v.Since)
 		}

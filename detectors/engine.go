@@ -134,6 +134,7 @@ type Engine struct {
 	released       snapshotMemory // the memory of snapshots written and released, for the next
 	due            dueHeap        // tracks by the next time a time-driven rule may decide for them
 	cur            Observation    // ProcessFix's scratch observation
+	prev           Observation    // the track's last one, as ProcessFix reads it (Track.last)
 	blank          Episode        // stands in for a track's empty episode while a rule looks at it
 	names          []Rule         // the rule of each episode slot
 	slot           map[Rule]int
@@ -235,7 +236,8 @@ func (e *Engine) judgeFix(tr *Track, f *record.Fix, confirmed bool) {
 	cur.XY = c.Proj.Forward(cur.LL)
 	var prev *Observation
 	if tr.hasLast {
-		prev = &tr.last
+		prev = &e.prev
+		tr.last.observation(prev)
 		if !f.Time.After(prev.Time) {
 			e.metrics.skipped.WithLabelValues("out_of_order").Inc()
 			return
@@ -298,7 +300,8 @@ func (e *Engine) judgeFix(tr *Track, f *record.Fix, confirmed bool) {
 	}
 	tr.inSite = len(cur.Sites) > 0
 	cur.Sites, cur.Zones = nil, nil
-	tr.last, tr.hasLast = *cur, true
+	tr.last.remember(cur)
+	tr.hasLast = true
 	e.schedule(tr, e.ticked)
 }
 
@@ -392,7 +395,7 @@ func (e *Engine) processEvent(ev *record.Event) {
 	case ev.SiteID != "" && c.Site(ev.SiteID) != nil:
 		obs.LL = c.Proj.Inverse(c.Site(ev.SiteID).Area.Bound.Center())
 	case tr.hasLast:
-		obs.LL = tr.last.LL
+		obs.LL = tr.last.ll
 	}
 	for i := range e.fixes {
 		if o, ok := e.fixes[i].rule.(EventObserver); ok {

@@ -378,7 +378,7 @@ func (e *Engine) expire(tr *Track, now time.Time) {
 	if tr.episodes == nil || !tr.hasLast {
 		return
 	}
-	silentAt := tr.last.Time.Add(e.cfg.SilentAfter)
+	silentAt := tr.last.time().Add(e.cfg.SilentAfter)
 	for i := range e.fixes {
 		ep := tr.slot(i)
 		if ep == nil {
@@ -431,7 +431,7 @@ func (e *Engine) closeWindows(tr *Track, now time.Time) {
 		ee := &e.events[i]
 		slot := len(e.fixes) + i
 		ep := tr.slot(slot)
-		if ep != nil && ep.state.alertOpen() && tr.last.Time.Sub(ep.last) > ee.timing.Window && now.Sub(ep.last) > ee.timing.Window {
+		if ep != nil && ep.state.alertOpen() && tr.last.time().Sub(ep.last) > ee.timing.Window && now.Sub(ep.last) > ee.timing.Window {
 			e.resolve(slot, ep, ee.rule, ep.last.Add(ee.timing.Window))
 			e.release(tr, slot)
 			e.markDirty(tr)
@@ -461,12 +461,12 @@ func (e *Engine) expireDue(tr *Track) time.Time {
 			earlier(ep.alert.Start.Add(fe.timing.EscalateAfter))
 		}
 		if ep.state != StateInactive && ep.state != StateResolved && silenceEnds(fe.rule, e.silence) {
-			earlier(tr.last.Time.Add(e.cfg.SilentAfter))
+			earlier(tr.last.time().Add(e.cfg.SilentAfter))
 		}
 	}
 	for i := range e.events {
 		window := e.events[i].timing.Window
-		if ep := tr.slot(len(e.fixes) + i); ep != nil && ep.state.alertOpen() && tr.last.Time.Sub(ep.last) > window {
+		if ep := tr.slot(len(e.fixes) + i); ep != nil && ep.state.alertOpen() && tr.last.time().Sub(ep.last) > window {
 			earlier(ep.last.Add(window + time.Millisecond)) // closeWindows: once past the window
 		}
 	}

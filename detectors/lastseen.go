@@ -11,5 +11,5 @@ func (e *Engine) LastSeen(vehicle string) (lat, lon, speedKmh float64, at time.T
 	if tr == nil || !tr.hasLast {
 		return 0, 0, 0, time.Time{}, false
 	}
-	return tr.last.LL[1], tr.last.LL[0], tr.last.SpeedKmh, tr.last.Time, true
+	return tr.last.ll[1], tr.last.ll[0], tr.last.speedKmh, tr.last.time(), true
 }

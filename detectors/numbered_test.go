@@ -30,7 +30,7 @@ func TestNumberedTracks(t *testing.T) {
 		if tr == nil {
 			t.Fatalf("no track for %s", plate)
 		}
-		return tr.last.Time
+		return tr.last.time()
 	}
 	steps := []struct {
 		name   string

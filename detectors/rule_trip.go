@@ -57,11 +57,11 @@ func (r *SignalLost) Judge(c *city.City, prev, cur *Observation, ep *Episode) Ve
 
 // Due implements TimeRule: silent for After since a fix on the road at speed. It keeps no memo.
 func (r *SignalLost) Due(c *city.City, tr *Track, ep *Episode, watermark time.Time) (Verdict, bool) {
-	silent := watermark.Sub(tr.last.Time)
+	silent := watermark.Sub(tr.last.time())
 	if silent < r.cfg.After || !r.moving(&tr.last) || tr.inSite {
 		return Verdict{}, false
 	}
-	return Verdict{Active: true, Immediate: true, Severity: SeverityWarning, Value: silent.Seconds(), Limit: r.cfg.After.Seconds(), Since: tr.last.Time}, false
+	return Verdict{Active: true, Immediate: true, Severity: SeverityWarning, Value: silent.Seconds(), Limit: r.cfg.After.Seconds(), Since: tr.last.time()}, false
 }
 
 // NextDue implements TimeRule: a truck last seen moving on the road is due its threshold after.
@@ -69,12 +69,13 @@ func (r *SignalLost) NextDue(tr *Track, ep *Episode) time.Time {
 	if !tr.hasLast || !r.moving(&tr.last) || tr.inSite {
 		return time.Time{}
 	}
-	return tr.last.Time.Add(r.cfg.After)
+	return tr.last.time().Add(r.cfg.After)
 }
 
-// moving reports whether the truck was moving at o: not still, and above MovingSpeedKmh.
-func (r *SignalLost) moving(o *Observation) bool {
-	return (o.Reported || !o.Still) && o.SpeedKmh > r.cfg.MovingSpeedKmh
+// moving reports whether the truck was moving at its last fix: not still, and above
+// MovingSpeedKmh.
+func (r *SignalLost) moving(l *lastFix) bool {
+	return (l.reported || !l.still) && l.speedKmh > r.cfg.MovingSpeedKmh
 }
 
 // spanValue implements spanValued: an alert's value is how long the truck has been silent, in
