@@ -183,6 +183,13 @@ func (s *TrackState) numbers() error {
 	return bad
 }
 
+// eventsAhead reports whether tr has judged camera events of shard past next: a checkpoint
+// that says next is older than what this instance has processed.
+func eventsAhead(tr *Track, shard record.Shard, next int64) bool {
+	cur, curNext := tr.eventsFrom()
+	return cur == shard && curNext > next
+}
+
 func isNumber(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
 // Dirty calls f with the checkpoint of every vehicle whose state changed since the last call, and
@@ -285,13 +292,16 @@ func (e *Engine) Restore(checkpoint []byte, owned func(record.Shard) bool) error
 		return nil // another instance's vehicle (or an older checkpoint from before it moved)
 	}
 	if cur := e.tracks[s.VehicleID]; cur != nil && ((cur.hasLast && cur.last.time().UnixMilli() > s.Last.TimeMs) ||
-		(cur.evShard == evShard && cur.evNext > s.EventsNext)) {
+		eventsAhead(cur, evShard, s.EventsNext)) {
 		return nil // this instance is ahead (the checkpoint is older than what it processed)
 	}
 	tr := e.track(s.VehicleID)
 	e.settle(tr)
 	tr.shard, tr.restored = shard, true
-	tr.evShard, tr.evNext = evShard, s.EventsNext
+	tr.events = nil
+	if evShard != (record.Shard{}) || s.EventsNext != 0 {
+		tr.events = &eventInput{shard: evShard, next: s.EventsNext, batch: e.batches - 1}
+	}
 	tr.hasLast, tr.inSite, tr.registered, tr.permitted, tr.scored, tr.jumps = s.HasLast, s.InSite, s.Registered, s.Permitted, s.Scored, s.Jumps
 	tr.last.remember(&Observation{Time: fromMs(s.Last.TimeMs), LL: s.Last.LL, XY: s.Last.XY, SpeedKmh: s.Last.SpeedKmh,
 		Reported: s.Last.Reported, Lifted: s.Last.Lifted, ACC: s.Last.ACC, Derived: s.Last.Derived, Still: s.Last.Still})

@@ -61,9 +61,10 @@ func (e *Engine) appendCheckpoint(dst []byte, tr *Track) []byte {
 	dst = binary.AppendVarint(dst, int64(tr.jumps))
 	dst = appendString(dst, tr.shard.Topic)
 	dst = binary.AppendVarint(dst, int64(tr.shard.Partition))
-	dst = appendString(dst, tr.evShard.Topic)
-	dst = binary.AppendVarint(dst, int64(tr.evShard.Partition))
-	dst = binary.AppendVarint(dst, tr.evNext)
+	evShard, evNext := tr.eventsFrom()
+	dst = appendString(dst, evShard.Topic)
+	dst = binary.AppendVarint(dst, int64(evShard.Partition))
+	dst = binary.AppendVarint(dst, evNext)
 	dst = binary.AppendVarint(dst, ms(tr.last.time()))
 	dst = appendPoint(dst, tr.last.ll)
 	dst = appendPoint(dst, tr.last.xy)
@@ -158,12 +159,12 @@ func appendAside(dst []byte, tr *Track, ref [2]int64) []byte {
 		dst = appendTime(dst, h.until)
 	}
 	dst = binary.AppendUvarint(dst, uint64(m.n))
-	for i := 0; i < m.n; i++ {
-		t := &m.ring[(m.head-i+motionLen)%motionLen]
+	for i := 0; i < int(m.n); i++ {
+		t := m.recent(i)
 		if i == 0 {
 			dst = appendTime(dst, t.time())
 		} else {
-			dst = appendGap(dst, m.ring[(m.head-i+1+motionLen)%motionLen].time().Sub(t.time()))
+			dst = appendGap(dst, m.recent(i-1).time().Sub(t.time()))
 		}
 		dst = appendNear(dst, t.ll, ref)
 		ref = nearRef(t.ll) // the next, older, fix was near this one

@@ -27,7 +27,7 @@ func (e *Engine) tick(wm time.Time) {
 	}
 	e.ticked = wm
 	c := e.city.Load()
-	for len(e.due) > 0 && !e.due[0].due.After(wm) {
+	for len(e.due) > 0 && e.due[0].due <= wm.UnixNano() {
 		tr := heap.Pop(&e.due).(*Track)
 		e.settle(tr) // before anything of it changes
 		if !tr.hasLast {
@@ -36,18 +36,18 @@ func (e *Engine) tick(wm time.Time) {
 		if tr.restored {
 			// its input not read since the restore: its silence is this process's, not the
 			// truck's; looked at again later
-			tr.due = wm.Add(time.Second)
+			tr.due = wm.Add(time.Second).UnixNano()
 			heap.Push(&e.due, tr)
 			continue
 		}
-		if h := tr.held; h != nil && !h.until.After(tr.due) {
+		if h := tr.held; h != nil && h.until.UnixNano() <= tr.due {
 			// a fix held back, and no next fix came to confirm or refute it: judged alone (which
 			// schedules the track again)
 			tr.held = nil
 			e.markDirty(tr)
 			// judged as of its due time, not as of wm: what it makes due comes round again in
 			// this tick when not after wm, however far wm has jumped
-			e.ticked = tr.due
+			e.ticked = time.Unix(0, tr.due).UTC()
 			e.judgeFix(tr, &h.fix, true)
 			e.ticked = wm
 			continue
@@ -56,7 +56,7 @@ func (e *Engine) tick(wm time.Time) {
 		// the heap brings it round again (still within this tick when it is not after wm), so
 		// the changes come in the order of their times whatever the watermark's steps (a trip
 		// decision due after a silence ends an episode comes after that episode's end).
-		now := tr.due
+		now := time.Unix(0, tr.due).UTC()
 		for _, i := range e.timed {
 			e.decide(c, tr, i, now)
 		}
@@ -105,14 +105,14 @@ func (e *Engine) decide(c *city.City, tr *Track, i int, wm time.Time) {
 type dueHeap []*Track
 
 func (h dueHeap) Len() int           { return len(h) }
-func (h dueHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h dueHeap) Less(i, j int) bool { return h[i].due < h[j].due }
 func (h dueHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].dueAt, h[j].dueAt = i, j
+	h[i].dueAt, h[j].dueAt = int32(i), int32(j)
 }
 func (h *dueHeap) Push(x any) {
 	tr := x.(*Track)
-	tr.dueAt = len(*h)
+	tr.dueAt = int32(len(*h))
 	*h = append(*h, tr)
 }
 func (h *dueHeap) Pop() any {
@@ -147,7 +147,7 @@ func (e *Engine) schedule(tr *Track, after time.Time) {
 	}
 	if next.IsZero() {
 		if tr.dueAt >= 0 {
-			heap.Remove(&e.due, tr.dueAt)
+			heap.Remove(&e.due, int(tr.dueAt))
 		}
 		return
 	}
@@ -155,23 +155,23 @@ func (e *Engine) schedule(tr *Track, after time.Time) {
 		next = after.Add(time.Nanosecond)
 	}
 	if tr.dueAt >= 0 {
-		if !next.Before(tr.due) {
+		if next.UnixNano() >= tr.due {
 			// Later than the time it is in the heap for (every fix moves signal_lost's time on):
 			// left there. Tick visits it then, finds nothing due, and schedules it again, once
 			// per threshold instead of a heap fix per fix.
 			return
 		}
-		tr.due = next
-		heap.Fix(&e.due, tr.dueAt)
+		tr.due = next.UnixNano()
+		heap.Fix(&e.due, int(tr.dueAt))
 		return
 	}
-	tr.due = next
+	tr.due = next.UnixNano()
 	heap.Push(&e.due, tr)
 }
 
 // unschedule takes tr out of the due heap (a released track).
 func (e *Engine) unschedule(tr *Track) {
 	if tr.dueAt >= 0 {
-		heap.Remove(&e.due, tr.dueAt)
+		heap.Remove(&e.due, int(tr.dueAt))
 	}
 }

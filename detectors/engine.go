@@ -363,19 +363,24 @@ func (e *Engine) admit(ev *record.Event) {
 	}
 	tr := e.track(ev.VehicleID)
 	e.settle(tr)
-	if tr.evShard != ev.Src.Shard {
-		tr.evShard, tr.evNext = ev.Src.Shard, 0 // first seen, or the topic was repartitioned
+	in := tr.events
+	if in == nil {
+		in = &eventInput{shard: ev.Src.Shard, batch: e.batches - 1}
+		tr.events = in
 	}
-	if tr.evBatch != e.batches {
-		tr.evBatch, tr.evFloor = e.batches, tr.evNext
+	if in.shard != ev.Src.Shard {
+		in.shard, in.next = ev.Src.Shard, 0 // the topic was repartitioned
 	}
-	tr.evNext = max(tr.evNext, ev.Src.Offset+1)
+	if in.batch != e.batches {
+		in.batch, in.floor = e.batches, in.next
+	}
+	in.next = max(in.next, ev.Src.Offset+1)
 }
 
 func (e *Engine) processEvent(ev *record.Event) {
 	c := e.city.Load()
 	tr := e.track(ev.VehicleID)
-	if ev.Src.Shard != (record.Shard{}) && ev.Src.Offset < tr.evFloor {
+	if in := tr.events; in != nil && ev.Src.Shard != (record.Shard{}) && ev.Src.Offset < in.floor {
 		// judged before this restart or rebalance: stored again, not judged twice (an episode's
 		// evidence counted again, or its last sighting moved back in time)
 		e.metrics.skippedEvents.WithLabelValues("replayed").Inc()

@@ -16,36 +16,38 @@ import (
 // (one slot per rule), what its risk score is made of, and where its records come from. Tracks are
 // found by plate, or by the plate number the decoder gives a fix (record.PlateNumbers).
 
-// Track is the engine's state for one vehicle.
+// Track is the engine's state for one vehicle. A fleet's tracks are most of the engine's memory:
+// a Track fits the allocator's 640-byte size class (a motion's and its own small fields packed
+// together, times kept as Unix nanoseconds, the last observation as a lastFix and its camera
+// events' input apart), where it took 896 (BenchmarkTrackMemory: 2,640 bytes a vehicle against
+// 3,024, with its episodes, risk and indexes).
 type Track struct {
 	VehicleID string
 	no        uint32  // its slot in Engine.numbered (0: none)
+	dueAt     int32   // its index in the engine's due heap, -1 when not in it
 	last      lastFix // what the rules read of its last accepted observation (hasLast)
 	hasLast   bool
 	inSite    bool // the last observation was inside a site
-	// for the risk score
-	history    []time.Time // when its alerts of the last 30 days opened, oldest first
-	registered bool
-	permitted  bool
-	scored     bool // a risk was computed
-	jumps      int
-	motion     motion     // recent fixes: derived speed, stillness (kinematics)
-	held       *heldFix   // the first fix after a gap, held back until the next (kinematics: suspect)
-	episodes   []*Episode // one per registered rule, fix rules first (each nil while it holds nothing); nil while all are (slot)
+	restored  bool // from a checkpoint, its input not yet read again (Resume)
+
+	// for the risk score: whether it is registered and permitted, a risk was computed, and
+	// when its alerts of the last 30 days opened, oldest first
+	registered, permitted, scored bool
+	history                       []time.Time
+
+	motion   motion     // recent fixes: derived speed, stillness (kinematics)
+	jumps    int        // fixes set aside in a row as jumps (kinematics)
+	held     *heldFix   // the first fix after a gap, held back until the next (kinematics: suspect)
+	episodes []*Episode // one per registered rule, fix rules first (each nil while it holds nothing); nil while all are (slot)
+	due      int64      // when a time-driven rule may next decide, in Unix nanoseconds, while dueAt >= 0
+
+	shard  record.Shard // the input its fixes come from (its camera events', while it has no fix)
+	events *eventInput  // where its camera events come from; nil until it has one
 	// marked: the epoch whose changed-list holds it (Engine.dirty); cp: how far the snapshot in
 	// flight has got with it (snapshot.go)
 	marked uint32
 	cp     atomic.Uint32
-	shard  record.Shard // the input its fixes come from (its camera events', while it has no fix)
-	// its camera events: the input they come from, the offset after the newest judged, and, for
-	// the batch being processed (evBatch), the offset below which they were judged before
-	evShard  record.Shard
-	evNext   int64
-	evFloor  int64
-	evBatch  uint64
-	restored bool      // from a checkpoint, its input not yet read again (Resume)
-	due      time.Time // the next time a time-driven rule may decide, when dueAt >= 0
-	dueAt    int       // index in the engine's due heap, -1 when not in it
+
 	// its registration in the reference data in force (looked up once, not per fix), and its
 	// permit valid at the last fix with the span, in Unix nanoseconds [permitFrom, permitTo),
 	// over which that stays the permit (city.ActiveSpan): a fix in it needs no permit looked at
@@ -54,6 +56,26 @@ type Track struct {
 	permit               *city.Permit
 	route                *city.Route // the permit's approved route, nil if none
 	permitFrom, permitTo int64
+}
+
+// eventInput is where a track's camera events come from: the input, the offset after the newest
+// judged, and, for the batch being processed (batch), the offset below which they were judged
+// before. Only a truck seen by a camera or sensor has one: a track keeps it apart, made with
+// its first event.
+type eventInput struct {
+	shard record.Shard
+	next  int64
+	floor int64
+	batch uint64
+}
+
+// eventsFrom returns the input of tr's camera events and the offset after the newest judged:
+// none and 0 while it has had none.
+func (tr *Track) eventsFrom() (record.Shard, int64) {
+	if tr.events == nil {
+		return record.Shard{}, 0
+	}
+	return tr.events.shard, tr.events.next
 }
 
 // lastFix is what a track keeps of its last accepted observation: what the rules read of it as
@@ -198,19 +220,22 @@ func (tr *trace) time() time.Time {
 // motion is a track's kinematic memory. It is checkpointed whole (format 5), so that a restored
 // track derives the speeds and finds the stops an uninterrupted one does.
 type motion struct {
-	ring   [motionLen]trace // newest at head, n filled
-	head   int
-	n      int
-	stay   stay
-	alt    trace // the last fix set aside as a jump, while hasAlt
+	ring [motionLen]trace // newest at head, n filled
+	stay stay
+	alt  trace // the last fix set aside as a jump, while hasAlt
+	// the accepted fix before the last accepted one, while hasBefore: a fix back there after a
+	// lone outlier within reach is not a jump
+	before trace
+	head   uint8 // ring's index of the newest
+	n      uint8 // how many of ring are filled
 	hasAlt bool
 	// altAgreed: alt was within reach, at the highest speed, of the jump set aside before it
 	altAgreed bool
-	// the accepted fix before the last accepted one, while hasBefore: a fix back there after a
-	// lone outlier within reach is not a jump
-	before    trace
 	hasBefore bool
 }
+
+// recent returns the i-th newest remembered fix (0: the newest), for i < n.
+func (m *motion) recent(i int) *trace { return &m.ring[(int(m.head)-i+motionLen)%motionLen] }
 
 // maxMeanGain bounds, in m/s, how much faster than its last speed a truck is taken to have gone
 // on average between two fixes: MaxAccel holds over a few seconds, not over a 30 s interval (a
@@ -241,7 +266,7 @@ func (m *motion) push(t time.Time, ll orb.Point) {
 func (m *motion) drop(t time.Time) {
 	if m.n > 0 && m.ring[m.head].time().Equal(t) {
 		m.ring[m.head] = trace{}
-		m.head = (m.head - 1 + motionLen) % motionLen
+		m.head = (m.head + motionLen - 1) % motionLen
 		m.n--
 	}
 }
@@ -253,8 +278,8 @@ func (m *motion) speed(t time.Time, ll orb.Point, window time.Duration) (mps flo
 	var est [3]float64
 	k := 0
 	tn := t.UnixNano()
-	for i := 0; i < m.n && k < 3; i++ {
-		tr := &m.ring[(m.head-i+motionLen)%motionLen]
+	for i := 0; i < int(m.n) && k < 3; i++ {
+		tr := m.recent(i)
 		span := time.Duration(tn - tr.ns) // t.Sub(tr.time()): both are fixes' times
 		if span < window {
 			continue
@@ -300,8 +325,8 @@ type stay struct {
 // jitter are not the approach); the stay's start when none is.
 func (m *motion) settled(near float64) time.Time {
 	at, far, last := m.stay.since, 0, 0.0
-	for i := 0; i < m.n && far < 3; i++ {
-		tr := &m.ring[(m.head-i+motionLen)%motionLen]
+	for i := 0; i < int(m.n) && far < 3; i++ {
+		tr := m.recent(i)
 		if tr.time().Before(m.stay.since) {
 			break
 		}
@@ -317,8 +342,8 @@ func (m *motion) settled(near float64) time.Time {
 	// The newest remembered fix before it, when long before it (a loss of the fix, or sparse
 	// reporting), was on the way: the truck arrived unheard between the two, at an unknown
 	// moment; the middle of the gap is the estimate nearest the truth in the worst case.
-	for i := 0; i < m.n; i++ {
-		tr := &m.ring[(m.head-i+motionLen)%motionLen]
+	for i := 0; i < int(m.n); i++ {
+		tr := m.recent(i)
 		if tr.time().Before(at) {
 			if gap := at.Sub(tr.time()); gap > 2*motionStep {
 				at = at.Add(-gap / 2)
