@@ -54,7 +54,17 @@ type fetcher struct {
 	m   kafka.Message // the record at hand; its Key and Value are the response's memory
 	rec wireRecord
 	ch  *chunk // the chunk being filled, nil when none is
+	// the keys of the records looked up ahead (record.Decoder.Warm), and how many of those
+	// records are still to be read
+	keys   [][]byte
+	warmed int
+	warm   uint32 // what the lookups read
 }
+
+// warmAhead is how many records' vehicles the decoder looks up together before decoding them:
+// enough for their cache misses to overlap, few enough for what they bring in to stay in the
+// cache until the records are decoded.
+const warmAhead = 16
 
 // fetch reads partition p, one of the of partitions of the generation, into chunks until ctx is
 // cancelled (see fetcher).
@@ -213,6 +223,13 @@ func (f *fetcher) read(ctx context.Context, res *fetchResponse) (stopped bool, e
 		}
 		if rec.Offset < f.req.offset { // a compressed batch begins before the offset asked for
 			continue
+		}
+		if f.warmed--; f.warmed <= 0 {
+			// this record's vehicle and the next ones' of its batch looked up together
+			f.keys = br.peekKeys(append(f.keys[:0], rec.Key), warmAhead-1)
+			f.warm += f.dec.Warm(f.keys)
+			f.warmed = len(f.keys)
+			clear(f.keys)
 		}
 		m.Offset, m.HighWaterMark, m.Time = rec.Offset, res.highWatermark, time.UnixMilli(rec.TimeMs)
 		m.Key, m.Value = rec.Key, rec.Value

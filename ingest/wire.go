@@ -312,6 +312,30 @@ func (br *batchReader) record(rec *wireRecord) (bool, error) {
 	return true, nil
 }
 
+// peekKeys appends to dst the keys of the next records of the batch being read, at most n,
+// without reading them: record reads them, and says what is wrong with a malformed one, where
+// peekKeys stops. The keys are the batch's memory, valid until the next batch is begun.
+func (br *batchReader) peekKeys(dst [][]byte, n int) [][]byte {
+	w := varReader{b: br.recs}
+	for range min(n, int(br.left)) {
+		size := w.varint()
+		if w.bad || size < 0 || size > int64(len(w.b)) {
+			break
+		}
+		r := varReader{b: w.b[:size]}
+		w.b = w.b[size:]
+		r.take(1)
+		r.varint()
+		r.varint()
+		key := r.bytes()
+		if r.bad {
+			break
+		}
+		dst = append(dst, key)
+	}
+	return dst
+}
+
 // batch begins the next batch; false once the set has no whole batch left.
 func (br *batchReader) batch() (bool, error) {
 	const head = 61 // base offset … record count

@@ -151,6 +151,70 @@ func TestBatchReader(t *testing.T) {
 	})
 }
 
+// TestBatchReaderPeekKeys: peekKeys gives the keys of the records record reads next, at most
+// n and none past the batch being read (whose memory a compressed next batch reuses), without
+// reading them; a malformed record ends what it gives, and record then says what is wrong.
+func TestBatchReaderPeekKeys(t *testing.T) {
+	for _, c := range []compress.Compression{0, compress.Lz4} {
+		t.Run(fmt.Sprint("codec=", c), func(t *testing.T) {
+			a, b := sampleRecords(100, 20), sampleRecords(120, 5)
+			set := append(encodeBatch(t, 100, c, a), encodeBatch(t, 120, c, b)...)
+			var br batchReader
+			br.reset(set)
+			if got := br.peekKeys(nil, 4); len(got) != 0 {
+				t.Fatalf("before the first record: %d keys, want none (no batch begun)", len(got))
+			}
+			all := append(a, b...)
+			for i := 0; ; i++ {
+				var r wireRecord
+				ok, err := br.record(&r)
+				if err != nil || !ok {
+					if i != len(all) {
+						t.Fatalf("%d records read, want %d (%v)", i, len(all), err)
+					}
+					break
+				}
+				for _, n := range []int{0, 1, 6, 100} {
+					got := br.peekKeys(nil, n)
+					// what is left of this record's batch, at most n
+					left := 19 - i
+					if i >= len(a) {
+						left = len(all) - 1 - i
+					}
+					want := all[i+1 : i+1+min(n, left)]
+					if len(got) != len(want) {
+						t.Fatalf("after record %d, peeking %d: %d keys, want %d", i, n, len(got), len(want))
+					}
+					for j := range want {
+						if !bytes.Equal(got[j], want[j].Key) || (got[j] == nil) != (want[j].Key == nil) {
+							t.Fatalf("after record %d: key %d is %q, want %q", i, j, got[j], want[j].Key)
+						}
+					}
+				}
+				if r.Offset != all[i].Offset {
+					t.Fatalf("peeking moved the reader: record %d has offset %d, want %d", i, r.Offset, all[i].Offset)
+				}
+			}
+		})
+	}
+	t.Run("malformed", func(t *testing.T) {
+		var br batchReader
+		br.reset(encodeBatch(t, 0, 0, sampleRecords(0, 3)))
+		var r wireRecord
+		if ok, err := br.record(&r); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		br.recs = br.recs[:len(br.recs)-3] // the last record cut short
+		if got := br.peekKeys(nil, 5); len(got) != 1 {
+			t.Fatalf("%d keys, want the one whole record's", len(got))
+		}
+		_, _ = br.record(&r)
+		if _, err := br.record(&r); err == nil {
+			t.Fatal("the record cut short was read")
+		}
+	})
+}
+
 // setAttrs sets a batch's attributes and its CRC again.
 func setAttrs(b []byte, attrs uint16) {
 	binary.BigEndian.PutUint16(b[21:], attrs)

@@ -46,6 +46,8 @@ func BenchmarkDecodeEvent(b *testing.B) {
 // pipeline the detectors' reads of the fleet's state come between two records and push the table
 // out of the caches: "between reads" reads 8 random cache lines of 128 MB after each record (the
 // figure to compare is the difference from "reads alone").
+const warmAhead = 16
+
 func BenchmarkDecodeFixFleet(b *testing.B) {
 	const fleet = 100_000
 	// the records one after another in one buffer, as fetched, the plates in a random order
@@ -76,18 +78,27 @@ func BenchmarkDecodeFixFleet(b *testing.B) {
 			sum += state[rng.IntN(len(state))]
 		}
 	}
+	keys := make([][]byte, fleet)
+	for i := range keys {
+		keys[i] = in[i][15:24]
+	}
+	var warmed uint32
 	for _, bc := range []struct {
-		name           string
-		decode, others bool
+		name                 string
+		decode, others, warm bool
 	}{
-		{"alone", true, false},
-		{"between reads", true, true},
-		{"reads alone", false, true},
+		{"alone", true, false, false},
+		{"between reads", true, true, false},
+		{"between reads, warmed", true, true, true},
+		{"reads alone", false, true, false},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
+				if bc.warm && i%warmAhead == 0 {
+					warmed += d.Warm(keys[i:min(i+warmAhead, fleet)])
+				}
 				if bc.decode {
 					if err := d.DecodeFix(in[i], ref, &f); err != nil {
 						b.Fatal(err)
@@ -105,7 +116,7 @@ func BenchmarkDecodeFixFleet(b *testing.B) {
 			}
 		})
 	}
-	if sum == 1 {
-		b.Log(sum) // keeps the reads
+	if sum == 1 || warmed == 1 {
+		b.Log(sum, warmed) // keeps the reads
 	}
 }
