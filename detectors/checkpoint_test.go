@@ -548,10 +548,7 @@ func TestRestoreRefusesNonFiniteState(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			eng, err := NewEngine(Config{}, c, nil, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			eng := defaultEngine(t, c)
 			for i := range fixes {
 				eng.ProcessFix(&fixes[i])
 			}
@@ -560,12 +557,8 @@ func TestRestoreRefusesNonFiniteState(t *testing.T) {
 				t.Fatal("no episode open: the case tests nothing")
 			}
 			tc.spoil(tr)
-			cp := eng.checkpoint(tr)
-			fresh, err := NewEngine(Config{}, c, nil, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = fresh.Restore(cp, nil)
+			fresh := defaultEngine(t, c)
+			err := fresh.Restore(eng.checkpoint(tr), nil)
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("a sound checkpoint refused: %v", err)
@@ -588,10 +581,7 @@ func TestRestoreRefusesTimeOutOfRange(t *testing.T) {
 	c := loadTestCity(t)
 	ll := c.Proj.Inverse([2]float64{2100, 150})
 	fix := record.Fix{VehicleID: "粤B00001", Time: time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC), Lat: ll[1], Lon: ll[0], SpeedKmh: 45, HasSpeed: true}
-	eng, err := NewEngine(Config{}, c, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng := defaultEngine(t, c)
 	eng.ProcessFix(&fix)
 	sound, err := decodeBinaryCheckpoint(eng.checkpoint(eng.tracks["粤B00001"]))
 	if err != nil {
@@ -614,10 +604,7 @@ func TestRestoreRefusesTimeOutOfRange(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fresh, err := NewEngine(Config{}, c, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		fresh := defaultEngine(t, c)
 		err = fresh.Restore(cp, nil)
 		switch {
 		case tc.want == "" && err != nil:
