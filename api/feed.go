@@ -140,12 +140,18 @@ func (l *Live) FeedPositioned() bool {
 }
 
 // takeJournal returns the items published since the last call, for the journal writer.
+// The next items go to a slice made as large as this call's: grown from nothing instead, by a
+// quarter at a time once large, a burst of alert changes (the morning's zone hours) allocated
+// several times its items between two flushes.
 func (l *Live) takeJournal() []FeedItem {
 	f := &l.feed
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	j := f.journal
 	f.journal = nil
+	if len(j) > 0 {
+		f.journal = make([]FeedItem, 0, len(j))
+	}
 	return j
 }
 

@@ -351,8 +351,10 @@ func (s *Server) flushJournal(ctx context.Context) {
 	if s.store == nil {
 		return
 	}
-	items = append(s.journalPending, items...)
-	s.journalPending = nil
+	if len(s.journalPending) > 0 {
+		items = append(s.journalPending, items...)
+		s.journalPending = nil
+	}
 	if len(items) == 0 {
 		return
 	}
