@@ -261,15 +261,19 @@ type wireRecord struct {
 // A batch cut off at the end of the set (the fetch's max bytes) ends it: the next fetch starts
 // there.
 type batchReader struct {
-	rest []byte // the batches not yet begun
-	// the batch at hand
+	rest  []byte // the batches not yet begun
+	batch        // the batch at hand
+	next  int64  // the offset after the last batch begun, control batches included
+	plain bytes.Buffer
+}
+
+// batch is the records of a batch not yet read, and what they are read against.
+type batch struct {
 	recs          []byte // its records not yet read
 	left          int32  // how many
 	base, firstTs int64
 	maxTs         int64
 	logAppendTime bool
-	next          int64 // the offset after the last batch begun, control batches included
-	plain         bytes.Buffer
 }
 
 func (br *batchReader) reset(set []byte) {
@@ -282,32 +286,13 @@ func (br *batchReader) reset(set []byte) {
 // record reads the next record into rec; false once the set has no more.
 func (br *batchReader) record(rec *wireRecord) (bool, error) {
 	for br.left <= 0 {
-		ok, err := br.batch()
+		ok, err := br.begin()
 		if !ok || err != nil {
 			return false, err
 		}
 	}
-	br.left--
-	w := varReader{b: br.recs}
-	n := w.varint()
-	if w.bad || n < 0 || n > int64(len(w.b)) {
-		return false, fmt.Errorf("a record of the batch at offset %d has a bad length", br.base)
-	}
-	r := varReader{b: w.b[:n]}
-	br.recs = w.b[n:]
-	r.take(1) // attributes (none defined)
-	tsDelta := r.varint()
-	offDelta := r.varint()
-	rec.Key = r.bytes()
-	rec.Value = r.bytes()
-	if r.bad {
-		return false, fmt.Errorf("a record of the batch at offset %d is malformed", br.base)
-	}
-	// headers: not read
-	rec.Offset = br.base + offDelta
-	rec.TimeMs = br.firstTs + tsDelta
-	if br.logAppendTime {
-		rec.TimeMs = br.maxTs
+	if err := br.batch.record(rec); err != nil {
+		return false, err
 	}
 	return true, nil
 }
@@ -316,28 +301,46 @@ func (br *batchReader) record(rec *wireRecord) (bool, error) {
 // without reading them: record reads them, and says what is wrong with a malformed one, where
 // peekKeys stops. The keys are the batch's memory, valid until the next batch is begun.
 func (br *batchReader) peekKeys(dst [][]byte, n int) [][]byte {
-	w := varReader{b: br.recs}
+	ahead := br.batch // read on a copy: the batch's memory is only read
+	var rec wireRecord
 	for range min(n, int(br.left)) {
-		size := w.varint()
-		if w.bad || size < 0 || size > int64(len(w.b)) {
+		if ahead.record(&rec) != nil {
 			break
 		}
-		r := varReader{b: w.b[:size]}
-		w.b = w.b[size:]
-		r.take(1)
-		r.varint()
-		r.varint()
-		key := r.bytes()
-		if r.bad {
-			break
-		}
-		dst = append(dst, key)
+		dst = append(dst, rec.Key)
 	}
 	return dst
 }
 
-// batch begins the next batch; false once the set has no whole batch left.
-func (br *batchReader) batch() (bool, error) {
+// record reads the batch's next record into rec; b.left > 0.
+func (b *batch) record(rec *wireRecord) error {
+	b.left--
+	w := varReader{b: b.recs}
+	n := w.varint()
+	if w.bad || n < 0 || n > int64(len(w.b)) {
+		return fmt.Errorf("a record of the batch at offset %d has a bad length", b.base)
+	}
+	r := varReader{b: w.b[:n]}
+	b.recs = w.b[n:]
+	r.take(1) // attributes (none defined)
+	tsDelta := r.varint()
+	offDelta := r.varint()
+	rec.Key = r.bytes()
+	rec.Value = r.bytes()
+	if r.bad {
+		return fmt.Errorf("a record of the batch at offset %d is malformed", b.base)
+	}
+	// headers: not read
+	rec.Offset = b.base + offDelta
+	rec.TimeMs = b.firstTs + tsDelta
+	if b.logAppendTime {
+		rec.TimeMs = b.maxTs
+	}
+	return nil
+}
+
+// begin begins the next batch; false once the set has no whole batch left.
+func (br *batchReader) begin() (bool, error) {
 	const head = 61 // base offset … record count
 	if len(br.rest) < head {
 		return false, nil
