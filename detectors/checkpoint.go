@@ -71,6 +71,16 @@ type obsState struct {
 	Still   bool `json:"-"`
 }
 
+// lastFix is the last observation o saves, as a track keeps it (its time checked by numbers).
+func (o *obsState) lastFix() lastFix {
+	l := lastFix{ll: o.LL, xy: o.XY, speedKmh: o.SpeedKmh,
+		reported: o.Reported, derived: o.Derived, still: o.Still, lifted: o.Lifted, acc: o.ACC}
+	if o.TimeMs != 0 {
+		l.ns = o.TimeMs * int64(time.Millisecond)
+	}
+	return l
+}
+
 type episodeState struct {
 	Rule     Rule          `json:"rule"`
 	Since    int64         `json:"since,omitempty"`
@@ -300,11 +310,10 @@ func (e *Engine) Restore(checkpoint []byte, owned func(record.Shard) bool) error
 	tr.shard, tr.restored = shard, true
 	tr.events = nil
 	if evShard != (record.Shard{}) || s.EventsNext != 0 {
-		tr.events = &eventInput{shard: evShard, next: s.EventsNext, batch: e.batches - 1}
+		tr.events = &eventInput{shard: evShard, next: s.EventsNext}
 	}
 	tr.hasLast, tr.inSite, tr.registered, tr.permitted, tr.scored, tr.jumps = s.HasLast, s.InSite, s.Registered, s.Permitted, s.Scored, s.Jumps
-	tr.last.remember(&Observation{Time: fromMs(s.Last.TimeMs), LL: s.Last.LL, XY: s.Last.XY, SpeedKmh: s.Last.SpeedKmh,
-		Reported: s.Last.Reported, Lifted: s.Last.Lifted, ACC: s.Last.ACC, Derived: s.Last.Derived, Still: s.Last.Still})
+	tr.last = s.Last.lastFix()
 	// its recent fixes and stay (before format 5: none kept, a derived speed is derived again
 	// once the window has filled)
 	tr.motion.reset()

@@ -27,7 +27,8 @@ func (e *Engine) tick(wm time.Time) {
 	}
 	e.ticked = wm
 	c := e.city.Load()
-	for len(e.due) > 0 && e.due[0].due <= wm.UnixNano() {
+	wmNs := wm.UnixNano()
+	for len(e.due) > 0 && e.due[0].due <= wmNs {
 		tr := heap.Pop(&e.due).(*Track)
 		e.settle(tr) // before anything of it changes
 		if !tr.hasLast {

@@ -364,8 +364,8 @@ func (e *Engine) admit(ev *record.Event) {
 	tr := e.track(ev.VehicleID)
 	e.settle(tr)
 	in := tr.events
-	if in == nil {
-		in = &eventInput{shard: ev.Src.Shard, batch: e.batches - 1}
+	if in == nil { // its first (batch 0 is none: every batch has counted itself by now)
+		in = &eventInput{shard: ev.Src.Shard}
 		tr.events = in
 	}
 	if in.shard != ev.Src.Shard {

@@ -24,8 +24,8 @@ func (e *Engine) Resume(s record.Shard) time.Time {
 			continue
 		}
 		tr.restored = false
-		if tr.hasLast && tr.last.time().After(newest) {
-			newest = tr.last.time()
+		if last := tr.last.time(); tr.hasLast && last.After(newest) {
+			newest = last
 		}
 	}
 	return newest

@@ -57,11 +57,12 @@ func (r *SignalLost) Judge(c *city.City, prev, cur *Observation, ep *Episode) Ve
 
 // Due implements TimeRule: silent for After since a fix on the road at speed. It keeps no memo.
 func (r *SignalLost) Due(c *city.City, tr *Track, ep *Episode, watermark time.Time) (Verdict, bool) {
-	silent := watermark.Sub(tr.last.time())
+	last := tr.last.time()
+	silent := watermark.Sub(last)
 	if silent < r.cfg.After || !r.moving(&tr.last) || tr.inSite {
 		return Verdict{}, false
 	}
-	return Verdict{Active: true, Immediate: true, Severity: SeverityWarning, Value: silent.Seconds(), Limit: r.cfg.After.Seconds(), Since: tr.last.time()}, false
+	return Verdict{Active: true, Immediate: true, Severity: SeverityWarning, Value: silent.Seconds(), Limit: r.cfg.After.Seconds(), Since: last}, false
 }
 
 // NextDue implements TimeRule: a truck last seen moving on the road is due its threshold after.

@@ -84,7 +84,7 @@ func (tr *Track) eventsFrom() (record.Shard, int64) {
 // kept whole, it took a Track from the allocator's 768-byte size class to the 896
 // (BenchmarkTrackMemory: 3,024 bytes a vehicle, against 2,768 with this).
 type lastFix struct {
-	ns       int64     // its time in Unix nanoseconds (0: the zero time), as trace
+	ns       int64     // its time (fixNano)
 	ll, xy   orb.Point // lon/lat, and projected metres
 	speedKmh float64
 	routeSeg int32 // Observation.routeSeg
@@ -95,20 +95,12 @@ type lastFix struct {
 
 // remember keeps what prev is to be read as of o.
 func (l *lastFix) remember(o *Observation) {
-	*l = lastFix{ll: o.LL, xy: o.XY, speedKmh: o.SpeedKmh, routeSeg: o.routeSeg,
+	*l = lastFix{ns: fixNano(o.Time), ll: o.LL, xy: o.XY, speedKmh: o.SpeedKmh, routeSeg: o.routeSeg,
 		reported: o.Reported, derived: o.Derived, still: o.Still, lifted: o.Lifted, acc: o.ACC}
-	if !o.Time.IsZero() {
-		l.ns = o.Time.UnixNano()
-	}
 }
 
 // time is when the fix was, in UTC as decoded fixes are.
-func (l *lastFix) time() time.Time {
-	if l.ns == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, l.ns).UTC()
-}
+func (l *lastFix) time() time.Time { return fromFixNano(l.ns) }
 
 // observation sets o to the observation remembered: what was kept of it, the rest zero.
 func (l *lastFix) observation(o *Observation) {
@@ -202,19 +194,26 @@ type trace struct {
 
 // newTrace remembers a fix at t (a fix's time: between the years 1678 and 2262, as decoding
 // ensures) and ll.
-func newTrace(t time.Time, ll orb.Point) trace {
-	if t.IsZero() {
-		return trace{ll: ll}
-	}
-	return trace{ns: t.UnixNano(), ll: ll}
-}
+func newTrace(t time.Time, ll orb.Point) trace { return trace{ns: fixNano(t), ll: ll} }
 
 // time is when the remembered fix was, in UTC as decoded fixes are.
-func (tr *trace) time() time.Time {
-	if tr.ns == 0 {
+func (tr *trace) time() time.Time { return fromFixNano(tr.ns) }
+
+// fixNano is a fix's time t in Unix nanoseconds, 0 for the zero time: how a track keeps it (a
+// fix's time is between the years 1678 and 2262, as decoding ensures; unixNano clamps others).
+func fixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// fromFixNano is the time fixNano gave ns, in UTC as decoded fixes are.
+func fromFixNano(ns int64) time.Time {
+	if ns == 0 {
 		return time.Time{}
 	}
-	return time.Unix(0, tr.ns).UTC()
+	return time.Unix(0, ns).UTC()
 }
 
 // motion is a track's kinematic memory. It is checkpointed whole (format 5), so that a restored
