@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -34,18 +33,10 @@ type Supervision struct {
 	ReceivedMs int64 `json:"received_ms"`
 }
 
-// MarshalJSON writes the alert's change message with the supervision's fields after it.
+// MarshalJSON writes the alert's change message with the supervision's fields after it
+// (appendJSON).
 func (v AlertView) MarshalJSON() ([]byte, error) {
-	c := detectors.Change{Kind: v.Change, Alert: v.Alert}
-	var own bytes.Buffer
-	enc := json.NewEncoder(&own)
-	enc.SetEscapeHTML(false) // the caller's encoder escapes, or not, the whole
-	if err := enc.Encode(v.Supervision); err != nil {
-		return nil, fmt.Errorf("cannot encode alert %s: %w", v.ID, err)
-	}
-	b := c.AppendJSON(make([]byte, 0, c.JSONSize()+own.Len()))
-	b[len(b)-1] = ','
-	return append(b, bytes.TrimSpace(own.Bytes())[1:]...), nil
+	return v.appendJSON(make([]byte, 0, v.jsonSize())), nil
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"math"
 	"sort"
 	"sync"
@@ -223,6 +222,5 @@ func (l *Live) Unsubscribe(s *subscriber) {
 
 // encodeItem is the JSON of a feed item.
 func encodeItem(item FeedItem) []byte {
-	b, _ := json.Marshal(item) // only strings, numbers and bools: cannot fail
-	return b
+	return appendFeedItem(make([]byte, 0, feedItemSize(&item)), &item)
 }
