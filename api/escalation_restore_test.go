@@ -111,7 +111,11 @@ func TestEscalationJournalRetried(t *testing.T) {
 	ctx := context.Background()
 	t.Setenv("MUCKWATCH_API_TOKENS", "")
 	cfg := Config{Escalation: EscalationConfig{Levels: twoLevels}}.WithDefaults()
-	store := NewStore(e.conn, e.db+"_missing", histLogger()) // every write fails: no such database
+	store := NewStore(e.conn, e.db, histLogger())
+	journal, away := e.db+".alert_feed", e.db+".alert_feed_away"
+	if err := e.conn.Exec(ctx, "RENAME TABLE "+journal+" TO "+away); err != nil { // every write fails: no such table
+		t.Fatal(err)
+	}
 	live := NewLive(cfg)
 	s, err := NewServer(cfg, live, store, histCity{histLoadCity(t)}, histNoRisk{}, nil, histLogger(), nil)
 	if err != nil {
@@ -129,7 +133,9 @@ func TestEscalationJournalRetried(t *testing.T) {
 	if n := len(s.journalPending); n != 3 {
 		t.Fatalf("%d items kept after the failed write, want opened, overdue and renotified", n)
 	}
-	store.db = e.db // ClickHouse is back
+	if err := e.conn.Exec(ctx, "RENAME TABLE "+away+" TO "+journal); err != nil { // the journal is back
+		t.Fatal(err)
+	}
 	now = now.Add(time.Second)
 	s.tick(ctx)
 	if n := len(s.journalPending); n != 0 {

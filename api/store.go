@@ -34,11 +34,14 @@ type Store struct {
 	// auditMax bounds the audit records waiting to be written: beyond it the API refuses the
 	// requests it would audit (AuditRoom), so that none is served unaudited. No record is dropped.
 	auditMax int
+
+	journal *feedJournal
 }
 
 // NewStore returns a store over conn in database db.
 func NewStore(conn driver.Conn, db string, log *slog.Logger) *Store {
-	return &Store{conn: conn, db: db, log: log, auditMax: 100_000, timeout: 30 * time.Second, restoreTimeout: 2 * time.Minute}
+	return &Store{conn: conn, db: db, log: log, auditMax: 100_000, timeout: 30 * time.Second, restoreTimeout: 2 * time.Minute,
+		journal: newFeedJournal(conn, db)}
 }
 
 // bounded returns ctx bounded by the store's query timeout.
@@ -136,16 +139,15 @@ func (s *Store) WriteAction(ctx context.Context, alertID, state string, a Action
 
 // WriteFeed journals feed items.
 func (s *Store) WriteFeed(ctx context.Context, items []FeedItem) error {
-	now := time.Now()
-	return s.insert(ctx, tables.AlertFeed, func(b driver.Batch) error {
-		for _, it := range items { // in the order of tables.AlertFeed
-			a := &it.Alert
-			if err := b.Append(it.Seq, it.Change, a.ID, string(a.Rule), string(a.Severity), a.District, a.VehicleID, string(encodeItem(it)), now); err != nil {
-				return err
-			}
-		}
+	if len(items) == 0 {
 		return nil
-	})
+	}
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
+	if err := s.journal.write(ctx, items, time.Now()); err != nil {
+		return fmt.Errorf("cannot insert %d items into %s: %w", len(items), tables.AlertFeed.Name, err)
+	}
+	return nil
 }
 
 // FeedSince reads journaled feed items after seq, oldest first.

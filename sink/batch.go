@@ -3,16 +3,17 @@ package sink
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/muckwatch/muckwatch/detectors"
+	"github.com/muckwatch/muckwatch/internal/chinsert"
 	"github.com/muckwatch/muckwatch/record"
 )
 
@@ -45,13 +46,12 @@ func (b *Batch) Len() int {
 type inserter[T any] struct {
 	c     *ClickHouse
 	table string
-	query string // INSERT INTO db.table (col, …): ClickHouse 18.16 needs the explicit list
 	cols  []colSpec[T]
 	bufs  sync.Pool // of *[]any, one buffer per column
-	// sent holds batches whose last send succeeded, to be sent again with their column buffers
-	// reset rather than grown from nothing on every insert (nil: a table of few, possibly huge
-	// rows, whose buffers are not kept).
-	sent chan *sentBatch
+	// ins sends the inserts, keeping sent batches to be sent again with their column buffers
+	// reset rather than grown from nothing on every insert (not for a table of few, possibly
+	// huge rows).
+	ins *chinsert.Insert
 
 	// failed: the last insert failed transiently, so the next one is a retry
 	failed atomic.Bool
@@ -60,23 +60,6 @@ type inserter[T any] struct {
 	batchRows, seconds    prometheus.Observer
 }
 
-// sentBatch is a clickhouse-go batch that was sent successfully, with its columns. Sent again, it
-// starts a new INSERT on a connection from the pool (clickhouse-go's resetConnection).
-//
-// Batches are prepared with a context that is never cancelled: clickhouse-go's Send watches the
-// batch's context to close its connection, and for a batch sent again that watch reads the
-// connection field resetConnection writes (a data race on cancellation; the connection closed
-// could be one the pool has since given to another insert). The caller's context is watched by
-// send instead, which returns when it ends and leaves the insert to finish on its own.
-type sentBatch struct {
-	bt   driver.Batch
-	cols []column.Interface
-}
-
-// keptBatches is how many sent batches an inserter keeps: a write inserts into each table once,
-// but an insert its caller gave up on (send's abandoned) may still be under way beside the next.
-const keptBatches = 2
-
 // newInserter returns an inserter into table; reuse keeps sent batches' column buffers for the
 // next insert (for tables whose inserts are alike in size).
 func newInserter[T any](c *ClickHouse, table string, cols []colSpec[T], reuse bool) *inserter[T] {
@@ -84,21 +67,23 @@ func newInserter[T any](c *ClickHouse, table string, cols []colSpec[T], reuse bo
 	for i, cs := range cols {
 		names[i] = cs.name
 	}
-	in := &inserter[T]{
+	keepRows := 0
+	if reuse {
+		keepRows = math.MaxInt
+	}
+	// ClickHouse 18.16 needs the explicit column list
+	query := "INSERT INTO " + c.cfg.Database + "." + table + " (" + strings.Join(names, ", ") + ")"
+	return &inserter[T]{
 		c:         c,
 		table:     table,
-		query:     "INSERT INTO " + c.cfg.Database + "." + table + " (" + strings.Join(names, ", ") + ")",
 		cols:      cols,
+		ins:       chinsert.New(c.conn, query, len(cols), keepRows),
 		rows:      c.m.rows.WithLabelValues(table),
 		errors:    c.m.errors.WithLabelValues(table),
 		retries:   c.m.retries.WithLabelValues(table),
 		batchRows: c.m.batchRows.WithLabelValues(table),
 		seconds:   c.m.seconds.WithLabelValues(table),
 	}
-	if reuse {
-		in.sent = make(chan *sentBatch, keptBatches)
-	}
-	return in
 }
 
 func (in *inserter[T]) getBufs() *[]any {
@@ -159,59 +144,15 @@ func (in *inserter[T]) insert(ctx context.Context, rows []T, now int64) error {
 	return nil
 }
 
-// send makes one attempt: it inserts bufs on a goroutine of its own (sendBatch) and waits for it
-// or for ctx to end. abandoned reports that ctx ended first: the insert goes on until ClickHouse
-// answers or the connection fails, and bufs are still its own (not to be reused).
+// send makes one attempt at inserting bufs (chinsert.Insert.Send). abandoned reports that ctx
+// ended first: the insert goes on, and bufs are still its own (not to be reused).
 func (in *inserter[T]) send(ctx context.Context, bufs []any) (abandoned bool, err error) {
-	if err := ctx.Err(); err != nil {
-		return false, err
-	}
-	done := make(chan error, 1)
-	go func() { done <- in.sendBatch(bufs) }()
-	select {
-	case err := <-done:
-		return false, err
-	case <-ctx.Done():
-		return true, ctx.Err()
-	}
-}
-
-// sendBatch prepares the insert (or takes a batch sent before, emptied), appends the columns,
-// sends them and waits for the server's acknowledgement. A batch whose send failed is dropped:
-// clickhouse-go released its connection, and the next attempt prepares a new one.
-func (in *inserter[T]) sendBatch(bufs []any) error {
-	var sb *sentBatch
-	select {
-	case sb = <-in.sent: // never ready when in.sent is nil
-	default:
-	}
-	if sb == nil {
-		bt, err := in.c.conn.PrepareBatch(context.Background(), in.query)
-		if err != nil {
-			return err
+	return in.ins.Send(ctx, func(cols []column.Interface) error {
+		for i, b := range bufs {
+			if _, err := cols[i].Append(in.cols[i].valuesOf(b)); err != nil {
+				return fmt.Errorf("column %s: %w", in.cols[i].name, err)
+			}
 		}
-		sb = &sentBatch{bt: bt, cols: bt.Columns()}
-		if len(sb.cols) != len(bufs) {
-			_ = bt.Abort()
-			return fmt.Errorf("the insert into %s has %d columns, the table spec %d", in.table, len(sb.cols), len(bufs))
-		}
-	} else {
-		for _, c := range sb.cols {
-			c.Reset()
-		}
-	}
-	for i, b := range bufs {
-		if _, err := sb.cols[i].Append(in.cols[i].valuesOf(b)); err != nil {
-			_ = sb.bt.Abort()
-			return fmt.Errorf("column %s: %w", in.cols[i].name, err)
-		}
-	}
-	if err := sb.bt.Send(); err != nil {
-		return err
-	}
-	select {
-	case in.sent <- sb: // never ready when in.sent is nil
-	default:
-	}
-	return nil
+		return nil
+	})
 }
