@@ -3,7 +3,6 @@ package sink
 import (
 	"context"
 	"fmt"
-	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,7 +49,7 @@ type inserter[T any] struct {
 	bufs  sync.Pool // of *[]any, one buffer per column
 	// ins sends the inserts, keeping sent batches to be sent again with their column buffers
 	// reset rather than grown from nothing on every insert (not for a table of few, possibly
-	// huge rows).
+	// huge rows, nor after an insert much larger than the table's usual ones).
 	ins *chinsert.Insert
 
 	// failed: the last insert failed transiently, so the next one is a retry
@@ -60,16 +59,13 @@ type inserter[T any] struct {
 	batchRows, seconds    prometheus.Observer
 }
 
-// newInserter returns an inserter into table; reuse keeps sent batches' column buffers for the
-// next insert (for tables whose inserts are alike in size).
-func newInserter[T any](c *ClickHouse, table string, cols []colSpec[T], reuse bool) *inserter[T] {
+// newInserter returns an inserter into table. A sent batch of at most keepRows rows keeps its
+// column buffers for the next insert (math.MaxInt: every one, for tables whose inserts are alike
+// in size; 0: none).
+func newInserter[T any](c *ClickHouse, table string, cols []colSpec[T], keepRows int) *inserter[T] {
 	names := make([]string, len(cols))
 	for i, cs := range cols {
 		names[i] = cs.name
-	}
-	keepRows := 0
-	if reuse {
-		keepRows = math.MaxInt
 	}
 	// ClickHouse 18.16 needs the explicit column list
 	query := "INSERT INTO " + c.cfg.Database + "." + table + " (" + strings.Join(names, ", ") + ")"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"sync"
 	"time"
@@ -35,6 +36,11 @@ type ClickHouse struct {
 	alerts    *inserter[detectors.Change]
 	changes   *inserter[detectors.Change]
 }
+
+// keptChangeRows: an insert of alerts or alert changes of up to this many rows leaves its columns
+// for the next. In a bench run at --at 08:00 (14 % of the fleet in violation) the inserts had 106
+// rows at the median, 1,990 at the 90th percentile and 5,804 at most.
+const keptChangeRows = 4096
 
 // sendBufferBytes is how much of an insert a connection encodes before it writes it out.
 const sendBufferBytes = 512 << 10
@@ -108,15 +114,15 @@ func OpenClickHouse(ctx context.Context, cfg ClickHouseConfig, log *slog.Logger,
 	m := newMetrics(reg)
 	m.up.Set(1)
 	c := &ClickHouse{cfg: cfg, conn: conn, log: log, m: m, version: sv.Version.String()}
-	c.positions = newInserter(c, tables.Positions.Name, positionColumns(), true)
-	c.events = newInserter(c, tables.Events.Name, eventColumns(), true)
-	c.officers = newInserter(c, tables.OfficerPositions.Name, officerColumns(), true)
-	c.rejects = newInserter(c, tables.Rejects.Name, rejectColumns(), false)
+	c.positions = newInserter(c, tables.Positions.Name, positionColumns(), math.MaxInt)
+	c.events = newInserter(c, tables.Events.Name, eventColumns(), math.MaxInt)
+	c.officers = newInserter(c, tables.OfficerPositions.Name, officerColumns(), math.MaxInt)
+	c.rejects = newInserter(c, tables.Rejects.Name, rejectColumns(), 0)
 	// The alert changes come a second or a checkpoint apart, a few or a backlog's thousands with
-	// their evidence: their columns are not kept for the next insert, which they would be sized
-	// for the largest of.
-	c.alerts = newInserter(c, tables.Alerts.Name, alertColumns(), false)
-	c.changes = newInserter(c, tables.AlertChanges.Name, changeColumns(), false)
+	// their evidence: their columns are kept for the next insert only after an insert of up to
+	// keptChangeRows, so that they are not sized for the largest.
+	c.alerts = newInserter(c, tables.Alerts.Name, alertColumns(), keptChangeRows)
+	c.changes = newInserter(c, tables.AlertChanges.Name, changeColumns(), keptChangeRows)
 	log.Info("connected to ClickHouse", "addr", cfg.Addr, "database", cfg.Database, "server_version", c.version,
 		"server", sv.DisplayName, "timezone", sv.Timezone)
 	return c, nil

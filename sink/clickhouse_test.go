@@ -20,6 +20,7 @@ import (
 
 	"github.com/muckwatch/muckwatch/detectors"
 	"github.com/muckwatch/muckwatch/internal/backoff"
+	"github.com/muckwatch/muckwatch/internal/chinsert"
 	"github.com/muckwatch/muckwatch/record"
 )
 
@@ -599,4 +600,42 @@ func TestBatchReset(t *testing.T) {
 	if full := b.Fixes[:1]; full[0].VehicleID != "" {
 		t.Errorf("Reset kept the old records alive: %+v", full[0])
 	}
+}
+
+// TestWriteKeepsSmallChangeBatches: the alerts' and alert changes' inserts leave their batches
+// for the next insert after a write of up to keptChangeRows changes, and not after a larger one.
+func TestWriteKeepsSmallChangeBatches(t *testing.T) {
+	ctx := context.Background()
+	c := openTestDB(t, nil, nil)
+	changes := func(n int) *Batch {
+		b := &Batch{}
+		for i := range n {
+			b.Changes = append(b.Changes, testAlert(fmt.Sprintf("a%d", i), 1, detectors.ChangeOpened))
+		}
+		return b
+	}
+	kept := func(what string, rows int) {
+		t.Helper()
+		for _, in := range []*chinsert.Insert{c.alerts.ins, c.changes.ins} {
+			batches := in.KeptRows()
+			switch {
+			case rows == 0 && len(batches) != 0:
+				t.Errorf("%s: %d batches kept, want none", what, len(batches))
+			case rows > 0 && (len(batches) != 1 || batches[0][0] != rows):
+				t.Errorf("%s: batches kept with %v rows, want one with %d", what, batches, rows)
+			}
+		}
+	}
+	if err := c.Write(ctx, changes(3)); err != nil {
+		t.Fatal(err)
+	}
+	kept("a write of 3", 3)
+	if err := c.Write(ctx, changes(keptChangeRows+1)); err != nil {
+		t.Fatal(err)
+	}
+	kept("a write of one more than kept", 0)
+	if err := c.Write(ctx, changes(2)); err != nil {
+		t.Fatal(err)
+	}
+	kept("a write of 2 after it", 2)
 }
