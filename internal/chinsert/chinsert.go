@@ -1,7 +1,7 @@
 // Package chinsert sends muckwatch's INSERTs into ClickHouse through clickhouse-go, one attempt at
-// a time, and keeps each batch that was sent to be sent again: the next insert into the table
-// appends into the columns the last one grew, emptied, instead of growing new ones from nothing.
-// The sink's tables and the API's feed journal write through it.
+// a time, and keeps a batch that was sent, up to a number of rows, to be sent again: the next
+// insert into the table appends into the columns the last one grew, emptied, instead of growing
+// new ones from nothing. The sink's tables and the API's feed journal write through it.
 package chinsert
 
 import (
@@ -41,9 +41,10 @@ type sentBatch struct {
 // insert a caller gave up on (Send's abandoned) may still be under way beside the next.
 const keptBatches = 2
 
-// New returns the insert query into conn, whose column list has columns columns. A batch that
-// was sent with at most keepRows rows is kept for the next Send; 0 keeps none (for a table whose
-// inserts vary so much that the columns would stay sized for the largest).
+// New returns the Insert of query (INSERT INTO db.table (col, …), with as many columns as
+// columns) through conn. A batch that was sent with at most keepRows rows is kept for the next
+// Send; 0 keeps none (for a table whose inserts vary so much that the columns would stay sized
+// for the largest).
 func New(conn driver.Conn, query string, columns, keepRows int) *Insert {
 	in := &Insert{conn: conn, query: query, columns: columns, keepRows: keepRows}
 	if keepRows > 0 {
