@@ -50,14 +50,7 @@ func (s *Supervision) appendFields(b []byte) []byte {
 	if s.Handling.Actions == nil {
 		b = append(b, "null"...)
 	} else {
-		b = append(b, '[')
-		for i := range s.Handling.Actions {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = s.Handling.Actions[i].appendJSON(b)
-		}
-		b = append(b, ']')
+		b = appendArray(b, s.Handling.Actions, (*Action).appendJSON)
 	}
 	b = append(b, '}')
 	if s.Dispatch != nil {
@@ -69,14 +62,7 @@ func (s *Supervision) appendFields(b []byte) []byte {
 	b = append(b, `,"escalation_level":`...)
 	b = strconv.AppendInt(b, int64(s.EscalationLevel), 10)
 	if len(s.Escalation) > 0 {
-		b = append(b, `,"escalation":[`...)
-		for i := range s.Escalation {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = s.Escalation[i].appendJSON(b)
-		}
-		b = append(b, ']')
+		b = appendArray(append(b, `,"escalation":`...), s.Escalation, (*EscalationStep).appendJSON)
 	}
 	b = append(b, `,"received_ms":`...)
 	b = strconv.AppendInt(b, s.ReceivedMs, 10)
@@ -103,29 +89,25 @@ func (p *DispatchPlan) appendJSON(b []byte) []byte {
 	b = append(b, `{"kind":`...)
 	b = jsonenc.AppendString(b, p.Kind)
 	if len(p.Officers) > 0 {
-		b = append(b, `,"officers":[`...)
-		for i := range p.Officers {
-			o := &p.Officers[i]
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"officer_id":`...)
-			b = jsonenc.AppendString(b, o.OfficerID)
-			b = append(b, `,"distance_m":`...)
-			b = jsonenc.AppendFloat(b, o.DistanceM)
-			b = append(b, `,"eta_s":`...)
-			b = jsonenc.AppendFloat(b, o.ETASeconds)
-			b = append(b, `,"lat":`...)
-			b = jsonenc.AppendFloat(b, o.Lat)
-			b = append(b, `,"lon":`...)
-			b = jsonenc.AppendFloat(b, o.Lon)
-			b = append(b, '}')
-		}
-		b = append(b, ']')
+		b = appendArray(append(b, `,"officers":`...), p.Officers, (*OfferedOfficer).appendJSON)
 	}
 	b = appendOptString(b, `,"grid_staff":`, p.GridStaff)
 	b = appendOptString(b, `,"district":`, p.District)
 	b = appendOptString(b, `,"note":`, p.Note)
+	return append(b, '}')
+}
+
+func (o *OfferedOfficer) appendJSON(b []byte) []byte {
+	b = append(b, `{"officer_id":`...)
+	b = jsonenc.AppendString(b, o.OfficerID)
+	b = append(b, `,"distance_m":`...)
+	b = jsonenc.AppendFloat(b, o.DistanceM)
+	b = append(b, `,"eta_s":`...)
+	b = jsonenc.AppendFloat(b, o.ETASeconds)
+	b = append(b, `,"lat":`...)
+	b = jsonenc.AppendFloat(b, o.Lat)
+	b = append(b, `,"lon":`...)
+	b = jsonenc.AppendFloat(b, o.Lon)
 	return append(b, '}')
 }
 
@@ -167,13 +149,17 @@ func appendOptStrings(b []byte, key string, ss []string) []byte {
 	if len(ss) == 0 {
 		return b
 	}
-	b = append(b, key...)
+	return appendArray(append(b, key...), ss, func(s *string, b []byte) []byte { return jsonenc.AppendString(b, *s) })
+}
+
+// appendArray appends xs as a JSON array, each element as its appendJSON writes it.
+func appendArray[T any](b []byte, xs []T, appendJSON func(*T, []byte) []byte) []byte {
 	b = append(b, '[')
-	for i, s := range ss {
+	for i := range xs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = jsonenc.AppendString(b, s)
+		b = appendJSON(&xs[i], b)
 	}
 	return append(b, ']')
 }
