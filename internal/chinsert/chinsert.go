@@ -99,10 +99,7 @@ func (in *Insert) send(fill func(cols []column.Interface) error) error {
 		_ = sb.bt.Abort()
 		return err
 	}
-	rows := 0
-	if len(sb.cols) > 0 {
-		rows = sb.cols[0].Rows()
-	}
+	rows := sb.bt.Rows()
 	if err := sb.bt.Send(); err != nil {
 		return err
 	}
@@ -116,26 +113,17 @@ func (in *Insert) send(fill func(cols []column.Interface) error) error {
 }
 
 // KeptRows returns, for each batch kept for the next Send, how many rows each of its columns
-// holds (those of the insert it was last sent with). Call it between inserts: it takes the kept
-// batches out and puts them back.
+// holds (those of the insert it was last sent with). Call it between inserts: it takes each kept
+// batch out and puts it back.
 func (in *Insert) KeptRows() [][]int {
 	var out [][]int
-	var taken []*sentBatch
-	for {
-		select {
-		case sb := <-in.kept:
-			taken = append(taken, sb)
-			rows := make([]int, len(sb.cols))
-			for i, c := range sb.cols {
-				rows[i] = c.Rows()
-			}
-			out = append(out, rows)
-			continue
-		default:
+	for range len(in.kept) {
+		sb := <-in.kept
+		rows := make([]int, len(sb.cols))
+		for i, c := range sb.cols {
+			rows[i] = c.Rows()
 		}
-		break
-	}
-	for _, sb := range taken {
+		out = append(out, rows)
 		in.kept <- sb
 	}
 	return out
