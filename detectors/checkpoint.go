@@ -73,12 +73,8 @@ type obsState struct {
 
 // lastFix is the last observation o saves, as a track keeps it (its time checked by numbers).
 func (o *obsState) lastFix() lastFix {
-	l := lastFix{ll: o.LL, xy: o.XY, speedKmh: o.SpeedKmh,
+	return lastFix{ns: fixNano(fromMs(o.TimeMs)), ll: o.LL, xy: o.XY, speedKmh: o.SpeedKmh,
 		reported: o.Reported, derived: o.Derived, still: o.Still, lifted: o.Lifted, acc: o.ACC}
-	if o.TimeMs != 0 {
-		l.ns = o.TimeMs * int64(time.Millisecond)
-	}
-	return l
 }
 
 type episodeState struct {
