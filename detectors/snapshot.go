@@ -96,13 +96,24 @@ func (p *snapshotPart) newArena(m *snapshotMemory, size int) {
 // each snapshot is the whole fleet's state (~50 MB for 100,000 trucks), and made afresh each
 // time it was most of what the process allocated, and the collections it set off every
 // checkpoint interval were the lookups' and the detection's slowest moments. It keeps as many
-// chunks as the last snapshot released had, so that a burst's (a backlog's) do not stay once the
-// snapshots are smaller. The engine's goroutine, the encoder and the releasing goroutine use it.
+// chunks as the largest of the last few snapshots released had, so that a burst's (a backlog's)
+// do not stay once the snapshots are smaller. The engine's goroutine, the encoder and the releasing goroutine use
+// it.
 type snapshotMemory struct {
 	mu     sync.Mutex
 	chunks [][]byte          // each of arenaChunk bytes, empty
 	lists  []checkpointLists // empty: the encoder's part's and the engine's (keptLists)
+	// theirs: the encoder's list of the tracks the engine's goroutine claimed, emptied (one
+	// encoder runs at a time; in a live window it is most of the fleet)
+	theirs []*Track
+	// used: how many chunks each of the last keptSnapshots snapshots released had (released
+	// counts them all)
+	used     [keptSnapshots]int
+	released int
 }
+
+// keptSnapshots is how many of the last snapshots released the chunks kept are enough for.
+const keptSnapshots = 4
 
 // keptLists is how many parts' lists a snapshotMemory keeps: a snapshot has two parts.
 const keptLists = 2
@@ -124,8 +135,8 @@ func (m *snapshotMemory) chunk(onlyKept bool) []byte {
 	return make([]byte, 0, arenaChunk)
 }
 
-// takeLists returns lists with room for n checkpoints: the smallest kept ones that have it (so
-// that the engine's part, asking for 0, leaves the encoder the fleet-sized ones), else new ones.
+// takeLists returns lists with room for n checkpoints: the smallest kept ones that have it, else
+// new ones. Both parts of a snapshot ask for room for all of its tracks: either may encode most.
 func (m *snapshotMemory) takeLists(n int) checkpointLists {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -141,6 +152,23 @@ func (m *snapshotMemory) takeLists(n int) checkpointLists {
 	l := m.lists[best]
 	m.lists = slices.Delete(m.lists, best, best+1)
 	return l
+}
+
+// takeTheirs returns the encoder's list of claimed tracks, empty.
+func (m *snapshotMemory) takeTheirs() []*Track {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.theirs
+	m.theirs = nil
+	return l
+}
+
+// putTheirs keeps l, emptied, for the next encoder.
+func (m *snapshotMemory) putTheirs(l []*Track) {
+	clear(l)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.theirs = l[:0]
 }
 
 // putLists keeps l, emptied, unless keptLists larger ones are kept.
@@ -161,7 +189,9 @@ func (m *snapshotMemory) putLists(l checkpointLists) {
 }
 
 // release keeps p's chunks and lists, emptied, dropping those kept before beyond as many chunks
-// as p had; with keep false it keeps nothing, and drops what it kept.
+// as the most any of the last keptSnapshots released had (snapshots of the same fleet differ by
+// a few chunks, with how the two goroutines shared the work, and each chunk made afresh is a
+// MiB of garbage); with keep false it keeps nothing, and drops what it kept.
 func (m *snapshotMemory) release(p *snapshotPart, keep bool) {
 	if keep {
 		m.putLists(p.checkpointLists)
@@ -171,13 +201,16 @@ func (m *snapshotMemory) release(p *snapshotPart, keep bool) {
 	if !keep {
 		clear(m.chunks)
 		clear(m.lists)
-		m.chunks, m.lists = m.chunks[:0], m.lists[:0]
+		m.chunks, m.lists, m.theirs = m.chunks[:0], m.lists[:0], nil
+		m.used = [keptSnapshots]int{}
 		return
 	}
 	for _, c := range p.chunks {
 		m.chunks = append(m.chunks, c[:0])
 	}
-	if extra := len(m.chunks) - len(p.chunks); extra > 0 {
+	m.used[m.released%keptSnapshots] = len(p.chunks)
+	m.released++
+	if extra := len(m.chunks) - slices.Max(m.used[:]); extra > 0 {
 		clear(m.chunks[:extra]) // the oldest
 		m.chunks = append(m.chunks[:0], m.chunks[extra:]...)
 	}
@@ -244,7 +277,7 @@ func (s *Snapshot) encode(arena int, spread time.Duration) {
 	n := len(c.tracks)
 	s.enc.checkpointLists = s.e.released.takeLists(n)
 	s.enc.newArena(&s.e.released, arena)
-	var theirs []*Track
+	theirs := s.e.released.takeTheirs()
 	var pause *time.Timer
 	start, chunks := time.Now(), time.Duration((n+sweepChunk-1)/sweepChunk)
 	mine := 0 // tracks this goroutine encoded in the chunk before
@@ -269,6 +302,7 @@ func (s *Snapshot) encode(arena int, spread time.Duration) {
 	for _, tr := range theirs {
 		c.await(tr)
 	}
+	s.e.released.putTheirs(theirs)
 	c.mu.Lock()
 	st := c.settled
 	c.settled = snapshotPart{}
@@ -317,8 +351,8 @@ func (e *Engine) settle(tr *Track) {
 		return
 	}
 	c.mu.Lock()
-	if c.settled.values == nil {
-		c.settled.checkpointLists = e.released.takeLists(0)
+	if c.settled.values == nil { // room for all: in a live window the engine meets most tracks first
+		c.settled.checkpointLists = e.released.takeLists(len(c.tracks))
 	}
 	c.settled.add(e, tr)
 	c.mu.Unlock()

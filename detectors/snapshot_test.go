@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 	"unsafe"
@@ -227,21 +228,76 @@ func TestSnapshotMemoryReleased(t *testing.T) {
 		t.Errorf("the third snapshot reused %d of the first's %d chunks", reused, len(firstChunks))
 	}
 
-	// a small snapshot released: what is kept shrinks to its chunks
+	// small snapshots released: what is kept shrinks to their chunks once the last few
+	// released were all small
 	second.Release(true)
 	third.Release(true)
-	round(4, 500)
-	small, _ := take()
-	small.Release(true)
-	if kept := len(eng.released.chunks); kept > 1 {
-		t.Errorf("%d chunks kept after a snapshot of %d vehicles was released, want at most 1", kept, n/500)
+	for k := range keptSnapshots {
+		round(4+k, 500)
+		small, _ := take()
+		small.Release(true)
+		kept := len(eng.released.chunks)
+		if k < keptSnapshots-1 && kept < len(firstChunks) {
+			t.Errorf("%d chunks kept after %d small snapshots were released, want the %d of the large ones before", kept, k+1, len(firstChunks))
+		}
+		if k == keptSnapshots-1 && kept > 1 {
+			t.Errorf("%d chunks kept after %d snapshots of %d vehicles were released, want at most 1", kept, keptSnapshots, n/500)
+		}
 	}
 	// and one released not to keep drops them all
-	round(5, 1)
+	round(4+keptSnapshots, 1)
 	last, _ := take()
 	last.Release(false)
 	if kept := len(eng.released.chunks); kept != 0 {
 		t.Errorf("%d chunks kept after a snapshot was released not to keep", kept)
+	}
+}
+
+// Snapshots of a fleet one after the other, each released once written, take their memory from
+// the ones before once the first have sized it: the arenas, both parts' lists and the encoder's
+// list of the tracks the engine encoded, whichever goroutine encodes most of a snapshot (the
+// engine's, in a live window, where every truck reports while the encoder paces itself).
+func TestSnapshotsReuseTheirMemory(t *testing.T) {
+	c := loadTestCity(t)
+	const n = 6000 // ~3 MB of checkpoints: several chunks
+	eng := defaultEngine(t, c)
+	fixes, events := snapshotRound(c, n, 0, 1)
+	eng.ProcessBatch(fixes, events)
+	round := 0
+	snapshot := func() {
+		for _, tr := range eng.tracks {
+			eng.markDirty(tr)
+		}
+		s := eng.takeSnapshot()
+		for i, tr := range s.cut.tracks { // the engine first: none, every other one, all
+			if round%3 == 2 || round%3 == 1 && i%2 == 0 {
+				eng.settle(tr)
+			}
+		}
+		round++
+		s.encode(arenaChunk, 0)
+		if err := s.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if s.Len() != n {
+			t.Fatalf("a snapshot of %d checkpoints, want %d", s.Len(), n)
+		}
+		s.Release(true)
+	}
+	for range 6 { // each way twice: the memory kept is sized
+		snapshot()
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const rounds = 6
+	for range rounds {
+		snapshot()
+	}
+	runtime.ReadMemStats(&after)
+	// a snapshot's own few objects (its cut, channels) remain; its fleet's lists would be
+	// 6,000 × (16+24+24) B, a chunk 1 MiB
+	if perRound := (after.TotalAlloc - before.TotalAlloc) / rounds; perRound > 16<<10 {
+		t.Errorf("a snapshot of %d vehicles allocated %d bytes once the memory kept was sized, want at most 16 KiB", n, perRound)
 	}
 }
 
