@@ -37,6 +37,7 @@ func cmdBench(ctx context.Context, args []string) error {
 	fl.StringVar(&o.Trace, "trace", "", "write an execution trace (go tool trace) of 3s of the backlog, from 2s after the pipeline starts consuming, to this file")
 	fl.StringVar(&o.LiveTrace, "live-trace", "", "write an execution trace (go tool trace) of 6s of the live window, from 2s into it, to this file")
 	fl.StringVar(&o.LiveCPUProfile, "live-cpuprofile", "", "write a CPU profile of the live window (the pipeline's process; the live traffic and the squads are processes of their own) to this file")
+	fl.StringVar(&o.LiveMemProfile, "live-memprofile", "", "write heap profiles, each after a collection (counted in the report), at the live window's start (FILE.start), at the lookups' start (FILE.lookups) and at their end (FILE): go tool pprof -sample_index=alloc_space -base FILE.start FILE.lookups shows what the window allocated, -base FILE.lookups FILE what the lookups did")
 	asJSON := fl.Bool("json", false, "also print the report as JSON")
 	if err := fl.Parse(args); err != nil {
 		return err

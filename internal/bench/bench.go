@@ -92,6 +92,7 @@ type Options struct {
 	MemProfile     string    // write a heap profile here once the backlog is worked off
 	PeakProfile    string    // write a heap profile taken near the highest RSS here
 	LiveCPUProfile string    // write a CPU profile of the live window here
+	LiveMemProfile string    // heap profiles at the live window's start (+".start"), the lookups' (+".lookups"), their end
 	LiveTrace      string    // write an execution trace of part of the live window here
 	Trace          string    // write an execution trace of traceSeconds of the backlog here
 	Progress       io.Writer // phase messages; nil discards them

@@ -68,7 +68,7 @@ func runLive(ctx context.Context, o *Options, cfg pipeline.Config, fleet liveFle
 	if err != nil {
 		return err
 	}
-	gcBefore := gcCycles()
+	gcBefore, allocBefore := gcCycles(), heapAllocated()
 
 	if o.LiveCPUProfile != "" {
 		prof, err := os.Create(o.LiveCPUProfile)
@@ -80,6 +80,11 @@ func runLive(ctx context.Context, o *Options, cfg pipeline.Config, fleet liveFle
 			return fmt.Errorf("cannot start the CPU profile: %w", err)
 		}
 		defer pprof.StopCPUProfile() // stopping twice is harmless
+	}
+	if o.LiveMemProfile != "" {
+		if err := writeAllocProfile(o.LiveMemProfile + ".start"); err != nil {
+			return err
+		}
 	}
 	cpuLive := ps.mark()
 	sumsLive := gatherSums(reg)
@@ -117,7 +122,7 @@ func runLive(ctx context.Context, o *Options, cfg pipeline.Config, fleet liveFle
 	if err != nil {
 		return err
 	}
-	r.LiveGCCycles = gcCycles() - gcBefore
+	r.LiveGCCycles, r.LiveAllocated = gcCycles()-gcBefore, heapAllocated()-allocBefore
 	if r.LiveLagAtEnd, err = w.lag(ctx); err != nil {
 		return err
 	}
@@ -153,7 +158,12 @@ func runLive(ctx context.Context, o *Options, cfg pipeline.Config, fleet liveFle
 	} else {
 		o.logf("squad lookups: %d by %d concurrent clients as fast as they can, live traffic still at %.0f fixes/s", o.Lookups, o.Concurrency, r.LiveTargetRate)
 	}
-	gcBefore = gcCycles()
+	if o.LiveMemProfile != "" {
+		if err := writeAllocProfile(o.LiveMemProfile + ".lookups"); err != nil {
+			return err
+		}
+	}
+	gcBefore, allocBefore = gcCycles(), heapAllocated()
 	if err := runLookups(gctx, o, st.APIURL, fleet.plates, tokens, r); err != nil {
 		cancel()
 		if werr := g.Wait(); werr != nil && !errors.Is(werr, context.Canceled) {
@@ -161,7 +171,12 @@ func runLive(ctx context.Context, o *Options, cfg pipeline.Config, fleet liveFle
 		}
 		return err
 	}
-	r.LookupGCCycles = gcCycles() - gcBefore
+	r.LookupGCCycles, r.LookupAlloc = gcCycles()-gcBefore, heapAllocated()-allocBefore
+	if o.LiveMemProfile != "" {
+		if err := writeAllocProfile(o.LiveMemProfile); err != nil {
+			return err
+		}
+	}
 	if r.LookupLag, err = w.lag(ctx); err != nil {
 		return err
 	}
@@ -235,6 +250,7 @@ func readAlerts(gctx context.Context, g *errgroup.Group, cfg pipeline.Config, st
 // and drained, or the deadline passes; it returns how many were never seen.
 func pollProbes(ctx context.Context, w *watch, probes <-chan probe, lat *latencies, deadline time.Time) int {
 	pending := map[string]probe{}
+	var args []any // the pending probes' vehicles, then their fix IDs
 	open := true
 	tick := time.NewTicker(probePoll)
 	defer tick.Stop()
@@ -258,12 +274,15 @@ func pollProbes(ctx context.Context, w *watch, probes <-chan probe, lat *latenci
 		if len(pending) == 0 {
 			continue
 		}
-		var vehicles, ids []string
-		for id, pr := range pending {
-			vehicles, ids = append(vehicles, sqlString(pr.vehicle)), append(ids, sqlString(id))
+		args = args[:0]
+		for _, pr := range pending {
+			args = append(args, pr.vehicle)
 		}
-		rows, err := w.conn.Conn().Query(ctx, "SELECT fix_id FROM "+w.db+".positions WHERE vehicle_id IN ("+
-			strings.Join(vehicles, ",")+") AND fix_id IN ("+strings.Join(ids, ",")+")")
+		for id := range pending {
+			args = append(args, id)
+		}
+		marks := strings.TrimSuffix(strings.Repeat("?,", len(pending)), ",")
+		rows, err := w.conn.Conn().Query(ctx, "SELECT fix_id FROM "+w.db+".positions WHERE vehicle_id IN ("+marks+") AND fix_id IN ("+marks+")", args...)
 		if err != nil {
 			continue // polled again next tick
 		}
@@ -280,9 +299,4 @@ func pollProbes(ctx context.Context, w *watch, probes <-chan probe, lat *latenci
 		rows.Close()
 	}
 	return len(pending)
-}
-
-// sqlString quotes s as a ClickHouse string literal.
-func sqlString(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }

@@ -176,6 +176,16 @@ func gcCycles() uint64 {
 	return s[0].Value.Uint64()
 }
 
+// heapAllocated is how many bytes this process has allocated on the heap since it started.
+func heapAllocated() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
 // p50p99Ms returns the median and the 99th percentile in milliseconds (0 without samples), and
 // whether the 99th is beyond the last bucket.
 func (h histSnap) p50p99Ms() (p50, p99 float64, over bool) {
