@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,7 +45,9 @@ type inserter[T any] struct {
 	c     *ClickHouse
 	table string
 	cols  []colSpec[T]
-	bufs  sync.Pool // of *[]any, one buffer per column
+	// kept: column buffers of inserts done, for the next (a sync.Pool's would be dropped at every
+	// other collection, and built again from nothing)
+	kept chan *insertBufs
 	// ins sends the inserts, keeping sent batches to be sent again with their column buffers
 	// reset rather than grown from nothing on every insert (not for a table of few, possibly
 	// huge rows, nor after an insert much larger than the table's usual ones).
@@ -73,6 +74,7 @@ func newInserter[T any](c *ClickHouse, table string, cols []colSpec[T], keepRows
 		c:         c,
 		table:     table,
 		cols:      cols,
+		kept:      make(chan *insertBufs, keptInserts),
 		ins:       chinsert.New(c.conn, query, len(cols), keepRows),
 		rows:      c.m.rows.WithLabelValues(table),
 		errors:    c.m.errors.WithLabelValues(table),
@@ -82,19 +84,34 @@ func newInserter[T any](c *ClickHouse, table string, cols []colSpec[T], keepRows
 	}
 }
 
-func (in *inserter[T]) getBufs() *[]any {
-	if v, ok := in.bufs.Get().(*[]any); ok {
-		return v
-	}
-	b := make([]any, len(in.cols))
-	return &b
+// insertBufs is what one insert builds its columns in: a buffer a column, and the feed that
+// appends them to clickhouse-go's columns.
+type insertBufs struct {
+	cols []any
+	feed *columnFeed
 }
 
-func (in *inserter[T]) putBufs(b *[]any) {
-	for i, cs := range in.cols {
-		cs.clear((*b)[i])
+// keptInserts is how many inserts' buffers an inserter keeps: one is sent at a time, and a second
+// while an insert abandoned by its caller goes on.
+const keptInserts = 2
+
+func (in *inserter[T]) getBufs() *insertBufs {
+	select {
+	case b := <-in.kept:
+		return b
+	default:
+		return &insertBufs{cols: make([]any, len(in.cols)), feed: newColumnFeed()}
 	}
-	in.bufs.Put(b)
+}
+
+func (in *inserter[T]) putBufs(b *insertBufs) {
+	for i, cs := range in.cols {
+		cs.clear(b.cols[i])
+	}
+	select {
+	case in.kept <- b:
+	default:
+	}
 }
 
 // insert inserts rows (nothing when empty) in one attempt and returns when ClickHouse
@@ -121,11 +138,11 @@ func (in *inserter[T]) insert(ctx context.Context, rows []T, now int64) error {
 		}
 	}()
 	for i, cs := range in.cols {
-		(*bufs)[i] = cs.build(rows, now, (*bufs)[i])
+		bufs.cols[i] = cs.build(rows, now, bufs.cols[i])
 	}
 	start := time.Now()
 	var err error
-	if abandoned, err = in.send(ctx, *bufs); err != nil {
+	if abandoned, err = in.send(ctx, bufs); err != nil {
 		in.errors.Inc()
 		if transient(err) {
 			in.c.m.up.Set(0)
@@ -142,10 +159,11 @@ func (in *inserter[T]) insert(ctx context.Context, rows []T, now int64) error {
 
 // send makes one attempt at inserting bufs (chinsert.Insert.Send). abandoned reports that ctx
 // ended first: the insert goes on, and bufs are still its own (not to be reused).
-func (in *inserter[T]) send(ctx context.Context, bufs []any) (abandoned bool, err error) {
+func (in *inserter[T]) send(ctx context.Context, bufs *insertBufs) (abandoned bool, err error) {
 	return in.ins.Send(ctx, func(cols []column.Interface) error {
-		for i, b := range bufs {
-			if _, err := cols[i].Append(in.cols[i].valuesOf(b)); err != nil {
+		for i, b := range bufs.cols {
+			if err := bufs.feed.appendTo(cols[i], in.cols[i].valuesOf(b)); err != nil {
+				bufs.feed = newColumnFeed() // this one may hold the rest of the values
 				return fmt.Errorf("column %s: %w", in.cols[i].name, err)
 			}
 		}
