@@ -29,19 +29,22 @@ type Store struct {
 
 	mu    sync.Mutex
 	audit []AuditRecord
+	// auditSpare is the queue a flush wrote, emptied: the next flush's queue
+	auditSpare []AuditRecord
 	// auditFlushing is how many records a flush is writing (they come back to audit if it fails).
 	auditFlushing int
 	// auditMax bounds the audit records waiting to be written: beyond it the API refuses the
 	// requests it would audit (AuditRoom), so that none is served unaudited. No record is dropped.
 	auditMax int
 
-	journal *feedJournal
+	journal  *feedJournal
+	auditLog *auditJournal
 }
 
 // NewStore returns a store over conn in database db.
 func NewStore(conn driver.Conn, db string, log *slog.Logger) *Store {
 	return &Store{conn: conn, db: db, log: log, auditMax: 100_000, timeout: 30 * time.Second, restoreTimeout: 2 * time.Minute,
-		journal: newFeedJournal(conn, db)}
+		journal: newFeedJournal(conn, db), auditLog: newAuditJournal(conn, db)}
 }
 
 // bounded returns ctx bounded by the store's query timeout.
@@ -88,26 +91,29 @@ func (s *Store) Audit(r AuditRecord) {
 func (s *Store) FlushAudit(ctx context.Context) error {
 	s.mu.Lock()
 	recs := s.audit
-	s.audit = nil
+	if len(recs) == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	s.audit, s.auditSpare = s.auditSpare, nil
 	s.auditFlushing = len(recs)
 	s.mu.Unlock()
-	if len(recs) == 0 {
-		return nil
-	}
-	err := s.insert(ctx, tables.APIAudit, func(b driver.Batch) error {
-		for _, r := range recs { // in the order of tables.APIAudit
-			if err := b.Append(r.At, r.At.UnixMilli(), r.Actor, r.Role, r.Method, r.Path, r.Plate, uint16(r.Status), r.Remote); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	s.mu.Lock()
-	s.auditFlushing = 0
+	bctx, cancel := s.bounded(ctx)
+	err := s.auditLog.write(bctx, recs)
+	cancel()
 	if err != nil {
-		s.audit = append(recs, s.audit...)
+		err = fmt.Errorf("cannot insert %d records into %s: %w", len(recs), tables.APIAudit.Name, err)
 	}
-	s.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.auditFlushing = 0
+	switch {
+	case err != nil:
+		s.audit = append(recs, s.audit...)
+	case cap(recs) <= auditKeptRows: // written: its room serves the flush after next
+		clear(recs)
+		s.auditSpare = recs[:0]
+	}
 	return err
 }
 
