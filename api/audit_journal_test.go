@@ -29,21 +29,7 @@ func TestAuditJournalKeepsItsInsert(t *testing.T) {
 		if n := store.AuditQueued(); n != 0 {
 			t.Fatalf("%s: %d records still queued after a flush", what, n)
 		}
-		batches := store.auditLog.ins.KeptRows()
-		if kept == 0 {
-			if len(batches) != 0 {
-				t.Fatalf("%s: %d batches kept after a flush of %d records, want none", what, len(batches), n)
-			}
-			return
-		}
-		if len(batches) != 1 {
-			t.Fatalf("%s: %d batches kept, want 1", what, len(batches))
-		}
-		for i, rows := range batches[0] {
-			if rows != kept {
-				t.Fatalf("%s: the kept batch's column %s holds %d rows, want the last flush's %d", what, auditColumnNames[i], rows, kept)
-			}
-		}
+		checkKept(t, what, store.auditLog.ins.KeptRows(), auditColumnNames, n, kept)
 	}
 	flush("first flush", 5, 5)
 	flush("second flush", 3, 3)

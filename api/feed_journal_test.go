@@ -35,21 +35,7 @@ func TestFeedJournalKeepsItsInsert(t *testing.T) {
 			t.Fatalf("%s: %v", what, err)
 		}
 		written = append(written, it...)
-		batches := store.journal.ins.KeptRows()
-		if kept == 0 {
-			if len(batches) != 0 {
-				t.Fatalf("%s: %d batches kept after a write of %d items, want none", what, len(batches), n)
-			}
-			return
-		}
-		if len(batches) != 1 {
-			t.Fatalf("%s: %d batches kept, want 1", what, len(batches))
-		}
-		for i, rows := range batches[0] {
-			if rows != kept {
-				t.Fatalf("%s: the kept batch's column %s holds %d rows, want the last write's %d", what, journalColumnNames[i], rows, kept)
-			}
-		}
+		checkKept(t, what, store.journal.ins.KeptRows(), journalColumnNames, n, kept)
 	}
 	write("first write", 5, 5)
 	write("second write", 3, 3)
@@ -80,5 +66,25 @@ func TestFeedJournalKeepsItsInsert(t *testing.T) {
 	}
 	if want := written[1].Alert; rule != string(want.Rule) || vehicle != want.VehicleID || time.Since(at) > time.Minute {
 		t.Errorf("row 2 holds rule %q, vehicle %q, written at %s; want %q, %q, now", rule, vehicle, at, want.Rule, want.VehicleID)
+	}
+}
+
+// checkKept fails unless batches (chinsert.Insert.KeptRows) is one batch of kept rows in each of
+// the columns names after a write of n rows, or none when kept is 0.
+func checkKept(t *testing.T, what string, batches [][]int, names []string, n, kept int) {
+	t.Helper()
+	if kept == 0 {
+		if len(batches) != 0 {
+			t.Fatalf("%s: %d batches kept after a write of %d rows, want none", what, len(batches), n)
+		}
+		return
+	}
+	if len(batches) != 1 {
+		t.Fatalf("%s: %d batches kept, want 1", what, len(batches))
+	}
+	for i, rows := range batches[0] {
+		if rows != kept {
+			t.Fatalf("%s: the kept batch's column %s holds %d rows, want the last write's %d", what, names[i], rows, kept)
+		}
 	}
 }

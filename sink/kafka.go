@@ -345,7 +345,7 @@ func (r *checkpointRecords) ReadRecord() (*kafka.Record, error) {
 	return &r.rec, nil
 }
 
-// byteReader is a kafka.Bytes over a byte slice.
+// byteReader is a kafka.Bytes, and an io.Reader, over a byte slice.
 type byteReader struct{ b []byte }
 
 func (r *byteReader) Len() int     { return len(r.b) }

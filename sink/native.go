@@ -3,7 +3,6 @@ package sink
 import (
 	"encoding/binary"
 	"fmt"
-	"io"
 	"unsafe"
 
 	"github.com/ClickHouse/ch-go/proto"
@@ -24,24 +23,14 @@ var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 // columnFeed appends built column buffers to an insert's columns (appendTo), the numbers through
 // their native format. One goroutine uses it at a time; it is kept with its inserter's buffers.
 type columnFeed struct {
-	src []byte        // what the column's Decode reads next
+	src byteReader    // what the column's Decode reads next
 	r   *proto.Reader // over src
 }
 
 func newColumnFeed() *columnFeed {
 	f := &columnFeed{}
-	f.r = proto.NewReader(f)
+	f.r = proto.NewReader(&f.src)
 	return f
-}
-
-// Read implements io.Reader for f.r.
-func (f *columnFeed) Read(p []byte) (int, error) {
-	if len(f.src) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, f.src)
-	f.src = f.src[n:]
-	return n, nil
 }
 
 // appendTo appends values (a built column buffer's, colSpec.valuesOf) to col. After an error f
@@ -55,12 +44,12 @@ func (f *columnFeed) appendTo(col column.Interface, values any) error {
 		_, err := col.Append(values)
 		return err
 	}
-	f.src = raw
+	f.src.b = raw
 	if err := col.Decode(f.r, rows); err != nil {
 		return fmt.Errorf("cannot append %d rows: %w", rows, err)
 	}
-	if len(f.src) != 0 {
-		return fmt.Errorf("%d bytes left after appending %d rows", len(f.src), rows)
+	if len(f.src.b) != 0 {
+		return fmt.Errorf("%d bytes left after appending %d rows", len(f.src.b), rows)
 	}
 	return nil
 }
