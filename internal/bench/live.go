@@ -82,7 +82,7 @@ func runLive(ctx context.Context, o *Options, cfg pipeline.Config, fleet liveFle
 		defer pprof.StopCPUProfile() // stopping twice is harmless
 	}
 	if o.LiveMemProfile != "" {
-		if err := writeAllocProfile(o.LiveMemProfile + ".start"); err != nil {
+		if err := writeHeapProfile(o.LiveMemProfile + ".start"); err != nil {
 			return err
 		}
 	}
@@ -159,7 +159,7 @@ func runLive(ctx context.Context, o *Options, cfg pipeline.Config, fleet liveFle
 		o.logf("squad lookups: %d by %d concurrent clients as fast as they can, live traffic still at %.0f fixes/s", o.Lookups, o.Concurrency, r.LiveTargetRate)
 	}
 	if o.LiveMemProfile != "" {
-		if err := writeAllocProfile(o.LiveMemProfile + ".lookups"); err != nil {
+		if err := writeHeapProfile(o.LiveMemProfile + ".lookups"); err != nil {
 			return err
 		}
 	}
@@ -173,7 +173,7 @@ func runLive(ctx context.Context, o *Options, cfg pipeline.Config, fleet liveFle
 	}
 	r.LookupGCCycles, r.LookupAlloc = gcCycles()-gcBefore, heapAllocated()-allocBefore
 	if o.LiveMemProfile != "" {
-		if err := writeAllocProfile(o.LiveMemProfile); err != nil {
+		if err := writeHeapProfile(o.LiveMemProfile); err != nil {
 			return err
 		}
 	}

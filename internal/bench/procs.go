@@ -109,27 +109,10 @@ func procCPU(pid string) (float64, error) {
 	return float64(utime+stime) / 100, nil
 }
 
-// writeAllocProfile writes the heap profile to path after a collection (a heap profile is as of
-// the last one): its allocation counts are since the process started, so two of them, one the
-// other's base, give what was allocated in between. The collection counts in the bench's report
-// include these.
-func writeAllocProfile(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("cannot create the heap profile: %w", err)
-	}
-	runtime.GC()
-	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
-		f.Close()
-		return fmt.Errorf("cannot write the heap profile: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("cannot write the heap profile: %w", err)
-	}
-	return nil
-}
-
-// writeHeapProfile writes a heap profile (after a GC) to path.
+// writeHeapProfile writes a heap profile to path after a collection (a heap profile is as of the
+// last one). Its allocation counts are since the process started, so two of them, one the
+// other's base, give what was allocated in between (--live-memprofile); the collection counts in
+// the bench's report include these collections.
 func writeHeapProfile(path string) error {
 	f, err := os.Create(path)
 	if err != nil {
