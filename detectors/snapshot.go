@@ -97,8 +97,8 @@ func (p *snapshotPart) newArena(m *snapshotMemory, size int) {
 // time it was most of what the process allocated, and the collections it set off every
 // checkpoint interval were the lookups' and the detection's slowest moments. It keeps as many
 // chunks as the largest of the last few snapshots released had, so that a burst's (a backlog's)
-// do not stay once the snapshots are smaller. The engine's goroutine, the encoder and the releasing goroutine use
-// it.
+// do not stay once the snapshots are smaller. The engine's goroutine, the encoder and the
+// releasing goroutine use it.
 type snapshotMemory struct {
 	mu     sync.Mutex
 	chunks [][]byte          // each of arenaChunk bytes, empty
