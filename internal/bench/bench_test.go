@@ -38,6 +38,10 @@ func TestBench(t *testing.T) {
 	PrintReport(&out, r)
 	t.Log(out.String())
 
+	// The local server's parts are on a filesystem /proc names (Linux, as CI is).
+	if r.ClickHouseFilesystem == "" || !strings.Contains(out.String(), "ClickHouse   its parts on "+r.ClickHouseFilesystem) {
+		t.Errorf("the report does not say where ClickHouse keeps its parts (%q)", r.ClickHouseFilesystem)
+	}
 	if r.BacklogStored != fixes {
 		t.Errorf("backlog: %d rows stored, want %d", r.BacklogStored, fixes)
 	}

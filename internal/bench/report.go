@@ -26,7 +26,9 @@ type Report struct {
 	Broker            string `json:"broker"`
 	Squads            string `json:"squads"` // where the squads' lookups ran
 	ClickHouseVersion string `json:"clickhouse_version"`
-	GOMAXPROCS        int    `json:"gomaxprocs"`
+	// ClickHouseFilesystem is where the local ClickHouse server keeps its parts (filesystemOf).
+	ClickHouseFilesystem string `json:"clickhouse_filesystem,omitempty"`
+	GOMAXPROCS           int    `json:"gomaxprocs"`
 
 	Fixes          int     `json:"fixes"`
 	PreloadSeconds float64 `json:"preload_seconds"`
@@ -201,6 +203,14 @@ func PrintReport(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "  backlog      %d fixes of %d vehicles on their permitted routes (1 in %d speeding at %d km/h), preloaded in %.1fs (%.0f fixes/s);\n"+
 		"               device time from %s\n",
 		r.Fixes, r.Vehicles, violatorEvery, fastKmh, r.PreloadSeconds, r.PreloadRate, r.DeviceStart)
+	if r.ClickHouseFilesystem != "" {
+		fmt.Fprintf(w, "  ClickHouse   its parts on %s", r.ClickHouseFilesystem)
+		if journalLess(r.ClickHouseFilesystem) {
+			fmt.Fprintf(w, ": creating a part's files skips the inodes deleted in the last seconds to minutes,\n"+
+				"               so a run straight after another, or after tests, pays for their deletions (docs/performance.md)")
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "  ceiling      a bare kafka-go group reader, the consumer's fetch settings, fetching and discarding: %.0f records/s (%.2fs)\n",
 		r.CeilingRate, r.CeilingSeconds)
 	fmt.Fprintf(w, "  pipeline     %.0f fixes/s from consuming to the last fix stored in ClickHouse and committed (lag 0) in %.2fs;\n"+
