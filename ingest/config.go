@@ -159,13 +159,8 @@ func (c ConsumerConfig) Validate() error {
 const recordsInFlight = 16
 
 // bytesInFlightShare is how many full batches' worth of bytes (batch_max_bytes) may be handed
-// downstream and not yet done. With two, a backlog of fixes of ~140 bytes held the consumer back
-// at ~60,000 records in flight, before the records budget, while a write of ~28,000 was under
-// way; with three the records budget binds first, and the writes grow to ~35,000 (fewer parts
-// for ClickHouse to create and merge): in five pairs of bench runs (two with four) each was the
-// faster, by 2–10 %. A flood of huge records holds up to 24 MiB in flight at the default
-// batch_max_bytes.
-const bytesInFlightShare = 3
+// downstream and not yet done.
+const bytesInFlightShare = 2
 
 // RecordsInFlight is how many records may be handed downstream and not yet done: a batch is
 // started only while a full one still fits.

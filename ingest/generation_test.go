@@ -13,7 +13,7 @@ import (
 // A batch is started only while one is free and a full one fits in the records and bytes
 // budgets; the most recently done is filled next, emptied.
 func TestFlights(t *testing.T) {
-	cfg := ConsumerConfig{BatchesInFlight: 3, BatchMaxRecords: 10, BatchMaxBytes: 100} // budgets: recordsInFlight × 10 records, bytesInFlightShare × 100 bytes
+	cfg := ConsumerConfig{BatchesInFlight: 3, BatchMaxRecords: 10, BatchMaxBytes: 100} // budgets: recordsInFlight × 10 records, 200 bytes
 	type step struct {
 		op            string // take, hand, done
 		at            int    // the flight taken at step at (take: the flight is numbered by its step)
@@ -29,7 +29,7 @@ func TestFlights(t *testing.T) {
 			{op: "done", at: 1}, {op: "take", want: true},
 		}},
 		{"the bytes budget", []step{
-			{op: "take", want: true}, {op: "hand", at: 0, size: bytesInFlightShare*100 - 50}, {op: "take", want: false},
+			{op: "take", want: true}, {op: "hand", at: 0, size: 150}, {op: "take", want: false},
 			{op: "done", at: 0}, {op: "take", want: true},
 		}},
 		{"the records budget", []step{
@@ -37,7 +37,7 @@ func TestFlights(t *testing.T) {
 			{op: "done", at: 0}, {op: "take", want: true},
 		}},
 		{"a full batch that fits exactly", []step{
-			{op: "take", want: true}, {op: "hand", at: 0, records: recordsInFlight*10 - 10, size: bytesInFlightShare*100 - 100}, {op: "take", want: true},
+			{op: "take", want: true}, {op: "hand", at: 0, records: recordsInFlight*10 - 10, size: 100}, {op: "take", want: true},
 		}},
 	}
 	for _, tt := range tests {
