@@ -32,6 +32,7 @@ type waitingChanges struct {
 	changes      []detectors.Change
 	since        time.Time
 	judged, read time.Time
+	seq          uint64 // the latest of those batches in judging order
 }
 
 // add adds the alert changes of group, written at now, and reports whether all that wait are
@@ -66,17 +67,19 @@ func (w *waitingChanges) hold(j *judgedBatch) bool {
 	if j.read.After(w.read) {
 		w.read = j.read
 	}
+	w.seq = max(w.seq, j.seq)
 	return true
 }
 
-// written empties w once its changes are written, and returns the event times held meanwhile.
-func (w *waitingChanges) written() (judged, read time.Time) {
-	judged, read = w.judged, w.read
+// written empties w once its changes are written, and returns the event times held meanwhile,
+// with the number of the latest batch they came from (eventTimeGauges.set).
+func (w *waitingChanges) written() (seq uint64, judged, read time.Time) {
+	seq, judged, read = w.seq, w.judged, w.read
 	clear(w.changes) // keep the buffer, not what it points to; a large one not at all
 	w.changes = w.changes[:0]
 	if cap(w.changes) > keptChanges {
 		w.changes = nil
 	}
-	w.since, w.judged, w.read = time.Time{}, time.Time{}, time.Time{}
-	return judged, read
+	w.since, w.judged, w.read, w.seq = time.Time{}, time.Time{}, time.Time{}, 0
+	return seq, judged, read
 }

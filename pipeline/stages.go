@@ -106,6 +106,10 @@ type stages struct {
 	checkpoints stateRecords
 	// the alert changes waiting to be written with later records (changes.go)
 	waiting waitingChanges
+	// the event-time gauges, set as batches are written (eventtimes.go); judgedSeq numbers the
+	// batches as they are judged (the consumer's goroutine)
+	eventTimes eventTimeGauges
+	judgedSeq  uint64
 
 	// checkpoints on an interval: when the last were taken
 	checkpointInterval time.Duration
@@ -137,8 +141,10 @@ type judgedBatch struct {
 	// their keys and values once encoded
 	live                 []api.LiveRecord
 	liveKeys, liveValues [][]byte
-	// the engine's event times after the batch, for the metrics once it is written
+	// the engine's event times after the batch, for the metrics once it is written, and the
+	// batch's number in judging order (eventTimeGauges)
 	judged, read time.Time
+	seq          uint64
 }
 
 type pipelineMetrics struct {
@@ -195,6 +201,7 @@ func newStages(cfg StagesConfig, engine *detectors.Engine, history historyWriter
 	p.metrics.writeRecords = p.metrics.writeSeconds.WithLabelValues("records")
 	p.metrics.writeChanges = p.metrics.writeSeconds.WithLabelValues("changes")
 	p.metrics.writeState = p.metrics.writeSeconds.WithLabelValues("checkpoints")
+	p.eventTimes.judged, p.eventTimes.read = p.metrics.judged, p.metrics.read
 	if reg != nil {
 		reg.MustRegister(p.metrics.detectSeconds, p.metrics.waitSeconds, p.metrics.latencySeconds, p.metrics.writeFailures, p.metrics.holding, p.metrics.judged, p.metrics.read, p.metrics.coalesced,
 			p.metrics.writeSeconds, p.metrics.refused)
@@ -271,6 +278,8 @@ func (p *stages) pass(ctx context.Context, b *ingest.Batch, checkpoint bool) err
 		p.liveRecords(j)
 	}
 	j.judged, j.read = p.engine.Judged(), p.clock.Newest()
+	p.judgedSeq++
+	j.seq = p.judgedSeq
 	if now := p.now(); checkpoint || now.Sub(p.checkpointed) >= p.checkpointInterval {
 		// The state after this batch, encoded while the next ones are judged (a fleet's takes
 		// ~125 ms, which the batches behind it waited for when this goroutine encoded it), spread
@@ -430,7 +439,7 @@ func (p *stages) Run(ctx context.Context) {
 				}
 			default:
 				if !p.waiting.hold(j) {
-					p.setEventTimes(j.judged, j.read)
+					p.eventTimes.set(j.seq, j.judged, j.read)
 				}
 				j.b.Written()
 			}
@@ -479,7 +488,7 @@ func (p *stages) saveState(ctx context.Context, in <-chan *judgedBatch) {
 			// input paused
 			st.release(!j.paused)
 			j.snap.Release(!j.paused)
-			p.setEventTimes(j.judged, j.read)
+			p.eventTimes.set(j.seq, j.judged, j.read)
 		}
 		j.commit(err)
 		p.recycle(j)
@@ -497,15 +506,6 @@ func (p *stages) recycle(j *judgedBatch) {
 	select {
 	case p.spare <- j:
 	default:
-	}
-}
-
-func (p *stages) setEventTimes(judged, read time.Time) {
-	if !judged.IsZero() {
-		p.metrics.judged.Set(float64(judged.UnixMilli()) / 1000)
-	}
-	if !read.IsZero() {
-		p.metrics.read.Set(float64(read.UnixMilli()) / 1000)
 	}
 }
 
@@ -561,7 +561,7 @@ func (p *stages) write(ctx context.Context, group []*judgedBatch, changes bool) 
 		return errors.Join(recordsErr, err)
 	})
 	if err == nil && changes {
-		p.setEventTimes(p.waiting.written())
+		p.eventTimes.set(p.waiting.written())
 	}
 	return err
 }
