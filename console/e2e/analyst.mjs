@@ -16,6 +16,9 @@ try {
   await page.waitForFunction(() => document.querySelectorAll('#table thead th').length === 3 && document.querySelector('#table thead').textContent.includes('超速'))
     .catch(async () => fail(`no table of speeding by day after the query; the screen says "${await page.textContent('#a-msg')}"; page errors: ${page.errors.join('; ')}`));
   expect(await page.locator('#chart canvas').count() > 0, 'no chart drawn');
+  // the axis is named level above it: a rotated CJK label squashed its glyphs on their side
+  const caption = await page.locator('#chart .axis-caption').allTextContents();
+  expect(caption.length === 1 && caption[0] === '数量', `the chart's axis caption is ${JSON.stringify(caption)}, want 数量`);
   const heads = await page.locator('#table thead th').allTextContents();
   expect(heads.length === 3 && heads[1] === '超速', `the table's columns are ${heads}, want the day, 超速 and the total`);
   step('filtered by rule: ' + (await page.textContent('#a-msg')));
@@ -63,6 +66,8 @@ try {
   await page.waitForFunction(() => Number(document.querySelector('#screen').dataset.kpiRaised || 0) >= 1 && document.querySelector('#screen').dataset.rankings !== undefined,
     null, { timeout: 15000 }).catch(() => fail('the handling KPIs show no alert raised'));
   expect(await page.locator('#k-chart canvas').count() > 0, 'no KPI chart drawn');
+  const kpiCaption = await page.locator('#k-chart .axis-caption').allTextContents();
+  expect(kpiCaption.length === 1 && kpiCaption[0] === '报警数', `the KPI chart's axis caption is ${JSON.stringify(kpiCaption)}, want 报警数`);
   const kpiHead = await page.locator('#kpi-table thead th').allTextContents();
   expect(kpiHead[0] === '周期' && kpiHead[2] === '报警数', `the KPI table's columns are ${kpiHead}`);
   const ranked = await page.locator('#ranking-table tbody tr').allTextContents();

@@ -72,6 +72,7 @@ export async function analyst(root, session) {
     if (!times.length) {
       chartBox.append(el('p', { class: 'muted' }, t('noData')));
     } else {
+      chartBox.append(el('div', { class: 'axis-caption' }, t('count'))); // level, as in kpis.js
       plot = new uPlot({
         width: chartBox.clientWidth || 700, height: 260, tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), session.layers.time_zone),
         scales: { x: { time: true, range: () => {
@@ -81,7 +82,7 @@ export async function analyst(root, session) {
         series: [{}, ...keys.map((k, i) => ({ label: label(k), stroke: palette[i % palette.length], width: 2, points: { size: 6 },
           paths: uPlot.paths.bars ? uPlot.paths.bars({ size: [0.6 / Math.max(1, keys.length), 40], align: 0 }) : undefined,
           fill: palette[i % palette.length] + '55' }))],
-        axes: [{}, { label: t('count') }],
+        axes: [{}, {}],
       }, [xs, ...series], chartBox);
     }
     table.replaceChildren(el('thead', {}, el('tr', {}, el('th', {}, t(bucket.value === 'day' ? 'byDay' : 'byHour')), keys.map((k) => el('th', {}, label(k))), el('th', {}, t('total')))),

@@ -90,6 +90,8 @@ export async function kpis(root) {
       const v = r ? r[m] : null;
       return v === null || v === undefined ? null : shares.has(m) ? v * 100 : v;
     }));
+    // the metric above the axis, level: rotated, its CJK glyphs lie on their side and squash
+    chartBox.append(el('div', { class: 'axis-caption' }, w(m) + (shares.has(m) ? ' (%)' : '')));
     plot = new uPlot({
       width: chartBox.clientWidth || 700, height: 240,
       scales: { x: interval.value === 'all' ? { time: false } : { time: true, range: () => {
@@ -97,7 +99,7 @@ export async function kpis(root) {
         return [Number(q.get('from')) / 1000 - 43200, Number(q.get('to')) / 1000 - 43200];
       } } },
       series: [{}, ...keys.map((k, i) => ({ label: k || '—', stroke: palette[i % palette.length], width: 2, points: { size: 6 } }))],
-      axes: [{}, { label: w(m) + (shares.has(m) ? ' %' : '') }],
+      axes: [{}, {}],
     }, [xs, ...series], chartBox);
   }
 
