@@ -29,10 +29,9 @@ const (
 // written, with when the first of them was, and those batches' event times, which say their
 // alerts are written (muckwatch_event_time_judged_seconds) only once they are.
 type waitingChanges struct {
-	changes      []detectors.Change
-	since        time.Time
-	judged, read time.Time
-	seq          uint64 // the latest of those batches in judging order
+	changes []detectors.Change
+	since   time.Time
+	mark    eventMark
 }
 
 // add adds the alert changes of group, written at now, and reports whether all that wait are
@@ -61,25 +60,19 @@ func (w *waitingChanges) hold(j *judgedBatch) bool {
 	if len(w.changes) == 0 {
 		return false
 	}
-	if j.judged.After(w.judged) {
-		w.judged = j.judged
-	}
-	if j.read.After(w.read) {
-		w.read = j.read
-	}
-	w.seq = max(w.seq, j.seq)
+	w.mark = w.mark.merge(j.mark)
 	return true
 }
 
-// written empties w once its changes are written, and returns the event times held meanwhile,
-// with the number of the latest batch they came from (eventTimeGauges.set).
-func (w *waitingChanges) written() (seq uint64, judged, read time.Time) {
-	seq, judged, read = w.seq, w.judged, w.read
+// written empties w once its changes are written, and returns the mark of the batches held
+// meanwhile.
+func (w *waitingChanges) written() eventMark {
+	mark := w.mark
 	clear(w.changes) // keep the buffer, not what it points to; a large one not at all
 	w.changes = w.changes[:0]
 	if cap(w.changes) > keptChanges {
 		w.changes = nil
 	}
-	w.since, w.judged, w.read, w.seq = time.Time{}, time.Time{}, time.Time{}, 0
-	return seq, judged, read
+	w.since, w.mark = time.Time{}, eventMark{}
+	return mark
 }

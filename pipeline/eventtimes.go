@@ -26,19 +26,48 @@ type eventTimeGauges struct {
 	judged, read prometheus.Gauge
 }
 
-// set shows the event times after batch number seq (its judging order, from 1) once it is
-// written, unless the gauges show a later batch's. A zero time leaves its gauge as it is.
-func (e *eventTimeGauges) set(seq uint64, judged, read time.Time) {
+func newEventTimeGauges() *eventTimeGauges {
+	return &eventTimeGauges{
+		judged: prometheus.NewGauge(prometheus.GaugeOpts{Name: "muckwatch_event_time_judged_seconds",
+			Help: "Event time (Unix seconds) up to which the time-driven rules (signal_lost, trip closure) have decided and their alerts are written: every busy input partition has been read up to it. Wall time minus this is the pipeline's event-time lag."}),
+		read: prometheus.NewGauge(prometheus.GaugeOpts{Name: "muckwatch_event_time_read_seconds",
+			Help: "Newest event time (Unix seconds) read from the input partitions this instance owns, and written. Once the input goes quiet, muckwatch_event_time_judged_seconds reaches it."}),
+	}
+}
+
+// eventMark is where the event clocks stood after a judged batch: the engine's judged time, the
+// newest time read, and the batch's number in judging order (from 1).
+type eventMark struct {
+	seq          uint64
+	judged, read time.Time
+}
+
+// merge returns the later of m and o, field by field: the mark of the batches written while alert
+// changes wait (waitingChanges.hold).
+func (m eventMark) merge(o eventMark) eventMark {
+	if o.judged.After(m.judged) {
+		m.judged = o.judged
+	}
+	if o.read.After(m.read) {
+		m.read = o.read
+	}
+	m.seq = max(m.seq, o.seq)
+	return m
+}
+
+// set shows the event times of m once its batch is written, unless the gauges show a later
+// batch's. A zero time leaves its gauge as it is.
+func (e *eventTimeGauges) set(m eventMark) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if seq < e.shown || (judged.IsZero() && read.IsZero()) {
+	if m.seq < e.shown || (m.judged.IsZero() && m.read.IsZero()) {
 		return
 	}
-	e.shown = seq
-	if !judged.IsZero() {
-		e.judged.Set(float64(judged.UnixMilli()) / 1000)
+	e.shown = m.seq
+	if !m.judged.IsZero() {
+		e.judged.Set(float64(m.judged.UnixMilli()) / 1000)
 	}
-	if !read.IsZero() {
-		e.read.Set(float64(read.UnixMilli()) / 1000)
+	if !m.read.IsZero() {
+		e.read.Set(float64(m.read.UnixMilli()) / 1000)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -13,28 +12,24 @@ import (
 // back, while a later batch's own older time (a partition taken over that is behind) does.
 func TestEventTimesInJudgingOrder(t *testing.T) {
 	at := func(s int) time.Time { return time.Unix(1_765_000_000+int64(s), 0) }
-	type set struct {
-		seq          uint64
-		judged, read time.Time
-	}
 	for _, c := range []struct {
 		name                 string
-		sets                 []set
+		sets                 []eventMark
 		wantJudged, wantRead float64 // seconds after 1,765,000,000; -1: never set
 	}{
-		{"in order", []set{{1, at(10), at(12)}, {2, at(20), at(22)}}, 20, 22},
-		{"a checkpointed batch written after a later one", []set{{1, at(10), at(12)}, {3, at(30), at(32)}, {2, at(20), at(22)}}, 30, 32},
-		{"the same batch again", []set{{2, at(20), at(22)}, {2, at(21), at(23)}}, 21, 23},
-		{"a later batch behind: a partition taken over", []set{{4, at(40), at(42)}, {5, at(15), at(42)}}, 15, 42},
-		{"zero times leave the gauges", []set{{1, at(10), at(12)}, {2, time.Time{}, time.Time{}}, {2, time.Time{}, at(14)}}, 10, 14},
-		{"nothing written yet", []set{{1, time.Time{}, time.Time{}}}, -1, -1},
+		{"in order", []eventMark{{1, at(10), at(12)}, {2, at(20), at(22)}}, 20, 22},
+		{"a checkpointed batch written after a later one", []eventMark{{1, at(10), at(12)}, {3, at(30), at(32)}, {2, at(20), at(22)}}, 30, 32},
+		{"the same batch again", []eventMark{{2, at(20), at(22)}, {2, at(21), at(23)}}, 21, 23},
+		{"a later batch behind: a partition taken over", []eventMark{{4, at(40), at(42)}, {5, at(15), at(42)}}, 15, 42},
+		{"zero times leave the gauges", []eventMark{{1, at(10), at(12)}, {2, time.Time{}, time.Time{}}, {2, time.Time{}, at(14)}}, 10, 14},
+		{"nothing written yet", []eventMark{{1, time.Time{}, time.Time{}}}, -1, -1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			e := &eventTimeGauges{judged: prometheus.NewGauge(prometheus.GaugeOpts{Name: "j"}), read: prometheus.NewGauge(prometheus.GaugeOpts{Name: "r"})}
+			e := newEventTimeGauges()
 			e.judged.Set(-1)
 			e.read.Set(-1)
 			for _, s := range c.sets {
-				e.set(s.seq, s.judged, s.read)
+				e.set(s)
 			}
 			rel := func(v float64) float64 {
 				if v == -1 {

@@ -108,7 +108,7 @@ type stages struct {
 	waiting waitingChanges
 	// the event-time gauges, set as batches are written (eventtimes.go); judgedSeq numbers the
 	// batches as they are judged (the consumer's goroutine)
-	eventTimes eventTimeGauges
+	eventTimes *eventTimeGauges
 	judgedSeq  uint64
 
 	// checkpoints on an interval: when the last were taken
@@ -141,10 +141,8 @@ type judgedBatch struct {
 	// their keys and values once encoded
 	live                 []api.LiveRecord
 	liveKeys, liveValues [][]byte
-	// the engine's event times after the batch, for the metrics once it is written, and the
-	// batch's number in judging order (eventTimeGauges)
-	judged, read time.Time
-	seq          uint64
+	// the event clocks after the batch, for the gauges once it is written
+	mark eventMark
 }
 
 type pipelineMetrics struct {
@@ -153,8 +151,6 @@ type pipelineMetrics struct {
 	latencySeconds prometheus.Histogram
 	writeFailures  prometheus.Counter
 	holding        prometheus.Gauge
-	judged         prometheus.Gauge
-	read           prometheus.Gauge
 	coalesced      prometheus.Histogram
 	// writeSeconds: how long each step of a write took (records, changes, checkpoints)
 	writeSeconds *prometheus.HistogramVec
@@ -186,10 +182,6 @@ func newStages(cfg StagesConfig, engine *detectors.Engine, history historyWriter
 			Help: "Batch writes that failed and were retried (the batch's offsets stay uncommitted meanwhile)."}),
 		holding: prometheus.NewGauge(prometheus.GaugeOpts{Name: "muckwatch_pipeline_holding",
 			Help: "1 while the pipeline holds back because a sink is failing."}),
-		judged: prometheus.NewGauge(prometheus.GaugeOpts{Name: "muckwatch_event_time_judged_seconds",
-			Help: "Event time (Unix seconds) up to which the time-driven rules (signal_lost, trip closure) have decided and their alerts are written: every busy input partition has been read up to it. Wall time minus this is the pipeline's event-time lag."}),
-		read: prometheus.NewGauge(prometheus.GaugeOpts{Name: "muckwatch_event_time_read_seconds",
-			Help: "Newest event time (Unix seconds) read from the input partitions this instance owns, and written. Once the input goes quiet, muckwatch_event_time_judged_seconds reaches it."}),
 		coalesced: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muckwatch_pipeline_batches_per_write",
 			Help: "Judged batches written to ClickHouse and the state topic together (those that queued up while the write before was under way).", Buckets: []float64{1, 2, 4, 8, 16, 32, 64}}),
 		writeSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "muckwatch_pipeline_write_seconds",
@@ -201,9 +193,9 @@ func newStages(cfg StagesConfig, engine *detectors.Engine, history historyWriter
 	p.metrics.writeRecords = p.metrics.writeSeconds.WithLabelValues("records")
 	p.metrics.writeChanges = p.metrics.writeSeconds.WithLabelValues("changes")
 	p.metrics.writeState = p.metrics.writeSeconds.WithLabelValues("checkpoints")
-	p.eventTimes.judged, p.eventTimes.read = p.metrics.judged, p.metrics.read
+	p.eventTimes = newEventTimeGauges()
 	if reg != nil {
-		reg.MustRegister(p.metrics.detectSeconds, p.metrics.waitSeconds, p.metrics.latencySeconds, p.metrics.writeFailures, p.metrics.holding, p.metrics.judged, p.metrics.read, p.metrics.coalesced,
+		reg.MustRegister(p.metrics.detectSeconds, p.metrics.waitSeconds, p.metrics.latencySeconds, p.metrics.writeFailures, p.metrics.holding, p.eventTimes.judged, p.eventTimes.read, p.metrics.coalesced,
 			p.metrics.writeSeconds, p.metrics.refused)
 	}
 	return p
@@ -277,9 +269,8 @@ func (p *stages) pass(ctx context.Context, b *ingest.Batch, checkpoint bool) err
 		p.touchedVehicles(j)
 		p.liveRecords(j)
 	}
-	j.judged, j.read = p.engine.Judged(), p.clock.Newest()
 	p.judgedSeq++
-	j.seq = p.judgedSeq
+	j.mark = eventMark{seq: p.judgedSeq, judged: p.engine.Judged(), read: p.clock.Newest()}
 	if now := p.now(); checkpoint || now.Sub(p.checkpointed) >= p.checkpointInterval {
 		// The state after this batch, encoded while the next ones are judged (a fleet's takes
 		// ~125 ms, which the batches behind it waited for when this goroutine encoded it), spread
@@ -439,7 +430,7 @@ func (p *stages) Run(ctx context.Context) {
 				}
 			default:
 				if !p.waiting.hold(j) {
-					p.eventTimes.set(j.seq, j.judged, j.read)
+					p.eventTimes.set(j.mark)
 				}
 				j.b.Written()
 			}
@@ -488,7 +479,7 @@ func (p *stages) saveState(ctx context.Context, in <-chan *judgedBatch) {
 			// input paused
 			st.release(!j.paused)
 			j.snap.Release(!j.paused)
-			p.eventTimes.set(j.seq, j.judged, j.read)
+			p.eventTimes.set(j.mark)
 		}
 		j.commit(err)
 		p.recycle(j)
