@@ -3,6 +3,7 @@ package bench
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -15,18 +16,19 @@ import (
 // machines, or from a run straight after another, can be told apart.
 
 // filesystemOf describes the filesystem holding dir, as read from /proc: its type, whether an
-// ext4 has a journal, and where it is mounted. Empty when it cannot be told.
-func filesystemOf(dir string) string {
+// ext4 has a journal, and where it is mounted; journalLess reports an ext4 known to have none.
+// Empty when it cannot be told.
+func filesystemOf(dir string) (desc string, journalLess bool) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return ""
+		return "", false
 	}
 	if real, err := filepath.EvalSymlinks(abs); err == nil {
 		abs = real
 	}
 	mountinfo, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return ""
+		return "", false
 	}
 	var journals []string
 	if entries, err := os.ReadDir("/proc/fs/jbd2"); err == nil {
@@ -42,7 +44,7 @@ func filesystemOf(dir string) string {
 // /proc/self/mountinfo) holding the absolute path dir. journals lists /proc/fs/jbd2 (one
 // DEVICE-INODE entry a journal in use); nil when it could not be read, and then an ext4 is
 // described without saying whether it has one.
-func describeFilesystem(mountinfo string, journals []string, dir string) string {
+func describeFilesystem(mountinfo string, journals []string, dir string) (desc string, journalLess bool) {
 	var point, fstype, source string
 	for line := range strings.Lines(mountinfo) {
 		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL…] - FSTYPE SOURCE SUPEROPTIONS
@@ -58,24 +60,18 @@ func describeFilesystem(mountinfo string, journals []string, dir string) string 
 		point, fstype, source = mp, g[0], g[1]
 	}
 	if point == "" {
-		return ""
+		return "", false
 	}
 	kind := fstype
 	if fstype == "ext4" && journals != nil {
-		dev := filepath.Base(source)
-		journaled := false
-		for _, j := range journals {
-			if strings.HasPrefix(j, dev+"-") {
-				journaled = true
-			}
-		}
-		if journaled {
+		dev := filepath.Base(source) + "-"
+		if slices.ContainsFunc(journals, func(j string) bool { return strings.HasPrefix(j, dev) }) {
 			kind = "ext4 with a journal"
 		} else {
-			kind = "ext4 without a journal"
+			kind, journalLess = "ext4 without a journal", true
 		}
 	}
-	return kind + " mounted at " + point
+	return kind + " mounted at " + point, journalLess
 }
 
 // under reports whether path is mount point mp or inside it.
@@ -90,6 +86,3 @@ func unescapeMount(s string) string {
 	}
 	return strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(s)
 }
-
-// journalLess reports whether a description of filesystemOf is an ext4 without a journal.
-func journalLess(fs string) bool { return strings.HasPrefix(fs, "ext4 without a journal") }

@@ -26,18 +26,18 @@ func TestDescribeFilesystem(t *testing.T) {
 		{"an escaped space in a mount point", "/mnt/fast disk/ch", []string{}, "xfs mounted at /mnt/fast disk"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if got := describeFilesystem(string(mountinfo), c.journals, c.dir); got != c.want {
+			if got, _ := describeFilesystem(string(mountinfo), c.journals, c.dir); got != c.want {
 				t.Errorf("describeFilesystem(%q) = %q, want %q", c.dir, got, c.want)
 			}
 		})
 	}
-	if got := describeFilesystem("garbage\n\n1 2 3\n", nil, "/tmp"); got != "" {
+	if got, _ := describeFilesystem("garbage\n\n1 2 3\n", nil, "/tmp"); got != "" {
 		t.Errorf("a mountinfo without a mount: %q, want empty", got)
 	}
 }
 
 func TestFilesystemOfThisMachine(t *testing.T) {
-	fs := filesystemOf(t.TempDir())
+	fs, _ := filesystemOf(t.TempDir())
 	if _, err := os.Stat("/proc/self/mountinfo"); err == nil && fs == "" {
 		t.Fatal("no filesystem found for a temporary folder, though /proc/self/mountinfo exists")
 	}

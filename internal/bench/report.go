@@ -26,9 +26,11 @@ type Report struct {
 	Broker            string `json:"broker"`
 	Squads            string `json:"squads"` // where the squads' lookups ran
 	ClickHouseVersion string `json:"clickhouse_version"`
-	// ClickHouseFilesystem is where the local ClickHouse server keeps its parts (filesystemOf).
-	ClickHouseFilesystem string `json:"clickhouse_filesystem,omitempty"`
-	GOMAXPROCS           int    `json:"gomaxprocs"`
+	// ClickHouseFilesystem is where the local ClickHouse server keeps its parts (filesystemOf);
+	// ClickHouseJournalLess: an ext4 without a journal.
+	ClickHouseFilesystem  string `json:"clickhouse_filesystem,omitempty"`
+	ClickHouseJournalLess bool   `json:"clickhouse_filesystem_journal_less,omitempty"`
+	GOMAXPROCS            int    `json:"gomaxprocs"`
 
 	Fixes          int     `json:"fixes"`
 	PreloadSeconds float64 `json:"preload_seconds"`
@@ -205,7 +207,7 @@ func PrintReport(w io.Writer, r *Report) {
 		r.Fixes, r.Vehicles, violatorEvery, fastKmh, r.PreloadSeconds, r.PreloadRate, r.DeviceStart)
 	if r.ClickHouseFilesystem != "" {
 		fmt.Fprintf(w, "  ClickHouse   its parts on %s", r.ClickHouseFilesystem)
-		if journalLess(r.ClickHouseFilesystem) {
+		if r.ClickHouseJournalLess {
 			fmt.Fprintf(w, ": creating a part's files skips the inodes deleted in the last seconds to minutes,\n"+
 				"               so a run straight after another, or after tests, pays for their deletions (docs/performance.md)")
 		}

@@ -89,7 +89,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		ps.broker = strconv.Itoa(brokerPID)
 	}
 	if o.ClickHouseDir != "" {
-		r.ClickHouseFilesystem = filesystemOf(o.ClickHouseDir)
+		r.ClickHouseFilesystem, r.ClickHouseJournalLess = filesystemOf(o.ClickHouseDir)
 		if b, err := os.ReadFile(filepath.Join(o.ClickHouseDir, "server.pid")); err == nil {
 			ps.clickhouse = strings.TrimSpace(string(b))
 		}
