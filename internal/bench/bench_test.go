@@ -112,6 +112,12 @@ func TestBench(t *testing.T) {
 		if !strings.Contains(out.String(), tg.Name) {
 			t.Errorf("the printed report lacks target %q", tg.Name)
 		}
+		if (tg.Status == "SHORT") != (tg.Why != "") {
+			t.Errorf("target %q is %s, why %q: a SHORT target, and only one, says why", tg.Name, tg.Status, tg.Why)
+		}
+		if first, _, _ := strings.Cut(tg.Why, " "); tg.Why != "" && !strings.Contains(out.String(), "   "+first) {
+			t.Errorf("the printed report lacks why target %q is short: %q", tg.Name, tg.Why)
+		}
 	}
 	// The RSS target is for 100k vehicles: a tiny run never claims it.
 	if rss := r.Targets[5]; rss.Status == "met" {

@@ -164,6 +164,7 @@ func runLive(ctx context.Context, o *Options, cfg pipeline.Config, fleet liveFle
 		}
 	}
 	gcBefore, allocBefore = gcCycles(), heapAllocated()
+	cpuLookups := ps.mark()
 	if err := runLookups(gctx, o, st.APIURL, fleet.plates, tokens, r); err != nil {
 		cancel()
 		if werr := g.Wait(); werr != nil && !errors.Is(werr, context.Canceled) {
@@ -172,6 +173,7 @@ func runLive(ctx context.Context, o *Options, cfg pipeline.Config, fleet liveFle
 		return err
 	}
 	r.LookupGCCycles, r.LookupAlloc = gcCycles()-gcBefore, heapAllocated()-allocBefore
+	r.LookupCPU = ps.since(cpuLookups)
 	if o.LiveMemProfile != "" {
 		if err := writeHeapProfile(o.LiveMemProfile); err != nil {
 			return err

@@ -4,16 +4,33 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"runtime"
+	"strings"
 )
 
-// Target is one of the issue's targets beside its measured figure.
+// Target is one of the issue's targets beside its measured figure and, when SHORT, why
+// (whyShort): by how much, and where the run's time or memory went.
 type Target struct {
 	Name     string `json:"name"`
 	Target   string `json:"target"`
 	Measured string `json:"measured"`
 	Status   string `json:"status"` // met, SHORT or n/a
+	Why      string `json:"why,omitempty"`
+	key      targetKey
 }
+
+// targetKey tells the targets apart whatever their names say.
+type targetKey int
+
+const (
+	keyThroughput targetKey = iota
+	keyShare
+	keyDetection
+	keyQueryable
+	keyState
+	keyRSS
+	keyLookup
+	keyCPU
+)
 
 // Report is everything one run measured. Durations are in milliseconds, rates per second,
 // sizes in bytes.
@@ -31,6 +48,7 @@ type Report struct {
 	ClickHouseFilesystem  string `json:"clickhouse_filesystem,omitempty"`
 	ClickHouseJournalLess bool   `json:"clickhouse_filesystem_journal_less,omitempty"`
 	GOMAXPROCS            int    `json:"gomaxprocs"`
+	Cores                 int    `json:"cores"` // runtime.NumCPU: what every process on the machine shares
 
 	Fixes          int     `json:"fixes"`
 	PreloadSeconds float64 `json:"preload_seconds"`
@@ -121,8 +139,11 @@ type Report struct {
 	BacklogGCCPU    float64 `json:"backlog_gc_cpu_seconds"`
 	BacklogGCCycles uint64  `json:"backlog_gc_cycles"`
 	LiveCPU         CPU     `json:"live_window_cpu_cores"`
-	BacklogBatches  Batches `json:"backlog_batches"`
-	LiveBatches     Batches `json:"live_window_batches"`
+	// LookupCPU: the cores each process used while the squads looked up plates, the live traffic
+	// still running (the squads' process among the others)
+	LookupCPU      CPU     `json:"lookups_cpu_cores"`
+	BacklogBatches Batches `json:"backlog_batches"`
+	LiveBatches    Batches `json:"live_window_batches"`
 
 	Produced uint64 `json:"produced"`
 	Stored   uint64 `json:"stored"`
@@ -132,7 +153,7 @@ type Report struct {
 }
 
 // targets puts each of the issue's targets beside what r measured, met or SHORT (n/a where it does
-// not apply).
+// not apply), and says why each SHORT one is short.
 func targets(r *Report) []Target {
 	status := func(ok bool) string {
 		if ok {
@@ -141,11 +162,12 @@ func targets(r *Report) []Target {
 		return "SHORT"
 	}
 	var t []Target
-	t = append(t, Target{"end-to-end throughput", fmt.Sprintf("≥ %d fixes/s", targetFixesPerSec),
-		fmt.Sprintf("%.0f fixes/s", r.PipelineRate), status(r.PipelineRate >= targetFixesPerSec)})
-	t = append(t, Target{"share of the raw Kafka ceiling", fmt.Sprintf("≥ %.0f %%", targetCeilingShare*100),
-		fmt.Sprintf("%.0f %% of %.0f records/s", r.CeilingShare*100, r.CeilingRate), status(r.CeilingShare >= targetCeilingShare)})
-	det := Target{"detection latency p99, half rate", fmt.Sprintf("≤ %d ms", targetDetectP99.Milliseconds()), "no alert in the window", "n/a"}
+	t = append(t, Target{key: keyThroughput, Name: "end-to-end throughput", Target: fmt.Sprintf("≥ %d fixes/s", targetFixesPerSec),
+		Measured: fmt.Sprintf("%.0f fixes/s", r.PipelineRate), Status: status(r.PipelineRate >= targetFixesPerSec)})
+	t = append(t, Target{key: keyShare, Name: "share of the raw Kafka ceiling", Target: fmt.Sprintf("≥ %.0f %%", targetCeilingShare*100),
+		Measured: fmt.Sprintf("%.0f %% of %.0f records/s", r.CeilingShare*100, r.CeilingRate), Status: status(r.CeilingShare >= targetCeilingShare)})
+	det := Target{key: keyDetection, Name: "detection latency p99, half rate", Target: fmt.Sprintf("≤ %d ms", targetDetectP99.Milliseconds()),
+		Measured: "no alert in the window", Status: "n/a"}
 	if r.DetectBatches > 0 {
 		over := ""
 		if r.DetectOverflow {
@@ -155,7 +177,8 @@ func targets(r *Report) []Target {
 		det.Status = status(!r.DetectOverflow && r.DetectP99Ms <= ms(targetDetectP99))
 	}
 	t = append(t, det)
-	q := Target{"fix → queryable p99, half rate", fmt.Sprintf("≤ %s", targetQueryableP99), "no probe seen", "SHORT"}
+	q := Target{key: keyQueryable, Name: "fix → queryable p99, half rate", Target: fmt.Sprintf("≤ %s", targetQueryableP99),
+		Measured: "no probe seen", Status: "SHORT"}
 	if n := r.QueryableProbes - r.QueryableMissing; n > 0 {
 		q.Measured = fmt.Sprintf("p50 %.0f ms, p99 %.0f ms", r.QueryableP50Ms, r.QueryableP99Ms)
 		q.Status = status(r.QueryableMissing == 0 && r.QueryableP99Ms <= ms(targetQueryableP99))
@@ -164,10 +187,10 @@ func targets(r *Report) []Target {
 		}
 	}
 	t = append(t, q)
-	t = append(t, Target{"detector state per vehicle", fmt.Sprintf("≤ %d KB", targetStateBytes/1000),
-		fmt.Sprintf("%.2f KB live heap per tracked vehicle", r.HeapPerVehicle/1000), status(r.Tracked > 0 && r.HeapPerVehicle <= targetStateBytes)})
-	rss := Target{"peak RSS with 100k vehicles", fmt.Sprintf("≤ %d MB", targetRSSBytes/1_000_000),
-		fmt.Sprintf("%.0f MB with %d vehicles", float64(r.PeakRSS)/1e6, r.Tracked), status(r.PeakRSS > 0 && r.PeakRSS <= targetRSSBytes)}
+	t = append(t, Target{key: keyState, Name: "detector state per vehicle", Target: fmt.Sprintf("≤ %d KB", targetStateBytes/1000),
+		Measured: fmt.Sprintf("%.2f KB live heap per tracked vehicle", r.HeapPerVehicle/1000), Status: status(r.Tracked > 0 && r.HeapPerVehicle <= targetStateBytes)})
+	rss := Target{key: keyRSS, Name: "peak RSS with 100k vehicles", Target: fmt.Sprintf("≤ %d MB", targetRSSBytes/1_000_000),
+		Measured: fmt.Sprintf("%.0f MB with %d vehicles", float64(r.PeakRSS)/1e6, r.Tracked), Status: status(r.PeakRSS > 0 && r.PeakRSS <= targetRSSBytes)}
 	switch {
 	case r.PeakRSS == 0:
 		rss.Measured, rss.Status = "cannot read /proc/self/status", "n/a"
@@ -180,14 +203,15 @@ func targets(r *Report) []Target {
 	if r.LookupTarget == 0 {
 		name = fmt.Sprintf("squad lookup p99, %d clients flat out", r.Concurrency)
 	}
-	l := Target{name, fmt.Sprintf("≤ %d ms", targetLookupP99.Milliseconds()),
-		fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", r.LookupP50Ms, r.LookupP99Ms), status(r.LookupFailures == 0 && r.LookupP99Ms <= ms(targetLookupP99))}
+	l := Target{key: keyLookup, Name: name, Target: fmt.Sprintf("≤ %d ms", targetLookupP99.Milliseconds()),
+		Measured: fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", r.LookupP50Ms, r.LookupP99Ms), Status: status(r.LookupFailures == 0 && r.LookupP99Ms <= ms(targetLookupP99))}
 	if r.LookupFailures > 0 {
 		l.Measured += fmt.Sprintf(", %d failed", r.LookupFailures)
 	}
 	t = append(t, l)
-	t = append(t, Target{"pipeline CPU per fix, backlog", fmt.Sprintf("≤ %.1f µs", targetCPUPerFix),
-		fmt.Sprintf("%.2f µs (%.2f cores)", r.CPUPerFix, r.BacklogCPU.Pipeline), status(r.CPUPerFix > 0 && r.CPUPerFix <= targetCPUPerFix)})
+	t = append(t, Target{key: keyCPU, Name: "pipeline CPU per fix, backlog", Target: fmt.Sprintf("≤ %.1f µs", targetCPUPerFix),
+		Measured: fmt.Sprintf("%.2f µs (%.2f cores)", r.CPUPerFix, r.BacklogCPU.Pipeline), Status: status(r.CPUPerFix > 0 && r.CPUPerFix <= targetCPUPerFix)})
+	whyShort(r, t)
 	return t
 }
 
@@ -200,6 +224,9 @@ func PrintReport(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "%-34s %-18s %-60s %s\n", "target", "issue", "measured", "")
 	for _, t := range r.Targets {
 		fmt.Fprintf(w, "%-34s %-18s %-60s %s\n", t.Name, t.Target, t.Measured, t.Status)
+		if t.Why != "" {
+			fmt.Fprintf(w, "%-34s %s\n", "", wrap(t.Why, 110, strings.Repeat(" ", 35)))
+		}
 	}
 	fmt.Fprintf(w, "\nhow:\n")
 	fmt.Fprintf(w, "  backlog      %d fixes of %d vehicles on their permitted routes (1 in %d speeding at %d km/h), preloaded in %.1fs (%.0f fixes/s);\n"+
@@ -259,8 +286,8 @@ func PrintReport(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "  lookups      %d GET /api/v1/vehicles/{plate} %s, from %s: %.0f/s, p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d failed;\n"+
 		"               %d garbage collection cycles of this process meanwhile, which allocated %s\n",
 		r.Lookups, how, r.Squads, r.LookupRate, r.LookupP50Ms, r.LookupP99Ms, r.LookupMaxMs, r.LookupFailures, r.LookupGCCycles, mb(r.LookupAlloc))
-	fmt.Fprintf(w, "  CPU          cores used (of %d) working off the backlog: %s; in the live window: %s\n",
-		runtime.NumCPU(), r.BacklogCPU, r.LiveCPU)
+	fmt.Fprintf(w, "  CPU          cores used (of %d) working off the backlog: %s; in the live window: %s;\n"+
+		"               in the lookups: %s\n", r.Cores, r.BacklogCPU, r.LiveCPU, r.LookupCPU)
 	fmt.Fprintf(w, "               the pipeline's start (the city loaded, checkpoints restored) before that: %.2f s of CPU, not counted a fix\n", r.StartupCPU)
 	if r.BacklogGCCycles > 0 && r.Fixes > 0 {
 		fmt.Fprintf(w, "               the pipeline's garbage collector working off the backlog: %d cycles, %.2f s of CPU (%.2f µs a fix)\n",
@@ -279,4 +306,26 @@ func limitText(limit int64) string {
 		return "none"
 	}
 	return fmt.Sprintf("%d MiB", limit>>20)
+}
+
+// wrap breaks s at spaces into lines of at most width runes, each after the first starting with
+// indent.
+func wrap(s string, width int, indent string) string {
+	var b strings.Builder
+	line := 0
+	for i, word := range strings.Fields(s) {
+		n := len([]rune(word))
+		if i > 0 {
+			if line+1+n > width {
+				b.WriteString("\n" + indent)
+				line = 0
+			} else {
+				b.WriteByte(' ')
+				line++
+			}
+		}
+		b.WriteString(word)
+		line += n
+	}
+	return b.String()
 }

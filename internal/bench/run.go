@@ -27,7 +27,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Report{City: o.City, Vehicles: o.Vehicles, Partitions: o.Partitions, Fixes: o.Fixes, GOMAXPROCS: runtime.GOMAXPROCS(0), Notes: []string{}}
+	r := &Report{City: o.City, Vehicles: o.Vehicles, Partitions: o.Partitions, Fixes: o.Fixes, GOMAXPROCS: runtime.GOMAXPROCS(0), Cores: runtime.NumCPU(), Notes: []string{}}
 	cfg, err := pipeline.LoadConfig(o.ConfigPath)
 	if err != nil {
 		return nil, err
