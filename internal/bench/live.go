@@ -86,7 +86,7 @@ func runLive(ctx context.Context, o *Options, cfg pipeline.Config, fleet liveFle
 			return err
 		}
 	}
-	cpuLive := ps.mark()
+	cpuLive, schedLive := ps.mark(), schedLatencies()
 	sumsLive := gatherSums(reg)
 	wallStart := time.Unix(0, term.started.WallStartNs)
 	windowEnd := wallStart.Add(o.Live)
@@ -123,6 +123,7 @@ func runLive(ctx context.Context, o *Options, cfg pipeline.Config, fleet liveFle
 		return err
 	}
 	r.LiveGCCycles, r.LiveAllocated = gcCycles()-gcBefore, heapAllocated()-allocBefore
+	r.LiveSchedP50Ms, r.LiveSchedP99Ms, _ = schedLatencies().sub(schedLive).p50p99Ms()
 	if r.LiveLagAtEnd, err = w.lag(ctx); err != nil {
 		return err
 	}
@@ -164,7 +165,7 @@ func runLive(ctx context.Context, o *Options, cfg pipeline.Config, fleet liveFle
 		}
 	}
 	gcBefore, allocBefore = gcCycles(), heapAllocated()
-	cpuLookups := ps.mark()
+	cpuLookups, schedLookups := ps.mark(), schedLatencies()
 	if err := runLookups(gctx, o, st.APIURL, fleet.plates, tokens, r); err != nil {
 		cancel()
 		if werr := g.Wait(); werr != nil && !errors.Is(werr, context.Canceled) {
@@ -174,6 +175,7 @@ func runLive(ctx context.Context, o *Options, cfg pipeline.Config, fleet liveFle
 	}
 	r.LookupGCCycles, r.LookupAlloc = gcCycles()-gcBefore, heapAllocated()-allocBefore
 	r.LookupCPU = ps.since(cpuLookups)
+	r.LookupSchedP50Ms, r.LookupSchedP99Ms, _ = schedLatencies().sub(schedLookups).p50p99Ms()
 	if o.LiveMemProfile != "" {
 		if err := writeHeapProfile(o.LiveMemProfile); err != nil {
 			return err

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"maps"
+	"math"
 	"runtime/metrics"
 	"slices"
 	"strings"
@@ -184,6 +185,27 @@ func heapAllocated() uint64 {
 		return 0
 	}
 	return s[0].Value.Uint64()
+}
+
+// schedLatencies is the runtime's histogram of how long this process's goroutines waited,
+// runnable, for a core (/sched/latencies:seconds), as cumulative buckets; time beyond the last
+// finite bound is counted in total only.
+func schedLatencies() histSnap {
+	s := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64Histogram {
+		return histSnap{}
+	}
+	h := s[0].Value.Float64Histogram()
+	var out histSnap
+	for i, n := range h.Counts {
+		out.total += n
+		if upper := h.Buckets[i+1]; !math.IsInf(upper, 1) {
+			out.bounds = append(out.bounds, upper)
+			out.counts = append(out.counts, out.total)
+		}
+	}
+	return out
 }
 
 // p50p99Ms returns the median and the 99th percentile in milliseconds (0 without samples), and

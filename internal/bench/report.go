@@ -77,14 +77,18 @@ type Report struct {
 	LiveReadLagAtEnd int64 `json:"live_read_lag_at_window_end"`
 	LiveFixes        int   `json:"live_fixes"`
 
-	DetectBatches    uint64  `json:"detect_hist_batches"`
-	DetectP50Ms      float64 `json:"detect_hist_p50_ms"`
-	DetectP99Ms      float64 `json:"detect_hist_p99_ms"`
-	DetectOverflow   bool    `json:"detect_hist_p99_beyond_last_bucket"`
-	WaitBatches      uint64  `json:"wait_hist_batches"`
-	WaitP50Ms        float64 `json:"wait_hist_p50_ms"`
-	WaitP99Ms        float64 `json:"wait_hist_p99_ms"`
-	LiveGCCycles     uint64  `json:"live_gc_cycles"`
+	DetectBatches  uint64  `json:"detect_hist_batches"`
+	DetectP50Ms    float64 `json:"detect_hist_p50_ms"`
+	DetectP99Ms    float64 `json:"detect_hist_p99_ms"`
+	DetectOverflow bool    `json:"detect_hist_p99_beyond_last_bucket"`
+	WaitBatches    uint64  `json:"wait_hist_batches"`
+	WaitP50Ms      float64 `json:"wait_hist_p50_ms"`
+	WaitP99Ms      float64 `json:"wait_hist_p99_ms"`
+	LiveGCCycles   uint64  `json:"live_gc_cycles"`
+	// LiveSched*: how long this process's goroutines waited, runnable, for a core in the window
+	// (/sched/latencies:seconds)
+	LiveSchedP50Ms   float64 `json:"live_sched_latency_p50_ms"`
+	LiveSchedP99Ms   float64 `json:"live_sched_latency_p99_ms"`
 	LiveAllocated    uint64  `json:"live_allocated_bytes"` // what this process allocated in the window
 	AlertSamples     int     `json:"alert_e2e_samples"`
 	AlertP50Ms       float64 `json:"alert_e2e_p50_ms"`
@@ -119,12 +123,16 @@ type Report struct {
 	LookupInFlight int     `json:"lookup_max_in_flight"`
 	LookupFailures int     `json:"lookup_failures"`
 	LookupGCCycles uint64  `json:"lookup_gc_cycles"` // the pipeline's collections while they ran
-	LookupAlloc    uint64  `json:"lookup_allocated_bytes"`
-	LookupRate     float64 `json:"lookups_per_sec"`
-	LookupP50Ms    float64 `json:"lookup_p50_ms"`
-	LookupP99Ms    float64 `json:"lookup_p99_ms"`
-	LookupMaxMs    float64 `json:"lookup_max_ms"`
-	LookupLag      int64   `json:"lookup_phase_lag_at_end"`
+	// LookupSched*: how long the pipeline's goroutines (its HTTP handlers among them) waited,
+	// runnable, for a core while they ran (/sched/latencies:seconds)
+	LookupSchedP50Ms float64 `json:"lookup_sched_latency_p50_ms"`
+	LookupSchedP99Ms float64 `json:"lookup_sched_latency_p99_ms"`
+	LookupAlloc      uint64  `json:"lookup_allocated_bytes"`
+	LookupRate       float64 `json:"lookups_per_sec"`
+	LookupP50Ms      float64 `json:"lookup_p50_ms"`
+	LookupP99Ms      float64 `json:"lookup_p99_ms"`
+	LookupMaxMs      float64 `json:"lookup_max_ms"`
+	LookupLag        int64   `json:"lookup_phase_lag_at_end"`
 
 	// BacklogCPU: the cores each process used from the pipeline consuming to the backlog worked
 	// off; StartupCPU: the CPU seconds the pipeline's process used starting (the city loaded,
@@ -254,8 +262,9 @@ func PrintReport(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "  detection    muckwatch_detection_latency_seconds (a batch's first record fetched → its alert changes produced), %d batches,\n"+
 		"               interpolated within its buckets (×√2 apart): p50 %.1f ms, p99 %.1f ms\n", r.DetectBatches, r.DetectP50Ms, r.DetectP99Ms)
 	fmt.Fprintf(w, "               of which waiting before detection (muckwatch_detection_wait_seconds: decoding, hand-off, batch fill, the batches before),\n"+
-		"               %d batches: p50 %.1f ms, p99 %.1f ms; %d garbage collection cycles of this process in the window, which allocated %s\n",
-		r.WaitBatches, r.WaitP50Ms, r.WaitP99Ms, r.LiveGCCycles, mb(r.LiveAllocated))
+		"               %d batches: p50 %.1f ms, p99 %.1f ms; %d garbage collection cycles of this process in the window, which allocated %s;\n"+
+		"               its goroutines waited, runnable, for a core (/sched/latencies) p50 %.3f ms, p99 %.2f ms\n",
+		r.WaitBatches, r.WaitP50Ms, r.WaitP99Ms, r.LiveGCCycles, mb(r.LiveAllocated), r.LiveSchedP50Ms, r.LiveSchedP99Ms)
 	fmt.Fprintf(w, "               produce → speeding alert read back from the alerts topic (producer, broker, batch fill, detection, announcement),\n"+
 		"               %d alerts: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", r.AlertSamples, r.AlertP50Ms, r.AlertP99Ms, r.AlertMaxMs)
 	fmt.Fprintf(w, "  queryable    %d probe fixes (one per %s), ClickHouse polled every %s for them: p50 %.0f ms, p99 %.0f ms, max %.0f ms, %d never seen\n",
@@ -284,8 +293,10 @@ func PrintReport(w io.Writer, r *Report) {
 		how = fmt.Sprintf("from %d squads arriving at random at %.0f/s (at most %d at once)", r.Concurrency, r.LookupTarget, r.LookupInFlight)
 	}
 	fmt.Fprintf(w, "  lookups      %d GET /api/v1/vehicles/{plate} %s, from %s: %.0f/s, p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d failed;\n"+
-		"               %d garbage collection cycles of this process meanwhile, which allocated %s\n",
-		r.Lookups, how, r.Squads, r.LookupRate, r.LookupP50Ms, r.LookupP99Ms, r.LookupMaxMs, r.LookupFailures, r.LookupGCCycles, mb(r.LookupAlloc))
+		"               %d garbage collection cycles of this process meanwhile, which allocated %s; its goroutines waited, runnable, for a core\n"+
+		"               p50 %.3f ms, p99 %.2f ms\n",
+		r.Lookups, how, r.Squads, r.LookupRate, r.LookupP50Ms, r.LookupP99Ms, r.LookupMaxMs, r.LookupFailures, r.LookupGCCycles, mb(r.LookupAlloc),
+		r.LookupSchedP50Ms, r.LookupSchedP99Ms)
 	fmt.Fprintf(w, "  CPU          cores used (of %d) working off the backlog: %s; in the live window: %s;\n"+
 		"               in the lookups: %s\n", r.Cores, r.BacklogCPU, r.LiveCPU, r.LookupCPU)
 	fmt.Fprintf(w, "               the pipeline's start (the city loaded, checkpoints restored) before that: %.2f s of CPU, not counted a fix\n", r.StartupCPU)

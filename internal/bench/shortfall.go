@@ -88,8 +88,9 @@ func whyShort(r *Report, t []Target) {
 			t[i].Why = fmt.Sprintf("%.0f points, ", 100*(targetCeilingShare-r.CeilingShare)) + throughputWhy(r, want)
 		case keyDetection:
 			t[i].Why = fmt.Sprintf("short by %.1f ms: waiting before detection p99 %.1f ms (the batches before it, their writes), "+
-				"detection %.1f ms a batch; %s in the window; %s",
-				r.DetectP99Ms-ms(targetDetectP99), r.WaitP99Ms, r.LiveBatches.DetectMs, collections(r.LiveGCCycles), load("the live window", r.LiveCPU, r.Cores))
+				"detection %.1f ms a batch; %s in the window; goroutines waited for a core p99 %.2f ms; %s",
+				r.DetectP99Ms-ms(targetDetectP99), r.WaitP99Ms, r.LiveBatches.DetectMs, collections(r.LiveGCCycles), r.LiveSchedP99Ms,
+				load("the live window", r.LiveCPU, r.Cores))
 		case keyQueryable:
 			if r.QueryableProbes == r.QueryableMissing {
 				t[i].Why = "no probe fix was seen in ClickHouse"
@@ -110,8 +111,9 @@ func whyShort(r *Report, t []Target) {
 				continue
 			}
 			t[i].Why = fmt.Sprintf("short by %.1f ms: p50 %.1f ms, max %.1f ms, at most %d at once; %s meanwhile; "+
-				"beside the live traffic, %s",
-				r.LookupP99Ms-ms(targetLookupP99), r.LookupP50Ms, r.LookupMaxMs, r.LookupInFlight, collections(r.LookupGCCycles), load("the lookups", r.LookupCPU, r.Cores))
+				"this process's goroutines waited for a core p99 %.2f ms; beside the live traffic, %s",
+				r.LookupP99Ms-ms(targetLookupP99), r.LookupP50Ms, r.LookupMaxMs, r.LookupInFlight, collections(r.LookupGCCycles),
+				r.LookupSchedP99Ms, load("the lookups", r.LookupCPU, r.Cores))
 		case keyCPU:
 			if r.CPUPerFix <= 0 {
 				t[i].Why = "no CPU measured"
