@@ -87,18 +87,26 @@ func whyShort(r *Report, t []Target) {
 			want := targetCeilingShare * r.CeilingRate
 			t[i].Why = fmt.Sprintf("%.0f points, ", 100*(targetCeilingShare-r.CeilingShare)) + throughputWhy(r, want)
 		case keyDetection:
-			t[i].Why = fmt.Sprintf("short by %.1f ms: waiting before detection p99 %.1f ms (the batches before it, their writes), "+
+			by := "short by"
+			if r.DetectOverflow {
+				by = "short by more than"
+			}
+			t[i].Why = fmt.Sprintf("%s %.1f ms: waiting before detection p99 %.1f ms (the batches before it, their writes), "+
 				"detection %.1f ms a batch; %s in the window; goroutines waited for a core p99 %.2f ms; %s",
-				r.DetectP99Ms-ms(targetDetectP99), r.WaitP99Ms, r.LiveBatches.DetectMs, collections(r.LiveGCCycles), r.LiveSchedP99Ms,
+				by, r.DetectP99Ms-ms(targetDetectP99), r.WaitP99Ms, r.LiveBatches.DetectMs, collections(r.LiveGCCycles), r.LiveSchedP99Ms,
 				load("the live window", r.LiveCPU, r.Cores))
 		case keyQueryable:
-			if r.QueryableProbes == r.QueryableMissing {
-				t[i].Why = "no probe fix was seen in ClickHouse"
+			if r.QueryableMissing > 0 {
+				t[i].Why = fmt.Sprintf("%d of %d probe fixes were never seen in ClickHouse", r.QueryableMissing, r.QueryableProbes)
 				continue
 			}
 			t[i].Why = fmt.Sprintf("short by %.0f ms: a write's records took %.0f ms, %.0f writes in the window; %s",
 				r.QueryableP99Ms-ms(targetQueryableP99), r.LiveBatches.WriteStepMs["records"], r.LiveBatches.Writes, load("the live window", r.LiveCPU, r.Cores))
 		case keyState:
+			if r.Tracked == 0 {
+				t[i].Why = "no vehicle was tracked"
+				continue
+			}
 			t[i].Why = fmt.Sprintf("short by %.0f B a vehicle: live heap %s after the backlog against %s before it, for %d vehicles",
 				r.HeapPerVehicle-targetStateBytes, mb(r.HeapAfter), mb(r.HeapReady), r.Tracked)
 		case keyRSS:
