@@ -18,6 +18,10 @@ type CPU struct {
 	// Others is what the rest of the machine used meanwhile (/proc/stat): another load on the
 	// machine perturbs every figure.
 	Others float64 `json:"others"`
+	// PipelineQueued is how long this process's threads waited, runnable, for a CPU, per second
+	// of the phase (the kernel's run delay, /proc/self/task/*/schedstat): the other processes
+	// and its own threads keeping the cores from it. Go's own queueing for a P is not in it.
+	PipelineQueued float64 `json:"pipeline_run_queue"`
 }
 
 func (c CPU) String() string {
@@ -28,7 +32,11 @@ func (c CPU) String() string {
 	if c.ClickHouse > 0 {
 		s += fmt.Sprintf(", ClickHouse %.2f", c.ClickHouse)
 	}
-	return s + fmt.Sprintf(", other processes %.2f", c.Others)
+	s += fmt.Sprintf(", other processes %.2f", c.Others)
+	if c.PipelineQueued > 0 {
+		s += fmt.Sprintf(" (this process's threads waited for a core %.2f s a second)", c.PipelineQueued)
+	}
+	return s
 }
 
 // procSet is the processes whose CPU and memory the bench reads from /proc; an empty pid is
@@ -38,12 +46,14 @@ type procSet struct{ broker, clickhouse string }
 type cpuMark struct {
 	at                              time.Time
 	self, broker, clickhse, machine float64
+	selfQueued                      float64 // seconds its threads waited for a CPU (runDelay)
 }
 
 func (p procSet) mark() cpuMark {
 	m := cpuMark{at: time.Now()}
 	m.machine, _ = machineCPU()
 	m.self, _ = procCPU("self")
+	m.selfQueued, _ = runDelay("self")
 	if p.broker != "" {
 		m.broker, _ = procCPU(p.broker)
 	}
@@ -57,7 +67,8 @@ func (p procSet) mark() cpuMark {
 func (p procSet) since(m cpuMark) CPU {
 	n := p.mark()
 	secs := n.at.Sub(m.at).Seconds()
-	c := CPU{Pipeline: (n.self - m.self) / secs, Broker: (n.broker - m.broker) / secs, ClickHouse: (n.clickhse - m.clickhse) / secs}
+	c := CPU{Pipeline: (n.self - m.self) / secs, Broker: (n.broker - m.broker) / secs, ClickHouse: (n.clickhse - m.clickhse) / secs,
+		PipelineQueued: max(0, n.selfQueued-m.selfQueued) / secs}
 	if n.machine > 0 && m.machine > 0 {
 		c.Others = max(0, (n.machine-m.machine)/secs-c.Pipeline-c.Broker-c.ClickHouse)
 	}
@@ -107,6 +118,42 @@ func procCPU(pid string) (float64, error) {
 		return 0, fmt.Errorf("cannot read the CPU time of process %s: %q", pid, s)
 	}
 	return float64(utime+stime) / 100, nil
+}
+
+// runDelay returns how long, in seconds, the threads of process pid have waited, runnable, on
+// a run queue for a CPU, summed over the threads it has now (/proc/PID/task/TID/schedstat: time
+// on the CPU, time waiting, slices, in nanoseconds). A thread that ended meanwhile is not
+// counted; the Go runtime keeps its threads.
+func runDelay(pid string) (float64, error) { return runDelayIn("/proc/"+pid+"/task", pid) }
+
+// runDelayIn is runDelay over the threads' folders in dir.
+func runDelayIn(dir, pid string) (float64, error) {
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("cannot list the threads of process %s: %w", pid, err)
+	}
+	var waited uint64
+	read := 0
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue // the thread ended
+		}
+		fields := strings.Fields(string(b))
+		if len(fields) < 3 {
+			return 0, fmt.Errorf("cannot read the run delay of thread %s of process %s: %q", t.Name(), pid, b)
+		}
+		v, err := strconv.ParseUint(fields[1], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("cannot read the run delay of thread %s of process %s: %q", t.Name(), pid, b)
+		}
+		waited += v
+		read++
+	}
+	if read == 0 {
+		return 0, fmt.Errorf("cannot read the run delay of any thread of process %s (no schedstat in %s)", pid, dir)
+	}
+	return float64(waited) / 1e9, nil
 }
 
 // writeHeapProfile writes a heap profile to path after a collection (a heap profile is as of the

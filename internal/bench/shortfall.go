@@ -62,8 +62,12 @@ func load(what string, c CPU, cores int) string {
 	if busy <= 0 {
 		return "no CPU measured in " + what
 	}
-	return fmt.Sprintf("%s kept %.2f of %d cores busy (this process %.2f, ClickHouse %.2f, broker %.2f, others %.2f)",
+	s := fmt.Sprintf("%s kept %.2f of %d cores busy (this process %.2f, ClickHouse %.2f, broker %.2f, others %.2f)",
 		what, busy, cores, c.Pipeline, c.ClickHouse, c.Broker, c.Others)
+	if c.PipelineQueued > 0 {
+		s += fmt.Sprintf(", and this process's threads waited for a core %.2f s a second", c.PipelineQueued)
+	}
+	return s
 }
 
 // collections is n garbage collections, in words.

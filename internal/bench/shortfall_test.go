@@ -14,7 +14,7 @@ func metReport() *Report {
 		BacklogBatches: Batches{Batches: 430, Records: 4600, DetectMs: 9.2, HeldShare: 0.25},
 		LiveCPU:        CPU{Pipeline: 0.5, ClickHouse: 0.7, Broker: 0.25, Others: 0.2}, LiveAchievedRate: 160_000,
 		LiveSchedP99Ms: 1.5, LookupSchedP99Ms: 4.2,
-		LookupCPU:     CPU{Pipeline: 0.6, ClickHouse: 0.6, Broker: 0.25, Others: 0.3},
+		LookupCPU:     CPU{Pipeline: 0.6, ClickHouse: 0.6, Broker: 0.25, Others: 0.3, PipelineQueued: 0.21},
 		LiveBatches:   Batches{Batches: 1000, Records: 2500, DetectMs: 4, Writes: 120, WriteStepMs: map[string]float64{"records": 88}},
 		DetectBatches: 300, DetectP50Ms: 12, DetectP99Ms: 30, WaitP99Ms: 15, LiveGCCycles: 0,
 		QueryableProbes: 200, QueryableP50Ms: 300, QueryableP99Ms: 500,
@@ -59,7 +59,7 @@ func TestTargetsSayWhyShort(t *testing.T) {
 			r.Peak = PeakMemory{RSS: 520e6, HeapObjects: 300e6, HeapLive: 240e6, HeapFree: 150e6, HeapUnused: 10e6, Stacks: 1e6, Other: 11e6}
 		}, keyRSS, []string{"short by 20 MB", "heap objects 300 MB (marked live 240 MB), free heap kept 150 MB"}},
 		{"lookups slow", func(r *Report) { r.LookupP99Ms, r.LookupMaxMs, r.LookupGCCycles = 47.1, 92.3, 1 },
-			keyLookup, []string{"short by 27.1 ms", "p50 3.0 ms, max 92.3 ms, at most 60 at once", "1 collection meanwhile", "goroutines waited for a core p99 4.20 ms", "the lookups kept 1.75 of 2 cores busy (this process 0.60, ClickHouse 0.60, broker 0.25, others 0.30)"}},
+			keyLookup, []string{"short by 27.1 ms", "p50 3.0 ms, max 92.3 ms, at most 60 at once", "1 collection meanwhile", "goroutines waited for a core p99 4.20 ms", "the lookups kept 1.75 of 2 cores busy (this process 0.60, ClickHouse 0.60, broker 0.25, others 0.30), and this process's threads waited for a core 0.21 s a second"}},
 		{"lookups failed", func(r *Report) { r.LookupFailures = 3 },
 			keyLookup, []string{"3 of 20000 lookups failed"}},
 		{"CPU a fix over", func(r *Report) { r.CPUPerFix = 3.0 },
