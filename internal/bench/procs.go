@@ -24,6 +24,9 @@ type CPU struct {
 	PipelineQueued float64 `json:"pipeline_run_queue"`
 }
 
+// Busy is the cores every process together used.
+func (c CPU) Busy() float64 { return c.Pipeline + c.Broker + c.ClickHouse + c.Others }
+
 func (c CPU) String() string {
 	s := fmt.Sprintf("this process %.2f", c.Pipeline)
 	if c.Broker > 0 {

@@ -19,7 +19,7 @@ type cpuBudget struct {
 }
 
 func budgetOf(c CPU, rate float64, cores int) cpuBudget {
-	b := cpuBudget{cores: cores, rate: rate, parts: c, busy: c.Pipeline + c.Broker + c.ClickHouse + c.Others}
+	b := cpuBudget{cores: cores, rate: rate, parts: c, busy: c.Busy()}
 	if rate <= 0 || b.busy <= 0 || cores <= 0 {
 		return b
 	}
@@ -56,9 +56,9 @@ func throughputWhy(r *Report, want float64) string {
 	return s
 }
 
-// load says how busy the machine's cores were in a phase (what of the live window or the lookups).
+// load says how busy the machine's cores were in a phase, what ("the live window", "the lookups").
 func load(what string, c CPU, cores int) string {
-	busy := c.Pipeline + c.Broker + c.ClickHouse + c.Others
+	busy := c.Busy()
 	if busy <= 0 {
 		return "no CPU measured in " + what
 	}
