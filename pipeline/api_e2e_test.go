@@ -88,7 +88,14 @@ func startAPIEnv(t *testing.T, edit func(*Config)) (*testEnv, *apiClient) {
 
 func produce(t *testing.T, broker string, msgs ...kafka.Message) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(broker), Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll}
+	produceWith(t, broker, &kafka.Hash{}, msgs...)
+}
+
+// produceWith produces msgs partitioned by balancer, as a gateway that does not follow the
+// contract's partitioner does.
+func produceWith(t *testing.T, broker string, balancer kafka.Balancer, msgs ...kafka.Message) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(broker), Balancer: balancer, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll}
 	defer w.Close()
 	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
