@@ -203,9 +203,6 @@ func (s *Server) vehicleReport(r *http.Request, plate string) (VehicleReport, bo
 	} else {
 		rep.Risk = detectors.UnseenRisk(rep.Registered)
 	}
-	if rep.Risk.Reasons == nil {
-		rep.Risk.Reasons = []string{}
-	}
 	rep.OpenAlerts = s.live.OpenAlerts(AlertFilter{Vehicle: plate})
 	rep.Violations30d, rep.ViolationsSum = s.live.ViolationsByRule(plate)
 	if len(rep.OpenAlerts) > 0 || rep.ViolationsSum > 0 {

@@ -476,6 +476,7 @@ func TestOpenAPIDocument(t *testing.T) {
 			{"Error", errorBody{}},
 			{"VehiclePosition", VehiclePosition{}},
 			{"Risk", detectors.Risk{}},
+			{"RiskFactor", detectors.RiskFactor{}},
 			{"PermitView", PermitView{}},
 			{"VehicleReport", VehicleReport{}},
 			{"NearVehicle", NearVehicle{}},

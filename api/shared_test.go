@@ -78,7 +78,7 @@ func TestApplyLive(t *testing.T) {
 	l, now := testLive()
 	at := now.UnixMilli()
 	risk := func(score int, updated time.Time) detectors.Risk {
-		return detectors.Risk{Score: score, Level: "low", Reasons: []string{}, Updated: updated}
+		return detectors.Risk{Score: score, Level: "low", Factors: []detectors.RiskFactor{}, Updated: updated}
 	}
 	apply := func(plate string, lat float64, ms int64, r detectors.Risk) {
 		l.ApplyLive(LiveRecord{Vehicle: &SharedVehicle{VehiclePosition: VehiclePosition{Plate: plate, Lat: lat, Lon: 114, TimeMs: ms}, Risk: r}})

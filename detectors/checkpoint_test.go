@@ -83,7 +83,7 @@ func TestCheckpointRestore(t *testing.T) {
 	}
 	r1, _ := first.Risk("粤B00001")
 	r2, _ := second.Risk("粤B00001")
-	if r2.Score == 0 || len(r2.Reasons) == 0 {
+	if r2.Score == 0 || len(r2.Factors) == 0 {
 		t.Errorf("restored risk %+v (before: %+v)", r2, r1)
 	}
 

@@ -315,7 +315,7 @@ func TestAPI(t *testing.T) {
 		if rep.Position == nil || rep.Position.TimeMs != start.Add(50*time.Second).UnixMilli() {
 			t.Errorf("last position: %+v, want the fix at %s", rep.Position, start.Add(50*time.Second))
 		}
-		if rep.Risk.Level == "low" || rep.Risk.Score < 35 || !strings.Contains(strings.Join(rep.Risk.Reasons, ";"), "open severe speeding alert") {
+		if rep.Risk.Level == "low" || rep.Risk.Score < 35 || !strings.Contains(strings.Join(rep.Risk.Reasons(), ";"), "open severe speeding alert") {
 			t.Errorf("risk with an open severe alert: %+v", rep.Risk)
 		}
 		found := false

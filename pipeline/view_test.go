@@ -139,7 +139,7 @@ func TestSharedViewAnyInstanceAnswers(t *testing.T) {
 		for _, v := range trucks {
 			var rep api.VehicleReport
 			in.client.getJSON(api.RoleSquad, "/api/v1/vehicles/"+url.PathEscape(v.Plate), 200, &rep)
-			fmt.Fprintf(&b, "%s risk %d %s %q", v.Plate, rep.Risk.Score, rep.Risk.Level, rep.Risk.Reasons)
+			fmt.Fprintf(&b, "%s risk %d %s %q", v.Plate, rep.Risk.Score, rep.Risk.Level, rep.Risk.Reasons())
 			if p := rep.Position; p != nil {
 				fmt.Fprintf(&b, " at %.6f,%.6f %d", p.Lat, p.Lon, p.TimeMs)
 			}

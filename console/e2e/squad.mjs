@@ -21,6 +21,11 @@ try {
   expect(await page.getAttribute('#verdict', 'class') === 'card good', 'the permit is not shown valid: ' + verdict);
   expect(Number(await page.textContent('#open-alerts .pill')) >= 1, 'no open alert shown for the speeding truck');
   expect((await page.textContent('#risk')).length > 4, 'no risk level');
+  // the risk's reasons in the squad's language: the speeding truck's open alert, named as the
+  // console names rules, at the city's time of day; no rule id nor UTC timestamp of the API
+  const reasons = await page.locator('#risk li').allTextContents();
+  expect(reasons.some((r) => r.startsWith('未结报警：严重 · 超速，始于 ')), `the risk's reasons do not name the open speeding alert in Chinese: ${reasons.join(' | ')}`);
+  expect(!reasons.some((r) => /[a-z]_[a-z]|alert since|\dZ/.test(r)), `a risk reason in the API's words: ${reasons.join(' | ')}`);
   step('plate looked up: ' + verdict.replace(/\s+/g, ' ').slice(0, 80));
   await shot(page, 'squad-lookup');
   // the small map below: the truck at its last position (MW_HERE), coloured by its risk

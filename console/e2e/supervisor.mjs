@@ -57,6 +57,8 @@ try {
   const firstOfficer = await page.textContent('#officers li:first-child span:first-child');
   expect(firstOfficer === 'officer-near', `the nearest officer listed first is ${firstOfficer}, want officer-near`);
   await page.waitForFunction(() => !document.querySelector('#panel-risk').textContent.includes('…'));
+  const risk = await page.textContent('#panel-risk');
+  expect(risk.includes('未结报警：严重 · 超速') && !/alert since|speeding/.test(risk), `the panel's risk is not in the supervisor's language: ${risk}`);
   await page.click('#officers button[data-officer="officer-near"]');
   await page.waitForFunction(() => document.querySelector('#history')?.textContent.includes('officer-near'));
   const state = await page.textContent('#panel-state');

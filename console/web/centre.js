@@ -3,7 +3,7 @@
 // and the handling buttons.
 import * as api from './api.js';
 import { t, ruleName, ruleIds } from './i18n.js';
-import { el, fmtTime, fmtDistance, fmtDuration, mark } from './util.js';
+import { el, fmtTime, fmtDistance, fmtDuration, mark, riskWords } from './util.js';
 import { stateColours } from './colours.js';
 import { mapCoords, mapGeometry } from './coord.js';
 import { baseMap } from './basemap.js';
@@ -326,7 +326,7 @@ export async function centre(root, session) {
         el('dt', {}, t('evidence')), el('dd', {}, a.evidence),
         el('dt', {}, t('company')), el('dd', {}, a.company || veh?.company || '—'),
         el('dt', {}, t('permit')), el('dd', {}, permit ? `${permit.id} · ${permit.valid_now ? '✓' : '✕'} · ${permit.route_name || permit.route}` : t('noPermit')),
-        el('dt', {}, t('risk')), el('dd', { id: 'panel-risk' }, veh ? `${t(veh.risk.level)} (${veh.risk.score}) · ${veh.risk.reasons.join('；')}` : '…'),
+        el('dt', {}, t('risk')), el('dd', { id: 'panel-risk' }, veh ? `${t(veh.risk.level)} (${veh.risk.score}) · ${veh.risk.factors.map((f) => riskWords(f)).join('；')}` : '…'),
         el('dt', {}, t('state')), el('dd', { id: 'panel-state' }, t(state), a.overdue ? el('span', { class: 'badge overdue-badge' }, t('overdue')) : '',
           a.escalation_level ? el('span', { class: 'badge overdue-badge', id: 'panel-level' }, `${t('level')} ${a.escalation_level}`) : '')),
       el('h3', {}, t('officers')),

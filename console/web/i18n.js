@@ -21,6 +21,8 @@ const zh = {
   today: '今日', byDistrict: '各区报警', byRule: '各类违规', severeOpen: '未结严重报警', onRoad: '在途车辆',
   updated: '更新于', settings: '底图', tileUrl: '瓦片地址', tileCrs: '坐标系', save: '保存', noBase: '无底图（仅城市图层）',
   lowRes: '无显卡（软件渲染）时以较低分辨率绘制指挥中心地图，更流畅', renderer: '本机地图渲染', softwareGL: '软件渲染',
+  riskOpenAlert: '未结报警：%s · %s，始于 %s', riskViolations: '近30天违规 %d 次', riskViolation: '近30天违规 1 次',
+  riskUnregistered: '未登记的渣土车', riskNoPermit: '当前无有效准运证',
   rules: {
     route_deviation: '偏离路线', speeding: '超速', restricted_zone: '禁行区', overload: '超载', dwell: '异常停留',
     unlicensed: '无证运输', cover_open: '未密闭', spillage: '撒漏', signal_lost: 'GPS掉线', site_exit_risk: '出场风险',
@@ -49,6 +51,8 @@ const en = {
   today: 'Today', byDistrict: 'Alerts by district', byRule: 'Violations by rule', severeOpen: 'Open severe alerts', onRoad: 'Trucks on the road',
   updated: 'Updated', settings: 'Base map', tileUrl: 'Tile URL', tileCrs: 'Coordinates', save: 'Save', noBase: 'No base map (city layers only)',
   lowRes: 'Draw the command centre\'s map at a lower resolution on software rendering (no GPU): smoother', renderer: 'Map drawn by', softwareGL: 'software',
+  riskOpenAlert: 'Open alert: %s, %s, since %s', riskViolations: '%d violations in the last 30 days', riskViolation: '1 violation in the last 30 days',
+  riskUnregistered: 'Not a registered muck truck', riskNoPermit: 'No permit valid now',
   rules: {
     route_deviation: 'Route deviation', speeding: 'Speeding', restricted_zone: 'Restricted zone', overload: 'Overload', dwell: 'Dwell',
     unlicensed: 'Unlicensed', cover_open: 'Cover open', spillage: 'Spillage', signal_lost: 'Signal lost', site_exit_risk: 'Site-exit risk',

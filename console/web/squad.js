@@ -2,7 +2,7 @@
 // character picker) answered in one screen, and the trucks near the phone, nearest first.
 import * as api from './api.js';
 import { t, ruleName } from './i18n.js';
-import { el, fmtTime, fmtDistance, normalizePlate, provinces } from './util.js';
+import { el, fmtTime, fmtDistance, normalizePlate, provinces, riskWords } from './util.js';
 import { CityMap } from './citymap.js';
 
 export async function squad(root, session) {
@@ -52,7 +52,7 @@ export async function squad(root, session) {
         el('p', { class: 'plate big' }, v.plate), el('p', {}, why), v.company ? el('p', { class: 'muted' }, v.company) : ''),
       el('div', { class: 'card risk-' + v.risk.level, id: 'risk' },
         el('h3', {}, t('risk'), ': ', el('b', {}, t(v.risk.level)), ` (${v.risk.score})`),
-        el('ul', {}, v.risk.reasons.map((r) => el('li', {}, r)))),
+        el('ul', {}, v.risk.factors.map((f) => el('li', {}, riskWords(f))))),
       el('div', { class: 'card', id: 'open-alerts' }, el('h3', {}, t('openAlerts'), ' ', el('span', { class: 'pill' }, v.open_alerts.length)),
         el('ul', {}, v.open_alerts.map((a) => el('li', { class: 'sev-' + a.severity }, `${t(a.severity)} · ${ruleName(a.rule)} · ${fmtTime(a.start_ms)}`)))),
       el('div', { class: 'card', id: 'violations' }, el('h3', {}, t('violations30'), ' ', el('span', { class: 'pill' }, v.violations_30d_total)),

@@ -1,5 +1,5 @@
 // Small helpers shared by the screens: elements, times in the city's zone, numbers.
-import { lang } from './i18n.js';
+import { lang, t, ruleName } from './i18n.js';
 
 export function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
@@ -42,6 +42,23 @@ export function fmtTime(ms, withDate = false) {
     timeFormats.set(key, f);
   }
   return f.format(new Date(ms));
+}
+
+// riskWords words one factor of a vehicle's risk (the API's risk.factors) in the chosen language;
+// an alert open since another day than today shows its date.
+export function riskWords(f, now = Date.now()) {
+  const fill = (s, ...args) => args.reduce((out, a) => out.replace(/%[sd]/, a), s);
+  switch (f.kind) {
+    case 'open_alert':
+      return fill(t('riskOpenAlert'), t(f.severity), ruleName(f.rule), fmtTime(f.since_ms, cityDay(f.since_ms) !== cityDay(now)));
+    case 'violations':
+      return f.count === 1 ? t('riskViolation') : fill(t('riskViolations'), f.count);
+    case 'unregistered':
+      return t('riskUnregistered');
+    case 'no_permit':
+      return t('riskNoPermit');
+  }
+  return f.kind;
 }
 
 // cityDay is the city's calendar date of ms, YYYY-MM-DD.
