@@ -162,7 +162,23 @@ func (e *Engine) updateRisk(tr *Track, now time.Time) {
 	for len(tr.history) > 0 && tr.history[0].Before(cutoff) {
 		tr.history = tr.history[1:]
 	}
+	// a fleet's factors are held until the next change: sized as they are, not grown by doubling
+	n := 0
+	for _, ep := range tr.episodes {
+		if ep != nil && ep.alert != nil {
+			n++
+		}
+	}
+	if len(tr.history) > 0 {
+		n++
+	}
+	if add, _ := registrationRisk(tr.registered, tr.permitted); add > 0 {
+		n++
+	}
 	var factors []RiskFactor
+	if n > 0 {
+		factors = make([]RiskFactor, 0, n)
+	}
 	open := 0
 	severe := false
 	for _, ep := range tr.episodes {
