@@ -60,23 +60,12 @@ func TestMixedPartitionersKeepTrucksWhole(t *testing.T) {
 			g.waitFor("a cover_open alert for every truck", 2*time.Minute, func() bool {
 				return g.count("SELECT uniqExact(vehicle_id) FROM alerts WHERE rule = 'cover_open'") >= uint64(len(events))
 			})
-			rows, err := g.conn.Query(context.Background(), "SELECT vehicle_id, any(lat), any(lon), uniqExact(id) FROM alerts WHERE rule = 'cover_open' GROUP BY vehicle_id")
-			if err != nil {
-				t.Fatal(err)
-			}
-			for rows.Next() {
-				var plate string
-				var lat, lon float64
-				var n uint64
-				if err := rows.Scan(&plate, &lat, &lon, &n); err != nil {
-					t.Fatal(err)
-				}
+			for plate, at := range g.alertPlaces("cover_open") {
 				want := lastAt[plate]
-				if n != 1 || math.Abs(lat-want[0]) > 1e-6 || math.Abs(lon-want[1]) > 1e-6 {
-					t.Errorf("%s: %d cover_open alerts at %.6f,%.6f; want 1 at its last fix %.6f,%.6f", plate, n, lat, lon, want[0], want[1])
+				if at.n != 1 || math.Abs(at.lat-want[0]) > 1e-6 || math.Abs(at.lon-want[1]) > 1e-6 {
+					t.Errorf("%s: %d cover_open alerts at %.6f,%.6f; want 1 at its last fix %.6f,%.6f", plate, at.n, at.lat, at.lon, want[0], want[1])
 				}
 			}
-			rows.Close()
 			// the checkpoints follow the alert changes they account for: each truck's are on one
 			// state partition
 			g.waitFor("every truck checkpointed after its event", time.Minute, func() bool {
@@ -89,6 +78,35 @@ func TestMixedPartitionersKeepTrucksWhole(t *testing.T) {
 			}
 		})
 	}
+}
+
+// alertPlace is where a vehicle's alerts of a rule were placed, and how many there are.
+type alertPlace struct {
+	lat, lon float64
+	n        uint64
+}
+
+// alertPlaces reads, for every vehicle with alerts of rule in ClickHouse, where they were placed.
+func (e *testEnv) alertPlaces(rule string) map[string]alertPlace {
+	e.t.Helper()
+	rows, err := e.conn.Query(context.Background(), "SELECT vehicle_id, any(lat), any(lon), uniqExact(id) FROM alerts WHERE rule = ? GROUP BY vehicle_id", rule)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]alertPlace{}
+	for rows.Next() {
+		var plate string
+		var at alertPlace
+		if err := rows.Scan(&plate, &at.lat, &at.lon, &at.n); err != nil {
+			e.t.Fatal(err)
+		}
+		out[plate] = at
+	}
+	if err := rows.Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	return out
 }
 
 // misrouted counts the messages kcat's default partitioner (CRC32) puts on another of

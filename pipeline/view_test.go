@@ -245,32 +245,15 @@ func TestSharedViewAnyInstanceAnswers(t *testing.T) {
 	env.waitFor("every spillage alert stored", time.Minute, func() bool {
 		return env.count("SELECT uniqExact(vehicle_id) FROM alerts WHERE rule = 'spillage'") >= uint64(len(trucks))
 	})
-	placed := map[string][2]float64{}
-	rows, err := env.conn.Query(context.Background(), "SELECT vehicle_id, any(lat), any(lon), uniqExact(id) FROM alerts WHERE rule = 'spillage' GROUP BY vehicle_id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var plate string
-		var lat, lon float64
-		var n uint64
-		if err := rows.Scan(&plate, &lat, &lon, &n); err != nil {
-			t.Fatal(err)
-		}
-		if n != 1 {
-			t.Errorf("%s: %d spillage alerts, want 1", plate, n)
-		}
-		placed[plate] = [2]float64{lat, lon}
-	}
-	rows.Close()
+	placed := env.alertPlaces("spillage")
 	last := drive(120, 120) // each truck's last fix
 	for i, v := range trucks {
 		var fix struct{ Lat, Lon float64 }
 		if err := json.Unmarshal(last[i].Value, &fix); err != nil {
 			t.Fatal(err)
 		}
-		if at, ok := placed[v.Plate]; !ok || math.Abs(at[0]-fix.Lat) > 1e-6 || math.Abs(at[1]-fix.Lon) > 1e-6 {
-			t.Errorf("%s: spillage alert at %v (stored: %t), want at its last fix %.6f,%.6f", v.Plate, at, ok, fix.Lat, fix.Lon)
+		if at, ok := placed[v.Plate]; !ok || at.n != 1 || math.Abs(at.lat-fix.Lat) > 1e-6 || math.Abs(at.lon-fix.Lon) > 1e-6 {
+			t.Errorf("%s: %d spillage alerts at %.6f,%.6f (stored: %t), want 1 at its last fix %.6f,%.6f", v.Plate, at.n, at.lat, at.lon, ok, fix.Lat, fix.Lon)
 		}
 	}
 	after := streams(all[1])
