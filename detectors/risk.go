@@ -1,6 +1,7 @@
 package detectors
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -172,7 +173,8 @@ func (e *Engine) updateRisk(tr *Track, now time.Time) {
 	if len(tr.history) > 0 {
 		n++
 	}
-	if add, _ := registrationRisk(tr.registered, tr.permitted); add > 0 {
+	regAdd, regKind := registrationRisk(tr.registered, tr.permitted)
+	if regAdd > 0 {
 		n++
 	}
 	var factors []RiskFactor
@@ -205,16 +207,16 @@ func (e *Engine) updateRisk(tr *Track, now time.Time) {
 		if c := strings.Compare(string(a.Rule), string(b.Rule)); c != 0 {
 			return c
 		}
-		return int(a.SinceMs/1000 - b.SinceMs/1000)
+		return cmp.Compare(a.SinceMs/1000, b.SinceMs/1000) // whole seconds, as the words give them
 	})
 	score := min(open, riskOpenCap)
 	if n := len(tr.history); n > 0 {
 		score += min(n*riskPerPast, riskPastCap)
 		factors = append(factors, RiskFactor{Kind: RiskViolations, Count: n})
 	}
-	if add, kind := registrationRisk(tr.registered, tr.permitted); add > 0 {
-		score += add
-		factors = append(factors, RiskFactor{Kind: kind})
+	if regAdd > 0 {
+		score += regAdd
+		factors = append(factors, RiskFactor{Kind: regKind})
 	}
 	if severe {
 		score = max(score, riskSevereFloor)
